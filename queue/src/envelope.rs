@@ -1,0 +1,345 @@
+//! Envelope types: what the queue keeps about a message besides its body.
+//!
+//! An [`Envelope`] is written when the message is accepted and rewritten
+//! after every delivery attempt; each [`Recipient`] carries its own state,
+//! attempt count, next attempt time and last reply, so one message can be
+//! delivered to some recipients, deferred for others and failed for a third.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A queue id: upper-case hex, sortable by arrival, unique in one queue.
+pub type QueueId = String;
+
+/// The body type declared with `MAIL FROM … BODY=` (RFC 6152, RFC 3030).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyType {
+    /// No BODY parameter, or `BODY=7BIT`.
+    #[default]
+    SevenBit,
+    /// `BODY=8BITMIME`.
+    EightBitMime,
+    /// `BODY=BINARYMIME` (only with CHUNKING).
+    BinaryMime,
+}
+
+/// DSN `RET=` (RFC 3461 §4.3): what a report returns of the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ret {
+    Full,
+    Hdrs,
+}
+
+/// DSN `NOTIFY=` (RFC 3461 §4.1). `None` in a recipient means "not given",
+/// which reports failures (and delays) as if `NOTIFY=FAILURE,DELAY`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Notify {
+    pub never: bool,
+    pub success: bool,
+    pub failure: bool,
+    pub delay: bool,
+}
+
+impl Notify {
+    /// Whether a failure report is wanted for a recipient with this NOTIFY.
+    pub fn wants_failure(notify: Option<Notify>) -> bool {
+        notify.is_none_or(|n| !n.never && n.failure)
+    }
+
+    /// Whether a delay report is wanted.
+    pub fn wants_delay(notify: Option<Notify>) -> bool {
+        notify.is_none_or(|n| !n.never && n.delay)
+    }
+
+    /// Whether a success report is wanted (only when asked for).
+    pub fn wants_success(notify: Option<Notify>) -> bool {
+        notify.is_some_and(|n| !n.never && n.success)
+    }
+}
+
+impl fmt::Display for Notify {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.never {
+            return f.write_str("NEVER");
+        }
+        let mut parts = Vec::new();
+        if self.success {
+            parts.push("SUCCESS");
+        }
+        if self.failure {
+            parts.push("FAILURE");
+        }
+        if self.delay {
+            parts.push("DELAY");
+        }
+        f.write_str(&parts.join(","))
+    }
+}
+
+/// An SMTP-style reply: code, enhanced status code (RFC 3463) and text.
+/// Transports that do not speak SMTP (Maildir, fax) still report in this
+/// form so that logs, the queue listing and DSNs read the same everywhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    pub code: u16,
+    /// Enhanced status code such as `5.1.1`.
+    pub status: String,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn new(code: u16, status: &str, text: impl Into<String>) -> Self {
+        Reply {
+            code,
+            status: status.to_string(),
+            text: text.into(),
+        }
+    }
+
+    /// A permanent (5xx) reply?
+    pub fn is_permanent(&self) -> bool {
+        self.code >= 500
+    }
+}
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {}", self.code, self.status, self.text)
+    }
+}
+
+/// Where a recipient stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RcptState {
+    /// Not tried yet.
+    Pending,
+    /// Tried, failed temporarily; retried at `next_attempt`.
+    Deferred,
+    /// Delivered (final).
+    Delivered,
+    /// Failed permanently or expired; the report, if any, is queued (final).
+    Failed,
+}
+
+impl RcptState {
+    /// Still to be delivered?
+    pub fn is_active(self) -> bool {
+        matches!(self, RcptState::Pending | RcptState::Deferred)
+    }
+}
+
+impl fmt::Display for RcptState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RcptState::Pending => "pending",
+            RcptState::Deferred => "deferred",
+            RcptState::Delivered => "delivered",
+            RcptState::Failed => "failed",
+        })
+    }
+}
+
+/// One recipient of a queued message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    /// The forward path as given in RCPT TO (without angle brackets).
+    pub address: String,
+    /// DSN `ORCPT=` as given (`addr-type;xtext`), if any.
+    pub orcpt: Option<String>,
+    /// DSN `NOTIFY=`, if given.
+    pub notify: Option<Notify>,
+    pub state: RcptState,
+    /// Delivery attempts made so far.
+    pub attempts: u32,
+    /// Unix seconds of the next attempt (meaningful while active).
+    pub next_attempt: u64,
+    /// Unix seconds of the last attempt, 0 if none.
+    pub last_attempt: u64,
+    /// The last reply from the transport (or why it could not be tried).
+    pub last_reply: Option<Reply>,
+    /// The host or mailbox the last attempt went to.
+    pub relay: Option<String>,
+    /// Whether a delay warning was already sent for this recipient.
+    pub delay_warned: bool,
+}
+
+/// How the message reached us.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ClientInfo {
+    /// Client IP address, or a name such as `local` for internal sources.
+    pub addr: String,
+    /// The HELO/EHLO name the client gave.
+    pub helo: String,
+    /// The authenticated user, if any.
+    pub auth_user: Option<String>,
+    /// `ESMTP`, `ESMTPS`, `ESMTPSA`, `local` …
+    pub protocol: String,
+}
+
+/// A queued message's envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub id: QueueId,
+    /// The reverse path; empty for the null sender `<>`.
+    pub sender: String,
+    /// Unix seconds of arrival.
+    pub arrival: u64,
+    /// Size of the stored message (headers we added included), in octets.
+    pub size: u64,
+    pub client: ClientInfo,
+    pub body_type: BodyType,
+    pub smtputf8: bool,
+    pub ret: Option<Ret>,
+    /// DSN `ENVID=` as given (xtext).
+    pub envid: Option<String>,
+    /// Held by the administrator: not delivered until released.
+    pub held: bool,
+    /// Per-message lifetime in seconds, overriding the queue's, if set.
+    pub lifetime: Option<u64>,
+    pub recipients: Vec<Recipient>,
+}
+
+impl Envelope {
+    /// Whether the sender is the null reverse path (reports must not be
+    /// answered with reports).
+    pub fn null_sender(&self) -> bool {
+        self.sender.is_empty()
+    }
+
+    /// Recipients still to be delivered.
+    pub fn active(&self) -> impl Iterator<Item = (usize, &Recipient)> {
+        self.recipients
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.state.is_active())
+    }
+
+    /// True once every recipient reached a final state.
+    pub fn is_done(&self) -> bool {
+        self.recipients.iter().all(|r| !r.state.is_active())
+    }
+
+    /// When the scheduler should next look at this message: the earliest
+    /// next attempt of an active recipient; `None` when held or done.
+    pub fn due(&self) -> Option<u64> {
+        if self.held {
+            return None;
+        }
+        self.active().map(|(_, r)| r.next_attempt).min()
+    }
+}
+
+/// A recipient as accepted by the SMTP server (or any other source).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NewRecipient {
+    pub address: String,
+    pub orcpt: Option<String>,
+    pub notify: Option<Notify>,
+}
+
+impl NewRecipient {
+    pub fn new(address: impl Into<String>) -> Self {
+        NewRecipient {
+            address: address.into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// What a source hands to [`crate::Store::enqueue`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NewMessage {
+    pub sender: String,
+    pub recipients: Vec<NewRecipient>,
+    pub client: ClientInfo,
+    pub body_type: BodyType,
+    pub smtputf8: bool,
+    pub ret: Option<Ret>,
+    pub envid: Option<String>,
+    /// Enqueue held (not delivered until released).
+    pub held: bool,
+    pub lifetime: Option<u64>,
+}
+
+impl NewMessage {
+    /// Build the envelope this message starts its life in the queue with.
+    pub(crate) fn into_envelope(self, id: QueueId, size: u64, arrival: u64) -> Envelope {
+        Envelope {
+            id,
+            sender: self.sender,
+            arrival,
+            size,
+            client: self.client,
+            body_type: self.body_type,
+            smtputf8: self.smtputf8,
+            ret: self.ret,
+            envid: self.envid,
+            held: self.held,
+            lifetime: self.lifetime,
+            recipients: self
+                .recipients
+                .into_iter()
+                .map(|r| Recipient {
+                    address: r.address,
+                    orcpt: r.orcpt,
+                    notify: r.notify,
+                    state: RcptState::Pending,
+                    attempts: 0,
+                    next_attempt: arrival,
+                    last_attempt: 0,
+                    last_reply: None,
+                    relay: None,
+                    delay_warned: false,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notify_defaults_follow_rfc3461() {
+        assert!(Notify::wants_failure(None));
+        assert!(Notify::wants_delay(None));
+        assert!(!Notify::wants_success(None));
+        let never = Notify {
+            never: true,
+            ..Default::default()
+        };
+        assert!(!Notify::wants_failure(Some(never)));
+        let success = Notify {
+            success: true,
+            ..Default::default()
+        };
+        assert!(Notify::wants_success(Some(success)));
+        assert!(!Notify::wants_failure(Some(success)));
+        assert_eq!(success.to_string(), "SUCCESS");
+    }
+
+    #[test]
+    fn due_is_earliest_active_unless_held() {
+        let msg = NewMessage {
+            sender: "a@b".into(),
+            recipients: vec![NewRecipient::new("x@y"), NewRecipient::new("z@y")],
+            ..Default::default()
+        };
+        let mut env = msg.into_envelope("ID".into(), 10, 100);
+        env.recipients[0].next_attempt = 500;
+        env.recipients[1].next_attempt = 300;
+        assert_eq!(env.due(), Some(300));
+        env.recipients[1].state = RcptState::Delivered;
+        assert_eq!(env.due(), Some(500));
+        env.held = true;
+        assert_eq!(env.due(), None);
+        env.held = false;
+        env.recipients[0].state = RcptState::Failed;
+        assert_eq!(env.due(), None);
+        assert!(env.is_done());
+    }
+}

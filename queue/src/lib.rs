@@ -1,0 +1,23 @@
+//! faxmta-queue: the envelope types of faxmta and its durable message queue.
+//!
+//! The queue is the one place where mail is kept. Everything that accepts
+//! mail (the SMTP server, the fax receiver, the report generator) hands a
+//! [`NewMessage`] and its body to [`Store::enqueue`], which returns only once
+//! both are flushed and synced to disk (several callers share one sync:
+//! group commit). Everything that delivers mail asks the store for due
+//! messages and records one [`Outcome`] per recipient back into it.
+//!
+//! This crate does no networking and knows nothing of transports.
+
+mod envelope;
+mod retry;
+mod store;
+mod time;
+
+pub use envelope::{
+    BodyType, ClientInfo, Envelope, NewMessage, NewRecipient, Notify, QueueId, RcptState,
+    Recipient, Reply, Ret,
+};
+pub use retry::RetryPolicy;
+pub use store::{QueueError, Store};
+pub use time::{format_duration, now_unix};

@@ -1,0 +1,479 @@
+//! The durable store: envelopes and bodies in sled, an in-memory schedule
+//! index, and group commit.
+//!
+//! Layout: tree `bodies` maps a queue id to the message octets, tree
+//! `envelopes` maps it to the JSON envelope. A message is committed by its
+//! envelope: the body is written first, the envelope second, and then the
+//! store is flushed and synced before [`Store::enqueue`] returns. sled
+//! recovers a prefix of its log after a crash, so an envelope is never
+//! found without its body; a body without an envelope (a crash before the
+//! commit) is removed when the store is opened.
+//!
+//! Group commit: a dedicated thread performs `fsync`s. Each enqueue
+//! registers a waiter after its writes; the thread takes every waiter that
+//! is queued, runs one flush, and answers them all, so N concurrent
+//! sessions cost about one sync, not N.
+
+use crate::envelope::{Envelope, NewMessage, QueueId, RcptState};
+use crate::time::now_unix;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use tokio::sync::{oneshot, Notify};
+
+/// Errors of the queue store.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue store {path}: {source}")]
+    Open { path: PathBuf, source: sled::Error },
+    #[error("queue store: {0}")]
+    Db(#[from] sled::Error),
+    #[error("queue store: envelope {id} is corrupt: {source}")]
+    Corrupt { id: String, source: serde_json::Error },
+    #[error("queue store: cannot encode envelope: {0}")]
+    Encode(serde_json::Error),
+    #[error("queue store: sync failed: {0}")]
+    Sync(String),
+    #[error("queue store: the flush thread is gone")]
+    CommitterGone,
+}
+
+type Waiter = oneshot::Sender<Result<(), String>>;
+
+/// The schedule index: which message is due when.
+#[derive(Default)]
+struct Index {
+    by_time: BTreeSet<(u64, QueueId)>,
+    due_of: HashMap<QueueId, u64>,
+}
+
+impl Index {
+    fn set(&mut self, id: &str, due: Option<u64>) {
+        if let Some(old) = self.due_of.remove(id) {
+            self.by_time.remove(&(old, id.to_string()));
+        }
+        if let Some(t) = due {
+            self.due_of.insert(id.to_string(), t);
+            self.by_time.insert((t, id.to_string()));
+        }
+    }
+}
+
+struct Inner {
+    db: sled::Db,
+    envelopes: sled::Tree,
+    bodies: sled::Tree,
+    index: Mutex<Index>,
+    /// Serialises read-modify-write of envelopes within this process.
+    write: Mutex<()>,
+    commit_tx: Mutex<Option<mpsc::Sender<Waiter>>>,
+    committer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    changed: Notify,
+}
+
+impl Drop for Inner {
+    /// Stop the sync thread and wait for it, so that the database (and its
+    /// lock) is closed when the last `Store` goes away.
+    fn drop(&mut self) {
+        lock(&self.commit_tx).take();
+        if let Some(handle) = lock(&self.committer).take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// The message queue. Cheap to clone; all clones share one database.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Store {
+    /// Open (or create) the queue at `path`, remove half-written messages,
+    /// and build the schedule index. Fails if another process holds it.
+    pub fn open(path: &Path) -> Result<Store, QueueError> {
+        let db = sled::Config::new()
+            .path(path)
+            .flush_every_ms(Some(500))
+            .cache_capacity(256 * 1024 * 1024)
+            .open()
+            .map_err(|source| QueueError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let envelopes = db.open_tree("envelopes")?;
+        let bodies = db.open_tree("bodies")?;
+
+        let mut index = Index::default();
+        for item in envelopes.iter() {
+            let (key, value) = item?;
+            let id = String::from_utf8_lossy(&key).into_owned();
+            let env: Envelope = serde_json::from_slice(&value)
+                .map_err(|source| QueueError::Corrupt { id: id.clone(), source })?;
+            index.set(&id, env.due());
+        }
+        let mut orphans = 0;
+        for key in bodies.iter().keys() {
+            let key = key?;
+            if !envelopes.contains_key(&key)? {
+                bodies.remove(&key)?;
+                orphans += 1;
+            }
+        }
+        if orphans > 0 {
+            tracing::info!(orphans, "removed bodies of messages never committed");
+        }
+
+        let (tx, rx) = mpsc::channel::<Waiter>();
+        let flush_db = db.clone();
+        let committer = std::thread::Builder::new()
+            .name("queue-sync".into())
+            .spawn(move || commit_loop(flush_db, rx))
+            .map_err(|e| QueueError::Sync(e.to_string()))?;
+
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                envelopes,
+                bodies,
+                index: Mutex::new(index),
+                write: Mutex::new(()),
+                commit_tx: Mutex::new(Some(tx)),
+                committer: Mutex::new(Some(committer)),
+                changed: Notify::new(),
+            }),
+        })
+    }
+
+    /// A fresh queue id (unique in this store, roughly sorted by time).
+    pub fn new_id(&self) -> Result<QueueId, QueueError> {
+        let n = self.inner.db.generate_id()?;
+        Ok(format!("{:08X}{:05X}", now_unix() & 0xFFFF_FFFF, n & 0xF_FFFF))
+    }
+
+    /// Store a message durably. Returns only after the body and envelope
+    /// are flushed and synced to disk; the caller may then acknowledge.
+    pub async fn enqueue(&self, id: QueueId, msg: NewMessage, body: &[u8]) -> Result<Envelope, QueueError> {
+        let env = self.write_new(id, msg, body)?;
+        self.sync().await?;
+        self.publish(&env);
+        Ok(env)
+    }
+
+    /// [`Store::enqueue`] for callers outside an async runtime.
+    pub fn enqueue_blocking(&self, id: QueueId, msg: NewMessage, body: &[u8]) -> Result<Envelope, QueueError> {
+        let env = self.write_new(id, msg, body)?;
+        self.sync_blocking()?;
+        self.publish(&env);
+        Ok(env)
+    }
+
+    fn write_new(&self, id: QueueId, msg: NewMessage, body: &[u8]) -> Result<Envelope, QueueError> {
+        let env = msg.into_envelope(id, body.len() as u64, now_unix());
+        let encoded = serde_json::to_vec(&env).map_err(QueueError::Encode)?;
+        // Body first, envelope last: the envelope is the commit record.
+        self.inner.bodies.insert(env.id.as_bytes(), body)?;
+        self.inner.envelopes.insert(env.id.as_bytes(), encoded)?;
+        Ok(env)
+    }
+
+    fn publish(&self, env: &Envelope) {
+        lock(&self.inner.index).set(&env.id, env.due());
+        self.inner.changed.notify_one();
+    }
+
+    /// Wait until everything written so far is on disk (shared sync).
+    pub async fn sync(&self) -> Result<(), QueueError> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.inner.commit_tx)
+            .as_ref()
+            .ok_or(QueueError::CommitterGone)?
+            .send(tx)
+            .map_err(|_| QueueError::CommitterGone)?;
+        rx.await
+            .map_err(|_| QueueError::CommitterGone)?
+            .map_err(QueueError::Sync)
+    }
+
+    /// [`Store::sync`] for callers outside an async runtime.
+    pub fn sync_blocking(&self) -> Result<(), QueueError> {
+        self.inner.db.flush()?;
+        Ok(())
+    }
+
+    /// The envelope of a message.
+    pub fn get(&self, id: &str) -> Result<Option<Envelope>, QueueError> {
+        match self.inner.envelopes.get(id.as_bytes())? {
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|source| QueueError::Corrupt { id: id.to_string(), source }),
+            None => Ok(None),
+        }
+    }
+
+    /// The stored octets of a message.
+    pub fn body(&self, id: &str) -> Result<Option<Vec<u8>>, QueueError> {
+        Ok(self.inner.bodies.get(id.as_bytes())?.map(|v| v.to_vec()))
+    }
+
+    /// Change a message's envelope under the store's write lock and save
+    /// it. A message whose recipients are all final is removed. Returns
+    /// the envelope as saved, or `None` if the message is not (or no
+    /// longer) in the queue. The change is written but not synced: losing
+    /// it in a crash repeats a delivery, which is allowed, rather than
+    /// losing one.
+    pub fn update<F>(&self, id: &str, change: F) -> Result<Option<Envelope>, QueueError>
+    where
+        F: FnOnce(&mut Envelope),
+    {
+        let _guard = lock(&self.inner.write);
+        let Some(mut env) = self.get(id)? else {
+            return Ok(None);
+        };
+        change(&mut env);
+        if env.is_done() {
+            self.remove_locked(id)?;
+        } else {
+            let encoded = serde_json::to_vec(&env).map_err(QueueError::Encode)?;
+            self.inner.envelopes.insert(id.as_bytes(), encoded)?;
+            lock(&self.inner.index).set(id, env.due());
+        }
+        self.inner.changed.notify_one();
+        Ok(Some(env))
+    }
+
+    /// Delete a message (envelope first, so a crash leaves only an orphan
+    /// body, which the next open removes). Returns whether it existed.
+    pub fn remove(&self, id: &str) -> Result<bool, QueueError> {
+        let _guard = lock(&self.inner.write);
+        self.remove_locked(id)
+    }
+
+    fn remove_locked(&self, id: &str) -> Result<bool, QueueError> {
+        let existed = self.inner.envelopes.remove(id.as_bytes())?.is_some();
+        self.inner.bodies.remove(id.as_bytes())?;
+        lock(&self.inner.index).set(id, None);
+        Ok(existed)
+    }
+
+    /// Hold a message: it stays queued but is not delivered.
+    pub fn hold(&self, id: &str) -> Result<bool, QueueError> {
+        Ok(self.update(id, |e| e.held = true)?.is_some())
+    }
+
+    /// Release a held message; its active recipients become due now.
+    pub fn release(&self, id: &str) -> Result<bool, QueueError> {
+        let now = now_unix();
+        Ok(self
+            .update(id, |e| {
+                e.held = false;
+                for r in e.recipients.iter_mut().filter(|r| r.state.is_active()) {
+                    r.next_attempt = now;
+                }
+            })?
+            .is_some())
+    }
+
+    /// Make the active recipients of one message (or of all messages that
+    /// are not held) due now, like `postqueue -f`. Returns how many
+    /// messages were rescheduled.
+    pub fn flush_now(&self, id: Option<&str>) -> Result<usize, QueueError> {
+        let now = now_unix();
+        let ids: Vec<QueueId> = match id {
+            Some(id) => vec![id.to_string()],
+            None => lock(&self.inner.index).due_of.keys().cloned().collect(),
+        };
+        let mut n = 0;
+        for id in ids {
+            let changed = self.update(&id, |e| {
+                if !e.held {
+                    for r in e.recipients.iter_mut().filter(|r| r.state == RcptState::Deferred) {
+                        r.next_attempt = now;
+                    }
+                }
+            })?;
+            n += usize::from(changed.is_some_and(|e| !e.held));
+        }
+        Ok(n)
+    }
+
+    /// Every message in the queue, ordered by id (that is, by arrival).
+    pub fn list(&self) -> Result<Vec<Envelope>, QueueError> {
+        let mut out = Vec::new();
+        for item in self.inner.envelopes.iter() {
+            let (key, value) = item?;
+            let env = serde_json::from_slice(&value).map_err(|source| QueueError::Corrupt {
+                id: String::from_utf8_lossy(&key).into_owned(),
+                source,
+            })?;
+            out.push(env);
+        }
+        Ok(out)
+    }
+
+    /// Ids of messages due at or before `now`, earliest first, at most `limit`.
+    pub fn due(&self, now: u64, limit: usize) -> Vec<QueueId> {
+        lock(&self.inner.index)
+            .by_time
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .take(limit)
+            .map(|(_, id)| id.clone())
+            .collect()
+    }
+
+    /// The earliest due time of any message, if any is scheduled.
+    pub fn next_due(&self) -> Option<u64> {
+        lock(&self.inner.index).by_time.first().map(|(t, _)| *t)
+    }
+
+    /// Number of messages in the queue.
+    pub fn len(&self) -> usize {
+        self.inner.envelopes.len()
+    }
+
+    /// Whether the queue is empty.
+    pub fn is_empty(&self) -> bool {
+        self.inner.envelopes.is_empty()
+    }
+
+    /// Resolves when the queue changed (a message arrived, was released,
+    /// rescheduled or updated). Used by the scheduler to wake up.
+    pub async fn changed(&self) {
+        self.inner.changed.notified().await
+    }
+}
+
+/// The group-commit thread: one flush answers every waiter queued so far.
+fn commit_loop(db: sled::Db, rx: mpsc::Receiver<Waiter>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        batch.extend(rx.try_iter());
+        let result = db.flush().map(|_| ()).map_err(|e| e.to_string());
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "queue sync failed");
+        }
+        for waiter in batch {
+            let _ = waiter.send(result.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::NewRecipient;
+
+    fn message(rcpts: &[&str]) -> NewMessage {
+        NewMessage {
+            sender: "sender@example.org".into(),
+            recipients: rcpts.iter().map(|r| NewRecipient::new(*r)).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn enqueue_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let id;
+        {
+            let store = Store::open(dir.path()).unwrap();
+            id = store.new_id().unwrap();
+            store
+                .enqueue(id.clone(), message(&["a@x", "b@x"]), b"Subject: hi\r\n\r\nbody\r\n")
+                .await
+                .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let env = store.get(&id).unwrap().unwrap();
+        assert_eq!(env.recipients.len(), 2);
+        assert_eq!(store.body(&id).unwrap().unwrap(), b"Subject: hi\r\n\r\nbody\r\n");
+        assert_eq!(store.due(now_unix() + 1, 10), vec![id]);
+    }
+
+    #[tokio::test]
+    async fn concurrent_enqueues_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..50 {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let id = s.new_id().unwrap();
+                s.enqueue(id, message(&["a@x"]), format!("body {i}").as_bytes())
+                    .await
+                    .unwrap()
+                    .id
+            }));
+        }
+        let mut ids = Vec::new();
+        for t in tasks {
+            ids.push(t.await.unwrap());
+        }
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 50);
+        assert_eq!(store.len(), 50);
+    }
+
+    #[tokio::test]
+    async fn finished_messages_leave_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = store.new_id().unwrap();
+        store.enqueue(id.clone(), message(&["a@x", "b@x"]), b"x").await.unwrap();
+        store
+            .update(&id, |e| e.recipients[0].state = RcptState::Delivered)
+            .unwrap()
+            .unwrap();
+        assert!(store.get(&id).unwrap().is_some());
+        store
+            .update(&id, |e| e.recipients[1].state = RcptState::Failed)
+            .unwrap()
+            .unwrap();
+        assert!(store.get(&id).unwrap().is_none());
+        assert!(store.body(&id).unwrap().is_none());
+        assert!(store.due(u64::MAX, 10).is_empty());
+    }
+
+    #[tokio::test]
+    async fn hold_release_and_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = store.new_id().unwrap();
+        store.enqueue(id.clone(), message(&["a@x"]), b"x").await.unwrap();
+        assert!(store.hold(&id).unwrap());
+        assert!(store.due(u64::MAX, 10).is_empty());
+        assert_eq!(store.flush_now(None).unwrap(), 0);
+        assert!(store.release(&id).unwrap());
+        assert_eq!(store.due(now_unix(), 10), vec![id.clone()]);
+        store
+            .update(&id, |e| {
+                e.recipients[0].state = RcptState::Deferred;
+                e.recipients[0].next_attempt = now_unix() + 3600;
+            })
+            .unwrap();
+        assert!(store.due(now_unix(), 10).is_empty());
+        assert_eq!(store.flush_now(None).unwrap(), 1);
+        assert_eq!(store.due(now_unix(), 10), vec![id.clone()]);
+        assert!(store.remove(&id).unwrap());
+        assert!(!store.remove(&id).unwrap());
+        assert!(!store.hold(&id).unwrap());
+    }
+
+    #[test]
+    fn orphan_bodies_are_removed_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree("bodies").unwrap().insert("ORPHAN", "half").unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.body("ORPHAN").unwrap().is_none());
+    }
+}
