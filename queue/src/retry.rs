@@ -41,7 +41,13 @@ impl RetryPolicy {
 
     /// When the next attempt is due, or `None` if the message will have
     /// outlived its lifetime by then (counted from `arrival`).
-    pub fn next_attempt(&self, now: u64, arrival: u64, attempts: u32, lifetime: Option<u64>) -> Option<u64> {
+    pub fn next_attempt(
+        &self,
+        now: u64,
+        arrival: u64,
+        attempts: u32,
+        lifetime: Option<u64>,
+    ) -> Option<u64> {
         let expires = arrival + lifetime.unwrap_or(self.lifetime);
         if now >= expires {
             return None;

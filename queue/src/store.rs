@@ -29,7 +29,10 @@ pub enum QueueError {
     #[error("queue store: {0}")]
     Db(#[from] sled::Error),
     #[error("queue store: envelope {id} is corrupt: {source}")]
-    Corrupt { id: String, source: serde_json::Error },
+    Corrupt {
+        id: String,
+        source: serde_json::Error,
+    },
     #[error("queue store: cannot encode envelope: {0}")]
     Encode(serde_json::Error),
     #[error("queue store: sync failed: {0}")]
@@ -112,8 +115,11 @@ impl Store {
         for item in envelopes.iter() {
             let (key, value) = item?;
             let id = String::from_utf8_lossy(&key).into_owned();
-            let env: Envelope = serde_json::from_slice(&value)
-                .map_err(|source| QueueError::Corrupt { id: id.clone(), source })?;
+            let env: Envelope =
+                serde_json::from_slice(&value).map_err(|source| QueueError::Corrupt {
+                    id: id.clone(),
+                    source,
+                })?;
             index.set(&id, env.due());
         }
         let mut orphans = 0;
@@ -152,12 +158,21 @@ impl Store {
     /// A fresh queue id (unique in this store, roughly sorted by time).
     pub fn new_id(&self) -> Result<QueueId, QueueError> {
         let n = self.inner.db.generate_id()?;
-        Ok(format!("{:08X}{:05X}", now_unix() & 0xFFFF_FFFF, n & 0xF_FFFF))
+        Ok(format!(
+            "{:08X}{:05X}",
+            now_unix() & 0xFFFF_FFFF,
+            n & 0xF_FFFF
+        ))
     }
 
     /// Store a message durably. Returns only after the body and envelope
     /// are flushed and synced to disk; the caller may then acknowledge.
-    pub async fn enqueue(&self, id: QueueId, msg: NewMessage, body: &[u8]) -> Result<Envelope, QueueError> {
+    pub async fn enqueue(
+        &self,
+        id: QueueId,
+        msg: NewMessage,
+        body: &[u8],
+    ) -> Result<Envelope, QueueError> {
         let env = self.write_new(id, msg, body)?;
         self.sync().await?;
         self.publish(&env);
@@ -165,7 +180,12 @@ impl Store {
     }
 
     /// [`Store::enqueue`] for callers outside an async runtime.
-    pub fn enqueue_blocking(&self, id: QueueId, msg: NewMessage, body: &[u8]) -> Result<Envelope, QueueError> {
+    pub fn enqueue_blocking(
+        &self,
+        id: QueueId,
+        msg: NewMessage,
+        body: &[u8],
+    ) -> Result<Envelope, QueueError> {
         let env = self.write_new(id, msg, body)?;
         self.sync_blocking()?;
         self.publish(&env);
@@ -210,7 +230,10 @@ impl Store {
         match self.inner.envelopes.get(id.as_bytes())? {
             Some(v) => serde_json::from_slice(&v)
                 .map(Some)
-                .map_err(|source| QueueError::Corrupt { id: id.to_string(), source }),
+                .map_err(|source| QueueError::Corrupt {
+                    id: id.to_string(),
+                    source,
+                }),
             None => Ok(None),
         }
     }
@@ -291,7 +314,11 @@ impl Store {
         for id in ids {
             let changed = self.update(&id, |e| {
                 if !e.held {
-                    for r in e.recipients.iter_mut().filter(|r| r.state == RcptState::Deferred) {
+                    for r in e
+                        .recipients
+                        .iter_mut()
+                        .filter(|r| r.state == RcptState::Deferred)
+                    {
                         r.next_attempt = now;
                     }
                 }
@@ -384,14 +411,21 @@ mod tests {
             let store = Store::open(dir.path()).unwrap();
             id = store.new_id().unwrap();
             store
-                .enqueue(id.clone(), message(&["a@x", "b@x"]), b"Subject: hi\r\n\r\nbody\r\n")
+                .enqueue(
+                    id.clone(),
+                    message(&["a@x", "b@x"]),
+                    b"Subject: hi\r\n\r\nbody\r\n",
+                )
                 .await
                 .unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
         let env = store.get(&id).unwrap().unwrap();
         assert_eq!(env.recipients.len(), 2);
-        assert_eq!(store.body(&id).unwrap().unwrap(), b"Subject: hi\r\n\r\nbody\r\n");
+        assert_eq!(
+            store.body(&id).unwrap().unwrap(),
+            b"Subject: hi\r\n\r\nbody\r\n"
+        );
         assert_eq!(store.due(now_unix() + 1, 10), vec![id]);
     }
 
@@ -425,7 +459,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let id = store.new_id().unwrap();
-        store.enqueue(id.clone(), message(&["a@x", "b@x"]), b"x").await.unwrap();
+        store
+            .enqueue(id.clone(), message(&["a@x", "b@x"]), b"x")
+            .await
+            .unwrap();
         store
             .update(&id, |e| e.recipients[0].state = RcptState::Delivered)
             .unwrap()
@@ -445,7 +482,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let id = store.new_id().unwrap();
-        store.enqueue(id.clone(), message(&["a@x"]), b"x").await.unwrap();
+        store
+            .enqueue(id.clone(), message(&["a@x"]), b"x")
+            .await
+            .unwrap();
         assert!(store.hold(&id).unwrap());
         assert!(store.due(u64::MAX, 10).is_empty());
         assert_eq!(store.flush_now(None).unwrap(), 0);
@@ -470,7 +510,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let db = sled::open(dir.path()).unwrap();
-            db.open_tree("bodies").unwrap().insert("ORPHAN", "half").unwrap();
+            db.open_tree("bodies")
+                .unwrap()
+                .insert("ORPHAN", "half")
+                .unwrap();
             db.flush().unwrap();
         }
         let store = Store::open(dir.path()).unwrap();

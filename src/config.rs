@@ -1,0 +1,581 @@
+//! The configuration file: its TOML model, defaults and validation.
+//!
+//! Every value that can be wrong is checked while the file is parsed, so
+//! errors carry the file, line and column (`faxmta check-config`). The
+//! reference for every key is docs/configuration.md.
+
+use ipnet::IpNet;
+use serde::{de, Deserialize, Deserializer};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Our name in the greeting, EHLO, Received headers and reports.
+    #[serde(default = "default_hostname")]
+    pub hostname: String,
+    #[serde(default)]
+    pub queue: QueueConfig,
+    #[serde(default)]
+    pub control: ControlConfig,
+    #[serde(default, rename = "listener")]
+    pub listeners: Vec<ListenerConfig>,
+    #[serde(default)]
+    pub tls: TlsConfig,
+    #[serde(default)]
+    pub smtp: SmtpConfig,
+    #[serde(default)]
+    pub relay: RelayConfig,
+    #[serde(default, rename = "domain")]
+    pub domains: Vec<DomainConfig>,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+fn default_hostname() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+/// `[queue]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Directory of the sled database.
+    pub path: PathBuf,
+    /// How long a message may stay before it fails with a report.
+    pub lifetime: Duration,
+    /// Intervals between attempts; the last one repeats.
+    pub retry: Vec<Duration>,
+    /// Deliveries running at once.
+    pub concurrency: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            path: "var/queue".into(),
+            lifetime: Duration(5 * 86_400),
+            retry: [60, 300, 900, 3600, 4 * 3600].map(Duration).to_vec(),
+            concurrency: 20,
+        }
+    }
+}
+
+/// `[control]`: the local socket through which the CLI talks to the server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConfig {
+    pub socket: PathBuf,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            socket: "var/faxmta.sock".into(),
+        }
+    }
+}
+
+/// What a listener is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Port 25: mail from the Internet for our domains.
+    Mx,
+    /// Port 587/465: mail from our own users.
+    Submission,
+}
+
+/// How a listener offers TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Announce STARTTLS (the default).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Implicit,
+    /// No TLS at all.
+    None,
+}
+
+/// `[[listener]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    pub addr: SocketAddr,
+    pub role: Role,
+    #[serde(default)]
+    pub tls: TlsMode,
+}
+
+/// `[tls]`: the server certificate. Without `cert` and `key`, a
+/// self-signed pair for `hostname` is made in `generated_dir` on first start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub generated_dir: PathBuf,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert: None,
+            key: None,
+            generated_dir: "var/tls".into(),
+        }
+    }
+}
+
+/// What to do with a bare CR or LF inside DATA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BareNewline {
+    /// Refuse the message with 554 5.6.0 (SMTP smuggling defence).
+    #[default]
+    Reject,
+    /// Treat a bare LF or CR as a line end and store CRLF.
+    Normalize,
+}
+
+/// `[smtp]`: the SMTP server's limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    /// Largest message accepted (announced with SIZE).
+    pub max_message_size: Size,
+    pub max_recipients: usize,
+    /// Errors in one session before 421 and close.
+    pub max_errors: u32,
+    /// Longest command line, CRLF included (RFC 5321 §4.5.3.1.4 says 512;
+    /// extension parameters need more).
+    pub max_command_line: usize,
+    /// Longest text line in DATA, CRLF included (§4.5.3.1.6: 1000); 0 = no limit.
+    pub max_data_line: usize,
+    pub command_timeout: Duration,
+    pub data_timeout: Duration,
+    pub bare_newline: BareNewline,
+    /// How long to let sessions finish on shutdown before cutting them.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            max_message_size: Size(35 * 1024 * 1024),
+            max_recipients: 100,
+            max_errors: 10,
+            max_command_line: 2048,
+            max_data_line: 1000,
+            command_timeout: Duration(300),
+            data_timeout: Duration(600),
+            bare_newline: BareNewline::Reject,
+            shutdown_grace: Duration(10),
+        }
+    }
+}
+
+/// `[relay]`: who may send mail to domains that are not ours.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    /// Client networks allowed to relay. Empty (the default): nobody.
+    pub allow: Vec<IpNet>,
+}
+
+/// The kind of a `[[domain]]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DomainKind {
+    /// Delivered on this host.
+    Local,
+}
+
+/// `[[domain]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainConfig {
+    pub name: DomainName,
+    pub kind: DomainKind,
+    /// For `local`: where mail goes, e.g. `maildir:var/mail/{domain}/{user}`.
+    pub deliver: Option<Deliver>,
+    /// For `local`: the users that exist. Absent: every local part is accepted.
+    pub users: Option<Vec<String>>,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter such as `info` or `faxmta=debug`. `RUST_LOG` wins.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+        }
+    }
+}
+
+/// A duration written as `30s`, `5m`, `4h`, `5d`, `1w` or plain seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duration(pub u64);
+
+impl Duration {
+    pub fn secs(self) -> u64 {
+        self.0
+    }
+    pub fn std(self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.0)
+    }
+}
+
+/// Parse `30s`, `5m`, `4h`, `5d`, `1w` or a number of seconds.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| {
+        format!("invalid duration {text:?}: expected a number with s, m, h, d or w")
+    })?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => {
+            return Err(format!(
+                "invalid duration {text:?}: unit must be s, m, h, d or w"
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("duration {text:?} is too large"))
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = Duration;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration such as \"30s\", \"5m\", \"4h\" or \"5d\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
+                u64::try_from(v)
+                    .map(Duration)
+                    .map_err(|_| E::custom("a duration cannot be negative"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+                parse_duration(v).map(Duration).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A size in octets written as `35M`, `512K`, `1G` or a plain number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = Size;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a size such as 10485760, \"512K\", \"35M\" or \"1G\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Size, E> {
+                u64::try_from(v)
+                    .map(Size)
+                    .map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Size, E> {
+                let t = v.trim();
+                let (num, mult) = match t.chars().last() {
+                    Some('K' | 'k') => (&t[..t.len() - 1], 1024),
+                    Some('M' | 'm') => (&t[..t.len() - 1], 1024 * 1024),
+                    Some('G' | 'g') => (&t[..t.len() - 1], 1024 * 1024 * 1024),
+                    _ => (t, 1),
+                };
+                num.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|n| n.checked_mul(mult))
+                    .map(Size)
+                    .ok_or_else(|| {
+                        E::custom(format!(
+                            "invalid size {v:?}: expected a number with K, M or G"
+                        ))
+                    })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A domain name, checked and lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DomainName(pub String);
+
+impl<'de> Deserialize<'de> for DomainName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let lower = s.trim().trim_end_matches('.').to_ascii_lowercase();
+        let valid = !lower.is_empty()
+            && lower.len() <= 253
+            && lower.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if valid {
+            Ok(DomainName(lower))
+        } else {
+            Err(de::Error::custom(format!("invalid domain name {s:?}")))
+        }
+    }
+}
+
+/// Where a local domain's mail goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deliver {
+    /// A Maildir path template; `{domain}` and `{user}` are filled in.
+    Maildir(String),
+}
+
+impl<'de> Deserialize<'de> for Deliver {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.split_once(':') {
+            Some(("maildir", path)) if !path.is_empty() => Ok(Deliver::Maildir(path.to_string())),
+            _ => Err(de::Error::custom(format!(
+                "invalid deliver {s:?}: expected \"maildir:PATH\" (PATH may use {{domain}} and {{user}})"
+            ))),
+        }
+    }
+}
+
+/// A configuration error with its place in the file.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}{place}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub place: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn at(file: &Path, text: &str, span: Option<std::ops::Range<usize>>, message: String) -> Self {
+        let place = match span {
+            Some(span) => {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let col = before.len() - before.rfind('\n').map_or(0, |p| p + 1) + 1;
+                format!(":{line}:{col}")
+            }
+            None => String::new(),
+        };
+        ConfigError {
+            file: file.display().to_string(),
+            place,
+            message,
+        }
+    }
+}
+
+impl Config {
+    /// Read, parse and validate a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::at(path, "", None, format!("cannot read: {e}")))?;
+        Config::parse(path, &text)
+    }
+
+    /// Parse and validate configuration text; `path` is used in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            // toml's message repeats the place in its first line; keep the rest.
+            let message = e.message().trim().to_string();
+            ConfigError::at(path, text, e.span(), message)
+        })?;
+        config.validate(path, text)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        // Errors found after parsing point at the first line that names the
+        // key (toml's spans do not survive deserialisation into our types).
+        let find = |needle: &str| text.find(needle).map(|p| p..p + needle.len());
+        let fail =
+            |needle: &str, message: String| Err(ConfigError::at(path, text, find(needle), message));
+
+        if self.hostname.trim().is_empty() {
+            return fail("hostname", "hostname must not be empty".into());
+        }
+        if self.queue.retry.is_empty() || self.queue.retry.iter().any(|d| d.0 == 0) {
+            return fail(
+                "retry",
+                "queue.retry needs at least one interval, none of them 0".into(),
+            );
+        }
+        if self.queue.lifetime.0 == 0 {
+            return fail("lifetime", "queue.lifetime must be more than 0".into());
+        }
+        if self.queue.concurrency == 0 {
+            return fail("concurrency", "queue.concurrency must be at least 1".into());
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return fail(
+                "[tls]",
+                "tls.cert and tls.key go together: give both or neither".into(),
+            );
+        }
+        if self.smtp.max_command_line < 512 {
+            return fail(
+                "max_command_line",
+                "smtp.max_command_line must be at least 512 (RFC 5321 §4.5.3.1.4)".into(),
+            );
+        }
+        if self.smtp.max_data_line != 0 && self.smtp.max_data_line < 1000 {
+            return fail(
+                "max_data_line",
+                "smtp.max_data_line must be 0 (no limit) or at least 1000 (RFC 5321 §4.5.3.1.6)"
+                    .into(),
+            );
+        }
+        if self.smtp.max_recipients == 0 {
+            return fail(
+                "max_recipients",
+                "smtp.max_recipients must be at least 1".into(),
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        for l in &self.listeners {
+            if !seen.insert(l.addr) {
+                return fail(
+                    &l.addr.to_string(),
+                    format!("listener {} is configured twice", l.addr),
+                );
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for d in &self.domains {
+            let quoted = format!("\"{}\"", d.name.0);
+            if !names.insert(d.name.0.clone()) {
+                return fail(&quoted, format!("domain {} is configured twice", d.name.0));
+            }
+            match d.kind {
+                DomainKind::Local if d.deliver.is_none() => {
+                    return fail(
+                        &quoted,
+                        format!("local domain {} needs deliver = \"maildir:PATH\"", d.name.0),
+                    );
+                }
+                DomainKind::Local => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The retry policy of the queue.
+    pub fn retry_policy(&self) -> faxmta_queue::RetryPolicy {
+        faxmta_queue::RetryPolicy {
+            steps: self.queue.retry.iter().map(|d| d.0).collect(),
+            lifetime: self.queue.lifetime.0,
+            jitter: 0.1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("test.toml"), text)
+    }
+
+    #[test]
+    fn defaults_are_safe() {
+        let c = parse("hostname = \"mx.example.test\"\n").unwrap();
+        assert!(c.relay.allow.is_empty(), "never an open relay by default");
+        assert_eq!(c.smtp.max_recipients, 100);
+        assert_eq!(c.queue.lifetime, Duration(5 * 86_400));
+        assert_eq!(c.smtp.bare_newline, BareNewline::Reject);
+    }
+
+    #[test]
+    fn full_example_parses() {
+        let c = parse(
+            r#"
+hostname = "mx.example.test"
+[queue]
+path = "/tmp/q"
+lifetime = "2h"
+retry = ["10s", 60]
+[[listener]]
+addr = "127.0.0.1:2525"
+role = "mx"
+[[listener]]
+addr = "127.0.0.1:2465"
+role = "submission"
+tls = "implicit"
+[smtp]
+max_message_size = "10M"
+bare_newline = "normalize"
+[relay]
+allow = ["127.0.0.2/32", "::1/128"]
+[[domain]]
+name = "Example.TEST"
+kind = "local"
+deliver = "maildir:var/mail/{domain}/{user}"
+users = ["alice"]
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.queue.retry, vec![Duration(10), Duration(60)]);
+        assert_eq!(c.smtp.max_message_size, Size(10 * 1024 * 1024));
+        assert_eq!(c.listeners[1].tls, TlsMode::Implicit);
+        assert_eq!(c.domains[0].name.0, "example.test");
+        assert_eq!(c.relay.allow.len(), 2);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = parse("hostname = \"x\"\n[queue]\nlifetime = \"5 fortnights\"\n").unwrap_err();
+        assert_eq!(e.place, ":3:12", "{e}");
+        assert!(e.message.contains("invalid duration"), "{e}");
+
+        let e = parse("hostname = \"x\"\n[smtp]\nmax_recipints = 5\n").unwrap_err();
+        assert!(e.to_string().starts_with("test.toml:3:"), "{e}");
+        assert!(e.message.contains("unknown field"), "{e}");
+
+        let e = parse("[[domain]]\nname = \"a.test\"\nkind = \"local\"\n").unwrap_err();
+        assert_eq!(e.place, ":2:8", "{e}");
+        assert!(e.message.contains("needs deliver"), "{e}");
+
+        let e = parse("[[domain]]\nname = \"bad domain\"\nkind = \"local\"\n").unwrap_err();
+        assert!(e.to_string().starts_with("test.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert_eq!(parse_duration("5m"), Ok(300));
+        assert_eq!(parse_duration("1w"), Ok(604_800));
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}
