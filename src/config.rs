@@ -51,6 +51,9 @@ pub struct QueueConfig {
     pub retry: Vec<Duration>,
     /// Deliveries running at once.
     pub concurrency: usize,
+    /// Warn the sender (RFC 3464 action=delayed) once a message has waited
+    /// this long; 0 turns warnings off.
+    pub delay_warning: Duration,
 }
 
 impl Default for QueueConfig {
@@ -60,6 +63,7 @@ impl Default for QueueConfig {
             lifetime: Duration(5 * 86_400),
             retry: [60, 300, 900, 3600, 4 * 3600].map(Duration).to_vec(),
             concurrency: 20,
+            delay_warning: Duration(4 * 3600),
         }
     }
 }
@@ -229,9 +233,6 @@ impl Default for LogConfig {
 pub struct Duration(pub u64);
 
 impl Duration {
-    pub fn secs(self) -> u64 {
-        self.0
-    }
     pub fn std(self) -> std::time::Duration {
         std::time::Duration::from_secs(self.0)
     }

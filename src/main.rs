@@ -4,7 +4,95 @@
 //! (crate faxmta-queue) and the transports (crate faxmta-transports)
 //! together with the SMTP server, the router and the scheduler.
 
+mod admin;
+mod cli;
 mod config;
+mod policy;
 mod reports;
+mod router;
+mod scheduler;
+mod serve;
+mod server;
 
-fn main() {}
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "faxmta",
+    version,
+    about = "A mail transfer agent in which fax is one more transport"
+)]
+struct Cli {
+    /// Configuration file [default: $FAXMTA_CONFIG, /etc/faxmta/faxmta.toml if it exists, else conf/demo.toml]
+    #[arg(short, long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve,
+    /// Check a configuration file and report errors with file and line.
+    CheckConfig {
+        /// The file to check [default: the --config file].
+        file: Option<PathBuf>,
+    },
+    /// Inspect and manage the queue (like mailq, postqueue and postsuper).
+    Queue {
+        #[command(subcommand)]
+        action: cli::QueueAction,
+    },
+}
+
+fn config_path(given: Option<PathBuf>) -> PathBuf {
+    given
+        .or_else(|| std::env::var_os("FAXMTA_CONFIG").map(PathBuf::from))
+        .or_else(|| {
+            let etc = PathBuf::from("/etc/faxmta/faxmta.toml");
+            etc.exists().then_some(etc)
+        })
+        .unwrap_or_else(|| PathBuf::from("conf/demo.toml"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let path = config_path(cli.config);
+    match cli.command {
+        Command::CheckConfig { file } => {
+            let file = file.unwrap_or(path);
+            match config::Config::load(&file) {
+                Ok(c) => {
+                    println!(
+                        "{}: ok ({} listener(s), {} domain(s))",
+                        file.display(),
+                        c.listeners.len(),
+                        c.domains.len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Serve => match config::Config::load(&path) {
+            Ok(c) => serve::run(c),
+            Err(e) => {
+                eprintln!("faxmta: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Queue { action } => match config::Config::load(&path) {
+            Ok(c) => cli::queue(&c, action),
+            Err(e) => {
+                eprintln!("faxmta: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

@@ -1,0 +1,187 @@
+//! The control socket: how `faxmta queue …` reaches a running server.
+//!
+//! sled lets one process open the queue, so while the server runs the CLI
+//! sends its request over a Unix socket (one JSON line each way) and the
+//! server executes it on its own store. When no server runs, the CLI opens
+//! the queue itself and calls the same [`execute`].
+
+use faxmta_queue::{Envelope, Store};
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::net::UnixListener;
+use tokio::sync::watch;
+
+/// A queue operation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    List,
+    Show {
+        id: String,
+    },
+    Delete {
+        id: String,
+    },
+    DeleteAll,
+    Hold {
+        id: String,
+    },
+    Release {
+        id: String,
+    },
+    /// Every deferred message when `id` is absent.
+    Flush {
+        id: Option<String>,
+    },
+}
+
+/// The answer to a [`Request`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Response {
+    List(Vec<Envelope>),
+    Show { envelope: Envelope, message: String },
+    Count(usize),
+    Error(String),
+}
+
+/// Carry out a request on the store.
+pub fn execute(store: &Store, request: &Request) -> Response {
+    let not_found = |id: &str| Response::Error(format!("{id}: no such message in the queue"));
+    let result = match request {
+        Request::List => store.list().map(Response::List),
+        Request::Show { id } => match (store.get(id), store.body(id)) {
+            (Ok(Some(envelope)), Ok(body)) => Ok(Response::Show {
+                envelope,
+                message: String::from_utf8_lossy(&body.unwrap_or_default()).into_owned(),
+            }),
+            (Ok(None), _) => return not_found(id),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        },
+        Request::Delete { id } => match store.remove(id) {
+            Ok(true) => {
+                tracing::info!("{id}: removed by the administrator");
+                Ok(Response::Count(1))
+            }
+            Ok(false) => return not_found(id),
+            Err(e) => Err(e),
+        },
+        Request::DeleteAll => store.list().and_then(|all| {
+            let mut n = 0;
+            for env in all {
+                if store.remove(&env.id)? {
+                    tracing::info!("{}: removed by the administrator", env.id);
+                    n += 1;
+                }
+            }
+            Ok(Response::Count(n))
+        }),
+        Request::Hold { id } => match store.hold(id) {
+            Ok(true) => {
+                tracing::info!("{id}: placed on hold by the administrator");
+                Ok(Response::Count(1))
+            }
+            Ok(false) => return not_found(id),
+            Err(e) => Err(e),
+        },
+        Request::Release { id } => match store.release(id) {
+            Ok(true) => {
+                tracing::info!("{id}: released from hold by the administrator");
+                Ok(Response::Count(1))
+            }
+            Ok(false) => return not_found(id),
+            Err(e) => Err(e),
+        },
+        Request::Flush { id } => match id {
+            Some(one) if matches!(store.get(one), Ok(None)) => return not_found(one),
+            _ => store.flush_now(id.as_deref()).map(Response::Count),
+        },
+    };
+    result.unwrap_or_else(|e| Response::Error(e.to_string()))
+}
+
+/// Serve the socket until shutdown. The socket is made only readable and
+/// writable by the owner: whoever can use it can delete mail.
+pub async fn serve(
+    path: &Path,
+    store: Store,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), String> {
+    if path.exists() {
+        // A socket left by a previous run (a running server holds the
+        // queue lock, so we would not have got this far).
+        let _ = std::fs::remove_file(path);
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let listener =
+        UnixListener::bind(path).map_err(|e| format!("control socket {}: {e}", path.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut line = String::new();
+                    let mut reader = tokio::io::BufReader::new(read);
+                    if reader.read_line(&mut line).await.is_err() {
+                        return;
+                    }
+                    let response = match serde_json::from_str::<Request>(&line) {
+                        Ok(request) => {
+                            let store = store.clone();
+                            tokio::task::spawn_blocking(move || execute(&store, &request))
+                                .await
+                                .unwrap_or_else(|e| Response::Error(e.to_string()))
+                        }
+                        Err(e) => Response::Error(format!("bad request: {e}")),
+                    };
+                    let mut out = serde_json::to_vec(&response).unwrap_or_default();
+                    out.push(b'\n');
+                    let _ = write.write_all(&out).await;
+                });
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+    let _ = std::fs::remove_file(path);
+    Ok(())
+}
+
+/// Send a request to a running server. `Ok(None)` when no server listens
+/// on the socket (the caller may then open the queue itself).
+pub fn call(path: &Path, request: &Request) -> Result<Option<Response>, String> {
+    let stream = match std::os::unix::net::UnixStream::connect(path) {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(format!("control socket {}: {e}", path.display())),
+    };
+    let mut out = serde_json::to_vec(request).map_err(|e| e.to_string())?;
+    out.push(b'\n');
+    (&stream)
+        .write_all(&out)
+        .map_err(|e| format!("control socket {}: {e}", path.display()))?;
+    let mut line = String::new();
+    BufReader::new(&stream)
+        .read_line(&mut line)
+        .map_err(|e| format!("control socket {}: {e}", path.display()))?;
+    serde_json::from_str(&line)
+        .map(Some)
+        .map_err(|e| format!("control socket {}: bad answer: {e}", path.display()))
+}

@@ -1,0 +1,225 @@
+//! `faxmta queue …`: the administrator's view of the queue, printed the way
+//! `mailq` prints it, through the running server's control socket or, when
+//! no server runs, straight from the queue.
+
+use crate::admin::control::{self, Request, Response};
+use crate::config::Config;
+use chrono::TimeZone;
+use clap::Subcommand;
+use faxmta_queue::{now_unix, Envelope, RcptState, Store};
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum QueueAction {
+    /// List queued messages (like mailq).
+    List {
+        /// Print JSON instead of the mailq layout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one message: its envelope and content.
+    Show { id: String },
+    /// Delete one message, or every message with --all.
+    Delete {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Hold a message: it stays queued but is not delivered.
+    Hold { id: String },
+    /// Release a held message for delivery now.
+    Release { id: String },
+    /// Try deferred mail now (one message, or all).
+    Flush { id: Option<String> },
+}
+
+pub fn queue(config: &Config, action: QueueAction) -> ExitCode {
+    let (request, json) = match action {
+        QueueAction::List { json } => (Request::List, json),
+        QueueAction::Show { id } => (Request::Show { id }, false),
+        QueueAction::Delete { all: true, .. } => (Request::DeleteAll, false),
+        QueueAction::Delete { id, .. } => (
+            Request::Delete {
+                id: id.unwrap_or_default(),
+            },
+            false,
+        ),
+        QueueAction::Hold { id } => (Request::Hold { id }, false),
+        QueueAction::Release { id } => (Request::Release { id }, false),
+        QueueAction::Flush { id } => (Request::Flush { id }, false),
+    };
+    let response = match control::call(&config.control.socket, &request) {
+        Ok(Some(r)) => r,
+        Ok(None) => match Store::open(&config.queue.path) {
+            Ok(store) => control::execute(&store, &request),
+            Err(e) => Response::Error(format!(
+                "{e} (is a server running whose control socket {} does not answer?)",
+                config.control.socket.display()
+            )),
+        },
+        Err(e) => Response::Error(e),
+    };
+    match response {
+        Response::Error(e) => {
+            eprintln!("faxmta: {e}");
+            ExitCode::FAILURE
+        }
+        Response::List(list) if json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&list).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Response::List(list) => {
+            print!("{}", mailq(&list, now_unix()));
+            ExitCode::SUCCESS
+        }
+        Response::Show { envelope, message } => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&envelope).unwrap_or_default()
+            );
+            println!("--- message ---");
+            print!("{message}");
+            ExitCode::SUCCESS
+        }
+        Response::Count(n) => {
+            let what = match request {
+                Request::Delete { .. } | Request::DeleteAll => "deleted",
+                Request::Hold { .. } => "placed on hold",
+                Request::Release { .. } => "released",
+                Request::Flush { .. } => "scheduled for delivery now",
+                _ => "done",
+            };
+            println!("{n} message(s) {what}");
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn local_time(unix: u64, format: &str) -> String {
+    chrono::Local
+        .timestamp_opt(unix as i64, 0)
+        .single()
+        .map(|t| t.format(format).to_string())
+        .unwrap_or_else(|| unix.to_string())
+}
+
+/// The mailq layout: one block per message, `!` after the id of a held
+/// message, each recipient with its state, last reply and next attempt.
+pub fn mailq(list: &[Envelope], now: u64) -> String {
+    if list.is_empty() {
+        return "Mail queue is empty\n".into();
+    }
+    let mut out =
+        String::from("-Queue ID-      --Size-- ----Arrival Time---- -Sender/Recipient-------\n");
+    let mut total = 0;
+    for env in list {
+        total += env.size;
+        let mark = if env.held { "!" } else { " " };
+        let sender = if env.sender.is_empty() {
+            "MAILER-DAEMON"
+        } else {
+            &env.sender
+        };
+        out.push_str(&format!(
+            "{:<15}{mark}{:>8} {:<20} {sender}\n",
+            env.id,
+            env.size,
+            local_time(env.arrival, "%a %b %e %H:%M:%S")
+        ));
+        for r in &env.recipients {
+            if let Some(reply) = &r.last_reply {
+                if r.state.is_active() {
+                    out.push_str(&format!("{:46}({reply})\n", ""));
+                }
+            }
+            let when = match r.state {
+                RcptState::Pending | RcptState::Deferred if env.held => "held".to_string(),
+                RcptState::Pending | RcptState::Deferred if r.next_attempt <= now => {
+                    "due now".to_string()
+                }
+                RcptState::Pending | RcptState::Deferred => {
+                    format!("next attempt {}", local_time(r.next_attempt, "%H:%M:%S"))
+                }
+                _ => String::new(),
+            };
+            let attempts = if r.attempts > 0 {
+                format!(", {} attempt(s)", r.attempts)
+            } else {
+                String::new()
+            };
+            out.push_str(&format!(
+                "{:46}{}  [{}{attempts}{}{when}]\n",
+                "",
+                r.address,
+                r.state,
+                if when.is_empty() { "" } else { ", " }
+            ));
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "-- {} Kbytes in {} Request{}.\n",
+        total.div_ceil(1024),
+        list.len(),
+        if list.len() == 1 { "" } else { "s" }
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faxmta_queue::{ClientInfo, Recipient, Reply};
+
+    #[test]
+    fn mailq_layout() {
+        let rcpt = |address: &str, state, reply: Option<Reply>| Recipient {
+            address: address.into(),
+            orcpt: None,
+            notify: None,
+            state,
+            attempts: u32::from(reply.is_some()),
+            next_attempt: 2000,
+            last_attempt: 0,
+            last_reply: reply,
+            relay: None,
+            delay_warned: false,
+        };
+        let env = Envelope {
+            id: "6740A1B200001".into(),
+            sender: "".into(),
+            arrival: 1000,
+            size: 2048,
+            client: ClientInfo::default(),
+            body_type: Default::default(),
+            smtputf8: false,
+            ret: None,
+            envid: None,
+            held: true,
+            lifetime: None,
+            recipients: vec![
+                rcpt(
+                    "a@example.test",
+                    RcptState::Deferred,
+                    Some(Reply::new(451, "4.3.0", "disk trouble")),
+                ),
+                rcpt("b@example.test", RcptState::Delivered, None),
+            ],
+        };
+        let text = mailq(&[env], 1500);
+        assert!(text.contains("6740A1B200001  !    2048"), "{text}");
+        assert!(text.contains("MAILER-DAEMON"), "{text}");
+        assert!(text.contains("(451 4.3.0 disk trouble)"), "{text}");
+        assert!(
+            text.contains("a@example.test  [deferred, 1 attempt(s), held]"),
+            "{text}"
+        );
+        assert!(text.contains("b@example.test  [delivered]"), "{text}");
+        assert!(text.ends_with("-- 2 Kbytes in 1 Request.\n"), "{text}");
+        assert_eq!(mailq(&[], 0), "Mail queue is empty\n");
+    }
+}

@@ -1,0 +1,214 @@
+//! The router: which way a recipient address goes.
+//!
+//! The SMTP server asks it at RCPT time (is this ours, does the user
+//! exist) and the scheduler asks it again at delivery time (which
+//! transport, which mailbox), so both always agree with the configuration.
+
+use crate::config::{Config, Deliver, DomainKind};
+use faxmta_queue::Reply;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// Where a recipient goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Delivered on this host into a Maildir.
+    Maildir { mailbox: PathBuf },
+    /// Not one of our domains: it has to be relayed.
+    Remote { domain: String },
+}
+
+impl Route {
+    /// Whether delivering to this route means relaying for the client.
+    pub fn is_relay(&self) -> bool {
+        matches!(self, Route::Remote { .. })
+    }
+}
+
+struct LocalDomain {
+    deliver: Deliver,
+    /// Lower-cased user names, when the domain has a user list.
+    users: Option<Vec<String>>,
+}
+
+/// The domain table.
+pub struct Router {
+    local: HashMap<String, LocalDomain>,
+    /// The domain `postmaster` without a domain goes to (RFC 5321 §4.5.1).
+    postmaster_domain: Option<String>,
+}
+
+impl Router {
+    pub fn new(config: &Config) -> Router {
+        let mut local = HashMap::new();
+        for d in &config.domains {
+            match d.kind {
+                DomainKind::Local => {
+                    if let Some(deliver) = &d.deliver {
+                        local.insert(
+                            d.name.0.clone(),
+                            LocalDomain {
+                                deliver: deliver.clone(),
+                                users: d
+                                    .users
+                                    .as_ref()
+                                    .map(|u| u.iter().map(|s| s.to_lowercase()).collect()),
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        let hostname = config.hostname.to_ascii_lowercase();
+        let postmaster_domain = if local.contains_key(&hostname) {
+            Some(hostname)
+        } else {
+            config
+                .domains
+                .iter()
+                .find(|d| d.kind == DomainKind::Local)
+                .map(|d| d.name.0.clone())
+        };
+        Router {
+            local,
+            postmaster_domain,
+        }
+    }
+
+    /// Decide the route of an address, or the reply that refuses it.
+    pub fn resolve(&self, address: &str) -> Result<Route, Reply> {
+        let (user, domain) = match address.rsplit_once('@') {
+            Some((u, d)) => (u, d.to_ascii_lowercase()),
+            None if address.eq_ignore_ascii_case("postmaster") => match &self.postmaster_domain {
+                Some(d) => ("postmaster", d.clone()),
+                None => return Err(unknown_user(address)),
+            },
+            None => {
+                return Err(Reply::new(
+                    501,
+                    "5.1.3",
+                    format!(
+                        "<{address}>: Recipient address rejected: need fully-qualified address"
+                    ),
+                ))
+            }
+        };
+        if user.is_empty() || domain.is_empty() {
+            return Err(bad_syntax(address));
+        }
+        let Some(local) = self.local.get(domain.trim_end_matches('.')) else {
+            return Ok(Route::Remote { domain });
+        };
+        let user = user.to_lowercase();
+        // The local part names a directory: refuse anything that could
+        // climb out of it or is not a plain name.
+        if user.starts_with('.')
+            || user.contains(['/', '\\', '\0'])
+            || user.chars().any(char::is_control)
+        {
+            return Err(bad_syntax(address));
+        }
+        if let Some(users) = &local.users {
+            if user != "postmaster" && !users.iter().any(|u| *u == user) {
+                return Err(unknown_user(address));
+            }
+        }
+        match &local.deliver {
+            Deliver::Maildir(template) => Ok(Route::Maildir {
+                mailbox: PathBuf::from(
+                    template
+                        .replace("{domain}", &domain)
+                        .replace("{user}", &user),
+                ),
+            }),
+        }
+    }
+}
+
+fn unknown_user(address: &str) -> Reply {
+    Reply::new(
+        550,
+        "5.1.1",
+        format!("<{address}>: Recipient address rejected: User unknown in local recipient table"),
+    )
+}
+
+fn bad_syntax(address: &str) -> Reply {
+    Reply::new(
+        553,
+        "5.1.3",
+        format!("<{address}>: Recipient address rejected: bad address syntax"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn router() -> Router {
+        let config = Config::parse(
+            Path::new("t.toml"),
+            r#"
+hostname = "mx.example.test"
+[[domain]]
+name = "example.test"
+kind = "local"
+deliver = "maildir:/var/mail/{domain}/{user}"
+users = ["Alice", "bob"]
+[[domain]]
+name = "open.test"
+kind = "local"
+deliver = "maildir:/m/{user}"
+"#,
+        )
+        .unwrap();
+        Router::new(&config)
+    }
+
+    #[test]
+    fn local_users_and_remote_domains() {
+        let r = router();
+        assert_eq!(
+            r.resolve("alice@Example.TEST"),
+            Ok(Route::Maildir {
+                mailbox: "/var/mail/example.test/alice".into()
+            })
+        );
+        assert_eq!(r.resolve("carol@example.test").unwrap_err().status, "5.1.1");
+        assert_eq!(
+            r.resolve("anyone@open.test"),
+            Ok(Route::Maildir {
+                mailbox: "/m/anyone".into()
+            })
+        );
+        assert_eq!(
+            r.resolve("x@elsewhere.org"),
+            Ok(Route::Remote {
+                domain: "elsewhere.org".into()
+            })
+        );
+        assert!(r.resolve("x@elsewhere.org").unwrap().is_relay());
+    }
+
+    #[test]
+    fn postmaster_always_exists() {
+        let r = router();
+        assert!(r.resolve("Postmaster").is_ok());
+        assert!(r.resolve("postmaster@example.test").is_ok());
+    }
+
+    #[test]
+    fn local_parts_cannot_escape_the_mail_directory() {
+        let r = router();
+        for bad in [
+            "../../etc@open.test",
+            ".hidden@open.test",
+            "a/b@open.test",
+            "@open.test",
+        ] {
+            assert!(r.resolve(bad).is_err(), "{bad}");
+        }
+        assert_eq!(r.resolve("nodomain").unwrap_err().code, 501);
+    }
+}

@@ -1,0 +1,135 @@
+//! `faxmta serve`: start every part of the daemon and stop them in order.
+//!
+//! Start: logging, the queue (recovering what a crash left), TLS, the
+//! listeners (bound before anything is delivered, so a busy port fails
+//! fast), the control socket and the scheduler. Stop on SIGTERM or SIGINT:
+//! listeners stop accepting, sessions get the grace period, running
+//! deliveries finish or are cut (and simply retried after restart), and
+//! the queue is flushed.
+
+use crate::admin::control;
+use crate::config::{Config, TlsMode};
+use crate::router::Router;
+use crate::scheduler::Scheduler;
+use crate::server;
+use faxmta_queue::Store;
+use faxmta_transports::local::MaildirTransport;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// Set up tracing: `RUST_LOG` wins over `[log] level`.
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub fn run(config: Config) -> ExitCode {
+    init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("faxmta: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let config = Arc::new(config);
+    let store = Store::open(&config.queue.path).map_err(|e| e.to_string())?;
+    tracing::info!(
+        "queue {} opened: {} message(s)",
+        config.queue.path.display(),
+        store.len()
+    );
+
+    let needs_tls = config.listeners.iter().any(|l| l.tls != TlsMode::None);
+    let tls = if needs_tls {
+        Some(server::tls::acceptor(&config)?)
+    } else {
+        None
+    };
+    let listeners = server::bind(&config).await?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let router = Arc::new(Router::new(&config));
+    let ctx = server::context(
+        config.clone(),
+        store.clone(),
+        router.clone(),
+        tls,
+        stop_rx.clone(),
+    );
+
+    let scheduler = Scheduler::new(
+        store.clone(),
+        router,
+        config.retry_policy(),
+        config.queue.delay_warning.0,
+        config.hostname.clone(),
+        Arc::new(MaildirTransport),
+        config.queue.concurrency,
+    );
+    let grace = config.smtp.shutdown_grace.std();
+    let scheduler_task = tokio::spawn(scheduler.run(stop_rx.clone(), grace));
+    let control_path = config.control.socket.clone();
+    let control_store = store.clone();
+    let control_stop = stop_rx.clone();
+    let control_task =
+        tokio::spawn(
+            async move { control::serve(&control_path, control_store, control_stop).await },
+        );
+    let server_task = tokio::spawn(server::serve(ctx, listeners));
+    tracing::info!(
+        "faxmta {} ready as {}",
+        env!("CARGO_PKG_VERSION"),
+        config.hostname
+    );
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    let _ = server_task.await;
+    let _ = scheduler_task.await;
+    match control_task.await {
+        Ok(Err(e)) => tracing::warn!("{e}"),
+        _ => {}
+    }
+    store.sync().await.map_err(|e| e.to_string())?;
+    tracing::info!("stopped; {} message(s) stay queued", store.len());
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers, only Ctrl-C through tokio remains.
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,259 @@
+//! The DATA body reader: finds the end of data, undoes dot-stuffing, and
+//! enforces the size, line-length and bare-newline rules. Pure logic, no
+//! I/O: the session feeds it bytes as they arrive.
+//!
+//! The end of data is only `CRLF . CRLF` (RFC 5321 §4.1.1.4), and a line
+//! ends only with CRLF, so none of the smuggling variants (`LF . LF`,
+//! `CR . CR`, `LF . CRLF` …; CVE-2023-51764) ends a message early. In
+//! `reject` mode a bare CR or LF spoils the message; in `normalize` mode it
+//! ends a line that is stored with CRLF.
+
+use crate::config::BareNewline;
+
+/// Why a message body was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataError {
+    TooBig,
+    LineTooLong,
+    BareNewline,
+}
+
+/// Reads one DATA body.
+pub struct DataReader {
+    mode: BareNewline,
+    max_size: usize,
+    /// Longest line, CRLF included; 0 = no limit.
+    max_line: usize,
+    body: Vec<u8>,
+    line: Vec<u8>,
+    /// Bytes of the current line seen (even when not kept).
+    line_len: usize,
+    cr_pending: bool,
+    error: Option<DataError>,
+}
+
+impl DataReader {
+    pub fn new(mode: BareNewline, max_size: usize, max_line: usize) -> Self {
+        DataReader {
+            mode,
+            max_size,
+            max_line,
+            body: Vec::new(),
+            line: Vec::new(),
+            line_len: 0,
+            cr_pending: false,
+            error: None,
+        }
+    }
+
+    /// Feed bytes. Returns `Some(n)` once the end of data was found after
+    /// consuming `n` bytes of `input` (the rest belongs to the next
+    /// command); `None` when all of `input` was consumed and more is needed.
+    pub fn feed(&mut self, input: &[u8]) -> Option<usize> {
+        let mut i = 0;
+        while i < input.len() {
+            if self.cr_pending {
+                self.cr_pending = false;
+                if input[i] == b'\n' {
+                    i += 1;
+                    if self.end_line(true) {
+                        return Some(i);
+                    }
+                    continue;
+                }
+                self.bare();
+                if self.mode == BareNewline::Normalize {
+                    self.end_line(false);
+                } else {
+                    self.push(b"\r");
+                }
+                // input[i] is handled below as an ordinary byte.
+            }
+            match input[i] {
+                b'\r' => {
+                    self.cr_pending = true;
+                    i += 1;
+                }
+                b'\n' => {
+                    self.bare();
+                    if self.mode == BareNewline::Normalize {
+                        self.end_line(false);
+                    } else {
+                        self.push(b"\n");
+                    }
+                    i += 1;
+                }
+                _ => {
+                    let run = input[i..]
+                        .iter()
+                        .position(|&b| b == b'\r' || b == b'\n')
+                        .unwrap_or(input.len() - i);
+                    self.push(&input[i..i + run]);
+                    i += run;
+                }
+            }
+        }
+        None
+    }
+
+    fn bare(&mut self) {
+        if self.mode == BareNewline::Reject && self.error.is_none() {
+            self.error = Some(DataError::BareNewline);
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.line_len += bytes.len();
+        if self.error.is_none() {
+            // Keep only what could still matter: a line longer than the
+            // limit spoils the message anyway.
+            if self.max_line != 0 && self.line_len + 2 > self.max_line {
+                self.error = Some(DataError::LineTooLong);
+                self.line.clear();
+            } else {
+                self.line.extend_from_slice(bytes);
+            }
+        } else if self.line.len() < 2 {
+            // Enough to recognise a lone "." line, nothing more.
+            let room = 2 - self.line.len();
+            self.line.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        }
+    }
+
+    /// A line ended. Returns true if it was the end-of-data dot line.
+    fn end_line(&mut self, crlf: bool) -> bool {
+        if crlf && self.line_len == 1 && self.line.first() == Some(&b'.') {
+            return true;
+        }
+        if self.error.is_none() {
+            let content = match self.line.first() {
+                Some(b'.') => &self.line[1..],
+                _ => &self.line[..],
+            };
+            if self.body.len() + content.len() + 2 > self.max_size {
+                self.error = Some(DataError::TooBig);
+                self.body = Vec::new();
+            } else {
+                self.body.extend_from_slice(content);
+                self.body.extend_from_slice(b"\r\n");
+            }
+        }
+        self.line.clear();
+        self.line_len = 0;
+        false
+    }
+
+    /// The body (CRLF line endings, dot-stuffing undone) or why it was refused.
+    pub fn finish(self) -> Result<Vec<u8>, DataError> {
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(self.body),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(mode: BareNewline, input: &[u8]) -> (Option<usize>, Result<Vec<u8>, DataError>) {
+        let mut r = DataReader::new(mode, 1 << 20, 1000);
+        let n = r.feed(input);
+        (n, r.finish())
+    }
+
+    #[test]
+    fn ends_on_crlf_dot_crlf_and_unstuffs() {
+        let input = b"Subject: x\r\n\r\n..leading dot\r\n.\r\nQUIT\r\n";
+        let (n, body) = read(BareNewline::Reject, input);
+        assert_eq!(n, Some(input.len() - 6));
+        assert_eq!(body.unwrap(), b"Subject: x\r\n\r\n.leading dot\r\n");
+    }
+
+    #[test]
+    fn end_found_across_feeds() {
+        let mut r = DataReader::new(BareNewline::Reject, 1 << 20, 1000);
+        for chunk in [&b"a\r"[..], b"\n.", b"\r", b"\nNOOP\r\n"] {
+            if let Some(n) = r.feed(chunk) {
+                assert_eq!(&chunk[n..], b"NOOP\r\n");
+                assert_eq!(r.finish().unwrap(), b"a\r\n");
+                return;
+            }
+        }
+        panic!("end of data not found");
+    }
+
+    #[test]
+    fn empty_message() {
+        let (n, body) = read(BareNewline::Reject, b".\r\n");
+        assert_eq!(n, Some(3));
+        assert_eq!(body.unwrap(), b"");
+    }
+
+    /// hannob/smtpsmug's end-of-data variants: none ends the message, and
+    /// each spoils it in reject mode.
+    #[test]
+    fn smuggling_variants_do_not_end_data() {
+        let variants: [&[u8]; 9] = [
+            b"\n.\n",
+            b"\r.\r",
+            b"\r.\n",
+            b"\n.\r",
+            b"\n.\r\n",
+            b"\r\n.\n",
+            b"\r.\r\n",
+            b"\r\n.\r",
+            b"\r\n\x00.\r\n",
+        ];
+        for v in variants {
+            let mut input = b"Subject: a\r\n\r\nfirst".to_vec();
+            input.extend_from_slice(v);
+            input.extend_from_slice(b"MAIL FROM:<evil@x>\r\nRCPT TO:<v@y>\r\nDATA\r\nsmuggled\r\n");
+            let mut r = DataReader::new(BareNewline::Reject, 1 << 20, 1000);
+            assert_eq!(r.feed(&input), None, "variant {v:?} ended data early");
+            assert_eq!(r.feed(b"\r\n.\r\n"), Some(5));
+            let result = r.finish();
+            if v == b"\r\n\x00.\r\n" {
+                // No bare newline, just a NUL: one message, nothing smuggled.
+                let body = result.unwrap();
+                assert!(body.windows(8).any(|w| w == b"smuggled"));
+            } else {
+                assert_eq!(result, Err(DataError::BareNewline), "variant {v:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn normalize_mode_stores_crlf_but_still_ends_only_on_crlf() {
+        let input = b"a\nb\rc\n.\nd\r\n.\r\n";
+        let (n, body) = read(BareNewline::Normalize, input);
+        assert_eq!(n, Some(input.len()));
+        assert_eq!(body.unwrap(), b"a\r\nb\r\nc\r\n\r\nd\r\n");
+    }
+
+    #[test]
+    fn too_big_and_too_long() {
+        let mut r = DataReader::new(BareNewline::Reject, 10, 1000);
+        assert!(r.feed(b"0123456789abc\r\n.\r\n").is_some());
+        assert_eq!(r.finish(), Err(DataError::TooBig));
+
+        let mut long = vec![b'x'; 999];
+        long.extend_from_slice(b"\r\n.\r\n");
+        let (_, body) = read(BareNewline::Reject, &long);
+        assert_eq!(body, Err(DataError::LineTooLong));
+
+        let mut ok = vec![b'x'; 998];
+        ok.extend_from_slice(b"\r\n.\r\n");
+        let (_, body) = read(BareNewline::Reject, &ok);
+        assert_eq!(body.unwrap().len(), 1000);
+    }
+
+    #[test]
+    fn a_dot_after_a_long_line_still_ends() {
+        let mut input = vec![b'y'; 5000];
+        input.extend_from_slice(b"\r\n.\r\n");
+        let (n, body) = read(BareNewline::Reject, &input);
+        assert_eq!(n, Some(input.len()));
+        assert_eq!(body, Err(DataError::LineTooLong));
+    }
+}
