@@ -109,7 +109,7 @@ impl Router {
             return Err(bad_syntax(address));
         }
         if let Some(users) = &local.users {
-            if user != "postmaster" && !users.iter().any(|u| *u == user) {
+            if user != "postmaster" && !users.contains(&user) {
                 return Err(unknown_user(address));
             }
         }

@@ -109,9 +109,8 @@ async fn serve(config: Config) -> Result<(), String> {
     let _ = stop_tx.send(true);
     let _ = server_task.await;
     let _ = scheduler_task.await;
-    match control_task.await {
-        Ok(Err(e)) => tracing::warn!("{e}"),
-        _ => {}
+    if let Ok(Err(e)) = control_task.await {
+        tracing::warn!("{e}");
     }
     store.sync().await.map_err(|e| e.to_string())?;
     tracing::info!("stopped; {} message(s) stay queued", store.len());

@@ -35,13 +35,31 @@ pub enum QueueError {
     },
     #[error("queue store: cannot encode envelope: {0}")]
     Encode(serde_json::Error),
-    #[error("queue store: sync failed: {0}")]
-    Sync(String),
+    #[error("queue store: sync failed: {message}")]
+    Sync { message: String, disk_full: bool },
     #[error("queue store: the flush thread is gone")]
     CommitterGone,
 }
 
-type Waiter = oneshot::Sender<Result<(), String>>;
+/// What the sync thread answers: the error text and whether the disk was full.
+type SyncResult = Result<(), (String, bool)>;
+type Waiter = oneshot::Sender<SyncResult>;
+
+fn io_disk_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull || matches!(e.raw_os_error(), Some(28) | Some(122))
+}
+
+impl QueueError {
+    /// Whether the error comes from a full disk (or quota): the sender
+    /// should get 452 4.3.1 and try again later.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            QueueError::Db(sled::Error::Io(e)) | QueueError::Open { source: sled::Error::Io(e), .. } => io_disk_full(e),
+            QueueError::Sync { disk_full, .. } => *disk_full,
+            _ => false,
+        }
+    }
+}
 
 /// The schedule index: which message is due when.
 #[derive(Default)]
@@ -139,7 +157,10 @@ impl Store {
         let committer = std::thread::Builder::new()
             .name("queue-sync".into())
             .spawn(move || commit_loop(flush_db, rx))
-            .map_err(|e| QueueError::Sync(e.to_string()))?;
+            .map_err(|e| QueueError::Sync {
+                message: e.to_string(),
+                disk_full: false,
+            })?;
 
         Ok(Store {
             inner: Arc::new(Inner {
@@ -174,7 +195,12 @@ impl Store {
         body: &[u8],
     ) -> Result<Envelope, QueueError> {
         let env = self.write_new(id, msg, body)?;
-        self.sync().await?;
+        if let Err(e) = self.sync().await {
+            // Not acknowledged: take it back, so a retry by the client does
+            // not make a second copy.
+            let _ = self.remove(&env.id);
+            return Err(e);
+        }
         self.publish(&env);
         Ok(env)
     }
@@ -187,7 +213,10 @@ impl Store {
         body: &[u8],
     ) -> Result<Envelope, QueueError> {
         let env = self.write_new(id, msg, body)?;
-        self.sync_blocking()?;
+        if let Err(e) = self.sync_blocking() {
+            let _ = self.remove(&env.id);
+            return Err(e);
+        }
         self.publish(&env);
         Ok(env)
     }
@@ -216,7 +245,7 @@ impl Store {
             .map_err(|_| QueueError::CommitterGone)?;
         rx.await
             .map_err(|_| QueueError::CommitterGone)?
-            .map_err(QueueError::Sync)
+            .map_err(|(message, disk_full)| QueueError::Sync { message, disk_full })
     }
 
     /// [`Store::sync`] for callers outside an async runtime.
@@ -380,8 +409,11 @@ fn commit_loop(db: sled::Db, rx: mpsc::Receiver<Waiter>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
-        let result = db.flush().map(|_| ()).map_err(|e| e.to_string());
-        if let Err(e) = &result {
+        let result: SyncResult = db.flush().map(|_| ()).map_err(|e| {
+            let full = matches!(&e, sled::Error::Io(io) if io_disk_full(io));
+            (e.to_string(), full)
+        });
+        if let Err((e, _)) = &result {
             tracing::error!(error = %e, "queue sync failed");
         }
         for waiter in batch {

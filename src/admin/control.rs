@@ -42,7 +42,7 @@ pub enum Request {
 #[serde(rename_all = "snake_case")]
 pub enum Response {
     List(Vec<Envelope>),
-    Show { envelope: Envelope, message: String },
+    Show { envelope: Box<Envelope>, message: String },
     Count(usize),
     Error(String),
 }
@@ -54,7 +54,7 @@ pub fn execute(store: &Store, request: &Request) -> Response {
         Request::List => store.list().map(Response::List),
         Request::Show { id } => match (store.get(id), store.body(id)) {
             (Ok(Some(envelope)), Ok(body)) => Ok(Response::Show {
-                envelope,
+                envelope: Box::new(envelope),
                 message: String::from_utf8_lossy(&body.unwrap_or_default()).into_owned(),
             }),
             (Ok(None), _) => return not_found(id),

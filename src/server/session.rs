@@ -350,7 +350,7 @@ impl Session {
                 | sp::RCPT_NOTIFY_FAILURE
                 | sp::RCPT_NOTIFY_DELAY)
             != 0)
-            .then(|| Notify {
+            .then_some(Notify {
                 never: to.flags & sp::RCPT_NOTIFY_NEVER != 0,
                 success: to.flags & sp::RCPT_NOTIFY_SUCCESS != 0,
                 failure: to.flags & sp::RCPT_NOTIFY_FAILURE != 0,
@@ -559,7 +559,7 @@ impl Session {
             }
             Err(e) => {
                 tracing::error!(error = %e, "{id}: cannot store message from <{sender}>");
-                let (code, status) = if e.to_string().contains("No space") {
+                let (code, status) = if e.is_disk_full() {
                     (452, "4.3.1")
                 } else {
                     (451, "4.3.0")
