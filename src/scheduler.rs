@@ -306,6 +306,11 @@ impl Scheduler {
             Ok(_) => {}
             Err(e) => tracing::error!("{}: cannot record delivery results: {e}", env.id),
         }
+        // Make the result durable (shared with other syncs), so that a
+        // crash right after a delivery rarely repeats it.
+        if let Err(e) = self.store.sync().await {
+            tracing::error!("{}: cannot sync delivery results: {e}", env.id);
+        }
     }
 
     /// Build and enqueue a report; true when it is safely queued (or none

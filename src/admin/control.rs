@@ -99,6 +99,13 @@ pub fn execute(store: &Store, request: &Request) -> Response {
             _ => store.flush_now(id.as_deref()).map(Response::Count),
         },
     };
+    // An administrator's change (a hold above all) must survive a crash
+    // once it is confirmed: sync before answering.
+    let result = match (request, result) {
+        (Request::List | Request::Show { .. }, r) => r,
+        (_, Ok(r)) => store.sync_blocking().map(|_| r),
+        (_, Err(e)) => Err(e),
+    };
     result.unwrap_or_else(|e| Response::Error(e.to_string()))
 }
 

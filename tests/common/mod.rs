@@ -11,7 +11,11 @@ use std::time::{Duration, Instant};
 
 /// A free TCP port on 127.0.0.1 (bound and released at once).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running faxmta with its own directory.
@@ -115,7 +119,11 @@ deliver = "maildir:{d}/mail/{{domain}}/{{user}}"
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("faxmta exited at start ({status}):\n{}", self.log());
             }
-            assert!(Instant::now() < deadline, "faxmta did not start:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "faxmta did not start:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -135,8 +143,14 @@ deliver = "maildir:{d}/mail/{{domain}}/{{user}}"
 
     /// SIGTERM and wait for the exit; returns whether it exited cleanly.
     pub fn stop(&mut self) -> bool {
-        let Some(mut c) = self.child.take() else { return true };
-        Command::new("kill").arg("-TERM").arg(c.id().to_string()).status().unwrap();
+        let Some(mut c) = self.child.take() else {
+            return true;
+        };
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = c.try_wait().unwrap() {
@@ -211,7 +225,9 @@ pub struct Smtp {
 impl Smtp {
     pub fn connect(port: u16) -> Smtp {
         let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
         let mut s = Smtp {
             reader: BufReader::new(stream.try_clone().unwrap()),
             writer: stream,
@@ -255,7 +271,12 @@ impl Smtp {
 
 /// Run a Python 3 script; panics with its output if it fails.
 pub fn python(script: &str, args: &[&str]) -> String {
-    let out = Command::new("python3").arg("-c").arg(script).args(args).output().unwrap();
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -267,10 +288,17 @@ pub fn python(script: &str, args: &[&str]) -> String {
 
 /// Run swaks with the given arguments; returns its transcript.
 pub fn swaks(args: &[&str]) -> (bool, String) {
-    let out = Command::new("swaks").args(args).output().expect("swaks is installed by scripts/test");
+    let out = Command::new("swaks")
+        .args(args)
+        .output()
+        .expect("swaks is installed by scripts/test");
     (
         out.status.success(),
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
     )
 }
 

@@ -1,0 +1,789 @@
+//! End-to-end delivery with the real binary: what arrives in the Maildir,
+//! crash safety (kill -9), cut-off DATA, retries, expiry reports (RFC 3464),
+//! SIGTERM, and `check-config`.
+
+mod common;
+use common::*;
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+// ---------------------------------------------------------------- helpers
+
+/// Split a delivered Maildir file into the Received header we added (with
+/// its continuation lines) and the rest, checking the Return-Path and
+/// Delivered-To lines on the way.
+fn strip_added(file: &[u8], sender: &str, rcpt: &str) -> (String, Vec<u8>) {
+    let mut lines = file.split_inclusive(|&b| b == b'\n');
+    let rp = lines.next().unwrap_or_default();
+    assert_eq!(
+        rp,
+        format!("Return-Path: <{sender}>\n").as_bytes(),
+        "first line of:\n{}",
+        String::from_utf8_lossy(file)
+    );
+    let dt = lines.next().unwrap_or_default();
+    assert_eq!(
+        dt,
+        format!("Delivered-To: {rcpt}\n").as_bytes(),
+        "second line of:\n{}",
+        String::from_utf8_lossy(file)
+    );
+    let first = lines.next().unwrap_or_default();
+    assert!(
+        first.starts_with(b"Received: "),
+        "third line of:\n{}",
+        String::from_utf8_lossy(file)
+    );
+    let mut received = String::from_utf8_lossy(first).into_owned();
+    let mut rest = Vec::new();
+    let mut in_received = true;
+    for line in lines {
+        if in_received && line.starts_with(b"\t") {
+            received.push_str(&String::from_utf8_lossy(line));
+            continue;
+        }
+        in_received = false;
+        rest.extend_from_slice(line);
+    }
+    (received, rest)
+}
+
+fn crlf_to_lf(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\r' && b.get(i + 1) == Some(&b'\n') {
+            i += 1;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Make a Maildir of example.test undeliverable (a plain file where the
+/// directory should be): delivery then defers with 451 4.3.0.
+fn block(server: &Server, user: &str) {
+    std::fs::create_dir_all(server.path("mail/example.test")).unwrap();
+    std::fs::write(server.path(&format!("mail/example.test/{user}")), "x").unwrap();
+}
+
+fn unblock(server: &Server, user: &str) {
+    std::fs::remove_file(server.path(&format!("mail/example.test/{user}"))).unwrap();
+}
+
+/// The queue id from "250 2.0.0 Ok: queued as ID".
+fn queued_id(reply: &str) -> String {
+    let id = reply
+        .strip_prefix("250 2.0.0 Ok: queued as ")
+        .unwrap_or_else(|| panic!("not a queued reply: {reply}"))
+        .trim()
+        .to_string();
+    assert!(
+        !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()),
+        "{reply}"
+    );
+    id
+}
+
+/// Send one message by hand (the message must be dot-safe and end with
+/// CRLF); returns its queue id.
+fn send(server: &Server, from: &str, to: &str, msg: &str) -> String {
+    let mut c = server.connect();
+    assert!(c.cmd("EHLO client.test").starts_with("250"));
+    let r = c.cmd(&format!("MAIL FROM:<{from}>"));
+    assert!(r.starts_with("250"), "{r}");
+    let r = c.cmd(&format!("RCPT TO:<{to}>"));
+    assert!(r.starts_with("250"), "{r}");
+    let r = c.cmd("DATA");
+    assert!(r.starts_with("354"), "{r}");
+    c.send(msg.as_bytes());
+    c.send(b".\r\n");
+    let id = queued_id(&c.reply());
+    c.cmd("QUIT");
+    id
+}
+
+fn cli_ok(server: &Server, args: &[&str]) -> String {
+    let out = server.cli(args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "faxmta {args:?} failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// `queue list --json`, parsed.
+fn queue_json(server: &Server) -> Vec<Value> {
+    let text = cli_ok(server, &["queue", "list", "--json"]);
+    serde_json::from_str::<Value>(&text)
+        .unwrap_or_else(|e| panic!("bad JSON ({e}):\n{text}"))
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("not a list:\n{text}"))
+}
+
+fn find<'a>(list: &'a [Value], id: &str) -> Option<&'a Value> {
+    list.iter().find(|m| m["id"] == id)
+}
+
+/// Attempts made so far for the first recipient of message `id`.
+fn attempts(server: &Server, id: &str) -> Option<u64> {
+    find(&queue_json(server), id).and_then(|m| m["recipients"][0]["attempts"].as_u64())
+}
+
+fn wait_queue_empty(server: &Server, secs: u64) -> bool {
+    wait_until(secs, || queue_json(server).is_empty())
+}
+
+/// Stop the server, change its configuration file, start it again.
+fn restart_with(server: &mut Server, edits: &[(&str, &str)]) {
+    assert!(
+        server.stop(),
+        "faxmta did not stop cleanly:\n{}",
+        server.log()
+    );
+    let mut text = std::fs::read_to_string(server.config()).unwrap();
+    for (from, to) in edits {
+        assert!(
+            text.contains(from),
+            "{from} not in the configuration:\n{text}"
+        );
+        text = text.replace(from, to);
+    }
+    std::fs::write(server.config(), text).unwrap();
+    server.spawn();
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn message(subject: &str, body: &str) -> String {
+    format!(
+        "From: Alice <alice@example.test>\r\nTo: Bob <bob@example.test>\r\n\
+         Subject: {subject}\r\nMessage-ID: <{}.{}@client.test>\r\n\r\n{body}\r\n",
+        subject.replace(' ', "-"),
+        now()
+    )
+}
+
+/// Subject lines of the files in a Maildir, counted.
+fn subjects(server: &Server, domain: &str, user: &str) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for f in server.maildir(domain, user) {
+        let text = String::from_utf8_lossy(&read(&f)).into_owned();
+        let subject = text
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .find_map(|l| l.strip_prefix("Subject: "))
+            .unwrap_or("")
+            .to_string();
+        *out.entry(subject).or_insert(0) += 1;
+    }
+    out
+}
+
+// ------------------------------------------------------------------ tests
+
+/// Python's smtplib with BODY=8BITMIME (UTF-8 text, dot lines) and swaks
+/// over STARTTLS: both arrive as sent, apart from the added headers.
+#[test]
+fn smtplib_and_swaks_messages_arrive_byte_for_byte() {
+    let server = Server::start();
+
+    let sent: &[u8] = "From: Alice <alice@example.test>\r\n\
+To: Bob <bob@example.test>\r\n\
+Subject: smtplib 8bit\r\n\
+Message-ID: <smtplib-1@client.test>\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+Content-Transfer-Encoding: 8bit\r\n\
+\r\n\
+Grüße aus Köln — ½ € ✓ 日本語\r\n\
+.a line starting with a dot\r\n\
+..two dots\r\n\
+.\r\n\
+a lone dot above, and trailing spaces here   \r\n\
+end\r\n"
+        .as_bytes();
+    let file = server.path("smtplib.eml");
+    std::fs::write(&file, sent).unwrap();
+    python(
+        r#"
+import smtplib, sys
+port, path, frm, to = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+msg = open(path, 'rb').read()
+with smtplib.SMTP('127.0.0.1', port, local_hostname='client.test') as s:
+    refused = s.sendmail(frm, [to], msg, mail_options=['BODY=8BITMIME'])
+    assert not refused, refused
+"#,
+        &[
+            &server.mx_port.to_string(),
+            file.to_str().unwrap(),
+            "alice@example.test",
+            "bob@example.test",
+        ],
+    );
+    let files = server.wait_maildir("example.test", "bob", 1, 10);
+    assert_eq!(files.len(), 1, "smtplib message not delivered");
+    let (received, rest) = strip_added(&read(&files[0]), "alice@example.test", "bob@example.test");
+    assert!(received.contains("with ESMTP id "), "{received}");
+    assert_eq!(
+        String::from_utf8_lossy(&rest),
+        String::from_utf8_lossy(&crlf_to_lf(sent)),
+        "smtplib message changed on the way"
+    );
+    assert_eq!(rest, crlf_to_lf(sent));
+
+    // swaks over STARTTLS.
+    let sent2: &[u8] = b"From: Alice <alice@example.test>\r\n\
+To: Postmaster <postmaster@example.test>\r\n\
+Subject: swaks over tls\r\n\
+Message-ID: <swaks-1@client.test>\r\n\
+\r\n\
+first line\r\n\
+.dot at the start\r\n\
+\r\n\
+last line\r\n";
+    let file2 = server.path("swaks.eml");
+    // swaks ends DATA with CRLF "." CRLF of its own, after removing a
+    // closing dot from the file: give it one, so that what it sends is
+    // exactly `sent2`.
+    std::fs::write(&file2, [sent2, b".\r\n"].concat()).unwrap();
+    let (ok, transcript) = swaks(&[
+        "--server",
+        &format!("127.0.0.1:{}", server.mx_port),
+        "--tls",
+        "--helo",
+        "client.test",
+        "--from",
+        "alice@example.test",
+        "--to",
+        "postmaster@example.test",
+        "--data",
+        &format!("@{}", file2.display()),
+    ]);
+    assert!(ok, "swaks failed:\n{transcript}");
+    assert!(transcript.contains("queued as"), "{transcript}");
+    let files = server.wait_maildir("example.test", "postmaster", 1, 10);
+    assert_eq!(files.len(), 1, "swaks message not delivered:\n{transcript}");
+    let (received, rest) = strip_added(
+        &read(&files[0]),
+        "alice@example.test",
+        "postmaster@example.test",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&rest),
+        String::from_utf8_lossy(&crlf_to_lf(sent2)),
+        "swaks message changed on the way"
+    );
+    assert!(received.contains("with ESMTPS id "), "{received}");
+    // swaks prints "TLS started with cipher TLSv1.3:TLS_AES_256_GCM_SHA384:256".
+    let tls_line = transcript
+        .lines()
+        .find(|l| l.contains("TLS started with cipher"))
+        .unwrap_or_else(|| panic!("no TLS in:\n{transcript}"));
+    let version = tls_line
+        .split("cipher ")
+        .nth(1)
+        .and_then(|s| s.split(':').next())
+        .unwrap()
+        .trim();
+    assert!(version.starts_with("TLSv1."), "{tls_line}");
+    let using = received
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("(using "))
+        .unwrap_or_else(|| panic!("no TLS details in:\n{received}"));
+    assert!(
+        using.starts_with(&format!("{version} with cipher ")),
+        "{received}"
+    );
+    let cipher = using
+        .trim_end_matches(')')
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        cipher.contains("AES") || cipher.contains("CHACHA20"),
+        "cipher {cipher:?} in {received}"
+    );
+    assert!(
+        received.contains("for <postmaster@example.test>"),
+        "{received}"
+    );
+}
+
+/// Invariants 1 and 2: an acknowledged message whose delivery must wait
+/// survives kill -9 and is delivered exactly once afterwards.
+#[test]
+fn deferred_message_survives_kill9_and_is_delivered_once() {
+    let mut server = Server::start();
+    block(&server, "bob");
+    let id = send(
+        &server,
+        "alice@example.test",
+        "bob@example.test",
+        &message("survive kill", "crash safety"),
+    );
+    assert!(
+        wait_until(10, || attempts(&server, &id).is_some_and(|n| n >= 1)),
+        "no delivery attempt for {id}: {:?}",
+        queue_json(&server)
+    );
+    server.kill9();
+    server.spawn();
+    let list = queue_json(&server);
+    assert!(
+        find(&list, &id).is_some(),
+        "{id} lost in the crash: {list:?}"
+    );
+    unblock(&server, "bob");
+    assert!(wait_queue_empty(&server, 10), "{:?}", queue_json(&server));
+    let got = subjects(&server, "example.test", "bob");
+    assert_eq!(
+        got,
+        BTreeMap::from([("survive kill".to_string(), 1)]),
+        "expected exactly one copy"
+    );
+    // Nothing else: no report to alice.
+    assert!(server.maildir("example.test", "alice").is_empty());
+}
+
+/// A held message stays held through kill -9 and is delivered on release.
+#[test]
+fn held_message_stays_held_through_kill9() {
+    let mut server = Server::start();
+    block(&server, "bob");
+    let id = send(
+        &server,
+        "alice@example.test",
+        "bob@example.test",
+        &message("held through crash", "hold me"),
+    );
+    let out = cli_ok(&server, &["queue", "hold", &id]);
+    assert!(out.contains("1 message(s) placed on hold"), "{out}");
+    server.kill9();
+    unblock(&server, "bob");
+    server.spawn();
+
+    let text = cli_ok(&server, &["queue", "list"]);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or_else(|| panic!("{id} not listed:\n{text}"));
+    assert!(line[id.len()..].trim_start().starts_with('!'), "{text}");
+    assert!(text.contains("held]"), "{text}");
+    let list = queue_json(&server);
+    assert_eq!(find(&list, &id).unwrap()["held"], true, "{list:?}");
+    // Held: not delivered although the Maildir is writable again, while a
+    // message sent after it to the same mailbox is.
+    send(
+        &server,
+        "postmaster@example.test",
+        "bob@example.test",
+        &message("sentinel", "not held"),
+    );
+    server.wait_maildir("example.test", "bob", 1, 10);
+    assert_eq!(
+        subjects(&server, "example.test", "bob"),
+        BTreeMap::from([("sentinel".to_string(), 1)])
+    );
+    assert_eq!(find(&queue_json(&server), &id).unwrap()["held"], true);
+
+    let out = cli_ok(&server, &["queue", "release", &id]);
+    assert!(out.contains("1 message(s) released"), "{out}");
+    assert!(wait_queue_empty(&server, 10), "{:?}", queue_json(&server));
+    assert_eq!(
+        subjects(&server, "example.test", "bob"),
+        BTreeMap::from([
+            ("held through crash".to_string(), 1),
+            ("sentinel".to_string(), 1)
+        ])
+    );
+}
+
+/// kill -9 right after the last 250 of a burst of messages: every
+/// acknowledged message is delivered after the restart (duplicates
+/// allowed, none lost).
+#[test]
+fn kill9_right_after_acknowledgement_loses_nothing() {
+    let mut server = Server::start();
+    let port = server.mx_port;
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut c = Smtp::connect(port);
+                assert!(c.cmd("EHLO load.test").starts_with("250"));
+                let mut acked = Vec::new();
+                for i in 0..5 {
+                    let subject = format!("load {t}-{i}");
+                    let r = c.cmd("MAIL FROM:<postmaster@example.test>");
+                    assert!(r.starts_with("250"), "{r}");
+                    let r = c.cmd("RCPT TO:<alice@example.test>");
+                    assert!(r.starts_with("250"), "{r}");
+                    let r = c.cmd("DATA");
+                    assert!(r.starts_with("354"), "{r}");
+                    c.send(
+                        format!("Subject: {subject}\r\n\r\nmessage {t}-{i}\r\n.\r\n").as_bytes(),
+                    );
+                    let id = queued_id(&c.reply());
+                    acked.push((subject, id));
+                }
+                acked
+            })
+        })
+        .collect();
+    let acked: Vec<(String, String)> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    server.kill9();
+    assert_eq!(acked.len(), 20);
+    let before = server.maildir("example.test", "alice").len();
+
+    server.spawn();
+    let complete = wait_until(15, || {
+        let got = subjects(&server, "example.test", "alice");
+        acked.iter().all(|(s, _)| got.contains_key(s))
+    });
+    let got = subjects(&server, "example.test", "alice");
+    let lost: Vec<&(String, String)> = acked.iter().filter(|(s, _)| !got.contains_key(s)).collect();
+    let dups: Vec<(&String, &usize)> = got.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        complete && lost.is_empty(),
+        "acknowledged messages lost after kill -9: {lost:?} (delivered before the kill: {before}; duplicates: {dups:?})"
+    );
+    assert!(wait_queue_empty(&server, 10), "{:?}", queue_json(&server));
+    let got = subjects(&server, "example.test", "alice");
+    assert_eq!(
+        got.len(),
+        20,
+        "unexpected messages: {got:?} (duplicates: {dups:?})"
+    );
+    if !dups.is_empty() {
+        eprintln!("duplicates after kill -9 (allowed): {dups:?}");
+    }
+}
+
+/// DATA cut off before the final dot: nothing is delivered or reported.
+#[test]
+fn cut_off_data_is_neither_delivered_nor_reported() {
+    let server = Server::start();
+    {
+        let mut c = server.connect();
+        assert!(c.cmd("EHLO client.test").starts_with("250"));
+        assert!(c.cmd("MAIL FROM:<alice@example.test>").starts_with("250"));
+        assert!(c.cmd("RCPT TO:<bob@example.test>").starts_with("250"));
+        assert!(c.cmd("DATA").starts_with("354"));
+        c.send(b"Subject: cut off\r\n\r\nthe first half of the body\r\n.not the end\r\n");
+        // Dropped here: the socket closes without the final dot.
+    }
+    // A complete message sent afterwards on a new connection: once it has
+    // been delivered, the cut one would have been too.
+    let marker = send(
+        &server,
+        "postmaster@example.test",
+        "bob@example.test",
+        &message("marker", "sent after the cut"),
+    );
+    let files = server.wait_maildir("example.test", "bob", 1, 10);
+    assert_eq!(files.len(), 1, "marker {marker} not delivered");
+    assert!(wait_queue_empty(&server, 10), "{:?}", queue_json(&server));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        subjects(&server, "example.test", "bob"),
+        BTreeMap::from([("marker".to_string(), 1)]),
+        "the cut-off message was delivered"
+    );
+    assert!(
+        server.maildir("example.test", "alice").is_empty(),
+        "the sender of the cut-off message got something"
+    );
+    assert!(queue_json(&server).is_empty());
+    let log = server.log();
+    assert!(
+        !log.contains("from=<alice@example.test>"),
+        "cut-off message was queued:\n{log}"
+    );
+}
+
+/// A deferred recipient is retried on schedule and, after the lifetime,
+/// the sender gets an RFC 3464 report; the null sender gets none.
+#[test]
+fn expired_message_is_reported_to_the_sender_as_rfc3464() {
+    let mut server = Server::start();
+    restart_with(&mut server, &[("lifetime = \"1h\"", "lifetime = \"4s\"")]);
+    block(&server, "bob");
+    let subject = "expiring message";
+    let id = send(
+        &server,
+        "alice@example.test",
+        "bob@example.test",
+        &message(subject, "this will not be delivered"),
+    );
+    let null_id = send(
+        &server,
+        "",
+        "bob@example.test",
+        &message("from the null sender", "no report for this one"),
+    );
+
+    // Retried on the 1s schedule: the attempt count grows.
+    let mut seen = Vec::new();
+    let retried = wait_until(10, || {
+        if let Some(n) = attempts(&server, &id) {
+            if seen.last() != Some(&n) {
+                seen.push(n);
+            }
+        }
+        seen.len() >= 2 && seen.last().is_some_and(|&n| n >= 2)
+    });
+    assert!(retried, "attempts seen for {id}: {seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "attempts seen: {seen:?}"
+    );
+    let list = queue_json(&server);
+    if let Some(m) = find(&list, &id) {
+        let r = &m["recipients"][0];
+        assert_eq!(r["state"], "deferred", "{m}");
+        let last = r["last_reply"]["text"].as_str().unwrap_or_default();
+        assert!(last.contains("maildir delivery failed"), "{m}");
+    }
+
+    // After the lifetime: one report, to alice.
+    let files = server.wait_maildir("example.test", "alice", 1, 15);
+    assert_eq!(files.len(), 1, "no report:\n{}", server.log());
+    assert!(wait_queue_empty(&server, 10), "{:?}", queue_json(&server));
+    let log = server.log();
+    let deferred = log
+        .lines()
+        .filter(|l| {
+            l.contains(&format!("{id}: to=<bob@example.test>")) && l.contains("status=deferred")
+        })
+        .count();
+    assert!(
+        deferred >= 2,
+        "expected status=deferred lines for {id}:\n{log}"
+    );
+    assert!(
+        log.contains(&format!("{id}: sender non-delivery notification")),
+        "{log}"
+    );
+    assert!(
+        !log.contains(&format!("{null_id}: sender non-delivery notification")),
+        "a report for the null sender's message:\n{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&format!("{null_id}: to=<bob@example.test>"))
+                && !l.contains("status=deferred")),
+        "the null sender's message did not end:\n{log}"
+    );
+    assert_eq!(
+        server.maildir("example.test", "alice").len(),
+        1,
+        "more than one report"
+    );
+    assert!(server.maildir("example.test", "bob").is_empty());
+
+    let raw = read(&files[0]);
+    let text = String::from_utf8_lossy(&raw);
+    assert!(
+        text.starts_with("Return-Path: <>\nDelivered-To: alice@example.test\n"),
+        "{text}"
+    );
+
+    let parsed = python(
+        r#"
+import email, email.policy, json, sys
+msg = email.message_from_binary_file(open(sys.argv[1], 'rb'), policy=email.policy.compat32)
+out = {
+  'content_type': msg.get_content_type(),
+  'report_type': msg.get_param('report-type'),
+  'from': msg['From'], 'to': msg['To'], 'subject': msg['Subject'],
+  'auto_submitted': msg['Auto-Submitted'], 'return_path': msg['Return-Path'],
+  'defects': [str(d) for d in msg.defects],
+  'parts': [p.get_content_type() for p in msg.get_payload()],
+}
+parts = msg.get_payload()
+status = parts[1].get_payload()
+out['per_message'] = dict(status[0].items())
+out['per_recipient'] = [dict(s.items()) for s in status[1:]]
+returned = parts[2].get_payload()
+out['returned_subject'] = returned[0]['Subject']
+out['returned_body'] = returned[0].get_payload()
+out['notification'] = parts[0].get_payload(decode=True).decode('utf-8')
+print(json.dumps(out))
+"#,
+        &[files[0].to_str().unwrap()],
+    );
+    let r: Value = serde_json::from_str(&parsed).unwrap_or_else(|e| panic!("{e}: {parsed}"));
+    assert_eq!(r["content_type"], "multipart/report", "{r}");
+    assert_eq!(r["report_type"], "delivery-status", "{r}");
+    assert_eq!(r["defects"], serde_json::json!([]), "{r}");
+    assert_eq!(
+        r["parts"],
+        serde_json::json!(["text/plain", "message/delivery-status", "message/rfc822"]),
+        "{r}"
+    );
+    assert!(
+        r["from"]
+            .as_str()
+            .unwrap()
+            .contains("<MAILER-DAEMON@mx.example.test>"),
+        "{r}"
+    );
+    assert_eq!(r["to"], "<alice@example.test>", "{r}");
+    assert_eq!(r["return_path"], "<>", "{r}");
+    assert!(
+        r["auto_submitted"].as_str().unwrap().starts_with("auto-"),
+        "{r}"
+    );
+    assert!(
+        r["notification"]
+            .as_str()
+            .unwrap()
+            .contains("<bob@example.test>"),
+        "{r}"
+    );
+
+    let pm = &r["per_message"];
+    assert_eq!(pm["Reporting-MTA"], "dns; mx.example.test", "{r}");
+    assert_eq!(pm["X-Faxmta-Queue-ID"], id.as_str(), "{r}");
+    let arrival = pm["Arrival-Date"].as_str().unwrap_or_default().to_string();
+    let arrival_check = python(
+        "import sys, email.utils; print(int(email.utils.parsedate_to_datetime(sys.argv[1]).timestamp()))",
+        &[&arrival],
+    );
+    let arrival_unix: u64 = arrival_check.trim().parse().unwrap();
+    assert!(
+        arrival_unix + 60 > now() && arrival_unix <= now(),
+        "Arrival-Date {arrival} is not the arrival time"
+    );
+
+    let recipients = r["per_recipient"].as_array().unwrap();
+    assert_eq!(recipients.len(), 1, "{r}");
+    let pr = &recipients[0];
+    assert_eq!(pr["Final-Recipient"], "rfc822; bob@example.test", "{r}");
+    assert_eq!(pr["Action"], "failed", "{r}");
+    assert_eq!(pr["Status"], "5.4.7", "{r}");
+    let diag = pr["Diagnostic-Code"].as_str().unwrap_or_default();
+    assert!(diag.starts_with("smtp; "), "{r}");
+    assert!(diag.contains("451 4.3.0 maildir delivery failed"), "{r}");
+
+    assert_eq!(r["returned_subject"], subject, "{r}");
+    assert!(
+        r["returned_body"]
+            .as_str()
+            .unwrap()
+            .contains("this will not be delivered"),
+        "{r}"
+    );
+}
+
+/// SIGTERM with a deferred message: clean exit, the message stays queued
+/// and is delivered after the restart.
+#[test]
+fn sigterm_keeps_deferred_message() {
+    let mut server = Server::start();
+    block(&server, "bob");
+    let id = send(
+        &server,
+        "alice@example.test",
+        "bob@example.test",
+        &message("across sigterm", "still here"),
+    );
+    assert!(
+        wait_until(10, || attempts(&server, &id).is_some_and(|n| n >= 1)),
+        "{:?}",
+        queue_json(&server)
+    );
+    assert!(
+        server.stop(),
+        "SIGTERM did not end faxmta with success:\n{}",
+        server.log()
+    );
+    assert!(
+        server.log().contains("1 message(s) stay queued"),
+        "{}",
+        server.log()
+    );
+    server.spawn();
+    let list = queue_json(&server);
+    assert!(
+        find(&list, &id).is_some(),
+        "{id} gone after restart: {list:?}"
+    );
+    unblock(&server, "bob");
+    assert!(wait_queue_empty(&server, 10), "{:?}", queue_json(&server));
+    assert_eq!(
+        subjects(&server, "example.test", "bob"),
+        BTreeMap::from([("across sigterm".to_string(), 1)])
+    );
+}
+
+/// `check-config` names the file and line of an error; a good file is ok.
+#[test]
+fn check_config_points_at_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "hostname = \"mx.example.test\"\n[queue]\nlifetime = \"5 fortnights\"\nretry = [\"1m\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_faxmta"))
+        .arg("check-config")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    let place = format!("{}:3:", bad.display());
+    let at = text
+        .find(&place)
+        .unwrap_or_else(|| panic!("no {place} in:\n{text}"));
+    let message = &text[at + place.len()..];
+    assert!(message.contains("fortnights"), "{text}");
+    assert!(message.contains("duration"), "{text}");
+    assert!(!text.contains(": ok ("), "{text}");
+
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "hostname = \"mx.example.test\"\n[queue]\nlifetime = \"5d\"\nretry = [\"1m\", \"5m\"]\n\
+         [[listener]]\naddr = \"127.0.0.1:2525\"\nrole = \"mx\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_faxmta"))
+        .arg("check-config")
+        .arg(&good)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("{}: ok", good.display())),
+        "{stdout}"
+    );
+}
