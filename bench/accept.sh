@@ -37,7 +37,11 @@ die() { echo "accept.sh: $*" >&2; exit 1; }
 note() { echo "# $*" >&2; }
 now() { date +%s.%N; }
 # calc EXPR: floating-point arithmetic with awk (bc is not always installed).
-calc() { awk "BEGIN { printf \"%.1f\", $1 }"; }
+calc() { awk "BEGIN { printf \"%.${2:-1}f\", $1 }"; }
+# cpu_snap: "busy idle" jiffies of the whole machine, from /proc/stat.
+cpu_snap() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }
+# cpu_busy "B0 I0" "B1 I1": percent of all cores busy between two snaps.
+cpu_busy() { echo "$1 $2" | awk '{ b = $3 - $1; i = $4 - $2; printf "%.0f%%", (b + i) ? 100 * b / (b + i) : 0 }'; }
 
 command -v python3 >/dev/null || die "python3 is required (free ports, fsync test)"
 
@@ -133,9 +137,10 @@ wait_delivered() {
         sleep 0.05
     done
 }
-# drive LABEL ADDR PORT: runs smtp-source, sets T_START, T_ACKED.
+# drive LABEL ADDR PORT: runs smtp-source, sets T_START, T_ACKED, CPU0.
 drive() {
     note "$1: smtp-source -s $SESSIONS -l $SIZE -m $MESSAGES $SMTP_SOURCE_OPTS $2:$3"
+    CPU0=$(cpu_snap)
     T_START=$(now)
     # shellcheck disable=SC2086
     if ! "$SMTP_SOURCE" -s "$SESSIONS" -l "$SIZE" -m "$MESSAGES" $SMTP_SOURCE_OPTS \
@@ -156,7 +161,9 @@ echo "== faxmta accept benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "machine:    $(nproc) cores, $(awk '/MemTotal/ { printf "%.1f GiB", $2/1048576 }' /proc/meminfo) RAM, $(uname -sr)"
 echo "cpu:        $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
 echo "filesystem: $TMP on $FS"
-echo "load avg:   $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every figure)"
+C0=$(cpu_snap); sleep 1
+echo "idle check: $(cpu_busy "$C0" "$(cpu_snap)") of all cores busy in the second before the run, load avg $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "            (other work on the machine skews every figure)"
 echo "faxmta:     $BIN ($(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$( [[ -n $(git -C "$REPO" status --porcelain -- src queue transports 2>/dev/null) ]] && echo ', work tree has uncommitted changes'))"
 echo "load:       smtp-source -s $SESSIONS -l $SIZE -m $MESSAGES ${SMTP_SOURCE_OPTS:+$SMTP_SOURCE_OPTS }(one connection per message unless -d)"
 echo
@@ -176,6 +183,21 @@ if mode == "append":
         os.fsync(fd)
     el = time.perf_counter() - t
     os.close(fd)
+elif mode == "sfr":
+    # One growing file, made durable the way sled 0.34 does its log writes
+    # on Linux: sync_file_range(WAIT_BEFORE|WRITE|WAIT_AFTER), which writes
+    # the data out but neither the metadata nor the disk's write cache.
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    t = time.perf_counter()
+    for i in range(n):
+        os.write(fd, buf)
+        if libc.sync_file_range(fd, i * size, size, 7) != 0:
+            raise OSError(ctypes.get_errno(), "sync_file_range")
+    el = time.perf_counter() - t
+    os.close(fd)
 else:
     # A new file each time, like a Maildir or a Postfix queue file.
     os.makedirs(base, exist_ok=True)
@@ -190,7 +212,8 @@ print("%.1f" % (n / el))
 EOF
 FSYNC_APPEND=$(python3 "$TMP/fsync.py" append "$TMP/fsync-append.bin" "$FSYNCS" "$SIZE")
 FSYNC_NEWFILE=$(python3 "$TMP/fsync.py" newfile "$TMP/fsync-files" "$FSYNCS" "$SIZE")
-rm -rf "$TMP/fsync-append.bin" "$TMP/fsync-files"
+SFR_RATE=$(python3 "$TMP/fsync.py" sfr "$TMP/fsync-sfr.bin" "$FSYNCS" "$SIZE" 2>/dev/null || echo "n/a")
+rm -rf "$TMP/fsync-append.bin" "$TMP/fsync-files" "$TMP/fsync-sfr.bin"
 DD_SECS=$(dd if=/dev/zero of="$TMP/dd.bin" bs="$SIZE" count="$FSYNCS" oflag=dsync 2>&1 \
     | sed -n 's/.* copied, \([0-9.e+-]*\) s,.*/\1/p')
 rm -f "$TMP/dd.bin"
@@ -228,10 +251,17 @@ if ! wait_port 127.0.0.1 "$FX_PORT" 30 "$FAXMTA_PID"; then
     tail -20 "$FX/faxmta.log" >&2
     die "faxmta did not start listening on 127.0.0.1:$FX_PORT"
 fi
+# cpu_ticks PID: user+system CPU time used so far, in clock ticks.
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+FX_CPU0=$(cpu_ticks "$FAXMTA_PID")
 drive faxmta 127.0.0.1 "$FX_PORT"
 FX_START=$T_START FX_ACKED=$T_ACKED
 FX_OK=1
 FX_DONE=$(wait_delivered "$FX/mail" "$MESSAGES") || FX_OK=0
+FX_CPU1=$(cpu_ticks "$FAXMTA_PID")
+FX_BUSY=$(cpu_busy "$CPU0" "$(cpu_snap)")
+FX_CPU_MS=$(awk -v a="$FX_CPU0" -v b="$FX_CPU1" -v hz="$(getconf CLK_TCK)" -v n="$MESSAGES" \
+    'BEGIN { printf "%.2f", (b - a) * 1000 / hz / n }')
 FX_DELIVERED=$(count_mail "$FX/mail")
 FX_RSS=$(awk '/VmHWM/ { printf "%.1f MiB", $2/1024 }' "/proc/$FAXMTA_PID/status" 2>/dev/null || echo "?")
 FX_WARN=$(grep -c . "$FX/faxmta.log" || true)
@@ -239,7 +269,7 @@ FX_ACK_RATE=$(calc "$MESSAGES / ($FX_ACKED - $FX_START)")
 FX_E2E_RATE=$(calc "$FX_DELIVERED / ($FX_DONE - $FX_START)")
 
 # --- 3. Postfix (optional) --------------------------------------------------
-PF_STATUS="skipped"
+PF_STATUS="skipped (BENCH_POSTFIX=0)"
 if [[ $BENCH_POSTFIX != 0 ]]; then
     why=
     [[ $(id -u) -eq 0 ]] || why="needs root"
@@ -316,6 +346,7 @@ EOF
             PF_START=$T_START PF_ACKED=$T_ACKED
             PF_OK=1
             PF_DONE=$(wait_delivered "$PF_DIR/mail" "$MESSAGES") || PF_OK=0
+            PF_BUSY=$(cpu_busy "$CPU0" "$(cpu_snap)")
             PF_DELIVERED=$(count_mail "$PF_DIR/mail")
             PF_ACK_RATE=$(calc "$MESSAGES / ($PF_ACKED - $PF_START)")
             PF_E2E_RATE=$(calc "$PF_DELIVERED / ($PF_DONE - $PF_START)")
@@ -334,16 +365,21 @@ echo "disk (same filesystem as the queue, $FSYNCS x $SIZE octets, one stream):"
 row "  disk write+fsync/s (append, python3)" "$FSYNC_APPEND" ""
 row "  disk create+write+fsync/s (new file)" "$FSYNC_NEWFILE" ""
 row "  disk dd oflag=dsync writes/s" "$DD_RATE" ""
+row "  disk write+sync_file_range/s (as sled)" "$SFR_RATE" ""
 echo
 row "" "faxmta" "postfix"
 row "durable accepts/s (250 after DATA)" "$FX_ACK_RATE" "${PF_ACK_RATE:--}"
 row "accept+deliver to Maildir msgs/s" "$FX_E2E_RATE" "${PF_E2E_RATE:--}"
-row "wall time to last 250 (s)" "$(calc "$FX_ACKED - $FX_START")" "$( [[ -n ${PF_ACKED:-} ]] && calc "$PF_ACKED - $PF_START" || echo -)"
-row "wall time to last Maildir file (s)" "$(calc "$FX_DONE - $FX_START")" "$( [[ -n ${PF_DONE:-} ]] && calc "$PF_DONE - $PF_START" || echo -)"
+row "wall time to last 250 (s)" "$(calc "$FX_ACKED - $FX_START" 2)" "$( [[ -n ${PF_ACKED:-} ]] && calc "$PF_ACKED - $PF_START" 2 || echo -)"
+row "wall time to last Maildir file (s)" "$(calc "$FX_DONE - $FX_START" 2)" "$( [[ -n ${PF_DONE:-} ]] && calc "$PF_DONE - $PF_START" 2 || echo -)"
+row "machine CPU busy, all $(nproc) cores" "$FX_BUSY" "${PF_BUSY:--}"
 row "messages sent / delivered to Maildir" "$MESSAGES/$FX_DELIVERED" "$( [[ -n ${PF_DELIVERED:-} ]] && echo "$MESSAGES/$PF_DELIVERED" || echo -)"
+row "faxmta CPU ms per message (user+sys)" "$FX_CPU_MS" ""
 row "faxmta peak RSS" "$FX_RSS" ""
 echo
-echo "faxmta durable accepts/s / disk write+fsync/s = $(calc "$FX_ACK_RATE / $FSYNC_APPEND") (above 1: group commit shares one fsync among several messages)"
+echo "faxmta durable accepts/s / disk write+fsync/s = $(calc "$FX_ACK_RATE / $FSYNC_APPEND" 2)"
+echo "  (above 1, group commit is sharing one sync among several messages;"
+echo "   below 1, something other than the disk's sync rate sets the pace)"
 echo "postfix: $PF_STATUS"
 echo "note: delivery to Maildir runs concurrently with accepting (there is no"
 echo "      'hold all' switch), so 'durable accepts/s' is measured while the"

@@ -1,18 +1,22 @@
-//! The durable store: envelopes and bodies in sled, an in-memory schedule
-//! index, and group commit.
+//! The durable store: envelopes in sled, bodies in files, an in-memory
+//! schedule index, and group commit.
 //!
-//! Layout: tree `bodies` maps a queue id to the message octets, tree
-//! `envelopes` maps it to the JSON envelope. A message is committed by its
-//! envelope: the body is written first, the envelope second, and then the
-//! store is flushed and synced before [`Store::enqueue`] returns. sled
-//! recovers a prefix of its log after a crash, so an envelope is never
-//! found without its body; a body without an envelope (a crash before the
-//! commit) is removed when the store is opened.
+//! Layout under the queue directory: `db` and friends are sled's, whose
+//! tree `envelopes` maps a queue id to the JSON envelope; `bodies/ID` holds
+//! the message octets. A message is committed by its envelope: the body
+//! file is written and fsynced first, then the envelope is inserted, and
+//! [`Store::enqueue`] returns only after sled's log is flushed and the log
+//! file and the `bodies` directory are fsynced. (sled 0.34 itself only
+//! calls `sync_file_range`, which neither flushes the disk's write cache
+//! nor file metadata, and writes large values to unsynced blob files; so
+//! bodies live outside sled and the store adds the fsyncs.) A body without
+//! an envelope (a crash before the commit) is removed when the store is
+//! opened.
 //!
-//! Group commit: a dedicated thread performs `fsync`s. Each enqueue
-//! registers a waiter after its writes; the thread takes every waiter that
-//! is queued, runs one flush, and answers them all, so N concurrent
-//! sessions cost about one sync, not N.
+//! Group commit: a dedicated thread performs the shared syncs. Each
+//! enqueue registers a waiter after its writes; the thread takes every
+//! waiter that is queued, runs one flush and fsync, and answers them all,
+//! so N concurrent sessions cost about one sync, not N.
 
 use crate::envelope::{Envelope, NewMessage, QueueId, RcptState};
 use crate::time::now_unix;
@@ -35,6 +39,11 @@ pub enum QueueError {
     },
     #[error("queue store: cannot encode envelope: {0}")]
     Encode(serde_json::Error),
+    #[error("queue store: {path}: {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("queue store: sync failed: {message}")]
     Sync { message: String, disk_full: bool },
     #[error("queue store: the flush thread is gone")]
@@ -54,7 +63,12 @@ impl QueueError {
     /// should get 452 4.3.1 and try again later.
     pub fn is_disk_full(&self) -> bool {
         match self {
-            QueueError::Db(sled::Error::Io(e)) | QueueError::Open { source: sled::Error::Io(e), .. } => io_disk_full(e),
+            QueueError::Db(sled::Error::Io(e))
+            | QueueError::Open {
+                source: sled::Error::Io(e),
+                ..
+            } => io_disk_full(e),
+            QueueError::File { source, .. } => io_disk_full(source),
             QueueError::Sync { disk_full, .. } => *disk_full,
             _ => false,
         }
@@ -83,7 +97,8 @@ impl Index {
 struct Inner {
     db: sled::Db,
     envelopes: sled::Tree,
-    bodies: sled::Tree,
+    /// Directory of the body files.
+    bodies: PathBuf,
     index: Mutex<Index>,
     /// Serialises read-modify-write of envelopes within this process.
     write: Mutex<()>,
@@ -127,7 +142,11 @@ impl Store {
                 source,
             })?;
         let envelopes = db.open_tree("envelopes")?;
-        let bodies = db.open_tree("bodies")?;
+        let bodies = path.join("bodies");
+        std::fs::create_dir_all(&bodies).map_err(|source| QueueError::File {
+            path: bodies.clone(),
+            source,
+        })?;
 
         let mut index = Index::default();
         for item in envelopes.iter() {
@@ -141,10 +160,14 @@ impl Store {
             index.set(&id, env.due());
         }
         let mut orphans = 0;
-        for key in bodies.iter().keys() {
-            let key = key?;
-            if !envelopes.contains_key(&key)? {
-                bodies.remove(&key)?;
+        let listing = std::fs::read_dir(&bodies).map_err(|source| QueueError::File {
+            path: bodies.clone(),
+            source,
+        })?;
+        for entry in listing.flatten() {
+            let name = entry.file_name();
+            if !envelopes.contains_key(name.as_encoded_bytes())? {
+                let _ = std::fs::remove_file(entry.path());
                 orphans += 1;
             }
         }
@@ -153,10 +176,10 @@ impl Store {
         }
 
         let (tx, rx) = mpsc::channel::<Waiter>();
-        let flush_db = db.clone();
+        let syncer = Syncer::new(db.clone(), path, &bodies)?;
         let committer = std::thread::Builder::new()
             .name("queue-sync".into())
-            .spawn(move || commit_loop(flush_db, rx))
+            .spawn(move || commit_loop(syncer, rx))
             .map_err(|e| QueueError::Sync {
                 message: e.to_string(),
                 disk_full: false,
@@ -194,7 +217,15 @@ impl Store {
         msg: NewMessage,
         body: &[u8],
     ) -> Result<Envelope, QueueError> {
-        let env = self.write_new(id, msg, body)?;
+        let path = self.body_path(&id);
+        let data = body.to_vec();
+        tokio::task::spawn_blocking(move || write_body(&path, &data))
+            .await
+            .map_err(|e| QueueError::Sync {
+                message: e.to_string(),
+                disk_full: false,
+            })??;
+        let env = self.write_envelope(id, msg, body.len())?;
         if let Err(e) = self.sync().await {
             // Not acknowledged: take it back, so a retry by the client does
             // not make a second copy.
@@ -212,7 +243,8 @@ impl Store {
         msg: NewMessage,
         body: &[u8],
     ) -> Result<Envelope, QueueError> {
-        let env = self.write_new(id, msg, body)?;
+        write_body(&self.body_path(&id), body)?;
+        let env = self.write_envelope(id, msg, body.len())?;
         if let Err(e) = self.sync_blocking() {
             let _ = self.remove(&env.id);
             return Err(e);
@@ -221,12 +253,23 @@ impl Store {
         Ok(env)
     }
 
-    fn write_new(&self, id: QueueId, msg: NewMessage, body: &[u8]) -> Result<Envelope, QueueError> {
-        let env = msg.into_envelope(id, body.len() as u64, now_unix());
+    fn body_path(&self, id: &str) -> PathBuf {
+        self.inner.bodies.join(id)
+    }
+
+    /// Insert the envelope: the commit record, written after the body.
+    fn write_envelope(
+        &self,
+        id: QueueId,
+        msg: NewMessage,
+        size: usize,
+    ) -> Result<Envelope, QueueError> {
+        let env = msg.into_envelope(id, size as u64, now_unix());
         let encoded = serde_json::to_vec(&env).map_err(QueueError::Encode)?;
-        // Body first, envelope last: the envelope is the commit record.
-        self.inner.bodies.insert(env.id.as_bytes(), body)?;
-        self.inner.envelopes.insert(env.id.as_bytes(), encoded)?;
+        if let Err(e) = self.inner.envelopes.insert(env.id.as_bytes(), encoded) {
+            let _ = std::fs::remove_file(self.body_path(&env.id));
+            return Err(e.into());
+        }
         Ok(env)
     }
 
@@ -250,8 +293,15 @@ impl Store {
 
     /// [`Store::sync`] for callers outside an async runtime.
     pub fn sync_blocking(&self) -> Result<(), QueueError> {
-        self.inner.db.flush()?;
-        Ok(())
+        let (tx, rx) = oneshot::channel();
+        lock(&self.inner.commit_tx)
+            .as_ref()
+            .ok_or(QueueError::CommitterGone)?
+            .send(tx)
+            .map_err(|_| QueueError::CommitterGone)?;
+        rx.blocking_recv()
+            .map_err(|_| QueueError::CommitterGone)?
+            .map_err(|(message, disk_full)| QueueError::Sync { message, disk_full })
     }
 
     /// The envelope of a message.
@@ -269,7 +319,12 @@ impl Store {
 
     /// The stored octets of a message.
     pub fn body(&self, id: &str) -> Result<Option<Vec<u8>>, QueueError> {
-        Ok(self.inner.bodies.get(id.as_bytes())?.map(|v| v.to_vec()))
+        let path = self.body_path(id);
+        match std::fs::read(&path) {
+            Ok(data) => Ok(Some(data)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(QueueError::File { path, source }),
+        }
     }
 
     /// Change a message's envelope under the store's write lock and save
@@ -307,7 +362,12 @@ impl Store {
 
     fn remove_locked(&self, id: &str) -> Result<bool, QueueError> {
         let existed = self.inner.envelopes.remove(id.as_bytes())?.is_some();
-        self.inner.bodies.remove(id.as_bytes())?;
+        match std::fs::remove_file(self.body_path(id)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // Left behind; removed as an orphan at the next open.
+            Err(e) => tracing::warn!("{id}: cannot remove body file: {e}"),
+        }
         lock(&self.inner.index).set(id, None);
         Ok(existed)
     }
@@ -404,15 +464,65 @@ impl Store {
     }
 }
 
-/// The group-commit thread: one flush answers every waiter queued so far.
-fn commit_loop(db: sled::Db, rx: mpsc::Receiver<Waiter>) {
+/// Write a body file and fsync it. The name is fresh (`create_new`), so a
+/// half-written file can only be an orphan, which the next open removes.
+fn write_body(path: &Path, data: &[u8]) -> Result<(), QueueError> {
+    use std::io::Write;
+    let result = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .and_then(|mut f| {
+            f.write_all(data)?;
+            f.sync_all()
+        });
+    result.map_err(|source| {
+        let _ = std::fs::remove_file(path);
+        QueueError::File {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+/// What one shared sync does: flush sled's log, then fsync the log file
+/// (sled only uses `sync_file_range`) and the directory of body files (so
+/// new body files' names are durable).
+struct Syncer {
+    db: sled::Db,
+    log: std::fs::File,
+    bodies_dir: std::fs::File,
+}
+
+impl Syncer {
+    fn new(db: sled::Db, path: &Path, bodies: &Path) -> Result<Syncer, QueueError> {
+        let open = |p: PathBuf| {
+            std::fs::File::open(&p).map_err(|source| QueueError::File { path: p, source })
+        };
+        Ok(Syncer {
+            db,
+            log: open(path.join("db"))?,
+            bodies_dir: open(bodies.to_path_buf())?,
+        })
+    }
+
+    fn sync(&self) -> SyncResult {
+        let io = |e: std::io::Error| (e.to_string(), io_disk_full(&e));
+        self.db.flush().map_err(|e| {
+            let full = matches!(&e, sled::Error::Io(io) if io_disk_full(io));
+            (e.to_string(), full)
+        })?;
+        self.log.sync_all().map_err(io)?;
+        self.bodies_dir.sync_all().map_err(io)
+    }
+}
+
+/// The group-commit thread: one sync answers every waiter queued so far.
+fn commit_loop(syncer: Syncer, rx: mpsc::Receiver<Waiter>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
-        let result: SyncResult = db.flush().map(|_| ()).map_err(|e| {
-            let full = matches!(&e, sled::Error::Io(io) if io_disk_full(io));
-            (e.to_string(), full)
-        });
+        let result = syncer.sync();
         if let Err((e, _)) = &result {
             tracing::error!(error = %e, "queue sync failed");
         }
@@ -541,14 +651,35 @@ mod tests {
     fn orphan_bodies_are_removed_on_open() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let db = sled::open(dir.path()).unwrap();
-            db.open_tree("bodies")
-                .unwrap()
-                .insert("ORPHAN", "half")
+            let store = Store::open(dir.path()).unwrap();
+            let id = store.new_id().unwrap();
+            store
+                .enqueue_blocking(id, message(&["a@x"]), b"kept")
                 .unwrap();
-            db.flush().unwrap();
         }
+        std::fs::write(dir.path().join("bodies/ORPHAN"), b"half").unwrap();
         let store = Store::open(dir.path()).unwrap();
         assert!(store.body("ORPHAN").unwrap().is_none());
+        assert!(!dir.path().join("bodies/ORPHAN").exists());
+        assert_eq!(store.len(), 1, "the committed message stays");
+    }
+
+    #[tokio::test]
+    async fn bodies_are_files_and_leave_with_their_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = store.new_id().unwrap();
+        let big = vec![b'x'; 3 * 1024 * 1024];
+        store
+            .enqueue(id.clone(), message(&["a@x"]), &big)
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("bodies").join(&id)).unwrap(),
+            big
+        );
+        assert_eq!(store.get(&id).unwrap().unwrap().size, big.len() as u64);
+        assert!(store.remove(&id).unwrap());
+        assert!(!dir.path().join("bodies").join(&id).exists());
     }
 }

@@ -42,7 +42,10 @@ pub enum Request {
 #[serde(rename_all = "snake_case")]
 pub enum Response {
     List(Vec<Envelope>),
-    Show { envelope: Box<Envelope>, message: String },
+    Show {
+        envelope: Box<Envelope>,
+        message: String,
+    },
     Count(usize),
     Error(String),
 }
