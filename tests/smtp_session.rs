@@ -910,3 +910,34 @@ fn dsn_parameters_are_kept_with_the_envelope() {
         "{env:#}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// 12. SMTPUTF8 (RFC 6531)
+
+#[test]
+fn smtputf8_addresses_need_the_parameter() {
+    let server = Server::start();
+    let mut c = server.connect();
+    c.cmd("EHLO utf8.test");
+    // Without SMTPUTF8 a non-ASCII address is refused.
+    expect(&c.cmd("MAIL FROM:<jörg@exämple.org>"), "553 5.6.7");
+    // With it, the sender and a non-ASCII local part in a local domain
+    // are accepted and delivered; the Received header says UTF8SMTP.
+    expect(&c.cmd("MAIL FROM:<jörg@exämple.org> SMTPUTF8"), "250 2.1.0");
+    expect(&c.cmd("RCPT TO:<zoë@localhost>"), "250 2.1.5");
+    expect(&c.cmd("DATA"), "354");
+    c.send("Subject: grüße\r\n\r\nHallo Zoë\r\n.\r\n".as_bytes());
+    expect(&c.reply(), "250 2.0.0");
+    let files = server.wait_maildir("localhost", "zoë", 1, 10);
+    assert_eq!(files.len(), 1, "{:?}", all_delivered(&server));
+    let text = String::from_utf8(read(&files[0])).unwrap();
+    assert!(
+        text.starts_with("Return-Path: <jörg@exämple.org>\nDelivered-To: zoë@localhost\n"),
+        "{text}"
+    );
+    assert!(text.contains("with UTF8SMTP id"), "{text}");
+    assert!(text.contains("Hallo Zoë"), "{text}");
+    // A non-ASCII recipient in a transaction without SMTPUTF8 is refused.
+    expect(&c.cmd("MAIL FROM:<ascii@example.org>"), "250 2.1.0");
+    expect(&c.cmd("RCPT TO:<zoë@localhost>"), "553 5.6.7");
+}

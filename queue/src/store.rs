@@ -278,30 +278,25 @@ impl Store {
         self.inner.changed.notify_one();
     }
 
-    /// Wait until everything written so far is on disk (shared sync).
-    pub async fn sync(&self) -> Result<(), QueueError> {
+    /// Join the next shared sync; the receiver answers once it ran.
+    fn request_sync(&self) -> Result<oneshot::Receiver<SyncResult>, QueueError> {
         let (tx, rx) = oneshot::channel();
         lock(&self.inner.commit_tx)
             .as_ref()
             .ok_or(QueueError::CommitterGone)?
             .send(tx)
             .map_err(|_| QueueError::CommitterGone)?;
-        rx.await
-            .map_err(|_| QueueError::CommitterGone)?
-            .map_err(|(message, disk_full)| QueueError::Sync { message, disk_full })
+        Ok(rx)
+    }
+
+    /// Wait until everything written so far is on disk (shared sync).
+    pub async fn sync(&self) -> Result<(), QueueError> {
+        sync_outcome(self.request_sync()?.await)
     }
 
     /// [`Store::sync`] for callers outside an async runtime.
     pub fn sync_blocking(&self) -> Result<(), QueueError> {
-        let (tx, rx) = oneshot::channel();
-        lock(&self.inner.commit_tx)
-            .as_ref()
-            .ok_or(QueueError::CommitterGone)?
-            .send(tx)
-            .map_err(|_| QueueError::CommitterGone)?;
-        rx.blocking_recv()
-            .map_err(|_| QueueError::CommitterGone)?
-            .map_err(|(message, disk_full)| QueueError::Sync { message, disk_full })
+        sync_outcome(self.request_sync()?.blocking_recv())
     }
 
     /// The envelope of a message.
@@ -462,6 +457,12 @@ impl Store {
     pub async fn changed(&self) {
         self.inner.changed.notified().await
     }
+}
+
+fn sync_outcome(answer: Result<SyncResult, oneshot::error::RecvError>) -> Result<(), QueueError> {
+    answer
+        .map_err(|_| QueueError::CommitterGone)?
+        .map_err(|(message, disk_full)| QueueError::Sync { message, disk_full })
 }
 
 /// Write a body file and fsync it. The name is fresh (`create_new`), so a
