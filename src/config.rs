@@ -33,6 +33,71 @@ pub struct Config {
     pub domains: Vec<DomainConfig>,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub dns: DnsConfig,
+    #[serde(default)]
+    pub outbound: OutboundConfig,
+}
+
+/// `[dns]`: the resolver used for MX and address lookups.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// `IP:port` of the DNS servers to ask. Empty: the system's
+    /// (/etc/resolv.conf).
+    pub nameservers: Vec<SocketAddr>,
+    /// How long to wait for one answer.
+    pub timeout: Duration,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            nameservers: Vec::new(),
+            timeout: Duration(5),
+        }
+    }
+}
+
+/// TLS for outbound SMTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboundTls {
+    /// Never STARTTLS.
+    Off,
+    /// STARTTLS when offered, any certificate (recorded and logged).
+    #[default]
+    Opportunistic,
+    /// STARTTLS must succeed, any certificate.
+    Required,
+    /// STARTTLS must succeed and the certificate must verify.
+    Verify,
+}
+
+/// `[outbound]`: the SMTP client.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundConfig {
+    /// The port MX hosts are contacted on.
+    pub port: u16,
+    pub tls: OutboundTls,
+    /// Our name in EHLO; default: `hostname`.
+    pub helo: Option<String>,
+    pub connect_timeout: Duration,
+    /// More Received headers than this: a mail loop, the message fails.
+    pub max_received: usize,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig {
+            port: 25,
+            tls: OutboundTls::Opportunistic,
+            helo: None,
+            connect_timeout: Duration(30),
+            max_received: 50,
+        }
+    }
 }
 
 fn default_hostname() -> String {
@@ -51,6 +116,8 @@ pub struct QueueConfig {
     pub retry: Vec<Duration>,
     /// Deliveries running at once.
     pub concurrency: usize,
+    /// Deliveries running at once to one remote domain.
+    pub destination_concurrency: usize,
     /// Warn the sender (RFC 3464 action=delayed) once a message has waited
     /// this long; 0 turns warnings off.
     pub delay_warning: Duration,
@@ -63,6 +130,7 @@ impl Default for QueueConfig {
             lifetime: Duration(5 * 86_400),
             retry: [60, 300, 900, 3600, 4 * 3600].map(Duration).to_vec(),
             concurrency: 20,
+            destination_concurrency: 10,
             delay_warning: Duration(4 * 3600),
         }
     }
@@ -433,6 +501,12 @@ impl Config {
         }
         if self.queue.lifetime.0 == 0 {
             return fail("lifetime", "queue.lifetime must be more than 0".into());
+        }
+        if self.queue.destination_concurrency == 0 {
+            return fail(
+                "destination_concurrency",
+                "queue.destination_concurrency must be at least 1".into(),
+            );
         }
         if self.queue.concurrency == 0 {
             return fail("concurrency", "queue.concurrency must be at least 1".into());

@@ -33,7 +33,6 @@ pub enum ReportKind {
     /// Delivered (NOTIFY=SUCCESS).
     Success,
     /// Relayed to a system that does not do DSN (NOTIFY=SUCCESS).
-    #[allow(dead_code)] // sent once the outbound SMTP transport relays
     Relayed,
 }
 

@@ -11,50 +11,95 @@ use crate::router::{Route, Router};
 use faxmta_queue::{
     format_duration, now_unix, Envelope, Notify, QueueId, RcptState, Reply, RetryPolicy, Store,
 };
-use faxmta_transports::{Job, JobRecipient, Outcome, Status, Transport};
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use faxmta_transports::{Job, JobRecipient, NextHop, Outcome, Status, Transport};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+
+/// The scheduler's knobs, from `[queue]`.
+pub struct Settings {
+    pub retry: RetryPolicy,
+    /// Seconds after arrival when a delay warning is due; 0 = never.
+    pub delay_warning: u64,
+    /// Our name in reports.
+    pub hostname: String,
+    /// Deliveries at once, in all.
+    pub concurrency: usize,
+    /// Deliveries at once to one remote destination (domain).
+    pub destination_concurrency: usize,
+}
+
+/// The transports, one per kind of next hop.
+pub struct Transports {
+    pub local: Arc<dyn Transport>,
+    pub smtp: Arc<dyn Transport>,
+}
 
 /// Delivers what the queue holds.
 pub struct Scheduler {
     store: Store,
     router: Arc<Router>,
     retry: RetryPolicy,
-    /// Seconds after arrival when a delay warning is due; 0 = never.
     delay_warning: u64,
     hostname: String,
     local: Arc<dyn Transport>,
+    smtp: Arc<dyn Transport>,
     slots: Arc<Semaphore>,
+    destination_limit: usize,
+    destinations: Mutex<HashMap<NextHop, Arc<Semaphore>>>,
     inflight: Mutex<HashSet<QueueId>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Scheduler {
     pub fn new(
         store: Store,
         router: Arc<Router>,
-        retry: RetryPolicy,
-        delay_warning: u64,
-        hostname: String,
-        local: Arc<dyn Transport>,
-        concurrency: usize,
+        settings: Settings,
+        transports: Transports,
     ) -> Arc<Self> {
         Arc::new(Scheduler {
             store,
             router,
-            retry,
-            delay_warning,
-            hostname,
-            local,
-            slots: Arc::new(Semaphore::new(concurrency.max(1))),
+            retry: settings.retry,
+            delay_warning: settings.delay_warning,
+            hostname: settings.hostname,
+            local: transports.local,
+            smtp: transports.smtp,
+            slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+            destination_limit: settings.destination_concurrency.max(1),
+            destinations: Mutex::new(HashMap::new()),
             inflight: Mutex::new(HashSet::new()),
         })
     }
 
-    fn inflight(&self) -> std::sync::MutexGuard<'_, HashSet<QueueId>> {
-        self.inflight.lock().unwrap_or_else(|e| e.into_inner())
+    fn inflight(&self) -> MutexGuard<'_, HashSet<QueueId>> {
+        lock(&self.inflight)
+    }
+
+    /// A slot for one delivery to a remote destination; local delivery is
+    /// limited by the global concurrency only.
+    async fn destination_slot(&self, hop: &NextHop) -> Option<OwnedSemaphorePermit> {
+        if *hop == NextHop::Local {
+            return None;
+        }
+        let semaphore = {
+            let mut map = lock(&self.destinations);
+            if map.len() > 10_000 {
+                // Forget idle destinations.
+                let limit = self.destination_limit;
+                map.retain(|_, s| s.available_permits() < limit);
+            }
+            map.entry(hop.clone())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.destination_limit)))
+                .clone()
+        };
+        semaphore.acquire_owned().await.ok()
     }
 
     /// Run until `shutdown` turns true; then let running deliveries end
@@ -142,40 +187,46 @@ impl Scheduler {
                 outcomes.push(self.expired(&env, i));
             }
         } else {
-            let mut local = Vec::new();
+            // Group the due recipients by next hop: one job per hop.
+            let mut jobs: Vec<(NextHop, Vec<JobRecipient>)> = Vec::new();
             for &i in &due {
                 let address = env.recipients[i].address.clone();
-                match self.router.resolve(&address) {
-                    Ok(Route::Maildir { mailbox }) => local.push(JobRecipient {
-                        index: i,
-                        address,
-                        mailbox: Some(mailbox),
-                    }),
-                    Ok(Route::Remote { domain }) => outcomes.push(Outcome {
-                        index: i,
-                        status: Status::Deferred,
-                        relay: "none".into(),
-                        reply: Reply::new(
-                            451,
-                            "4.4.0",
-                            format!("no transport for remote domain {domain}: outbound SMTP is not available in this version"),
-                        ),
-                    }),
-                    Err(reply) => outcomes.push(Outcome {
-                        index: i,
-                        status: if reply.is_permanent() { Status::Failed } else { Status::Deferred },
-                        relay: "none".into(),
-                        reply,
-                    }),
+                let (hop, mailbox) = match self.router.resolve(&address) {
+                    Ok(Route::Maildir { mailbox }) => (NextHop::Local, Some(mailbox)),
+                    Ok(Route::Remote { domain }) => (NextHop::Mx { domain }, None),
+                    Err(reply) => {
+                        let status = if reply.is_permanent() {
+                            Status::Failed
+                        } else {
+                            Status::Deferred
+                        };
+                        outcomes.push(Outcome::local(i, status, "none", reply));
+                        continue;
+                    }
+                };
+                let rcpt = JobRecipient {
+                    index: i,
+                    address,
+                    mailbox,
+                };
+                match jobs.iter_mut().find(|(h, _)| *h == hop) {
+                    Some((_, list)) => list.push(rcpt),
+                    None => jobs.push((hop, vec![rcpt])),
                 }
             }
-            if !local.is_empty() {
+            for (hop, recipients) in &jobs {
+                let transport = match hop {
+                    NextHop::Local => &self.local,
+                    NextHop::Mx { .. } => &self.smtp,
+                };
+                let _slot = self.destination_slot(hop).await;
                 let job = Job {
                     envelope: &env,
                     body: &body,
-                    recipients: &local,
+                    recipients,
+                    next_hop: hop,
                 };
-                outcomes.extend(self.local.deliver(job).await);
+                outcomes.extend(transport.deliver(job).await);
             }
         }
         self.record(env, &body, outcomes, now).await;
@@ -188,14 +239,14 @@ impl Scheduler {
             .as_ref()
             .map(|r| format!("; last reply: {r}"))
             .unwrap_or_default();
-        Outcome {
-            index: i,
-            status: Status::Failed,
-            relay: env.recipients[i]
+        Outcome::local(
+            i,
+            Status::Failed,
+            env.recipients[i]
                 .relay
                 .clone()
                 .unwrap_or_else(|| "none".into()),
-            reply: Reply::new(
+            Reply::new(
                 554,
                 "5.4.7",
                 format!(
@@ -203,7 +254,7 @@ impl Scheduler {
                     format_duration(lifetime)
                 ),
             ),
-        }
+        )
     }
 
     /// Apply outcomes: reports first, then the new recipient states.
@@ -211,6 +262,7 @@ impl Scheduler {
         let mut updated = env.clone();
         let mut failed = Vec::new();
         let mut delivered = Vec::new();
+        let mut relayed = Vec::new();
         for mut o in outcomes {
             let Some(r) = updated.recipients.get_mut(o.index) else {
                 continue;
@@ -238,7 +290,11 @@ impl Scheduler {
             match o.status {
                 Status::Delivered => {
                     r.state = RcptState::Delivered;
-                    delivered.push(o.index);
+                    if o.relayed {
+                        relayed.push(o.index);
+                    } else {
+                        delivered.push(o.index);
+                    }
                 }
                 Status::Failed => {
                     r.state = RcptState::Failed;
@@ -288,14 +344,20 @@ impl Scheduler {
                 }
             }
         }
-        let wanted: Vec<usize> = delivered
-            .into_iter()
-            .filter(|&i| Notify::wants_success(updated.recipients[i].notify))
-            .collect();
-        if !wanted.is_empty() {
-            // A lost success notice is not worth a redelivery: no rollback.
-            self.send_report(ReportKind::Success, &updated, body, &wanted, now)
-                .await;
+        // Success notices (NOTIFY=SUCCESS): "delivered" when the final
+        // hop was ours or passed DSN on, "relayed" when it could not
+        // (RFC 3461 §4.2). A lost notice is not worth a redelivery.
+        for (kind, list) in [
+            (ReportKind::Success, delivered),
+            (ReportKind::Relayed, relayed),
+        ] {
+            let wanted: Vec<usize> = list
+                .into_iter()
+                .filter(|&i| Notify::wants_success(updated.recipients[i].notify))
+                .collect();
+            if !wanted.is_empty() {
+                self.send_report(kind, &updated, body, &wanted, now).await;
+            }
         }
 
         let saved = self.store.update(&env.id, |current| {
@@ -330,7 +392,11 @@ impl Scheduler {
                 Some(ReportItem {
                     recipient: r,
                     reply: r.last_reply.as_ref()?,
-                    remote_mta: None,
+                    remote_mta: r
+                        .relay
+                        .as_deref()
+                        .filter(|relay| relay.contains('['))
+                        .and_then(|relay| relay.split('[').next()),
                     will_retry_until: (kind == ReportKind::Delay)
                         .then(|| env.arrival + env.lifetime.unwrap_or(self.retry.lifetime)),
                 })

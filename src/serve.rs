@@ -8,12 +8,16 @@
 //! the queue is flushed.
 
 use crate::admin::control;
+use crate::config::OutboundTls;
 use crate::config::{Config, TlsMode};
 use crate::router::Router;
-use crate::scheduler::Scheduler;
+use crate::scheduler::{self, Scheduler};
 use crate::server;
 use faxmta_queue::Store;
 use faxmta_transports::local::MaildirTransport;
+use faxmta_transports::smtp::{
+    ClientSettings, Dns, SmtpSettings, SmtpTransport, Timeouts, Tls, TlsPolicy,
+};
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -79,15 +83,18 @@ async fn serve(config: Config) -> Result<(), String> {
         stop_rx.clone(),
     );
 
-    let scheduler = Scheduler::new(
-        store.clone(),
-        router,
-        config.retry_policy(),
-        config.queue.delay_warning.0,
-        config.hostname.clone(),
-        Arc::new(MaildirTransport),
-        config.queue.concurrency,
-    );
+    let settings = scheduler::Settings {
+        retry: config.retry_policy(),
+        delay_warning: config.queue.delay_warning.0,
+        hostname: config.hostname.clone(),
+        concurrency: config.queue.concurrency,
+        destination_concurrency: config.queue.destination_concurrency,
+    };
+    let transports = scheduler::Transports {
+        local: Arc::new(MaildirTransport),
+        smtp: Arc::new(smtp_transport(&config)?),
+    };
+    let scheduler = Scheduler::new(store.clone(), router, settings, transports);
     let grace = config.smtp.shutdown_grace.std();
     let scheduler_task = tokio::spawn(scheduler.run(stop_rx.clone(), grace));
     let control_path = config.control.socket.clone();
@@ -115,6 +122,38 @@ async fn serve(config: Config) -> Result<(), String> {
     store.sync().await.map_err(|e| e.to_string())?;
     tracing::info!("stopped; {} message(s) stay queued", store.len());
     Ok(())
+}
+
+/// The outbound SMTP transport as `[dns]` and `[outbound]` describe it.
+fn smtp_transport(config: &Config) -> Result<SmtpTransport, String> {
+    let dns = Dns::new(&config.dns.nameservers, config.dns.timeout.std())?;
+    let out = &config.outbound;
+    let client = ClientSettings {
+        helo: out.helo.clone().unwrap_or_else(|| config.hostname.clone()),
+        tls: Tls::new()?,
+        timeouts: Timeouts {
+            connect: out.connect_timeout.std(),
+            ..Timeouts::default()
+        },
+        lmtp: false,
+    };
+    let tls = match out.tls {
+        OutboundTls::Off => TlsPolicy::Off,
+        OutboundTls::Opportunistic => TlsPolicy::Opportunistic,
+        OutboundTls::Required => TlsPolicy::Required,
+        OutboundTls::Verify => TlsPolicy::Verify,
+    };
+    Ok(SmtpTransport::new(
+        dns,
+        SmtpSettings {
+            client,
+            port: out.port,
+            tls,
+            local_names: vec![config.hostname.to_ascii_lowercase()],
+            local_addrs: config.listeners.iter().map(|l| l.addr).collect(),
+            max_received: out.max_received,
+        },
+    ))
 }
 
 async fn wait_for_signal() {

@@ -8,7 +8,7 @@ use common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 // ---------------------------------------------------------------- helpers
 
@@ -51,123 +51,12 @@ fn strip_added(file: &[u8], sender: &str, rcpt: &str) -> (String, Vec<u8>) {
     (received, rest)
 }
 
-fn crlf_to_lf(b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\r' && b.get(i + 1) == Some(&b'\n') {
-            i += 1;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    out
-}
-
-/// Make a Maildir of example.test undeliverable (a plain file where the
-/// directory should be): delivery then defers with 451 4.3.0.
-fn block(server: &Server, user: &str) {
-    std::fs::create_dir_all(server.path("mail/example.test")).unwrap();
-    std::fs::write(server.path(&format!("mail/example.test/{user}")), "x").unwrap();
-}
-
-fn unblock(server: &Server, user: &str) {
-    std::fs::remove_file(server.path(&format!("mail/example.test/{user}"))).unwrap();
-}
-
-/// The queue id from "250 2.0.0 Ok: queued as ID".
-fn queued_id(reply: &str) -> String {
-    let id = reply
-        .strip_prefix("250 2.0.0 Ok: queued as ")
-        .unwrap_or_else(|| panic!("not a queued reply: {reply}"))
-        .trim()
-        .to_string();
-    assert!(
-        !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()),
-        "{reply}"
-    );
-    id
-}
-
-/// Send one message by hand (the message must be dot-safe and end with
-/// CRLF); returns its queue id.
-fn send(server: &Server, from: &str, to: &str, msg: &str) -> String {
-    let mut c = server.connect();
-    assert!(c.cmd("EHLO client.test").starts_with("250"));
-    let r = c.cmd(&format!("MAIL FROM:<{from}>"));
-    assert!(r.starts_with("250"), "{r}");
-    let r = c.cmd(&format!("RCPT TO:<{to}>"));
-    assert!(r.starts_with("250"), "{r}");
-    let r = c.cmd("DATA");
-    assert!(r.starts_with("354"), "{r}");
-    c.send(msg.as_bytes());
-    c.send(b".\r\n");
-    let id = queued_id(&c.reply());
-    c.cmd("QUIT");
-    id
-}
-
-fn cli_ok(server: &Server, args: &[&str]) -> String {
-    let out = server.cli(args);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "faxmta {args:?} failed:\n{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-/// `queue list --json`, parsed.
-fn queue_json(server: &Server) -> Vec<Value> {
-    let text = cli_ok(server, &["queue", "list", "--json"]);
-    serde_json::from_str::<Value>(&text)
-        .unwrap_or_else(|e| panic!("bad JSON ({e}):\n{text}"))
-        .as_array()
-        .cloned()
-        .unwrap_or_else(|| panic!("not a list:\n{text}"))
-}
-
-fn find<'a>(list: &'a [Value], id: &str) -> Option<&'a Value> {
-    list.iter().find(|m| m["id"] == id)
-}
-
 /// Attempts made so far for the first recipient of message `id`.
 fn attempts(server: &Server, id: &str) -> Option<u64> {
     find(&queue_json(server), id).and_then(|m| m["recipients"][0]["attempts"].as_u64())
 }
 
-fn wait_queue_empty(server: &Server, secs: u64) -> bool {
-    wait_until(secs, || queue_json(server).is_empty())
-}
-
-/// Stop the server, change its configuration file, start it again.
-fn restart_with(server: &mut Server, edits: &[(&str, &str)]) {
-    assert!(
-        server.stop(),
-        "faxmta did not stop cleanly:\n{}",
-        server.log()
-    );
-    let mut text = std::fs::read_to_string(server.config()).unwrap();
-    for (from, to) in edits {
-        assert!(
-            text.contains(from),
-            "{from} not in the configuration:\n{text}"
-        );
-        text = text.replace(from, to);
-    }
-    std::fs::write(server.config(), text).unwrap();
-    server.spawn();
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
+/// A small message from Alice to Bob with a unique Message-ID.
 fn message(subject: &str, body: &str) -> String {
     format!(
         "From: Alice <alice@example.test>\r\nTo: Bob <bob@example.test>\r\n\
@@ -175,22 +64,6 @@ fn message(subject: &str, body: &str) -> String {
         subject.replace(' ', "-"),
         now()
     )
-}
-
-/// Subject lines of the files in a Maildir, counted.
-fn subjects(server: &Server, domain: &str, user: &str) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    for f in server.maildir(domain, user) {
-        let text = String::from_utf8_lossy(&read(&f)).into_owned();
-        let subject = text
-            .lines()
-            .take_while(|l| !l.is_empty())
-            .find_map(|l| l.strip_prefix("Subject: "))
-            .unwrap_or("")
-            .to_string();
-        *out.entry(subject).or_insert(0) += 1;
-    }
-    out
 }
 
 // ------------------------------------------------------------------ tests
@@ -350,7 +223,7 @@ fn deferred_message_survives_kill9_and_is_delivered_once() {
     );
     unblock(&server, "bob");
     assert!(wait_queue_empty(&server, 10), "{:?}", queue_json(&server));
-    let got = subjects(&server, "example.test", "bob");
+    let got = subject_counts(&server, "example.test", "bob");
     assert_eq!(
         got,
         BTreeMap::from([("survive kill".to_string(), 1)]),
@@ -378,10 +251,7 @@ fn held_message_stays_held_through_kill9() {
     server.spawn();
 
     let text = cli_ok(&server, &["queue", "list"]);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(&id))
-        .unwrap_or_else(|| panic!("{id} not listed:\n{text}"));
+    let line = id_line(&text, &id);
     assert!(line[id.len()..].trim_start().starts_with('!'), "{text}");
     assert!(text.contains("held]"), "{text}");
     let list = queue_json(&server);
@@ -396,7 +266,7 @@ fn held_message_stays_held_through_kill9() {
     );
     server.wait_maildir("example.test", "bob", 1, 10);
     assert_eq!(
-        subjects(&server, "example.test", "bob"),
+        subject_counts(&server, "example.test", "bob"),
         BTreeMap::from([("sentinel".to_string(), 1)])
     );
     assert_eq!(find(&queue_json(&server), &id).unwrap()["held"], true);
@@ -405,7 +275,7 @@ fn held_message_stays_held_through_kill9() {
     assert!(out.contains("1 message(s) released"), "{out}");
     assert!(wait_queue_empty(&server, 10), "{:?}", queue_json(&server));
     assert_eq!(
-        subjects(&server, "example.test", "bob"),
+        subject_counts(&server, "example.test", "bob"),
         BTreeMap::from([
             ("held through crash".to_string(), 1),
             ("sentinel".to_string(), 1)
@@ -454,10 +324,10 @@ fn kill9_right_after_acknowledgement_loses_nothing() {
 
     server.spawn();
     let complete = wait_until(15, || {
-        let got = subjects(&server, "example.test", "alice");
+        let got = subject_counts(&server, "example.test", "alice");
         acked.iter().all(|(s, _)| got.contains_key(s))
     });
-    let got = subjects(&server, "example.test", "alice");
+    let got = subject_counts(&server, "example.test", "alice");
     let lost: Vec<&(String, String)> = acked.iter().filter(|(s, _)| !got.contains_key(s)).collect();
     let dups: Vec<(&String, &usize)> = got.iter().filter(|(_, n)| **n > 1).collect();
     assert!(
@@ -465,7 +335,7 @@ fn kill9_right_after_acknowledgement_loses_nothing() {
         "acknowledged messages lost after kill -9: {lost:?} (delivered before the kill: {before}; duplicates: {dups:?})"
     );
     assert!(wait_queue_empty(&server, 10), "{:?}", queue_json(&server));
-    let got = subjects(&server, "example.test", "alice");
+    let got = subject_counts(&server, "example.test", "alice");
     assert_eq!(
         got.len(),
         20,
@@ -502,7 +372,7 @@ fn cut_off_data_is_neither_delivered_nor_reported() {
     assert!(wait_queue_empty(&server, 10), "{:?}", queue_json(&server));
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
-        subjects(&server, "example.test", "bob"),
+        subject_counts(&server, "example.test", "bob"),
         BTreeMap::from([("marker".to_string(), 1)]),
         "the cut-off message was delivered"
     );
@@ -729,7 +599,7 @@ fn sigterm_keeps_deferred_message() {
     unblock(&server, "bob");
     assert!(wait_queue_empty(&server, 10), "{:?}", queue_json(&server));
     assert_eq!(
-        subjects(&server, "example.test", "bob"),
+        subject_counts(&server, "example.test", "bob"),
         BTreeMap::from([("across sigterm".to_string(), 1)])
     );
 }
@@ -749,11 +619,7 @@ fn check_config_points_at_the_line() {
         .arg(&bad)
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = output_text(&out);
     assert!(!out.status.success(), "{text}");
     let place = format!("{}:3:", bad.display());
     let at = text

@@ -5,83 +5,18 @@ mod common;
 use common::*;
 
 use serde_json::Value;
-use std::process::Output;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 // ---------------------------------------------------------------- helpers
 
-/// Make a Maildir of example.test undeliverable (a plain file where the
-/// directory should be): delivery then defers with 451 4.3.0.
-fn block(server: &Server, user: &str) {
-    std::fs::create_dir_all(server.path("mail/example.test")).unwrap();
-    std::fs::write(server.path(&format!("mail/example.test/{user}")), "x").unwrap();
-}
-
-fn unblock(server: &Server, user: &str) {
-    std::fs::remove_file(server.path(&format!("mail/example.test/{user}"))).unwrap();
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// Send one message by hand; returns its queue id.
-fn send(server: &Server, from: &str, to: &str, subject: &str, body: &str) -> String {
-    let mut c = server.connect();
-    assert!(c.cmd("EHLO client.test").starts_with("250"));
-    let r = c.cmd(&format!("MAIL FROM:<{from}>"));
-    assert!(r.starts_with("250"), "{r}");
-    let r = c.cmd(&format!("RCPT TO:<{to}>"));
-    assert!(r.starts_with("250"), "{r}");
-    let r = c.cmd("DATA");
-    assert!(r.starts_with("354"), "{r}");
-    c.send(
-        format!("From: <{from}>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\r\n{body}\r\n.\r\n")
-            .as_bytes(),
-    );
-    let reply = c.reply();
-    let id = reply
-        .strip_prefix("250 2.0.0 Ok: queued as ")
-        .unwrap_or_else(|| panic!("not queued: {reply}"))
-        .trim()
-        .to_string();
-    assert!(!id.is_empty(), "{reply}");
-    c.cmd("QUIT");
-    id
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+/// Send a minimal From/To/Subject message by hand; returns its queue id.
+fn send_simple(server: &Server, from: &str, to: &str, subject: &str, body: &str) -> String {
+    send(
+        server,
+        from,
+        to,
+        &format!("From: <{from}>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\r\n{body}\r\n"),
     )
-}
-
-fn cli_ok(server: &Server, args: &[&str]) -> String {
-    let out = server.cli(args);
-    assert!(
-        out.status.success(),
-        "faxmta {args:?} failed:\n{}",
-        text(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn queue_json(server: &Server) -> Vec<Value> {
-    let text = cli_ok(server, &["queue", "list", "--json"]);
-    serde_json::from_str::<Value>(&text)
-        .unwrap_or_else(|e| panic!("bad JSON ({e}):\n{text}"))
-        .as_array()
-        .cloned()
-        .unwrap_or_else(|| panic!("not a list:\n{text}"))
-}
-
-fn find(server: &Server, id: &str) -> Option<Value> {
-    queue_json(server).into_iter().find(|m| m["id"] == id)
 }
 
 /// Wait until message `id` has had at least one delivery attempt; returns
@@ -89,58 +24,12 @@ fn find(server: &Server, id: &str) -> Option<Value> {
 fn wait_deferred(server: &Server, id: &str) -> Value {
     let mut last = None;
     let ok = wait_until(10, || {
-        last = find(server, id);
+        last = find_queued(server, id);
         last.as_ref()
             .is_some_and(|m| m["recipients"][0]["attempts"].as_u64().unwrap_or(0) >= 1)
     });
     assert!(ok, "{id} never tried: {last:?}\n{}", server.log());
     last.unwrap()
-}
-
-fn wait_queue_empty(server: &Server, secs: u64) -> bool {
-    wait_until(secs, || queue_json(server).is_empty())
-}
-
-/// Subject lines of the files in a Maildir, in file name order.
-fn subjects(server: &Server, user: &str) -> Vec<String> {
-    server
-        .maildir("example.test", user)
-        .iter()
-        .map(|f| {
-            String::from_utf8_lossy(&read(f))
-                .lines()
-                .take_while(|l| !l.is_empty())
-                .find_map(|l| l.strip_prefix("Subject: "))
-                .unwrap_or("")
-                .to_string()
-        })
-        .collect()
-}
-
-/// Stop the server, change its configuration file, start it again.
-fn restart_with(server: &mut Server, edits: &[(&str, &str)]) {
-    assert!(
-        server.stop(),
-        "faxmta did not stop cleanly:\n{}",
-        server.log()
-    );
-    let mut text = std::fs::read_to_string(server.config()).unwrap();
-    for (from, to) in edits {
-        assert!(
-            text.contains(from),
-            "{from} not in the configuration:\n{text}"
-        );
-        text = text.replace(from, to);
-    }
-    std::fs::write(server.config(), text).unwrap();
-    server.spawn();
-}
-
-/// The line of `queue list` that starts with `id`.
-fn id_line<'a>(list: &'a str, id: &str) -> &'a str {
-    list.lines()
-        .find(|l| l.starts_with(id))
-        .unwrap_or_else(|| panic!("{id} not listed:\n{list}"))
 }
 
 // ------------------------------------------------------------------ tests
@@ -153,7 +42,7 @@ fn list_json_and_show_describe_a_deferred_message() {
     assert!(server.path("faxmta.sock").exists(), "no control socket");
     assert_eq!(cli_ok(&server, &["queue", "list"]), "Mail queue is empty\n");
     block(&server, "bob");
-    let id = send(
+    let id = send_simple(
         &server,
         "alice@example.test",
         "bob@example.test",
@@ -235,7 +124,7 @@ fn list_json_and_show_describe_a_deferred_message() {
 fn hold_and_release() {
     let server = Server::start();
     block(&server, "bob");
-    let id = send(
+    let id = send_simple(
         &server,
         "alice@example.test",
         "bob@example.test",
@@ -251,14 +140,14 @@ fn hold_and_release() {
     assert!(line[id.len()..].trim_start().starts_with('!'), "{list}");
     assert!(list.contains("bob@example.test  [deferred"), "{list}");
     assert!(list.contains(", held]"), "{list}");
-    let env = find(&server, &id).unwrap();
+    let env = find_queued(&server, &id).unwrap();
     assert_eq!(env["held"], true, "{env}");
     let next = env["recipients"][0]["next_attempt"].as_u64().unwrap();
     let tried = env["recipients"][0]["attempts"].as_u64().unwrap();
 
     unblock(&server, "bob");
     // A message that is not held gets through to the same mailbox …
-    send(
+    send_simple(
         &server,
         "postmaster@example.test",
         "bob@example.test",
@@ -270,8 +159,8 @@ fn hold_and_release() {
     // time has passed.
     assert!(wait_until(10, || now() > next + 1));
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(subjects(&server, "bob"), ["sentinel"]);
-    let env = find(&server, &id).unwrap();
+    assert_eq!(subjects(&server, "example.test", "bob"), ["sentinel"]);
+    let env = find_queued(&server, &id).unwrap();
     assert_eq!(env["held"], true, "{env}");
     assert_eq!(
         env["recipients"][0]["attempts"].as_u64().unwrap(),
@@ -282,7 +171,7 @@ fn hold_and_release() {
     let out = cli_ok(&server, &["queue", "release", &id]);
     assert_eq!(out, "1 message(s) released\n");
     assert!(wait_queue_empty(&server, 10), "{:?}", queue_json(&server));
-    let mut got = subjects(&server, "bob");
+    let mut got = subjects(&server, "example.test", "bob");
     got.sort();
     assert_eq!(got, ["held message", "sentinel"]);
 }
@@ -294,7 +183,7 @@ fn flush_delivers_now() {
     let mut server = Server::start();
     restart_with(&mut server, &[("retry = [\"1s\"]", "retry = [\"1h\"]")]);
     block(&server, "bob");
-    let id = send(
+    let id = send_simple(
         &server,
         "alice@example.test",
         "bob@example.test",
@@ -312,11 +201,14 @@ fn flush_delivers_now() {
     let files = server.wait_maildir("example.test", "bob", 1, 10);
     assert_eq!(files.len(), 1, "flush did not deliver:\n{}", server.log());
     assert!(wait_queue_empty(&server, 10), "{:?}", queue_json(&server));
-    assert_eq!(subjects(&server, "bob"), ["flushed message"]);
+    assert_eq!(
+        subjects(&server, "example.test", "bob"),
+        ["flushed message"]
+    );
 
     // `queue flush ID` for one message.
     block(&server, "alice");
-    let id = send(
+    let id = send_simple(
         &server,
         "bob@example.test",
         "alice@example.test",
@@ -328,7 +220,7 @@ fn flush_delivers_now() {
     let out = cli_ok(&server, &["queue", "flush", &id]);
     assert_eq!(out, "1 message(s) scheduled for delivery now\n");
     assert!(wait_queue_empty(&server, 10), "{:?}", queue_json(&server));
-    assert_eq!(subjects(&server, "alice"), ["second"]);
+    assert_eq!(subjects(&server, "example.test", "alice"), ["second"]);
 }
 
 /// `queue delete ID` and `queue delete --all` remove messages for good.
@@ -336,7 +228,7 @@ fn flush_delivers_now() {
 fn delete_one_and_all() {
     let server = Server::start();
     block(&server, "bob");
-    let id = send(
+    let id = send_simple(
         &server,
         "alice@example.test",
         "bob@example.test",
@@ -348,11 +240,11 @@ fn delete_one_and_all() {
     assert_eq!(out, "1 message(s) deleted\n");
     assert_eq!(cli_ok(&server, &["queue", "list"]), "Mail queue is empty\n");
     let out = server.cli(&["queue", "show", &id]);
-    assert!(!out.status.success(), "{}", text(&out));
+    assert!(!out.status.success(), "{}", output_text(&out));
 
     let ids: Vec<String> = (0..3)
         .map(|i| {
-            send(
+            send_simple(
                 &server,
                 "alice@example.test",
                 "bob@example.test",
@@ -371,7 +263,7 @@ fn delete_one_and_all() {
 
     // Nothing comes back once the mailbox works: only the sentinel arrives.
     unblock(&server, "bob");
-    send(
+    send_simple(
         &server,
         "postmaster@example.test",
         "bob@example.test",
@@ -380,7 +272,7 @@ fn delete_one_and_all() {
     );
     server.wait_maildir("example.test", "bob", 1, 10);
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(subjects(&server, "bob"), ["sentinel"]);
+    assert_eq!(subjects(&server, "example.test", "bob"), ["sentinel"]);
     // No report either: a deleted message is the administrator's choice.
     assert!(server.maildir("example.test", "alice").is_empty());
     assert!(queue_json(&server).is_empty());
@@ -391,7 +283,7 @@ fn delete_one_and_all() {
 fn unknown_ids_are_errors() {
     let server = Server::start();
     block(&server, "bob");
-    let id = send(
+    let id = send_simple(
         &server,
         "alice@example.test",
         "bob@example.test",
@@ -406,7 +298,11 @@ fn unknown_ids_are_errors() {
         ["queue", "flush", "0000DEADBEEF0"],
     ] {
         let out = server.cli(&args);
-        assert!(!out.status.success(), "{args:?} succeeded:\n{}", text(&out));
+        assert!(
+            !out.status.success(),
+            "{args:?} succeeded:\n{}",
+            output_text(&out)
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             err.contains("0000DEADBEEF0: no such message"),
@@ -414,7 +310,7 @@ fn unknown_ids_are_errors() {
         );
     }
     // The real message was not touched.
-    let env = find(&server, &id).expect("message still queued");
+    let env = find_queued(&server, &id).expect("message still queued");
     assert_eq!(env["held"], false, "{env}");
 }
 
@@ -423,7 +319,7 @@ fn unknown_ids_are_errors() {
 fn list_works_with_the_server_stopped() {
     let mut server = Server::start();
     block(&server, "bob");
-    let id = send(
+    let id = send_simple(
         &server,
         "alice@example.test",
         "bob@example.test",
@@ -445,7 +341,7 @@ fn list_works_with_the_server_stopped() {
         list.contains("(451 4.3.0 maildir delivery failed"),
         "{list}"
     );
-    let env = find(&server, &id).expect("listed in JSON");
+    let env = find_queued(&server, &id).expect("listed in JSON");
     assert_eq!(env["recipients"][0]["state"], "deferred", "{env}");
 
     // And the server starts again on the same queue afterwards (the CLI
@@ -453,5 +349,8 @@ fn list_works_with_the_server_stopped() {
     unblock(&server, "bob");
     server.spawn();
     assert!(wait_queue_empty(&server, 10), "{:?}", queue_json(&server));
-    assert_eq!(subjects(&server, "bob"), ["queued while stopped"]);
+    assert_eq!(
+        subjects(&server, "example.test", "bob"),
+        ["queued while stopped"]
+    );
 }

@@ -7,6 +7,7 @@
 //! reporting are the scheduler's work (DESIGN.md, invariant 3).
 
 pub mod local;
+pub mod smtp;
 mod transport;
 
-pub use transport::{Job, JobRecipient, Outcome, Status, Transport};
+pub use transport::{Job, JobRecipient, NextHop, Outcome, Status, Transport};

@@ -15,6 +15,15 @@ pub struct JobRecipient {
     pub mailbox: Option<PathBuf>,
 }
 
+/// Where a job's recipients go next.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum NextHop {
+    /// Into local mailboxes (each recipient's `mailbox`).
+    Local,
+    /// To the MX hosts of a domain, found in DNS.
+    Mx { domain: String },
+}
+
 /// One delivery attempt: a message and the recipients that share a hop.
 #[derive(Debug, Clone, Copy)]
 pub struct Job<'a> {
@@ -22,6 +31,7 @@ pub struct Job<'a> {
     /// The message as queued (our Received header included).
     pub body: &'a [u8],
     pub recipients: &'a [JobRecipient],
+    pub next_hop: &'a NextHop,
 }
 
 /// How an attempt ended for one recipient.
@@ -55,6 +65,25 @@ pub struct Outcome {
     pub relay: String,
     /// The reply, or a reply-shaped description of what happened.
     pub reply: Reply,
+    /// The remote MTA the reply came from (for DSN `Remote-MTA`).
+    pub remote_mta: Option<String>,
+    /// Delivered to a next hop that does not do DSN: a NOTIFY=SUCCESS
+    /// report says "relayed" (RFC 3461 §4.2), and no more reports follow.
+    pub relayed: bool,
+}
+
+impl Outcome {
+    /// An outcome decided here rather than by a remote server.
+    pub fn local(index: usize, status: Status, relay: impl Into<String>, reply: Reply) -> Self {
+        Outcome {
+            index,
+            status,
+            relay: relay.into(),
+            reply,
+            remote_mta: None,
+            relayed: false,
+        }
+    }
 }
 
 /// A way to move a message one hop further.

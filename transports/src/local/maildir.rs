@@ -39,12 +39,12 @@ impl Transport for MaildirTransport {
 impl MaildirTransport {
     async fn deliver_one(&self, job: &Job<'_>, rcpt: &JobRecipient) -> Outcome {
         let Some(dir) = rcpt.mailbox.clone() else {
-            return Outcome {
-                index: rcpt.index,
-                status: Status::Failed,
-                relay: "local".into(),
-                reply: Reply::new(550, "5.3.5", "no mailbox configured for this recipient"),
-            };
+            return Outcome::local(
+                rcpt.index,
+                Status::Failed,
+                "local",
+                Reply::new(550, "5.3.5", "no mailbox configured for this recipient"),
+            );
         };
         let content = with_delivery_headers(&job.envelope.sender, &rcpt.address, job.body);
         let target = dir.clone();
@@ -53,11 +53,11 @@ impl MaildirTransport {
             .unwrap_or_else(|e| Err(io::Error::other(e.to_string())));
         let relay = format!("maildir:{}", dir.display());
         match result {
-            Ok(path) => Outcome {
-                index: rcpt.index,
-                status: Status::Delivered,
+            Ok(path) => Outcome::local(
+                rcpt.index,
+                Status::Delivered,
                 relay,
-                reply: Reply::new(
+                Reply::new(
                     250,
                     "2.0.0",
                     format!(
@@ -67,7 +67,7 @@ impl MaildirTransport {
                             .unwrap_or_default()
                     ),
                 ),
-            },
+            ),
             Err(e) => {
                 // Like Postfix's local(8): a file system problem is a
                 // temporary failure; the mail waits for the administrator.
@@ -75,12 +75,12 @@ impl MaildirTransport {
                     Some(28) | Some(122) => (452, "4.2.2"), // ENOSPC, EDQUOT
                     _ => (451, "4.3.0"),
                 };
-                Outcome {
-                    index: rcpt.index,
-                    status: Status::Deferred,
+                Outcome::local(
+                    rcpt.index,
+                    Status::Deferred,
                     relay,
-                    reply: Reply::new(code, status, format!("maildir delivery failed: {e}")),
-                }
+                    Reply::new(code, status, format!("maildir delivery failed: {e}")),
+                )
             }
         }
     }
@@ -190,6 +190,7 @@ mod tests {
             envelope: &env,
             body: b"Subject: x\r\n\r\nline\r\nbare\rcr\r\n",
             recipients: &rcpts,
+            next_hop: &crate::NextHop::Local,
         };
         let out = MaildirTransport.deliver(job).await;
         assert_eq!(out.len(), 1);
@@ -224,6 +225,7 @@ mod tests {
             envelope: &env,
             body: b"x\r\n",
             recipients: &rcpts,
+            next_hop: &crate::NextHop::Local,
         };
         let out = MaildirTransport.deliver(job).await;
         assert_eq!(out[0].index, 3);

@@ -1,0 +1,726 @@
+//! One outbound SMTP (or LMTP) connection: greeting, EHLO/LHLO (HELO as a
+//! fallback), STARTTLS, and transactions with per-recipient results,
+//! pipelined when the server offers PIPELINING (RFC 2920). The timeouts are
+//! those of RFC 5321 §4.5.3.2.
+
+use super::body::{prepare_body, Prepared};
+use super::tls::{describe, Tls, TlsPolicy};
+use crate::{JobRecipient, Status};
+use faxmta_queue::{Envelope, Notify, Reply, Ret};
+use smtp_proto::{
+    EhloResponse, EXT_8BIT_MIME, EXT_DSN, EXT_PIPELINING, EXT_SIZE, EXT_SMTP_UTF8, EXT_START_TLS,
+};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+/// RFC 5321 §4.5.3.2 timeouts (and a connect timeout).
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub greeting: Duration,
+    pub command: Duration,
+    pub data_init: Duration,
+    pub data_block: Duration,
+    pub data_end: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(30),
+            greeting: Duration::from_secs(300),
+            command: Duration::from_secs(300),
+            data_init: Duration::from_secs(120),
+            data_block: Duration::from_secs(180),
+            data_end: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What is fixed for every connection a transport makes.
+#[derive(Clone)]
+pub struct ClientSettings {
+    /// Our name in EHLO.
+    pub helo: String,
+    pub tls: Tls,
+    pub timeouts: Timeouts,
+    /// LMTP (RFC 2033): LHLO, and one reply per recipient after DATA.
+    pub lmtp: bool,
+}
+
+/// TLS facts of a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsInfo {
+    pub version: String,
+    pub cipher: String,
+    /// Whether the certificate verified for the host name.
+    pub verified: bool,
+    /// Why it did not, if it did not.
+    pub verify_error: Option<String>,
+}
+
+/// Why a host could not be used: the caller tries the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HopError {
+    pub reply: Reply,
+    /// A TLS handshake failed (opportunistic TLS may retry in plaintext).
+    pub tls_failed: bool,
+}
+
+impl HopError {
+    fn temp(text: String) -> Self {
+        HopError {
+            reply: Reply::new(451, "4.4.1", text),
+            tls_failed: false,
+        }
+    }
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    /// Taken by a TLS handshake that failed.
+    Gone,
+}
+
+impl Stream {
+    fn io(&mut self) -> Option<&mut (dyn AsyncReadWrite + Unpin + Send)> {
+        match self {
+            Stream::Plain(s) => Some(s),
+            Stream::Tls(s) => Some(s.as_mut()),
+            Stream::Gone => None,
+        }
+    }
+}
+
+trait AsyncReadWrite: AsyncRead + AsyncWrite {}
+impl<T: AsyncRead + AsyncWrite> AsyncReadWrite for T {}
+
+/// One recipient's result within a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RcptResult {
+    pub index: usize,
+    pub status: Status,
+    pub reply: Reply,
+}
+
+/// An open connection, ready for a transaction.
+pub struct Connection {
+    stream: Stream,
+    input: Vec<u8>,
+    pub host: String,
+    pub addr: SocketAddr,
+    ehlo: Option<EhloResponse<String>>,
+    pub tls: Option<TlsInfo>,
+    settings: ClientSettings,
+    /// False once the connection is no longer in a known state.
+    pub usable: bool,
+}
+
+/// Parse a reply's lines into a [`Reply`]: code, enhanced status (from the
+/// text, or `X.0.0` from the code) and the text of all lines.
+pub fn parse_reply(lines: &[String]) -> Reply {
+    let code: u16 = lines
+        .first()
+        .and_then(|l| l.get(..3))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let texts: Vec<&str> = lines
+        .iter()
+        .map(|l| l.get(4..).unwrap_or("").trim())
+        .collect();
+    let mut text = texts.join(" ");
+    let class = code / 100;
+    let mut status = format!("{class}.0.0");
+    if let Some((first, rest)) = text.split_once(' ') {
+        let parts: Vec<&str> = first.split('.').collect();
+        if parts.len() == 3
+            && parts[0] == class.to_string()
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+        {
+            status = first.to_string();
+            text = rest.to_string();
+        }
+    }
+    Reply::new(code, &status, text)
+}
+
+impl Connection {
+    /// Connect, read the greeting, say EHLO, and STARTTLS as `policy` asks.
+    pub async fn open(
+        addr: SocketAddr,
+        host: &str,
+        settings: &ClientSettings,
+        policy: TlsPolicy,
+    ) -> Result<Connection, HopError> {
+        let t = settings.timeouts;
+        let tcp = match tokio::time::timeout(t.connect, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(HopError::temp(format!("connect to {host}[{addr}]: {e}"))),
+            Err(_) => {
+                return Err(HopError::temp(format!(
+                    "connect to {host}[{addr}]: timed out"
+                )))
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let mut conn = Connection {
+            stream: Stream::Plain(tcp),
+            input: Vec::new(),
+            host: host.to_string(),
+            addr,
+            ehlo: None,
+            tls: None,
+            settings: settings.clone(),
+            usable: true,
+        };
+        let greeting = conn
+            .read_reply(t.greeting)
+            .await
+            .map_err(|e| HopError::temp(e.text))?;
+        if greeting.code / 100 != 2 {
+            return Err(HopError {
+                reply: Reply::new(
+                    if greeting.is_permanent() { 554 } else { 451 },
+                    &greeting.status,
+                    format!("host {host}[{addr}] refused to talk to me: {greeting}"),
+                ),
+                tls_failed: false,
+            });
+        }
+        conn.hello().await?;
+        let offers_tls = conn.has(EXT_START_TLS);
+        match policy {
+            TlsPolicy::Off => {}
+            TlsPolicy::Opportunistic if !offers_tls => {}
+            TlsPolicy::Required | TlsPolicy::Verify if !offers_tls => {
+                return Err(HopError::temp(format!(
+                    "TLS is required, but host {host}[{addr}] did not offer STARTTLS"
+                )))
+            }
+            _ => conn.starttls(policy).await?,
+        }
+        Ok(conn)
+    }
+
+    fn has(&self, ext: u32) -> bool {
+        self.ehlo.as_ref().is_some_and(|e| e.has_capability(ext))
+    }
+
+    /// Whether the server announced DSN (RFC 3461).
+    pub fn offers_dsn(&self) -> bool {
+        self.has(EXT_DSN)
+    }
+
+    async fn hello(&mut self) -> Result<(), HopError> {
+        let t = self.settings.timeouts;
+        let verb = if self.settings.lmtp { "LHLO" } else { "EHLO" };
+        let lines = self
+            .exchange(&format!("{verb} {}\r\n", self.settings.helo), t.command)
+            .await
+            .map_err(|e| HopError::temp(e.text))?;
+        let reply = parse_reply(&lines);
+        if reply.code == 250 {
+            let mut raw = lines.join("\r\n").into_bytes();
+            raw.extend_from_slice(b"\r\n");
+            self.ehlo = EhloResponse::parse(&mut raw.iter()).ok();
+            return Ok(());
+        }
+        if self.settings.lmtp {
+            return Err(self.hop_error(&reply, "LHLO"));
+        }
+        // An old server: HELO, and no extensions.
+        let helo = self
+            .command(&format!("HELO {}\r\n", self.settings.helo), t.command)
+            .await
+            .map_err(|e| HopError::temp(e.text))?;
+        if helo.code != 250 {
+            return Err(self.hop_error(&helo, "HELO"));
+        }
+        self.ehlo = None;
+        Ok(())
+    }
+
+    fn hop_error(&self, reply: &Reply, after: &str) -> HopError {
+        HopError {
+            reply: Reply::new(
+                if reply.is_permanent() { 554 } else { 451 },
+                &reply.status,
+                format!(
+                    "host {}[{}] said: {reply} (in reply to {after})",
+                    self.host, self.addr
+                ),
+            ),
+            tls_failed: false,
+        }
+    }
+
+    async fn starttls(&mut self, policy: TlsPolicy) -> Result<(), HopError> {
+        let t = self.settings.timeouts;
+        let reply = self
+            .command("STARTTLS\r\n", t.command)
+            .await
+            .map_err(|e| HopError::temp(e.text))?;
+        if reply.code != 220 {
+            let mut e = self.hop_error(&reply, "STARTTLS");
+            e.tls_failed = true;
+            return Err(e);
+        }
+        // Anything the server sent after its 220 in plaintext is not to be
+        // trusted (the client side of CVE-2011-0411).
+        self.input.clear();
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Gone) else {
+            return Err(HopError::temp("TLS already active".into()));
+        };
+        let name = rustls::pki_types::ServerName::try_from(self.host.clone())
+            .unwrap_or_else(|_| rustls::pki_types::ServerName::from(self.addr.ip()));
+        let connector = TlsConnector::from(self.settings.tls.config.clone());
+        let tls = match tokio::time::timeout(t.command, connector.connect(name, tcp)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                self.usable = false;
+                return Err(HopError {
+                    reply: Reply::new(
+                        451,
+                        "4.7.5",
+                        format!(
+                            "TLS handshake with {}[{}] failed: {e}",
+                            self.host, self.addr
+                        ),
+                    ),
+                    tls_failed: true,
+                });
+            }
+            Err(_) => {
+                self.usable = false;
+                return Err(HopError {
+                    reply: Reply::new(
+                        451,
+                        "4.7.5",
+                        format!("TLS handshake with {}[{}] timed out", self.host, self.addr),
+                    ),
+                    tls_failed: true,
+                });
+            }
+        };
+        let (version, cipher) = describe(tls.get_ref().1);
+        let verified = self.settings.tls.verify(tls.get_ref().1, &self.host);
+        self.stream = Stream::Tls(Box::new(tls));
+        let info = TlsInfo {
+            version,
+            cipher,
+            verified: verified.is_ok(),
+            verify_error: verified.err(),
+        };
+        if policy == TlsPolicy::Verify && !info.verified {
+            self.usable = false;
+            return Err(HopError {
+                reply: Reply::new(
+                    451,
+                    "4.7.5",
+                    format!(
+                        "certificate of {}[{}] did not verify: {}",
+                        self.host,
+                        self.addr,
+                        info.verify_error.clone().unwrap_or_default()
+                    ),
+                ),
+                tls_failed: false,
+            });
+        }
+        self.tls = Some(info);
+        // RFC 3207 §4.2: forget what was learned before TLS.
+        self.hello().await
+    }
+
+    /// Send a line (or several) and read one reply.
+    async fn command(&mut self, line: &str, timeout: Duration) -> Result<Reply, Reply> {
+        self.exchange(line, timeout).await.map(|l| parse_reply(&l))
+    }
+
+    async fn exchange(&mut self, line: &str, timeout: Duration) -> Result<Vec<String>, Reply> {
+        self.write(line.as_bytes(), timeout).await?;
+        self.read_lines(timeout).await
+    }
+
+    async fn write(&mut self, bytes: &[u8], timeout: Duration) -> Result<(), Reply> {
+        let host = format!("{}[{}]", self.host, self.addr);
+        let Some(io) = self.stream.io() else {
+            self.usable = false;
+            return Err(Reply::new(
+                451,
+                "4.4.2",
+                format!("lost connection with {host}"),
+            ));
+        };
+        let result = tokio::time::timeout(timeout, async {
+            io.write_all(bytes).await?;
+            io.flush().await
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                self.usable = false;
+                Err(Reply::new(
+                    451,
+                    "4.4.2",
+                    format!("lost connection with {host}: {e}"),
+                ))
+            }
+            Err(_) => {
+                self.usable = false;
+                Err(Reply::new(
+                    451,
+                    "4.4.2",
+                    format!("conversation with {host} timed out while sending"),
+                ))
+            }
+        }
+    }
+
+    async fn read_reply(&mut self, timeout: Duration) -> Result<Reply, Reply> {
+        self.read_lines(timeout).await.map(|l| parse_reply(&l))
+    }
+
+    /// Read the lines of one reply (up to the line whose fourth octet is
+    /// not `-`).
+    async fn read_lines(&mut self, timeout: Duration) -> Result<Vec<String>, Reply> {
+        let mut lines = Vec::new();
+        loop {
+            while let Some(pos) = self.input.iter().position(|&b| b == b'\n') {
+                let raw: Vec<u8> = self.input.drain(..=pos).collect();
+                let line = String::from_utf8_lossy(&raw)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string();
+                let last = line.as_bytes().get(3) != Some(&b'-');
+                lines.push(line);
+                if last {
+                    return Ok(lines);
+                }
+                if lines.len() > 200 {
+                    self.usable = false;
+                    return Err(Reply::new(
+                        451,
+                        "4.5.0",
+                        format!("reply from {}[{}] is too long", self.host, self.addr),
+                    ));
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let host = format!("{}[{}]", self.host, self.addr);
+            let Some(io) = self.stream.io() else {
+                self.usable = false;
+                return Err(Reply::new(
+                    451,
+                    "4.4.2",
+                    format!("lost connection with {host}"),
+                ));
+            };
+            match tokio::time::timeout(timeout, io.read(&mut chunk)).await {
+                Ok(Ok(0)) => {
+                    self.usable = false;
+                    return Err(Reply::new(
+                        451,
+                        "4.4.2",
+                        format!("lost connection with {host}"),
+                    ));
+                }
+                Ok(Ok(n)) => self.input.extend_from_slice(&chunk[..n]),
+                Ok(Err(e)) => {
+                    self.usable = false;
+                    return Err(Reply::new(
+                        451,
+                        "4.4.2",
+                        format!("lost connection with {host}: {e}"),
+                    ));
+                }
+                Err(_) => {
+                    self.usable = false;
+                    return Err(Reply::new(
+                        451,
+                        "4.4.2",
+                        format!("conversation with {host} timed out"),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// RSET before reusing the connection for another message.
+    pub async fn reset(&mut self) -> bool {
+        let ok = matches!(self.command("RSET\r\n", self.settings.timeouts.command).await, Ok(r) if r.code == 250);
+        self.usable = ok;
+        ok
+    }
+
+    /// Say goodbye (best effort).
+    pub async fn quit(mut self) {
+        let _ = self.command("QUIT\r\n", Duration::from_secs(5)).await;
+    }
+
+    /// One transaction for `rcpts`. Results come back for every recipient;
+    /// `Err` means the whole transaction failed before any recipient was
+    /// accepted at MAIL time (the caller may try another host when it is
+    /// temporary).
+    pub async fn send(
+        &mut self,
+        env: &Envelope,
+        body: &[u8],
+        rcpts: &[JobRecipient],
+    ) -> Result<Vec<RcptResult>, Reply> {
+        let t = self.settings.timeouts;
+        let all = |status: Status, reply: Reply| -> Vec<RcptResult> {
+            rcpts
+                .iter()
+                .map(|r| RcptResult {
+                    index: r.index,
+                    status,
+                    reply: reply.clone(),
+                })
+                .collect()
+        };
+        let who = format!("{}[{}]", self.host, self.addr);
+
+        // What the message needs of the server.
+        let needs_utf8 =
+            env.smtputf8 || !env.sender.is_ascii() || rcpts.iter().any(|r| !r.address.is_ascii());
+        if needs_utf8 && !self.has(EXT_SMTP_UTF8) {
+            return Ok(all(
+                Status::Failed,
+                Reply::new(
+                    553,
+                    "5.6.7",
+                    format!("SMTPUTF8 is required, but was not offered by host {who}"),
+                ),
+            ));
+        }
+        let prepared = match prepare_body(body, env.body_type, self.has(EXT_8BIT_MIME)) {
+            Ok(p) => p,
+            Err(why) => {
+                return Ok(all(
+                    Status::Failed,
+                    Reply::new(
+                        554,
+                        "5.6.3",
+                        format!("host {who} does not accept 8-bit mail and {why}"),
+                    ),
+                ))
+            }
+        };
+        let Prepared { data, eight_bit } = prepared;
+        let size = data.len();
+        let limit = self.ehlo.as_ref().map(|e| e.size).unwrap_or(0);
+        if self.has(EXT_SIZE) && limit > 0 && size > limit {
+            return Ok(all(
+                Status::Failed,
+                Reply::new(
+                    552,
+                    "5.3.4",
+                    format!("message size {size} exceeds size limit {limit} of server {who}"),
+                ),
+            ));
+        }
+
+        let mut mail = format!("MAIL FROM:<{}>", env.sender);
+        if self.has(EXT_SIZE) {
+            mail.push_str(&format!(" SIZE={size}"));
+        }
+        if eight_bit && self.has(EXT_8BIT_MIME) {
+            mail.push_str(" BODY=8BITMIME");
+        }
+        if needs_utf8 {
+            mail.push_str(" SMTPUTF8");
+        }
+        let dsn = self.has(EXT_DSN);
+        if dsn {
+            match env.ret {
+                Some(Ret::Full) => mail.push_str(" RET=FULL"),
+                Some(Ret::Hdrs) => mail.push_str(" RET=HDRS"),
+                None => {}
+            }
+            if let Some(envid) = &env.envid {
+                mail.push_str(&format!(" ENVID={envid}"));
+            }
+        }
+        mail.push_str("\r\n");
+        let mut rcpt_lines = Vec::new();
+        for r in rcpts {
+            let mut line = format!("RCPT TO:<{}>", r.address);
+            if dsn {
+                let rec = env.recipients.get(r.index);
+                if let Some(n) = rec.and_then(|x| x.notify) {
+                    line.push_str(&format!(" NOTIFY={}", notify_param(n)));
+                }
+                if let Some(o) = rec.and_then(|x| x.orcpt.clone()) {
+                    line.push_str(&format!(" ORCPT={o}"));
+                }
+            }
+            line.push_str("\r\n");
+            rcpt_lines.push(line);
+        }
+
+        let pipelining = self.has(EXT_PIPELINING);
+        let mail_reply;
+        let mut rcpt_replies = Vec::new();
+        let data_reply;
+        if pipelining {
+            let mut batch = mail.clone();
+            for l in &rcpt_lines {
+                batch.push_str(l);
+            }
+            batch.push_str("DATA\r\n");
+            self.write(batch.as_bytes(), t.command).await?;
+            mail_reply = self.read_reply(t.command).await?;
+            for _ in &rcpt_lines {
+                rcpt_replies.push(self.read_reply(t.command).await?);
+            }
+            data_reply = self.read_reply(t.data_init).await?;
+        } else {
+            mail_reply = self.command(&mail, t.command).await?;
+            if mail_reply.code / 100 == 2 {
+                for l in &rcpt_lines {
+                    rcpt_replies.push(self.command(l, t.command).await?);
+                }
+            }
+            data_reply = if rcpt_replies.iter().any(|r| r.code / 100 == 2) {
+                self.command("DATA\r\n", t.data_init).await?
+            } else {
+                Reply::new(554, "5.5.1", "no recipient accepted")
+            };
+        }
+
+        if mail_reply.code / 100 != 2 {
+            if pipelining && data_reply.code == 354 {
+                // A server that pipelined us into DATA anyway: end it empty.
+                self.write(b".\r\n", t.data_block).await?;
+                let _ = self.read_reply(t.data_end).await;
+            }
+            let _ = self.reset().await;
+            let text = format!("host {who} said: {mail_reply} (in reply to MAIL FROM command)");
+            let reply = Reply::new(mail_reply.code, &mail_reply.status, text);
+            return Err(reply);
+        }
+
+        let mut results = Vec::new();
+        let mut accepted = Vec::new();
+        for (r, reply) in rcpts.iter().zip(&rcpt_replies) {
+            if reply.code / 100 == 2 {
+                accepted.push(r.index);
+            } else {
+                let status = if reply.is_permanent() {
+                    Status::Failed
+                } else {
+                    Status::Deferred
+                };
+                let text = format!("host {who} said: {reply} (in reply to RCPT TO command)");
+                results.push(RcptResult {
+                    index: r.index,
+                    status,
+                    reply: Reply::new(reply.code, &reply.status, text),
+                });
+            }
+        }
+        if accepted.is_empty() {
+            if data_reply.code == 354 {
+                self.write(b".\r\n", t.data_block).await?;
+                let _ = self.read_reply(t.data_end).await;
+            }
+            let _ = self.reset().await;
+            return Ok(results);
+        }
+        if data_reply.code != 354 {
+            let status = if data_reply.is_permanent() {
+                Status::Failed
+            } else {
+                Status::Deferred
+            };
+            let text = format!("host {who} said: {data_reply} (in reply to DATA command)");
+            for &i in &accepted {
+                results.push(RcptResult {
+                    index: i,
+                    status,
+                    reply: Reply::new(data_reply.code, &data_reply.status, text.clone()),
+                });
+            }
+            let _ = self.reset().await;
+            return Ok(results);
+        }
+
+        for chunk in data.chunks(64 * 1024) {
+            self.write(chunk, t.data_block).await?;
+        }
+        self.write(b".\r\n", t.data_block).await?;
+        // SMTP: one reply for the message; LMTP: one per accepted recipient.
+        let replies = if self.settings.lmtp {
+            accepted.len()
+        } else {
+            1
+        };
+        let mut end = Vec::new();
+        for _ in 0..replies {
+            end.push(self.read_reply(t.data_end).await?);
+        }
+        for (k, &i) in accepted.iter().enumerate() {
+            let reply = end
+                .get(k)
+                .or(end.first())
+                .cloned()
+                .unwrap_or_else(|| Reply::new(451, "4.4.2", "no reply"));
+            let status = match reply.code / 100 {
+                2 => Status::Delivered,
+                5 => Status::Failed,
+                _ => Status::Deferred,
+            };
+            let text = if status == Status::Delivered {
+                format!("{who}: {reply}")
+            } else {
+                format!("host {who} said: {reply} (in reply to end of DATA command)")
+            };
+            results.push(RcptResult {
+                index: i,
+                status,
+                reply: Reply::new(reply.code, &reply.status, text),
+            });
+        }
+        Ok(results)
+    }
+}
+
+fn notify_param(n: Notify) -> String {
+    n.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn replies_are_parsed_with_enhanced_status() {
+        let r = parse_reply(&lines(&["550-5.1.1 no such", "550 5.1.1 user here"]));
+        assert_eq!(
+            (r.code, r.status.as_str(), r.text.as_str()),
+            (550, "5.1.1", "no such 5.1.1 user here")
+        );
+        let r = parse_reply(&lines(&["421 closing"]));
+        assert_eq!(
+            (r.code, r.status.as_str(), r.text.as_str()),
+            (421, "4.0.0", "closing")
+        );
+        // A status of the wrong class is text, not status.
+        let r = parse_reply(&lines(&["250 5.1.1 odd"]));
+        assert_eq!(r.status, "2.0.0");
+        let r = parse_reply(&lines(&["garbage"]));
+        assert_eq!(r.code, 0);
+    }
+}

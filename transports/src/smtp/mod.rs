@@ -1,0 +1,350 @@
+//! Outbound SMTP: MX resolution, the hosts tried in order, connection
+//! reuse, and one outcome per recipient.
+//!
+//! For a domain the transport asks DNS for its MX hosts (`mx.rs`), skips
+//! itself and anything less preferred than itself (RFC 5321 §5.1: "mail
+//! loops back to myself"), and tries each host's addresses until one takes
+//! the transaction. A host that cannot be reached, greets with an error,
+//! or answers MAIL FROM with a temporary error makes way for the next one;
+//! once a host accepted MAIL FROM, its recipient replies are final for
+//! this attempt.
+
+mod body;
+mod client;
+pub mod mx;
+pub mod tls;
+
+pub use client::{parse_reply, ClientSettings, Connection, HopError, Timeouts, TlsInfo};
+pub use mx::{Dns, DnsError, MxHost};
+pub use tls::{Tls, TlsPolicy};
+
+use crate::{Job, NextHop, Outcome, Status, Transport};
+use faxmta_queue::Reply;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long an idle connection is kept for reuse.
+const IDLE: Duration = Duration::from_secs(30);
+/// Idle connections kept per address.
+const POOL_PER_ADDR: usize = 4;
+
+/// What the SMTP transport needs to know.
+pub struct SmtpSettings {
+    pub client: ClientSettings,
+    /// The port MX hosts are contacted on (25; tests use others).
+    pub port: u16,
+    pub tls: TlsPolicy,
+    /// Names that are this host (our hostname): MX records pointing at
+    /// them are loops.
+    pub local_names: Vec<String>,
+    /// Addresses we accept mail on: an MX host at one of them is us.
+    pub local_addrs: Vec<SocketAddr>,
+    /// More Received headers than this: a mail loop (RFC 5321 §6.3).
+    pub max_received: usize,
+}
+
+/// The outbound SMTP transport.
+pub struct SmtpTransport {
+    dns: Dns,
+    settings: SmtpSettings,
+    pool: Mutex<HashMap<SocketAddr, Vec<(Instant, Connection)>>>,
+}
+
+impl SmtpTransport {
+    pub fn new(dns: Dns, settings: SmtpSettings) -> Self {
+        SmtpTransport {
+            dns,
+            settings,
+            pool: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn pool(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Vec<(Instant, Connection)>>> {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An idle connection to `addr` that still answers RSET.
+    async fn reuse(&self, addr: SocketAddr) -> Option<Connection> {
+        loop {
+            let candidate = {
+                let mut pool = self.pool();
+                let list = pool.get_mut(&addr)?;
+                list.retain(|(since, _)| since.elapsed() < IDLE);
+                list.pop()
+            };
+            let (_, mut conn) = candidate?;
+            if conn.reset().await {
+                return Some(conn);
+            }
+        }
+    }
+
+    fn keep(&self, conn: Connection) {
+        if !conn.usable {
+            return;
+        }
+        let mut pool = self.pool();
+        let list = pool.entry(conn.addr).or_default();
+        if list.len() < POOL_PER_ADDR {
+            list.push((Instant::now(), conn));
+        }
+    }
+
+    /// Whether `addr` is one of our own listeners.
+    fn is_self(&self, addr: SocketAddr) -> bool {
+        self.settings.local_addrs.iter().any(|l| {
+            l.port() == addr.port()
+                && (l.ip() == addr.ip() || (l.ip().is_unspecified() && addr.ip().is_loopback()))
+        })
+    }
+
+    async fn open(&self, addr: SocketAddr, host: &str) -> Result<Connection, HopError> {
+        if let Some(conn) = self.reuse(addr).await {
+            return Ok(conn);
+        }
+        let policy = self.settings.tls;
+        match Connection::open(addr, host, &self.settings.client, policy).await {
+            Err(e) if e.tls_failed && policy == TlsPolicy::Opportunistic => {
+                tracing::info!("{host}[{addr}]: {}; trying again without TLS", e.reply.text);
+                Connection::open(addr, host, &self.settings.client, TlsPolicy::Off).await
+            }
+            other => other,
+        }
+    }
+
+    async fn to_domain(&self, job: &Job<'_>, domain: &str) -> Vec<Outcome> {
+        let all = |status: Status, reply: Reply| -> Vec<Outcome> {
+            job.recipients
+                .iter()
+                .map(|r| Outcome::local(r.index, status, "none", reply.clone()))
+                .collect()
+        };
+        let hops = received_count(job.body);
+        if hops > self.settings.max_received {
+            return all(
+                Status::Failed,
+                Reply::new(
+                    554,
+                    "5.4.6",
+                    format!("mail forwarding loop: {hops} Received headers"),
+                ),
+            );
+        }
+        let hosts = match self.dns.mx(domain).await {
+            Ok(hosts) => hosts,
+            Err(DnsError::NullMx(_)) => {
+                return all(
+                    Status::Failed,
+                    Reply::new(
+                        556,
+                        "5.1.10",
+                        format!("domain {domain} does not accept mail (null MX)"),
+                    ),
+                )
+            }
+            Err(e @ DnsError::NotFound(_)) => {
+                return all(
+                    Status::Failed,
+                    Reply::new(550, "5.1.2", format!("Host or domain name not found: {e}")),
+                )
+            }
+            Err(e) => {
+                return all(
+                    Status::Deferred,
+                    Reply::new(
+                        451,
+                        "4.4.3",
+                        format!("Host or domain name not found (temporary): {e}"),
+                    ),
+                )
+            }
+        };
+
+        let mut last: Option<HopError> = None;
+        let mut all_permanent = true;
+        'hosts: for (n, mx) in hosts.iter().enumerate() {
+            let looped = self
+                .settings
+                .local_names
+                .iter()
+                .any(|name| name.eq_ignore_ascii_case(&mx.name));
+            let ips: Vec<IpAddr> = if looped {
+                Vec::new()
+            } else {
+                match self.dns.addresses(&mx.name).await {
+                    Ok(ips) => ips,
+                    Err(e) => {
+                        all_permanent &= e.is_permanent();
+                        last = Some(HopError {
+                            reply: Reply::new(451, "4.4.3", format!("MX host {}: {e}", mx.name)),
+                            tls_failed: false,
+                        });
+                        continue;
+                    }
+                }
+            };
+            let addrs: Vec<SocketAddr> = ips
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, self.settings.port))
+                .collect();
+            if looped || addrs.iter().any(|a| self.is_self(*a)) {
+                // We are an MX of this domain: only more preferred hosts
+                // may take it (RFC 5321 §5.1).
+                if n == 0 || hosts[..n].iter().all(|h| h.preference >= mx.preference) {
+                    return all(
+                        Status::Failed,
+                        Reply::new(
+                            554,
+                            "5.4.6",
+                            format!("mail for {domain} loops back to myself"),
+                        ),
+                    );
+                }
+                break 'hosts;
+            }
+            for addr in addrs {
+                let mut conn = match self.open(addr, &mx.name).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::info!("{}: {}", job.envelope.id, e.reply.text);
+                        all_permanent &= e.reply.is_permanent();
+                        last = Some(e);
+                        continue;
+                    }
+                };
+                if let Some(tls) = &conn.tls {
+                    tracing::info!(
+                        "{}: {} TLS connection established to {}[{}]:{}: {} with cipher {}{}",
+                        job.envelope.id,
+                        if tls.verified { "Trusted" } else { "Untrusted" },
+                        mx.name,
+                        addr.ip(),
+                        addr.port(),
+                        tls.version,
+                        tls.cipher,
+                        tls.verify_error
+                            .as_ref()
+                            .map(|e| format!(" (certificate: {e})"))
+                            .unwrap_or_default()
+                    );
+                }
+                let relay = format!("{}[{}]:{}", mx.name, addr.ip(), addr.port());
+                match conn.send(job.envelope, job.body, job.recipients).await {
+                    Ok(results) => {
+                        let dsn = conn.offers_dsn();
+                        self.keep(conn);
+                        return results
+                            .into_iter()
+                            .map(|r| Outcome {
+                                index: r.index,
+                                status: r.status,
+                                relay: relay.clone(),
+                                reply: r.reply,
+                                remote_mta: Some(mx.name.clone()),
+                                relayed: r.status == Status::Delivered && !dsn,
+                            })
+                            .collect();
+                    }
+                    Err(reply) if reply.is_permanent() => {
+                        self.keep(conn);
+                        return job
+                            .recipients
+                            .iter()
+                            .map(|r| Outcome {
+                                index: r.index,
+                                status: Status::Failed,
+                                relay: relay.clone(),
+                                reply: reply.clone(),
+                                remote_mta: Some(mx.name.clone()),
+                                relayed: false,
+                            })
+                            .collect();
+                    }
+                    Err(reply) => {
+                        // Temporary at MAIL FROM, or the connection broke:
+                        // the next host may do better.
+                        tracing::info!("{}: {}", job.envelope.id, reply.text);
+                        all_permanent = false;
+                        self.keep(conn);
+                        last = Some(HopError {
+                            reply,
+                            tls_failed: false,
+                        });
+                    }
+                }
+            }
+        }
+        let reply = last.map(|e| e.reply).unwrap_or_else(|| {
+            Reply::new(
+                451,
+                "4.4.1",
+                format!("no MX host of {domain} could be reached"),
+            )
+        });
+        let status = if all_permanent && reply.is_permanent() {
+            Status::Failed
+        } else {
+            Status::Deferred
+        };
+        all(status, reply)
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for SmtpTransport {
+    fn name(&self) -> &'static str {
+        "smtp"
+    }
+
+    async fn deliver(&self, job: Job<'_>) -> Vec<Outcome> {
+        match job.next_hop {
+            NextHop::Mx { domain } => self.to_domain(&job, domain).await,
+            other => job
+                .recipients
+                .iter()
+                .map(|r| {
+                    Outcome::local(
+                        r.index,
+                        Status::Deferred,
+                        "none",
+                        Reply::new(
+                            451,
+                            "4.3.5",
+                            format!("smtp transport cannot deliver to {other:?}"),
+                        ),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Received headers in the header section of a message.
+pub fn received_count(body: &[u8]) -> usize {
+    let end = body
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 2)
+        .or_else(|| body.windows(2).position(|w| w == b"\n\n").map(|p| p + 1))
+        .unwrap_or(body.len());
+    body[..end]
+        .split(|&b| b == b'\n')
+        .filter(|line| line.len() >= 9 && line[..9].eq_ignore_ascii_case(b"received:"))
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_headers_are_counted_in_the_header_only() {
+        let body =
+            b"Received: a\r\nreceived: b\r\n\tcont\r\nSubject: x\r\n\r\nReceived: in body\r\n";
+        assert_eq!(received_count(body), 2);
+        assert_eq!(received_count(b"Subject: none\r\n\r\n"), 0);
+        assert_eq!(received_count(b""), 0);
+    }
+}
