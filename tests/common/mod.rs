@@ -48,6 +48,11 @@ retry = ["1s"]
 lifetime = "1h"
 [control]
 socket = "{d}/faxmta.sock"
+# Never the system resolver: tests must not send DNS queries off this
+# machine. Nothing listens on port 9, so remote domains defer at once.
+[dns]
+nameservers = ["127.0.0.1:9"]
+timeout = "1s"
 [tls]
 generated_dir = "{d}/tls"
 [[listener]]
