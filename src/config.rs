@@ -36,7 +36,28 @@ pub struct Config {
     #[serde(default)]
     pub dns: DnsConfig,
     #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
     pub outbound: OutboundConfig,
+}
+
+/// `[admin]`: the HTTP listener for /metrics.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// `false`: no admin listener at all.
+    pub enabled: bool,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9025)),
+            enabled: true,
+        }
+    }
 }
 
 /// `[dns]`: the resolver used for MX and address lookups.

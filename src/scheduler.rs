@@ -6,6 +6,7 @@
 //! enqueued (and synced) *before* the failure is recorded, so a crash in
 //! between repeats the report rather than losing it.
 
+use crate::admin::metrics::Metrics;
 use crate::reports::{build_report, ReportItem, ReportKind};
 use crate::router::{Route, Router};
 use faxmta_queue::{
@@ -50,6 +51,7 @@ pub struct Scheduler {
     destination_limit: usize,
     destinations: Mutex<HashMap<NextHop, Arc<Semaphore>>>,
     inflight: Mutex<HashSet<QueueId>>,
+    metrics: Arc<Metrics>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -62,8 +64,10 @@ impl Scheduler {
         router: Arc<Router>,
         settings: Settings,
         transports: Transports,
+        metrics: Arc<Metrics>,
     ) -> Arc<Self> {
         Arc::new(Scheduler {
+            metrics,
             store,
             router,
             retry: settings.retry,
@@ -226,7 +230,31 @@ impl Scheduler {
                     recipients,
                     next_hop: hop,
                 };
-                outcomes.extend(transport.deliver(job).await);
+                let active = self
+                    .metrics
+                    .deliveries_active
+                    .with_label_values(&[transport.name()]);
+                active.inc();
+                let results = transport.deliver(job).await;
+                active.dec();
+                for o in &results {
+                    let word = o.status.log_word();
+                    self.metrics
+                        .deliveries
+                        .with_label_values(&[transport.name(), word])
+                        .inc();
+                    if o.status == Status::Delivered {
+                        let delay = now_unix().saturating_sub(env.arrival) as f64;
+                        self.metrics
+                            .delivery_delay
+                            .with_label_values(&[transport.name()])
+                            .observe(delay);
+                    }
+                    if let Some(version) = &o.tls {
+                        self.metrics.tls.with_label_values(&["out", version]).inc();
+                    }
+                }
+                outcomes.extend(results);
             }
         }
         self.record(env, &body, outcomes, now).await;

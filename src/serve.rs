@@ -7,7 +7,8 @@
 //! deliveries finish or are cut (and simply retried after restart), and
 //! the queue is flushed.
 
-use crate::admin::control;
+use crate::admin::metrics::Metrics;
+use crate::admin::{control, http};
 use crate::config::OutboundTls;
 use crate::config::{Config, TlsMode};
 use crate::router::Router;
@@ -72,6 +73,11 @@ async fn serve(config: Config) -> Result<(), String> {
         None
     };
     let listeners = server::bind(&config).await?;
+    let admin = match config.admin.enabled {
+        true => Some(http::bind(config.admin.listen).await?),
+        false => None,
+    };
+    let metrics = Arc::new(Metrics::new());
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let router = Arc::new(Router::new(&config));
@@ -80,6 +86,7 @@ async fn serve(config: Config) -> Result<(), String> {
         store.clone(),
         router.clone(),
         tls,
+        metrics.clone(),
         stop_rx.clone(),
     );
 
@@ -94,7 +101,16 @@ async fn serve(config: Config) -> Result<(), String> {
         local: Arc::new(MaildirTransport),
         smtp: Arc::new(smtp_transport(&config)?),
     };
-    let scheduler = Scheduler::new(store.clone(), router, settings, transports);
+    let scheduler = Scheduler::new(store.clone(), router, settings, transports, metrics.clone());
+    let admin_task = admin.map(|listener| {
+        tracing::info!("admin listener on {} (/metrics)", config.admin.listen);
+        tokio::spawn(http::serve(
+            listener,
+            metrics.clone(),
+            store.clone(),
+            stop_rx.clone(),
+        ))
+    });
     let grace = config.smtp.shutdown_grace.std();
     let scheduler_task = tokio::spawn(scheduler.run(stop_rx.clone(), grace));
     let control_path = config.control.socket.clone();
@@ -116,6 +132,9 @@ async fn serve(config: Config) -> Result<(), String> {
     let _ = stop_tx.send(true);
     let _ = server_task.await;
     let _ = scheduler_task.await;
+    if let Some(task) = admin_task {
+        let _ = task.await;
+    }
     if let Ok(Err(e)) = control_task.await {
         tracing::warn!("{e}");
     }

@@ -354,3 +354,43 @@ fn list_works_with_the_server_stopped() {
         ["queued while stopped"]
     );
 }
+
+/// Prometheus metrics on the admin listener follow what happened.
+#[test]
+fn metrics_count_sessions_messages_and_deliveries() {
+    let server = Server::start();
+    let before = server.http_get("/metrics");
+    assert!(before.contains("faxmta_smtp_sessions_active"), "{before}");
+    let mut c = server.connect();
+    c.cmd("EHLO metrics.test");
+    assert!(c.cmd("MAIL FROM:<s@example.org>").starts_with("250"));
+    assert!(c.cmd("RCPT TO:<alice@example.test>").starts_with("250"));
+    assert!(c
+        .cmd("RCPT TO:<nobody@example.test>")
+        .starts_with("550 5.1.1"));
+    assert!(c.cmd("DATA").starts_with("354"));
+    c.send(b"Subject: m\r\n\r\nx\r\n.\r\n");
+    assert!(c.reply().starts_with("250"));
+    assert_eq!(server.wait_maildir("example.test", "alice", 1, 10).len(), 1);
+    let mut text = String::new();
+    assert!(
+        wait_until(10, || {
+            text = server.http_get("/metrics");
+            text.contains("faxmta_deliveries_total{status=\"sent\",transport=\"local\"} 1")
+        }),
+        "{text}"
+    );
+    for needle in [
+        "faxmta_messages_received_total{source=\"mx\"} 1",
+        "faxmta_smtp_sessions_active 1",
+        "faxmta_smtp_rejects_total{class=\"5xx\",status=\"5.1.1\"} 1",
+        "faxmta_delivery_delay_seconds_count{transport=\"local\"} 1",
+        "faxmta_queue_messages{state=\"held\"} 0",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    c.cmd("QUIT");
+    assert!(wait_until(10, || server
+        .http_get("/metrics")
+        .contains("faxmta_smtp_sessions_active 0")));
+}

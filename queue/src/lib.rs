@@ -19,5 +19,5 @@ pub use envelope::{
     Recipient, Reply, Ret,
 };
 pub use retry::RetryPolicy;
-pub use store::{QueueError, Store};
+pub use store::{QueueCounts, QueueError, Store};
 pub use time::{format_duration, now_unix};

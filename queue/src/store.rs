@@ -75,6 +75,14 @@ impl QueueError {
     }
 }
 
+/// Messages by where they stand (see [`Store::counts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueCounts {
+    pub due: usize,
+    pub waiting: usize,
+    pub held: usize,
+}
+
 /// The schedule index: which message is due when.
 #[derive(Default)]
 struct Index {
@@ -442,6 +450,19 @@ impl Store {
         lock(&self.inner.index).by_time.first().map(|(t, _)| *t)
     }
 
+    /// How many messages are due now, waiting for a later attempt, or
+    /// held — from the in-memory index, no disk access.
+    pub fn counts(&self, now: u64) -> QueueCounts {
+        let index = lock(&self.inner.index);
+        let scheduled = index.by_time.len();
+        let due = index.by_time.iter().take_while(|(t, _)| *t <= now).count();
+        QueueCounts {
+            due,
+            waiting: scheduled - due,
+            held: self.inner.envelopes.len().saturating_sub(scheduled),
+        }
+    }
+
     /// Number of messages in the queue.
     pub fn len(&self) -> usize {
         self.inner.envelopes.len()
@@ -631,6 +652,14 @@ mod tests {
             .unwrap();
         assert!(store.hold(&id).unwrap());
         assert!(store.due(u64::MAX, 10).is_empty());
+        assert_eq!(
+            store.counts(now_unix()),
+            QueueCounts {
+                due: 0,
+                waiting: 0,
+                held: 1
+            }
+        );
         assert_eq!(store.flush_now(None).unwrap(), 0);
         assert!(store.release(&id).unwrap());
         assert_eq!(store.due(now_unix(), 10), vec![id.clone()]);

@@ -1,4 +1,6 @@
-//! Administration interfaces: the control socket used by the CLI (and,
-//! later, the HTTP listener with /metrics and the queue API).
+//! Administration interfaces: the control socket used by the CLI, and the
+//! HTTP listener with Prometheus metrics.
 
 pub mod control;
+pub mod http;
+pub mod metrics;

@@ -9,6 +9,7 @@ mod received;
 mod session;
 pub mod tls;
 
+use crate::admin::metrics::Metrics;
 use crate::config::{Config, ListenerConfig, TlsMode};
 use crate::policy::Policy;
 use crate::router::Router;
@@ -28,6 +29,7 @@ pub struct ServerContext {
     pub router: Arc<Router>,
     pub policy: Arc<Policy>,
     pub tls: Option<TlsAcceptor>,
+    pub metrics: Arc<Metrics>,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -88,7 +90,13 @@ async fn accept_loop(ctx: Arc<ServerContext>, socket: TcpListener, listener: Lis
                             }
                             _ => (Stream::Plain(tcp), None),
                         };
+                        ctx.metrics.sessions_in.inc();
+                        if let Some(t) = &tls {
+                            ctx.metrics.tls.with_label_values(&["in", &t.version]).inc();
+                        }
+                        let metrics = ctx.metrics.clone();
                         Session::new(ctx, listener, peer, Conn::new(stream), tls).run().await;
+                        metrics.sessions_in.dec();
                         tracing::debug!(client = %peer, "disconnect");
                     });
                 }
@@ -133,6 +141,7 @@ pub fn context(
     store: Store,
     router: Arc<Router>,
     tls: Option<TlsAcceptor>,
+    metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
 ) -> Arc<ServerContext> {
     let policy = Arc::new(Policy::new(&config));
@@ -142,6 +151,7 @@ pub fn context(
         router,
         policy,
         tls,
+        metrics,
         shutdown,
     })
 }

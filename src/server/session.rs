@@ -10,7 +10,7 @@ use super::conn::{Conn, Line, ReadError};
 use super::data::{DataError, DataReader};
 use super::received::{protocol_name, received_header};
 use super::ServerContext;
-use crate::config::{ListenerConfig, TlsMode};
+use crate::config::{ListenerConfig, Role, TlsMode};
 use faxmta_queue::{BodyType, ClientInfo, NewMessage, NewRecipient, Notify, Ret};
 use smtp_proto::{self as sp, Request};
 use std::net::SocketAddr;
@@ -151,6 +151,12 @@ impl Session {
     /// Queue an error reply and count it; after too many, close.
     fn error(&mut self, code: u16, status: &str, text: &str) -> Next {
         self.errors += 1;
+        let class = if code >= 500 { "5xx" } else { "4xx" };
+        self.ctx
+            .metrics
+            .rejects
+            .with_label_values(&[class, status])
+            .inc();
         if self.errors >= self.ctx.config.smtp.max_errors {
             tracing::info!(client = %self.peer, errors = self.errors, "too many errors, disconnecting");
             self.conn.queue(&format!("{code} {status} {text}\r\n"));
@@ -556,6 +562,11 @@ impl Session {
                     self.peer.ip()
                 );
                 self.reply(250, "2.0.0", &format!("Ok: queued as {id}"));
+                let source = match self.listener.role {
+                    Role::Mx => "mx",
+                    Role::Submission => "submission",
+                };
+                self.ctx.metrics.received.with_label_values(&[source]).inc();
             }
             Err(e) => {
                 tracing::error!(error = %e, "{id}: cannot store message from <{sender}>");
@@ -599,6 +610,11 @@ impl Session {
         if let super::conn::Stream::Tls(s) = &self.conn.stream {
             let (version, cipher) = super::tls::describe(s.get_ref().1);
             tracing::info!(client = %self.peer, "TLS established: {version} with cipher {cipher}");
+            self.ctx
+                .metrics
+                .tls
+                .with_label_values(&["in", &version])
+                .inc();
             self.tls = Some(TlsInfo { version, cipher });
         }
         // RFC 3207 §4.2: forget everything learned before TLS.

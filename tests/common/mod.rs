@@ -26,6 +26,8 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     pub mx_port: u16,
     pub sub_port: u16,
+    /// The admin HTTP listener (/metrics).
+    pub admin_port: u16,
     child: Option<Child>,
 }
 
@@ -39,6 +41,7 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let mx_port = free_port();
         let sub_port = free_port();
+        let admin_port = free_port();
         let d = dir.path().display();
         let config = format!(
             r#"hostname = "mx.example.test"
@@ -53,6 +56,8 @@ socket = "{d}/faxmta.sock"
 [dns]
 nameservers = ["127.0.0.1:9"]
 timeout = "1s"
+[admin]
+listen = "127.0.0.1:{admin_port}"
 [tls]
 generated_dir = "{d}/tls"
 [[listener]]
@@ -81,6 +86,7 @@ deliver = "maildir:{d}/mail/{{domain}}/{{user}}"
             dir,
             mx_port,
             sub_port,
+            admin_port,
             child: None,
         };
         server.spawn();
@@ -204,6 +210,22 @@ deliver = "maildir:{d}/mail/{{domain}}/{{user}}"
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// `GET path` on the admin listener; the response body.
+    pub fn http_get(&self, path: &str) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.admin_port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+        let mut response = String::new();
+        s.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        body.to_string()
     }
 
     /// An SMTP connection to the MX listener, greeting read.

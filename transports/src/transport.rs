@@ -70,6 +70,8 @@ pub struct Outcome {
     /// Delivered to a next hop that does not do DSN: a NOTIFY=SUCCESS
     /// report says "relayed" (RFC 3461 §4.2), and no more reports follow.
     pub relayed: bool,
+    /// The TLS version used, if the hop was encrypted.
+    pub tls: Option<String>,
 }
 
 impl Outcome {
@@ -82,6 +84,7 @@ impl Outcome {
             reply,
             remote_mta: None,
             relayed: false,
+            tls: None,
         }
     }
 }

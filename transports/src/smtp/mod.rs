@@ -234,6 +234,7 @@ impl SmtpTransport {
                 match conn.send(job.envelope, job.body, job.recipients).await {
                     Ok(results) => {
                         let dsn = conn.offers_dsn();
+                        let tls = conn.tls.as_ref().map(|t| t.version.clone());
                         self.keep(conn);
                         return results
                             .into_iter()
@@ -244,6 +245,7 @@ impl SmtpTransport {
                                 reply: r.reply,
                                 remote_mta: Some(mx.name.clone()),
                                 relayed: r.status == Status::Delivered && !dsn,
+                                tls: tls.clone(),
                             })
                             .collect();
                     }
@@ -259,6 +261,7 @@ impl SmtpTransport {
                                 reply: reply.clone(),
                                 remote_mta: Some(mx.name.clone()),
                                 relayed: false,
+                                tls: None,
                             })
                             .collect();
                     }

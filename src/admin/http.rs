@@ -1,0 +1,64 @@
+//! The admin HTTP listener: `GET /metrics` in Prometheus' text format.
+//! It binds to loopback by default (`[admin] listen`); what it exposes is
+//! for the operator, not the Internet.
+
+use super::metrics::Metrics;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use faxmta_queue::Store;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+#[derive(Clone)]
+struct AppState {
+    metrics: Arc<Metrics>,
+    store: Store,
+}
+
+async fn render(State(state): State<AppState>) -> impl IntoResponse {
+    let text = tokio::task::spawn_blocking(move || state.metrics.render(&state.store))
+        .await
+        .unwrap_or_else(|e| format!("# error: {e}\n"));
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+}
+
+/// Bind the listener now (so a busy port fails the start), serve later.
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr} (admin): {e}"))
+}
+
+/// Serve until shutdown.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    store: Store,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let app = Router::new()
+        .route("/metrics", get(metrics_handler))
+        .with_state(AppState { metrics, store });
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.changed().await;
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::warn!("admin listener: {e}");
+    }
+}
+
+async fn metrics_handler(state: State<AppState>) -> impl IntoResponse {
+    render(state).await
+}
