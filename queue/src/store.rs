@@ -111,6 +111,8 @@ struct Inner {
     /// Serialises read-modify-write of envelopes within this process.
     write: Mutex<()>,
     commit_tx: Mutex<Option<mpsc::Sender<Waiter>>>,
+    /// Body files of removed messages, deleted after the next sync.
+    doomed: Arc<Mutex<Vec<PathBuf>>>,
     committer: Mutex<Option<std::thread::JoinHandle<()>>>,
     changed: Notify,
 }
@@ -184,7 +186,8 @@ impl Store {
         }
 
         let (tx, rx) = mpsc::channel::<Waiter>();
-        let syncer = Syncer::new(db.clone(), path, &bodies)?;
+        let doomed = Arc::new(Mutex::new(Vec::new()));
+        let syncer = Syncer::new(db.clone(), path, &bodies, doomed.clone())?;
         let committer = std::thread::Builder::new()
             .name("queue-sync".into())
             .spawn(move || commit_loop(syncer, rx))
@@ -201,6 +204,7 @@ impl Store {
                 index: Mutex::new(index),
                 write: Mutex::new(()),
                 commit_tx: Mutex::new(Some(tx)),
+                doomed,
                 committer: Mutex::new(Some(committer)),
                 changed: Notify::new(),
             }),
@@ -365,11 +369,11 @@ impl Store {
 
     fn remove_locked(&self, id: &str) -> Result<bool, QueueError> {
         let existed = self.inner.envelopes.remove(id.as_bytes())?.is_some();
-        match std::fs::remove_file(self.body_path(id)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            // Left behind; removed as an orphan at the next open.
-            Err(e) => tracing::warn!("{id}: cannot remove body file: {e}"),
+        // The body goes only after the envelope's removal is durable: a
+        // crash before that must find the message whole, not an envelope
+        // without its body.
+        if existed {
+            lock(&self.inner.doomed).push(self.body_path(id));
         }
         lock(&self.inner.index).set(id, None);
         Ok(existed)
@@ -514,10 +518,16 @@ struct Syncer {
     db: sled::Db,
     log: std::fs::File,
     bodies_dir: std::fs::File,
+    doomed: Arc<Mutex<Vec<PathBuf>>>,
 }
 
 impl Syncer {
-    fn new(db: sled::Db, path: &Path, bodies: &Path) -> Result<Syncer, QueueError> {
+    fn new(
+        db: sled::Db,
+        path: &Path,
+        bodies: &Path,
+        doomed: Arc<Mutex<Vec<PathBuf>>>,
+    ) -> Result<Syncer, QueueError> {
         let open = |p: PathBuf| {
             std::fs::File::open(&p).map_err(|source| QueueError::File { path: p, source })
         };
@@ -525,10 +535,30 @@ impl Syncer {
             db,
             log: open(path.join("db"))?,
             bodies_dir: open(bodies.to_path_buf())?,
+            doomed,
         })
     }
 
     fn sync(&self) -> SyncResult {
+        // Every removal listed now happened before this flush starts.
+        let doomed = std::mem::take(&mut *lock(&self.doomed));
+        let result = self.flush();
+        if result.is_ok() {
+            for path in &doomed {
+                if let Err(e) = std::fs::remove_file(path) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        // Left behind; removed as an orphan at the next open.
+                        tracing::warn!("cannot remove {}: {e}", path.display());
+                    }
+                }
+            }
+        } else {
+            lock(&self.doomed).extend(doomed);
+        }
+        result
+    }
+
+    fn flush(&self) -> SyncResult {
         let io = |e: std::io::Error| (e.to_string(), io_disk_full(&e));
         self.db.flush().map_err(|e| {
             let full = matches!(&e, sled::Error::Io(io) if io_disk_full(io));
@@ -540,8 +570,20 @@ impl Syncer {
 }
 
 /// The group-commit thread: one sync answers every waiter queued so far.
+/// With no waiter for a second, it still syncs when removed bodies wait
+/// for their deletion.
 fn commit_loop(syncer: Syncer, rx: mpsc::Receiver<Waiter>) {
-    while let Ok(first) = rx.recv() {
+    loop {
+        let first = match rx.recv_timeout(std::time::Duration::from_secs(1)) {
+            Ok(waiter) => waiter,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if !lock(&syncer.doomed).is_empty() {
+                    let _ = syncer.sync();
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
         let result = syncer.sync();
@@ -637,6 +679,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(store.get(&id).unwrap().is_none());
+        store.sync().await.unwrap();
         assert!(store.body(&id).unwrap().is_none());
         assert!(store.due(u64::MAX, 10).is_empty());
     }
@@ -710,6 +753,9 @@ mod tests {
         );
         assert_eq!(store.get(&id).unwrap().unwrap().size, big.len() as u64);
         assert!(store.remove(&id).unwrap());
+        // Deleted only once the envelope's removal is synced.
+        assert!(dir.path().join("bodies").join(&id).exists());
+        store.sync().await.unwrap();
         assert!(!dir.path().join("bodies").join(&id).exists());
     }
 }
