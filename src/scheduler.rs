@@ -169,10 +169,17 @@ impl Scheduler {
                 tracing::error!("{id}: cannot read from the queue: {e}");
                 return;
             }
-            (Ok(Some(_)), Ok(None)) => {
-                tracing::error!(
-                    "{id}: envelope without body in the queue; message left for the administrator"
-                );
+            (Ok(Some(env)), Ok(None)) => {
+                // The content is gone (storage trouble or outside
+                // interference): say so to the sender rather than retry
+                // forever or drop the recipients silently.
+                tracing::error!("{id}: the message content is missing from the queue");
+                let lost = Reply::new(554, "5.3.0", "the message content was lost from the queue");
+                let outcomes = env
+                    .active()
+                    .map(|(i, _)| Outcome::local(i, Status::Failed, "none", lost.clone()))
+                    .collect();
+                self.record(env, &[], outcomes, now_unix()).await;
                 return;
             }
         };
@@ -320,9 +327,12 @@ impl Scheduler {
                     r.state = RcptState::Delivered;
                     if o.relayed {
                         relayed.push(o.index);
-                    } else {
+                    } else if o.remote_mta.is_none() {
                         delivered.push(o.index);
                     }
+                    // Else a remote host that does DSN took it, NOTIFY
+                    // and all: any success notice is that host's to send
+                    // (RFC 3461 §5.2.1), not ours.
                 }
                 Status::Failed => {
                     r.state = RcptState::Failed;
@@ -373,8 +383,9 @@ impl Scheduler {
             }
         }
         // Success notices (NOTIFY=SUCCESS): "delivered" when the final
-        // hop was ours or passed DSN on, "relayed" when it could not
-        // (RFC 3461 §4.2). A lost notice is not worth a redelivery.
+        // hop was ours, "relayed" when the next hop could not take DSN
+        // requests on (RFC 3461 §5.2.2); none when it could (above).
+        // A lost notice is not worth a redelivery.
         for (kind, list) in [
             (ReportKind::Success, delivered),
             (ReportKind::Relayed, relayed),

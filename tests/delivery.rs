@@ -653,3 +653,28 @@ fn check_config_points_at_the_line() {
         "{stdout}"
     );
 }
+
+/// A queued message whose content file disappeared is not retried forever
+/// nor dropped: its recipients fail and the sender is told why.
+#[test]
+fn lost_content_is_reported_not_retried_forever() {
+    let server = Server::start();
+    block(&server, "bob");
+    let id = send(
+        &server,
+        "alice@example.test",
+        "bob@example.test",
+        "Subject: will lose its body\r\n\r\ntext\r\n",
+    );
+    assert!(wait_until(10, || find_queued(&server, &id)
+        .is_some_and(|m| m["recipients"][0]["state"] == "deferred")));
+    std::fs::remove_file(server.path(&format!("queue/bodies/{id}"))).unwrap();
+    unblock(&server, "bob");
+    let reports = server.wait_maildir("example.test", "alice", 1, 15);
+    assert_eq!(reports.len(), 1, "{}", server.log());
+    let text = String::from_utf8_lossy(&read(&reports[0])).into_owned();
+    assert!(text.contains("Status: 5.3.0"), "{text}");
+    assert!(text.contains("lost from the queue"), "{text}");
+    assert!(wait_queue_empty(&server, 10));
+    assert!(server.maildir("example.test", "bob").is_empty());
+}
