@@ -546,7 +546,7 @@ impl Connection {
                 None => {}
             }
             if let Some(envid) = &env.envid {
-                mail.push_str(&format!(" ENVID={envid}"));
+                mail.push_str(&format!(" ENVID={}", xtext(envid)));
             }
         }
         mail.push_str("\r\n");
@@ -558,8 +558,11 @@ impl Connection {
                 if let Some(n) = rec.and_then(|x| x.notify) {
                     line.push_str(&format!(" NOTIFY={}", notify_param(n)));
                 }
-                if let Some(o) = rec.and_then(|x| x.orcpt.clone()) {
-                    line.push_str(&format!(" ORCPT={o}"));
+                if let Some(o) = rec.and_then(|x| x.orcpt.as_deref()) {
+                    // Stored decoded as "type;address": the address goes
+                    // out as xtext again.
+                    let (kind, addr) = o.split_once(';').unwrap_or(("rfc822", o));
+                    line.push_str(&format!(" ORCPT={kind};{}", xtext(addr)));
                 }
             }
             line.push_str("\r\n");
@@ -697,12 +700,33 @@ fn notify_param(n: Notify) -> String {
     n.to_string()
 }
 
+/// xtext (RFC 3461 §4): `+`, `=`, controls, space and non-ASCII octets
+/// as `+XX`. ENVID and ORCPT are kept decoded in the queue.
+fn xtext(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("+{b:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn lines(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn dsn_parameters_are_xtext() {
+        assert_eq!(xtext("env two"), "env+20two");
+        assert_eq!(xtext("a+b=c@x.test"), "a+2Bb+3Dc@x.test");
+        assert_eq!(xtext("j\u{f6}rg"), "j+C3+B6rg");
     }
 
     #[test]

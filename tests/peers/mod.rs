@@ -1,0 +1,354 @@
+//! Real peers for the outbound tests, all on 127.0.0.0/8: an authoritative
+//! DNS server (dns.py, on dnslib), Postfix's smtp-sink, and a private
+//! Postfix instance with STARTTLS (postfix.sh). Each is stopped when its
+//! handle is dropped; a failing test prints their logs.
+#![allow(dead_code)]
+
+use crate::common::{output_text, restart_with, wait_until, Server};
+use std::io::{BufRead, BufReader, Read};
+use std::net::{IpAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PEERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers");
+
+/// Only loopback: the tests never send anything off this machine.
+fn loopback(ip: &str) -> IpAddr {
+    let addr: IpAddr = ip.parse().unwrap();
+    assert!(addr.is_loopback(), "{ip}: peers live on 127.0.0.0/8 only");
+    addr
+}
+
+/// A port number free on every one of `ips` (all peers of one test listen
+/// on the same port, each on its own address).
+pub fn shared_port(ips: &[&str]) -> u16 {
+    for _ in 0..50 {
+        let first = TcpListener::bind((loopback(ips[0]), 0)).unwrap();
+        let port = first.local_addr().unwrap().port();
+        if ips[1..]
+            .iter()
+            .all(|ip| TcpListener::bind((loopback(ip), port)).is_ok())
+        {
+            return port;
+        }
+    }
+    panic!("no port free on all of {ips:?}");
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+// ------------------------------------------------------------------ DNS
+
+/// tests/peers/dns.py serving one zone on 127.0.0.1.
+pub struct Dns {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl Dns {
+    /// Serve `zone` (zone-file text; `NAME. SERVFAIL` lines allowed).
+    pub fn start(zone: &str) -> Dns {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("zone");
+        std::fs::write(&file, zone).unwrap();
+        let mut child = Command::new("python3")
+            .arg(format!("{PEERS}/dns.py"))
+            .arg(&file)
+            .args(["--address", "127.0.0.1", "--log"])
+            .arg(dir.path().join("queries.log"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python3 is installed by scripts/test");
+        let stdin = child.stdin.take();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let Some(port) = line
+            .strip_prefix("ready ")
+            .and_then(|p| p.trim().parse().ok())
+        else {
+            let mut err = String::new();
+            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+            let _ = child.kill();
+            panic!("dns.py did not start (is dnslib installed? scripts/test installs it):\n{line}{err}");
+        };
+        Dns {
+            port,
+            dir,
+            child,
+            stdin,
+        }
+    }
+
+    /// One line per query answered so far.
+    pub fn queries(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("queries.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        drop(self.stdin.take()); // dns.py exits when its stdin closes
+        if wait_until(2, || matches!(self.child.try_wait(), Ok(Some(_)))) {
+            return;
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- DNS queries ---\n{}", self.queries());
+        }
+    }
+}
+
+// ------------------------------------------------------------ smtp-sink
+
+fn smtp_sink_path() -> String {
+    for p in ["/usr/sbin/smtp-sink", "/usr/bin/smtp-sink"] {
+        if Path::new(p).exists() {
+            return p.to_string();
+        }
+    }
+    "smtp-sink".to_string()
+}
+
+/// Postfix's smtp-sink on IP:PORT, each transaction dumped to a file.
+pub struct Sink {
+    pub ip: String,
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Sink {
+    /// Start with extra smtp-sink flags (`-N`: no DSN, `-8`: no 8BITMIME…).
+    pub fn start(ip: &str, port: u16, flags: &[&str]) -> Sink {
+        let addr = loopback(ip);
+        let dir = tempfile::tempdir().unwrap();
+        // When run as root, smtp-sink drops to nobody, who must write here.
+        chmod(dir.path(), 0o755);
+        let dumps = dir.path().join("dump");
+        std::fs::create_dir(&dumps).unwrap();
+        chmod(&dumps, 0o777);
+        let out = std::fs::File::create(dir.path().join("sink.out")).unwrap();
+        let mut cmd = Command::new(smtp_sink_path());
+        if is_root() {
+            cmd.args(["-u", "nobody"]);
+        }
+        let child = cmd
+            .arg("-v")
+            .arg("-d")
+            .arg(dumps.join("msg."))
+            .args(flags)
+            .arg(format!("{ip}:{port}"))
+            .arg("16")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("smtp-sink (Debian package postfix) is installed by scripts/test");
+        let mut sink = Sink {
+            ip: ip.to_string(),
+            port,
+            dir,
+            child: Some(child),
+        };
+        // Ready once it accepts a connection; that probe is the one
+        // connection `connections` does not count.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect((addr, port)).is_err() {
+            if let Ok(Some(status)) = sink.child.as_mut().unwrap().try_wait() {
+                panic!("smtp-sink exited ({status}):\n{}", sink.output());
+            }
+            assert!(Instant::now() < deadline, "smtp-sink did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sink
+    }
+
+    /// What smtp-sink printed (-v: the conversations).
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sink.out")).unwrap_or_default()
+    }
+
+    /// Connections accepted, other than the readiness probe.
+    pub fn connections(&self) -> usize {
+        self.output()
+            .lines()
+            .filter(|l| l.contains(": connect ("))
+            .count()
+            .saturating_sub(1)
+    }
+
+    /// The dumped transactions (X-Mail-Args, X-Rcpt-Args, then the
+    /// message), in no particular order.
+    pub fn dumps(&self) -> Vec<String> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path().join("dump"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|f| String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned())
+            .collect()
+    }
+
+    /// Wait up to `secs` for `n` dumped transactions.
+    pub fn wait_dumps(&self, n: usize, secs: u64) -> Vec<String> {
+        wait_until(secs, || self.dumps().len() >= n);
+        self.dumps()
+    }
+
+    /// Stop now (the address then refuses connections).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- smtp-sink {}:{} ---\n{}",
+                self.ip,
+                self.port,
+                self.output()
+            );
+        }
+    }
+}
+
+// -------------------------------------------------------------- Postfix
+
+/// A private Postfix instance (tests/peers/postfix.sh): smtpd with
+/// STARTTLS on IP:PORT, mail for `domain` into Maildirs.
+pub struct Postfix {
+    pub ip: String,
+    pub port: u16,
+    pub domain: String,
+    dir: tempfile::TempDir,
+}
+
+impl Postfix {
+    /// Start with the given users (empty: any local part exists; a user
+    /// `name@domain` adds that domain) and extra main.cf lines.
+    pub fn start(ip: &str, port: u16, domain: &str, users: &[&str], main_cf: &str) -> Postfix {
+        loopback(ip);
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("bash")
+            .arg(format!("{PEERS}/postfix.sh"))
+            .arg("start")
+            .arg(dir.path())
+            .args([ip, &port.to_string(), domain])
+            .args(users)
+            .env("POSTFIX_MAIN_CF", main_cf)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let pf = Postfix {
+            ip: ip.to_string(),
+            port,
+            domain: domain.to_string(),
+            dir,
+        };
+        assert!(
+            out.status.success(),
+            "the Postfix peer did not start (it needs root and the postfix package):\n{}",
+            output_text(&out)
+        );
+        pf
+    }
+
+    /// Postfix's log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("maillog")).unwrap_or_default()
+    }
+
+    /// Files in `user`'s Maildir new/ (`name`: in the peer's domain, or
+    /// `name@domain`).
+    pub fn maildir(&self, user: &str) -> Vec<PathBuf> {
+        let (name, domain) = user.split_once('@').unwrap_or((user, &self.domain));
+        let new = self.dir.path().join(format!("mail/{domain}/{name}/new"));
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(new) {
+            Ok(rd) => rd.map(|e| e.unwrap().path()).collect(),
+            Err(_) => vec![],
+        };
+        files.sort();
+        files
+    }
+
+    /// Wait up to `secs` for `n` messages in `user`'s Maildir; their text.
+    pub fn wait_maildir(&self, user: &str, n: usize, secs: u64) -> Vec<String> {
+        wait_until(secs, || self.maildir(user).len() >= n);
+        self.maildir(user)
+            .iter()
+            .map(|f| String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned())
+            .collect()
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(format!("{PEERS}/postfix.sh"))
+            .arg("stop")
+            .arg(self.dir.path())
+            .stdin(Stdio::null())
+            .output();
+        if std::thread::panicking() {
+            eprintln!("--- Postfix peer log ---\n{}", self.log());
+        }
+    }
+}
+
+// --------------------------------------------------------------- faxmta
+
+/// faxmta for outbound tests: the test client (127.0.0.1) may relay, MX
+/// hosts are contacted on `port` (`None`: faxmta's own MX listener port),
+/// and DNS questions go to `dns`. `extra` is more configuration TOML; it
+/// starts inside the `[outbound]` table (e.g. `tls = "required"`).
+pub fn faxmta(dns: &Dns, port: Option<u16>, extra: &str) -> Server {
+    let mut server = Server::start_with(
+        "",
+        &format!("[relay]\nallow = [\"127.0.0.1/32\"]\n[outbound]\nport = 0\n{extra}"),
+    );
+    // The base configuration has a [dns] table already: point its
+    // nameservers at our server (and set the port, which may be the
+    // listener's own, known only now).
+    let port = port.unwrap_or(server.mx_port);
+    restart_with(
+        &mut server,
+        &[
+            (
+                "nameservers = [\"127.0.0.1:9\"]",
+                &format!("nameservers = [\"127.0.0.1:{}\"]", dns.port),
+            ),
+            (
+                "[outbound]\nport = 0\n",
+                &format!("[outbound]\nport = {port}\n"),
+            ),
+        ],
+    );
+    server
+}
