@@ -266,7 +266,7 @@ pub struct NewMessage {
 
 impl NewMessage {
     /// Build the envelope this message starts its life in the queue with.
-    pub(crate) fn into_envelope(self, id: QueueId, size: u64, arrival: u64) -> Envelope {
+    pub fn into_envelope(self, id: QueueId, size: u64, arrival: u64) -> Envelope {
         Envelope {
             id,
             sender: self.sender,

@@ -14,6 +14,9 @@ mod client;
 pub mod mx;
 pub mod tls;
 
+#[cfg(test)]
+mod scripted;
+
 pub use client::{parse_reply, ClientSettings, Connection, HopError, Timeouts, TlsInfo};
 pub use mx::{Dns, DnsError, MxHost};
 pub use tls::{Tls, TlsPolicy};

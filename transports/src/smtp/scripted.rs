@@ -1,0 +1,166 @@
+//! Unit tests of the client against a scripted peer on loopback: the
+//! LMTP mode (one reply per recipient after the data) and the paths real
+//! servers rarely take (HELO fallback, no PIPELINING).
+
+use super::client::{ClientSettings, Connection, Timeouts};
+use super::tls::{Tls, TlsPolicy};
+use crate::{JobRecipient, Status};
+use faxmta_queue::{ClientInfo, Envelope, NewRecipient};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+/// A peer that answers each line it reads with the next scripted reply
+/// (replies keyed by the command's first word); after DATA's 354 it reads
+/// up to the final dot and sends `after_dot`. Returns what it received.
+async fn peer(
+    listener: TcpListener,
+    hello: &'static str,
+    pipelining: bool,
+    after_dot: Vec<&'static str>,
+) -> String {
+    let (socket, _) = listener.accept().await.unwrap();
+    let (read, mut write) = socket.into_split();
+    let mut reader = BufReader::new(read);
+    let mut seen = String::new();
+    write.write_all(b"220 scripted ready\r\n").await.unwrap();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).await.unwrap() == 0 {
+            return seen;
+        }
+        seen.push_str(&line);
+        let verb = line
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        let reply: String = match verb.as_str() {
+            "EHLO" | "LHLO" if hello == "refuse-ehlo" => "502 5.5.1 what?\r\n".into(),
+            "EHLO" | "LHLO" => {
+                if pipelining {
+                    "250-scripted\r\n250 PIPELINING\r\n".into()
+                } else {
+                    "250 scripted\r\n".into()
+                }
+            }
+            "HELO" => "250 scripted\r\n".into(),
+            "MAIL" | "RCPT" | "RSET" => "250 2.1.0 ok\r\n".into(),
+            "DATA" => {
+                write.write_all(b"354 go ahead\r\n").await.unwrap();
+                let mut data = Vec::new();
+                loop {
+                    let mut byte = [0u8; 1];
+                    reader.read_exact(&mut byte).await.unwrap();
+                    data.push(byte[0]);
+                    if data.ends_with(b"\r\n.\r\n") {
+                        break;
+                    }
+                }
+                seen.push_str(&String::from_utf8_lossy(&data));
+                after_dot.concat()
+            }
+            "QUIT" => {
+                write.write_all(b"221 bye\r\n").await.unwrap();
+                return seen;
+            }
+            _ => "500 unknown\r\n".into(),
+        };
+        write.write_all(reply.as_bytes()).await.unwrap();
+    }
+}
+
+fn settings(lmtp: bool) -> ClientSettings {
+    ClientSettings {
+        helo: "client.test".into(),
+        tls: Tls::new().unwrap(),
+        timeouts: Timeouts::default(),
+        lmtp,
+    }
+}
+
+fn envelope(rcpts: &[&str]) -> (Envelope, Vec<JobRecipient>) {
+    let msg = faxmta_queue::NewMessage {
+        sender: "s@example.org".into(),
+        recipients: rcpts.iter().map(|r| NewRecipient::new(*r)).collect(),
+        client: ClientInfo::default(),
+        ..Default::default()
+    };
+    let env = msg.into_envelope("ID1".into(), 0, 0);
+    let jobs = rcpts
+        .iter()
+        .enumerate()
+        .map(|(i, r)| JobRecipient {
+            index: i,
+            address: r.to_string(),
+            mailbox: None,
+        })
+        .collect();
+    (env, jobs)
+}
+
+#[tokio::test]
+async fn lmtp_gives_one_result_per_recipient() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(peer(
+        listener,
+        "ok",
+        true,
+        vec![
+            "250 2.0.0 <a@x> delivered\r\n",
+            "452 4.2.2 <b@x> mailbox full\r\n",
+        ],
+    ));
+    let mut conn = Connection::open(addr, "lmtp.test", &settings(true), TlsPolicy::Off)
+        .await
+        .unwrap();
+    let (env, rcpts) = envelope(&["a@x", "b@x"]);
+    let results = conn
+        .send(&env, b"Subject: t\r\n\r\nbody\r\n", &rcpts)
+        .await
+        .unwrap();
+    conn.quit().await;
+    let seen = server.await.unwrap();
+    assert!(seen.starts_with("LHLO client.test\r\n"), "{seen}");
+    assert_eq!(results.len(), 2);
+    assert_eq!(
+        (results[0].index, results[0].status),
+        (0, Status::Delivered)
+    );
+    assert_eq!((results[1].index, results[1].status), (1, Status::Deferred));
+    assert_eq!(results[1].reply.status, "4.2.2");
+}
+
+#[tokio::test]
+async fn helo_fallback_without_pipelining() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(peer(
+        listener,
+        "refuse-ehlo",
+        false,
+        vec!["250 2.0.0 queued\r\n"],
+    ));
+    let mut conn = Connection::open(addr, "old.test", &settings(false), TlsPolicy::Opportunistic)
+        .await
+        .unwrap();
+    let (env, rcpts) = envelope(&["a@x"]);
+    let results = conn
+        .send(&env, b"Subject: t\r\n\r\n.dot\r\n", &rcpts)
+        .await
+        .unwrap();
+    conn.quit().await;
+    let seen = server.await.unwrap();
+    assert!(
+        seen.contains("EHLO client.test\r\nHELO client.test\r\n"),
+        "{seen}"
+    );
+    // No extensions: no SIZE or BODY parameters, one command at a time,
+    // and the leading dot stuffed.
+    assert!(
+        seen.contains("MAIL FROM:<s@example.org>\r\nRCPT TO:<a@x>\r\nDATA\r\n"),
+        "{seen}"
+    );
+    assert!(seen.contains("\r\n..dot\r\n.\r\n"), "{seen}");
+    assert_eq!(results[0].status, Status::Delivered);
+}
