@@ -274,7 +274,13 @@ fn human_text(
     );
     for item in items {
         let address = clean(&item.recipient.address);
-        t.push_str(&format!("\n<{address}>: {}\n", reply_text(item.reply)));
+        // "host X said: 550 … (in reply to RCPT TO command)" tells it all;
+        // other replies get their code and status in front.
+        let what = match remote_reply(item.reply) {
+            Some(_) => clean(&item.reply.text),
+            None => reply_text(item.reply),
+        };
+        t.push_str(&format!("\n<{address}>: {what}\n"));
         if let Some(host) = item.remote_mta {
             t.push_str(&format!("    (reply from host {})\n", clean(host)));
         }
@@ -312,10 +318,13 @@ fn delivery_status(
         if let Some(host) = item.remote_mta {
             s.push_str(&format!("Remote-MTA: dns; {}\n", clean(host)));
         }
-        s.push_str(&format!(
-            "Diagnostic-Code: smtp; {}\n",
-            reply_text(item.reply)
-        ));
+        // The remote server's reply as received (RFC 3464 §2.3.6), not our
+        // account of it; our own replies as they are.
+        let diagnostic = match remote_reply(item.reply) {
+            Some(remote) => clean(remote),
+            None => reply_text(item.reply),
+        };
+        s.push_str(&format!("Diagnostic-Code: smtp; {diagnostic}\n"));
         if r.last_attempt > 0 {
             s.push_str(&format!("Last-Attempt-Date: {}\n", rfc2822(r.last_attempt)));
         }
@@ -359,6 +368,20 @@ fn reply_text(reply: &Reply) -> String {
         }
     }
     out
+}
+
+/// The remote server's own reply inside one the SMTP transport wrapped as
+/// `host NAME[ADDR] said: REPLY (in reply to COMMAND)`; `None` for any
+/// other reply.
+fn remote_reply(reply: &Reply) -> Option<&str> {
+    let (_, said) = reply.text.strip_prefix("host ")?.split_once(" said: ")?;
+    let end = said.rfind(" (in reply to ")?;
+    if !said.ends_with(')') {
+        return None;
+    }
+    let remote = said[..end].trim();
+    let code = remote.get(..3)?;
+    code.bytes().all(|b| b.is_ascii_digit()).then_some(remote)
 }
 
 /// A value fit for one header or field line: control characters (CR and LF
@@ -604,6 +627,38 @@ mod tests {
         assert!(contains(parts[2].1.as_bytes(), ORIGINAL));
         let inner = msg.part(msg.root_part().sub_parts().unwrap()[2]).unwrap();
         assert_eq!(inner.message().unwrap().subject(), Some("hello"));
+    }
+
+    #[test]
+    fn diagnostic_code_is_the_remote_reply_as_received() {
+        let env = to_bob(None, None);
+        let said = "550 5.1.1 host mx.remote.test[127.0.0.2:25] said: 550 5.1.1 \
+                    <bob@example.test>: Recipient address rejected: User unknown \
+                    (in reply to RCPT TO command)";
+        let report = build(ReportKind::Failure, &env, said, ORIGINAL).unwrap();
+        let wrapped = parts(&report.body);
+        assert!(wrapped[1].1.contains(
+            "\r\nDiagnostic-Code: smtp; 550 5.1.1 <bob@example.test>: \
+             Recipient address rejected: User unknown\r\n"
+        ));
+        assert!(wrapped[0].1.contains(
+            "\r\n<bob@example.test>: host mx.remote.test[127.0.0.2:25] said: 550 5.1.1 \
+             <bob@example.test>: Recipient address rejected: User unknown \
+             (in reply to RCPT TO command)\r\n"
+        ));
+        // Not the transport's wrapping: kept whole.
+        for other in [
+            "451 4.3.0 maildir delivery failed: host x said: y",
+            "554 5.4.7 message expired; last reply: 451 4.4.1 host h said: \
+             421 busy (in reply to MAIL FROM command)",
+        ] {
+            let report = build(ReportKind::Failure, &env, other, ORIGINAL).unwrap();
+            let kept = parts(&report.body);
+            let diagnostic = format!("\r\nDiagnostic-Code: smtp; {other}\r\n");
+            assert!(kept[1].1.contains(&diagnostic), "{other}");
+            let human = format!("\r\n<bob@example.test>: {other}\r\n");
+            assert!(kept[0].1.contains(&human), "{other}");
+        }
     }
 
     #[test]

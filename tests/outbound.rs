@@ -2,7 +2,8 @@
 //! loopback: MX resolution from an authoritative DNS server of our own
 //! (tests/peers/dns.py), Postfix's smtp-sink and a private Postfix
 //! instance with STARTTLS as the receiving hosts (127.0.0.2, 127.0.0.3 …,
-//! one port number per test), reports (RFC 3464) back to a local sender.
+//! one port number per test), reports (RFC 3464) back to a local sender,
+//! and what /metrics counts of it all.
 //!
 //! Every test starts its own faxmta, which relays for 127.0.0.1 and asks
 //! only the test's DNS server; nothing leaves 127.0.0.0/8.
@@ -12,6 +13,7 @@ mod peers;
 
 use common::*;
 use peers::*;
+use serde_json::Value;
 
 const ALICE: &str = "alice@example.test";
 
@@ -208,6 +210,191 @@ fn a_temporary_rcpt_error_defers_the_recipient() {
     assert_eq!(env["recipients"][0]["last_reply"]["code"], 450, "{env}");
     assert!(sink.dumps().is_empty());
     assert!(s.maildir("example.test", "alice").is_empty(), "no report");
+}
+
+#[test]
+fn a_deferred_recipient_is_delivered_once_the_peer_takes_it() {
+    // Postfix answers 450 for bob from an access table; the table is then
+    // emptied (postmap, reload) and the next retry delivers. A session
+    // keeps the table it started with, and faxmta keeps idle connections
+    // for reuse: smtpd_hard_error_limit = 1 makes Postfix hang up after
+    // the refusal, so that each retry opens a new session.
+    let port = shared_port(&["127.0.0.2"]);
+    let dns = Dns::start(&zone(&[
+        "retry.test. MX 10 mx.retry.test.",
+        "mx.retry.test. A 127.0.0.2",
+    ]));
+    let pf = Postfix::start_with_maps(
+        "127.0.0.2",
+        port,
+        "retry.test",
+        &["bob"],
+        "smtpd_recipient_restrictions = check_recipient_access hash:${config_directory}/rcpt.map\n\
+         smtpd_hard_error_limit = 1",
+        &[(
+            "rcpt",
+            "bob@retry.test 450 4.2.1 mailbox busy, try again later\n",
+        )],
+    );
+    let s = faxmta(&dns, Some(port), "");
+
+    let id = send(&s, ALICE, "bob@retry.test", &message("retried"));
+    let line = wait_status(&s, &id, "bob@retry.test", "deferred", 15);
+    assert_contains(&line, "dsn=4.2.1");
+    assert_contains(&line, "mailbox busy, try again later");
+    assert_contains(&line, "(in reply to RCPT TO command)");
+    // Retried (every 1s here) while the peer still refuses.
+    assert!(
+        wait_until(15, || find_queued(&s, &id).is_some_and(|m| m["recipients"]
+            [0]["attempts"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 2)),
+        "{}",
+        s.log()
+    );
+    let env = find_queued(&s, &id).expect("still queued");
+    let r = &env["recipients"][0];
+    assert_eq!(r["state"], "deferred", "{env}");
+    assert_eq!(r["last_reply"]["code"], 450, "{env}");
+    assert_eq!(r["last_reply"]["status"], "4.2.1", "{env}");
+    assert!(pf.maildir("bob").is_empty(), "{}", pf.log());
+
+    // The condition goes away: the next retry delivers.
+    pf.set_map("rcpt", "");
+    let line = wait_status(&s, &id, "bob@retry.test", "sent", 20);
+    assert_contains(&line, &format!("relay=mx.retry.test[127.0.0.2]:{port}"));
+    let mail = pf.wait_maildir("bob", 1, 15);
+    assert_eq!(mail.len(), 1, "{}", pf.log());
+    assert_contains(&mail[0], "Subject: retried");
+    assert!(wait_queue_empty(&s, 10), "{}", s.log());
+    let log = s.log();
+    let tries = log
+        .lines()
+        .filter(|l| l.contains(&format!("{id}: to=<bob@retry.test>, ")))
+        .count();
+    assert!(tries >= 3, "two deferrals and a success expected:\n{log}");
+    // Delivered in the end: no report of any kind to the sender.
+    assert!(!log.contains(&format!("{id}: sender ")), "{log}");
+    assert!(s.maildir("example.test", "alice").is_empty(), "{log}");
+    assert_eq!(pf.maildir("bob").len(), 1, "delivered twice:\n{}", pf.log());
+}
+
+/// A report (a Maildir file) as Python's email module reads it: top-level
+/// headers, the media types of the parts, the notification text, the
+/// `message/delivery-status` fields (per message, then one map per
+/// recipient), the header fields of the returned message, and every
+/// defect the parser noted.
+fn parse_report(file: &std::path::Path) -> Value {
+    let json = python(
+        r#"
+import email, email.policy, json, sys
+msg = email.message_from_binary_file(open(sys.argv[1], 'rb'), policy=email.policy.compat32)
+parts = msg.get_payload()
+out = {
+    'content_type': msg.get_content_type(),
+    'report_type': msg.get_param('report-type'),
+    'from': msg['From'], 'to': msg['To'], 'subject': msg['Subject'],
+    'return_path': msg['Return-Path'], 'auto_submitted': msg['Auto-Submitted'],
+    'defects': [str(d) for p in msg.walk() for d in p.defects],
+    'parts': [p.get_content_type() for p in parts],
+    'notification': parts[0].get_payload(decode=True).decode('utf-8'),
+}
+status = parts[1].get_payload()
+out['per_message'] = dict(status[0].items())
+out['per_recipient'] = [dict(s.items()) for s in status[1:]]
+if parts[2].get_content_type() == 'message/rfc822':
+    returned = parts[2].get_payload()[0]
+else:
+    returned = email.message_from_bytes(parts[2].get_payload(decode=True), policy=email.policy.compat32)
+out['returned'] = dict(returned.items())
+out['returned_body'] = returned.get_payload()
+print(json.dumps(out))
+"#,
+        &[file.to_str().unwrap()],
+    );
+    serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"))
+}
+
+#[test]
+fn a_refused_recipient_is_reported_with_the_remote_reply() {
+    let port = shared_port(&["127.0.0.2"]);
+    let dns = Dns::start(&zone(&[
+        "refuse.test. MX 10 mx.refuse.test.",
+        "mx.refuse.test. A 127.0.0.2",
+    ]));
+    let pf = Postfix::start("127.0.0.2", port, "refuse.test", &["bob"], "");
+    let s = faxmta(&dns, Some(port), "");
+
+    let id = send(&s, ALICE, "nobody@refuse.test", &message("refused"));
+    let line = wait_status(&s, &id, "nobody@refuse.test", "bounced", 15);
+    assert_contains(&line, "dsn=5.1.1");
+    // What Postfix answered, from its own log.
+    let peer_log = pf.log();
+    let reply = peer_log
+        .lines()
+        .find_map(|l| {
+            l.split_once("NOQUEUE: reject: RCPT from ")?
+                .1
+                .split_once("]: ")
+        })
+        .and_then(|(_, rest)| rest.split_once("; from=<"))
+        .map(|(reply, _)| reply.to_string())
+        .unwrap_or_else(|| panic!("no refusal in the Postfix log:\n{peer_log}"));
+    assert!(
+        reply.starts_with("550 5.1.1 <nobody@refuse.test>: "),
+        "{reply}"
+    );
+    assert_contains(&reply, "User unknown in virtual mailbox table");
+
+    let files = s.wait_maildir("example.test", "alice", 1, 15);
+    assert_eq!(files.len(), 1, "no report:\n{}", s.log());
+    assert!(wait_queue_empty(&s, 10), "{}", s.log());
+    let r = parse_report(&files[0]);
+    assert_eq!(r["content_type"], "multipart/report", "{r}");
+    assert_eq!(r["report_type"], "delivery-status", "{r}");
+    assert_eq!(r["defects"], serde_json::json!([]), "{r}");
+    assert_eq!(
+        r["parts"],
+        serde_json::json!(["text/plain", "message/delivery-status", "message/rfc822"]),
+        "{r}"
+    );
+    assert_eq!(r["subject"], "Undelivered Mail Returned to Sender", "{r}");
+    assert_eq!(r["to"], "<alice@example.test>", "{r}");
+    assert_eq!(r["return_path"], "<>", "{r}");
+    assert_eq!(r["auto_submitted"], "auto-replied", "{r}");
+    assert_eq!(
+        r["per_message"]["Reporting-MTA"], "dns; mx.example.test",
+        "{r}"
+    );
+    assert_eq!(r["per_message"]["X-Faxmta-Queue-ID"], id.as_str(), "{r}");
+
+    let recipients = r["per_recipient"].as_array().unwrap();
+    assert_eq!(recipients.len(), 1, "{r}");
+    let pr = &recipients[0];
+    assert_eq!(pr["Final-Recipient"], "rfc822; nobody@refuse.test", "{r}");
+    assert_eq!(pr["Action"], "failed", "{r}");
+    assert_eq!(pr["Status"], "5.1.1", "{r}");
+    assert_eq!(pr["Remote-MTA"], "dns; mx.refuse.test", "{r}");
+    // The remote reply as received (RFC 3464 §2.3.6).
+    assert_eq!(pr["Diagnostic-Code"], format!("smtp; {reply}"), "{r}");
+    assert!(pr["Last-Attempt-Date"].is_string(), "{r}");
+    assert!(pr.get("Will-Retry-Until").is_none(), "{r}");
+    // The human part tells who said what, and when.
+    assert_contains(
+        r["notification"].as_str().unwrap(),
+        &format!(
+            "<nobody@refuse.test>: host mx.refuse.test[127.0.0.2:{port}] said: {reply} \
+             (in reply to RCPT TO command)\n"
+        ),
+    );
+    // The whole message comes back.
+    assert_eq!(r["returned"]["Subject"], "refused", "{r}");
+    assert_contains(
+        r["returned_body"].as_str().unwrap(),
+        "Hello from the outbound tests.",
+    );
+    assert!(pf.maildir("bob").is_empty());
 }
 
 #[test]
@@ -682,4 +869,145 @@ fn smtputf8_mail_fails_when_the_peer_lacks_it() {
     assert_contains(block, "Status: 5.6.7");
     assert_contains(block, "SMTPUTF8 is required");
     assert!(sink.dumps().is_empty(), "the peer got the message");
+}
+
+// ------------------------------------------------------------- metrics
+
+/// `GET /metrics`, parsed by prometheus_client's parser of the text
+/// format: `types` maps each family to its type, `samples` lists every
+/// sample as `{name, labels, value}`.
+fn scrape(server: &Server) -> Value {
+    let text = server.http_get("/metrics");
+    let file = server.path("metrics.txt");
+    std::fs::write(&file, &text).unwrap();
+    let json = python(
+        r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = {'types': {}, 'samples': []}
+for family in text_string_to_metric_families(open(sys.argv[1]).read()):
+    out['types'][family.name] = family.type
+    for s in family.samples:
+        out['samples'].append({'name': s.name, 'labels': s.labels, 'value': s.value})
+print(json.dumps(out))
+"#,
+        &[file.to_str().unwrap()],
+    );
+    serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"))
+}
+
+/// The samples named `name` whose labels include `labels`.
+fn samples<'a>(m: &'a Value, name: &str, labels: &[(&str, &str)]) -> Vec<&'a Value> {
+    m["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["name"] == name && labels.iter().all(|(k, v)| s["labels"][*k] == *v))
+        .collect()
+}
+
+/// The one sample named `name` with exactly `labels`, if any.
+fn sample(m: &Value, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let found = samples(m, name, labels);
+    let exact: Vec<&&Value> = found
+        .iter()
+        .filter(|s| s["labels"].as_object().unwrap().len() == labels.len())
+        .collect();
+    assert!(exact.len() <= 1, "{name} {labels:?} twice in {m}");
+    exact.first().map(|s| s["value"].as_f64().unwrap())
+}
+
+/// The sum of the samples named `name` whose labels include `labels`.
+fn total(m: &Value, name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples(m, name, labels)
+        .iter()
+        .map(|s| s["value"].as_f64().unwrap())
+        .sum()
+}
+
+#[test]
+fn metrics_count_what_happened() {
+    // One message delivered here, one relayed over STARTTLS to Postfix.
+    let port = shared_port(&["127.0.0.2"]);
+    let dns = Dns::start(&zone(&[
+        "metrics.test. MX 10 mx.metrics.test.",
+        "mx.metrics.test. A 127.0.0.2",
+    ]));
+    let pf = Postfix::start("127.0.0.2", port, "metrics.test", &["carol"], "");
+    let s = faxmta(&dns, Some(port), "");
+
+    let before = scrape(&s);
+    assert_eq!(total(&before, "faxmta_messages_received_total", &[]), 0.0);
+    assert_eq!(total(&before, "faxmta_deliveries_total", &[]), 0.0);
+
+    let local = send(&s, ALICE, "bob@example.test", &message("metrics-local"));
+    let remote = send(&s, ALICE, "carol@metrics.test", &message("metrics-remote"));
+    wait_status(&s, &local, "bob@example.test", "sent", 10);
+    wait_status(&s, &remote, "carol@metrics.test", "sent", 15);
+    assert_eq!(pf.wait_maildir("carol", 1, 15).len(), 1, "{}", pf.log());
+    assert_eq!(s.wait_maildir("example.test", "bob", 1, 10).len(), 1);
+    assert!(wait_queue_empty(&s, 10), "{}", s.log());
+    assert_contains(&s.log(), "TLS connection established to mx.metrics.test");
+
+    // Sessions and deliveries end a little after their log lines: poll.
+    let settled = |m: &Value| {
+        sample(m, "faxmta_smtp_sessions_active", &[]) == Some(0.0)
+            && total(m, "faxmta_deliveries_active", &[]) == 0.0
+            && total(m, "faxmta_deliveries_total", &[]) == 2.0
+    };
+    let mut m = scrape(&s);
+    assert!(
+        wait_until(10, || {
+            m = scrape(&s);
+            settled(&m)
+        }),
+        "{m}"
+    );
+
+    let types = &m["types"];
+    for (family, kind) in [
+        ("faxmta_messages_received", "counter"),
+        ("faxmta_deliveries", "counter"),
+        ("faxmta_delivery_delay_seconds", "histogram"),
+        ("faxmta_smtp_sessions_active", "gauge"),
+        ("faxmta_deliveries_active", "gauge"),
+        ("faxmta_tls", "counter"),
+        ("faxmta_queue_messages", "gauge"),
+    ] {
+        assert_eq!(types[family], kind, "{family}: {types}");
+    }
+
+    // Both arrived on the MX listener; the reports we make are not counted
+    // (and none was made).
+    let received = "faxmta_messages_received_total";
+    assert_eq!(sample(&m, received, &[("source", "mx")]), Some(2.0), "{m}");
+    assert_eq!(total(&m, received, &[]), 2.0, "{m}");
+
+    let deliveries = "faxmta_deliveries_total";
+    for transport in ["local", "smtp"] {
+        let sent = [("transport", transport), ("status", "sent")];
+        assert_eq!(sample(&m, deliveries, &sent), Some(1.0), "{m}");
+        let t = [("transport", transport)];
+        assert_eq!(total(&m, deliveries, &t), 1.0, "only sent: {m}");
+        let count = "faxmta_delivery_delay_seconds_count";
+        assert_eq!(sample(&m, count, &t), Some(1.0), "{m}");
+        let inf = [("transport", transport), ("le", "+Inf")];
+        let buckets = "faxmta_delivery_delay_seconds_bucket";
+        assert_eq!(sample(&m, buckets, &inf), Some(1.0), "{m}");
+        let sum = sample(&m, "faxmta_delivery_delay_seconds_sum", &t).unwrap();
+        assert!((0.0..60.0).contains(&sum), "{m}");
+    }
+
+    // The relayed message went over TLS (Postfix offers STARTTLS).
+    let tls = samples(&m, "faxmta_tls_total", &[("direction", "out")]);
+    assert_eq!(tls.len(), 1, "{m}");
+    let version = tls[0]["labels"]["version"].as_str().unwrap();
+    assert!(version == "TLSv1.3" || version == "TLSv1.2", "{m}");
+    assert_eq!(tls[0]["value"], 1.0, "{m}");
+
+    // The queue gauges: every state, all empty now.
+    for state in ["due", "deferred", "held"] {
+        let n = sample(&m, "faxmta_queue_messages", &[("state", state)]);
+        assert_eq!(n, Some(0.0), "{state}: {m}");
+    }
 }

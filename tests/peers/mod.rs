@@ -254,8 +254,26 @@ impl Postfix {
     /// Start with the given users (empty: any local part exists; a user
     /// `name@domain` adds that domain) and extra main.cf lines.
     pub fn start(ip: &str, port: u16, domain: &str, users: &[&str], main_cf: &str) -> Postfix {
+        Postfix::start_with_maps(ip, port, domain, users, main_cf, &[])
+    }
+
+    /// [`Postfix::start`] with lookup tables: each `(name, text)` becomes
+    /// `etc/name.map` (postmap syntax, one `key value` a line), for main.cf
+    /// lines such as `check_recipient_access hash:${config_directory}/name.map`.
+    pub fn start_with_maps(
+        ip: &str,
+        port: u16,
+        domain: &str,
+        users: &[&str],
+        main_cf: &str,
+        maps: &[(&str, &str)],
+    ) -> Postfix {
         loopback(ip);
         let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        for (name, text) in maps {
+            std::fs::write(dir.path().join(format!("etc/{name}.map")), text).unwrap();
+        }
         let out = Command::new("bash")
             .arg(format!("{PEERS}/postfix.sh"))
             .arg("start")
@@ -278,6 +296,25 @@ impl Postfix {
             output_text(&out)
         );
         pf
+    }
+
+    /// Rewrite lookup table `name` (see [`Postfix::start_with_maps`]),
+    /// compile it and have Postfix reload: sessions opened from now on see
+    /// the new table (one already open keeps the old one).
+    pub fn set_map(&self, name: &str, text: &str) {
+        std::fs::write(self.dir.path().join(format!("etc/{name}.map")), text).unwrap();
+        let out = Command::new("bash")
+            .arg(format!("{PEERS}/postfix.sh"))
+            .arg("reload")
+            .arg(self.dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "the Postfix peer did not reload:\n{}",
+            output_text(&out)
+        );
     }
 
     /// Postfix's log.

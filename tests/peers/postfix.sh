@@ -3,6 +3,7 @@
 # tests (the approach of bench/accept.sh), on a loopback address only.
 #
 #   tests/peers/postfix.sh start DIR ADDR PORT DOMAIN [USER...]
+#   tests/peers/postfix.sh reload DIR
 #   tests/peers/postfix.sh stop DIR
 #
 # start: makes DIR/etc (main.cf, master.cf, a self-signed certificate made
@@ -16,7 +17,13 @@
 # e.g. to catch the reports Postfix sends back to a sender. Nothing leaves the instance: mail for
 # any other domain fails at once (default_transport = error). The log is
 # DIR/maillog. Extra main.cf lines come from $POSTFIX_MAIN_CF (e.g.
-# "smtpd_discard_ehlo_keywords = dsn").
+# "smtpd_discard_ehlo_keywords = dsn"). Lookup tables: files DIR/etc/NAME.map
+# put there before start are compiled with postmap, for main.cf lines such
+# as "check_recipient_access hash:${config_directory}/NAME.map".
+#
+# reload: compiles DIR/etc/*.map again (after the caller rewrote one) and
+# has Postfix reload its configuration: idle smtpd processes exit, new
+# sessions see the new tables (a session already open keeps the old ones).
 #
 # stop: stops the instance started in DIR (and kills its master if it
 # does not go).
@@ -38,6 +45,21 @@ stop() {
         sleep 0.1
     done
     [[ -n $master ]] && kill -KILL "$master" 2>/dev/null || true
+}
+
+maps() { # maps DIR: compile DIR/etc/*.map
+    local map
+    for map in "$1"/etc/*.map; do
+        [[ -e $map ]] || continue
+        postmap -c "$1/etc" "hash:$map"
+    done
+}
+
+reload() {
+    local dir=$1
+    [[ -f $dir/spool/pid/master.pid ]] || die "no Postfix running in $dir"
+    maps "$dir"
+    postfix -c "$dir/etc" reload >/dev/null 2>&1 || die "postfix reload failed"
 }
 
 wait_port() { # wait_port ADDR PORT SECONDS
@@ -147,6 +169,7 @@ maillog_file = $dir/maillog
 maillog_file_prefixes = $dir
 ${POSTFIX_MAIN_CF:-}
 EOF
+    maps "$dir"
     # Postfix prints its errors on stderr only when that is a terminal;
     # `script` gives it one so a failure says why.
     if command -v script >/dev/null; then
@@ -164,6 +187,7 @@ EOF
 
 case ${1:-} in
 start) (($# >= 5)) || die "usage: $0 start DIR ADDR PORT DOMAIN [USER...]"; shift; start "$@" ;;
+reload) (($# == 2)) || die "usage: $0 reload DIR"; reload "$2" ;;
 stop) (($# == 2)) || die "usage: $0 stop DIR"; stop "$2" ;;
-*) die "usage: $0 start DIR ADDR PORT DOMAIN [USER...] | stop DIR" ;;
+*) die "usage: $0 start DIR ADDR PORT DOMAIN [USER...] | reload DIR | stop DIR" ;;
 esac
