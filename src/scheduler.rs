@@ -293,7 +293,9 @@ impl Scheduler {
     }
 
     /// Apply outcomes: reports first, then the new recipient states.
-    async fn record(&self, env: Envelope, body: &[u8], outcomes: Vec<Outcome>, now: u64) {
+    async fn record(&self, env: Envelope, body: &[u8], outcomes: Vec<Outcome>, started: u64) {
+        // Retries count from the end of the attempt, not its start.
+        let now = started.max(now_unix());
         let mut updated = env.clone();
         let mut failed = Vec::new();
         let mut delivered = Vec::new();

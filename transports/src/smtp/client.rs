@@ -119,6 +119,10 @@ pub struct Connection {
     settings: ClientSettings,
     /// False once the connection is no longer in a known state.
     pub usable: bool,
+    /// When the connection was opened (reuse has a time limit).
+    pub opened: std::time::Instant,
+    /// Transactions carried so far.
+    pub uses: u32,
 }
 
 /// Parse a reply's lines into a [`Reply`]: code, enhanced status (from the
@@ -179,6 +183,8 @@ impl Connection {
             tls: None,
             settings: settings.clone(),
             usable: true,
+            opened: std::time::Instant::now(),
+            uses: 0,
         };
         let greeting = conn
             .read_reply(t.greeting)

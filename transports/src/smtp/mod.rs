@@ -32,6 +32,10 @@ use std::time::{Duration, Instant};
 const IDLE: Duration = Duration::from_secs(30);
 /// Idle connections kept per address.
 const POOL_PER_ADDR: usize = 4;
+/// A connection is not reused once it is this old (Postfix's
+/// `smtp_connection_reuse_time_limit`), so a session a server keeps in a
+/// bad state (an old access map, a stuck rate limit) gets replaced.
+const REUSE_TIME_LIMIT: Duration = Duration::from_secs(300);
 
 /// What the SMTP transport needs to know.
 pub struct SmtpSettings {
@@ -85,7 +89,7 @@ impl SmtpTransport {
     }
 
     fn keep(&self, conn: Connection) {
-        if !conn.usable {
+        if !conn.usable || conn.opened.elapsed() >= REUSE_TIME_LIMIT {
             return;
         }
         let mut pool = self.pool();
@@ -217,7 +221,8 @@ impl SmtpTransport {
                         continue;
                     }
                 };
-                if let Some(tls) = &conn.tls {
+                conn.uses += 1;
+                if let Some(tls) = conn.tls.as_ref().filter(|_| conn.uses == 1) {
                     tracing::info!(
                         "{}: {} TLS connection established to {}[{}]:{}: {} with cipher {}{}",
                         job.envelope.id,
