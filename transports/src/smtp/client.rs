@@ -1,15 +1,10 @@
 //! One outbound SMTP (or LMTP) connection: greeting, EHLO/LHLO (HELO as a
-//! fallback), STARTTLS, and transactions with per-recipient results,
-//! pipelined when the server offers PIPELINING (RFC 2920). The timeouts are
-//! those of RFC 5321 §4.5.3.2.
+//! fallback), STARTTLS, reading replies and writing commands with the
+//! timeouts of RFC 5321 §4.5.3.2. Transactions are in `transaction.rs`.
 
-use super::body::{prepare_body, Prepared};
 use super::tls::{describe, Tls, TlsPolicy};
-use crate::{JobRecipient, Status};
-use faxmta_queue::{Envelope, Notify, Reply, Ret};
-use smtp_proto::{
-    EhloResponse, EXT_8BIT_MIME, EXT_DSN, EXT_PIPELINING, EXT_SIZE, EXT_SMTP_UTF8, EXT_START_TLS,
-};
+use faxmta_queue::Reply;
+use smtp_proto::{EhloResponse, EXT_DSN, EXT_START_TLS};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -100,23 +95,15 @@ impl Stream {
 trait AsyncReadWrite: AsyncRead + AsyncWrite {}
 impl<T: AsyncRead + AsyncWrite> AsyncReadWrite for T {}
 
-/// One recipient's result within a transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RcptResult {
-    pub index: usize,
-    pub status: Status,
-    pub reply: Reply,
-}
-
 /// An open connection, ready for a transaction.
 pub struct Connection {
     stream: Stream,
     input: Vec<u8>,
     pub host: String,
     pub addr: SocketAddr,
-    ehlo: Option<EhloResponse<String>>,
+    pub(super) ehlo: Option<EhloResponse<String>>,
     pub tls: Option<TlsInfo>,
-    settings: ClientSettings,
+    pub(super) settings: ClientSettings,
     /// False once the connection is no longer in a known state.
     pub usable: bool,
     /// When the connection was opened (reuse has a time limit).
@@ -215,7 +202,7 @@ impl Connection {
         Ok(conn)
     }
 
-    fn has(&self, ext: u32) -> bool {
+    pub(super) fn has(&self, ext: u32) -> bool {
         self.ehlo.as_ref().is_some_and(|e| e.has_capability(ext))
     }
 
@@ -346,7 +333,7 @@ impl Connection {
     }
 
     /// Send a line (or several) and read one reply.
-    async fn command(&mut self, line: &str, timeout: Duration) -> Result<Reply, Reply> {
+    pub(super) async fn command(&mut self, line: &str, timeout: Duration) -> Result<Reply, Reply> {
         self.exchange(line, timeout).await.map(|l| parse_reply(&l))
     }
 
@@ -355,7 +342,7 @@ impl Connection {
         self.read_lines(timeout).await
     }
 
-    async fn write(&mut self, bytes: &[u8], timeout: Duration) -> Result<(), Reply> {
+    pub(super) async fn write(&mut self, bytes: &[u8], timeout: Duration) -> Result<(), Reply> {
         let host = format!("{}[{}]", self.host, self.addr);
         let Some(io) = self.stream.io() else {
             self.usable = false;
@@ -391,7 +378,7 @@ impl Connection {
         }
     }
 
-    async fn read_reply(&mut self, timeout: Duration) -> Result<Reply, Reply> {
+    pub(super) async fn read_reply(&mut self, timeout: Duration) -> Result<Reply, Reply> {
         self.read_lines(timeout).await.map(|l| parse_reply(&l))
     }
 
@@ -470,254 +457,6 @@ impl Connection {
     pub async fn quit(mut self) {
         let _ = self.command("QUIT\r\n", Duration::from_secs(5)).await;
     }
-
-    /// One transaction for `rcpts`. Results come back for every recipient;
-    /// `Err` means the whole transaction failed before any recipient was
-    /// accepted at MAIL time (the caller may try another host when it is
-    /// temporary).
-    pub async fn send(
-        &mut self,
-        env: &Envelope,
-        body: &[u8],
-        rcpts: &[JobRecipient],
-    ) -> Result<Vec<RcptResult>, Reply> {
-        let t = self.settings.timeouts;
-        let all = |status: Status, reply: Reply| -> Vec<RcptResult> {
-            rcpts
-                .iter()
-                .map(|r| RcptResult {
-                    index: r.index,
-                    status,
-                    reply: reply.clone(),
-                })
-                .collect()
-        };
-        let who = format!("{}[{}]", self.host, self.addr);
-
-        // What the message needs of the server.
-        let needs_utf8 =
-            env.smtputf8 || !env.sender.is_ascii() || rcpts.iter().any(|r| !r.address.is_ascii());
-        if needs_utf8 && !self.has(EXT_SMTP_UTF8) {
-            return Ok(all(
-                Status::Failed,
-                Reply::new(
-                    553,
-                    "5.6.7",
-                    format!("SMTPUTF8 is required, but was not offered by host {who}"),
-                ),
-            ));
-        }
-        let prepared = match prepare_body(body, env.body_type, self.has(EXT_8BIT_MIME)) {
-            Ok(p) => p,
-            Err(why) => {
-                return Ok(all(
-                    Status::Failed,
-                    Reply::new(
-                        554,
-                        "5.6.3",
-                        format!("host {who} does not accept 8-bit mail and {why}"),
-                    ),
-                ))
-            }
-        };
-        let Prepared { data, eight_bit } = prepared;
-        let size = data.len();
-        let limit = self.ehlo.as_ref().map(|e| e.size).unwrap_or(0);
-        if self.has(EXT_SIZE) && limit > 0 && size > limit {
-            return Ok(all(
-                Status::Failed,
-                Reply::new(
-                    552,
-                    "5.3.4",
-                    format!("message size {size} exceeds size limit {limit} of server {who}"),
-                ),
-            ));
-        }
-
-        let mut mail = format!("MAIL FROM:<{}>", env.sender);
-        if self.has(EXT_SIZE) {
-            mail.push_str(&format!(" SIZE={size}"));
-        }
-        if eight_bit && self.has(EXT_8BIT_MIME) {
-            mail.push_str(" BODY=8BITMIME");
-        }
-        if needs_utf8 {
-            mail.push_str(" SMTPUTF8");
-        }
-        let dsn = self.has(EXT_DSN);
-        if dsn {
-            match env.ret {
-                Some(Ret::Full) => mail.push_str(" RET=FULL"),
-                Some(Ret::Hdrs) => mail.push_str(" RET=HDRS"),
-                None => {}
-            }
-            if let Some(envid) = &env.envid {
-                mail.push_str(&format!(" ENVID={}", xtext(envid)));
-            }
-        }
-        mail.push_str("\r\n");
-        let mut rcpt_lines = Vec::new();
-        for r in rcpts {
-            let mut line = format!("RCPT TO:<{}>", r.address);
-            if dsn {
-                let rec = env.recipients.get(r.index);
-                if let Some(n) = rec.and_then(|x| x.notify) {
-                    line.push_str(&format!(" NOTIFY={}", notify_param(n)));
-                }
-                if let Some(o) = rec.and_then(|x| x.orcpt.as_deref()) {
-                    // Stored decoded as "type;address": the address goes
-                    // out as xtext again.
-                    let (kind, addr) = o.split_once(';').unwrap_or(("rfc822", o));
-                    line.push_str(&format!(" ORCPT={kind};{}", xtext(addr)));
-                }
-            }
-            line.push_str("\r\n");
-            rcpt_lines.push(line);
-        }
-
-        let pipelining = self.has(EXT_PIPELINING);
-        let mail_reply;
-        let mut rcpt_replies = Vec::new();
-        let data_reply;
-        if pipelining {
-            let mut batch = mail.clone();
-            for l in &rcpt_lines {
-                batch.push_str(l);
-            }
-            batch.push_str("DATA\r\n");
-            self.write(batch.as_bytes(), t.command).await?;
-            mail_reply = self.read_reply(t.command).await?;
-            for _ in &rcpt_lines {
-                rcpt_replies.push(self.read_reply(t.command).await?);
-            }
-            data_reply = self.read_reply(t.data_init).await?;
-        } else {
-            mail_reply = self.command(&mail, t.command).await?;
-            if mail_reply.code / 100 == 2 {
-                for l in &rcpt_lines {
-                    rcpt_replies.push(self.command(l, t.command).await?);
-                }
-            }
-            data_reply = if rcpt_replies.iter().any(|r| r.code / 100 == 2) {
-                self.command("DATA\r\n", t.data_init).await?
-            } else {
-                Reply::new(554, "5.5.1", "no recipient accepted")
-            };
-        }
-
-        if mail_reply.code / 100 != 2 {
-            if pipelining && data_reply.code == 354 {
-                // A server that pipelined us into DATA anyway: end it empty.
-                self.write(b".\r\n", t.data_block).await?;
-                let _ = self.read_reply(t.data_end).await;
-            }
-            let _ = self.reset().await;
-            let text = format!("host {who} said: {mail_reply} (in reply to MAIL FROM command)");
-            let reply = Reply::new(mail_reply.code, &mail_reply.status, text);
-            return Err(reply);
-        }
-
-        let mut results = Vec::new();
-        let mut accepted = Vec::new();
-        for (r, reply) in rcpts.iter().zip(&rcpt_replies) {
-            if reply.code / 100 == 2 {
-                accepted.push(r.index);
-            } else {
-                let status = if reply.is_permanent() {
-                    Status::Failed
-                } else {
-                    Status::Deferred
-                };
-                let text = format!("host {who} said: {reply} (in reply to RCPT TO command)");
-                results.push(RcptResult {
-                    index: r.index,
-                    status,
-                    reply: Reply::new(reply.code, &reply.status, text),
-                });
-            }
-        }
-        if accepted.is_empty() {
-            if data_reply.code == 354 {
-                self.write(b".\r\n", t.data_block).await?;
-                let _ = self.read_reply(t.data_end).await;
-            }
-            let _ = self.reset().await;
-            return Ok(results);
-        }
-        if data_reply.code != 354 {
-            let status = if data_reply.is_permanent() {
-                Status::Failed
-            } else {
-                Status::Deferred
-            };
-            let text = format!("host {who} said: {data_reply} (in reply to DATA command)");
-            for &i in &accepted {
-                results.push(RcptResult {
-                    index: i,
-                    status,
-                    reply: Reply::new(data_reply.code, &data_reply.status, text.clone()),
-                });
-            }
-            let _ = self.reset().await;
-            return Ok(results);
-        }
-
-        for chunk in data.chunks(64 * 1024) {
-            self.write(chunk, t.data_block).await?;
-        }
-        self.write(b".\r\n", t.data_block).await?;
-        // SMTP: one reply for the message; LMTP: one per accepted recipient.
-        let replies = if self.settings.lmtp {
-            accepted.len()
-        } else {
-            1
-        };
-        let mut end = Vec::new();
-        for _ in 0..replies {
-            end.push(self.read_reply(t.data_end).await?);
-        }
-        for (k, &i) in accepted.iter().enumerate() {
-            let reply = end
-                .get(k)
-                .or(end.first())
-                .cloned()
-                .unwrap_or_else(|| Reply::new(451, "4.4.2", "no reply"));
-            let status = match reply.code / 100 {
-                2 => Status::Delivered,
-                5 => Status::Failed,
-                _ => Status::Deferred,
-            };
-            let text = if status == Status::Delivered {
-                format!("{who}: {reply}")
-            } else {
-                format!("host {who} said: {reply} (in reply to end of DATA command)")
-            };
-            results.push(RcptResult {
-                index: i,
-                status,
-                reply: Reply::new(reply.code, &reply.status, text),
-            });
-        }
-        Ok(results)
-    }
-}
-
-fn notify_param(n: Notify) -> String {
-    n.to_string()
-}
-
-/// xtext (RFC 3461 §4): `+`, `=`, controls, space and non-ASCII octets
-/// as `+XX`. ENVID and ORCPT are kept decoded in the queue.
-fn xtext(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("+{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -726,13 +465,6 @@ mod tests {
 
     fn lines(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn dsn_parameters_are_xtext() {
-        assert_eq!(xtext("env two"), "env+20two");
-        assert_eq!(xtext("a+b=c@x.test"), "a+2Bb+3Dc@x.test");
-        assert_eq!(xtext("j\u{f6}rg"), "j+C3+B6rg");
     }
 
     #[test]

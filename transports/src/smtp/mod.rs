@@ -13,6 +13,7 @@ mod body;
 mod client;
 pub mod mx;
 pub mod tls;
+mod transaction;
 
 #[cfg(test)]
 mod scripted;
