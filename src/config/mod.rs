@@ -5,10 +5,12 @@
 //! reference for every key is docs/configuration.md.
 
 use ipnet::IpNet;
-use serde::{de, Deserialize, Deserializer};
-use std::fmt;
+use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
+mod values;
+pub use values::{Deliver, DomainName, Duration, Size};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -317,146 +319,6 @@ impl Default for LogConfig {
     }
 }
 
-/// A duration written as `30s`, `5m`, `4h`, `5d`, `1w` or plain seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Duration(pub u64);
-
-impl Duration {
-    pub fn std(self) -> std::time::Duration {
-        std::time::Duration::from_secs(self.0)
-    }
-}
-
-/// Parse `30s`, `5m`, `4h`, `5d`, `1w` or a number of seconds.
-pub fn parse_duration(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| {
-        format!("invalid duration {text:?}: expected a number with s, m, h, d or w")
-    })?;
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => {
-            return Err(format!(
-                "invalid duration {text:?}: unit must be s, m, h, d or w"
-            ))
-        }
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("duration {text:?} is too large"))
-}
-
-impl<'de> Deserialize<'de> for Duration {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl de::Visitor<'_> for V {
-            type Value = Duration;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a duration such as \"30s\", \"5m\", \"4h\" or \"5d\"")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
-                u64::try_from(v)
-                    .map(Duration)
-                    .map_err(|_| E::custom("a duration cannot be negative"))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
-                parse_duration(v).map(Duration).map_err(E::custom)
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// A size in octets written as `35M`, `512K`, `1G` or a plain number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Size(pub u64);
-
-impl<'de> Deserialize<'de> for Size {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl de::Visitor<'_> for V {
-            type Value = Size;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a size such as 10485760, \"512K\", \"35M\" or \"1G\"")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Size, E> {
-                u64::try_from(v)
-                    .map(Size)
-                    .map_err(|_| E::custom("a size cannot be negative"))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Size, E> {
-                let t = v.trim();
-                let (num, mult) = match t.chars().last() {
-                    Some('K' | 'k') => (&t[..t.len() - 1], 1024),
-                    Some('M' | 'm') => (&t[..t.len() - 1], 1024 * 1024),
-                    Some('G' | 'g') => (&t[..t.len() - 1], 1024 * 1024 * 1024),
-                    _ => (t, 1),
-                };
-                num.trim()
-                    .parse::<u64>()
-                    .ok()
-                    .and_then(|n| n.checked_mul(mult))
-                    .map(Size)
-                    .ok_or_else(|| {
-                        E::custom(format!(
-                            "invalid size {v:?}: expected a number with K, M or G"
-                        ))
-                    })
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// A domain name, checked and lower-cased.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct DomainName(pub String);
-
-impl<'de> Deserialize<'de> for DomainName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        let lower = s.trim().trim_end_matches('.').to_ascii_lowercase();
-        let valid = !lower.is_empty()
-            && lower.len() <= 253
-            && lower.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            });
-        if valid {
-            Ok(DomainName(lower))
-        } else {
-            Err(de::Error::custom(format!("invalid domain name {s:?}")))
-        }
-    }
-}
-
-/// Where a local domain's mail goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Deliver {
-    /// A Maildir path template; `{domain}` and `{user}` are filled in.
-    Maildir(String),
-}
-
-impl<'de> Deserialize<'de> for Deliver {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        match s.split_once(':') {
-            Some(("maildir", path)) if !path.is_empty() => Ok(Deliver::Maildir(path.to_string())),
-            _ => Err(de::Error::custom(format!(
-                "invalid deliver {s:?}: expected \"maildir:PATH\" (PATH may use {{domain}} and {{user}})"
-            ))),
-        }
-    }
-}
-
 /// A configuration error with its place in the file.
 #[derive(Debug, thiserror::Error)]
 #[error("{file}{place}: {message}")]
@@ -664,14 +526,5 @@ users = ["alice"]
 
         let e = parse("[[domain]]\nname = \"bad domain\"\nkind = \"local\"\n").unwrap_err();
         assert!(e.to_string().starts_with("test.toml:2:"), "{e}");
-    }
-
-    #[test]
-    fn durations_and_sizes() {
-        assert_eq!(parse_duration("90"), Ok(90));
-        assert_eq!(parse_duration("5m"), Ok(300));
-        assert_eq!(parse_duration("1w"), Ok(604_800));
-        assert!(parse_duration("5x").is_err());
-        assert!(parse_duration("").is_err());
     }
 }
