@@ -101,7 +101,9 @@ if [[ -z ${RELAY_SH_INSIDE:-} ]]; then
 
     if [[ -n ${FAXMTA_BIN:-} ]]; then
         [[ -x $FAXMTA_BIN ]] || die "FAXMTA_BIN=$FAXMTA_BIN is not an executable file"
+        RELAY_SH_BIN_FROM="FAXMTA_BIN; the work tree is at"
     else
+        RELAY_SH_BIN_FROM="built from the work tree at"
         note "building faxmta (cargo build --release) in $REPO"
         (cd "$REPO" && cargo build --release --quiet) >&2 || die "cargo build --release failed"
         FAXMTA_BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/faxmta
@@ -112,14 +114,14 @@ if [[ -z ${RELAY_SH_INSIDE:-} ]]; then
     if [[ $NETNS != 0 ]]; then
         if [[ $(id -u) -eq 0 ]] && command -v unshare >/dev/null && command -v ip >/dev/null \
             && unshare -n true 2>/dev/null; then
-            export RELAY_SH_INSIDE=1 FAXMTA_BIN SMTP_SOURCE SMTP_SINK
+            export RELAY_SH_INSIDE=1 FAXMTA_BIN SMTP_SOURCE SMTP_SINK RELAY_SH_BIN_FROM
             export RELAY_SH_NETNS="private network namespace (unshare -n), only lo"
             exec unshare -n -- bash "${BASH_SOURCE[0]}" "$@"
         fi
         [[ $NETNS == 1 ]] && die "NETNS=1 but cannot run in a private network namespace (needs root, unshare, ip)"
         NETNS_STATE="not available (needs root, unshare and ip): traffic stays on loopback by configuration only"
     fi
-    export RELAY_SH_NETNS=$NETNS_STATE SMTP_SOURCE SMTP_SINK FAXMTA_BIN
+    export RELAY_SH_NETNS=$NETNS_STATE SMTP_SOURCE SMTP_SINK FAXMTA_BIN RELAY_SH_BIN_FROM
 fi
 
 # ============================================================================
@@ -300,7 +302,7 @@ C0=$(cpu_snap); sleep 1
 echo "idle check: $(cpu_busy "$C0" "$(cpu_snap)") of all cores busy in the second before the run, load avg $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "            (other work on the machine skews every figure)"
 echo "network:    $RELAY_SH_NETNS"
-echo "faxmta:     $BIN ($(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$( [[ -n $(git -C "$REPO" status --porcelain -- src queue transports 2>/dev/null) ]] && echo ', work tree has uncommitted changes'))"
+echo "faxmta:     $BIN ($RELAY_SH_BIN_FROM $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$( [[ -n $(git -C "$REPO" status --porcelain -- src queue transports 2>/dev/null) ]] && echo ', work tree has uncommitted changes'))"
 echo "load:       smtp-source -s $SESSIONS -l $SIZE -m $MESSAGES ${SMTP_SOURCE_OPTS:+$SMTP_SOURCE_OPTS }-t user@sink.test (one connection per message unless -d)"
 echo
 
@@ -551,6 +553,7 @@ EOF
     PF_LOGGED_SENT=$(grep -c 'status=sent' "$PF_DIR/maillog" 2>/dev/null || true)
     PF_DEFERRED=$(grep -c 'status=deferred' "$PF_DIR/maillog" 2>/dev/null || true)
     PF_WARN=$(grep -cE 'warning:|fatal:|panic:|error:' "$PF_DIR/maillog" 2>/dev/null || true)
+    PF_WARN_FIRST=$(grep -m1 -E 'warning:|fatal:|panic:|error:' "$PF_DIR/maillog" 2>/dev/null | cut -d' ' -f5- || true)
     PF_ACK_RATE=$(calc "$MESSAGES / ($PF_ACKED - $PF_START)")
     PF_E2E_RATE=$(calc "$PF_SINK_MSGS / ($PF_DONE - $PF_START)")
     PF_STATUS="ran ($(postconf -h mail_version 2>/dev/null || echo '?'))"
@@ -583,6 +586,9 @@ row "  spent until the last 250" "$FX_CPU_ACCEPT_MS" "$(pf "${PF_CPU_ACCEPT_MS:-
 row "smtp-source CPU ms/msg (until last 250)" "$FX_SOURCE_MS" "$(pf "${PF_SOURCE_MS:-}")"
 row "smtp-sink CPU ms/msg" "$FX_SINK_MS" "$(pf "${PF_SINK_MS:-}")"
 row "whole machine busy CPU ms/msg (any process)" "$FX_MACHINE_MS" "$(pf "${PF_MACHINE_MS:-}")"
+other() { calc "$1 - $2 - $3 - $4" 2; }
+row "  of which none of the above (noise, irqs)" "$(other "$FX_MACHINE_MS" "$FX_CPU_MS" "$FX_SOURCE_MS" "$FX_SINK_MS")" \
+    "$(pf "$(other "${PF_MACHINE_MS:-0}" "${PF_CPU_MS:-0}" "${PF_SOURCE_MS:-0}" "${PF_SINK_MS:-0}")")"
 row "machine CPU busy until last 250, all $(nproc) cores" "$FX_BUSY_ACCEPT" "$(pf "${PF_BUSY_ACCEPT:-}")"
 row "machine CPU busy until last at sink" "$FX_BUSY" "$(pf "${PF_BUSY:-}")"
 row "deliveries sent / deferred (metrics, maillog)" "$FX_SENT / $FX_DEFERRED" "$(pf "${PF_LOGGED_SENT:-} / ${PF_DEFERRED:-}")"
@@ -600,7 +606,7 @@ if [[ -n ${FX_SYSCALLS:-} ]]; then
 fi
 echo "faxmta DNS queries answered by dns.py: $FX_DNS_QUERIES (${FX_DNS_WHAT:-none})"
 echo "faxmta log: $FX_LOGGED_SENT line(s) status=sent, $FX_WARN at WARN/ERROR ([log] level = \"$FAXMTA_LOG\")"
-echo "postfix: $PF_STATUS${PF_WARN:+, maillog: $PF_WARN warning/error line(s)}"
+echo "postfix: $PF_STATUS${PF_WARN:+, maillog: $PF_WARN warning/error line(s)}${PF_WARN_FIRST:+, first: $PF_WARN_FIRST}"
 echo "order:   $ORDER (each server alone on the machine; faxmta is stopped after its run)"
 
 [[ $FX_OK == 1 ]] || die "faxmta: only $FX_SINK_MSGS of $MESSAGES messages reached the sink within ${RELAY_WAIT}s"
