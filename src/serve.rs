@@ -171,6 +171,7 @@ fn smtp_transport(config: &Config) -> Result<SmtpTransport, String> {
             local_names: vec![config.hostname.to_ascii_lowercase()],
             local_addrs: config.listeners.iter().map(|l| l.addr).collect(),
             max_received: out.max_received,
+            idle_per_host: config.queue.destination_concurrency,
         },
     ))
 }

@@ -31,8 +31,6 @@ use std::time::{Duration, Instant};
 
 /// How long an idle connection is kept for reuse.
 const IDLE: Duration = Duration::from_secs(30);
-/// Idle connections kept per address.
-const POOL_PER_ADDR: usize = 4;
 /// A connection is not reused once it is this old (Postfix's
 /// `smtp_connection_reuse_time_limit`), so a session a server keeps in a
 /// bad state (an old access map, a stuck rate limit) gets replaced.
@@ -51,6 +49,9 @@ pub struct SmtpSettings {
     pub local_addrs: Vec<SocketAddr>,
     /// More Received headers than this: a mail loop (RFC 5321 §6.3).
     pub max_received: usize,
+    /// Idle connections kept per address for reuse; as many as deliveries
+    /// may run at once to one destination, so none has to be closed.
+    pub idle_per_host: usize,
 }
 
 /// The outbound SMTP transport.
@@ -95,7 +96,7 @@ impl SmtpTransport {
         }
         let mut pool = self.pool();
         let list = pool.entry(conn.addr).or_default();
-        if list.len() < POOL_PER_ADDR {
+        if list.len() < self.settings.idle_per_host {
             list.push((Instant::now(), conn));
         }
     }
