@@ -6,6 +6,7 @@
 
 use crate::config::{Config, Deliver, DomainKind};
 use faxmta_queue::Reply;
+use faxmta_transports::{HostPort, RelayHop};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -16,6 +17,8 @@ pub enum Route {
     Maildir { mailbox: PathBuf },
     /// Not one of our domains: it has to be relayed.
     Remote { domain: String },
+    /// One of our relay domains: to its configured hosts, no MX lookup.
+    Relay { hop: RelayHop },
 }
 
 impl Route {
@@ -34,6 +37,7 @@ struct LocalDomain {
 /// The domain table.
 pub struct Router {
     local: HashMap<String, LocalDomain>,
+    relay: HashMap<String, RelayHop>,
     /// The domain `postmaster` without a domain goes to (RFC 5321 §4.5.1).
     postmaster_domain: Option<String>,
 }
@@ -41,8 +45,20 @@ pub struct Router {
 impl Router {
     pub fn new(config: &Config) -> Router {
         let mut local = HashMap::new();
+        let mut relay = HashMap::new();
         for d in &config.domains {
             match d.kind {
+                DomainKind::Relay => {
+                    let hosts = d.hosts.iter().flatten().map(|h| HostPort {
+                        name: h.name.clone(),
+                        port: h.port,
+                    });
+                    let hop = RelayHop {
+                        hosts: hosts.collect(),
+                        tls: d.tls.unwrap_or(config.outbound.tls).policy(),
+                    };
+                    relay.insert(d.name.0.clone(), hop);
+                }
                 DomainKind::Local => {
                     if let Some(deliver) = &d.deliver {
                         local.insert(
@@ -71,6 +87,7 @@ impl Router {
         };
         Router {
             local,
+            relay,
             postmaster_domain,
         }
     }
@@ -96,7 +113,11 @@ impl Router {
         if user.is_empty() || domain.is_empty() {
             return Err(bad_syntax(address));
         }
-        let Some(local) = self.local.get(domain.trim_end_matches('.')) else {
+        let bare = domain.trim_end_matches('.');
+        if let Some(hop) = self.relay.get(bare) {
+            return Ok(Route::Relay { hop: hop.clone() });
+        }
+        let Some(local) = self.local.get(bare) else {
             return Ok(Route::Remote { domain });
         };
         let user = user.to_lowercase();
@@ -160,6 +181,11 @@ users = ["Alice", "bob"]
 name = "open.test"
 kind = "local"
 deliver = "maildir:/m/{user}"
+[[domain]]
+name = "branch.test"
+kind = "relay"
+hosts = ["127.0.0.3:2525", "backup.branch.test"]
+tls = "required"
 "#,
         )
         .unwrap();
@@ -189,6 +215,29 @@ deliver = "maildir:/m/{user}"
             })
         );
         assert!(r.resolve("x@elsewhere.org").unwrap().is_relay());
+    }
+
+    #[test]
+    fn relay_domains_go_to_their_hosts_and_are_ours() {
+        let r = router();
+        let Ok(Route::Relay { hop }) = r.resolve("anyone@Branch.Test") else {
+            panic!("not a relay route");
+        };
+        assert!(
+            !Route::Relay { hop: hop.clone() }.is_relay(),
+            "ours: accepted from anyone"
+        );
+        assert_eq!(hop.tls, faxmta_transports::smtp::TlsPolicy::Required);
+        let hosts: Vec<(&str, u16)> = hop
+            .hosts
+            .iter()
+            .map(|h| (h.name.as_str(), h.port))
+            .collect();
+        assert_eq!(hosts, vec![("127.0.0.3", 2525), ("backup.branch.test", 25)]);
+        assert!(
+            r.resolve("x@sub.branch.test").unwrap().is_relay(),
+            "subdomains are not"
+        );
     }
 
     #[test]

@@ -205,6 +205,7 @@ impl Scheduler {
                 let (hop, mailbox) = match self.router.resolve(&address) {
                     Ok(Route::Maildir { mailbox }) => (NextHop::Local, Some(mailbox)),
                     Ok(Route::Remote { domain }) => (NextHop::Mx { domain }, None),
+                    Ok(Route::Relay { hop }) => (NextHop::Relay(hop), None),
                     Err(reply) => {
                         let status = if reply.is_permanent() {
                             Status::Failed
@@ -228,7 +229,7 @@ impl Scheduler {
             for (hop, recipients) in &jobs {
                 let transport = match hop {
                     NextHop::Local => &self.local,
-                    NextHop::Mx { .. } => &self.smtp,
+                    NextHop::Mx { .. } | NextHop::Relay(_) => &self.smtp,
                 };
                 let _slot = self.destination_slot(hop).await;
                 let job = Job {

@@ -9,16 +9,13 @@
 
 use crate::admin::metrics::Metrics;
 use crate::admin::{control, http};
-use crate::config::OutboundTls;
 use crate::config::{Config, TlsMode};
 use crate::router::Router;
 use crate::scheduler::{self, Scheduler};
 use crate::server;
 use faxmta_queue::Store;
 use faxmta_transports::local::MaildirTransport;
-use faxmta_transports::smtp::{
-    ClientSettings, Dns, SmtpSettings, SmtpTransport, Timeouts, Tls, TlsPolicy,
-};
+use faxmta_transports::smtp::{ClientSettings, Dns, SmtpSettings, SmtpTransport, Timeouts, Tls};
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -156,12 +153,7 @@ fn smtp_transport(config: &Config) -> Result<SmtpTransport, String> {
         },
         lmtp: false,
     };
-    let tls = match out.tls {
-        OutboundTls::Off => TlsPolicy::Off,
-        OutboundTls::Opportunistic => TlsPolicy::Opportunistic,
-        OutboundTls::Required => TlsPolicy::Required,
-        OutboundTls::Verify => TlsPolicy::Verify,
-    };
+    let tls = out.tls.policy();
     Ok(SmtpTransport::new(
         dns,
         SmtpSettings {

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 mod values;
-pub use values::{Deliver, DomainName, Duration, Size};
+pub use values::{Deliver, DomainName, Duration, HostSpec, Size};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -95,6 +95,19 @@ pub enum OutboundTls {
     Required,
     /// STARTTLS must succeed and the certificate must verify.
     Verify,
+}
+
+impl OutboundTls {
+    /// The transport's policy for this setting.
+    pub fn policy(self) -> faxmta_transports::smtp::TlsPolicy {
+        use faxmta_transports::smtp::TlsPolicy;
+        match self {
+            OutboundTls::Off => TlsPolicy::Off,
+            OutboundTls::Opportunistic => TlsPolicy::Opportunistic,
+            OutboundTls::Required => TlsPolicy::Required,
+            OutboundTls::Verify => TlsPolicy::Verify,
+        }
+    }
 }
 
 /// `[outbound]`: the SMTP client.
@@ -289,6 +302,9 @@ pub struct RelayConfig {
 pub enum DomainKind {
     /// Delivered on this host.
     Local,
+    /// Ours to relay: accepted from anyone, passed to `hosts` in order
+    /// without an MX lookup ("relay to host", hard routing).
+    Relay,
 }
 
 /// `[[domain]]`
@@ -301,6 +317,11 @@ pub struct DomainConfig {
     pub deliver: Option<Deliver>,
     /// For `local`: the users that exist. Absent: every local part is accepted.
     pub users: Option<Vec<String>>,
+    /// For `relay`: where the mail goes, tried in order (`host`, `host:port`,
+    /// `[IPv6]:port`; port 25 by default).
+    pub hosts: Option<Vec<HostSpec>>,
+    /// For `relay`: TLS towards those hosts; default `[outbound] tls`.
+    pub tls: Option<OutboundTls>,
 }
 
 /// `[log]`
@@ -441,7 +462,31 @@ impl Config {
                         format!("local domain {} needs deliver = \"maildir:PATH\"", d.name.0),
                     );
                 }
-                DomainKind::Local => {}
+                DomainKind::Local if d.hosts.is_some() || d.tls.is_some() => {
+                    return fail(
+                        &quoted,
+                        format!(
+                            "hosts and tls are for relay domains, not local domain {}",
+                            d.name.0
+                        ),
+                    );
+                }
+                DomainKind::Relay if d.hosts.as_ref().is_none_or(|h| h.is_empty()) => {
+                    return fail(
+                        &quoted,
+                        format!("relay domain {} needs hosts = [\"host:port\", …]", d.name.0),
+                    );
+                }
+                DomainKind::Relay if d.deliver.is_some() || d.users.is_some() => {
+                    return fail(
+                        &quoted,
+                        format!(
+                            "deliver and users are for local domains, not relay domain {}",
+                            d.name.0
+                        ),
+                    );
+                }
+                DomainKind::Local | DomainKind::Relay => {}
             }
         }
         Ok(())

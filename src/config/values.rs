@@ -145,6 +145,52 @@ impl<'de> Deserialize<'de> for Deliver {
     }
 }
 
+/// A relay host: `host`, `host:port`, `IP:port` or `[IPv6]:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSpec {
+    pub name: String,
+    pub port: u16,
+}
+
+/// Parse a relay host; the port defaults to 25.
+pub fn parse_host(text: &str) -> Result<HostSpec, String> {
+    let t = text.trim();
+    let bad = || format!("invalid host {text:?}: expected host, host:port or [IPv6]:port");
+    let (name, port) = if let Some(rest) = t.strip_prefix('[') {
+        let (ip, after) = rest.split_once(']').ok_or_else(bad)?;
+        ip.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
+        match after.strip_prefix(':') {
+            Some(p) => (ip, p.parse().map_err(|_| bad())?),
+            None if after.is_empty() => (ip, 25),
+            None => return Err(bad()),
+        }
+    } else {
+        match t.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (h, p.parse().map_err(|_| bad())?),
+            Some(_) => return Err(bad()),
+            None => (t, 25),
+        }
+    };
+    let valid_name = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
+    if !valid_name || port == 0 {
+        return Err(bad());
+    }
+    Ok(HostSpec {
+        name: name.to_ascii_lowercase(),
+        port,
+    })
+}
+
+impl<'de> Deserialize<'de> for HostSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_host(&s).map_err(de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +202,17 @@ mod tests {
         assert_eq!(parse_duration("1w"), Ok(604_800));
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn relay_hosts() {
+        let h = |s: &str| parse_host(s).map(|h| (h.name, h.port));
+        assert_eq!(h("mail.Example.com"), Ok(("mail.example.com".into(), 25)));
+        assert_eq!(h("127.0.0.3:2525"), Ok(("127.0.0.3".into(), 2525)));
+        assert_eq!(h("[::1]:26"), Ok(("::1".into(), 26)));
+        assert_eq!(h("[::1]"), Ok(("::1".into(), 25)));
+        for bad in ["", "host:", "host:x", "[::1", "::1:25", "a b:25", "host:0"] {
+            assert!(h(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -10,4 +10,4 @@ pub mod local;
 pub mod smtp;
 mod transport;
 
-pub use transport::{Job, JobRecipient, NextHop, Outcome, Status, Transport};
+pub use transport::{HostPort, Job, JobRecipient, NextHop, Outcome, RelayHop, Status, Transport};

@@ -22,6 +22,23 @@ pub enum NextHop {
     Local,
     /// To the MX hosts of a domain, found in DNS.
     Mx { domain: String },
+    /// To configured hosts, in order, without MX lookup (relay-to-host).
+    Relay(RelayHop),
+}
+
+/// A host and port to relay to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HostPort {
+    /// A name (resolved for A/AAAA) or an IP address.
+    pub name: String,
+    pub port: u16,
+}
+
+/// Where relay-to-host mail goes, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RelayHop {
+    pub hosts: Vec<HostPort>,
+    pub tls: crate::smtp::TlsPolicy,
 }
 
 /// One delivery attempt: a message and the recipients that share a hop.

@@ -22,7 +22,7 @@ pub use client::{parse_reply, ClientSettings, Connection, HopError, Timeouts, Tl
 pub use mx::{Dns, DnsError, MxHost};
 pub use tls::{Tls, TlsPolicy};
 
-use crate::{Job, NextHop, Outcome, Status, Transport};
+use crate::{Job, NextHop, Outcome, RelayHop, Status, Transport};
 use faxmta_queue::Reply;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -109,11 +109,20 @@ impl SmtpTransport {
         })
     }
 
-    async fn open(&self, addr: SocketAddr, host: &str) -> Result<Connection, HopError> {
+    async fn open(
+        &self,
+        addr: SocketAddr,
+        host: &str,
+        policy: TlsPolicy,
+    ) -> Result<Connection, HopError> {
         if let Some(conn) = self.reuse(addr).await {
-            return Ok(conn);
+            let needs_tls = matches!(policy, TlsPolicy::Required | TlsPolicy::Verify);
+            let verified = conn.tls.as_ref().is_some_and(|t| t.verified);
+            if (!needs_tls || conn.tls.is_some()) && (policy != TlsPolicy::Verify || verified) {
+                return Ok(conn);
+            }
+            conn.quit().await;
         }
-        let policy = self.settings.tls;
         match Connection::open(addr, host, &self.settings.client, policy).await {
             Err(e) if e.tls_failed && policy == TlsPolicy::Opportunistic => {
                 tracing::info!("{host}[{addr}]: {}; trying again without TLS", e.reply.text);
@@ -121,6 +130,131 @@ impl SmtpTransport {
             }
             other => other,
         }
+    }
+
+    /// One host address: connect (or reuse), then the transaction. `Ok`
+    /// holds the job's outcomes; `Err` says why the next host should be
+    /// tried.
+    async fn attempt(
+        &self,
+        job: &Job<'_>,
+        name: &str,
+        addr: SocketAddr,
+        policy: TlsPolicy,
+    ) -> Result<Vec<Outcome>, HopError> {
+        let mut conn = match self.open(addr, name, policy).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::info!("{}: {}", job.envelope.id, e.reply.text);
+                return Err(e);
+            }
+        };
+        conn.uses += 1;
+        if let Some(tls) = conn.tls.as_ref().filter(|_| conn.uses == 1) {
+            tracing::info!(
+                "{}: {} TLS connection established to {}[{}]:{}: {} with cipher {}{}",
+                job.envelope.id,
+                if tls.verified { "Trusted" } else { "Untrusted" },
+                name,
+                addr.ip(),
+                addr.port(),
+                tls.version,
+                tls.cipher,
+                tls.verify_error
+                    .as_ref()
+                    .map(|e| format!(" (certificate: {e})"))
+                    .unwrap_or_default()
+            );
+        }
+        let relay = format!("{}[{}]:{}", name, addr.ip(), addr.port());
+        let outcome = |index, status, reply, relayed, tls| Outcome {
+            index,
+            status,
+            relay: relay.clone(),
+            reply,
+            remote_mta: Some(name.to_string()),
+            relayed,
+            tls,
+        };
+        match conn.send(job.envelope, job.body, job.recipients).await {
+            Ok(results) => {
+                let dsn = conn.offers_dsn();
+                let tls = conn.tls.as_ref().map(|t| t.version.clone());
+                self.keep(conn);
+                Ok(results
+                    .into_iter()
+                    .map(|r| {
+                        let relayed = r.status == Status::Delivered && !dsn;
+                        outcome(r.index, r.status, r.reply, relayed, tls.clone())
+                    })
+                    .collect())
+            }
+            Err(reply) if reply.is_permanent() => {
+                self.keep(conn);
+                Ok(job
+                    .recipients
+                    .iter()
+                    .map(|r| outcome(r.index, Status::Failed, reply.clone(), false, None))
+                    .collect())
+            }
+            Err(reply) => {
+                // Temporary at MAIL FROM, or the connection broke: the next
+                // host may do better.
+                tracing::info!("{}: {}", job.envelope.id, reply.text);
+                self.keep(conn);
+                Err(HopError {
+                    reply,
+                    tls_failed: false,
+                })
+            }
+        }
+    }
+
+    /// Relay-to-host: the configured hosts in order, no MX lookup.
+    async fn to_hosts(&self, job: &Job<'_>, hop: &RelayHop) -> Vec<Outcome> {
+        let mut last: Option<HopError> = None;
+        for host in &hop.hosts {
+            let ips = match host.name.parse::<IpAddr>() {
+                Ok(ip) => vec![ip],
+                Err(_) => match self.dns.addresses(&host.name).await {
+                    Ok(ips) => ips,
+                    Err(e) => {
+                        last = Some(HopError {
+                            reply: Reply::new(
+                                451,
+                                "4.4.3",
+                                format!("relay host {}: {e}", host.name),
+                            ),
+                            tls_failed: false,
+                        });
+                        continue;
+                    }
+                },
+            };
+            for ip in ips {
+                let addr = SocketAddr::new(ip, host.port);
+                if self.is_self(addr) {
+                    return all_outcomes(
+                        job,
+                        Status::Failed,
+                        Reply::new(
+                            554,
+                            "5.4.6",
+                            format!("relay host {} loops back to myself", host.name),
+                        ),
+                    );
+                }
+                match self.attempt(job, &host.name, addr, hop.tls).await {
+                    Ok(outcomes) => return outcomes,
+                    Err(e) => last = Some(e),
+                }
+            }
+        }
+        // Relay hosts are ours to choose: their trouble is temporary.
+        let reply = last
+            .map(|e| Reply::new(451, &e.reply.status.replacen('5', "4", 1), e.reply.text))
+            .unwrap_or_else(|| Reply::new(451, "4.4.1", "no relay host could be reached"));
+        all_outcomes(job, Status::Deferred, reply)
     }
 
     async fn to_domain(&self, job: &Job<'_>, domain: &str) -> Vec<Outcome> {
@@ -214,77 +348,11 @@ impl SmtpTransport {
                 break 'hosts;
             }
             for addr in addrs {
-                let mut conn = match self.open(addr, &mx.name).await {
-                    Ok(c) => c,
+                match self.attempt(job, &mx.name, addr, self.settings.tls).await {
+                    Ok(outcomes) => return outcomes,
                     Err(e) => {
-                        tracing::info!("{}: {}", job.envelope.id, e.reply.text);
                         all_permanent &= e.reply.is_permanent();
                         last = Some(e);
-                        continue;
-                    }
-                };
-                conn.uses += 1;
-                if let Some(tls) = conn.tls.as_ref().filter(|_| conn.uses == 1) {
-                    tracing::info!(
-                        "{}: {} TLS connection established to {}[{}]:{}: {} with cipher {}{}",
-                        job.envelope.id,
-                        if tls.verified { "Trusted" } else { "Untrusted" },
-                        mx.name,
-                        addr.ip(),
-                        addr.port(),
-                        tls.version,
-                        tls.cipher,
-                        tls.verify_error
-                            .as_ref()
-                            .map(|e| format!(" (certificate: {e})"))
-                            .unwrap_or_default()
-                    );
-                }
-                let relay = format!("{}[{}]:{}", mx.name, addr.ip(), addr.port());
-                match conn.send(job.envelope, job.body, job.recipients).await {
-                    Ok(results) => {
-                        let dsn = conn.offers_dsn();
-                        let tls = conn.tls.as_ref().map(|t| t.version.clone());
-                        self.keep(conn);
-                        return results
-                            .into_iter()
-                            .map(|r| Outcome {
-                                index: r.index,
-                                status: r.status,
-                                relay: relay.clone(),
-                                reply: r.reply,
-                                remote_mta: Some(mx.name.clone()),
-                                relayed: r.status == Status::Delivered && !dsn,
-                                tls: tls.clone(),
-                            })
-                            .collect();
-                    }
-                    Err(reply) if reply.is_permanent() => {
-                        self.keep(conn);
-                        return job
-                            .recipients
-                            .iter()
-                            .map(|r| Outcome {
-                                index: r.index,
-                                status: Status::Failed,
-                                relay: relay.clone(),
-                                reply: reply.clone(),
-                                remote_mta: Some(mx.name.clone()),
-                                relayed: false,
-                                tls: None,
-                            })
-                            .collect();
-                    }
-                    Err(reply) => {
-                        // Temporary at MAIL FROM, or the connection broke:
-                        // the next host may do better.
-                        tracing::info!("{}: {}", job.envelope.id, reply.text);
-                        all_permanent = false;
-                        self.keep(conn);
-                        last = Some(HopError {
-                            reply,
-                            tls_failed: false,
-                        });
                     }
                 }
             }
@@ -314,6 +382,7 @@ impl Transport for SmtpTransport {
     async fn deliver(&self, job: Job<'_>) -> Vec<Outcome> {
         match job.next_hop {
             NextHop::Mx { domain } => self.to_domain(&job, domain).await,
+            NextHop::Relay(hop) => self.to_hosts(&job, hop).await,
             other => job
                 .recipients
                 .iter()
@@ -332,6 +401,14 @@ impl Transport for SmtpTransport {
                 .collect(),
         }
     }
+}
+
+/// The same outcome for every recipient of a job.
+fn all_outcomes(job: &Job<'_>, status: Status, reply: Reply) -> Vec<Outcome> {
+    job.recipients
+        .iter()
+        .map(|r| Outcome::local(r.index, status, "none", reply.clone()))
+        .collect()
 }
 
 /// Received headers in the header section of a message.
