@@ -1011,3 +1011,51 @@ fn metrics_count_what_happened() {
         assert_eq!(n, Some(0.0), "{state}: {m}");
     }
 }
+
+/// Relay-to-host (issue 4): a `kind = "relay"` domain goes to its
+/// configured host even though DNS names another MX, and it is accepted
+/// from a client that may not relay, because the domain is ours.
+#[test]
+fn relay_domains_go_to_their_host_not_to_the_mx() {
+    let port = shared_port(&["127.0.0.2", "127.0.0.3"]);
+    let dns = Dns::start(&zone(&[
+        "branch.test. MX 10 mx.branch.test.",
+        "mx.branch.test. A 127.0.0.2",
+    ]));
+    let mx = Sink::start("127.0.0.2", port, &[]);
+    let host = Sink::start("127.0.0.3", port, &[]);
+    let s = faxmta(
+        &dns,
+        Some(port),
+        &format!("[[domain]]\nname = \"branch.test\"\nkind = \"relay\"\nhosts = [\"127.0.0.3:{port}\"]\n"),
+    );
+    // 127.0.0.9 is not in [relay] allow: it may send to branch.test (ours)
+    // but not to another domain.
+    let out = python(
+        r#"
+import smtplib, sys
+s = smtplib.SMTP('127.0.0.1', int(sys.argv[1]), source_address=('127.0.0.9', 0))
+s.sendmail('someone@outside.example', ['user@branch.test'], 'Subject: hard-routed\r\n\r\nrouted\r\n')
+try:
+    s.sendmail('someone@outside.example', ['user@elsewhere.example'], 'Subject: x\r\n\r\nx\r\n')
+    print('RELAYED')
+except smtplib.SMTPRecipientsRefused as e:
+    print('REFUSED', e.recipients)
+s.quit()
+"#,
+        &[&s.mx_port.to_string()],
+    );
+    assert_contains(&out, "REFUSED");
+    assert_contains(&out, "554");
+    let dumps = host.wait_dumps(1, 10);
+    assert_eq!(dumps.len(), 1, "{}", s.log());
+    assert_contains(&dumps[0], "Subject: hard-routed");
+    assert_contains(&dumps[0], "X-Rcpt-Args: <user@branch.test>");
+    assert!(mx.dumps().is_empty(), "the MX from DNS got mail");
+    assert!(
+        !dns.queries().contains("branch.test. MX"),
+        "an MX lookup was made:\n{}",
+        dns.queries()
+    );
+    assert!(wait_queue_empty(&s, 5), "{}", s.log());
+}
