@@ -7,6 +7,7 @@
 mod admin;
 mod cli;
 mod config;
+mod explain;
 mod policy;
 mod reports;
 mod router;
@@ -40,6 +41,11 @@ enum Command {
     CheckConfig {
         /// The file to check [default: the --config file].
         file: Option<PathBuf>,
+    },
+    /// Print the route an address takes and why.
+    Route {
+        /// The recipient address.
+        address: String,
     },
     /// Inspect and manage the queue (like mailq, postqueue and postsuper).
     Queue {
@@ -82,6 +88,13 @@ fn main() -> ExitCode {
         }
         Command::Serve => match config::Config::load(&path) {
             Ok(c) => serve::run(c),
+            Err(e) => {
+                eprintln!("faxmta: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Route { address } => match config::Config::load(&path) {
+            Ok(c) => explain::run(&c, &address),
             Err(e) => {
                 eprintln!("faxmta: {e}");
                 ExitCode::FAILURE

@@ -1059,3 +1059,59 @@ s.quit()
     );
     assert!(wait_queue_empty(&s, 5), "{}", s.log());
 }
+
+/// `faxmta route ADDRESS` explains the way each kind of address goes,
+/// with the MX hosts from the configured DNS in order.
+#[test]
+fn route_explains_each_kind_of_address() {
+    let port = shared_port(&["127.0.0.2", "127.0.0.3"]);
+    let dns = Dns::start(&zone(&[
+        "pref.test. MX 20 mx2.pref.test.",
+        "pref.test. MX 10 mx1.pref.test.",
+        "mx1.pref.test. A 127.0.0.2",
+        "mx2.pref.test. A 127.0.0.3",
+        "nullmx.test. MX 0 .",
+    ]));
+    let s = faxmta(
+        &dns,
+        Some(port),
+        "[[domain]]\nname = \"branch.test\"\nkind = \"relay\"\nhosts = [\"127.0.0.3:2525\", \"backup.branch.test\"]\ntls = \"required\"\n",
+    );
+    let route = |address: &str| cli_ok(&s, &["route", address]);
+
+    let mx = route("someone@pref.test");
+    assert_contains(
+        &mx,
+        "not our domain (accepted only from clients in [relay] allow: 127.0.0.1/32)",
+    );
+    assert_contains(
+        &mx,
+        &format!("SMTP to the MX hosts of pref.test (port {port})"),
+    );
+    assert_contains(
+        &mx,
+        "1. mx1.pref.test preference 10: 127.0.0.2\n  2. mx2.pref.test preference 20: 127.0.0.3",
+    );
+    assert_contains(&mx, "tls:     opportunistic");
+
+    let relay = route("someone@branch.test");
+    assert_contains(
+        &relay,
+        "relay domain (ours: accepted from any client), no MX lookup",
+    );
+    assert_contains(&relay, "1. 127.0.0.3:2525\n  2. backup.branch.test:25");
+    assert_contains(&relay, "tls:     required");
+
+    let local = route("alice@example.test");
+    assert_contains(&local, "local domain");
+    assert_contains(
+        &local,
+        &format!("{}/mail/example.test/alice", s.dir.path().display()),
+    );
+
+    assert_contains(&route("nobody@example.test"), "refused at RCPT: 550 5.1.1");
+    assert_contains(
+        &route("x@nullmx.test"),
+        "does not accept mail (null MX) — delivery fails",
+    );
+}

@@ -1,0 +1,128 @@
+//! `faxmta route ADDRESS`: which way an address goes and why — the rule
+//! that matched, the next hops in the order they will be tried, and the
+//! TLS policy — using the same router and DNS settings as the server.
+
+use crate::config::Config;
+use crate::router::{Route, Router};
+use faxmta_transports::smtp::{Dns, TlsPolicy};
+use std::fmt::Write;
+use std::process::ExitCode;
+
+fn tls_words(policy: TlsPolicy) -> &'static str {
+    match policy {
+        TlsPolicy::Off => "off (never STARTTLS)",
+        TlsPolicy::Opportunistic => "opportunistic (STARTTLS when offered, any certificate)",
+        TlsPolicy::Required => "required (STARTTLS must succeed, any certificate)",
+        TlsPolicy::Verify => "verify (STARTTLS with a certificate valid for the host)",
+    }
+}
+
+/// The explanation, as printed.
+pub async fn explain(config: &Config, address: &str) -> Result<String, String> {
+    let router = Router::new(config);
+    let mut out = String::new();
+    let _ = writeln!(out, "address: {address}");
+    match router.resolve(address) {
+        Err(reply) => {
+            let _ = writeln!(out, "refused at RCPT: {reply}");
+        }
+        Ok(Route::Maildir { mailbox }) => {
+            let _ = writeln!(out, "rule:    local domain (accepted from any client)");
+            let _ = writeln!(out, "route:   Maildir delivery into {}", mailbox.display());
+        }
+        Ok(Route::Relay { hop }) => {
+            let _ = writeln!(
+                out,
+                "rule:    relay domain (ours: accepted from any client), no MX lookup"
+            );
+            let _ = writeln!(out, "route:   SMTP to these hosts, in order:");
+            for (n, h) in hop.hosts.iter().enumerate() {
+                let _ = writeln!(out, "  {}. {}:{}", n + 1, h.name, h.port);
+            }
+            let _ = writeln!(out, "tls:     {}", tls_words(hop.tls));
+        }
+        Ok(Route::Remote { domain }) => {
+            let nets: Vec<String> = config.relay.allow.iter().map(|n| n.to_string()).collect();
+            let who = if nets.is_empty() {
+                "no client may send here: [relay] allow is empty; only our own reports go there"
+                    .to_string()
+            } else {
+                format!(
+                    "accepted only from clients in [relay] allow: {}",
+                    nets.join(", ")
+                )
+            };
+            let _ = writeln!(out, "rule:    not our domain ({who})");
+            let _ = writeln!(
+                out,
+                "route:   SMTP to the MX hosts of {domain} (port {}):",
+                config.outbound.port
+            );
+            let dns = Dns::new(&config.dns.nameservers, config.dns.timeout.std())?;
+            match dns.mx(&domain).await {
+                Ok(hosts) => {
+                    for (n, h) in hosts.iter().enumerate() {
+                        let addrs = match dns.addresses(&h.name).await {
+                            Ok(ips) => ips
+                                .iter()
+                                .map(|ip| ip.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            Err(e) => format!("({e})"),
+                        };
+                        let implicit = if h.implicit {
+                            " (no MX: the domain itself)"
+                        } else {
+                            ""
+                        };
+                        let _ = writeln!(
+                            out,
+                            "  {}. {} preference {}{implicit}: {addrs}",
+                            n + 1,
+                            h.name,
+                            h.preference
+                        );
+                    }
+                    let _ = writeln!(
+                        out,
+                        "  (hosts of equal preference are tried in random order)"
+                    );
+                }
+                Err(e) => {
+                    let what = if e.is_permanent() {
+                        "fails"
+                    } else {
+                        "is deferred"
+                    };
+                    let _ = writeln!(out, "  none: {e} — delivery {what}");
+                }
+            }
+            let _ = writeln!(out, "tls:     {}", tls_words(config.outbound.tls.policy()));
+        }
+    }
+    Ok(out)
+}
+
+/// Run the command.
+pub fn run(config: &Config, address: &str) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("faxmta: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(explain(config, address)) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("faxmta: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
