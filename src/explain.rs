@@ -5,7 +5,9 @@
 use crate::config::Config;
 use crate::router::{Route, Router};
 use faxmta_transports::smtp::{Dns, TlsPolicy};
+use faxmta_transports::LmtpTarget;
 use std::fmt::Write;
+use std::net::IpAddr;
 use std::process::ExitCode;
 
 fn tls_words(policy: TlsPolicy) -> &'static str {
@@ -29,6 +31,41 @@ pub async fn explain(config: &Config, address: &str) -> Result<String, String> {
         Ok(Route::Maildir { mailbox }) => {
             let _ = writeln!(out, "rule:    local domain (accepted from any client)");
             let _ = writeln!(out, "route:   Maildir delivery into {}", mailbox.display());
+        }
+        Ok(Route::Lmtp { target }) => {
+            let _ = writeln!(out, "rule:    local domain (accepted from any client)");
+            let _ = writeln!(
+                out,
+                "route:   LMTP delivery to {target} (RCPT TO with the full address; \
+                 the server answers for each recipient)"
+            );
+            if let LmtpTarget::Tcp(host) = &target {
+                if host.name.parse::<IpAddr>().is_err() && host.name != "localhost" {
+                    let dns = Dns::new(&config.dns.nameservers, config.dns.timeout.std())?;
+                    let addrs = match dns.addresses(&host.name).await {
+                        Ok(ips) => ips
+                            .iter()
+                            .map(|ip| ip.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        Err(e) => format!("({e}) — delivery is deferred"),
+                    };
+                    let _ = writeln!(out, "  {}: {addrs}", host.name);
+                }
+            }
+            let domain = address
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_ascii_lowercase());
+            let listed = config
+                .domains
+                .iter()
+                .any(|d| Some(&d.name.0) == domain.as_ref() && d.users.is_some());
+            let users = if listed {
+                "faxmta's list (users = […]) at RCPT, then the LMTP server's"
+            } else {
+                "the LMTP server's: an unknown user fails with its reply, reported to the sender"
+            };
+            let _ = writeln!(out, "users:   {users}");
         }
         Ok(Route::Relay { hop }) => {
             let _ = writeln!(

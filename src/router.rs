@@ -6,7 +6,7 @@
 
 use crate::config::{Config, Deliver, DomainKind};
 use faxmta_queue::Reply;
-use faxmta_transports::{HostPort, RelayHop};
+use faxmta_transports::{HostPort, LmtpTarget, RelayHop};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -15,6 +15,9 @@ use std::path::PathBuf;
 pub enum Route {
     /// Delivered on this host into a Maildir.
     Maildir { mailbox: PathBuf },
+    /// Handed to an LMTP server (with the full address in RCPT TO), which
+    /// delivers it and answers for each recipient.
+    Lmtp { target: LmtpTarget },
     /// Not one of our domains: it has to be relayed.
     Remote { domain: String },
     /// One of our relay domains: to its configured hosts, no MX lookup.
@@ -142,6 +145,9 @@ impl Router {
                         .replace("{user}", &user),
                 ),
             }),
+            Deliver::Lmtp(target) => Ok(Route::Lmtp {
+                target: target.clone(),
+            }),
         }
     }
 }
@@ -186,6 +192,15 @@ name = "branch.test"
 kind = "relay"
 hosts = ["127.0.0.3:2525", "backup.branch.test"]
 tls = "required"
+[[domain]]
+name = "store.test"
+kind = "local"
+deliver = "lmtp:unix:/run/dovecot/lmtp"
+[[domain]]
+name = "listed.test"
+kind = "local"
+deliver = "lmtp:[::1]:24"
+users = ["ann"]
 "#,
         )
         .unwrap();
@@ -238,6 +253,30 @@ tls = "required"
             r.resolve("x@sub.branch.test").unwrap().is_relay(),
             "subdomains are not"
         );
+    }
+
+    #[test]
+    fn lmtp_domains_go_to_their_server_and_user_lists_still_apply() {
+        let r = router();
+        let unix = LmtpTarget::Unix("/run/dovecot/lmtp".into());
+        for address in ["Anyone@Store.Test", "postmaster@store.test"] {
+            assert_eq!(
+                r.resolve(address),
+                Ok(Route::Lmtp {
+                    target: unix.clone()
+                })
+            );
+        }
+        assert!(!r.resolve("x@store.test").unwrap().is_relay(), "ours");
+        let tcp = LmtpTarget::Tcp(HostPort {
+            name: "::1".into(),
+            port: 24,
+        });
+        assert_eq!(
+            r.resolve("ANN@listed.test"),
+            Ok(Route::Lmtp { target: tcp })
+        );
+        assert_eq!(r.resolve("bob@listed.test").unwrap_err().status, "5.1.1");
     }
 
     #[test]

@@ -28,7 +28,8 @@ pub struct Settings {
     pub hostname: String,
     /// Deliveries at once, in all.
     pub concurrency: usize,
-    /// Deliveries at once to one remote destination (domain).
+    /// Deliveries at once to one destination (domain, relay hop or LMTP
+    /// server).
     pub destination_concurrency: usize,
 }
 
@@ -36,6 +37,7 @@ pub struct Settings {
 pub struct Transports {
     pub local: Arc<dyn Transport>,
     pub smtp: Arc<dyn Transport>,
+    pub lmtp: Arc<dyn Transport>,
 }
 
 /// Delivers what the queue holds.
@@ -47,6 +49,7 @@ pub struct Scheduler {
     hostname: String,
     local: Arc<dyn Transport>,
     smtp: Arc<dyn Transport>,
+    lmtp: Arc<dyn Transport>,
     slots: Arc<Semaphore>,
     destination_limit: usize,
     destinations: Mutex<HashMap<NextHop, Arc<Semaphore>>>,
@@ -75,6 +78,7 @@ impl Scheduler {
             hostname: settings.hostname,
             local: transports.local,
             smtp: transports.smtp,
+            lmtp: transports.lmtp,
             slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
             destination_limit: settings.destination_concurrency.max(1),
             destinations: Mutex::new(HashMap::new()),
@@ -86,8 +90,9 @@ impl Scheduler {
         lock(&self.inflight)
     }
 
-    /// A slot for one delivery to a remote destination; local delivery is
-    /// limited by the global concurrency only.
+    /// A slot for one delivery to a remote destination (a domain, a relay
+    /// hop, an LMTP server); Maildir delivery is limited by the global
+    /// concurrency only.
     async fn destination_slot(&self, hop: &NextHop) -> Option<OwnedSemaphorePermit> {
         if *hop == NextHop::Local {
             return None;
@@ -206,6 +211,7 @@ impl Scheduler {
                     Ok(Route::Maildir { mailbox }) => (NextHop::Local, Some(mailbox)),
                     Ok(Route::Remote { domain }) => (NextHop::Mx { domain }, None),
                     Ok(Route::Relay { hop }) => (NextHop::Relay(hop), None),
+                    Ok(Route::Lmtp { target }) => (NextHop::Lmtp(target), None),
                     Err(reply) => {
                         let status = if reply.is_permanent() {
                             Status::Failed
@@ -230,6 +236,7 @@ impl Scheduler {
                 let transport = match hop {
                     NextHop::Local => &self.local,
                     NextHop::Mx { .. } | NextHop::Relay(_) => &self.smtp,
+                    NextHop::Lmtp(_) => &self.lmtp,
                 };
                 let _slot = self.destination_slot(hop).await;
                 let job = Job {
@@ -547,6 +554,7 @@ mod tests {
         let transports = Transports {
             local: counting.clone(),
             smtp: counting.clone(),
+            lmtp: counting.clone(),
         };
         let scheduler = Scheduler::new(
             store.clone(),

@@ -15,7 +15,9 @@ use crate::scheduler::{self, Scheduler};
 use crate::server;
 use faxmta_queue::Store;
 use faxmta_transports::local::MaildirTransport;
-use faxmta_transports::smtp::{ClientSettings, Dns, SmtpSettings, SmtpTransport, Timeouts, Tls};
+use faxmta_transports::smtp::{
+    ClientSettings, Dns, LmtpTransport, SmtpSettings, SmtpTransport, Timeouts, Tls,
+};
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -97,6 +99,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let transports = scheduler::Transports {
         local: Arc::new(MaildirTransport),
         smtp: Arc::new(smtp_transport(&config)?),
+        lmtp: Arc::new(lmtp_transport(&config)?),
     };
     let scheduler = Scheduler::new(store.clone(), router, settings, transports, metrics.clone());
     let admin_task = admin.map(|listener| {
@@ -140,24 +143,35 @@ async fn serve(config: Config) -> Result<(), String> {
     Ok(())
 }
 
-/// The outbound SMTP transport as `[dns]` and `[outbound]` describe it.
-fn smtp_transport(config: &Config) -> Result<SmtpTransport, String> {
-    let dns = Dns::new(&config.dns.nameservers, config.dns.timeout.std())?;
+/// The client settings of `[outbound]` (SMTP, or LMTP when `lmtp`).
+fn client_settings(config: &Config, lmtp: bool) -> Result<ClientSettings, String> {
     let out = &config.outbound;
-    let client = ClientSettings {
+    Ok(ClientSettings {
         helo: out.helo.clone().unwrap_or_else(|| config.hostname.clone()),
         tls: Tls::new()?,
         timeouts: Timeouts {
             connect: out.connect_timeout.std(),
             ..Timeouts::default()
         },
-        lmtp: false,
-    };
+        lmtp,
+    })
+}
+
+/// Local delivery to LMTP servers; host names resolved through `[dns]`.
+fn lmtp_transport(config: &Config) -> Result<LmtpTransport, String> {
+    let dns = Dns::new(&config.dns.nameservers, config.dns.timeout.std())?;
+    Ok(LmtpTransport::new(dns, client_settings(config, true)?))
+}
+
+/// The outbound SMTP transport as `[dns]` and `[outbound]` describe it.
+fn smtp_transport(config: &Config) -> Result<SmtpTransport, String> {
+    let dns = Dns::new(&config.dns.nameservers, config.dns.timeout.std())?;
+    let out = &config.outbound;
     let tls = out.tls.policy();
     Ok(SmtpTransport::new(
         dns,
         SmtpSettings {
-            client,
+            client: client_settings(config, false)?,
             port: out.port,
             tls,
             local_names: vec![config.hostname.to_ascii_lowercase()],

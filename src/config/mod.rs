@@ -313,7 +313,8 @@ pub enum DomainKind {
 pub struct DomainConfig {
     pub name: DomainName,
     pub kind: DomainKind,
-    /// For `local`: where mail goes, e.g. `maildir:var/mail/{domain}/{user}`.
+    /// For `local`: where mail goes, e.g. `maildir:var/mail/{domain}/{user}`,
+    /// `lmtp:HOST:PORT` or `lmtp:unix:PATH`.
     pub deliver: Option<Deliver>,
     /// For `local`: the users that exist. Absent: every local part is accepted.
     pub users: Option<Vec<String>>,
@@ -459,7 +460,11 @@ impl Config {
                 DomainKind::Local if d.deliver.is_none() => {
                     return fail(
                         &quoted,
-                        format!("local domain {} needs deliver = \"maildir:PATH\"", d.name.0),
+                        format!(
+                            "local domain {} needs deliver = \"maildir:PATH\", \"lmtp:HOST:PORT\" \
+                             or \"lmtp:unix:PATH\"",
+                            d.name.0
+                        ),
                     );
                 }
                 DomainKind::Local if d.hosts.is_some() || d.tls.is_some() => {
@@ -571,5 +576,12 @@ users = ["alice"]
 
         let e = parse("[[domain]]\nname = \"bad domain\"\nkind = \"local\"\n").unwrap_err();
         assert!(e.to_string().starts_with("test.toml:2:"), "{e}");
+
+        let e = parse(
+            "[[domain]]\nname = \"a.test\"\nkind = \"local\"\ndeliver = \"lmtp:localhost\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.place, ":4:11", "{e}");
+        assert!(e.message.contains("lmtp:HOST:PORT"), "{e}");
     }
 }

@@ -2,8 +2,10 @@
 //! (`30s`, `5m`, `4h`, `5d`), sizes (`35M`), domain names and delivery
 //! targets. Parse errors become TOML errors, so they carry the file's line.
 
+use faxmta_transports::{HostPort, LmtpTarget};
 use serde::{de, Deserialize, Deserializer};
 use std::fmt;
+use std::path::PathBuf;
 
 /// A duration written as `30s`, `5m`, `4h`, `5d`, `1w` or plain seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,17 +133,56 @@ impl<'de> Deserialize<'de> for DomainName {
 pub enum Deliver {
     /// A Maildir path template; `{domain}` and `{user}` are filled in.
     Maildir(String),
+    /// An LMTP server: `lmtp:HOST:PORT` or `lmtp:unix:PATH`.
+    Lmtp(LmtpTarget),
+}
+
+/// Parse a `deliver` value: `maildir:PATH`, `lmtp:HOST:PORT` (a host
+/// name, an IPv4 address or `[IPv6]`) or `lmtp:unix:PATH`.
+pub fn parse_deliver(text: &str) -> Result<Deliver, String> {
+    match text.split_once(':') {
+        Some(("maildir", path)) if !path.is_empty() => Ok(Deliver::Maildir(path.to_string())),
+        Some(("lmtp", rest)) => parse_lmtp(rest).map(Deliver::Lmtp),
+        _ => Err(format!(
+            "invalid deliver {text:?}: expected \"maildir:PATH\" (PATH may use {{domain}} and \
+             {{user}}), \"lmtp:HOST:PORT\" or \"lmtp:unix:PATH\""
+        )),
+    }
+}
+
+/// The part of `lmtp:…` after the colon.
+fn parse_lmtp(text: &str) -> Result<LmtpTarget, String> {
+    if let Some(path) = text.strip_prefix("unix:") {
+        // sockaddr_un holds 108 octets, the final NUL included.
+        if path.is_empty() || path.len() > 107 || path.contains('\0') {
+            return Err(format!(
+                "invalid deliver \"lmtp:{text}\": expected \"lmtp:unix:PATH\" with the path of \
+                 the server's socket (at most 107 octets)"
+            ));
+        }
+        return Ok(LmtpTarget::Unix(PathBuf::from(path)));
+    }
+    // LMTP has no well-known port (RFC 2033 §5: never 25): it must be given.
+    let has_port = match text.strip_prefix('[') {
+        Some(rest) => rest.contains("]:"),
+        None => text.contains(':'),
+    };
+    let host = parse_host(text).ok().filter(|_| has_port).ok_or_else(|| {
+        format!(
+            "invalid deliver \"lmtp:{text}\": expected \"lmtp:HOST:PORT\" (a host name, an \
+             IPv4 address or [IPv6], and the port) or \"lmtp:unix:PATH\""
+        )
+    })?;
+    Ok(LmtpTarget::Tcp(HostPort {
+        name: host.name,
+        port: host.port,
+    }))
 }
 
 impl<'de> Deserialize<'de> for Deliver {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        match s.split_once(':') {
-            Some(("maildir", path)) if !path.is_empty() => Ok(Deliver::Maildir(path.to_string())),
-            _ => Err(de::Error::custom(format!(
-                "invalid deliver {s:?}: expected \"maildir:PATH\" (PATH may use {{domain}} and {{user}})"
-            ))),
-        }
+        parse_deliver(&s).map_err(de::Error::custom)
     }
 }
 
@@ -213,6 +254,47 @@ mod tests {
         assert_eq!(h("[::1]"), Ok(("::1".into(), 25)));
         for bad in ["", "host:", "host:x", "[::1", "::1:25", "a b:25", "host:0"] {
             assert!(h(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn deliver_targets() {
+        let tcp = |name: &str, port| {
+            Ok(Deliver::Lmtp(LmtpTarget::Tcp(HostPort {
+                name: name.into(),
+                port,
+            })))
+        };
+        assert_eq!(
+            parse_deliver("maildir:/m/{user}"),
+            Ok(Deliver::Maildir("/m/{user}".into()))
+        );
+        assert_eq!(
+            parse_deliver("lmtp:Mail.Example.com:24"),
+            tcp("mail.example.com", 24)
+        );
+        assert_eq!(parse_deliver("lmtp:127.0.0.5:2424"), tcp("127.0.0.5", 2424));
+        assert_eq!(parse_deliver("lmtp:[::1]:24"), tcp("::1", 24));
+        assert_eq!(
+            parse_deliver("lmtp:unix:/var/run/dovecot/lmtp"),
+            Ok(Deliver::Lmtp(LmtpTarget::Unix(
+                "/var/run/dovecot/lmtp".into()
+            )))
+        );
+        let long = format!("lmtp:unix:/{}", "x".repeat(107));
+        for bad in [
+            "maildir:",
+            "mbox:/x",
+            "lmtp:",
+            "lmtp:host",
+            "lmtp:[::1]",
+            "lmtp:::1:24",
+            "lmtp:host:0",
+            "lmtp:host:x",
+            "lmtp:unix:",
+            long.as_str(),
+        ] {
+            assert!(parse_deliver(bad).is_err(), "{bad}");
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Real peers for the outbound tests, all on 127.0.0.0/8: an authoritative
-//! DNS server (dns.py, on dnslib), Postfix's smtp-sink, and a private
-//! Postfix instance with STARTTLS (postfix.sh). Each is stopped when its
-//! handle is dropped; a failing test prints their logs.
+//! DNS server (dns.py, on dnslib), Postfix's smtp-sink, a private Postfix
+//! instance with STARTTLS (postfix.sh), and a private Dovecot serving LMTP.
+//! Each is stopped when its handle is dropped; a failing test prints their
+//! logs.
 #![allow(dead_code)]
 
 use crate::common::{output_text, restart_with, wait_until, Server};
@@ -11,6 +12,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod dovecot;
+#[allow(unused_imports)] // not every test binary uses every peer
+pub use dovecot::Dovecot;
 
 const PEERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers");
 

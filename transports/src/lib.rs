@@ -10,4 +10,6 @@ pub mod local;
 pub mod smtp;
 mod transport;
 
-pub use transport::{HostPort, Job, JobRecipient, NextHop, Outcome, RelayHop, Status, Transport};
+pub use transport::{
+    HostPort, Job, JobRecipient, LmtpTarget, NextHop, Outcome, RelayHop, Status, Transport,
+};

@@ -24,6 +24,28 @@ pub enum NextHop {
     Mx { domain: String },
     /// To configured hosts, in order, without MX lookup (relay-to-host).
     Relay(RelayHop),
+    /// To an LMTP server (RFC 2033) that delivers into the mailboxes.
+    Lmtp(LmtpTarget),
+}
+
+/// Where an LMTP server listens.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LmtpTarget {
+    /// A TCP host (a name, resolved for A/AAAA, or an IP address) and port.
+    Tcp(HostPort),
+    /// A Unix domain socket.
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for LmtpTarget {
+    /// `host:port`, `[IPv6]:port` or `unix:PATH`, as configured.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LmtpTarget::Tcp(h) if h.name.contains(':') => write!(f, "[{}]:{}", h.name, h.port),
+            LmtpTarget::Tcp(h) => write!(f, "{}:{}", h.name, h.port),
+            LmtpTarget::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
 }
 
 /// A host and port to relay to.

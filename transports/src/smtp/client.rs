@@ -1,14 +1,17 @@
-//! One outbound SMTP (or LMTP) connection: greeting, EHLO/LHLO (HELO as a
-//! fallback), STARTTLS, reading replies and writing commands with the
-//! timeouts of RFC 5321 §4.5.3.2. Transactions are in `transaction.rs`.
+//! One outbound SMTP (or LMTP) connection: over TCP or (LMTP) a Unix
+//! socket; greeting, EHLO/LHLO (HELO as a fallback), STARTTLS, reading
+//! replies and writing commands with the timeouts of RFC 5321 §4.5.3.2.
+//! Transactions are in `transaction.rs`.
 
 use super::tls::{describe, Tls, TlsPolicy};
 use faxmta_queue::Reply;
 use smtp_proto::{EhloResponse, EXT_DSN, EXT_START_TLS};
+use std::future::Future;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
@@ -78,6 +81,8 @@ impl HopError {
 enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    /// A Unix domain socket (LMTP to a server on this host).
+    Unix(UnixStream),
     /// Taken by a TLS handshake that failed.
     Gone,
 }
@@ -87,9 +92,17 @@ impl Stream {
         match self {
             Stream::Plain(s) => Some(s),
             Stream::Tls(s) => Some(s.as_mut()),
+            Stream::Unix(s) => Some(s),
             Stream::Gone => None,
         }
     }
+}
+
+/// The other end of a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Peer {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
 }
 
 trait AsyncReadWrite: AsyncRead + AsyncWrite {}
@@ -99,8 +112,10 @@ impl<T: AsyncRead + AsyncWrite> AsyncReadWrite for T {}
 pub struct Connection {
     stream: Stream,
     input: Vec<u8>,
+    /// The server's name (for TLS and messages); `localhost` for a Unix
+    /// socket.
     pub host: String,
-    pub addr: SocketAddr,
+    pub peer: Peer,
     pub(super) ehlo: Option<EhloResponse<String>>,
     pub tls: Option<TlsInfo>,
     pub(super) settings: ClientSettings,
@@ -143,29 +158,51 @@ pub fn parse_reply(lines: &[String]) -> Reply {
 }
 
 impl Connection {
-    /// Connect, read the greeting, say EHLO, and STARTTLS as `policy` asks.
+    /// Connect over TCP, read the greeting, say EHLO (LHLO), and STARTTLS
+    /// as `policy` asks.
     pub async fn open(
         addr: SocketAddr,
         host: &str,
         settings: &ClientSettings,
         policy: TlsPolicy,
     ) -> Result<Connection, HopError> {
-        let t = settings.timeouts;
-        let tcp = match tokio::time::timeout(t.connect, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(HopError::temp(format!("connect to {host}[{addr}]: {e}"))),
-            Err(_) => {
-                return Err(HopError::temp(format!(
-                    "connect to {host}[{addr}]: timed out"
-                )))
-            }
-        };
+        let who = format!("{host}[{addr}]");
+        let tcp = connect(settings.timeouts.connect, &who, TcpStream::connect(addr)).await?;
         let _ = tcp.set_nodelay(true);
+        Connection::start(Stream::Plain(tcp), host, Peer::Tcp(addr), settings, policy).await
+    }
+
+    /// Connect to a Unix domain socket (an LMTP server on this host), read
+    /// the greeting and say LHLO (EHLO); never TLS.
+    pub async fn open_unix(path: &Path, settings: &ClientSettings) -> Result<Connection, HopError> {
+        let who = format!("unix:{}", path.display());
+        let unix = connect(settings.timeouts.connect, &who, UnixStream::connect(path)).await?;
+        let peer = Peer::Unix(path.to_path_buf());
+        Connection::start(
+            Stream::Unix(unix),
+            "localhost",
+            peer,
+            settings,
+            TlsPolicy::Off,
+        )
+        .await
+    }
+
+    /// What every connection does once connected: the greeting, EHLO or
+    /// LHLO, and STARTTLS as `policy` asks.
+    async fn start(
+        stream: Stream,
+        host: &str,
+        peer: Peer,
+        settings: &ClientSettings,
+        policy: TlsPolicy,
+    ) -> Result<Connection, HopError> {
+        let t = settings.timeouts;
         let mut conn = Connection {
-            stream: Stream::Plain(tcp),
+            stream,
             input: Vec::new(),
             host: host.to_string(),
-            addr,
+            peer,
             ehlo: None,
             tls: None,
             settings: settings.clone(),
@@ -182,7 +219,7 @@ impl Connection {
                 reply: Reply::new(
                     if greeting.is_permanent() { 554 } else { 451 },
                     &greeting.status,
-                    format!("host {host}[{addr}] refused to talk to me: {greeting}"),
+                    format!("host {} refused to talk to me: {greeting}", conn.who()),
                 ),
                 tls_failed: false,
             });
@@ -194,12 +231,21 @@ impl Connection {
             TlsPolicy::Opportunistic if !offers_tls => {}
             TlsPolicy::Required | TlsPolicy::Verify if !offers_tls => {
                 return Err(HopError::temp(format!(
-                    "TLS is required, but host {host}[{addr}] did not offer STARTTLS"
+                    "TLS is required, but host {} did not offer STARTTLS",
+                    conn.who()
                 )))
             }
             _ => conn.starttls(policy).await?,
         }
         Ok(conn)
+    }
+
+    /// The peer in messages and logs: `host[IP:port]` or `unix:PATH`.
+    pub fn who(&self) -> String {
+        match &self.peer {
+            Peer::Tcp(addr) => format!("{}[{addr}]", self.host),
+            Peer::Unix(path) => format!("unix:{}", path.display()),
+        }
     }
 
     pub(super) fn has(&self, ext: u32) -> bool {
@@ -245,10 +291,7 @@ impl Connection {
             reply: Reply::new(
                 if reply.is_permanent() { 554 } else { 451 },
                 &reply.status,
-                format!(
-                    "host {}[{}] said: {reply} (in reply to {after})",
-                    self.host, self.addr
-                ),
+                format!("host {} said: {reply} (in reply to {after})", self.who()),
             ),
             tls_failed: false,
         }
@@ -268,11 +311,15 @@ impl Connection {
         // Anything the server sent after its 220 in plaintext is not to be
         // trusted (the client side of CVE-2011-0411).
         self.input.clear();
+        let Peer::Tcp(addr) = self.peer.clone() else {
+            self.usable = false;
+            return Err(HopError::temp("no TLS over a Unix socket".into()));
+        };
         let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Gone) else {
             return Err(HopError::temp("TLS already active".into()));
         };
         let name = rustls::pki_types::ServerName::try_from(self.host.clone())
-            .unwrap_or_else(|_| rustls::pki_types::ServerName::from(self.addr.ip()));
+            .unwrap_or_else(|_| rustls::pki_types::ServerName::from(addr.ip()));
         let connector = TlsConnector::from(self.settings.tls.config.clone());
         let tls = match tokio::time::timeout(t.command, connector.connect(name, tcp)).await {
             Ok(Ok(s)) => s,
@@ -282,10 +329,7 @@ impl Connection {
                     reply: Reply::new(
                         451,
                         "4.7.5",
-                        format!(
-                            "TLS handshake with {}[{}] failed: {e}",
-                            self.host, self.addr
-                        ),
+                        format!("TLS handshake with {} failed: {e}", self.who()),
                     ),
                     tls_failed: true,
                 });
@@ -296,7 +340,7 @@ impl Connection {
                     reply: Reply::new(
                         451,
                         "4.7.5",
-                        format!("TLS handshake with {}[{}] timed out", self.host, self.addr),
+                        format!("TLS handshake with {} timed out", self.who()),
                     ),
                     tls_failed: true,
                 });
@@ -318,9 +362,8 @@ impl Connection {
                     451,
                     "4.7.5",
                     format!(
-                        "certificate of {}[{}] did not verify: {}",
-                        self.host,
-                        self.addr,
+                        "certificate of {} did not verify: {}",
+                        self.who(),
                         info.verify_error.clone().unwrap_or_default()
                     ),
                 ),
@@ -343,7 +386,7 @@ impl Connection {
     }
 
     pub(super) async fn write(&mut self, bytes: &[u8], timeout: Duration) -> Result<(), Reply> {
-        let host = format!("{}[{}]", self.host, self.addr);
+        let host = self.who();
         let Some(io) = self.stream.io() else {
             self.usable = false;
             return Err(Reply::new(
@@ -402,12 +445,12 @@ impl Connection {
                     return Err(Reply::new(
                         451,
                         "4.5.0",
-                        format!("reply from {}[{}] is too long", self.host, self.addr),
+                        format!("reply from {} is too long", self.who()),
                     ));
                 }
             }
             let mut chunk = [0u8; 4096];
-            let host = format!("{}[{}]", self.host, self.addr);
+            let host = self.who();
             let Some(io) = self.stream.io() else {
                 self.usable = false;
                 return Err(Reply::new(
@@ -456,6 +499,19 @@ impl Connection {
     /// Say goodbye (best effort).
     pub async fn quit(mut self) {
         let _ = self.command("QUIT\r\n", Duration::from_secs(5)).await;
+    }
+}
+
+/// Connect with a time limit; failures are temporary.
+async fn connect<S>(
+    limit: Duration,
+    who: &str,
+    connecting: impl Future<Output = std::io::Result<S>>,
+) -> Result<S, HopError> {
+    match tokio::time::timeout(limit, connecting).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(HopError::temp(format!("connect to {who}: {e}"))),
+        Err(_) => Err(HopError::temp(format!("connect to {who}: timed out"))),
     }
 }
 

@@ -11,6 +11,7 @@
 
 mod body;
 mod client;
+mod lmtp;
 pub mod mx;
 pub mod tls;
 mod transaction;
@@ -18,7 +19,8 @@ mod transaction;
 #[cfg(test)]
 mod scripted;
 
-pub use client::{parse_reply, ClientSettings, Connection, HopError, Timeouts, TlsInfo};
+pub use client::{parse_reply, ClientSettings, Connection, HopError, Peer, Timeouts, TlsInfo};
+pub use lmtp::LmtpTransport;
 pub use mx::{Dns, DnsError, MxHost};
 pub use tls::{Tls, TlsPolicy};
 
@@ -91,11 +93,14 @@ impl SmtpTransport {
     }
 
     fn keep(&self, conn: Connection) {
-        if !conn.usable || conn.opened.elapsed() >= REUSE_TIME_LIMIT {
+        if !conn.usable || conn.opened.elapsed() >= REUSE_TIME_LIMIT || conn.settings.lmtp {
             return;
         }
+        let Peer::Tcp(addr) = conn.peer else {
+            return;
+        };
         let mut pool = self.pool();
-        let list = pool.entry(conn.addr).or_default();
+        let list = pool.entry(addr).or_default();
         if list.len() < self.settings.idle_per_host {
             list.push((Instant::now(), conn));
         }
@@ -252,7 +257,7 @@ impl SmtpTransport {
         }
         // Relay hosts are ours to choose: their trouble is temporary.
         let reply = last
-            .map(|e| Reply::new(451, &e.reply.status.replacen('5', "4", 1), e.reply.text))
+            .map(|e| Reply::new(451, &temporary(&e.reply.status), e.reply.text))
             .unwrap_or_else(|| Reply::new(451, "4.4.1", "no relay host could be reached"));
         all_outcomes(job, Status::Deferred, reply)
     }
@@ -403,6 +408,14 @@ impl Transport for SmtpTransport {
     }
 }
 
+/// An enhanced status made temporary: `5.x.y` becomes `4.x.y`.
+fn temporary(status: &str) -> String {
+    match status.strip_prefix('5') {
+        Some(rest) => format!("4{rest}"),
+        None => status.to_string(),
+    }
+}
+
 /// The same outcome for every recipient of a job.
 fn all_outcomes(job: &Job<'_>, status: Status, reply: Reply) -> Vec<Outcome> {
     job.recipients
@@ -436,5 +449,11 @@ mod tests {
         assert_eq!(received_count(body), 2);
         assert_eq!(received_count(b"Subject: none\r\n\r\n"), 0);
         assert_eq!(received_count(b""), 0);
+    }
+
+    #[test]
+    fn statuses_are_made_temporary_by_their_class_only() {
+        assert_eq!(temporary("5.4.5"), "4.4.5");
+        assert_eq!(temporary("4.5.0"), "4.5.0");
     }
 }

@@ -1,17 +1,16 @@
-//! Unit tests of the client against a scripted peer on loopback: the
-//! LMTP mode (one reply per recipient after the data) and the paths real
-//! servers rarely take (HELO fallback, no PIPELINING).
+//! Unit tests of the client against a scripted peer on loopback (TCP or
+//! a Unix socket): the LMTP mode (one reply per recipient after the data)
+//! and the paths real servers rarely take (HELO fallback, no PIPELINING, a
+//! connection lost between LMTP replies).
 
-use super::client::{ClientSettings, Connection, Timeouts};
+use super::client::{ClientSettings, Connection, Peer, Timeouts};
 use super::tls::{Tls, TlsPolicy};
 use crate::{JobRecipient, Status};
 use faxmta_queue::{ClientInfo, Envelope, NewRecipient};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, UnixListener};
 
-/// A peer that answers each line it reads with the next scripted reply
-/// (replies keyed by the command's first word); after DATA's 354 it reads
-/// up to the final dot and sends `after_dot`. Returns what it received.
+/// A peer on the first connection to `listener`; see [`script`].
 async fn peer(
     listener: TcpListener,
     hello: &'static str,
@@ -19,7 +18,20 @@ async fn peer(
     after_dot: Vec<&'static str>,
 ) -> String {
     let (socket, _) = listener.accept().await.unwrap();
-    let (read, mut write) = socket.into_split();
+    script(socket, hello, pipelining, after_dot).await
+}
+
+/// A peer that answers each line it reads with the next scripted reply
+/// (replies keyed by the command's first word); after DATA's 354 it reads
+/// up to the final dot and sends `after_dot`, where `CLOSE` closes the
+/// connection. Returns what it received.
+async fn script<S: AsyncRead + AsyncWrite>(
+    socket: S,
+    hello: &'static str,
+    pipelining: bool,
+    after_dot: Vec<&'static str>,
+) -> String {
+    let (read, mut write) = tokio::io::split(socket);
     let mut reader = BufReader::new(read);
     let mut seen = String::new();
     write.write_all(b"220 scripted ready\r\n").await.unwrap();
@@ -57,6 +69,13 @@ async fn peer(
                     }
                 }
                 seen.push_str(&String::from_utf8_lossy(&data));
+                if let Some(close) = after_dot.iter().position(|r| *r == "CLOSE") {
+                    write
+                        .write_all(after_dot[..close].concat().as_bytes())
+                        .await
+                        .unwrap();
+                    return seen;
+                }
                 after_dot.concat()
             }
             "QUIT" => {
@@ -163,4 +182,134 @@ async fn helo_fallback_without_pipelining() {
     );
     assert!(seen.contains("\r\n..dot\r\n.\r\n"), "{seen}");
     assert_eq!(results[0].status, Status::Delivered);
+}
+
+#[tokio::test]
+async fn lmtp_over_a_unix_socket_keeps_replies_read_before_a_break() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lmtp");
+    let listener = UnixListener::bind(&path).unwrap();
+    let server = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        script(
+            socket,
+            "ok",
+            true,
+            vec!["250 2.0.0 <a@x> saved\r\n", "CLOSE"],
+        )
+        .await
+    });
+    let mut conn = Connection::open_unix(&path, &settings(true)).await.unwrap();
+    assert_eq!(conn.peer, Peer::Unix(path.clone()));
+    let (env, rcpts) = envelope(&["a@x", "b@x", "c@x"]);
+    let results = conn
+        .send(&env, b"Subject: t\r\n\r\nbody\r\n", &rcpts)
+        .await
+        .unwrap();
+    let seen = server.await.unwrap();
+    assert!(seen.starts_with("LHLO client.test\r\n"), "{seen}");
+    assert!(seen.contains("RCPT TO:<c@x>\r\nDATA\r\n"), "{seen}");
+    let got: Vec<(usize, Status)> = results.iter().map(|r| (r.index, r.status)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (0, Status::Delivered),
+            (1, Status::Deferred),
+            (2, Status::Deferred)
+        ]
+    );
+    let who = format!("unix:{}", path.display());
+    assert!(results[0].reply.text.starts_with(&who), "{:?}", results[0]);
+    assert_eq!(results[1].reply.code, 451);
+    assert!(
+        results[1].reply.text.contains("lost connection with unix:"),
+        "{:?}",
+        results[1]
+    );
+    assert!(!conn.usable);
+}
+
+#[tokio::test]
+async fn a_unix_socket_without_a_server_is_a_temporary_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nobody-listens");
+    let Err(e) = Connection::open_unix(&path, &settings(true)).await else {
+        panic!("connected to nothing");
+    };
+    assert_eq!(e.reply.code, 451);
+    assert!(
+        e.reply
+            .text
+            .starts_with(&format!("connect to unix:{}: ", path.display())),
+        "{}",
+        e.reply.text
+    );
+}
+
+#[tokio::test]
+async fn the_lmtp_transport_gives_each_recipient_its_own_outcome() {
+    use super::lmtp::LmtpTransport;
+    use super::mx::Dns;
+    use crate::{Job, LmtpTarget, NextHop, Transport};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lmtp");
+    let listener = UnixListener::bind(&path).unwrap();
+    let server = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        script(
+            socket,
+            "ok",
+            true,
+            vec![
+                "250 2.0.0 <a@x> saved\r\n",
+                "552 5.2.2 <b@x> quota exceeded\r\n",
+                "451 4.3.0 <c@x> try later\r\n",
+            ],
+        )
+        .await
+    });
+    let dns = Dns::new(
+        &["127.0.0.1:9".parse().unwrap()],
+        std::time::Duration::from_secs(1),
+    )
+    .unwrap();
+    let transport = LmtpTransport::new(dns, settings(false));
+    let (env, rcpts) = envelope(&["a@x", "b@x", "c@x"]);
+    let hop = NextHop::Lmtp(LmtpTarget::Unix(path.clone()));
+    let job = Job {
+        envelope: &env,
+        body: b"Subject: t\r\n\r\nbody\r\n",
+        recipients: &rcpts,
+        next_hop: &hop,
+    };
+    let outcomes = transport.deliver(job).await;
+    let seen = server.await.unwrap();
+    assert!(seen.starts_with("LHLO client.test\r\n"), "{seen}");
+    assert!(seen.ends_with("QUIT\r\n"), "{seen}");
+    let got: Vec<(usize, Status)> = outcomes.iter().map(|o| (o.index, o.status)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (0, Status::Delivered),
+            (1, Status::Failed),
+            (2, Status::Deferred)
+        ]
+    );
+    let relay = format!("lmtp:unix:{}", path.display());
+    assert!(outcomes.iter().all(|o| o.relay == relay), "{outcomes:?}");
+    assert!(outcomes
+        .iter()
+        .all(|o| o.remote_mta.is_none() && !o.relayed));
+    assert_eq!(outcomes[1].reply.status, "5.2.2");
+
+    // Nobody listens any more: every recipient is deferred.
+    drop(dir);
+    let outcomes = transport.deliver(job).await;
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o.status == Status::Deferred && o.relay == relay),
+        "{outcomes:?}"
+    );
 }

@@ -39,7 +39,7 @@ impl Connection {
                 })
                 .collect()
         };
-        let who = format!("{}[{}]", self.host, self.addr);
+        let who = self.who();
 
         // What the message needs of the server.
         let needs_utf8 =
@@ -213,39 +213,59 @@ impl Connection {
             self.write(chunk, t.data_block).await?;
         }
         self.write(b".\r\n", t.data_block).await?;
-        // SMTP: one reply for the message; LMTP: one per accepted recipient.
-        let replies = if self.settings.lmtp {
-            accepted.len()
-        } else {
-            1
-        };
-        let mut end = Vec::new();
-        for _ in 0..replies {
-            end.push(self.read_reply(t.data_end).await?);
+        if !self.settings.lmtp {
+            // SMTP: one reply for the message.
+            let reply = self.read_reply(t.data_end).await?;
+            for &i in &accepted {
+                results.push(end_of_data(&who, i, &reply));
+            }
+            return Ok(results);
         }
-        for (k, &i) in accepted.iter().enumerate() {
-            let reply = end
-                .get(k)
-                .or(end.first())
-                .cloned()
-                .unwrap_or_else(|| Reply::new(451, "4.4.2", "no reply"));
-            let status = match reply.code / 100 {
-                2 => Status::Delivered,
-                5 => Status::Failed,
-                _ => Status::Deferred,
-            };
-            let text = if status == Status::Delivered {
-                format!("{who}: {reply}")
-            } else {
-                format!("host {who} said: {reply} (in reply to end of DATA command)")
-            };
-            results.push(RcptResult {
-                index: i,
-                status,
-                reply: Reply::new(reply.code, &reply.status, text),
-            });
+        // LMTP (RFC 2033 §4.2): one reply per accepted recipient, in RCPT
+        // order. Should the connection break halfway, the recipients
+        // answered so far keep their replies and the rest are deferred.
+        let mut broken: Option<Reply> = None;
+        for &i in &accepted {
+            if let Some(lost) = &broken {
+                results.push(RcptResult {
+                    index: i,
+                    status: Status::Deferred,
+                    reply: lost.clone(),
+                });
+                continue;
+            }
+            match self.read_reply(t.data_end).await {
+                Ok(reply) => results.push(end_of_data(&who, i, &reply)),
+                Err(lost) => {
+                    results.push(RcptResult {
+                        index: i,
+                        status: Status::Deferred,
+                        reply: lost.clone(),
+                    });
+                    broken = Some(lost);
+                }
+            }
         }
         Ok(results)
+    }
+}
+
+/// A recipient's result from a reply to the end of the data.
+fn end_of_data(who: &str, index: usize, reply: &Reply) -> RcptResult {
+    let status = match reply.code / 100 {
+        2 => Status::Delivered,
+        5 => Status::Failed,
+        _ => Status::Deferred,
+    };
+    let text = if status == Status::Delivered {
+        format!("{who}: {reply}")
+    } else {
+        format!("host {who} said: {reply} (in reply to end of DATA command)")
+    };
+    RcptResult {
+        index,
+        status,
+        reply: Reply::new(reply.code, &reply.status, text),
     }
 }
 
