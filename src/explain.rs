@@ -1,11 +1,12 @@
 //! `faxmta route ADDRESS`: which way an address goes and why — the rule
 //! that matched, the next hops in the order they will be tried, and the
-//! TLS policy — using the same router and DNS settings as the server.
+//! TLS and AUTH policy (the user, never the password) — using the same
+//! router and DNS settings as the server.
 
 use crate::config::Config;
 use crate::router::{Route, Router};
 use faxmta_transports::smtp::{Dns, TlsPolicy};
-use faxmta_transports::LmtpTarget;
+use faxmta_transports::{LmtpTarget, RelayHop};
 use std::fmt::Write;
 use std::net::IpAddr;
 use std::process::ExitCode;
@@ -17,6 +18,50 @@ fn tls_words(policy: TlsPolicy) -> &'static str {
         TlsPolicy::Required => "required (STARTTLS must succeed, any certificate)",
         TlsPolicy::Verify => "verify (STARTTLS with a certificate valid for the host)",
     }
+}
+
+/// Who may send to a domain that is not ours.
+fn relay_permission(config: &Config) -> String {
+    let nets: Vec<String> = config.relay.allow.iter().map(|n| n.to_string()).collect();
+    if nets.is_empty() {
+        "no client may send here: [relay] allow is empty; only our own reports go there".to_string()
+    } else {
+        format!(
+            "accepted only from clients in [relay] allow: {}",
+            nets.join(", ")
+        )
+    }
+}
+
+/// The hosts of a relay or smart host hop in order, its TLS and AUTH.
+fn hop_lines(out: &mut String, hop: &RelayHop) {
+    let _ = writeln!(out, "route:   SMTP to these hosts, in order:");
+    for (n, h) in hop.hosts.iter().enumerate() {
+        let how = if hop.implicit_tls_for(h) {
+            " (implicit TLS from the first byte)"
+        } else {
+            ""
+        };
+        let host = if h.name.contains(':') {
+            format!("[{}]", h.name)
+        } else {
+            h.name.clone()
+        };
+        let _ = writeln!(out, "  {}. {host}:{}{how}", n + 1, h.port);
+    }
+    let _ = writeln!(out, "tls:     {}", tls_words(hop.tls));
+    let auth = match &hop.auth {
+        None => "none".to_string(),
+        Some(c) if hop.tls == TlsPolicy::Off => format!(
+            "AUTH as {} (PLAIN, else LOGIN; tls = \"off\": the password may travel in plaintext)",
+            c.user
+        ),
+        Some(c) => format!(
+            "AUTH as {} (PLAIN, else LOGIN; only over TLS, never in plaintext)",
+            c.user
+        ),
+    };
+    let _ = writeln!(out, "auth:    {auth}");
 }
 
 /// The explanation, as printed.
@@ -72,23 +117,25 @@ pub async fn explain(config: &Config, address: &str) -> Result<String, String> {
                 out,
                 "rule:    relay domain (ours: accepted from any client), no MX lookup"
             );
-            let _ = writeln!(out, "route:   SMTP to these hosts, in order:");
-            for (n, h) in hop.hosts.iter().enumerate() {
-                let _ = writeln!(out, "  {}. {}:{}", n + 1, h.name, h.port);
-            }
-            let _ = writeln!(out, "tls:     {}", tls_words(hop.tls));
+            hop_lines(&mut out, &hop);
+        }
+        Ok(Route::Smarthost {
+            domain,
+            hop,
+            global,
+        }) => {
+            let who = relay_permission(config);
+            let rule = if global {
+                format!("not our domain ({who}); every such domain goes to [smarthost]")
+            } else {
+                format!("smarthost domain {domain} (not ours: {who})")
+            };
+            let _ = writeln!(out, "rule:    {rule}");
+            let _ = writeln!(out, "         smart host, no MX lookup for {domain}");
+            hop_lines(&mut out, &hop);
         }
         Ok(Route::Remote { domain }) => {
-            let nets: Vec<String> = config.relay.allow.iter().map(|n| n.to_string()).collect();
-            let who = if nets.is_empty() {
-                "no client may send here: [relay] allow is empty; only our own reports go there"
-                    .to_string()
-            } else {
-                format!(
-                    "accepted only from clients in [relay] allow: {}",
-                    nets.join(", ")
-                )
-            };
+            let who = relay_permission(config);
             let _ = writeln!(out, "rule:    not our domain ({who})");
             let _ = writeln!(
                 out,

@@ -6,7 +6,7 @@
 
 use crate::config::{Config, Deliver, DomainKind};
 use faxmta_queue::Reply;
-use faxmta_transports::{HostPort, LmtpTarget, RelayHop};
+use faxmta_transports::{LmtpTarget, RelayHop};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -18,16 +18,25 @@ pub enum Route {
     /// Handed to an LMTP server (with the full address in RCPT TO), which
     /// delivers it and answers for each recipient.
     Lmtp { target: LmtpTarget },
-    /// Not one of our domains: it has to be relayed.
+    /// Not one of our domains: it has to be relayed, to the domain's MX.
     Remote { domain: String },
     /// One of our relay domains: to its configured hosts, no MX lookup.
     Relay { hop: RelayHop },
+    /// Not one of our domains (it has to be relayed), through a smart
+    /// host instead of the domain's MX: the domain's own (`kind =
+    /// "smarthost"`) or else the global `[smarthost]`.
+    Smarthost {
+        domain: String,
+        hop: RelayHop,
+        /// The global `[smarthost]` rather than a `[[domain]]` entry.
+        global: bool,
+    },
 }
 
 impl Route {
     /// Whether delivering to this route means relaying for the client.
     pub fn is_relay(&self) -> bool {
-        matches!(self, Route::Remote { .. })
+        matches!(self, Route::Remote { .. } | Route::Smarthost { .. })
     }
 }
 
@@ -41,6 +50,10 @@ struct LocalDomain {
 pub struct Router {
     local: HashMap<String, LocalDomain>,
     relay: HashMap<String, RelayHop>,
+    /// Domains of kind `smarthost`.
+    smarthost_domains: HashMap<String, RelayHop>,
+    /// `[smarthost]`: for every other domain that is not ours.
+    smarthost: Option<RelayHop>,
     /// The domain `postmaster` without a domain goes to (RFC 5321 §4.5.1).
     postmaster_domain: Option<String>,
 }
@@ -49,18 +62,14 @@ impl Router {
     pub fn new(config: &Config) -> Router {
         let mut local = HashMap::new();
         let mut relay = HashMap::new();
+        let mut smarthost_domains = HashMap::new();
         for d in &config.domains {
             match d.kind {
                 DomainKind::Relay => {
-                    let hosts = d.hosts.iter().flatten().map(|h| HostPort {
-                        name: h.name.clone(),
-                        port: h.port,
-                    });
-                    let hop = RelayHop {
-                        hosts: hosts.collect(),
-                        tls: d.tls.unwrap_or(config.outbound.tls).policy(),
-                    };
-                    relay.insert(d.name.0.clone(), hop);
+                    relay.insert(d.name.0.clone(), d.hop(config.outbound.tls));
+                }
+                DomainKind::Smarthost => {
+                    smarthost_domains.insert(d.name.0.clone(), d.hop(config.outbound.tls));
                 }
                 DomainKind::Local => {
                     if let Some(deliver) = &d.deliver {
@@ -91,6 +100,8 @@ impl Router {
         Router {
             local,
             relay,
+            smarthost_domains,
+            smarthost: config.smarthost.as_ref().map(|s| s.hop()),
             postmaster_domain,
         }
     }
@@ -121,7 +132,18 @@ impl Router {
             return Ok(Route::Relay { hop: hop.clone() });
         }
         let Some(local) = self.local.get(bare) else {
-            return Ok(Route::Remote { domain });
+            let (hop, global) = match self.smarthost_domains.get(bare) {
+                Some(hop) => (hop, false),
+                None => match &self.smarthost {
+                    Some(hop) => (hop, true),
+                    None => return Ok(Route::Remote { domain }),
+                },
+            };
+            return Ok(Route::Smarthost {
+                domain,
+                hop: hop.clone(),
+                global,
+            });
         };
         let user = user.to_lowercase();
         // The local part names a directory: refuse anything that could
@@ -171,6 +193,7 @@ fn bad_syntax(address: &str) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use faxmta_transports::HostPort;
     use std::path::Path;
 
     fn router() -> Router {
@@ -277,6 +300,69 @@ users = ["ann"]
             Ok(Route::Lmtp { target: tcp })
         );
         assert_eq!(r.resolve("bob@listed.test").unwrap_err().status, "5.1.1");
+    }
+
+    #[test]
+    fn smart_hosts_take_what_is_not_ours_and_are_not_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "secret\n").unwrap();
+        let config = Config::parse(
+            Path::new("t.toml"),
+            &format!(
+                r#"
+[smarthost]
+hosts = ["smtp.isp.test:587"]
+auth = {{ user = "me", password_file = "{}" }}
+[[domain]]
+name = "example.test"
+kind = "local"
+deliver = "maildir:/m/{{user}}"
+[[domain]]
+name = "branch.test"
+kind = "relay"
+hosts = ["127.0.0.3"]
+[[domain]]
+name = "partner.test"
+kind = "smarthost"
+hosts = ["127.0.0.4:465"]
+"#,
+                pw.display()
+            ),
+        )
+        .unwrap();
+        let r = Router::new(&config);
+        let Ok(Route::Smarthost {
+            domain,
+            hop,
+            global: true,
+        }) = r.resolve("x@Elsewhere.Org")
+        else {
+            panic!("not the global smart host");
+        };
+        assert_eq!(domain, "elsewhere.org");
+        assert_eq!(hop.hosts[0].port, 587);
+        assert_eq!(hop.auth.as_ref().unwrap().password(), "secret");
+        assert!(r.resolve("x@elsewhere.org").unwrap().is_relay());
+
+        let Ok(route @ Route::Smarthost { global: false, .. }) = r.resolve("x@partner.test") else {
+            panic!("not the domain's smart host");
+        };
+        assert!(route.is_relay(), "a smarthost domain is not ours");
+        let Route::Smarthost { hop, .. } = route else {
+            unreachable!()
+        };
+        assert!(hop.auth.is_none() && hop.implicit_tls_for(&hop.hosts[0]));
+
+        // Ours stay ours.
+        assert!(matches!(
+            r.resolve("x@branch.test"),
+            Ok(Route::Relay { .. })
+        ));
+        assert!(matches!(
+            r.resolve("x@example.test"),
+            Ok(Route::Maildir { .. })
+        ));
     }
 
     #[test]

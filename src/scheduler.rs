@@ -210,7 +210,9 @@ impl Scheduler {
                 let (hop, mailbox) = match self.router.resolve(&address) {
                     Ok(Route::Maildir { mailbox }) => (NextHop::Local, Some(mailbox)),
                     Ok(Route::Remote { domain }) => (NextHop::Mx { domain }, None),
-                    Ok(Route::Relay { hop }) => (NextHop::Relay(hop), None),
+                    Ok(Route::Relay { hop } | Route::Smarthost { hop, .. }) => {
+                        (NextHop::Relay(hop), None)
+                    }
                     Ok(Route::Lmtp { target }) => (NextHop::Lmtp(target), None),
                     Err(reply) => {
                         let status = if reply.is_permanent() {

@@ -47,34 +47,6 @@ fn send_to(server: &Server, rcpts: &[&str], subject: &str) -> String {
     id
 }
 
-/// The log line about `rcpt` of message `id` with `status`, waiting up to
-/// `secs` for it.
-fn wait_status(server: &Server, id: &str, rcpt: &str, status: &str, secs: u64) -> String {
-    let start = format!("{id}: to=<{rcpt}>, ");
-    let word = format!(", status={status} (");
-    let find = || {
-        server
-            .log()
-            .lines()
-            .find(|l| l.contains(&start) && l.contains(&word))
-            .map(str::to_string)
-    };
-    wait_until(secs, || find().is_some());
-    find().unwrap_or_else(|| {
-        panic!(
-            "no status={status} for {rcpt} of {id} within {secs}s:\n{}",
-            server.log()
-        )
-    })
-}
-
-fn assert_contains(haystack: &str, needle: &str) {
-    assert!(
-        haystack.contains(needle),
-        "{needle:?} not found in:\n{haystack}"
-    );
-}
-
 /// The `message/delivery-status` fields of one report, parsed by
 /// Python's email module: one map per recipient.
 fn report_fields(file: &std::path::Path) -> serde_json::Value {

@@ -57,27 +57,6 @@ fn relay(server: &Server, mail: &str, rcpts: &[String], msg: &str) -> String {
     id
 }
 
-/// The log line about recipient `rcpt` of message `id` whose status is
-/// `status` (sent, bounced, deferred), waiting up to `secs` for it.
-fn wait_status(server: &Server, id: &str, rcpt: &str, status: &str, secs: u64) -> String {
-    let start = format!("{id}: to=<{rcpt}>, ");
-    let word = format!(", status={status} (");
-    let find = || {
-        server
-            .log()
-            .lines()
-            .find(|l| l.contains(&start) && l.contains(&word))
-            .map(str::to_string)
-    };
-    wait_until(secs, || find().is_some());
-    find().unwrap_or_else(|| {
-        panic!(
-            "no status={status} for {rcpt} of {id} within {secs}s:\n{}",
-            server.log()
-        )
-    })
-}
-
 /// The reports in Alice's Maildir, waiting up to `secs` for `n`; each as
 /// text with LF line ends.
 fn wait_reports(server: &Server, n: usize, secs: u64) -> Vec<String> {
@@ -104,13 +83,6 @@ fn status_block<'a>(report: &'a str, rcpt: &str) -> &'a str {
     let start = report[..at].rfind("\n\n").map_or(0, |p| p + 2);
     let end = report[at..].find("\n\n").map_or(report.len(), |p| at + p);
     &report[start..end]
-}
-
-fn assert_contains(haystack: &str, needle: &str) {
-    assert!(
-        haystack.contains(needle),
-        "{needle:?} not found in:\n{haystack}"
-    );
 }
 
 /// Whether the queue still has message `id`.

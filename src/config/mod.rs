@@ -9,8 +9,10 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod domains;
 mod values;
-pub use values::{Deliver, DomainName, Duration, HostSpec, Size};
+pub use domains::{DomainConfig, DomainKind, SmarthostConfig};
+pub use values::{Deliver, Duration, Size};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -33,6 +35,9 @@ pub struct Config {
     pub relay: RelayConfig,
     #[serde(default, rename = "domain")]
     pub domains: Vec<DomainConfig>,
+    /// `[smarthost]`: where mail for domains that are not ours goes
+    /// instead of their MX.
+    pub smarthost: Option<SmarthostConfig>,
     #[serde(default)]
     pub log: LogConfig,
     #[serde(default)]
@@ -296,35 +301,6 @@ pub struct RelayConfig {
     pub allow: Vec<IpNet>,
 }
 
-/// The kind of a `[[domain]]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DomainKind {
-    /// Delivered on this host.
-    Local,
-    /// Ours to relay: accepted from anyone, passed to `hosts` in order
-    /// without an MX lookup ("relay to host", hard routing).
-    Relay,
-}
-
-/// `[[domain]]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DomainConfig {
-    pub name: DomainName,
-    pub kind: DomainKind,
-    /// For `local`: where mail goes, e.g. `maildir:var/mail/{domain}/{user}`,
-    /// `lmtp:HOST:PORT` or `lmtp:unix:PATH`.
-    pub deliver: Option<Deliver>,
-    /// For `local`: the users that exist. Absent: every local part is accepted.
-    pub users: Option<Vec<String>>,
-    /// For `relay`: where the mail goes, tried in order (`host`, `host:port`,
-    /// `[IPv6]:port`; port 25 by default).
-    pub hosts: Option<Vec<HostSpec>>,
-    /// For `relay`: TLS towards those hosts; default `[outbound] tls`.
-    pub tls: Option<OutboundTls>,
-}
-
 /// `[log]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -384,7 +360,10 @@ impl Config {
             let message = e.message().trim().to_string();
             ConfigError::at(path, text, e.span(), message)
         })?;
+        let mut config = config;
         config.validate(path, text)?;
+        let src = domains::Source { path, text };
+        domains::read_passwords(&mut config, &src)?;
         Ok(config)
     }
 
@@ -450,51 +429,7 @@ impl Config {
                 );
             }
         }
-        let mut names = std::collections::HashSet::new();
-        for d in &self.domains {
-            let quoted = format!("\"{}\"", d.name.0);
-            if !names.insert(d.name.0.clone()) {
-                return fail(&quoted, format!("domain {} is configured twice", d.name.0));
-            }
-            match d.kind {
-                DomainKind::Local if d.deliver.is_none() => {
-                    return fail(
-                        &quoted,
-                        format!(
-                            "local domain {} needs deliver = \"maildir:PATH\", \"lmtp:HOST:PORT\" \
-                             or \"lmtp:unix:PATH\"",
-                            d.name.0
-                        ),
-                    );
-                }
-                DomainKind::Local if d.hosts.is_some() || d.tls.is_some() => {
-                    return fail(
-                        &quoted,
-                        format!(
-                            "hosts and tls are for relay domains, not local domain {}",
-                            d.name.0
-                        ),
-                    );
-                }
-                DomainKind::Relay if d.hosts.as_ref().is_none_or(|h| h.is_empty()) => {
-                    return fail(
-                        &quoted,
-                        format!("relay domain {} needs hosts = [\"host:port\", …]", d.name.0),
-                    );
-                }
-                DomainKind::Relay if d.deliver.is_some() || d.users.is_some() => {
-                    return fail(
-                        &quoted,
-                        format!(
-                            "deliver and users are for local domains, not relay domain {}",
-                            d.name.0
-                        ),
-                    );
-                }
-                DomainKind::Local | DomainKind::Relay => {}
-            }
-        }
-        Ok(())
+        domains::validate(self, &domains::Source { path, text })
     }
 
     /// The retry policy of the queue.

@@ -28,6 +28,8 @@ pub struct Server {
     pub sub_port: u16,
     /// The admin HTTP listener (/metrics).
     pub admin_port: u16,
+    /// RUST_LOG for the process ("info"); takes effect at the next spawn.
+    pub rust_log: String,
     child: Option<Child>,
 }
 
@@ -87,6 +89,7 @@ deliver = "maildir:{d}/mail/{{domain}}/{{user}}"
             mx_port,
             sub_port,
             admin_port,
+            rust_log: "info".into(),
             child: None,
         };
         server.spawn();
@@ -115,7 +118,7 @@ deliver = "maildir:{d}/mail/{{domain}}/{{user}}"
         let child = Command::new(env!("CARGO_BIN_EXE_faxmta"))
             .args(["serve", "--config"])
             .arg(self.config())
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", &self.rust_log)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -437,6 +440,35 @@ pub fn send(server: &Server, from: &str, to: &str, msg: &str) -> String {
     let id = queued_id(&c.reply());
     c.cmd("QUIT");
     id
+}
+
+/// The log line about recipient `rcpt` of message `id` whose status is
+/// `status` (sent, bounced, deferred), waiting up to `secs` for it.
+pub fn wait_status(server: &Server, id: &str, rcpt: &str, status: &str, secs: u64) -> String {
+    let start = format!("{id}: to=<{rcpt}>, ");
+    let word = format!(", status={status} (");
+    let find = || {
+        server
+            .log()
+            .lines()
+            .find(|l| l.contains(&start) && l.contains(&word))
+            .map(str::to_string)
+    };
+    wait_until(secs, || find().is_some());
+    find().unwrap_or_else(|| {
+        panic!(
+            "no status={status} for {rcpt} of {id} within {secs}s:\n{}",
+            server.log()
+        )
+    })
+}
+
+/// Assert that `haystack` contains `needle`, showing the haystack if not.
+pub fn assert_contains(haystack: &str, needle: &str) {
+    assert!(
+        haystack.contains(needle),
+        "{needle:?} not found in:\n{haystack}"
+    );
 }
 
 /// Run `faxmta ARGS --config …`, assert that it succeeds, return stdout.

@@ -1,4 +1,6 @@
-//! A private Dovecot serving LMTP, for tests/lmtp.rs.
+//! Private Dovecot instances: one serving LMTP (tests/lmtp.rs), and one
+//! that only authenticates, the SASL back end of the smart host Postfix
+//! (tests/smarthost.rs).
 
 use super::{chmod, is_root, loopback};
 use crate::common::wait_until;
@@ -212,6 +214,126 @@ impl Drop for Dovecot {
             eprintln!("--- Dovecot {}:{} ---\n{}", self.ip, self.port, self.log());
         }
         // Not `stop`, which asserts: no panics while unwinding.
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            if !wait_until(10, || matches!(child.try_wait(), Ok(Some(_)))) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// A private Dovecot that only authenticates: its auth service on the
+/// Unix socket [`DovecotAuth::socket`] (mode 0666, for Postfix's smtpd,
+/// which runs as postfix), mechanisms PLAIN and LOGIN, users and
+/// plaintext passwords from a passwd-file, no failure delay. It is the
+/// SASL back end of the smart host Postfix (`smtpd_sasl_type = dovecot`).
+/// Needs root, like [`Dovecot`].
+pub struct DovecotAuth {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl DovecotAuth {
+    /// Start with these `(user, password)` pairs.
+    pub fn start(users: &[(&str, &str)]) -> DovecotAuth {
+        assert!(
+            is_root(),
+            "the Dovecot auth peer needs root (its package's users run its processes)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        chmod(dir.path(), 0o755);
+        let passwd: String = users
+            .iter()
+            .map(|(user, password)| format!("{user}:{{PLAIN}}{password}\n"))
+            .collect();
+        std::fs::write(dir.path().join("passwd"), passwd).unwrap();
+        chmod(&dir.path().join("passwd"), 0o644);
+        // The instance name only has to differ from other instances'.
+        let instance = dir.path().file_name().unwrap().to_string_lossy();
+        let config = format!(
+            r#"# A throwaway Dovecot for faxmta's tests: SASL authentication only.
+base_dir = {d}/run
+state_dir = {d}/state
+log_path = {d}/dovecot.log
+instance_name = faxmta-test-auth{instance}
+protocols = none
+ssl = no
+default_internal_user = dovecot
+default_login_user = dovenull
+auth_mechanisms = plain login
+# Postfix asks for AUTH only after STARTTLS (smtpd_tls_auth_only).
+disable_plaintext_auth = no
+auth_failure_delay = 0
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN {d}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup
+}}
+service auth {{
+  unix_listener {d}/auth {{
+    mode = 0666
+  }}
+}}
+"#
+        );
+        std::fs::write(dir.path().join("dovecot.conf"), config).unwrap();
+        let out = std::fs::File::create(dir.path().join("dovecot.out")).unwrap();
+        let child = Command::new(dovecot_path())
+            .arg("-F")
+            .arg("-c")
+            .arg(dir.path().join("dovecot.conf"))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("dovecot (Debian package dovecot-core) is installed by scripts/test");
+        let mut auth = DovecotAuth {
+            dir,
+            child: Some(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(auth.socket()).is_err() {
+            if let Ok(Some(status)) = auth.child.as_mut().unwrap().try_wait() {
+                auth.child = None;
+                panic!("dovecot (auth) exited ({status}):\n{}", auth.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "dovecot (auth) did not start:\n{}",
+                auth.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        auth
+    }
+
+    /// The auth socket (for `smtpd_sasl_path`).
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("auth")
+    }
+
+    /// What Dovecot logged, and printed at start.
+    pub fn log(&self) -> String {
+        let read =
+            |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        format!("{}{}", read("dovecot.out"), read("dovecot.log"))
+    }
+}
+
+impl Drop for DovecotAuth {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- Dovecot auth ---\n{}", self.log());
+        }
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill")
                 .arg("-TERM")

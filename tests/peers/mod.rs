@@ -1,6 +1,8 @@
 //! Real peers for the outbound tests, all on 127.0.0.0/8: an authoritative
 //! DNS server (dns.py, on dnslib), Postfix's smtp-sink, a private Postfix
-//! instance with STARTTLS (postfix.sh), and a private Dovecot serving LMTP.
+//! instance with STARTTLS (postfix.sh) — optionally a smart host that
+//! requires AUTH, with a private Dovecot as its SASL back end — and a
+//! private Dovecot serving LMTP.
 //! Each is stopped when its handle is dropped; a failing test prints their
 //! logs.
 #![allow(dead_code)]
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 
 mod dovecot;
 #[allow(unused_imports)] // not every test binary uses every peer
-pub use dovecot::Dovecot;
+pub use dovecot::{Dovecot, DovecotAuth};
 
 const PEERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers");
 
@@ -253,6 +255,8 @@ pub struct Postfix {
     pub port: u16,
     pub domain: String,
     dir: tempfile::TempDir,
+    /// The SASL back end of a smart host instance; stopped after Postfix.
+    auth: Option<DovecotAuth>,
 }
 
 impl Postfix {
@@ -273,6 +277,62 @@ impl Postfix {
         main_cf: &str,
         maps: &[(&str, &str)],
     ) -> Postfix {
+        Postfix::launch(ip, port, domain, users, main_cf, "", maps, None)
+    }
+
+    /// A smart host such as an ISP runs: AUTH (PLAIN, LOGIN) offered only
+    /// after STARTTLS (`smtpd_tls_auth_only`), checked by a private
+    /// Dovecot ([`DovecotAuth`]) against `logins` (`(user, password)`),
+    /// and only authenticated clients may send — to anyone, even to its
+    /// own `domain` (`smtpd_relay_restrictions = permit_sasl_authenticated,
+    /// reject`). Mail for `domain` lands in its Maildirs as with
+    /// [`Postfix::start`]; the Received header says `with ESMTPSA` and
+    /// `(Authenticated sender: USER)`. With `smtps_port`, a second smtpd
+    /// on IP:smtps_port speaks implicit TLS (`smtpd_tls_wrappermode`).
+    pub fn start_smarthost(
+        ip: &str,
+        port: u16,
+        smtps_port: Option<u16>,
+        domain: &str,
+        users: &[&str],
+        logins: &[(&str, &str)],
+    ) -> Postfix {
+        let auth = DovecotAuth::start(logins);
+        let main_cf = format!(
+            "smtpd_sasl_auth_enable = yes\n\
+             smtpd_sasl_type = dovecot\n\
+             smtpd_sasl_path = {}\n\
+             smtpd_tls_auth_only = yes\n\
+             smtpd_sasl_authenticated_header = yes\n\
+             smtpd_relay_restrictions = permit_sasl_authenticated, reject",
+            auth.socket().display()
+        );
+        let master_cf = smtps_port
+            .map(|p| format!("{ip}:{p} inet n - n - - smtpd -o smtpd_tls_wrappermode=yes"))
+            .unwrap_or_default();
+        Postfix::launch(
+            ip,
+            port,
+            domain,
+            users,
+            &main_cf,
+            &master_cf,
+            &[],
+            Some(auth),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn launch(
+        ip: &str,
+        port: u16,
+        domain: &str,
+        users: &[&str],
+        main_cf: &str,
+        master_cf: &str,
+        maps: &[(&str, &str)],
+        auth: Option<DovecotAuth>,
+    ) -> Postfix {
         loopback(ip);
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("etc")).unwrap();
@@ -286,6 +346,7 @@ impl Postfix {
             .args([ip, &port.to_string(), domain])
             .args(users)
             .env("POSTFIX_MAIN_CF", main_cf)
+            .env("POSTFIX_MASTER_CF", master_cf)
             .stdin(Stdio::null())
             .output()
             .unwrap();
@@ -294,6 +355,7 @@ impl Postfix {
             port,
             domain: domain.to_string(),
             dir,
+            auth,
         };
         assert!(
             out.status.success(),

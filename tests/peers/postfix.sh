@@ -17,7 +17,9 @@
 # e.g. to catch the reports Postfix sends back to a sender. Nothing leaves the instance: mail for
 # any other domain fails at once (default_transport = error). The log is
 # DIR/maillog. Extra main.cf lines come from $POSTFIX_MAIN_CF (e.g.
-# "smtpd_discard_ehlo_keywords = dsn"). Lookup tables: files DIR/etc/NAME.map
+# "smtpd_discard_ehlo_keywords = dsn"), extra master.cf lines from
+# $POSTFIX_MASTER_CF (e.g. a second smtpd with -o smtpd_tls_wrappermode=yes
+# for implicit TLS; it must listen in 127.0.0.0/8 too). Lookup tables: files DIR/etc/NAME.map
 # put there before start are compiled with postmap, for main.cf lines such
 # as "check_recipient_access hash:${config_directory}/NAME.map".
 #
@@ -75,6 +77,13 @@ start() {
     local dir=$1 addr=$2 port=$3 domain=$4
     shift 4
     [[ $addr =~ ^127\.[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "ADDR must be in 127.0.0.0/8 (tests stay on loopback), not $addr"
+    local line service type
+    while IFS= read -r line; do
+        read -r service type _ <<<"$line" || true
+        [[ $line == [[:space:]]* || $line == \#* || $type != inet \
+            || $service =~ ^127\.[0-9]+\.[0-9]+\.[0-9]+:[0-9]+$ ]] \
+            || die "POSTFIX_MASTER_CF: inet services listen on ADDR:PORT in 127.0.0.0/8 only, not $service"
+    done <<<"${POSTFIX_MASTER_CF:-}"
     [[ $(id -u) -eq 0 ]] || die "needs root (Postfix's master starts as root)"
     command -v postfix >/dev/null || die "postfix is not installed (apt-get install postfix)"
     command -v openssl >/dev/null || die "openssl is not installed (apt-get install openssl)"
@@ -133,6 +142,7 @@ virtual   unix  -       n       n       -       -       virtual
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
+${POSTFIX_MASTER_CF:-}
 EOF
     # inet_interfaces names 127.0.0.1 because Postfix wants an address
     # that is on an interface; the listener itself is $addr (master.cf).

@@ -11,5 +11,6 @@ pub mod smtp;
 mod transport;
 
 pub use transport::{
-    HostPort, Job, JobRecipient, LmtpTarget, NextHop, Outcome, RelayHop, Status, Transport,
+    Credentials, HostPort, Job, JobRecipient, LmtpTarget, NextHop, Outcome, RelayHop, Status,
+    Transport,
 };

@@ -56,11 +56,56 @@ pub struct HostPort {
     pub port: u16,
 }
 
-/// Where relay-to-host mail goes, and how.
+/// Where relay-to-host or smart host mail goes, and how.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RelayHop {
+    /// Tried in order.
     pub hosts: Vec<HostPort>,
     pub tls: crate::smtp::TlsPolicy,
+    /// TLS from the first byte (SMTPS) on every host; a host on port 465
+    /// gets it anyway (see [`RelayHop::implicit_tls_for`]).
+    pub implicit_tls: bool,
+    /// AUTH (RFC 4954) with these credentials after EHLO (and after TLS).
+    pub auth: Option<Credentials>,
+}
+
+impl RelayHop {
+    /// Whether `host` is spoken to with implicit TLS: asked for, or port
+    /// 465 (submissions, RFC 8314) — never when TLS is off.
+    pub fn implicit_tls_for(&self, host: &HostPort) -> bool {
+        self.tls != crate::smtp::TlsPolicy::Off && (self.implicit_tls || host.port == 465)
+    }
+}
+
+/// A user name and password for SMTP AUTH. The password never shows in
+/// `Debug` output (and so in no log line or error built from it).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Credentials {
+    pub user: String,
+    password: String,
+}
+
+impl Credentials {
+    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Self {
+        Credentials {
+            user: user.into(),
+            password: password.into(),
+        }
+    }
+
+    /// The password, for the AUTH exchange only.
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
 }
 
 /// One delivery attempt: a message and the recipients that share a hop.

@@ -213,10 +213,11 @@ fn quoted_printable(content: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Base64 in lines of 76 characters.
-fn base64_lines(content: &[u8]) -> Vec<u8> {
+/// Base64 (RFC 4648 §4, with padding) on one line: for AUTH (RFC 4954)
+/// and, cut into lines, for MIME.
+pub(crate) fn base64(content: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut encoded = Vec::with_capacity(content.len() * 4 / 3 + 4);
+    let mut encoded = String::with_capacity(content.len().div_ceil(3) * 4);
     for chunk in content.chunks(3) {
         let b = [
             chunk[0],
@@ -226,14 +227,20 @@ fn base64_lines(content: &[u8]) -> Vec<u8> {
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for k in 0..4 {
             if k <= chunk.len() {
-                encoded.push(ALPHABET[(n >> (18 - 6 * k) & 63) as usize]);
+                encoded.push(ALPHABET[(n >> (18 - 6 * k) & 63) as usize] as char);
             } else {
-                encoded.push(b'=');
+                encoded.push('=');
             }
         }
     }
+    encoded
+}
+
+/// Base64 in lines of 76 characters.
+fn base64_lines(content: &[u8]) -> Vec<u8> {
+    let encoded = base64(content);
     let mut out = Vec::with_capacity(encoded.len() + encoded.len() / 38);
-    for (i, line) in encoded.chunks(76).enumerate() {
+    for (i, line) in encoded.as_bytes().chunks(76).enumerate() {
         if i > 0 {
             out.extend_from_slice(b"\r\n");
         }
@@ -245,6 +252,27 @@ fn base64_lines(content: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64_is_rfc_4648() {
+        // RFC 4648 §10's test vectors.
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(plain.as_bytes()), encoded, "{plain}");
+        }
+        // RFC 4954 §4's AUTH PLAIN example: authzid empty, then NULs.
+        assert_eq!(
+            base64(b"\0tim\0tanstaaftanstaaf"),
+            "AHRpbQB0YW5zdGFhZnRhbnN0YWFm"
+        );
+    }
 
     #[test]
     fn stuffing_and_line_ends() {

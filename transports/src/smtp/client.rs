@@ -1,9 +1,11 @@
 //! One outbound SMTP (or LMTP) connection: over TCP or (LMTP) a Unix
-//! socket; greeting, EHLO/LHLO (HELO as a fallback), STARTTLS, reading
-//! replies and writing commands with the timeouts of RFC 5321 §4.5.3.2.
-//! Transactions are in `transaction.rs`.
+//! socket; implicit TLS (SMTPS) or STARTTLS, greeting, EHLO/LHLO (HELO as
+//! a fallback), AUTH PLAIN or LOGIN (RFC 4954), reading replies and
+//! writing commands with the timeouts of RFC 5321 §4.5.3.2. Transactions
+//! are in `transaction.rs`.
 
 use super::tls::{describe, Tls, TlsPolicy};
+use crate::Credentials;
 use faxmta_queue::Reply;
 use smtp_proto::{EhloResponse, EXT_DSN, EXT_START_TLS};
 use std::future::Future;
@@ -61,6 +63,30 @@ pub struct TlsInfo {
     pub verify_error: Option<String>,
 }
 
+/// How one connection is secured and authenticated.
+#[derive(Debug, Clone, Copy)]
+pub struct Security<'a> {
+    pub tls: TlsPolicy,
+    /// TLS from the first byte, before the greeting (SMTPS, RFC 8314);
+    /// otherwise STARTTLS as `tls` says.
+    pub implicit_tls: bool,
+    /// AUTH after EHLO (after TLS) with these. They are sent only over
+    /// TLS, unless `tls` is [`TlsPolicy::Off`] — which must then be what
+    /// the administrator configured, never a fallback.
+    pub auth: Option<&'a Credentials>,
+}
+
+impl Security<'_> {
+    /// STARTTLS as `policy` says, no AUTH.
+    pub fn starttls(policy: TlsPolicy) -> Self {
+        Security {
+            tls: policy,
+            implicit_tls: false,
+            auth: None,
+        }
+    }
+}
+
 /// Why a host could not be used: the caller tries the next one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HopError {
@@ -70,7 +96,7 @@ pub struct HopError {
 }
 
 impl HopError {
-    fn temp(text: String) -> Self {
+    pub(super) fn temp(text: String) -> Self {
         HopError {
             reply: Reply::new(451, "4.4.1", text),
             tls_failed: false,
@@ -125,6 +151,8 @@ pub struct Connection {
     pub opened: std::time::Instant,
     /// Transactions carried so far.
     pub uses: u32,
+    /// Whom the session authenticated as (AUTH), if it did.
+    pub authenticated: Option<Credentials>,
 }
 
 /// Parse a reply's lines into a [`Reply`]: code, enhanced status (from the
@@ -158,18 +186,26 @@ pub fn parse_reply(lines: &[String]) -> Reply {
 }
 
 impl Connection {
-    /// Connect over TCP, read the greeting, say EHLO (LHLO), and STARTTLS
-    /// as `policy` asks.
+    /// Connect over TCP, TLS at once if `security` asks for implicit TLS,
+    /// read the greeting, say EHLO (LHLO), STARTTLS as its policy asks,
+    /// and AUTH with its credentials.
     pub async fn open(
         addr: SocketAddr,
         host: &str,
         settings: &ClientSettings,
-        policy: TlsPolicy,
+        security: Security<'_>,
     ) -> Result<Connection, HopError> {
         let who = format!("{host}[{addr}]");
         let tcp = connect(settings.timeouts.connect, &who, TcpStream::connect(addr)).await?;
         let _ = tcp.set_nodelay(true);
-        Connection::start(Stream::Plain(tcp), host, Peer::Tcp(addr), settings, policy).await
+        Connection::start(
+            Stream::Plain(tcp),
+            host,
+            Peer::Tcp(addr),
+            settings,
+            security,
+        )
+        .await
     }
 
     /// Connect to a Unix domain socket (an LMTP server on this host), read
@@ -178,25 +214,20 @@ impl Connection {
         let who = format!("unix:{}", path.display());
         let unix = connect(settings.timeouts.connect, &who, UnixStream::connect(path)).await?;
         let peer = Peer::Unix(path.to_path_buf());
-        Connection::start(
-            Stream::Unix(unix),
-            "localhost",
-            peer,
-            settings,
-            TlsPolicy::Off,
-        )
-        .await
+        let security = Security::starttls(TlsPolicy::Off);
+        Connection::start(Stream::Unix(unix), "localhost", peer, settings, security).await
     }
 
-    /// What every connection does once connected: the greeting, EHLO or
-    /// LHLO, and STARTTLS as `policy` asks.
+    /// What every connection does once connected: implicit TLS if asked,
+    /// the greeting, EHLO or LHLO, STARTTLS as the policy asks, and AUTH.
     async fn start(
         stream: Stream,
         host: &str,
         peer: Peer,
         settings: &ClientSettings,
-        policy: TlsPolicy,
+        security: Security<'_>,
     ) -> Result<Connection, HopError> {
+        let policy = security.tls;
         let t = settings.timeouts;
         let mut conn = Connection {
             stream,
@@ -209,7 +240,15 @@ impl Connection {
             usable: true,
             opened: std::time::Instant::now(),
             uses: 0,
+            authenticated: None,
         };
+        if security.implicit_tls {
+            // SMTPS: a failed handshake is no reason to talk in plaintext.
+            conn.handshake(policy).await.map_err(|mut e| {
+                e.tls_failed = false;
+                e
+            })?;
+        }
         let greeting = conn
             .read_reply(t.greeting)
             .await
@@ -227,6 +266,7 @@ impl Connection {
         conn.hello().await?;
         let offers_tls = conn.has(EXT_START_TLS);
         match policy {
+            _ if conn.tls.is_some() => {} // implicit TLS
             TlsPolicy::Off => {}
             TlsPolicy::Opportunistic if !offers_tls => {}
             TlsPolicy::Required | TlsPolicy::Verify if !offers_tls => {
@@ -236,6 +276,14 @@ impl Connection {
                 )))
             }
             _ => conn.starttls(policy).await?,
+        }
+        if let Some(credentials) = security.auth {
+            if let Err(e) = conn.authenticate(credentials, policy).await {
+                if conn.usable {
+                    conn.quit().await;
+                }
+                return Err(e);
+            }
         }
         Ok(conn)
     }
@@ -286,7 +334,7 @@ impl Connection {
         Ok(())
     }
 
-    fn hop_error(&self, reply: &Reply, after: &str) -> HopError {
+    pub(super) fn hop_error(&self, reply: &Reply, after: &str) -> HopError {
         HopError {
             reply: Reply::new(
                 if reply.is_permanent() { 554 } else { 451 },
@@ -311,6 +359,15 @@ impl Connection {
         // Anything the server sent after its 220 in plaintext is not to be
         // trusted (the client side of CVE-2011-0411).
         self.input.clear();
+        self.handshake(policy).await?;
+        // RFC 3207 §4.2: forget what was learned before TLS.
+        self.hello().await
+    }
+
+    /// The TLS handshake on the TCP stream, and the certificate judged as
+    /// `policy` says.
+    async fn handshake(&mut self, policy: TlsPolicy) -> Result<(), HopError> {
+        let t = self.settings.timeouts;
         let Peer::Tcp(addr) = self.peer.clone() else {
             self.usable = false;
             return Err(HopError::temp("no TLS over a Unix socket".into()));
@@ -371,8 +428,7 @@ impl Connection {
             });
         }
         self.tls = Some(info);
-        // RFC 3207 §4.2: forget what was learned before TLS.
-        self.hello().await
+        Ok(())
     }
 
     /// Send a line (or several) and read one reply.

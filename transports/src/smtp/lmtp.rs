@@ -10,7 +10,7 @@
 //! that recipient is deferred. LMTP connections are not kept for reuse
 //! (and so never mix with the SMTP pool): one per job, closed with QUIT.
 
-use super::client::{ClientSettings, Connection, HopError, Peer};
+use super::client::{ClientSettings, Connection, HopError, Peer, Security};
 use super::mx::Dns;
 use super::tls::TlsPolicy;
 use crate::{Job, LmtpTarget, NextHop, Outcome, Status, Transport};
@@ -51,7 +51,8 @@ impl LmtpTransport {
         let mut last = None;
         for ip in ips {
             let addr = SocketAddr::new(ip, host.port);
-            match Connection::open(addr, &host.name, &self.client, TlsPolicy::Off).await {
+            let plain = Security::starttls(TlsPolicy::Off);
+            match Connection::open(addr, &host.name, &self.client, plain).await {
                 Ok(conn) => return Ok(conn),
                 Err(e) => last = Some(e),
             }

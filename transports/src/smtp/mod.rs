@@ -8,7 +8,17 @@
 //! or answers MAIL FROM with a temporary error makes way for the next one;
 //! once a host accepted MAIL FROM, its recipient replies are final for
 //! this attempt.
+//!
+//! A relay hop (relay-to-host, a smart host) names its hosts itself: they
+//! are tried in order, with implicit TLS or STARTTLS and AUTH as the hop
+//! says; whatever goes wrong with them (AUTH refused included) defers.
+//!
+//! Idle connections are pooled by address *and* by the credentials they
+//! authenticated with: an authenticated session is only ever reused for
+//! the same host address with the same credentials, never for MX
+//! delivery or another account's hop.
 
+mod auth;
 mod body;
 mod client;
 mod lmtp;
@@ -18,13 +28,17 @@ mod transaction;
 
 #[cfg(test)]
 mod scripted;
+#[cfg(test)]
+mod scripted_auth;
 
-pub use client::{parse_reply, ClientSettings, Connection, HopError, Peer, Timeouts, TlsInfo};
+pub use client::{
+    parse_reply, ClientSettings, Connection, HopError, Peer, Security, Timeouts, TlsInfo,
+};
 pub use lmtp::LmtpTransport;
 pub use mx::{Dns, DnsError, MxHost};
 pub use tls::{Tls, TlsPolicy};
 
-use crate::{Job, NextHop, Outcome, RelayHop, Status, Transport};
+use crate::{Credentials, Job, NextHop, Outcome, RelayHop, Status, Transport};
 use faxmta_queue::Reply;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -56,11 +70,15 @@ pub struct SmtpSettings {
     pub idle_per_host: usize,
 }
 
+/// What idle connections are kept under: the address, and the
+/// credentials the session authenticated with (none: not authenticated).
+type PoolKey = (SocketAddr, Option<Credentials>);
+
 /// The outbound SMTP transport.
 pub struct SmtpTransport {
     dns: Dns,
     settings: SmtpSettings,
-    pool: Mutex<HashMap<SocketAddr, Vec<(Instant, Connection)>>>,
+    pool: Mutex<HashMap<PoolKey, Vec<(Instant, Connection)>>>,
 }
 
 impl SmtpTransport {
@@ -72,16 +90,17 @@ impl SmtpTransport {
         }
     }
 
-    fn pool(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Vec<(Instant, Connection)>>> {
+    fn pool(&self) -> std::sync::MutexGuard<'_, HashMap<PoolKey, Vec<(Instant, Connection)>>> {
         self.pool.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// An idle connection to `addr` that still answers RSET.
-    async fn reuse(&self, addr: SocketAddr) -> Option<Connection> {
+    /// An idle connection to `key`'s address, authenticated with its
+    /// credentials (or not at all), that still answers RSET.
+    async fn reuse(&self, key: &PoolKey) -> Option<Connection> {
         loop {
             let candidate = {
                 let mut pool = self.pool();
-                let list = pool.get_mut(&addr)?;
+                let list = pool.get_mut(key)?;
                 list.retain(|(since, _)| since.elapsed() < IDLE);
                 list.pop()
             };
@@ -100,7 +119,7 @@ impl SmtpTransport {
             return;
         };
         let mut pool = self.pool();
-        let list = pool.entry(addr).or_default();
+        let list = pool.entry((addr, conn.authenticated.clone())).or_default();
         if list.len() < self.settings.idle_per_host {
             list.push((Instant::now(), conn));
         }
@@ -118,20 +137,31 @@ impl SmtpTransport {
         &self,
         addr: SocketAddr,
         host: &str,
-        policy: TlsPolicy,
+        security: Security<'_>,
     ) -> Result<Connection, HopError> {
-        if let Some(conn) = self.reuse(addr).await {
-            let needs_tls = matches!(policy, TlsPolicy::Required | TlsPolicy::Verify);
+        let policy = security.tls;
+        if let Some(conn) = self.reuse(&(addr, security.auth.cloned())).await {
+            let needs_tls =
+                matches!(policy, TlsPolicy::Required | TlsPolicy::Verify) || security.implicit_tls;
             let verified = conn.tls.as_ref().is_some_and(|t| t.verified);
             if (!needs_tls || conn.tls.is_some()) && (policy != TlsPolicy::Verify || verified) {
                 return Ok(conn);
             }
             conn.quit().await;
         }
-        match Connection::open(addr, host, &self.settings.client, policy).await {
-            Err(e) if e.tls_failed && policy == TlsPolicy::Opportunistic => {
+        match Connection::open(addr, host, &self.settings.client, security).await {
+            // Not with credentials: they would not be sent in plaintext
+            // anyway (only tls = "off" allows that, and it never comes
+            // from a fallback).
+            Err(e)
+                if e.tls_failed
+                    && policy == TlsPolicy::Opportunistic
+                    && security.auth.is_none()
+                    && !security.implicit_tls =>
+            {
                 tracing::info!("{host}[{addr}]: {}; trying again without TLS", e.reply.text);
-                Connection::open(addr, host, &self.settings.client, TlsPolicy::Off).await
+                let plain = Security::starttls(TlsPolicy::Off);
+                Connection::open(addr, host, &self.settings.client, plain).await
             }
             other => other,
         }
@@ -145,9 +175,9 @@ impl SmtpTransport {
         job: &Job<'_>,
         name: &str,
         addr: SocketAddr,
-        policy: TlsPolicy,
+        security: Security<'_>,
     ) -> Result<Vec<Outcome>, HopError> {
-        let mut conn = match self.open(addr, name, policy).await {
+        let mut conn = match self.open(addr, name, security).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::info!("{}: {}", job.envelope.id, e.reply.text);
@@ -215,10 +245,29 @@ impl SmtpTransport {
         }
     }
 
-    /// Relay-to-host: the configured hosts in order, no MX lookup.
+    /// Relay-to-host and smart hosts: the configured hosts in order, no
+    /// MX lookup; every failure (AUTH refused too) tries the next host,
+    /// and when none is left the recipients are deferred.
     async fn to_hosts(&self, job: &Job<'_>, hop: &RelayHop) -> Vec<Outcome> {
+        let hops = received_count(job.body);
+        if hops > self.settings.max_received {
+            return all_outcomes(
+                job,
+                Status::Failed,
+                Reply::new(
+                    554,
+                    "5.4.6",
+                    format!("mail forwarding loop: {hops} Received headers"),
+                ),
+            );
+        }
         let mut last: Option<HopError> = None;
         for host in &hop.hosts {
+            let security = Security {
+                tls: hop.tls,
+                implicit_tls: hop.implicit_tls_for(host),
+                auth: hop.auth.as_ref(),
+            };
             let ips = match host.name.parse::<IpAddr>() {
                 Ok(ip) => vec![ip],
                 Err(_) => match self.dns.addresses(&host.name).await {
@@ -249,7 +298,7 @@ impl SmtpTransport {
                         ),
                     );
                 }
-                match self.attempt(job, &host.name, addr, hop.tls).await {
+                match self.attempt(job, &host.name, addr, security).await {
                     Ok(outcomes) => return outcomes,
                     Err(e) => last = Some(e),
                 }
@@ -353,7 +402,8 @@ impl SmtpTransport {
                 break 'hosts;
             }
             for addr in addrs {
-                match self.attempt(job, &mx.name, addr, self.settings.tls).await {
+                let security = Security::starttls(self.settings.tls);
+                match self.attempt(job, &mx.name, addr, security).await {
                     Ok(outcomes) => return outcomes,
                     Err(e) => {
                         all_permanent &= e.reply.is_permanent();

@@ -3,7 +3,7 @@
 //! and the paths real servers rarely take (HELO fallback, no PIPELINING, a
 //! connection lost between LMTP replies).
 
-use super::client::{ClientSettings, Connection, Peer, Timeouts};
+use super::client::{ClientSettings, Connection, Peer, Security, Timeouts};
 use super::tls::{Tls, TlsPolicy};
 use crate::{JobRecipient, Status};
 use faxmta_queue::{ClientInfo, Envelope, NewRecipient};
@@ -130,9 +130,14 @@ async fn lmtp_gives_one_result_per_recipient() {
             "452 4.2.2 <b@x> mailbox full\r\n",
         ],
     ));
-    let mut conn = Connection::open(addr, "lmtp.test", &settings(true), TlsPolicy::Off)
-        .await
-        .unwrap();
+    let mut conn = Connection::open(
+        addr,
+        "lmtp.test",
+        &settings(true),
+        Security::starttls(TlsPolicy::Off),
+    )
+    .await
+    .unwrap();
     let (env, rcpts) = envelope(&["a@x", "b@x"]);
     let results = conn
         .send(&env, b"Subject: t\r\n\r\nbody\r\n", &rcpts)
@@ -160,9 +165,14 @@ async fn helo_fallback_without_pipelining() {
         false,
         vec!["250 2.0.0 queued\r\n"],
     ));
-    let mut conn = Connection::open(addr, "old.test", &settings(false), TlsPolicy::Opportunistic)
-        .await
-        .unwrap();
+    let mut conn = Connection::open(
+        addr,
+        "old.test",
+        &settings(false),
+        Security::starttls(TlsPolicy::Opportunistic),
+    )
+    .await
+    .unwrap();
     let (env, rcpts) = envelope(&["a@x"]);
     let results = conn
         .send(&env, b"Subject: t\r\n\r\n.dot\r\n", &rcpts)
