@@ -30,8 +30,17 @@ pub enum QueueAction {
     Hold { id: String },
     /// Release a held message for delivery now.
     Release { id: String },
-    /// Try deferred mail now (one message, or all).
-    Flush { id: Option<String> },
+    /// Try deferred mail now: one message, all, or (--domain) every
+    /// recipient in one domain (held messages excepted).
+    Flush {
+        #[arg(conflicts_with = "domain")]
+        id: Option<String>,
+        /// Only the recipients in this domain (not its subdomains), in
+        /// every message that is not held: e.g. once a backup MX domain's
+        /// primary is back.
+        #[arg(long)]
+        domain: Option<String>,
+    },
 }
 
 pub fn queue(config: &Config, action: QueueAction) -> ExitCode {
@@ -47,7 +56,7 @@ pub fn queue(config: &Config, action: QueueAction) -> ExitCode {
         ),
         QueueAction::Hold { id } => (Request::Hold { id }, false),
         QueueAction::Release { id } => (Request::Release { id }, false),
-        QueueAction::Flush { id } => (Request::Flush { id }, false),
+        QueueAction::Flush { id, domain } => (Request::Flush { id, domain }, false),
     };
     let response = match control::call(&config.control.socket, &request) {
         Ok(Some(r)) => r,
@@ -188,6 +197,7 @@ mod tests {
             last_reply: reply,
             relay: None,
             delay_warned: false,
+            lifetime: None,
         };
         let env = Envelope {
             id: "6740A1B200001".into(),

@@ -4,8 +4,9 @@
 //! router and DNS settings as the server.
 
 use crate::config::Config;
-use crate::router::{Route, Router};
-use faxmta_transports::smtp::{Dns, TlsPolicy};
+use crate::router::{BackupRoute, Route, Router};
+use faxmta_queue::format_duration;
+use faxmta_transports::smtp::{BackupPlan, Dns, TlsPolicy};
 use faxmta_transports::{LmtpTarget, RelayHop};
 use std::fmt::Write;
 use std::net::IpAddr;
@@ -64,6 +65,100 @@ fn hop_lines(out: &mut String, hop: &RelayHop) {
     let _ = writeln!(out, "auth:    {auth}");
 }
 
+/// A host's addresses, or why there are none.
+fn address_list(addrs: &Result<Vec<IpAddr>, faxmta_transports::smtp::DnsError>) -> String {
+    match addrs {
+        Ok(ips) => ips
+            .iter()
+            .map(|ip| ip.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        Err(e) => format!("({e})"),
+    }
+}
+
+/// A backup MX domain: who is accepted, for how long, the MX set with our
+/// own entry, and the hosts that may be tried.
+async fn backup_lines(
+    out: &mut String,
+    config: &Config,
+    route: &BackupRoute,
+) -> Result<(), String> {
+    let domain = &route.hop.domain;
+    let _ = writeln!(
+        out,
+        "rule:    backup MX for {domain} (ours to relay: accepted from any client)"
+    );
+    let users = match route.callout {
+        Some(limit) => format!(
+            "verified at RCPT by a callout to the primary MX (MAIL FROM:<>, RCPT TO; within \
+             {}s): refused only when it refuses; a primary that cannot be asked: accepted",
+            limit.as_secs()
+        ),
+        None if route.listed => "faxmta's list (users = […]) at RCPT".to_string(),
+        None => "every local part is accepted".to_string(),
+    };
+    let _ = writeln!(out, "users:   {users}");
+    let _ = writeln!(
+        out,
+        "queue:   kept up to {} (then a failure report to the sender)",
+        format_duration(route.lifetime)
+    );
+    let _ = writeln!(
+        out,
+        "route:   SMTP only to MX hosts of {domain} more preferred than this host (port {}):",
+        config.outbound.port
+    );
+    let mut us = vec![format!("hostname {}", config.hostname)];
+    if let Some(name) = &route.hop.our_mx {
+        us.push(format!("our_mx {name}"));
+    }
+    us.push("listener addresses".into());
+    let dns = Dns::new(&config.dns.nameservers, config.dns.timeout.std())?;
+    let myself = config.myself();
+    let plan = match BackupPlan::make(&dns, &myself, config.outbound.port, &route.hop).await {
+        Ok(plan) => plan,
+        Err(e) => {
+            let _ = writeln!(out, "  none: {e} — delivery is deferred (the mail is held)");
+            let _ = writeln!(out, "tls:     {}", tls_words(route.hop.tls));
+            return Ok(());
+        }
+    };
+    let ours = plan.our_preference();
+    for (n, h) in plan.hosts.iter().enumerate() {
+        let role = match ours {
+            _ if h.ours => "this host (our entry)",
+            Some(p) if h.mx.preference < p => "more preferred: may be tried",
+            Some(_) => "not more preferred than us: never tried",
+            None => "never tried (we are not in the set)",
+        };
+        let _ = writeln!(
+            out,
+            "  {}. {} preference {}: {} — {role}",
+            n + 1,
+            h.mx.name,
+            h.mx.preference,
+            address_list(&h.addrs)
+        );
+    }
+    let ours = match ours {
+        Some(p) => format!("preference {p}"),
+        None => "not in the MX set".to_string(),
+    };
+    let _ = writeln!(out, "us:      {ours} (recognised by {})", us.join(", "));
+    let tries = match plan.primaries() {
+        Ok(hosts) => hosts
+            .iter()
+            .map(|h| h.mx.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        Err(reply) => format!("none — delivery is deferred: {}", reply.text),
+    };
+    let _ = writeln!(out, "tries:   {tries}");
+    let _ = writeln!(out, "tls:     {}", tls_words(route.hop.tls));
+    Ok(())
+}
+
 /// The explanation, as printed.
 pub async fn explain(config: &Config, address: &str) -> Result<String, String> {
     let router = Router::new(config);
@@ -112,6 +207,7 @@ pub async fn explain(config: &Config, address: &str) -> Result<String, String> {
             };
             let _ = writeln!(out, "users:   {users}");
         }
+        Ok(Route::BackupMx(route)) => backup_lines(&mut out, config, &route).await?,
         Ok(Route::Relay { hop }) => {
             let _ = writeln!(
                 out,
@@ -146,14 +242,7 @@ pub async fn explain(config: &Config, address: &str) -> Result<String, String> {
             match dns.mx(&domain).await {
                 Ok(hosts) => {
                     for (n, h) in hosts.iter().enumerate() {
-                        let addrs = match dns.addresses(&h.name).await {
-                            Ok(ips) => ips
-                                .iter()
-                                .map(|ip| ip.to_string())
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                            Err(e) => format!("({e})"),
-                        };
+                        let addrs = address_list(&dns.addresses(&h.name).await);
                         let implicit = if h.implicit {
                             " (no MX: the domain itself)"
                         } else {

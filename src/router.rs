@@ -6,7 +6,7 @@
 
 use crate::config::{Config, Deliver, DomainKind};
 use faxmta_queue::Reply;
-use faxmta_transports::{LmtpTarget, RelayHop};
+use faxmta_transports::{BackupMxHop, LmtpTarget, RelayHop};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -31,6 +31,21 @@ pub enum Route {
         /// The global `[smarthost]` rather than a `[[domain]]` entry.
         global: bool,
     },
+    /// A domain we are a backup MX for: ours to relay (accepted from
+    /// anyone), to its MX hosts more preferred than us only.
+    BackupMx(BackupRoute),
+}
+
+/// How a backup MX domain's recipients are taken and kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupRoute {
+    pub hop: BackupMxHop,
+    /// How long its mail may wait, in seconds.
+    pub lifetime: u64,
+    /// Verify recipients by a callout to the primary, within this time.
+    pub callout: Option<std::time::Duration>,
+    /// Recipients are checked against `users = […]`.
+    pub listed: bool,
 }
 
 impl Route {
@@ -49,6 +64,8 @@ struct LocalDomain {
 /// The domain table.
 pub struct Router {
     local: HashMap<String, LocalDomain>,
+    /// Domains we are a backup MX for, with their user lists.
+    backup: HashMap<String, (BackupRoute, Option<Vec<String>>)>,
     relay: HashMap<String, RelayHop>,
     /// Domains of kind `smarthost`.
     smarthost_domains: HashMap<String, RelayHop>,
@@ -63,8 +80,23 @@ impl Router {
         let mut local = HashMap::new();
         let mut relay = HashMap::new();
         let mut smarthost_domains = HashMap::new();
+        let mut backup = HashMap::new();
         for d in &config.domains {
+            let users = || {
+                d.users
+                    .as_ref()
+                    .map(|u| u.iter().map(|s| s.to_lowercase()).collect())
+            };
             match d.kind {
+                DomainKind::BackupMx => {
+                    let route = BackupRoute {
+                        hop: d.backup_hop(config.outbound.tls),
+                        lifetime: d.lifetime().unwrap_or(config.queue.lifetime.0),
+                        callout: d.callout(),
+                        listed: d.users.is_some(),
+                    };
+                    backup.insert(d.name.0.clone(), (route, users()));
+                }
                 DomainKind::Relay => {
                     relay.insert(d.name.0.clone(), d.hop(config.outbound.tls));
                 }
@@ -77,10 +109,7 @@ impl Router {
                             d.name.0.clone(),
                             LocalDomain {
                                 deliver: deliver.clone(),
-                                users: d
-                                    .users
-                                    .as_ref()
-                                    .map(|u| u.iter().map(|s| s.to_lowercase()).collect()),
+                                users: users(),
                             },
                         );
                     }
@@ -99,6 +128,7 @@ impl Router {
         };
         Router {
             local,
+            backup,
             relay,
             smarthost_domains,
             smarthost: config.smarthost.as_ref().map(|s| s.hop()),
@@ -130,6 +160,16 @@ impl Router {
         let bare = domain.trim_end_matches('.');
         if let Some(hop) = self.relay.get(bare) {
             return Ok(Route::Relay { hop: hop.clone() });
+        }
+        if let Some((route, users)) = self.backup.get(bare) {
+            let user = user.to_lowercase();
+            if users
+                .as_ref()
+                .is_some_and(|u| user != "postmaster" && !u.contains(&user))
+            {
+                return Err(unknown_user(address));
+            }
+            return Ok(Route::BackupMx(route.clone()));
         }
         let Some(local) = self.local.get(bare) else {
             let (hop, global) = match self.smarthost_domains.get(bare) {
@@ -363,6 +403,50 @@ hosts = ["127.0.0.4:465"]
             r.resolve("x@example.test"),
             Ok(Route::Maildir { .. })
         ));
+    }
+
+    #[test]
+    fn backup_mx_domains_are_ours_with_their_lists_and_lifetimes() {
+        let config = Config::parse(
+            Path::new("t.toml"),
+            r#"
+[[domain]]
+name = "partner.test"
+kind = "backup-mx"
+[[domain]]
+name = "listed.test"
+kind = "backup-mx"
+users = ["Ann"]
+lifetime = "2d"
+[[domain]]
+name = "asked.test"
+kind = "backup-mx"
+verify = "callout"
+"#,
+        )
+        .unwrap();
+        let r = Router::new(&config);
+        let Ok(Route::BackupMx(route)) = r.resolve("Anyone@Partner.Test") else {
+            panic!("not a backup route");
+        };
+        assert!(!Route::BackupMx(route.clone()).is_relay(), "ours");
+        assert_eq!(route.hop.domain, "partner.test");
+        assert_eq!(route.lifetime, 30 * 86_400);
+        assert!(route.callout.is_none() && !route.listed);
+
+        let Ok(Route::BackupMx(route)) = r.resolve("ann@listed.test") else {
+            panic!("ann is listed");
+        };
+        assert_eq!(route.lifetime, 2 * 86_400);
+        assert!(route.listed);
+        assert!(r.resolve("postmaster@listed.test").is_ok());
+        assert_eq!(r.resolve("bob@listed.test").unwrap_err().status, "5.1.1");
+
+        let Ok(Route::BackupMx(route)) = r.resolve("x@asked.test") else {
+            panic!("not a backup route");
+        };
+        assert_eq!(route.callout, Some(std::time::Duration::from_secs(30)));
+        assert!(r.resolve("x@sub.partner.test").unwrap().is_relay());
     }
 
     #[test]

@@ -198,87 +198,89 @@ impl Scheduler {
             return;
         }
         let mut outcomes = Vec::new();
-        if self.retry.expired(now, env.arrival, env.lifetime) {
-            for &i in &due {
-                outcomes.push(self.expired(&env, i));
-            }
-        } else {
-            // Group the due recipients by next hop: one job per hop.
-            let mut jobs: Vec<(NextHop, Vec<JobRecipient>)> = Vec::new();
-            for &i in &due {
-                let address = env.recipients[i].address.clone();
-                let (hop, mailbox) = match self.router.resolve(&address) {
-                    Ok(Route::Maildir { mailbox }) => (NextHop::Local, Some(mailbox)),
-                    Ok(Route::Remote { domain }) => (NextHop::Mx { domain }, None),
-                    Ok(Route::Relay { hop } | Route::Smarthost { hop, .. }) => {
-                        (NextHop::Relay(hop), None)
-                    }
-                    Ok(Route::Lmtp { target }) => (NextHop::Lmtp(target), None),
-                    Err(reply) => {
-                        let status = if reply.is_permanent() {
-                            Status::Failed
-                        } else {
-                            Status::Deferred
-                        };
-                        outcomes.push(Outcome::local(i, status, "none", reply));
-                        continue;
-                    }
-                };
-                let rcpt = JobRecipient {
-                    index: i,
-                    address,
-                    mailbox,
-                };
-                match jobs.iter_mut().find(|(h, _)| *h == hop) {
-                    Some((_, list)) => list.push(rcpt),
-                    None => jobs.push((hop, vec![rcpt])),
+        // Each recipient's lifetime: its own, the message's or the queue's.
+        let (gone, due): (Vec<usize>, Vec<usize>) = due
+            .into_iter()
+            .partition(|&i| self.retry.expired(now, env.arrival, env.lifetime_of(i)));
+        for &i in &gone {
+            outcomes.push(self.expired(&env, i));
+        }
+        // Group the due recipients by next hop: one job per hop.
+        let mut jobs: Vec<(NextHop, Vec<JobRecipient>)> = Vec::new();
+        for &i in &due {
+            let address = env.recipients[i].address.clone();
+            let (hop, mailbox) = match self.router.resolve(&address) {
+                Ok(Route::Maildir { mailbox }) => (NextHop::Local, Some(mailbox)),
+                Ok(Route::Remote { domain }) => (NextHop::Mx { domain }, None),
+                Ok(Route::Relay { hop } | Route::Smarthost { hop, .. }) => {
+                    (NextHop::Relay(hop), None)
                 }
+                Ok(Route::Lmtp { target }) => (NextHop::Lmtp(target), None),
+                Ok(Route::BackupMx(route)) => (NextHop::BackupMx(route.hop), None),
+                Err(reply) => {
+                    let status = if reply.is_permanent() {
+                        Status::Failed
+                    } else {
+                        Status::Deferred
+                    };
+                    outcomes.push(Outcome::local(i, status, "none", reply));
+                    continue;
+                }
+            };
+            let rcpt = JobRecipient {
+                index: i,
+                address,
+                mailbox,
+            };
+            match jobs.iter_mut().find(|(h, _)| *h == hop) {
+                Some((_, list)) => list.push(rcpt),
+                None => jobs.push((hop, vec![rcpt])),
             }
-            for (hop, recipients) in &jobs {
-                let transport = match hop {
-                    NextHop::Local => &self.local,
-                    NextHop::Mx { .. } | NextHop::Relay(_) => &self.smtp,
-                    NextHop::Lmtp(_) => &self.lmtp,
-                };
-                let _slot = self.destination_slot(hop).await;
-                let job = Job {
-                    envelope: &env,
-                    body: &body,
-                    recipients,
-                    next_hop: hop,
-                };
-                let active = self
-                    .metrics
-                    .deliveries_active
-                    .with_label_values(&[transport.name()]);
-                active.inc();
-                let results = transport.deliver(job).await;
-                active.dec();
-                for o in &results {
-                    let word = o.status.log_word();
+        }
+        for (hop, recipients) in &jobs {
+            let transport = match hop {
+                NextHop::Local => &self.local,
+                NextHop::Mx { .. } | NextHop::Relay(_) | NextHop::BackupMx(_) => &self.smtp,
+                NextHop::Lmtp(_) => &self.lmtp,
+            };
+            let _slot = self.destination_slot(hop).await;
+            let job = Job {
+                envelope: &env,
+                body: &body,
+                recipients,
+                next_hop: hop,
+            };
+            let active = self
+                .metrics
+                .deliveries_active
+                .with_label_values(&[transport.name()]);
+            active.inc();
+            let results = transport.deliver(job).await;
+            active.dec();
+            for o in &results {
+                let word = o.status.log_word();
+                self.metrics
+                    .deliveries
+                    .with_label_values(&[transport.name(), word])
+                    .inc();
+                if o.status == Status::Delivered {
+                    let delay = now_unix().saturating_sub(env.arrival) as f64;
                     self.metrics
-                        .deliveries
-                        .with_label_values(&[transport.name(), word])
-                        .inc();
-                    if o.status == Status::Delivered {
-                        let delay = now_unix().saturating_sub(env.arrival) as f64;
-                        self.metrics
-                            .delivery_delay
-                            .with_label_values(&[transport.name()])
-                            .observe(delay);
-                    }
-                    if let Some(version) = &o.tls {
-                        self.metrics.tls.with_label_values(&["out", version]).inc();
-                    }
+                        .delivery_delay
+                        .with_label_values(&[transport.name()])
+                        .observe(delay);
                 }
-                outcomes.extend(results);
+                if let Some(version) = &o.tls {
+                    self.metrics.tls.with_label_values(&["out", version]).inc();
+                }
             }
+            outcomes.extend(results);
         }
         self.record(env, &body, outcomes, now).await;
     }
 
     fn expired(&self, env: &Envelope, i: usize) -> Outcome {
-        let lifetime = env.lifetime.unwrap_or(self.retry.lifetime);
+        let lifetime = env.lifetime_of(i).unwrap_or(self.retry.lifetime);
         let last = env.recipients[i]
             .last_reply
             .as_ref()
@@ -318,9 +320,10 @@ impl Scheduler {
             r.last_attempt = now;
             r.relay = Some(o.relay.clone());
             if o.status == Status::Deferred {
+                let lifetime = env.lifetime_of(o.index);
                 match self
                     .retry
-                    .next_attempt(now, env.arrival, r.attempts, env.lifetime)
+                    .next_attempt(now, env.arrival, r.attempts, lifetime)
                 {
                     Some(next) => {
                         r.state = RcptState::Deferred;
@@ -449,7 +452,7 @@ impl Scheduler {
                         .filter(|relay| relay.contains('['))
                         .and_then(|relay| relay.split('[').next()),
                     will_retry_until: (kind == ReportKind::Delay)
-                        .then(|| env.arrival + env.lifetime.unwrap_or(self.retry.lifetime)),
+                        .then(|| env.arrival + env.lifetime_of(i).unwrap_or(self.retry.lifetime)),
                 })
             })
             .collect();
@@ -486,124 +489,4 @@ impl Scheduler {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Config;
-    use faxmta_queue::{NewMessage, NewRecipient};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// A transport that holds each job a while and records how many ran
-    /// at once, in all and per domain.
-    #[derive(Default)]
-    struct Counting {
-        running: AtomicUsize,
-        max: AtomicUsize,
-        per_domain: Mutex<HashMap<String, (usize, usize)>>,
-    }
-
-    #[async_trait::async_trait]
-    impl Transport for Counting {
-        fn name(&self) -> &'static str {
-            "smtp"
-        }
-        async fn deliver(&self, job: Job<'_>) -> Vec<Outcome> {
-            let NextHop::Mx { domain } = job.next_hop else {
-                panic!("unexpected hop");
-            };
-            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
-            self.max.fetch_max(now, Ordering::SeqCst);
-            {
-                let mut map = lock(&self.per_domain);
-                let entry = map.entry(domain.clone()).or_default();
-                entry.0 += 1;
-                entry.1 = entry.1.max(entry.0);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            lock(&self.per_domain).entry(domain.clone()).or_default().0 -= 1;
-            self.running.fetch_sub(1, Ordering::SeqCst);
-            job.recipients
-                .iter()
-                .map(|r| {
-                    Outcome::local(
-                        r.index,
-                        Status::Delivered,
-                        "test",
-                        Reply::new(250, "2.0.0", "ok"),
-                    )
-                })
-                .collect()
-        }
-    }
-
-    /// Run 12 one-recipient messages, alternating two domains, through a
-    /// scheduler; return the most jobs seen at once, in all and per domain.
-    async fn run(
-        concurrency: usize,
-        per_destination: usize,
-    ) -> (usize, HashMap<String, (usize, usize)>) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let config =
-            Config::parse(std::path::Path::new("t.toml"), "hostname = \"mx.test\"\n").unwrap();
-        let counting = Arc::new(Counting::default());
-        let settings = Settings {
-            retry: config.retry_policy(),
-            delay_warning: 0,
-            hostname: "mx.test".into(),
-            concurrency,
-            destination_concurrency: per_destination,
-        };
-        let transports = Transports {
-            local: counting.clone(),
-            smtp: counting.clone(),
-            lmtp: counting.clone(),
-        };
-        let scheduler = Scheduler::new(
-            store.clone(),
-            Arc::new(Router::new(&config)),
-            settings,
-            transports,
-            Arc::new(Metrics::new()),
-        );
-        for i in 0..12 {
-            let domain = if i % 2 == 0 { "a.example" } else { "b.example" };
-            let msg = NewMessage {
-                sender: String::new(),
-                recipients: vec![NewRecipient::new(format!("u{i}@{domain}"))],
-                ..Default::default()
-            };
-            let id = store.new_id().unwrap();
-            store
-                .enqueue(id, msg, b"Subject: x\r\n\r\nx\r\n")
-                .await
-                .unwrap();
-        }
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(scheduler.run(stop_rx, Duration::from_secs(5)));
-        for _ in 0..200 {
-            if store.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let _ = stop_tx.send(true);
-        task.await.unwrap();
-        assert!(store.is_empty(), "all 12 delivered");
-        let per = lock(&counting.per_domain).clone();
-        (counting.max.load(Ordering::SeqCst), per)
-    }
-
-    #[tokio::test]
-    async fn concurrency_is_bounded_per_destination() {
-        let (max, per) = run(3, 1).await;
-        assert_eq!(per["a.example"].1, 1, "{per:?}");
-        assert_eq!(per["b.example"].1, 1, "{per:?}");
-        assert_eq!(max, 2, "one per domain, two domains");
-    }
-
-    #[tokio::test]
-    async fn concurrency_is_bounded_in_all() {
-        let (max, _) = run(3, 10).await;
-        assert_eq!(max, 3, "the global limit is reached and never passed");
-    }
-}
+mod tests;

@@ -16,7 +16,7 @@ use crate::server;
 use faxmta_queue::Store;
 use faxmta_transports::local::MaildirTransport;
 use faxmta_transports::smtp::{
-    ClientSettings, Dns, LmtpTransport, SmtpSettings, SmtpTransport, Timeouts, Tls,
+    Callout, ClientSettings, Dns, LmtpTransport, SmtpSettings, SmtpTransport, Timeouts, Tls,
 };
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -84,6 +84,7 @@ async fn serve(config: Config) -> Result<(), String> {
         config.clone(),
         store.clone(),
         router.clone(),
+        Arc::new(callout(&config)?),
         tls,
         metrics.clone(),
         stop_rx.clone(),
@@ -163,6 +164,18 @@ fn lmtp_transport(config: &Config) -> Result<LmtpTransport, String> {
     Ok(LmtpTransport::new(dns, client_settings(config, true)?))
 }
 
+/// Recipient callouts for backup MX domains (`verify = "callout"`), with
+/// the resolver and client settings of outbound SMTP.
+fn callout(config: &Config) -> Result<Callout, String> {
+    let dns = Dns::new(&config.dns.nameservers, config.dns.timeout.std())?;
+    Ok(Callout::new(
+        dns,
+        client_settings(config, false)?,
+        config.myself(),
+        config.outbound.port,
+    ))
+}
+
 /// The outbound SMTP transport as `[dns]` and `[outbound]` describe it.
 fn smtp_transport(config: &Config) -> Result<SmtpTransport, String> {
     let dns = Dns::new(&config.dns.nameservers, config.dns.timeout.std())?;
@@ -174,8 +187,7 @@ fn smtp_transport(config: &Config) -> Result<SmtpTransport, String> {
             client: client_settings(config, false)?,
             port: out.port,
             tls,
-            local_names: vec![config.hostname.to_ascii_lowercase()],
-            local_addrs: config.listeners.iter().map(|l| l.addr).collect(),
+            myself: config.myself(),
             max_received: out.max_received,
             idle_per_host: config.queue.destination_concurrency,
         },

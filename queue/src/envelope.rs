@@ -164,6 +164,12 @@ pub struct Recipient {
     pub relay: Option<String>,
     /// Whether a delay warning was already sent for this recipient.
     pub delay_warned: bool,
+    /// This recipient's lifetime in seconds, overriding the message's
+    /// ([`Envelope::lifetime`]) and the queue's, if set: a message whose
+    /// recipients need different lifetimes (a backup MX domain beside
+    /// others) keeps each one's here.
+    #[serde(default)]
+    pub lifetime: Option<u64>,
 }
 
 /// How the message reached us.
@@ -197,7 +203,8 @@ pub struct Envelope {
     pub envid: Option<String>,
     /// Held by the administrator: not delivered until released.
     pub held: bool,
-    /// Per-message lifetime in seconds, overriding the queue's, if set.
+    /// Per-message lifetime in seconds, overriding the queue's, if set
+    /// (a recipient's own [`Recipient::lifetime`] overrides it in turn).
     pub lifetime: Option<u64>,
     pub recipients: Vec<Recipient>,
 }
@@ -222,6 +229,15 @@ impl Envelope {
         self.recipients.iter().all(|r| !r.state.is_active())
     }
 
+    /// The lifetime of recipient `i`: its own, else the message's; `None`
+    /// means the queue's.
+    pub fn lifetime_of(&self, i: usize) -> Option<u64> {
+        self.recipients
+            .get(i)
+            .and_then(|r| r.lifetime)
+            .or(self.lifetime)
+    }
+
     /// When the scheduler should next look at this message: the earliest
     /// next attempt of an active recipient; `None` when held or done.
     pub fn due(&self) -> Option<u64> {
@@ -238,6 +254,8 @@ pub struct NewRecipient {
     pub address: String,
     pub orcpt: Option<String>,
     pub notify: Option<Notify>,
+    /// Its own lifetime (see [`Recipient::lifetime`]).
+    pub lifetime: Option<u64>,
 }
 
 impl NewRecipient {
@@ -293,6 +311,7 @@ impl NewMessage {
                     last_reply: None,
                     relay: None,
                     delay_warned: false,
+                    lifetime: r.lifetime,
                 })
                 .collect(),
         }
@@ -341,5 +360,35 @@ mod tests {
         env.recipients[0].state = RcptState::Failed;
         assert_eq!(env.due(), None);
         assert!(env.is_done());
+    }
+
+    #[test]
+    fn a_recipient_lifetime_overrides_the_message_one() {
+        let msg = NewMessage {
+            sender: "a@b".into(),
+            recipients: vec![
+                NewRecipient::new("x@y"),
+                NewRecipient {
+                    lifetime: Some(30),
+                    ..NewRecipient::new("z@backup")
+                },
+            ],
+            ..Default::default()
+        };
+        let mut env = msg.into_envelope("ID".into(), 10, 100);
+        assert_eq!((env.lifetime_of(0), env.lifetime_of(1)), (None, Some(30)));
+        env.lifetime = Some(20);
+        assert_eq!(
+            (env.lifetime_of(0), env.lifetime_of(1)),
+            (Some(20), Some(30))
+        );
+        // Envelopes stored before recipients had a lifetime still read.
+        let mut json = serde_json::to_value(&env).unwrap();
+        json["recipients"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("lifetime");
+        let old: Envelope = serde_json::from_value(json).unwrap();
+        assert_eq!(old.recipients[0].lifetime, None);
     }
 }

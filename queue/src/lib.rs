@@ -9,6 +9,7 @@
 //!
 //! This crate does no networking and knows nothing of transports.
 
+mod admin;
 mod envelope;
 mod retry;
 mod store;

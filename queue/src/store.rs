@@ -18,7 +18,7 @@
 //! waiter that is queued, runs one flush and fsync, and answers them all,
 //! so N concurrent sessions cost about one sync, not N.
 
-use crate::envelope::{Envelope, NewMessage, QueueId, RcptState};
+use crate::envelope::{Envelope, NewMessage, QueueId};
 use crate::time::now_unix;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -379,49 +379,10 @@ impl Store {
         Ok(existed)
     }
 
-    /// Hold a message: it stays queued but is not delivered.
-    pub fn hold(&self, id: &str) -> Result<bool, QueueError> {
-        Ok(self.update(id, |e| e.held = true)?.is_some())
-    }
-
-    /// Release a held message; its active recipients become due now.
-    pub fn release(&self, id: &str) -> Result<bool, QueueError> {
-        let now = now_unix();
-        Ok(self
-            .update(id, |e| {
-                e.held = false;
-                for r in e.recipients.iter_mut().filter(|r| r.state.is_active()) {
-                    r.next_attempt = now;
-                }
-            })?
-            .is_some())
-    }
-
-    /// Make the active recipients of one message (or of all messages that
-    /// are not held) due now, like `postqueue -f`. Returns how many
-    /// messages were rescheduled.
-    pub fn flush_now(&self, id: Option<&str>) -> Result<usize, QueueError> {
-        let now = now_unix();
-        let ids: Vec<QueueId> = match id {
-            Some(id) => vec![id.to_string()],
-            None => lock(&self.inner.index).due_of.keys().cloned().collect(),
-        };
-        let mut n = 0;
-        for id in ids {
-            let changed = self.update(&id, |e| {
-                if !e.held {
-                    for r in e
-                        .recipients
-                        .iter_mut()
-                        .filter(|r| r.state == RcptState::Deferred)
-                    {
-                        r.next_attempt = now;
-                    }
-                }
-            })?;
-            n += usize::from(changed.is_some_and(|e| !e.held));
-        }
-        Ok(n)
+    /// Ids of the messages in the schedule index (every message that is
+    /// neither held nor finished).
+    pub(crate) fn scheduled(&self) -> Vec<QueueId> {
+        lock(&self.inner.index).due_of.keys().cloned().collect()
     }
 
     /// Every message in the queue, ordered by id (that is, by arrival).
@@ -599,7 +560,7 @@ fn commit_loop(syncer: Syncer, rx: mpsc::Receiver<Waiter>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::NewRecipient;
+    use crate::envelope::{NewRecipient, RcptState};
 
     fn message(rcpts: &[&str]) -> NewMessage {
         NewMessage {
@@ -682,42 +643,6 @@ mod tests {
         store.sync().await.unwrap();
         assert!(store.body(&id).unwrap().is_none());
         assert!(store.due(u64::MAX, 10).is_empty());
-    }
-
-    #[tokio::test]
-    async fn hold_release_and_flush() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let id = store.new_id().unwrap();
-        store
-            .enqueue(id.clone(), message(&["a@x"]), b"x")
-            .await
-            .unwrap();
-        assert!(store.hold(&id).unwrap());
-        assert!(store.due(u64::MAX, 10).is_empty());
-        assert_eq!(
-            store.counts(now_unix()),
-            QueueCounts {
-                due: 0,
-                waiting: 0,
-                held: 1
-            }
-        );
-        assert_eq!(store.flush_now(None).unwrap(), 0);
-        assert!(store.release(&id).unwrap());
-        assert_eq!(store.due(now_unix(), 10), vec![id.clone()]);
-        store
-            .update(&id, |e| {
-                e.recipients[0].state = RcptState::Deferred;
-                e.recipients[0].next_attempt = now_unix() + 3600;
-            })
-            .unwrap();
-        assert!(store.due(now_unix(), 10).is_empty());
-        assert_eq!(store.flush_now(None).unwrap(), 1);
-        assert_eq!(store.due(now_unix(), 10), vec![id.clone()]);
-        assert!(store.remove(&id).unwrap());
-        assert!(!store.remove(&id).unwrap());
-        assert!(!store.hold(&id).unwrap());
     }
 
     #[test]

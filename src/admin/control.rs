@@ -31,9 +31,12 @@ pub enum Request {
     Release {
         id: String,
     },
-    /// Every deferred message when `id` is absent.
+    /// Every deferred message when `id` and `domain` are absent; with
+    /// `domain`, every active recipient in that domain.
     Flush {
         id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        domain: Option<String>,
     },
 }
 
@@ -97,7 +100,22 @@ pub fn execute(store: &Store, request: &Request) -> Response {
             Ok(false) => return not_found(id),
             Err(e) => Err(e),
         },
-        Request::Flush { id } => match id {
+        Request::Flush {
+            domain: Some(domain),
+            ..
+        } if domain.trim().trim_end_matches('.').is_empty() => {
+            return Response::Error("flush --domain needs a domain name".into())
+        }
+        Request::Flush {
+            domain: Some(domain),
+            ..
+        } => store.flush_domain(domain).map(|n| {
+            tracing::info!(
+                "{n} message(s) with recipients in {domain} flushed by the administrator"
+            );
+            Response::Count(n)
+        }),
+        Request::Flush { id, .. } => match id {
             Some(one) if matches!(store.get(one), Ok(None)) => return not_found(one),
             _ => store.flush_now(id.as_deref()).map(Response::Count),
         },

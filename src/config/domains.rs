@@ -2,9 +2,10 @@
 //! global `[smarthost]`, their validation, and the AUTH passwords read
 //! from their files when the configuration is loaded.
 
-use super::values::{Deliver, DomainName, HostSpec};
+use super::values::{Deliver, DomainName, Duration, HostSpec};
 use super::{Config, ConfigError, OutboundTls};
-use faxmta_transports::{Credentials, HostPort, RelayHop};
+use faxmta_transports::smtp::Myself;
+use faxmta_transports::{BackupMxHop, Credentials, HostPort, RelayHop};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -20,7 +21,28 @@ pub enum DomainKind {
     /// Not ours (its recipients need relay permission), but sent through
     /// `hosts` — a smart host, with TLS and AUTH — instead of its MX.
     Smarthost,
+    /// Ours to relay as its backup MX: accepted from anyone (all local
+    /// parts, the listed `users`, or those its primary confirms by
+    /// callout), held, and delivered only to its MX hosts more preferred
+    /// than our own entry.
+    BackupMx,
 }
+
+/// How a backup MX checks recipients at RCPT (`verify = …`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Verify {
+    /// No check beyond `users`, if given.
+    #[default]
+    None,
+    /// Ask the domain's most preferred MX that is not us.
+    Callout,
+}
+
+/// The default lifetime of backup MX mail: a primary may be down for long.
+pub const BACKUP_MX_LIFETIME: u64 = 30 * 86_400;
+/// The default time limit of a callout.
+pub const CALLOUT_TIMEOUT: u64 = 30;
 
 /// `[[domain]]`
 #[derive(Debug, Clone, Deserialize)]
@@ -31,7 +53,8 @@ pub struct DomainConfig {
     /// For `local`: where mail goes, e.g. `maildir:var/mail/{domain}/{user}`,
     /// `lmtp:HOST:PORT` or `lmtp:unix:PATH`.
     pub deliver: Option<Deliver>,
-    /// For `local`: the users that exist. Absent: every local part is accepted.
+    /// For `local` and `backup-mx`: the users that exist. Absent: every
+    /// local part is accepted.
     pub users: Option<Vec<String>>,
     /// For `relay` and `smarthost`: where the mail goes, tried in order
     /// (`host`, `host:port`, `[IPv6]:port`; port 25 by default).
@@ -44,6 +67,15 @@ pub struct DomainConfig {
     pub implicit_tls: Option<bool>,
     /// For `smarthost`: AUTH with these credentials.
     pub auth: Option<AuthConfig>,
+    /// For `backup-mx`: check recipients at RCPT by callout.
+    pub verify: Option<Verify>,
+    /// For `backup-mx` with `verify = "callout"`: its time limit.
+    pub callout_timeout: Option<Duration>,
+    /// For `backup-mx`: the name of our entry in the domain's MX set, when
+    /// it is not `hostname`.
+    pub our_mx: Option<DomainName>,
+    /// For `backup-mx`: how long its mail may wait (default 30 days).
+    pub lifetime: Option<Duration>,
 }
 
 /// `[smarthost]`: all mail for domains that are not ours goes to these
@@ -99,7 +131,7 @@ impl DomainConfig {
     pub fn hop(&self, outbound: OutboundTls) -> RelayHop {
         let tls = self.tls.unwrap_or(match self.kind {
             DomainKind::Smarthost => smarthost_tls(),
-            DomainKind::Local | DomainKind::Relay => outbound,
+            DomainKind::Local | DomainKind::Relay | DomainKind::BackupMx => outbound,
         });
         let hosts = self.hosts.as_deref().unwrap_or_default();
         hop(
@@ -108,6 +140,46 @@ impl DomainConfig {
             self.implicit_tls.unwrap_or(false),
             self.auth.as_ref(),
         )
+    }
+}
+
+impl DomainConfig {
+    /// The transport's hop of a backup MX domain; `outbound`: the
+    /// `[outbound] tls` setting, its default.
+    pub fn backup_hop(&self, outbound: OutboundTls) -> BackupMxHop {
+        BackupMxHop {
+            domain: self.name.0.clone(),
+            our_mx: self.our_mx.as_ref().map(|n| n.0.clone()),
+            tls: self.tls.unwrap_or(outbound).policy(),
+        }
+    }
+
+    /// How long mail for this domain may wait, when it differs from the
+    /// queue's `lifetime`: a backup MX domain's (30 days by default).
+    pub fn lifetime(&self) -> Option<u64> {
+        match self.kind {
+            DomainKind::BackupMx => Some(self.lifetime.map_or(BACKUP_MX_LIFETIME, |d| d.0)),
+            _ => None,
+        }
+    }
+
+    /// The time limit of a callout, when recipients are verified by one.
+    pub fn callout(&self) -> Option<std::time::Duration> {
+        (self.kind == DomainKind::BackupMx && self.verify == Some(Verify::Callout)).then(|| {
+            self.callout_timeout
+                .map_or(std::time::Duration::from_secs(CALLOUT_TIMEOUT), |d| d.std())
+        })
+    }
+}
+
+impl Config {
+    /// How this host recognises itself in an MX set: `hostname` and the
+    /// listeners' addresses.
+    pub fn myself(&self) -> Myself {
+        Myself {
+            names: vec![self.hostname.to_ascii_lowercase()],
+            listeners: self.listeners.iter().map(|l| l.addr).collect(),
+        }
     }
 }
 
@@ -212,6 +284,16 @@ pub(super) fn validate(config: &Config, src: &Source<'_>) -> Result<(), ConfigEr
             return fail(format!("domain {name} is configured twice"));
         }
         let smarthost_keys = d.implicit_tls.is_some() || d.auth.is_some();
+        let backup_keys = d.verify.is_some()
+            || d.callout_timeout.is_some()
+            || d.our_mx.is_some()
+            || d.lifetime.is_some();
+        if backup_keys && d.kind != DomainKind::BackupMx {
+            return fail(format!(
+                "verify, callout_timeout, our_mx and lifetime are for backup-mx domains, not \
+                 domain {name}"
+            ));
+        }
         match d.kind {
             DomainKind::Local if d.deliver.is_none() => {
                 return fail(format!(
@@ -221,7 +303,8 @@ pub(super) fn validate(config: &Config, src: &Source<'_>) -> Result<(), ConfigEr
             }
             DomainKind::Local if d.hosts.is_some() || d.tls.is_some() || smarthost_keys => {
                 return fail(format!(
-                    "hosts, tls, implicit_tls and auth are for relay and smarthost domains, not \
+                    "hosts, tls, implicit_tls and auth are for relay and smarthost domains (tls also \
+                     for backup-mx), not \
                      local domain {name}"
                 ));
             }
@@ -234,7 +317,8 @@ pub(super) fn validate(config: &Config, src: &Source<'_>) -> Result<(), ConfigEr
                     "smarthost"
                 };
                 return fail(format!(
-                    "deliver and users are for local domains, not {kind} domain {name}"
+                    "deliver and users are for local domains (users also for backup-mx), not \
+                     {kind} domain {name}"
                 ));
             }
             DomainKind::Relay if d.hosts.as_ref().is_none_or(|h| h.is_empty()) => {
@@ -257,7 +341,36 @@ pub(super) fn validate(config: &Config, src: &Source<'_>) -> Result<(), ConfigEr
                 d.implicit_tls.unwrap_or(false),
                 d.auth.as_ref(),
             )?,
-            DomainKind::Local | DomainKind::Relay => {}
+            DomainKind::BackupMx if d.deliver.is_some() || d.hosts.is_some() || smarthost_keys => {
+                return fail(format!(
+                    "deliver, hosts, implicit_tls and auth are not for backup-mx domain {name}: \
+                     its mail goes to its MX hosts more preferred than this one"
+                ));
+            }
+            DomainKind::BackupMx if d.users.is_some() && d.verify == Some(Verify::Callout) => {
+                return fail(format!(
+                    "backup-mx domain {name}: users = […] and verify = \"callout\" exclude each \
+                     other (give the list, or let the primary say)"
+                ));
+            }
+            DomainKind::BackupMx if d.lifetime.is_some_and(|l| l.0 == 0) => {
+                return fail(format!(
+                    "backup-mx domain {name}: lifetime must be more than 0"
+                ));
+            }
+            DomainKind::BackupMx
+                if d.callout_timeout.is_some() && d.verify != Some(Verify::Callout) =>
+            {
+                return fail(format!(
+                    "backup-mx domain {name}: callout_timeout needs verify = \"callout\""
+                ));
+            }
+            DomainKind::BackupMx if d.callout_timeout.is_some_and(|t| t.0 == 0) => {
+                return fail(format!(
+                    "backup-mx domain {name}: callout_timeout must be more than 0"
+                ));
+            }
+            DomainKind::Local | DomainKind::Relay | DomainKind::BackupMx => {}
         }
     }
     Ok(())
@@ -398,6 +511,59 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("not relay domain b.test"), "{e}");
+    }
+
+    #[test]
+    fn a_backup_mx_domain_has_a_long_lifetime_and_its_own_keys() {
+        let c = parse(
+            "[outbound]\ntls = \"required\"\n[[domain]]\nname = \"partner.test\"\n\
+             kind = \"backup-mx\"\n[[domain]]\nname = \"other.test\"\nkind = \"backup-mx\"\n\
+             verify = \"callout\"\ncallout_timeout = \"5s\"\nour_mx = \"MX2.Example.Test.\"\n\
+             lifetime = \"7d\"\ntls = \"off\"\n",
+        )
+        .unwrap();
+        let (a, b) = (&c.domains[0], &c.domains[1]);
+        assert_eq!(a.lifetime(), Some(30 * 86_400));
+        assert_eq!(a.callout(), None);
+        let hop = a.backup_hop(c.outbound.tls);
+        assert_eq!((hop.domain.as_str(), hop.our_mx), ("partner.test", None));
+        assert_eq!(hop.tls, TlsPolicy::Required, "[outbound] tls");
+        assert_eq!(b.lifetime(), Some(7 * 86_400));
+        assert_eq!(b.callout(), Some(std::time::Duration::from_secs(5)));
+        let hop = b.backup_hop(c.outbound.tls);
+        assert_eq!(hop.our_mx.as_deref(), Some("mx2.example.test"));
+        assert_eq!(hop.tls, TlsPolicy::Off);
+        let c =
+            parse("[[domain]]\nname = \"p.test\"\nkind = \"backup-mx\"\nverify = \"callout\"\n")
+                .unwrap();
+        assert_eq!(
+            c.domains[0].callout(),
+            Some(std::time::Duration::from_secs(30))
+        );
+    }
+
+    #[test]
+    fn backup_mx_errors_name_the_line() {
+        let base = "[[domain]]\nname = \"p.test\"\nkind = \"backup-mx\"\n";
+        let e = parse(&format!("{base}hosts = [\"a\"]\n")).unwrap_err();
+        assert_eq!(e.place, ":2:8", "{e}");
+        assert!(e.message.contains("not for backup-mx domain p.test"), "{e}");
+        let e = parse(&format!("{base}users = [\"a\"]\nverify = \"callout\"\n")).unwrap_err();
+        assert!(e.message.contains("exclude each other"), "{e}");
+        let e = parse(&format!("{base}lifetime = 0\n")).unwrap_err();
+        assert!(e.message.contains("lifetime must be more than 0"), "{e}");
+        let e = parse(&format!("{base}callout_timeout = \"5s\"\n")).unwrap_err();
+        assert!(e.message.contains("needs verify"), "{e}");
+        let e = parse(&format!("{base}verify = \"ask\"\n")).unwrap_err();
+        assert_eq!(e.place, ":4:10", "{e}");
+        let e = parse(&format!("{base}our_mx = \"not a name\"\n")).unwrap_err();
+        assert!(e.message.contains("invalid domain name"), "{e}");
+        let e = parse(
+            "[[domain]]\nname = \"l.test\"\nkind = \"local\"\ndeliver = \"maildir:/m\"\n\
+             lifetime = \"30d\"\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("are for backup-mx domains"), "{e}");
     }
 
     #[test]

@@ -2,11 +2,14 @@
 //!
 //! For now this is relay control: recipients in our domains are taken from
 //! anyone; any other domain only from the networks in `[relay] allow`.
-//! The default allows nobody, so faxmta is never an open relay.
+//! The default allows nobody, so faxmta is never an open relay. Recipients
+//! of a backup MX domain with `verify = "callout"` are also put to the
+//! domain's primary ([`verify_backup`]).
 
 use crate::config::Config;
-use crate::router::{Route, Router};
+use crate::router::{BackupRoute, Route, Router};
 use faxmta_queue::Reply;
+use faxmta_transports::smtp::{Callout, Verdict};
 use ipnet::IpNet;
 use std::net::IpAddr;
 
@@ -44,6 +47,42 @@ impl Policy {
             ));
         }
         Ok(route)
+    }
+}
+
+/// A backup MX recipient verified by callout: refused (550 5.1.1 with the
+/// primary's own words) only when the primary refuses it permanently;
+/// accepted when it accepts, and also when it cannot be asked — down,
+/// slow, a temporary answer — because a backup MX exists for the time its
+/// primary is down. Without `verify = "callout"`: accepted.
+pub async fn verify_backup(
+    callout: &Callout,
+    route: &BackupRoute,
+    address: &str,
+) -> Result<(), Reply> {
+    let Some(limit) = route.callout else {
+        return Ok(());
+    };
+    match callout.verify(&route.hop, address, limit).await {
+        Verdict::Accepted { host, reply } => {
+            tracing::debug!("callout <{address}>: {host} said {reply}");
+            Ok(())
+        }
+        Verdict::Refused { host, reply } => {
+            tracing::info!("callout <{address}>: refused by {host}: {reply}");
+            Err(Reply::new(
+                550,
+                "5.1.1",
+                format!(
+                    "<{address}>: Recipient address rejected: the primary MX {host} said: {} {} {}",
+                    reply.code, reply.status, reply.text
+                ),
+            ))
+        }
+        Verdict::Unverified(why) => {
+            tracing::info!("callout <{address}>: not verified, accepted as backup MX: {why}");
+            Ok(())
+        }
     }
 }
 

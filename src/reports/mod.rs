@@ -311,6 +311,7 @@ mod tests {
             last_reply: None,
             relay: None,
             delay_warned: false,
+            lifetime: None,
         }
     }
 

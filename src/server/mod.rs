@@ -15,6 +15,7 @@ use crate::policy::Policy;
 use crate::router::Router;
 use conn::{Conn, Stream};
 use faxmta_queue::Store;
+use faxmta_transports::smtp::Callout;
 use session::{Session, TlsInfo};
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -28,6 +29,8 @@ pub struct ServerContext {
     pub store: Store,
     pub router: Arc<Router>,
     pub policy: Arc<Policy>,
+    /// Recipient callouts for backup MX domains.
+    pub callout: Arc<Callout>,
     pub tls: Option<TlsAcceptor>,
     pub metrics: Arc<Metrics>,
     pub shutdown: watch::Receiver<bool>,
@@ -140,6 +143,7 @@ pub fn context(
     config: Arc<Config>,
     store: Store,
     router: Arc<Router>,
+    callout: Arc<Callout>,
     tls: Option<TlsAcceptor>,
     metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
@@ -150,6 +154,7 @@ pub fn context(
         store,
         router,
         policy,
+        callout,
         tls,
         metrics,
         shutdown,

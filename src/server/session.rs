@@ -4,14 +4,16 @@
 //! means in the current state and answers it. Replies are queued and sent
 //! when the session next waits for input, which gives PIPELINING for free.
 //! A message is acknowledged only after [`faxmta_queue::Store::enqueue`]
-//! returned, that is after it was synced to disk (invariant 1).
+//! returned, that is after it was synced to disk (invariant 1); the
+//! message content (DATA, BDAT) and that commit are in `session/message.rs`.
 
 use super::conn::{Conn, Line, ReadError};
-use super::data::{DataError, DataReader};
-use super::received::{protocol_name, received_header};
 use super::ServerContext;
-use crate::config::{ListenerConfig, Role, TlsMode};
-use faxmta_queue::{BodyType, ClientInfo, NewMessage, NewRecipient, Notify, Ret};
+
+mod message;
+use crate::config::{ListenerConfig, TlsMode};
+use crate::router::Route;
+use faxmta_queue::{BodyType, NewRecipient, Notify, Ret};
 use smtp_proto::{self as sp, Request};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -178,7 +180,7 @@ impl Session {
             Request::Helo { host } => self.hello(host, false),
             Request::Lhlo { .. } => self.error(500, "5.5.1", "Error: LHLO is for LMTP"),
             Request::Mail { from } => self.mail(from),
-            Request::Rcpt { to } => self.rcpt(to),
+            Request::Rcpt { to } => self.rcpt(to).await,
             Request::Data => self.data().await,
             Request::Bdat {
                 chunk_size,
@@ -325,7 +327,7 @@ impl Session {
         Next::Continue
     }
 
-    fn rcpt(&mut self, to: sp::RcptTo<String>) -> Next {
+    async fn rcpt(&mut self, to: sp::RcptTo<String>) -> Next {
         let max = self.ctx.config.smtp.max_recipients;
         let ip = self.peer.ip();
         let Some(tx) = self.tx.as_ref() else {
@@ -339,17 +341,29 @@ impl Session {
         if !to.address.is_ascii() && !tx.smtputf8 {
             return self.error(553, "5.6.7", "Recipient address needs SMTPUTF8");
         }
-        if let Err(reply) = self
+        let checked = match self
             .ctx
             .policy
             .check_recipient(&self.ctx.router, ip, &to.address)
         {
-            tracing::info!(
-                client = %self.peer, rcpt = %to.address,
-                "NOQUEUE: reject: RCPT from [{ip}]: {reply}"
-            );
-            return self.error(reply.code, &reply.status, &reply.text);
-        }
+            Ok(Route::BackupMx(backup)) => {
+                crate::policy::verify_backup(&self.ctx.callout, &backup, &to.address)
+                    .await
+                    .map(|()| Some(backup.lifetime))
+            }
+            Ok(_) => Ok(None),
+            Err(reply) => Err(reply),
+        };
+        let lifetime = match checked {
+            Ok(lifetime) => lifetime,
+            Err(reply) => {
+                tracing::info!(
+                    client = %self.peer, rcpt = %to.address,
+                    "NOQUEUE: reject: RCPT from [{ip}]: {reply}"
+                );
+                return self.error(reply.code, &reply.status, &reply.text);
+            }
+        };
         let notify = (to.flags
             & (sp::RCPT_NOTIFY_NEVER
                 | sp::RCPT_NOTIFY_SUCCESS
@@ -374,214 +388,10 @@ impl Session {
                 address: to.address,
                 orcpt,
                 notify,
+                lifetime,
             });
         }
         self.reply(250, "2.1.5", "Ok");
-        Next::Continue
-    }
-
-    async fn data(&mut self) -> Next {
-        match &self.tx {
-            None => return self.error(503, "5.5.1", "Error: need MAIL command"),
-            Some(tx) if tx.recipients.is_empty() => {
-                return self.error(554, "5.5.1", "Error: no valid recipients")
-            }
-            Some(tx) if !tx.chunks.is_empty() || tx.chunk_error.is_some() => {
-                return self.error(503, "5.5.1", "Error: DATA after BDAT")
-            }
-            Some(_) => {}
-        }
-        self.reply(354, "", "End data with <CR><LF>.<CR><LF>");
-        let smtp = &self.ctx.config.smtp;
-        let mut reader = DataReader::new(
-            smtp.bare_newline,
-            smtp.max_message_size.0 as usize,
-            smtp.max_data_line,
-        );
-        let timeout = smtp.data_timeout.std();
-        loop {
-            if let Some(n) = reader.feed(self.conn.buffered()) {
-                self.conn.consume(n);
-                break;
-            }
-            let all = self.conn.buffered().len();
-            self.conn.consume(all);
-            match self.conn.fill(timeout).await {
-                Ok(()) => {}
-                Err(ReadError::Timeout) => {
-                    // Nothing was acknowledged: the partial message is dropped.
-                    self.conn
-                        .queue("421 4.4.2 Error: timeout exceeded, closing connection\r\n");
-                    return Next::Close;
-                }
-                Err(_) => {
-                    tracing::info!(client = %self.peer, "lost connection after DATA; message dropped, not acknowledged");
-                    self.tx = None;
-                    return Next::Close;
-                }
-            }
-        }
-        match reader.finish() {
-            Ok(body) => self.finish_message(body).await,
-            Err(e) => {
-                self.tx = None;
-                let (code, status, text) = match e {
-                    DataError::TooBig => TOO_BIG,
-                    DataError::LineTooLong => (
-                        554,
-                        "5.6.0",
-                        "Message refused: a text line is longer than RFC 5321 allows",
-                    ),
-                    DataError::BareNewline => (
-                        554,
-                        "5.6.0",
-                        "Message refused: bare CR or LF in message text (only CRLF line ends are allowed)",
-                    ),
-                };
-                tracing::info!(client = %self.peer, "NOQUEUE: reject: DATA from [{}]: {code} {status} {text}", self.peer.ip());
-                self.error(code, status, text)
-            }
-        }
-    }
-
-    async fn bdat(&mut self, size: usize, last: bool) -> Next {
-        // The chunk must be read whatever happens, or its bytes would be
-        // taken for commands.
-        let max = self.ctx.config.smtp.max_message_size.0 as usize;
-        let mut chunk_error = None;
-        let keep = match &self.tx {
-            None => {
-                chunk_error = Some((503, "5.5.1", "Error: need MAIL command"));
-                false
-            }
-            Some(tx) if tx.recipients.is_empty() => {
-                chunk_error = Some((554, "5.5.1", "Error: no valid recipients"));
-                false
-            }
-            Some(tx) => tx.chunk_error.is_none() && tx.chunks.len().saturating_add(size) <= max,
-        };
-        let mut left = size;
-        let timeout = self.ctx.config.smtp.data_timeout.std();
-        loop {
-            let take = left.min(self.conn.buffered().len());
-            if keep {
-                if let Some(tx) = self.tx.as_mut() {
-                    tx.chunks.extend_from_slice(&self.conn.buffered()[..take]);
-                }
-            }
-            self.conn.consume(take);
-            left -= take;
-            if left == 0 {
-                break;
-            }
-            if let Err(e) = self.conn.fill(timeout).await {
-                if let ReadError::Timeout = e {
-                    self.conn
-                        .queue("421 4.4.2 Error: timeout exceeded, closing connection\r\n");
-                }
-                self.tx = None;
-                return Next::Close;
-            }
-        }
-        if let Some((code, status, text)) = chunk_error {
-            return self.error(code, status, text);
-        }
-        let Some(tx) = self.tx.as_mut() else {
-            return self.error(503, "5.5.1", "Error: need MAIL command");
-        };
-        if !keep && tx.chunk_error.is_none() {
-            tx.chunk_error = Some(TOO_BIG);
-            tx.chunks = Vec::new();
-        }
-        if let Some((code, status, text)) = tx.chunk_error {
-            if last {
-                self.tx = None;
-            }
-            return self.error(code, status, text);
-        }
-        if !last {
-            self.reply(250, "2.0.0", &format!("{size} octets received"));
-            return Next::Continue;
-        }
-        let body = std::mem::take(&mut tx.chunks);
-        self.finish_message(body).await
-    }
-
-    /// Store the message durably, then answer 250 (or a 4xx if the store
-    /// failed: the client keeps the message and tries again).
-    async fn finish_message(&mut self, data: Vec<u8>) -> Next {
-        let Some(tx) = self.tx.take() else {
-            return self.error(503, "5.5.1", "Error: need MAIL command");
-        };
-        let store = &self.ctx.store;
-        let id = match store.new_id() {
-            Ok(id) => id,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot allocate a queue id");
-                self.reply(451, "4.3.0", "Error: queue file write error");
-                return Next::Continue;
-            }
-        };
-        let protocol = protocol_name(self.esmtp, tx.smtputf8, self.tls.is_some(), false);
-        let helo = self.helo.clone().unwrap_or_default();
-        let for_rcpt = (tx.recipients.len() == 1).then(|| tx.recipients[0].address.as_str());
-        let mut body = received_header(
-            &helo,
-            self.peer.ip(),
-            &self.ctx.config.hostname,
-            protocol,
-            &id,
-            self.tls.as_ref(),
-            for_rcpt,
-        );
-        body.extend_from_slice(&data);
-        let nrcpt = tx.recipients.len();
-        let sender = tx.sender.clone();
-        let message = NewMessage {
-            sender: tx.sender,
-            recipients: tx.recipients,
-            client: ClientInfo {
-                addr: self.peer.ip().to_string(),
-                helo,
-                auth_user: None,
-                protocol: protocol.to_string(),
-            },
-            body_type: tx.body_type,
-            smtputf8: tx.smtputf8,
-            ret: tx.ret,
-            envid: tx.envid,
-            held: false,
-            lifetime: None,
-        };
-        match store.enqueue(id.clone(), message, &body).await {
-            Ok(env) => {
-                tracing::info!(
-                    "{id}: from=<{sender}>, size={}, nrcpt={nrcpt}, client={}[{}], proto={protocol}",
-                    env.size,
-                    env.client.helo,
-                    self.peer.ip()
-                );
-                self.reply(250, "2.0.0", &format!("Ok: queued as {id}"));
-                let source = match self.listener.role {
-                    Role::Mx => "mx",
-                    Role::Submission => "submission",
-                };
-                self.ctx.metrics.received.with_label_values(&[source]).inc();
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "{id}: cannot store message from <{sender}>");
-                let (code, status) = if e.is_disk_full() {
-                    (452, "4.3.1")
-                } else {
-                    (451, "4.3.0")
-                };
-                self.reply(
-                    code,
-                    status,
-                    "Error: queue file write error, try again later",
-                );
-            }
-        }
         Next::Continue
     }
 

@@ -11,6 +11,6 @@ pub mod smtp;
 mod transport;
 
 pub use transport::{
-    Credentials, HostPort, Job, JobRecipient, LmtpTarget, NextHop, Outcome, RelayHop, Status,
-    Transport,
+    BackupMxHop, Credentials, HostPort, Job, JobRecipient, LmtpTarget, NextHop, Outcome, RelayHop,
+    Status, Transport,
 };

@@ -26,6 +26,22 @@ pub enum NextHop {
     Relay(RelayHop),
     /// To an LMTP server (RFC 2033) that delivers into the mailboxes.
     Lmtp(LmtpTarget),
+    /// To the MX hosts of a domain we are a backup MX for: only those
+    /// more preferred than our own entry in its MX set; none (we are the
+    /// most preferred, or not in the set): deferred, never bounced.
+    BackupMx(BackupMxHop),
+}
+
+/// A domain we are a backup MX for, and how to reach its primaries.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BackupMxHop {
+    /// The domain, lower case.
+    pub domain: String,
+    /// The name of our own entry in the domain's MX set, when it is not
+    /// one of this host's names (`hostname`) and its address is not one of
+    /// our listeners' (both are recognised anyway).
+    pub our_mx: Option<String>,
+    pub tls: crate::smtp::TlsPolicy,
 }
 
 /// Where an LMTP server listens.

@@ -13,13 +13,20 @@
 //! are tried in order, with implicit TLS or STARTTLS and AUTH as the hop
 //! says; whatever goes wrong with them (AUTH refused included) defers.
 //!
+//! A backup MX domain (`backup.rs`) goes only to its MX hosts more
+//! preferred than our own entry, and defers when there are none; its
+//! recipients can be verified at RCPT time by a callout to those hosts
+//! (`callout.rs`).
+//!
 //! Idle connections are pooled by address *and* by the credentials they
 //! authenticated with: an authenticated session is only ever reused for
 //! the same host address with the same credentials, never for MX
 //! delivery or another account's hop.
 
 mod auth;
+mod backup;
 mod body;
+mod callout;
 mod client;
 mod lmtp;
 pub mod mx;
@@ -31,6 +38,8 @@ mod scripted;
 #[cfg(test)]
 mod scripted_auth;
 
+pub use backup::{BackupPlan, Myself, PlannedHost};
+pub use callout::{Callout, Verdict};
 pub use client::{
     parse_reply, ClientSettings, Connection, HopError, Peer, Security, Timeouts, TlsInfo,
 };
@@ -58,11 +67,9 @@ pub struct SmtpSettings {
     /// The port MX hosts are contacted on (25; tests use others).
     pub port: u16,
     pub tls: TlsPolicy,
-    /// Names that are this host (our hostname): MX records pointing at
-    /// them are loops.
-    pub local_names: Vec<String>,
-    /// Addresses we accept mail on: an MX host at one of them is us.
-    pub local_addrs: Vec<SocketAddr>,
+    /// Our names and listeners: an MX host with one of the names, or
+    /// whose address and `port` are one of the listeners, is us.
+    pub myself: Myself,
     /// More Received headers than this: a mail loop (RFC 5321 §6.3).
     pub max_received: usize,
     /// Idle connections kept per address for reuse; as many as deliveries
@@ -127,9 +134,23 @@ impl SmtpTransport {
 
     /// Whether `addr` is one of our own listeners.
     fn is_self(&self, addr: SocketAddr) -> bool {
-        self.settings.local_addrs.iter().any(|l| {
-            l.port() == addr.port()
-                && (l.ip() == addr.ip() || (l.ip().is_unspecified() && addr.ip().is_loopback()))
+        self.settings.myself.is_listener(addr)
+    }
+
+    /// A message that went round too often (RFC 5321 §6.3) fails for
+    /// every recipient of the job.
+    fn loop_check(&self, job: &Job<'_>) -> Option<Vec<Outcome>> {
+        let hops = received_count(job.body);
+        (hops > self.settings.max_received).then(|| {
+            all_outcomes(
+                job,
+                Status::Failed,
+                Reply::new(
+                    554,
+                    "5.4.6",
+                    format!("mail forwarding loop: {hops} Received headers"),
+                ),
+            )
         })
     }
 
@@ -249,17 +270,8 @@ impl SmtpTransport {
     /// MX lookup; every failure (AUTH refused too) tries the next host,
     /// and when none is left the recipients are deferred.
     async fn to_hosts(&self, job: &Job<'_>, hop: &RelayHop) -> Vec<Outcome> {
-        let hops = received_count(job.body);
-        if hops > self.settings.max_received {
-            return all_outcomes(
-                job,
-                Status::Failed,
-                Reply::new(
-                    554,
-                    "5.4.6",
-                    format!("mail forwarding loop: {hops} Received headers"),
-                ),
-            );
+        if let Some(failed) = self.loop_check(job) {
+            return failed;
         }
         let mut last: Option<HopError> = None;
         for host in &hop.hosts {
@@ -318,16 +330,8 @@ impl SmtpTransport {
                 .map(|r| Outcome::local(r.index, status, "none", reply.clone()))
                 .collect()
         };
-        let hops = received_count(job.body);
-        if hops > self.settings.max_received {
-            return all(
-                Status::Failed,
-                Reply::new(
-                    554,
-                    "5.4.6",
-                    format!("mail forwarding loop: {hops} Received headers"),
-                ),
-            );
+        if let Some(failed) = self.loop_check(job) {
+            return failed;
         }
         let hosts = match self.dns.mx(domain).await {
             Ok(hosts) => hosts,
@@ -362,11 +366,7 @@ impl SmtpTransport {
         let mut last: Option<HopError> = None;
         let mut all_permanent = true;
         'hosts: for (n, mx) in hosts.iter().enumerate() {
-            let looped = self
-                .settings
-                .local_names
-                .iter()
-                .any(|name| name.eq_ignore_ascii_case(&mx.name));
+            let looped = self.settings.myself.is_name(&mx.name);
             let ips: Vec<IpAddr> = if looped {
                 Vec::new()
             } else {
@@ -438,6 +438,7 @@ impl Transport for SmtpTransport {
         match job.next_hop {
             NextHop::Mx { domain } => self.to_domain(&job, domain).await,
             NextHop::Relay(hop) => self.to_hosts(&job, hop).await,
+            NextHop::BackupMx(hop) => self.to_backup(&job, hop).await,
             other => job
                 .recipients
                 .iter()
