@@ -37,7 +37,7 @@ pub enum QueueAction {
         id: Option<String>,
         /// Only the recipients in this domain (not its subdomains), in
         /// every message that is not held: e.g. once a backup MX domain's
-        /// primary is back.
+        /// primary is back; an ETRN domain's held mail is released.
         #[arg(long)]
         domain: Option<String>,
     },
@@ -147,6 +147,11 @@ pub fn mailq(list: &[Envelope], now: u64) -> String {
             }
             let when = match r.state {
                 RcptState::Pending | RcptState::Deferred if env.held => "held".to_string(),
+                _ if r.etrn_held() && r.next_attempt > now => format!(
+                    "held for ETRN, expires {}",
+                    local_time(r.next_attempt, "%a %b %e %H:%M")
+                ),
+                _ if r.etrn_held() => "held for ETRN".to_string(),
                 RcptState::Pending | RcptState::Deferred if r.next_attempt <= now => {
                     "due now".to_string()
                 }
@@ -198,6 +203,7 @@ mod tests {
             relay: None,
             delay_warned: false,
             lifetime: None,
+            etrn: None,
         };
         let env = Envelope {
             id: "6740A1B200001".into(),
@@ -220,7 +226,7 @@ mod tests {
                 rcpt("b@example.test", RcptState::Delivered, None),
             ],
         };
-        let text = mailq(&[env], 1500);
+        let text = mailq(std::slice::from_ref(&env), 1500);
         assert!(text.contains("6740A1B200001  !    2048"), "{text}");
         assert!(text.contains("MAILER-DAEMON"), "{text}");
         assert!(text.contains("(451 4.3.0 disk trouble)"), "{text}");
@@ -229,6 +235,14 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("b@example.test  [delivered]"), "{text}");
+        let mut waiting = env.clone();
+        waiting.held = false;
+        waiting.recipients[0].etrn = Some(faxmta_queue::Etrn::Held);
+        let text = mailq(&[waiting], 1500);
+        assert!(
+            text.contains("a@example.test  [deferred, 1 attempt(s), held for ETRN, expires "),
+            "{text}"
+        );
         assert!(text.ends_with("-- 2 Kbytes in 1 Request.\n"), "{text}");
         assert_eq!(mailq(&[], 0), "Mail queue is empty\n");
     }

@@ -4,10 +4,10 @@
 //! router and DNS settings as the server.
 
 use crate::config::Config;
-use crate::router::{BackupRoute, Route, Router};
+use crate::router::{BackupRoute, EtrnRoute, Route, Router};
 use faxmta_queue::format_duration;
 use faxmta_transports::smtp::{BackupPlan, Dns, TlsPolicy};
-use faxmta_transports::{LmtpTarget, RelayHop};
+use faxmta_transports::{BackupMxHop, LmtpTarget, NextHop, RelayHop};
 use std::fmt::Write;
 use std::net::IpAddr;
 use std::process::ExitCode;
@@ -104,23 +104,35 @@ async fn backup_lines(
         "queue:   kept up to {} (then a failure report to the sender)",
         format_duration(route.lifetime)
     );
+    mx_plan_lines(out, config, &route.hop, "route:  ").await
+}
+
+/// The MX set of a backup MX (or ETRN) hop with our own entry marked,
+/// and the hosts that may be tried; `label` starts the first line.
+async fn mx_plan_lines(
+    out: &mut String,
+    config: &Config,
+    hop: &BackupMxHop,
+    label: &str,
+) -> Result<(), String> {
+    let domain = &hop.domain;
     let _ = writeln!(
         out,
-        "route:   SMTP only to MX hosts of {domain} more preferred than this host (port {}):",
+        "{label} SMTP only to MX hosts of {domain} more preferred than this host (port {}):",
         config.outbound.port
     );
     let mut us = vec![format!("hostname {}", config.hostname)];
-    if let Some(name) = &route.hop.our_mx {
+    if let Some(name) = &hop.our_mx {
         us.push(format!("our_mx {name}"));
     }
     us.push("listener addresses".into());
     let dns = Dns::new(&config.dns.nameservers, config.dns.timeout.std())?;
     let myself = config.myself();
-    let plan = match BackupPlan::make(&dns, &myself, config.outbound.port, &route.hop).await {
+    let plan = match BackupPlan::make(&dns, &myself, config.outbound.port, hop).await {
         Ok(plan) => plan,
         Err(e) => {
             let _ = writeln!(out, "  none: {e} — delivery is deferred (the mail is held)");
-            let _ = writeln!(out, "tls:     {}", tls_words(route.hop.tls));
+            let _ = writeln!(out, "tls:     {}", tls_words(hop.tls));
             return Ok(());
         }
     };
@@ -155,7 +167,49 @@ async fn backup_lines(
         Err(reply) => format!("none — delivery is deferred: {}", reply.text),
     };
     let _ = writeln!(out, "tries:   {tries}");
-    let _ = writeln!(out, "tls:     {}", tls_words(route.hop.tls));
+    let _ = writeln!(out, "tls:     {}", tls_words(hop.tls));
+    Ok(())
+}
+
+/// An ETRN domain: held until whom releases it, for how long, and where
+/// its mail goes then.
+async fn etrn_lines(out: &mut String, config: &Config, route: &EtrnRoute) -> Result<(), String> {
+    let domain = &route.domain;
+    let _ = writeln!(
+        out,
+        "rule:    ETRN domain {domain} (ours to relay: accepted from any client), held: not \
+         attempted until an ETRN releases it"
+    );
+    let nets: Vec<String> = route.release_from.iter().map(|n| n.to_string()).collect();
+    let _ = writeln!(
+        out,
+        "release: ETRN {domain}, ETRN #{domain} or ETRN @{domain} (or @ a parent domain) from \
+         clients in release_from: {}",
+        nets.join(", ")
+    );
+    let users = if route.listed {
+        "faxmta's list (users = […]) at RCPT"
+    } else {
+        "every local part is accepted"
+    };
+    let _ = writeln!(out, "users:   {users}");
+    let lifetime = route.lifetime.unwrap_or(config.queue.lifetime.0);
+    let _ = writeln!(
+        out,
+        "queue:   held up to {} (then a failure report to the sender); released mail is \
+         delivered and retried as usual, mail arriving later waits for the next ETRN",
+        format_duration(lifetime)
+    );
+    match &route.hop {
+        NextHop::Relay(hop) => {
+            let _ = writeln!(out, "after:   ETRN: no MX lookup");
+            hop_lines(out, hop);
+        }
+        NextHop::BackupMx(hop) => mx_plan_lines(out, config, hop, "after:   ETRN:").await?,
+        other => {
+            let _ = writeln!(out, "after:   ETRN: {other:?}");
+        }
+    }
     Ok(())
 }
 
@@ -208,6 +262,7 @@ pub async fn explain(config: &Config, address: &str) -> Result<String, String> {
             let _ = writeln!(out, "users:   {users}");
         }
         Ok(Route::BackupMx(route)) => backup_lines(&mut out, config, &route).await?,
+        Ok(Route::Etrn(route)) => etrn_lines(&mut out, config, &route).await?,
         Ok(Route::Relay { hop }) => {
             let _ = writeln!(
                 out,

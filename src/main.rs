@@ -7,6 +7,7 @@
 mod admin;
 mod cli;
 mod config;
+mod etrn;
 mod explain;
 mod policy;
 mod reports;
@@ -47,11 +48,43 @@ enum Command {
         /// The recipient address.
         address: String,
     },
+    /// Ask a server that holds mail for us to deliver it now (ETRN, RFC
+    /// 1985); prints its reply, succeeds on 250-253.
+    Etrn {
+        /// The server: HOST, HOST:PORT or [IPv6]:PORT (port 25 by default).
+        #[arg(long)]
+        server: String,
+        /// The domain: DOMAIN, @DOMAIN (with its subdomains) or #QUEUE.
+        domain: String,
+        /// STARTTLS towards the server.
+        #[arg(long, value_enum, default_value = "opportunistic")]
+        tls: EtrnTls,
+    },
     /// Inspect and manage the queue (like mailq, postqueue and postsuper).
     Queue {
         #[command(subcommand)]
         action: cli::QueueAction,
     },
+}
+
+/// `faxmta etrn --tls`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum EtrnTls {
+    Off,
+    Opportunistic,
+    Required,
+    Verify,
+}
+
+impl From<EtrnTls> for config::OutboundTls {
+    fn from(t: EtrnTls) -> Self {
+        match t {
+            EtrnTls::Off => config::OutboundTls::Off,
+            EtrnTls::Opportunistic => config::OutboundTls::Opportunistic,
+            EtrnTls::Required => config::OutboundTls::Required,
+            EtrnTls::Verify => config::OutboundTls::Verify,
+        }
+    }
 }
 
 fn config_path(given: Option<PathBuf>) -> PathBuf {
@@ -95,6 +128,17 @@ fn main() -> ExitCode {
         },
         Command::Route { address } => match config::Config::load(&path) {
             Ok(c) => explain::run(&c, &address),
+            Err(e) => {
+                eprintln!("faxmta: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Etrn {
+            server,
+            domain,
+            tls,
+        } => match config::Config::load(&path) {
+            Ok(c) => etrn::client::run(&c, &server, &domain, tls.into()),
             Err(e) => {
                 eprintln!("faxmta: {e}");
                 ExitCode::FAILURE

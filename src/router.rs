@@ -6,8 +6,10 @@
 
 use crate::config::{Config, Deliver, DomainKind};
 use faxmta_queue::Reply;
-use faxmta_transports::{BackupMxHop, LmtpTarget, RelayHop};
+use faxmta_transports::{BackupMxHop, LmtpTarget, NextHop, RelayHop};
+use ipnet::IpNet;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 /// Where a recipient goes.
@@ -34,6 +36,36 @@ pub enum Route {
     /// A domain we are a backup MX for: ours to relay (accepted from
     /// anyone), to its MX hosts more preferred than us only.
     BackupMx(BackupRoute),
+    /// A domain whose mail we hold for a customer until ETRN releases it:
+    /// ours to relay (accepted from anyone).
+    Etrn(EtrnRoute),
+}
+
+/// How an ETRN domain's mail is held and where it goes once released.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtrnRoute {
+    /// The domain, lower case.
+    pub domain: String,
+    /// After the release: a relay hop (its `hosts`) or a backup MX hop
+    /// (its MX hosts more preferred than us).
+    pub hop: NextHop,
+    /// Its own lifetime in seconds, if it has one (else the queue's).
+    pub lifetime: Option<u64>,
+    /// Clients whose ETRN may release it.
+    pub release_from: Vec<IpNet>,
+    /// Recipients are checked against `users = […]`.
+    pub listed: bool,
+}
+
+impl EtrnRoute {
+    /// Whether `client` may release this domain's mail.
+    pub fn may_release(&self, client: IpAddr) -> bool {
+        let client = match client {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(client),
+            v4 => v4,
+        };
+        self.release_from.iter().any(|net| net.contains(&client))
+    }
 }
 
 /// How a backup MX domain's recipients are taken and kept.
@@ -66,6 +98,8 @@ pub struct Router {
     local: HashMap<String, LocalDomain>,
     /// Domains we are a backup MX for, with their user lists.
     backup: HashMap<String, (BackupRoute, Option<Vec<String>>)>,
+    /// ETRN domains, with their user lists.
+    etrn: HashMap<String, (EtrnRoute, Option<Vec<String>>)>,
     relay: HashMap<String, RelayHop>,
     /// Domains of kind `smarthost`.
     smarthost_domains: HashMap<String, RelayHop>,
@@ -81,6 +115,7 @@ impl Router {
         let mut relay = HashMap::new();
         let mut smarthost_domains = HashMap::new();
         let mut backup = HashMap::new();
+        let mut etrn = HashMap::new();
         for d in &config.domains {
             let users = || {
                 d.users
@@ -96,6 +131,16 @@ impl Router {
                         listed: d.users.is_some(),
                     };
                     backup.insert(d.name.0.clone(), (route, users()));
+                }
+                DomainKind::Etrn => {
+                    let route = EtrnRoute {
+                        domain: d.name.0.clone(),
+                        hop: d.etrn_hop(config.outbound.tls),
+                        lifetime: d.lifetime(),
+                        release_from: d.release_from.clone().unwrap_or_default(),
+                        listed: d.users.is_some(),
+                    };
+                    etrn.insert(d.name.0.clone(), (route, users()));
                 }
                 DomainKind::Relay => {
                     relay.insert(d.name.0.clone(), d.hop(config.outbound.tls));
@@ -129,11 +174,17 @@ impl Router {
         Router {
             local,
             backup,
+            etrn,
             relay,
             smarthost_domains,
             smarthost: config.smarthost.as_ref().map(|s| s.hop()),
             postmaster_domain,
         }
+    }
+
+    /// The ETRN domains, in no particular order.
+    pub fn etrn_domains(&self) -> impl Iterator<Item = &EtrnRoute> {
+        self.etrn.values().map(|(route, _)| route)
     }
 
     /// Decide the route of an address, or the reply that refuses it.
@@ -161,15 +212,23 @@ impl Router {
         if let Some(hop) = self.relay.get(bare) {
             return Ok(Route::Relay { hop: hop.clone() });
         }
-        if let Some((route, users)) = self.backup.get(bare) {
+        let listed = |users: &Option<Vec<String>>| {
             let user = user.to_lowercase();
-            if users
+            users
                 .as_ref()
-                .is_some_and(|u| user != "postmaster" && !u.contains(&user))
-            {
+                .is_none_or(|u| user == "postmaster" || u.contains(&user))
+        };
+        if let Some((route, users)) = self.backup.get(bare) {
+            if !listed(users) {
                 return Err(unknown_user(address));
             }
             return Ok(Route::BackupMx(route.clone()));
+        }
+        if let Some((route, users)) = self.etrn.get(bare) {
+            if !listed(users) {
+                return Err(unknown_user(address));
+            }
+            return Ok(Route::Etrn(route.clone()));
         }
         let Some(local) = self.local.get(bare) else {
             let (hop, global) = match self.smarthost_domains.get(bare) {
@@ -231,242 +290,4 @@ fn bad_syntax(address: &str) -> Reply {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use faxmta_transports::HostPort;
-    use std::path::Path;
-
-    fn router() -> Router {
-        let config = Config::parse(
-            Path::new("t.toml"),
-            r#"
-hostname = "mx.example.test"
-[[domain]]
-name = "example.test"
-kind = "local"
-deliver = "maildir:/var/mail/{domain}/{user}"
-users = ["Alice", "bob"]
-[[domain]]
-name = "open.test"
-kind = "local"
-deliver = "maildir:/m/{user}"
-[[domain]]
-name = "branch.test"
-kind = "relay"
-hosts = ["127.0.0.3:2525", "backup.branch.test"]
-tls = "required"
-[[domain]]
-name = "store.test"
-kind = "local"
-deliver = "lmtp:unix:/run/dovecot/lmtp"
-[[domain]]
-name = "listed.test"
-kind = "local"
-deliver = "lmtp:[::1]:24"
-users = ["ann"]
-"#,
-        )
-        .unwrap();
-        Router::new(&config)
-    }
-
-    #[test]
-    fn local_users_and_remote_domains() {
-        let r = router();
-        assert_eq!(
-            r.resolve("alice@Example.TEST"),
-            Ok(Route::Maildir {
-                mailbox: "/var/mail/example.test/alice".into()
-            })
-        );
-        assert_eq!(r.resolve("carol@example.test").unwrap_err().status, "5.1.1");
-        assert_eq!(
-            r.resolve("anyone@open.test"),
-            Ok(Route::Maildir {
-                mailbox: "/m/anyone".into()
-            })
-        );
-        assert_eq!(
-            r.resolve("x@elsewhere.org"),
-            Ok(Route::Remote {
-                domain: "elsewhere.org".into()
-            })
-        );
-        assert!(r.resolve("x@elsewhere.org").unwrap().is_relay());
-    }
-
-    #[test]
-    fn relay_domains_go_to_their_hosts_and_are_ours() {
-        let r = router();
-        let Ok(Route::Relay { hop }) = r.resolve("anyone@Branch.Test") else {
-            panic!("not a relay route");
-        };
-        assert!(
-            !Route::Relay { hop: hop.clone() }.is_relay(),
-            "ours: accepted from anyone"
-        );
-        assert_eq!(hop.tls, faxmta_transports::smtp::TlsPolicy::Required);
-        let hosts: Vec<(&str, u16)> = hop
-            .hosts
-            .iter()
-            .map(|h| (h.name.as_str(), h.port))
-            .collect();
-        assert_eq!(hosts, vec![("127.0.0.3", 2525), ("backup.branch.test", 25)]);
-        assert!(
-            r.resolve("x@sub.branch.test").unwrap().is_relay(),
-            "subdomains are not"
-        );
-    }
-
-    #[test]
-    fn lmtp_domains_go_to_their_server_and_user_lists_still_apply() {
-        let r = router();
-        let unix = LmtpTarget::Unix("/run/dovecot/lmtp".into());
-        for address in ["Anyone@Store.Test", "postmaster@store.test"] {
-            assert_eq!(
-                r.resolve(address),
-                Ok(Route::Lmtp {
-                    target: unix.clone()
-                })
-            );
-        }
-        assert!(!r.resolve("x@store.test").unwrap().is_relay(), "ours");
-        let tcp = LmtpTarget::Tcp(HostPort {
-            name: "::1".into(),
-            port: 24,
-        });
-        assert_eq!(
-            r.resolve("ANN@listed.test"),
-            Ok(Route::Lmtp { target: tcp })
-        );
-        assert_eq!(r.resolve("bob@listed.test").unwrap_err().status, "5.1.1");
-    }
-
-    #[test]
-    fn smart_hosts_take_what_is_not_ours_and_are_not_ours() {
-        let dir = tempfile::tempdir().unwrap();
-        let pw = dir.path().join("pw");
-        std::fs::write(&pw, "secret\n").unwrap();
-        let config = Config::parse(
-            Path::new("t.toml"),
-            &format!(
-                r#"
-[smarthost]
-hosts = ["smtp.isp.test:587"]
-auth = {{ user = "me", password_file = "{}" }}
-[[domain]]
-name = "example.test"
-kind = "local"
-deliver = "maildir:/m/{{user}}"
-[[domain]]
-name = "branch.test"
-kind = "relay"
-hosts = ["127.0.0.3"]
-[[domain]]
-name = "partner.test"
-kind = "smarthost"
-hosts = ["127.0.0.4:465"]
-"#,
-                pw.display()
-            ),
-        )
-        .unwrap();
-        let r = Router::new(&config);
-        let Ok(Route::Smarthost {
-            domain,
-            hop,
-            global: true,
-        }) = r.resolve("x@Elsewhere.Org")
-        else {
-            panic!("not the global smart host");
-        };
-        assert_eq!(domain, "elsewhere.org");
-        assert_eq!(hop.hosts[0].port, 587);
-        assert_eq!(hop.auth.as_ref().unwrap().password(), "secret");
-        assert!(r.resolve("x@elsewhere.org").unwrap().is_relay());
-
-        let Ok(route @ Route::Smarthost { global: false, .. }) = r.resolve("x@partner.test") else {
-            panic!("not the domain's smart host");
-        };
-        assert!(route.is_relay(), "a smarthost domain is not ours");
-        let Route::Smarthost { hop, .. } = route else {
-            unreachable!()
-        };
-        assert!(hop.auth.is_none() && hop.implicit_tls_for(&hop.hosts[0]));
-
-        // Ours stay ours.
-        assert!(matches!(
-            r.resolve("x@branch.test"),
-            Ok(Route::Relay { .. })
-        ));
-        assert!(matches!(
-            r.resolve("x@example.test"),
-            Ok(Route::Maildir { .. })
-        ));
-    }
-
-    #[test]
-    fn backup_mx_domains_are_ours_with_their_lists_and_lifetimes() {
-        let config = Config::parse(
-            Path::new("t.toml"),
-            r#"
-[[domain]]
-name = "partner.test"
-kind = "backup-mx"
-[[domain]]
-name = "listed.test"
-kind = "backup-mx"
-users = ["Ann"]
-lifetime = "2d"
-[[domain]]
-name = "asked.test"
-kind = "backup-mx"
-verify = "callout"
-"#,
-        )
-        .unwrap();
-        let r = Router::new(&config);
-        let Ok(Route::BackupMx(route)) = r.resolve("Anyone@Partner.Test") else {
-            panic!("not a backup route");
-        };
-        assert!(!Route::BackupMx(route.clone()).is_relay(), "ours");
-        assert_eq!(route.hop.domain, "partner.test");
-        assert_eq!(route.lifetime, 30 * 86_400);
-        assert!(route.callout.is_none() && !route.listed);
-
-        let Ok(Route::BackupMx(route)) = r.resolve("ann@listed.test") else {
-            panic!("ann is listed");
-        };
-        assert_eq!(route.lifetime, 2 * 86_400);
-        assert!(route.listed);
-        assert!(r.resolve("postmaster@listed.test").is_ok());
-        assert_eq!(r.resolve("bob@listed.test").unwrap_err().status, "5.1.1");
-
-        let Ok(Route::BackupMx(route)) = r.resolve("x@asked.test") else {
-            panic!("not a backup route");
-        };
-        assert_eq!(route.callout, Some(std::time::Duration::from_secs(30)));
-        assert!(r.resolve("x@sub.partner.test").unwrap().is_relay());
-    }
-
-    #[test]
-    fn postmaster_always_exists() {
-        let r = router();
-        assert!(r.resolve("Postmaster").is_ok());
-        assert!(r.resolve("postmaster@example.test").is_ok());
-    }
-
-    #[test]
-    fn local_parts_cannot_escape_the_mail_directory() {
-        let r = router();
-        for bad in [
-            "../../etc@open.test",
-            ".hidden@open.test",
-            "a/b@open.test",
-            "@open.test",
-        ] {
-            assert!(r.resolve(bad).is_err(), "{bad}");
-        }
-        assert_eq!(r.resolve("nodomain").unwrap_err().code, 501);
-    }
-}
+mod tests;

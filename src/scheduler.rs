@@ -5,12 +5,19 @@
 //! For every recipient that ends in failure, the non-delivery report is
 //! enqueued (and synced) *before* the failure is recorded, so a crash in
 //! between repeats the report rather than losing it.
+//!
+//! A recipient in an ETRN domain that no ETRN released yet is held, not
+//! attempted: it is marked held and its next attempt set to its expiry
+//! time, so the scheduler does not look at it again until then — no busy
+//! retries — and then it fails with the usual report. An ETRN release
+//! (`Store::release_etrn`) makes it due and released.
 
 use crate::admin::metrics::Metrics;
 use crate::reports::{build_report, ReportItem, ReportKind};
 use crate::router::{Route, Router};
 use faxmta_queue::{
-    format_duration, now_unix, Envelope, Notify, QueueId, RcptState, Reply, RetryPolicy, Store,
+    format_duration, now_unix, Envelope, Etrn, Notify, QueueId, RcptState, Reply, RetryPolicy,
+    Store,
 };
 use faxmta_transports::{Job, JobRecipient, NextHop, Outcome, Status, Transport};
 use std::collections::{HashMap, HashSet};
@@ -184,7 +191,7 @@ impl Scheduler {
                     .active()
                     .map(|(i, _)| Outcome::local(i, Status::Failed, "none", lost.clone()))
                     .collect();
-                self.record(env, &[], outcomes, now_unix()).await;
+                self.record(env, &[], outcomes, &[], now_unix()).await;
                 return;
             }
         };
@@ -207,6 +214,8 @@ impl Scheduler {
         }
         // Group the due recipients by next hop: one job per hop.
         let mut jobs: Vec<(NextHop, Vec<JobRecipient>)> = Vec::new();
+        // Recipients of ETRN domains not released yet: held, not attempted.
+        let mut holds = Vec::new();
         for &i in &due {
             let address = env.recipients[i].address.clone();
             let (hop, mailbox) = match self.router.resolve(&address) {
@@ -217,6 +226,11 @@ impl Scheduler {
                 }
                 Ok(Route::Lmtp { target }) => (NextHop::Lmtp(target), None),
                 Ok(Route::BackupMx(route)) => (NextHop::BackupMx(route.hop), None),
+                Ok(Route::Etrn(_)) if env.recipients[i].etrn != Some(Etrn::Released) => {
+                    holds.push(i);
+                    continue;
+                }
+                Ok(Route::Etrn(route)) => (route.hop, None),
                 Err(reply) => {
                     let status = if reply.is_permanent() {
                         Status::Failed
@@ -276,16 +290,20 @@ impl Scheduler {
             }
             outcomes.extend(results);
         }
-        self.record(env, &body, outcomes, now).await;
+        self.record(env, &body, outcomes, &holds, now).await;
     }
 
     fn expired(&self, env: &Envelope, i: usize) -> Outcome {
         let lifetime = env.lifetime_of(i).unwrap_or(self.retry.lifetime);
-        let last = env.recipients[i]
-            .last_reply
-            .as_ref()
-            .map(|r| format!("; last reply: {r}"))
-            .unwrap_or_default();
+        let r = &env.recipients[i];
+        let last = match &r.last_reply {
+            Some(reply) => format!("; last reply: {reply}"),
+            None if r.etrn_held() => {
+                let domain = r.address.rsplit_once('@').map_or("", |(_, d)| d);
+                format!(", held for ETRN: no ETRN released {domain}")
+            }
+            None => String::new(),
+        };
         Outcome::local(
             i,
             Status::Failed,
@@ -304,11 +322,33 @@ impl Scheduler {
         )
     }
 
-    /// Apply outcomes: reports first, then the new recipient states.
-    async fn record(&self, env: Envelope, body: &[u8], outcomes: Vec<Outcome>, started: u64) {
+    /// Apply outcomes: reports first, then the new recipient states; and
+    /// hold the recipients in `holds` (ETRN domains, not released).
+    async fn record(
+        &self,
+        env: Envelope,
+        body: &[u8],
+        outcomes: Vec<Outcome>,
+        holds: &[usize],
+        started: u64,
+    ) {
         // Retries count from the end of the attempt, not its start.
         let now = started.max(now_unix());
         let mut updated = env.clone();
+        for &i in holds {
+            // Looked at again only when it expires (or ETRN releases it).
+            let expires = env.arrival + env.lifetime_of(i).unwrap_or(self.retry.lifetime);
+            let r = &mut updated.recipients[i];
+            r.etrn = Some(Etrn::Held);
+            r.next_attempt = expires.max(now);
+            tracing::info!(
+                "{}: to=<{}>, relay=none, delay={}, status=held (waiting for ETRN; expires in {})",
+                env.id,
+                r.address,
+                now.saturating_sub(env.arrival),
+                format_duration(expires.saturating_sub(now))
+            );
+        }
         let mut failed = Vec::new();
         let mut delivered = Vec::new();
         let mut relayed = Vec::new();
@@ -337,6 +377,10 @@ impl Scheduler {
             }
             let r = &mut updated.recipients[o.index];
             r.last_reply = Some(o.reply.clone());
+            if r.etrn.is_some() {
+                // Attempted: no longer waiting for ETRN.
+                r.etrn = Some(Etrn::Released);
+            }
             match o.status {
                 Status::Delivered => {
                     r.state = RcptState::Delivered;
@@ -415,7 +459,17 @@ impl Scheduler {
         }
 
         let saved = self.store.update(&env.id, |current| {
-            current.recipients = updated.recipients.clone();
+            let before = std::mem::replace(&mut current.recipients, updated.recipients.clone());
+            // An ETRN that released a recipient while we decided to hold
+            // it wins.
+            for &i in holds {
+                if before
+                    .get(i)
+                    .is_some_and(|r| r.etrn == Some(Etrn::Released))
+                {
+                    current.recipients[i] = before[i].clone();
+                }
+            }
         });
         match saved {
             Ok(Some(e)) if e.is_done() => tracing::info!("{}: removed", env.id),

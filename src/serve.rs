@@ -2,7 +2,8 @@
 //!
 //! Start: logging, the queue (recovering what a crash left), TLS, the
 //! listeners (bound before anything is delivered, so a busy port fails
-//! fast), the control socket and the scheduler. Stop on SIGTERM or SIGINT:
+//! fast), the control socket, the scheduler and the scheduled ETRN
+//! clients. Stop on SIGTERM or SIGINT:
 //! listeners stop accepting, sessions get the grace period, running
 //! deliveries finish or are cut (and simply retried after restart), and
 //! the queue is flushed.
@@ -10,6 +11,7 @@
 use crate::admin::metrics::Metrics;
 use crate::admin::{control, http};
 use crate::config::{Config, TlsMode};
+use crate::etrn;
 use crate::router::Router;
 use crate::scheduler::{self, Scheduler};
 use crate::server;
@@ -122,6 +124,7 @@ async fn serve(config: Config) -> Result<(), String> {
             async move { control::serve(&control_path, control_store, control_stop).await },
         );
     let server_task = tokio::spawn(server::serve(ctx, listeners));
+    let etrn_task = tokio::spawn(etrn::client::scheduled(config.clone(), stop_rx.clone()));
     tracing::info!(
         "faxmta {} ready as {}",
         env!("CARGO_PKG_VERSION"),
@@ -132,6 +135,7 @@ async fn serve(config: Config) -> Result<(), String> {
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = server_task.await;
+    let _ = etrn_task.await;
     let _ = scheduler_task.await;
     if let Some(task) = admin_task {
         let _ = task.await;
@@ -145,7 +149,7 @@ async fn serve(config: Config) -> Result<(), String> {
 }
 
 /// The client settings of `[outbound]` (SMTP, or LMTP when `lmtp`).
-fn client_settings(config: &Config, lmtp: bool) -> Result<ClientSettings, String> {
+pub(crate) fn client_settings(config: &Config, lmtp: bool) -> Result<ClientSettings, String> {
     let out = &config.outbound;
     Ok(ClientSettings {
         helo: out.helo.clone().unwrap_or_else(|| config.hostname.clone()),

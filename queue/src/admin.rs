@@ -1,7 +1,8 @@
 //! The administrator's operations on queued messages (`faxmta queue
-//! hold | release | flush`): they only change when recipients are due.
+//! hold | release | flush`) and the ETRN release (RFC 1985): they only
+//! change when recipients are due.
 
-use crate::envelope::{Envelope, QueueId, RcptState};
+use crate::envelope::{Envelope, Etrn, QueueId, RcptState};
 use crate::store::{QueueError, Store};
 use crate::time::now_unix;
 
@@ -10,6 +11,17 @@ fn domain_of(address: &str) -> Option<String> {
     address
         .rsplit_once('@')
         .map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase())
+}
+
+/// What an ETRN release did, counted in messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EtrnRelease {
+    /// Messages with recipients that were waiting (held for ETRN, or
+    /// deferred) and are due now.
+    pub released: usize,
+    /// Messages whose recipients in those domains were due already (being
+    /// delivered, e.g. after an earlier ETRN).
+    pub in_progress: usize,
 }
 
 impl Store {
@@ -60,8 +72,9 @@ impl Store {
 
     /// Make every active recipient in `domain` (exactly that domain, any
     /// case; not its subdomains) due now, in every message that is not
-    /// held — `postqueue -s`, for a backup MX whose primary is back.
-    /// Returns how many messages were rescheduled.
+    /// held — `postqueue -s`, for a backup MX whose primary is back; a
+    /// recipient held for ETRN is released. Returns how many messages
+    /// were rescheduled.
     pub fn flush_domain(&self, domain: &str) -> Result<usize, QueueError> {
         let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
         let wanted = |e: &Envelope, i: usize| {
@@ -83,7 +96,11 @@ impl Store {
                 }
                 for i in 0..e.recipients.len() {
                     if wanted(e, i) {
-                        e.recipients[i].next_attempt = now;
+                        let r = &mut e.recipients[i];
+                        r.next_attempt = now;
+                        if r.etrn.is_some() {
+                            r.etrn = Some(Etrn::Released);
+                        }
                     }
                 }
             })?;
@@ -91,11 +108,66 @@ impl Store {
         }
         Ok(n)
     }
+
+    /// ETRN (RFC 1985): release the mail waiting for `domains` (each
+    /// exactly, any case; the caller picks them). Every active recipient
+    /// in one of them becomes due now and released — a recipient held for
+    /// ETRN, a deferred one, and one not looked at yet alike — in every
+    /// message the administrator does not hold; from then on it is
+    /// delivered and retried like any other.
+    pub fn release_etrn(&self, domains: &[String]) -> Result<EtrnRelease, QueueError> {
+        let domains: Vec<String> = domains
+            .iter()
+            .map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase())
+            .collect();
+        let wanted = |e: &Envelope, i: usize| {
+            let r = &e.recipients[i];
+            r.state.is_active() && domain_of(&r.address).is_some_and(|d| domains.contains(&d))
+        };
+        let now = now_unix();
+        // Waiting: not due yet, or due but not yet released (the
+        // scheduler would hold it rather than deliver it).
+        let waiting = |e: &Envelope, i: usize| {
+            let r = &e.recipients[i];
+            r.next_attempt > now || r.etrn != Some(Etrn::Released)
+        };
+        let mut result = EtrnRelease::default();
+        for id in self.scheduled() {
+            let Some(env) = self.get(&id)? else { continue };
+            let mine: Vec<usize> = (0..env.recipients.len())
+                .filter(|&i| wanted(&env, i))
+                .collect();
+            if env.held || mine.is_empty() {
+                continue;
+            }
+            if !mine.iter().any(|&i| waiting(&env, i)) {
+                result.in_progress += 1;
+                continue;
+            }
+            let mut released = false;
+            self.update(&id, |e| {
+                if e.held {
+                    return;
+                }
+                for i in 0..e.recipients.len() {
+                    if wanted(e, i) && waiting(e, i) {
+                        let r = &mut e.recipients[i];
+                        r.next_attempt = r.next_attempt.min(now);
+                        r.etrn = Some(Etrn::Released);
+                        released = true;
+                    }
+                }
+            })?;
+            result.released += usize::from(released);
+        }
+        Ok(result)
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::envelope::{NewMessage, NewRecipient, RcptState};
+    use super::EtrnRelease;
+    use crate::envelope::{Etrn, NewMessage, NewRecipient, RcptState};
     use crate::store::{QueueCounts, Store};
     use crate::time::now_unix;
 
@@ -184,5 +256,65 @@ mod tests {
         assert_eq!(next(&ids[3], 0), later, "subdomains are not included");
         assert_eq!(store.due(now_unix(), 10), vec![ids[0].clone()]);
         assert_eq!(store.flush_domain("nothing.test").unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn etrn_releases_its_domains_only_and_counts_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let expiry = now_unix() + 86_400;
+        let mut ids = Vec::new();
+        for rcpts in [
+            &["a@customer.test", "b@other.test"][..],
+            &["c@Customer.TEST"][..],
+            &["d@sub.customer.test"][..],
+            &["e@customer.test"][..],
+        ] {
+            let id = store.new_id().unwrap();
+            let msg = NewMessage {
+                recipients: rcpts
+                    .iter()
+                    .map(|r| NewRecipient {
+                        etrn: Some(Etrn::Held),
+                        ..NewRecipient::new(*r)
+                    })
+                    .collect(),
+                ..message(&[])
+            };
+            store.enqueue(id.clone(), msg, b"x").await.unwrap();
+            store
+                .update(&id, |e| {
+                    for r in &mut e.recipients {
+                        r.next_attempt = expiry;
+                    }
+                })
+                .unwrap();
+            ids.push(id);
+        }
+        assert!(store.hold(&ids[3]).unwrap());
+        let got = store.release_etrn(&["CUSTOMER.test.".into()]).unwrap();
+        assert_eq!(
+            got,
+            EtrnRelease {
+                released: 2,
+                in_progress: 0
+            }
+        );
+        let rcpt = |id: &str, i: usize| store.get(id).unwrap().unwrap().recipients[i].clone();
+        assert!(rcpt(&ids[0], 0).next_attempt <= now_unix());
+        assert_eq!(rcpt(&ids[0], 0).etrn, Some(Etrn::Released));
+        assert_eq!(rcpt(&ids[0], 1).next_attempt, expiry, "other.test waits");
+        assert_eq!(rcpt(&ids[0], 1).etrn, Some(Etrn::Held));
+        assert!(rcpt(&ids[1], 0).next_attempt <= now_unix());
+        assert_eq!(rcpt(&ids[2], 0).next_attempt, expiry, "not subdomains");
+        assert_eq!(rcpt(&ids[3], 0).next_attempt, expiry, "held by the admin");
+        // Asked again before delivery: already under way.
+        let again = store.release_etrn(&["customer.test".into()]).unwrap();
+        assert_eq!((again.released, again.in_progress), (0, 2));
+        let none = store.release_etrn(&["nothing.test".into()]).unwrap();
+        assert_eq!(none, EtrnRelease::default());
+        // The administrator's flush releases ETRN mail too.
+        assert_eq!(store.flush_domain("sub.customer.test").unwrap(), 1);
+        assert_eq!(rcpt(&ids[2], 0).etrn, Some(Etrn::Released));
     }
 }

@@ -142,6 +142,19 @@ impl fmt::Display for RcptState {
     }
 }
 
+/// Where a recipient in an ETRN domain (RFC 1985) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Etrn {
+    /// Waiting for a client to release its domain with ETRN: never
+    /// attempted; its `next_attempt` is its expiry time, so it is looked
+    /// at only then (and fails with the usual report).
+    Held,
+    /// Released by ETRN (or the administrator): delivered and retried
+    /// like any other recipient.
+    Released,
+}
+
 /// One recipient of a queued message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recipient {
@@ -170,6 +183,16 @@ pub struct Recipient {
     /// others) keeps each one's here.
     #[serde(default)]
     pub lifetime: Option<u64>,
+    /// Set for a recipient in an ETRN domain: held, or released.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etrn: Option<Etrn>,
+}
+
+impl Recipient {
+    /// Whether it waits for an ETRN release.
+    pub fn etrn_held(&self) -> bool {
+        self.etrn == Some(Etrn::Held) && self.state.is_active()
+    }
 }
 
 /// How the message reached us.
@@ -256,6 +279,8 @@ pub struct NewRecipient {
     pub notify: Option<Notify>,
     /// Its own lifetime (see [`Recipient::lifetime`]).
     pub lifetime: Option<u64>,
+    /// `Some(Etrn::Held)`: in an ETRN domain, held until released.
+    pub etrn: Option<Etrn>,
 }
 
 impl NewRecipient {
@@ -312,6 +337,7 @@ impl NewMessage {
                     relay: None,
                     delay_warned: false,
                     lifetime: r.lifetime,
+                    etrn: r.etrn,
                 })
                 .collect(),
         }

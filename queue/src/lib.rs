@@ -15,8 +15,9 @@ mod retry;
 mod store;
 mod time;
 
+pub use admin::EtrnRelease;
 pub use envelope::{
-    BodyType, ClientInfo, Envelope, NewMessage, NewRecipient, Notify, QueueId, RcptState,
+    BodyType, ClientInfo, Envelope, Etrn, NewMessage, NewRecipient, Notify, QueueId, RcptState,
     Recipient, Reply, Ret,
 };
 pub use retry::RetryPolicy;

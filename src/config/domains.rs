@@ -5,7 +5,8 @@
 use super::values::{Deliver, DomainName, Duration, HostSpec};
 use super::{Config, ConfigError, OutboundTls};
 use faxmta_transports::smtp::Myself;
-use faxmta_transports::{BackupMxHop, Credentials, HostPort, RelayHop};
+use faxmta_transports::{BackupMxHop, Credentials, HostPort, NextHop, RelayHop};
+use ipnet::IpNet;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -26,6 +27,11 @@ pub enum DomainKind {
     /// callout), held, and delivered only to its MX hosts more preferred
     /// than our own entry.
     BackupMx,
+    /// Ours to relay for a customer who dequeues with ETRN (RFC 1985):
+    /// accepted from anyone and held — not attempted — until a client in
+    /// `release_from` sends ETRN for it; then delivered to `hosts` in
+    /// order, or without them to its MX hosts more preferred than us.
+    Etrn,
 }
 
 /// How a backup MX checks recipients at RCPT (`verify = …`).
@@ -53,14 +59,14 @@ pub struct DomainConfig {
     /// For `local`: where mail goes, e.g. `maildir:var/mail/{domain}/{user}`,
     /// `lmtp:HOST:PORT` or `lmtp:unix:PATH`.
     pub deliver: Option<Deliver>,
-    /// For `local` and `backup-mx`: the users that exist. Absent: every
-    /// local part is accepted.
+    /// For `local`, `backup-mx` and `etrn`: the users that exist. Absent:
+    /// every local part is accepted.
     pub users: Option<Vec<String>>,
-    /// For `relay` and `smarthost`: where the mail goes, tried in order
-    /// (`host`, `host:port`, `[IPv6]:port`; port 25 by default).
+    /// For `relay`, `smarthost` and `etrn`: where the mail goes, tried in
+    /// order (`host`, `host:port`, `[IPv6]:port`; port 25 by default).
     pub hosts: Option<Vec<HostSpec>>,
-    /// For `relay` (default `[outbound] tls`) and `smarthost` (default
-    /// `required`): TLS towards those hosts.
+    /// For `relay`, `backup-mx` and `etrn` (default `[outbound] tls`) and
+    /// `smarthost` (default `required`): TLS towards those hosts.
     pub tls: Option<OutboundTls>,
     /// For `smarthost`: TLS from the first byte on every host (port 465
     /// has it anyway).
@@ -71,11 +77,14 @@ pub struct DomainConfig {
     pub verify: Option<Verify>,
     /// For `backup-mx` with `verify = "callout"`: its time limit.
     pub callout_timeout: Option<Duration>,
-    /// For `backup-mx`: the name of our entry in the domain's MX set, when
-    /// it is not `hostname`.
+    /// For `backup-mx` (and `etrn` without `hosts`): the name of our entry
+    /// in the domain's MX set, when it is not `hostname`.
     pub our_mx: Option<DomainName>,
-    /// For `backup-mx`: how long its mail may wait (default 30 days).
+    /// For `backup-mx` (default 30 days) and `etrn` (default `[queue]
+    /// lifetime`): how long its mail may wait.
     pub lifetime: Option<Duration>,
+    /// For `etrn`: the client networks whose ETRN may release its mail.
+    pub release_from: Option<Vec<IpNet>>,
 }
 
 /// `[smarthost]`: all mail for domains that are not ours goes to these
@@ -131,7 +140,9 @@ impl DomainConfig {
     pub fn hop(&self, outbound: OutboundTls) -> RelayHop {
         let tls = self.tls.unwrap_or(match self.kind {
             DomainKind::Smarthost => smarthost_tls(),
-            DomainKind::Local | DomainKind::Relay | DomainKind::BackupMx => outbound,
+            DomainKind::Local | DomainKind::Relay | DomainKind::BackupMx | DomainKind::Etrn => {
+                outbound
+            }
         });
         let hosts = self.hosts.as_deref().unwrap_or_default();
         hop(
@@ -155,11 +166,23 @@ impl DomainConfig {
     }
 
     /// How long mail for this domain may wait, when it differs from the
-    /// queue's `lifetime`: a backup MX domain's (30 days by default).
+    /// queue's `lifetime`: a backup MX domain's (30 days by default), an
+    /// ETRN domain's when it has one.
     pub fn lifetime(&self) -> Option<u64> {
         match self.kind {
             DomainKind::BackupMx => Some(self.lifetime.map_or(BACKUP_MX_LIFETIME, |d| d.0)),
+            DomainKind::Etrn => self.lifetime.map(|d| d.0),
             _ => None,
+        }
+    }
+
+    /// Where an ETRN domain's mail goes once released: its `hosts` in
+    /// order (relay to host), or without them its MX hosts more preferred
+    /// than us (the backup MX rule: never ourselves).
+    pub fn etrn_hop(&self, outbound: OutboundTls) -> NextHop {
+        match &self.hosts {
+            Some(_) => NextHop::Relay(self.hop(outbound)),
+            None => NextHop::BackupMx(self.backup_hop(outbound)),
         }
     }
 
@@ -284,14 +307,23 @@ pub(super) fn validate(config: &Config, src: &Source<'_>) -> Result<(), ConfigEr
             return fail(format!("domain {name} is configured twice"));
         }
         let smarthost_keys = d.implicit_tls.is_some() || d.auth.is_some();
-        let backup_keys = d.verify.is_some()
-            || d.callout_timeout.is_some()
-            || d.our_mx.is_some()
-            || d.lifetime.is_some();
-        if backup_keys && d.kind != DomainKind::BackupMx {
+        if (d.verify.is_some() || d.callout_timeout.is_some()) && d.kind != DomainKind::BackupMx {
             return fail(format!(
-                "verify, callout_timeout, our_mx and lifetime are for backup-mx domains, not \
-                 domain {name}"
+                "verify and callout_timeout are for backup-mx domains, not domain {name}"
+            ));
+        }
+        let held = matches!(d.kind, DomainKind::BackupMx | DomainKind::Etrn);
+        if (d.our_mx.is_some() || d.lifetime.is_some()) && !held {
+            return fail(format!(
+                "our_mx and lifetime are for backup-mx and etrn domains, not domain {name}"
+            ));
+        }
+        if d.lifetime.is_some_and(|l| l.0 == 0) {
+            return fail(format!("domain {name}: lifetime must be more than 0"));
+        }
+        if d.release_from.is_some() && d.kind != DomainKind::Etrn {
+            return fail(format!(
+                "release_from is for etrn domains, not domain {name}"
             ));
         }
         match d.kind {
@@ -303,9 +335,8 @@ pub(super) fn validate(config: &Config, src: &Source<'_>) -> Result<(), ConfigEr
             }
             DomainKind::Local if d.hosts.is_some() || d.tls.is_some() || smarthost_keys => {
                 return fail(format!(
-                    "hosts, tls, implicit_tls and auth are for relay and smarthost domains (tls also \
-                     for backup-mx), not \
-                     local domain {name}"
+                    "hosts, tls, implicit_tls and auth are for relay and smarthost domains (hosts \
+                     and tls also for etrn, tls for backup-mx), not local domain {name}"
                 ));
             }
             DomainKind::Relay | DomainKind::Smarthost
@@ -317,8 +348,8 @@ pub(super) fn validate(config: &Config, src: &Source<'_>) -> Result<(), ConfigEr
                     "smarthost"
                 };
                 return fail(format!(
-                    "deliver and users are for local domains (users also for backup-mx), not \
-                     {kind} domain {name}"
+                    "deliver and users are for local domains (users also for backup-mx and \
+                     etrn), not {kind} domain {name}"
                 ));
             }
             DomainKind::Relay if d.hosts.as_ref().is_none_or(|h| h.is_empty()) => {
@@ -353,11 +384,6 @@ pub(super) fn validate(config: &Config, src: &Source<'_>) -> Result<(), ConfigEr
                      other (give the list, or let the primary say)"
                 ));
             }
-            DomainKind::BackupMx if d.lifetime.is_some_and(|l| l.0 == 0) => {
-                return fail(format!(
-                    "backup-mx domain {name}: lifetime must be more than 0"
-                ));
-            }
             DomainKind::BackupMx
                 if d.callout_timeout.is_some() && d.verify != Some(Verify::Callout) =>
             {
@@ -370,7 +396,30 @@ pub(super) fn validate(config: &Config, src: &Source<'_>) -> Result<(), ConfigEr
                     "backup-mx domain {name}: callout_timeout must be more than 0"
                 ));
             }
-            DomainKind::Local | DomainKind::Relay | DomainKind::BackupMx => {}
+            DomainKind::Etrn if d.deliver.is_some() || smarthost_keys => {
+                return fail(format!(
+                    "deliver, implicit_tls and auth are not for etrn domain {name}: its mail \
+                     goes to its hosts, or to its MX"
+                ));
+            }
+            DomainKind::Etrn if d.release_from.as_ref().is_none_or(|r| r.is_empty()) => {
+                return fail(format!(
+                    "etrn domain {name} needs release_from = [\"CIDR\", …]: the client networks \
+                     whose ETRN releases its mail"
+                ));
+            }
+            DomainKind::Etrn if d.hosts.as_ref().is_some_and(|h| h.is_empty()) => {
+                return fail(format!(
+                    "etrn domain {name}: hosts = [] names no host (leave hosts out to deliver to \
+                     its MX)"
+                ));
+            }
+            DomainKind::Etrn if d.hosts.is_some() && d.our_mx.is_some() => {
+                return fail(format!(
+                    "etrn domain {name}: our_mx is for delivery to its MX, not to hosts"
+                ));
+            }
+            DomainKind::Local | DomainKind::Relay | DomainKind::BackupMx | DomainKind::Etrn => {}
         }
     }
     Ok(())
@@ -411,173 +460,4 @@ pub(super) fn read_passwords(config: &mut Config, src: &Source<'_>) -> Result<()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::Config;
-    use super::*;
-    use faxmta_transports::smtp::TlsPolicy;
-
-    fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(Path::new("test.toml"), text)
-    }
-
-    #[test]
-    fn a_smarthost_reads_its_password_and_defaults_to_required_tls() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("pw");
-        std::fs::write(&file, "s3cret pass\r\nsecond line\n").unwrap();
-        let c = parse(&format!(
-            "[smarthost]\nhosts = [\"smtp.isp.test:587\", \"backup.isp.test:465\"]\n\
-             auth = {{ user = \"me@isp.test\", password_file = \"{}\" }}\n",
-            file.display()
-        ))
-        .unwrap();
-        let hop = c.smarthost.as_ref().unwrap().hop();
-        assert_eq!(hop.tls, TlsPolicy::Required);
-        assert!(!hop.implicit_tls);
-        assert!(!hop.implicit_tls_for(&hop.hosts[0]));
-        assert!(hop.implicit_tls_for(&hop.hosts[1]), "465 is SMTPS");
-        let creds = hop.auth.as_ref().unwrap();
-        assert_eq!(
-            (creds.user.as_str(), creds.password()),
-            ("me@isp.test", "s3cret pass")
-        );
-        // The password shows nowhere in Debug output.
-        for debug in [format!("{c:?}"), format!("{hop:?}")] {
-            assert!(!debug.contains("s3cret"), "{debug}");
-            assert!(debug.contains("me@isp.test"), "{debug}");
-        }
-    }
-
-    #[test]
-    fn a_smarthost_domain_has_its_own_hop() {
-        let c = parse(
-            "[outbound]\ntls = \"opportunistic\"\n[[domain]]\nname = \"partner.test\"\n\
-             kind = \"smarthost\"\nhosts = [\"127.0.0.3:2525\"]\nimplicit_tls = true\n\
-             [[domain]]\nname = \"branch.test\"\nkind = \"relay\"\nhosts = [\"10.0.0.1\"]\n",
-        )
-        .unwrap();
-        let hop = c.domains[0].hop(c.outbound.tls);
-        assert_eq!(hop.tls, TlsPolicy::Required, "smarthost default");
-        assert!(hop.implicit_tls && hop.auth.is_none());
-        let relay = c.domains[1].hop(c.outbound.tls);
-        assert_eq!(relay.tls, TlsPolicy::Opportunistic, "[outbound] tls");
-    }
-
-    #[test]
-    fn smarthost_errors_name_the_line() {
-        let e = parse("hostname = \"x\"\n[smarthost]\nhosts = []\n").unwrap_err();
-        assert_eq!(e.place, ":2:1", "{e}");
-        assert!(e.message.contains("needs hosts"), "{e}");
-
-        let e = parse("[smarthost]\nhosts = [\"a.test:465\"]\ntls = \"off\"\n").unwrap_err();
-        assert!(e.message.contains("port 465 of a.test"), "{e}");
-
-        let e = parse("[smarthost]\nhosts = [\"a.test\"]\ntls = \"of\"\n").unwrap_err();
-        assert_eq!(e.place, ":3:7", "{e}");
-
-        let e = parse(
-            "[smarthost]\nhosts = [\"a.test\"]\n\
-             auth = { user = \"u\", password_file = \"/nonexistent/pw\" }\n",
-        )
-        .unwrap_err();
-        assert_eq!(e.place, ":3:38", "{e}");
-        assert!(
-            e.message
-                .starts_with("cannot read password_file /nonexistent/pw: "),
-            "{e}"
-        );
-
-        let e =
-            parse("[smarthost]\nhosts = [\"a.test\"]\nauth = { user = \"u\", password = \"x\" }\n")
-                .unwrap_err();
-        assert!(e.message.contains("unknown field `password`"), "{e}");
-
-        let e = parse(
-            "[[domain]]\nname = \"p.test\"\nkind = \"smarthost\"\ntls = \"off\"\n\
-             implicit_tls = true\nhosts = [\"a.test\"]\n",
-        )
-        .unwrap_err();
-        assert_eq!(e.place, ":2:8", "{e}");
-        assert!(e.message.contains("contradict"), "{e}");
-
-        let e = parse("[[domain]]\nname = \"p.test\"\nkind = \"smarthost\"\n").unwrap_err();
-        assert!(
-            e.message.contains("smarthost domain p.test needs hosts"),
-            "{e}"
-        );
-
-        let e = parse(
-            "[[domain]]\nname = \"b.test\"\nkind = \"relay\"\nhosts = [\"a\"]\nimplicit_tls = true\n",
-        )
-        .unwrap_err();
-        assert!(e.message.contains("not relay domain b.test"), "{e}");
-    }
-
-    #[test]
-    fn a_backup_mx_domain_has_a_long_lifetime_and_its_own_keys() {
-        let c = parse(
-            "[outbound]\ntls = \"required\"\n[[domain]]\nname = \"partner.test\"\n\
-             kind = \"backup-mx\"\n[[domain]]\nname = \"other.test\"\nkind = \"backup-mx\"\n\
-             verify = \"callout\"\ncallout_timeout = \"5s\"\nour_mx = \"MX2.Example.Test.\"\n\
-             lifetime = \"7d\"\ntls = \"off\"\n",
-        )
-        .unwrap();
-        let (a, b) = (&c.domains[0], &c.domains[1]);
-        assert_eq!(a.lifetime(), Some(30 * 86_400));
-        assert_eq!(a.callout(), None);
-        let hop = a.backup_hop(c.outbound.tls);
-        assert_eq!((hop.domain.as_str(), hop.our_mx), ("partner.test", None));
-        assert_eq!(hop.tls, TlsPolicy::Required, "[outbound] tls");
-        assert_eq!(b.lifetime(), Some(7 * 86_400));
-        assert_eq!(b.callout(), Some(std::time::Duration::from_secs(5)));
-        let hop = b.backup_hop(c.outbound.tls);
-        assert_eq!(hop.our_mx.as_deref(), Some("mx2.example.test"));
-        assert_eq!(hop.tls, TlsPolicy::Off);
-        let c =
-            parse("[[domain]]\nname = \"p.test\"\nkind = \"backup-mx\"\nverify = \"callout\"\n")
-                .unwrap();
-        assert_eq!(
-            c.domains[0].callout(),
-            Some(std::time::Duration::from_secs(30))
-        );
-    }
-
-    #[test]
-    fn backup_mx_errors_name_the_line() {
-        let base = "[[domain]]\nname = \"p.test\"\nkind = \"backup-mx\"\n";
-        let e = parse(&format!("{base}hosts = [\"a\"]\n")).unwrap_err();
-        assert_eq!(e.place, ":2:8", "{e}");
-        assert!(e.message.contains("not for backup-mx domain p.test"), "{e}");
-        let e = parse(&format!("{base}users = [\"a\"]\nverify = \"callout\"\n")).unwrap_err();
-        assert!(e.message.contains("exclude each other"), "{e}");
-        let e = parse(&format!("{base}lifetime = 0\n")).unwrap_err();
-        assert!(e.message.contains("lifetime must be more than 0"), "{e}");
-        let e = parse(&format!("{base}callout_timeout = \"5s\"\n")).unwrap_err();
-        assert!(e.message.contains("needs verify"), "{e}");
-        let e = parse(&format!("{base}verify = \"ask\"\n")).unwrap_err();
-        assert_eq!(e.place, ":4:10", "{e}");
-        let e = parse(&format!("{base}our_mx = \"not a name\"\n")).unwrap_err();
-        assert!(e.message.contains("invalid domain name"), "{e}");
-        let e = parse(
-            "[[domain]]\nname = \"l.test\"\nkind = \"local\"\ndeliver = \"maildir:/m\"\n\
-             lifetime = \"30d\"\n",
-        )
-        .unwrap_err();
-        assert!(e.message.contains("are for backup-mx domains"), "{e}");
-    }
-
-    #[test]
-    fn an_empty_password_file_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("pw");
-        std::fs::write(&file, "\nsecret on the second line\n").unwrap();
-        let e = parse(&format!(
-            "[[domain]]\nname = \"p.test\"\nkind = \"smarthost\"\nhosts = [\"a.test\"]\n\
-             auth = {{ user = \"u\", password_file = \"{}\" }}\n",
-            file.display()
-        ))
-        .unwrap_err();
-        assert_eq!(e.place, ":5:38", "{e}");
-        assert!(e.message.contains("is empty"), "{e}");
-    }
-}
+mod tests;

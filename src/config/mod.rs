@@ -10,9 +10,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 mod domains;
+mod etrn;
 mod values;
 pub use domains::{DomainConfig, DomainKind, SmarthostConfig};
-pub use values::{Deliver, Duration, Size};
+pub use etrn::{valid_node, EtrnClientConfig};
+pub use values::{parse_host, Deliver, Duration, HostSpec, Size};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -46,6 +48,9 @@ pub struct Config {
     pub admin: AdminConfig,
     #[serde(default)]
     pub outbound: OutboundConfig,
+    /// `[[etrn_client]]`: ETRN sent on a schedule.
+    #[serde(default, rename = "etrn_client")]
+    pub etrn_clients: Vec<EtrnClientConfig>,
 }
 
 /// `[admin]`: the HTTP listener for /metrics.
@@ -429,6 +434,9 @@ impl Config {
                 );
             }
         }
+        etrn::validate(&self.etrn_clients, |needle, message| {
+            ConfigError::at(path, text, find(needle), message)
+        })?;
         domains::validate(self, &domains::Source { path, text })
     }
 

@@ -312,6 +312,7 @@ mod tests {
             relay: None,
             delay_warned: false,
             lifetime: None,
+            etrn: None,
         }
     }
 

@@ -118,3 +118,105 @@ async fn concurrency_is_bounded_in_all() {
     let (max, _) = run(3, 10).await;
     assert_eq!(max, 3, "the global limit is reached and never passed");
 }
+
+/// A transport that records each job's recipients and delivers them.
+#[derive(Default)]
+struct Recording(Mutex<Vec<String>>);
+
+#[async_trait::async_trait]
+impl Transport for Recording {
+    fn name(&self) -> &'static str {
+        "smtp"
+    }
+    async fn deliver(&self, job: Job<'_>) -> Vec<Outcome> {
+        job.recipients
+            .iter()
+            .map(|r| {
+                lock(&self.0).push(r.address.clone());
+                Outcome::local(
+                    r.index,
+                    Status::Delivered,
+                    "test",
+                    Reply::new(250, "2.0.0", "ok"),
+                )
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn etrn_mail_is_held_without_attempts_until_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let config = Config::parse(
+        std::path::Path::new("t.toml"),
+        "[queue]\nlifetime = \"2h\"\n[[domain]]\nname = \"customer.test\"\nkind = \"etrn\"\n\
+         release_from = [\"192.0.2.0/24\"]\nhosts = [\"127.0.0.3\"]\n",
+    )
+    .unwrap();
+    let recording = Arc::new(Recording::default());
+    let settings = Settings {
+        retry: config.retry_policy(),
+        delay_warning: 0,
+        hostname: "mx.test".into(),
+        concurrency: 4,
+        destination_concurrency: 4,
+    };
+    let transports = Transports {
+        local: recording.clone(),
+        smtp: recording.clone(),
+        lmtp: recording.clone(),
+    };
+    let scheduler = Scheduler::new(
+        store.clone(),
+        Arc::new(Router::new(&config)),
+        settings,
+        transports,
+        Arc::new(Metrics::new()),
+    );
+    // Not marked (as a report the server makes itself would be): the
+    // scheduler holds it all the same.
+    let msg = NewMessage {
+        sender: String::new(),
+        recipients: vec![NewRecipient::new("user@customer.test")],
+        ..Default::default()
+    };
+    let id = store.new_id().unwrap();
+    let env = store.enqueue(id.clone(), msg, b"x").await.unwrap();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(scheduler.run(stop_rx, Duration::from_secs(5)));
+    let held = || {
+        store
+            .get(&id)
+            .unwrap()
+            .is_some_and(|e| e.recipients[0].etrn == Some(Etrn::Held))
+    };
+    for _ in 0..100 {
+        if held() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = store.get(&id).unwrap().unwrap().recipients[0].clone();
+    assert_eq!(r.etrn, Some(Etrn::Held));
+    assert_eq!((r.attempts, r.state), (0, RcptState::Pending));
+    assert_eq!(
+        r.next_attempt,
+        env.arrival + 7200,
+        "looked at again at expiry"
+    );
+    assert!(lock(&recording.0).is_empty(), "attempted while held");
+
+    let released = store.release_etrn(&["customer.test".into()]).unwrap();
+    assert_eq!(released.released, 1);
+    for _ in 0..100 {
+        if store.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop_tx.send(true);
+    task.await.unwrap();
+    assert!(store.is_empty(), "delivered once released");
+    assert_eq!(*lock(&recording.0), ["user@customer.test"]);
+}

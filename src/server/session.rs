@@ -13,7 +13,7 @@ use super::ServerContext;
 mod message;
 use crate::config::{ListenerConfig, TlsMode};
 use crate::router::Route;
-use faxmta_queue::{BodyType, NewRecipient, Notify, Ret};
+use faxmta_queue::{BodyType, Etrn, NewRecipient, Notify, Ret};
 use smtp_proto::{self as sp, Request};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -207,7 +207,7 @@ impl Session {
             Request::Help { .. } => {
                 self.conn
                     .queue("214-2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP\r\n");
-                self.reply(214, "2.0.0", "VRFY HELP QUIT STARTTLS; see RFC 5321");
+                self.reply(214, "2.0.0", "VRFY HELP QUIT STARTTLS ETRN; see RFC 5321");
                 Next::Continue
             }
             Request::Quit => {
@@ -216,7 +216,8 @@ impl Session {
             }
             Request::StartTls => self.starttls().await,
             Request::Auth { .. } => self.error(503, "5.5.1", "Error: authentication not enabled"),
-            Request::Etrn { .. } | Request::Atrn { .. } | Request::Burl { .. } => {
+            Request::Etrn { name } => self.etrn(&name).await,
+            Request::Atrn { .. } | Request::Burl { .. } => {
                 self.error(502, "5.5.1", "Error: command not implemented")
             }
         }
@@ -268,6 +269,7 @@ impl Session {
             "SMTPUTF8".into(),
             "DSN".into(),
             "CHUNKING".into(),
+            "ETRN".into(),
             "VRFY".into(),
             "HELP".into(),
         ];
@@ -349,13 +351,15 @@ impl Session {
             Ok(Route::BackupMx(backup)) => {
                 crate::policy::verify_backup(&self.ctx.callout, &backup, &to.address)
                     .await
-                    .map(|()| Some(backup.lifetime))
+                    .map(|()| (Some(backup.lifetime), None))
             }
-            Ok(_) => Ok(None),
+            // Held until a client in its release_from sends ETRN.
+            Ok(Route::Etrn(etrn)) => Ok((etrn.lifetime, Some(Etrn::Held))),
+            Ok(_) => Ok((None, None)),
             Err(reply) => Err(reply),
         };
-        let lifetime = match checked {
-            Ok(lifetime) => lifetime,
+        let (lifetime, etrn) = match checked {
+            Ok(kept) => kept,
             Err(reply) => {
                 tracing::info!(
                     client = %self.peer, rcpt = %to.address,
@@ -389,10 +393,30 @@ impl Session {
                 orcpt,
                 notify,
                 lifetime,
+                etrn,
             });
         }
         self.reply(250, "2.1.5", "Ok");
         Next::Continue
+    }
+
+    /// ETRN (RFC 1985): release the mail held for a domain (src/etrn.rs).
+    async fn etrn(&mut self, node: &str) -> Next {
+        if self.helo.is_none() {
+            return self.error(503, "5.5.1", "Error: send HELO/EHLO first");
+        }
+        if self.tx.is_some() {
+            return self.error(503, "5.5.1", "Error: MAIL transaction in progress");
+        }
+        let ip = self.peer.ip();
+        let reply = crate::etrn::release(&self.ctx.router, &self.ctx.store, ip, node).await;
+        tracing::info!(client = %self.peer, "ETRN {node} from [{ip}]: {reply}");
+        if reply.code / 100 == 2 {
+            self.reply(reply.code, &reply.status, &reply.text);
+            Next::Continue
+        } else {
+            self.error(reply.code, &reply.status, &reply.text)
+        }
     }
 
     async fn starttls(&mut self) -> Next {

@@ -280,6 +280,20 @@ impl Postfix {
         Postfix::launch(ip, port, domain, users, main_cf, "", maps, None)
     }
 
+    /// [`Postfix::start_with_maps`] with extra master.cf lines as well —
+    /// e.g. `smtp unix - - n - - smtp`, the SMTP client, for an instance
+    /// that relays (with `transport_maps` pointing it at loopback peers).
+    pub fn start_with_master(
+        ip: &str,
+        port: u16,
+        domain: &str,
+        main_cf: &str,
+        master_cf: &str,
+        maps: &[(&str, &str)],
+    ) -> Postfix {
+        Postfix::launch(ip, port, domain, &[], main_cf, master_cf, maps, None)
+    }
+
     /// A smart host such as an ISP runs: AUTH (PLAIN, LOGIN) offered only
     /// after STARTTLS (`smtpd_tls_auth_only`), checked by a private
     /// Dovecot ([`DovecotAuth`]) against `logins` (`(user, password)`),

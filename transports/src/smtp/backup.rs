@@ -129,8 +129,8 @@ impl BackupPlan {
                 451,
                 "4.4.4",
                 format!(
-                    "this host is not an MX for {domain} (its MX hosts: {}); backup MX mail is \
-                     held until it is",
+                    "this host is not an MX for {domain} (its MX hosts: {}); the mail is held \
+                     until it is",
                     names()
                 ),
             ));
@@ -145,8 +145,8 @@ impl BackupPlan {
                 451,
                 "4.4.6",
                 format!(
-                    "we are the most preferred MX for {domain} (preference {ours}); backup MX \
-                     mail is held until a more preferred MX exists"
+                    "we are the most preferred MX for {domain} (preference {ours}); the mail is \
+                     held until a more preferred MX exists"
                 ),
             ));
         }
@@ -169,7 +169,7 @@ impl SmtpTransport {
                 return defer(Reply::new(
                     451,
                     "4.4.3",
-                    format!("backup MX for {}: {e}; the mail is held", hop.domain),
+                    format!("MX lookup for {}: {e}; the mail is held", hop.domain),
                 ))
             }
         };

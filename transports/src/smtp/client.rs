@@ -436,7 +436,11 @@ impl Connection {
         self.exchange(line, timeout).await.map(|l| parse_reply(&l))
     }
 
-    async fn exchange(&mut self, line: &str, timeout: Duration) -> Result<Vec<String>, Reply> {
+    pub(super) async fn exchange(
+        &mut self,
+        line: &str,
+        timeout: Duration,
+    ) -> Result<Vec<String>, Reply> {
         self.write(line.as_bytes(), timeout).await?;
         self.read_lines(timeout).await
     }

@@ -28,6 +28,7 @@ mod backup;
 mod body;
 mod callout;
 mod client;
+mod etrn;
 mod lmtp;
 pub mod mx;
 pub mod tls;
@@ -43,6 +44,7 @@ pub use callout::{Callout, Verdict};
 pub use client::{
     parse_reply, ClientSettings, Connection, HopError, Peer, Security, Timeouts, TlsInfo,
 };
+pub use etrn::{etrn, EtrnAnswer};
 pub use lmtp::LmtpTransport;
 pub use mx::{Dns, DnsError, MxHost};
 pub use tls::{Tls, TlsPolicy};
