@@ -5,6 +5,7 @@
 //! together with the SMTP server, the router and the scheduler.
 
 mod admin;
+mod auth_cli;
 mod cli;
 mod config;
 mod etrn;
@@ -65,6 +66,57 @@ enum Command {
         #[command(subcommand)]
         action: cli::QueueAction,
     },
+    /// Check what a policy says about a client.
+    Check {
+        #[command(subcommand)]
+        what: CheckWhat,
+    },
+    /// DKIM signing keys.
+    Dkim {
+        #[command(subcommand)]
+        action: DkimAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum CheckWhat {
+    /// The SPF result (RFC 7208) for a client, like spfquery, over the
+    /// configured resolver.
+    Spf {
+        /// The client's IP address.
+        #[arg(long)]
+        ip: String,
+        /// The name the client gave in HELO/EHLO.
+        #[arg(long)]
+        helo: String,
+        /// The MAIL FROM address; empty ("") checks the HELO name.
+        #[arg(long, default_value = "")]
+        from: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DkimAction {
+    /// Make a signing key for DOMAIN and print the DNS TXT record.
+    Keygen {
+        domain: String,
+        #[arg(long, default_value = "faxmta")]
+        selector: String,
+        #[arg(long = "type", value_enum, default_value = "rsa")]
+        kind: KeyType,
+        /// Directory for the key file (DOMAIN.SELECTOR.key).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// `faxmta dkim keygen --type`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum KeyType {
+    /// RSA, 2048 bits (rsa-sha256): verified everywhere.
+    Rsa,
+    /// Ed25519 (RFC 8463): short, not verified everywhere yet.
+    Ed25519,
 }
 
 /// `faxmta etrn --tls`.
@@ -151,5 +203,29 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Check {
+            what: CheckWhat::Spf { ip, helo, from },
+        } => match config::Config::load(&path) {
+            Ok(c) => auth_cli::check_spf(&c, &ip, &helo, &from),
+            Err(e) => {
+                eprintln!("faxmta: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Dkim {
+            action:
+                DkimAction::Keygen {
+                    domain,
+                    selector,
+                    kind,
+                    out,
+                },
+        } => {
+            let kind = match kind {
+                KeyType::Rsa => config::policy::DkimKeyKind::Rsa,
+                KeyType::Ed25519 => config::policy::DkimKeyKind::Ed25519,
+            };
+            auth_cli::keygen(&domain, &selector, kind, &out)
+        }
     }
 }

@@ -90,7 +90,7 @@ async fn serve(config: Config) -> Result<(), String> {
         tls,
         metrics.clone(),
         stop_rx.clone(),
-    );
+    )?;
 
     let settings = scheduler::Settings {
         retry: config.retry_policy(),
@@ -159,6 +159,8 @@ pub(crate) fn client_settings(config: &Config, lmtp: bool) -> Result<ClientSetti
             ..Timeouts::default()
         },
         lmtp,
+        signer: (!lmtp && !config.dkim.is_empty())
+            .then(|| std::sync::Arc::new(crate::policy::dkim::DkimSigner::new(config)) as _),
     })
 }
 

@@ -206,6 +206,10 @@ pub struct ClientInfo {
     pub auth_user: Option<String>,
     /// `ESMTP`, `ESMTPS`, `ESMTPSA`, `local` …
     pub protocol: String,
+    /// The client may relay (or the message was made here, a report):
+    /// its mail is ours to DKIM-sign on the way out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trusted: bool,
 }
 
 /// A queued message's envelope.

@@ -85,6 +85,14 @@ pub struct DomainConfig {
     pub lifetime: Option<Duration>,
     /// For `etrn`: the client networks whose ETRN may release its mail.
     pub release_from: Option<Vec<IpNet>>,
+    /// Only these client networks may send mail to the domain (RCPT);
+    /// absent or empty: any client.
+    pub allow_from: Option<Vec<IpNet>>,
+    /// SPF for the domain's recipients, on top of the listener's (the
+    /// strictest of both applies).
+    pub spf: Option<super::policy::SpfMode>,
+    pub softfail: Option<super::policy::SoftfailMode>,
+    pub permerror: Option<super::policy::PermerrorMode>,
 }
 
 /// `[smarthost]`: all mail for domains that are not ours goes to these

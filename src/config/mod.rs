@@ -11,9 +11,11 @@ use std::path::{Path, PathBuf};
 
 mod domains;
 mod etrn;
+pub mod policy;
 mod values;
 pub use domains::{DomainConfig, DomainKind, SmarthostConfig};
 pub use etrn::{valid_node, EtrnClientConfig};
+pub use policy::{DkimConfig, PolicyConfig};
 pub use values::{parse_host, Deliver, Duration, HostSpec, Size};
 
 /// The whole configuration.
@@ -35,6 +37,12 @@ pub struct Config {
     pub smtp: SmtpConfig,
     #[serde(default)]
     pub relay: RelayConfig,
+    /// `[policy]`: the global deny list and the defaults of the checks.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// `[[dkim]]`: outbound signing keys.
+    #[serde(default)]
+    pub dkim: Vec<DkimConfig>,
     #[serde(default, rename = "domain")]
     pub domains: Vec<DomainConfig>,
     /// `[smarthost]`: where mail for domains that are not ours goes
@@ -228,6 +236,18 @@ pub struct ListenerConfig {
     pub role: Role,
     #[serde(default)]
     pub tls: TlsMode,
+    /// Only these client networks may connect (empty: all).
+    #[serde(default)]
+    pub allow: Vec<IpNet>,
+    /// These client networks are refused at connect.
+    #[serde(default)]
+    pub deny: Vec<IpNet>,
+    /// The checks; absent ones come from `[policy]`.
+    pub spf: Option<policy::SpfMode>,
+    pub softfail: Option<policy::SoftfailMode>,
+    pub permerror: Option<policy::PermerrorMode>,
+    pub dkim: Option<policy::DkimMode>,
+    pub dmarc: Option<policy::DmarcMode>,
 }
 
 /// `[tls]`: the server certificate. Without `cert` and `key`, a
@@ -369,6 +389,7 @@ impl Config {
         config.validate(path, text)?;
         let src = domains::Source { path, text };
         domains::read_passwords(&mut config, &src)?;
+        policy::load(&mut config, &src)?;
         Ok(config)
     }
 

@@ -1,34 +1,115 @@
-//! Inbound policy: whether a client may hand us a recipient.
+//! Inbound policy: whether a client may talk to us, and hand us a
+//! recipient.
 //!
-//! For now this is relay control: recipients in our domains are taken from
-//! anyone; any other domain only from the networks in `[relay] allow`.
-//! The default allows nobody, so faxmta is never an open relay. Recipients
-//! of a backup MX domain with `verify = "callout"` are also put to the
-//! domain's primary ([`verify_backup`]).
+//! In the order a session meets them: the deny and allow lists at connect
+//! (`lists.rs`); at MAIL the SPF check (`spf.rs`), whose verdict each RCPT
+//! applies under the strictest of its listener's and its domain's policy;
+//! a domain's `allow_from`; relay control — recipients in our domains are
+//! taken from anyone, any other domain only from the networks in `[relay]
+//! allow` (the default allows nobody, so faxmta is never an open relay);
+//! recipients of a backup MX domain with `verify = "callout"` are put to
+//! the domain's primary ([`verify_backup`]). After the data, DKIM and
+//! DMARC (`dmarc.rs`). Outbound DKIM signing is in `dkim.rs`.
+//!
+//! Clients that may relay are not checked for SPF, DKIM or DMARC — as
+//! Postfix with policyd-spf behind `permit_mynetworks` does: they are our
+//! own users and servers.
 
-use crate::config::Config;
+pub mod dkim;
+pub mod dmarc;
+pub mod lists;
+pub mod spf;
+
+use crate::config::policy::{DmarcMode, ListenerChecks, SpfMode, SpfPolicy};
+use crate::config::{Config, ListenerConfig};
 use crate::router::{BackupRoute, Route, Router};
 use faxmta_queue::Reply;
 use faxmta_transports::smtp::{Callout, Verdict};
 use ipnet::IpNet;
+use std::collections::HashMap;
 use std::net::IpAddr;
+
+/// A domain's own rules for its recipients.
+struct DomainRules {
+    allow_from: Vec<IpNet>,
+    spf: SpfPolicy,
+}
 
 /// The inbound policy, built once from the configuration.
 pub struct Policy {
     relay_allow: Vec<IpNet>,
+    /// `[policy] deny`.
+    deny: Vec<IpNet>,
+    domains: HashMap<String, DomainRules>,
+    /// Some domain asks for SPF whatever its listener does.
+    domain_spf: bool,
 }
 
 impl Policy {
     pub fn new(config: &Config) -> Policy {
+        let domains: HashMap<String, DomainRules> = config
+            .domains
+            .iter()
+            .map(|d| {
+                let rules = DomainRules {
+                    allow_from: d.allow_from.clone().unwrap_or_default(),
+                    spf: SpfPolicy {
+                        spf: d.spf.unwrap_or_default(),
+                        softfail: d.softfail.unwrap_or_default(),
+                        permerror: d.permerror.unwrap_or_default(),
+                    },
+                };
+                (d.name.0.clone(), rules)
+            })
+            .collect();
         Policy {
             relay_allow: config.relay.allow.clone(),
+            deny: config.policy.deny.clone(),
+            domain_spf: domains.values().any(|r| r.spf.spf != SpfMode::Off),
+            domains,
         }
     }
 
     /// Whether `client` may relay (send to domains that are not ours).
     pub fn may_relay(&self, client: IpAddr) -> bool {
-        let client = canonical(client);
-        self.relay_allow.iter().any(|net| net.contains(&client))
+        lists::contains(&self.relay_allow, client)
+    }
+
+    /// Whether a client at `ip` may talk to `listener` at all.
+    pub fn connect(&self, listener: &ListenerConfig, ip: IpAddr) -> Result<(), Reply> {
+        lists::connect(&self.deny, listener, ip)
+    }
+
+    /// Whether the SPF check has to run for a client of a listener with
+    /// `checks`: it may be needed by the listener, by some domain, or by
+    /// DMARC — never for a client that may relay.
+    pub fn wants_spf(&self, checks: &ListenerChecks, client: IpAddr) -> bool {
+        !self.may_relay(client)
+            && (checks.spf.spf != SpfMode::Off || self.domain_spf || checks.dmarc != DmarcMode::Off)
+    }
+
+    /// The SPF policy for one recipient: the strictest of the listener's
+    /// and the recipient domain's.
+    pub fn spf_for(&self, listener: SpfPolicy, address: &str) -> SpfPolicy {
+        match self.rules(address) {
+            Some((_, rules)) => listener.strictest(rules.spf),
+            None => listener,
+        }
+    }
+
+    /// A domain's `allow_from` for one recipient.
+    pub fn allow_from(&self, client: IpAddr, address: &str) -> Result<(), Reply> {
+        match self.rules(address) {
+            Some((domain, rules)) => lists::allow_from(&rules.allow_from, client, address, domain),
+            None => Ok(()),
+        }
+    }
+
+    fn rules(&self, address: &str) -> Option<(&str, &DomainRules)> {
+        let domain = address.rsplit_once('@')?.1.trim_end_matches('.');
+        self.domains
+            .get_key_value(domain.to_ascii_lowercase().as_str())
+            .map(|(d, r)| (d.as_str(), r))
     }
 
     /// Check one RCPT: the route it takes, or the reply that refuses it.
@@ -86,15 +167,6 @@ pub async fn verify_backup(
     }
 }
 
-/// An IPv4 client seen through an IPv6 socket (`::ffff:a.b.c.d`) is
-/// matched as IPv4.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +215,34 @@ mod tests {
         assert!(p
             .check_recipient(&r, "127.0.0.3".parse().unwrap(), "a@elsewhere.org")
             .is_err());
+    }
+
+    #[test]
+    fn the_strictest_spf_policy_covers_each_recipient() {
+        use crate::config::policy::{PermerrorMode, SoftfailMode};
+        let text = "hostname = \"mx.example.test\"\n[policy]\nspf = \"tag\"\n\
+                    [[listener]]\naddr = \"127.0.0.1:25\"\nrole = \"mx\"\n\
+                    [[domain]]\nname = \"Fax.Test\"\nkind = \"local\"\ndeliver = \"maildir:/m\"\n\
+                    spf = \"reject-fail\"\nsoftfail = \"reject\"\nallow_from = [\"127.0.0.2/32\"]\n";
+        let config = Config::parse(std::path::Path::new("t.toml"), text).unwrap();
+        let p = Policy::new(&config);
+        let checks = config.policy.for_listener(&config.listeners[0]);
+        assert_eq!(checks.spf.spf, SpfMode::Tag);
+        let fax = p.spf_for(checks.spf, "+1555@fax.test.");
+        assert_eq!(fax.spf, SpfMode::RejectFail);
+        assert_eq!(fax.softfail, SoftfailMode::Reject);
+        assert_eq!(fax.permerror, PermerrorMode::Accept);
+        assert_eq!(p.spf_for(checks.spf, "a@other.test"), checks.spf);
+        let one: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(p.wants_spf(&checks, one));
+        assert!(p.allow_from(one, "x@FAX.test").is_err());
+        assert!(p
+            .allow_from("127.0.0.2".parse().unwrap(), "x@fax.test")
+            .is_ok());
+        assert!(p.allow_from(one, "x@other.test").is_ok());
+        // Off everywhere: nothing to check.
+        let (quiet, _) = setup("");
+        let off = Config::parse(std::path::Path::new("t.toml"), "").unwrap();
+        assert!(!quiet.wants_spf(&off.policy.for_listener(&config.listeners[0]), one));
     }
 }

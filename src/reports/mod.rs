@@ -204,6 +204,8 @@ pub fn build_report(
             helo: reporting_mta.into(),
             auth_user: None,
             protocol: "local".into(),
+            // Made here: ours to sign.
+            trusted: true,
         },
         body_type: if is_8bit(&body) {
             BodyType::EightBitMime

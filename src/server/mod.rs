@@ -11,6 +11,7 @@ pub mod tls;
 
 use crate::admin::metrics::Metrics;
 use crate::config::{Config, ListenerConfig, TlsMode};
+use crate::policy::spf::Authenticator;
 use crate::policy::Policy;
 use crate::router::Router;
 use conn::{Conn, Stream};
@@ -31,6 +32,9 @@ pub struct ServerContext {
     pub policy: Arc<Policy>,
     /// Recipient callouts for backup MX domains.
     pub callout: Arc<Callout>,
+    /// SPF, DKIM and DMARC checks (`None`: the resolver could not be made;
+    /// no check runs).
+    pub auth: Option<Arc<Authenticator>>,
     pub tls: Option<TlsAcceptor>,
     pub metrics: Arc<Metrics>,
     pub shutdown: watch::Receiver<bool>,
@@ -147,16 +151,19 @@ pub fn context(
     tls: Option<TlsAcceptor>,
     metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
-) -> Arc<ServerContext> {
+) -> Result<Arc<ServerContext>, String> {
     let policy = Arc::new(Policy::new(&config));
-    Arc::new(ServerContext {
+    // Over [dns], as mail routing.
+    let auth = Some(Arc::new(Authenticator::new(&config)?));
+    Ok(Arc::new(ServerContext {
         config,
         store,
         router,
         policy,
         callout,
+        auth,
         tls,
         metrics,
         shutdown,
-    })
+    }))
 }

@@ -11,7 +11,9 @@ use super::conn::{Conn, Line, ReadError};
 use super::ServerContext;
 
 mod message;
+use crate::config::policy::ListenerChecks;
 use crate::config::{ListenerConfig, TlsMode};
+use crate::policy::spf::SpfVerdict;
 use crate::router::Route;
 use faxmta_queue::{BodyType, Etrn, NewRecipient, Notify, Ret};
 use smtp_proto::{self as sp, Request};
@@ -32,6 +34,11 @@ struct Transaction {
     /// Set when a BDAT chunk spoiled the message; later chunks are read
     /// and dropped, and each gets this reply.
     chunk_error: Option<StaticReply>,
+    /// The SPF verdict, checked at MAIL (when any policy wants it).
+    spf: Option<SpfVerdict>,
+    /// An accepted recipient's policy marks the message `X-Spam-Flag: YES`
+    /// (SPF softfail with `softfail = "tag"`).
+    spam_flag: bool,
 }
 
 /// TLS facts for the Received header.
@@ -64,6 +71,8 @@ pub struct Session {
     tls: Option<TlsInfo>,
     tx: Option<Transaction>,
     errors: u32,
+    /// The listener's SPF, DKIM and DMARC settings.
+    checks: ListenerChecks,
 }
 
 impl Session {
@@ -74,7 +83,9 @@ impl Session {
         conn: Conn,
         tls: Option<TlsInfo>,
     ) -> Self {
+        let checks = ctx.config.policy.for_listener(&listener);
         Session {
+            checks,
             ctx,
             listener,
             peer,
@@ -93,6 +104,14 @@ impl Session {
 
     /// Run the session to its end.
     pub async fn run(mut self) {
+        let ip = self.peer.ip();
+        if let Err(reply) = self.ctx.policy.connect(&self.listener, ip) {
+            tracing::info!(client = %self.peer, "NOQUEUE: reject: CONNECT from [{ip}]: {reply}");
+            self.count_reject(reply.code, &reply.status);
+            self.reply(reply.code, &reply.status, &reply.text);
+            let _ = self.conn.flush().await;
+            return;
+        }
         let greeting = format!("220 {} ESMTP faxmta\r\n", self.ctx.config.hostname);
         self.conn.queue(&greeting);
         let mut shutdown = self.ctx.shutdown.clone();
@@ -150,15 +169,20 @@ impl Session {
         }
     }
 
-    /// Queue an error reply and count it; after too many, close.
-    fn error(&mut self, code: u16, status: &str, text: &str) -> Next {
-        self.errors += 1;
+    /// Count a refusal in faxmta_smtp_rejects_total.
+    fn count_reject(&self, code: u16, status: &str) {
         let class = if code >= 500 { "5xx" } else { "4xx" };
         self.ctx
             .metrics
             .rejects
             .with_label_values(&[class, status])
             .inc();
+    }
+
+    /// Queue an error reply and count it; after too many, close.
+    fn error(&mut self, code: u16, status: &str, text: &str) -> Next {
+        self.errors += 1;
+        self.count_reject(code, status);
         if self.errors >= self.ctx.config.smtp.max_errors {
             tracing::info!(client = %self.peer, errors = self.errors, "too many errors, disconnecting");
             self.conn.queue(&format!("{code} {status} {text}\r\n"));
@@ -179,7 +203,7 @@ impl Session {
             Request::Ehlo { host } => self.hello(host, true),
             Request::Helo { host } => self.hello(host, false),
             Request::Lhlo { .. } => self.error(500, "5.5.1", "Error: LHLO is for LMTP"),
-            Request::Mail { from } => self.mail(from),
+            Request::Mail { from } => self.mail(from).await,
             Request::Rcpt { to } => self.rcpt(to).await,
             Request::Data => self.data().await,
             Request::Bdat {
@@ -284,7 +308,7 @@ impl Session {
         Next::Continue
     }
 
-    fn mail(&mut self, from: sp::MailFrom<String>) -> Next {
+    async fn mail(&mut self, from: sp::MailFrom<String>) -> Next {
         if self.helo.is_none() {
             return self.error(503, "5.5.1", "Error: send HELO/EHLO first");
         }
@@ -315,7 +339,26 @@ impl Session {
         } else {
             None
         };
+        // SPF once per transaction; each RCPT applies its own policy.
+        let ip = self.peer.ip();
+        let spf = match &self.ctx.auth {
+            Some(auth) if self.ctx.policy.wants_spf(&self.checks, ip) => {
+                let helo = self.helo.clone().unwrap_or_default();
+                let v = auth.check_spf(ip, &helo, &from.address).await;
+                tracing::info!(
+                    client = %self.peer,
+                    "SPF {} for {} from [{ip}]: {}",
+                    crate::policy::spf::word(v.result),
+                    v.identity,
+                    v.comment()
+                );
+                Some(v)
+            }
+            _ => None,
+        };
         self.tx = Some(Transaction {
+            spf,
+            spam_flag: false,
             sender: from.address,
             body_type,
             smtputf8,
@@ -343,6 +386,26 @@ impl Session {
         if !to.address.is_ascii() && !tx.smtputf8 {
             return self.error(553, "5.6.7", "Recipient address needs SMTPUTF8");
         }
+        // The domain's allow_from, then SPF under the strictest policy
+        // that covers this recipient.
+        let policy = &self.ctx.policy;
+        let spf = policy.spf_for(self.checks.spf, &to.address);
+        let allowed = policy
+            .allow_from(ip, &to.address)
+            .and_then(|()| match &tx.spf {
+                Some(v) => crate::policy::spf::decide(spf, v),
+                None => Ok(false),
+            });
+        let flag = match allowed {
+            Ok(flag) => flag,
+            Err(reply) => {
+                tracing::info!(
+                    client = %self.peer, rcpt = %to.address,
+                    "NOQUEUE: reject: RCPT from [{ip}]: {reply}"
+                );
+                return self.error(reply.code, &reply.status, &reply.text);
+            }
+        };
         let checked = match self
             .ctx
             .policy
@@ -388,6 +451,7 @@ impl Session {
             }
         });
         if let Some(tx) = self.tx.as_mut() {
+            tx.spam_flag |= flag;
             tx.recipients.push(NewRecipient {
                 address: to.address,
                 orcpt,

@@ -152,6 +152,55 @@ impl Session {
         self.finish_message(body).await
     }
 
+    /// The checks after the data (DKIM, DMARC; not for trusted clients)
+    /// and the header fields that record them and the SPF verdict:
+    /// Authentication-Results, Received-SPF, X-Spam-Flag. `Err`: the
+    /// message is refused (DMARC p=reject under `dmarc = "reject"`).
+    async fn authenticate(
+        &self,
+        tx: &super::Transaction,
+        data: &[u8],
+        helo: &str,
+        trusted: bool,
+    ) -> Result<Vec<u8>, faxmta_queue::Reply> {
+        use crate::config::policy::{DkimMode, DmarcMode};
+        let Some(auth) = self.ctx.auth.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let dkim = self.checks.dkim == DkimMode::Verify && !trusted;
+        let dmarc = if trusted {
+            DmarcMode::Off
+        } else {
+            self.checks.dmarc
+        };
+        let spf = tx.spf.as_ref();
+        let eval = if dkim || dmarc != DmarcMode::Off {
+            let mail_from_domain = match tx.sender.rsplit_once('@') {
+                Some((_, d)) => d.to_ascii_lowercase(),
+                None => helo.to_ascii_lowercase(),
+            };
+            auth.after_data(data, dkim, dmarc, spf, &mail_from_domain)
+                .await
+        } else {
+            Default::default()
+        };
+        if let Some(reply) = eval.reject {
+            return Err(reply);
+        }
+        let hostname = &self.ctx.config.hostname;
+        let mut headers = String::new();
+        if let Some(ar) = crate::policy::dmarc::authentication_results(hostname, spf, &eval) {
+            headers.push_str(&ar);
+        }
+        if let Some(v) = spf {
+            headers.push_str(&v.received_spf(hostname));
+        }
+        if tx.spam_flag || eval.quarantine {
+            headers.push_str("X-Spam-Flag: YES\r\n");
+        }
+        Ok(headers.into_bytes())
+    }
+
     /// Store the message durably, then answer 250 (or a 4xx if the store
     /// failed: the client keeps the message and tries again).
     async fn finish_message(&mut self, data: Vec<u8>) -> Next {
@@ -169,8 +218,23 @@ impl Session {
         };
         let protocol = protocol_name(self.esmtp, tx.smtputf8, self.tls.is_some(), false);
         let helo = self.helo.clone().unwrap_or_default();
+        let ip = self.peer.ip();
+        let trusted = self.ctx.policy.may_relay(ip);
+        // DKIM and DMARC on the message as received, then the headers
+        // that record them above our Received (RFC 7208 §9.1, RFC 8601 §5).
+        let mut body = match self.authenticate(&tx, &data, &helo, trusted).await {
+            Ok(headers) => headers,
+            Err(reply) => {
+                tracing::info!(
+                    client = %self.peer,
+                    "NOQUEUE: reject: END-OF-MESSAGE from [{ip}]: {reply}; from=<{}>",
+                    tx.sender
+                );
+                return self.error(reply.code, &reply.status, &reply.text);
+            }
+        };
         let for_rcpt = (tx.recipients.len() == 1).then(|| tx.recipients[0].address.as_str());
-        let mut body = received_header(
+        body.extend(received_header(
             &helo,
             self.peer.ip(),
             &self.ctx.config.hostname,
@@ -178,7 +242,7 @@ impl Session {
             &id,
             self.tls.as_ref(),
             for_rcpt,
-        );
+        ));
         body.extend_from_slice(&data);
         let nrcpt = tx.recipients.len();
         let sender = tx.sender.clone();
@@ -192,6 +256,7 @@ impl Session {
                 helo,
                 auth_user: None,
                 protocol: protocol.to_string(),
+                trusted,
             },
             body_type: tx.body_type,
             smtputf8: tx.smtputf8,

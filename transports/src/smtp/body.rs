@@ -19,8 +19,19 @@ fn has_8bit(bytes: &[u8]) -> bool {
 }
 
 /// Prepare `body` for a server that does (`peer_8bit`) or does not offer
-/// 8BITMIME. `Err` says why the message cannot be sent there.
-pub fn prepare_body(body: &[u8], declared: BodyType, peer_8bit: bool) -> Result<Prepared, String> {
+/// 8BITMIME, DKIM-signed by `signer` when given. `Err` says why the
+/// message cannot be sent there.
+///
+/// The signature is made over the message exactly as it goes on the wire
+/// (after any 8-bit conversion, with CRLF line ends), less the
+/// dot-stuffing the receiver removes again, so nothing changes the signed
+/// octets after signing.
+pub fn prepare_body(
+    body: &[u8],
+    declared: BodyType,
+    peer_8bit: bool,
+    signer: Option<&dyn super::Signer>,
+) -> Result<Prepared, String> {
     let eight_bit = declared != BodyType::SevenBit || has_8bit(body);
     let converted;
     let source = if eight_bit && has_8bit(body) && !peer_8bit {
@@ -28,6 +39,21 @@ pub fn prepare_body(body: &[u8], declared: BodyType, peer_8bit: bool) -> Result<
         &converted[..]
     } else {
         body
+    };
+    let signed;
+    let source = match signer {
+        Some(signer) => {
+            let wire = line_ends(source, false);
+            match signer.sign(&wire) {
+                Some(mut header) => {
+                    header.extend_from_slice(&wire);
+                    signed = header;
+                }
+                None => signed = wire,
+            }
+            &signed[..]
+        }
+        None => source,
     };
     Ok(Prepared {
         data: stuff(source),
@@ -38,12 +64,18 @@ pub fn prepare_body(body: &[u8], declared: BodyType, peer_8bit: bool) -> Result<
 /// CRLF line ends everywhere, a final CRLF, and a dot doubled at the start
 /// of every line.
 pub fn stuff(body: &[u8]) -> Vec<u8> {
+    line_ends(body, true)
+}
+
+/// CRLF line ends everywhere and a final CRLF; with `dots`, a dot doubled
+/// at the start of every line as well.
+fn line_ends(body: &[u8], dots: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + body.len() / 50 + 2);
     let mut at_line_start = true;
     let mut i = 0;
     while i < body.len() {
         let b = body[i];
-        if at_line_start && b == b'.' {
+        if dots && at_line_start && b == b'.' {
             out.push(b'.');
         }
         match b {
@@ -274,6 +306,34 @@ mod tests {
         );
     }
 
+    /// Records what it was given and answers with a fixed header.
+    struct Recorder(std::sync::Mutex<Vec<u8>>);
+    impl crate::smtp::Signer for Recorder {
+        fn sign(&self, message: &[u8]) -> Option<Vec<u8>> {
+            *self.0.lock().unwrap() = message.to_vec();
+            Some(b"DKIM-Signature: v=1; test\r\n".to_vec())
+        }
+    }
+
+    #[test]
+    fn the_signature_covers_the_octets_sent_after_conversion() {
+        let msg = "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n.Grüße\n";
+        let signer = Recorder(Default::default());
+        let p = prepare_body(msg.as_bytes(), BodyType::EightBitMime, false, Some(&signer)).unwrap();
+        let signed = signer.0.lock().unwrap().clone();
+        // The signer saw the converted message with CRLF line ends, not
+        // dot-stuffed; on the wire it follows the header, dot-stuffed.
+        let signed_text = String::from_utf8(signed.clone()).unwrap();
+        assert!(
+            signed_text.contains("quoted-printable\r\n\r\n.Gr=C3=BC=C3=9Fe\r\n"),
+            "{signed_text}"
+        );
+        let mut expected = b"DKIM-Signature: v=1; test\r\n".to_vec();
+        expected.extend_from_slice(&stuff(&signed));
+        assert_eq!(p.data, expected);
+        assert!(String::from_utf8(p.data).unwrap().contains("\r\n..Gr=C3"));
+    }
+
     #[test]
     fn stuffing_and_line_ends() {
         assert_eq!(stuff(b".a\r\nb\n.c\rd"), b"..a\r\nb\r\n..c\r\nd\r\n");
@@ -284,7 +344,7 @@ mod tests {
     #[test]
     fn eight_bit_text_part_becomes_quoted_printable() {
         let msg = "MIME-Version: 1.0\r\nSubject: x\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGrüße = gut\r\nzwei\r\n";
-        let p = prepare_body(msg.as_bytes(), BodyType::EightBitMime, false).unwrap();
+        let p = prepare_body(msg.as_bytes(), BodyType::EightBitMime, false, None).unwrap();
         let text = String::from_utf8(p.data).unwrap();
         assert!(!p.eight_bit);
         assert!(
@@ -307,7 +367,7 @@ mod tests {
     #[test]
     fn multipart_binary_part_becomes_base64() {
         let msg = b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nplain\r\n--b\r\nContent-Type: application/octet-stream\r\n\r\n\xff\xfe\x00ab\r\n--b--\r\n";
-        let p = prepare_body(msg, BodyType::EightBitMime, false).unwrap();
+        let p = prepare_body(msg, BodyType::EightBitMime, false, None).unwrap();
         assert!(!has_8bit(&p.data));
         let text = String::from_utf8(p.data.clone()).unwrap();
         assert!(
@@ -323,18 +383,18 @@ mod tests {
     fn what_cannot_be_converted_says_why() {
         let not_mime = "Subject: x\r\n\r\nGrüße\r\n";
         assert!(
-            prepare_body(not_mime.as_bytes(), BodyType::EightBitMime, false)
+            prepare_body(not_mime.as_bytes(), BodyType::EightBitMime, false, None)
                 .unwrap_err()
                 .contains("not MIME")
         );
         let header = "MIME-Version: 1.0\r\nSubject: Grüße\r\n\r\nx\r\n";
         assert!(
-            prepare_body(header.as_bytes(), BodyType::EightBitMime, false)
+            prepare_body(header.as_bytes(), BodyType::EightBitMime, false, None)
                 .unwrap_err()
                 .contains("header")
         );
         // With 8BITMIME at the peer nothing is converted.
-        let p = prepare_body(not_mime.as_bytes(), BodyType::EightBitMime, true).unwrap();
+        let p = prepare_body(not_mime.as_bytes(), BodyType::EightBitMime, true, None).unwrap();
         assert!(p.eight_bit);
         assert_eq!(p.data, not_mime.as_bytes());
     }

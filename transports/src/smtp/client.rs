@@ -50,6 +50,16 @@ pub struct ClientSettings {
     pub timeouts: Timeouts,
     /// LMTP (RFC 2033): LHLO, and one reply per recipient after DATA.
     pub lmtp: bool,
+    /// DKIM signing of mail from trusted clients (SMTP only, not LMTP).
+    pub signer: Option<std::sync::Arc<dyn Signer>>,
+}
+
+/// Signs outbound mail (DKIM); the daemon implements it with its keys.
+pub trait Signer: Send + Sync {
+    /// The header field(s) to put on top of `message` — given exactly as
+    /// it will be sent (CRLF line ends, no dot-stuffing) — or `None` when
+    /// it is not to be signed (no key for its From domain).
+    fn sign(&self, message: &[u8]) -> Option<Vec<u8>>;
 }
 
 /// TLS facts of a connection.

@@ -42,7 +42,7 @@ mod scripted_auth;
 pub use backup::{BackupPlan, Myself, PlannedHost};
 pub use callout::{Callout, Verdict};
 pub use client::{
-    parse_reply, ClientSettings, Connection, HopError, Peer, Security, Timeouts, TlsInfo,
+    parse_reply, ClientSettings, Connection, HopError, Peer, Security, Signer, Timeouts, TlsInfo,
 };
 pub use etrn::{etrn, EtrnAnswer};
 pub use lmtp::LmtpTransport;

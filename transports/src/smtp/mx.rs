@@ -82,6 +82,12 @@ impl Dns {
         Ok(Dns { resolver })
     }
 
+    /// The resolver itself, for other lookups over the same servers (SPF,
+    /// DKIM and DMARC records).
+    pub fn resolver(&self) -> &TokioResolver {
+        &self.resolver
+    }
+
     /// The MX hosts of `domain`, most preferred first.
     pub async fn mx(&self, domain: &str) -> Result<Vec<MxHost>, DnsError> {
         let fqdn = fqdn(domain);

@@ -94,6 +94,7 @@ fn settings(lmtp: bool) -> ClientSettings {
         tls: Tls::new().unwrap(),
         timeouts: Timeouts::default(),
         lmtp,
+        signer: None,
     }
 }
 

@@ -120,6 +120,7 @@ fn settings() -> ClientSettings {
         tls: Tls::new().unwrap(),
         timeouts: Timeouts::default(),
         lmtp: false,
+        signer: None,
     }
 }
 

@@ -54,7 +54,15 @@ impl Connection {
                 ),
             ));
         }
-        let prepared = match prepare_body(body, env.body_type, self.has(EXT_8BIT_MIME)) {
+        // Only mail from trusted clients (and our own reports) is signed,
+        // never what arrived from the Internet (a forged From would
+        // come out signed); not over LMTP (local delivery).
+        let signer = self
+            .settings
+            .signer
+            .as_deref()
+            .filter(|_| env.client.trusted && !self.settings.lmtp);
+        let prepared = match prepare_body(body, env.body_type, self.has(EXT_8BIT_MIME), signer) {
             Ok(p) => p,
             Err(why) => {
                 return Ok(all(
