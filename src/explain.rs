@@ -24,13 +24,21 @@ fn tls_words(policy: TlsPolicy) -> &'static str {
 /// Who may send to a domain that is not ours.
 fn relay_permission(config: &Config) -> String {
     let nets: Vec<String> = config.relay.allow.iter().map(|n| n.to_string()).collect();
-    if nets.is_empty() {
-        "no client may send here: [relay] allow is empty; only our own reports go there".to_string()
-    } else {
-        format!(
+    let auth = config.auth.users_file.is_some();
+    match (nets.is_empty(), auth) {
+        (true, false) => {
+            "no client may send here: [relay] allow is empty; only our own reports go there"
+                .to_string()
+        }
+        (true, true) => "accepted only from users logged in with SMTP AUTH".to_string(),
+        (false, false) => format!(
             "accepted only from clients in [relay] allow: {}",
             nets.join(", ")
-        )
+        ),
+        (false, true) => format!(
+            "accepted only from users logged in with SMTP AUTH and clients in [relay] allow: {}",
+            nets.join(", ")
+        ),
     }
 }
 
@@ -218,7 +226,9 @@ pub async fn explain(config: &Config, address: &str) -> Result<String, String> {
     let router = Router::new(config);
     let mut out = String::new();
     let _ = writeln!(out, "address: {address}");
-    match router.resolve(address) {
+    // As relay control sees it for a client that may relay: address
+    // literals and routing in our domains are refused for everyone.
+    match crate::policy::relay::check(&router, true, address) {
         Err(reply) => {
             let _ = writeln!(out, "refused at RCPT: {reply}");
         }

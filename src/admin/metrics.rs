@@ -28,6 +28,12 @@ pub struct Metrics {
     pub tls: IntCounterVec,
     /// SMTP replies refusing something, by code class and enhanced status.
     pub rejects: IntCounterVec,
+    /// Limits hit, by limit (`connections`, `connections_per_ip`,
+    /// `connection_rate`, `messages`, `recipients`, `errors`,
+    /// `auth_failures`).
+    pub limits: IntCounterVec,
+    /// SMTP AUTH attempts by mechanism and result (`success`, `failure`).
+    pub auth: IntCounterVec,
     queue_messages: IntGaugeVec,
 }
 
@@ -110,6 +116,23 @@ impl Metrics {
                     &["class", "status"],
                 ),
             ),
+            limits: build(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "faxmta_smtp_limits_total",
+                        "Times a client hit one of the server's limits",
+                    ),
+                    &["limit"],
+                ),
+            ),
+            auth: build(
+                &r,
+                IntCounterVec::new(
+                    Opts::new("faxmta_smtp_auth_total", "SMTP AUTH attempts by result"),
+                    &["mechanism", "result"],
+                ),
+            ),
             queue_messages: build(
                 &r,
                 IntGaugeVec::new(
@@ -165,6 +188,8 @@ mod tests {
         m.tls.with_label_values(&["in", "TLSv1.3"]).inc();
         m.rejects.with_label_values(&["5xx", "5.7.1"]).inc();
         m.deliveries_active.with_label_values(&["smtp"]).set(1);
+        m.limits.with_label_values(&["connections_per_ip"]).inc();
+        m.auth.with_label_values(&["PLAIN", "failure"]).inc();
         let text = m.render(&store);
         for needle in [
             "faxmta_messages_received_total{source=\"mx\"} 1",
@@ -175,6 +200,8 @@ mod tests {
             "faxmta_queue_messages{state=\"held\"} 0",
             "faxmta_deliveries_active{transport=\"smtp\"} 1",
             "faxmta_smtp_rejects_total{class=\"5xx\",status=\"5.7.1\"} 1",
+            "faxmta_smtp_limits_total{limit=\"connections_per_ip\"} 1",
+            "faxmta_smtp_auth_total{mechanism=\"PLAIN\",result=\"failure\"} 1",
         ] {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }

@@ -15,7 +15,7 @@ pub mod policy;
 mod values;
 pub use domains::{DomainConfig, DomainKind, SmarthostConfig};
 pub use etrn::{valid_node, EtrnClientConfig};
-pub use policy::{DkimConfig, PolicyConfig};
+pub use policy::{DkimConfig, PolicyConfig, SmtpAuthConfig};
 pub use values::{parse_host, Deliver, Duration, HostSpec, Size};
 
 /// The whole configuration.
@@ -37,6 +37,9 @@ pub struct Config {
     pub smtp: SmtpConfig,
     #[serde(default)]
     pub relay: RelayConfig,
+    /// `[auth]`: SMTP AUTH on submission listeners.
+    #[serde(default)]
+    pub auth: SmtpAuthConfig,
     /// `[policy]`: the global deny list and the defaults of the checks.
     #[serde(default)]
     pub policy: PolicyConfig,
@@ -300,6 +303,14 @@ pub struct SmtpConfig {
     pub bare_newline: BareNewline,
     /// How long to let sessions finish on shutdown before cutting them.
     pub shutdown_grace: Duration,
+    /// Sessions open at once, in all (then 421 4.7.0 at connect).
+    pub max_connections: usize,
+    /// Sessions open at once from one client address; 0 = no limit.
+    pub max_connections_per_ip: usize,
+    /// Connections from one client address in a minute; 0 = no limit.
+    pub max_connection_rate: usize,
+    /// Messages in one session (then 421 4.7.0 at the next MAIL); 0 = no limit.
+    pub max_messages_per_connection: usize,
 }
 
 impl Default for SmtpConfig {
@@ -314,6 +325,10 @@ impl Default for SmtpConfig {
             data_timeout: Duration(600),
             bare_newline: BareNewline::Reject,
             shutdown_grace: Duration(10),
+            max_connections: 1000,
+            max_connections_per_ip: 50,
+            max_connection_rate: 0,
+            max_messages_per_connection: 1000,
         }
     }
 }
@@ -440,6 +455,12 @@ impl Config {
                     .into(),
             );
         }
+        if self.smtp.max_connections == 0 {
+            return fail(
+                "max_connections",
+                "smtp.max_connections must be at least 1".into(),
+            );
+        }
         if self.smtp.max_recipients == 0 {
             return fail(
                 "max_recipients",
@@ -486,6 +507,18 @@ mod tests {
         assert_eq!(c.smtp.max_recipients, 100);
         assert_eq!(c.queue.lifetime, Duration(5 * 86_400));
         assert_eq!(c.smtp.bare_newline, BareNewline::Reject);
+        assert_eq!(c.smtp.max_connections_per_ip, 50, "Postfix anvil's default");
+        assert!(c.auth.users_file.is_none(), "no AUTH unless configured");
+        assert!(!c.auth.any_sender);
+        let e = parse("[auth]\nmax_failures = 0\n").unwrap_err();
+        assert!(e.message.contains("max_failures"), "{e}");
+        // A users file that does not parse names its own line.
+        let dir = tempfile::tempdir().unwrap();
+        let users = dir.path().join("users");
+        std::fs::write(&users, "# x\nalice:not-a-hash\n").unwrap();
+        let e = parse(&format!("[auth]\nusers_file = \"{}\"\n", users.display())).unwrap_err();
+        assert_eq!(e.place, ":2:14", "{e}");
+        assert!(e.message.contains("line 2: user alice"), "{e}");
     }
 
     #[test]

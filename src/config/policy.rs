@@ -124,6 +124,37 @@ impl PolicyConfig {
     }
 }
 
+/// `[auth]`: SMTP AUTH (RFC 4954) on submission listeners, after TLS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpAuthConfig {
+    /// The users: `NAME:ARGON2-HASH[:SENDERS]` lines (`faxmta user add`).
+    /// Absent: no AUTH.
+    pub users_file: Option<PathBuf>,
+    /// An authenticated user may use any envelope sender.
+    pub any_sender: bool,
+    /// Failed AUTH attempts from one client address within
+    /// `failure_window` before it gets 421 4.7.0.
+    pub max_failures: u32,
+    /// The n-th failure from a client address within `failure_window` is
+    /// answered after n times this.
+    pub failure_delay: super::Duration,
+    /// How long a failure counts against its client address.
+    pub failure_window: super::Duration,
+}
+
+impl Default for SmtpAuthConfig {
+    fn default() -> Self {
+        SmtpAuthConfig {
+            users_file: None,
+            any_sender: false,
+            max_failures: 5,
+            failure_delay: super::Duration(1),
+            failure_window: super::Duration(15 * 60),
+        }
+    }
+}
+
 /// The kind of a DKIM signing key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DkimKeyKind {
@@ -209,11 +240,24 @@ fn valid_selector(s: &str) -> bool {
         })
 }
 
-/// Validate `[[dkim]]` and read each key file.
+/// Validate `[[dkim]]` and read each key file; check the users file of
+/// `[auth]` (a missing one is empty: `faxmta user add` makes it).
 pub(super) fn load(
     config: &mut Config,
     src: &super::domains::Source<'_>,
 ) -> Result<(), ConfigError> {
+    if let Some(path) = &config.auth.users_file {
+        if let Err(e) = crate::policy::users::load(path) {
+            let at = format!("\"{}\"", path.display());
+            return Err(src.fail(&[&at, "users_file"], e));
+        }
+    }
+    if config.auth.max_failures == 0 {
+        return Err(src.fail(
+            &["max_failures"],
+            "auth.max_failures must be at least 1".into(),
+        ));
+    }
     let mut seen = std::collections::HashSet::new();
     for d in &mut config.dkim {
         let at_domain = format!("\"{}\"", d.domain.0);

@@ -5,7 +5,8 @@
 //! Signing happens in the transport, on the message exactly as it goes on
 //! the wire (after any 8BITMIME conversion, CRLF line ends, before
 //! dot-stuffing), so nothing changes a signed octet afterwards. Only mail
-//! from trusted clients — networks in `[relay] allow` — and our own
+//! from trusted clients — users logged in with SMTP AUTH and networks in
+//! `[relay] allow` — and our own
 //! reports is signed (`ClientInfo::trusted`), and only when its From
 //! domain is a `[[dkim]]` domain: mail from the Internet that we relay (a
 //! backup MX, a relay domain) keeps its own signatures and gets none of

@@ -4,21 +4,27 @@
 //! In the order a session meets them: the deny and allow lists at connect
 //! (`lists.rs`); at MAIL the SPF check (`spf.rs`), whose verdict each RCPT
 //! applies under the strictest of its listener's and its domain's policy;
-//! a domain's `allow_from`; relay control — recipients in our domains are
-//! taken from anyone, any other domain only from the networks in `[relay]
-//! allow` (the default allows nobody, so faxmta is never an open relay);
+//! a domain's `allow_from`; relay control (`relay.rs`) — recipients in our
+//! domains are taken from anyone, any other domain only from authenticated
+//! users and the networks in `[relay] allow` (the default allows nobody,
+//! so faxmta is never an open relay), and address tricks are refused;
 //! recipients of a backup MX domain with `verify = "callout"` are put to
 //! the domain's primary ([`verify_backup`]). After the data, DKIM and
-//! DMARC (`dmarc.rs`). Outbound DKIM signing is in `dkim.rs`.
+//! DMARC (`dmarc.rs`). Outbound DKIM signing is in `dkim.rs`. Connection,
+//! message and AUTH failure limits are in `limits.rs`; the users of SMTP
+//! AUTH in `users.rs`.
 //!
 //! Clients that may relay are not checked for SPF, DKIM or DMARC — as
-//! Postfix with policyd-spf behind `permit_mynetworks` does: they are our
-//! own users and servers.
+//! Postfix with policyd-spf behind `permit_mynetworks` and
+//! `permit_sasl_authenticated` does: they are our own users and servers.
 
 pub mod dkim;
 pub mod dmarc;
+pub mod limits;
 pub mod lists;
+pub mod relay;
 pub mod spf;
+pub mod users;
 
 use crate::config::policy::{DmarcMode, ListenerChecks, SpfMode, SpfPolicy};
 use crate::config::{Config, ListenerConfig};
@@ -70,9 +76,17 @@ impl Policy {
         }
     }
 
-    /// Whether `client` may relay (send to domains that are not ours).
-    pub fn may_relay(&self, client: IpAddr) -> bool {
+    /// Whether `client` is in `[relay] allow`.
+    pub fn relay_network(&self, client: IpAddr) -> bool {
         lists::contains(&self.relay_allow, client)
+    }
+
+    /// Whether a client may relay (send to domains that are not ours):
+    /// an authenticated user, or a client in `[relay] allow`. Such a
+    /// client is trusted: not SPF-, DKIM- or DMARC-checked, its mail
+    /// DKIM-signed.
+    pub fn may_relay(&self, client: IpAddr, authenticated: bool) -> bool {
+        authenticated || self.relay_network(client)
     }
 
     /// Whether a client at `ip` may talk to `listener` at all.
@@ -82,9 +96,9 @@ impl Policy {
 
     /// Whether the SPF check has to run for a client of a listener with
     /// `checks`: it may be needed by the listener, by some domain, or by
-    /// DMARC — never for a client that may relay.
-    pub fn wants_spf(&self, checks: &ListenerChecks, client: IpAddr) -> bool {
-        !self.may_relay(client)
+    /// DMARC — never for a client that may relay (`trusted`).
+    pub fn wants_spf(&self, checks: &ListenerChecks, trusted: bool) -> bool {
+        !trusted
             && (checks.spf.spf != SpfMode::Off || self.domain_spf || checks.dmarc != DmarcMode::Off)
     }
 
@@ -112,22 +126,15 @@ impl Policy {
             .map(|(d, r)| (d.as_str(), r))
     }
 
-    /// Check one RCPT: the route it takes, or the reply that refuses it.
+    /// Check one RCPT: the route it takes, or the reply that refuses it
+    /// (`relay.rs`). `may_relay`: from [`Policy::may_relay`].
     pub fn check_recipient(
         &self,
         router: &Router,
-        client: IpAddr,
+        may_relay: bool,
         address: &str,
     ) -> Result<Route, Reply> {
-        let route = router.resolve(address)?;
-        if route.is_relay() && !self.may_relay(client) {
-            return Err(Reply::new(
-                554,
-                "5.7.1",
-                format!("<{address}>: Relay access denied"),
-            ));
-        }
-        Ok(route)
+        relay::check(router, may_relay, address)
     }
 }
 
@@ -184,37 +191,36 @@ mod tests {
     fn default_is_no_open_relay() {
         let (p, r) = setup("");
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        assert!(p.check_recipient(&r, ip, "a@example.test").is_ok());
-        let denied = p.check_recipient(&r, ip, "a@elsewhere.org").unwrap_err();
+        let may = p.may_relay(ip, false);
+        assert!(!may);
+        assert!(p.check_recipient(&r, may, "a@example.test").is_ok());
+        let denied = p.check_recipient(&r, may, "a@elsewhere.org").unwrap_err();
         assert_eq!((denied.code, denied.status.as_str()), (554, "5.7.1"));
-        // Address tricks land in our own domain's mailbox or are refused;
-        // none goes anywhere else.
+        // Address tricks are refused (src/policy/relay.rs).
         for trick in [
             "a%elsewhere.org@example.test",
             "elsewhere.org!a@example.test",
         ] {
-            if let Ok(route) = p.check_recipient(&r, ip, trick) {
-                assert!(!route.is_relay(), "{trick}");
-            }
+            assert!(p.check_recipient(&r, may, trick).is_err(), "{trick}");
         }
-        assert!(p.check_recipient(&r, ip, "a@[10.0.0.1]").is_err());
+        assert!(p.check_recipient(&r, may, "a@[10.0.0.1]").is_err());
+        // An authenticated user may relay from anywhere.
+        assert!(p
+            .check_recipient(&r, p.may_relay(ip, true), "a@elsewhere.org")
+            .is_ok());
     }
 
     #[test]
     fn allowed_networks_may_relay() {
         let (p, r) = setup("[relay]\nallow = [\"127.0.0.2/32\", \"2001:db8::/32\"]");
-        assert!(p
-            .check_recipient(&r, "127.0.0.2".parse().unwrap(), "a@elsewhere.org")
-            .is_ok());
-        assert!(p
-            .check_recipient(&r, "::ffff:127.0.0.2".parse().unwrap(), "a@elsewhere.org")
-            .is_ok());
-        assert!(p
-            .check_recipient(&r, "2001:db8::5".parse().unwrap(), "a@elsewhere.org")
-            .is_ok());
-        assert!(p
-            .check_recipient(&r, "127.0.0.3".parse().unwrap(), "a@elsewhere.org")
-            .is_err());
+        let check = |ip: &str| {
+            let may = p.may_relay(ip.parse().unwrap(), false);
+            p.check_recipient(&r, may, "a@elsewhere.org")
+        };
+        assert!(check("127.0.0.2").is_ok());
+        assert!(check("::ffff:127.0.0.2").is_ok());
+        assert!(check("2001:db8::5").is_ok());
+        assert!(check("127.0.0.3").is_err());
     }
 
     #[test]
@@ -234,7 +240,8 @@ mod tests {
         assert_eq!(fax.permerror, PermerrorMode::Accept);
         assert_eq!(p.spf_for(checks.spf, "a@other.test"), checks.spf);
         let one: IpAddr = "127.0.0.1".parse().unwrap();
-        assert!(p.wants_spf(&checks, one));
+        assert!(p.wants_spf(&checks, false));
+        assert!(!p.wants_spf(&checks, true));
         assert!(p.allow_from(one, "x@FAX.test").is_err());
         assert!(p
             .allow_from("127.0.0.2".parse().unwrap(), "x@fax.test")
@@ -243,6 +250,6 @@ mod tests {
         // Off everywhere: nothing to check.
         let (quiet, _) = setup("");
         let off = Config::parse(std::path::Path::new("t.toml"), "").unwrap();
-        assert!(!quiet.wants_spf(&off.policy.for_listener(&config.listeners[0]), one));
+        assert!(!quiet.wants_spf(&off.policy.for_listener(&config.listeners[0]), false));
     }
 }

@@ -6,7 +6,8 @@
 //! ends only with CRLF, so none of the smuggling variants (`LF . LF`,
 //! `CR . CR`, `LF . CRLF` …; CVE-2023-51764) ends a message early. In
 //! `reject` mode a bare CR or LF spoils the message; in `normalize` mode it
-//! ends a line that is stored with CRLF.
+//! ends a line that is stored with CRLF (a lone dot on such a line stays a
+//! dot: it is text, not the end of data).
 
 use crate::config::BareNewline;
 
@@ -29,6 +30,9 @@ pub struct DataReader {
     /// Bytes of the current line seen (even when not kept).
     line_len: usize,
     cr_pending: bool,
+    /// The previous line ended with CRLF (or there was none): only then
+    /// can a dot line end the data.
+    after_crlf: bool,
     error: Option<DataError>,
 }
 
@@ -42,6 +46,7 @@ impl DataReader {
             line: Vec::new(),
             line_len: 0,
             cr_pending: false,
+            after_crlf: true,
             error: None,
         }
     }
@@ -120,14 +125,21 @@ impl DataReader {
         }
     }
 
-    /// A line ended. Returns true if it was the end-of-data dot line.
+    /// A line ended. Returns true if it was the end-of-data dot line:
+    /// `CRLF . CRLF` only — in normalize mode a line that ended with a bare
+    /// newline does not make the next `.CRLF` the end (`\n.\r\n` is one
+    /// of the smuggling variants).
     fn end_line(&mut self, crlf: bool) -> bool {
-        if crlf && self.line_len == 1 && self.line.first() == Some(&b'.') {
+        if crlf && self.after_crlf && self.line_len == 1 && self.line.first() == Some(&b'.') {
             return true;
         }
+        self.after_crlf = crlf;
         if self.error.is_none() {
+            // Dot-stuffing undone (§4.5.2: a leading dot with more on the
+            // line). A lone dot that ended with a bare newline (normalize
+            // mode) is not the end of data, and is kept as it came.
             let content = match self.line.first() {
-                Some(b'.') => &self.line[1..],
+                Some(b'.') if self.line.len() > 1 => &self.line[1..],
                 _ => &self.line[..],
             };
             if self.body.len() + content.len() + 2 > self.max_size {
@@ -223,12 +235,38 @@ mod tests {
         }
     }
 
+    /// In normalize mode too, every variant is text: one message, the
+    /// would-be commands in it, each bare CR or LF stored as CRLF.
+    #[test]
+    fn smuggling_variants_in_normalize_mode() {
+        for (v, stored) in [
+            (&b"\n.\n"[..], &b"first\r\n.\r\nMAIL"[..]),
+            (b"\r.\r", b"first\r\n.\r\nMAIL"),
+            (b"\r.\n", b"first\r\n.\r\nMAIL"),
+            (b"\n.\r", b"first\r\n.\r\nMAIL"),
+            (b"\n.\r\n", b"first\r\n.\r\nMAIL"),
+            (b"\r\n.\n", b"first\r\n.\r\nMAIL"),
+            (b"\r.\r\n", b"first\r\n.\r\nMAIL"),
+            (b"\r\n.\r", b"first\r\n.\r\nMAIL"),
+            (b"\r\n\x00.\r\n", b"first\r\n\x00.\r\nMAIL"),
+        ] {
+            let mut input = b"first".to_vec();
+            input.extend_from_slice(v);
+            input.extend_from_slice(b"MAIL FROM:<evil@x>\r\n");
+            let mut r = DataReader::new(BareNewline::Normalize, 1 << 20, 1000);
+            assert_eq!(r.feed(&input), None, "variant {v:?} ended data early");
+            assert_eq!(r.feed(b".\r\n"), Some(3));
+            let body = r.finish().unwrap();
+            assert!(body.starts_with(stored), "{v:?}: {body:?}");
+        }
+    }
+
     #[test]
     fn normalize_mode_stores_crlf_but_still_ends_only_on_crlf() {
         let input = b"a\nb\rc\n.\nd\r\n.\r\n";
         let (n, body) = read(BareNewline::Normalize, input);
         assert_eq!(n, Some(input.len()));
-        assert_eq!(body.unwrap(), b"a\r\nb\r\nc\r\n\r\nd\r\n");
+        assert_eq!(body.unwrap(), b"a\r\nb\r\nc\r\n.\r\nd\r\n");
     }
 
     #[test]

@@ -4,14 +4,17 @@
 //! is acknowledged only once it is on disk).
 
 mod conn;
-mod data;
+pub mod data;
+pub mod path;
 mod received;
 mod session;
 pub mod tls;
 
 use crate::admin::metrics::Metrics;
 use crate::config::{Config, ListenerConfig, TlsMode};
+use crate::policy::limits::Limits;
 use crate::policy::spf::Authenticator;
+use crate::policy::users::UserDb;
 use crate::policy::Policy;
 use crate::router::Router;
 use conn::{Conn, Stream};
@@ -38,6 +41,10 @@ pub struct ServerContext {
     pub tls: Option<TlsAcceptor>,
     pub metrics: Arc<Metrics>,
     pub shutdown: watch::Receiver<bool>,
+    /// Connection and AUTH failure limits.
+    pub limits: Arc<Limits>,
+    /// The users of SMTP AUTH (`None`: no `[auth] users_file`, no AUTH).
+    pub users: Option<UserDb>,
 }
 
 impl ServerContext {
@@ -77,6 +84,10 @@ async fn accept_loop(ctx: Arc<ServerContext>, socket: TcpListener, listener: Lis
             accepted = socket.accept() => match accepted {
                 Ok((tcp, peer)) => {
                     let _ = tcp.set_nodelay(true);
+                    // Counted now, so that the limits see every
+                    // connection at once; refused in the session's
+                    // greeting (after the handshake of implicit TLS).
+                    let admission = ctx.limits.admit(peer.ip());
                     let ctx = ctx.clone();
                     let listener = listener.clone();
                     sessions.spawn(async move {
@@ -102,7 +113,9 @@ async fn accept_loop(ctx: Arc<ServerContext>, socket: TcpListener, listener: Lis
                             ctx.metrics.tls.with_label_values(&["in", &t.version]).inc();
                         }
                         let metrics = ctx.metrics.clone();
-                        Session::new(ctx, listener, peer, Conn::new(stream), tls).run().await;
+                        Session::new(ctx, listener, peer, Conn::new(stream), tls)
+                            .run(admission)
+                            .await;
                         metrics.sessions_in.dec();
                         tracing::debug!(client = %peer, "disconnect");
                     });
@@ -155,7 +168,11 @@ pub fn context(
     let policy = Arc::new(Policy::new(&config));
     // Over [dns], as mail routing.
     let auth = Some(Arc::new(Authenticator::new(&config)?));
+    let limits = Arc::new(Limits::new(&config));
+    let users = config.auth.users_file.clone().map(UserDb::new);
     Ok(Arc::new(ServerContext {
+        limits,
+        users,
         config,
         store,
         router,

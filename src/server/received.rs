@@ -19,7 +19,9 @@ pub fn protocol_name(esmtp: bool, utf8: bool, tls: bool, auth: bool) -> &'static
     }
 }
 
-/// The header, folded, CRLF-terminated.
+/// The header, folded, CRLF-terminated; `auth`: the SMTP AUTH user
+/// (`(Authenticated sender: NAME)`, as Postfix writes it).
+#[allow(clippy::too_many_arguments)]
 pub fn received_header(
     helo: &str,
     ip: IpAddr,
@@ -27,6 +29,7 @@ pub fn received_header(
     protocol: &str,
     id: &str,
     tls: Option<&TlsInfo>,
+    auth: Option<&str>,
     for_rcpt: Option<&str>,
 ) -> Vec<u8> {
     // The HELO name is the client's word: keep it printable and short so
@@ -42,6 +45,14 @@ pub fn received_header(
             "\t(using {} with cipher {})\r\n",
             tls.version, tls.cipher
         ));
+    }
+    if let Some(user) = auth {
+        let user: String = user
+            .chars()
+            .filter(|c| !c.is_control() && !matches!(c, '(' | ')'))
+            .take(255)
+            .collect();
+        h.push_str(&format!("\t(Authenticated sender: {user})\r\n"));
     }
     h.push_str(&format!("\tby {hostname} (faxmta) with {protocol} id {id}"));
     if let Some(rcpt) = for_rcpt {
@@ -69,6 +80,7 @@ mod tests {
             "ESMTPS",
             "ABC123",
             Some(&tls),
+            Some("alice@example.test"),
             Some("a@example.test"),
         );
         let h = String::from_utf8(h).unwrap();
@@ -86,7 +98,11 @@ mod tests {
             ),
             "{h}"
         );
-        assert!(h.ends_with("\r\n") && h.matches("\r\n").count() == 4, "{h}");
+        assert!(
+            h.contains("\r\n\t(Authenticated sender: alice@example.test)\r\n\tby "),
+            "{h}"
+        );
+        assert!(h.ends_with("\r\n") && h.matches("\r\n").count() == 5, "{h}");
         assert_eq!(protocol_name(true, false, true, true), "ESMTPSA");
         assert_eq!(protocol_name(false, false, true, false), "SMTP");
     }

@@ -5,15 +5,19 @@
 //! when the session next waits for input, which gives PIPELINING for free.
 //! A message is acknowledged only after [`faxmta_queue::Store::enqueue`]
 //! returned, that is after it was synced to disk (invariant 1); the
-//! message content (DATA, BDAT) and that commit are in `session/message.rs`.
+//! message content (DATA, BDAT) and that commit are in `session/message.rs`,
+//! SMTP AUTH in `session/auth.rs`.
 
 use super::conn::{Conn, Line, ReadError};
 use super::ServerContext;
 
+mod auth;
 mod message;
 use crate::config::policy::ListenerChecks;
-use crate::config::{ListenerConfig, TlsMode};
+use crate::config::{ListenerConfig, Role, TlsMode};
+use crate::policy::limits::{Permit, Refusal};
 use crate::policy::spf::SpfVerdict;
+use crate::policy::users::User;
 use crate::router::Route;
 use faxmta_queue::{BodyType, Etrn, NewRecipient, Notify, Ret};
 use smtp_proto::{self as sp, Request};
@@ -73,6 +77,10 @@ pub struct Session {
     errors: u32,
     /// The listener's SPF, DKIM and DMARC settings.
     checks: ListenerChecks,
+    /// The user who logged in with AUTH.
+    auth_user: Option<User>,
+    /// Transactions started (MAIL accepted) in this session.
+    messages: usize,
 }
 
 impl Session {
@@ -95,6 +103,8 @@ impl Session {
             tls,
             tx: None,
             errors: 0,
+            auth_user: None,
+            messages: 0,
         }
     }
 
@@ -102,16 +112,38 @@ impl Session {
         self.ctx.config.smtp.command_timeout.std()
     }
 
-    /// Run the session to its end.
-    pub async fn run(mut self) {
+    /// Whether the client may relay: authenticated, or in `[relay] allow`.
+    fn may_relay(&self) -> bool {
+        self.ctx
+            .policy
+            .may_relay(self.peer.ip(), self.auth_user.is_some())
+    }
+
+    /// Count a limit hit in faxmta_smtp_limits_total.
+    fn count_limit(&self, limit: &str) {
+        self.ctx.metrics.limits.with_label_values(&[limit]).inc();
+    }
+
+    /// Run the session to its end. `admission`: the connection limits'
+    /// verdict, taken when the connection was accepted.
+    pub async fn run(mut self, admission: Result<Permit, Refusal>) {
         let ip = self.peer.ip();
-        if let Err(reply) = self.ctx.policy.connect(&self.listener, ip) {
+        let refused = match (self.ctx.policy.connect(&self.listener, ip), &admission) {
+            (Err(reply), _) => Some(reply),
+            (Ok(()), Err(limit)) => {
+                self.count_limit(limit.label());
+                Some(limit.reply(ip))
+            }
+            (Ok(()), Ok(_)) => None,
+        };
+        if let Some(reply) = refused {
             tracing::info!(client = %self.peer, "NOQUEUE: reject: CONNECT from [{ip}]: {reply}");
             self.count_reject(reply.code, &reply.status);
             self.reply(reply.code, &reply.status, &reply.text);
             let _ = self.conn.flush().await;
             return;
         }
+        let _permit = admission;
         let greeting = format!("220 {} ESMTP faxmta\r\n", self.ctx.config.hostname);
         self.conn.queue(&greeting);
         let mut shutdown = self.ctx.shutdown.clone();
@@ -185,6 +217,7 @@ impl Session {
         self.count_reject(code, status);
         if self.errors >= self.ctx.config.smtp.max_errors {
             tracing::info!(client = %self.peer, errors = self.errors, "too many errors, disconnecting");
+            self.count_limit("errors");
             self.conn.queue(&format!("{code} {status} {text}\r\n"));
             self.conn
                 .queue("421 4.7.0 Error: too many errors, closing connection\r\n");
@@ -195,8 +228,8 @@ impl Session {
     }
 
     async fn command(&mut self, line: &[u8]) -> Next {
-        let request = match Request::parse(&mut line.iter()) {
-            Ok(r) => r.into_owned(),
+        let request = match super::path::parse_command(line) {
+            Ok(r) => r,
             Err(e) => return self.parse_error(e),
         };
         match request {
@@ -239,7 +272,10 @@ impl Session {
                 Next::Close
             }
             Request::StartTls => self.starttls().await,
-            Request::Auth { .. } => self.error(503, "5.5.1", "Error: authentication not enabled"),
+            Request::Auth {
+                mechanism,
+                initial_response,
+            } => self.auth(mechanism, initial_response).await,
             Request::Etrn { name } => self.etrn(&name).await,
             Request::Atrn { .. } | Request::Burl { .. } => {
                 self.error(502, "5.5.1", "Error: command not implemented")
@@ -275,6 +311,12 @@ impl Session {
         self.tls.is_none() && self.listener.tls == TlsMode::Starttls && self.ctx.tls.is_some()
     }
 
+    /// AUTH is offered on submission listeners with a users file, over
+    /// TLS only.
+    fn offers_auth(&self) -> bool {
+        self.listener.role == Role::Submission && self.ctx.users.is_some() && self.tls.is_some()
+    }
+
     fn hello(&mut self, host: String, esmtp: bool) -> Next {
         self.tx = None;
         self.helo = Some(host.clone());
@@ -300,6 +342,9 @@ impl Session {
         if self.offers_starttls() {
             lines.push("STARTTLS".into());
         }
+        if self.offers_auth() {
+            lines.push("AUTH PLAIN LOGIN".into());
+        }
         let last = lines.len() - 1;
         for (i, l) in lines.iter().enumerate() {
             let sep = if i == last { ' ' } else { '-' };
@@ -314,6 +359,26 @@ impl Session {
         }
         if self.tx.is_some() {
             return self.error(503, "5.5.1", "Error: nested MAIL command");
+        }
+        let limit = self.ctx.config.smtp.max_messages_per_connection;
+        if limit > 0 && self.messages >= limit {
+            tracing::info!(client = %self.peer, "NOQUEUE: reject: MAIL from [{}]: {limit} messages in one session", self.peer.ip());
+            self.count_limit("messages");
+            self.count_reject(421, "4.7.0");
+            self.conn
+                .queue("421 4.7.0 Error: too many messages in one session, closing connection\r\n");
+            return Next::Close;
+        }
+        // An authenticated user sends as itself (src/policy/users.rs).
+        if let Some(user) = &self.auth_user {
+            if !self.ctx.config.auth.any_sender && !user.may_send_as(&from.address) {
+                let text = format!(
+                    "<{}>: Sender address rejected: not owned by user {}",
+                    from.address, user.name
+                );
+                tracing::info!(client = %self.peer, "NOQUEUE: reject: MAIL from [{}]: 553 5.7.1 {text}", self.peer.ip());
+                return self.error(553, "5.7.1", &text);
+            }
         }
         let max = self.ctx.config.smtp.max_message_size.0;
         if from.size as u64 > max {
@@ -341,8 +406,9 @@ impl Session {
         };
         // SPF once per transaction; each RCPT applies its own policy.
         let ip = self.peer.ip();
+        let trusted = self.may_relay();
         let spf = match &self.ctx.auth {
-            Some(auth) if self.ctx.policy.wants_spf(&self.checks, ip) => {
+            Some(auth) if self.ctx.policy.wants_spf(&self.checks, trusted) => {
                 let helo = self.helo.clone().unwrap_or_default();
                 let v = auth.check_spf(ip, &helo, &from.address).await;
                 tracing::info!(
@@ -368,6 +434,7 @@ impl Session {
             chunks: Vec::new(),
             chunk_error: None,
         });
+        self.messages += 1;
         self.reply(250, "2.1.0", "Ok");
         Next::Continue
     }
@@ -381,6 +448,7 @@ impl Session {
         if tx.recipients.len() >= max {
             // RFC 5321 §4.5.3.1.10: a temporary reply, the client sends
             // the rest in another transaction.
+            self.count_limit("recipients");
             return self.error(452, "4.5.3", "Error: too many recipients");
         }
         if !to.address.is_ascii() && !tx.smtputf8 {
@@ -406,21 +474,23 @@ impl Session {
                 return self.error(reply.code, &reply.status, &reply.text);
             }
         };
-        let checked = match self
-            .ctx
-            .policy
-            .check_recipient(&self.ctx.router, ip, &to.address)
-        {
-            Ok(Route::BackupMx(backup)) => {
-                crate::policy::verify_backup(&self.ctx.callout, &backup, &to.address)
-                    .await
-                    .map(|()| (Some(backup.lifetime), None))
-            }
-            // Held until a client in its release_from sends ETRN.
-            Ok(Route::Etrn(etrn)) => Ok((etrn.lifetime, Some(Etrn::Held))),
-            Ok(_) => Ok((None, None)),
-            Err(reply) => Err(reply),
-        };
+        let may_relay = self.may_relay();
+        let checked =
+            match self
+                .ctx
+                .policy
+                .check_recipient(&self.ctx.router, may_relay, &to.address)
+            {
+                Ok(Route::BackupMx(backup)) => {
+                    crate::policy::verify_backup(&self.ctx.callout, &backup, &to.address)
+                        .await
+                        .map(|()| (Some(backup.lifetime), None))
+                }
+                // Held until a client in its release_from sends ETRN.
+                Ok(Route::Etrn(etrn)) => Ok((etrn.lifetime, Some(Etrn::Held))),
+                Ok(_) => Ok((None, None)),
+                Err(reply) => Err(reply),
+            };
         let (lifetime, etrn) = match checked {
             Ok(kept) => kept,
             Err(reply) => {

@@ -12,6 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod script;
+#[allow(unused_imports)] // not every test binary uses the scripted client
+pub use script::*;
+
 /// A free TCP port on 127.0.0.1 (bound and released at once).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

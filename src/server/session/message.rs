@@ -216,10 +216,17 @@ impl Session {
                 return Next::Continue;
             }
         };
-        let protocol = protocol_name(self.esmtp, tx.smtputf8, self.tls.is_some(), false);
+        let auth_user = self.auth_user.as_ref().map(|u| u.name.clone());
+        let protocol = protocol_name(
+            self.esmtp,
+            tx.smtputf8,
+            self.tls.is_some(),
+            auth_user.is_some(),
+        );
         let helo = self.helo.clone().unwrap_or_default();
         let ip = self.peer.ip();
-        let trusted = self.ctx.policy.may_relay(ip);
+        // Authenticated users and [relay] allow: not checked, DKIM-signed.
+        let trusted = self.may_relay();
         // DKIM and DMARC on the message as received, then the headers
         // that record them above our Received (RFC 7208 §9.1, RFC 8601 §5).
         let mut body = match self.authenticate(&tx, &data, &helo, trusted).await {
@@ -241,6 +248,7 @@ impl Session {
             protocol,
             &id,
             self.tls.as_ref(),
+            auth_user.as_deref(),
             for_rcpt,
         ));
         body.extend_from_slice(&data);
@@ -254,7 +262,7 @@ impl Session {
             client: ClientInfo {
                 addr: self.peer.ip().to_string(),
                 helo,
-                auth_user: None,
+                auth_user,
                 protocol: protocol.to_string(),
                 trusted,
             },

@@ -341,6 +341,45 @@ mod tests {
         assert_eq!(stuff(b"x\r\n"), b"x\r\n");
     }
 
+    /// Whatever the stored message holds (bare CRs and LFs, lone dots),
+    /// what goes on the wire has only CRLF line ends, and undoing the
+    /// dot-stuffing line by line gives the message back with CRLF ends.
+    #[test]
+    fn never_a_bare_cr_or_lf_on_the_wire() {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..5000 {
+            let len = (next() % 40) as usize;
+            let input: Vec<u8> = (0..len)
+                .map(|_| [b'\r', b'\n', b'.', b'a', 0][(next() % 5) as usize])
+                .collect();
+            let out = stuff(&input);
+            for (i, &b) in out.iter().enumerate() {
+                match b {
+                    b'\r' => assert_eq!(out.get(i + 1), Some(&b'\n'), "{input:?} -> {out:?}"),
+                    b'\n' => assert!(i > 0 && out[i - 1] == b'\r', "{input:?} -> {out:?}"),
+                    _ => {}
+                }
+            }
+            assert!(out.is_empty() || out.ends_with(b"\r\n"), "{input:?}");
+            // No line is a lone dot (the end of data) before the real end.
+            assert!(
+                !out.split(|&b| b == b'\n').any(|l| l == b".\r"),
+                "{input:?} -> {out:?}"
+            );
+            let unstuffed: Vec<u8> = out
+                .split_inclusive(|&b| b == b'\n')
+                .flat_map(|l| l.strip_prefix(b".").unwrap_or(l).to_vec())
+                .collect();
+            assert_eq!(unstuffed, line_ends(&input, false), "{input:?}");
+        }
+    }
+
     #[test]
     fn eight_bit_text_part_becomes_quoted_printable() {
         let msg = "MIME-Version: 1.0\r\nSubject: x\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGrüße = gut\r\nzwei\r\n";

@@ -40,6 +40,7 @@ mod scripted;
 mod scripted_auth;
 
 pub use backup::{BackupPlan, Myself, PlannedHost};
+pub use body::{prepare_body, stuff, Prepared};
 pub use callout::{Callout, Verdict};
 pub use client::{
     parse_reply, ClientSettings, Connection, HopError, Peer, Security, Signer, Timeouts, TlsInfo,

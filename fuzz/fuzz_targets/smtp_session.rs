@@ -1,0 +1,4 @@
+//! cargo fuzz run smtp_session — see faxmta::fuzzing::smtp_session for what it checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| faxmta::fuzzing::smtp_session(data));

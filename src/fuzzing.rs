@@ -1,0 +1,204 @@
+//! Entry points for the fuzz targets in fuzz/ (cargo-fuzz, libFuzzer):
+//! each takes arbitrary bytes, runs one of the parsers that read what
+//! clients send, and checks properties that must hold for any input. A
+//! panic is a bug. The unit test at the end replays the corpus kept in
+//! fuzz/corpus/, so the findings stay covered on the stable toolchain.
+#![doc(hidden)]
+
+use crate::config::{BareNewline, Config};
+use crate::policy::relay;
+use crate::router::{Route, Router};
+use crate::server::data::{DataError, DataReader};
+use crate::server::path;
+use std::sync::OnceLock;
+
+/// Whether `bytes` has a CR not followed by LF or an LF not after a CR.
+fn has_bare_newline(bytes: &[u8]) -> bool {
+    bytes.iter().enumerate().any(|(i, &b)| match b {
+        b'\r' => bytes.get(i + 1) != Some(&b'\n'),
+        b'\n' => i == 0 || bytes[i - 1] != b'\r',
+        _ => false,
+    })
+}
+
+/// Read `input` as one DATA body, fed in pieces of the given sizes
+/// (cycled): where the end was found (octets used) and the result.
+fn read_data(
+    mode: BareNewline,
+    input: &[u8],
+    pieces: &[usize],
+) -> (Option<usize>, Result<Vec<u8>, DataError>) {
+    let mut reader = DataReader::new(mode, 4096, 1000);
+    let mut used = 0;
+    let mut sizes = pieces.iter().cycle();
+    while used < input.len() {
+        let n = sizes.next().copied().unwrap_or(input.len()).max(1);
+        let piece = &input[used..(used + n).min(input.len())];
+        if let Some(k) = reader.feed(piece) {
+            return (Some(used + k), reader.finish());
+        }
+        used += piece.len();
+    }
+    (None, reader.finish())
+}
+
+/// The SMTP session's parsers: the first octet picks the bare-newline
+/// mode and how the input is cut into pieces; the rest is parsed as
+/// command lines (smtp-proto and the path parser) and read as a DATA
+/// body. Properties: the DATA reader finds the same end and body however
+/// the input is cut; the end is a `CRLF.CRLF` (or a `.CRLF` at the
+/// start); a body has no bare CR or LF and fits the size limit; a path
+/// parsed once parses again to itself.
+pub fn smtp_session(data: &[u8]) {
+    let Some((&control, input)) = data.split_first() else {
+        return;
+    };
+    for line in input.split_inclusive(|&b| b == b'\n') {
+        if let Ok(smtp_proto::Request::Rcpt { to }) = path::parse_command(line) {
+            let again = path::parse(to.address.as_bytes()).map(|p| p.address);
+            assert_eq!(again, Ok(to.address.clone()), "{line:?}");
+        }
+    }
+    let mode = match control & 1 {
+        0 => BareNewline::Reject,
+        _ => BareNewline::Normalize,
+    };
+    let whole = read_data(mode, input, &[input.len()]);
+    let small = usize::from(control >> 1) % 7 + 1;
+    let cut = read_data(mode, input, &[small, 1, 3]);
+    assert_eq!(whole, cut, "mode {mode:?}, pieces of {small}");
+    if let Some(end) = whole.0 {
+        let head = &input[..end];
+        assert!(
+            head == b".\r\n" || head.ends_with(b"\r\n.\r\n"),
+            "ended at {head:?}"
+        );
+    }
+    if let (Some(_), Ok(body)) = &whole {
+        assert!(!has_bare_newline(body), "{body:?}");
+        assert!(body.len() <= 4096);
+    }
+}
+
+fn router() -> &'static Router {
+    static ROUTER: OnceLock<Router> = OnceLock::new();
+    ROUTER.get_or_init(|| {
+        let text = r#"hostname = "mx.example.test"
+[[domain]]
+name = "example.test"
+kind = "local"
+deliver = "maildir:/var/mail/{domain}/{user}"
+[[domain]]
+name = "users.test"
+kind = "local"
+deliver = "maildir:/var/mail/{domain}/{user}"
+users = ["alice", "bob"]
+[[domain]]
+name = "branch.test"
+kind = "relay"
+hosts = ["127.0.0.5:25"]
+[[domain]]
+name = "partner.test"
+kind = "backup-mx"
+[[domain]]
+name = "customer.test"
+kind = "etrn"
+release_from = ["127.0.0.6/32"]
+hosts = ["127.0.0.6"]
+"#;
+        match Config::parse(std::path::Path::new("fuzz.toml"), text) {
+            Ok(c) => Router::new(&c),
+            Err(e) => panic!("the fuzz configuration: {e}"),
+        }
+    })
+}
+
+/// The address parsers: a path as a client writes it (RFC 5321 grammar,
+/// src/server/path.rs), then the router and relay control on it, as a
+/// client that may not relay and one that may. Properties: a canonical
+/// address parses to itself; a client that may not relay never gets a
+/// route that relays; no accepted address in our domains carries a route
+/// of its own (`%`, `!`, quoted `@`); a Maildir path never leaves its
+/// domain's directory.
+pub fn address(data: &[u8]) {
+    let Ok(path) = path::parse(data) else {
+        return;
+    };
+    let address = path.address;
+    let again = path::parse(address.as_bytes()).map(|p| p.address);
+    assert_eq!(again.as_ref(), Ok(&address));
+    let router = router();
+    let _ = router.resolve(&address);
+    for may_relay in [false, true] {
+        let Ok(route) = relay::check(router, may_relay, &address) else {
+            continue;
+        };
+        assert!(may_relay || !route.is_relay(), "{address} relayed");
+        if !route.is_relay() {
+            assert!(!relay::has_routing(&address), "{address} routed");
+        }
+        if let Route::Maildir { mailbox } = &route {
+            let base = std::path::Path::new("/var/mail");
+            assert!(mailbox.starts_with(base), "{address}: {mailbox:?}");
+            assert!(
+                mailbox.components().all(|c| matches!(
+                    c,
+                    std::path::Component::Normal(_) | std::path::Component::RootDir
+                )),
+                "{address}: {mailbox:?}"
+            );
+            assert!(mailbox.components().count() == 5, "{address}: {mailbox:?}");
+        }
+    }
+}
+
+/// Outbound: a stored message prepared for the wire (8BITMIME downgrade
+/// for a server without it, CRLF, dot-stuffing) never holds a bare CR or
+/// LF, and our own DATA reader reads it back to the end exactly.
+pub fn outbound_body(data: &[u8]) {
+    use faxmta_transports::smtp::{prepare_body, stuff};
+    let wire = stuff(data);
+    assert!(!has_bare_newline(&wire));
+    let mut sent = wire.clone();
+    sent.extend_from_slice(b".\r\n");
+    let mut reader = DataReader::new(BareNewline::Reject, usize::MAX, 0);
+    assert_eq!(reader.feed(&sent), Some(sent.len()));
+    assert!(reader.finish().is_ok());
+    for peer_8bit in [false, true] {
+        if let Ok(p) = prepare_body(data, faxmta_queue::BodyType::EightBitMime, peer_8bit, None) {
+            assert!(!has_bare_newline(&p.data));
+            assert!(peer_8bit || !p.data.iter().any(|&b| b >= 0x80));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Replay every input kept in fuzz/corpus/TARGET/.
+    #[test]
+    fn the_fuzz_corpus_still_passes() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+        type Target = (&'static str, fn(&[u8]));
+        let targets: [Target; 3] = [
+            ("smtp_session", super::smtp_session),
+            ("address", super::address),
+            ("outbound_body", super::outbound_body),
+        ];
+        let mut n = 0;
+        for (name, run) in targets {
+            let Ok(dir) = std::fs::read_dir(root.join(name)) else {
+                continue;
+            };
+            for entry in dir.flatten() {
+                run(&std::fs::read(entry.path()).unwrap());
+                n += 1;
+            }
+        }
+        // Some cases of our own, whether or not a corpus is there.
+        super::smtp_session(b"\x01a\nb\r.\n.\r\nMAIL FROM:<\"a b\"@x>\r\n");
+        super::address(b"\"u@elsewhere.test\"@example.test");
+        super::address(b"@example.test:u%x@branch.test");
+        super::outbound_body(b".\n.\r\r\n\xff");
+        eprintln!("replayed {n} corpus inputs");
+    }
+}

@@ -1,0 +1,276 @@
+//! faxmta: a mail transfer agent in which fax is one more transport.
+//!
+//! This crate is the daemon and its command line; it wires the queue
+//! (crate faxmta-queue) and the transports (crate faxmta-transports)
+//! together with the SMTP server, the router and the scheduler. The
+//! binary (src/main.rs) only calls [`main`]; the library form exists so
+//! that the fuzz targets (fuzz/, through [`fuzzing`]) reach the parsers.
+
+mod admin;
+mod auth_cli;
+mod cli;
+mod config;
+mod etrn;
+mod explain;
+mod policy;
+mod reports;
+mod router;
+mod scheduler;
+mod serve;
+mod server;
+mod user_cli;
+
+pub mod fuzzing;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "faxmta",
+    version,
+    about = "A mail transfer agent in which fax is one more transport"
+)]
+struct Cli {
+    /// Configuration file [default: $FAXMTA_CONFIG, /etc/faxmta/faxmta.toml if it exists, else conf/demo.toml]
+    #[arg(short, long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve,
+    /// Check a configuration file and report errors with file and line.
+    CheckConfig {
+        /// The file to check [default: the --config file].
+        file: Option<PathBuf>,
+    },
+    /// Print the route an address takes and why.
+    Route {
+        /// The recipient address.
+        address: String,
+    },
+    /// Ask a server that holds mail for us to deliver it now (ETRN, RFC
+    /// 1985); prints its reply, succeeds on 250-253.
+    Etrn {
+        /// The server: HOST, HOST:PORT or [IPv6]:PORT (port 25 by default).
+        #[arg(long)]
+        server: String,
+        /// The domain: DOMAIN, @DOMAIN (with its subdomains) or #QUEUE.
+        domain: String,
+        /// STARTTLS towards the server.
+        #[arg(long, value_enum, default_value = "opportunistic")]
+        tls: EtrnTls,
+    },
+    /// Inspect and manage the queue (like mailq, postqueue and postsuper).
+    Queue {
+        #[command(subcommand)]
+        action: cli::QueueAction,
+    },
+    /// Check what a policy says about a client.
+    Check {
+        #[command(subcommand)]
+        what: CheckWhat,
+    },
+    /// DKIM signing keys.
+    Dkim {
+        #[command(subcommand)]
+        action: DkimAction,
+    },
+    /// The users of SMTP AUTH ([auth] users_file).
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Add a user; the password comes from the terminal or standard input.
+    Add {
+        /// The user name (often the user's address).
+        user: String,
+        /// An envelope sender the user may use: an address or @domain
+        /// (repeatable). Default: any address in the user's own domain.
+        #[arg(long = "sender")]
+        senders: Vec<String>,
+    },
+    /// Change a user's password (from the terminal or standard input).
+    Passwd { user: String },
+    /// Delete a user.
+    Del { user: String },
+    /// List the users and their senders.
+    List,
+}
+
+#[derive(Subcommand)]
+enum CheckWhat {
+    /// The SPF result (RFC 7208) for a client, like spfquery, over the
+    /// configured resolver.
+    Spf {
+        /// The client's IP address.
+        #[arg(long)]
+        ip: String,
+        /// The name the client gave in HELO/EHLO.
+        #[arg(long)]
+        helo: String,
+        /// The MAIL FROM address; empty ("") checks the HELO name.
+        #[arg(long, default_value = "")]
+        from: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DkimAction {
+    /// Make a signing key for DOMAIN and print the DNS TXT record.
+    Keygen {
+        domain: String,
+        #[arg(long, default_value = "faxmta")]
+        selector: String,
+        #[arg(long = "type", value_enum, default_value = "rsa")]
+        kind: KeyType,
+        /// Directory for the key file (DOMAIN.SELECTOR.key).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// `faxmta dkim keygen --type`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum KeyType {
+    /// RSA, 2048 bits (rsa-sha256): verified everywhere.
+    Rsa,
+    /// Ed25519 (RFC 8463): short, not verified everywhere yet.
+    Ed25519,
+}
+
+/// `faxmta etrn --tls`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum EtrnTls {
+    Off,
+    Opportunistic,
+    Required,
+    Verify,
+}
+
+impl From<EtrnTls> for config::OutboundTls {
+    fn from(t: EtrnTls) -> Self {
+        match t {
+            EtrnTls::Off => config::OutboundTls::Off,
+            EtrnTls::Opportunistic => config::OutboundTls::Opportunistic,
+            EtrnTls::Required => config::OutboundTls::Required,
+            EtrnTls::Verify => config::OutboundTls::Verify,
+        }
+    }
+}
+
+fn config_path(given: Option<PathBuf>) -> PathBuf {
+    given
+        .or_else(|| std::env::var_os("FAXMTA_CONFIG").map(PathBuf::from))
+        .or_else(|| {
+            let etc = PathBuf::from("/etc/faxmta/faxmta.toml");
+            etc.exists().then_some(etc)
+        })
+        .unwrap_or_else(|| PathBuf::from("conf/demo.toml"))
+}
+
+/// The `faxmta` command line.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let path = config_path(cli.config);
+    match cli.command {
+        Command::CheckConfig { file } => {
+            let file = file.unwrap_or(path);
+            match config::Config::load(&file) {
+                Ok(c) => {
+                    println!(
+                        "{}: ok ({} listener(s), {} domain(s))",
+                        file.display(),
+                        c.listeners.len(),
+                        c.domains.len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Serve => match config::Config::load(&path) {
+            Ok(c) => serve::run(c),
+            Err(e) => {
+                eprintln!("faxmta: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Route { address } => match config::Config::load(&path) {
+            Ok(c) => explain::run(&c, &address),
+            Err(e) => {
+                eprintln!("faxmta: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Etrn {
+            server,
+            domain,
+            tls,
+        } => match config::Config::load(&path) {
+            Ok(c) => etrn::client::run(&c, &server, &domain, tls.into()),
+            Err(e) => {
+                eprintln!("faxmta: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Queue { action } => match config::Config::load(&path) {
+            Ok(c) => cli::queue(&c, action),
+            Err(e) => {
+                eprintln!("faxmta: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Check {
+            what: CheckWhat::Spf { ip, helo, from },
+        } => match config::Config::load(&path) {
+            Ok(c) => auth_cli::check_spf(&c, &ip, &helo, &from),
+            Err(e) => {
+                eprintln!("faxmta: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::User { action } => {
+            let action = match action {
+                UserAction::Add { user, senders } => user_cli::Action::Add { user, senders },
+                UserAction::Passwd { user } => user_cli::Action::Passwd { user },
+                UserAction::Del { user } => user_cli::Action::Del { user },
+                UserAction::List => user_cli::Action::List,
+            };
+            match config::Config::load(&path) {
+                Ok(c) => user_cli::user(&c, action),
+                Err(e) => {
+                    eprintln!("faxmta: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Dkim {
+            action:
+                DkimAction::Keygen {
+                    domain,
+                    selector,
+                    kind,
+                    out,
+                },
+        } => {
+            let kind = match kind {
+                KeyType::Rsa => config::policy::DkimKeyKind::Rsa,
+                KeyType::Ed25519 => config::policy::DkimKeyKind::Ed25519,
+            };
+            auth_cli::keygen(&domain, &selector, kind, &out)
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! Per-client and global limits, kept in memory (what Postfix's anvil
+//! does): sessions open at once in all and per client address,
+//! connections per client address per minute, and failed AUTH attempts
+//! per client address (each answered later than the one before, and
+//! after `[auth] max_failures` refused with 421).
+//!
+//! Clients in `[relay] allow` are exempt from the per-address connection
+//! limits (Postfix: `smtpd_client_event_limit_exceptions = $mynetworks`),
+//! not from the total.
+
+use super::lists;
+use crate::config::Config;
+use faxmta_queue::Reply;
+use ipnet::IpNet;
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// The span of `max_connection_rate`.
+const RATE_SPAN: Duration = Duration::from_secs(60);
+
+/// Which connection limit refused a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `max_connections`
+    Total,
+    /// `max_connections_per_ip`
+    PerIp,
+    /// `max_connection_rate`
+    Rate,
+}
+
+impl Refusal {
+    /// The `limit` label of `faxmta_smtp_limits_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::Total => "connections",
+            Refusal::PerIp => "connections_per_ip",
+            Refusal::Rate => "connection_rate",
+        }
+    }
+
+    /// The greeting that refuses the connection.
+    pub fn reply(self, ip: IpAddr) -> Reply {
+        let ip = lists::canonical(ip);
+        let text = match self {
+            Refusal::Total => "Error: too many connections, try again later".to_string(),
+            Refusal::PerIp => format!("Error: too many connections from [{ip}]"),
+            Refusal::Rate => format!("Error: too many connections from [{ip}] in the last minute"),
+        };
+        Reply::new(421, "4.7.0", text)
+    }
+}
+
+#[derive(Default)]
+struct Client {
+    active: usize,
+    /// Connection times within the last minute (at most rate + 1 kept).
+    connects: VecDeque<Instant>,
+    /// Failed AUTH times within the failure window.
+    auth_failures: VecDeque<Instant>,
+}
+
+struct State {
+    total: usize,
+    clients: HashMap<IpAddr, Client>,
+    last_sweep: Instant,
+}
+
+/// The limits and what they count.
+pub struct Limits {
+    max_total: usize,
+    per_ip: usize,
+    rate: usize,
+    exempt: Vec<IpNet>,
+    auth_max: u32,
+    auth_delay: Duration,
+    auth_window: Duration,
+    state: Mutex<State>,
+}
+
+/// A session being open; dropping it gives its place back.
+pub struct Permit {
+    limits: Arc<Limits>,
+    ip: IpAddr,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut state = self.limits.lock();
+        state.total = state.total.saturating_sub(1);
+        if let Some(c) = state.clients.get_mut(&self.ip) {
+            c.active = c.active.saturating_sub(1);
+        }
+    }
+}
+
+/// Drop the times in `q` older than `span`.
+fn expire(q: &mut VecDeque<Instant>, now: Instant, span: Duration) {
+    while q.front().is_some_and(|t| now.duration_since(*t) >= span) {
+        q.pop_front();
+    }
+}
+
+impl Limits {
+    pub fn new(config: &Config) -> Limits {
+        let smtp = &config.smtp;
+        Limits {
+            max_total: smtp.max_connections,
+            per_ip: smtp.max_connections_per_ip,
+            rate: smtp.max_connection_rate,
+            exempt: config.relay.allow.clone(),
+            auth_max: config.auth.max_failures,
+            auth_delay: config.auth.failure_delay.std(),
+            auth_window: config.auth.failure_window.std(),
+            state: Mutex::new(State {
+                total: 0,
+                clients: HashMap::new(),
+                last_sweep: Instant::now(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// A new connection from `ip`: its permit, or the limit it hits.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Permit, Refusal> {
+        let ip = lists::canonical(ip);
+        let exempt = lists::contains(&self.exempt, ip);
+        let now = Instant::now();
+        let mut state = self.lock();
+        self.sweep(&mut state, now);
+        if state.total >= self.max_total {
+            return Err(Refusal::Total);
+        }
+        let client = state.clients.entry(ip).or_default();
+        if !exempt {
+            if self.rate > 0 {
+                // Every attempt counts, refused ones too: a client that
+                // keeps hammering stays refused.
+                expire(&mut client.connects, now, RATE_SPAN);
+                client.connects.push_back(now);
+                while client.connects.len() > self.rate + 1 {
+                    client.connects.pop_front();
+                }
+                if client.connects.len() > self.rate {
+                    return Err(Refusal::Rate);
+                }
+            }
+            if self.per_ip > 0 && client.active >= self.per_ip {
+                return Err(Refusal::PerIp);
+            }
+        }
+        client.active += 1;
+        state.total += 1;
+        Ok(Permit {
+            limits: self.clone(),
+            ip,
+        })
+    }
+
+    /// Forget clients with nothing to remember, once a minute.
+    fn sweep(&self, state: &mut State, now: Instant) {
+        if now.duration_since(state.last_sweep) < RATE_SPAN {
+            return;
+        }
+        state.last_sweep = now;
+        let window = self.auth_window;
+        state.clients.retain(|_, c| {
+            expire(&mut c.connects, now, RATE_SPAN);
+            expire(&mut c.auth_failures, now, window);
+            c.active > 0 || !c.connects.is_empty() || !c.auth_failures.is_empty()
+        });
+    }
+
+    /// Whether `ip` has used up its AUTH failures (421 to its AUTH).
+    pub fn auth_blocked(&self, ip: IpAddr) -> bool {
+        let ip = lists::canonical(ip);
+        let now = Instant::now();
+        let mut state = self.lock();
+        match state.clients.get_mut(&ip) {
+            Some(c) => {
+                expire(&mut c.auth_failures, now, self.auth_window);
+                c.auth_failures.len() >= self.auth_max as usize
+            }
+            None => false,
+        }
+    }
+
+    /// Record a failed AUTH from `ip`: how long to wait before answering
+    /// it (n × `failure_delay` for the n-th failure in the window), and
+    /// whether that was the last one allowed.
+    pub fn auth_failed(&self, ip: IpAddr) -> (Duration, bool) {
+        let ip = lists::canonical(ip);
+        let now = Instant::now();
+        let mut state = self.lock();
+        let c = state.clients.entry(ip).or_default();
+        expire(&mut c.auth_failures, now, self.auth_window);
+        c.auth_failures.push_back(now);
+        let n = c.auth_failures.len();
+        let delay = self.auth_delay.saturating_mul(n.min(30) as u32);
+        (delay, n >= self.auth_max as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn limits(smtp: &str) -> Arc<Limits> {
+        let text = format!(
+            "[smtp]\n{smtp}\n[relay]\nallow = [\"127.0.0.9/32\"]\n[auth]\nmax_failures = 3\n"
+        );
+        Arc::new(Limits::new(
+            &Config::parse(Path::new("t.toml"), &text).unwrap(),
+        ))
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn connections_in_all_and_per_address() {
+        let l = limits("max_connections = 3\nmax_connections_per_ip = 2");
+        let a1 = l.admit(ip("127.0.0.1")).unwrap();
+        let _a2 = l.admit(ip("::ffff:127.0.0.1")).unwrap();
+        assert_eq!(l.admit(ip("127.0.0.1")).err(), Some(Refusal::PerIp));
+        let _b = l.admit(ip("127.0.0.2")).unwrap();
+        assert_eq!(l.admit(ip("127.0.0.3")).err(), Some(Refusal::Total));
+        drop(a1);
+        let _a3 = l.admit(ip("127.0.0.1")).unwrap();
+        assert_eq!(
+            Refusal::PerIp.reply(ip("::ffff:127.0.0.1")).to_string(),
+            "421 4.7.0 Error: too many connections from [127.0.0.1]"
+        );
+    }
+
+    #[test]
+    fn connection_rate_and_exemptions() {
+        let l = limits("max_connection_rate = 2\nmax_connections_per_ip = 1");
+        drop(l.admit(ip("127.0.0.1")).unwrap());
+        drop(l.admit(ip("127.0.0.1")).unwrap());
+        assert_eq!(l.admit(ip("127.0.0.1")).err(), Some(Refusal::Rate));
+        assert_eq!(l.admit(ip("127.0.0.1")).err(), Some(Refusal::Rate));
+        // [relay] allow is exempt from both per-address limits.
+        let _x: Vec<Permit> = (0..5).map(|_| l.admit(ip("127.0.0.9")).unwrap()).collect();
+    }
+
+    #[test]
+    fn auth_failures_grow_slower_then_block() {
+        let l = limits("");
+        let who = ip("127.0.0.1");
+        assert!(!l.auth_blocked(who));
+        assert_eq!(l.auth_failed(who), (Duration::from_secs(1), false));
+        assert_eq!(l.auth_failed(who), (Duration::from_secs(2), false));
+        assert!(!l.auth_blocked(who));
+        assert_eq!(l.auth_failed(who), (Duration::from_secs(3), true));
+        assert!(l.auth_blocked(who));
+        assert!(!l.auth_blocked(ip("127.0.0.2")));
+    }
+}

@@ -1,0 +1,285 @@
+//! The users of SMTP AUTH: the users file (`[auth] users_file`), their
+//! passwords (argon2id hashes in PHC form) and the envelope senders each
+//! may use.
+//!
+//! The file has one user per line, `NAME:HASH` or `NAME:HASH:SENDERS`,
+//! where SENDERS is a comma-separated list of addresses and `@domain`s
+//! (any address in that domain); `#` starts a comment line. Without a
+//! list, a user whose name is an address may send as any address in its
+//! domain; any other user only with the null sender (or with `[auth]
+//! any_sender = true`). `faxmta user add|passwd|del` edits it
+//! (src/user_cli.rs); the server rereads it when it changes.
+
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, SaltString};
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
+
+/// One user of the users file.
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    /// argon2 PHC string (`$argon2id$v=19$m=…`).
+    pub hash: String,
+    /// Allowed envelope senders: addresses and `@domain`s, lower case.
+    pub senders: Vec<String>,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "User({}, senders {:?})", self.name, self.senders)
+    }
+}
+
+/// Whether `name` can be a user name: printable, no `:`, no white space,
+/// at most 255 octets.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && !name
+            .chars()
+            .any(|c| c == ':' || c.is_whitespace() || c.is_control())
+}
+
+/// Whether `entry` can be in a sender list: `@domain` or an address.
+pub fn valid_sender(entry: &str) -> bool {
+    match entry.rsplit_once('@') {
+        Some((local, domain)) => {
+            !domain.is_empty()
+                && !entry.contains([',', ':'])
+                && !entry.chars().any(|c| c.is_whitespace() || c.is_control())
+                && (local.is_empty() || !local.starts_with('@'))
+        }
+        None => false,
+    }
+}
+
+/// Parse the users file; `Err` names the line.
+pub fn parse(text: &str) -> Result<Vec<User>, String> {
+    let mut users: Vec<User> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let at = n + 1;
+        let mut fields = line.splitn(3, ':');
+        let name = fields.next().unwrap_or_default();
+        let Some(hash) = fields.next() else {
+            return Err(format!("line {at}: expected NAME:HASH[:SENDERS]"));
+        };
+        if !valid_name(name) {
+            return Err(format!("line {at}: expected NAME:HASH[:SENDERS]"));
+        }
+        if PasswordHash::new(hash).is_err() {
+            return Err(format!(
+                "line {at}: user {name}: the password is not an argon2 hash (use faxmta user passwd)"
+            ));
+        }
+        let senders: Vec<String> = fields
+            .next()
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().to_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if let Some(bad) = senders.iter().find(|s| !valid_sender(s)) {
+            return Err(format!(
+                "line {at}: user {name}: sender {bad:?} is neither an address nor @domain"
+            ));
+        }
+        if users.iter().any(|u| u.name.eq_ignore_ascii_case(name)) {
+            return Err(format!("line {at}: user {name} is listed twice"));
+        }
+        users.push(User {
+            name: name.to_string(),
+            hash: hash.to_string(),
+            senders,
+        });
+    }
+    Ok(users)
+}
+
+/// Read and parse the users file; a file that does not exist has no
+/// users.
+pub fn load(path: &Path) -> Result<Vec<User>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text).map_err(|e| format!("users file {}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(format!("cannot read users file {}: {e}", path.display())),
+    }
+}
+
+/// An argon2id hash of `password` (PHC string, random salt).
+pub fn hash_password(password: &str) -> Result<String, String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| format!("cannot hash the password: {e}"))
+}
+
+/// Whether `password` matches `hash`. Costs the hash's work either way.
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    match PasswordHash::new(hash) {
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A hash no password matches, checked for unknown users so that a
+/// wrong name takes as long as a wrong password.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let random: String = (0..24)
+            .map(|_| char::from(b'a' + rand::random::<u8>() % 26))
+            .collect();
+        hash_password(&random).unwrap_or_default()
+    })
+}
+
+impl User {
+    /// Whether this user may use `sender` as the envelope sender.
+    pub fn may_send_as(&self, sender: &str) -> bool {
+        if sender.is_empty() {
+            return true;
+        }
+        let sender = sender.to_lowercase();
+        let Some((_, sender_domain)) = sender.rsplit_once('@') else {
+            return false;
+        };
+        let own;
+        let list: &[String] = if self.senders.is_empty() {
+            own = match self.name.rsplit_once('@') {
+                Some((_, d)) => vec![format!("@{}", d.to_lowercase())],
+                None => Vec::new(),
+            };
+            &own
+        } else {
+            &self.senders
+        };
+        list.iter().any(|entry| match entry.strip_prefix('@') {
+            Some(domain) => domain == sender_domain,
+            None => *entry == sender,
+        })
+    }
+}
+
+/// The users file as the server sees it: reread when it changes on disk
+/// (`faxmta user add` needs no restart); a file that no longer parses
+/// keeps the last good list (and is logged).
+pub struct UserDb {
+    path: PathBuf,
+    cache: Mutex<Cache>,
+}
+
+#[derive(Default)]
+struct Cache {
+    /// Modification time and length of the file last read.
+    stamp: Option<(Option<SystemTime>, u64)>,
+    users: Arc<HashMap<String, User>>,
+}
+
+impl UserDb {
+    pub fn new(path: PathBuf) -> UserDb {
+        UserDb {
+            path,
+            cache: Mutex::new(Cache::default()),
+        }
+    }
+
+    fn users(&self) -> Arc<HashMap<String, User>> {
+        let stamp = std::fs::metadata(&self.path)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()));
+        let mut cache = match self.cache.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if cache.stamp.is_none() || cache.stamp != stamp {
+            match load(&self.path) {
+                Ok(list) => {
+                    cache.users = Arc::new(
+                        list.into_iter()
+                            .map(|u| (u.name.to_lowercase(), u))
+                            .collect(),
+                    );
+                    cache.stamp = stamp;
+                }
+                Err(e) => tracing::error!("{e}; keeping the users read before"),
+            }
+        }
+        cache.users.clone()
+    }
+
+    /// Check a name and password (argon2, on a blocking thread): the user
+    /// when they match. Names are matched without regard to case.
+    pub async fn authenticate(&self, name: &str, password: &str) -> Option<User> {
+        let user = self.users().get(&name.to_lowercase()).cloned();
+        let hash = match &user {
+            Some(u) => u.hash.clone(),
+            None => dummy_hash().to_string(),
+        };
+        let password = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+            .await
+            .unwrap_or(false);
+        user.filter(|_| ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_and_the_hashes() {
+        let hash = hash_password("s3cret").unwrap();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(verify_password(&hash, "s3cret"));
+        assert!(!verify_password(&hash, "s3cret "));
+        assert!(!verify_password("plain", "plain"));
+        let text = format!(
+            "# users\n\nalice@example.test:{hash}\nrelay-bot:{hash}:bot@example.test, @Branch.test\n"
+        );
+        let users = parse(&text).unwrap();
+        assert_eq!(users.len(), 2);
+        assert_eq!(users[1].senders, ["bot@example.test", "@branch.test"]);
+        for (bad, why) in [
+            ("alice\n", "expected NAME:HASH"),
+            ("alice:secret\n", "not an argon2 hash"),
+            ("a:{h}\nA:{h}\n", "listed twice"),
+            ("a:{h}:nobody\n", "neither an address"),
+        ] {
+            let e = parse(&bad.replace("{h}", &hash)).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        let e = parse(&format!("# c\nok:{hash}\nbad line\n")).unwrap_err();
+        assert!(e.starts_with("line 3:"), "{e}");
+    }
+
+    #[test]
+    fn who_may_send_as_whom() {
+        let user = |name: &str, senders: &[&str]| User {
+            name: name.into(),
+            hash: String::new(),
+            senders: senders.iter().map(|s| s.to_string()).collect(),
+        };
+        let alice = user("alice@Example.test", &[]);
+        assert!(alice.may_send_as("alice@example.test"));
+        assert!(alice.may_send_as("Bob@EXAMPLE.test"));
+        assert!(alice.may_send_as(""));
+        assert!(!alice.may_send_as("alice@evil.test"));
+        assert!(!alice.may_send_as("alice@sub.example.test"));
+        let bot = user("bot", &["bot@example.test", "@branch.test"]);
+        assert!(bot.may_send_as("BOT@example.test"));
+        assert!(bot.may_send_as("x@branch.test"));
+        assert!(!bot.may_send_as("alice@example.test"));
+        assert!(!user("plain", &[]).may_send_as("plain@example.test"));
+    }
+}

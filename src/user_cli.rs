@@ -1,0 +1,180 @@
+//! `faxmta user add|passwd|del|list`: edit the users file of SMTP AUTH
+//! (`[auth] users_file`, format in src/policy/users.rs).
+//!
+//! The password is read from the terminal (twice, not echoed) or, when
+//! standard input is not a terminal, from its first line. The file is
+//! rewritten atomically (a temporary file in the same directory, synced,
+//! renamed over it) with mode 0600; other lines and comments are kept.
+//! A running server rereads the file when it changes.
+
+use crate::config::Config;
+use crate::policy::users;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// What to do.
+pub enum Action {
+    Add { user: String, senders: Vec<String> },
+    Passwd { user: String },
+    Del { user: String },
+    List,
+}
+
+/// Index of the line that holds `user`, if any.
+fn find(lines: &[String], user: &str) -> Option<usize> {
+    lines.iter().position(|l| {
+        let l = l.trim();
+        !l.starts_with('#')
+            && l.split(':')
+                .next()
+                .is_some_and(|name| name.eq_ignore_ascii_case(user))
+    })
+}
+
+fn read_password(user: &str) -> Result<String, String> {
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("Password for {user}: "))
+            .map_err(|e| format!("cannot read the password: {e}"))?;
+        let again = rpassword::prompt_password("Again: ")
+            .map_err(|e| format!("cannot read the password: {e}"))?;
+        if first != again {
+            return Err("the passwords differ".into());
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    if password.is_empty() {
+        return Err("the password must not be empty".into());
+    }
+    Ok(password)
+}
+
+/// Write `text` to `path` atomically, mode 0600.
+pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(
+        ".{}.tmp.{}",
+        name.unwrap_or_default(),
+        std::process::id()
+    ));
+    std::fs::create_dir_all(dir)?;
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn run(config: &Config, action: Action) -> Result<String, String> {
+    let path = config
+        .auth
+        .users_file
+        .as_ref()
+        .ok_or("the configuration has no [auth] users_file")?;
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    // Refuse to edit a file the server could not read.
+    users::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let done = match action {
+        Action::List => {
+            let mut out = String::new();
+            for u in users::parse(&text).unwrap_or_default() {
+                let senders = match u.senders.is_empty() {
+                    true => "(default)".to_string(),
+                    false => u.senders.join(","),
+                };
+                out.push_str(&format!("{} {senders}\n", u.name));
+            }
+            return Ok(out);
+        }
+        Action::Add { user, senders } => {
+            if !users::valid_name(&user) {
+                return Err(format!(
+                    "{user:?}: a user name has no ':', spaces or control characters"
+                ));
+            }
+            if find(&lines, &user).is_some() {
+                return Err(format!(
+                    "user {user} exists already (faxmta user passwd changes the password)"
+                ));
+            }
+            let senders: Vec<String> = senders.iter().map(|s| s.trim().to_lowercase()).collect();
+            if let Some(bad) = senders.iter().find(|s| !users::valid_sender(s)) {
+                return Err(format!("--sender {bad:?}: expected an address or @domain"));
+            }
+            let hash = users::hash_password(&read_password(&user)?)?;
+            let line = match senders.is_empty() {
+                true => format!("{user}:{hash}"),
+                false => format!("{user}:{hash}:{}", senders.join(",")),
+            };
+            lines.push(line);
+            format!("added user {user}")
+        }
+        Action::Passwd { user } => {
+            let i = find(&lines, &user).ok_or(format!("no user {user}"))?;
+            let hash = users::hash_password(&read_password(&user)?)?;
+            let mut fields: Vec<String> =
+                lines[i].trim().splitn(3, ':').map(str::to_string).collect();
+            match fields.get_mut(1) {
+                Some(f) => *f = hash,
+                None => {
+                    return Err(format!(
+                        "{}: user {user} has no password field",
+                        path.display()
+                    ))
+                }
+            }
+            lines[i] = fields.join(":");
+            format!("changed the password of {user}")
+        }
+        Action::Del { user } => {
+            let i = find(&lines, &user).ok_or(format!("no user {user}"))?;
+            lines.remove(i);
+            format!("deleted user {user}")
+        }
+    };
+    let mut out = lines.join("\n");
+    out.push('\n');
+    write_atomically(path, &out).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(format!("{done} in {}", path.display()))
+}
+
+/// `faxmta user …`: exit 0 when done, 1 otherwise.
+pub fn user(config: &Config, action: Action) -> ExitCode {
+    match run(config, action) {
+        Ok(text) => {
+            println!("{}", text.trim_end());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("faxmta: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
