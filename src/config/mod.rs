@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 mod domains;
 mod etrn;
+pub mod fax;
 pub mod policy;
 mod values;
 pub use domains::{DomainConfig, DomainKind, SmarthostConfig};
@@ -62,6 +63,9 @@ pub struct Config {
     /// `[[etrn_client]]`: ETRN sent on a schedule.
     #[serde(default, rename = "etrn_client")]
     pub etrn_clients: Vec<EtrnClientConfig>,
+    /// `[fax]`: the fax transport.
+    #[serde(default)]
+    pub fax: fax::FaxConfig,
 }
 
 /// `[admin]`: the HTTP listener for /metrics.

@@ -6,6 +6,7 @@
 //! recipient and never touches the queue: recording outcomes, retrying and
 //! reporting are the scheduler's work (DESIGN.md, invariant 3).
 
+pub mod fax;
 pub mod local;
 pub mod smtp;
 mod transport;

@@ -1,0 +1,137 @@
+//! `[fax]`: the fax transport — the engine and its lines, how pages are
+//! rendered, fax retries and reports to the sender; and (the addressing
+//! half) the dial plan, outbound rules, and the fax users and groups.
+//! Domains of `kind = "fax"` are `[[domain]]` entries.
+
+use super::values::Duration;
+use faxmta_transports::fax::page::{Compression, Paper, Resolution};
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// `[fax]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FaxConfig {
+    /// Which engine carries the calls.
+    pub engine: EngineKind,
+    /// Calls at once.
+    pub lines: usize,
+    /// Our station identity (TSI/CSID), at most 20 characters.
+    pub tsi: String,
+    /// The header line the engine prints on each page (our name); empty:
+    /// none.
+    pub header: String,
+    pub resolution: Resolution,
+    pub paper: Paper,
+    pub compression: Compression,
+    /// A cover page (from, to, subject, page count, date, note) first.
+    pub cover_page: bool,
+    /// Attachments that cannot be rendered: fail the fax with a report
+    /// naming them, or leave them out.
+    pub unsupported: Unsupported,
+    /// Busy / no answer / no fax tone: how many more tries after the first.
+    pub retries: u32,
+    /// Time between those tries.
+    pub retry_interval: Duration,
+    /// After a call broke off with some pages confirmed: send only the
+    /// missing pages, or the whole fax again.
+    pub partial: Partial,
+    /// A report to the sender when a fax went through.
+    pub success_report: bool,
+    /// A report to the sender when a fax failed for good (also when the
+    /// sender asked for no DSN: a fax costs money).
+    pub failure_report: bool,
+    /// The first page, as a PNG picture, in the reports.
+    pub report_first_page: bool,
+    /// Where rendered documents wait for the line (`var/fax/spool`).
+    pub spool: PathBuf,
+    /// The simulated engine: the phone network and the remote machines.
+    pub simulated: SimulatedConfig,
+}
+
+impl Default for FaxConfig {
+    fn default() -> Self {
+        FaxConfig {
+            engine: EngineKind::Simulated,
+            lines: 2,
+            tsi: String::new(),
+            header: String::new(),
+            resolution: Resolution::Fine,
+            paper: Paper::A4,
+            compression: Compression::Mh,
+            cover_page: true,
+            unsupported: Unsupported::Fail,
+            retries: 3,
+            retry_interval: Duration(300),
+            partial: Partial::Missing,
+            success_report: false,
+            failure_report: true,
+            report_first_page: false,
+            spool: PathBuf::from("var/fax/spool"),
+            simulated: SimulatedConfig::default(),
+        }
+    }
+}
+
+/// `[fax] engine`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum EngineKind {
+    /// spandsp's software modem over a simulated line (no hardware).
+    #[default]
+    Simulated,
+}
+
+/// `[fax] unsupported`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Unsupported {
+    #[default]
+    Fail,
+    Skip,
+}
+
+/// `[fax] partial`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Partial {
+    /// Resend from the first page the remote did not confirm.
+    #[default]
+    Missing,
+    /// Resend every page.
+    All,
+}
+
+/// `[fax.simulated]`: how the simulated phone network answers. Every
+/// number not listed answers with a fax machine that stores what it
+/// receives under `received`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulatedConfig {
+    /// Where the simulated remote machines store what they receive, one
+    /// directory per dialled number.
+    pub received: PathBuf,
+    /// The CSID the remote machines give (`{number}`: the number dialled).
+    pub csid: String,
+    /// Numbers (as dialled) that are busy.
+    pub busy: Vec<String>,
+    /// Numbers that ring without answer.
+    pub no_answer: Vec<String>,
+    /// Numbers answered by a voice, not a fax machine.
+    pub no_fax_tone: Vec<String>,
+    /// Numbers whose machine hangs up after this many pages.
+    pub hang_up_after: std::collections::BTreeMap<String, u32>,
+}
+
+impl Default for SimulatedConfig {
+    fn default() -> Self {
+        SimulatedConfig {
+            received: PathBuf::from("var/fax/remote"),
+            csid: "{number}".into(),
+            busy: Vec::new(),
+            no_answer: Vec::new(),
+            no_fax_tone: Vec::new(),
+            hang_up_after: Default::default(),
+        }
+    }
+}

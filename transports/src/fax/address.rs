@@ -1,0 +1,1 @@
+//! Placeholder: recipient address forms that are fax numbers.

@@ -1,0 +1,1 @@
+//! Placeholder: fax users and groups.

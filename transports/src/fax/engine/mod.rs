@@ -1,0 +1,101 @@
+//! The fax engine boundary: a job (pages, number, identity) goes out over
+//! a line and a [`SendResult`] comes back; received faxes come in.
+//!
+//! An engine owns its lines: `send` waits for a free one. Engines are
+//! one module each; the default, [`simulated`], needs no hardware: a
+//! software fax modem (spandsp) speaking real T.30 over a simulated phone
+//! line to simulated fax machines.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub mod simulated;
+
+/// A fax to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendRequest {
+    /// For logs: the queue id and recipient (`5B1F…/2`).
+    pub job_id: String,
+    /// What is dialled: the number after the dial plan's outbound rules
+    /// (digits, possibly with a leading `+`).
+    pub dial: String,
+    /// The document: a multi-page TIFF Class F file.
+    pub document: PathBuf,
+    /// The first page to send (1-based): after a partial send, the
+    /// pages the remote already has are skipped.
+    pub first_page: u32,
+    /// The pages in `document`.
+    pub pages: u32,
+    /// Our station identity (TSI), at most 20 characters (T.30).
+    pub tsi: String,
+    /// The header line printed at the top of each page by the engine, if
+    /// any (name, number; the engine adds date and page).
+    pub header: Option<String>,
+}
+
+/// How a send ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SendResult {
+    /// Every page from `first_page` on was confirmed by the remote.
+    Sent {
+        /// Pages sent in this call.
+        pages: u32,
+        /// Time on the line.
+        duration: Duration,
+        /// The remote's called subscriber identification (CSID).
+        remote_csid: String,
+        /// The signalling rate used, bits per second.
+        bit_rate: u32,
+    },
+    /// The line was busy.
+    Busy,
+    /// Nobody answered.
+    NoAnswer,
+    /// Answered, but no fax machine (a voice or modem answer: no CED/DIS).
+    NoFaxTone,
+    /// The call broke off after `pages_sent` confirmed pages (counted
+    /// from `first_page`).
+    Partial {
+        pages_sent: u32,
+        duration: Duration,
+        remote_csid: String,
+        /// What went wrong (the T.30 completion text).
+        reason: String,
+    },
+    /// Anything else; `retry`: whether trying again may help.
+    Error { reason: String, retry: bool },
+}
+
+/// A fax that came in on a line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceivedFax {
+    /// The received pages, as a TIFF file the engine wrote.
+    pub document: PathBuf,
+    pub pages: u32,
+    /// The sender's transmitting subscriber identification (TSI).
+    pub remote_tsi: String,
+    /// The calling number (ANI / caller id), if the line gave one.
+    pub caller: Option<String>,
+    /// The number dialled (DID / DNIS), if the line gave one.
+    pub called: Option<String>,
+    pub duration: Duration,
+}
+
+/// A fax engine.
+#[async_trait::async_trait]
+pub trait FaxEngine: Send + Sync {
+    /// Its name in logs, metrics and `faxmta route` (`simulated` …).
+    fn name(&self) -> &'static str;
+
+    /// How many calls it can carry at once.
+    fn lines(&self) -> usize;
+
+    /// How many lines are in use now.
+    fn lines_busy(&self) -> usize;
+
+    /// Send one fax; waits for a free line first.
+    async fn send(&self, request: SendRequest) -> SendResult;
+
+    /// The next fax received; `None` once the engine has stopped.
+    async fn receive(&self) -> Option<ReceivedFax>;
+}

@@ -1,0 +1,1 @@
+//! Placeholder: the simulated engine (spandsp over a simulated line).

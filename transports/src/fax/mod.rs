@@ -1,0 +1,21 @@
+//! Fax as a transport: a recipient that is a fax number leaves over a fax
+//! line instead of SMTP.
+//!
+//! The pieces, in the order a message meets them:
+//! - [`address`]: which recipient addresses are fax numbers (`number@fax
+//!   domain`, RFC 3192 `FAX=…`, Exchange `IMCEAFAX-…`, `fax:` URIs);
+//! - [`dialplan`]: numbers normalised to E.164 and the outbound rules
+//!   (prefixes, blocked patterns) that decide what may be dialled;
+//! - [`directory`]: the fax users and groups, who may send where;
+//! - [`render`]: the message becomes pages ([`page::Page`]) and a TIFF
+//!   Class F file ([`tiff`]);
+//! - [`engine`]: the line: a job goes out, a result comes back; faxes come
+//!   in.
+
+pub mod address;
+pub mod dialplan;
+pub mod directory;
+pub mod engine;
+pub mod page;
+pub mod render;
+pub mod tiff;

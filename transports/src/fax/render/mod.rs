@@ -1,0 +1,1 @@
+//! Placeholder: rendering a message to fax pages.
