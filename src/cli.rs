@@ -58,18 +58,7 @@ pub fn queue(config: &Config, action: QueueAction) -> ExitCode {
         QueueAction::Release { id } => (Request::Release { id }, false),
         QueueAction::Flush { id, domain } => (Request::Flush { id, domain }, false),
     };
-    let response = match control::call(&config.control.socket, &request) {
-        Ok(Some(r)) => r,
-        Ok(None) => match Store::open(&config.queue.path) {
-            Ok(store) => control::execute(&store, &request),
-            Err(e) => Response::Error(format!(
-                "{e} (is a server running whose control socket {} does not answer?)",
-                config.control.socket.display()
-            )),
-        },
-        Err(e) => Response::Error(e),
-    };
-    match response {
+    match ask(config, &request) {
         Response::Error(e) => {
             eprintln!("faxmta: {e}");
             ExitCode::FAILURE
@@ -94,6 +83,14 @@ pub fn queue(config: &Config, action: QueueAction) -> ExitCode {
             print!("{message}");
             ExitCode::SUCCESS
         }
+        Response::Queued(id) => {
+            println!("queued as {id}");
+            ExitCode::SUCCESS
+        }
+        Response::FaxHistory(list) => {
+            println!("{} fax(es)", list.len());
+            ExitCode::SUCCESS
+        }
         Response::Count(n) => {
             let what = match request {
                 Request::Delete { .. } | Request::DeleteAll => "deleted",
@@ -108,7 +105,23 @@ pub fn queue(config: &Config, action: QueueAction) -> ExitCode {
     }
 }
 
-fn local_time(unix: u64, format: &str) -> String {
+/// Carry out a request: through the running server's control socket, or
+/// on the queue itself when no server runs.
+pub fn ask(config: &Config, request: &Request) -> Response {
+    match control::call(&config.control.socket, request) {
+        Ok(Some(r)) => r,
+        Ok(None) => match Store::open(&config.queue.path) {
+            Ok(store) => control::execute(&store, request),
+            Err(e) => Response::Error(format!(
+                "{e} (is a server running whose control socket {} does not answer?)",
+                config.control.socket.display()
+            )),
+        },
+        Err(e) => Response::Error(e),
+    }
+}
+
+pub fn local_time(unix: u64, format: &str) -> String {
     chrono::Local
         .timestamp_opt(unix as i64, 0)
         .single()

@@ -12,6 +12,7 @@ mod cli;
 mod config;
 mod etrn;
 mod explain;
+mod fax_cli;
 mod policy;
 mod reports;
 mod router;
@@ -86,6 +87,37 @@ enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// Send faxes and see how they went.
+    Fax {
+        #[command(subcommand)]
+        action: FaxAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum FaxAction {
+    /// Fax files to a number, through the queue (like mail to
+    /// NUMBER@ the first fax domain).
+    Send {
+        /// The fax number (E.164 like +15551234567, or as the dial plan
+        /// takes it).
+        #[arg(long)]
+        to: String,
+        /// The sender: reports go there; must be a fax user [default:
+        /// $USER@hostname].
+        #[arg(long)]
+        from: Option<String>,
+        /// The subject (on the cover page) [default: the file names].
+        #[arg(long)]
+        subject: Option<String>,
+        /// A text sent before the files.
+        #[arg(long)]
+        note: Option<String>,
+        /// Files: PDF, PostScript, TIFF, PNG, JPEG, text.
+        files: Vec<PathBuf>,
+    },
+    /// Faxes in the queue and finished ones (all, or one queue id).
+    Status { id: Option<String> },
 }
 
 #[derive(Subcommand)]
@@ -257,6 +289,31 @@ pub fn main() -> ExitCode {
                 }
             }
         }
+        Command::Fax { action } => match config::Config::load(&path) {
+            Ok(c) => match action {
+                FaxAction::Send {
+                    to,
+                    from,
+                    subject,
+                    note,
+                    files,
+                } => fax_cli::send(
+                    &c,
+                    fax_cli::SendArgs {
+                        to,
+                        files,
+                        from,
+                        subject,
+                        note,
+                    },
+                ),
+                FaxAction::Status { id } => fax_cli::status(&c, id),
+            },
+            Err(e) => {
+                eprintln!("faxmta: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Dkim {
             action:
                 DkimAction::Keygen {

@@ -3,12 +3,15 @@
 //! The SMTP server asks it at RCPT time (is this ours, does the user
 //! exist) and the scheduler asks it again at delivery time (which
 //! transport, which mailbox), so both always agree with the configuration.
+//! Fax recipients (`kind = "fax"` domains, and the `FAX=` and `IMCEAFAX-`
+//! forms at our local domains) are worked out in `router/fax.rs`.
 
 use crate::config::{Config, Deliver, DomainKind};
 use faxmta_queue::Reply;
+use faxmta_transports::fax::directory::{FaxPolicy, FaxTarget};
 use faxmta_transports::{BackupMxHop, LmtpTarget, NextHop, RelayHop};
 use ipnet::IpNet;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -39,6 +42,10 @@ pub enum Route {
     /// A domain whose mail we hold for a customer until ETRN releases it:
     /// ours to relay (accepted from anyone).
     Etrn(EtrnRoute),
+    /// A fax number: over the fax line. Ours (accepted from any client),
+    /// but only from senders the fax user directory lets fax the number
+    /// ([`Router::fax_permit`]).
+    Fax(FaxTarget),
 }
 
 /// How an ETRN domain's mail is held and where it goes once released.
@@ -107,6 +114,12 @@ pub struct Router {
     smarthost: Option<RelayHop>,
     /// The domain `postmaster` without a domain goes to (RFC 5321 §4.5.1).
     postmaster_domain: Option<String>,
+    /// Domains of kind `fax`.
+    fax_domains: HashSet<String>,
+    /// The dial plan, outbound rules and fax user directory.
+    fax: FaxPolicy,
+    /// `[fax] trusted_only`.
+    fax_trusted_only: bool,
 }
 
 impl Router {
@@ -116,6 +129,7 @@ impl Router {
         let mut smarthost_domains = HashMap::new();
         let mut backup = HashMap::new();
         let mut etrn = HashMap::new();
+        let mut fax_domains = HashSet::new();
         for d in &config.domains {
             let users = || {
                 d.users
@@ -148,6 +162,9 @@ impl Router {
                 DomainKind::Smarthost => {
                     smarthost_domains.insert(d.name.0.clone(), d.hop(config.outbound.tls));
                 }
+                DomainKind::Fax => {
+                    fax_domains.insert(d.name.0.clone());
+                }
                 DomainKind::Local => {
                     if let Some(deliver) = &d.deliver {
                         local.insert(
@@ -179,6 +196,9 @@ impl Router {
             smarthost_domains,
             smarthost: config.smarthost.as_ref().map(|s| s.hop()),
             postmaster_domain,
+            fax_domains,
+            fax: config.fax.policy(),
+            fax_trusted_only: config.fax.trusted_only,
         }
     }
 
@@ -209,6 +229,9 @@ impl Router {
             return Err(bad_syntax(address));
         }
         let bare = domain.trim_end_matches('.');
+        if let Some(route) = self.fax_route(address, user, bare)? {
+            return Ok(route);
+        }
         if let Some(hop) = self.relay.get(bare) {
             return Ok(Route::Relay { hop: hop.clone() });
         }
@@ -288,6 +311,8 @@ fn bad_syntax(address: &str) -> Reply {
         format!("<{address}>: Recipient address rejected: bad address syntax"),
     )
 }
+
+mod fax;
 
 #[cfg(test)]
 mod tests;

@@ -13,7 +13,7 @@
 //! (`Store::release_etrn`) makes it due and released.
 
 use crate::admin::metrics::Metrics;
-use crate::reports::{build_report, ReportItem, ReportKind};
+use crate::reports::ReportKind;
 use crate::router::{Route, Router};
 use faxmta_queue::{
     format_duration, now_unix, Envelope, Etrn, Notify, QueueId, RcptState, Reply, RetryPolicy,
@@ -38,6 +38,7 @@ pub struct Settings {
     /// Deliveries at once to one destination (domain, relay hop or LMTP
     /// server).
     pub destination_concurrency: usize,
+    pub fax_reports: FaxReports,
 }
 
 /// The transports, one per kind of next hop.
@@ -45,7 +46,20 @@ pub struct Transports {
     pub local: Arc<dyn Transport>,
     pub smtp: Arc<dyn Transport>,
     pub lmtp: Arc<dyn Transport>,
+    pub fax: Arc<dyn Transport>,
 }
+
+/// What a fax recipient's sender is told besides the usual DSN rules.
+#[derive(Clone, Default)]
+pub struct FaxReports {
+    /// A report for every fax sent, not only on NOTIFY=SUCCESS.
+    pub success: bool,
+    /// Makes a PNG of a message's first fax page for the reports.
+    pub first_page: Option<Arc<FirstPage>>,
+}
+
+/// A message's octets → its first fax page as a PNG.
+pub type FirstPage = dyn Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync;
 
 /// Delivers what the queue holds.
 pub struct Scheduler {
@@ -57,6 +71,8 @@ pub struct Scheduler {
     local: Arc<dyn Transport>,
     smtp: Arc<dyn Transport>,
     lmtp: Arc<dyn Transport>,
+    fax: Arc<dyn Transport>,
+    fax_reports: FaxReports,
     slots: Arc<Semaphore>,
     destination_limit: usize,
     destinations: Mutex<HashMap<NextHop, Arc<Semaphore>>>,
@@ -86,6 +102,8 @@ impl Scheduler {
             local: transports.local,
             smtp: transports.smtp,
             lmtp: transports.lmtp,
+            fax: transports.fax,
+            fax_reports: settings.fax_reports,
             slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
             destination_limit: settings.destination_concurrency.max(1),
             destinations: Mutex::new(HashMap::new()),
@@ -256,6 +274,7 @@ impl Scheduler {
                 NextHop::Local => &self.local,
                 NextHop::Mx { .. } | NextHop::Relay(_) | NextHop::BackupMx(_) => &self.smtp,
                 NextHop::Lmtp(_) => &self.lmtp,
+                NextHop::Fax(_) => &self.fax,
             };
             let _slot = self.destination_slot(hop).await;
             let job = Job {
@@ -283,6 +302,16 @@ impl Scheduler {
                         .delivery_delay
                         .with_label_values(&[transport.name()])
                         .observe(delay);
+                }
+                if let (Some(fax), Status::Delivered | Status::Failed) = (&o.fax, o.status) {
+                    let outcome = match o.status {
+                        Status::Delivered => "sent",
+                        _ => "failed",
+                    };
+                    self.metrics
+                        .faxes
+                        .with_label_values(&[outcome, &fax.last])
+                        .inc();
                 }
                 if let Some(version) = &o.tls {
                     self.metrics.tls.with_label_values(&["out", version]).inc();
@@ -359,12 +388,23 @@ impl Scheduler {
             r.attempts += 1;
             r.last_attempt = now;
             r.relay = Some(o.relay.clone());
+            if let Some(fax) = o.fax.take() {
+                r.fax = Some(fax);
+            }
             if o.status == Status::Deferred {
                 let lifetime = env.lifetime_of(o.index);
-                match self
-                    .retry
-                    .next_attempt(now, env.arrival, r.attempts, lifetime)
-                {
+                // A transport's own interval (a busy fax line), within
+                // the lifetime; else the queue's schedule.
+                let own = o.retry_after.map(|after| now + after).filter(|&next| {
+                    next < env.arrival + lifetime.unwrap_or(self.retry.lifetime)
+                });
+                let next = match o.retry_after {
+                    Some(_) => own,
+                    None => self
+                        .retry
+                        .next_attempt(now, env.arrival, r.attempts, lifetime),
+                };
+                match next {
                     Some(next) => {
                         r.state = RcptState::Deferred;
                         r.next_attempt = next;
@@ -413,11 +453,35 @@ impl Scheduler {
 
         // Reports before states: if the report cannot be queued, the
         // recipient stays deferred and the report is tried again later.
+        // Fax recipients get fax reports (number, pages, calls).
+        let (fax_failed, failed): (Vec<usize>, Vec<usize>) = failed
+            .into_iter()
+            .partition(|&i| updated.recipients[i].fax.is_some());
+        let (fax_sent, delivered): (Vec<usize>, Vec<usize>) = delivered
+            .into_iter()
+            .partition(|&i| updated.recipients[i].fax.is_some());
+        let mut unreported: Vec<usize> = Vec::new();
         if !failed.is_empty()
             && !self
                 .send_report(ReportKind::Failure, &updated, body, &failed, now)
                 .await
         {
+            unreported.extend(&failed);
+        }
+        if !fax_failed.is_empty()
+            && !self
+                .send_fax_report(ReportKind::Failure, &updated, body, &fax_failed, now)
+                .await
+        {
+            unreported.extend(&fax_failed);
+        }
+        if !fax_sent.is_empty() {
+            // A lost notice is not worth a second fax.
+            self.send_fax_report(ReportKind::Success, &updated, body, &fax_sent, now)
+                .await;
+        }
+        {
+            let failed = unreported;
             for &i in &failed {
                 let r = &mut updated.recipients[i];
                 r.state = RcptState::Deferred;
@@ -471,6 +535,7 @@ impl Scheduler {
                 }
             }
         });
+        self.remember_faxes(&updated, now);
         match saved {
             Ok(Some(e)) if e.is_done() => tracing::info!("{}: removed", env.id),
             Ok(_) => {}
@@ -482,65 +547,8 @@ impl Scheduler {
             tracing::error!("{}: cannot sync delivery results: {e}", env.id);
         }
     }
-
-    /// Build and enqueue a report; true when it is safely queued (or none
-    /// is due: null sender, NOTIFY=NEVER).
-    async fn send_report(
-        &self,
-        kind: ReportKind,
-        env: &Envelope,
-        body: &[u8],
-        indexes: &[usize],
-        now: u64,
-    ) -> bool {
-        let items: Vec<ReportItem<'_>> = indexes
-            .iter()
-            .filter_map(|&i| {
-                let r = &env.recipients[i];
-                Some(ReportItem {
-                    recipient: r,
-                    reply: r.last_reply.as_ref()?,
-                    remote_mta: r
-                        .relay
-                        .as_deref()
-                        .filter(|relay| relay.contains('['))
-                        .and_then(|relay| relay.split('[').next()),
-                    will_retry_until: (kind == ReportKind::Delay)
-                        .then(|| env.arrival + env.lifetime_of(i).unwrap_or(self.retry.lifetime)),
-                })
-            })
-            .collect();
-        let Some(report) = build_report(kind, &self.hostname, env, body, &items, now) else {
-            return true;
-        };
-        let id = match self.store.new_id() {
-            Ok(id) => id,
-            Err(e) => {
-                tracing::error!("{}: cannot queue a report: {e}", env.id);
-                return false;
-            }
-        };
-        match self
-            .store
-            .enqueue(id.clone(), report.message, &report.body)
-            .await
-        {
-            Ok(_) => {
-                let what = match kind {
-                    ReportKind::Failure => "non-delivery",
-                    ReportKind::Delay => "delay",
-                    ReportKind::Success | ReportKind::Relayed => "success",
-                };
-                tracing::info!("{}: sender {what} notification: {id}", env.id);
-                true
-            }
-            Err(e) => {
-                tracing::error!("{}: cannot queue a report: {e}", env.id);
-                false
-            }
-        }
-    }
 }
 
+mod notify;
 #[cfg(test)]
 mod tests;

@@ -186,6 +186,41 @@ pub struct Recipient {
     /// Set for a recipient in an ETRN domain: held, or released.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etrn: Option<Etrn>,
+    /// Set for a fax recipient once a call was tried: what the line did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fax: Option<FaxProgress>,
+}
+
+/// Where a fax recipient stands after its calls so far: the fax
+/// transport reads it to go on (resend the missing pages, count busy
+/// tries), the reports print it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct FaxProgress {
+    /// The number in E.164.
+    pub number: String,
+    /// Calls placed (every try, busy ones too).
+    pub calls: u32,
+    /// Tries in a row that found the line busy, unanswered or without a
+    /// fax machine (retried `[fax] retries` times).
+    pub unreached: u32,
+    /// Pages in the document (cover page included).
+    pub pages_total: u32,
+    /// Pages the remote confirmed, over all calls.
+    pub pages_sent: u32,
+    /// The remote's CSID, once a call got through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_csid: Option<String>,
+    /// Time on the line, over all calls, in milliseconds.
+    pub line_ms: u64,
+    /// The signalling rate of the last call, bits per second.
+    #[serde(default)]
+    pub bit_rate: u32,
+    /// What the last call did, as a word: `sent`, `busy`, `no-answer`,
+    /// `no-fax-tone`, `partial`, `error`, `render-failed`, `refused`.
+    pub last: String,
+    /// Its reason in words (T.30 completion text, render error …).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
 }
 
 impl Recipient {
@@ -276,7 +311,7 @@ impl Envelope {
 }
 
 /// A recipient as accepted by the SMTP server (or any other source).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct NewRecipient {
     pub address: String,
     pub orcpt: Option<String>,
@@ -297,7 +332,7 @@ impl NewRecipient {
 }
 
 /// What a source hands to [`crate::Store::enqueue`].
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct NewMessage {
     pub sender: String,
     pub recipients: Vec<NewRecipient>,
@@ -342,6 +377,7 @@ impl NewMessage {
                     delay_warned: false,
                     lifetime: r.lifetime,
                     etrn: r.etrn,
+                    fax: None,
                 })
                 .collect(),
         }

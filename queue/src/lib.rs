@@ -11,15 +11,18 @@
 
 mod admin;
 mod envelope;
+mod history;
 mod retry;
 mod store;
 mod time;
 
 pub use admin::EtrnRelease;
 pub use envelope::{
+    FaxProgress,
     BodyType, ClientInfo, Envelope, Etrn, NewMessage, NewRecipient, Notify, QueueId, RcptState,
     Recipient, Reply, Ret,
 };
+pub use history::FaxRecord;
 pub use retry::RetryPolicy;
 pub use store::{QueueCounts, QueueError, Store};
 pub use time::{format_duration, now_unix};

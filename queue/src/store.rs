@@ -139,6 +139,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Store {
+    /// The database, for the other trees of this crate (fax history).
+    pub(crate) fn db(&self) -> &sled::Db {
+        &self.inner.db
+    }
+
     /// Open (or create) the queue at `path`, remove half-written messages,
     /// and build the schedule index. Fails if another process holds it.
     pub fn open(path: &Path) -> Result<Store, QueueError> {

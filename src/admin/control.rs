@@ -5,7 +5,7 @@
 //! server executes it on its own store. When no server runs, the CLI opens
 //! the queue itself and calls the same [`execute`].
 
-use faxmta_queue::{Envelope, Store};
+use faxmta_queue::{Envelope, FaxRecord, NewMessage, Store};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -38,6 +38,13 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         domain: Option<String>,
     },
+    /// Queue a new message (`faxmta fax send`): its envelope and octets.
+    Submit {
+        message: Box<NewMessage>,
+        body: String,
+    },
+    /// The last `limit` finished faxes.
+    FaxHistory { limit: usize },
 }
 
 /// The answer to a [`Request`].
@@ -50,6 +57,9 @@ pub enum Response {
         message: String,
     },
     Count(usize),
+    /// The queue id of a submitted message.
+    Queued(String),
+    FaxHistory(Vec<FaxRecord>),
     Error(String),
 }
 
@@ -119,15 +129,47 @@ pub fn execute(store: &Store, request: &Request) -> Response {
             Some(one) if matches!(store.get(one), Ok(None)) => return not_found(one),
             _ => store.flush_now(id.as_deref()).map(Response::Count),
         },
+        Request::Submit { message, body } => return submit(store, message, body),
+        Request::FaxHistory { limit } => store.fax_history(*limit).map(Response::FaxHistory),
     };
     // An administrator's change (a hold above all) must survive a crash
     // once it is confirmed: sync before answering.
     let result = match (request, result) {
-        (Request::List | Request::Show { .. }, r) => r,
+        (Request::List | Request::Show { .. } | Request::FaxHistory { .. }, r) => r,
         (_, Ok(r)) => store.sync_blocking().map(|_| r),
         (_, Err(e)) => Err(e),
     };
     result.unwrap_or_else(|e| Response::Error(e.to_string()))
+}
+
+/// Queue a message made by the command line; synced before the answer.
+/// Runs on a blocking thread (or outside any runtime, when the command
+/// line opened the queue itself).
+fn submit(store: &Store, message: &NewMessage, body: &str) -> Response {
+    let enqueue = async {
+        let id = store.new_id()?;
+        store
+            .enqueue(id.clone(), message.clone(), body.as_bytes())
+            .await?;
+        Ok::<_, faxmta_queue::QueueError>(id)
+    };
+    let result = match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle.block_on(enqueue),
+        Err(_) => match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(enqueue),
+            Err(e) => return Response::Error(format!("cannot start a runtime: {e}")),
+        },
+    };
+    match result {
+        Ok(id) => {
+            tracing::info!("{id}: from=<{}>, queued from the command line", message.sender);
+            Response::Queued(id)
+        }
+        Err(e) => Response::Error(format!("cannot queue the message: {e}")),
+    }
 }
 
 /// Serve the socket until shutdown. The socket is made only readable and

@@ -6,10 +6,14 @@
 //! index at scrape time, so a scrape costs no disk access.
 
 use faxmta_queue::{now_unix, Store};
+use faxmta_transports::fax::engine::FaxEngine;
+use faxmta_transports::fax::transport::FaxObserver;
 use prometheus::{
-    exponential_buckets, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    exponential_buckets, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 /// Every metric faxmta exports.
 pub struct Metrics {
@@ -34,6 +38,21 @@ pub struct Metrics {
     pub limits: IntCounterVec,
     /// SMTP AUTH attempts by mechanism and result (`success`, `failure`).
     pub auth: IntCounterVec,
+    /// Fax pages rendered (cover pages included).
+    pub fax_pages_rendered: IntCounter,
+    /// Seconds to render one fax document.
+    pub fax_render_seconds: Histogram,
+    /// Fax calls by result (`sent`, `busy`, `no-answer`, `no-fax-tone`,
+    /// `partial`, `error`).
+    pub fax_calls: IntCounterVec,
+    /// Fax pages the remote confirmed.
+    pub fax_pages_sent: IntCounter,
+    /// Faxes finished, by outcome (`sent`, `failed`) and the last call's
+    /// result (the reason of a failure).
+    pub faxes: IntCounterVec,
+    /// The fax engine, for the line gauges at scrape time.
+    pub fax_engine: OnceLock<Arc<dyn FaxEngine>>,
+    fax_lines: IntGaugeVec,
     queue_messages: IntGaugeVec,
 }
 
@@ -133,6 +152,55 @@ impl Metrics {
                     &["mechanism", "result"],
                 ),
             ),
+            fax_pages_rendered: build(
+                &r,
+                IntCounter::new(
+                    "faxmta_fax_pages_rendered_total",
+                    "Fax pages rendered, cover pages included",
+                ),
+            ),
+            fax_render_seconds: build(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "faxmta_fax_render_seconds",
+                        "Time to render one fax document",
+                    )
+                    .buckets(exponential_buckets(0.005, 3.0, 10).unwrap_or_default()),
+                ),
+            ),
+            fax_calls: build(
+                &r,
+                IntCounterVec::new(
+                    Opts::new("faxmta_fax_calls_total", "Fax calls placed, by result"),
+                    &["result"],
+                ),
+            ),
+            fax_pages_sent: build(
+                &r,
+                IntCounter::new(
+                    "faxmta_fax_pages_sent_total",
+                    "Fax pages the remote machine confirmed",
+                ),
+            ),
+            faxes: build(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "faxmta_faxes_total",
+                        "Faxes finished: sent, or failed with the last call's result",
+                    ),
+                    &["outcome", "reason"],
+                ),
+            ),
+            fax_engine: OnceLock::new(),
+            fax_lines: build(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new("faxmta_fax_lines", "Fax lines: configured, and in use now"),
+                    &["state"],
+                ),
+            ),
             queue_messages: build(
                 &r,
                 IntGaugeVec::new(
@@ -159,11 +227,31 @@ impl Metrics {
         self.queue_messages
             .with_label_values(&["held"])
             .set(counts.held as i64);
+        if let Some(engine) = self.fax_engine.get() {
+            self.fax_lines
+                .with_label_values(&["total"])
+                .set(engine.lines() as i64);
+            self.fax_lines
+                .with_label_values(&["in_use"])
+                .set(engine.lines_busy() as i64);
+        }
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             return format!("# error encoding metrics: {e}\n");
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl FaxObserver for Metrics {
+    fn rendered(&self, pages: u32, elapsed: Duration) {
+        self.fax_pages_rendered.inc_by(pages as u64);
+        self.fax_render_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    fn call(&self, result: &str, pages: u32, _line: Duration) {
+        self.fax_calls.with_label_values(&[result]).inc();
+        self.fax_pages_sent.inc_by(pages as u64);
     }
 }
 
@@ -190,6 +278,10 @@ mod tests {
         m.deliveries_active.with_label_values(&["smtp"]).set(1);
         m.limits.with_label_values(&["connections_per_ip"]).inc();
         m.auth.with_label_values(&["PLAIN", "failure"]).inc();
+        m.rendered(3, Duration::from_millis(20));
+        m.call("busy", 0, Duration::ZERO);
+        m.call("sent", 3, Duration::from_secs(30));
+        m.faxes.with_label_values(&["failed", "busy"]).inc();
         let text = m.render(&store);
         for needle in [
             "faxmta_messages_received_total{source=\"mx\"} 1",
@@ -202,6 +294,11 @@ mod tests {
             "faxmta_smtp_rejects_total{class=\"5xx\",status=\"5.7.1\"} 1",
             "faxmta_smtp_limits_total{limit=\"connections_per_ip\"} 1",
             "faxmta_smtp_auth_total{mechanism=\"PLAIN\",result=\"failure\"} 1",
+            "faxmta_fax_pages_rendered_total 3",
+            "faxmta_fax_render_seconds_count 1",
+            "faxmta_fax_calls_total{result=\"busy\"} 1",
+            "faxmta_fax_pages_sent_total 3",
+            "faxmta_faxes_total{outcome=\"failed\",reason=\"busy\"} 1",
         ] {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }

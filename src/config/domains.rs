@@ -32,6 +32,10 @@ pub enum DomainKind {
     /// `release_from` sends ETRN for it; then delivered to `hosts` in
     /// order, or without them to its MX hosts more preferred than us.
     Etrn,
+    /// Ours, and every local part is a fax number (`+15551234567@…`,
+    /// `FAX=…`, `IMCEAFAX-…`): sent over the fax line (`[fax]`), from
+    /// senders in the fax user directory only.
+    Fax,
 }
 
 /// How a backup MX checks recipients at RCPT (`verify = …`).
@@ -148,9 +152,11 @@ impl DomainConfig {
     pub fn hop(&self, outbound: OutboundTls) -> RelayHop {
         let tls = self.tls.unwrap_or(match self.kind {
             DomainKind::Smarthost => smarthost_tls(),
-            DomainKind::Local | DomainKind::Relay | DomainKind::BackupMx | DomainKind::Etrn => {
-                outbound
-            }
+            DomainKind::Local
+            | DomainKind::Relay
+            | DomainKind::BackupMx
+            | DomainKind::Etrn
+            | DomainKind::Fax => outbound,
         });
         let hosts = self.hosts.as_deref().unwrap_or_default();
         hop(
@@ -427,7 +433,24 @@ pub(super) fn validate(config: &Config, src: &Source<'_>) -> Result<(), ConfigEr
                     "etrn domain {name}: our_mx is for delivery to its MX, not to hosts"
                 ));
             }
-            DomainKind::Local | DomainKind::Relay | DomainKind::BackupMx | DomainKind::Etrn => {}
+            DomainKind::Fax
+                if d.deliver.is_some()
+                    || d.users.is_some()
+                    || d.hosts.is_some()
+                    || d.tls.is_some()
+                    || smarthost_keys =>
+            {
+                return fail(format!(
+                    "deliver, users, hosts, tls, implicit_tls and auth are not for fax domain \
+                     {name}: its recipients are fax numbers, sent as [fax] says, by the senders \
+                     of the fax user directory"
+                ));
+            }
+            DomainKind::Local
+            | DomainKind::Relay
+            | DomainKind::BackupMx
+            | DomainKind::Etrn
+            | DomainKind::Fax => {}
         }
     }
     Ok(())

@@ -4,9 +4,14 @@
 //! Domains of `kind = "fax"` are `[[domain]]` entries.
 
 use super::values::Duration;
+use faxmta_transports::fax::dialplan::{DialPlan, Rule};
+use faxmta_transports::fax::directory::{Directory, FaxGroup, FaxPolicy, FaxUser};
 use faxmta_transports::fax::page::{Compression, Paper, Resolution};
 use serde::Deserialize;
 use std::path::PathBuf;
+
+mod addressing;
+pub(super) use addressing::load;
 
 /// `[fax]`
 #[derive(Debug, Clone, Deserialize)]
@@ -47,6 +52,38 @@ pub struct FaxConfig {
     pub spool: PathBuf,
     /// The simulated engine: the phone network and the remote machines.
     pub simulated: SimulatedConfig,
+    /// `[fax.dialplan]`: how numbers are normalised to E.164 and dialled.
+    pub dialplan: DialPlan,
+    /// `[[fax.rule]]`: outbound rules, tried in order.
+    #[serde(rename = "rule")]
+    pub rules: Vec<Rule>,
+    /// A file of fax users and groups (`[[user]]`, `[[group]]`), instead
+    /// of `[[fax.user]]` and `[[fax.group]]` here.
+    pub users: Option<PathBuf>,
+    /// `[[fax.user]]`: who may send faxes.
+    #[serde(rename = "user")]
+    pub inline_users: Vec<FaxUser>,
+    /// `[[fax.group]]`
+    #[serde(rename = "group")]
+    pub inline_groups: Vec<FaxGroup>,
+    /// Fax recipients only from clients that may relay (SMTP AUTH users
+    /// and `[relay] allow`), however the sender is listed.
+    pub trusted_only: bool,
+    /// The directory in use (from `users` or inline), filled when the
+    /// configuration is loaded.
+    #[serde(skip)]
+    directory: Directory,
+}
+
+impl FaxConfig {
+    /// The dial plan, the outbound rules and the user directory.
+    pub fn policy(&self) -> FaxPolicy {
+        FaxPolicy {
+            plan: self.dialplan.clone(),
+            rules: self.rules.clone(),
+            directory: self.directory.clone(),
+        }
+    }
 }
 
 impl Default for FaxConfig {
@@ -69,6 +106,13 @@ impl Default for FaxConfig {
             report_first_page: false,
             spool: PathBuf::from("var/fax/spool"),
             simulated: SimulatedConfig::default(),
+            dialplan: DialPlan::default(),
+            rules: Vec::new(),
+            users: None,
+            inline_users: Vec::new(),
+            inline_groups: Vec::new(),
+            trusted_only: false,
+            directory: Directory::default(),
         }
     }
 }

@@ -409,6 +409,7 @@ impl Config {
         let src = domains::Source { path, text };
         domains::read_passwords(&mut config, &src)?;
         policy::load(&mut config, &src)?;
+        fax::load(&mut config, &src)?;
         Ok(config)
     }
 

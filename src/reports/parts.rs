@@ -4,7 +4,7 @@
 
 use super::{ReportItem, ReportKind, MAX_VALUE};
 use chrono::{DateTime, Utc};
-use faxmta_queue::{Envelope, Reply};
+use faxmta_queue::{Envelope, FaxProgress, Reply};
 
 /// The second part: `message/delivery-status` (RFC 3464 §2).
 pub(super) fn delivery_status(
@@ -33,16 +33,26 @@ pub(super) fn delivery_status(
             kind.action(),
             report_status(kind, &item.reply.status)
         ));
-        if let Some(host) = item.remote_mta {
-            s.push_str(&format!("Remote-MTA: dns; {}\n", clean(host)));
+        if let Some(fax) = &r.fax {
+            // A fax recipient: what the line did, in extension fields
+            // (RFC 3464 §3: X- names), the reason as an X-Fax diagnostic.
+            s.push_str(&format!(
+                "Diagnostic-Code: X-Fax; {}\n{}",
+                reply_text(item.reply),
+                fax_fields(fax)
+            ));
+        } else {
+            if let Some(host) = item.remote_mta {
+                s.push_str(&format!("Remote-MTA: dns; {}\n", clean(host)));
+            }
+            // The remote server's reply as received (RFC 3464 §2.3.6), not
+            // our account of it; our own replies as they are.
+            let diagnostic = match remote_reply(item.reply) {
+                Some(remote) => clean(remote),
+                None => reply_text(item.reply),
+            };
+            s.push_str(&format!("Diagnostic-Code: smtp; {diagnostic}\n"));
         }
-        // The remote server's reply as received (RFC 3464 §2.3.6), not our
-        // account of it; our own replies as they are.
-        let diagnostic = match remote_reply(item.reply) {
-            Some(remote) => clean(remote),
-            None => reply_text(item.reply),
-        };
-        s.push_str(&format!("Diagnostic-Code: smtp; {diagnostic}\n"));
         if r.last_attempt > 0 {
             s.push_str(&format!("Last-Attempt-Date: {}\n", rfc2822(r.last_attempt)));
         }
@@ -51,6 +61,27 @@ pub(super) fn delivery_status(
         }
     }
     crlf(&s)
+}
+
+/// The fax extension fields of one recipient's status block.
+fn fax_fields(fax: &FaxProgress) -> String {
+    let mut s = format!(
+        "X-Fax-Number: {}\nX-Fax-Result: {}\nX-Fax-Pages: {} of {}\nX-Fax-Calls: {}\n\
+         X-Fax-Duration: {}\n",
+        clean(&fax.number),
+        clean(&fax.last),
+        fax.pages_sent,
+        fax.pages_total,
+        fax.calls,
+        fax.line_ms.div_ceil(1000),
+    );
+    if let Some(csid) = &fax.remote_csid {
+        s.push_str(&format!("X-Fax-Remote-CSID: {}\n", clean(csid)));
+    }
+    if fax.bit_rate > 0 {
+        s.push_str(&format!("X-Fax-Bit-Rate: {}\n", fax.bit_rate));
+    }
+    s
 }
 
 /// The `Status:` to report: the reply's enhanced status code when it is

@@ -12,6 +12,7 @@ use super::conn::{Conn, Line, ReadError};
 use super::ServerContext;
 
 mod auth;
+mod fax;
 mod message;
 use crate::config::policy::ListenerChecks;
 use crate::config::{ListenerConfig, Role, TlsMode};
@@ -488,6 +489,7 @@ impl Session {
                 }
                 // Held until a client in its release_from sends ETRN.
                 Ok(Route::Etrn(etrn)) => Ok((etrn.lifetime, Some(Etrn::Held))),
+                Ok(Route::Fax(fax)) => self.fax_rcpt(&fax, &tx.sender).map(|()| (None, None)),
                 Ok(_) => Ok((None, None)),
                 Err(reply) => Err(reply),
             };

@@ -12,6 +12,6 @@ pub mod smtp;
 mod transport;
 
 pub use transport::{
-    BackupMxHop, Credentials, HostPort, Job, JobRecipient, LmtpTarget, NextHop, Outcome, RelayHop,
+    BackupMxHop, Credentials, FaxHop, HostPort, Job, JobRecipient, LmtpTarget, NextHop, Outcome, RelayHop,
     Status, Transport,
 };

@@ -30,6 +30,19 @@ pub enum NextHop {
     /// more preferred than our own entry in its MX set; none (we are the
     /// most preferred, or not in the set): deferred, never bounced.
     BackupMx(BackupMxHop),
+    /// Over a fax line (one call per number).
+    Fax(FaxHop),
+}
+
+/// A fax number to call, as the router worked it out.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FaxHop {
+    /// The number in E.164 (`+15551234567`), for reports and logs.
+    pub number: String,
+    /// What the line dials (the dial plan's outbound form: prefixes added).
+    pub dial: String,
+    /// The T.33 subaddress (`/T33S=`), if given.
+    pub subaddress: Option<String>,
 }
 
 /// A domain we are a backup MX for, and how to reach its primaries.
@@ -172,6 +185,12 @@ pub struct Outcome {
     pub relayed: bool,
     /// The TLS version used, if the hop was encrypted.
     pub tls: Option<String>,
+    /// For a deferral: try again after this many seconds instead of the
+    /// queue's retry schedule (a busy fax line has its own interval).
+    pub retry_after: Option<u64>,
+    /// A fax recipient's progress after this attempt, kept with the
+    /// recipient for the next attempt and for the report.
+    pub fax: Option<faxmta_queue::FaxProgress>,
 }
 
 impl Outcome {
@@ -185,6 +204,8 @@ impl Outcome {
             remote_mta: None,
             relayed: false,
             tls: None,
+            retry_after: None,
+            fax: None,
         }
     }
 }

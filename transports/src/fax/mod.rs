@@ -10,7 +10,9 @@
 //! - [`render`]: the message becomes pages ([`page::Page`]) and a TIFF
 //!   Class F file ([`tiff`]);
 //! - [`engine`]: the line: a job goes out, a result comes back; faxes come
-//!   in.
+//!   in;
+//! - [`transport`]: the [`crate::Transport`] that ties them together, with
+//!   the fax retry rules.
 
 pub mod address;
 pub mod dialplan;
@@ -19,3 +21,4 @@ pub mod engine;
 pub mod page;
 pub mod render;
 pub mod tiff;
+pub mod transport;

@@ -121,6 +121,8 @@ impl Transport for LmtpTransport {
                         remote_mta: remote_mta.clone(),
                         relayed: false,
                         tls: None,
+                        retry_after: None,
+                        fax: None,
                     })
                     .collect()
             }

@@ -234,6 +234,8 @@ impl SmtpTransport {
             remote_mta: Some(name.to_string()),
             relayed,
             tls,
+            retry_after: None,
+            fax: None,
         };
         match conn.send(job.envelope, job.body, job.recipients).await {
             Ok(results) => {

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod simulated;
+pub mod spandsp;
 
 /// A fax to send.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,332 @@
+//! `faxmta fax send` and `faxmta fax status`: faxing files from the
+//! command line (through the queue, like any mail to a fax number) and
+//! the state of faxes queued and finished, the way HylaFAX's `sendfax`
+//! and `faxstat` do it.
+
+use crate::admin::control::{Request, Response};
+use crate::cli::{ask, local_time};
+use crate::config::{Config, DomainKind};
+use faxmta_queue::{
+    format_duration, now_unix, BodyType, ClientInfo, Envelope, FaxRecord, NewMessage,
+    NewRecipient, RcptState,
+};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// What `faxmta fax send` was given.
+pub struct SendArgs {
+    pub to: String,
+    pub files: Vec<PathBuf>,
+    pub from: Option<String>,
+    pub subject: Option<String>,
+    /// Text for the cover page / a first text part.
+    pub note: Option<String>,
+}
+
+/// The media type we give a file, by its extension.
+fn media_type(path: &Path) -> &'static str {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match ext.as_str() {
+        "pdf" => "application/pdf",
+        "ps" | "eps" => "application/postscript",
+        "tif" | "tiff" => "image/tiff",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "txt" | "text" => "text/plain",
+        "html" | "htm" => "text/html",
+        _ => "application/octet-stream",
+    }
+}
+
+/// The recipient address for a number: `NUMBER@` the first fax domain.
+fn fax_address(config: &Config, number: &str) -> Result<String, String> {
+    let number = number.trim();
+    if number.is_empty() || number.contains('@') || number.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "{number:?}: give the fax number alone (e.g. +15551234567)"
+        ));
+    }
+    let domain = config
+        .domains
+        .iter()
+        .find(|d| d.kind == DomainKind::Fax)
+        .ok_or("no [[domain]] of kind = \"fax\" in the configuration")?;
+    Ok(format!("{number}@{}", domain.name.as_str()))
+}
+
+/// Build the message: a text part (the note, if any) and the files.
+fn build_message(args: &SendArgs, from: &str, to: &str) -> Result<String, String> {
+    let mut builder = mail_builder::MessageBuilder::new()
+        .from(from)
+        .to(to)
+        .subject(args.subject.clone().unwrap_or_else(|| {
+            let names: Vec<String> = args
+                .files
+                .iter()
+                .filter_map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .collect();
+            names.join(", ")
+        }))
+        .header("X-Mailer", mail_builder::headers::raw::Raw::new("faxmta fax send"));
+    if let Some(note) = &args.note {
+        builder = builder.text_body(note.clone());
+    }
+    for file in &args.files {
+        let data =
+            std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "document".into());
+        builder = builder.attachment(media_type(file), name, data);
+    }
+    builder
+        .write_to_string()
+        .map_err(|e| format!("cannot build the message: {e}"))
+}
+
+fn default_sender(config: &Config) -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "root".into());
+    format!("{user}@{}", config.hostname)
+}
+
+/// `faxmta fax send`
+pub fn send(config: &Config, args: SendArgs) -> ExitCode {
+    let fail = |e: String| {
+        eprintln!("faxmta: {e}");
+        ExitCode::FAILURE
+    };
+    if args.files.is_empty() && args.note.is_none() {
+        return fail("nothing to send: give files (or --note)".into());
+    }
+    let to = match fax_address(config, &args.to) {
+        Ok(a) => a,
+        Err(e) => return fail(e),
+    };
+    let from = args.from.clone().unwrap_or_else(|| default_sender(config));
+    if let Err(e) = crate::router::Router::new(config).authorize_fax(&from, &to) {
+        return fail(e.to_string());
+    }
+    let body = match build_message(&args, &from, &to) {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    let message = NewMessage {
+        sender: from,
+        recipients: vec![NewRecipient::new(to.clone())],
+        client: ClientInfo {
+            addr: "local".into(),
+            helo: config.hostname.clone(),
+            auth_user: None,
+            protocol: "local".into(),
+            trusted: true,
+        },
+        body_type: if body.bytes().any(|b| b >= 0x80) {
+            BodyType::EightBitMime
+        } else {
+            BodyType::SevenBit
+        },
+        ..Default::default()
+    };
+    let request = Request::Submit {
+        message: Box::new(message),
+        body,
+    };
+    match ask(config, &request) {
+        Response::Queued(id) => {
+            println!("{id}: fax to {to} queued");
+            ExitCode::SUCCESS
+        }
+        Response::Error(e) => fail(e),
+        _ => fail("unexpected answer from the server".into()),
+    }
+}
+
+/// One line of `fax status`.
+struct Row {
+    id: String,
+    when: u64,
+    number: String,
+    state: String,
+    pages: String,
+    calls: u32,
+    sender: String,
+    why: String,
+}
+
+fn queued_rows(config: &Config, list: &[Envelope], now: u64) -> Vec<Row> {
+    let router = crate::router::Router::new(config);
+    let mut rows = Vec::new();
+    for env in list {
+        for r in &env.recipients {
+            let number = match (&r.fax, router.fax_number(&r.address)) {
+                (Some(p), _) => p.number.clone(),
+                (None, Some(n)) => n,
+                (None, None) => continue,
+            };
+            let fax = r.fax.clone().unwrap_or_default();
+            let state = match r.state {
+                RcptState::Pending | RcptState::Deferred if env.held => "held".to_string(),
+                RcptState::Pending if r.next_attempt <= now => "queued".to_string(),
+                RcptState::Pending | RcptState::Deferred if r.next_attempt <= now => {
+                    "due".to_string()
+                }
+                RcptState::Pending | RcptState::Deferred => format!(
+                    "retry in {}",
+                    format_duration(r.next_attempt.saturating_sub(now))
+                ),
+                RcptState::Delivered => "sent".into(),
+                RcptState::Failed => "failed".into(),
+            };
+            rows.push(Row {
+                id: env.id.clone(),
+                when: env.arrival,
+                number,
+                state,
+                pages: pages(&fax),
+                calls: fax.calls,
+                sender: env.sender.clone(),
+                why: why(&fax, r.last_reply.as_ref().map(|r| r.text.as_str())),
+            });
+        }
+    }
+    rows
+}
+
+fn pages(fax: &faxmta_queue::FaxProgress) -> String {
+    if fax.pages_total == 0 {
+        "-".into()
+    } else {
+        format!("{}/{}", fax.pages_sent, fax.pages_total)
+    }
+}
+
+fn why(fax: &faxmta_queue::FaxProgress, reply: Option<&str>) -> String {
+    match (fax.last.as_str(), fax.reason.as_str()) {
+        ("", _) => reply.unwrap_or("").to_string(),
+        (last, "") => last.to_string(),
+        (last, reason) => format!("{last}: {reason}"),
+    }
+}
+
+fn finished_rows(list: &[FaxRecord]) -> Vec<Row> {
+    list.iter()
+        .map(|f| Row {
+            id: f.id.clone(),
+            when: f.finished,
+            number: f.progress.number.clone(),
+            state: f.outcome.clone(),
+            pages: pages(&f.progress),
+            calls: f.progress.calls,
+            sender: f.sender.clone(),
+            why: why(
+                &f.progress,
+                f.reply.as_ref().map(|r| r.text.as_str()),
+            ),
+        })
+        .collect()
+}
+
+/// `faxmta fax status [ID]`: faxes in the queue, then the finished ones.
+pub fn status(config: &Config, id: Option<String>) -> ExitCode {
+    let now = now_unix();
+    let queued = match ask(config, &Request::List) {
+        Response::List(list) => queued_rows(config, &list, now),
+        Response::Error(e) => {
+            eprintln!("faxmta: {e}");
+            return ExitCode::FAILURE;
+        }
+        _ => Vec::new(),
+    };
+    let finished = match ask(config, &Request::FaxHistory { limit: 1000 }) {
+        Response::FaxHistory(list) => finished_rows(&list),
+        _ => Vec::new(),
+    };
+    let keep = |r: &Row| id.as_deref().is_none_or(|id| r.id == id);
+    let queued: Vec<Row> = queued.into_iter().filter(keep).collect();
+    let finished: Vec<Row> = finished.into_iter().filter(keep).collect();
+    if let Some(id) = &id {
+        if queued.is_empty() && finished.is_empty() {
+            eprintln!("faxmta: {id}: no fax with this queue id");
+            return ExitCode::FAILURE;
+        }
+    }
+    let table = |title: &str, rows: &[Row]| {
+        println!("{title}");
+        if rows.is_empty() {
+            println!("  (none)");
+            return;
+        }
+        println!(
+            "  {:<14} {:<12} {:<16} {:<12} {:>5} {:>5}  {:<24} {}",
+            "ID", "TIME", "NUMBER", "STATE", "PAGES", "CALLS", "SENDER", "RESULT"
+        );
+        for r in rows {
+            println!(
+                "  {:<14} {:<12} {:<16} {:<12} {:>5} {:>5}  {:<24} {}",
+                r.id,
+                local_time(r.when, "%b %e %H:%M"),
+                r.number,
+                r.state,
+                r.pages,
+                r.calls,
+                r.sender,
+                r.why
+            );
+        }
+    };
+    table("Faxes in the queue:", &queued);
+    table("Finished faxes:", &finished);
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_get_their_media_types() {
+        for (name, want) in [
+            ("a.PDF", "application/pdf"),
+            ("b.tif", "image/tiff"),
+            ("c.jpeg", "image/jpeg"),
+            ("d.txt", "text/plain"),
+            ("e.docx", "application/octet-stream"),
+            ("noext", "application/octet-stream"),
+        ] {
+            assert_eq!(media_type(Path::new(name)), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_message_carries_every_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("report.pdf");
+        let b = dir.path().join("notes.txt");
+        std::fs::write(&a, b"%PDF-1.4 test").unwrap();
+        std::fs::write(&b, b"hello fax").unwrap();
+        let args = SendArgs {
+            to: "+15551234567".into(),
+            files: vec![a, b],
+            from: None,
+            subject: None,
+            note: Some("Please call back".into()),
+        };
+        let text = build_message(&args, "alice@example.test", "+15551234567@fax.test").unwrap();
+        let msg = mail_parser::MessageParser::default()
+            .parse(text.as_bytes())
+            .unwrap();
+        assert_eq!(msg.subject(), Some("report.pdf, notes.txt"));
+        assert_eq!(msg.attachment_count(), 2);
+        assert_eq!(msg.attachment(0).unwrap().contents(), b"%PDF-1.4 test");
+        assert_eq!(msg.attachment(1).unwrap().contents(), b"hello fax");
+        assert_eq!(msg.body_text(0).as_deref(), Some("Please call back"));
+    }
+}

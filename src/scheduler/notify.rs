@@ -1,0 +1,152 @@
+//! The scheduler's reports: building a report for recipients of one
+//! message and enqueuing it (synced) like any other message.
+
+use super::Scheduler;
+use crate::reports::{build_fax_report, build_report, Report, ReportItem, ReportKind};
+use faxmta_queue::{Envelope, FaxRecord, RcptState};
+
+/// How long finished faxes stay in `faxmta fax status`.
+const FAX_HISTORY: u64 = 30 * 86_400;
+
+impl Scheduler {
+    /// Build and enqueue a report; true when it is safely queued (or none
+    /// is due: null sender, NOTIFY=NEVER).
+    pub(super) async fn send_report(
+        &self,
+        kind: ReportKind,
+        env: &Envelope,
+        body: &[u8],
+        indexes: &[usize],
+        now: u64,
+    ) -> bool {
+        let items: Vec<ReportItem<'_>> = indexes
+            .iter()
+            .filter_map(|&i| {
+                let r = &env.recipients[i];
+                Some(ReportItem {
+                    recipient: r,
+                    reply: r.last_reply.as_ref()?,
+                    remote_mta: r
+                        .relay
+                        .as_deref()
+                        .filter(|relay| relay.contains('['))
+                        .and_then(|relay| relay.split('[').next()),
+                    will_retry_until: (kind == ReportKind::Delay)
+                        .then(|| env.arrival + env.lifetime_of(i).unwrap_or(self.retry.lifetime)),
+                })
+            })
+            .collect();
+        let Some(report) = build_report(kind, &self.hostname, env, body, &items, now) else {
+            return true;
+        };
+        let what = match kind {
+            ReportKind::Failure => "non-delivery",
+            ReportKind::Delay => "delay",
+            ReportKind::Success | ReportKind::Relayed => "success",
+        };
+        self.enqueue_report(env, report, what).await
+    }
+
+    /// A fax report (sent or failed) for fax recipients; true when it is
+    /// safely queued or none is due.
+    pub(super) async fn send_fax_report(
+        &self,
+        kind: ReportKind,
+        env: &Envelope,
+        body: &[u8],
+        indexes: &[usize],
+        now: u64,
+    ) -> bool {
+        let items: Vec<ReportItem<'_>> = indexes
+            .iter()
+            .filter_map(|&i| {
+                let r = &env.recipients[i];
+                Some(ReportItem {
+                    recipient: r,
+                    reply: r.last_reply.as_ref()?,
+                    remote_mta: None,
+                    will_retry_until: None,
+                })
+            })
+            .collect();
+        let first_page = self
+            .fax_reports
+            .first_page
+            .as_ref()
+            .and_then(|render| render(body));
+        let always = kind == ReportKind::Success && self.fax_reports.success;
+        let report = build_fax_report(
+            kind,
+            &self.hostname,
+            env,
+            body,
+            &items,
+            first_page,
+            always,
+            now,
+        );
+        match report {
+            None => true,
+            Some(report) => self.enqueue_report(env, report, "fax").await,
+        }
+    }
+
+    /// Enqueue a built report; true when it is safely queued.
+    async fn enqueue_report(&self, env: &Envelope, report: Report, what: &str) -> bool {
+        let id = match self.store.new_id() {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!("{}: cannot queue a report: {e}", env.id);
+                return false;
+            }
+        };
+        match self
+            .store
+            .enqueue(id.clone(), report.message, &report.body)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!("{}: sender {what} notification: {id}", env.id);
+                true
+            }
+            Err(e) => {
+                tracing::error!("{}: cannot queue a report: {e}", env.id);
+                false
+            }
+        }
+    }
+
+    /// Keep the fax recipients of `env` that just ended (sent or failed)
+    /// in the fax history, and forget old ones.
+    pub(super) fn remember_faxes(&self, env: &Envelope, now: u64) {
+        for r in &env.recipients {
+            let (Some(progress), true) = (&r.fax, r.last_attempt == now) else {
+                continue;
+            };
+            let outcome = match r.state {
+                RcptState::Delivered => "sent",
+                RcptState::Failed => "failed",
+                _ => continue,
+            };
+            let record = FaxRecord {
+                id: env.id.clone(),
+                recipient: r.address.clone(),
+                sender: env.sender.clone(),
+                outcome: outcome.into(),
+                arrival: env.arrival,
+                finished: now,
+                progress: progress.clone(),
+                reply: r.last_reply.clone(),
+            };
+            if let Err(e) = self.store.record_fax(&record) {
+                tracing::warn!("{}: cannot keep the fax in the history: {e}", env.id);
+            }
+        }
+        if let Err(e) = self
+            .store
+            .prune_fax_history(now.saturating_sub(FAX_HISTORY))
+        {
+            tracing::warn!("cannot prune the fax history: {e}");
+        }
+    }
+}

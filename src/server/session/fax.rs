@@ -1,0 +1,33 @@
+//! RCPT for a fax recipient: the router has already turned the address
+//! into a number (a bad one was refused with `550 5.1.3`); here the
+//! sender must be allowed to fax it — in the fax user directory, not
+//! blocked by an outbound rule, not the null sender — or the recipient is
+//! refused with `550 5.7.1` and a text that says why.
+//!
+//! The sender is the envelope sender (MAIL FROM). On an authenticated
+//! session that sender was already checked to belong to the user (unless
+//! `[auth] any_sender`); when it is not in the directory, the login name
+//! is tried as well (src/router/fax.rs, `FaxPolicy::authorise`).
+
+use super::Session;
+use faxmta_queue::Reply;
+use faxmta_transports::fax::directory::FaxTarget;
+
+impl Session {
+    /// May the transaction's `sender` fax `target`?
+    pub(super) fn fax_rcpt(&self, target: &FaxTarget, sender: &str) -> Result<(), Reply> {
+        let login = self.auth_user.as_ref().map(|u| u.name.as_str());
+        let who = self
+            .ctx
+            .router
+            .fax_permit(target, sender, login, self.may_relay())?;
+        tracing::info!(
+            client = %self.peer,
+            "fax recipient {} (dial {}) for <{sender}> (fax user {})",
+            target.number,
+            target.dial,
+            who.entry
+        );
+        Ok(())
+    }
+}

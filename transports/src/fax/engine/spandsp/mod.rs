@@ -1,0 +1,6 @@
+//! spandsp 0.0.6, the software fax modem behind the engines: [`ffi`] holds
+//! the hand-written C declarations, [`modem`] the safe wrapper (a fax
+//! terminal, and two of them wired back to back over a simulated line).
+
+mod ffi;
+pub mod modem;

@@ -1,0 +1,483 @@
+//! The safe face of spandsp: a [`Terminal`] is one audio fax machine (a
+//! `fax_state_t`: V.21/V.27ter/V.29/V.17 modems plus T.30), and
+//! [`run_call`] wires a calling and an answering terminal back to back,
+//! 160 samples at a time, each one's transmitted audio fed to the other's
+//! receiver — a perfect phone line, as spandsp's own `fax_tests.c` does it.
+//!
+//! Every `unsafe` block of the engines is in this file (the declarations
+//! are in [`super::ffi`]). Ownership: a [`Terminal`] owns its
+//! `fax_state_t` and frees it in `Drop` on every path; the callbacks'
+//! user data is a boxed [`Events`] that the terminal owns too and that
+//! outlives the C state (the state is freed first).
+//!
+//! The work is CPU-bound and synchronous: callers run it on a blocking
+//! thread (`tokio::task::spawn_blocking`).
+
+use super::ffi;
+use std::cell::Cell;
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::path::Path;
+use std::ptr::NonNull;
+
+/// Samples per block moved across the line in one step (20 ms).
+const BLOCK: usize = 160;
+
+/// How long a caller may go on alone after the far end has hung up or
+/// finished, before the call is cut (simulated seconds). T.30's own
+/// timers end it well before this.
+const TAIL_SECONDS: u64 = 120;
+
+/// Why a terminal could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ModemError {
+    #[error("{what} {path:?}: the path is longer than spandsp's {max}-byte limit")]
+    PathTooLong {
+        what: &'static str,
+        path: std::path::PathBuf,
+        max: usize,
+    },
+    #[error("{what} {value:?} contains a NUL byte")]
+    Nul { what: &'static str, value: String },
+    #[error("spandsp could not create a fax terminal (fax_init returned NULL)")]
+    Init,
+    #[error("spandsp refused the {what} {value:?}")]
+    Refused { what: &'static str, value: String },
+}
+
+/// What a terminal does in the call.
+pub enum Job<'a> {
+    /// Send pages `first..=last` (1-based) of a TIFF-F file.
+    Send {
+        file: &'a Path,
+        first: u32,
+        last: u32,
+        /// Header line printed over the top of each page (at most 50
+        /// characters; spandsp adds date, our ident and page number).
+        header: Option<&'a str>,
+    },
+    /// Store what arrives in a TIFF-F file (G4, FillOrder 2).
+    Receive { file: &'a Path },
+}
+
+/// How one terminal is set up.
+pub struct Setup<'a> {
+    /// The calling party (sends CNG) or the answering one (sends CED).
+    pub calling: bool,
+    /// Our identity: TSI when sending, CSID when answering (at most 20
+    /// characters; longer ones are cut).
+    pub ident: &'a str,
+    /// The log tag of this terminal's spandsp messages.
+    pub tag: &'static CStr,
+    pub job: Job<'a>,
+}
+
+/// What the C callbacks record; shared with C through a raw pointer, so
+/// only `Cell`s (the terminal lives on one thread).
+#[derive(Default)]
+struct Events {
+    /// The phase E completion code, once the call has ended.
+    completion: Cell<Option<c_int>>,
+    /// Post-page exchanges seen (phase D), for the hang-up simulation.
+    phase_d: Cell<u32>,
+}
+
+/// One spandsp audio fax terminal.
+pub struct Terminal {
+    fax: NonNull<ffi::fax_state_t>,
+    t30: NonNull<ffi::t30_state_t>,
+    /// Read by the C callbacks through the pointer registered with
+    /// spandsp. From `Box::into_raw`; freed in `Drop` after `fax`.
+    events: NonNull<Events>,
+}
+
+/// The transfer statistics of one side, as far as the engines need them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub pages_tx: u32,
+    pub pages_rx: u32,
+    pub bit_rate: u32,
+    pub ecm: bool,
+    /// Pages in the file being sent (`None` before it is opened).
+    pub pages_in_file: Option<u32>,
+}
+
+impl Terminal {
+    /// Makes a terminal. ECM is on; MH, MR and MMR are offered on the line;
+    /// received pages are stored as MMR (T.6).
+    pub fn new(setup: &Setup<'_>) -> Result<Terminal, ModemError> {
+        let ident = c_string("station identity", &truncate(setup.ident, ffi::T30_MAX_IDENT_LEN))?;
+        let (file, header) = match &setup.job {
+            Job::Send { file, header, .. } => (
+                c_path("document", file)?,
+                header
+                    .map(|h| c_string("page header", &truncate(h, ffi::T30_MAX_PAGE_HEADER_INFO)))
+                    .transpose()?,
+            ),
+            Job::Receive { file } => (c_path("received file", file)?, None),
+        };
+
+        // SAFETY: fax_init(NULL, …) allocates and initialises a new
+        // context or returns NULL; nothing else is touched.
+        let raw = unsafe { ffi::fax_init(std::ptr::null_mut(), c_int::from(setup.calling)) };
+        let fax = NonNull::new(raw).ok_or(ModemError::Init)?;
+        // SAFETY: `fax` is a live context; its T.30 state lives inside it
+        // and is never NULL for a context made by fax_init.
+        let t30 = NonNull::new(unsafe { ffi::fax_get_t30_state(fax.as_ptr()) });
+        let Some(t30) = t30 else {
+            // SAFETY: `fax` came from fax_init and is freed exactly once.
+            unsafe { ffi::fax_free(fax.as_ptr()) };
+            return Err(ModemError::Init);
+        };
+        // From here on `Drop` frees the context (and the events) on every
+        // path.
+        let terminal = Terminal {
+            fax,
+            t30,
+            events: NonNull::from(Box::leak(Box::<Events>::default())),
+        };
+        let events = terminal.events.as_ptr().cast::<c_void>();
+        let (f, t) = (fax.as_ptr(), t30.as_ptr());
+
+        // SAFETY: `f` and `t` are the live context and its T.30 state. The
+        // strings are NUL-terminated and only read during the calls
+        // (spandsp copies the ident, file names and header info into its
+        // own buffers); the log tag is 'static, as span_log_set_tag keeps
+        // the pointer. `events` points into a Box that `terminal` owns and
+        // that is dropped only after fax_free, so the callbacks never see
+        // a dangling pointer.
+        unsafe {
+            set_up_logging(ffi::fax_get_logging_state(f), setup.tag);
+            set_up_logging(ffi::t30_get_logging_state(t), setup.tag);
+            ffi::fax_set_transmit_on_idle(f, 1);
+            if ffi::t30_set_tx_ident(t, ident.as_ptr()) != 0 {
+                return Err(ModemError::Refused {
+                    what: "station identity",
+                    value: setup.ident.to_owned(),
+                });
+            }
+            ffi::t30_set_ecm_capability(t, 1);
+            ffi::t30_set_supported_compressions(
+                t,
+                ffi::T30_SUPPORT_T4_1D_COMPRESSION
+                    | ffi::T30_SUPPORT_T4_2D_COMPRESSION
+                    | ffi::T30_SUPPORT_T6_COMPRESSION,
+            );
+            ffi::t30_set_phase_d_handler(t, Some(on_phase_d), events);
+            ffi::t30_set_phase_e_handler(t, Some(on_phase_e), events);
+            match &setup.job {
+                Job::Send {
+                    first, last, ..
+                } => {
+                    // spandsp counts pages from 0.
+                    let start = c_int::try_from(first.saturating_sub(1)).unwrap_or(c_int::MAX);
+                    let stop = c_int::try_from(last.saturating_sub(1)).unwrap_or(c_int::MAX);
+                    ffi::t30_set_tx_file(t, file.as_ptr(), start, stop);
+                    if let Some(header) = &header {
+                        // Over the top rows, so the page keeps its length.
+                        ffi::t30_set_tx_page_header_overlays_image(t, 1);
+                        if ffi::t30_set_tx_page_header_info(t, header.as_ptr()) != 0 {
+                            return Err(ModemError::Refused {
+                                what: "page header",
+                                value: header.to_string_lossy().into_owned(),
+                            });
+                        }
+                    }
+                }
+                Job::Receive { .. } => {
+                    ffi::t30_set_rx_encoding(t, ffi::T4_COMPRESSION_ITU_T6);
+                    ffi::t30_set_rx_file(t, file.as_ptr(), -1);
+                }
+            }
+        }
+        Ok(terminal)
+    }
+
+    /// Produces up to `buf.len()` samples of line audio; returns how many.
+    fn tx(&mut self, buf: &mut [i16; BLOCK]) -> usize {
+        // SAFETY: `fax` is live; the buffer holds BLOCK samples and
+        // fax_tx writes at most `max_len` of them.
+        let n = unsafe { ffi::fax_tx(self.fax.as_ptr(), buf.as_mut_ptr(), BLOCK as c_int) };
+        usize::try_from(n).unwrap_or(0).min(BLOCK)
+    }
+
+    /// Hears a block of line audio.
+    fn rx(&mut self, buf: &mut [i16; BLOCK]) {
+        // SAFETY: `fax` is live; fax_rx reads exactly `len` samples.
+        unsafe { ffi::fax_rx(self.fax.as_ptr(), buf.as_mut_ptr(), BLOCK as c_int) };
+    }
+
+    fn events(&self) -> &Events {
+        // SAFETY: `events` came from Box::leak and is freed only in Drop;
+        // everyone (the C callbacks included) touches it through shared
+        // references to Cells, on this terminal's thread.
+        unsafe { self.events.as_ref() }
+    }
+
+    /// The phase E completion code, once the call has ended for this side.
+    pub fn completion(&self) -> Option<i32> {
+        self.events().completion.get()
+    }
+
+    /// Post-page exchanges seen so far (phase D events).
+    pub fn phase_d_count(&self) -> u32 {
+        self.events().phase_d.get()
+    }
+
+    /// Transfer statistics so far.
+    pub fn stats(&self) -> Stats {
+        let mut raw = ffi::t30_stats_t::default();
+        // SAFETY: `t30` is live; `raw` has the header's exact layout and
+        // t30_get_transfer_statistics only writes into it.
+        unsafe { ffi::t30_get_transfer_statistics(self.t30.as_ptr(), &mut raw) };
+        let count = |v: c_int| u32::try_from(v).unwrap_or(0);
+        Stats {
+            pages_tx: count(raw.pages_tx),
+            pages_rx: count(raw.pages_rx),
+            bit_rate: count(raw.bit_rate),
+            ecm: raw.error_correcting_mode != 0,
+            pages_in_file: u32::try_from(raw.pages_in_file).ok().filter(|&p| p > 0),
+        }
+    }
+
+    /// The far end's identity (its CSID when we call, its TSI when it
+    /// calls us), trimmed; empty if none was received.
+    pub fn remote_ident(&self) -> String {
+        // SAFETY: `t30` is live; the returned pointer is into its own
+        // NUL-terminated buffer (or NULL), copied out before any other call.
+        let p = unsafe { ffi::t30_get_rx_ident(self.t30.as_ptr()) };
+        if p.is_null() {
+            return String::new();
+        }
+        // SAFETY: non-NULL and NUL-terminated (see above).
+        let s = unsafe { CStr::from_ptr(p) };
+        s.to_string_lossy().trim().to_owned()
+    }
+
+    /// The line went dead: T.30 ends now (phase E runs if it had not).
+    fn terminate(&mut self) {
+        // SAFETY: `t30` is live; t30_terminate may be called in any phase.
+        unsafe { ffi::t30_terminate(self.t30.as_ptr()) };
+        if self.completion().is_none() {
+            self.events().completion.set(Some(ffi::T30_ERR_CALLDROPPED));
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        // SAFETY: `fax` came from fax_init and is freed exactly once, here;
+        // fax_free also releases the T.30 state and closes its TIFF files.
+        // Only then is `events` (from Box::leak) freed: no callback can run
+        // any more.
+        unsafe {
+            ffi::fax_free(self.fax.as_ptr());
+            drop(Box::from_raw(self.events.as_ptr()));
+        }
+    }
+}
+
+/// spandsp's text for a completion code.
+pub fn completion_text(code: i32) -> String {
+    // SAFETY: t30_completion_code_to_str returns a static NUL-terminated
+    // string (or NULL) for any value.
+    let p = unsafe { ffi::t30_completion_code_to_str(code) };
+    if p.is_null() {
+        return format!("T.30 completion code {code}");
+    }
+    // SAFETY: non-NULL static string (see above).
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+/// Where the far end of a call is.
+pub enum FarEnd<'a> {
+    /// A fax machine (answering), which may hang up after some pages.
+    Machine {
+        terminal: &'a mut Terminal,
+        hang_up_after: Option<u32>,
+    },
+    /// Answered, but nothing but silence comes back (a voice line).
+    Silence,
+}
+
+/// How a simulated call went.
+#[derive(Debug, Clone)]
+pub struct CallReport {
+    /// The caller's phase E completion code; `None` if the call hit
+    /// `max_seconds` first.
+    pub completion: Option<i32>,
+    /// Samples of line audio (8000 per second).
+    pub samples: u64,
+    /// The far end hung up on purpose (`hang_up_after`).
+    pub hung_up: bool,
+}
+
+impl CallReport {
+    /// Simulated time on the line.
+    pub fn duration(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.samples * 1_000_000 / ffi::SAMPLE_RATE)
+    }
+}
+
+/// Runs a call between `caller` and `far` until the caller's T.30 ends,
+/// or `max_seconds` of simulated line time pass (then both are cut off).
+pub fn run_call(caller: &mut Terminal, mut far: FarEnd<'_>, max_seconds: u64) -> CallReport {
+    let max_samples = max_seconds.saturating_mul(ffi::SAMPLE_RATE);
+    let tail_samples = TAIL_SECONDS * ffi::SAMPLE_RATE;
+    let mut samples: u64 = 0;
+    let mut to_far = [0i16; BLOCK];
+    let mut to_caller = [0i16; BLOCK];
+    // The far end is off the line (hung up, or its call ended) since …
+    let mut far_gone_at: Option<u64> = None;
+    let mut hung_up = false;
+    // Set once the far machine has taken its last page: it hangs up as
+    // soon as the caller has the confirmation, or after 10 s regardless.
+    let mut hang_up_from: Option<u64> = None;
+
+    while caller.completion().is_none() && samples < max_samples {
+        let n = caller.tx(&mut to_far);
+        to_far[n..].fill(0);
+        match &mut far {
+            FarEnd::Machine {
+                terminal,
+                hang_up_after,
+            } if far_gone_at.is_none() => {
+                let m = terminal.tx(&mut to_caller);
+                to_caller[m..].fill(0);
+                terminal.rx(&mut to_far);
+                if let Some(limit) = *hang_up_after {
+                    if hang_up_from.is_none() && terminal.phase_d_count() >= limit {
+                        hang_up_from = Some(samples);
+                    }
+                    if let Some(from) = hang_up_from {
+                        let confirmed = caller.stats().pages_tx >= limit;
+                        if confirmed || samples - from > 10 * ffi::SAMPLE_RATE {
+                            terminal.terminate();
+                            hung_up = true;
+                        }
+                    }
+                }
+                if terminal.completion().is_some() {
+                    far_gone_at = Some(samples);
+                }
+            }
+            _ => to_caller.fill(0),
+        }
+        caller.rx(&mut to_caller);
+        samples += BLOCK as u64;
+        if far_gone_at.is_some_and(|at| samples - at > tail_samples) {
+            break;
+        }
+    }
+    let completion = caller.completion();
+    if completion.is_none() {
+        caller.terminate();
+    }
+    if let FarEnd::Machine { terminal, .. } = far {
+        if terminal.completion().is_none() {
+            terminal.terminate();
+        }
+    }
+    CallReport {
+        completion,
+        samples,
+        hung_up,
+    }
+}
+
+unsafe extern "C" fn on_phase_e(_s: *mut ffi::t30_state_t, user_data: *mut c_void, code: c_int) {
+    // SAFETY: user_data is the `Events` registered in Terminal::new,
+    // alive as long as the context; only Cells are touched.
+    if let Some(events) = unsafe { user_data.cast::<Events>().as_ref() } {
+        events.completion.set(Some(code));
+    }
+}
+
+unsafe extern "C" fn on_phase_d(
+    _s: *mut ffi::t30_state_t,
+    user_data: *mut c_void,
+    _result: c_int,
+) -> c_int {
+    // SAFETY: as in on_phase_e.
+    if let Some(events) = unsafe { user_data.cast::<Events>().as_ref() } {
+        events.phase_d.set(events.phase_d.get().saturating_add(1));
+    }
+    ffi::T30_ERR_OK
+}
+
+/// Routes a context's messages to `tracing` (target `spandsp`): errors at
+/// warn, warnings at debug, protocol flow at trace — and asks spandsp
+/// only for what `tracing` would keep.
+///
+/// # Safety
+/// `log` must be NULL or a live logging context.
+unsafe fn set_up_logging(log: *mut ffi::logging_state_t, tag: &'static CStr) {
+    if log.is_null() {
+        return;
+    }
+    let level = if tracing::enabled!(target: "spandsp", tracing::Level::TRACE) {
+        ffi::SPAN_LOG_FLOW
+    } else if tracing::enabled!(target: "spandsp", tracing::Level::DEBUG) {
+        ffi::SPAN_LOG_PROTOCOL_WARNING
+    } else {
+        ffi::SPAN_LOG_ERROR
+    };
+    // SAFETY: `log` is live (caller's promise); the tag is 'static, as
+    // span_log_set_tag keeps the pointer; the handlers are plain functions.
+    unsafe {
+        ffi::span_log_set_tag(log, tag.as_ptr());
+        ffi::span_log_set_level(log, level | ffi::SPAN_LOG_SHOW_TAG | ffi::SPAN_LOG_SHOW_PROTOCOL);
+        ffi::span_log_set_message_handler(log, Some(on_log_message));
+        ffi::span_log_set_error_handler(log, Some(on_log_error));
+    }
+}
+
+unsafe extern "C" fn on_log_message(level: c_int, text: *const c_char) {
+    if text.is_null() {
+        return;
+    }
+    // SAFETY: spandsp passes a NUL-terminated message valid for the call.
+    let text = unsafe { CStr::from_ptr(text) }.to_string_lossy();
+    let text = text.trim_end();
+    match level & 0xff {
+        ffi::SPAN_LOG_ERROR => tracing::warn!(target: "spandsp", "{text}"),
+        l if l <= ffi::SPAN_LOG_PROTOCOL_WARNING => tracing::debug!(target: "spandsp", "{text}"),
+        _ => tracing::trace!(target: "spandsp", "{text}"),
+    }
+}
+
+unsafe extern "C" fn on_log_error(text: *const c_char) {
+    // SAFETY: as in on_log_message.
+    unsafe { on_log_message(ffi::SPAN_LOG_ERROR, text) }
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+fn truncate(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+fn c_string(what: &'static str, value: &str) -> Result<CString, ModemError> {
+    CString::new(value).map_err(|_| ModemError::Nul {
+        what,
+        value: value.to_owned(),
+    })
+}
+
+fn c_path(what: &'static str, path: &Path) -> Result<CString, ModemError> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.len() >= ffi::T30_MAX_FILE_NAME {
+        return Err(ModemError::PathTooLong {
+            what,
+            path: path.to_owned(),
+            max: ffi::T30_MAX_FILE_NAME - 1,
+        });
+    }
+    CString::new(bytes).map_err(|_| ModemError::Nul {
+        what,
+        value: path.display().to_string(),
+    })
+}
