@@ -217,6 +217,7 @@ mod tests {
             delay_warned: false,
             lifetime: None,
             etrn: None,
+            fax: None,
         };
         let env = Envelope {
             id: "6740A1B200001".into(),

@@ -1,11 +1,14 @@
 //! `faxmta route ADDRESS`: which way an address goes and why — the rule
 //! that matched, the next hops in the order they will be tried, and the
 //! TLS and AUTH policy (the user, never the password) — using the same
-//! router and DNS settings as the server.
+//! router and DNS settings as the server. A fax address shows its number
+//! in E.164, the dial string and the outbound rules that match it.
 
 use crate::config::Config;
 use crate::router::{BackupRoute, EtrnRoute, Route, Router};
 use faxmta_queue::format_duration;
+use faxmta_transports::fax::dialplan::Action;
+use faxmta_transports::fax::directory::FaxTarget;
 use faxmta_transports::smtp::{BackupPlan, Dns, TlsPolicy};
 use faxmta_transports::{BackupMxHop, LmtpTarget, NextHop, RelayHop};
 use std::fmt::Write;
@@ -221,6 +224,68 @@ async fn etrn_lines(out: &mut String, config: &Config, route: &EtrnRoute) -> Res
     Ok(())
 }
 
+/// A fax recipient: the number, how it is dialled, and the outbound rules
+/// that match it in order.
+fn fax_lines(out: &mut String, router: &Router, target: &FaxTarget) {
+    let policy = router.fax_policy();
+    let _ = writeln!(
+        out,
+        "rule:    fax recipient ({}): accepted from any client, for senders in the fax user \
+         directory",
+        target.form.describe()
+    );
+    let _ = writeln!(out, "number:  {}", target.number);
+    let plan = &policy.plan;
+    let how = if plan.is_national(&target.number) {
+        "national: national prefix and national number"
+    } else {
+        "international: international prefix and all digits"
+    };
+    let _ = writeln!(out, "dial:    {} ({how})", target.dial);
+    if let Some(sub) = &target.subaddress {
+        let _ = writeln!(out, "sub:     {sub} (T.33 sub-address)");
+    }
+    if let Some(ext) = &target.extension {
+        let _ = writeln!(out, "ext:     {ext} (DTMF once the call is answered)");
+    }
+    if let Some(name) = &target.name {
+        let _ = writeln!(out, "name:    {name}");
+    }
+    let matching: Vec<_> = policy
+        .rules
+        .iter()
+        .filter(|r| r.matches(&target.number, plan))
+        .collect();
+    if matching.is_empty() {
+        let _ = writeln!(
+            out,
+            "rules:   none matches {}: every sender in the directory may fax it",
+            target.number
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "rules:   matching {}, in order (the first that applies to the sender decides; \
+             none: allowed):",
+            target.number
+        );
+        for (n, r) in matching.iter().enumerate() {
+            let action = match r.action {
+                Action::Allow => "allow",
+                Action::Deny => "deny",
+            };
+            let _ = writeln!(out, "  {}. {}: {action} for {}", n + 1, r.name, r.scope());
+        }
+    }
+    let d = &policy.directory;
+    let _ = writeln!(
+        out,
+        "senders: {} users and {} groups in the fax user directory; others get 550 5.7.1",
+        d.users.len(),
+        d.groups.len()
+    );
+}
+
 /// The explanation, as printed.
 pub async fn explain(config: &Config, address: &str) -> Result<String, String> {
     let router = Router::new(config);
@@ -273,6 +338,7 @@ pub async fn explain(config: &Config, address: &str) -> Result<String, String> {
         }
         Ok(Route::BackupMx(route)) => backup_lines(&mut out, config, &route).await?,
         Ok(Route::Etrn(route)) => etrn_lines(&mut out, config, &route).await?,
+        Ok(Route::Fax(target)) => fax_lines(&mut out, &router, &target),
         Ok(Route::Relay { hop }) => {
             let _ = writeln!(
                 out,

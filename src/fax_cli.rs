@@ -56,7 +56,7 @@ fn fax_address(config: &Config, number: &str) -> Result<String, String> {
         .iter()
         .find(|d| d.kind == DomainKind::Fax)
         .ok_or("no [[domain]] of kind = \"fax\" in the configuration")?;
-    Ok(format!("{number}@{}", domain.name.as_str()))
+    Ok(format!("{number}@{}", domain.name.0))
 }
 
 /// Build the message: a text part (the note, if any) and the files.

@@ -12,6 +12,7 @@ mod cli;
 mod config;
 mod etrn;
 mod explain;
+mod fax;
 mod fax_cli;
 mod policy;
 mod reports;

@@ -249,6 +249,19 @@ impl Scheduler {
                     continue;
                 }
                 Ok(Route::Etrn(route)) => (route.hop, None),
+                // Authorised again at delivery (a report to a fax address,
+                // a directory changed since RCPT): refused → failed.
+                Ok(Route::Fax(target)) => {
+                    let login = env.client.auth_user.as_deref();
+                    let sender = &env.sender;
+                    match self.router.fax_permit(&target, sender, login, true) {
+                        Ok(_) => (NextHop::Fax(target.hop()), None),
+                        Err(reply) => {
+                            outcomes.push(Outcome::local(i, Status::Failed, "none", reply));
+                            continue;
+                        }
+                    }
+                }
                 Err(reply) => {
                     let status = if reply.is_permanent() {
                         Status::Failed

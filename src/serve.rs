@@ -92,17 +92,20 @@ async fn serve(config: Config) -> Result<(), String> {
         stop_rx.clone(),
     )?;
 
+    let fax = crate::fax::build(&config, &metrics)?;
     let settings = scheduler::Settings {
         retry: config.retry_policy(),
         delay_warning: config.queue.delay_warning.0,
         hostname: config.hostname.clone(),
         concurrency: config.queue.concurrency,
         destination_concurrency: config.queue.destination_concurrency,
+        fax_reports: fax.reports.clone(),
     };
     let transports = scheduler::Transports {
         local: Arc::new(MaildirTransport),
         smtp: Arc::new(smtp_transport(&config)?),
         lmtp: Arc::new(lmtp_transport(&config)?),
+        fax: fax.transport.clone(),
     };
     let scheduler = Scheduler::new(store.clone(), router, settings, transports, metrics.clone());
     let admin_task = admin.map(|listener| {

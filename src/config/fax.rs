@@ -43,13 +43,13 @@ pub struct FaxConfig {
     pub partial: Partial,
     /// A report to the sender when a fax went through.
     pub success_report: bool,
-    /// A report to the sender when a fax failed for good (also when the
-    /// sender asked for no DSN: a fax costs money).
-    pub failure_report: bool,
     /// The first page, as a PNG picture, in the reports.
     pub report_first_page: bool,
     /// Where rendered documents wait for the line (`var/fax/spool`).
     pub spool: PathBuf,
+    /// Keep the document of each fax sent here (`QUEUEID-N.tif`); unset:
+    /// deleted once sent.
+    pub archive: Option<PathBuf>,
     /// The simulated engine: the phone network and the remote machines.
     pub simulated: SimulatedConfig,
     /// `[fax.dialplan]`: how numbers are normalised to E.164 and dialled.
@@ -102,9 +102,9 @@ impl Default for FaxConfig {
             retry_interval: Duration(300),
             partial: Partial::Missing,
             success_report: false,
-            failure_report: true,
             report_first_page: false,
             spool: PathBuf::from("var/fax/spool"),
+            archive: None,
             simulated: SimulatedConfig::default(),
             dialplan: DialPlan::default(),
             rules: Vec::new(),
@@ -155,6 +155,8 @@ pub struct SimulatedConfig {
     /// Where the simulated remote machines store what they receive, one
     /// directory per dialled number.
     pub received: PathBuf,
+    /// Where faxes that come in to us are written.
+    pub inbound: PathBuf,
     /// The CSID the remote machines give (`{number}`: the number dialled).
     pub csid: String,
     /// Numbers (as dialled) that are busy.
@@ -171,6 +173,7 @@ impl Default for SimulatedConfig {
     fn default() -> Self {
         SimulatedConfig {
             received: PathBuf::from("var/fax/remote"),
+            inbound: PathBuf::from("var/fax/inbound"),
             csid: "{number}".into(),
             busy: Vec::new(),
             no_answer: Vec::new(),

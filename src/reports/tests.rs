@@ -20,6 +20,7 @@ fn rcpt(address: &str, orcpt: Option<&str>, notify: Option<Notify>) -> Recipient
         delay_warned: false,
         lifetime: None,
         etrn: None,
+        fax: None,
     }
 }
 

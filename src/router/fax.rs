@@ -81,3 +81,29 @@ impl Router {
             .map_err(|refusal| Reply::new(550, "5.7.1", refusal.to_string()))
     }
 }
+
+impl Router {
+    /// The number (E.164) of a fax address; `None`: not one (or not a
+    /// good one).
+    pub fn fax_number(&self, address: &str) -> Option<String> {
+        match self.resolve(address) {
+            Ok(Route::Fax(target)) => Some(target.number.to_string()),
+            _ => None,
+        }
+    }
+
+    /// Whether `sender` may fax the recipient address `to`, as at RCPT
+    /// from a trusted client (the CLI, the HTTP API): the sender's
+    /// directory entry, or the reply that refuses it (`5.1.3` for what is
+    /// not a good fax address, `5.7.1` for a sender that may not).
+    pub fn authorize_fax(&self, sender: &str, to: &str) -> Result<FaxSender, Reply> {
+        match self.resolve(to)? {
+            Route::Fax(target) => self.fax_permit(&target, sender, None, true),
+            _ => Err(Reply::new(
+                550,
+                "5.1.3",
+                format!("<{to}> is not a fax address"),
+            )),
+        }
+    }
+}

@@ -290,3 +290,171 @@ fn local_parts_cannot_escape_the_mail_directory() {
     }
     assert_eq!(r.resolve("nodomain").unwrap_err().code, 501);
 }
+
+fn fax_router(extra: &str) -> Router {
+    let text = format!(
+        r#"
+hostname = "mx.example.test"
+[[domain]]
+name = "example.test"
+kind = "local"
+deliver = "maildir:/m/{{domain}}/{{user}}"
+users = ["alice", "bob"]
+[[domain]]
+name = "open.test"
+kind = "local"
+deliver = "maildir:/m/{{domain}}/{{user}}"
+[[domain]]
+name = "fax.example.test"
+kind = "fax"
+[[domain]]
+name = "branch.test"
+kind = "relay"
+hosts = ["127.0.0.3"]
+[[domain]]
+name = "partner.test"
+kind = "backup-mx"
+[fax.dialplan]
+country_code = "1"
+national_prefix = "1"
+international_prefix = "011"
+national_digits = 10
+outside_line = "9"
+[[fax.rule]]
+name = "premium-rate"
+match = ["+1900"]
+action = "deny"
+[[fax.user]]
+address = "alice@example.test"
+name = "Alice"
+{extra}
+"#
+    );
+    Router::new(&Config::parse(Path::new("t.toml"), &text).unwrap())
+}
+
+#[test]
+fn fax_addresses_at_fax_and_local_domains_are_fax_routes() {
+    let r = fax_router("");
+    for address in [
+        "+15551234567@Fax.Example.Test",
+        "5551234567@fax.example.test.",
+        "FAX=+1-555-123-4567@fax.example.test",
+        "FAX=+15551234567@example.test",
+        "fax=15551234567@open.test",
+        "IMCEAFAX-+2B15551234567@example.test",
+        "IMCEAFAX-Bob+40+2B15551234567@open.test",
+    ] {
+        let Ok(route @ Route::Fax(_)) = r.resolve(address) else {
+            panic!("{address}: {:?}", r.resolve(address));
+        };
+        assert!(!route.is_relay(), "{address}: ours");
+        let Route::Fax(t) = route else { unreachable!() };
+        assert_eq!(t.number.as_str(), "+15551234567", "{address}");
+        assert_eq!(t.dial, "915551234567", "{address}");
+        assert_eq!(r.fax_number(address).as_deref(), Some("+15551234567"));
+    }
+    let Ok(Route::Fax(t)) = r.resolve("FAX=+15551234567/T33S=12@example.test") else {
+        panic!("not a fax route");
+    };
+    assert_eq!(t.subaddress.as_deref(), Some("12"));
+    assert_eq!(t.hop().subaddress.as_deref(), Some("12"));
+    // At a domain we relay, or a remote one, FAX= is an address like any.
+    assert!(matches!(
+        r.resolve("FAX=+15551234567@branch.test"),
+        Ok(Route::Relay { .. })
+    ));
+    assert!(matches!(
+        r.resolve("IMCEAFAX-+2B15551234567@partner.test"),
+        Ok(Route::BackupMx(_))
+    ));
+    let remote = r.resolve("FAX=+15551234567@elsewhere.org").unwrap();
+    assert!(remote.is_relay(), "{remote:?}");
+    assert_eq!(r.fax_number("FAX=+15551234567@elsewhere.org"), None);
+    // postmaster of a fax domain is a person.
+    assert_eq!(
+        r.resolve("postmaster@fax.example.test"),
+        Ok(Route::Maildir {
+            mailbox: "/m/example.test/postmaster".into()
+        })
+    );
+}
+
+#[test]
+fn a_fax_address_never_becomes_a_mailbox() {
+    let r = fax_router("");
+    for address in [
+        "alice@fax.example.test",
+        "FAX=../../etc@open.test",
+        "fax=+1555@example.test",
+        "FAX=@open.test",
+        "IMCEAFAX-+2Fetc+2Fpasswd@open.test",
+        "IMCEAFAX-+XX@open.test",
+        "FAX=+1-800-FLOWERS@open.test",
+        "\"FAX=+1 555 123 4567;ext=\"@open.test",
+    ] {
+        let e = r.resolve(address).unwrap_err();
+        assert_eq!(
+            (e.code, e.status.as_str()),
+            (550, "5.1.3"),
+            "{address}: {e}"
+        );
+        assert!(
+            e.text.starts_with(&format!("Bad fax number <{address}>: ")),
+            "{e}"
+        );
+    }
+    let e = r.resolve("1-800-FLOWERS@fax.example.test").unwrap_err();
+    assert!(e.text.contains("letters are not accepted"), "{e}");
+    // Ordinary mailboxes stay mailboxes.
+    assert!(matches!(
+        r.resolve("faxes@open.test"),
+        Ok(Route::Maildir { .. })
+    ));
+}
+
+#[test]
+fn fax_senders_are_checked_against_the_directory_and_rules() {
+    let r = fax_router("");
+    let Ok(Route::Fax(us)) = r.resolve("+15551234567@fax.example.test") else {
+        panic!("not a fax route");
+    };
+    let Ok(Route::Fax(premium)) = r.resolve("FAX=+19005551234@example.test") else {
+        panic!("not a fax route");
+    };
+    let alice = r
+        .fax_permit(&us, "alice@example.test", None, false)
+        .unwrap();
+    assert_eq!(alice.name.as_deref(), Some("Alice"));
+    let e = r.fax_permit(&us, "eve@evil.test", None, true).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "550 5.7.1 <eve@evil.test> may not send faxes (not in the fax user directory)"
+    );
+    let e = r
+        .fax_permit(&premium, "alice@example.test", None, true)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "550 5.7.1 Fax to +19005551234 is not allowed for alice@example.test (rule: premium-rate)"
+    );
+    let e = r.fax_permit(&us, "", None, true).unwrap_err();
+    assert_eq!((e.code, e.status.as_str()), (550, "5.7.1"));
+    assert!(e.text.contains("null sender"), "{e}");
+    assert!(r
+        .authorize_fax("alice@example.test", "FAX=+15551234567@open.test")
+        .is_ok());
+    let e = r
+        .authorize_fax("alice@example.test", "alice@example.test")
+        .unwrap_err();
+    assert!(e.text.contains("is not a fax address"), "{e}");
+    // trusted_only: the directory is not enough from an untrusted client.
+    let strict = fax_router("[fax]\ntrusted_only = true\n");
+    let e = strict
+        .fax_permit(&us, "alice@example.test", None, false)
+        .unwrap_err();
+    assert!(e.text.contains("only from authenticated users"), "{e}");
+    assert!(strict
+        .fax_permit(&us, "alice@example.test", None, true)
+        .is_ok());
+}

@@ -64,11 +64,13 @@ async fn run(
         hostname: "mx.test".into(),
         concurrency,
         destination_concurrency: per_destination,
+        fax_reports: Default::default(),
     };
     let transports = Transports {
         local: counting.clone(),
         smtp: counting.clone(),
         lmtp: counting.clone(),
+        fax: counting.clone(),
     };
     let scheduler = Scheduler::new(
         store.clone(),
@@ -161,11 +163,13 @@ async fn etrn_mail_is_held_without_attempts_until_released() {
         hostname: "mx.test".into(),
         concurrency: 4,
         destination_concurrency: 4,
+        fax_reports: Default::default(),
     };
     let transports = Transports {
         local: recording.clone(),
         smtp: recording.clone(),
         lmtp: recording.clone(),
+        fax: recording.clone(),
     };
     let scheduler = Scheduler::new(
         store.clone(),

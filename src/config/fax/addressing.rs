@@ -33,7 +33,9 @@ fn check_dialplan(config: &Config, src: &Source<'_>) -> Result<(), ConfigError> 
     let p = &config.fax.dialplan;
     let fail = |key: &str, message: String| Err(src.fail(&[key, "[fax.dialplan]"], message));
     if !p.country_code.is_empty()
-        && (!digits(&p.country_code, false) || p.country_code.len() > 3 || p.country_code.starts_with('0'))
+        && (!digits(&p.country_code, false)
+            || p.country_code.len() > 3
+            || p.country_code.starts_with('0'))
     {
         return fail(
             "country_code",
@@ -73,7 +75,10 @@ fn check_dialplan(config: &Config, src: &Source<'_>) -> Result<(), ConfigError> 
     if !digits(&p.area_code, true) || p.area_code.len() > 6 {
         return fail(
             "area_code",
-            format!("fax dialplan: area_code {:?} must be up to 6 digits", p.area_code),
+            format!(
+                "fax dialplan: area_code {:?} must be up to 6 digits",
+                p.area_code
+            ),
         );
     }
     if let Some(n) = p.national_digits.filter(|n| !(4..=14).contains(n)) {
@@ -142,7 +147,11 @@ fn read_directory(config: &Config, src: &Source<'_>) -> Result<Directory, Config
     Ok(directory)
 }
 
-fn check_rules(config: &Config, directory: &Directory, src: &Source<'_>) -> Result<(), ConfigError> {
+fn check_rules(
+    config: &Config,
+    directory: &Directory,
+    src: &Source<'_>,
+) -> Result<(), ConfigError> {
     let mut names = std::collections::HashSet::new();
     let national = !config.fax.dialplan.country_code.is_empty();
     for rule in &config.fax.rules {

@@ -237,9 +237,9 @@ pub fn imcea_encode(text: &str) -> String {
     out
 }
 
-/// `number[/T33S=sub][/KEY=value…]`: a `/` segment with `=` is a
-/// qualifier; one without is part of the number (`/` is a separator in
-/// some countries' writing, `0201/123456`).
+/// `number[/T33S=sub][/KEY=value…]`: after the first, a `/` segment with
+/// `=` is a qualifier; one without is part of the number (`/` is a
+/// separator in some countries' writing, `0201/123456`).
 fn parse_qualified(form: Form, text: &str, name: Option<String>) -> Result<FaxAddress, BadNumber> {
     let mut number = String::new();
     let mut address = FaxAddress {
@@ -252,20 +252,18 @@ fn parse_qualified(form: Form, text: &str, name: Option<String>) -> Result<FaxAd
     };
     for (i, segment) in text.split('/').enumerate() {
         match segment.split_once('=') {
-            Some((key, value)) if i > 0 => {
+            _ if i == 0 => number.push_str(segment),
+            Some((key, value)) => {
                 let key = key.trim().to_ascii_uppercase();
                 if key == "T33S" {
                     set_once(&mut address.subaddress, subaddress(value)?, "T33S")?;
                 } else if key.is_empty() {
-                    return Err(BadNumber::new(format!("empty qualifier name in {segment:?}")));
+                    return Err(BadNumber::new(format!(
+                        "empty qualifier name in {segment:?}"
+                    )));
                 } else {
                     address.qualifiers.push((key, value.to_string()));
                 }
-            }
-            Some(_) => {
-                return Err(BadNumber::new(format!(
-                    "{segment:?} is not a number (a qualifier such as /T33S=… follows the number)"
-                )))
             }
             None if address.subaddress.is_some() || !address.qualifiers.is_empty() => {
                 if !segment.is_empty() {
@@ -275,9 +273,7 @@ fn parse_qualified(form: Form, text: &str, name: Option<String>) -> Result<FaxAd
                 }
             }
             None => {
-                if i > 0 {
-                    number.push('/');
-                }
+                number.push('/');
                 number.push_str(segment);
             }
         }
@@ -426,7 +422,12 @@ mod tests {
 
     #[test]
     fn imcea_round_trip() {
-        for text in ["+15551234567", "+1 (555) 010-0199", "Bob@+1555/T33S=7", "Zoë@123"] {
+        for text in [
+            "+15551234567",
+            "+1 (555) 010-0199",
+            "Bob@+1555/T33S=7",
+            "Zoë@123",
+        ] {
             let enc = imcea_encode(text);
             let dec = imcea_decode(enc.strip_prefix("IMCEAFAX-").unwrap()).unwrap();
             assert_eq!(dec, text);
@@ -445,7 +446,9 @@ mod tests {
         for local in ["alice", "fax", "faxes=1", "imceafax", "IMCEAEX-_O=ORG_CN=x"] {
             assert_eq!(parse_local_part(local, At::OwnDomain), Ok(None), "{local}");
         }
-        let a = parse_local_part("\"+1 555 123 4567\"", At::FaxDomain).unwrap().unwrap();
+        let a = parse_local_part("\"+1 555 123 4567\"", At::FaxDomain)
+            .unwrap()
+            .unwrap();
         assert_eq!(a.number, "+1 555 123 4567");
         let a = parse_local_part("/FAX=+15551234567/T33S=12/ATTN=Bob/", At::OwnDomain)
             .unwrap()
@@ -463,12 +466,18 @@ mod tests {
         let a = parse_uri("TEL:7042;phone-context=+1-555-123").unwrap();
         assert_eq!(a.number, "+1-555-1237042");
         let a = parse_uri("fax:+1%20555%20123%204567;ext=12").unwrap();
-        assert_eq!((a.number.as_str(), a.extension.as_deref()), ("+1 555 123 4567", Some("12")));
+        assert_eq!(
+            (a.number.as_str(), a.extension.as_deref()),
+            ("+1 555 123 4567", Some("12"))
+        );
         assert!(parse_uri("mailto:a@b").is_err());
         assert!(parse_uri("fax:;tsub=1").is_err());
         assert!(parse_uri("fax:+1555%2").is_err());
         let a = parse_text(" 0201 1234567 x 12 ").unwrap();
-        assert_eq!((a.number.as_str(), a.extension.as_deref()), ("0201 1234567", Some("12")));
+        assert_eq!(
+            (a.number.as_str(), a.extension.as_deref()),
+            ("0201 1234567", Some("12"))
+        );
         assert_eq!(parse_text("fax:+15551234567").unwrap().form, Form::Uri);
     }
 }

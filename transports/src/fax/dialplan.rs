@@ -6,15 +6,18 @@
 //! (vanity numbers) and other characters are refused; then
 //! 1. `+…`: already international;
 //! 2. the international prefix (`00`, `011`): replaced by `+`;
-//! 3. the national prefix (`0`, NANP `1`): replaced by `+` and the country
-//!    code;
+//! 3. the national prefix (`0`, NANP `1`) followed by a national number
+//!    (of `national_digits` digits, when that is set): the prefix is
+//!    replaced by `+` and the country code;
 //! 4. exactly `national_digits` digits (NANP: 10): a national number;
 //! 5. other digits: the `area_code` goes in front (a local number); without
 //!    an area code, they are national when the plan has no national
 //!    prefix, and refused otherwise.
 //!
 //! The result has 7 to 15 digits (E.164 allows 15) and does not start
-//! with `+0`. Numbers other than `+…` need `country_code`.
+//! with `+0`; with `national_digits`, a number in our own country has that
+//! many after the country code. Numbers other than `+…` need
+//! `country_code`.
 //!
 //! **Dialling** an E.164 number ([`DialPlan::dial`]): a number in our own
 //! country is dialled as the national prefix and the national number, any
@@ -57,7 +60,7 @@ impl E164 {
         if digits.len() > MAX_DIGITS {
             return Err(BadNumber::new(format!(
                 "+{digits} has {} digits: an international number has at most {MAX_DIGITS} \
-                 (E.164)",
+                 digits (E.164)",
                 digits.len()
             )));
         }
@@ -133,6 +136,24 @@ impl Default for DialPlan {
 impl DialPlan {
     /// The number as written → E.164, or why it is not a number.
     pub fn normalise(&self, written: &str) -> Result<E164, BadNumber> {
+        let number = self.to_e164(written)?;
+        match self.national_digits {
+            Some(n) if self.is_national(&number) => {
+                let national = &number.digits()[self.country_code.len()..];
+                if national.len() != n {
+                    return Err(BadNumber::new(format!(
+                        "{number}: national numbers of +{} have {n} digits, not {}",
+                        self.country_code,
+                        national.len()
+                    )));
+                }
+                Ok(number)
+            }
+            _ => Ok(number),
+        }
+    }
+
+    fn to_e164(&self, written: &str) -> Result<E164, BadNumber> {
         let mut digits = String::new();
         let mut plus = false;
         for c in written.trim().chars() {
@@ -177,12 +198,14 @@ impl DialPlan {
         }
         let national = |n: &str| E164::from_digits(&format!("{cc}{n}"));
         let np = &self.national_prefix;
-        if !np.is_empty() && digits.starts_with(np.as_str()) {
-            let rest = &digits[np.len()..];
+        if let Some(rest) = digits.strip_prefix(np.as_str()).filter(|_| !np.is_empty()) {
             if rest.is_empty() {
                 return Err(BadNumber::new(format!("{written:?} is only a prefix")));
             }
-            return national(rest);
+            // NANP: 1 + 10 digits is national; 1234567 is a local number.
+            if self.national_digits.is_none_or(|n| n == rest.len()) {
+                return national(rest);
+            }
         }
         if self.national_digits == Some(digits.len()) {
             return national(&digits);
@@ -414,13 +437,19 @@ mod tests {
         assert_eq!(n(&de, "1234567").unwrap(), "+49301234567");
         assert_eq!(n(&de, "0033 1 23 45 67 89").unwrap(), "+33123456789");
         let bare = DialPlan::default();
-        assert!(n(&bare, "0301234567").unwrap_err().0.contains("no country_code"));
+        assert!(n(&bare, "0301234567")
+            .unwrap_err()
+            .0
+            .contains("no country_code"));
         assert_eq!(n(&bare, "+49 30 1234567").unwrap(), "+49301234567");
         let no_area = DialPlan {
             area_code: String::new(),
             ..germany()
         };
-        assert!(n(&no_area, "1234567").unwrap_err().0.contains("no area_code"));
+        assert!(n(&no_area, "1234567")
+            .unwrap_err()
+            .0
+            .contains("no area_code"));
         let closed = DialPlan {
             country_code: "45".into(),
             national_prefix: String::new(),
@@ -433,7 +462,11 @@ mod tests {
     fn bad_numbers_say_why() {
         let us = nanp();
         let why = |t: &str| us.normalise(t).unwrap_err().0;
-        assert!(why("1-800-FLOWERS").contains("letters"), "{}", why("1-800-FLOWERS"));
+        assert!(
+            why("1-800-FLOWERS").contains("letters"),
+            "{}",
+            why("1-800-FLOWERS")
+        );
         assert!(why("+1234567890123456").contains("at most 15"));
         assert!(why("+0441234567").contains("country code"));
         assert!(why("+1 555").contains("too short"));
@@ -441,6 +474,11 @@ mod tests {
         assert!(why("555+1234").contains("+ may only start"));
         assert!(why("555_1234").contains("neither a digit"));
         assert!(why("1").contains("only a prefix"));
+        assert!(germany()
+            .normalise("0")
+            .unwrap_err()
+            .0
+            .contains("only a prefix"));
         assert_eq!(E164::parse("+15551234567").unwrap().digits(), "15551234567");
         assert!(E164::parse("15551234567").is_err());
     }
@@ -481,20 +519,47 @@ mod tests {
         let rules = vec![
             rule("boss", &["*"], Action::Allow, &["boss@example.com"], &[]),
             rule("premium-rate", &["+1900", "+1976*"], Action::Deny, &[], &[]),
-            rule("no-international", &["international"], Action::Deny, &[], &["local"]),
-            rule("interns", &["national"], Action::Deny, &["*@interns.example.com"], &[]),
+            rule(
+                "no-international",
+                &["international"],
+                Action::Deny,
+                &[],
+                &["local"],
+            ),
+            rule(
+                "interns",
+                &["national"],
+                Action::Deny,
+                &["*@interns.example.com"],
+                &[],
+            ),
         ];
         let e = |t: &str| E164::parse(t).unwrap();
         let name = |n: &str, s: &str, g: &[&str]| {
             let g: Vec<String> = g.iter().map(|s| s.to_string()).collect();
             decide(&rules, &us, &e(n), s, &g).map(|r| r.name.clone())
         };
-        assert_eq!(name("+19005551234", "a@example.com", &[]).unwrap(), "premium-rate");
-        assert_eq!(name("+19765551234", "a@example.com", &[]).unwrap(), "premium-rate");
-        assert_eq!(name("+19005551234", "boss@example.com", &[]).unwrap(), "boss");
-        assert_eq!(name("+442079460958", "a@example.com", &["LOCAL"]).unwrap(), "no-international");
+        assert_eq!(
+            name("+19005551234", "a@example.com", &[]).unwrap(),
+            "premium-rate"
+        );
+        assert_eq!(
+            name("+19765551234", "a@example.com", &[]).unwrap(),
+            "premium-rate"
+        );
+        assert_eq!(
+            name("+19005551234", "boss@example.com", &[]).unwrap(),
+            "boss"
+        );
+        assert_eq!(
+            name("+442079460958", "a@example.com", &["LOCAL"]).unwrap(),
+            "no-international"
+        );
         assert_eq!(name("+442079460958", "a@example.com", &["staff"]), None);
-        assert_eq!(name("+15551234567", "x@interns.example.com", &[]).unwrap(), "interns");
+        assert_eq!(
+            name("+15551234567", "x@interns.example.com", &[]).unwrap(),
+            "interns"
+        );
         assert_eq!(name("+15551234567", "a@example.com", &["local"]), None);
         for bad in ["1900", "+", "+19a", "premium", "+1234567890123456"] {
             assert!(bad.parse::<Pattern>().is_err(), "{bad}");

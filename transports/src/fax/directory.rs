@@ -118,7 +118,13 @@ impl Directory {
                 return fail(&g.name, format!("fax group {} is defined twice", g.name));
             }
             if let Some(t) = g.tsi.as_ref().filter(|t| !valid_tsi(t)) {
-                return fail(t, format!("fax group {}: tsi {t:?} is not at most 20 printable ASCII characters", g.name));
+                return fail(
+                    t,
+                    format!(
+                        "fax group {}: tsi {t:?} is not at most 20 printable ASCII characters",
+                        g.name
+                    ),
+                );
             }
         }
         let mut seen = std::collections::HashSet::new();
@@ -130,16 +136,32 @@ impl Directory {
                 );
             }
             if !seen.insert(u.address.to_ascii_lowercase()) {
-                return fail(&u.address, format!("fax user {} is listed twice", u.address));
+                return fail(
+                    &u.address,
+                    format!("fax user {} is listed twice", u.address),
+                );
             }
-            if let Some(g) = u.groups.iter().find(|g| !names.contains(&g.to_ascii_lowercase())) {
+            if let Some(g) = u
+                .groups
+                .iter()
+                .find(|g| !names.contains(&g.to_ascii_lowercase()))
+            {
                 return fail(
                     g,
-                    format!("fax user {}: group {g} is not defined ([[fax.group]] name = \"{g}\")", u.address),
+                    format!(
+                        "fax user {}: group {g} is not defined ([[fax.group]] name = \"{g}\")",
+                        u.address
+                    ),
                 );
             }
             if let Some(t) = u.tsi.as_ref().filter(|t| !valid_tsi(t)) {
-                return fail(t, format!("fax user {}: tsi {t:?} is not at most 20 printable ASCII characters", u.address));
+                return fail(
+                    t,
+                    format!(
+                        "fax user {}: tsi {t:?} is not at most 20 printable ASCII characters",
+                        u.address
+                    ),
+                );
             }
         }
         Ok(())
@@ -147,7 +169,9 @@ impl Directory {
 
     /// Whether a group of that name exists.
     pub fn has_group(&self, name: &str) -> bool {
-        self.groups.iter().any(|g| g.name.eq_ignore_ascii_case(name))
+        self.groups
+            .iter()
+            .any(|g| g.name.eq_ignore_ascii_case(name))
     }
 
     /// The entry for `sender`: its own, else its domain's `*@domain`.
@@ -156,22 +180,28 @@ impl Directory {
             .users
             .iter()
             .find(|u| !u.address.starts_with("*@") && address_matches(&u.address, sender))
-            .or_else(|| self.users.iter().find(|u| address_matches(&u.address, sender)))?;
+            .or_else(|| {
+                self.users
+                    .iter()
+                    .find(|u| address_matches(&u.address, sender))
+            })?;
         let groups: Vec<&FaxGroup> = user
             .groups
             .iter()
             .filter_map(|n| self.groups.iter().find(|g| g.name.eq_ignore_ascii_case(n)))
             .collect();
-        let from_groups = |f: fn(&FaxGroup) -> Option<&String>| {
-            groups.iter().find_map(|g| f(g)).cloned()
-        };
+        let from_groups =
+            |f: fn(&FaxGroup) -> Option<&String>| groups.iter().find_map(|g| f(g)).cloned();
         Some(FaxSender {
             address: sender.to_ascii_lowercase(),
             entry: user.address.clone(),
             name: user.name.clone(),
             groups: user.groups.clone(),
             tsi: user.tsi.clone().or_else(|| from_groups(|g| g.tsi.as_ref())),
-            header: user.header.clone().or_else(|| from_groups(|g| g.header.as_ref())),
+            header: user
+                .header
+                .clone()
+                .or_else(|| from_groups(|g| g.header.as_ref())),
             cover_page: user
                 .cover_page
                 .or_else(|| groups.iter().find_map(|g| g.cover_page)),
@@ -257,7 +287,10 @@ impl fmt::Display for Refusal {
                 sender,
                 number,
                 rule,
-            } => write!(f, "Fax to {number} is not allowed for {sender} (rule: {rule})"),
+            } => write!(
+                f,
+                "Fax to {number} is not allowed for {sender} (rule: {rule})"
+            ),
         }
     }
 }
@@ -320,7 +353,13 @@ impl FaxPolicy {
     /// The rule that decides for `sender` and `number` (`None`: no rule
     /// matches; allowed).
     pub fn rule_for(&self, sender: &FaxSender, number: &E164) -> Option<&Rule> {
-        dialplan::decide(&self.rules, &self.plan, number, &sender.address, &sender.groups)
+        dialplan::decide(
+            &self.rules,
+            &self.plan,
+            number,
+            &sender.address,
+            &sender.groups,
+        )
     }
 }
 
@@ -408,31 +447,54 @@ mod tests {
     fn who_may_fax_where() {
         let p = policy();
         let e = |t: &str| E164::parse(t).unwrap();
-        let alice = p.authorise("Alice@Example.com", None, &e("+15551234567")).unwrap();
+        let alice = p
+            .authorise("Alice@Example.com", None, &e("+15551234567"))
+            .unwrap();
         assert_eq!(alice.entry, "alice@example.com");
         assert_eq!(alice.name.as_deref(), Some("Alice Example"));
         assert_eq!(alice.tsi.as_deref(), Some("ALICE"), "the user's own");
         assert_eq!(alice.header.as_deref(), Some("Example Corp"), "its group's");
-        assert!(p.authorise("alice@example.com", None, &e("+442079460958")).is_ok());
-        let bob = p.authorise("bob@example.com", None, &e("+15551234567")).unwrap();
+        assert!(p
+            .authorise("alice@example.com", None, &e("+442079460958"))
+            .is_ok());
+        let bob = p
+            .authorise("bob@example.com", None, &e("+15551234567"))
+            .unwrap();
         assert_eq!(bob.entry, "*@example.com");
         assert_eq!(bob.cover_page, Some(false));
-        assert_eq!(bob.tsi.as_deref(), Some("+1 555 0100"), "the first group with one");
-        let blocked = p.authorise("bob@example.com", None, &e("+442079460958")).unwrap_err();
+        assert_eq!(
+            bob.tsi.as_deref(),
+            Some("+1 555 0100"),
+            "the first group with one"
+        );
+        let blocked = p
+            .authorise("bob@example.com", None, &e("+442079460958"))
+            .unwrap_err();
         assert_eq!(
             blocked.to_string(),
             "Fax to +442079460958 is not allowed for bob@example.com (rule: no-international)"
         );
-        let premium = p.authorise("alice@example.com", None, &e("+19005551234")).unwrap_err();
-        assert!(premium.to_string().contains("(rule: premium-rate)"), "{premium}");
-        let unknown = p.authorise("eve@evil.test", None, &e("+15551234567")).unwrap_err();
+        let premium = p
+            .authorise("alice@example.com", None, &e("+19005551234"))
+            .unwrap_err();
+        assert!(
+            premium.to_string().contains("(rule: premium-rate)"),
+            "{premium}"
+        );
+        let unknown = p
+            .authorise("eve@evil.test", None, &e("+15551234567"))
+            .unwrap_err();
         assert_eq!(
             unknown.to_string(),
             "<eve@evil.test> may not send faxes (not in the fax user directory)"
         );
         // Logged in as a directory user, sending as another address.
         let by_login = p
-            .authorise("noreply@other.test", Some("scanner@example.com"), &e("+15551234567"))
+            .authorise(
+                "noreply@other.test",
+                Some("scanner@example.com"),
+                &e("+15551234567"),
+            )
             .unwrap();
         assert_eq!(by_login.entry, "scanner@example.com");
         assert_eq!(
@@ -448,7 +510,11 @@ mod tests {
         };
         let e = bad(vec![user("a@b.test", &["nope"])], vec![]);
         assert_eq!(e.needle, "\"nope\"");
-        assert!(e.message.contains("group nope is not defined"), "{}", e.message);
+        assert!(
+            e.message.contains("group nope is not defined"),
+            "{}",
+            e.message
+        );
         let e = bad(vec![user("alice", &[])], vec![]);
         assert!(e.message.contains("an address or *@domain"));
         let e = bad(vec![user("a@b.test", &[]), user("A@b.test", &[])], vec![]);

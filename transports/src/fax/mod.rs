@@ -17,6 +17,7 @@
 pub mod address;
 pub mod dialplan;
 pub mod directory;
+pub mod document;
 pub mod engine;
 pub mod page;
 pub mod render;

@@ -62,6 +62,9 @@ pub struct FaxSettings {
     pub resend: Resend,
     /// Where documents wait for the line.
     pub spool: PathBuf,
+    /// Where the documents of faxes sent are kept (`ID-N.tif`), if
+    /// anywhere; else they are deleted.
+    pub archive: Option<PathBuf>,
 }
 
 /// The fax transport.
@@ -150,9 +153,7 @@ impl FaxTransport {
             header: self.settings.header.clone(),
         };
         let result = self.engine.send(request).await;
-        if let Err(e) = std::fs::remove_file(&path) {
-            tracing::warn!("cannot remove {}: {e}", path.display());
-        }
+        self.done_with(&path, matches!(result, SendResult::Sent { .. }));
         progress.calls += 1;
         let (word, sent_now, line) = match &result {
             SendResult::Sent {
@@ -278,6 +279,22 @@ impl FaxTransport {
                     )
                 }
             }
+        }
+    }
+
+    /// The document after its call: archived when it was sent and an
+    /// archive is set, else deleted.
+    fn done_with(&self, path: &Path, sent: bool) {
+        if let (true, Some(dir), Some(name)) = (sent, &self.settings.archive, path.file_name()) {
+            let kept = std::fs::create_dir_all(dir)
+                .and_then(|_| std::fs::rename(path, dir.join(name)));
+            match kept {
+                Ok(()) => return,
+                Err(e) => tracing::warn!("cannot archive {} in {}: {e}", path.display(), dir.display()),
+            }
+        }
+        if let Err(e) = std::fs::remove_file(path) {
+            tracing::warn!("cannot remove {}: {e}", path.display());
         }
     }
 

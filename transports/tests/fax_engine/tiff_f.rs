@@ -28,29 +28,28 @@ impl Page {
         &self.pixels[y as usize * w..(y as usize + 1) * w]
     }
 
-    /// Rows `from..` equal in both pages.
-    pub fn same_below(&self, other: &Page, from: u32) -> bool {
-        self.width == other.width
-            && self.height == other.height
-            && (from..self.height).all(|y| self.row(y) == other.row(y))
-    }
-
     /// Black pixels in rows `from..to`.
     pub fn black_in(&self, from: u32, to: u32) -> usize {
-        (from..to).map(|y| self.row(y).iter().filter(|&&p| p).count()).sum()
+        (from..to)
+            .map(|y| self.row(y).iter().filter(|&&p| p).count())
+            .sum()
     }
 }
 
-/// A page of made-up "text": lines of 12×20 character cells with strokes
-/// from a seeded generator, a white top margin of 120 rows (where an
-/// engine's header line may go) and side margins. Density is about that of
-/// a typed letter, so line times are realistic.
+/// A page of made-up "text": lines of 16×20 character cells with strokes
+/// from a seeded generator, every 60 rows (1.5-spaced 12 pt at 196 dpi),
+/// in margins. About the ink of a typed letter, so line times are
+/// realistic.
 pub fn text_page(seed: u64) -> Page {
     let (width, height) = (1728u32, 2200u32);
     let mut pixels = vec![false; (width * height) as usize];
-    let mut rng = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut rng = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut next = move || {
-        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (rng >> 33) as u32
     };
     let mut y0 = 120;
@@ -58,11 +57,11 @@ pub fn text_page(seed: u64) -> Page {
         // A line of "words" of 2..9 characters, a space between.
         let mut x0 = 100;
         let line_end = 1500 + next() % 128;
-        while x0 + 12 * 9 < line_end {
+        while x0 + 16 * 9 < line_end {
             let chars = 2 + next() % 8;
             for _ in 0..chars {
-                // A character: some of a 3×5 grid of 3×3 blocks.
-                let shape = next();
+                // A character: about a third of a 3×5 grid of 3×3 blocks.
+                let shape = next() & (next() | next() >> 7);
                 for cell in 0..15u32 {
                     if shape & (1 << cell) != 0 {
                         let (cx, cy) = (x0 + 1 + (cell % 3) * 3, y0 + 2 + (cell / 3) * 3);
@@ -73,11 +72,11 @@ pub fn text_page(seed: u64) -> Page {
                         }
                     }
                 }
-                x0 += 12;
+                x0 += 16;
             }
-            x0 += 12;
+            x0 += 16;
         }
-        y0 += 40;
+        y0 += 60;
     }
     Page {
         width,
@@ -176,7 +175,11 @@ pub struct ReadPage {
 /// Reads every page of a TIFF-F file and decodes it to pixels.
 pub fn read_tiff_f(path: &Path) -> Vec<ReadPage> {
     let data = std::fs::read(path).unwrap();
-    assert_eq!(&data[..4], b"II*\0", "{path:?}: only little-endian TIFF here");
+    assert_eq!(
+        &data[..4],
+        b"II*\0",
+        "{path:?}: only little-endian TIFF here"
+    );
     let u16_at = |o: usize| u16::from_le_bytes([data[o], data[o + 1]]);
     let u32_at = |o: usize| u32::from_le_bytes([data[o], data[o + 1], data[o + 2], data[o + 3]]);
     let mut pages = Vec::new();
@@ -194,7 +197,11 @@ pub fn read_tiff_f(path: &Path) -> Vec<ReadPage> {
                 4 => 4,
                 _ => 8,
             };
-            let base = if size * count <= 4 { at + 8 } else { u32_at(at + 8) as usize };
+            let base = if size * count <= 4 {
+                at + 8
+            } else {
+                u32_at(at + 8) as usize
+            };
             if kind == 2 {
                 let text = &data[base..base + count];
                 let text = text.split(|&b| b == 0).next().unwrap_or_default();
@@ -239,12 +246,19 @@ pub fn read_tiff_f(path: &Path) -> Vec<ReadPage> {
             };
             let ok = match compression {
                 4 => fax::decoder::decode_g4(strip.into_iter(), width, Some(rows), on_line),
-                3 if t4_options & 1 == 0 => fax::decoder::decode_g3(strip.into_iter(), &mut on_line),
-                other => panic!("{path:?}: compression {other} (T4Options {t4_options}) not handled"),
+                3 if t4_options & 1 == 0 => {
+                    fax::decoder::decode_g3(strip.into_iter(), &mut on_line)
+                }
+                other => {
+                    panic!("{path:?}: compression {other} (T4Options {t4_options}) not handled")
+                }
             };
             // decode_g3 stops at RTC; the last line may be cut: compare
             // what it did decode and pad.
-            assert!(ok.is_some() || compression == 3, "{path:?}: strip {k} does not decode");
+            assert!(
+                ok.is_some() || compression == 3,
+                "{path:?}: strip {k} does not decode"
+            );
             pixels.resize(before + (rows * width) as usize, false);
         }
         pages.push(ReadPage {

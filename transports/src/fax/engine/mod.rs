@@ -4,7 +4,9 @@
 //! An engine owns its lines: `send` waits for a free one. Engines are
 //! one module each; the default, [`simulated`], needs no hardware: a
 //! software fax modem (spandsp) speaking real T.30 over a simulated phone
-//! line to simulated fax machines.
+//! line to simulated fax machines. [`spandsp`] is that modem: a thin FFI
+//! to spandsp 0.0.6 and a safe wrapper that other engines (a T.38 or a
+//! real-line one) can share.
 
 use std::path::PathBuf;
 use std::time::Duration;

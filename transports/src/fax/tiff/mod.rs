@@ -37,9 +37,12 @@ pub enum TiffError {
     /// A page that TIFF-F cannot carry (width, size, resolution).
     #[error("not a fax page: {0}")]
     InvalidPage(String),
-    /// The file is larger than [`ReadLimits`] allow.
+    /// A page is larger than [`ReadLimits`] allow.
     #[error("TIFF too large: {0}")]
     TooLarge(String),
+    /// The file has more pages than [`ReadLimits`] allow.
+    #[error("TIFF has {pages} pages (at most {limit})")]
+    TooManyPages { pages: u32, limit: u32 },
     /// Writing needs at least one page; reading found none.
     #[error("TIFF has no pages")]
     NoPages,
@@ -85,8 +88,11 @@ pub fn write_tiff_f(
         source,
     };
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    // Unique per process and call: two writers never share a temporary.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = path.with_file_name(format!(
-        ".{}.{}.tmp",
+        ".{}.{}-{seq}.tmp",
         name.unwrap_or_else(|| "fax".into()),
         std::process::id()
     ));
@@ -339,33 +345,61 @@ pub fn read_tiff(path: &Path) -> Result<Vec<ReadPage>, TiffError> {
 
 /// Reads every page of a TIFF file held in memory.
 pub fn decode_tiff(data: &[u8], limits: &ReadLimits) -> Result<Vec<ReadPage>, TiffError> {
-    // No single libtiff allocation beyond what the pixel cap implies.
-    let max_alloc = (limits.max_pixels * 4).clamp(1 << 20, 1 << 31) as usize;
-    let mut t = Handle::open_read(data, max_alloc).map_err(lib("open"))?;
-    let n = t.number_of_directories();
-    // A broken chain of directories (an offset past the end: a truncated
-    // file) must not pass as a shorter document.
-    if let Some(e) = t.take_errors() {
-        return Err(TiffError::Libtiff {
-            context: "directories".into(),
-            message: e,
-        });
+    let mut r = TiffReader::open(data, limits)?;
+    (0..r.page_count()).map(|i| r.read_page(i)).collect()
+}
+
+/// A TIFF file in memory, read one page at a time (so a long file never
+/// has all its pixels in memory at once).
+pub struct TiffReader<'a> {
+    handle: Handle<'a>,
+    count: u32,
+    limits: ReadLimits,
+}
+
+impl<'a> TiffReader<'a> {
+    /// Opens `data` and counts its pages (checked against `limits`).
+    pub fn open(data: &'a [u8], limits: &ReadLimits) -> Result<TiffReader<'a>, TiffError> {
+        // No single libtiff allocation beyond what the pixel cap implies.
+        let max_alloc = (limits.max_pixels * 4).clamp(1 << 20, 1 << 31) as usize;
+        let handle = Handle::open_read(data, max_alloc).map_err(lib("open"))?;
+        let count = handle.number_of_directories();
+        // A broken chain of directories (an offset past the end: a
+        // truncated file) must not pass as a shorter document.
+        if let Some(e) = handle.take_errors() {
+            return Err(TiffError::Libtiff {
+                context: "directories".into(),
+                message: e,
+            });
+        }
+        if count == 0 {
+            return Err(TiffError::NoPages);
+        }
+        if count > limits.max_pages {
+            return Err(TiffError::TooManyPages {
+                pages: count,
+                limit: limits.max_pages,
+            });
+        }
+        Ok(TiffReader {
+            handle,
+            count,
+            limits: *limits,
+        })
     }
-    if n == 0 {
-        return Err(TiffError::NoPages);
+
+    /// The number of pages (directories).
+    pub fn page_count(&self) -> u32 {
+        self.count
     }
-    if n > limits.max_pages {
-        return Err(TiffError::TooLarge(format!(
-            "{n} pages (at most {})",
-            limits.max_pages
-        )));
+
+    /// Page `index` (0-based).
+    pub fn read_page(&mut self, index: u32) -> Result<ReadPage, TiffError> {
+        self.handle
+            .set_directory(index)
+            .map_err(lib(format!("page {}", index + 1)))?;
+        read_page(&mut self.handle, index + 1, &self.limits)
     }
-    let mut pages = Vec::with_capacity(n as usize);
-    for dir in 0..n {
-        t.set_directory(dir).map_err(lib(format!("page {}", dir + 1)))?;
-        pages.push(read_page(&mut t, dir + 1, limits)?);
-    }
-    Ok(pages)
 }
 
 fn read_page(t: &mut Handle, number: u32, limits: &ReadLimits) -> Result<ReadPage, TiffError> {

@@ -101,6 +101,7 @@ fn setup(results: Vec<SendResult>, pages: Result<u32, String>, resend: Resend) -
         retry_interval: Duration::from_secs(120),
         resend,
         spool: spool.path().join("spool"),
+        archive: Some(spool.path().join("sent")),
     };
     let transport = FaxTransport::new(engine.clone(), Arc::new(Pages(pages)), None, settings);
     Setup {
@@ -192,6 +193,9 @@ async fn a_broken_call_resends_only_the_missing_pages() {
     assert_eq!((fax.pages_sent, fax.pages_total, fax.calls), (3, 3, 2));
     assert_eq!(fax.line_ms, 50_000);
     assert_eq!(fax.remote_csid.as_deref(), Some("REMOTE"));
+    // The document of the fax sent is archived.
+    let archived = s._spool.path().join("sent/ABC123-0.tif");
+    assert!(archived.exists(), "{}", archived.display());
     let firsts: Vec<u32> = s
         .engine
         .requests

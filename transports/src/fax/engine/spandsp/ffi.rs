@@ -95,13 +95,9 @@ pub const SAMPLE_RATE: u64 = 8000;
 
 // T.30 completion codes (the anonymous enum in t30.h, counted from 0).
 pub const T30_ERR_OK: c_int = 0;
-pub const T30_ERR_CEDTONE: c_int = 1;
 pub const T30_ERR_T0_EXPIRED: c_int = 2;
 pub const T30_ERR_T1_EXPIRED: c_int = 3;
 pub const T30_ERR_INCOMPATIBLE: c_int = 8;
-pub const T30_ERR_RX_INCAPABLE: c_int = 9;
-pub const T30_ERR_TX_INCAPABLE: c_int = 10;
-pub const T30_ERR_NORESSUPPORT: c_int = 11;
 pub const T30_ERR_NOSIZESUPPORT: c_int = 12;
 pub const T30_ERR_FILEERROR: c_int = 41;
 pub const T30_ERR_NOMEM: c_int = 47;
@@ -118,7 +114,6 @@ pub const T30_SUPPORT_T6_COMPRESSION: c_int = 0x08;
 
 // logging.h: severities and display flags.
 pub const SPAN_LOG_ERROR: c_int = 1;
-pub const SPAN_LOG_WARNING: c_int = 2;
 pub const SPAN_LOG_PROTOCOL_WARNING: c_int = 4;
 pub const SPAN_LOG_FLOW: c_int = 5;
 pub const SPAN_LOG_SHOW_PROTOCOL: c_int = 0x0800;
@@ -146,10 +141,6 @@ extern "C" {
     // t30_api.h
     pub fn t30_set_tx_ident(s: *mut t30_state_t, id: *const c_char) -> c_int;
     pub fn t30_get_rx_ident(s: *mut t30_state_t) -> *const c_char;
-    pub fn t30_set_tx_page_header_overlays_image(
-        s: *mut t30_state_t,
-        header_overlays_image: c_int,
-    ) -> c_int;
     pub fn t30_set_tx_page_header_info(s: *mut t30_state_t, info: *const c_char) -> c_int;
     pub fn t30_set_rx_file(s: *mut t30_state_t, file: *const c_char, stop_page: c_int);
     pub fn t30_set_tx_file(
@@ -178,7 +169,6 @@ extern "C" {
 
     // t30.h
     pub fn t30_get_transfer_statistics(s: *mut t30_state_t, t: *mut t30_stats_t);
-    pub fn t30_call_active(s: *mut t30_state_t) -> c_int;
     pub fn t30_terminate(s: *mut t30_state_t);
 
     // t30_logging.h: a static string, never freed.
@@ -188,7 +178,10 @@ extern "C" {
     pub fn span_log_set_level(s: *mut logging_state_t, level: c_int) -> c_int;
     /// Stores the pointer, does not copy: the tag must outlive the context.
     pub fn span_log_set_tag(s: *mut logging_state_t, tag: *const c_char) -> c_int;
-    pub fn span_log_set_message_handler(s: *mut logging_state_t, func: Option<message_handler_func_t>);
+    pub fn span_log_set_message_handler(
+        s: *mut logging_state_t,
+        func: Option<message_handler_func_t>,
+    );
     pub fn span_log_set_error_handler(s: *mut logging_state_t, func: Option<error_handler_func_t>);
 }
 
@@ -215,8 +208,14 @@ mod tests {
                 .into_owned()
         };
         assert_eq!(text(T30_ERR_OK), "OK");
-        assert_eq!(text(T30_ERR_T0_EXPIRED), "Timed out waiting for initial communication");
-        assert_eq!(text(T30_ERR_T1_EXPIRED), "Timed out waiting for the first message");
+        assert_eq!(
+            text(T30_ERR_T0_EXPIRED),
+            "Timed out waiting for initial communication"
+        );
+        assert_eq!(
+            text(T30_ERR_T1_EXPIRED),
+            "Timed out waiting for the first message"
+        );
         assert_eq!(text(T30_ERR_FILEERROR), "TIFF/F file cannot be opened");
         assert_eq!(text(T30_ERR_CALLDROPPED), "The call dropped prematurely");
     }

@@ -3,4 +3,5 @@
 //! terminal, and two of them wired back to back over a simulated line).
 
 mod ffi;
+mod log;
 pub mod modem;

@@ -4,18 +4,18 @@
 //! 160 samples at a time, each one's transmitted audio fed to the other's
 //! receiver — a perfect phone line, as spandsp's own `fax_tests.c` does it.
 //!
-//! Every `unsafe` block of the engines is in this file (the declarations
-//! are in [`super::ffi`]). Ownership: a [`Terminal`] owns its
-//! `fax_state_t` and frees it in `Drop` on every path; the callbacks'
-//! user data is a boxed [`Events`] that the terminal owns too and that
-//! outlives the C state (the state is freed first).
+//! Every `unsafe` block of the engines is in this file and in
+//! [`super::log`] (the declarations are in [`super::ffi`]). Ownership: a
+//! [`Terminal`] owns its `fax_state_t` and frees it in `Drop` on every
+//! path; the callbacks' user data is a heap-allocated `Events` that the
+//! terminal owns too and frees after the C state.
 //!
 //! The work is CPU-bound and synchronous: callers run it on a blocking
 //! thread (`tokio::task::spawn_blocking`).
 
-use super::ffi;
+use super::{ffi, log};
 use std::cell::Cell;
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ffi::{c_int, c_void, CStr, CString};
 use std::path::Path;
 use std::ptr::NonNull;
 
@@ -46,13 +46,16 @@ pub enum ModemError {
 
 /// What a terminal does in the call.
 pub enum Job<'a> {
-    /// Send pages `first..=last` (1-based) of a TIFF-F file.
+    /// Send pages `first..=last` (1-based; `last: None`: to the end) of a
+    /// TIFF-F file.
     Send {
         file: &'a Path,
         first: u32,
-        last: u32,
-        /// Header line printed over the top of each page (at most 50
-        /// characters; spandsp adds date, our ident and page number).
+        last: Option<u32>,
+        /// A header line for the top of each page (at most 50 characters;
+        /// spandsp adds date, our identity and page number). spandsp 0.0.6
+        /// always puts it above the image, making each page longer (32
+        /// rows at 196 dpi): its overlay switch does not reach T.4 there.
         header: Option<&'a str>,
     },
     /// Store what arrives in a TIFF-F file (G4, FillOrder 2).
@@ -105,7 +108,10 @@ impl Terminal {
     /// Makes a terminal. ECM is on; MH, MR and MMR are offered on the line;
     /// received pages are stored as MMR (T.6).
     pub fn new(setup: &Setup<'_>) -> Result<Terminal, ModemError> {
-        let ident = c_string("station identity", &truncate(setup.ident, ffi::T30_MAX_IDENT_LEN))?;
+        let ident = c_string(
+            "station identity",
+            &truncate(setup.ident, ffi::T30_MAX_IDENT_LEN),
+        )?;
         let (file, header) = match &setup.job {
             Job::Send { file, header, .. } => (
                 c_path("document", file)?,
@@ -142,12 +148,13 @@ impl Terminal {
         // strings are NUL-terminated and only read during the calls
         // (spandsp copies the ident, file names and header info into its
         // own buffers); the log tag is 'static, as span_log_set_tag keeps
-        // the pointer. `events` points into a Box that `terminal` owns and
-        // that is dropped only after fax_free, so the callbacks never see
-        // a dangling pointer.
+        // the pointer. `events` is a heap allocation that `terminal` owns
+        // and frees only after fax_free, so the callbacks never see a
+        // dangling pointer. An early return drops `terminal`, which frees
+        // the context.
         unsafe {
-            set_up_logging(ffi::fax_get_logging_state(f), setup.tag);
-            set_up_logging(ffi::t30_get_logging_state(t), setup.tag);
+            log::route(ffi::fax_get_logging_state(f), setup.tag);
+            log::route(ffi::t30_get_logging_state(t), setup.tag);
             ffi::fax_set_transmit_on_idle(f, 1);
             if ffi::t30_set_tx_ident(t, ident.as_ptr()) != 0 {
                 return Err(ModemError::Refused {
@@ -165,16 +172,13 @@ impl Terminal {
             ffi::t30_set_phase_d_handler(t, Some(on_phase_d), events);
             ffi::t30_set_phase_e_handler(t, Some(on_phase_e), events);
             match &setup.job {
-                Job::Send {
-                    first, last, ..
-                } => {
+                Job::Send { first, last, .. } => {
                     // spandsp counts pages from 0.
-                    let start = c_int::try_from(first.saturating_sub(1)).unwrap_or(c_int::MAX);
-                    let stop = c_int::try_from(last.saturating_sub(1)).unwrap_or(c_int::MAX);
-                    ffi::t30_set_tx_file(t, file.as_ptr(), start, stop);
+                    let index =
+                        |page: u32| c_int::try_from(page.saturating_sub(1)).unwrap_or(c_int::MAX);
+                    let stop = last.map_or(-1, index);
+                    ffi::t30_set_tx_file(t, file.as_ptr(), index(*first), stop);
                     if let Some(header) = &header {
-                        // Over the top rows, so the page keeps its length.
-                        ffi::t30_set_tx_page_header_overlays_image(t, 1);
                         if ffi::t30_set_tx_page_header_info(t, header.as_ptr()) != 0 {
                             return Err(ModemError::Refused {
                                 what: "page header",
@@ -276,6 +280,18 @@ impl Drop for Terminal {
     }
 }
 
+pub use super::ffi::{T30_ERR_CALLDROPPED, T30_ERR_OK, T30_ERR_T0_EXPIRED, T30_ERR_T1_EXPIRED};
+
+/// Whether a call that ended with this completion code may go better
+/// another time: not for a bad document (TIFF/F errors), a far end that
+/// cannot take the fax (incompatible, no resolution or size support), or
+/// a refused identity, password or polling request.
+pub fn completion_retryable(code: i32) -> bool {
+    !(ffi::T30_ERR_INCOMPATIBLE..=ffi::T30_ERR_NOSIZESUPPORT).contains(&code)
+        && !(ffi::T30_ERR_FILEERROR..=ffi::T30_ERR_NOMEM).contains(&code)
+        && code < ffi::T30_ERR_NOPOLL
+}
+
 /// spandsp's text for a completion code.
 pub fn completion_text(code: i32) -> String {
     // SAFETY: t30_completion_code_to_str returns a static NUL-terminated
@@ -302,8 +318,8 @@ pub enum FarEnd<'a> {
 /// How a simulated call went.
 #[derive(Debug, Clone)]
 pub struct CallReport {
-    /// The caller's phase E completion code; `None` if the call hit
-    /// `max_seconds` first.
+    /// The caller's phase E completion code; `None` if the call hit the
+    /// [`Limit`] first.
     pub completion: Option<i32>,
     /// Samples of line audio (8000 per second).
     pub samples: u64,
@@ -318,10 +334,28 @@ impl CallReport {
     }
 }
 
+/// A guard against calls that never end: at most `setup_seconds` plus
+/// `page_seconds` for each page of the caller's file (one until the file
+/// is open) of simulated line time.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub setup_seconds: u64,
+    pub page_seconds: u64,
+}
+
+impl Limit {
+    fn samples(&self, pages: u32) -> u64 {
+        let pages = u64::from(pages.max(1));
+        self.setup_seconds
+            .saturating_add(self.page_seconds.saturating_mul(pages))
+            .saturating_mul(ffi::SAMPLE_RATE)
+    }
+}
+
 /// Runs a call between `caller` and `far` until the caller's T.30 ends,
-/// or `max_seconds` of simulated line time pass (then both are cut off).
-pub fn run_call(caller: &mut Terminal, mut far: FarEnd<'_>, max_seconds: u64) -> CallReport {
-    let max_samples = max_seconds.saturating_mul(ffi::SAMPLE_RATE);
+/// or the `limit` is reached (then both are cut off).
+pub fn run_call(caller: &mut Terminal, mut far: FarEnd<'_>, limit: Limit) -> CallReport {
+    let mut max_samples = limit.samples(1);
     let tail_samples = TAIL_SECONDS * ffi::SAMPLE_RATE;
     let mut samples: u64 = 0;
     let mut to_far = [0i16; BLOCK];
@@ -345,7 +379,12 @@ pub fn run_call(caller: &mut Terminal, mut far: FarEnd<'_>, max_seconds: u64) ->
                 to_caller[m..].fill(0);
                 terminal.rx(&mut to_far);
                 if let Some(limit) = *hang_up_after {
-                    if hang_up_from.is_none() && terminal.phase_d_count() >= limit {
+                    // Pages arrive with phase D; count pages, not phase D
+                    // events (an ECM page may take several exchanges).
+                    if hang_up_from.is_none()
+                        && terminal.phase_d_count() > 0
+                        && terminal.stats().pages_rx >= limit
+                    {
                         hang_up_from = Some(samples);
                     }
                     if let Some(from) = hang_up_from {
@@ -364,6 +403,10 @@ pub fn run_call(caller: &mut Terminal, mut far: FarEnd<'_>, max_seconds: u64) ->
         }
         caller.rx(&mut to_caller);
         samples += BLOCK as u64;
+        if samples.is_multiple_of(BLOCK as u64 * 500) {
+            // Every 10 s: the file is open by now, its pages known.
+            max_samples = limit.samples(caller.stats().pages_in_file.unwrap_or(1));
+        }
         if far_gone_at.is_some_and(|at| samples - at > tail_samples) {
             break;
         }
@@ -404,52 +447,6 @@ unsafe extern "C" fn on_phase_d(
     ffi::T30_ERR_OK
 }
 
-/// Routes a context's messages to `tracing` (target `spandsp`): errors at
-/// warn, warnings at debug, protocol flow at trace — and asks spandsp
-/// only for what `tracing` would keep.
-///
-/// # Safety
-/// `log` must be NULL or a live logging context.
-unsafe fn set_up_logging(log: *mut ffi::logging_state_t, tag: &'static CStr) {
-    if log.is_null() {
-        return;
-    }
-    let level = if tracing::enabled!(target: "spandsp", tracing::Level::TRACE) {
-        ffi::SPAN_LOG_FLOW
-    } else if tracing::enabled!(target: "spandsp", tracing::Level::DEBUG) {
-        ffi::SPAN_LOG_PROTOCOL_WARNING
-    } else {
-        ffi::SPAN_LOG_ERROR
-    };
-    // SAFETY: `log` is live (caller's promise); the tag is 'static, as
-    // span_log_set_tag keeps the pointer; the handlers are plain functions.
-    unsafe {
-        ffi::span_log_set_tag(log, tag.as_ptr());
-        ffi::span_log_set_level(log, level | ffi::SPAN_LOG_SHOW_TAG | ffi::SPAN_LOG_SHOW_PROTOCOL);
-        ffi::span_log_set_message_handler(log, Some(on_log_message));
-        ffi::span_log_set_error_handler(log, Some(on_log_error));
-    }
-}
-
-unsafe extern "C" fn on_log_message(level: c_int, text: *const c_char) {
-    if text.is_null() {
-        return;
-    }
-    // SAFETY: spandsp passes a NUL-terminated message valid for the call.
-    let text = unsafe { CStr::from_ptr(text) }.to_string_lossy();
-    let text = text.trim_end();
-    match level & 0xff {
-        ffi::SPAN_LOG_ERROR => tracing::warn!(target: "spandsp", "{text}"),
-        l if l <= ffi::SPAN_LOG_PROTOCOL_WARNING => tracing::debug!(target: "spandsp", "{text}"),
-        _ => tracing::trace!(target: "spandsp", "{text}"),
-    }
-}
-
-unsafe extern "C" fn on_log_error(text: *const c_char) {
-    // SAFETY: as in on_log_message.
-    unsafe { on_log_message(ffi::SPAN_LOG_ERROR, text) }
-}
-
 /// At most `max` bytes of `s`, cut at a character boundary.
 fn truncate(s: &str, max: usize) -> String {
     let mut end = s.len().min(max);
@@ -481,3 +478,6 @@ fn c_path(what: &'static str, path: &Path) -> Result<CString, ModemError> {
         value: path.display().to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,106 @@
+//! Wires the fax transport from `[fax]`: the engine and its lines, the
+//! document maker (rendering options, cover page), the transport's retry
+//! settings, and what the scheduler needs for fax reports.
+
+use crate::admin::metrics::Metrics;
+use crate::config::fax::{EngineKind, Partial, Unsupported};
+use crate::config::Config;
+use crate::scheduler::FaxReports;
+use faxmta_transports::fax::document::DocumentMaker;
+use faxmta_transports::fax::engine::simulated::{
+    SimulatedEngine, SimulatedNetwork, SimulatedSettings,
+};
+use faxmta_transports::fax::engine::FaxEngine;
+use faxmta_transports::fax::render::{self, CoverInfo, RenderOptions};
+use faxmta_transports::fax::transport::{FaxSettings, FaxTransport, Resend};
+use std::sync::Arc;
+
+/// The parts of the fax transport the server keeps.
+pub struct Fax {
+    pub transport: Arc<FaxTransport>,
+    pub reports: FaxReports,
+}
+
+/// The rendering options of `[fax]`.
+pub fn render_options(config: &Config) -> RenderOptions {
+    let fax = &config.fax;
+    RenderOptions {
+        resolution: fax.resolution,
+        paper: fax.paper,
+        cover: fax.cover_page.then(CoverInfo::default),
+        unsupported: match fax.unsupported {
+            Unsupported::Fail => render::Unsupported::Fail,
+            Unsupported::Skip => render::Unsupported::Skip,
+        },
+        ..Default::default()
+    }
+}
+
+/// The engine named by `[fax] engine`.
+pub fn engine(config: &Config) -> Result<Arc<dyn FaxEngine>, String> {
+    let fax = &config.fax;
+    match fax.engine {
+        EngineKind::Simulated => {
+            let sim = &fax.simulated;
+            let settings = SimulatedSettings {
+                lines: fax.lines,
+                tsi: fax.tsi.clone(),
+                inbound: sim.inbound.clone(),
+                network: SimulatedNetwork {
+                    received: sim.received.clone(),
+                    csid: sim.csid.clone(),
+                    busy: sim.busy.clone(),
+                    no_answer: sim.no_answer.clone(),
+                    no_fax_tone: sim.no_fax_tone.clone(),
+                    hang_up_after: sim.hang_up_after.clone(),
+                },
+            };
+            let engine = SimulatedEngine::new(settings)
+                .map_err(|e| format!("[fax] simulated engine: {e}"))?;
+            Ok(Arc::new(engine))
+        }
+    }
+}
+
+/// Everything the server needs of the fax transport.
+pub fn build(config: &Config, metrics: &Arc<Metrics>) -> Result<Fax, String> {
+    let fax = &config.fax;
+    let engine = engine(config)?;
+    let _ = metrics.fax_engine.set(engine.clone());
+    let maker = Arc::new(DocumentMaker {
+        options: render_options(config),
+        compression: fax.compression,
+    });
+    let settings = FaxSettings {
+        tsi: fax.tsi.clone(),
+        header: Some(fax.header.clone()).filter(|h| !h.trim().is_empty()),
+        retries: fax.retries,
+        retry_interval: fax.retry_interval.std(),
+        resend: match fax.partial {
+            Partial::Missing => Resend::Missing,
+            Partial::All => Resend::All,
+        },
+        spool: fax.spool.clone(),
+        archive: fax.archive.clone(),
+    };
+    let observer: Arc<Metrics> = metrics.clone();
+    let transport = Arc::new(FaxTransport::new(
+        engine.clone(),
+        maker.clone(),
+        Some(observer),
+        settings,
+    ));
+    let first_page = fax.report_first_page.then(|| {
+        let maker = maker.clone();
+        let f: Arc<crate::scheduler::FirstPage> =
+            Arc::new(move |message: &[u8]| maker.first_page_png(message));
+        f
+    });
+    Ok(Fax {
+        transport,
+        reports: FaxReports {
+            success: fax.success_report,
+            first_page,
+        },
+    })
+}

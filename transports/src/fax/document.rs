@@ -1,0 +1,148 @@
+//! The fax transport's document maker: a queued message becomes the TIFF
+//! Class F file the engine sends (cover page with the recipient's number
+//! first), and its first page becomes the picture in fax reports.
+
+use super::page::{Compression, Page};
+use super::render::{render, RenderOptions};
+use super::tiff::{write_tiff_f, TiffHeader};
+use super::transport::Renderer;
+use crate::FaxHop;
+use faxmta_queue::Envelope;
+use std::path::Path;
+
+/// Renders with fixed options; the cover page, when on, names the
+/// recipient's number.
+pub struct DocumentMaker {
+    /// How pages are made; `cover` is a template (its `number` is filled
+    /// per recipient, empty fields from the message).
+    pub options: RenderOptions,
+    pub compression: Compression,
+}
+
+impl DocumentMaker {
+    /// The pages of `message` for `number`.
+    pub fn pages(&self, message: &[u8], number: &str) -> Result<Vec<Page>, String> {
+        let mut options = self.options.clone();
+        if let Some(cover) = options.cover.as_mut() {
+            cover.number = number.to_string();
+        }
+        let rendered = render(message, &options).map_err(|e| e.to_string())?;
+        for note in &rendered.parts {
+            tracing::debug!("fax to {number}: {note}");
+        }
+        Ok(rendered.into_pages())
+    }
+
+    /// The first page of `message` as a PNG, half size (for reports).
+    pub fn first_page_png(&self, message: &[u8]) -> Option<Vec<u8>> {
+        let pages = self.pages(message, "").ok()?;
+        page_png(pages.first()?)
+    }
+}
+
+impl Renderer for DocumentMaker {
+    fn render(
+        &self,
+        message: &[u8],
+        envelope: &Envelope,
+        hop: &FaxHop,
+        path: &Path,
+    ) -> Result<u32, String> {
+        let pages = self.pages(message, &hop.number)?;
+        let header = TiffHeader {
+            description: Some(format!("{} to {}", envelope.id, hop.number)),
+            ..Default::default()
+        };
+        write_tiff_f(path, &pages, self.compression, &header)
+            .map_err(|e| format!("cannot write the fax document: {e}"))?;
+        u32::try_from(pages.len()).map_err(|_| "too many pages".to_string())
+    }
+}
+
+/// A page as a grey PNG at half its width and height (a preview: 864
+/// pixels wide for a fax page), each pixel the share of white in its 2×2
+/// block.
+pub fn page_png(page: &Page) -> Option<Vec<u8>> {
+    let (w, h) = (page.width / 2, page.height / 2);
+    if w == 0 || h == 0 {
+        return None;
+    }
+    let mut grey = image::GrayImage::new(w, h);
+    for y in 0..h {
+        for x in 0..w {
+            let black = [(0, 0), (1, 0), (0, 1), (1, 1)]
+                .iter()
+                .filter(|(dx, dy)| page.get(2 * x + dx, 2 * y + dy))
+                .count() as u32;
+            grey.put_pixel(x, y, image::Luma([(255 - black * 255 / 4) as u8]));
+        }
+    }
+    let mut out = std::io::Cursor::new(Vec::new());
+    grey.write_to(&mut out, image::ImageFormat::Png).ok()?;
+    Some(out.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fax::page::{Resolution, FAX_WIDTH};
+    use crate::fax::render::CoverInfo;
+
+    #[test]
+    fn a_preview_is_half_size_and_keeps_black_and_white() {
+        let mut page = Page::blank(FAX_WIDTH, 100, Resolution::Fine);
+        for y in 0..50 {
+            for x in 0..100 {
+                page.set(x, y, true);
+            }
+        }
+        let png = page_png(&page).unwrap();
+        let img = image::load_from_memory(&png).unwrap().to_luma8();
+        assert_eq!(img.dimensions(), (FAX_WIDTH / 2, 50));
+        assert_eq!(img.get_pixel(10, 10).0[0], 0);
+        assert_eq!(img.get_pixel(10, 30).0[0], 255);
+        assert_eq!(img.get_pixel(60, 10).0[0], 255);
+    }
+
+    #[test]
+    fn the_cover_names_the_number_and_the_document_is_tiff_f() {
+        let dir = tempfile::tempdir().unwrap();
+        let maker = DocumentMaker {
+            options: RenderOptions {
+                cover: Some(CoverInfo::default()),
+                ..Default::default()
+            },
+            compression: Compression::Mh,
+        };
+        let message = b"From: Alice <alice@example.test>\r\nSubject: Hello\r\n\r\nSome text.\r\n";
+        let with = maker.pages(message, "+15551234567").unwrap();
+        let other = maker.pages(message, "+4930123456").unwrap();
+        assert_eq!(with.len(), 2, "cover and one page of text");
+        assert_ne!(with[0], other[0], "the cover shows the number");
+        assert_eq!(with[1], other[1], "the text page does not");
+        let hop = FaxHop {
+            number: "+15551234567".into(),
+            dial: "15551234567".into(),
+            subaddress: None,
+        };
+        let env = Envelope {
+            id: "Q1".into(),
+            sender: "alice@example.test".into(),
+            arrival: 0,
+            size: 0,
+            client: Default::default(),
+            body_type: Default::default(),
+            smtputf8: false,
+            ret: None,
+            envid: None,
+            held: false,
+            lifetime: None,
+            recipients: Vec::new(),
+        };
+        let path = dir.path().join("doc.tif");
+        assert_eq!(maker.render(message, &env, &hop, &path), Ok(2));
+        let read = crate::fax::tiff::read_tiff(&path).unwrap();
+        assert_eq!(read.len(), 2);
+        assert_eq!(read[0].width, FAX_WIDTH);
+    }
+}
