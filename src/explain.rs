@@ -278,11 +278,15 @@ fn fax_lines(out: &mut String, router: &Router, target: &FaxTarget) {
         }
     }
     let d = &policy.directory;
+    let count = |n: usize, word: &str| match n {
+        1 => format!("1 {word}"),
+        n => format!("{n} {word}s"),
+    };
     let _ = writeln!(
         out,
-        "senders: {} users and {} groups in the fax user directory; others get 550 5.7.1",
-        d.users.len(),
-        d.groups.len()
+        "senders: {} and {} in the fax user directory; others get 550 5.7.1",
+        count(d.users.len(), "user"),
+        count(d.groups.len(), "group")
     );
 }
 

@@ -149,6 +149,50 @@ pub fn send(config: &Config, args: SendArgs) -> ExitCode {
     }
 }
 
+/// `faxmta fax render`: what the transport would send, as a file.
+pub fn render(config: &Config, message: &Path, out: &Path, number: &str) -> ExitCode {
+    use std::io::Read;
+    let mut data = Vec::new();
+    let read = if message == Path::new("-") {
+        std::io::stdin().read_to_end(&mut data).map(|_| ())
+    } else {
+        std::fs::read(message).map(|d| data = d)
+    };
+    if let Err(e) = read {
+        eprintln!("faxmta: cannot read {}: {e}", message.display());
+        return ExitCode::FAILURE;
+    }
+    let started = std::time::Instant::now();
+    let maker = faxmta_transports::fax::document::DocumentMaker {
+        options: crate::fax::render_options(config),
+        compression: config.fax.compression,
+    };
+    let written = maker.pages(&data, number).and_then(|pages| {
+        faxmta_transports::fax::tiff::write_tiff_f(
+            out,
+            &pages,
+            config.fax.compression,
+            &Default::default(),
+        )
+        .map(|_| pages.len())
+        .map_err(|e| e.to_string())
+    });
+    match written {
+        Ok(n) => {
+            println!(
+                "{}: {n} page(s) in {} ms",
+                out.display(),
+                started.elapsed().as_millis()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("faxmta: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// One line of `fax status`.
 struct Row {
     id: String,

@@ -119,6 +119,17 @@ enum FaxAction {
     },
     /// Faxes in the queue and finished ones (all, or one queue id).
     Status { id: Option<String> },
+    /// Render a message (RFC 5322 file, "-" for standard input) to a
+    /// TIFF-F file the way the fax transport would, without sending it.
+    Render {
+        message: PathBuf,
+        /// The TIFF file to write.
+        #[arg(short, long)]
+        out: PathBuf,
+        /// The number on the cover page.
+        #[arg(long, default_value = "")]
+        number: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -309,6 +320,11 @@ pub fn main() -> ExitCode {
                     },
                 ),
                 FaxAction::Status { id } => fax_cli::status(&c, id),
+                FaxAction::Render {
+                    message,
+                    out,
+                    number,
+                } => fax_cli::render(&c, &message, &out, &number),
             },
             Err(e) => {
                 eprintln!("faxmta: {e}");

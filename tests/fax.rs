@@ -356,3 +356,53 @@ fn fax_send_goes_through_the_queue() {
     assert!(!refused.status.success());
     assert_contains(&output_text(&refused), "5.7.1");
 }
+
+#[test]
+fn an_attachment_that_cannot_be_faxed_is_named_in_the_report() {
+    let work = tempfile::tempdir().unwrap();
+    let s = Server::start_with("", &fax_config(work.path(), ""));
+    let msg = fixtures::message(
+        "contract",
+        &[
+            fixtures::Part("text/plain", None, b"See the contract.\r\n".to_vec()),
+            fixtures::Part(
+                "application/msword",
+                Some("contract.doc"),
+                b"\xd0\xcf\x11\xe0 not really a document".to_vec(),
+            ),
+        ],
+    );
+    let id = send(
+        &s,
+        "alice@example.test",
+        "+15551234567@fax.localhost",
+        &String::from_utf8(msg).unwrap(),
+    );
+    let report = report_with(&s, "Subject: Fax to +15551234567 failed", 30);
+    assert_contains(&report, "contract.doc");
+    assert_contains(&report, "application/msword");
+    assert_contains(&report, "Status: 5.6.1");
+    assert_contains(&report, "X-Fax-Result: render-failed");
+    wait_status(&s, &id, "+15551234567@fax.localhost", "bounced", 5);
+    // Nothing was dialled.
+    assert!(tiffs(&work.path().join("remote")).is_empty());
+
+    // With unsupported = "skip" the rest goes out.
+    let work2 = tempfile::tempdir().unwrap();
+    let s2 = Server::start_with("", &fax_config(work2.path(), "unsupported = \"skip\""));
+    let msg = fixtures::message(
+        "contract",
+        &[
+            fixtures::Part("text/plain", None, b"See the contract.\r\n".to_vec()),
+            fixtures::Part("application/msword", Some("contract.doc"), b"x".to_vec()),
+        ],
+    );
+    send(
+        &s2,
+        "alice@example.test",
+        "+15551234567@fax.localhost",
+        &String::from_utf8(msg).unwrap(),
+    );
+    let report = report_with(&s2, "Subject: Fax to +15551234567 sent", 30);
+    assert_contains(&report, "Pages sent:     2 of 2");
+}

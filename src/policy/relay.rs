@@ -1,9 +1,12 @@
 //! Relay control: which recipients a client may hand us.
 //!
-//! Recipients in our own domains (local, relay, backup-mx, etrn) are taken
-//! from anyone; any other domain — a remote domain, a `smarthost` domain —
-//! only from clients that may relay: authenticated users (SMTP AUTH) and
-//! the networks in `[relay] allow`. The default allows nobody.
+//! Recipients in our own domains (local, relay, backup-mx, etrn, fax) are
+//! taken from anyone; any other domain — a remote domain, a `smarthost`
+//! domain — only from clients that may relay: authenticated users (SMTP
+//! AUTH) and the networks in `[relay] allow`. The default allows nobody.
+//! (Fax recipients then need a sender the fax user directory allows:
+//! src/server/session/fax.rs. `FAX=…@` a domain that is not ours is an
+//! ordinary remote address.)
 //!
 //! Address tricks never reach another destination. The path parser
 //! (src/server/path.rs) drops source routes (`@us:u@d` is `u@d`, which is

@@ -2,7 +2,9 @@
 //! what order, by which renderer; what is left out and why.
 
 use super::doc::Doc;
-use super::{describe, pdf, picture, postscript, CoverInfo, PartNote, PartOutcome, RenderError};
+use super::{
+    describe, html, pdf, picture, postscript, CoverInfo, PartNote, PartOutcome, RenderError,
+};
 use super::{RenderOptions, Unsupported};
 use mail_parser::{Address, Message, MessagePart, MimeHeaders, PartType};
 
@@ -10,6 +12,8 @@ use mail_parser::{Address, Message, MessagePart, MimeHeaders, PartType};
 /// `application/octet-stream`) by content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
+    /// Readable as text though it came as bytes (delivery reports …).
+    Text,
     Pdf,
     PostScript,
     Tiff,
@@ -29,6 +33,13 @@ fn kind_of(content_type: &str, data: &[u8]) -> Kind {
         "application/pkcs7-signature"
         | "application/x-pkcs7-signature"
         | "application/pgp-signature" => Kind::Signature,
+        "text/rtf" => Kind::Other,
+        "message/delivery-status"
+        | "message/global-delivery-status"
+        | "message/disposition-notification"
+        | "message/global-disposition-notification"
+        | "text/rfc822-headers" => Kind::Text,
+        t if t.starts_with("text/") => Kind::Text,
         "application/octet-stream"
         | "binary/octet-stream"
         | "application/x-download"
@@ -137,7 +148,13 @@ pub(super) struct Walker<'a> {
     /// The top-level headers, set before the first text when there is no
     /// cover page.
     header: Option<Vec<(&'static str, String)>>,
+    /// Multiparts and attached messages we are inside.
+    depth: usize,
 }
+
+/// Multiparts and attached messages nested deeper than this are not
+/// walked (a hostile message must not exhaust the stack).
+const MAX_NESTING: usize = 32;
 
 impl<'a> Walker<'a> {
     pub fn new(doc: &'a mut Doc, opts: &'a RenderOptions, notes: &'a mut Vec<PartNote>) -> Self {
@@ -146,6 +163,7 @@ impl<'a> Walker<'a> {
             opts,
             notes,
             header: None,
+            depth: 0,
         }
     }
 
@@ -162,7 +180,19 @@ impl<'a> Walker<'a> {
         };
         let ct = content_type(part);
         if let PartType::Multipart(children) = &part.body {
-            return self.multipart(m, &ct, children, path);
+            if self.depth >= MAX_NESTING {
+                let e = part_error(
+                    path,
+                    None,
+                    &ct,
+                    format!("parts nested more than {MAX_NESTING} deep"),
+                );
+                return self.skip_or_fail(e, path, &ct);
+            }
+            self.depth += 1;
+            let r = self.multipart(m, &ct, children, path);
+            self.depth -= 1;
+            return r;
         }
         // A leaf: the root of a single-part message is part 1.
         let path = if path.is_empty() { "1" } else { path };
@@ -170,16 +200,31 @@ impl<'a> Walker<'a> {
         // Text may continue on the page in progress; all else starts anew.
         let continues = self.doc.text_in_progress();
         let before = self.doc.page_count();
-        let is_text = matches!(part.body, PartType::Text(_) | PartType::Html(_));
+        let is_text = match &part.body {
+            PartType::Text(_) | PartType::Html(_) => true,
+            PartType::Binary(d) | PartType::InlineBinary(d) => kind_of(&ct, d) == Kind::Text,
+            _ => false,
+        };
         let result = match &part.body {
             PartType::Text(_) if ct == "text/rtf" => Err(unsupported(path, name.as_deref(), &ct)),
             PartType::Text(t) => self.text(t, name.as_deref()),
             PartType::Html(h) => guarded(path, name.as_deref(), &ct, || {
-                html_text(h, self.doc.cols())
+                html::to_text(h, self.doc.cols())
                     .map_err(|reason| part_error(path, name.as_deref(), &ct, reason))
             })
             .and_then(|t| self.text(&t, name.as_deref())),
-            PartType::Message(inner) => return self.attached_message(inner, path, &ct, name),
+            PartType::Message(_) if self.depth >= MAX_NESTING => Err(part_error(
+                path,
+                name.as_deref(),
+                &ct,
+                format!("messages attached more than {MAX_NESTING} deep"),
+            )),
+            PartType::Message(inner) => {
+                self.depth += 1;
+                let r = self.attached_message(inner, path, &ct, name);
+                self.depth -= 1;
+                return r;
+            }
             PartType::Binary(d) | PartType::InlineBinary(d) => {
                 guarded(path, name.as_deref(), &ct, || {
                     self.binary(d, path, name.as_deref(), &ct)
@@ -278,6 +323,21 @@ impl<'a> Walker<'a> {
             }
         }
         Ok(())
+    }
+
+    /// A part error: noted with `unsupported = "skip"`, else returned.
+    fn skip_or_fail(&mut self, e: RenderError, path: &str, ct: &str) -> Result<(), RenderError> {
+        if self.opts.unsupported == Unsupported::Skip {
+            self.notes.push(PartNote {
+                part: path.to_string(),
+                content_type: ct.to_string(),
+                name: None,
+                outcome: PartOutcome::Skipped(reason_of(&e)),
+            });
+            Ok(())
+        } else {
+            Err(e)
+        }
     }
 
     fn note_skipped(&mut self, p: &MessagePart, path: &str, why: &str) {
@@ -386,6 +446,7 @@ impl<'a> Walker<'a> {
             Kind::PostScript => postscript::render(self.doc, d, &who(), opts)?,
             Kind::Tiff => picture::tiff(self.doc, d, &who(), opts)?,
             Kind::Picture => picture::picture(self.doc, d, &who(), opts)?,
+            Kind::Text => return self.text(&String::from_utf8_lossy(d), name),
             Kind::Signature => return Ok(Outcome::Skipped("signature".into())),
             Kind::Other => return Err(unsupported(path, name, ct)),
         }
@@ -461,15 +522,6 @@ fn header_lines(m: &Message) -> Vec<(&'static str, String)> {
     .collect()
 }
 
-/// HTML as plain text, wrapped at `cols`: no markup characters (no `**`
-/// or `#`), tables drawn, link targets listed at the end.
-fn html_text(html: &str, cols: usize) -> Result<String, String> {
-    html2text::config::plain_no_decorate()
-        .link_footnotes(true)
-        .string_from_read(html.as_bytes(), cols)
-        .map_err(|e| format!("cannot read the HTML: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -498,5 +550,11 @@ mod tests {
         );
         assert_eq!(kind_of("application/msword", b"%PDF-1.4"), Kind::Other);
         assert_eq!(kind_of("image/jpeg", b""), Kind::Picture);
+        assert_eq!(
+            kind_of("message/delivery-status", b"Status: 5.0.0"),
+            Kind::Text
+        );
+        assert_eq!(kind_of("text/csv", b"a,b"), Kind::Text);
+        assert_eq!(kind_of("text/rtf", b"{\\rtf1"), Kind::Other);
     }
 }

@@ -37,6 +37,7 @@
 mod cover;
 mod doc;
 mod font;
+mod html;
 mod mime;
 mod pdf;
 mod picture;

@@ -128,6 +128,14 @@ impl Gray {
         if (w, h) == (self.w, self.h) {
             return self.clone();
         }
+        if self.w == 0 || self.h == 0 {
+            // Nothing to sample: white.
+            return Gray {
+                w,
+                h,
+                px: vec![255; w as usize * h as usize],
+            };
+        }
         let xs = weights(self.w, w);
         let ys = weights(self.h, h);
         // Horizontal pass: h_in rows of w_out.
@@ -161,7 +169,14 @@ impl Gray {
     pub fn threshold(&self, t: u8) -> Bits {
         let mut out = Bits::new(self.w, self.h);
         let w = self.w as usize;
-        for (src, dst) in self.px.chunks_exact(w).zip(out.data.chunks_exact_mut(out.stride)) {
+        if w == 0 {
+            return out;
+        }
+        for (src, dst) in self
+            .px
+            .chunks_exact(w)
+            .zip(out.data.chunks_exact_mut(out.stride))
+        {
             // Eight pixels to a byte, most significant first.
             for (d, px) in dst.iter_mut().zip(src.chunks(8)) {
                 let mut b = 0u8;
@@ -179,6 +194,9 @@ impl Gray {
     pub fn dither(&self) -> Bits {
         let mut out = Bits::new(self.w, self.h);
         let w = self.w as usize;
+        if w == 0 {
+            return out;
+        }
         // Errors for this row and the next, with one guard cell each side.
         let mut cur = vec![0i32; w + 2];
         let mut next = vec![0i32; w + 2];
@@ -357,6 +375,9 @@ impl Sheet {
     /// pixels, enlarged at most `max_up` times; centred across, at the
     /// top.
     pub fn picture_page(&self, img: &Gray, margin: f32, max_up: f32) -> Page {
+        if img.w == 0 || img.h == 0 {
+            return self.blank();
+        }
         let aw = self.width() as f32 - 2.0 * self.x_px(margin);
         let ah = self.height() as f32 - 2.0 * self.y_px(margin);
         let aspect = self.ydpi() / X_DPI as f32; // rows per source row at scale 1
@@ -397,6 +418,13 @@ impl Sheet {
     /// placed as [`Sheet::fit`] says: centred across, at the top, no
     /// margins of our own.
     pub fn document_page(&self, src: DocImage, w_in: f32, h_in: f32) -> Page {
+        let empty = match &src {
+            DocImage::Bits(b) => b.w == 0 || b.h == 0,
+            DocImage::Gray(g) => g.w == 0 || g.h == 0,
+        };
+        if empty || !(w_in > 0.0 && h_in > 0.0) {
+            return self.blank();
+        }
         let (s, turn) = self.fit(w_in, h_in);
         let (w_in, h_in) = if turn { (h_in, w_in) } else { (w_in, h_in) };
         let tw = (self.x_px(w_in) * s).round().max(1.0) as u32;
@@ -493,6 +521,13 @@ mod tests {
         assert_eq!(black, 25 * 25);
         let big = g.resize(200, 100);
         assert_eq!(big.px.iter().filter(|&&v| v < 128).count(), 100 * 50);
+        let empty = Gray {
+            w: 0,
+            h: 5,
+            px: Vec::new(),
+        };
+        assert_eq!(empty.resize(4, 2).px, vec![255; 8]);
+        assert_eq!(empty.binarize().data.len(), 0);
         let mid = gray(10, 10, |_, _| 100).resize(3, 7);
         assert!(mid.px.iter().all(|&v| v == 100), "{:?}", mid.px);
     }

@@ -130,3 +130,48 @@ fn option_edges() {
         Err(RenderError::Empty)
     );
 }
+
+#[test]
+fn delivery_reports_are_text_and_deep_nesting_is_refused() {
+    let msg = format!(
+        "{HEAD}Content-Type: multipart/report; report-type=delivery-status; boundary=R\r\n\r\n\
+         --R\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n\
+         --R\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example\r\n\r\n\
+         Final-Recipient: rfc822; bob@example\r\nStatus: 5.1.1\r\n--R--\r\n"
+    );
+    let r = render_ok(&msg, &RenderOptions::default());
+    let got: Vec<_> = r.parts.iter().map(|p| p.to_string()).collect();
+    assert_eq!(
+        got,
+        [
+            "part 1 (text/plain): page 1",
+            "part 2 (message/delivery-status): page 1"
+        ]
+    );
+
+    let depth = 40;
+    let mut m = format!("{HEAD}Content-Type: multipart/mixed; boundary=b0\r\n\r\n");
+    for i in 0..depth {
+        m += &format!(
+            "--b{i}\r\nContent-Type: multipart/mixed; boundary=b{}\r\n\r\n",
+            i + 1
+        );
+    }
+    m += &format!("--b{depth}\r\nContent-Type: text/plain\r\n\r\ndeep\r\n--b{depth}--\r\n");
+    for i in (0..depth).rev() {
+        m += &format!("--b{i}--\r\n");
+    }
+    let e = render(m.as_bytes(), &RenderOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("nested more than 32 deep"), "{e}");
+    let skip = RenderOptions {
+        unsupported: Unsupported::Skip,
+        cover: Some(CoverInfo::default()),
+        ..RenderOptions::default()
+    };
+    let r = render_ok(&m, &skip);
+    assert_eq!(r.page_count(), 1);
+    assert!(matches!(
+        r.parts.last().map(|p| &p.outcome),
+        Some(PartOutcome::Skipped(_))
+    ));
+}
