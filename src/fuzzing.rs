@@ -105,6 +105,18 @@ name = "customer.test"
 kind = "etrn"
 release_from = ["127.0.0.6/32"]
 hosts = ["127.0.0.6"]
+[[domain]]
+name = "fax.test"
+kind = "fax"
+[fax.dialplan]
+country_code = "1"
+national_prefix = "1"
+international_prefix = "011"
+area_code = "555"
+national_digits = 10
+outside_line = "9"
+[[fax.user]]
+address = "*@example.test"
 "#;
         match Config::parse(std::path::Path::new("fuzz.toml"), text) {
             Ok(c) => Router::new(&c),
@@ -119,8 +131,11 @@ hosts = ["127.0.0.6"]
 /// address parses to itself; a client that may not relay never gets a
 /// route that relays; no accepted address in our domains carries a route
 /// of its own (`%`, `!`, quoted `@`); a Maildir path never leaves its
-/// domain's directory.
+/// domain's directory; a fax route is an E.164 number and a dial string of
+/// digits. The same input also goes through the fax address parsers on
+/// their own ([`fax_forms`]).
 pub fn address(data: &[u8]) {
+    fax_forms(data);
     let Ok(path) = path::parse(data) else {
         return;
     };
@@ -137,6 +152,18 @@ pub fn address(data: &[u8]) {
         if !route.is_relay() {
             assert!(!relay::has_routing(&address), "{address} routed");
         }
+        if let Route::Fax(target) = &route {
+            // A fax route is a number and digits to dial, nothing else.
+            let number = target.number.as_str();
+            assert!(number.starts_with('+'), "{address}: {number}");
+            assert!(number[1..].bytes().all(|b| b.is_ascii_digit()), "{address}");
+            assert!(number.len() <= 16, "{address}: {number}");
+            assert!(
+                target.dial.bytes().all(|b| b.is_ascii_digit() || b == b'+'),
+                "{address}: dial {}",
+                target.dial
+            );
+        }
         if let Route::Maildir { mailbox } = &route {
             let base = std::path::Path::new("/var/mail");
             assert!(mailbox.starts_with(base), "{address}: {mailbox:?}");
@@ -150,6 +177,25 @@ pub fn address(data: &[u8]) {
             assert!(mailbox.components().count() == 5, "{address}: {mailbox:?}");
         }
     }
+}
+
+/// The fax address forms on their own, from any text: `number@`, `FAX=`
+/// and `IMCEAFAX-` local parts, `fax:`/`tel:` URIs never panic, and the
+/// IMCEA encoding decodes back to what was encoded.
+fn fax_forms(data: &[u8]) {
+    use faxmta_transports::fax::address::{
+        imcea_decode, imcea_encode, parse_local_part, parse_text, At,
+    };
+    let text = String::from_utf8_lossy(data);
+    let _ = parse_text(&text);
+    for at in [At::FaxDomain, At::OwnDomain] {
+        if let Ok(Some(parsed)) = parse_local_part(&text, at) {
+            assert!(!parsed.number.is_empty(), "{text:?}");
+        }
+    }
+    let encoded = imcea_encode(&text);
+    let back = encoded.strip_prefix("IMCEAFAX-").map(imcea_decode);
+    assert_eq!(back, Some(Ok(text.clone().into_owned())), "{encoded}");
 }
 
 /// Outbound: a stored message prepared for the wire (8BITMIME downgrade
@@ -198,6 +244,9 @@ mod tests {
         super::smtp_session(b"\x01a\nb\r.\n.\r\nMAIL FROM:<\"a b\"@x>\r\n");
         super::address(b"\"u@elsewhere.test\"@example.test");
         super::address(b"@example.test:u%x@branch.test");
+        super::address(b"IMCEAFAX-Bob+40+2B1+20(555)+20010-0199@fax.test");
+        super::address(b"FAX=+1-555-010-0199/T33S=42@example.test");
+        super::address(b"fax:+15550100199;tsub=7");
         super::outbound_body(b".\n.\r\r\n\xff");
         eprintln!("replayed {n} corpus inputs");
     }

@@ -255,7 +255,7 @@ impl Scheduler {
                     let login = env.client.auth_user.as_deref();
                     let sender = &env.sender;
                     match self.router.fax_permit(&target, sender, login, true) {
-                        Ok(_) => (NextHop::Fax(target.hop()), None),
+                        Ok(sender) => (NextHop::Fax(target.hop_for(&sender)), None),
                         Err(reply) => {
                             outcomes.push(Outcome::local(i, Status::Failed, "none", reply));
                             continue;

@@ -52,6 +52,7 @@ national_digits = 10
 [[fax.user]]
 address = "alice@example.test"
 name = "Alice Example"
+tsi = "+1 555 0199"
 "#
     )
 }
@@ -206,6 +207,9 @@ fn a_mail_becomes_a_fax_and_the_remote_gets_our_pixels() {
         assert!(bits(a) == bits(b), "page {} differs", n + 1);
         assert!(bits(a).iter().any(|&x| x != 0), "page {} is blank", n + 1);
     }
+    // The remote machine heard alice's own station identity (the
+    // directory's, over [fax] tsi); spandsp keeps it in ImageDescription.
+    assert_eq!(theirs[0].description.as_deref(), Some("+1 555 0199"));
     // libtiff reads our document without a word of warning.
     let info = std::process::Command::new("tiffinfo")
         .arg(&sent[0])

@@ -43,6 +43,11 @@ pub struct FaxHop {
     pub dial: String,
     /// The T.33 subaddress (`/T33S=`), if given.
     pub subaddress: Option<String>,
+    /// The sender's own settings from the fax user directory, over
+    /// `[fax]`'s: station identity, page header, cover page on or off.
+    pub tsi: Option<String>,
+    pub header: Option<String>,
+    pub cover_page: Option<bool>,
 }
 
 /// A domain we are a backup MX for, and how to reach its primaries.

@@ -427,6 +427,14 @@ fn postscript_through_ghostscript() {
     assert!(matches!(bbox(p), Some((20..=21, _, _, _))), "{:?}", bbox(p));
     assert!(r.pages[1].black_pixels() > 1_000);
 
+    // The page cap holds for ghostscript's output too.
+    let mut capped = opts(Resolution::Fine, Paper::A4);
+    capped.max_pages = 1;
+    assert_eq!(
+        render(&msg, &capped).unwrap_err(),
+        RenderError::TooManyPages { limit: 1 }
+    );
+
     // Without ghostscript: a clear error, or a note when skipping.
     let mut o = opts(Resolution::Fine, Paper::A4);
     o.ghostscript = Some("/nonexistent/bin/gs".into());

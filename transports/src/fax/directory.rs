@@ -253,6 +253,19 @@ impl FaxTarget {
             number: self.number.to_string(),
             dial: self.dial.clone(),
             subaddress: self.subaddress.clone(),
+            tsi: None,
+            header: None,
+            cover_page: None,
+        }
+    }
+
+    /// [`FaxTarget::hop`] with the settings of the `sender` who faxes.
+    pub fn hop_for(&self, sender: &FaxSender) -> crate::FaxHop {
+        crate::FaxHop {
+            tsi: sender.tsi.clone(),
+            header: sender.header.clone(),
+            cover_page: sender.cover_page,
+            ..self.hop()
         }
     }
 }

@@ -22,7 +22,23 @@ pub struct DocumentMaker {
 impl DocumentMaker {
     /// The pages of `message` for `number`.
     pub fn pages(&self, message: &[u8], number: &str) -> Result<Vec<Page>, String> {
+        self.pages_for(message, number, None)
+    }
+
+    /// The pages of `message` for `number`, the cover page switched on or
+    /// off for this sender (`None`: as configured).
+    pub fn pages_for(
+        &self,
+        message: &[u8],
+        number: &str,
+        cover_page: Option<bool>,
+    ) -> Result<Vec<Page>, String> {
         let mut options = self.options.clone();
+        match cover_page {
+            Some(false) => options.cover = None,
+            Some(true) if options.cover.is_none() => options.cover = Some(Default::default()),
+            _ => {}
+        }
         if let Some(cover) = options.cover.as_mut() {
             cover.number = number.to_string();
         }
@@ -48,7 +64,7 @@ impl Renderer for DocumentMaker {
         hop: &FaxHop,
         path: &Path,
     ) -> Result<u32, String> {
-        let pages = self.pages(message, &hop.number)?;
+        let pages = self.pages_for(message, &hop.number, hop.cover_page)?;
         let header = TiffHeader {
             description: Some(format!("{} to {}", envelope.id, hop.number)),
             ..Default::default()
@@ -124,6 +140,9 @@ mod tests {
             number: "+15551234567".into(),
             dial: "15551234567".into(),
             subaddress: None,
+            tsi: None,
+            header: None,
+            cover_page: None,
         };
         let env = Envelope {
             id: "Q1".into(),

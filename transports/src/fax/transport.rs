@@ -149,8 +149,8 @@ impl FaxTransport {
             document: path.clone(),
             first_page,
             pages,
-            tsi: self.settings.tsi.clone(),
-            header: self.settings.header.clone(),
+            tsi: hop.tsi.clone().unwrap_or_else(|| self.settings.tsi.clone()),
+            header: hop.header.clone().or_else(|| self.settings.header.clone()),
         };
         let result = self.engine.send(request).await;
         self.done_with(&path, matches!(result, SendResult::Sent { .. }));

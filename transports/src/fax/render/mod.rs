@@ -3,11 +3,13 @@
 //!
 //! [`render`] parses the message (MIME, any charset mail-parser decodes)
 //! and renders part by part, in message order:
-//! - `text/plain` and other readable `text/*` in DejaVu Sans Mono (10 pt,
-//!   ½ inch margins, words wrapped, tabs, form feeds); consecutive text
-//!   parts share pages, separated by a rule; `text/html` is reduced to
-//!   text; `multipart/alternative` prefers `text/plain`; an attached
-//!   `message/rfc822` shows its From/Date/Subject/To, then its parts;
+//! - `text/plain` and other readable `text/*` (also delivery-status
+//!   reports; not `text/rtf`) in DejaVu Sans Mono (10 pt, ½ inch
+//!   margins, words wrapped, tabs, form feeds); consecutive text parts
+//!   share pages, separated by a rule (with the file name if any);
+//!   `text/html` is reduced to text (html2text); `multipart/alternative`
+//!   prefers `text/plain`; an attached `message/rfc822` shows its
+//!   From/To/Cc/Date/Subject, then its parts;
 //! - `image/tiff`: every page, at its own resolution (a 204×98 page on a
 //!   fine fax has its rows doubled), bilevel;
 //! - `image/png`, `image/jpeg`, `image/gif`: scaled to fit inside the
@@ -22,9 +24,14 @@
 //!
 //! A part that cannot be rendered (an unknown type, a damaged or
 //! password-protected PDF, PostScript without ghostscript, an image over
-//! the pixel cap) fails the whole fax with an error naming it when
-//! `unsupported` is [`Unsupported::Fail`], or is left out and noted with
-//! [`Unsupported::Skip`]. Exceeding the page cap always fails.
+//! the pixel cap, parts nested more than 32 deep) fails the whole fax
+//! with an error naming it when `unsupported` is [`Unsupported::Fail`],
+//! or is left out and noted with [`Unsupported::Skip`]. Exceeding the
+//! page cap ([`RenderOptions::max_pages`], cover included) always fails,
+//! and is found before the pages are made where the count is known (PDF,
+//! TIFF). A panic in a decoder on a hostile file becomes an error naming
+//! the part. Not bounded here: the CPU time hayro spends on a hostile PDF
+//! (run renders where a stuck one can be abandoned).
 //!
 //! Without a cover page, the From/To/Date/Subject of the message head its
 //! first text (as HylaFAX's faxmail does); with one, they are on the

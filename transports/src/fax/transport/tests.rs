@@ -79,6 +79,9 @@ fn hop() -> NextHop {
         number: "+15551234567".into(),
         dial: "15551234567".into(),
         subaddress: None,
+        tsi: None,
+        header: None,
+        cover_page: None,
     })
 }
 

@@ -68,6 +68,10 @@ unsafe fn format_message(module: *const c_char, fmt: *const c_char, ap: VaListPt
     }
 }
 
+/// libtiff's error handler for one handle: keeps the message.
+///
+/// # Safety
+/// Called by libtiff only, with `user` the handle's [`MessageLog`].
 pub(super) unsafe extern "C" fn on_error(
     _tif: *mut RawTiff,
     user: *mut c_void,
@@ -78,11 +82,16 @@ pub(super) unsafe extern "C" fn on_error(
     // SAFETY: user is the MessageLog boxed by Handle::open, alive until
     // after TIFFClose; arguments are libtiff's.
     let log = unsafe { &*(user as *const MessageLog) };
+    // SAFETY: module, fmt and ap are the message libtiff passes.
     let msg = unsafe { format_message(module, fmt, ap) };
     MessageLog::push(&log.errors, msg);
     1 // handled: libtiff does not call the global (stderr) handler
 }
 
+/// libtiff's warning handler for one handle: keeps the message.
+///
+/// # Safety
+/// As [`on_error`].
 pub(super) unsafe extern "C" fn on_warning(
     _tif: *mut RawTiff,
     user: *mut c_void,
@@ -92,6 +101,7 @@ pub(super) unsafe extern "C" fn on_warning(
 ) -> c_int {
     // SAFETY: as in on_error.
     let log = unsafe { &*(user as *const MessageLog) };
+    // SAFETY: as above.
     let msg = unsafe { format_message(module, fmt, ap) };
     MessageLog::push(&log.warnings, msg);
     1
@@ -117,6 +127,11 @@ impl MemFile<'_> {
     }
 }
 
+/// Reads from the buffer (libtiff's `TIFFReadWriteProc`).
+///
+/// # Safety
+/// Called by libtiff only, with `h` the handle's [`MemFile`] (this goes
+/// for every `mem_` proc).
 pub(super) unsafe extern "C" fn mem_read(h: Thandle, dst: *mut c_void, n: Tmsize) -> Tmsize {
     // SAFETY: h is the MemFile boxed by Handle::open, alive until after
     // TIFFClose and only used by libtiff on this thread.
@@ -134,6 +149,10 @@ pub(super) unsafe extern "C" fn mem_read(h: Thandle, dst: *mut c_void, n: Tmsize
     take as Tmsize
 }
 
+/// Writes into an owned buffer, growing it.
+///
+/// # Safety
+/// See [`mem_read`].
 pub(super) unsafe extern "C" fn mem_write(h: Thandle, src: *mut c_void, n: Tmsize) -> Tmsize {
     // SAFETY: as in mem_read.
     let f = unsafe { &mut *(h as *mut MemFile) };
@@ -159,6 +178,10 @@ pub(super) unsafe extern "C" fn mem_write(h: Thandle, src: *mut c_void, n: Tmsiz
     n
 }
 
+/// Moves the position.
+///
+/// # Safety
+/// See [`mem_read`].
 pub(super) unsafe extern "C" fn mem_seek(h: Thandle, off: Toff, whence: c_int) -> Toff {
     // SAFETY: as in mem_read.
     let f = unsafe { &mut *(h as *mut MemFile) };
@@ -179,16 +202,28 @@ pub(super) unsafe extern "C" fn mem_seek(h: Thandle, off: Toff, whence: c_int) -
     f.pos
 }
 
+/// Nothing to close: the handle owns the buffer.
+///
+/// # Safety
+/// See [`mem_read`].
 pub(super) unsafe extern "C" fn mem_close(_h: Thandle) -> c_int {
     0
 }
 
+/// The buffer's length.
+///
+/// # Safety
+/// See [`mem_read`].
 pub(super) unsafe extern "C" fn mem_size(h: Thandle) -> Toff {
     // SAFETY: as in mem_read.
     let f = unsafe { &*(h as *const MemFile) };
     f.bytes().len() as u64
 }
 
+/// Maps a read buffer (libtiff then reads it in place).
+///
+/// # Safety
+/// See [`mem_read`].
 pub(super) unsafe extern "C" fn mem_map(
     h: Thandle,
     base: *mut *mut c_void,
@@ -209,6 +244,10 @@ pub(super) unsafe extern "C" fn mem_map(
     }
 }
 
+/// Nothing to unmap.
+///
+/// # Safety
+/// See [`mem_read`].
 pub(super) unsafe extern "C" fn mem_unmap(_h: Thandle, _base: *mut c_void, _size: Toff) {}
 
 /// The messages in `list` joined, if any; clears them.

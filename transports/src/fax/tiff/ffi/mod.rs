@@ -150,9 +150,11 @@ pub(super) const DATE_TIME: TagStr = TagStr(306);
 /// One open TIFF over an in-memory buffer.
 pub(super) struct Handle<'a> {
     tif: NonNull<RawTiff>,
-    // Both are pointed to by libtiff until TIFFClose (in Drop/finish).
-    file: Box<MemFile<'a>>,
-    log: Box<MessageLog>,
+    // Owned (made by `Box::into_raw`, freed in Drop after TIFFClose):
+    // libtiff's procs and handlers reach them through raw pointers, so no
+    // Box or reference to them is kept while libtiff runs.
+    file: NonNull<MemFile<'a>>,
+    log: NonNull<MessageLog>,
     closed: bool,
 }
 
@@ -183,27 +185,37 @@ impl<'a> Handle<'a> {
     }
 
     fn open(file: MemFile<'a>, mode: &CStr, max_alloc: usize) -> Result<Handle<'a>, String> {
-        let mut file = Box::new(file);
-        let log = Box::new(MessageLog::default());
-        let log_ptr = &*log as *const MessageLog as *mut c_void;
+        let file = NonNull::from(Box::leak(Box::new(file)));
+        let log = NonNull::from(Box::leak(Box::new(MessageLog::default())));
+        // Frees both when the open fails.
+        let free = || {
+            // SAFETY: both came from Box::leak above and libtiff holds no
+            // pointer to them (it did not open, or was closed).
+            unsafe {
+                let log = Box::from_raw(log.as_ptr());
+                drop(Box::from_raw(file.as_ptr()));
+                take(&log.errors)
+            }
+        };
         // SAFETY: plain constructor; checked for null.
         let opts = unsafe { TIFFOpenOptionsAlloc() };
         if opts.is_null() {
+            let _ = free();
             return Err("libtiff: out of memory".into());
         }
-        // SAFETY: opts is valid; log outlives the handle (it is moved into
-        // the Handle, and TIFFClose runs before it is dropped). libtiff
-        // copies the options at open, so opts is freed right after.
+        // SAFETY: opts is valid; file and log stay allocated until after
+        // TIFFClose (Drop). libtiff copies the options at open, so opts is
+        // freed right after.
         let tif = unsafe {
-            TIFFOpenOptionsSetErrorHandlerExtR(opts, on_error, log_ptr);
-            TIFFOpenOptionsSetWarningHandlerExtR(opts, on_warning, log_ptr);
+            TIFFOpenOptionsSetErrorHandlerExtR(opts, on_error, log.as_ptr() as *mut c_void);
+            TIFFOpenOptionsSetWarningHandlerExtR(opts, on_warning, log.as_ptr() as *mut c_void);
             if max_alloc > 0 {
                 TIFFOpenOptionsSetMaxSingleMemAlloc(opts, max_alloc as Tmsize);
             }
             let tif = TIFFClientOpenExt(
                 c"memory".as_ptr(),
                 mode.as_ptr(),
-                &mut *file as *mut MemFile as Thandle,
+                file.as_ptr() as Thandle,
                 mem_read,
                 mem_write,
                 mem_seek,
@@ -223,8 +235,14 @@ impl<'a> Handle<'a> {
                 log,
                 closed: false,
             }),
-            None => Err(take(&log.errors).unwrap_or_else(|| "not a TIFF file".into())),
+            None => Err(free().unwrap_or_else(|| "not a TIFF file".into())),
         }
+    }
+
+    fn log(&self) -> &MessageLog {
+        // SAFETY: allocated until Drop; libtiff's handlers only take shared
+        // references too (its contents are behind RefCells).
+        unsafe { self.log.as_ref() }
     }
 
     fn raw(&self) -> *mut RawTiff {
@@ -233,17 +251,17 @@ impl<'a> Handle<'a> {
 
     /// libtiff's errors so far (joined), or `fallback`; clears them.
     pub(super) fn error(&self, fallback: &str) -> String {
-        take(&self.log.errors).unwrap_or_else(|| fallback.to_string())
+        take(&self.log().errors).unwrap_or_else(|| fallback.to_string())
     }
 
     /// libtiff's errors so far (joined), if any; clears them.
     pub(super) fn take_errors(&self) -> Option<String> {
-        take(&self.log.errors)
+        take(&self.log().errors)
     }
 
     /// libtiff's warnings so far (joined); clears them.
     pub(super) fn take_warnings(&self) -> Option<String> {
-        take(&self.log.warnings)
+        take(&self.log().warnings)
     }
 
     pub(super) fn set_u16(&mut self, tag: TagU16, v: u16) -> Result<(), String> {
@@ -322,6 +340,7 @@ impl<'a> Handle<'a> {
         if ok != 1 || p.is_null() {
             return None;
         }
+        // SAFETY: p is non-null and points to libtiff's NUL-terminated copy.
         Some(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
     }
 
@@ -437,10 +456,12 @@ impl<'a> Handle<'a> {
         // again. TIFFClose flushes pending data through mem_write.
         unsafe { TIFFClose(self.raw()) };
         self.closed = true;
-        if let Some(e) = take(&self.log.errors) {
+        if let Some(e) = take(&self.log().errors) {
             return Err(e);
         }
-        match std::mem::replace(&mut self.file.buf, Buffer::Write(Vec::new())) {
+        // SAFETY: libtiff is done with the file (closed); Drop frees it.
+        let file = unsafe { self.file.as_mut() };
+        match std::mem::replace(&mut file.buf, Buffer::Write(Vec::new())) {
             Buffer::Write(v) => Ok(v),
             Buffer::Read(_) => Err("handle was opened for reading".into()),
         }
@@ -449,10 +470,15 @@ impl<'a> Handle<'a> {
 
 impl Drop for Handle<'_> {
     fn drop(&mut self) {
-        if !self.closed {
-            // SAFETY: the handle is open; the boxes it points to are
-            // dropped only after this.
-            unsafe { TIFFClose(self.raw()) };
+        // SAFETY: the handle is closed once (finish() sets `closed`);
+        // file and log came from Box::leak in open() and libtiff no longer
+        // points to them after TIFFClose.
+        unsafe {
+            if !self.closed {
+                TIFFClose(self.raw());
+            }
+            drop(Box::from_raw(self.file.as_ptr()));
+            drop(Box::from_raw(self.log.as_ptr()));
         }
     }
 }
