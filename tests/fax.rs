@@ -10,6 +10,7 @@
 
 mod common;
 use common::*;
+use mail_parser::MimeHeaders;
 use faxmta_transports::fax::page::{Compression, Page, Resolution};
 use faxmta_transports::fax::tiff::{read_tiff, write_tiff_f, Pixels, ReadPage, TiffHeader};
 use std::path::{Path, PathBuf};
@@ -255,7 +256,7 @@ fn a_mail_becomes_a_fax_and_the_remote_gets_our_pixels() {
 #[test]
 fn a_busy_number_is_retried_then_reported() {
     let work = tempfile::tempdir().unwrap();
-    let s = Server::start_with("", &fax_config(work.path(), ""));
+    let s = Server::start_with("", &fax_config(work.path(), "report_first_page = true"));
     let id = send(
         &s,
         "alice@example.test",
@@ -275,6 +276,17 @@ fn a_busy_number_is_retried_then_reported() {
     ] {
         assert_contains(&report, needle);
     }
+    // The first page (the cover) as a picture, half size.
+    let parsed = mail_parser::MessageParser::default()
+        .parse(report.as_bytes())
+        .unwrap();
+    let png = parsed
+        .attachments()
+        .find(|a| a.content_type().is_some_and(|c| c.subtype() == Some("png")))
+        .unwrap_or_else(|| panic!("no picture in:\n{report}"));
+    let picture = image::load_from_memory(png.contents()).unwrap().to_luma8();
+    assert_eq!(picture.width(), 864);
+    assert!(picture.pixels().any(|p| p.0[0] < 128), "the page is blank");
     // Two deferrals at the fax interval, then the failure.
     let log = s.log();
     let deferred = log
