@@ -75,22 +75,30 @@ impl Renderer for DocumentMaker {
     }
 }
 
-/// A page as a grey PNG at half its width and height (a preview: 864
-/// pixels wide for a fax page), each pixel the share of white in its 2×2
-/// block.
+/// A page as a grey PNG at half its width (a preview: 864 pixels wide for
+/// a fax page) and the height that keeps its proportions: half the rows
+/// at fine resolution, all of them at standard (whose rows are twice as
+/// tall). Each pixel is the share of white in its block.
 pub fn page_png(page: &Page) -> Option<Vec<u8>> {
-    let (w, h) = (page.width / 2, page.height / 2);
+    let rows_per_pixel = match page.resolution {
+        super::page::Resolution::Fine => 2,
+        super::page::Resolution::Standard => 1,
+    };
+    let (w, h) = (page.width / 2, page.height / rows_per_pixel);
     if w == 0 || h == 0 {
         return None;
     }
+    let cells = 2 * rows_per_pixel;
     let mut grey = image::GrayImage::new(w, h);
     for y in 0..h {
         for x in 0..w {
-            let black = [(0, 0), (1, 0), (0, 1), (1, 1)]
-                .iter()
-                .filter(|(dx, dy)| page.get(2 * x + dx, 2 * y + dy))
-                .count() as u32;
-            grey.put_pixel(x, y, image::Luma([(255 - black * 255 / 4) as u8]));
+            let mut black = 0;
+            for dy in 0..rows_per_pixel {
+                for dx in 0..2 {
+                    black += u32::from(page.get(2 * x + dx, rows_per_pixel * y + dy));
+                }
+            }
+            grey.put_pixel(x, y, image::Luma([(255 - black * 255 / cells) as u8]));
         }
     }
     let mut out = std::io::Cursor::new(Vec::new());
@@ -118,6 +126,15 @@ mod tests {
         assert_eq!(img.get_pixel(10, 10).0[0], 0);
         assert_eq!(img.get_pixel(10, 30).0[0], 255);
         assert_eq!(img.get_pixel(60, 10).0[0], 255);
+        // Standard resolution: rows are twice as tall, none is dropped.
+        let mut page = Page::blank(FAX_WIDTH, 100, Resolution::Standard);
+        page.set(0, 99, true);
+        page.set(1, 99, true);
+        let img = image::load_from_memory(&page_png(&page).unwrap())
+            .unwrap()
+            .to_luma8();
+        assert_eq!(img.dimensions(), (FAX_WIDTH / 2, 100));
+        assert_eq!(img.get_pixel(0, 99).0[0], 0);
     }
 
     #[test]
