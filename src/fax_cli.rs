@@ -7,8 +7,8 @@ use crate::admin::control::{Request, Response};
 use crate::cli::{ask, local_time};
 use crate::config::{Config, DomainKind};
 use faxmta_queue::{
-    format_duration, now_unix, BodyType, ClientInfo, Envelope, FaxRecord, NewMessage,
-    NewRecipient, RcptState,
+    format_duration, now_unix, BodyType, ClientInfo, Envelope, FaxRecord, NewMessage, NewRecipient,
+    RcptState,
 };
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -72,7 +72,10 @@ fn build_message(args: &SendArgs, from: &str, to: &str) -> Result<String, String
                 .collect();
             names.join(", ")
         }))
-        .header("X-Mailer", mail_builder::headers::raw::Raw::new("faxmta fax send"));
+        .header(
+            "X-Mailer",
+            mail_builder::headers::raw::Raw::new("faxmta fax send"),
+        );
     if let Some(note) = &args.note {
         builder = builder.text_body(note.clone());
     }
@@ -270,10 +273,7 @@ fn finished_rows(list: &[FaxRecord]) -> Vec<Row> {
             pages: pages(&f.progress),
             calls: f.progress.calls,
             sender: f.sender.clone(),
-            why: why(
-                &f.progress,
-                f.reply.as_ref().map(|r| r.text.as_str()),
-            ),
+            why: why(&f.progress, f.reply.as_ref().map(|r| r.text.as_str())),
         })
         .collect()
 }
@@ -309,8 +309,8 @@ pub fn status(config: &Config, id: Option<String>) -> ExitCode {
             return;
         }
         println!(
-            "  {:<14} {:<12} {:<16} {:<12} {:>5} {:>5}  {:<24} {}",
-            "ID", "TIME", "NUMBER", "STATE", "PAGES", "CALLS", "SENDER", "RESULT"
+            "  {:<14} {:<12} {:<16} {:<12} {:>5} {:>5}  {:<24} RESULT",
+            "ID", "TIME", "NUMBER", "STATE", "PAGES", "CALLS", "SENDER"
         );
         for r in rows {
             println!(

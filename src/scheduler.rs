@@ -408,9 +408,10 @@ impl Scheduler {
                 let lifetime = env.lifetime_of(o.index);
                 // A transport's own interval (a busy fax line), within
                 // the lifetime; else the queue's schedule.
-                let own = o.retry_after.map(|after| now + after).filter(|&next| {
-                    next < env.arrival + lifetime.unwrap_or(self.retry.lifetime)
-                });
+                let own = o
+                    .retry_after
+                    .map(|after| now + after)
+                    .filter(|&next| next < env.arrival + lifetime.unwrap_or(self.retry.lifetime));
                 let next = match o.retry_after {
                     Some(_) => own,
                     None => self

@@ -10,9 +10,9 @@
 
 mod common;
 use common::*;
-use mail_parser::MimeHeaders;
 use faxmta_transports::fax::page::{Compression, Page, Resolution};
 use faxmta_transports::fax::tiff::{read_tiff, write_tiff_f, Pixels, ReadPage, TiffHeader};
+use mail_parser::MimeHeaders;
 use std::path::{Path, PathBuf};
 
 #[path = "../transports/tests/fixtures/fax/messages.rs"]
@@ -197,13 +197,20 @@ fn a_mail_becomes_a_fax_and_the_remote_gets_our_pixels() {
     // stored: cover + text + 2 TIFF pages + PNG + PDF = 6 pages, equal.
     let sent = tiffs(&work.path().join("sent"));
     let received = tiffs(&work.path().join("remote"));
-    assert_eq!((sent.len(), received.len()), (1, 1), "{sent:?} {received:?}");
+    assert_eq!(
+        (sent.len(), received.len()),
+        (1, 1),
+        "{sent:?} {received:?}"
+    );
     let ours = read_tiff(&sent[0]).unwrap();
     let theirs = read_tiff(&received[0]).unwrap();
     assert_eq!(ours.len(), 6);
     assert_eq!(theirs.len(), 6);
     for (n, (a, b)) in ours.iter().zip(&theirs).enumerate() {
-        assert_eq!((a.width, a.y_dpi.map(|d| d.round() as u32)), (1728, Some(196)));
+        assert_eq!(
+            (a.width, a.y_dpi.map(|d| d.round() as u32)),
+            (1728, Some(196))
+        );
         assert_eq!((a.width, a.height), (b.width, b.height), "page {}", n + 1);
         assert!(bits(a) == bits(b), "page {} differs", n + 1);
         assert!(bits(a).iter().any(|&x| x != 0), "page {} is blank", n + 1);
@@ -313,7 +320,12 @@ fn a_broken_call_is_finished_with_the_missing_pages() {
     for i in 0..180 {
         text.push_str(&format!("Line {i} of a text that needs three pages.\r\n"));
     }
-    let id = send(&s, "alice@example.test", "+15550000002@fax.localhost", &text);
+    let id = send(
+        &s,
+        "alice@example.test",
+        "+15550000002@fax.localhost",
+        &text,
+    );
     let report = report_with(&s, "Subject: Fax to +15550000002 sent", 60);
     assert_contains(&report, "Pages sent:     3 of 3");
     assert_contains(&report, "X-Fax-Calls: 3");
@@ -326,7 +338,11 @@ fn a_broken_call_is_finished_with_the_missing_pages() {
     for (n, file) in received.iter().enumerate() {
         let got = read_tiff(file).unwrap();
         assert_eq!(got.len(), 1, "{}", file.display());
-        assert!(bits(&got[0]) == bits(&ours[n]), "call {} sent the wrong page", n + 1);
+        assert!(
+            bits(&got[0]) == bits(&ours[n]),
+            "call {} sent the wrong page",
+            n + 1
+        );
     }
     let log = s.log();
     assert_contains(&log, "the call broke off after 1 of 3 pages");

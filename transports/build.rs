@@ -8,7 +8,10 @@ fn main() {
     // libtiff 4.5: per-handle error handlers (TIFFOpenOptions), which keep
     // its messages out of stderr and in our errors.
     for (lib, version) in [("spandsp", "0.0.6"), ("libtiff-4", "4.5")] {
-        if let Err(e) = pkg_config::Config::new().atleast_version(version).probe(lib) {
+        if let Err(e) = pkg_config::Config::new()
+            .atleast_version(version)
+            .probe(lib)
+        {
             println!(
                 "cargo:warning=faxmta: {lib} not found ({e}); install libspandsp-dev and \
                  libtiff-dev (scripts/serve and scripts/test do it)"

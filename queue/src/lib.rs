@@ -18,9 +18,8 @@ mod time;
 
 pub use admin::EtrnRelease;
 pub use envelope::{
-    FaxProgress,
-    BodyType, ClientInfo, Envelope, Etrn, NewMessage, NewRecipient, Notify, QueueId, RcptState,
-    Recipient, Reply, Ret,
+    BodyType, ClientInfo, Envelope, Etrn, FaxProgress, NewMessage, NewRecipient, Notify, QueueId,
+    RcptState, Recipient, Reply, Ret,
 };
 pub use history::FaxRecord;
 pub use retry::RetryPolicy;

@@ -44,7 +44,9 @@ pub enum Request {
         body: String,
     },
     /// The last `limit` finished faxes.
-    FaxHistory { limit: usize },
+    FaxHistory {
+        limit: usize,
+    },
 }
 
 /// The answer to a [`Request`].
@@ -165,7 +167,10 @@ fn submit(store: &Store, message: &NewMessage, body: &str) -> Response {
     };
     match result {
         Ok(id) => {
-            tracing::info!("{id}: from=<{}>, queued from the command line", message.sender);
+            tracing::info!(
+                "{id}: from=<{}>, queued from the command line",
+                message.sender
+            );
             Response::Queued(id)
         }
         Err(e) => Response::Error(format!("cannot queue the message: {e}")),

@@ -12,6 +12,6 @@ pub mod smtp;
 mod transport;
 
 pub use transport::{
-    BackupMxHop, Credentials, FaxHop, HostPort, Job, JobRecipient, LmtpTarget, NextHop, Outcome, RelayHop,
-    Status, Transport,
+    BackupMxHop, Credentials, FaxHop, HostPort, Job, JobRecipient, LmtpTarget, NextHop, Outcome,
+    RelayHop, Status, Transport,
 };

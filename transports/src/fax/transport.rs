@@ -286,11 +286,15 @@ impl FaxTransport {
     /// archive is set, else deleted.
     fn done_with(&self, path: &Path, sent: bool) {
         if let (true, Some(dir), Some(name)) = (sent, &self.settings.archive, path.file_name()) {
-            let kept = std::fs::create_dir_all(dir)
-                .and_then(|_| std::fs::rename(path, dir.join(name)));
+            let kept =
+                std::fs::create_dir_all(dir).and_then(|_| std::fs::rename(path, dir.join(name)));
             match kept {
                 Ok(()) => return,
-                Err(e) => tracing::warn!("cannot archive {} in {}: {e}", path.display(), dir.display()),
+                Err(e) => tracing::warn!(
+                    "cannot archive {} in {}: {e}",
+                    path.display(),
+                    dir.display()
+                ),
             }
         }
         if let Err(e) = std::fs::remove_file(path) {

@@ -154,14 +154,19 @@ async fn busy_is_retried_at_the_fax_interval_then_fails() {
     let o = attempt(&s, &mut env).await;
     assert_eq!(o.status, Status::Failed);
     assert_eq!(o.reply.status, "5.4.1");
-    assert!(o.reply.text.contains("the line was busy (3 calls)"), "{o:?}");
+    assert!(
+        o.reply.text.contains("the line was busy (3 calls)"),
+        "{o:?}"
+    );
     let fax = o.fax.unwrap();
     assert_eq!((fax.calls, fax.pages_sent, fax.pages_total), (3, 0, 2));
     assert_eq!(fax.last, "busy");
     assert_eq!(o.relay, "scripted[15551234567]");
     // Every call went out with our identity; the spool is left empty.
     let requests = s.engine.requests.lock().unwrap();
-    assert!(requests.iter().all(|r| r.tsi == "+1 555 0100" && r.first_page == 1));
+    assert!(requests
+        .iter()
+        .all(|r| r.tsi == "+1 555 0100" && r.first_page == 1));
     assert!(!requests[0].document.exists());
 }
 
@@ -187,7 +192,10 @@ async fn a_broken_call_resends_only_the_missing_pages() {
     );
     let mut env = envelope();
     let o = attempt(&s, &mut env).await;
-    assert_eq!((o.status, o.reply.status.as_str()), (Status::Deferred, "4.4.2"));
+    assert_eq!(
+        (o.status, o.reply.status.as_str()),
+        (Status::Deferred, "4.4.2")
+    );
     assert_eq!(o.retry_after, Some(120));
     assert!(o.reply.text.contains("after 1 of 3 pages"), "{o:?}");
     let o = attempt(&s, &mut env).await;
@@ -243,7 +251,11 @@ async fn resend_all_starts_over() {
 
 #[tokio::test]
 async fn a_message_that_cannot_be_rendered_fails_without_a_call() {
-    let s = setup(vec![], Err("part 2 (x.docx, application/msword) cannot be faxed".into()), Resend::Missing);
+    let s = setup(
+        vec![],
+        Err("part 2 (x.docx, application/msword) cannot be faxed".into()),
+        Resend::Missing,
+    );
     let mut env = envelope();
     let o = attempt(&s, &mut env).await;
     assert_eq!((o.status, o.reply.code), (Status::Failed, 554));
@@ -272,5 +284,8 @@ async fn errors_retry_on_the_queue_schedule_or_fail() {
     let o = attempt(&s, &mut env).await;
     assert_eq!((o.status, o.retry_after), (Status::Deferred, None));
     let o = attempt(&s, &mut env).await;
-    assert_eq!((o.status, o.reply.status.as_str()), (Status::Failed, "5.4.2"));
+    assert_eq!(
+        (o.status, o.reply.status.as_str()),
+        (Status::Failed, "5.4.2")
+    );
 }
