@@ -3,14 +3,14 @@
 
 HylaFAX 6.0's faxmail(1) formats a mail into PostScript and then always
 submits it to an hfaxd server (FTP-like client protocol: USER/PASS, TYPE,
-MODE, FORM, PORT or PASV, STOT, JNEW, JPARM, JSUBM, QUIT); it has no
+MODE, FORM, PORT/EPRT or PASV/EPSV, STOT, JNEW, JPARM, JSUBM, QUIT); it has no
 option to write the PostScript to standard output. This stub accepts such
 a submission on 127.0.0.1 and keeps the uploaded documents, so that the
 benchmark can measure faxmail's own formatting and then convert what it
 uploaded the way HylaFAX's server would (ps2fax / pdf2fax: ghostscript).
 Nothing is sent anywhere.
 
-    hfaxd-stub.py DIR [--idle SECONDS]
+    hfaxd-stub.py DIR [--idle SECONDS] [--trace]
 
 Listens on 127.0.0.1 (a free port), prints "ready PORT" on stdout, and
 serves one session at a time until stdin closes or nothing happens for
@@ -32,6 +32,7 @@ import threading
 import time
 import zlib
 
+TRACE = False
 FORMS = {"PS": "ps", "PS2": "ps", "PDF": "pdf", "TIFF": "tif", "PCL": "pcl"}
 
 
@@ -51,6 +52,8 @@ class Session:
         self.next_job = 100 + number
 
     def reply(self, text):
+        if TRACE:
+            print("%d -> %s" % (self.number, text), file=sys.stderr, flush=True)
         self.conn.sendall((text + "\r\n").encode("latin-1"))
 
     def data_connection(self):
@@ -93,6 +96,8 @@ class Session:
             if not line:
                 break
             line = line.decode("latin-1").rstrip("\r\n")
+            if TRACE:
+                print("%d <- %s" % (self.number, line), file=sys.stderr, flush=True)
             cmd, _, arg = line.partition(" ")
             cmd = cmd.upper()
             if cmd == "USER":
@@ -122,6 +127,16 @@ class Session:
                 f = [int(x) for x in arg.split(",")]
                 self.port = ("%d.%d.%d.%d" % tuple(f[:4]), f[4] * 256 + f[5])
                 self.reply("200 PORT command successful.")
+            elif cmd == "EPRT":  # RFC 2428: |1|127.0.0.1|PORT|
+                f = arg.split(arg[:1]) if arg else []
+                self.port = (f[2], int(f[3]))
+                self.reply("200 EPRT command successful.")
+            elif cmd == "EPSV":
+                s = socket.socket()
+                s.bind(("127.0.0.1", 0))
+                s.listen(1)
+                self.pasv = s
+                self.reply("229 Entering Extended Passive Mode (|||%d|)" % s.getsockname()[1])
             elif cmd in ("STOT", "STOU", "STOR"):
                 try:
                     self.store()
@@ -157,6 +172,8 @@ def main():
         sys.exit("usage: hfaxd-stub.py DIR [--idle SECONDS]")
     outdir = sys.argv[1]
     idle = 600.0
+    global TRACE
+    TRACE = "--trace" in sys.argv
     if "--idle" in sys.argv:
         idle = float(sys.argv[sys.argv.index("--idle") + 1])
     os.makedirs(outdir, exist_ok=True)

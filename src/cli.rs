@@ -91,6 +91,10 @@ pub fn queue(config: &Config, action: QueueAction) -> ExitCode {
             println!("{} fax(es)", list.len());
             ExitCode::SUCCESS
         }
+        Response::FaxReceived { pages, .. } => {
+            println!("{pages} page(s) received");
+            ExitCode::SUCCESS
+        }
         Response::Count(n) => {
             let what = match request {
                 Request::Delete { .. } | Request::DeleteAll => "deleted",

@@ -10,6 +10,7 @@ use faxmta_transports::fax::document::DocumentMaker;
 use faxmta_transports::fax::engine::simulated::{
     SimulatedEngine, SimulatedNetwork, SimulatedSettings,
 };
+use faxmta_transports::fax::engine::spool::{SpoolEngine, SpoolSettings};
 use faxmta_transports::fax::engine::FaxEngine;
 use faxmta_transports::fax::render::{self, CoverInfo, RenderOptions};
 use faxmta_transports::fax::transport::{FaxSettings, FaxTransport, Resend};
@@ -19,6 +20,11 @@ use std::sync::Arc;
 pub struct Fax {
     pub transport: Arc<FaxTransport>,
     pub reports: FaxReports,
+    /// The engine, for the receive loop.
+    pub engine: Arc<dyn FaxEngine>,
+    /// The same engine when it is the simulated one (simulated incoming
+    /// calls through the control socket).
+    pub simulated: Option<Arc<SimulatedEngine>>,
 }
 
 /// The rendering options of `[fax]`.
@@ -40,32 +46,56 @@ pub fn render_options(config: &Config) -> RenderOptions {
 pub fn engine(config: &Config) -> Result<Arc<dyn FaxEngine>, String> {
     let fax = &config.fax;
     match fax.engine {
-        EngineKind::Simulated => {
-            let sim = &fax.simulated;
-            let settings = SimulatedSettings {
+        EngineKind::Simulated => Ok(Arc::new(simulated(config)?)),
+        EngineKind::Spool => {
+            let dirs = &fax.spool_engine;
+            let settings = SpoolSettings {
                 lines: fax.lines,
-                tsi: fax.tsi.clone(),
-                inbound: sim.inbound.clone(),
-                network: SimulatedNetwork {
-                    received: sim.received.clone(),
-                    csid: sim.csid.clone(),
-                    busy: sim.busy.clone(),
-                    no_answer: sim.no_answer.clone(),
-                    no_fax_tone: sim.no_fax_tone.clone(),
-                    hang_up_after: sim.hang_up_after.clone(),
-                },
+                outgoing: dirs.outgoing.clone(),
+                status: dirs.status.clone(),
+                incoming: dirs.incoming.clone(),
+                received: dirs.received.clone(),
+                poll_interval: dirs.poll_interval.std(),
+                job_timeout: dirs.job_timeout.std(),
             };
-            let engine = SimulatedEngine::new(settings)
-                .map_err(|e| format!("[fax] simulated engine: {e}"))?;
+            let engine =
+                SpoolEngine::new(settings).map_err(|e| format!("[fax] spool engine: {e}"))?;
             Ok(Arc::new(engine))
         }
     }
 }
 
+/// The simulated engine of `[fax.simulated]`.
+fn simulated(config: &Config) -> Result<SimulatedEngine, String> {
+    let fax = &config.fax;
+    let sim = &fax.simulated;
+    let settings = SimulatedSettings {
+        lines: fax.lines,
+        tsi: fax.tsi.clone(),
+        inbound: sim.inbound.clone(),
+        network: SimulatedNetwork {
+            received: sim.received.clone(),
+            csid: sim.csid.clone(),
+            busy: sim.busy.clone(),
+            no_answer: sim.no_answer.clone(),
+            no_fax_tone: sim.no_fax_tone.clone(),
+            hang_up_after: sim.hang_up_after.clone(),
+        },
+    };
+    SimulatedEngine::new(settings).map_err(|e| format!("[fax] simulated engine: {e}"))
+}
+
 /// Everything the server needs of the fax transport.
 pub fn build(config: &Config, metrics: &Arc<Metrics>) -> Result<Fax, String> {
     let fax = &config.fax;
-    let engine = engine(config)?;
+    let simulated = match fax.engine {
+        EngineKind::Simulated => Some(Arc::new(simulated(config)?)),
+        _ => None,
+    };
+    let engine: Arc<dyn FaxEngine> = match &simulated {
+        Some(s) => s.clone(),
+        None => engine(config)?,
+    };
     let _ = metrics.fax_engine.set(engine.clone());
     let maker = Arc::new(DocumentMaker {
         options: render_options(config),
@@ -97,6 +127,8 @@ pub fn build(config: &Config, metrics: &Arc<Metrics>) -> Result<Fax, String> {
         f
     });
     Ok(Fax {
+        engine: engine.clone(),
+        simulated,
         transport,
         reports: FaxReports {
             success: fax.success_report,

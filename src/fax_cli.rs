@@ -152,6 +152,49 @@ pub fn send(config: &Config, args: SendArgs) -> ExitCode {
     }
 }
 
+/// `faxmta fax simulate-incoming`: a simulated fax machine calls the
+/// running server's simulated engine and sends `file`.
+pub fn simulate_incoming(
+    config: &Config,
+    file: &Path,
+    tsi: String,
+    did: Option<String>,
+    ani: Option<String>,
+) -> ExitCode {
+    let fail = |e: String| {
+        eprintln!("faxmta: {e}");
+        ExitCode::FAILURE
+    };
+    // The server resolves paths from its own directory.
+    let document = match std::fs::canonicalize(file) {
+        Ok(p) => p,
+        Err(e) => return fail(format!("{}: {e}", file.display())),
+    };
+    let request = Request::FaxSimulateIncoming {
+        document,
+        tsi,
+        did,
+        ani,
+    };
+    match ask(config, &request) {
+        Response::FaxReceived {
+            pages,
+            failure: None,
+        } => {
+            println!("fax received: {pages} page(s)");
+            ExitCode::SUCCESS
+        }
+        Response::FaxReceived {
+            pages,
+            failure: Some(reason),
+        } => fail(format!(
+            "the call failed after {pages} page(s): {reason}"
+        )),
+        Response::Error(e) => fail(e),
+        _ => fail("unexpected answer from the server".into()),
+    }
+}
+
 /// `faxmta fax render`: what the transport would send, as a file.
 pub fn render(config: &Config, message: &Path, out: &Path, number: &str) -> ExitCode {
     use std::io::Read;

@@ -14,12 +14,15 @@ mod etrn;
 mod explain;
 mod fax;
 mod fax_cli;
+mod fax_inbound;
+mod fax_retention;
 mod policy;
 mod reports;
 mod router;
 mod scheduler;
 mod serve;
 mod server;
+mod token_cli;
 mod user_cli;
 
 pub mod fuzzing;
@@ -93,6 +96,11 @@ enum Command {
         #[command(subcommand)]
         action: FaxAction,
     },
+    /// The tokens of the HTTP fax API ([admin] tokens_file).
+    Token {
+        #[command(subcommand)]
+        action: token_cli::TokenAction,
+    },
 }
 
 #[derive(Subcommand)]
@@ -129,6 +137,22 @@ enum FaxAction {
         /// The number on the cover page.
         #[arg(long, default_value = "")]
         number: String,
+    },
+    /// A simulated fax machine calls the running server (engine
+    /// "simulated") and sends a TIFF-F file: received faxes for tests and
+    /// demos.
+    SimulateIncoming {
+        /// The number dialled (DID/DNIS).
+        #[arg(long)]
+        did: Option<String>,
+        /// The calling number (ANI / caller id).
+        #[arg(long)]
+        ani: Option<String>,
+        /// The calling machine's station identity.
+        #[arg(long, default_value = "")]
+        tsi: String,
+        /// The TIFF-F file the machine sends.
+        file: PathBuf,
     },
 }
 
@@ -301,6 +325,13 @@ pub fn main() -> ExitCode {
                 }
             }
         }
+        Command::Token { action } => match config::Config::load(&path) {
+            Ok(c) => token_cli::token(&c, action),
+            Err(e) => {
+                eprintln!("faxmta: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Fax { action } => match config::Config::load(&path) {
             Ok(c) => match action {
                 FaxAction::Send {
@@ -325,6 +356,9 @@ pub fn main() -> ExitCode {
                     out,
                     number,
                 } => fax_cli::render(&c, &message, &out, &number),
+                FaxAction::SimulateIncoming { did, ani, tsi, file } => {
+                    fax_cli::simulate_incoming(&c, &file, tsi, did, ani)
+                }
             },
             Err(e) => {
                 eprintln!("faxmta: {e}");

@@ -2,8 +2,8 @@
 //!
 //! Start: logging, the queue (recovering what a crash left), TLS, the
 //! listeners (bound before anything is delivered, so a busy port fails
-//! fast), the control socket, the scheduler and the scheduled ETRN
-//! clients. Stop on SIGTERM or SIGINT:
+//! fast), the control socket, the scheduler, the received-fax loop, the
+//! fax image purge and the scheduled ETRN clients. Stop on SIGTERM or SIGINT:
 //! listeners stop accepting, sessions get the grace period, running
 //! deliveries finish or are cut (and simply retried after restart), and
 //! the queue is flushed.
@@ -107,13 +107,25 @@ async fn serve(config: Config) -> Result<(), String> {
         lmtp: Arc::new(lmtp_transport(&config)?),
         fax: fax.transport.clone(),
     };
-    let scheduler = Scheduler::new(store.clone(), router, settings, transports, metrics.clone());
+    let scheduler = Scheduler::new(
+        store.clone(),
+        router.clone(),
+        settings,
+        transports,
+        metrics.clone(),
+    );
     let admin_task = admin.map(|listener| {
         tracing::info!("admin listener on {} (/metrics)", config.admin.listen);
+        let fax_api = Arc::new(crate::admin::fax_api::Api {
+            config: config.clone(),
+            router: router.clone(),
+            store: store.clone(),
+        });
         tokio::spawn(http::serve(
             listener,
             metrics.clone(),
             store.clone(),
+            fax_api,
             stop_rx.clone(),
         ))
     });
@@ -122,24 +134,42 @@ async fn serve(config: Config) -> Result<(), String> {
     let control_path = config.control.socket.clone();
     let control_store = store.clone();
     let control_stop = stop_rx.clone();
-    let control_task =
-        tokio::spawn(
-            async move { control::serve(&control_path, control_store, control_stop).await },
-        );
+    let control_fax = fax.simulated.clone();
+    let control_task = tokio::spawn(async move {
+        control::serve(&control_path, control_store, control_fax, control_stop).await
+    });
+    let inbound_task = tokio::spawn(crate::fax_inbound::run(
+        fax.engine.clone(),
+        config.clone(),
+        store.clone(),
+        metrics.clone(),
+        stop_rx.clone(),
+    ));
+    let retention_task = tokio::spawn(crate::fax_retention::run(
+        crate::fax_retention::Retention::from_config(&config),
+        store.clone(),
+        metrics.clone(),
+        stop_rx.clone(),
+    ));
     let server_task = tokio::spawn(server::serve(ctx, listeners));
     let etrn_task = tokio::spawn(etrn::client::scheduled(config.clone(), stop_rx.clone()));
+    // The handlers exist before "ready": a SIGTERM right after it must
+    // shut down cleanly, not kill the process.
+    let signals = wait_for_signal();
     tracing::info!(
         "faxmta {} ready as {}",
         env!("CARGO_PKG_VERSION"),
         config.hostname
     );
 
-    wait_for_signal().await;
+    signals.await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = server_task.await;
     let _ = etrn_task.await;
     let _ = scheduler_task.await;
+    let _ = inbound_task.await;
+    let _ = retention_task.await;
     if let Some(task) = admin_task {
         let _ = task.await;
     }
@@ -203,18 +233,23 @@ fn smtp_transport(config: &Config) -> Result<SmtpTransport, String> {
     ))
 }
 
-async fn wait_for_signal() {
+/// Install the SIGTERM and SIGINT handlers now; the future ends at the
+/// first of them.
+fn wait_for_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers, only Ctrl-C through tokio remains.
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            // Without signal handlers, only Ctrl-C through tokio remains.
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }

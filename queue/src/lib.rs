@@ -10,6 +10,7 @@
 //! This crate does no networking and knows nothing of transports.
 
 mod admin;
+mod broadcast;
 mod envelope;
 mod history;
 mod retry;

@@ -8,7 +8,9 @@
 use faxmta_queue::{Envelope, FaxRecord, NewMessage, Store};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
+use faxmta_transports::fax::engine::simulated::{IncomingCall, SimulatedEngine, SimulatedError};
 use std::path::Path;
+use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 use tokio::sync::watch;
@@ -47,6 +49,15 @@ pub enum Request {
     FaxHistory {
         limit: usize,
     },
+    /// A simulated fax machine calls the server's simulated engine and
+    /// sends `document` (a TIFF-F file the server can read): tests and
+    /// demos of received faxes. Only a running server can do this.
+    FaxSimulateIncoming {
+        document: std::path::PathBuf,
+        tsi: String,
+        did: Option<String>,
+        ani: Option<String>,
+    },
 }
 
 /// The answer to a [`Request`].
@@ -62,6 +73,12 @@ pub enum Response {
     /// The queue id of a submitted message.
     Queued(String),
     FaxHistory(Vec<FaxRecord>),
+    /// A simulated incoming call ended: pages received, and the failure
+    /// if it broke off.
+    FaxReceived {
+        pages: u32,
+        failure: Option<String>,
+    },
     Error(String),
 }
 
@@ -133,6 +150,9 @@ pub fn execute(store: &Store, request: &Request) -> Response {
         },
         Request::Submit { message, body } => return submit(store, message, body),
         Request::FaxHistory { limit } => store.fax_history(*limit).map(Response::FaxHistory),
+        Request::FaxSimulateIncoming { .. } => {
+            return Response::Error("a simulated incoming fax needs the running server".into())
+        }
     };
     // An administrator's change (a hold above all) must survive a crash
     // once it is confirmed: sync before answering.
@@ -182,6 +202,7 @@ fn submit(store: &Store, message: &NewMessage, body: &str) -> Response {
 pub async fn serve(
     path: &Path,
     store: Store,
+    fax: Option<Arc<SimulatedEngine>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
     if path.exists() {
@@ -204,6 +225,7 @@ pub async fn serve(
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let store = store.clone();
+                let fax = fax.clone();
                 tokio::spawn(async move {
                     let (read, mut write) = stream.into_split();
                     let mut line = String::new();
@@ -212,6 +234,9 @@ pub async fn serve(
                         return;
                     }
                     let response = match serde_json::from_str::<Request>(&line) {
+                        Ok(Request::FaxSimulateIncoming { document, tsi, did, ani }) => {
+                            simulate_incoming(fax.as_deref(), document, tsi, did, ani).await
+                        }
                         Ok(request) => {
                             let store = store.clone();
                             tokio::task::spawn_blocking(move || execute(&store, &request))
@@ -230,6 +255,39 @@ pub async fn serve(
     }
     let _ = std::fs::remove_file(path);
     Ok(())
+}
+
+/// A simulated machine calls us ([`Request::FaxSimulateIncoming`]).
+async fn simulate_incoming(
+    fax: Option<&SimulatedEngine>,
+    document: std::path::PathBuf,
+    tsi: String,
+    did: Option<String>,
+    ani: Option<String>,
+) -> Response {
+    let Some(engine) = fax else {
+        return Response::Error("the fax engine is not the simulated one".into());
+    };
+    let call = IncomingCall {
+        document,
+        tsi,
+        caller: ani,
+        called: did,
+    };
+    match engine.call_in(call).await {
+        Ok(fax) => Response::FaxReceived {
+            pages: fax.pages,
+            failure: None,
+        },
+        Err(SimulatedError::CallFailed {
+            reason,
+            pages_received,
+        }) => Response::FaxReceived {
+            pages: pages_received,
+            failure: Some(reason),
+        },
+        Err(e) => Response::Error(format!("simulated incoming fax: {e}")),
+    }
 }
 
 /// Send a request to a running server. `Ok(None)` when no server listens

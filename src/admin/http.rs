@@ -1,4 +1,6 @@
-//! The admin HTTP listener: `GET /metrics` in Prometheus' text format.
+//! The admin HTTP listener: `GET /metrics` in Prometheus' text format,
+//! and the HTTP fax API (`POST /fax/send`, `GET /fax/status/ID`: see
+//! [`super::fax_api`]).
 //! It binds to loopback by default (`[admin] listen`); what it exposes is
 //! for the operator, not the Internet.
 
@@ -44,11 +46,13 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
     store: Store,
+    fax_api: Arc<super::fax_api::Api>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let app = Router::new()
         .route("/metrics", get(metrics_handler))
-        .with_state(AppState { metrics, store });
+        .with_state(AppState { metrics, store })
+        .merge(super::fax_api::routes(fax_api));
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = shutdown.changed().await;

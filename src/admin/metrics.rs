@@ -50,6 +50,11 @@ pub struct Metrics {
     /// Faxes finished, by outcome (`sent`, `failed`) and the last call's
     /// result (the reason of a failure).
     pub faxes: IntCounterVec,
+    /// Faxes received, by how the reception ended (`complete`,
+    /// `partial`, `failed`).
+    pub fax_received: IntCounterVec,
+    /// Fax images deleted by the retention purge.
+    pub fax_images_purged: IntCounter,
     /// The fax engine, for the line gauges at scrape time.
     pub fax_engine: OnceLock<Arc<dyn FaxEngine>>,
     fax_lines: IntGaugeVec,
@@ -191,6 +196,23 @@ impl Metrics {
                         "Faxes finished: sent, or failed with the last call's result",
                     ),
                     &["outcome", "reason"],
+                ),
+            ),
+            fax_received: build(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "faxmta_fax_received_total",
+                        "Faxes received, by how the reception ended",
+                    ),
+                    &["status"],
+                ),
+            ),
+            fax_images_purged: build(
+                &r,
+                IntCounter::new(
+                    "faxmta_fax_images_purged_total",
+                    "Fax images deleted by the retention purge",
                 ),
             ),
             fax_engine: OnceLock::new(),

@@ -1,6 +1,7 @@
 //! Administration interfaces: the control socket used by the CLI, and the
-//! HTTP listener with Prometheus metrics.
+//! HTTP listener with Prometheus metrics and the HTTP fax API.
 
 pub mod control;
+pub mod fax_api;
 pub mod http;
 pub mod metrics;

@@ -11,7 +11,18 @@ use serde::Deserialize;
 use std::path::PathBuf;
 
 mod addressing;
-pub(super) use addressing::load;
+pub mod incoming;
+pub use incoming::IncomingConfig;
+
+/// Check and complete `[fax]` once parsed: addressing, then
+/// `[fax.incoming]`.
+pub(super) fn load(
+    config: &mut super::Config,
+    src: &super::domains::Source<'_>,
+) -> Result<(), super::ConfigError> {
+    addressing::load(config, src)?;
+    incoming::check(config, src)
+}
 
 /// `[fax]`
 #[derive(Debug, Clone, Deserialize)]
@@ -52,6 +63,11 @@ pub struct FaxConfig {
     pub archive: Option<PathBuf>,
     /// The simulated engine: the phone network and the remote machines.
     pub simulated: SimulatedConfig,
+    /// `[fax.incoming]`: received faxes — routing, mails, retention.
+    pub incoming: IncomingConfig,
+    /// `[fax.spool_engine]`: the directories of a board or gateway that
+    /// takes jobs as files (`engine = "spool"`).
+    pub spool_engine: SpoolEngineConfig,
     /// `[fax.dialplan]`: how numbers are normalised to E.164 and dialled.
     pub dialplan: DialPlan,
     /// `[[fax.rule]]`: outbound rules, tried in order.
@@ -106,6 +122,8 @@ impl Default for FaxConfig {
             spool: PathBuf::from("var/fax/spool"),
             archive: None,
             simulated: SimulatedConfig::default(),
+            incoming: IncomingConfig::default(),
+            spool_engine: SpoolEngineConfig::default(),
             dialplan: DialPlan::default(),
             rules: Vec::new(),
             users: None,
@@ -124,6 +142,9 @@ pub enum EngineKind {
     /// spandsp's software modem over a simulated line (no hardware).
     #[default]
     Simulated,
+    /// A fax board or gateway that takes jobs as files in a spool
+    /// directory (`[fax.spool_engine]`).
+    Spool,
 }
 
 /// `[fax] unsupported`
@@ -179,6 +200,39 @@ impl Default for SimulatedConfig {
             no_answer: Vec::new(),
             no_fax_tone: Vec::new(),
             hang_up_after: Default::default(),
+        }
+    }
+}
+
+/// `[fax.spool_engine]`: the directories shared with a fax board or
+/// gateway (`engine = "spool"`; the file formats are in
+/// docs/configuration.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpoolEngineConfig {
+    /// Where jobs are written for the board (`JOBID.tif`, `JOBID.job`).
+    pub outgoing: PathBuf,
+    /// Where the board writes `JOBID.status`.
+    pub status: PathBuf,
+    /// Where the board writes received faxes (`NAME.tif`, `NAME.rx`).
+    pub incoming: PathBuf,
+    /// Where received faxes are moved when taken.
+    pub received: PathBuf,
+    /// How often `status` and `incoming` are looked at.
+    pub poll_interval: Duration,
+    /// How long a job may take, from writing it to its status.
+    pub job_timeout: Duration,
+}
+
+impl Default for SpoolEngineConfig {
+    fn default() -> Self {
+        SpoolEngineConfig {
+            outgoing: PathBuf::from("var/fax/board/outgoing"),
+            status: PathBuf::from("var/fax/board/status"),
+            incoming: PathBuf::from("var/fax/board/incoming"),
+            received: PathBuf::from("var/fax/inbound"),
+            poll_interval: Duration(1),
+            job_timeout: Duration(600),
         }
     }
 }

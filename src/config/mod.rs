@@ -68,7 +68,7 @@ pub struct Config {
     pub fax: fax::FaxConfig,
 }
 
-/// `[admin]`: the HTTP listener for /metrics.
+/// `[admin]`: the HTTP listener for /metrics and the HTTP fax API.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
@@ -76,6 +76,12 @@ pub struct AdminConfig {
     pub listen: SocketAddr,
     /// `false`: no admin listener at all.
     pub enabled: bool,
+    /// HTTPS with the server's `[tls]` certificate.
+    pub tls: bool,
+    /// The hashed tokens of the HTTP fax API (`faxmta token`).
+    pub tokens_file: PathBuf,
+    /// The largest request body of `POST /fax/send`.
+    pub max_request: Size,
 }
 
 impl Default for AdminConfig {
@@ -83,6 +89,9 @@ impl Default for AdminConfig {
         AdminConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9025)),
             enabled: true,
+            tls: false,
+            tokens_file: PathBuf::from("var/tokens"),
+            max_request: Size(20 * 1024 * 1024),
         }
     }
 }

@@ -38,6 +38,13 @@ pub struct FaxUser {
     pub header: Option<String>,
     /// A cover page, or not, whatever `[fax] cover_page` says.
     pub cover_page: Option<bool>,
+    /// Fax numbers (DIDs) whose received faxes go to this user (the
+    /// directory rule of `[fax.incoming]`), as the line presents them.
+    #[serde(default)]
+    pub numbers: Vec<String>,
+    /// The form this user gets received faxes in (`pdf`, `tiff`); unset:
+    /// `[fax.incoming] format`.
+    pub incoming_format: Option<crate::fax::inbound::ImageFormat>,
 }
 
 /// `[[fax.group]]` (or `[[group]]` in a users file).
@@ -50,6 +57,9 @@ pub struct FaxGroup {
     pub tsi: Option<String>,
     pub header: Option<String>,
     pub cover_page: Option<bool>,
+    /// Fax numbers (DIDs) whose received faxes go to every member.
+    #[serde(default)]
+    pub numbers: Vec<String>,
 }
 
 /// The users and groups: a users file, or inline in `[fax]`.
@@ -100,7 +110,51 @@ pub fn valid_tsi(tsi: &str) -> bool {
     tsi.len() <= 20 && tsi.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
 
+/// A fax number as the line presents it, for comparing: spaces, dashes,
+/// dots and brackets dropped.
+pub fn number_key(number: &str) -> String {
+    number
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect()
+}
+
 impl Directory {
+    /// The addresses that receive faxes sent to `number` (a DID), each
+    /// with its `incoming_format`: users who list it in `numbers`, and the
+    /// members of groups that do, in directory order, each once. Wildcard
+    /// users (`*@domain`) have no mailbox and are left out.
+    pub fn users_for_number(
+        &self,
+        number: &str,
+    ) -> Vec<(String, Option<crate::fax::inbound::ImageFormat>)> {
+        let key = number_key(number);
+        if key.is_empty() {
+            return Vec::new();
+        }
+        let has = |numbers: &[String]| numbers.iter().any(|n| number_key(n) == key);
+        let groups: Vec<&str> = self
+            .groups
+            .iter()
+            .filter(|g| has(&g.numbers))
+            .map(|g| g.name.as_str())
+            .collect();
+        let mut out: Vec<(String, Option<crate::fax::inbound::ImageFormat>)> = Vec::new();
+        for user in &self.users {
+            let member = user
+                .groups
+                .iter()
+                .any(|g| groups.iter().any(|n| n.eq_ignore_ascii_case(g)));
+            if (has(&user.numbers) || member)
+                && !user.address.starts_with('*')
+                && !out.iter().any(|(a, _)| a.eq_ignore_ascii_case(&user.address))
+            {
+                out.push((user.address.clone(), user.incoming_format));
+            }
+        }
+        out
+    }
+
     /// Check entries, groups and references.
     pub fn validate(&self) -> Result<(), DirectoryError> {
         let fail = |needle: &str, message: String| {
@@ -388,6 +442,8 @@ mod tests {
             tsi: None,
             header: None,
             cover_page: None,
+            numbers: vec![],
+            incoming_format: None,
         }
     }
 
@@ -398,6 +454,7 @@ mod tests {
             tsi: None,
             header: None,
             cover_page: None,
+            numbers: vec![],
         }
     }
 
@@ -543,5 +600,38 @@ mod tests {
         assert!(!valid_pattern("a*b@x.test"));
         assert!(!valid_pattern("*@*.test"));
         assert!(valid_pattern("*@x.test"));
+    }
+
+    #[test]
+    fn numbers_find_users_and_group_members() {
+        let directory = Directory {
+            users: vec![
+                FaxUser {
+                    numbers: vec!["+1 555-0100".into()],
+                    ..user("alice@example.com", &[])
+                },
+                user("bob@example.com", &["sales"]),
+                user("carol@example.com", &[]),
+                user("*@example.com", &["sales"]),
+            ],
+            groups: vec![FaxGroup {
+                numbers: vec!["200".into(), "+15550100".into()],
+                ..group("Sales")
+            }],
+        };
+        let addresses = |n: &str| -> Vec<String> {
+            directory
+                .users_for_number(n)
+                .into_iter()
+                .map(|(a, _)| a)
+                .collect()
+        };
+        assert_eq!(
+            addresses("+15550100"),
+            ["alice@example.com", "bob@example.com"]
+        );
+        assert_eq!(addresses("200"), ["bob@example.com"]);
+        assert!(directory.users_for_number("201").is_empty());
+        assert!(directory.users_for_number("").is_empty());
     }
 }

@@ -9,10 +9,11 @@
 //! real-line one) can share.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 pub mod simulated;
 pub mod spandsp;
+pub mod spool;
 
 /// A fax to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +83,25 @@ pub struct ReceivedFax {
     /// The number dialled (DID / DNIS), if the line gave one.
     pub called: Option<String>,
     pub duration: Duration,
+    /// How the reception ended.
+    pub status: Reception,
+    /// When the call ended.
+    pub received_at: SystemTime,
+    /// Quality: rows the modem received damaged (and repaired by
+    /// copying), if the engine counts them; 0 on a clean ECM call.
+    pub bad_rows: Option<u32>,
+}
+
+/// How a reception ended. A `Failed` one has no pages (its `document`
+/// does not exist); it is reported so that someone can be told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reception {
+    /// Every page the caller sent arrived.
+    Complete,
+    /// The call broke off after some pages; the `reason` (T.30 text).
+    Partial { reason: String },
+    /// Nothing arrived.
+    Failed { reason: String },
 }
 
 /// A fax engine.

@@ -23,7 +23,7 @@
 //! time per page.
 
 use super::spandsp::modem;
-use super::{FaxEngine, ReceivedFax, SendRequest, SendResult};
+use super::{FaxEngine, ReceivedFax, Reception, SendRequest, SendResult};
 use call::{answer_call, place_call, Remote};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -207,8 +207,9 @@ impl SimulatedEngine {
     /// A remote machine calls us and sends `call.document`. Waits for a
     /// free line. What we receive is written under `inbound` and queued for
     /// `receive()`; it is also returned. A call that breaks off is an
-    /// error, but the pages that did arrive are still queued (as a fax
-    /// server would keep them).
+    /// error, but what did arrive is still queued (the pages, as a fax
+    /// server would keep them, or a failed reception with none, so that
+    /// someone can be told).
     pub async fn call_in(&self, call: IncomingCall) -> Result<ReceivedFax, SimulatedError> {
         let inbox = self
             .inbox_tx
@@ -231,17 +232,16 @@ impl SimulatedEngine {
         })
         .await
         .map_err(|e| SimulatedError::Task(e.to_string()))??;
-        let (received, failure) = outcome;
-        if let Some(fax) = &received {
-            // A closed inbox (stop() meanwhile) just drops it; the file stays.
-            let _ = inbox.send(fax.clone());
-        }
-        match (received, failure) {
-            (Some(fax), None) => Ok(fax),
-            (received, failure) => Err(SimulatedError::CallFailed {
-                reason: failure.unwrap_or_default(),
-                pages_received: received.map_or(0, |f| f.pages),
-            }),
+        // A closed inbox (stop() meanwhile) just drops it; the file stays.
+        let _ = inbox.send(outcome.clone());
+        match &outcome.status {
+            Reception::Complete => Ok(outcome),
+            Reception::Partial { reason } | Reception::Failed { reason } => {
+                Err(SimulatedError::CallFailed {
+                    reason: reason.clone(),
+                    pages_received: outcome.pages,
+                })
+            }
         }
     }
 

@@ -6,7 +6,7 @@ use super::{IncomingCall, SimulatedError};
 use crate::fax::engine::spandsp::modem::{
     self, FarEnd, Job, Limit, Setup, Terminal, T30_ERR_OK, T30_ERR_T0_EXPIRED, T30_ERR_T1_EXPIRED,
 };
-use crate::fax::engine::{ReceivedFax, SendRequest, SendResult};
+use crate::fax::engine::{ReceivedFax, Reception, SendRequest, SendResult};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -101,12 +101,12 @@ pub(super) fn place_call(request: &SendRequest, remote: Remote) -> SendResult {
 }
 
 /// Runs one incoming call (blocking): a remote machine calls us. Returns
-/// the fax (if any page came) and, if the call did not end well, why.
+/// what came (a failed reception has no pages and no file).
 pub(super) fn answer_call(
     call: &IncomingCall,
     csid: &str,
     file: PathBuf,
-) -> Result<(Option<ReceivedFax>, Option<String>), SimulatedError> {
+) -> Result<ReceivedFax, SimulatedError> {
     let mut remote = Terminal::new(&Setup {
         calling: true,
         ident: &call.tsi,
@@ -141,19 +141,28 @@ pub(super) fn answer_call(
         None => Some("the call did not end".to_owned()),
     };
     tracing::info!(pages = stats.pages_rx, tsi = %tsi, failure = ?failure, "fax received");
+    let status = match failure {
+        None if stats.pages_rx > 0 => Reception::Complete,
+        None => Reception::Failed {
+            reason: "no page was received".into(),
+        },
+        Some(reason) if stats.pages_rx > 0 => Reception::Partial { reason },
+        Some(reason) => Reception::Failed { reason },
+    };
     if stats.pages_rx == 0 {
         let _ = std::fs::remove_file(&file);
-        return Ok((None, failure));
     }
-    let fax = ReceivedFax {
+    Ok(ReceivedFax {
         document: file,
         pages: stats.pages_rx,
         remote_tsi: tsi,
         caller: call.caller.clone(),
         called: call.called.clone(),
         duration: report.duration(),
-    };
-    Ok((Some(fax), failure))
+        status,
+        received_at: std::time::SystemTime::now(),
+        bad_rows: Some(stats.bad_rows),
+    })
 }
 
 /// Turns the caller's phase E code and statistics into a [`SendResult`].

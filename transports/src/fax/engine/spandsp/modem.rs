@@ -100,6 +100,8 @@ pub struct Stats {
     pub pages_rx: u32,
     pub bit_rate: u32,
     pub ecm: bool,
+    /// Rows received damaged (repaired by copying the previous one).
+    pub bad_rows: u32,
     /// Pages in the file being sent (`None` before it is opened).
     pub pages_in_file: Option<u32>,
 }
@@ -239,6 +241,7 @@ impl Terminal {
             pages_rx: count(raw.pages_rx),
             bit_rate: count(raw.bit_rate),
             ecm: raw.error_correcting_mode != 0,
+            bad_rows: count(raw.bad_rows),
             pages_in_file: u32::try_from(raw.pages_in_file).ok().filter(|&p| p > 0),
         }
     }

@@ -1,0 +1,473 @@
+//! The HTTP fax API on the admin listener: `POST /fax/send` (a
+//! multipart/form-data request: an XML control file in the `metadata`
+//! part, the documents in `attachments` parts) and `GET /fax/status/ID`.
+//!
+//! Every request carries a token in the `XM-Token-Authorization` header
+//! (`faxmta token add`). Each recipient becomes its own message in the
+//! queue, addressed to `NUMBER@` the first fax domain and checked with
+//! [`Router::authorize_fax`] like `faxmta fax send`; its queue id is the
+//! recipient's transaction id, and a broadcast id names them together.
+//! Nothing is queued unless every recipient is accepted. Replies are
+//! JSON, or XML when the `Accept` header asks for it; errors carry an
+//! `errorCode` from the table in [`reply::Code`] (documented in
+//! docs/configuration.md, "HTTP fax API", and docs/openapi.yaml).
+
+mod job;
+mod reply;
+mod status;
+
+use crate::config::{Config, DomainKind};
+use crate::router::Router;
+use crate::token_cli::{self, Token};
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use faxmta_queue::{BodyType, ClientInfo, NewMessage, NewRecipient, Store};
+use job::FaxJob;
+use reply::{ApiError, Code, Format, Submitted, Transaction};
+use std::sync::Arc;
+
+/// The header that carries the token.
+pub const TOKEN_HEADER: &str = "XM-Token-Authorization";
+
+/// What the handlers need.
+pub struct Api {
+    pub config: Arc<Config>,
+    pub router: Arc<Router>,
+    pub store: Store,
+}
+
+/// The routes, with the request size limit of `[admin] max_request`.
+pub fn routes(api: Arc<Api>) -> axum::Router {
+    let limit = usize::try_from(api.config.admin.max_request.0).unwrap_or(usize::MAX);
+    axum::Router::new()
+        .route("/fax/send", post(send))
+        .route("/fax/status/{id}", get(status))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(api)
+}
+
+/// A document of the request.
+struct File {
+    name: String,
+    media_type: String,
+    data: axum::body::Bytes,
+}
+
+impl Api {
+    /// The token of the request, or `BAD_TOKEN`.
+    fn token(&self, headers: &HeaderMap) -> Result<Token, ApiError> {
+        let presented = headers
+            .get(TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .unwrap_or("");
+        if presented.is_empty() {
+            return Err(ApiError::new(
+                Code::BadToken,
+                format!("no token: send one in the {TOKEN_HEADER} header"),
+            ));
+        }
+        match token_cli::check(&self.config.admin.tokens_file, presented) {
+            Ok(Some(t)) => Ok(t),
+            Ok(None) => Err(ApiError::new(Code::BadToken, "the token is not valid")),
+            Err(e) => {
+                tracing::warn!("HTTP fax API: {e}");
+                Err(ApiError::new(
+                    Code::BadToken,
+                    "the tokens cannot be checked",
+                ))
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        headers: &HeaderMap,
+        multipart: Result<Multipart, MultipartRejection>,
+    ) -> Result<Submitted, ApiError> {
+        let token = self.token(headers)?;
+        let limit = self.config.admin.max_request.0;
+        let length = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if length.is_some_and(|n| n > limit) {
+            return Err(too_large(limit));
+        }
+        let ctype = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !ctype
+            .to_ascii_lowercase()
+            .trim_start()
+            .starts_with("multipart/form-data")
+        {
+            return Err(ApiError::new(
+                Code::UnsupportedMediaType,
+                format!("send multipart/form-data, not {ctype:?}"),
+            ));
+        }
+        let multipart = multipart.map_err(|e| {
+            ApiError::new(
+                Code::InvalidMultipart,
+                format!("bad multipart request: {e}"),
+            )
+        })?;
+        let (metadata, files) = read_parts(multipart, limit).await?;
+        let job = FaxJob::parse(&metadata)?;
+        let files = match_attachments(&job, files)?;
+        if files.is_empty() && job.cover.note.trim().is_empty() {
+            return Err(ApiError::new(
+                Code::NoDocuments,
+                "nothing to send: no attachments and no cover note",
+            ));
+        }
+        let (sender, _) = job.sender();
+        if !token.allows(sender) {
+            return Err(ApiError::new(
+                Code::SenderRefused,
+                format!("the token {} may not send as <{sender}>", token.name),
+            ));
+        }
+        let addresses = self.addresses(&job)?;
+        let notify = job.notify()?;
+        let mut transactions = Vec::new();
+        let broadcast = self.store.new_broadcast_id().map_err(unavailable)?;
+        for (recipient, address) in job.recipients.list.iter().zip(&addresses) {
+            let body = build_message(&job, recipient, address, &files)?;
+            let message = NewMessage {
+                sender: sender.to_string(),
+                recipients: vec![NewRecipient {
+                    notify,
+                    ..NewRecipient::new(address.clone())
+                }],
+                client: ClientInfo {
+                    addr: "http".into(),
+                    helo: self.config.hostname.clone(),
+                    auth_user: Some(token.name.clone()),
+                    protocol: "HTTP".into(),
+                    trusted: true,
+                },
+                body_type: match body.iter().any(|&b| b >= 0x80) {
+                    true => BodyType::EightBitMime,
+                    false => BodyType::SevenBit,
+                },
+                ..Default::default()
+            };
+            let id = self.store.new_id().map_err(unavailable)?;
+            self.store
+                .enqueue(id.clone(), message, &body)
+                .await
+                .map_err(unavailable)?;
+            tracing::info!(
+                "{id}: from=<{sender}>, to=<{address}>, queued by the HTTP fax API \
+                 (token {}, broadcast {broadcast})",
+                token.name
+            );
+            transactions.push(Transaction {
+                number: recipient.number.trim().to_string(),
+                transaction_id: id,
+            });
+        }
+        let ids: Vec<String> = transactions
+            .iter()
+            .map(|t| t.transaction_id.clone())
+            .collect();
+        self.store
+            .record_broadcast(&broadcast, &ids)
+            .map_err(unavailable)?;
+        self.store.sync().await.map_err(unavailable)?;
+        Ok(Submitted {
+            broadcast_id: broadcast,
+            transactions,
+        })
+    }
+
+    /// `NUMBER@` the first fax domain for each recipient, each one
+    /// authorised for the sender (nothing is queued unless all are).
+    fn addresses(&self, job: &FaxJob) -> Result<Vec<String>, ApiError> {
+        let domain = self
+            .config
+            .domains
+            .iter()
+            .find(|d| d.kind == DomainKind::Fax)
+            .ok_or_else(|| {
+                ApiError::new(
+                    Code::FaxNotConfigured,
+                    "this server has no fax domain ([[domain]] kind = \"fax\")",
+                )
+            })?;
+        let (sender, _) = job.sender();
+        let mut out = Vec::new();
+        for r in &job.recipients.list {
+            let number = r.number.trim();
+            if number.contains('@') || number.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(ApiError::new(
+                    Code::BadNumber,
+                    format!("{number:?}: give the fax number alone (e.g. +15551234567)"),
+                ));
+            }
+            let address = format!("{number}@{}", domain.name.0);
+            if let Err(reply) = self.router.authorize_fax(sender, &address) {
+                let code = match reply.status.as_str() {
+                    "5.7.1" => Code::SenderRefused,
+                    _ => Code::BadNumber,
+                };
+                return Err(ApiError::new(code, format!("{number}: {}", reply.text)));
+            }
+            out.push(address);
+        }
+        Ok(out)
+    }
+}
+
+fn unavailable(e: faxmta_queue::QueueError) -> ApiError {
+    ApiError::new(Code::QueueUnavailable, format!("cannot queue the fax: {e}"))
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::new(
+        Code::TooLarge,
+        format!("the request is larger than {limit} octets ([admin] max_request)"),
+    )
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError, limit: u64) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return too_large(limit);
+    }
+    ApiError::new(
+        Code::InvalidMultipart,
+        format!("bad multipart request: {}", e.body_text()),
+    )
+}
+
+/// The `metadata` part and the `attachments` parts.
+async fn read_parts(
+    mut multipart: Multipart,
+    limit: u64,
+) -> Result<(axum::body::Bytes, Vec<File>), ApiError> {
+    let bad = |msg: String| ApiError::new(Code::InvalidMultipart, msg);
+    let mut metadata = None;
+    let mut files: Vec<File> = Vec::new();
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| multipart_error(e, limit))?
+    {
+        let name = field.name().unwrap_or("").to_string();
+        match name.as_str() {
+            "metadata" => {
+                if metadata.is_some() {
+                    return Err(bad("more than one metadata part".into()));
+                }
+                metadata = Some(field.bytes().await.map_err(|e| multipart_error(e, limit))?);
+            }
+            "attachments" | "attachment" => {
+                let file_name = field
+                    .file_name()
+                    .map(|f| f.rsplit(['/', '\\']).next().unwrap_or(f).to_string())
+                    .filter(|f| !f.is_empty())
+                    .ok_or_else(|| bad("an attachments part has no filename".into()))?;
+                if files.iter().any(|f| f.name == file_name) {
+                    return Err(bad(format!("two attachments are named {file_name:?}")));
+                }
+                let media_type = match field.content_type() {
+                    Some(t) if !t.eq_ignore_ascii_case("application/octet-stream") => t.to_string(),
+                    _ => media_type(&file_name).to_string(),
+                };
+                let data = field.bytes().await.map_err(|e| multipart_error(e, limit))?;
+                files.push(File {
+                    name: file_name,
+                    media_type,
+                    data,
+                });
+            }
+            other => {
+                return Err(bad(format!(
+                    "unexpected part {other:?}: send metadata and attachments"
+                )))
+            }
+        }
+    }
+    let metadata = metadata.ok_or_else(|| bad("no metadata part (the XML control file)".into()))?;
+    Ok((metadata, files))
+}
+
+/// The files in the order the control file lists them; each listed
+/// one must be there, and none that is not listed.
+fn match_attachments(job: &FaxJob, mut files: Vec<File>) -> Result<Vec<File>, ApiError> {
+    let mut out = Vec::new();
+    for a in &job.attachments.list {
+        let name = a.name.trim();
+        let Some(i) = files.iter().position(|f| f.name == name) else {
+            return Err(ApiError::new(
+                Code::MissingAttachment,
+                format!("the metadata names {name:?} but the request has no such attachment"),
+            ));
+        };
+        out.push(files.remove(i));
+    }
+    if let Some(extra) = files.first() {
+        return Err(ApiError::new(
+            Code::UnlistedAttachment,
+            format!(
+                "the attachment {:?} is not named in <Attachments>",
+                extra.name
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+/// The media type of a file by its extension, when the part gives none.
+fn media_type(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    match ext.to_ascii_lowercase().as_str() {
+        "pdf" => "application/pdf",
+        "ps" | "eps" => "application/postscript",
+        "tif" | "tiff" => "image/tiff",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "txt" | "text" => "text/plain",
+        "html" | "htm" => "text/html",
+        _ => "application/octet-stream",
+    }
+}
+
+/// One recipient's message: the cover fields in its headers, the note as
+/// a text part, the documents as attachments.
+fn build_message(
+    job: &FaxJob,
+    recipient: &job::Recipient,
+    address: &str,
+    files: &[File],
+) -> Result<Vec<u8>, ApiError> {
+    use mail_builder::headers::address::Address;
+    let (email, name) = job.sender();
+    let from = match name.is_empty() {
+        true => Address::new_address(None::<String>, email.to_string()),
+        false => Address::new_address(Some(name.to_string()), email.to_string()),
+    };
+    let display = [recipient.name.trim(), recipient.company.trim()]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let to = match display.is_empty() {
+        true => Address::new_address(None::<String>, address.to_string()),
+        false => Address::new_address(Some(display), address.to_string()),
+    };
+    let subject = match job.cover.subject.trim() {
+        "" => files
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        s => s.to_string(),
+    };
+    let mut builder = mail_builder::MessageBuilder::new()
+        .from(from)
+        .to(to)
+        .subject(subject)
+        .header(
+            "X-Mailer",
+            mail_builder::headers::raw::Raw::new("faxmta HTTP fax API"),
+        );
+    if !job.cover.note.trim().is_empty() {
+        builder = builder.text_body(job.cover.note.clone());
+    }
+    for f in files {
+        builder = builder.attachment(f.media_type.clone(), f.name.clone(), f.data.to_vec());
+    }
+    builder.write_to_vec().map_err(|e| {
+        ApiError::new(
+            Code::QueueUnavailable,
+            format!("cannot build the message: {e}"),
+        )
+    })
+}
+
+async fn send(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Response {
+    let format = Format::from_headers(&headers);
+    match api.send(&headers, multipart).await {
+        Ok(s) => reply::submitted(format, &s),
+        Err(e) => {
+            tracing::info!("HTTP fax API: refused {}: {}", e.code.name(), e.msg);
+            reply::error(format, &e)
+        }
+    }
+}
+
+async fn status(
+    State(api): State<Arc<Api>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let format = Format::from_headers(&headers);
+    let token = match api.token(&headers) {
+        Ok(t) => t,
+        Err(e) => return reply::error(format, &e),
+    };
+    let (store, router) = (api.store.clone(), api.router.clone());
+    let wanted = id.clone();
+    let found = tokio::task::spawn_blocking(move || status::lookup(&store, &router, &wanted))
+        .await
+        .unwrap_or_else(|e| Err(ApiError::new(Code::QueueUnavailable, e.to_string())));
+    // A token limited to senders sees only their faxes.
+    let found = found.and_then(|mut s| {
+        s.faxes
+            .retain(|f| f.sender.is_empty() || token.allows(&f.sender));
+        match s.faxes.is_empty() {
+            true => Err(ApiError::new(
+                Code::NotFound,
+                format!("{id}: no fax or broadcast with this id"),
+            )),
+            false => Ok(s),
+        }
+    });
+    match found {
+        Ok(s) => reply::status(format, &s),
+        Err(e) => reply::error(format, &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str) -> File {
+        File {
+            name: name.into(),
+            media_type: media_type(name).into(),
+            data: axum::body::Bytes::from_static(b"x"),
+        }
+    }
+
+    #[test]
+    fn attachments_must_match_the_metadata() {
+        let job = FaxJob::parse(
+            br#"<FaxJob><Sender email="a@b"/><Recipients><Recipient number="1"/></Recipients>
+            <Attachments><Attachment name="b.pdf"/><Attachment name="a.txt"/></Attachments></FaxJob>"#,
+        )
+        .unwrap();
+        let got = match_attachments(&job, vec![file("a.txt"), file("b.pdf")]).unwrap();
+        assert_eq!(got[0].name, "b.pdf");
+        assert_eq!(got[1].media_type, "text/plain");
+        let e = match_attachments(&job, vec![file("a.txt")]).err().unwrap();
+        assert_eq!(e.code, Code::MissingAttachment);
+        let e = match_attachments(&job, vec![file("a.txt"), file("b.pdf"), file("c.png")])
+            .err()
+            .unwrap();
+        assert_eq!(e.code, Code::UnlistedAttachment);
+    }
+}

@@ -1,0 +1,351 @@
+//! Received faxes: the loop that takes each fax the engine received,
+//! routes it through the incoming routing table (`[fax.incoming]`), and
+//! turns it into mail — from the fax service, the fax attached as PDF or
+//! TIFF — that enters the queue like any other message (so a mail server
+//! that is down just means the mail waits there). Folder destinations get
+//! the file written directly. A failed or partial reception also sends an
+//! "Incoming Failed" notice to the number's users (or `failed_to`, or the
+//! default recipients).
+//!
+//! Each received image is recorded with the queue ids of the mails that
+//! carry it ([`crate::fax_retention::record`]) for zero retention.
+
+use crate::admin::metrics::Metrics;
+use crate::config::Config;
+use faxmta_queue::{BodyType, ClientInfo, NewMessage, NewRecipient, Store};
+use faxmta_transports::fax::engine::{FaxEngine, ReceivedFax, Reception};
+use faxmta_transports::fax::inbound::{Destination, ImageFormat};
+use faxmta_transports::fax::{pdf, tiff};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// Take received faxes until the engine stops or shutdown.
+pub async fn run(
+    engine: Arc<dyn FaxEngine>,
+    config: Arc<Config>,
+    store: Store,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let fax = tokio::select! {
+            fax = engine.receive() => fax,
+            _ = shutdown.changed() => break,
+        };
+        let Some(fax) = fax else { break };
+        let status = match fax.status {
+            Reception::Complete => "complete",
+            Reception::Partial { .. } => "partial",
+            Reception::Failed { .. } => "failed",
+        };
+        metrics.fax_received.with_label_values(&[status]).inc();
+        if let Err(e) = handle(&config, &store, fax).await {
+            tracing::error!("received fax: {e}");
+        }
+    }
+}
+
+/// The sender of received-fax mails.
+fn sender(config: &Config) -> String {
+    config.fax.incoming.sender(&config.hostname)
+}
+
+/// Who the fax is from, for subjects: the caller's number, else its
+/// station identity, else "unknown".
+fn from_label(fax: &ReceivedFax) -> String {
+    fax.caller
+        .clone()
+        .filter(|c| !c.trim().is_empty())
+        .or_else(|| Some(fax.remote_tsi.clone()).filter(|t| !t.trim().is_empty()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Route one received fax and queue its mails (and the notice).
+pub async fn handle(config: &Config, store: &Store, mut fax: ReceivedFax) -> Result<(), String> {
+    let label = from_label(&fax);
+    let failure = match &fax.status {
+        Reception::Complete => None,
+        Reception::Partial { reason } | Reception::Failed { reason } => Some(reason.clone()),
+    };
+    if let Some(reason) = &failure {
+        tracing::warn!(
+            "incoming fax from {label} to {}: failed after {} page(s): {reason}",
+            fax.called.as_deref().unwrap_or("?"),
+            fax.pages
+        );
+        let body = failed_notice(config, &fax, reason)?;
+        let to = failed_recipients(config, &fax);
+        if to.is_empty() {
+            tracing::warn!(
+                "incoming fax failed, and nobody to tell: set [fax.incoming] failed_to or default_to"
+            );
+        } else {
+            let id = enqueue(config, store, &to, body).await?;
+            tracing::info!("{id}: Incoming Failed notice to {}", to.join(", "));
+        }
+    }
+    if fax.pages == 0 {
+        return Ok(());
+    }
+    if let Some(dir) = &config.fax.incoming.store {
+        fax.document = move_into(&fax.document, dir)?;
+    }
+    let inc = &config.fax.incoming;
+    let directory = config.fax.policy().directory;
+    let routed = inc.table().route(
+        fax.called.as_deref(),
+        fax.caller.as_deref(),
+        &|n: &str| directory.users_for_number(n),
+    );
+    if routed.destinations.is_empty() {
+        tracing::warn!(
+            "incoming fax {} from {label}: no destination (set [fax.incoming] default_to); kept",
+            fax.document.display()
+        );
+        return Ok(());
+    }
+    // The files: read the TIFF once, make the PDF only when wanted.
+    let wants_pdf = routed.destinations.iter().any(|d| {
+        matches!(
+            d,
+            Destination::Mail { format: ImageFormat::Pdf, .. }
+                | Destination::Folder { format: ImageFormat::Pdf, .. }
+        )
+    });
+    let document = fax.document.clone();
+    let (tiff_bytes, pdf_bytes) = tokio::task::spawn_blocking(move || images(&document, wants_pdf))
+        .await
+        .map_err(|e| format!("the image task failed: {e}"))??;
+    let file_of = |format: ImageFormat| match (format, &pdf_bytes) {
+        (ImageFormat::Pdf, Some(p)) => (ImageFormat::Pdf, p.as_slice()),
+        _ => (ImageFormat::Tiff, tiff_bytes.as_slice()),
+    };
+    let stem = fax
+        .document
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "fax".into());
+    let mut by_format: BTreeMap<&'static str, (ImageFormat, Vec<String>)> = BTreeMap::new();
+    for d in &routed.destinations {
+        match d {
+            Destination::Mail { address, format } => {
+                let (format, _) = file_of(*format);
+                by_format
+                    .entry(format.extension())
+                    .or_insert_with(|| (format, Vec::new()))
+                    .1
+                    .push(address.clone());
+            }
+            Destination::Folder { path, format } => {
+                let (format, data) = file_of(*format);
+                let target = path.join(format!("{stem}.{}", format.extension()));
+                write_file(&target, data)?;
+                tracing::info!("incoming fax from {label} written to {}", target.display());
+            }
+        }
+    }
+    let mut ids = Vec::new();
+    for (format, to) in by_format.values() {
+        let (format, data) = file_of(*format);
+        let body = fax_mail(config, &fax, &to.join(", "), format, &stem, data)?;
+        let id = enqueue(config, store, to, body).await?;
+        tracing::info!(
+            "{id}: incoming fax from {label} to {} ({} page(s), {}) for {} [rules: {}]",
+            fax.called.as_deref().unwrap_or("?"),
+            fax.pages,
+            format.extension(),
+            to.join(", "),
+            routed.matched.join(", ")
+        );
+        ids.push(id);
+    }
+    crate::fax_retention::record(&fax.document, &ids)
+}
+
+/// The TIFF as received and, when wanted, its PDF (`None` when the TIFF
+/// cannot be read as pages: the mail then carries the TIFF).
+fn images(document: &Path, pdf: bool) -> Result<(Vec<u8>, Option<Vec<u8>>), String> {
+    let data = std::fs::read(document)
+        .map_err(|e| format!("cannot read the received fax {}: {e}", document.display()))?;
+    if !pdf {
+        return Ok((data, None));
+    }
+    let made = tiff::decode_tiff(&data, &tiff::ReadLimits::default())
+        .map_err(|e| e.to_string())
+        .and_then(|pages| pdf::pages_to_pdf(&pages).map_err(|e| e.to_string()));
+    match made {
+        Ok(p) => Ok((data, Some(p))),
+        Err(e) => {
+            tracing::warn!(
+                "cannot make a PDF of {} ({e}); sending the TIFF",
+                document.display()
+            );
+            Ok((data, None))
+        }
+    }
+}
+
+/// Move `file` into `dir` (rename, or copy and delete across file
+/// systems); the new path.
+fn move_into(file: &Path, dir: &Path) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let name = file
+        .file_name()
+        .ok_or_else(|| format!("{}: not a file name", file.display()))?;
+    let target = dir.join(name);
+    if std::fs::rename(file, &target).is_err() {
+        std::fs::copy(file, &target).map_err(|e| {
+            format!("cannot copy {} to {}: {e}", file.display(), target.display())
+        })?;
+        std::fs::remove_file(file)
+            .map_err(|e| format!("cannot remove {}: {e}", file.display()))?;
+    }
+    Ok(target)
+}
+
+fn write_file(target: &Path, data: &[u8]) -> Result<(), String> {
+    if let Some(dir) = target.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    std::fs::write(target, data).map_err(|e| format!("cannot write {}: {e}", target.display()))
+}
+
+/// The lines of the facts about a reception, for both mails.
+fn facts(fax: &ReceivedFax) -> String {
+    let when = chrono::DateTime::<chrono::Utc>::from(fax.received_at).to_rfc2822();
+    let mut s = String::new();
+    let mut line = |k: &str, v: &str| s.push_str(&format!("{k:<16}{v}\n"));
+    line("From number:", fax.caller.as_deref().unwrap_or("unknown"));
+    line(
+        "Station ID:",
+        Some(fax.remote_tsi.as_str())
+            .filter(|t| !t.is_empty())
+            .unwrap_or("none"),
+    );
+    line("To number:", fax.called.as_deref().unwrap_or("unknown"));
+    line("Pages:", &fax.pages.to_string());
+    line("Received:", &when);
+    line("Call time:", &format!("{} s", fax.duration.as_secs()));
+    if let Some(bad) = fax.bad_rows {
+        line("Bad rows:", &bad.to_string());
+    }
+    s
+}
+
+fn fax_mail(
+    config: &Config,
+    fax: &ReceivedFax,
+    to: &str,
+    format: ImageFormat,
+    stem: &str,
+    data: &[u8],
+) -> Result<String, String> {
+    let pages = match fax.pages {
+        1 => "1 page".to_owned(),
+        n => format!("{n} pages"),
+    };
+    let text = format!(
+        "You have received a fax ({pages}); it is attached as {}.\n\n{}",
+        format.extension().to_uppercase(),
+        facts(fax)
+    );
+    mail_builder::MessageBuilder::new()
+        .from(("Fax service", sender(config).as_str()))
+        .to(to)
+        .subject(format!("Fax from {} ({pages})", from_label(fax)))
+        .header(
+            "X-Mailer",
+            mail_builder::headers::raw::Raw::new("faxmta fax receive"),
+        )
+        .text_body(text)
+        .attachment(
+            format.media_type(),
+            format!("{stem}.{}", format.extension()),
+            data.to_vec(),
+        )
+        .write_to_string()
+        .map_err(|e| format!("cannot build the fax mail: {e}"))
+}
+
+/// Who hears of a failed reception: the number's users, else
+/// `failed_to`, else the default recipients.
+fn failed_recipients(config: &Config, fax: &ReceivedFax) -> Vec<String> {
+    let inc = &config.fax.incoming;
+    let users: Vec<String> = fax
+        .called
+        .as_deref()
+        .map(|n| config.fax.policy().directory.users_for_number(n))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(a, _)| a)
+        .collect();
+    if !users.is_empty() {
+        return users;
+    }
+    if !inc.failed_to.is_empty() {
+        return inc.failed_to.clone();
+    }
+    inc.default_to.clone()
+}
+
+fn failed_notice(config: &Config, fax: &ReceivedFax, reason: &str) -> Result<String, String> {
+    let what = match fax.pages {
+        0 => "No page arrived.".to_owned(),
+        n => format!("{n} page(s) arrived and are delivered as usual."),
+    };
+    let text = format!(
+        "A fax call to us failed: {reason}.\n{what}\n\n{}",
+        facts(fax)
+    );
+    let to = failed_recipients(config, fax).join(", ");
+    mail_builder::MessageBuilder::new()
+        .from(("Fax service", sender(config).as_str()))
+        .to(to.as_str())
+        .subject(format!(
+            "Incoming Failed: fax from {} ({} page(s) received)",
+            from_label(fax),
+            fax.pages
+        ))
+        .header(
+            "X-Mailer",
+            mail_builder::headers::raw::Raw::new("faxmta fax receive"),
+        )
+        .text_body(text)
+        .write_to_string()
+        .map_err(|e| format!("cannot build the notice: {e}"))
+}
+
+/// Queue a mail from the fax service; its queue id.
+async fn enqueue(
+    config: &Config,
+    store: &Store,
+    to: &[String],
+    body: String,
+) -> Result<String, String> {
+    let message = NewMessage {
+        sender: sender(config),
+        recipients: to.iter().map(|a| NewRecipient::new(a.as_str())).collect(),
+        client: ClientInfo {
+            addr: "local".into(),
+            helo: config.hostname.clone(),
+            auth_user: None,
+            protocol: "local".into(),
+            trusted: true,
+        },
+        body_type: if body.bytes().any(|b| b >= 0x80) {
+            BodyType::EightBitMime
+        } else {
+            BodyType::SevenBit
+        },
+        ..Default::default()
+    };
+    let id = store.new_id().map_err(|e| format!("cannot queue: {e}"))?;
+    store
+        .enqueue(id.clone(), message, body.as_bytes())
+        .await
+        .map_err(|e| format!("cannot queue the received fax mail: {e}"))?;
+    Ok(id)
+}

@@ -1,0 +1,253 @@
+//! Retention of fax images: received faxes (in `[fax.incoming] store`, or
+//! where the engine writes them) and the archive of sent faxes (`[fax]
+//! archive`) are deleted `retention_days` after they were written
+//! (default 90, at least 7).
+//!
+//! Zero retention (`zero_retention = true`) deletes a received image as
+//! soon as every mail that carries it has left the queue, and after 7
+//! days otherwise. Which mails carry an image is recorded next to it, in
+//! `<image>.queue` (one queue id a line), by the receive loop; an image
+//! without that record (nothing was routed) waits for the 7 days. A mail
+//! leaves the queue when each recipient was delivered or failed for good
+//! (the failure then has its own report).
+//!
+//! The purge runs on start and hourly; each deletion is logged as `fax
+//! image X deleted (retention N days)` and counted in
+//! `faxmta_fax_images_purged_total`.
+
+use crate::admin::metrics::Metrics;
+use crate::config::fax::incoming::MIN_RETENTION_DAYS;
+use crate::config::Config;
+use faxmta_queue::Store;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+
+/// How often the purge runs.
+const INTERVAL: Duration = Duration::from_secs(3600);
+const DAY: u64 = 86_400;
+/// The suffix of the record of queue ids next to an image.
+const RECORD: &str = "queue";
+
+/// Remember which queued mails carry `image` (for zero retention).
+pub fn record(image: &Path, ids: &[String]) -> Result<(), String> {
+    let path = record_path(image);
+    let mut text = ids.join("\n");
+    text.push('\n');
+    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn record_path(image: &Path) -> PathBuf {
+    let mut name = image.as_os_str().to_owned();
+    name.push(".");
+    name.push(RECORD);
+    PathBuf::from(name)
+}
+
+/// What the purge looks at.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// Where received images are.
+    pub received: PathBuf,
+    /// Where sent faxes are archived, if anywhere.
+    pub archive: Option<PathBuf>,
+    pub days: u32,
+    pub zero: bool,
+}
+
+impl Retention {
+    pub fn from_config(config: &Config) -> Retention {
+        let inc = &config.fax.incoming;
+        Retention {
+            received: inc
+                .store
+                .clone()
+                .unwrap_or_else(|| config.fax.simulated.inbound.clone()),
+            archive: config.fax.archive.clone(),
+            days: inc.retention_days.max(MIN_RETENTION_DAYS),
+            zero: inc.zero_retention,
+        }
+    }
+}
+
+/// Whether every mail in the record of `image` has left the queue
+/// (`false` without a record, or when the queue cannot be read).
+fn all_gone(image: &Path, store: &Store) -> bool {
+    let Ok(text) = std::fs::read_to_string(record_path(image)) else {
+        return false;
+    };
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .all(|id| matches!(store.get(id), Ok(None)))
+}
+
+/// Age of a file at `now` (0 when it is in the future or unreadable).
+fn age(path: &Path, now: SystemTime) -> Option<u64> {
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+    Some(now.duration_since(modified).map_or(0, |d| d.as_secs()))
+}
+
+/// One pass at `now`: the images deleted.
+pub fn purge(r: &Retention, store: &Store, now: SystemTime) -> Vec<PathBuf> {
+    let mut deleted = Vec::new();
+    let keep = u64::from(r.days) * DAY;
+    let mut dirs = vec![(r.received.as_path(), true)];
+    if let Some(archive) = &r.archive {
+        dirs.push((archive.as_path(), false));
+    }
+    for (dir, received) in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue; // not made yet
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let is_record = path.extension().is_some_and(|e| e == RECORD);
+            if is_record {
+                // A record whose image is gone.
+                let image = path.with_extension("");
+                if !image.exists() {
+                    let _ = std::fs::remove_file(&path);
+                }
+                continue;
+            }
+            let Some(age) = age(&path, now) else { continue };
+            let why = if age >= keep {
+                Some(r.days)
+            } else if received && r.zero && age >= u64::from(MIN_RETENTION_DAYS) * DAY {
+                Some(MIN_RETENTION_DAYS)
+            } else if received && r.zero && all_gone(&path, store) {
+                Some(0)
+            } else {
+                None
+            };
+            let Some(days) = why else { continue };
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(record_path(&path));
+                    tracing::info!(
+                        "fax image {} deleted (retention {days} days)",
+                        path.display()
+                    );
+                    deleted.push(path);
+                }
+                Err(e) => tracing::warn!("cannot delete fax image {}: {e}", path.display()),
+            }
+        }
+    }
+    deleted
+}
+
+/// Purge on start and hourly until shutdown.
+pub async fn run(
+    retention: Retention,
+    store: Store,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let (r, s) = (retention.clone(), store.clone());
+        match tokio::task::spawn_blocking(move || purge(&r, &s, SystemTime::now())).await {
+            Ok(deleted) => metrics.fax_images_purged.inc_by(deleted.len() as u64),
+            Err(e) => tracing::warn!("fax image purge failed: {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(INTERVAL) => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faxmta_queue::{NewMessage, NewRecipient};
+
+    fn file(dir: &Path, name: &str, age_days: u64, now: SystemTime) -> PathBuf {
+        std::fs::create_dir_all(dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, b"II*\0").unwrap();
+        let f = std::fs::File::options().write(true).open(&path).unwrap();
+        f.set_modified(now - Duration::from_secs(age_days * DAY))
+            .unwrap();
+        path
+    }
+
+    async fn queued(store: &Store) -> String {
+        let id = store.new_id().unwrap();
+        let message = NewMessage {
+            sender: "fax-daemon@test".into(),
+            recipients: vec![NewRecipient::new("alice@example.test")],
+            ..Default::default()
+        };
+        store.enqueue(id.clone(), message, b"x").await.unwrap();
+        id
+    }
+
+    #[tokio::test]
+    async fn images_go_after_n_days_archive_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("queue")).unwrap();
+        let now = SystemTime::now() + Duration::from_secs(1000 * DAY);
+        let (inbound, sent) = (dir.path().join("in"), dir.path().join("sent"));
+        let old = file(&inbound, "old.tif", 31, now);
+        let young = file(&inbound, "young.tif", 29, now);
+        let old_sent = file(&sent, "A-1.tif", 30, now);
+        let young_sent = file(&sent, "B-1.tif", 3, now);
+        record(&old, &[]).unwrap();
+        let r = Retention {
+            received: inbound.clone(),
+            archive: Some(sent.clone()),
+            days: 30,
+            zero: false,
+        };
+        let mut deleted = purge(&r, &store, now);
+        deleted.sort();
+        assert_eq!(deleted, [old_sent, old.clone()]);
+        assert!(young.exists() && young_sent.exists());
+        assert!(!record_path(&old).exists());
+        // The clock moves on: the young ones go too.
+        let later = now + Duration::from_secs(28 * DAY);
+        assert_eq!(purge(&r, &store, later).len(), 2);
+        assert!(purge(&r, &store, later).is_empty());
+    }
+
+    #[tokio::test]
+    async fn zero_retention_waits_for_the_mails() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("queue")).unwrap();
+        let now = SystemTime::now();
+        let inbound = dir.path().join("in");
+        let (a, b) = (queued(&store).await, queued(&store).await);
+        let carried = file(&inbound, "carried.tif", 0, now);
+        record(&carried, &[a.clone(), b.clone()]).unwrap();
+        let unrouted = file(&inbound, "unrouted.tif", 6, now);
+        let r = Retention {
+            received: inbound.clone(),
+            archive: None,
+            days: 90,
+            zero: true,
+        };
+        assert!(purge(&r, &store, now).is_empty());
+        // One mail delivered: still kept.
+        assert!(store.remove(&a).unwrap());
+        assert!(purge(&r, &store, now).is_empty());
+        // Both: deleted, with its record.
+        assert!(store.remove(&b).unwrap());
+        assert_eq!(purge(&r, &store, now), [carried.clone()]);
+        assert!(!record_path(&carried).exists());
+        // Without a record: 7 days.
+        assert!(unrouted.exists());
+        let later = now + Duration::from_secs(DAY);
+        assert_eq!(purge(&r, &store, later), [unrouted]);
+        // Without zero retention, a delivered image stays its 90 days.
+        let kept = file(&inbound, "kept.tif", 10, now);
+        record(&kept, &[]).unwrap();
+        let r = Retention { zero: false, ..r };
+        assert!(purge(&r, &store, now).is_empty());
+    }
+}

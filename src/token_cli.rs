@@ -1,0 +1,252 @@
+//! The tokens of the HTTP fax API (`[admin] tokens_file`) and
+//! `faxmta token add|list|del`.
+//!
+//! A token is 32 random octets written as `fxt_` and 64 hex digits. It is
+//! printed once, by `faxmta token add`; the file keeps only its SHA-256
+//! (a random 256-bit secret needs no slow hash: there is nothing to
+//! guess). One line per token, `#` comments:
+//!
+//! ```text
+//! NAME:SHA256-HEX[:SENDER,SENDER…]
+//! ```
+//!
+//! SENDER is an address or `@domain`; with none, the token may send as
+//! any fax user. The server reads the file at each request, so changes
+//! apply at once. The file is rewritten atomically with mode 0600.
+
+use crate::config::Config;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// `faxmta token …`
+#[derive(clap::Subcommand)]
+pub enum TokenAction {
+    /// Make a token; it is printed once and only its hash is kept.
+    Add {
+        /// A name for the token (who or what uses it).
+        name: String,
+        /// A sender the token may use: an address or @domain
+        /// (repeatable). Default: any fax user.
+        #[arg(long = "sender")]
+        senders: Vec<String>,
+    },
+    /// The tokens' names and senders.
+    List,
+    /// Delete a token.
+    Del { name: String },
+}
+
+/// One line of the tokens file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub name: String,
+    /// Lower-case hex SHA-256 of the token.
+    pub hash: String,
+    /// Addresses and `@domain`s; empty: any.
+    pub senders: Vec<String>,
+}
+
+impl Token {
+    /// Whether the token may send as `sender`.
+    pub fn allows(&self, sender: &str) -> bool {
+        if self.senders.is_empty() {
+            return true;
+        }
+        let sender = sender.trim().to_ascii_lowercase();
+        let domain = sender.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+        self.senders.iter().any(|s| {
+            let s = s.to_ascii_lowercase();
+            match s.strip_prefix('@') {
+                Some(d) => d == domain,
+                None => s == sender,
+            }
+        })
+    }
+}
+
+/// The lower-case hex SHA-256 of `token`.
+pub fn hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+}
+
+/// Parse the tokens file; errors name the line.
+pub fn parse(text: &str) -> Result<Vec<Token>, String> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut fields = line.splitn(3, ':');
+        let (name, hash) = (fields.next().unwrap_or(""), fields.next().unwrap_or(""));
+        let senders = fields.next().unwrap_or("");
+        if !valid_name(name) || hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!(
+                "line {}: expected NAME:SHA256-HEX[:SENDERS]",
+                n + 1
+            ));
+        }
+        out.push(Token {
+            name: name.to_string(),
+            hash: hash.to_ascii_lowercase(),
+            senders: senders
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+        });
+    }
+    Ok(out)
+}
+
+/// The token that `presented` is, from the file at `path`. `Err`: the
+/// file cannot be read (no file: no tokens).
+pub fn check(path: &Path, presented: &str) -> Result<Option<Token>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let tokens = parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let wanted = hash(presented.trim());
+    Ok(tokens.into_iter().find(|t| t.hash == wanted))
+}
+
+fn random_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("fxt_{hex}")
+}
+
+fn run(config: &Config, action: TokenAction) -> Result<String, String> {
+    let path = &config.admin.tokens_file;
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let tokens = parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let write = |text: &str| {
+        crate::user_cli::write_atomically(path, text)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    };
+    match action {
+        TokenAction::List => Ok(tokens
+            .iter()
+            .map(|t| match t.senders.is_empty() {
+                true => format!("{} (any sender)\n", t.name),
+                false => format!("{} {}\n", t.name, t.senders.join(",")),
+            })
+            .collect()),
+        TokenAction::Add { name, senders } => {
+            if !valid_name(&name) {
+                return Err(format!(
+                    "{name:?}: a token name is 1 to 64 letters, digits, '-', '_', '.' or '@'"
+                ));
+            }
+            if tokens.iter().any(|t| t.name == name) {
+                return Err(format!(
+                    "{name}: a token of that name exists (del it first)"
+                ));
+            }
+            if let Some(bad) = senders
+                .iter()
+                .find(|s| s.is_empty() || s.contains([':', ',']) || s.contains(char::is_whitespace))
+            {
+                return Err(format!("{bad:?}: give a sender as an address or @domain"));
+            }
+            let token = random_token();
+            let mut text = text;
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&format!("{name}:{}", hash(&token)));
+            if !senders.is_empty() {
+                text.push_str(&format!(":{}", senders.join(",")));
+            }
+            text.push('\n');
+            write(&text)?;
+            Ok(format!("{token}\n"))
+        }
+        TokenAction::Del { name } => {
+            if !tokens.iter().any(|t| t.name == name) {
+                return Err(format!("{name}: no such token"));
+            }
+            let kept: String = text
+                .lines()
+                .filter(|l| {
+                    let l = l.trim();
+                    l.starts_with('#') || l.split(':').next() != Some(name.as_str())
+                })
+                .map(|l| format!("{l}\n"))
+                .collect();
+            write(&kept)?;
+            Ok(format!("{name}: deleted\n"))
+        }
+    }
+}
+
+/// `faxmta token …`
+pub fn token(config: &Config, action: TokenAction) -> ExitCode {
+    match run(config, action) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("faxmta: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_parse_and_check() {
+        let h = hash("fxt_secret");
+        let text = format!(
+            "# comment\nscanner:{h}\nalice:{}:alice@example.test,@fax.test\n",
+            hash("x")
+        );
+        let tokens = parse(&text).unwrap();
+        assert_eq!(tokens.len(), 2);
+        assert!(tokens[0].allows("anyone@anywhere"));
+        assert!(tokens[1].allows("Alice@Example.test"));
+        assert!(tokens[1].allows("bob@fax.test"));
+        assert!(!tokens[1].allows("bob@example.test"));
+        assert!(parse("bad line\n").unwrap_err().contains("line 1"));
+        assert!(parse("n:abc\n").is_err());
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tokens");
+        assert_eq!(check(&file, "fxt_secret").unwrap(), None);
+        std::fs::write(&file, text).unwrap();
+        assert_eq!(check(&file, "fxt_secret").unwrap().unwrap().name, "scanner");
+        assert_eq!(check(&file, "fxt_other").unwrap(), None);
+    }
+
+    #[test]
+    fn random_tokens_differ() {
+        let (a, b) = (random_token(), random_token());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 68);
+    }
+}

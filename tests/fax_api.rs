@@ -1,0 +1,518 @@
+//! The HTTP fax API with curl against the real binary: `faxmta token`
+//! makes the tokens; a multipart/form-data `POST /fax/send` (XML control
+//! file + a PDF) to two numbers queues one fax per number, answered in
+//! JSON or XML as `Accept` asks; both faxes are really sent (alice gets
+//! the success reports) and `GET /fax/status/ID` tells so for a
+//! transaction and for the broadcast. Every documented error code is
+//! provoked, and none of those requests queues anything.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::path::Path;
+
+#[path = "../transports/tests/fixtures/fax/messages.rs"]
+#[allow(dead_code)]
+mod fixtures;
+
+/// A fax domain with the simulated engine; alice is the one fax user.
+fn fax_config(work: &Path) -> String {
+    let w = work.display();
+    format!(
+        r#"
+[[domain]]
+name = "fax.localhost"
+kind = "fax"
+[fax]
+lines = 2
+retries = 1
+retry_interval = "1s"
+success_report = true
+spool = "{w}/spool"
+[fax.simulated]
+received = "{w}/remote"
+[fax.dialplan]
+country_code = "1"
+national_prefix = "1"
+international_prefix = "011"
+area_code = "555"
+national_digits = 10
+[[fax.user]]
+address = "alice@example.test"
+name = "Alice Example"
+"#
+    )
+}
+
+/// Start a server, then restart it with the API settings in `[admin]`
+/// (the harness writes that table itself).
+fn start(extra: &str, max_request: &str) -> Server {
+    let mut s = Server::start_with("", extra);
+    let tokens = s.path("tokens");
+    restart_with(
+        &mut s,
+        &[(
+            "[tls]\n",
+            &format!(
+                "tokens_file = \"{}\"\nmax_request = \"{max_request}\"\n[tls]\n",
+                tokens.display()
+            ),
+        )],
+    );
+    s
+}
+
+/// `faxmta token add NAME …`: the token it prints.
+fn new_token(s: &Server, args: &[&str]) -> String {
+    let mut all = vec!["token", "add"];
+    all.extend_from_slice(args);
+    let token = cli_ok(s, &all).trim().to_string();
+    assert!(token.starts_with("fxt_") && token.len() == 68, "{token}");
+    token
+}
+
+/// Run curl on the admin listener; the HTTP status and the body.
+fn curl(s: &Server, path: &str, args: &[&str]) -> (u16, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-w", "\n%{http_code}"])
+        .args(args)
+        .arg(format!("http://127.0.0.1:{}{path}", s.admin_port))
+        .output()
+        .expect("curl is installed by scripts/test");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "curl failed: {}", output_text(&out));
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// `POST /fax/send` with the token, a metadata file and attachments
+/// (`name` → file), plus more curl arguments.
+fn post(s: &Server, token: &str, metadata: &Path, files: &[&Path], more: &[&str]) -> (u16, String) {
+    let header = format!("XM-Token-Authorization: {token}");
+    let meta = format!("metadata=@{};type=application/xml", metadata.display());
+    let mut args: Vec<String> = vec!["-H".into(), header, "-F".into(), meta];
+    for f in files {
+        args.extend(["-F".into(), format!("attachments=@{}", f.display())]);
+    }
+    args.extend(more.iter().map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    curl(s, "/fax/send", &args)
+}
+
+fn job(sender: &str, recipients: &[&str], attachments: &[&str]) -> String {
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<FaxJob>\n");
+    if !sender.is_empty() {
+        xml.push_str(&format!(
+            "  <Sender email=\"{sender}\" name=\"Alice Example\"/>\n"
+        ));
+    }
+    xml.push_str("  <Recipients>\n");
+    for r in recipients {
+        xml.push_str(&format!(
+            "    <Recipient number=\"{r}\" name=\"Bob\" company=\"Acme &amp; Co\"/>\n"
+        ));
+    }
+    xml.push_str("  </Recipients>\n  <Cover subject=\"Quarterly figures\"/>\n  <Attachments>\n");
+    for a in attachments {
+        xml.push_str(&format!("    <Attachment name=\"{a}\"/>\n"));
+    }
+    xml.push_str("  </Attachments>\n  <Options notify=\"always\"/>\n</FaxJob>\n");
+    xml
+}
+
+fn write(dir: &Path, name: &str, data: &[u8]) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, data).unwrap();
+    p
+}
+
+fn json(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+/// The value of attribute `name` in the first element of `xml` that has
+/// it, after `from`.
+fn attr<'a>(xml: &'a str, from: &str, name: &str) -> &'a str {
+    let start = xml
+        .find(from)
+        .unwrap_or_else(|| panic!("{from} not in {xml}"));
+    let rest = &xml[start..];
+    let key = format!(" {name}=\"");
+    let at = rest
+        .find(&key)
+        .unwrap_or_else(|| panic!("{name} not in {rest}"))
+        + key.len();
+    let end = rest[at..].find('"').unwrap() + at;
+    &rest[at..end]
+}
+
+#[test]
+fn a_fax_posted_over_http_is_sent_and_its_status_told() {
+    let work = tempfile::tempdir().unwrap();
+    let s = start(&fax_config(work.path()), "20M");
+    let token = new_token(&s, &["scanner"]);
+    new_token(&s, &["tmp"]);
+    let list = cli_ok(&s, &["token", "list"]);
+    assert_contains(&list, "scanner (any sender)");
+    assert_contains(&cli_ok(&s, &["token", "del", "tmp"]), "tmp: deleted");
+    assert!(!cli_ok(&s, &["token", "list"]).contains("tmp"));
+    // Only hashes are kept.
+    let file = std::fs::read_to_string(s.path("tokens")).unwrap();
+    assert!(
+        !file.contains(&token) && file.starts_with("scanner:"),
+        "{file}"
+    );
+
+    let pdf = write(
+        work.path(),
+        "memo.pdf",
+        &fixtures::pdf(&[(612, 792, fixtures::PDF_PAGE)]),
+    );
+    let meta = write(
+        work.path(),
+        "job.xml",
+        job(
+            "alice@example.test",
+            &["+15551234567", "5559876543"],
+            &["memo.pdf"],
+        )
+        .as_bytes(),
+    );
+    // JSON (the default).
+    let (code, body) = post(&s, &token, &meta, &[&pdf], &[]);
+    assert_eq!(code, 200, "{body}\n{}", s.log());
+    let reply = json(&body);
+    let broadcast = reply["broadcastId"].as_str().unwrap().to_string();
+    let tx = reply["transactions"].as_array().unwrap();
+    assert_eq!(tx.len(), 2, "{body}");
+    assert_eq!(tx[0]["number"], "+15551234567");
+    assert_eq!(tx[1]["number"], "5559876543");
+    let first = tx[0]["transactionId"].as_str().unwrap().to_string();
+    let second = tx[1]["transactionId"].as_str().unwrap().to_string();
+    assert_ne!(first, second);
+    assert_ne!(first, broadcast);
+
+    // Both are really sent: alice gets a success report for each, with
+    // the cover subject of the control file; cover + 1 PDF page.
+    for number in ["+15551234567", "+15559876543"] {
+        let subject = format!("Subject: Fax to {number} sent");
+        let mut report = String::new();
+        wait_until(60, || {
+            report = s
+                .maildir("example.test", "alice")
+                .iter()
+                .map(|f| String::from_utf8_lossy(&read(f)).into_owned())
+                .find(|t| t.contains(&subject))
+                .unwrap_or_default();
+            !report.is_empty()
+        });
+        assert!(!report.is_empty(), "no report {subject}:\n{}", s.log());
+        assert_contains(&report, "Subject:        Quarterly figures");
+        assert_contains(&report, "Pages sent:     2 of 2");
+    }
+    wait_status(&s, &first, "+15551234567@fax.localhost", "sent", 10);
+    wait_status(&s, &second, "5559876543@fax.localhost", "sent", 10);
+
+    // The status of one transaction, in JSON…
+    let auth = format!("XM-Token-Authorization: {token}");
+    let (code, body) = curl(&s, &format!("/fax/status/{first}"), &["-H", &auth]);
+    assert_eq!(code, 200, "{body}");
+    let st = json(&body);
+    let fax = &st["faxes"][0];
+    assert_eq!(st["faxes"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(fax["transactionId"], first.as_str());
+    assert_eq!(fax["state"], "sent");
+    assert_eq!(fax["number"], "+15551234567");
+    assert_eq!(
+        (fax["pagesSent"].as_u64(), fax["pagesTotal"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(fax["calls"], 1);
+    assert!(st.get("broadcastId").is_none(), "{body}");
+    // … and of the broadcast, in XML.
+    let (code, body) = curl(
+        &s,
+        &format!("/fax/status/{broadcast}"),
+        &["-H", &auth, "-H", "Accept: application/xml"],
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(body.starts_with("<?xml"), "{body}");
+    assert_eq!(attr(&body, "<FaxStatus", "broadcastId"), broadcast);
+    assert_eq!(body.matches("<Fax ").count(), 2, "{body}");
+    assert_eq!(
+        attr(&body, &format!("transactionId=\"{second}\""), "state"),
+        "sent"
+    );
+    assert_eq!(
+        attr(&body, &format!("transactionId=\"{second}\""), "number"),
+        "+15559876543"
+    );
+
+    // A submission answered in XML, with an XML cover note only.
+    let meta2 = write(
+        work.path(),
+        "note.xml",
+        br#"<FaxJob><Sender email="alice@example.test"/>
+            <Recipients><Recipient number="+15551234567"/></Recipients>
+            <Cover subject="Call me" note="Please call back before noon."/></FaxJob>"#,
+    );
+    let (code, body) = post(&s, &token, &meta2, &[], &["-H", "Accept: application/xml"]);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.starts_with("<?xml"), "{body}");
+    let b2 = body
+        .split("<broadcastId>")
+        .nth(1)
+        .and_then(|r| r.split("</broadcastId>").next())
+        .unwrap_or_else(|| panic!("no broadcastId: {body}"));
+    assert!(b2.starts_with('B'), "{body}");
+    let t2 = attr(&body, "<Transaction", "transactionId").to_string();
+    assert_eq!(attr(&body, "<Transaction", "number"), "+15551234567");
+    let (code, body) = curl(
+        &s,
+        &format!("/fax/status/{t2}"),
+        &["-H", &auth, "-H", "Accept: text/xml"],
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(&format!("transactionId=\"{t2}\"")), "{body}");
+}
+
+/// Expect `status` and `code` in a JSON error reply.
+fn refused(reply: (u16, String), status: u16, code: &str) -> String {
+    let (got, body) = reply;
+    let v = json(&body);
+    assert_eq!(
+        (got, v["errorCode"].as_str()),
+        (status, Some(code)),
+        "{body}"
+    );
+    assert!(!v["errorMsg"].as_str().unwrap_or("").is_empty(), "{body}");
+    body
+}
+
+#[test]
+fn every_documented_error_has_its_code() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let s = start(&fax_config(w), "300K");
+    let token = new_token(&s, &["scanner"]);
+    let alice_only = new_token(&s, &["alice", "--sender", "alice@example.test"]);
+    let pdf = write(
+        w,
+        "memo.pdf",
+        &fixtures::pdf(&[(612, 792, fixtures::PDF_PAGE)]),
+    );
+    let good = write(
+        w,
+        "good.xml",
+        job("alice@example.test", &["+15551234567"], &["memo.pdf"]).as_bytes(),
+    );
+
+    // 401: no token, a wrong one; also for the status.
+    let (code, body) = curl(
+        &s,
+        "/fax/send",
+        &["-F", &format!("metadata=@{}", good.display())],
+    );
+    refused((code, body), 401, "BAD_TOKEN");
+    refused(post(&s, "fxt_0000", &good, &[&pdf], &[]), 401, "BAD_TOKEN");
+    refused(curl(&s, "/fax/status/X", &[]), 401, "BAD_TOKEN");
+    // … in XML when asked.
+    let (code, body) = post(
+        &s,
+        "wrong",
+        &good,
+        &[&pdf],
+        &["-H", "Accept: application/xml"],
+    );
+    assert_eq!(code, 401);
+    assert_contains(&body, "<Error><errorCode>BAD_TOKEN</errorCode><errorMsg>");
+
+    let auth = format!("XM-Token-Authorization: {token}");
+    // 415: not multipart/form-data.
+    refused(
+        curl(
+            &s,
+            "/fax/send",
+            &[
+                "-H",
+                &auth,
+                "-H",
+                "Content-Type: application/xml",
+                "--data-binary",
+                &format!("@{}", good.display()),
+            ],
+        ),
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+    );
+    // 400 INVALID_MULTIPART: no metadata part; a broken multipart body.
+    refused(
+        curl(
+            &s,
+            "/fax/send",
+            &[
+                "-H",
+                &auth,
+                "-F",
+                &format!("attachments=@{}", pdf.display()),
+            ],
+        ),
+        400,
+        "INVALID_MULTIPART",
+    );
+    refused(
+        curl(
+            &s,
+            "/fax/send",
+            &[
+                "-H",
+                &auth,
+                "-H",
+                "Content-Type: multipart/form-data; boundary=XX",
+                "--data-binary",
+                "--XX\r\nbroken",
+            ],
+        ),
+        400,
+        "INVALID_MULTIPART",
+    );
+    // 400 INVALID_XML: not well-formed, the wrong root, a DOCTYPE, a bad
+    // option.
+    for (name, xml) in [
+        ("broken.xml", "<FaxJob><Sender email=\"alice@example.test\">"),
+        ("root.xml", "<Job><Sender email=\"alice@example.test\"/></Job>"),
+        ("doctype.xml", "<!DOCTYPE FaxJob [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><FaxJob/>"),
+        ("option.xml", "<FaxJob><Sender email=\"alice@example.test\"/><Recipients><Recipient number=\"+15551234567\"/></Recipients><Options notify=\"loudly\"/></FaxJob>"),
+    ] {
+        let meta = write(w, name, xml.as_bytes());
+        refused(post(&s, &token, &meta, &[], &[]), 400, "INVALID_XML");
+    }
+    // 400 NO_SENDER, NO_RECIPIENTS, NO_DOCUMENTS.
+    let meta = write(
+        w,
+        "nosender.xml",
+        job("", &["+15551234567"], &["memo.pdf"]).as_bytes(),
+    );
+    refused(post(&s, &token, &meta, &[&pdf], &[]), 400, "NO_SENDER");
+    let meta = write(
+        w,
+        "norcpt.xml",
+        job("alice@example.test", &[], &["memo.pdf"]).as_bytes(),
+    );
+    refused(post(&s, &token, &meta, &[&pdf], &[]), 400, "NO_RECIPIENTS");
+    let meta = write(
+        w,
+        "nodoc.xml",
+        job("alice@example.test", &["+15551234567"], &[]).as_bytes(),
+    );
+    refused(post(&s, &token, &meta, &[], &[]), 400, "NO_DOCUMENTS");
+    // 400 MISSING_ATTACHMENT (named, not sent) and UNLISTED_ATTACHMENT.
+    let both = write(
+        w,
+        "both.xml",
+        job(
+            "alice@example.test",
+            &["+15551234567"],
+            &["memo.pdf", "extra.pdf"],
+        )
+        .as_bytes(),
+    );
+    let body = refused(
+        post(&s, &token, &both, &[&pdf], &[]),
+        400,
+        "MISSING_ATTACHMENT",
+    );
+    assert_contains(&body, "extra.pdf");
+    let other = write(
+        w,
+        "other.pdf",
+        &fixtures::pdf(&[(612, 792, fixtures::PDF_PAGE)]),
+    );
+    let body = refused(
+        post(&s, &token, &good, &[&pdf, &other], &[]),
+        400,
+        "UNLISTED_ATTACHMENT",
+    );
+    assert_contains(&body, "other.pdf");
+    // 400 BAD_NUMBER: not a number the dial plan takes; an address.
+    for bad in ["12", "bob@example.test"] {
+        let meta = write(
+            w,
+            "bad.xml",
+            job("alice@example.test", &["+15551234567", bad], &["memo.pdf"]).as_bytes(),
+        );
+        refused(post(&s, &token, &meta, &[&pdf], &[]), 400, "BAD_NUMBER");
+    }
+    // 403 SENDER_REFUSED: not a fax user; a token limited to alice.
+    let meta = write(
+        w,
+        "mallory.xml",
+        job("mallory@example.test", &["+15551234567"], &["memo.pdf"]).as_bytes(),
+    );
+    let body = refused(post(&s, &token, &meta, &[&pdf], &[]), 403, "SENDER_REFUSED");
+    assert_contains(&body, "+15551234567");
+    let body = refused(
+        post(&s, &alice_only, &meta, &[&pdf], &[]),
+        403,
+        "SENDER_REFUSED",
+    );
+    assert_contains(&body, "alice");
+    // 413 TOO_LARGE: announced by Content-Length (answered before the
+    // body is read), and found while reading a chunked body.
+    let big = write(w, "big.pdf", &vec![b'x'; 400 * 1024]);
+    let bigjob = write(
+        w,
+        "big.xml",
+        job("alice@example.test", &["+15551234567"], &["big.pdf"]).as_bytes(),
+    );
+    refused(
+        post(
+            &s,
+            &token,
+            &bigjob,
+            &[&big],
+            &["-H", "Expect: 100-continue"],
+        ),
+        413,
+        "TOO_LARGE",
+    );
+    refused(
+        post(
+            &s,
+            &token,
+            &bigjob,
+            &[&big],
+            &["-H", "Transfer-Encoding: chunked"],
+        ),
+        413,
+        "TOO_LARGE",
+    );
+    // 404 NOT_FOUND for the status of an unknown id.
+    refused(
+        curl(&s, "/fax/status/B0000NOSUCH", &["-H", &auth]),
+        404,
+        "NOT_FOUND",
+    );
+
+    // None of these queued anything; the good request still works, and
+    // the token limited to alice sees alice's fax.
+    assert!(queue_json(&s).is_empty(), "{:?}", queue_json(&s));
+    let (code, body) = post(&s, &alice_only, &good, &[&pdf], &[]);
+    assert_eq!(code, 200, "{body}");
+    let id = json(&body)["transactions"][0]["transactionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let alice_auth = format!("XM-Token-Authorization: {alice_only}");
+    let (code, body) = curl(&s, &format!("/fax/status/{id}"), &["-H", &alice_auth]);
+    assert_eq!(code, 200, "{body}");
+
+    // 503 FAX_NOT_CONFIGURED: a server without a fax domain.
+    let plain = start("", "20M");
+    let token = new_token(&plain, &["scanner"]);
+    refused(
+        post(&plain, &token, &good, &[&pdf], &[]),
+        503,
+        "FAX_NOT_CONFIGURED",
+    );
+}
