@@ -2,9 +2,10 @@
 """A stand-in for HylaFAX's hfaxd, just enough for bench/fax.sh.
 
 HylaFAX 6.0's faxmail(1) formats a mail into PostScript and then always
-submits it to an hfaxd server (FTP-like client protocol: USER/PASS, TYPE,
-MODE, FORM, PORT/EPRT or PASV/EPSV, STOT, JNEW, JPARM, JSUBM, QUIT); it has no
-option to write the PostScript to standard output. This stub accepts such
+submits it to an hfaxd server (FTP-like client protocol: USER/PASS,
+TZONE, TYPE, MODE, FORM, PORT/EPRT or PASV/EPSV, STOT, JNEW, JPARM,
+JSUBM, QUIT); it has no option to write the PostScript to standard
+output. This stub accepts such
 a submission on 127.0.0.1 and keeps the uploaded documents, so that the
 benchmark can measure faxmail's own formatting and then convert what it
 uploaded the way HylaFAX's server would (ps2fax / pdf2fax: ghostscript).
@@ -18,10 +19,14 @@ serves one session at a time until stdin closes or nothing happens for
 (FMT from the client's FORM command: ps, pdf, tif, pcl; MODE Z data is
 inflated). When a session ends, one line is appended to DIR/sessions:
 
-    N JOBS DOCS DIR/N/doc1.ps DIR/N/doc2.pdf ...
+    N JOBS VRES PAGEWIDTH PAGELENGTH DIR/N/doc1.ps DIR/N/doc2.pdf ...
 
-JOBS counts JSUBM commands. Replies follow hfaxd's wording where the
-client parses them (150/226 "FILE:", JNEW "jobid: ... groupid: ...").
+JOBS counts JSUBM commands; VRES (lines/inch), PAGEWIDTH and PAGELENGTH
+(mm) are the job's parameters as the client set them with JPARM ("-" if
+it did not), which is what HylaFAX's server hands to ps2fax/pdf2fax.
+Replies follow hfaxd's wording where the client parses them (150/226
+"FILE:", JNEW "jobid: ... groupid: ..."); --trace logs the dialogue on
+stderr. Data connections are to and from 127.0.0.1 only.
 """
 
 import os
@@ -47,9 +52,10 @@ class Session:
         self.jobs = 0
         self.form = "ps"
         self.mode = "S"
-        self.pasv = None  # listening socket after PASV
-        self.port = None  # (host, port) after PORT
+        self.pasv = None  # listening socket after PASV/EPSV
+        self.port = None  # (host, port) after PORT/EPRT
         self.next_job = 100 + number
+        self.jparm = {}
 
     def reply(self, text):
         if TRACE:
@@ -149,6 +155,7 @@ class Session:
                 self.reply("200 Current job: jobid: %s groupid: %s." % (arg or self.next_job, arg or self.next_job))
             elif cmd == "JPARM":
                 name, _, value = arg.partition(" ")
+                self.jparm[name.upper()] = value.strip().strip('"')
                 if name.upper() == "DOCUMENT" or name.upper() == "COVER":
                     self.reply("200 Added document %s as file." % value)
                 else:
@@ -169,7 +176,7 @@ class Session:
 
 def main():
     if len(sys.argv) < 2:
-        sys.exit("usage: hfaxd-stub.py DIR [--idle SECONDS]")
+        sys.exit("usage: hfaxd-stub.py DIR [--idle SECONDS] [--trace]")
     outdir = sys.argv[1]
     idle = 600.0
     global TRACE
@@ -210,7 +217,10 @@ def main():
         except (OSError, ValueError) as e:
             print("session %d: %s" % (number, e), file=sys.stderr, flush=True)
         with open(os.path.join(outdir, "sessions"), "a") as f:
-            f.write("%d %d %d %s\n" % (number, s.jobs, len(s.docs), " ".join(s.docs)))
+            f.write("%d %d %s %s %s %s\n" % (
+                number, s.jobs,
+                s.jparm.get("VRES", "-"), s.jparm.get("PAGEWIDTH", "-"), s.jparm.get("PAGELENGTH", "-"),
+                " ".join(s.docs)))
         last = time.monotonic()
     srv.close()
 

@@ -187,9 +187,7 @@ pub fn simulate_incoming(
         Response::FaxReceived {
             pages,
             failure: Some(reason),
-        } => fail(format!(
-            "the call failed after {pages} page(s): {reason}"
-        )),
+        } => fail(format!("the call failed after {pages} page(s): {reason}")),
         Response::Error(e) => fail(e),
         _ => fail("unexpected answer from the server".into()),
     }

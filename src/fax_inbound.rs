@@ -94,11 +94,11 @@ pub async fn handle(config: &Config, store: &Store, mut fax: ReceivedFax) -> Res
     }
     let inc = &config.fax.incoming;
     let directory = config.fax.policy().directory;
-    let routed = inc.table().route(
-        fax.called.as_deref(),
-        fax.caller.as_deref(),
-        &|n: &str| directory.users_for_number(n),
-    );
+    let routed = inc
+        .table()
+        .route(fax.called.as_deref(), fax.caller.as_deref(), &|n: &str| {
+            directory.users_for_number(n)
+        });
     if routed.destinations.is_empty() {
         tracing::warn!(
             "incoming fax {} from {label}: no destination (set [fax.incoming] default_to); kept",
@@ -110,8 +110,13 @@ pub async fn handle(config: &Config, store: &Store, mut fax: ReceivedFax) -> Res
     let wants_pdf = routed.destinations.iter().any(|d| {
         matches!(
             d,
-            Destination::Mail { format: ImageFormat::Pdf, .. }
-                | Destination::Folder { format: ImageFormat::Pdf, .. }
+            Destination::Mail {
+                format: ImageFormat::Pdf,
+                ..
+            } | Destination::Folder {
+                format: ImageFormat::Pdf,
+                ..
+            }
         )
     });
     let document = fax.document.clone();
@@ -197,10 +202,13 @@ fn move_into(file: &Path, dir: &Path) -> Result<PathBuf, String> {
     let target = dir.join(name);
     if std::fs::rename(file, &target).is_err() {
         std::fs::copy(file, &target).map_err(|e| {
-            format!("cannot copy {} to {}: {e}", file.display(), target.display())
+            format!(
+                "cannot copy {} to {}: {e}",
+                file.display(),
+                target.display()
+            )
         })?;
-        std::fs::remove_file(file)
-            .map_err(|e| format!("cannot remove {}: {e}", file.display()))?;
+        std::fs::remove_file(file).map_err(|e| format!("cannot remove {}: {e}", file.display()))?;
     }
     Ok(target)
 }

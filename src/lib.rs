@@ -356,9 +356,12 @@ pub fn main() -> ExitCode {
                     out,
                     number,
                 } => fax_cli::render(&c, &message, &out, &number),
-                FaxAction::SimulateIncoming { did, ani, tsi, file } => {
-                    fax_cli::simulate_incoming(&c, &file, tsi, did, ani)
-                }
+                FaxAction::SimulateIncoming {
+                    did,
+                    ani,
+                    tsi,
+                    file,
+                } => fax_cli::simulate_incoming(&c, &file, tsi, did, ani),
             },
             Err(e) => {
                 eprintln!("faxmta: {e}");

@@ -78,6 +78,10 @@ async fn serve(config: Config) -> Result<(), String> {
         true => Some(http::bind(config.admin.listen).await?),
         false => None,
     };
+    let admin_tls = match config.admin.enabled && config.admin.tls {
+        true => Some(server::tls::acceptor(&config)?),
+        false => None,
+    };
     let metrics = Arc::new(Metrics::new());
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -115,7 +119,11 @@ async fn serve(config: Config) -> Result<(), String> {
         metrics.clone(),
     );
     let admin_task = admin.map(|listener| {
-        tracing::info!("admin listener on {} (/metrics)", config.admin.listen);
+        tracing::info!(
+            "admin listener on {} ({}; /metrics, /fax/send, /fax/status)",
+            config.admin.listen,
+            if config.admin.tls { "HTTPS" } else { "HTTP" }
+        );
         let fax_api = Arc::new(crate::admin::fax_api::Api {
             config: config.clone(),
             router: router.clone(),
@@ -126,6 +134,7 @@ async fn serve(config: Config) -> Result<(), String> {
             metrics.clone(),
             store.clone(),
             fax_api,
+            admin_tls,
             stop_rx.clone(),
         ))
     });

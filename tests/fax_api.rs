@@ -46,20 +46,22 @@ name = "Alice Example"
 
 /// Start a server, then restart it with the API settings in `[admin]`
 /// (the harness writes that table itself).
-fn start(extra: &str, max_request: &str) -> Server {
+fn start(extra: &str, admin: &str) -> Server {
     let mut s = Server::start_with("", extra);
     let tokens = s.path("tokens");
     restart_with(
         &mut s,
         &[(
             "[tls]\n",
-            &format!(
-                "tokens_file = \"{}\"\nmax_request = \"{max_request}\"\n[tls]\n",
-                tokens.display()
-            ),
+            &format!("tokens_file = \"{}\"\n{admin}\n[tls]\n", tokens.display()),
         )],
     );
     s
+}
+
+/// The base URL of the admin listener.
+fn http(s: &Server) -> String {
+    format!("http://127.0.0.1:{}", s.admin_port)
 }
 
 /// `faxmta token add NAME …`: the token it prints.
@@ -73,10 +75,15 @@ fn new_token(s: &Server, args: &[&str]) -> String {
 
 /// Run curl on the admin listener; the HTTP status and the body.
 fn curl(s: &Server, path: &str, args: &[&str]) -> (u16, String) {
+    curl_at(&format!("{}{path}", http(s)), args)
+}
+
+/// Run curl on `url`; the HTTP status and the body.
+fn curl_at(url: &str, args: &[&str]) -> (u16, String) {
     let out = std::process::Command::new("curl")
         .args(["-sS", "-w", "\n%{http_code}"])
         .args(args)
-        .arg(format!("http://127.0.0.1:{}{path}", s.admin_port))
+        .arg(url)
         .output()
         .expect("curl is installed by scripts/test");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -87,7 +94,7 @@ fn curl(s: &Server, path: &str, args: &[&str]) -> (u16, String) {
 
 /// `POST /fax/send` with the token, a metadata file and attachments
 /// (`name` → file), plus more curl arguments.
-fn post(s: &Server, token: &str, metadata: &Path, files: &[&Path], more: &[&str]) -> (u16, String) {
+fn post(base: &str, token: &str, metadata: &Path, files: &[&Path], more: &[&str]) -> (u16, String) {
     let header = format!("XM-Token-Authorization: {token}");
     let meta = format!("metadata=@{};type=application/xml", metadata.display());
     let mut args: Vec<String> = vec!["-H".into(), header, "-F".into(), meta];
@@ -96,7 +103,7 @@ fn post(s: &Server, token: &str, metadata: &Path, files: &[&Path], more: &[&str]
     }
     args.extend(more.iter().map(|a| a.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    curl(s, "/fax/send", &args)
+    curl_at(&format!("{base}/fax/send"), &args)
 }
 
 fn job(sender: &str, recipients: &[&str], attachments: &[&str]) -> String {
@@ -149,7 +156,7 @@ fn attr<'a>(xml: &'a str, from: &str, name: &str) -> &'a str {
 #[test]
 fn a_fax_posted_over_http_is_sent_and_its_status_told() {
     let work = tempfile::tempdir().unwrap();
-    let s = start(&fax_config(work.path()), "20M");
+    let s = start(&fax_config(work.path()), "");
     let token = new_token(&s, &["scanner"]);
     new_token(&s, &["tmp"]);
     let list = cli_ok(&s, &["token", "list"]);
@@ -179,7 +186,7 @@ fn a_fax_posted_over_http_is_sent_and_its_status_told() {
         .as_bytes(),
     );
     // JSON (the default).
-    let (code, body) = post(&s, &token, &meta, &[&pdf], &[]);
+    let (code, body) = post(&http(&s), &token, &meta, &[&pdf], &[]);
     assert_eq!(code, 200, "{body}\n{}", s.log());
     let reply = json(&body);
     let broadcast = reply["broadcastId"].as_str().unwrap().to_string();
@@ -256,7 +263,13 @@ fn a_fax_posted_over_http_is_sent_and_its_status_told() {
             <Recipients><Recipient number="+15551234567"/></Recipients>
             <Cover subject="Call me" note="Please call back before noon."/></FaxJob>"#,
     );
-    let (code, body) = post(&s, &token, &meta2, &[], &["-H", "Accept: application/xml"]);
+    let (code, body) = post(
+        &http(&s),
+        &token,
+        &meta2,
+        &[],
+        &["-H", "Accept: application/xml"],
+    );
     assert_eq!(code, 200, "{body}");
     assert!(body.starts_with("<?xml"), "{body}");
     let b2 = body
@@ -293,7 +306,7 @@ fn refused(reply: (u16, String), status: u16, code: &str) -> String {
 fn every_documented_error_has_its_code() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let s = start(&fax_config(w), "300K");
+    let s = start(&fax_config(w), "max_request = \"300K\"");
     let token = new_token(&s, &["scanner"]);
     let alice_only = new_token(&s, &["alice", "--sender", "alice@example.test"]);
     let pdf = write(
@@ -314,11 +327,15 @@ fn every_documented_error_has_its_code() {
         &["-F", &format!("metadata=@{}", good.display())],
     );
     refused((code, body), 401, "BAD_TOKEN");
-    refused(post(&s, "fxt_0000", &good, &[&pdf], &[]), 401, "BAD_TOKEN");
+    refused(
+        post(&http(&s), "fxt_0000", &good, &[&pdf], &[]),
+        401,
+        "BAD_TOKEN",
+    );
     refused(curl(&s, "/fax/status/X", &[]), 401, "BAD_TOKEN");
     // … in XML when asked.
     let (code, body) = post(
-        &s,
+        &http(&s),
         "wrong",
         &good,
         &[&pdf],
@@ -385,7 +402,7 @@ fn every_documented_error_has_its_code() {
         ("option.xml", "<FaxJob><Sender email=\"alice@example.test\"/><Recipients><Recipient number=\"+15551234567\"/></Recipients><Options notify=\"loudly\"/></FaxJob>"),
     ] {
         let meta = write(w, name, xml.as_bytes());
-        refused(post(&s, &token, &meta, &[], &[]), 400, "INVALID_XML");
+        refused(post(&http(&s), &token, &meta, &[], &[]), 400, "INVALID_XML");
     }
     // 400 NO_SENDER, NO_RECIPIENTS, NO_DOCUMENTS.
     let meta = write(
@@ -393,19 +410,31 @@ fn every_documented_error_has_its_code() {
         "nosender.xml",
         job("", &["+15551234567"], &["memo.pdf"]).as_bytes(),
     );
-    refused(post(&s, &token, &meta, &[&pdf], &[]), 400, "NO_SENDER");
+    refused(
+        post(&http(&s), &token, &meta, &[&pdf], &[]),
+        400,
+        "NO_SENDER",
+    );
     let meta = write(
         w,
         "norcpt.xml",
         job("alice@example.test", &[], &["memo.pdf"]).as_bytes(),
     );
-    refused(post(&s, &token, &meta, &[&pdf], &[]), 400, "NO_RECIPIENTS");
+    refused(
+        post(&http(&s), &token, &meta, &[&pdf], &[]),
+        400,
+        "NO_RECIPIENTS",
+    );
     let meta = write(
         w,
         "nodoc.xml",
         job("alice@example.test", &["+15551234567"], &[]).as_bytes(),
     );
-    refused(post(&s, &token, &meta, &[], &[]), 400, "NO_DOCUMENTS");
+    refused(
+        post(&http(&s), &token, &meta, &[], &[]),
+        400,
+        "NO_DOCUMENTS",
+    );
     // 400 MISSING_ATTACHMENT (named, not sent) and UNLISTED_ATTACHMENT.
     let both = write(
         w,
@@ -418,7 +447,7 @@ fn every_documented_error_has_its_code() {
         .as_bytes(),
     );
     let body = refused(
-        post(&s, &token, &both, &[&pdf], &[]),
+        post(&http(&s), &token, &both, &[&pdf], &[]),
         400,
         "MISSING_ATTACHMENT",
     );
@@ -429,7 +458,7 @@ fn every_documented_error_has_its_code() {
         &fixtures::pdf(&[(612, 792, fixtures::PDF_PAGE)]),
     );
     let body = refused(
-        post(&s, &token, &good, &[&pdf, &other], &[]),
+        post(&http(&s), &token, &good, &[&pdf, &other], &[]),
         400,
         "UNLISTED_ATTACHMENT",
     );
@@ -441,7 +470,11 @@ fn every_documented_error_has_its_code() {
             "bad.xml",
             job("alice@example.test", &["+15551234567", bad], &["memo.pdf"]).as_bytes(),
         );
-        refused(post(&s, &token, &meta, &[&pdf], &[]), 400, "BAD_NUMBER");
+        refused(
+            post(&http(&s), &token, &meta, &[&pdf], &[]),
+            400,
+            "BAD_NUMBER",
+        );
     }
     // 403 SENDER_REFUSED: not a fax user; a token limited to alice.
     let meta = write(
@@ -449,10 +482,14 @@ fn every_documented_error_has_its_code() {
         "mallory.xml",
         job("mallory@example.test", &["+15551234567"], &["memo.pdf"]).as_bytes(),
     );
-    let body = refused(post(&s, &token, &meta, &[&pdf], &[]), 403, "SENDER_REFUSED");
+    let body = refused(
+        post(&http(&s), &token, &meta, &[&pdf], &[]),
+        403,
+        "SENDER_REFUSED",
+    );
     assert_contains(&body, "+15551234567");
     let body = refused(
-        post(&s, &alice_only, &meta, &[&pdf], &[]),
+        post(&http(&s), &alice_only, &meta, &[&pdf], &[]),
         403,
         "SENDER_REFUSED",
     );
@@ -467,7 +504,7 @@ fn every_documented_error_has_its_code() {
     );
     refused(
         post(
-            &s,
+            &http(&s),
             &token,
             &bigjob,
             &[&big],
@@ -478,7 +515,7 @@ fn every_documented_error_has_its_code() {
     );
     refused(
         post(
-            &s,
+            &http(&s),
             &token,
             &bigjob,
             &[&big],
@@ -497,7 +534,7 @@ fn every_documented_error_has_its_code() {
     // None of these queued anything; the good request still works, and
     // the token limited to alice sees alice's fax.
     assert!(queue_json(&s).is_empty(), "{:?}", queue_json(&s));
-    let (code, body) = post(&s, &alice_only, &good, &[&pdf], &[]);
+    let (code, body) = post(&http(&s), &alice_only, &good, &[&pdf], &[]);
     assert_eq!(code, 200, "{body}");
     let id = json(&body)["transactions"][0]["transactionId"]
         .as_str()
@@ -508,11 +545,58 @@ fn every_documented_error_has_its_code() {
     assert_eq!(code, 200, "{body}");
 
     // 503 FAX_NOT_CONFIGURED: a server without a fax domain.
-    let plain = start("", "20M");
+    let plain = start("", "");
     let token = new_token(&plain, &["scanner"]);
     refused(
-        post(&plain, &token, &good, &[&pdf], &[]),
+        post(&http(&plain), &token, &good, &[&pdf], &[]),
         503,
         "FAX_NOT_CONFIGURED",
     );
+}
+
+#[test]
+fn the_api_speaks_https_when_configured() {
+    let work = tempfile::tempdir().unwrap();
+    let s = start(&fax_config(work.path()), "tls = true");
+    let token = new_token(&s, &["scanner"]);
+    let https = format!("https://127.0.0.1:{}", s.admin_port);
+    let pdf = write(
+        work.path(),
+        "memo.pdf",
+        &fixtures::pdf(&[(612, 792, fixtures::PDF_PAGE)]),
+    );
+    let meta = write(
+        work.path(),
+        "job.xml",
+        job("alice@example.test", &["+15551234567"], &["memo.pdf"]).as_bytes(),
+    );
+    // The server's generated certificate ([tls]): -k.
+    let (code, body) = post(&https, &token, &meta, &[&pdf], &["-k"]);
+    assert_eq!(code, 200, "{body}\n{}", s.log());
+    let id = json(&body)["transactions"][0]["transactionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let auth = format!("XM-Token-Authorization: {token}");
+    let (code, body) = curl_at(&format!("{https}/fax/status/{id}"), &["-k", "-H", &auth]);
+    assert_eq!(code, 200, "{body}");
+    // The certificate is the one the SMTP side uses.
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(s.path("tls/cert.pem"))
+        .args([
+            "--resolve",
+            &format!("mx.example.test:{}:127.0.0.1", s.admin_port),
+        ])
+        .arg(format!("https://mx.example.test:{}/metrics", s.admin_port))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    // Plain HTTP gets no answer from the TLS port.
+    let plain = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "5"])
+        .arg(format!("{}/metrics", http(&s)))
+        .output()
+        .unwrap();
+    assert!(!plain.status.success(), "{}", output_text(&plain));
 }

@@ -6,9 +6,9 @@
 //! the queue itself and calls the same [`execute`].
 
 use faxmta_queue::{Envelope, FaxRecord, NewMessage, Store};
+use faxmta_transports::fax::engine::simulated::{IncomingCall, SimulatedEngine, SimulatedError};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
-use faxmta_transports::fax::engine::simulated::{IncomingCall, SimulatedEngine, SimulatedError};
 use std::path::Path;
 use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};

@@ -47,17 +47,27 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     store: Store,
     fax_api: Arc<super::fax_api::Api>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let app = Router::new()
         .route("/metrics", get(metrics_handler))
         .with_state(AppState { metrics, store })
         .merge(super::fax_api::routes(fax_api));
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.changed().await;
-        })
-        .await;
+    let stop = async move {
+        let _ = shutdown.changed().await;
+    };
+    let result = match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+        Some(acceptor) => match super::https::TlsListener::new(listener, acceptor) {
+            Ok(tls) => axum::serve(tls, app).with_graceful_shutdown(stop).await,
+            Err(e) => Err(e),
+        },
+    };
     if let Err(e) = result {
         tracing::warn!("admin listener: {e}");
     }

@@ -4,4 +4,5 @@
 pub mod control;
 pub mod fax_api;
 pub mod http;
+mod https;
 pub mod metrics;

@@ -135,7 +135,7 @@ impl Api {
         }
         let addresses = self.addresses(&job)?;
         let notify = job.notify()?;
-        let mut transactions = Vec::new();
+        let mut transactions: Vec<Transaction> = Vec::new();
         let broadcast = self.store.new_broadcast_id().map_err(unavailable)?;
         for (recipient, address) in job.recipients.list.iter().zip(&addresses) {
             let body = build_message(&job, recipient, address, &files)?;
@@ -158,11 +158,24 @@ impl Api {
                 },
                 ..Default::default()
             };
-            let id = self.store.new_id().map_err(unavailable)?;
-            self.store
-                .enqueue(id.clone(), message, &body)
-                .await
-                .map_err(unavailable)?;
+            let queued = match self.store.new_id() {
+                Ok(id) => self
+                    .store
+                    .enqueue(id.clone(), message, &body)
+                    .await
+                    .map(|_| id),
+                Err(e) => Err(e),
+            };
+            let id = match queued {
+                Ok(id) => id,
+                Err(e) => {
+                    // All or nothing: take back what this request queued.
+                    for t in &transactions {
+                        let _ = self.store.remove(&t.transaction_id);
+                    }
+                    return Err(unavailable(e));
+                }
+            };
             tracing::info!(
                 "{id}: from=<{sender}>, to=<{address}>, queued by the HTTP fax API \
                  (token {}, broadcast {broadcast})",

@@ -65,6 +65,26 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code (the documentation must name each).
+    #[cfg(test)]
+    pub const ALL: [Code; 15] = [
+        Code::InvalidMultipart,
+        Code::InvalidXml,
+        Code::NoSender,
+        Code::NoRecipients,
+        Code::NoDocuments,
+        Code::MissingAttachment,
+        Code::UnlistedAttachment,
+        Code::BadNumber,
+        Code::BadToken,
+        Code::SenderRefused,
+        Code::NotFound,
+        Code::TooLarge,
+        Code::UnsupportedMediaType,
+        Code::FaxNotConfigured,
+        Code::QueueUnavailable,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Code::InvalidMultipart => "INVALID_MULTIPART",
@@ -231,6 +251,24 @@ pub fn status(format: Format, s: &Status) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_code_is_documented_with_its_status() {
+        let reference = include_str!("../../../docs/configuration.md");
+        let openapi = include_str!("../../../docs/openapi.yaml");
+        for code in Code::ALL {
+            let row = format!("| {} | `{}` |", code.status().as_u16(), code.name());
+            assert!(
+                reference.contains(&row),
+                "{row} not in docs/configuration.md"
+            );
+            assert!(
+                openapi.contains(&format!("- {}\n", code.name())),
+                "{} not in docs/openapi.yaml",
+                code.name()
+            );
+        }
+    }
 
     #[test]
     fn accept_picks_the_format() {

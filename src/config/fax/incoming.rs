@@ -145,11 +145,20 @@ pub(in crate::config) fn check(config: &Config, src: &Source<'_>) -> Result<(), 
         );
     }
     if let Some(from) = inc.from.as_deref().filter(|f| !address_ok(f)) {
-        return fail("from", format!("fax incoming: from {from:?} is not a mail address"));
+        return fail(
+            "from",
+            format!("fax incoming: from {from:?} is not a mail address"),
+        );
     }
-    for (key, list) in [("default_to", &inc.default_to), ("failed_to", &inc.failed_to)] {
+    for (key, list) in [
+        ("default_to", &inc.default_to),
+        ("failed_to", &inc.failed_to),
+    ] {
         if let Some(bad) = list.iter().find(|a| !address_ok(a)) {
-            return fail(key, format!("fax incoming: {key}: {bad:?} is not a mail address"));
+            return fail(
+                key,
+                format!("fax incoming: {key}: {bad:?} is not a mail address"),
+            );
         }
     }
     for (i, rule) in inc.rules.iter().enumerate() {
@@ -165,7 +174,10 @@ pub(in crate::config) fn check(config: &Config, src: &Source<'_>) -> Result<(), 
             Err(src.fail(&[needle, key, "[[fax.incoming.rule]]"], message))
         };
         if rule.did.is_some() && rule.dnis.is_some() {
-            return fail("dnis", format!("fax incoming rule {n}: did and dnis are the same; give one"));
+            return fail(
+                "dnis",
+                format!("fax incoming rule {n}: did and dnis are the same; give one"),
+            );
         }
         for (key, pattern) in [("did", &rule.did), ("dnis", &rule.dnis), ("ani", &rule.ani)] {
             if let Some(p) = pattern.as_deref().filter(|p| !inbound::valid_pattern(p)) {
@@ -178,11 +190,87 @@ pub(in crate::config) fn check(config: &Config, src: &Source<'_>) -> Result<(), 
             }
         }
         if rule.to.is_empty() && rule.folder.is_none() {
-            return fail("to", format!("fax incoming rule {n}: needs `to` or `folder`"));
+            return fail(
+                "to",
+                format!("fax incoming rule {n}: needs `to` or `folder`"),
+            );
         }
         if let Some(bad) = rule.to.iter().find(|a| !address_ok(a)) {
-            return fail("to", format!("fax incoming rule {n}: {bad:?} is not a mail address"));
+            return fail(
+                "to",
+                format!("fax incoming rule {n}: {bad:?} is not a mail address"),
+            );
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn parse(extra: &str) -> Result<Config, ConfigError> {
+        Config::parse(
+            Path::new("test.toml"),
+            &format!("hostname = \"mx.example.test\"\n{extra}"),
+        )
+    }
+
+    #[test]
+    fn defaults_and_the_table() {
+        let c = parse("").unwrap();
+        let inc = &c.fax.incoming;
+        assert_eq!(inc.retention_days, 90);
+        assert!(!inc.zero_retention && inc.directory);
+        assert_eq!(inc.sender("mx.example.test"), "fax-daemon@mx.example.test");
+        let c = parse(
+            "[fax.incoming]\nfrom = \"fax@example.test\"\nformat = \"tiff\"\n\
+             default_to = [\"postmaster@example.test\"]\n\
+             [[fax.incoming.rule]]\ndid = \"2??\"\nani = \"+1555*\"\nto = [\"a@example.test\"]\n\
+             continue = true\n\
+             [[fax.incoming.rule]]\nname = \"archive\"\ndnis = \"*\"\nfolder = \"/srv/fax\"\n\
+             format = \"pdf\"\n",
+        )
+        .unwrap();
+        let t = c.fax.incoming.table();
+        assert_eq!(t.format, ImageFormat::Tiff);
+        assert_eq!(t.rules.len(), 2);
+        assert_eq!(t.rules[0].name, "rule 1");
+        assert_eq!(t.rules[0].dnis.as_deref(), Some("2??"));
+        assert!(t.rules[0].continue_);
+        assert_eq!(t.rules[1].format, Some(ImageFormat::Pdf));
+        assert_eq!(t.default.to, ["postmaster@example.test"]);
+        assert_eq!(c.fax.incoming.sender("x"), "fax@example.test");
+    }
+
+    #[test]
+    fn mistakes_are_named_at_their_line() {
+        let e = parse("[fax.incoming]\nretention_days = 6\n").unwrap_err();
+        assert!(e.message.contains("at least 7"), "{e}");
+        assert!(e.place.contains(":3:"), "{}", e.place);
+        let e = parse("[[fax.incoming.rule]]\ndid = \"100\"\n").unwrap_err();
+        assert!(e.message.contains("needs `to` or `folder`"), "{e}");
+        let e = parse("[[fax.incoming.rule]]\ndid = \"1x0\"\nto = [\"a@b.test\"]\n").unwrap_err();
+        assert!(e.message.contains("wildcards"), "{e}");
+        let e = parse("[[fax.incoming.rule]]\ndid = \"1\"\ndnis = \"1\"\nto = [\"a@b.test\"]\n")
+            .unwrap_err();
+        assert!(e.message.contains("give one"), "{e}");
+        let e = parse("[[fax.incoming.rule]]\nani = \"1\"\nto = [\"nobody\"]\n").unwrap_err();
+        assert!(e.message.contains("not a mail address"), "{e}");
+        let e = parse("[fax.incoming]\ndefault_to = [\"x\"]\n").unwrap_err();
+        assert!(e.message.contains("default_to"), "{e}");
+        let e = parse("[fax.incoming]\nformat = \"png\"\n").unwrap_err();
+        assert!(e.message.contains("png"), "{e}");
+        // numbers on users parse.
+        let c = parse(
+            "[[fax.user]]\naddress = \"alice@example.test\"\nnumbers = [\"100\"]\n\
+             incoming_format = \"tiff\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.fax.policy().directory.users_for_number("100"),
+            [("alice@example.test".to_string(), Some(ImageFormat::Tiff))]
+        );
+    }
 }

@@ -147,7 +147,9 @@ impl Directory {
                 .any(|g| groups.iter().any(|n| n.eq_ignore_ascii_case(g)));
             if (has(&user.numbers) || member)
                 && !user.address.starts_with('*')
-                && !out.iter().any(|(a, _)| a.eq_ignore_ascii_case(&user.address))
+                && !out
+                    .iter()
+                    .any(|(a, _)| a.eq_ignore_ascii_case(&user.address))
             {
                 out.push((user.address.clone(), user.incoming_format));
             }

@@ -113,7 +113,12 @@ pub type DirectoryLookup<'a> = &'a dyn Fn(&str) -> Vec<(String, Option<ImageForm
 
 impl RoutingTable {
     /// Route a fax dialled to `dnis` from `ani` (either may be unknown).
-    pub fn route(&self, dnis: Option<&str>, ani: Option<&str>, users: DirectoryLookup<'_>) -> Routed {
+    pub fn route(
+        &self,
+        dnis: Option<&str>,
+        ani: Option<&str>,
+        users: DirectoryLookup<'_>,
+    ) -> Routed {
         let dnis = dnis.map(number_key).unwrap_or_default();
         let ani = ani.map(number_key).unwrap_or_default();
         let mut out = Routed::default();
@@ -159,8 +164,14 @@ impl Routed {
     fn add(&mut self, d: Destination) {
         let same = |a: &Destination| match (a, &d) {
             (
-                Destination::Mail { address: x, format: f },
-                Destination::Mail { address: y, format: g },
+                Destination::Mail {
+                    address: x,
+                    format: f,
+                },
+                Destination::Mail {
+                    address: y,
+                    format: g,
+                },
             ) => f == g && x.eq_ignore_ascii_case(y),
             (a, d) => a == d,
         };
@@ -331,7 +342,9 @@ mod tests {
         // "support" (3??) ends the routing before the directory's carol.
         let r = table().route(Some("300"), Some("+15551234"), &users);
         assert_eq!(r.matched, ["archive-nanp", "support"]);
-        assert!(!r.destinations.contains(&mail("carol@example.com", ImageFormat::Pdf)));
+        assert!(!r
+            .destinations
+            .contains(&mail("carol@example.com", ImageFormat::Pdf)));
     }
 
     #[test]

@@ -19,7 +19,11 @@ pub enum PdfError {
     #[error("no pages to put in the PDF")]
     NoPages,
     #[error("page {page}: bad size {width}×{height}")]
-    BadPage { page: usize, width: u32, height: u32 },
+    BadPage {
+        page: usize,
+        width: u32,
+        height: u32,
+    },
 }
 
 /// One page as rows of bits, 1 = black, packed MSB first.
@@ -64,7 +68,9 @@ fn encode_g4(b: &Bits<'_>) -> Vec<u8> {
             .get(y * b.row_bytes..(y + 1) * b.row_bytes)
             .unwrap_or(&[]);
         let pels = (0..b.width as usize).map(|x| {
-            let black = row.get(x / 8).is_some_and(|byte| byte & (0x80 >> (x % 8)) != 0);
+            let black = row
+                .get(x / 8)
+                .is_some_and(|byte| byte & (0x80 >> (x % 8)) != 0);
             if black {
                 Color::Black
             } else {
@@ -118,7 +124,10 @@ pub fn pages_to_pdf(pages: &[ReadPage]) -> Result<Vec<u8>, PdfError> {
         );
         debug_assert_eq!(objects.len(), page_id);
         let content = format!("q {w_pt:.2} 0 0 {h_pt:.2} 0 0 cm /Im0 Do Q");
-        objects.push(stream(&format!("<< /Length {} >>", content.len()), content.as_bytes()));
+        objects.push(stream(
+            &format!("<< /Length {} >>", content.len()),
+            content.as_bytes(),
+        ));
         let data = encode_g4(&bits(page));
         let dict = format!(
             "<< /Type /XObject /Subtype /Image /Width {w} /Height {h} /ColorSpace /DeviceGray \
@@ -141,7 +150,7 @@ pub fn pages_to_pdf(pages: &[ReadPage]) -> Result<Vec<u8>, PdfError> {
     let xref = out.len();
     let mut table = format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1);
     for o in offsets {
-        let _ = write!(table, "{o:010} 00000 n \n");
+        let _ = writeln!(table, "{o:010} 00000 n ");
     }
     let _ = write!(
         table,
@@ -235,7 +244,10 @@ mod tests {
         assert!(at(w / 4, 3 * h / 4) > 192, "bottom left should be white");
         let black = px.iter().filter(|&&v| v < 128).count() as f64;
         let quarter = f64::from(w * h) / 4.0;
-        assert!((black - quarter).abs() < quarter * 0.05, "{black} vs {quarter}");
+        assert!(
+            (black - quarter).abs() < quarter * 0.05,
+            "{black} vs {quarter}"
+        );
         // 400 rows at 98 dpi: 4.08 in = 294 points; all white.
         let (_, h, px) = render(&pdf, 1);
         assert!((293..=295).contains(&h), "{h}");

@@ -33,6 +33,7 @@
 
 use super::{FaxEngine, ReceivedFax, SendRequest, SendResult};
 use files::FileError;
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -104,6 +105,8 @@ pub struct SpoolEngine {
     sequence: Arc<AtomicU64>,
     /// One `receive()` scans at a time.
     receiving: tokio::sync::Mutex<()>,
+    /// Faxes taken from `incoming` and not yet handed out.
+    taken: Arc<std::sync::Mutex<VecDeque<ReceivedFax>>>,
     stopped: AtomicBool,
     stop: Notify,
 }
@@ -158,16 +161,25 @@ impl SpoolEngine {
             lines_busy: Arc::new(AtomicUsize::new(0)),
             sequence: Arc::new(AtomicU64::new(0)),
             receiving: tokio::sync::Mutex::new(()),
+            taken: Arc::default(),
             stopped: AtomicBool::new(false),
             stop: Notify::new(),
             settings: Arc::new(settings),
         })
     }
 
-    /// Stops receiving: `receive()` returns `None` from now on.
+    /// Stops receiving: `receive()` hands out what was already taken,
+    /// then returns `None`.
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);
         self.stop.notify_waiters();
+    }
+
+    fn pop_taken(&self) -> Option<ReceivedFax> {
+        self.taken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
     }
 
     /// The settings in use.
@@ -379,21 +391,35 @@ impl FaxEngine for SpoolEngine {
         self.run_job(request).await
     }
 
+    /// Cancel-safe: a fax taken by a scan whose `receive()` was dropped
+    /// is handed out by the next call.
     async fn receive(&self) -> Option<ReceivedFax> {
         let _one = self.receiving.lock().await;
         loop {
             let stopped = self.stop.notified();
+            if let Some(fax) = self.pop_taken() {
+                return Some(fax);
+            }
             if self.stopped.load(Ordering::SeqCst) {
                 return None;
             }
             let settings = self.settings.clone();
             let sequence = self.sequence.clone();
-            let taken =
-                tokio::task::spawn_blocking(move || incoming::take_next(&settings, &sequence))
-                    .await;
-            match taken {
-                Ok(Some(fax)) => return Some(fax),
-                Ok(None) => {}
+            let taken = self.taken.clone();
+            let scan = tokio::task::spawn_blocking(move || {
+                if let Some(fax) = incoming::take_next(&settings, &sequence) {
+                    taken
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push_back(fax);
+                    return true;
+                }
+                false
+            })
+            .await;
+            match scan {
+                Ok(true) => continue,
+                Ok(false) => {}
                 Err(e) => tracing::warn!("fax spool: the incoming scan failed: {e}"),
             }
             tokio::select! {

@@ -96,11 +96,18 @@ async fn a_job_is_a_tif_and_a_control_file_and_its_status_is_read() {
         s.outgoing.join(format!("{id}.job.taken")),
     )
     .unwrap();
-    files::write_atomic(
-        &s.status.join(format!("{id}.status")),
+    // A status still being written (under its `.` name) is not read.
+    let status = s.status.join(format!("{id}.status"));
+    let writing = files::temp_name(&status);
+    std::fs::write(&writing, b"result: sent\nduration: 3").unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!send.is_finished());
+    std::fs::write(
+        &writing,
         b"result: sent\nduration: 30\ncsid: REMOTE\nbit_rate: 9600\n",
     )
     .unwrap();
+    std::fs::rename(&writing, &status).unwrap();
     let (result, busy) = send.await.unwrap();
     assert_eq!(
         result,
@@ -310,4 +317,34 @@ async fn only_complete_pairs_come_in_and_stop_ends_receive() {
     assert_eq!(names(&s.incoming), [".c.rx", ".c.tif", "b.rx"]);
     engine.stop();
     assert_eq!(engine.receive().await, None);
+}
+
+#[tokio::test]
+async fn a_fax_taken_by_a_dropped_receive_is_not_lost() {
+    let f = Fixture::new();
+    let s = f.settings();
+    let engine = SpoolEngine::new(s.clone()).unwrap();
+    std::fs::write(s.incoming.join("x.tif"), b"II*\0").unwrap();
+    std::fs::write(s.incoming.join("x.rx"), b"caller: 7\npages: 1\n").unwrap();
+    // Dropped while its scan runs: the scan finishes and moves the pair.
+    {
+        let mut receive = engine.receive();
+        let first = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(receive.as_mut().poll(cx).is_pending())
+        })
+        .await;
+        assert!(first, "the scan runs on a blocking thread");
+    }
+    for _ in 0..200 {
+        if names(&s.incoming).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(names(&s.incoming), Vec::<String>::new());
+    let fax = tokio::time::timeout(Duration::from_secs(5), engine.receive())
+        .await
+        .expect("the taken fax is handed out")
+        .unwrap();
+    assert_eq!((fax.caller.as_deref(), fax.pages), (Some("7"), 1));
 }
