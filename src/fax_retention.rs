@@ -1,5 +1,6 @@
 //! Retention of fax images: received faxes (in `[fax.incoming] store`, or
-//! where the engine writes them) and the archive of sent faxes (`[fax]
+//! where the engine puts them: `[fax.simulated] inbound`, `[fax.spool_engine]
+//! received`) and the archive of sent faxes (`[fax]
 //! archive`) are deleted `retention_days` after they were written
 //! (default 90, at least 7).
 //!
@@ -17,6 +18,7 @@
 
 use crate::admin::metrics::Metrics;
 use crate::config::fax::incoming::MIN_RETENTION_DAYS;
+use crate::config::fax::EngineKind;
 use crate::config::Config;
 use faxmta_queue::Store;
 use std::path::{Path, PathBuf};
@@ -63,7 +65,10 @@ impl Retention {
             received: inc
                 .store
                 .clone()
-                .unwrap_or_else(|| config.fax.simulated.inbound.clone()),
+                .unwrap_or_else(|| match config.fax.engine {
+                    EngineKind::Simulated => config.fax.simulated.inbound.clone(),
+                    EngineKind::Spool => config.fax.spool_engine.received.clone(),
+                }),
             archive: config.fax.archive.clone(),
             days: inc.retention_days.max(MIN_RETENTION_DAYS),
             zero: inc.zero_retention,

@@ -1,157 +1,23 @@
 //! The HTTP fax API with curl against the real binary: `faxmta token`
 //! makes the tokens; a multipart/form-data `POST /fax/send` (XML control
-//! file + a PDF) to two numbers queues one fax per number, answered in
-//! JSON or XML as `Accept` asks; both faxes are really sent (alice gets
-//! the success reports) and `GET /fax/status/ID` tells so for a
-//! transaction and for the broadcast. Every documented error code is
-//! provoked, and none of those requests queues anything.
+//! file + a PDF) to three numbers queues one fax per number, answered in
+//! JSON or XML as `Accept` asks; two faxes are really sent (alice gets
+//! the success reports), the busy number fails after its retry, and
+//! `GET /fax/status/ID` tells so for a transaction and for the broadcast.
+//! Every documented error code is provoked, and none of those requests
+//! queues anything. With `[admin] tls = true` the same works over HTTPS
+//! with the server's certificate.
 
 mod common;
 use common::*;
-use serde_json::Value;
-use std::path::Path;
+
+#[path = "fax_api/client.rs"]
+mod client;
+use client::*;
 
 #[path = "../transports/tests/fixtures/fax/messages.rs"]
 #[allow(dead_code)]
 mod fixtures;
-
-/// A fax domain with the simulated engine; alice is the one fax user.
-fn fax_config(work: &Path) -> String {
-    let w = work.display();
-    format!(
-        r#"
-[[domain]]
-name = "fax.localhost"
-kind = "fax"
-[fax]
-lines = 2
-retries = 1
-retry_interval = "1s"
-success_report = true
-spool = "{w}/spool"
-[fax.simulated]
-received = "{w}/remote"
-[fax.dialplan]
-country_code = "1"
-national_prefix = "1"
-international_prefix = "011"
-area_code = "555"
-national_digits = 10
-[[fax.user]]
-address = "alice@example.test"
-name = "Alice Example"
-"#
-    )
-}
-
-/// Start a server, then restart it with the API settings in `[admin]`
-/// (the harness writes that table itself).
-fn start(extra: &str, admin: &str) -> Server {
-    let mut s = Server::start_with("", extra);
-    let tokens = s.path("tokens");
-    restart_with(
-        &mut s,
-        &[(
-            "[tls]\n",
-            &format!("tokens_file = \"{}\"\n{admin}\n[tls]\n", tokens.display()),
-        )],
-    );
-    s
-}
-
-/// The base URL of the admin listener.
-fn http(s: &Server) -> String {
-    format!("http://127.0.0.1:{}", s.admin_port)
-}
-
-/// `faxmta token add NAME …`: the token it prints.
-fn new_token(s: &Server, args: &[&str]) -> String {
-    let mut all = vec!["token", "add"];
-    all.extend_from_slice(args);
-    let token = cli_ok(s, &all).trim().to_string();
-    assert!(token.starts_with("fxt_") && token.len() == 68, "{token}");
-    token
-}
-
-/// Run curl on the admin listener; the HTTP status and the body.
-fn curl(s: &Server, path: &str, args: &[&str]) -> (u16, String) {
-    curl_at(&format!("{}{path}", http(s)), args)
-}
-
-/// Run curl on `url`; the HTTP status and the body.
-fn curl_at(url: &str, args: &[&str]) -> (u16, String) {
-    let out = std::process::Command::new("curl")
-        .args(["-sS", "-w", "\n%{http_code}"])
-        .args(args)
-        .arg(url)
-        .output()
-        .expect("curl is installed by scripts/test");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "curl failed: {}", output_text(&out));
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    (code.trim().parse().unwrap_or(0), body.to_string())
-}
-
-/// `POST /fax/send` with the token, a metadata file and attachments
-/// (`name` → file), plus more curl arguments.
-fn post(base: &str, token: &str, metadata: &Path, files: &[&Path], more: &[&str]) -> (u16, String) {
-    let header = format!("XM-Token-Authorization: {token}");
-    let meta = format!("metadata=@{};type=application/xml", metadata.display());
-    let mut args: Vec<String> = vec!["-H".into(), header, "-F".into(), meta];
-    for f in files {
-        args.extend(["-F".into(), format!("attachments=@{}", f.display())]);
-    }
-    args.extend(more.iter().map(|a| a.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    curl_at(&format!("{base}/fax/send"), &args)
-}
-
-fn job(sender: &str, recipients: &[&str], attachments: &[&str]) -> String {
-    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<FaxJob>\n");
-    if !sender.is_empty() {
-        xml.push_str(&format!(
-            "  <Sender email=\"{sender}\" name=\"Alice Example\"/>\n"
-        ));
-    }
-    xml.push_str("  <Recipients>\n");
-    for r in recipients {
-        xml.push_str(&format!(
-            "    <Recipient number=\"{r}\" name=\"Bob\" company=\"Acme &amp; Co\"/>\n"
-        ));
-    }
-    xml.push_str("  </Recipients>\n  <Cover subject=\"Quarterly figures\"/>\n  <Attachments>\n");
-    for a in attachments {
-        xml.push_str(&format!("    <Attachment name=\"{a}\"/>\n"));
-    }
-    xml.push_str("  </Attachments>\n  <Options notify=\"always\"/>\n</FaxJob>\n");
-    xml
-}
-
-fn write(dir: &Path, name: &str, data: &[u8]) -> std::path::PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, data).unwrap();
-    p
-}
-
-fn json(body: &str) -> Value {
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
-}
-
-/// The value of attribute `name` in the first element of `xml` that has
-/// it, after `from`.
-fn attr<'a>(xml: &'a str, from: &str, name: &str) -> &'a str {
-    let start = xml
-        .find(from)
-        .unwrap_or_else(|| panic!("{from} not in {xml}"));
-    let rest = &xml[start..];
-    let key = format!(" {name}=\"");
-    let at = rest
-        .find(&key)
-        .unwrap_or_else(|| panic!("{name} not in {rest}"))
-        + key.len();
-    let end = rest[at..].find('"').unwrap() + at;
-    &rest[at..end]
-}
 
 #[test]
 fn a_fax_posted_over_http_is_sent_and_its_status_told() {
@@ -180,7 +46,7 @@ fn a_fax_posted_over_http_is_sent_and_its_status_told() {
         "job.xml",
         job(
             "alice@example.test",
-            &["+15551234567", "5559876543"],
+            &["+15551234567", "5559876543", "+15550000001"],
             &["memo.pdf"],
         )
         .as_bytes(),
@@ -191,18 +57,24 @@ fn a_fax_posted_over_http_is_sent_and_its_status_told() {
     let reply = json(&body);
     let broadcast = reply["broadcastId"].as_str().unwrap().to_string();
     let tx = reply["transactions"].as_array().unwrap();
-    assert_eq!(tx.len(), 2, "{body}");
+    assert_eq!(tx.len(), 3, "{body}");
     assert_eq!(tx[0]["number"], "+15551234567");
     assert_eq!(tx[1]["number"], "5559876543");
     let first = tx[0]["transactionId"].as_str().unwrap().to_string();
     let second = tx[1]["transactionId"].as_str().unwrap().to_string();
+    let busy = tx[2]["transactionId"].as_str().unwrap().to_string();
     assert_ne!(first, second);
     assert_ne!(first, broadcast);
 
-    // Both are really sent: alice gets a success report for each, with
-    // the cover subject of the control file; cover + 1 PDF page.
-    for number in ["+15551234567", "+15559876543"] {
-        let subject = format!("Subject: Fax to {number} sent");
+    // Two are really sent: alice gets a success report for each, with
+    // the cover subject of the control file; cover + 1 PDF page. The
+    // busy number fails after its retry.
+    for (number, result) in [
+        ("+15551234567", "sent"),
+        ("+15559876543", "sent"),
+        ("+15550000001", "failed"),
+    ] {
+        let subject = format!("Subject: Fax to {number} {result}");
         let mut report = String::new();
         wait_until(60, || {
             report = s
@@ -215,7 +87,9 @@ fn a_fax_posted_over_http_is_sent_and_its_status_told() {
         });
         assert!(!report.is_empty(), "no report {subject}:\n{}", s.log());
         assert_contains(&report, "Subject:        Quarterly figures");
-        assert_contains(&report, "Pages sent:     2 of 2");
+        if result == "sent" {
+            assert_contains(&report, "Pages sent:     2 of 2");
+        }
     }
     wait_status(&s, &first, "+15551234567@fax.localhost", "sent", 10);
     wait_status(&s, &second, "5559876543@fax.localhost", "sent", 10);
@@ -245,7 +119,7 @@ fn a_fax_posted_over_http_is_sent_and_its_status_told() {
     assert_eq!(code, 200, "{body}");
     assert!(body.starts_with("<?xml"), "{body}");
     assert_eq!(attr(&body, "<FaxStatus", "broadcastId"), broadcast);
-    assert_eq!(body.matches("<Fax ").count(), 2, "{body}");
+    assert_eq!(body.matches("<Fax ").count(), 3, "{body}");
     assert_eq!(
         attr(&body, &format!("transactionId=\"{second}\""), "state"),
         "sent"
@@ -254,6 +128,11 @@ fn a_fax_posted_over_http_is_sent_and_its_status_told() {
         attr(&body, &format!("transactionId=\"{second}\""), "number"),
         "+15559876543"
     );
+
+    let busy_at = format!("transactionId=\"{busy}\"");
+    assert_eq!(attr(&body, &busy_at, "state"), "failed");
+    assert_eq!(attr(&body, &busy_at, "calls"), "2");
+    assert_contains(attr(&body, &busy_at, "reason"), "busy");
 
     // A submission answered in XML, with an XML cover note only.
     let meta2 = write(
@@ -287,19 +166,6 @@ fn a_fax_posted_over_http_is_sent_and_its_status_told() {
     );
     assert_eq!(code, 200, "{body}");
     assert!(body.contains(&format!("transactionId=\"{t2}\"")), "{body}");
-}
-
-/// Expect `status` and `code` in a JSON error reply.
-fn refused(reply: (u16, String), status: u16, code: &str) -> String {
-    let (got, body) = reply;
-    let v = json(&body);
-    assert_eq!(
-        (got, v["errorCode"].as_str()),
-        (status, Some(code)),
-        "{body}"
-    );
-    assert!(!v["errorMsg"].as_str().unwrap_or("").is_empty(), "{body}");
-    body
 }
 
 #[test]

@@ -1,0 +1,231 @@
+//! Received faxes end to end with the real binary: `faxmta fax
+//! simulate-incoming` makes a simulated fax machine call the server's
+//! simulated engine over real T.30 (spandsp); the incoming routing table
+//! turns the fax into mail in the queue, delivered to Maildirs. The
+//! directory rule sends DID 100 to alice as PDF; a direct rule sends DID
+//! 200 to bob as TIFF, pixel for pixel what the machine sent; a rule with
+//! `continue` copies NANP callers' faxes to a second address and a
+//! folder; an unknown DID goes to the default recipient; a failed
+//! reception sends the "Incoming Failed" notice.
+
+mod common;
+use common::*;
+use faxmta_transports::fax::page::{Compression, Page, Resolution};
+use faxmta_transports::fax::tiff::{decode_tiff, read_tiff, write_tiff_f, ReadLimits, TiffHeader};
+use mail_parser::{MessageParser, MimeHeaders};
+use std::path::{Path, PathBuf};
+
+fn config(work: &Path) -> String {
+    let w = work.display();
+    format!(
+        r#"
+[fax]
+tsi = "+1 555 0100"
+cover_page = false
+spool = "{w}/spool"
+[fax.simulated]
+received = "{w}/remote"
+inbound = "{w}/inbound"
+[fax.incoming]
+default_to = ["postmaster@example.test"]
+store = "{w}/faxes"
+[[fax.incoming.rule]]
+name = "nanp-copy"
+ani = "+1555*"
+to = ["copy@localhost"]
+folder = "{w}/folder"
+continue = true
+[[fax.incoming.rule]]
+name = "sales"
+did = "200"
+to = ["bob@example.test"]
+format = "tiff"
+[[fax.user]]
+address = "alice@example.test"
+numbers = ["+1 555 0100", "100"]
+"#
+    )
+}
+
+/// A 2-page fine fax: a black box on each page, in a different place.
+fn pages() -> Vec<Page> {
+    (0..2u32)
+        .map(|n| {
+            let mut p = Page::blank(1728, 1200, Resolution::Fine);
+            for y in 100 + n * 300..400 + n * 300 {
+                for x in 200..900 {
+                    p.set(x, y, true);
+                }
+            }
+            p
+        })
+        .collect()
+}
+
+fn document(work: &Path) -> PathBuf {
+    let tif = work.join("incoming.tif");
+    write_tiff_f(&tif, &pages(), Compression::Mh, &TiffHeader::default()).unwrap();
+    tif
+}
+
+fn call(s: &Server, did: &str, ani: &str, file: &Path) -> std::process::Output {
+    s.cli(&[
+        "fax",
+        "simulate-incoming",
+        "--did",
+        did,
+        "--ani",
+        ani,
+        "--tsi",
+        "REMOTE FAX",
+        file.to_str().unwrap(),
+    ])
+}
+
+/// The one mail in a Maildir (waited for), parsed: (raw text, the
+/// attachment's name and bytes).
+fn one_mail(s: &Server, domain: &str, user: &str) -> (String, Option<(String, Vec<u8>)>) {
+    let files = s.wait_maildir(domain, user, 1, 60);
+    assert_eq!(files.len(), 1, "{user}@{domain}: {files:?}\n{}", s.log());
+    let raw = read(&files[0]);
+    let message = MessageParser::default().parse(&raw).unwrap();
+    let attachment = message.attachments().next().map(|a| {
+        (
+            a.attachment_name().unwrap_or_default().to_string(),
+            a.contents().to_vec(),
+        )
+    });
+    (String::from_utf8_lossy(&raw).into_owned(), attachment)
+}
+
+/// The pages of a PDF, as the fax renderer (hayro) reads them: through
+/// `faxmta fax render` of a mail carrying it.
+fn pdf_pages(s: &Server, work: &Path, mail: &str) -> Vec<faxmta_transports::fax::tiff::ReadPage> {
+    let msg = work.join("pdf-mail.eml");
+    std::fs::write(&msg, mail).unwrap();
+    let out = work.join("pdf-mail.tif");
+    let o = s.cli(&[
+        "fax",
+        "render",
+        msg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    read_tiff(&out).unwrap()
+}
+
+#[test]
+fn received_faxes_are_routed_to_mailboxes_and_folders() {
+    let work = tempfile::tempdir().unwrap();
+    let s = Server::start_with("", &config(work.path()));
+    let doc = document(work.path());
+
+    // DID 100 from Berlin: the directory rule, alice, PDF.
+    let o = call(&s, "100", "+4930123456", &doc);
+    assert!(o.status.success(), "{}\n{}", output_text(&o), s.log());
+    assert_contains(&output_text(&o), "2 page(s)");
+    let (raw, attachment) = one_mail(&s, "example.test", "alice");
+    assert_contains(&raw, "fax-daemon@mx.example.test");
+    assert_contains(&raw, "Subject: Fax from +4930123456 (2 pages)");
+    assert_contains(&raw, "REMOTE FAX");
+    let (name, pdf) = attachment.expect("a PDF attachment");
+    assert!(name.ends_with(".pdf"), "{name}");
+    assert!(pdf.starts_with(b"%PDF-"));
+    // The renderer reads the PDF back: the text part's page, then the
+    // 2 PDF pages placed on A4 (scaled by about 0.98 to fit its width),
+    // ink where the boxes are (700×300 dots: about 5 % of the sheet).
+    let rendered = pdf_pages(&s, work.path(), &raw);
+    assert_eq!(rendered.len(), 3, "{rendered:?}");
+    for (n, page) in rendered[1..].iter().enumerate() {
+        let fax = page.to_fax_page().unwrap();
+        let black = fax.black_pixels() as f64 / f64::from(fax.width * fax.height);
+        assert!((0.03..0.08).contains(&black), "page {n}: {black}");
+        let y = 250 + n as u32 * 300;
+        assert!(fax.get(550, y), "page {n}: box missing");
+        assert!(!fax.get(1400, y), "page {n}: ink right of the box");
+        assert!(!fax.get(550, y + 400), "page {n}: ink below the box");
+    }
+    // Kept in the store, with the record of the mail that carries it.
+    let stored: Vec<PathBuf> = std::fs::read_dir(work.path().join("faxes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(
+        stored
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "tif")),
+        "{stored:?}"
+    );
+    assert!(
+        stored
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "queue")),
+        "{stored:?}"
+    );
+
+    // DID 200 from a NANP caller: "nanp-copy" (continue) copies it to
+    // copy@localhost and the folder, then "sales" gives bob the TIFF.
+    let o = call(&s, "200", "+1 555 123 4567", &doc);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let (raw, attachment) = one_mail(&s, "example.test", "bob");
+    assert_contains(&raw, "Subject: Fax from +1 555 123 4567 (2 pages)");
+    let (name, tif) = attachment.expect("a TIFF attachment");
+    assert!(name.ends_with(".tif"), "{name}");
+    let got = decode_tiff(&tif, &ReadLimits::default()).unwrap();
+    let sent = pages();
+    assert_eq!(got.len(), 2);
+    for (g, p) in got.iter().zip(&sent) {
+        assert_eq!(g.to_fax_page().unwrap().bits, p.bits, "the received pixels");
+    }
+    let (_, copy) = one_mail(&s, "localhost", "copy");
+    assert!(copy.expect("the copy").0.ends_with(".pdf"));
+    let folder: Vec<PathBuf> = std::fs::read_dir(work.path().join("folder"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(folder.len(), 1, "{folder:?}");
+    assert!(read(&folder[0]).starts_with(b"%PDF-"));
+    // alice (DID 100 only) got nothing more.
+    assert_eq!(s.maildir("example.test", "alice").len(), 1);
+
+    // An unknown DID: the default rule.
+    let o = call(&s, "999", "+4930123456", &doc);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let (raw, attachment) = one_mail(&s, "example.test", "postmaster");
+    assert_contains(&raw, "Subject: Fax from +4930123456 (2 pages)");
+    assert!(attachment.is_some());
+    assert_contains(&s.log(), "[rules: default]");
+
+    let metrics = s.http_get("/metrics");
+    assert_contains(&metrics, "faxmta_fax_received_total{status=\"complete\"} 3");
+}
+
+#[test]
+fn a_failed_reception_sends_the_incoming_failed_notice() {
+    let work = tempfile::tempdir().unwrap();
+    let s = Server::start_with("", &config(work.path()));
+    // Not a TIFF: the calling machine cannot send a page; the call fails.
+    let junk = work.path().join("junk.tif");
+    std::fs::write(&junk, b"this is not a fax").unwrap();
+    let o = call(&s, "100", "+4930123456", &junk);
+    assert!(!o.status.success(), "{}", output_text(&o));
+    assert_contains(&output_text(&o), "failed after 0 page(s)");
+    let (raw, attachment) = one_mail(&s, "example.test", "alice");
+    assert_contains(
+        &raw,
+        "Subject: Incoming Failed: fax from +4930123456 (0 page(s) received)",
+    );
+    assert_contains(&raw, "No page arrived.");
+    assert!(attachment.is_none());
+    // Nothing else was routed (the default recipient got nothing).
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(s.maildir("example.test", "postmaster").is_empty());
+    // A number with no users: the default recipient hears of it.
+    let o = call(&s, "555", "+4930123456", &junk);
+    assert!(!o.status.success());
+    let (raw, _) = one_mail(&s, "example.test", "postmaster");
+    assert_contains(&raw, "Incoming Failed");
+    let metrics = s.http_get("/metrics");
+    assert_contains(&metrics, "faxmta_fax_received_total{status=\"failed\"} 2");
+}
