@@ -6,7 +6,8 @@
 //! 200 to bob as TIFF, pixel for pixel what the machine sent; a rule with
 //! `continue` copies NANP callers' faxes to a second address and a
 //! folder; an unknown DID goes to the default recipient; a failed
-//! reception sends the "Incoming Failed" notice.
+//! reception sends the "Incoming Failed" notice; zero retention deletes
+//! an image at the purge once its mail was delivered, not before.
 
 mod common;
 use common::*;
@@ -228,4 +229,62 @@ fn a_failed_reception_sends_the_incoming_failed_notice() {
     assert_contains(&raw, "Incoming Failed");
     let metrics = s.http_get("/metrics");
     assert_contains(&metrics, "faxmta_fax_received_total{status=\"failed\"} 2");
+}
+
+/// The `.tif` files in a directory, sorted.
+fn tifs(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    out.retain(|p| p.extension().is_some_and(|e| e == "tif"));
+    out.sort();
+    out
+}
+
+#[test]
+fn zero_retention_deletes_an_image_once_its_mail_is_delivered() {
+    let work = tempfile::tempdir().unwrap();
+    let mut s = Server::start_with("", &config(work.path()));
+    let doc = document(work.path());
+    let store = work.path().join("faxes");
+    // One fax delivered (alice), one whose mail cannot be delivered yet
+    // (bob's Maildir is blocked: it waits in the queue).
+    block(&s, "bob");
+    let o = call(&s, "100", "+4930123456", &doc);
+    assert!(o.status.success(), "{}", output_text(&o));
+    s.wait_maildir("example.test", "alice", 1, 30);
+    let delivered = tifs(&store);
+    assert_eq!(delivered.len(), 1);
+    let o = call(&s, "200", "+4930123456", &doc);
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(wait_until(30, || s.log().contains("for bob@example.test")));
+    let waiting: Vec<PathBuf> = tifs(&store)
+        .into_iter()
+        .filter(|p| !delivered.contains(p))
+        .collect();
+    assert_eq!(waiting.len(), 1);
+    // Kept 90 days by default: the purge at start deletes nothing.
+    restart_with(&mut s, &[]);
+    assert_eq!(tifs(&store).len(), 2);
+    // Zero retention: the delivered one goes at start, the other stays.
+    restart_with(
+        &mut s,
+        &[(
+            "[fax.incoming]\n",
+            "[fax.incoming]\nzero_retention = true\n",
+        )],
+    );
+    assert!(
+        wait_until(10, || tifs(&store) == waiting),
+        "{:?}",
+        tifs(&store)
+    );
+    assert_contains(
+        &s.log(),
+        &format!(
+            "fax image {} deleted (retention 0 days)",
+            delivered[0].display()
+        ),
+    );
+    assert_contains(&s.http_get("/metrics"), "faxmta_fax_images_purged_total 1");
 }

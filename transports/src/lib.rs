@@ -8,6 +8,7 @@
 
 pub mod fax;
 pub mod local;
+pub mod pop3;
 pub mod smtp;
 mod transport;
 

@@ -11,6 +11,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+pub mod hylafax;
 pub mod simulated;
 pub mod spandsp;
 pub mod spool;

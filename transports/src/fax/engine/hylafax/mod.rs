@@ -1,0 +1,404 @@
+//! The `hylafax` engine: a HylaFAX server does the calls; we are one of
+//! its clients, over hfaxd's client-server protocol ([`protocol`], port
+//! 4559).
+//!
+//! - **Send.** One connection: `USER` (and `PASS`, `ADMIN` when
+//!   configured), `TYPE I`, `STOT` of the TIFF-F document, `JNEW`, `JPARM`
+//!   FROMUSER, LASTTIME (`job_timeout`), MAXDIALS 1 and MAXTRIES 1 (our
+//!   queue does the retries, so HylaFAX must report a busy line instead of
+//!   redialling), DIALSTRING, TSI, PAGERANGE (when resending from a later
+//!   page), NOTIFY NONE, DOCUMENT, then `JSUBM`. Then the job is polled
+//!   every `poll_interval` (`JOB id` + `JPARM`, a new connection each
+//!   time) until its state is DONE or FAILED, and mapped ([`status`]).
+//!   No end within `job_timeout` (or the send abandoned, as on shutdown):
+//!   the job is killed (`JKILL`) and the send is an error to retry.
+//! - **Receive.** Every `poll_interval`, `LIST recvq` (with our `RCVFMT`);
+//!   each complete fax is fetched (`RETR recvq/NAME`) into `received`,
+//!   then deleted on the server (`DELE`; that needs the rights — an
+//!   `ADMIN` password or an owner). One that cannot be deleted is noted
+//!   in `received/.hylafax-taken` and not fetched again.
+//! - `lines` bounds the jobs we have at the server at once.
+
+use super::{FaxEngine, ReceivedFax, Reception, SendRequest, SendResult};
+use protocol::{quote, Client, ProtocolError};
+use status::JobStatus;
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::Semaphore;
+
+pub mod protocol;
+mod recvq;
+pub mod status;
+
+/// The settings of the HylaFAX engine (`[fax.hylafax]`).
+#[derive(Debug, Clone)]
+pub struct HylafaxSettings {
+    /// Jobs at the server at once (`[fax] lines`); at least 1.
+    pub lines: usize,
+    /// hfaxd's host and port (4559).
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// Sent when hfaxd asks for one (331).
+    pub password: Option<String>,
+    /// Sent with `ADMIN` after login when set (needed to take received
+    /// faxes that are not public).
+    pub admin_password: Option<String>,
+    /// How often jobs and the receive queue are looked at.
+    pub poll_interval: Duration,
+    /// How long a job may take from submission.
+    pub job_timeout: Duration,
+    /// Each network read, write or connect.
+    pub io_timeout: Duration,
+    /// Where received faxes are written.
+    pub received: PathBuf,
+}
+
+impl Default for HylafaxSettings {
+    fn default() -> Self {
+        HylafaxSettings {
+            lines: 2,
+            host: "127.0.0.1".into(),
+            port: 4559,
+            user: "faxmta".into(),
+            password: None,
+            admin_password: None,
+            poll_interval: Duration::from_secs(5),
+            job_timeout: Duration::from_secs(3600),
+            io_timeout: Duration::from_secs(30),
+            received: PathBuf::from("var/fax/inbound"),
+        }
+    }
+}
+
+/// Errors of the HylaFAX engine.
+#[derive(Debug, thiserror::Error)]
+pub enum HylafaxError {
+    #[error("[fax.hylafax] {0}")]
+    Settings(String),
+    #[error("hfaxd: {0}")]
+    Protocol(#[from] ProtocolError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The HylaFAX engine. See the module documentation.
+pub struct HylafaxEngine {
+    settings: Arc<HylafaxSettings>,
+    lines: Semaphore,
+    busy: AtomicUsize,
+    receiving: tokio::sync::Mutex<()>,
+    taken: Mutex<VecDeque<ReceivedFax>>,
+}
+
+impl HylafaxEngine {
+    pub fn new(settings: HylafaxSettings) -> Result<HylafaxEngine, HylafaxError> {
+        if settings.lines == 0 {
+            return Err(HylafaxError::Settings(
+                "[fax] lines must be at least 1".into(),
+            ));
+        }
+        for (name, d) in [
+            ("poll_interval", settings.poll_interval),
+            ("job_timeout", settings.job_timeout),
+            ("io_timeout", settings.io_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(HylafaxError::Settings(format!(
+                    "{name} must be more than 0"
+                )));
+            }
+        }
+        if settings.user.is_empty() || settings.user.contains(char::is_whitespace) {
+            return Err(HylafaxError::Settings(format!(
+                "user {:?} is not a user name",
+                settings.user
+            )));
+        }
+        std::fs::create_dir_all(&settings.received).map_err(|e| {
+            HylafaxError::Settings(format!("cannot make {:?}: {e}", settings.received))
+        })?;
+        Ok(HylafaxEngine {
+            lines: Semaphore::new(settings.lines),
+            busy: AtomicUsize::new(0),
+            receiving: tokio::sync::Mutex::new(()),
+            taken: Mutex::default(),
+            settings: Arc::new(settings),
+        })
+    }
+
+    pub fn settings(&self) -> &HylafaxSettings {
+        &self.settings
+    }
+
+    /// A logged-in connection.
+    async fn connect(settings: &HylafaxSettings) -> Result<Client, HylafaxError> {
+        let mut c = Client::connect(&settings.host, settings.port, settings.io_timeout).await?;
+        c.login(
+            &settings.user,
+            settings.password.as_deref(),
+            settings.admin_password.as_deref(),
+        )
+        .await?;
+        Ok(c)
+    }
+
+    /// Submits the job and returns its HylaFAX job id.
+    pub async fn submit(&self, request: &SendRequest) -> Result<u32, HylafaxError> {
+        check_request(request).map_err(HylafaxError::Other)?;
+        let document = tokio::fs::read(&request.document).await.map_err(|e| {
+            HylafaxError::Other(format!(
+                "cannot read the document {:?}: {e}",
+                request.document
+            ))
+        })?;
+        let s = &self.settings;
+        let mut c = Self::connect(s).await?;
+        c.expect("TYPE I", &[200]).await?;
+        let file = c.store_temp(&document).await?;
+        let reply = c.expect("JNEW", &[200]).await?;
+        let id = protocol::parse_jobid(reply.text())
+            .ok_or_else(|| HylafaxError::Other(format!("JNEW: no job id in {reply}")))?;
+        let mut params = vec![
+            format!("FROMUSER {}", quote(&s.user)),
+            format!("LASTTIME {}", status::lasttime(s.job_timeout)),
+            "MAXDIALS 1".to_owned(),
+            "MAXTRIES 1".to_owned(),
+            format!("DIALSTRING {}", quote(request.dial.trim())),
+            "NOTIFY NONE".to_owned(),
+        ];
+        if !request.tsi.trim().is_empty() {
+            params.push(format!("TSI {}", quote(request.tsi.trim())));
+        }
+        if request.first_page > 1 {
+            params.push(format!(
+                "PAGERANGE {}",
+                quote(&format!("{}-{}", request.first_page, request.pages))
+            ));
+        }
+        params.push(format!("JOBINFO {}", quote(&request.job_id)));
+        params.push(format!("DOCUMENT {}", quote(&file)));
+        for p in params {
+            c.expect(&format!("JPARM {p}"), &[200, 213]).await?;
+        }
+        c.expect("JSUBM", &[200]).await?;
+        c.quit().await;
+        tracing::info!(job = %request.job_id, hylafax_job = id, dial = %request.dial, "fax job submitted to HylaFAX");
+        Ok(id)
+    }
+
+    /// The job's state now.
+    pub async fn status(&self, id: u32) -> Result<JobStatus, HylafaxError> {
+        let mut c = Self::connect(&self.settings).await?;
+        c.expect(&format!("JOB {id}"), &[200]).await?;
+        let reply = c.expect("JPARM", &[217]).await?;
+        c.quit().await;
+        JobStatus::parse(id, &reply.lines).map_err(HylafaxError::Other)
+    }
+
+    /// Kills the job (`JKILL`; a job already finished is left as it is).
+    pub async fn cancel(&self, id: u32) -> Result<(), HylafaxError> {
+        kill(&self.settings, id).await
+    }
+
+    /// Follows the job until it finishes or `job_timeout` passes.
+    async fn follow(&self, id: u32, request: &SendRequest) -> SendResult {
+        let started = Instant::now();
+        let mut guard = KillOnDrop {
+            settings: self.settings.clone(),
+            id: Some(id),
+        };
+        let mut last_error = None;
+        loop {
+            tokio::time::sleep(self.settings.poll_interval).await;
+            match self.status(id).await {
+                Ok(job) => {
+                    if let Some(result) = job.outcome(started.elapsed()) {
+                        guard.id = None;
+                        tracing::info!(job = %request.job_id, hylafax_job = id, status = %job.status, "HylaFAX job finished");
+                        return result;
+                    }
+                    last_error = None;
+                }
+                Err(e) => {
+                    tracing::warn!(job = %request.job_id, hylafax_job = id, "HylaFAX job status: {e}");
+                    last_error = Some(e.to_string());
+                }
+            }
+            if started.elapsed() >= self.settings.job_timeout {
+                guard.id = None;
+                let killed = match kill(&self.settings, id).await {
+                    Ok(()) => "killed".to_owned(),
+                    Err(e) => format!("could not be killed: {e}"),
+                };
+                let why = last_error
+                    .map(|e| format!(" (last: {e})"))
+                    .unwrap_or_default();
+                return SendResult::Error {
+                    reason: format!(
+                        "HylaFAX job {id} did not end within {:?}; it {killed}{why}",
+                        self.settings.job_timeout
+                    ),
+                    retry: true,
+                };
+            }
+        }
+    }
+}
+
+/// `JKILL id`: 200 when killed, and a job already finished is fine too.
+async fn kill(settings: &HylafaxSettings, id: u32) -> Result<(), HylafaxError> {
+    let mut c = HylafaxEngine::connect(settings).await?;
+    let reply = c.command(&format!("JKILL {id}")).await?;
+    c.quit().await;
+    if reply.positive() || reply.text().to_ascii_lowercase().contains("done") {
+        tracing::info!(hylafax_job = id, "HylaFAX job killed");
+        Ok(())
+    } else {
+        Err(HylafaxError::Other(format!(
+            "JKILL {id}: the server replied {reply}"
+        )))
+    }
+}
+
+/// Kills a job whose send was abandoned (its future dropped).
+struct KillOnDrop {
+    settings: Arc<HylafaxSettings>,
+    id: Option<u32>,
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let settings = self.settings.clone();
+            handle.spawn(async move {
+                if let Err(e) = kill(&settings, id).await {
+                    tracing::warn!(hylafax_job = id, "abandoned HylaFAX job: {e}");
+                }
+            });
+        }
+    }
+}
+
+/// A line in use: counted until dropped.
+struct Busy<'a>(&'a AtomicUsize);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl FaxEngine for HylafaxEngine {
+    fn name(&self) -> &'static str {
+        "hylafax"
+    }
+
+    fn lines(&self) -> usize {
+        self.settings.lines
+    }
+
+    fn lines_busy(&self) -> usize {
+        self.busy.load(Ordering::SeqCst)
+    }
+
+    async fn send(&self, request: SendRequest) -> SendResult {
+        if let Err(reason) = check_request(&request) {
+            return SendResult::Error {
+                reason,
+                retry: false,
+            };
+        }
+        let Ok(_permit) = self.lines.acquire().await else {
+            return SendResult::Error {
+                reason: "the fax engine has stopped".into(),
+                retry: true,
+            };
+        };
+        self.busy.fetch_add(1, Ordering::SeqCst);
+        let _busy = Busy(&self.busy);
+        match self.submit(&request).await {
+            Ok(id) => self.follow(id, &request).await,
+            Err(e) => SendResult::Error {
+                reason: format!("submitting the fax to HylaFAX: {e}"),
+                retry: true,
+            },
+        }
+    }
+
+    /// Polls the receive queue. Cancel-safe: a fax fetched by a call that
+    /// was dropped is handed out by the next one.
+    async fn receive(&self) -> Option<ReceivedFax> {
+        let _one = self.receiving.lock().await;
+        loop {
+            if let Some(fax) = self
+                .taken
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop_front()
+            {
+                return Some(fax);
+            }
+            match recvq::take(&self.settings).await {
+                Ok(faxes) if !faxes.is_empty() => {
+                    self.taken
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .extend(faxes);
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("HylaFAX receive queue: {e}"),
+            }
+            tokio::time::sleep(self.settings.poll_interval).await;
+        }
+    }
+}
+
+fn check_request(request: &SendRequest) -> Result<(), String> {
+    let number = request.dial.trim();
+    let digits = number.strip_prefix('+').unwrap_or(number);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "cannot dial {:?}: not a phone number",
+            request.dial
+        ));
+    }
+    if request.first_page == 0 || request.first_page > request.pages {
+        return Err(format!(
+            "pages {}..={} of the document: nothing to send",
+            request.first_page, request.pages
+        ));
+    }
+    Ok(())
+}
+
+/// A received fax from a `RCVFMT` line (see [`recvq`]).
+fn received(path: PathBuf, info: &recvq::RecvInfo) -> ReceivedFax {
+    ReceivedFax {
+        document: path,
+        pages: info.pages,
+        remote_tsi: info.tsi.clone(),
+        caller: None,
+        called: Some(info.subaddress.clone()).filter(|s| !s.is_empty()),
+        duration: info.duration,
+        status: if info.error.is_empty() {
+            Reception::Complete
+        } else if info.pages > 0 {
+            Reception::Partial {
+                reason: info.error.clone(),
+            }
+        } else {
+            Reception::Failed {
+                reason: info.error.clone(),
+            }
+        },
+        received_at: SystemTime::now(),
+        bad_rows: None,
+    }
+}

@@ -1,0 +1,155 @@
+//! Taking received faxes from HylaFAX's receive queue: `RCVFMT` with our
+//! fields, `LIST recvq`, `RETR recvq/NAME` into `received` (written as a
+//! `.` temporary and renamed), then `DELE recvq/NAME`.
+
+use super::{received, HylafaxEngine, HylafaxError, HylafaxSettings};
+use crate::fax::engine::ReceivedFax;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Our `RCVFMT`: file, pages, `*` while receiving, time spent, subaddress,
+/// TSI, error; `|`-separated (the error, free text, last).
+pub const RCVFMT: &str = "%f|%p|%z|%h|%a|%s|%e";
+
+/// The largest received fax we fetch.
+const MAX_FAX: u64 = 256 << 20;
+
+/// Names noted as taken but not deleted on the server.
+const TAKEN: &str = ".hylafax-taken";
+
+/// One line of `LIST recvq` in [`RCVFMT`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecvInfo {
+    pub file: String,
+    pub pages: u32,
+    pub in_progress: bool,
+    pub duration: Duration,
+    pub subaddress: String,
+    pub tsi: String,
+    pub error: String,
+}
+
+impl RecvInfo {
+    pub fn parse(line: &str) -> Option<RecvInfo> {
+        let f: Vec<&str> = line.trim_end_matches(['\r', '\n']).splitn(7, '|').collect();
+        if f.len() != 7 {
+            return None;
+        }
+        let file = f[0].trim();
+        // A plain name in recvq, nothing that climbs out of it.
+        if file.is_empty() || file.contains('/') || file.starts_with('.') {
+            return None;
+        }
+        Some(RecvInfo {
+            file: file.to_owned(),
+            pages: f[1].trim().parse().ok()?,
+            in_progress: f[2].trim() == "*",
+            duration: hms(f[3].trim()).unwrap_or_default(),
+            subaddress: f[4].trim().to_owned(),
+            tsi: f[5].trim().to_owned(),
+            error: f[6].trim().to_owned(),
+        })
+    }
+}
+
+/// `HH:MM:SS` (or `MM:SS`) as a duration.
+fn hms(s: &str) -> Option<Duration> {
+    let mut secs = 0u64;
+    for part in s.split(':') {
+        secs = secs.checked_mul(60)?.checked_add(part.parse().ok()?)?;
+    }
+    Some(Duration::from_secs(secs))
+}
+
+/// Fetches every complete fax waiting in the receive queue.
+pub async fn take(settings: &HylafaxSettings) -> Result<Vec<ReceivedFax>, HylafaxError> {
+    let mut c = HylafaxEngine::connect(settings).await?;
+    c.expect(&format!("RCVFMT \"{RCVFMT}\""), &[200]).await?;
+    let listing = c.fetch("LIST recvq", 4 << 20).await?;
+    let taken_file = settings.received.join(TAKEN);
+    let noted = std::fs::read_to_string(&taken_file).unwrap_or_default();
+    let mut out = Vec::new();
+    for line in String::from_utf8_lossy(&listing).lines() {
+        let Some(info) = RecvInfo::parse(line) else {
+            if !line.trim().is_empty() {
+                tracing::warn!("HylaFAX receive queue: unreadable line {line:?}");
+            }
+            continue;
+        };
+        if info.in_progress || noted.lines().any(|l| l == info.file) {
+            continue;
+        }
+        c.expect("TYPE I", &[200]).await?;
+        let path = settings.received.join(format!("{}-{}", stamp(), info.file));
+        if info.pages > 0 {
+            let data = c
+                .fetch(&format!("RETR recvq/{}", info.file), MAX_FAX)
+                .await?;
+            write_atomic(&path, &data)
+                .map_err(|e| HylafaxError::Other(format!("cannot write {path:?}: {e}")))?;
+        }
+        let dele = c.command(&format!("DELE recvq/{}", info.file)).await?;
+        if !dele.positive() {
+            tracing::warn!(
+                "HylaFAX: cannot delete recvq/{} ({dele}); noted in {taken_file:?}",
+                info.file
+            );
+            append_line(&taken_file, &info.file)
+                .map_err(|e| HylafaxError::Other(format!("cannot write {taken_file:?}: {e}")))?;
+        }
+        tracing::info!(file = %info.file, pages = info.pages, tsi = %info.tsi, "fax taken from HylaFAX");
+        out.push(received(path, &info));
+    }
+    c.quit().await;
+    Ok(out)
+}
+
+fn stamp() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
+}
+
+fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{}", name.unwrap_or_default()));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    writeln!(f, "{line}")?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_our_rcvfmt_lines() {
+        let i = RecvInfo::parse("fax00012.tif|3| |0:01:05|123|+1 555 0100|").unwrap();
+        assert_eq!(i.file, "fax00012.tif");
+        assert_eq!(i.pages, 3);
+        assert!(!i.in_progress);
+        assert_eq!(i.duration, Duration::from_secs(65));
+        assert_eq!(i.subaddress, "123");
+        assert_eq!(i.tsi, "+1 555 0100");
+        assert_eq!(i.error, "");
+        let i = RecvInfo::parse("fax1.tif|1|*|00:00:10||x|RSPREC error | odd").unwrap();
+        assert!(i.in_progress);
+        assert_eq!(i.error, "RSPREC error | odd");
+        assert_eq!(RecvInfo::parse("../etc/passwd|1| |0:00||x|"), None);
+        assert_eq!(RecvInfo::parse("fax1.tif|x| |0:00||x|"), None);
+        assert_eq!(RecvInfo::parse("fax1.tif|1"), None);
+    }
+}
