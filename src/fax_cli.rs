@@ -6,10 +6,7 @@
 use crate::admin::control::{Request, Response};
 use crate::cli::{ask, local_time};
 use crate::config::{Config, DomainKind};
-use faxmta_queue::{
-    format_duration, now_unix, BodyType, ClientInfo, Envelope, FaxRecord, NewMessage, NewRecipient,
-    RcptState,
-};
+use faxmta_queue::{format_duration, now_unix, Envelope, FaxRecord, NewMessage, RcptState};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -23,14 +20,11 @@ pub struct SendArgs {
     pub note: Option<String>,
 }
 
-/// The media type we give a file, by its extension.
-fn media_type(path: &Path) -> &'static str {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    match ext.as_str() {
+/// The media type we give a file, by the extension of its name (for
+/// `fax send` and the HTTP API's parts that name none).
+pub fn media_type(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    match ext.to_ascii_lowercase().as_str() {
         "pdf" => "application/pdf",
         "ps" | "eps" => "application/postscript",
         "tif" | "tiff" => "image/tiff",
@@ -86,7 +80,7 @@ fn build_message(args: &SendArgs, from: &str, to: &str) -> Result<String, String
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "document".into());
-        builder = builder.attachment(media_type(file), name, data);
+        builder = builder.attachment(media_type(&name), name, data);
     }
     builder
         .write_to_string()
@@ -121,23 +115,7 @@ pub fn send(config: &Config, args: SendArgs) -> ExitCode {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
-    let message = NewMessage {
-        sender: from,
-        recipients: vec![NewRecipient::new(to.clone())],
-        client: ClientInfo {
-            addr: "local".into(),
-            helo: config.hostname.clone(),
-            auth_user: None,
-            protocol: "local".into(),
-            trusted: true,
-        },
-        body_type: if body.bytes().any(|b| b >= 0x80) {
-            BodyType::EightBitMime
-        } else {
-            BodyType::SevenBit
-        },
-        ..Default::default()
-    };
+    let message = NewMessage::local(&from, &[to.clone()], &config.hostname, body.as_bytes());
     let request = Request::Submit {
         message: Box::new(message),
         body,
@@ -386,7 +364,7 @@ mod tests {
             ("e.docx", "application/octet-stream"),
             ("noext", "application/octet-stream"),
         ] {
-            assert_eq!(media_type(Path::new(name)), want, "{name}");
+            assert_eq!(media_type(name), want, "{name}");
         }
     }
 

@@ -12,7 +12,7 @@
 
 use crate::admin::metrics::Metrics;
 use crate::config::Config;
-use faxmta_queue::{BodyType, ClientInfo, NewMessage, NewRecipient, Store};
+use faxmta_queue::{NewMessage, Store};
 use faxmta_transports::fax::engine::{FaxEngine, ReceivedFax, Reception};
 use faxmta_transports::fax::inbound::{Destination, ImageFormat};
 use faxmta_transports::fax::{pdf, tiff};
@@ -333,23 +333,7 @@ async fn enqueue(
     to: &[String],
     body: String,
 ) -> Result<String, String> {
-    let message = NewMessage {
-        sender: sender(config),
-        recipients: to.iter().map(|a| NewRecipient::new(a.as_str())).collect(),
-        client: ClientInfo {
-            addr: "local".into(),
-            helo: config.hostname.clone(),
-            auth_user: None,
-            protocol: "local".into(),
-            trusted: true,
-        },
-        body_type: if body.bytes().any(|b| b >= 0x80) {
-            BodyType::EightBitMime
-        } else {
-            BodyType::SevenBit
-        },
-        ..Default::default()
-    };
+    let message = NewMessage::local(&sender(config), to, &config.hostname, body.as_bytes());
     let id = store.new_id().map_err(|e| format!("cannot queue: {e}"))?;
     store
         .enqueue(id.clone(), message, body.as_bytes())

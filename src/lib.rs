@@ -17,6 +17,7 @@ mod fax_cli;
 mod fax_inbound;
 mod fax_retention;
 mod policy;
+mod pop3_gateway;
 mod reports;
 mod router;
 mod scheduler;

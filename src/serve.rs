@@ -3,10 +3,10 @@
 //! Start: logging, the queue (recovering what a crash left), TLS, the
 //! listeners (bound before anything is delivered, so a busy port fails
 //! fast), the control socket, the scheduler, the received-fax loop, the
-//! fax image purge and the scheduled ETRN clients. Stop on SIGTERM or SIGINT:
-//! listeners stop accepting, sessions get the grace period, running
-//! deliveries finish or are cut (and simply retried after restart), and
-//! the queue is flushed.
+//! fax image purge, the scheduled ETRN clients and the POP3 fax gateway.
+//! Stop on SIGTERM or SIGINT: listeners stop accepting, sessions get the
+//! grace period, running deliveries finish or are cut (and simply retried
+//! after restart), and the queue is flushed.
 
 use crate::admin::metrics::Metrics;
 use crate::admin::{control, http};
@@ -162,6 +162,12 @@ async fn serve(config: Config) -> Result<(), String> {
     ));
     let server_task = tokio::spawn(server::serve(ctx, listeners));
     let etrn_task = tokio::spawn(etrn::client::scheduled(config.clone(), stop_rx.clone()));
+    let pop3_task = tokio::spawn(crate::pop3_gateway::run(
+        config.clone(),
+        router.clone(),
+        store.clone(),
+        stop_rx.clone(),
+    ));
     // The handlers exist before "ready": a SIGTERM right after it must
     // shut down cleanly, not kill the process.
     let signals = wait_for_signal();
@@ -176,6 +182,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let _ = stop_tx.send(true);
     let _ = server_task.await;
     let _ = etrn_task.await;
+    let _ = pop3_task.await;
     let _ = scheduler_task.await;
     let _ = inbound_task.await;
     let _ = retention_task.await;

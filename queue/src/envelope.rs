@@ -347,6 +347,33 @@ pub struct NewMessage {
 }
 
 impl NewMessage {
+    /// A message made on this host (a report, the command line, the fax
+    /// service, the HTTP API) from `sender` to `recipients`: a trusted
+    /// local client named `helo` (ours to sign), the body type from its
+    /// octets.
+    pub fn local(sender: &str, recipients: &[String], helo: &str, body: &[u8]) -> NewMessage {
+        NewMessage {
+            sender: sender.to_string(),
+            recipients: recipients
+                .iter()
+                .map(|r| NewRecipient::new(r.clone()))
+                .collect(),
+            client: ClientInfo {
+                addr: "local".into(),
+                helo: helo.to_string(),
+                auth_user: None,
+                protocol: "local".into(),
+                trusted: true,
+            },
+            body_type: if body.iter().any(|&b| b >= 0x80) {
+                BodyType::EightBitMime
+            } else {
+                BodyType::SevenBit
+            },
+            ..Default::default()
+        }
+    }
+
     /// Build the envelope this message starts its life in the queue with.
     pub fn into_envelope(self, id: QueueId, size: u64, arrival: u64) -> Envelope {
         Envelope {

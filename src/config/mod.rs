@@ -13,6 +13,7 @@ mod domains;
 mod etrn;
 pub mod fax;
 pub mod policy;
+pub mod pop3;
 mod values;
 pub use domains::{DomainConfig, DomainKind, SmarthostConfig};
 pub use etrn::{valid_node, EtrnClientConfig};
@@ -66,6 +67,9 @@ pub struct Config {
     /// `[fax]`: the fax transport.
     #[serde(default)]
     pub fax: fax::FaxConfig,
+    /// `[[pop3]]`: mailboxes the POP3 fax gateway polls.
+    #[serde(default)]
+    pub pop3: Vec<pop3::Pop3Config>,
 }
 
 /// `[admin]`: the HTTP listener for /metrics and the HTTP fax API.
@@ -491,6 +495,9 @@ impl Config {
             }
         }
         etrn::validate(&self.etrn_clients, |needle, message| {
+            ConfigError::at(path, text, find(needle), message)
+        })?;
+        pop3::validate(&self.pop3, |needle, message| {
             ConfigError::at(path, text, find(needle), message)
         })?;
         domains::validate(self, &domains::Source { path, text })

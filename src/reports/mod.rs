@@ -11,9 +11,7 @@
 //! never answered with another report. The scheduler enqueues the returned
 //! [`Report`] like any other message.
 
-use faxmta_queue::{
-    BodyType, ClientInfo, Envelope, NewMessage, NewRecipient, Notify, Recipient, Reply, Ret,
-};
+use faxmta_queue::{Envelope, NewMessage, Notify, Recipient, Reply, Ret};
 
 mod fax;
 mod parts;
@@ -262,23 +260,8 @@ fn assemble(a: Assembly<'_>) -> Report {
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
 
     let message = NewMessage {
-        sender: String::new(),
-        recipients: vec![NewRecipient::new(a.env.sender.clone())],
-        client: ClientInfo {
-            addr: "local".into(),
-            helo: a.reporting_mta.into(),
-            auth_user: None,
-            protocol: "local".into(),
-            // Made here: ours to sign.
-            trusted: true,
-        },
-        body_type: if is_8bit(&body) {
-            BodyType::EightBitMime
-        } else {
-            BodyType::SevenBit
-        },
         smtputf8: a.env.smtputf8,
-        ..Default::default()
+        ..NewMessage::local("", &[a.env.sender.clone()], a.reporting_mta, &body)
     };
     Report { message, body }
 }

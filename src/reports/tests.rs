@@ -1,6 +1,6 @@
 //! Tests of the delivery status notifications.
 use super::*;
-use faxmta_queue::RcptState;
+use faxmta_queue::{BodyType, ClientInfo, NewRecipient, RcptState};
 use mail_parser::{MessageParser, MimeHeaders};
 
 const ORIGINAL: &[u8] = b"From: Alice <alice@origin.test>\r\nTo: bob@example.test\r\n\

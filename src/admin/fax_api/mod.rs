@@ -17,6 +17,7 @@ mod reply;
 mod status;
 
 use crate::config::{Config, DomainKind};
+use crate::fax_cli::media_type;
 use crate::router::Router;
 use crate::token_cli::{self, Token};
 use axum::extract::multipart::MultipartRejection;
@@ -24,7 +25,7 @@ use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
-use faxmta_queue::{BodyType, ClientInfo, NewMessage, NewRecipient, Store};
+use faxmta_queue::{NewMessage, Store};
 use job::FaxJob;
 use reply::{ApiError, Code, Format, Submitted, Transaction};
 use std::sync::Arc;
@@ -139,25 +140,12 @@ impl Api {
         let broadcast = self.store.new_broadcast_id().map_err(unavailable)?;
         for (recipient, address) in job.recipients.list.iter().zip(&addresses) {
             let body = build_message(&job, recipient, address, &files)?;
-            let message = NewMessage {
-                sender: sender.to_string(),
-                recipients: vec![NewRecipient {
-                    notify,
-                    ..NewRecipient::new(address.clone())
-                }],
-                client: ClientInfo {
-                    addr: "http".into(),
-                    helo: self.config.hostname.clone(),
-                    auth_user: Some(token.name.clone()),
-                    protocol: "HTTP".into(),
-                    trusted: true,
-                },
-                body_type: match body.iter().any(|&b| b >= 0x80) {
-                    true => BodyType::EightBitMime,
-                    false => BodyType::SevenBit,
-                },
-                ..Default::default()
-            };
+            let mut message =
+                NewMessage::local(sender, &[address.clone()], &self.config.hostname, &body);
+            message.recipients[0].notify = notify;
+            message.client.addr = "http".into();
+            message.client.protocol = "HTTP".into();
+            message.client.auth_user = Some(token.name.clone());
             let queued = match self.store.new_id() {
                 Ok(id) => self
                     .store
@@ -335,22 +323,6 @@ fn match_attachments(job: &FaxJob, mut files: Vec<File>) -> Result<Vec<File>, Ap
         ));
     }
     Ok(out)
-}
-
-/// The media type of a file by its extension, when the part gives none.
-fn media_type(name: &str) -> &'static str {
-    let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
-    match ext.to_ascii_lowercase().as_str() {
-        "pdf" => "application/pdf",
-        "ps" | "eps" => "application/postscript",
-        "tif" | "tiff" => "image/tiff",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "gif" => "image/gif",
-        "txt" | "text" => "text/plain",
-        "html" | "htm" => "text/html",
-        _ => "application/octet-stream",
-    }
 }
 
 /// One recipient's message: the cover fields in its headers, the note as

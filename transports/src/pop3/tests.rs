@@ -93,7 +93,10 @@ async fn an_err_reply_is_an_error_with_the_server_text() {
         "+OK ready\r\n",
         vec![
             ("USER fax", "+OK\r\n".into()),
-            ("PASS wrong", "-ERR [AUTH] Authentication failed.\r\n".into()),
+            (
+                "PASS wrong",
+                "-ERR [AUTH] Authentication failed.\r\n".into(),
+            ),
         ],
     )
     .await;

@@ -3,7 +3,7 @@
 //! 4559).
 //!
 //! - **Send.** One connection: `USER` (and `PASS`, `ADMIN` when
-//!   configured), `TYPE I`, `STOT` of the TIFF-F document, `JNEW`, `JPARM`
+//!   configured), `TYPE I`, `FORM TIFF`, `STOT` of the TIFF-F document, `JNEW`, `JPARM`
 //!   FROMUSER, LASTTIME (`job_timeout`), MAXDIALS 1 and MAXTRIES 1 (our
 //!   queue does the retries, so HylaFAX must report a busy line instead of
 //!   redialling), DIALSTRING, TSI, PAGERANGE (when resending from a later
@@ -158,6 +158,7 @@ impl HylafaxEngine {
         let s = &self.settings;
         let mut c = Self::connect(s).await?;
         c.expect("TYPE I", &[200]).await?;
+        c.expect("FORM TIFF", &[200]).await?;
         let file = c.store_temp(&document).await?;
         let reply = c.expect("JNEW", &[200]).await?;
         let id = protocol::parse_jobid(reply.text())
@@ -211,23 +212,22 @@ impl HylafaxEngine {
             settings: self.settings.clone(),
             id: Some(id),
         };
-        let mut last_error = None;
         loop {
             tokio::time::sleep(self.settings.poll_interval).await;
-            match self.status(id).await {
+            let last_error = match self.status(id).await {
                 Ok(job) => {
                     if let Some(result) = job.outcome(started.elapsed()) {
                         guard.id = None;
                         tracing::info!(job = %request.job_id, hylafax_job = id, status = %job.status, "HylaFAX job finished");
                         return result;
                     }
-                    last_error = None;
+                    None
                 }
                 Err(e) => {
                     tracing::warn!(job = %request.job_id, hylafax_job = id, "HylaFAX job status: {e}");
-                    last_error = Some(e.to_string());
+                    Some(e.to_string())
                 }
-            }
+            };
             if started.elapsed() >= self.settings.job_timeout {
                 guard.id = None;
                 let killed = match kill(&self.settings, id).await {

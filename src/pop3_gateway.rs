@@ -1,0 +1,387 @@
+//! The POP3 fax gateway: every `[[pop3]]` mailbox is polled for fax
+//! requests, for sites whose MX is hosted elsewhere (as NET SatisFAXtion's
+//! POP3 mode does).
+//!
+//! Each fetched mail becomes one queued message: its envelope sender is
+//! the mail's From (else Sender, else Return-Path), its recipients the
+//! To and Cc addresses that are fax addresses (`NUMBER@` a fax domain,
+//! `FAX=…@`, `IMCEAFAX-…@`), each authorised with
+//! [`Router::authorize_fax`]; other addresses are ignored. Refused fax
+//! recipients, and a mail with no fax recipient at all, get a failure
+//! report to the sender — never silence (auto-submitted mail and reports
+//! excepted, which are only logged, so that two gateways cannot loop).
+//! The job and the report are enqueued and synced before the message is
+//! deleted (DELE, QUIT) or its UIDL remembered, so a crash can repeat a
+//! request but never lose one. Fax reports then go out like any mail.
+
+use crate::config::pop3::{Pop3Config, Pop3TlsMode};
+use crate::config::Config;
+use crate::reports::{build_report, ReportItem, ReportKind};
+use crate::router::{Route, Router};
+use faxmta_queue::{ClientInfo, NewMessage, NewRecipient, Reply, Store};
+use faxmta_transports::pop3::{Pop3Client, Pop3Error, Pop3Settings, Pop3Tls};
+use faxmta_transports::smtp::{Dns, Tls};
+use std::collections::HashSet;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// What a fetched mail asks for.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Request {
+    /// The envelope sender; `None`: the mail names nobody.
+    sender: Option<String>,
+    /// Authorised fax recipients.
+    fax: Vec<String>,
+    /// Fax recipients refused, and why.
+    refused: Vec<(String, Reply)>,
+    /// The To/Cc addresses that are not fax addresses.
+    ignored: Vec<String>,
+    /// Auto-submitted mail or a report: no report back.
+    automatic: bool,
+}
+
+/// Read the fax request out of a mail (`raw`, as fetched).
+fn read_request(router: &Router, raw: &[u8]) -> Request {
+    let Some(msg) = mail_parser::MessageParser::default().parse(raw) else {
+        return Request::default();
+    };
+    let first = |a: Option<&mail_parser::Address>| {
+        a.and_then(|a| a.iter().find_map(|x| x.address().map(str::to_string)))
+    };
+    let return_path = msg
+        .header_raw("Return-Path")
+        .map(|p| {
+            p.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .trim()
+                .to_string()
+        })
+        .filter(|p| !p.is_empty());
+    let sender = first(msg.from())
+        .or_else(|| first(msg.sender()))
+        .or(return_path)
+        .filter(|s| s.contains('@'));
+    let auto = msg
+        .header_raw("Auto-Submitted")
+        .is_some_and(|v| !v.trim().eq_ignore_ascii_case("no"))
+        || msg
+            .header_raw("Content-Type")
+            .is_some_and(|v| v.to_ascii_lowercase().contains("multipart/report"))
+        || sender.as_deref().is_some_and(|s| {
+            let local = s.split('@').next().unwrap_or("").to_ascii_lowercase();
+            local == "mailer-daemon" || local == "postmaster"
+        });
+    let mut request = Request {
+        sender: sender.clone(),
+        automatic: auto,
+        ..Request::default()
+    };
+    let mut seen = HashSet::new();
+    let addresses = [msg.to(), msg.cc()]
+        .into_iter()
+        .flatten()
+        .flat_map(|a| a.iter())
+        .filter_map(|a| a.address().map(str::to_string));
+    for to in addresses {
+        if !seen.insert(to.to_ascii_lowercase()) {
+            continue;
+        }
+        match router.resolve(&to) {
+            Ok(Route::Fax(_)) => match router.authorize_fax(sender.as_deref().unwrap_or(""), &to) {
+                Ok(_) => request.fax.push(to),
+                Err(reply) => request.refused.push((to, reply)),
+            },
+            Err(reply) if reply.text.starts_with("Bad fax number") => {
+                request.refused.push((to, reply))
+            }
+            _ => request.ignored.push(to),
+        }
+    }
+    request
+}
+
+/// The Received header of a fetched mail.
+fn received(mailbox: &Pop3Config, hostname: &str, id: &str, tls: bool) -> String {
+    format!(
+        "Received: from {} (mailbox {}) by {hostname} (faxmta) with {} id {id};\r\n\t{}\r\n",
+        mailbox.host,
+        mailbox.user,
+        if tls { "POP3S" } else { "POP3" },
+        chrono::Local::now().to_rfc2822()
+    )
+}
+
+/// Queue what one fetched mail asks for: the fax job, and the report of
+/// what was refused. `Ok` only once everything is synced to disk.
+async fn enqueue(
+    config: &Config,
+    mailbox: &Pop3Config,
+    router: &Router,
+    store: &Store,
+    raw: &[u8],
+    tls: bool,
+) -> Result<(), String> {
+    let request = read_request(router, raw);
+    let label = mailbox.label();
+    let Some(sender) = request.sender.clone() else {
+        tracing::warn!(
+            "pop3 {label}: a mail without a From address: nobody to fax for or report to; dropped"
+        );
+        return Ok(());
+    };
+    let client = ClientInfo {
+        addr: mailbox.host.clone(),
+        helo: String::new(),
+        auth_user: None,
+        protocol: if tls { "POP3S" } else { "POP3" }.into(),
+        trusted: false,
+    };
+    if !request.fax.is_empty() {
+        let id = store.new_id().map_err(|e| format!("queue id: {e}"))?;
+        let mut body = received(mailbox, &config.hostname, &id, tls).into_bytes();
+        body.extend_from_slice(raw);
+        let message = NewMessage {
+            sender: sender.clone(),
+            recipients: request.fax.iter().map(NewRecipient::new).collect(),
+            client: client.clone(),
+            ..NewMessage::default()
+        };
+        store
+            .enqueue(id.clone(), message, &body)
+            .await
+            .map_err(|e| format!("cannot queue the fax request from <{sender}>: {e}"))?;
+        tracing::info!(
+            "{id}: from=<{sender}>, nrcpt={}, fax request fetched from pop3 {label}",
+            request.fax.len()
+        );
+    }
+    let mut refused = request.refused.clone();
+    if request.fax.is_empty() && refused.is_empty() {
+        let why = Reply::new(
+            550,
+            "5.1.3",
+            "No fax recipient: the POP3 fax gateway faxes to the To and Cc addresses \
+             that are fax addresses (NUMBER@ a fax domain, FAX=NUMBER@, IMCEAFAX-NUMBER@); \
+             this mail has none",
+        );
+        let mut to = request.ignored.clone();
+        if to.is_empty() {
+            to.push(format!("{}@{}", mailbox.user, mailbox.host));
+        }
+        refused = to.into_iter().map(|a| (a, why.clone())).collect();
+    }
+    if refused.is_empty() {
+        return Ok(());
+    }
+    for (to, reply) in &refused {
+        tracing::info!("pop3 {label}: from=<{sender}>, to=<{to}>: refused: {reply}");
+    }
+    if request.automatic {
+        tracing::info!("pop3 {label}: from=<{sender}>: automatic mail, no report");
+        return Ok(());
+    }
+    let now = faxmta_queue::now_unix();
+    let env = NewMessage {
+        sender: sender.clone(),
+        recipients: refused.iter().map(|(a, _)| NewRecipient::new(a)).collect(),
+        client,
+        ..NewMessage::default()
+    }
+    .into_envelope(String::from("pop3"), raw.len() as u64, now);
+    let items: Vec<ReportItem<'_>> = env
+        .recipients
+        .iter()
+        .zip(&refused)
+        .map(|(recipient, (_, reply))| ReportItem {
+            recipient,
+            reply,
+            remote_mta: None,
+            will_retry_until: None,
+        })
+        .collect();
+    let Some(report) = build_report(
+        ReportKind::Failure,
+        &config.hostname,
+        &env,
+        raw,
+        &items,
+        now,
+    ) else {
+        return Ok(());
+    };
+    let id = store.new_id().map_err(|e| format!("queue id: {e}"))?;
+    store
+        .enqueue(id.clone(), report.message, &report.body)
+        .await
+        .map_err(|e| format!("cannot queue the report to <{sender}>: {e}"))?;
+    tracing::info!("{id}: from=<>, report to <{sender}> about a refused pop3 fax request");
+    Ok(())
+}
+
+/// The UIDLs already fetched from a mailbox kept with `delete = false`.
+struct Seen {
+    file: PathBuf,
+    uids: HashSet<String>,
+}
+
+impl Seen {
+    fn load(config: &Config, mailbox: &Pop3Config) -> Seen {
+        let file = mailbox.uidl_file.clone().unwrap_or_else(|| {
+            let mut name = config.queue.path.clone().into_os_string();
+            name.push(format!(".pop3-{}@{}.uidl", mailbox.user, mailbox.host));
+            PathBuf::from(name)
+        });
+        let uids = std::fs::read_to_string(&file)
+            .map(|t| t.lines().map(str::to_string).collect())
+            .unwrap_or_default();
+        Seen { file, uids }
+    }
+
+    /// Remember `uid`, synced.
+    fn add(&mut self, uid: &str) -> Result<(), String> {
+        let context = |e: std::io::Error| format!("{}: {e}", self.file.display());
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.file)
+            .map_err(context)?;
+        f.write_all(format!("{uid}\n").as_bytes())
+            .and_then(|_| f.sync_data())
+            .map_err(context)?;
+        self.uids.insert(uid.to_string());
+        Ok(())
+    }
+}
+
+/// One poll of one mailbox: the number of mails taken.
+async fn poll(
+    config: &Config,
+    mailbox: &Pop3Config,
+    router: &Router,
+    store: &Store,
+    seen: &mut Seen,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<usize, String> {
+    let password = std::fs::read_to_string(&mailbox.password_file)
+        .map_err(|e| format!("password_file {}: {e}", mailbox.password_file.display()))?;
+    let password = password.lines().next().unwrap_or("").to_string();
+    let port = mailbox.port();
+    let ips = match mailbox.host.parse::<IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => Dns::new(&config.dns.nameservers, config.dns.timeout.std())?
+            .addresses(&mailbox.host)
+            .await
+            .map_err(|e| format!("{}: {e}", mailbox.host))?,
+    };
+    let settings = Pop3Settings {
+        tls: match mailbox.tls {
+            Pop3TlsMode::None => Pop3Tls::None,
+            Pop3TlsMode::Starttls => Pop3Tls::Starttls,
+            Pop3TlsMode::Implicit => Pop3Tls::Implicit,
+        },
+        verify_certificate: mailbox.tls_verify,
+        connect_timeout: config.outbound.connect_timeout.std(),
+        command_timeout: mailbox.timeout.std(),
+        max_message: mailbox.max_message.0 as usize,
+        ..Pop3Settings::default()
+    };
+    let tls = Tls::new()?;
+    let mut last = format!("{}: no address", mailbox.host);
+    let mut client = None;
+    for ip in ips {
+        match Pop3Client::connect(&mailbox.host, SocketAddr::new(ip, port), &settings, &tls).await {
+            Ok(c) => {
+                client = Some(c);
+                break;
+            }
+            Err(e) => last = e.to_string(),
+        }
+    }
+    let mut client = client.ok_or(last)?;
+    let e = |e: Pop3Error| e.to_string();
+    client.login(&mailbox.user, &password).await.map_err(e)?;
+    let sizes = client.list().await.map_err(e)?;
+    let uids = match mailbox.delete {
+        true => Vec::new(),
+        false => client.uidl().await.map_err(e)?,
+    };
+    let mut taken = 0;
+    for (n, size) in sizes {
+        if *shutdown.borrow() {
+            break;
+        }
+        let uid = uids.iter().find(|(m, _)| *m == n).map(|(_, u)| u.clone());
+        if let Some(uid) = &uid {
+            if seen.uids.contains(uid) {
+                continue;
+            }
+        }
+        if size > mailbox.max_message.0 {
+            tracing::warn!(
+                "pop3 {}: message {n} ({size} octets) is larger than max_message; left on the server",
+                mailbox.label()
+            );
+            continue;
+        }
+        let raw = client.retr(n).await.map_err(e)?;
+        enqueue(config, mailbox, router, store, &raw, client.tls_active).await?;
+        match (mailbox.delete, uid) {
+            (true, _) => client.dele(n).await.map_err(e)?,
+            (false, Some(uid)) => seen.add(&uid)?,
+            (false, None) => {
+                return Err(format!(
+                    "message {n} has no UIDL: it would be fetched again"
+                ))
+            }
+        }
+        taken += 1;
+    }
+    client.quit().await.map_err(e)?;
+    Ok(taken)
+}
+
+/// Poll every `[[pop3]]` mailbox until shutdown: each at once, then every
+/// `poll`.
+pub async fn run(
+    config: Arc<Config>,
+    router: Arc<Router>,
+    store: Store,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (n, mailbox) in config.pop3.iter().enumerate() {
+        let (config, router, store) = (config.clone(), router.clone(), store.clone());
+        let mut shutdown = shutdown.clone();
+        tracing::info!(
+            "pop3 gateway: polling {} every {}",
+            mailbox.label(),
+            faxmta_queue::format_duration(mailbox.poll.0)
+        );
+        tasks.spawn(async move {
+            let mailbox = &config.pop3[n];
+            let mut seen = Seen::load(&config, mailbox);
+            loop {
+                match poll(&config, mailbox, &router, &store, &mut seen, &shutdown).await {
+                    Ok(0) => {}
+                    Ok(k) => tracing::info!("pop3 {}: {k} mail(s) fetched", mailbox.label()),
+                    Err(e) => tracing::warn!("pop3 {}: {e}", mailbox.label()),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(mailbox.poll.std()) => {}
+                    _ = shutdown.changed() => break,
+                }
+                if *shutdown.borrow() {
+                    break;
+                }
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests;
