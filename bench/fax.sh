@@ -155,7 +155,7 @@ echo
 # --- inputs -----------------------------------------------------------------
 IN=$TMP/inputs
 mkdir -p "$IN"
-note "inputs: text mails (1 page, 10 pages, $TEXT_LINES lines), 10-page PDF"
+note "inputs: text mails (1 page, 10 pages, $TEXT_LINES lines), a 10-page PDF, letters (1 and 10 pages)"
 python3 - "$IN" "$TEXT_LINES" <<'EOF'
 import base64, random, sys
 out, long_lines = sys.argv[1], int(sys.argv[2])

@@ -7,6 +7,7 @@ use crate::config::fax::{EngineKind, Partial, Unsupported};
 use crate::config::Config;
 use crate::scheduler::FaxReports;
 use faxmta_transports::fax::document::DocumentMaker;
+use faxmta_transports::fax::engine::hylafax::{HylafaxEngine, HylafaxSettings};
 use faxmta_transports::fax::engine::simulated::{
     SimulatedEngine, SimulatedNetwork, SimulatedSettings,
 };
@@ -62,7 +63,44 @@ pub fn engine(config: &Config) -> Result<Arc<dyn FaxEngine>, String> {
                 SpoolEngine::new(settings).map_err(|e| format!("[fax] spool engine: {e}"))?;
             Ok(Arc::new(engine))
         }
+        EngineKind::Hylafax => Ok(Arc::new(hylafax(config)?)),
     }
+}
+
+/// The HylaFAX engine of `[fax.hylafax]`; the password files are read
+/// here (their first line).
+fn hylafax(config: &Config) -> Result<HylafaxEngine, String> {
+    let fax = &config.fax;
+    let h = &fax.hylafax;
+    let read = |name: &str, file: &Option<std::path::PathBuf>| -> Result<Option<String>, String> {
+        let Some(file) = file else { return Ok(None) };
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("[fax.hylafax] cannot read {name} {file:?}: {e}"))?;
+        let line = text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches('\r');
+        if line.is_empty() {
+            return Err(format!(
+                "[fax.hylafax] {name} {file:?}: the first line is empty"
+            ));
+        }
+        Ok(Some(line.to_owned()))
+    };
+    let settings = HylafaxSettings {
+        lines: fax.lines,
+        host: h.host.clone(),
+        port: h.port,
+        user: h.user.clone(),
+        password: read("password_file", &h.password_file)?,
+        admin_password: read("admin_password_file", &h.admin_password_file)?,
+        poll_interval: h.poll_interval.std(),
+        job_timeout: h.job_timeout.std(),
+        io_timeout: h.timeout.std(),
+        received: h.received.clone(),
+    };
+    HylafaxEngine::new(settings).map_err(|e| format!("[fax] hylafax engine: {e}"))
 }
 
 /// The simulated engine of `[fax.simulated]`.

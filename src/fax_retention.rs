@@ -68,6 +68,7 @@ impl Retention {
                 .unwrap_or_else(|| match config.fax.engine {
                     EngineKind::Simulated => config.fax.simulated.inbound.clone(),
                     EngineKind::Spool => config.fax.spool_engine.received.clone(),
+                    EngineKind::Hylafax => config.fax.hylafax.received.clone(),
                 }),
             archive: config.fax.archive.clone(),
             days: inc.retention_days.max(MIN_RETENTION_DAYS),

@@ -18,7 +18,7 @@ use crate::config::pop3::{Pop3Config, Pop3TlsMode};
 use crate::config::Config;
 use crate::reports::{build_report, ReportItem, ReportKind};
 use crate::router::{Route, Router};
-use faxmta_queue::{ClientInfo, NewMessage, NewRecipient, Reply, Store};
+use faxmta_queue::{BodyType, ClientInfo, NewMessage, NewRecipient, Reply, Store};
 use faxmta_transports::pop3::{Pop3Client, Pop3Error, Pop3Settings, Pop3Tls};
 use faxmta_transports::smtp::{Dns, Tls};
 use std::collections::HashSet;
@@ -81,9 +81,12 @@ fn read_request(router: &Router, raw: &[u8]) -> Request {
         ..Request::default()
     };
     let mut seen = HashSet::new();
-    let addresses = [msg.to(), msg.cc()]
-        .into_iter()
-        .flatten()
+    // Every To and Cc field (a mail may repeat them, against RFC 5322).
+    let addresses = msg
+        .headers()
+        .iter()
+        .filter(|h| h.name().eq_ignore_ascii_case("To") || h.name().eq_ignore_ascii_case("Cc"))
+        .filter_map(|h| h.value().as_address())
         .flat_map(|a| a.iter())
         .filter_map(|a| a.address().map(str::to_string));
     for to in addresses {
@@ -140,14 +143,20 @@ async fn enqueue(
         protocol: if tls { "POP3S" } else { "POP3" }.into(),
         trusted: false,
     };
+    // The mail's queue id: its fax job's, and the one its report names.
+    let id = store.new_id().map_err(|e| format!("queue id: {e}"))?;
     if !request.fax.is_empty() {
-        let id = store.new_id().map_err(|e| format!("queue id: {e}"))?;
         let mut body = received(mailbox, &config.hostname, &id, tls).into_bytes();
         body.extend_from_slice(raw);
         let message = NewMessage {
             sender: sender.clone(),
             recipients: request.fax.iter().map(NewRecipient::new).collect(),
             client: client.clone(),
+            body_type: if raw.iter().any(|&b| b >= 0x80) {
+                BodyType::EightBitMime
+            } else {
+                BodyType::SevenBit
+            },
             ..NewMessage::default()
         };
         store
@@ -191,7 +200,7 @@ async fn enqueue(
         client,
         ..NewMessage::default()
     }
-    .into_envelope(String::from("pop3"), raw.len() as u64, now);
+    .into_envelope(id, raw.len() as u64, now);
     let items: Vec<ReportItem<'_>> = env
         .recipients
         .iter()
@@ -235,9 +244,15 @@ impl Seen {
             name.push(format!(".pop3-{}@{}.uidl", mailbox.user, mailbox.host));
             PathBuf::from(name)
         });
-        let uids = std::fs::read_to_string(&file)
-            .map(|t| t.lines().map(str::to_string).collect())
-            .unwrap_or_default();
+        let uids = match std::fs::read_to_string(&file) {
+            Ok(text) => text.lines().map(str::to_string).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashSet::new(),
+            Err(e) => {
+                // Every mail left on the server will be fetched again.
+                tracing::error!("pop3 {}: {}: {e}", mailbox.label(), file.display());
+                HashSet::new()
+            }
+        };
         Seen { file, uids }
     }
 
@@ -310,15 +325,14 @@ async fn poll(
         false => client.uidl().await.map_err(e)?,
     };
     let mut taken = 0;
+    let mut failed = None;
     for (n, size) in sizes {
         if *shutdown.borrow() {
             break;
         }
         let uid = uids.iter().find(|(m, _)| *m == n).map(|(_, u)| u.clone());
-        if let Some(uid) = &uid {
-            if seen.uids.contains(uid) {
-                continue;
-            }
+        if uid.as_ref().is_some_and(|u| seen.uids.contains(u)) {
+            continue;
         }
         if size > mailbox.max_message.0 {
             tracing::warn!(
@@ -327,21 +341,47 @@ async fn poll(
             );
             continue;
         }
-        let raw = client.retr(n).await.map_err(e)?;
-        enqueue(config, mailbox, router, store, &raw, client.tls_active).await?;
-        match (mailbox.delete, uid) {
-            (true, _) => client.dele(n).await.map_err(e)?,
-            (false, Some(uid)) => seen.add(&uid)?,
-            (false, None) => {
-                return Err(format!(
-                    "message {n} has no UIDL: it would be fetched again"
-                ))
+        match take(config, mailbox, router, store, seen, &mut client, n, uid).await {
+            Ok(()) => taken += 1,
+            Err(why) => {
+                failed = Some(why);
+                break;
             }
         }
-        taken += 1;
     }
-    client.quit().await.map_err(e)?;
-    Ok(taken)
+    // QUIT even after a failure: the deletions so far take effect, so
+    // their mails are not fetched (and queued) again.
+    let quit = client.quit().await.map_err(e);
+    match (failed, quit) {
+        (Some(why), _) => Err(why),
+        (None, Err(why)) => Err(why),
+        (None, Ok(())) => Ok(taken),
+    }
+}
+
+/// Fetch message `n`, queue what it asks for, then delete it (or
+/// remember its UIDL).
+#[allow(clippy::too_many_arguments)]
+async fn take(
+    config: &Config,
+    mailbox: &Pop3Config,
+    router: &Router,
+    store: &Store,
+    seen: &mut Seen,
+    client: &mut Pop3Client,
+    n: u32,
+    uid: Option<String>,
+) -> Result<(), String> {
+    let e = |e: Pop3Error| e.to_string();
+    let raw = client.retr(n).await.map_err(e)?;
+    enqueue(config, mailbox, router, store, &raw, client.tls_active).await?;
+    match (mailbox.delete, uid) {
+        (true, _) => client.dele(n).await.map_err(e),
+        (false, Some(uid)) => seen.add(&uid),
+        (false, None) => Err(format!(
+            "message {n} has no UIDL: it would be fetched again"
+        )),
+    }
 }
 
 /// Poll every `[[pop3]]` mailbox until shutdown: each at once, then every

@@ -68,6 +68,9 @@ pub struct FaxConfig {
     /// `[fax.spool_engine]`: the directories of a board or gateway that
     /// takes jobs as files (`engine = "spool"`).
     pub spool_engine: SpoolEngineConfig,
+    /// `[fax.hylafax]`: the HylaFAX server that carries the calls
+    /// (`engine = "hylafax"`).
+    pub hylafax: HylafaxConfig,
     /// `[fax.dialplan]`: how numbers are normalised to E.164 and dialled.
     pub dialplan: DialPlan,
     /// `[[fax.rule]]`: outbound rules, tried in order.
@@ -124,6 +127,7 @@ impl Default for FaxConfig {
             simulated: SimulatedConfig::default(),
             incoming: IncomingConfig::default(),
             spool_engine: SpoolEngineConfig::default(),
+            hylafax: HylafaxConfig::default(),
             dialplan: DialPlan::default(),
             rules: Vec::new(),
             users: None,
@@ -145,6 +149,8 @@ pub enum EngineKind {
     /// A fax board or gateway that takes jobs as files in a spool
     /// directory (`[fax.spool_engine]`).
     Spool,
+    /// A HylaFAX server, through hfaxd's client protocol (`[fax.hylafax]`).
+    Hylafax,
 }
 
 /// `[fax] unsupported`
@@ -233,6 +239,47 @@ impl Default for SpoolEngineConfig {
             received: PathBuf::from("var/fax/inbound"),
             poll_interval: Duration(1),
             job_timeout: Duration(600),
+        }
+    }
+}
+
+/// `[fax.hylafax]`: the HylaFAX server (`engine = "hylafax"`; details in
+/// docs/configuration.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HylafaxConfig {
+    /// hfaxd's host and port.
+    pub host: String,
+    pub port: u16,
+    /// The user we log in as (`USER`).
+    pub user: String,
+    /// A file whose first line is the password, when hfaxd asks for one.
+    pub password_file: Option<PathBuf>,
+    /// A file whose first line is the `ADMIN` password (needed to delete
+    /// received faxes from the server's receive queue).
+    pub admin_password_file: Option<PathBuf>,
+    /// How often jobs and the receive queue are looked at.
+    pub poll_interval: Duration,
+    /// How long a job may take at the server before it is killed.
+    pub job_timeout: Duration,
+    /// Each network read, write or connect.
+    pub timeout: Duration,
+    /// Where received faxes are written.
+    pub received: PathBuf,
+}
+
+impl Default for HylafaxConfig {
+    fn default() -> Self {
+        HylafaxConfig {
+            host: "127.0.0.1".into(),
+            port: 4559,
+            user: "faxmta".into(),
+            password_file: None,
+            admin_password_file: None,
+            poll_interval: Duration(5),
+            job_timeout: Duration(3600),
+            timeout: Duration(30),
+            received: PathBuf::from("var/fax/inbound"),
         }
     }
 }

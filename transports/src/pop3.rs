@@ -183,6 +183,10 @@ impl Pop3Client {
     async fn line(&mut self, what: &str) -> Result<Vec<u8>> {
         loop {
             if let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
+                if end >= self.settings.max_line {
+                    self.stream = None;
+                    return Err(Pop3Error::LineTooLong(what.to_string()));
+                }
                 let mut line: Vec<u8> = self.buf.drain(..=end).collect();
                 line.pop();
                 if line.last() == Some(&b'\r') {

@@ -1,143 +1,36 @@
 //! The HylaFAX engine against a real HylaFAX 6.0 server (Debian's
 //! hylafax-server, installed by scripts/test): each test starts a private
-//! `faxq` and `hfaxd` on 127.0.0.1 (a free port) over a private spool
-//! directory (the layout of /var/spool/hylafax, `etc` copied from
-//! /etc/hylafax, `hosts.hfaxd` allowing 127.0.0.1 without a password).
-//! There is no modem, so a submitted job stays queued: we check its state
+//! `faxq` and `hfaxd` on 127.0.0.1 (tests/peers/hylafax.rs), mostly with
+//! `hosts.hfaxd` allowing 127.0.0.1 without a password. There is no modem, so a submitted job stays queued: we check its state
 //! through the engine, cancel it and see it killed. Completion is tested
 //! on the simulated engine; the state mapping by unit tests.
-//!
-//! hfaxd and faxq switch to the `uucp` user: the tests run as root (as
-//! scripts/test does) or fail saying so.
 
 use faxmta_transports::fax::engine::hylafax::status::JobState;
 use faxmta_transports::fax::engine::hylafax::{HylafaxEngine, HylafaxSettings};
-use faxmta_transports::fax::engine::{FaxEngine, SendRequest, SendResult};
+use faxmta_transports::fax::engine::{FaxEngine, Reception, SendRequest, SendResult};
 use faxmta_transports::fax::page::{Compression, Page, Resolution};
 use faxmta_transports::fax::tiff::{write_tiff_f, TiffHeader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-const HFAXD: &str = "/usr/sbin/hfaxd";
-const FAXQ: &str = "/usr/sbin/faxq";
+#[path = "../../tests/peers/hylafax.rs"]
+mod hylafax;
+use hylafax::{qfile, run, HylafaxServer};
 
-/// A private HylaFAX server; killed when dropped.
-struct Server {
-    dir: tempfile::TempDir,
-    port: u16,
-    children: Vec<Child>,
-}
-
-impl Server {
-    fn spool(&self) -> PathBuf {
-        self.dir.path().join("spool")
+/// Settings for the engine to `server`, as user `faxmta`.
+fn settings(server: &HylafaxServer) -> HylafaxSettings {
+    HylafaxSettings {
+        lines: 2,
+        host: "127.0.0.1".into(),
+        port: server.port,
+        user: "faxmta".into(),
+        password: None,
+        admin_password: None,
+        poll_interval: Duration::from_millis(200),
+        job_timeout: Duration::from_secs(3),
+        io_timeout: Duration::from_secs(10),
+        received: server.dir.path().join("inbound"),
     }
-
-    fn start() -> Server {
-        assert!(
-            Path::new(HFAXD).exists() && Path::new(FAXQ).exists(),
-            "{HFAXD} and {FAXQ} are needed: install Debian's hylafax-server (scripts/test does)"
-        );
-        let uid = Command::new("id").arg("-u").output().unwrap().stdout;
-        assert_eq!(
-            String::from_utf8_lossy(&uid).trim(),
-            "0",
-            "hfaxd and faxq switch to the uucp user: run these tests as root"
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let spool = dir.path().join("spool");
-        for d in [
-            "archive", "client", "config", "dev", "docq", "doneq", "info", "log", "pollq", "recvq",
-            "sendq", "status", "tmp",
-        ] {
-            std::fs::create_dir_all(spool.join(d)).unwrap();
-        }
-        run(
-            "cp",
-            &["-r", "/etc/hylafax", spool.join("etc").to_str().unwrap()],
-        );
-        run(
-            "cp",
-            &[
-                "-r",
-                "/var/spool/hylafax/bin",
-                spool.join("bin").to_str().unwrap(),
-            ],
-        );
-        std::fs::write(spool.join("etc/hosts.hfaxd"), "127.0.0.1\nlocalhost\n").unwrap();
-        run(
-            "chmod",
-            &["600", spool.join("etc/hosts.hfaxd").to_str().unwrap()],
-        );
-        run("chmod", &["1777", spool.join("tmp").to_str().unwrap()]);
-        run("mkfifo", &[spool.join("FIFO").to_str().unwrap()]);
-        run("chown", &["-R", "uucp:uucp", dir.path().to_str().unwrap()]);
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = |name: &str| std::fs::File::create(dir.path().join(name)).unwrap();
-        let q = spool.to_str().unwrap().to_owned();
-        let faxq = Command::new(FAXQ)
-            .args(["-D", "-q", &q])
-            .stdin(Stdio::null())
-            .stdout(log("faxq.log"))
-            .stderr(log("faxq.err"))
-            .spawn()
-            .unwrap();
-        let hfaxd = Command::new(HFAXD)
-            .args(["-d", "-q", &q, "-l", "127.0.0.1", "-i", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(log("hfaxd.log"))
-            .stderr(log("hfaxd.err"))
-            .spawn()
-            .unwrap();
-        let server = Server {
-            dir,
-            port,
-            children: vec![faxq, hfaxd],
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "hfaxd did not listen on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    fn settings(&self) -> HylafaxSettings {
-        HylafaxSettings {
-            lines: 2,
-            host: "127.0.0.1".into(),
-            port: self.port,
-            user: "faxmta".into(),
-            password: None,
-            admin_password: None,
-            poll_interval: Duration::from_millis(200),
-            job_timeout: Duration::from_secs(3),
-            io_timeout: Duration::from_secs(10),
-            received: self.dir.path().join("inbound"),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn run(cmd: &str, args: &[&str]) {
-    let status = Command::new(cmd).args(args).status().unwrap();
-    assert!(status.success(), "{cmd} {args:?}: {status}");
 }
 
 /// A 2-page TIFF-F document.
@@ -168,19 +61,12 @@ fn request(doc: &Path) -> SendRequest {
     }
 }
 
-/// The q-file hfaxd wrote for job `id` (in sendq or doneq).
-fn qfile(spool: &Path, id: u32) -> Option<String> {
-    ["sendq", "doneq"]
-        .iter()
-        .find_map(|q| std::fs::read_to_string(spool.join(q).join(format!("q{id}"))).ok())
-}
-
 #[tokio::test]
 async fn a_job_is_submitted_queued_and_cancelled() {
-    let server = Server::start();
+    let server = HylafaxServer::start();
     let doc = server.dir.path().join("doc.tif");
     document(&doc);
-    let engine = HylafaxEngine::new(server.settings()).unwrap();
+    let engine = HylafaxEngine::new(settings(&server)).unwrap();
     let id = engine.submit(&request(&doc)).await.unwrap();
 
     // The server has the job as we described it.
@@ -198,15 +84,28 @@ async fn a_job_is_submitted_queued_and_cancelled() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let status = engine.status(id).await.unwrap();
     assert_eq!(status.id, id);
-    assert!(!status.state.finished(), "{status:?}");
+    assert!(
+        matches!(
+            status.state,
+            JobState::Pending | JobState::Ready | JobState::Sleeping | JobState::Blocked
+        ),
+        "{status:?}"
+    );
     assert_eq!(status.pages_sent, 0);
 
     engine.cancel(id).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match engine.status(id).await {
-            Ok(s) if s.state == JobState::Failed => break,
-            Err(_) => break, // gone
+            Ok(s) if s.state == JobState::Failed => {
+                assert_eq!(s.status, "Job aborted by request");
+                match s.outcome(Duration::ZERO) {
+                    Some(SendResult::Error { retry: true, .. }) => {}
+                    other => panic!("{other:?}"),
+                }
+                break;
+            }
+            Err(e) => panic!("the killed job is gone: {e}"),
             Ok(s) => assert!(Instant::now() < deadline, "still {s:?}"),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -215,10 +114,10 @@ async fn a_job_is_submitted_queued_and_cancelled() {
 
 #[tokio::test]
 async fn a_send_that_does_not_end_in_time_is_killed_and_retried() {
-    let server = Server::start();
+    let server = HylafaxServer::start();
     let doc = server.dir.path().join("doc.tif");
     document(&doc);
-    let engine = HylafaxEngine::new(server.settings()).unwrap();
+    let engine = HylafaxEngine::new(settings(&server)).unwrap();
     let started = Instant::now();
     let result = engine.send(request(&doc)).await;
     match &result {
@@ -231,14 +130,56 @@ async fn a_send_that_does_not_end_in_time_is_killed_and_retried() {
     }
     assert!(started.elapsed() >= Duration::from_secs(3));
     assert_eq!(engine.lines_busy(), 0);
+    // HylaFAX has it as killed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let q = qfile(&server.spool(), 1).unwrap_or_default();
+        if q.contains("status:Job aborted by request") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{q}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn received_faxes_are_taken_from_the_receive_queue() {
+    let server = HylafaxServer::start();
+    let expected = server.dir.path().join("expected.tif");
+    document(&expected);
+    let fax = server.spool().join("recvq/fax00001.tif");
+    std::fs::copy(&expected, &fax).unwrap();
+    run("chown", &["uucp:uucp", fax.to_str().unwrap()]);
+    run("chmod", &["644", fax.to_str().unwrap()]);
+    let engine = HylafaxEngine::new(settings(&server)).unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(20), engine.receive())
+        .await
+        .expect("no fax received")
+        .unwrap();
+    assert_eq!(got.pages, 2);
+    assert_eq!(got.status, Reception::Complete);
+    assert!(
+        std::fs::read(&got.document).unwrap() == std::fs::read(&expected).unwrap(),
+        "the fetched fax differs"
+    );
+    // Not ours to delete (no ADMIN): noted as taken instead.
+    assert!(fax.exists());
+    let noted = server.dir.path().join("inbound/.hylafax-taken");
+    assert_eq!(std::fs::read_to_string(noted).unwrap(), "fax00001.tif\n");
+    // Taken once only.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), engine.receive())
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
 async fn bad_requests_and_a_refusing_server_are_errors() {
-    let server = Server::start();
+    let server = HylafaxServer::start();
     let doc = server.dir.path().join("doc.tif");
     document(&doc);
-    let engine = HylafaxEngine::new(server.settings()).unwrap();
+    let engine = HylafaxEngine::new(settings(&server)).unwrap();
     let mut bad = request(&doc);
     bad.dial = "12; rm".into();
     match engine.send(bad).await {
@@ -246,7 +187,7 @@ async fn bad_requests_and_a_refusing_server_are_errors() {
         other => panic!("{other:?}"),
     }
     // No hfaxd there: the error names the server.
-    let mut settings = server.settings();
+    let mut settings = settings(&server);
     settings.host = "127.0.0.2".into();
     let err = HylafaxEngine::new(settings)
         .unwrap()
@@ -254,4 +195,46 @@ async fn bad_requests_and_a_refusing_server_are_errors() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("127.0.0.2"), "{err}");
+}
+
+/// `secret` and `admin`, crypt(3)ed (`openssl passwd -1 -salt abcdefgh`).
+const HOSTS_WITH_PASSWORDS: &str =
+    "127.0.0.1::$1$abcdefgh$cHJi5PXp/ki/ktXzqlk6I1:$1$abcdefgh$l/LAqC8oJERu7Cmx6trtY/\n";
+
+#[tokio::test]
+async fn with_passwords_and_admin_a_taken_fax_is_deleted_on_the_server() {
+    let server = HylafaxServer::with_hosts(HOSTS_WITH_PASSWORDS);
+    let fax = server.spool().join("recvq/fax00001.tif");
+    document(&fax);
+    run("chown", &["uucp:uucp", fax.to_str().unwrap()]);
+    run("chmod", &["600", fax.to_str().unwrap()]);
+    let doc = server.dir.path().join("doc.tif");
+    document(&doc);
+
+    // A wrong password is refused, and said so.
+    let mut wrong = settings(&server);
+    wrong.password = Some("guess".into());
+    let err = HylafaxEngine::new(wrong)
+        .unwrap()
+        .submit(&request(&doc))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("PASS"), "{err}");
+
+    let mut settings = settings(&server);
+    settings.password = Some("secret".into());
+    settings.admin_password = Some("admin".into());
+    let engine = HylafaxEngine::new(settings).unwrap();
+    let id = engine.submit(&request(&doc)).await.unwrap();
+    assert!(!engine.status(id).await.unwrap().state.finished());
+    engine.cancel(id).await.unwrap();
+
+    let got = tokio::time::timeout(Duration::from_secs(20), engine.receive())
+        .await
+        .expect("no fax received")
+        .unwrap();
+    assert_eq!(got.pages, 2);
+    assert!(got.document.exists());
+    assert!(!fax.exists(), "not deleted on the server");
+    assert!(!server.dir.path().join("inbound/.hylafax-taken").exists());
 }

@@ -387,14 +387,16 @@ fn received(path: PathBuf, info: &recvq::RecvInfo) -> ReceivedFax {
         caller: None,
         called: Some(info.subaddress.clone()).filter(|s| !s.is_empty()),
         duration: info.duration,
-        status: if info.error.is_empty() {
-            Reception::Complete
-        } else if info.pages > 0 {
-            Reception::Partial {
-                reason: info.error.clone(),
-            }
-        } else {
+        status: if info.pages == 0 {
             Reception::Failed {
+                reason: Some(info.error.clone())
+                    .filter(|e| !e.is_empty())
+                    .unwrap_or_else(|| "no pages received".into()),
+            }
+        } else if info.error.is_empty() {
+            Reception::Complete
+        } else {
+            Reception::Partial {
                 reason: info.error.clone(),
             }
         },

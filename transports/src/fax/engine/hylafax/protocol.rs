@@ -263,8 +263,7 @@ impl Client {
         let mut lines: Vec<String> = Vec::new();
         loop {
             let mut buf = Vec::new();
-            let limited = (&mut self.reader).take(MAX_LINE as u64);
-            let mut limited = limited;
+            let mut limited = (&mut self.reader).take(MAX_LINE as u64);
             let n = bounded(what, self.timeout, limited.read_until(b'\n', &mut buf)).await?;
             if n == 0 {
                 return Err(ProtocolError::Bad {
@@ -407,7 +406,7 @@ mod tests {
         assert_eq!(r.lines.len(), 4);
         assert_eq!(r.lines[1], "    STATE: SUSPENDED");
         assert_eq!(r.lines[3], "End of job 1 state.");
-        assert!(parse_reply(&lines[..3]).is_err());
+        assert!(parse_reply(lines[..3].iter().copied()).is_err());
         assert!(parse_reply(["hello"]).is_err());
         assert_eq!(parse_reply(["221"]).unwrap().code, 221);
     }

@@ -2,7 +2,7 @@
 //! fields, `LIST recvq`, `RETR recvq/NAME` into `received` (written as a
 //! `.` temporary and renamed), then `DELE recvq/NAME`.
 
-use super::{received, HylafaxEngine, HylafaxError, HylafaxSettings};
+use super::{received, HylafaxEngine, HylafaxError, HylafaxSettings, ProtocolError};
 use crate::fax::engine::ReceivedFax;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -82,9 +82,15 @@ pub async fn take(settings: &HylafaxSettings) -> Result<Vec<ReceivedFax>, Hylafa
         c.expect("TYPE I", &[200]).await?;
         let path = settings.received.join(format!("{}-{}", stamp(), info.file));
         if info.pages > 0 {
-            let data = c
-                .fetch(&format!("RETR recvq/{}", info.file), MAX_FAX)
-                .await?;
+            let data = match c.fetch(&format!("RETR recvq/{}", info.file), MAX_FAX).await {
+                Ok(data) => data,
+                // Refused (no permission …): the others may still come.
+                Err(e @ ProtocolError::Refused { .. }) => {
+                    tracing::warn!("HylaFAX: cannot fetch recvq/{}: {e}", info.file);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             write_atomic(&path, &data)
                 .map_err(|e| HylafaxError::Other(format!("cannot write {path:?}: {e}")))?;
         }

@@ -1,0 +1,107 @@
+//! `[fax] engine = "hylafax"` end to end with the real binary and a real,
+//! private HylaFAX server (tests/peers/hylafax.rs): a mail to
+//! `+15551234567@fax.localhost` becomes a HylaFAX job with our number,
+//! TSI and rendered document. Without a modem the job waits; the test
+//! kills it at the server (as an operator would with `faxrm`), faxmta
+//! sees it FAILED ("Job aborted by request"), defers the recipient, and
+//! the queue's retry submits a new job.
+
+mod common;
+use common::*;
+use faxmta_transports::fax::engine::hylafax::{HylafaxEngine, HylafaxSettings};
+use faxmta_transports::fax::tiff::read_tiff;
+use std::path::Path;
+
+#[allow(dead_code)]
+#[path = "peers/hylafax.rs"]
+mod hylafax;
+use hylafax::{qfile, HylafaxServer};
+
+fn config(work: &Path, port: u16) -> String {
+    let w = work.display();
+    format!(
+        r#"
+[[domain]]
+name = "fax.localhost"
+kind = "fax"
+[fax]
+engine = "hylafax"
+lines = 1
+tsi = "+1 555 0100"
+spool = "{w}/spool"
+[fax.hylafax]
+host = "127.0.0.1"
+port = {port}
+user = "faxmta"
+poll_interval = "1s"
+job_timeout = "1h"
+timeout = "10s"
+received = "{w}/inbound"
+[fax.dialplan]
+country_code = "1"
+national_prefix = "1"
+international_prefix = "011"
+area_code = "555"
+national_digits = 10
+[[fax.user]]
+address = "alice@example.test"
+name = "Alice Example"
+"#
+    )
+}
+
+#[test]
+fn a_mail_becomes_a_hylafax_job_and_a_killed_job_is_retried() {
+    let fax = HylafaxServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let s = Server::start_with("", &config(work.path(), fax.port));
+    let id = send(
+        &s,
+        "alice@example.test",
+        "+15551234567@fax.localhost",
+        "Subject: through HylaFAX\r\n\r\nHello, HylaFAX.\r\n",
+    );
+
+    let spool = fax.spool();
+    let mut q = String::new();
+    let found = wait_until(60, || {
+        q = qfile(&spool, 1).unwrap_or_default();
+        q.contains("tiff:")
+    });
+    assert!(found, "no HylaFAX job:\n{}", s.log());
+    assert!(
+        q.contains("number:15551234567") || q.contains("number:+15551234567"),
+        "{q}"
+    );
+    assert!(q.contains("tsi:+1 555 0100"), "{q}");
+    assert!(q.contains(&format!("jobtag:{id}")), "{q}");
+    assert!(q.contains("maxdials:1"), "{q}");
+    // The document: the cover page and the text, as TIFF at the server.
+    let doc = q
+        .lines()
+        .find_map(|l| l.strip_prefix("tiff:"))
+        .and_then(|l| l.rsplit(':').next())
+        .unwrap_or_else(|| panic!("no document in {q}"));
+    let pages = read_tiff(&spool.join(doc)).unwrap();
+    assert_eq!(pages.len(), 2, "{doc}");
+
+    // Killed at the server: faxmta defers and tries again (job 2).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let operator = HylafaxEngine::new(HylafaxSettings {
+        port: fax.port,
+        received: work.path().join("operator"),
+        ..Default::default()
+    })
+    .unwrap();
+    rt.block_on(operator.cancel(1)).unwrap();
+    let line = wait_status(&s, &id, "+15551234567@fax.localhost", "deferred", 30);
+    assert_contains(&line, "Job aborted by request");
+    let again = wait_until(60, || {
+        qfile(&spool, 2).is_some_and(|q| q.contains(&format!("jobtag:{id}")))
+    });
+    assert!(again, "no second job:\n{}", s.log());
+    rt.block_on(operator.cancel(2)).unwrap();
+}

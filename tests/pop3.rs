@@ -1,0 +1,237 @@
+//! The POP3 fax gateway with the real binary and a real Dovecot POP3
+//! server (tests/peers/dovecot_pop3.rs, on 127.0.0.1): a fax request put
+//! into the mailbox is fetched, faxed through the simulated engine (the
+//! remote machine stores the TIFF), the sender's report arrives in her
+//! Maildir, and the mailbox is empty afterwards (DELE). Over STLS and
+//! POP3S: a sender who may not fax gets a failure report, so does a mail
+//! without a fax recipient; with `delete = false` a mail is fetched once
+//! and left on the server.
+
+mod common;
+#[path = "peers/dovecot_pop3.rs"]
+mod dovecot_pop3;
+
+use common::*;
+use dovecot_pop3::DovecotPop3;
+use std::path::{Path, PathBuf};
+
+/// The fax setup of tests/fax.rs (fax domain fax.localhost, alice as the
+/// one fax user, success reports) and one `[[pop3]]` mailbox (`pop3`:
+/// its TOML lines after host, port, user and password_file).
+fn config(work: &Path, dovecot: &DovecotPop3, port: u16, pop3: &str) -> String {
+    let w = work.display();
+    std::fs::write(work.join("pop3.pass"), format!("{}\n", dovecot.password)).unwrap();
+    format!(
+        r#"
+[[domain]]
+name = "fax.localhost"
+kind = "fax"
+[fax]
+lines = 1
+retries = 1
+retry_interval = "1s"
+success_report = true
+spool = "{w}/spool"
+archive = "{w}/sent"
+[fax.simulated]
+received = "{w}/remote"
+inbound = "{w}/inbound"
+csid = "REMOTE {{number}}"
+[fax.dialplan]
+country_code = "1"
+national_prefix = "1"
+international_prefix = "011"
+area_code = "555"
+national_digits = 10
+[[fax.user]]
+address = "alice@example.test"
+name = "Alice Example"
+[[pop3]]
+host = "127.0.0.1"
+port = {port}
+user = "{user}"
+password_file = "{w}/pop3.pass"
+poll = "1s"
+timeout = "10s"
+{pop3}
+"#,
+        user = dovecot.user,
+    )
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The first mail in `user@example.test`'s Maildir containing `needle`.
+fn mail_with(s: &Server, user: &str, needle: &str, secs: u64) -> String {
+    let mut found = String::new();
+    wait_until(secs, || {
+        found = s
+            .maildir("example.test", user)
+            .iter()
+            .map(|f| String::from_utf8_lossy(&read(f)).into_owned())
+            .find(|t| t.contains(needle))
+            .unwrap_or_default();
+        !found.is_empty()
+    });
+    assert!(
+        !found.is_empty(),
+        "no mail with {needle:?} for {user}:\n{}",
+        s.log()
+    );
+    found
+}
+
+#[test]
+fn a_request_in_the_mailbox_is_faxed_reported_and_deleted() {
+    let mut dovecot = DovecotPop3::start("faxgw", "pop-secret");
+    dovecot.put(
+        "From: Alice Example <alice@example.test>\r\n\
+         To: Fax Bob <+15551234567@fax.localhost>\r\n\
+         Cc: bob@example.test\r\n\
+         Subject: Via POP3\r\n\
+         Message-ID: <pop3-1@example.test>\r\n\
+         \r\n\
+         Please fax this page.\r\n",
+    );
+    let work = tempfile::tempdir().unwrap();
+    let port = dovecot.port;
+    let s = Server::start_with("", &config(work.path(), &dovecot, port, "tls = \"none\""));
+    let report = mail_with(&s, "alice", "Subject: Fax to +15551234567 sent", 60);
+    for needle in [
+        "Your fax was sent.",
+        "Subject:        Via POP3",
+        "X-Fax-Result: sent",
+    ] {
+        assert_contains(&report, needle);
+    }
+    // The remote machine got the fax; the mailbox is empty (DELE, QUIT).
+    let remote: Vec<PathBuf> = files(&work.path().join("remote"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "tif"))
+        .collect();
+    assert_eq!(remote.len(), 1, "{remote:?}");
+    assert!(
+        dovecot.wait_count(0, 10),
+        "still in the mailbox:\n{}",
+        dovecot.log()
+    );
+    let log = s.log();
+    assert_contains(&log, "fax request fetched from pop3 faxgw@127.0.0.1");
+    // The ordinary recipient in Cc is not ours to deliver: nothing for bob.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(s.maildir("example.test", "bob").is_empty());
+    // Fetched once only: one fax, one report.
+    assert_eq!(
+        subject_counts(&s, "example.test", "alice")
+            .get("Fax to +15551234567 sent")
+            .copied(),
+        Some(1)
+    );
+    // Plain text, as configured (loopback).
+    let log = dovecot.log();
+    let login = log
+        .lines()
+        .find(|l| l.contains("Login: user=<faxgw>"))
+        .unwrap_or_else(|| panic!("no login:\n{log}"));
+    assert!(!login.contains(", TLS"), "{login}");
+}
+
+#[test]
+fn refused_requests_get_failure_reports_over_stls_and_pop3s() {
+    for implicit in [false, true] {
+        let mut dovecot = DovecotPop3::start("faxgw", "pop-secret");
+        // bob is no fax user; carol's mail names no fax address.
+        dovecot.put(
+            "From: bob@example.test\r\nTo: +15551234567@fax.localhost\r\n\
+             Subject: Not allowed\r\n\r\nx\r\n",
+        );
+        dovecot.put(
+            "From: Alice <alice@example.test>\r\nTo: someone@elsewhere.test\r\n\
+             Subject: No number\r\n\r\nx\r\n",
+        );
+        let work = tempfile::tempdir().unwrap();
+        let (port, tls) = match implicit {
+            false => (dovecot.port, "starttls"),
+            true => (dovecot.pop3s_port, "implicit"),
+        };
+        let s = Server::start_with(
+            "",
+            &config(
+                work.path(),
+                &dovecot,
+                port,
+                &format!("tls = \"{tls}\"\ntls_verify = false"),
+            ),
+        );
+        let to_bob = mail_with(&s, "bob", "Undelivered Mail Returned to Sender", 30);
+        assert_contains(&to_bob, "5.7.1");
+        assert_contains(&to_bob, "+15551234567@fax.localhost");
+        assert_contains(&to_bob, "Subject: Not allowed");
+        let to_alice = mail_with(&s, "alice", "No fax recipient", 30);
+        assert_contains(&to_alice, "Status: 5.1.3");
+        assert_contains(&to_alice, "someone@elsewhere.test");
+        assert!(dovecot.wait_count(0, 10), "{}", dovecot.log());
+        // Nothing was faxed, nothing went to elsewhere.test.
+        assert!(files(&work.path().join("remote")).is_empty());
+        assert!(wait_queue_empty(&s, 10), "{:?}", queue_json(&s));
+        // Over TLS: Dovecot logs each login as TLS-protected.
+        let log = dovecot.log();
+        let logins: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("Login: user=<faxgw>"))
+            .collect();
+        assert!(!logins.is_empty(), "{log}");
+        assert!(logins.iter().all(|l| l.contains(", TLS")), "{log}");
+    }
+}
+
+#[test]
+fn without_delete_a_mail_is_fetched_once_and_left() {
+    let mut dovecot = DovecotPop3::start("faxgw", "pop-secret");
+    dovecot.put(
+        "From: alice@example.test\r\nTo: +15551234567@fax.localhost\r\n\
+         Subject: Keep it\r\n\r\nx\r\n",
+    );
+    let work = tempfile::tempdir().unwrap();
+    let port = dovecot.port;
+    let uidl = work.path().join("seen.uidl");
+    let mut s = Server::start_with(
+        "",
+        &config(
+            work.path(),
+            &dovecot,
+            port,
+            &format!(
+                "tls = \"none\"\ndelete = false\nuidl_file = \"{}\"",
+                uidl.display()
+            ),
+        ),
+    );
+    mail_with(&s, "alice", "Subject: Fax to +15551234567 sent", 60);
+    // Several polls later, and after a restart: still one fax, and the
+    // mail is still on the server.
+    restart_with(&mut s, &[]);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(dovecot.count(), 1);
+    assert_eq!(
+        subject_counts(&s, "example.test", "alice")
+            .get("Fax to +15551234567 sent")
+            .copied(),
+        Some(1),
+        "{}",
+        s.log()
+    );
+    assert_eq!(std::fs::read_to_string(&uidl).unwrap().lines().count(), 1);
+}
