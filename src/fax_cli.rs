@@ -115,7 +115,12 @@ pub fn send(config: &Config, args: SendArgs) -> ExitCode {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
-    let message = NewMessage::local(&from, &[to.clone()], &config.hostname, body.as_bytes());
+    let message = NewMessage::local(
+        &from,
+        std::slice::from_ref(&to),
+        &config.hostname,
+        body.as_bytes(),
+    );
     let request = Request::Submit {
         message: Box::new(message),
         body,

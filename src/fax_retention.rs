@@ -9,8 +9,9 @@
 //! days otherwise. Which mails carry an image is recorded next to it, in
 //! `<image>.queue` (one queue id a line), by the receive loop; an image
 //! without that record (nothing was routed) waits for the 7 days. A mail
-//! leaves the queue when each recipient was delivered or failed for good
-//! (the failure then has its own report).
+//! leaves the queue when each recipient was delivered or failed for good;
+//! an image whose mail had a failure is not "delivered" and waits for the
+//! 7 days (the queue remembers failed messages for 30 days).
 //!
 //! The purge runs on start and hourly; each deletion is logged as `fax
 //! image X deleted (retention N days)` and counted in
@@ -77,8 +78,9 @@ impl Retention {
     }
 }
 
-/// Whether every mail in the record of `image` has left the queue
-/// (`false` without a record, or when the queue cannot be read).
+/// Whether every mail in the record of `image` was delivered: left the
+/// queue with no recipient failed (`false` without a record, or when the
+/// queue cannot be read).
 fn all_gone(image: &Path, store: &Store) -> bool {
     let Ok(text) = std::fs::read_to_string(record_path(image)) else {
         return false;
@@ -86,7 +88,7 @@ fn all_gone(image: &Path, store: &Store) -> bool {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
-        .all(|id| matches!(store.get(id), Ok(None)))
+        .all(|id| matches!(store.get(id), Ok(None)) && matches!(store.had_failure(id), Ok(false)))
 }
 
 /// Age of a file at `now` (0 when it is in the future or unreadable).
@@ -246,10 +248,22 @@ mod tests {
         assert!(store.remove(&b).unwrap());
         assert_eq!(purge(&r, &store, now), std::slice::from_ref(&carried));
         assert!(!record_path(&carried).exists());
+        // A mail that failed for good left the queue too, but was not
+        // delivered: its image waits for the 7 days.
+        let c = queued(&store).await;
+        let bounced = file(&inbound, "bounced.tif", 6, now);
+        record(&bounced, std::slice::from_ref(&c)).unwrap();
+        store.record_failure(&c, 1).unwrap();
+        assert!(store.remove(&c).unwrap());
+        assert!(purge(&r, &store, now).is_empty());
         // Without a record: 7 days.
         assert!(unrouted.exists());
         let later = now + Duration::from_secs(DAY);
-        assert_eq!(purge(&r, &store, later), [unrouted]);
+        let mut gone = purge(&r, &store, later);
+        gone.sort();
+        let mut want = vec![bounced, unrouted];
+        want.sort();
+        assert_eq!(gone, want);
         // Without zero retention, a delivered image stays its 90 days.
         let kept = file(&inbound, "kept.tif", 10, now);
         record(&kept, &[]).unwrap();

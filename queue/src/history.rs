@@ -1,6 +1,8 @@
 //! Finished faxes: what `faxmta fax status` shows once a fax has left the
 //! queue (sent, or failed with its report queued). Kept in their own tree
-//! of the queue database, newest last, and pruned by age.
+//! of the queue database, newest last, and pruned by age. Beside them, the
+//! ids of messages with a recipient that failed for good, for the fax
+//! images' zero retention (an image whose mail failed is kept).
 
 use crate::envelope::{FaxProgress, QueueId, Reply};
 use crate::store::{QueueError, Store};
@@ -24,6 +26,7 @@ pub struct FaxRecord {
 }
 
 const TREE: &str = "fax_history";
+const FAILED: &str = "failed_messages";
 
 impl Store {
     /// Remember a finished fax.
@@ -51,6 +54,34 @@ impl Store {
         }
         out.reverse();
         Ok(out)
+    }
+
+    /// Remember that a recipient of message `id` failed for good at `now`.
+    pub fn record_failure(&self, id: &str, now: u64) -> Result<(), QueueError> {
+        let tree = self.db().open_tree(FAILED)?;
+        tree.insert(id.as_bytes(), &now.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// Whether a recipient of message `id` failed for good (within the
+    /// time such records are kept).
+    pub fn had_failure(&self, id: &str) -> Result<bool, QueueError> {
+        Ok(self.db().open_tree(FAILED)?.contains_key(id.as_bytes())?)
+    }
+
+    /// Forget failures recorded before `before` (Unix seconds).
+    pub fn prune_failures(&self, before: u64) -> Result<usize, QueueError> {
+        let tree = self.db().open_tree(FAILED)?;
+        let mut n = 0;
+        for item in tree.iter() {
+            let (key, value) = item?;
+            let at = <[u8; 8]>::try_from(value.as_ref()).map_or(0, u64::from_be_bytes);
+            if at < before {
+                tree.remove(key)?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Forget faxes finished before `before` (Unix seconds); returns how
@@ -101,5 +132,16 @@ mod tests {
         assert_eq!(ids(store.fax_history(2).unwrap()), ["B", "C"]);
         assert_eq!(store.prune_fax_history(250).unwrap(), 2);
         assert_eq!(ids(store.fax_history(10).unwrap()), ["C"]);
+    }
+
+    #[tokio::test]
+    async fn failures_are_remembered_and_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.record_failure("A", 100).unwrap();
+        store.record_failure("B", 300).unwrap();
+        assert!(store.had_failure("A").unwrap() && !store.had_failure("C").unwrap());
+        assert_eq!(store.prune_failures(200).unwrap(), 1);
+        assert!(!store.had_failure("A").unwrap() && store.had_failure("B").unwrap());
     }
 }

@@ -261,7 +261,12 @@ fn assemble(a: Assembly<'_>) -> Report {
 
     let message = NewMessage {
         smtputf8: a.env.smtputf8,
-        ..NewMessage::local("", &[a.env.sender.clone()], a.reporting_mta, &body)
+        ..NewMessage::local(
+            "",
+            std::slice::from_ref(&a.env.sender),
+            a.reporting_mta,
+            &body,
+        )
     };
     Report { message, body }
 }

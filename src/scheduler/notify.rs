@@ -117,8 +117,18 @@ impl Scheduler {
     }
 
     /// Keep the fax recipients of `env` that just ended (sent or failed)
-    /// in the fax history, and forget old ones.
+    /// in the fax history, note a message with a recipient that just
+    /// failed (fax images' zero retention), and forget old records.
     pub(super) fn remember_faxes(&self, env: &Envelope, now: u64) {
+        if env
+            .recipients
+            .iter()
+            .any(|r| r.state == RcptState::Failed && r.last_attempt == now)
+        {
+            if let Err(e) = self.store.record_failure(&env.id, now) {
+                tracing::warn!("{}: cannot record the failure: {e}", env.id);
+            }
+        }
         for r in &env.recipients {
             let (Some(progress), true) = (&r.fax, r.last_attempt == now) else {
                 continue;
@@ -142,9 +152,11 @@ impl Scheduler {
                 tracing::warn!("{}: cannot keep the fax in the history: {e}", env.id);
             }
         }
+        let before = now.saturating_sub(FAX_HISTORY);
         if let Err(e) = self
             .store
-            .prune_fax_history(now.saturating_sub(FAX_HISTORY))
+            .prune_fax_history(before)
+            .and_then(|_| self.store.prune_failures(before))
         {
             tracing::warn!("cannot prune the fax history: {e}");
         }

@@ -238,3 +238,37 @@ async fn with_passwords_and_admin_a_taken_fax_is_deleted_on_the_server() {
     assert!(!fax.exists(), "not deleted on the server");
     assert!(!server.dir.path().join("inbound/.hylafax-taken").exists());
 }
+
+#[tokio::test]
+async fn an_abandoned_send_kills_its_job() {
+    let server = HylafaxServer::start();
+    let doc = server.dir.path().join("doc.tif");
+    document(&doc);
+    let mut s = settings(&server);
+    s.job_timeout = Duration::from_secs(600);
+    let engine = std::sync::Arc::new(HylafaxEngine::new(s).unwrap());
+    let send = tokio::spawn({
+        let engine = engine.clone();
+        let request = request(&doc);
+        async move { engine.send(request).await }
+    });
+    let spool = server.spool();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while qfile(&spool, 1).is_none() {
+        assert!(Instant::now() < deadline, "no job");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(engine.lines_busy(), 1);
+    send.abort();
+    assert!(send.await.unwrap_err().is_cancelled());
+    assert_eq!(engine.lines_busy(), 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let q = qfile(&spool, 1).unwrap_or_default();
+        if q.contains("status:Job aborted by request") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not killed: {q}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

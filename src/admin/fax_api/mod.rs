@@ -140,8 +140,12 @@ impl Api {
         let broadcast = self.store.new_broadcast_id().map_err(unavailable)?;
         for (recipient, address) in job.recipients.list.iter().zip(&addresses) {
             let body = build_message(&job, recipient, address, &files)?;
-            let mut message =
-                NewMessage::local(sender, &[address.clone()], &self.config.hostname, &body);
+            let mut message = NewMessage::local(
+                sender,
+                std::slice::from_ref(address),
+                &self.config.hostname,
+                &body,
+            );
             message.recipients[0].notify = notify;
             message.client.addr = "http".into();
             message.client.protocol = "HTTP".into();
