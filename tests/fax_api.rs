@@ -410,6 +410,25 @@ fn every_documented_error_has_its_code() {
     let (code, body) = curl(&s, &format!("/fax/status/{id}"), &["-H", &alice_auth]);
     assert_eq!(code, 200, "{body}");
 
+    // 503 QUEUE_UNAVAILABLE: the queue cannot take the message (its
+    // bodies directory replaced by a file: every body write fails, even
+    // for root). Nothing is half queued, and the sender is told to retry.
+    let before = queue_json(&s).len();
+    let bodies = s.path("queue/bodies");
+    let aside = s.path("queue/bodies.aside");
+    std::fs::rename(&bodies, &aside).unwrap();
+    std::fs::write(&bodies, b"not a directory").unwrap();
+    refused(
+        post(&http(&s), &token, &good, &[&pdf], &[]),
+        503,
+        "QUEUE_UNAVAILABLE",
+    );
+    std::fs::remove_file(&bodies).unwrap();
+    std::fs::rename(&aside, &bodies).unwrap();
+    assert_eq!(queue_json(&s).len(), before);
+    let (code, body) = post(&http(&s), &token, &good, &[&pdf], &[]);
+    assert_eq!(code, 200, "the queue works again: {body}");
+
     // 503 FAX_NOT_CONFIGURED: a server without a fax domain.
     let plain = start("", "");
     let token = new_token(&plain, &["scanner"]);
