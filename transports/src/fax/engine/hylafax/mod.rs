@@ -384,7 +384,7 @@ fn received(path: PathBuf, info: &recvq::RecvInfo) -> ReceivedFax {
         document: path,
         pages: info.pages,
         remote_tsi: info.tsi.clone(),
-        caller: None,
+        caller: Some(info.caller.clone()).filter(|s| !s.is_empty()),
         called: Some(info.subaddress.clone()).filter(|s| !s.is_empty()),
         duration: info.duration,
         status: if info.pages == 0 {

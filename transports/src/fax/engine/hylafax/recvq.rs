@@ -8,8 +8,9 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Our `RCVFMT`: file, pages, `*` while receiving, time spent, subaddress,
-/// TSI, error; `|`-separated (the error, free text, last).
-pub const RCVFMT: &str = "%f|%p|%z|%h|%a|%s|%e";
+/// TSI, caller id number (CIDNumber: the ANI), error; `|`-separated (the
+/// error, free text, last).
+pub const RCVFMT: &str = "%f|%p|%z|%h|%a|%s|%j|%e";
 
 /// The largest received fax we fetch.
 const MAX_FAX: u64 = 256 << 20;
@@ -26,13 +27,15 @@ pub struct RecvInfo {
     pub duration: Duration,
     pub subaddress: String,
     pub tsi: String,
+    /// The caller's number (HylaFAX's CIDNumber), if the line gave one.
+    pub caller: String,
     pub error: String,
 }
 
 impl RecvInfo {
     pub fn parse(line: &str) -> Option<RecvInfo> {
-        let f: Vec<&str> = line.trim_end_matches(['\r', '\n']).splitn(7, '|').collect();
-        if f.len() != 7 {
+        let f: Vec<&str> = line.trim_end_matches(['\r', '\n']).splitn(8, '|').collect();
+        if f.len() != 8 {
             return None;
         }
         let file = f[0].trim();
@@ -47,7 +50,8 @@ impl RecvInfo {
             duration: hms(f[3].trim()).unwrap_or_default(),
             subaddress: f[4].trim().to_owned(),
             tsi: f[5].trim().to_owned(),
-            error: f[6].trim().to_owned(),
+            caller: f[6].trim().to_owned(),
+            error: f[7].trim().to_owned(),
         })
     }
 }
@@ -143,19 +147,20 @@ mod tests {
 
     #[test]
     fn parses_our_rcvfmt_lines() {
-        let i = RecvInfo::parse("fax00012.tif|3| |0:01:05|123|+1 555 0100|").unwrap();
+        let i = RecvInfo::parse("fax00012.tif|3| |0:01:05|123|+1 555 0100|5550199|").unwrap();
         assert_eq!(i.file, "fax00012.tif");
         assert_eq!(i.pages, 3);
         assert!(!i.in_progress);
         assert_eq!(i.duration, Duration::from_secs(65));
         assert_eq!(i.subaddress, "123");
         assert_eq!(i.tsi, "+1 555 0100");
+        assert_eq!(i.caller, "5550199");
         assert_eq!(i.error, "");
-        let i = RecvInfo::parse("fax1.tif|1|*|00:00:10||x|RSPREC error | odd").unwrap();
+        let i = RecvInfo::parse("fax1.tif|1|*|00:00:10||x||RSPREC error | odd").unwrap();
         assert!(i.in_progress);
         assert_eq!(i.error, "RSPREC error | odd");
-        assert_eq!(RecvInfo::parse("../etc/passwd|1| |0:00||x|"), None);
-        assert_eq!(RecvInfo::parse("fax1.tif|x| |0:00||x|"), None);
+        assert_eq!(RecvInfo::parse("../etc/passwd|1| |0:00||x||"), None);
+        assert_eq!(RecvInfo::parse("fax1.tif|x| |0:00||x||"), None);
         assert_eq!(RecvInfo::parse("fax1.tif|1"), None);
     }
 }
