@@ -218,7 +218,19 @@ fn write_file(target: &Path, data: &[u8]) -> Result<(), String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    std::fs::write(target, data).map_err(|e| format!("cannot write {}: {e}", target.display()))
+    // Under a dot name first, then renamed: whoever watches the folder
+    // never sees half a file.
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = target.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, data)
+        .and_then(|_| std::fs::rename(&tmp, target))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            format!("cannot write {}: {e}", target.display())
+        })
 }
 
 /// The lines of the facts about a reception, for both mails.

@@ -123,6 +123,19 @@ pub fn purge(r: &Retention, store: &Store, now: SystemTime) -> Vec<PathBuf> {
                 }
                 continue;
             }
+            // Only fax images: not the engines' own files beside them
+            // (HylaFAX's `.hylafax-taken` list, temporaries); a spool
+            // engine's `NAME.rx` goes with its image below.
+            let hidden = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            let image = path.extension().is_some_and(|e| {
+                let e = e.to_string_lossy().to_ascii_lowercase();
+                matches!(e.as_str(), "tif" | "tiff" | "pdf")
+            });
+            if hidden || !image {
+                continue;
+            }
             let Some(age) = age(&path, now) else { continue };
             let why = if age >= keep {
                 Some(r.days)
@@ -137,6 +150,7 @@ pub fn purge(r: &Retention, store: &Store, now: SystemTime) -> Vec<PathBuf> {
             match std::fs::remove_file(&path) {
                 Ok(()) => {
                     let _ = std::fs::remove_file(record_path(&path));
+                    let _ = std::fs::remove_file(path.with_extension("rx"));
                     tracing::info!(
                         "fax image {} deleted (retention {days} days)",
                         path.display()
@@ -264,6 +278,14 @@ mod tests {
         let mut want = vec![bounced, unrouted];
         want.sort();
         assert_eq!(gone, want);
+        // The engines' own files are never purged; a spool engine's
+        // control file goes with its image.
+        let taken = file(&inbound, ".hylafax-taken", 400, now);
+        let rx_image = file(&inbound, "spool.tif", 400, now);
+        let rx = file(&inbound, "spool.rx", 400, now);
+        let notes = file(&inbound, "notes.txt", 400, now);
+        assert_eq!(purge(&r, &store, now), [rx_image]);
+        assert!(taken.exists() && notes.exists() && !rx.exists());
         // Without zero retention, a delivered image stays its 90 days.
         let kept = file(&inbound, "kept.tif", 10, now);
         record(&kept, &[]).unwrap();

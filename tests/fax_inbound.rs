@@ -287,4 +287,22 @@ fn zero_retention_deletes_an_image_once_its_mail_is_delivered() {
         ),
     );
     assert_contains(&s.http_get("/metrics"), "faxmta_fax_images_purged_total 1");
+    // bob's fax mail waited in the queue like any mail (deferred: his
+    // Maildir cannot be written) …
+    let queued = queue_json(&s);
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    let rcpt = &queued[0]["recipients"][0];
+    assert_eq!(rcpt["address"], "bob@example.test");
+    assert_eq!(rcpt["state"], "deferred", "{rcpt}");
+    // … and arrives once it can; then its image goes too.
+    unblock(&s, "bob");
+    s.wait_maildir("example.test", "bob", 1, 30);
+    assert!(wait_queue_empty(&s, 30));
+    restart_with(&mut s, &[]);
+    assert!(
+        wait_until(10, || tifs(&store).is_empty()),
+        "{:?}",
+        tifs(&store)
+    );
+    assert_contains(&s.http_get("/metrics"), "faxmta_fax_images_purged_total 1");
 }
