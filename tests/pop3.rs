@@ -5,11 +5,14 @@
 //! Maildir, and the mailbox is empty afterwards (DELE). Over STLS and
 //! POP3S: a sender who may not fax gets a failure report, so does a mail
 //! without a fax recipient; with `delete = false` a mail is fetched once
-//! and left on the server.
+//! and left on the server. A sender whose mail is hosted elsewhere gets
+//! the report by SMTP (a Postfix smtp-sink stands for that server).
 
 mod common;
 #[path = "peers/dovecot_pop3.rs"]
 mod dovecot_pop3;
+#[allow(dead_code)]
+mod peers;
 
 use common::*;
 use dovecot_pop3::DovecotPop3;
@@ -234,4 +237,33 @@ fn without_delete_a_mail_is_fetched_once_and_left() {
         s.log()
     );
     assert_eq!(std::fs::read_to_string(&uidl).unwrap().lines().count(), 1);
+}
+
+#[test]
+fn a_hosted_senders_report_goes_out_by_smtp() {
+    // The sender's domain is hosted on another server (an smtp-sink on
+    // 127.0.0.2): the report leaves by SMTP like any mail.
+    let sink_port = free_port();
+    let sink = peers::Sink::start("127.0.0.2", sink_port, &[]);
+    let mut dovecot = DovecotPop3::start("faxgw", "pop-secret");
+    dovecot.put(
+        "From: Carol <carol@hosted.test>\r\n\
+         To: +15551234567@fax.localhost\r\n\
+         Subject: From the hosted office\r\n\
+         \r\n\
+         Please fax this.\r\n",
+    );
+    let work = tempfile::tempdir().unwrap();
+    let port = dovecot.port;
+    let extra = format!(
+        "tls = \"none\"\n[[domain]]\nname = \"hosted.test\"\nkind = \"relay\"\n\
+         hosts = [\"127.0.0.2:{sink_port}\"]\ntls = \"off\"\n[[fax.user]]\naddress = \"*@hosted.test\"\n"
+    );
+    let s = Server::start_with("", &config(work.path(), &dovecot, port, &extra));
+    let dumps = sink.wait_dumps(1, 60);
+    assert_eq!(dumps.len(), 1, "{}", s.log());
+    assert_contains(&dumps[0], "carol@hosted.test");
+    assert_contains(&dumps[0], "Subject: Fax to +15551234567 sent");
+    assert_contains(&dumps[0], "X-Fax-Result: sent");
+    assert!(wait_until(30, || dovecot.count() == 0), "the request stays");
 }
