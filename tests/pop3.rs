@@ -11,7 +11,6 @@
 mod common;
 #[path = "peers/dovecot_pop3.rs"]
 mod dovecot_pop3;
-#[allow(dead_code)]
 mod peers;
 
 use common::*;
