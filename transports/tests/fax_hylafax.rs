@@ -146,7 +146,18 @@ async fn a_send_that_does_not_end_in_time_is_killed_and_retried() {
 async fn received_faxes_are_taken_from_the_receive_queue() {
     let server = HylafaxServer::start();
     let expected = server.dir.path().join("expected.tif");
-    document(&expected);
+    // As HylaFAX stores a received fax: the sender's TSI in
+    // ImageDescription, which hfaxd reports as the sender (%s).
+    let pages = read_tiff_pages_of(&{
+        let tmp = server.dir.path().join("plain.tif");
+        document(&tmp);
+        tmp
+    });
+    let header = TiffHeader {
+        description: Some("+49 30 1234567".into()),
+        ..Default::default()
+    };
+    write_tiff_f(&expected, &pages, Compression::Mh, &header).unwrap();
     let fax = server.spool().join("recvq/fax00001.tif");
     std::fs::copy(&expected, &fax).unwrap();
     run("chown", &["uucp:uucp", fax.to_str().unwrap()]);
@@ -158,6 +169,7 @@ async fn received_faxes_are_taken_from_the_receive_queue() {
         .unwrap();
     assert_eq!(got.pages, 2);
     assert_eq!(got.status, Reception::Complete);
+    assert_eq!(got.remote_tsi, "+49 30 1234567");
     assert!(
         std::fs::read(&got.document).unwrap() == std::fs::read(&expected).unwrap(),
         "the fetched fax differs"
@@ -271,4 +283,13 @@ async fn an_abandoned_send_kills_its_job() {
         assert!(Instant::now() < deadline, "not killed: {q}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The pages of a TIFF file we wrote, as pages again.
+fn read_tiff_pages_of(path: &Path) -> Vec<Page> {
+    faxmta_transports::fax::tiff::read_tiff(path)
+        .unwrap()
+        .iter()
+        .map(|p| p.to_fax_page().unwrap())
+        .collect()
 }
