@@ -217,9 +217,18 @@ impl Sink {
             .collect()
     }
 
-    /// Wait up to `secs` for `n` dumped transactions.
+    /// Wait up to `secs` for `n` dumped transactions, each written out
+    /// (smtp-sink creates a dump file before it writes the message into
+    /// it: wait until none is empty and they stay the same for 100 ms).
     pub fn wait_dumps(&self, n: usize, secs: u64) -> Vec<String> {
-        wait_until(secs, || self.dumps().len() >= n);
+        wait_until(secs, || {
+            let now = self.dumps();
+            if now.len() < n || now.iter().any(|d| d.is_empty()) {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            self.dumps() == now
+        });
         self.dumps()
     }
 
