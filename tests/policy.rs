@@ -138,7 +138,7 @@ fn each_spf_result_gets_its_configured_reply() {
         ("none.test", "250 "),
         ("fail.test", "550 5.7.23 "),
         ("soft.test", "550 5.7.23 "),
-        ("temp.test", "451 4.7.24 "),
+        ("temp.test", "451 4.4.3 "),
         ("two.test", "550 5.7.24 "),
         ("broken.test", "550 5.7.24 "),
     ];
@@ -238,7 +238,7 @@ fn each_spf_result_gets_its_configured_reply() {
     );
     assert_contains(
         &metrics,
-        "faxmta_smtp_rejects_total{class=\"4xx\",status=\"4.7.24\"} 1",
+        "faxmta_smtp_rejects_total{class=\"4xx\",status=\"4.4.3\"} 1",
     );
 }
 

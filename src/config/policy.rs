@@ -19,7 +19,7 @@ pub enum SpfMode {
     /// Check and record the result in the headers; refuse nothing.
     Tag,
     /// Refuse `fail` (550 5.7.23); `softfail`, `permerror` as set; a
-    /// `temperror` gets 451 4.7.24.
+    /// `temperror` gets 451 4.4.3.
     RejectFail,
 }
 

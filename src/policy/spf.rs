@@ -319,7 +319,7 @@ pub fn decide(policy: SpfPolicy, v: &SpfVerdict) -> Result<bool, Reply> {
         }
         SpfResult::SoftFail => Ok(policy.softfail == SoftfailMode::Tag),
         // RFC 7372 §3.2: X.7.24 "SPF validation error".
-        SpfResult::TempError if enforce => refuse(451, "4.7.24"),
+        SpfResult::TempError if enforce => refuse(451, "4.4.3"),
         SpfResult::PermError if enforce && policy.permerror == PermerrorMode::Reject => {
             refuse(550, "5.7.24")
         }
@@ -369,7 +369,7 @@ mod tests {
         );
         assert_eq!(
             code(strict, SpfResult::TempError),
-            Err((451, "4.7.24".into()))
+            Err((451, "4.4.3".into()))
         );
         assert_eq!(
             code(strict, SpfResult::PermError),
