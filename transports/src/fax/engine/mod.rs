@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 pub mod hylafax;
+pub mod lines;
 pub mod simulated;
 pub mod spandsp;
 pub mod spool;

@@ -22,15 +22,15 @@
 //! about 13.5 s per call for set-up and release — and about 10 ms of wall
 //! time per page.
 
+use super::lines::{Line, Lines};
 use super::spandsp::modem;
 use super::{FaxEngine, ReceivedFax, Reception, SendRequest, SendResult};
 use call::{answer_call, place_call, Remote};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::mpsc;
 
 /// The settings of the simulated engine.
 #[derive(Debug, Clone)]
@@ -136,25 +136,11 @@ pub struct SimulatedEngine {
     no_answer: HashSet<String>,
     no_fax_tone: HashSet<String>,
     hang_up_after: HashMap<String, u32>,
-    lines: Arc<Semaphore>,
-    lines_busy: Arc<AtomicUsize>,
-    lines_peak: Arc<AtomicUsize>,
+    lines: Lines,
     /// Names files uniquely within one millisecond.
     sequence: AtomicU64,
     inbox_tx: std::sync::Mutex<Option<mpsc::UnboundedSender<ReceivedFax>>>,
     inbox_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<ReceivedFax>>,
-}
-
-/// A line in use: counted in `lines_busy` until dropped.
-struct Line {
-    _permit: OwnedSemaphorePermit,
-    busy: Arc<AtomicUsize>,
-}
-
-impl Drop for Line {
-    fn drop(&mut self) {
-        self.busy.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 impl SimulatedEngine {
@@ -181,9 +167,7 @@ impl SimulatedEngine {
             no_answer: set(&net.no_answer),
             no_fax_tone: set(&net.no_fax_tone),
             hang_up_after,
-            lines: Arc::new(Semaphore::new(settings.lines)),
-            lines_busy: Arc::new(AtomicUsize::new(0)),
-            lines_peak: Arc::new(AtomicUsize::new(0)),
+            lines: Lines::new(settings.lines),
             sequence: AtomicU64::new(0),
             inbox_tx: std::sync::Mutex::new(Some(tx)),
             inbox_rx: tokio::sync::Mutex::new(rx),
@@ -193,7 +177,7 @@ impl SimulatedEngine {
 
     /// The most lines that were in use at once since the engine started.
     pub fn lines_busy_peak(&self) -> usize {
-        self.lines_peak.load(Ordering::SeqCst)
+        self.lines.peak()
     }
 
     /// Stops taking incoming calls: `receive()` returns what is still
@@ -247,19 +231,8 @@ impl SimulatedEngine {
 
     /// Waits for a free line.
     async fn line(&self) -> Result<Line, SimulatedError> {
-        // Only a closed semaphore fails, and this one is never closed.
-        let permit = self
-            .lines
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| SimulatedError::Stopped)?;
-        let now = self.lines_busy.fetch_add(1, Ordering::SeqCst) + 1;
-        self.lines_peak.fetch_max(now, Ordering::SeqCst);
-        Ok(Line {
-            _permit: permit,
-            busy: self.lines_busy.clone(),
-        })
+        // Only closed lines fail, and these are never closed.
+        self.lines.take().await.ok_or(SimulatedError::Stopped)
     }
 
     /// A new file `<dir>/<unix ms>-<n>-<label>.tif`, its directory made.
@@ -308,7 +281,7 @@ impl FaxEngine for SimulatedEngine {
     }
 
     fn lines_busy(&self) -> usize {
-        self.lines_busy.load(Ordering::SeqCst)
+        self.lines.busy()
     }
 
     async fn send(&self, request: SendRequest) -> SendResult {

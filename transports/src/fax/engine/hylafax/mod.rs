@@ -19,15 +19,14 @@
 //!   in `received/.hylafax-taken` and not fetched again.
 //! - `lines` bounds the jobs we have at the server at once.
 
+use super::lines::Lines;
 use super::{FaxEngine, ReceivedFax, Reception, SendRequest, SendResult};
 use protocol::{quote, Client, ProtocolError};
 use status::JobStatus;
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::Semaphore;
 
 pub mod protocol;
 mod recvq;
@@ -88,8 +87,7 @@ pub enum HylafaxError {
 /// The HylaFAX engine. See the module documentation.
 pub struct HylafaxEngine {
     settings: Arc<HylafaxSettings>,
-    lines: Semaphore,
-    busy: AtomicUsize,
+    lines: Lines,
     receiving: tokio::sync::Mutex<()>,
     taken: Mutex<VecDeque<ReceivedFax>>,
 }
@@ -122,8 +120,7 @@ impl HylafaxEngine {
             HylafaxError::Settings(format!("cannot make {:?}: {e}", settings.received))
         })?;
         Ok(HylafaxEngine {
-            lines: Semaphore::new(settings.lines),
-            busy: AtomicUsize::new(0),
+            lines: Lines::new(settings.lines),
             receiving: tokio::sync::Mutex::new(()),
             taken: Mutex::default(),
             settings: Arc::new(settings),
@@ -285,14 +282,6 @@ impl Drop for KillOnDrop {
 }
 
 /// A line in use: counted until dropped.
-struct Busy<'a>(&'a AtomicUsize);
-
-impl Drop for Busy<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 #[async_trait::async_trait]
 impl FaxEngine for HylafaxEngine {
     fn name(&self) -> &'static str {
@@ -304,7 +293,7 @@ impl FaxEngine for HylafaxEngine {
     }
 
     fn lines_busy(&self) -> usize {
-        self.busy.load(Ordering::SeqCst)
+        self.lines.busy()
     }
 
     async fn send(&self, request: SendRequest) -> SendResult {
@@ -314,14 +303,12 @@ impl FaxEngine for HylafaxEngine {
                 retry: false,
             };
         }
-        let Ok(_permit) = self.lines.acquire().await else {
+        let Some(_line) = self.lines.take().await else {
             return SendResult::Error {
                 reason: "the fax engine has stopped".into(),
                 retry: true,
             };
         };
-        self.busy.fetch_add(1, Ordering::SeqCst);
-        let _busy = Busy(&self.busy);
         match self.submit(&request).await {
             Ok(id) => self.follow(id, &request).await,
             Err(e) => SendResult::Error {

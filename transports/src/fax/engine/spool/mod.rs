@@ -31,14 +31,15 @@
 //! - `lines` bounds the jobs in `outgoing`/at the board at once: `send`
 //!   waits for a free one.
 
+use super::lines::{Line, Lines};
 use super::{FaxEngine, ReceivedFax, SendRequest, SendResult};
 use files::FileError;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Notify;
 
 pub mod control;
 pub mod files;
@@ -99,8 +100,7 @@ pub enum SpoolError {
 /// The spool engine. See the module documentation.
 pub struct SpoolEngine {
     settings: Arc<SpoolSettings>,
-    lines: Arc<Semaphore>,
-    lines_busy: Arc<AtomicUsize>,
+    lines: Lines,
     /// Names files uniquely within one millisecond.
     sequence: Arc<AtomicU64>,
     /// One `receive()` scans at a time.
@@ -109,18 +109,6 @@ pub struct SpoolEngine {
     taken: Arc<std::sync::Mutex<VecDeque<ReceivedFax>>>,
     stopped: AtomicBool,
     stop: Notify,
-}
-
-/// A line in use: counted in `lines_busy` until dropped.
-struct Line {
-    _permit: OwnedSemaphorePermit,
-    busy: Arc<AtomicUsize>,
-}
-
-impl Drop for Line {
-    fn drop(&mut self) {
-        self.busy.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 impl SpoolEngine {
@@ -157,8 +145,7 @@ impl SpoolEngine {
         }
         clean_stale(&settings);
         Ok(SpoolEngine {
-            lines: Arc::new(Semaphore::new(settings.lines)),
-            lines_busy: Arc::new(AtomicUsize::new(0)),
+            lines: Lines::new(settings.lines),
             sequence: Arc::new(AtomicU64::new(0)),
             receiving: tokio::sync::Mutex::new(()),
             taken: Arc::default(),
@@ -193,17 +180,10 @@ impl SpoolEngine {
     }
 
     async fn line(&self) -> Result<Line, String> {
-        let permit = self
-            .lines
-            .clone()
-            .acquire_owned()
+        self.lines
+            .take()
             .await
-            .map_err(|_| "the fax engine has stopped".to_owned())?;
-        self.lines_busy.fetch_add(1, Ordering::SeqCst);
-        Ok(Line {
-            _permit: permit,
-            busy: self.lines_busy.clone(),
-        })
+            .ok_or_else(|| "the fax engine has stopped".to_owned())
     }
 
     /// Writes the job, then waits for its status.
@@ -363,7 +343,7 @@ impl FaxEngine for SpoolEngine {
     }
 
     fn lines_busy(&self) -> usize {
-        self.lines_busy.load(Ordering::SeqCst)
+        self.lines.busy()
     }
 
     async fn send(&self, request: SendRequest) -> SendResult {
