@@ -9,7 +9,7 @@
 
 use crate::common::{output_text, restart_with, wait_until, Server};
 use std::io::{BufRead, BufReader, Read};
-use std::net::{IpAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -31,17 +31,9 @@ fn loopback(ip: &str) -> IpAddr {
 /// A port number free on every one of `ips` (all peers of one test listen
 /// on the same port, each on its own address).
 pub fn shared_port(ips: &[&str]) -> u16 {
-    for _ in 0..50 {
-        let first = TcpListener::bind((loopback(ips[0]), 0)).unwrap();
-        let port = first.local_addr().unwrap().port();
-        if ips[1..]
-            .iter()
-            .all(|ip| TcpListener::bind((loopback(ip), port)).is_ok())
-        {
-            return port;
-        }
-    }
-    panic!("no port free on all of {ips:?}");
+    let ips: Vec<String> = ips.iter().map(|ip| loopback(ip).to_string()).collect();
+    let ips: Vec<&str> = ips.iter().map(String::as_str).collect();
+    crate::common::free_port_on(&ips)
 }
 
 fn chmod(path: &Path, mode: u32) {
