@@ -39,6 +39,27 @@ pub struct SendRequest {
     pub header: Option<String>,
 }
 
+impl SendRequest {
+    /// What every engine refuses before dialling: a dial string that is
+    /// not digits (an optional leading `+`), and a page range outside the
+    /// document. `dial` is the number as the engine will dial it (by
+    /// default [`SendRequest::dial`], trimmed).
+    pub fn check(&self, dial: Option<&str>) -> Result<(), String> {
+        let number = dial.unwrap_or(self.dial.trim());
+        let digits = number.strip_prefix('+').unwrap_or(number);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("cannot dial {:?}: not a phone number", self.dial));
+        }
+        if self.first_page == 0 || self.first_page > self.pages {
+            return Err(format!(
+                "pages {}..={} of the document: nothing to send",
+                self.first_page, self.pages
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// How a send ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SendResult {

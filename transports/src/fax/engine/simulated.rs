@@ -286,7 +286,7 @@ impl FaxEngine for SimulatedEngine {
 
     async fn send(&self, request: SendRequest) -> SendResult {
         let number = normalise(&request.dial);
-        if let Err(reason) = check_request(&request, &number) {
+        if let Err(reason) = request.check(Some(&number)) {
             return SendResult::Error {
                 reason,
                 retry: false,
@@ -335,23 +335,6 @@ impl FaxEngine for SimulatedEngine {
     async fn receive(&self) -> Option<ReceivedFax> {
         self.inbox_rx.lock().await.recv().await
     }
-}
-
-fn check_request(request: &SendRequest, number: &str) -> Result<(), String> {
-    let digits = number.strip_prefix('+').unwrap_or(number);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "cannot dial {:?}: not a phone number",
-            request.dial
-        ));
-    }
-    if request.first_page == 0 || request.first_page > request.pages {
-        return Err(format!(
-            "pages {}..={} of the document: nothing to send",
-            request.first_page, request.pages
-        ));
-    }
-    Ok(())
 }
 
 fn readable(path: &Path) -> std::io::Result<()> {

@@ -145,7 +145,7 @@ impl HylafaxEngine {
 
     /// Submits the job and returns its HylaFAX job id.
     pub async fn submit(&self, request: &SendRequest) -> Result<u32, HylafaxError> {
-        check_request(request).map_err(HylafaxError::Other)?;
+        request.check(None).map_err(HylafaxError::Other)?;
         let document = tokio::fs::read(&request.document).await.map_err(|e| {
             HylafaxError::Other(format!(
                 "cannot read the document {:?}: {e}",
@@ -281,7 +281,6 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// A line in use: counted until dropped.
 #[async_trait::async_trait]
 impl FaxEngine for HylafaxEngine {
     fn name(&self) -> &'static str {
@@ -297,7 +296,7 @@ impl FaxEngine for HylafaxEngine {
     }
 
     async fn send(&self, request: SendRequest) -> SendResult {
-        if let Err(reason) = check_request(&request) {
+        if let Err(reason) = request.check(None) {
             return SendResult::Error {
                 reason,
                 retry: false,
@@ -345,24 +344,6 @@ impl FaxEngine for HylafaxEngine {
             tokio::time::sleep(self.settings.poll_interval).await;
         }
     }
-}
-
-fn check_request(request: &SendRequest) -> Result<(), String> {
-    let number = request.dial.trim();
-    let digits = number.strip_prefix('+').unwrap_or(number);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "cannot dial {:?}: not a phone number",
-            request.dial
-        ));
-    }
-    if request.first_page == 0 || request.first_page > request.pages {
-        return Err(format!(
-            "pages {}..={} of the document: nothing to send",
-            request.first_page, request.pages
-        ));
-    }
-    Ok(())
 }
 
 /// A received fax from a `RCVFMT` line (see [`recvq`]).

@@ -53,14 +53,14 @@ fn engine_file_labels_are_safe() {
 fn engine_requests_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     let mut r = request(dir.path(), "+15550100");
-    assert!(check_request(&r, "+15550100").is_ok());
-    assert!(check_request(&r, "").is_err());
-    assert!(check_request(&r, "+").is_err());
-    assert!(check_request(&r, "555x").is_err());
+    assert!(r.check(Some("+15550100")).is_ok());
+    assert!(r.check(Some("")).is_err());
+    assert!(r.check(Some("+")).is_err());
+    assert!(r.check(Some("555x")).is_err());
     r.first_page = 0;
-    assert!(check_request(&r, "+15550100").is_err());
+    assert!(r.check(Some("+15550100")).is_err());
     r.first_page = 2;
-    assert!(check_request(&r, "+15550100").is_err());
+    assert!(r.check(Some("+15550100")).is_err());
 }
 
 #[test]

@@ -347,7 +347,7 @@ impl FaxEngine for SpoolEngine {
     }
 
     async fn send(&self, request: SendRequest) -> SendResult {
-        if let Err(reason) = check_request(&request) {
+        if let Err(reason) = request.check(None) {
             return SendResult::Error {
                 reason,
                 retry: false,
@@ -418,24 +418,6 @@ fn unique_name(sequence: &AtomicU64, label: &str) -> String {
         .as_millis();
     let n = sequence.fetch_add(1, Ordering::Relaxed);
     format!("{ms}-{n}-{}", files::label(label))
-}
-
-fn check_request(request: &SendRequest) -> Result<(), String> {
-    let number = request.dial.trim();
-    let digits = number.strip_prefix('+').unwrap_or(number);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "cannot dial {:?}: not a phone number",
-            request.dial
-        ));
-    }
-    if request.first_page == 0 || request.first_page > request.pages {
-        return Err(format!(
-            "pages {}..={} of the document: nothing to send",
-            request.first_page, request.pages
-        ));
-    }
-    Ok(())
 }
 
 fn same_dir(a: &Path, b: &Path) -> bool {
