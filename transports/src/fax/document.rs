@@ -3,9 +3,9 @@
 //! first), and its first page becomes the picture in fax reports.
 
 use super::page::{Compression, Page};
-use super::render::{render, RenderOptions};
+use super::render::{render, RenderError, RenderOptions};
 use super::tiff::{write_tiff_f, TiffHeader};
-use super::transport::Renderer;
+use super::transport::{RenderFailure, Renderer};
 use crate::FaxHop;
 use faxmta_queue::Envelope;
 use std::path::Path;
@@ -33,6 +33,16 @@ impl DocumentMaker {
         number: &str,
         cover_page: Option<bool>,
     ) -> Result<Vec<Page>, String> {
+        self.rendered(message, number, cover_page)
+            .map_err(|e| e.to_string())
+    }
+
+    fn rendered(
+        &self,
+        message: &[u8],
+        number: &str,
+        cover_page: Option<bool>,
+    ) -> Result<Vec<Page>, RenderError> {
         let mut options = self.options.clone();
         match cover_page {
             Some(false) => options.cover = None,
@@ -42,7 +52,7 @@ impl DocumentMaker {
         if let Some(cover) = options.cover.as_mut() {
             cover.number = number.to_string();
         }
-        let rendered = render(message, &options).map_err(|e| e.to_string())?;
+        let rendered = render(message, &options)?;
         for note in &rendered.parts {
             tracing::debug!("fax to {number}: {note}");
         }
@@ -63,15 +73,21 @@ impl Renderer for DocumentMaker {
         envelope: &Envelope,
         hop: &FaxHop,
         path: &Path,
-    ) -> Result<u32, String> {
-        let pages = self.pages_for(message, &hop.number, hop.cover_page)?;
+    ) -> Result<u32, RenderFailure> {
+        let pages = self
+            .rendered(message, &hop.number, hop.cover_page)
+            .map_err(|e| match e {
+                // Our trouble, not the message's: try again later.
+                RenderError::Internal(_) => RenderFailure::Local(e.to_string()),
+                e => RenderFailure::Message(e.to_string()),
+            })?;
         let header = TiffHeader {
             description: Some(format!("{} to {}", envelope.id, hop.number)),
             ..Default::default()
         };
         write_tiff_f(path, &pages, self.compression, &header)
-            .map_err(|e| format!("cannot write the fax document: {e}"))?;
-        u32::try_from(pages.len()).map_err(|_| "too many pages".to_string())
+            .map_err(|e| RenderFailure::Local(format!("cannot write the fax document: {e}")))?;
+        u32::try_from(pages.len()).map_err(|_| RenderFailure::Message("too many pages".into()))
     }
 }
 
@@ -177,6 +193,13 @@ mod tests {
         };
         let path = dir.path().join("doc.tif");
         assert_eq!(maker.render(message, &env, &hop, &path), Ok(2));
+        // A document that cannot be written is our trouble, not the
+        // message's.
+        let nowhere = dir.path().join("missing/dir/doc.tif");
+        assert!(matches!(
+            maker.render(message, &env, &hop, &nowhere),
+            Err(RenderFailure::Local(_))
+        ));
         let read = crate::fax::tiff::read_tiff(&path).unwrap();
         assert_eq!(read.len(), 2);
         assert_eq!(read[0].width, FAX_WIDTH);

@@ -17,15 +17,25 @@ use std::time::{Duration, Instant};
 /// Makes the document of a fax: the message's pages (cover included) as a
 /// TIFF Class F file at `path`.
 pub trait Renderer: Send + Sync {
-    /// The number of pages written, or why the message cannot become a
-    /// fax (a permanent failure: unsupported or broken attachment, …).
+    /// The number of pages written, or why not.
     fn render(
         &self,
         message: &[u8],
         envelope: &Envelope,
         hop: &FaxHop,
         path: &Path,
-    ) -> Result<u32, String>;
+    ) -> Result<u32, RenderFailure>;
+}
+
+/// Why a document was not made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RenderFailure {
+    /// The message cannot become a fax (an unsupported or broken
+    /// attachment, too many pages …): a permanent failure, reported.
+    Message(String),
+    /// Trouble here (the spool cannot be written, the renderer failed):
+    /// tried again later, like any temporary failure.
+    Local(String),
 }
 
 /// What the transport tells the metrics.
@@ -119,7 +129,14 @@ impl FaxTransport {
         let rendered = self.render(job, hop, &path).await;
         let pages = match rendered {
             Ok(pages) => pages,
-            Err(why) => {
+            Err(RenderFailure::Local(why)) => {
+                let _ = std::fs::remove_file(&path);
+                tracing::warn!("{}: cannot make the fax document: {why}", job.envelope.id);
+                let reply =
+                    Reply::new(451, "4.3.0", format!("cannot make the fax document: {why}"));
+                return outcome(Status::Deferred, reply, progress, None);
+            }
+            Err(RenderFailure::Message(why)) => {
                 let _ = std::fs::remove_file(&path);
                 progress.last = "render-failed".into();
                 progress.reason = why.clone();
@@ -303,10 +320,14 @@ impl FaxTransport {
     }
 
     /// Render on a blocking thread (it is CPU work).
-    async fn render(&self, job: &Job<'_>, hop: &FaxHop, path: &Path) -> Result<u32, String> {
+    async fn render(&self, job: &Job<'_>, hop: &FaxHop, path: &Path) -> Result<u32, RenderFailure> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create the fax spool {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                RenderFailure::Local(format!(
+                    "cannot create the fax spool {}: {e}",
+                    dir.display()
+                ))
+            })?;
         }
         let renderer = self.renderer.clone();
         let (body, env, hop, path) = (
@@ -317,7 +338,7 @@ impl FaxTransport {
         );
         tokio::task::spawn_blocking(move || renderer.render(&body, &env, &hop, &path))
             .await
-            .unwrap_or_else(|e| Err(format!("the renderer failed: {e}")))
+            .unwrap_or_else(|e| Err(RenderFailure::Local(format!("the renderer failed: {e}"))))
     }
 }
 

@@ -34,10 +34,16 @@ impl FaxEngine for Scripted {
     }
 }
 
-struct Pages(Result<u32, String>);
+struct Pages(Result<u32, RenderFailure>);
 
 impl Renderer for Pages {
-    fn render(&self, _: &[u8], _: &Envelope, _: &FaxHop, path: &Path) -> Result<u32, String> {
+    fn render(
+        &self,
+        _: &[u8],
+        _: &Envelope,
+        _: &FaxHop,
+        path: &Path,
+    ) -> Result<u32, RenderFailure> {
         std::fs::write(path, b"II*\0").unwrap();
         self.0.clone()
     }
@@ -91,7 +97,7 @@ struct Setup {
     _spool: tempfile::TempDir,
 }
 
-fn setup(results: Vec<SendResult>, pages: Result<u32, String>, resend: Resend) -> Setup {
+fn setup(results: Vec<SendResult>, pages: Result<u32, RenderFailure>, resend: Resend) -> Setup {
     let spool = tempfile::tempdir().unwrap();
     let engine = Arc::new(Scripted {
         results: Mutex::new(results),
@@ -253,7 +259,9 @@ async fn resend_all_starts_over() {
 async fn a_message_that_cannot_be_rendered_fails_without_a_call() {
     let s = setup(
         vec![],
-        Err("part 2 (x.docx, application/msword) cannot be faxed".into()),
+        Err(RenderFailure::Message(
+            "part 2 (x.docx, application/msword) cannot be faxed".into(),
+        )),
         Resend::Missing,
     );
     let mut env = envelope();
@@ -261,6 +269,23 @@ async fn a_message_that_cannot_be_rendered_fails_without_a_call() {
     assert_eq!((o.status, o.reply.code), (Status::Failed, 554));
     assert!(o.reply.text.contains("x.docx"), "{o:?}");
     assert_eq!(o.fax.unwrap().last, "render-failed");
+    assert!(s.engine.requests.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn trouble_making_the_document_is_temporary() {
+    let s = setup(
+        vec![],
+        Err(RenderFailure::Local("No space left on device".into())),
+        Resend::Missing,
+    );
+    let mut env = envelope();
+    let o = attempt(&s, &mut env).await;
+    assert_eq!(
+        (o.status, o.reply.status.as_str()),
+        (Status::Deferred, "4.3.0")
+    );
+    assert_eq!(o.retry_after, None, "the queue's schedule");
     assert!(s.engine.requests.lock().unwrap().is_empty());
 }
 

@@ -83,32 +83,46 @@ pub async fn take(settings: &HylafaxSettings) -> Result<Vec<ReceivedFax>, Hylafa
         if info.in_progress || noted.lines().any(|l| l == info.file) {
             continue;
         }
-        c.expect("TYPE I", &[200]).await?;
-        let path = settings.received.join(format!("{}-{}", stamp(), info.file));
-        if info.pages > 0 {
-            let data = match c.fetch(&format!("RETR recvq/{}", info.file), MAX_FAX).await {
-                Ok(data) => data,
-                // Refused (no permission …): the others may still come.
-                Err(e @ ProtocolError::Refused { .. }) => {
-                    tracing::warn!("HylaFAX: cannot fetch recvq/{}: {e}", info.file);
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            write_atomic(&path, &data)
-                .map_err(|e| HylafaxError::Other(format!("cannot write {path:?}: {e}")))?;
+        // Once a fax was taken (deleted or noted on the server), a later
+        // error must not lose it: hand out what was taken, stop there.
+        let one = async {
+            c.expect("TYPE I", &[200]).await?;
+            let path = settings.received.join(format!("{}-{}", stamp(), info.file));
+            if info.pages > 0 {
+                let data = match c.fetch(&format!("RETR recvq/{}", info.file), MAX_FAX).await {
+                    Ok(data) => data,
+                    // Refused (no permission …): the others may still come.
+                    Err(e @ ProtocolError::Refused { .. }) => {
+                        tracing::warn!("HylaFAX: cannot fetch recvq/{}: {e}", info.file);
+                        return Ok(None);
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                write_atomic(&path, &data)
+                    .map_err(|e| HylafaxError::Other(format!("cannot write {path:?}: {e}")))?;
+            }
+            let dele = c.command(&format!("DELE recvq/{}", info.file)).await?;
+            if !dele.positive() {
+                tracing::warn!(
+                    "HylaFAX: cannot delete recvq/{} ({dele}); noted in {taken_file:?}",
+                    info.file
+                );
+                append_line(&taken_file, &info.file)
+                    .map_err(|e| HylafaxError::Other(format!("cannot write {taken_file:?}: {e}")))?;
+            }
+            tracing::info!(file = %info.file, pages = info.pages, tsi = %info.tsi, "fax taken from HylaFAX");
+            Ok(Some(received(path, &info)))
         }
-        let dele = c.command(&format!("DELE recvq/{}", info.file)).await?;
-        if !dele.positive() {
-            tracing::warn!(
-                "HylaFAX: cannot delete recvq/{} ({dele}); noted in {taken_file:?}",
-                info.file
-            );
-            append_line(&taken_file, &info.file)
-                .map_err(|e| HylafaxError::Other(format!("cannot write {taken_file:?}: {e}")))?;
+        .await;
+        match one {
+            Ok(Some(fax)) => out.push(fax),
+            Ok(None) => {}
+            Err(e) if out.is_empty() => return Err(e),
+            Err(e) => {
+                tracing::warn!("HylaFAX receive queue: {e}; the faxes taken so far are handed on");
+                break;
+            }
         }
-        tracing::info!(file = %info.file, pages = info.pages, tsi = %info.tsi, "fax taken from HylaFAX");
-        out.push(received(path, &info));
     }
     c.quit().await;
     Ok(out)
