@@ -29,23 +29,55 @@ pub async fn run(
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // Faxes whose mails could not be queued yet (the queue or the disk
+    // in trouble): the engine has handed them over already, so they are
+    // kept here and tried again every minute, never dropped.
+    let mut pending: Vec<ReceivedFax> = Vec::new();
+    let mut retry = tokio::time::interval(RETRY);
+    retry.tick().await;
     loop {
         let fax = tokio::select! {
             fax = engine.receive() => fax,
+            _ = retry.tick(), if !pending.is_empty() => {
+                for mut fax in std::mem::take(&mut pending) {
+                    if let Err(e) = handle(&config, &store, &mut fax).await {
+                        tracing::error!("received fax {}: {e}; tried again in {RETRY:?}", fax.document.display());
+                        pending.push(fax);
+                    }
+                }
+                continue;
+            }
             _ = shutdown.changed() => break,
         };
-        let Some(fax) = fax else { break };
+        let Some(mut fax) = fax else { break };
         let status = match fax.status {
             Reception::Complete => "complete",
             Reception::Partial { .. } => "partial",
             Reception::Failed { .. } => "failed",
         };
         metrics.fax_received.with_label_values(&[status]).inc();
-        if let Err(e) = handle(&config, &store, fax).await {
-            tracing::error!("received fax: {e}");
+        if let Err(e) = handle(&config, &store, &mut fax).await {
+            tracing::error!(
+                "received fax {}: {e}; tried again in {RETRY:?}",
+                fax.document.display()
+            );
+            pending.push(fax);
         }
     }
+    for fax in &pending {
+        tracing::error!(
+            "received fax {} not routed before shutdown: its image stays there",
+            fax.document.display()
+        );
+    }
 }
+
+/// How often faxes whose mails could not be queued are tried again.
+const RETRY: std::time::Duration = if cfg!(test) {
+    std::time::Duration::from_millis(200)
+} else {
+    std::time::Duration::from_secs(60)
+};
 
 /// The sender of received-fax mails.
 fn sender(config: &Config) -> String {
@@ -63,8 +95,8 @@ fn from_label(fax: &ReceivedFax) -> String {
 }
 
 /// Route one received fax and queue its mails (and the notice).
-pub async fn handle(config: &Config, store: &Store, mut fax: ReceivedFax) -> Result<(), String> {
-    let label = from_label(&fax);
+pub async fn handle(config: &Config, store: &Store, fax: &mut ReceivedFax) -> Result<(), String> {
+    let label = from_label(fax);
     let failure = match &fax.status {
         Reception::Complete => None,
         Reception::Partial { reason } | Reception::Failed { reason } => Some(reason.clone()),
@@ -75,8 +107,8 @@ pub async fn handle(config: &Config, store: &Store, mut fax: ReceivedFax) -> Res
             fax.called.as_deref().unwrap_or("?"),
             fax.pages
         );
-        let body = failed_notice(config, &fax, reason)?;
-        let to = failed_recipients(config, &fax);
+        let body = failed_notice(config, fax, reason)?;
+        let to = failed_recipients(config, fax);
         if to.is_empty() {
             tracing::warn!(
                 "incoming fax failed, and nobody to tell: set [fax.incoming] failed_to or default_to"
@@ -154,7 +186,7 @@ pub async fn handle(config: &Config, store: &Store, mut fax: ReceivedFax) -> Res
     let mut ids = Vec::new();
     for (format, to) in by_format.values() {
         let (format, data) = file_of(*format);
-        let body = fax_mail(config, &fax, to, format, &stem, data)?;
+        let body = fax_mail(config, fax, to, format, &stem, data)?;
         let id = enqueue(config, store, to, body).await?;
         tracing::info!(
             "{id}: incoming fax from {label} to {} ({} page(s), {}) for {} [rules: {}]",
@@ -396,6 +428,74 @@ mod tests {
         }
     }
 
+    /// Hands over the faxes it was given, then waits.
+    struct OneShot(tokio::sync::Mutex<Vec<ReceivedFax>>);
+
+    #[async_trait::async_trait]
+    impl FaxEngine for OneShot {
+        fn name(&self) -> &'static str {
+            "one-shot"
+        }
+        fn lines(&self) -> usize {
+            1
+        }
+        fn lines_busy(&self) -> usize {
+            0
+        }
+        async fn send(
+            &self,
+            _: faxmta_transports::fax::engine::SendRequest,
+        ) -> faxmta_transports::fax::engine::SendResult {
+            unreachable!("receive only")
+        }
+        async fn receive(&self) -> Option<ReceivedFax> {
+            let next = self.0.lock().await.pop();
+            match next {
+                Some(fax) => Some(fax),
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fax_the_queue_cannot_take_yet_is_kept_and_tried_again() {
+        let work = tempfile::tempdir().unwrap();
+        let config = Arc::new(config(work.path()));
+        let store = Store::open(&work.path().join("queue")).unwrap();
+        // The queue cannot take mail: its bodies directory is a file.
+        let bodies = work.path().join("queue/bodies");
+        let aside = work.path().join("queue/bodies.aside");
+        std::fs::rename(&bodies, &aside).unwrap();
+        std::fs::write(&bodies, b"not a directory").unwrap();
+        let f = fax(work.path(), 1, Reception::Complete, "100");
+        let engine = Arc::new(OneShot(tokio::sync::Mutex::new(vec![f])));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(run(
+            engine,
+            config,
+            store.clone(),
+            Arc::new(Metrics::new()),
+            stop_rx,
+        ));
+        tokio::time::sleep(RETRY * 3).await;
+        assert!(queued(&store).is_empty(), "nothing could be queued");
+        // The queue recovers: the fax's mail is queued at the next retry.
+        std::fs::remove_file(&bodies).unwrap();
+        std::fs::rename(&aside, &bodies).unwrap();
+        let mut mails = Vec::new();
+        for _ in 0..50 {
+            mails = queued(&store);
+            if !mails.is_empty() {
+                break;
+            }
+            tokio::time::sleep(RETRY / 4).await;
+        }
+        assert_eq!(mails.len(), 1, "one mail for alice");
+        assert_eq!(mails[0].0, ["alice@example.test"]);
+        let _ = stop_tx.send(true);
+        task.await.unwrap();
+    }
+
     /// The queued messages: (recipients, body), oldest first.
     fn queued(store: &Store) -> Vec<(Vec<String>, String)> {
         let mut list = store.list().unwrap();
@@ -417,8 +517,8 @@ mod tests {
         let config = config(work.path());
         let store = Store::open(&work.path().join("queue")).unwrap();
         let reason = "the far end hung up".to_string();
-        let f = fax(work.path(), 2, Reception::Partial { reason }, "100");
-        handle(&config, &store, f).await.unwrap();
+        let mut f = fax(work.path(), 2, Reception::Partial { reason }, "100");
+        handle(&config, &store, &mut f).await.unwrap();
         let q = queued(&store);
         assert_eq!(q.len(), 2, "{q:?}");
         // The notice first, to the number's user; then the fax, as TIFF.
@@ -453,8 +553,8 @@ mod tests {
         let mut config = config(work.path());
         config.fax.incoming.default_to = vec!["a@example.test".into(), "b@example.test".into()];
         let store = Store::open(&work.path().join("queue")).unwrap();
-        let f = fax(work.path(), 1, Reception::Complete, "999");
-        handle(&config, &store, f).await.unwrap();
+        let mut f = fax(work.path(), 1, Reception::Complete, "999");
+        handle(&config, &store, &mut f).await.unwrap();
         let q = queued(&store);
         assert_eq!(q.len(), 1, "{q:?}");
         assert_eq!(q[0].0, ["a@example.test", "b@example.test"]);
@@ -479,8 +579,8 @@ mod tests {
         let config = config(work.path());
         let store = Store::open(&work.path().join("queue")).unwrap();
         let reason = "no fax tone".to_string();
-        let f = fax(work.path(), 0, Reception::Failed { reason }, "555");
-        handle(&config, &store, f).await.unwrap();
+        let mut f = fax(work.path(), 0, Reception::Failed { reason }, "555");
+        handle(&config, &store, &mut f).await.unwrap();
         let q = queued(&store);
         assert_eq!(q.len(), 1, "{q:?}");
         assert_eq!(q[0].0, ["faxmaster@example.test"]);

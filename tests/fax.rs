@@ -251,6 +251,7 @@ fn a_mail_becomes_a_fax_and_the_remote_gets_our_pixels() {
     assert_contains(&status, "6/6");
     let metrics = s.http_get("/metrics");
     assert_contains(&metrics, "faxmta_fax_pages_rendered_total 6");
+    assert_contains(&metrics, "faxmta_fax_render_seconds_count 1");
     assert_contains(&metrics, "faxmta_fax_calls_total{result=\"sent\"} 1");
     assert_contains(&metrics, "faxmta_fax_pages_sent_total 6");
     assert_contains(

@@ -69,26 +69,36 @@ impl Scheduler {
                 })
             })
             .collect();
-        let first_page = self
-            .fax_reports
-            .first_page
-            .as_ref()
-            .and_then(|render| render(body));
         let always = kind == ReportKind::Success && self.fax_reports.success;
-        let report = build_fax_report(
-            kind,
-            &self.hostname,
-            env,
-            body,
-            &items,
-            first_page,
-            always,
-            now,
-        );
-        match report {
-            None => true,
-            Some(report) => self.enqueue_report(env, report, "fax").await,
+        let build = |first_page| {
+            build_fax_report(
+                kind,
+                &self.hostname,
+                env,
+                body,
+                &items,
+                first_page,
+                always,
+                now,
+            )
+        };
+        // No report due (null sender, not asked for): nothing to render.
+        let Some(mut report) = build(None) else {
+            return true;
+        };
+        // The first page as a picture: rendering is CPU work, off the
+        // scheduler's thread; without a picture the report goes as it is.
+        if let Some(render) = self.fax_reports.first_page.clone() {
+            let message = body.to_vec();
+            let picture = tokio::task::spawn_blocking(move || render(&message))
+                .await
+                .ok()
+                .flatten();
+            if let Some(with_picture) = picture.and_then(|png| build(Some(png))) {
+                report = with_picture;
+            }
         }
+        self.enqueue_report(env, report, "fax").await
     }
 
     /// Enqueue a built report; true when it is safely queued.
@@ -151,6 +161,22 @@ impl Scheduler {
             if let Err(e) = self.store.record_fax(&record) {
                 tracing::warn!("{}: cannot keep the fax in the history: {e}", env.id);
             }
+        }
+        // Pruning scans the trees: at most once an hour, not after every
+        // delivery.
+        static PRUNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let last = PRUNED.load(std::sync::atomic::Ordering::Relaxed);
+        if now < last + 3600
+            || PRUNED
+                .compare_exchange(
+                    last,
+                    now,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                )
+                .is_err()
+        {
+            return;
         }
         let before = now.saturating_sub(FAX_HISTORY);
         if let Err(e) = self

@@ -555,3 +555,82 @@ fn attached_messages_charsets_and_sniffed_octet_streams() {
         .iter()
         .all(|p| matches!(p.outcome, PartOutcome::Rendered { .. })));
 }
+
+#[test]
+fn a_black_square_jpeg_stays_a_black_square() {
+    let img = image::GrayImage::from_fn(100, 100, |_, _| image::Luma([0u8]));
+    let mut jpeg = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut jpeg, image::ImageFormat::Jpeg).unwrap();
+    let msg = message(
+        "sq",
+        &[Part("image/jpeg", Some("sq.jpg"), jpeg.into_inner())],
+    );
+    let r = render(&msg, &opts(Resolution::Fine, Paper::A4)).unwrap();
+    assert_eq!(r.pages.len(), 1);
+    let p = &r.pages[0];
+    // As the PNG square: enlarged 4×, 400 px across, 384 rows (JPEG's
+    // edges may blur by a pixel).
+    let top = (0.4f32 * 196.0).round() as u32;
+    let (x0, y0, x1, y1) = bbox(p).unwrap();
+    for (got, want) in [(x0, 664), (y0, top), (x1, 1064), (y1, top + 384)] {
+        assert!(got.abs_diff(want) <= 2, "{:?}", (x0, y0, x1, y1));
+    }
+    assert!(p.black_pixels() > 400 * 380);
+}
+
+#[test]
+fn a_300_dpi_grey_scan_is_resampled_to_fax_geometry() {
+    // A grey 8-bit TIFF at 300 dpi, 850 × 1100 (a 2.83 × 3.67 in scan)
+    // with a black 1-inch square at (150, 150) and a light grey field.
+    let dir = tempfile::tempdir().unwrap();
+    let (w, h) = (850u32, 1100u32);
+    let mut pgm = format!("P5\n{w} {h}\n255\n").into_bytes();
+    for y in 0..h {
+        for x in 0..w {
+            let inside = (150..450).contains(&x) && (150..450).contains(&y);
+            pgm.push(if inside {
+                0
+            } else if y > 800 {
+                230
+            } else {
+                255
+            });
+        }
+    }
+    let pgm_path = dir.path().join("scan.pgm");
+    let tif_path = dir.path().join("scan.tif");
+    std::fs::write(&pgm_path, &pgm).unwrap();
+    let status = Command::new("ppm2tiff")
+        .args(["-R", "300"])
+        .arg(&pgm_path)
+        .arg(&tif_path)
+        .status()
+        .expect("ppm2tiff (libtiff-tools) is installed by scripts/test");
+    assert!(status.success());
+    let msg = message(
+        "scan",
+        &[Part(
+            "image/tiff",
+            Some("scan.tif"),
+            std::fs::read(&tif_path).unwrap(),
+        )],
+    );
+    let r = render(&msg, &opts(Resolution::Fine, Paper::A4)).unwrap();
+    assert_eq!(r.pages.len(), 1);
+    let p = &r.pages[0];
+    assert_eq!(p.width, FAX_WIDTH);
+    // The 1-inch square: 204 px across, 196 rows down (±2), still black.
+    let rows: Vec<u32> = (0..p.height)
+        .filter(|&y| (0..p.width).filter(|&x| p.get(x, y)).count() > 150)
+        .collect();
+    let (top, bottom) = (rows[0], rows[rows.len() - 1] + 1);
+    assert!((bottom - top).abs_diff(196) <= 2, "rows {top}..{bottom}");
+    let row = top + 50;
+    let cols: Vec<u32> = (0..p.width).filter(|&x| p.get(x, row)).collect();
+    let across = cols[cols.len() - 1] + 1 - cols[0];
+    assert!(across.abs_diff(204) <= 2, "{across} px across");
+    assert_eq!(
+        ink(p, cols[0], row, cols[0] + across, row + 1),
+        u64::from(across)
+    );
+}

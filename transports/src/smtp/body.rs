@@ -248,24 +248,8 @@ fn quoted_printable(content: &[u8]) -> Vec<u8> {
 /// Base64 (RFC 4648 §4, with padding) on one line: for AUTH (RFC 4954)
 /// and, cut into lines, for MIME.
 pub(crate) fn base64(content: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut encoded = String::with_capacity(content.len().div_ceil(3) * 4);
-    for chunk in content.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for k in 0..4 {
-            if k <= chunk.len() {
-                encoded.push(ALPHABET[(n >> (18 - 6 * k) & 63) as usize] as char);
-            } else {
-                encoded.push('=');
-            }
-        }
-    }
-    encoded
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(content)
 }
 
 /// Base64 in lines of 76 characters.
