@@ -17,6 +17,9 @@ pub enum QueueAction {
         #[arg(long)]
         json: bool,
     },
+    /// How many messages are due now, waiting for a later attempt, and
+    /// held (by the administrator or for ETRN), without listing them.
+    Summary,
     /// Show one message: its envelope and content.
     Show { id: String },
     /// Delete one message, or every message with --all.
@@ -45,7 +48,8 @@ pub enum QueueAction {
 
 pub fn queue(config: &Config, action: QueueAction) -> ExitCode {
     let (request, json) = match action {
-        QueueAction::List { json } => (Request::List, json),
+        QueueAction::List { json } => return list(config, json),
+        QueueAction::Summary => (Request::Summary, false),
         QueueAction::Show { id } => (Request::Show { id }, false),
         QueueAction::Delete { all: true, .. } => (Request::DeleteAll, false),
         QueueAction::Delete { id, .. } => (
@@ -95,6 +99,16 @@ pub fn queue(config: &Config, action: QueueAction) -> ExitCode {
             println!("{pages} page(s) received");
             ExitCode::SUCCESS
         }
+        Response::Summary(c) => {
+            println!(
+                "{} message(s): {} due now, {} waiting for a later attempt, {} held",
+                c.due + c.waiting + c.held,
+                c.due,
+                c.waiting,
+                c.held
+            );
+            ExitCode::SUCCESS
+        }
         Response::Count(n) => {
             let what = match request {
                 Request::Delete { .. } | Request::DeleteAll => "deleted",
@@ -107,6 +121,121 @@ pub fn queue(config: &Config, action: QueueAction) -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// `faxmta queue list [--json]`: streamed from the running server (or
+/// read from the queue when none runs) and printed as it comes, so a
+/// queue of a million messages is never held in memory at once.
+fn list(config: &Config, json: bool) -> ExitCode {
+    let offline;
+    let envelopes: Box<dyn Iterator<Item = Result<Envelope, String>>> =
+        match control::list(&config.control.socket) {
+            Ok(Some(reader)) => Box::new(reader),
+            Ok(None) => match Store::open(&config.queue.path) {
+                Ok(store) => {
+                    offline = store;
+                    Box::new(offline.envelopes().map(|e| e.map_err(|e| e.to_string())))
+                }
+                Err(e) => {
+                    eprintln!(
+                        "faxmta: {e} (is a server running whose control socket {} does not answer?)",
+                        config.control.socket.display()
+                    );
+                    return ExitCode::FAILURE;
+                }
+            },
+            Err(e) => {
+                eprintln!("faxmta: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
+    let mut failure = None;
+    let written = if json {
+        write_json(&mut out, envelopes, &mut failure)
+    } else {
+        write_mailq(&mut out, envelopes, now_unix(), &mut failure)
+    };
+    let written = written.and_then(|_| std::io::Write::flush(&mut out));
+    match (failure, written) {
+        (Some(e), _) => {
+            eprintln!("faxmta: {e}");
+            ExitCode::FAILURE
+        }
+        // A closed pipe (`queue list | head`) is not worth a message.
+        (None, Err(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        (None, Err(e)) => {
+            eprintln!("faxmta: cannot write the listing: {e}");
+            ExitCode::FAILURE
+        }
+        (None, Ok(())) => ExitCode::SUCCESS,
+    }
+}
+
+/// The envelopes until the first error, which is kept in `failure`.
+fn until_error<'a>(
+    envelopes: impl Iterator<Item = Result<Envelope, String>> + 'a,
+    failure: &'a mut Option<String>,
+) -> impl Iterator<Item = Envelope> + 'a {
+    envelopes.map_while(move |e| match e {
+        Ok(env) => Some(env),
+        Err(e) => {
+            *failure = Some(e);
+            None
+        }
+    })
+}
+
+/// The listing as a pretty JSON array (what `serde_json::to_string_pretty`
+/// of the whole list gives, written one envelope at a time).
+fn write_json(
+    out: &mut impl std::io::Write,
+    envelopes: impl Iterator<Item = Result<Envelope, String>>,
+    failure: &mut Option<String>,
+) -> std::io::Result<()> {
+    use serde::Serializer;
+    let mut ser = serde_json::Serializer::pretty(&mut *out);
+    ser.collect_seq(until_error(envelopes, failure))
+        .map_err(std::io::Error::other)?;
+    writeln!(out)
+}
+
+/// The listing in the mailq layout, written one message at a time.
+fn write_mailq(
+    out: &mut impl std::io::Write,
+    envelopes: impl Iterator<Item = Result<Envelope, String>>,
+    now: u64,
+    failure: &mut Option<String>,
+) -> std::io::Result<()> {
+    let (mut count, mut total) = (0usize, 0u64);
+    let mut block = String::new();
+    for env in until_error(envelopes, failure) {
+        if count == 0 {
+            out.write_all(MAILQ_HEADER.as_bytes())?;
+        }
+        count += 1;
+        total += env.size;
+        block.clear();
+        mailq_entry(&mut block, &env, now);
+        out.write_all(block.as_bytes())?;
+    }
+    out.write_all(mailq_footer(count, total).as_bytes())
+}
+
+const MAILQ_HEADER: &str =
+    "-Queue ID-      --Size-- ----Arrival Time---- -Sender/Recipient-------\n";
+
+fn mailq_footer(count: usize, total: u64) -> String {
+    if count == 0 {
+        return "Mail queue is empty\n".into();
+    }
+    format!(
+        "-- {} Kbytes in {} Request{}.\n",
+        total.div_ceil(1024),
+        count,
+        if count == 1 { "" } else { "s" }
+    )
 }
 
 /// Carry out a request: through the running server's control socket, or
@@ -137,13 +266,22 @@ pub fn local_time(unix: u64, format: &str) -> String {
 /// message, each recipient with its state, last reply and next attempt.
 pub fn mailq(list: &[Envelope], now: u64) -> String {
     if list.is_empty() {
-        return "Mail queue is empty\n".into();
+        return mailq_footer(0, 0);
     }
-    let mut out =
-        String::from("-Queue ID-      --Size-- ----Arrival Time---- -Sender/Recipient-------\n");
-    let mut total = 0;
+    let mut out = String::from(MAILQ_HEADER);
     for env in list {
-        total += env.size;
+        mailq_entry(&mut out, env, now);
+    }
+    out.push_str(&mailq_footer(
+        list.len(),
+        list.iter().map(|e| e.size).sum(),
+    ));
+    out
+}
+
+/// One message's block of the mailq layout.
+fn mailq_entry(out: &mut String, env: &Envelope, now: u64) {
+    {
         let mark = if env.held { "!" } else { " " };
         let sender = if env.sender.is_empty() {
             "MAILER-DAEMON"
@@ -192,13 +330,6 @@ pub fn mailq(list: &[Envelope], now: u64) -> String {
         }
         out.push('\n');
     }
-    out.push_str(&format!(
-        "-- {} Kbytes in {} Request{}.\n",
-        total.div_ceil(1024),
-        list.len(),
-        if list.len() == 1 { "" } else { "s" }
-    ));
-    out
 }
 
 #[cfg(test)]

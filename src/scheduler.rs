@@ -26,6 +26,10 @@ use std::time::Duration;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
+/// Seconds before a message is looked at again when the store could not
+/// be read or written for it.
+const STORE_TROUBLE_PAUSE: u64 = 10;
+
 /// The scheduler's knobs, from `[queue]`.
 pub struct Settings {
     pub retry: RetryPolicy,
@@ -197,6 +201,8 @@ impl Scheduler {
             (Ok(None), _) => return, // deleted meanwhile
             (Err(e), _) | (_, Err(e)) => {
                 tracing::error!("{id}: cannot read from the queue: {e}");
+                // Not again at once (the store may be reopening).
+                self.store.postpone(id, now_unix() + STORE_TROUBLE_PAUSE);
                 return;
             }
             (Ok(Some(env)), Ok(None)) => {
@@ -553,7 +559,16 @@ impl Scheduler {
         match saved {
             Ok(Some(e)) if e.is_done() => tracing::info!("{}: removed", env.id),
             Ok(_) => {}
-            Err(e) => tracing::error!("{}: cannot record delivery results: {e}", env.id),
+            Err(e) => {
+                // Delivered but not recorded (a full disk): it will be
+                // attempted again — a duplicate rather than a loss —, but
+                // not at once, or the peer would get it in a loop.
+                tracing::error!("{}: cannot record delivery results: {e}", env.id);
+                let attempts = env.recipients.iter().map(|r| r.attempts).max().unwrap_or(0);
+                let pause = self.retry.interval(attempts + 1);
+                self.store
+                    .postpone(&env.id, now + pause.max(STORE_TROUBLE_PAUSE));
+            }
         }
         // Make the result durable (shared with other syncs), so that a
         // crash right after a delivery rarely repeats it.

@@ -18,7 +18,7 @@ use crate::server;
 use faxmta_queue::Store;
 use faxmta_transports::local::MaildirTransport;
 use faxmta_transports::smtp::{
-    Callout, ClientSettings, Dns, LmtpTransport, SmtpSettings, SmtpTransport, Timeouts, Tls,
+    Callout, ClientSettings, Dns, LmtpTransport, SmtpSettings, SmtpTransport, Tls,
 };
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -59,6 +59,7 @@ pub fn run(config: Config) -> ExitCode {
 }
 
 async fn serve(config: Config) -> Result<(), String> {
+    server::raise_open_files_limit(&config);
     let config = Arc::new(config);
     let store = Store::open(&config.queue.path).map_err(|e| e.to_string())?;
     tracing::info!(
@@ -203,10 +204,7 @@ pub(crate) fn client_settings(config: &Config, lmtp: bool) -> Result<ClientSetti
     Ok(ClientSettings {
         helo: out.helo.clone().unwrap_or_else(|| config.hostname.clone()),
         tls: Tls::new()?,
-        timeouts: Timeouts {
-            connect: out.connect_timeout.std(),
-            ..Timeouts::default()
-        },
+        timeouts: out.timeouts(),
         lmtp,
         signer: (!lmtp && !config.dkim.is_empty())
             .then(|| std::sync::Arc::new(crate::policy::dkim::DkimSigner::new(config)) as _),
@@ -245,6 +243,7 @@ fn smtp_transport(config: &Config) -> Result<SmtpTransport, String> {
             myself: config.myself(),
             max_received: out.max_received,
             idle_per_host: config.queue.destination_concurrency,
+            suspend: out.suspend_time.std(),
         },
     ))
 }

@@ -18,7 +18,7 @@ impl Store {
     /// Remember the messages of a broadcast (not synced: the caller syncs
     /// before it answers).
     pub fn record_broadcast(&self, id: &str, transactions: &[String]) -> Result<(), QueueError> {
-        let tree = self.db().open_tree(TREE)?;
+        let tree = self.db()?.open_tree(TREE)?;
         let value = serde_json::to_vec(transactions).map_err(QueueError::Encode)?;
         tree.insert(id.as_bytes(), value)?;
         Ok(())
@@ -26,7 +26,7 @@ impl Store {
 
     /// The messages of a broadcast; `None`: no such broadcast.
     pub fn broadcast(&self, id: &str) -> Result<Option<Vec<String>>, QueueError> {
-        let tree = self.db().open_tree(TREE)?;
+        let tree = self.db()?.open_tree(TREE)?;
         Ok(tree
             .get(id.as_bytes())?
             .and_then(|v| serde_json::from_slice(&v).ok()))

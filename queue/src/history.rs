@@ -31,7 +31,7 @@ const FAILED: &str = "failed_messages";
 impl Store {
     /// Remember a finished fax.
     pub fn record_fax(&self, record: &FaxRecord) -> Result<(), QueueError> {
-        let tree = self.db().open_tree(TREE)?;
+        let tree = self.db()?.open_tree(TREE)?;
         let mut key = record.finished.to_be_bytes().to_vec();
         key.extend_from_slice(record.id.as_bytes());
         key.push(b'/');
@@ -43,7 +43,7 @@ impl Store {
 
     /// The finished faxes, oldest first; at most the last `limit`.
     pub fn fax_history(&self, limit: usize) -> Result<Vec<FaxRecord>, QueueError> {
-        let tree = self.db().open_tree(TREE)?;
+        let tree = self.db()?.open_tree(TREE)?;
         let mut out = Vec::new();
         for item in tree.iter().rev().take(limit) {
             let (_, value) = item?;
@@ -58,7 +58,7 @@ impl Store {
 
     /// Remember that a recipient of message `id` failed for good at `now`.
     pub fn record_failure(&self, id: &str, now: u64) -> Result<(), QueueError> {
-        let tree = self.db().open_tree(FAILED)?;
+        let tree = self.db()?.open_tree(FAILED)?;
         tree.insert(id.as_bytes(), &now.to_be_bytes())?;
         Ok(())
     }
@@ -66,12 +66,12 @@ impl Store {
     /// Whether a recipient of message `id` failed for good (within the
     /// time such records are kept).
     pub fn had_failure(&self, id: &str) -> Result<bool, QueueError> {
-        Ok(self.db().open_tree(FAILED)?.contains_key(id.as_bytes())?)
+        Ok(self.db()?.open_tree(FAILED)?.contains_key(id.as_bytes())?)
     }
 
     /// Forget failures recorded before `before` (Unix seconds).
     pub fn prune_failures(&self, before: u64) -> Result<usize, QueueError> {
-        let tree = self.db().open_tree(FAILED)?;
+        let tree = self.db()?.open_tree(FAILED)?;
         let mut n = 0;
         for item in tree.iter() {
             let (key, value) = item?;
@@ -87,7 +87,7 @@ impl Store {
     /// Forget faxes finished before `before` (Unix seconds); returns how
     /// many.
     pub fn prune_fax_history(&self, before: u64) -> Result<usize, QueueError> {
-        let tree = self.db().open_tree(TREE)?;
+        let tree = self.db()?.open_tree(TREE)?;
         let mut n = 0;
         for item in tree.range(..before.to_be_bytes().to_vec()) {
             let (key, _) = item?;

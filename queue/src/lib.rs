@@ -11,9 +11,13 @@
 
 mod admin;
 mod broadcast;
+mod commit;
+mod db;
 mod envelope;
 mod history;
+mod listing;
 mod retry;
+mod space;
 mod store;
 mod time;
 
@@ -23,6 +27,8 @@ pub use envelope::{
     RcptState, Recipient, Reply, Ret,
 };
 pub use history::FaxRecord;
+pub use listing::RawEnvelope;
 pub use retry::RetryPolicy;
+pub use space::available;
 pub use store::{QueueCounts, QueueError, Store};
 pub use time::{format_duration, now_unix};

@@ -17,13 +17,18 @@
 //! enqueue registers a waiter after its writes; the thread takes every
 //! waiter that is queued, runs one flush and fsync, and answers them all,
 //! so N concurrent sessions cost about one sync, not N.
+//!
+//! A write error (a full disk) poisons sled's handles; the store then
+//! opens the database again before its next use (`crate::db`).
 
+use crate::commit::{commit_loop, SyncResult, Syncer, Waiter};
+use crate::db::{is_sticky, load, Db, Shared};
 use crate::envelope::{Envelope, NewMessage, QueueId};
 use crate::time::now_unix;
-use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::oneshot;
 
 /// Errors of the queue store.
 #[derive(Debug, thiserror::Error)]
@@ -48,13 +53,13 @@ pub enum QueueError {
     Sync { message: String, disk_full: bool },
     #[error("queue store: the flush thread is gone")]
     CommitterGone,
+    #[error("queue store: the database is being reopened after a write error")]
+    Reopening,
+    #[error("insufficient system storage: {free} bytes free on the queue's filesystem, {needed} needed")]
+    NoRoom { free: u64, needed: u64 },
 }
 
-/// What the sync thread answers: the error text and whether the disk was full.
-type SyncResult = Result<(), (String, bool)>;
-type Waiter = oneshot::Sender<SyncResult>;
-
-fn io_disk_full(e: &std::io::Error) -> bool {
+pub(crate) fn io_disk_full(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::StorageFull || matches!(e.raw_os_error(), Some(28) | Some(122))
 }
 
@@ -70,51 +75,27 @@ impl QueueError {
             } => io_disk_full(e),
             QueueError::File { source, .. } => io_disk_full(source),
             QueueError::Sync { disk_full, .. } => *disk_full,
+            QueueError::NoRoom { .. } | QueueError::Reopening => true,
             _ => false,
         }
     }
 }
 
 /// Messages by where they stand (see [`Store::counts`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct QueueCounts {
     pub due: usize,
     pub waiting: usize,
     pub held: usize,
 }
 
-/// The schedule index: which message is due when.
-#[derive(Default)]
-struct Index {
-    by_time: BTreeSet<(u64, QueueId)>,
-    due_of: HashMap<QueueId, u64>,
-}
-
-impl Index {
-    fn set(&mut self, id: &str, due: Option<u64>) {
-        if let Some(old) = self.due_of.remove(id) {
-            self.by_time.remove(&(old, id.to_string()));
-        }
-        if let Some(t) = due {
-            self.due_of.insert(id.to_string(), t);
-            self.by_time.insert((t, id.to_string()));
-        }
-    }
-}
-
 struct Inner {
-    db: sled::Db,
-    envelopes: sled::Tree,
-    /// Directory of the body files.
-    bodies: PathBuf,
-    index: Mutex<Index>,
+    /// What the store and its sync thread share.
+    shared: Arc<Shared>,
     /// Serialises read-modify-write of envelopes within this process.
     write: Mutex<()>,
     commit_tx: Mutex<Option<mpsc::Sender<Waiter>>>,
-    /// Body files of removed messages, deleted after the next sync.
-    doomed: Arc<Mutex<Vec<PathBuf>>>,
     committer: Mutex<Option<std::thread::JoinHandle<()>>>,
-    changed: Notify,
 }
 
 impl Drop for Inner {
@@ -134,65 +115,41 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Store {
     /// The database, for the other trees of this crate (fax history).
-    pub(crate) fn db(&self) -> &sled::Db {
-        &self.inner.db
+    pub(crate) fn db(&self) -> Result<sled::Db, QueueError> {
+        Ok(self.handles()?.db.clone())
+    }
+
+    /// The current handles.
+    pub(crate) fn handles(&self) -> Result<Arc<Db>, QueueError> {
+        self.inner.shared.current()
+    }
+
+    /// A sled error, noting whether it poisoned the database.
+    pub(crate) fn sled_error(&self, e: sled::Error) -> QueueError {
+        if is_sticky(&e) {
+            self.inner.shared.broken.store(true, Ordering::SeqCst);
+        }
+        QueueError::Db(e)
     }
 
     /// Open (or create) the queue at `path`, remove half-written messages,
     /// and build the schedule index. Fails if another process holds it.
     pub fn open(path: &Path) -> Result<Store, QueueError> {
-        let db = sled::Config::new()
-            .path(path)
-            .flush_every_ms(Some(500))
-            .cache_capacity(256 * 1024 * 1024)
-            .open()
-            .map_err(|source| QueueError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        let envelopes = db.open_tree("envelopes")?;
         let bodies = path.join("bodies");
         std::fs::create_dir_all(&bodies).map_err(|source| QueueError::File {
             path: bodies.clone(),
             source,
         })?;
-
-        let mut index = Index::default();
-        for item in envelopes.iter() {
-            let (key, value) = item?;
-            let id = String::from_utf8_lossy(&key).into_owned();
-            let env: Envelope =
-                serde_json::from_slice(&value).map_err(|source| QueueError::Corrupt {
-                    id: id.clone(),
-                    source,
-                })?;
-            index.set(&id, env.due());
-        }
-        let mut orphans = 0;
-        let listing = std::fs::read_dir(&bodies).map_err(|source| QueueError::File {
-            path: bodies.clone(),
-            source,
-        })?;
-        for entry in listing.flatten() {
-            let name = entry.file_name();
-            if !envelopes.contains_key(name.as_encoded_bytes())? {
-                let _ = std::fs::remove_file(entry.path());
-                orphans += 1;
-            }
-        }
-        if orphans > 0 {
-            tracing::info!(orphans, "removed bodies of messages never committed");
-        }
-
+        let (db, index) = load(path, &bodies)?;
+        let shared = Arc::new(Shared::new(path, bodies, db, index));
         let (tx, rx) = mpsc::channel::<Waiter>();
-        let doomed = Arc::new(Mutex::new(Vec::new()));
-        let syncer = Syncer::new(db.clone(), path, &bodies, doomed.clone())?;
+        let syncer = Syncer::new(shared.clone())?;
         let committer = std::thread::Builder::new()
             .name("queue-sync".into())
             .spawn(move || commit_loop(syncer, rx))
@@ -203,22 +160,29 @@ impl Store {
 
         Ok(Store {
             inner: Arc::new(Inner {
-                db,
-                envelopes,
-                bodies,
-                index: Mutex::new(index),
+                shared,
                 write: Mutex::new(()),
                 commit_tx: Mutex::new(Some(tx)),
-                doomed,
                 committer: Mutex::new(Some(committer)),
-                changed: Notify::new(),
             }),
         })
     }
 
+    /// After a write error poisoned the database: open it again now
+    /// (the sync thread also does so by itself, once space returns; see
+    /// [`Shared::reopen`]). Does nothing when the database is healthy.
+    /// Blocking: it reads the whole queue.
+    pub fn recover(&self) -> Result<(), QueueError> {
+        self.inner.shared.reopen()
+    }
+
     /// A fresh queue id (unique in this store, roughly sorted by time).
     pub fn new_id(&self) -> Result<QueueId, QueueError> {
-        let n = self.inner.db.generate_id()?;
+        let n = self
+            .handles()?
+            .db
+            .generate_id()
+            .map_err(|e| self.sled_error(e))?;
         Ok(format!(
             "{:08X}{:05X}",
             now_unix() & 0xFFFF_FFFF,
@@ -270,8 +234,13 @@ impl Store {
         Ok(env)
     }
 
+    /// The directory of the body files (on the queue's filesystem).
+    pub(crate) fn bodies_dir(&self) -> &Path {
+        &self.inner.shared.bodies
+    }
+
     fn body_path(&self, id: &str) -> PathBuf {
-        self.inner.bodies.join(id)
+        self.inner.shared.bodies.join(id)
     }
 
     /// Insert the envelope: the commit record, written after the body.
@@ -283,16 +252,23 @@ impl Store {
     ) -> Result<Envelope, QueueError> {
         let env = msg.into_envelope(id, size as u64, now_unix());
         let encoded = serde_json::to_vec(&env).map_err(QueueError::Encode)?;
-        if let Err(e) = self.inner.envelopes.insert(env.id.as_bytes(), encoded) {
+        let inserted = self
+            .handles()
+            .and_then(|h| {
+                h.envelopes
+                    .insert(env.id.as_bytes(), encoded)
+                    .map_err(|e| self.sled_error(e))
+            });
+        if let Err(e) = inserted {
             let _ = std::fs::remove_file(self.body_path(&env.id));
-            return Err(e.into());
+            return Err(e);
         }
         Ok(env)
     }
 
     fn publish(&self, env: &Envelope) {
-        lock(&self.inner.index).set(&env.id, env.due());
-        self.inner.changed.notify_one();
+        lock(&self.inner.shared.index).set(&env.id, env.due());
+        self.inner.shared.changed.notify_one();
     }
 
     /// Join the next shared sync; the receiver answers once it ran.
@@ -316,9 +292,20 @@ impl Store {
         sync_outcome(self.request_sync()?.blocking_recv())
     }
 
+    /// Whether a write error left the database to be reopened
+    /// ([`Store::recover`]).
+    pub fn is_broken(&self) -> bool {
+        self.inner.shared.broken.load(Ordering::SeqCst)
+    }
+
     /// The envelope of a message.
     pub fn get(&self, id: &str) -> Result<Option<Envelope>, QueueError> {
-        match self.inner.envelopes.get(id.as_bytes())? {
+        let found = self
+            .handles()?
+            .envelopes
+            .get(id.as_bytes())
+            .map_err(|e| self.sled_error(e))?;
+        match found {
             Some(v) => serde_json::from_slice(&v)
                 .map(Some)
                 .map_err(|source| QueueError::Corrupt {
@@ -358,10 +345,13 @@ impl Store {
             self.remove_locked(id)?;
         } else {
             let encoded = serde_json::to_vec(&env).map_err(QueueError::Encode)?;
-            self.inner.envelopes.insert(id.as_bytes(), encoded)?;
-            lock(&self.inner.index).set(id, env.due());
+            self.handles()?
+                .envelopes
+                .insert(id.as_bytes(), encoded)
+                .map_err(|e| self.sled_error(e))?;
+            lock(&self.inner.shared.index).set(id, env.due());
         }
-        self.inner.changed.notify_one();
+        self.inner.shared.changed.notify_one();
         Ok(Some(env))
     }
 
@@ -373,40 +363,42 @@ impl Store {
     }
 
     fn remove_locked(&self, id: &str) -> Result<bool, QueueError> {
-        let existed = self.inner.envelopes.remove(id.as_bytes())?.is_some();
+        let existed = self
+            .handles()?
+            .envelopes
+            .remove(id.as_bytes())
+            .map_err(|e| self.sled_error(e))?
+            .is_some();
         // The body goes only after the envelope's removal is durable: a
         // crash before that must find the message whole, not an envelope
         // without its body.
         if existed {
-            lock(&self.inner.doomed).push(self.body_path(id));
+            lock(&self.inner.shared.doomed).push(self.body_path(id));
         }
-        lock(&self.inner.index).set(id, None);
+        lock(&self.inner.shared.index).set(id, None);
         Ok(existed)
     }
 
     /// Ids of the messages in the schedule index (every message that is
     /// neither held nor finished).
     pub(crate) fn scheduled(&self) -> Vec<QueueId> {
-        lock(&self.inner.index).due_of.keys().cloned().collect()
+        lock(&self.inner.shared.index).due_of.keys().cloned().collect()
     }
 
-    /// Every message in the queue, ordered by id (that is, by arrival).
-    pub fn list(&self) -> Result<Vec<Envelope>, QueueError> {
-        let mut out = Vec::new();
-        for item in self.inner.envelopes.iter() {
-            let (key, value) = item?;
-            let env = serde_json::from_slice(&value).map_err(|source| QueueError::Corrupt {
-                id: String::from_utf8_lossy(&key).into_owned(),
-                source,
-            })?;
-            out.push(env);
+    /// Move a message's next attempt to `due` in the schedule index only,
+    /// not on disk: for a message whose delivery results could not be
+    /// written (a full disk), so that it is not attempted again at once.
+    /// A restart or a reopening makes it due at its recorded time again.
+    pub fn postpone(&self, id: &str, due: u64) {
+        let mut index = lock(&self.inner.shared.index);
+        if index.due_of.contains_key(id) {
+            index.set(id, Some(due));
         }
-        Ok(out)
     }
 
     /// Ids of messages due at or before `now`, earliest first, at most `limit`.
     pub fn due(&self, now: u64, limit: usize) -> Vec<QueueId> {
-        lock(&self.inner.index)
+        lock(&self.inner.shared.index)
             .by_time
             .iter()
             .take_while(|(t, _)| *t <= now)
@@ -417,40 +409,40 @@ impl Store {
 
     /// The earliest due time of any message, if any is scheduled.
     pub fn next_due(&self) -> Option<u64> {
-        lock(&self.inner.index).by_time.first().map(|(t, _)| *t)
+        lock(&self.inner.shared.index).by_time.first().map(|(t, _)| *t)
     }
 
     /// How many messages are due now, waiting for a later attempt, or
     /// held — from the in-memory index, no disk access.
     pub fn counts(&self, now: u64) -> QueueCounts {
-        let index = lock(&self.inner.index);
+        let index = lock(&self.inner.shared.index);
         let scheduled = index.by_time.len();
         let due = index.by_time.iter().take_while(|(t, _)| *t <= now).count();
         QueueCounts {
             due,
             waiting: scheduled - due,
-            held: self.inner.envelopes.len().saturating_sub(scheduled),
+            held: self.len().saturating_sub(scheduled),
         }
     }
 
     /// Number of messages in the queue.
     pub fn len(&self) -> usize {
-        self.inner.envelopes.len()
+        self.handles().map(|h| h.envelopes.len()).unwrap_or(0)
     }
 
     /// Whether the queue is empty.
     pub fn is_empty(&self) -> bool {
-        self.inner.envelopes.is_empty()
+        self.len() == 0
     }
 
     /// Resolves when the queue changed (a message arrived, was released,
     /// rescheduled or updated). Used by the scheduler to wake up.
     pub async fn changed(&self) {
-        self.inner.changed.notified().await
+        self.inner.shared.changed.notified().await
     }
 }
 
-fn sync_outcome(answer: Result<SyncResult, oneshot::error::RecvError>) -> Result<(), QueueError> {
+pub(crate) fn sync_outcome(answer: Result<SyncResult, oneshot::error::RecvError>) -> Result<(), QueueError> {
     answer
         .map_err(|_| QueueError::CommitterGone)?
         .map_err(|(message, disk_full)| QueueError::Sync { message, disk_full })
@@ -475,91 +467,6 @@ fn write_body(path: &Path, data: &[u8]) -> Result<(), QueueError> {
             source,
         }
     })
-}
-
-/// What one shared sync does: flush sled's log, then fsync the log file
-/// (sled only uses `sync_file_range`) and the directory of body files (so
-/// new body files' names are durable).
-struct Syncer {
-    db: sled::Db,
-    log: std::fs::File,
-    bodies_dir: std::fs::File,
-    doomed: Arc<Mutex<Vec<PathBuf>>>,
-}
-
-impl Syncer {
-    fn new(
-        db: sled::Db,
-        path: &Path,
-        bodies: &Path,
-        doomed: Arc<Mutex<Vec<PathBuf>>>,
-    ) -> Result<Syncer, QueueError> {
-        let open = |p: PathBuf| {
-            std::fs::File::open(&p).map_err(|source| QueueError::File { path: p, source })
-        };
-        Ok(Syncer {
-            db,
-            log: open(path.join("db"))?,
-            bodies_dir: open(bodies.to_path_buf())?,
-            doomed,
-        })
-    }
-
-    fn sync(&self) -> SyncResult {
-        // Every removal listed now happened before this flush starts.
-        let doomed = std::mem::take(&mut *lock(&self.doomed));
-        let result = self.flush();
-        if result.is_ok() {
-            for path in &doomed {
-                if let Err(e) = std::fs::remove_file(path) {
-                    if e.kind() != std::io::ErrorKind::NotFound {
-                        // Left behind; removed as an orphan at the next open.
-                        tracing::warn!("cannot remove {}: {e}", path.display());
-                    }
-                }
-            }
-        } else {
-            lock(&self.doomed).extend(doomed);
-        }
-        result
-    }
-
-    fn flush(&self) -> SyncResult {
-        let io = |e: std::io::Error| (e.to_string(), io_disk_full(&e));
-        self.db.flush().map_err(|e| {
-            let full = matches!(&e, sled::Error::Io(io) if io_disk_full(io));
-            (e.to_string(), full)
-        })?;
-        self.log.sync_all().map_err(io)?;
-        self.bodies_dir.sync_all().map_err(io)
-    }
-}
-
-/// The group-commit thread: one sync answers every waiter queued so far.
-/// With no waiter for a second, it still syncs when removed bodies wait
-/// for their deletion.
-fn commit_loop(syncer: Syncer, rx: mpsc::Receiver<Waiter>) {
-    loop {
-        let first = match rx.recv_timeout(std::time::Duration::from_secs(1)) {
-            Ok(waiter) => waiter,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if !lock(&syncer.doomed).is_empty() {
-                    let _ = syncer.sync();
-                }
-                continue;
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        };
-        let mut batch = vec![first];
-        batch.extend(rx.try_iter());
-        let result = syncer.sync();
-        if let Err((e, _)) = &result {
-            tracing::error!(error = %e, "queue sync failed");
-        }
-        for waiter in batch {
-            let _ = waiter.send(result.clone());
-        }
-    }
 }
 
 #[cfg(test)]
@@ -648,6 +555,57 @@ mod tests {
         store.sync().await.unwrap();
         assert!(store.body(&id).unwrap().is_none());
         assert!(store.due(u64::MAX, 10).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_poisoned_database_is_reopened_with_every_synced_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for i in 0..3 {
+            let id = store.new_id().unwrap();
+            store
+                .enqueue(id, message(&["a@x"]), format!("m{i}").as_bytes())
+                .await
+                .unwrap();
+        }
+        // What a write error of sled's leaves behind: the sync thread
+        // reopens the database by itself, within its one-second tick.
+        std::fs::write(dir.path().join("bodies/ORPHAN"), b"half").unwrap();
+        store.inner.shared.broken.store(true, Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while store.is_broken() {
+            assert!(std::time::Instant::now() < deadline, "never reopened");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(!dir.path().join("bodies/ORPHAN").exists(), "read again");
+        assert_eq!(store.len(), 3);
+        assert_eq!(store.due(u64::MAX, 10).len(), 3, "index rebuilt");
+        let id = store.new_id().unwrap();
+        store
+            .enqueue(id.clone(), message(&["b@x"]), b"after")
+            .await
+            .unwrap();
+        assert_eq!(store.body(&id).unwrap().unwrap(), b"after");
+    }
+
+    #[tokio::test]
+    async fn postponing_moves_only_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = store.new_id().unwrap();
+        store
+            .enqueue(id.clone(), message(&["a@x"]), b"x")
+            .await
+            .unwrap();
+        let now = now_unix();
+        store.postpone(&id, now + 60);
+        assert!(store.due(now + 1, 10).is_empty());
+        assert_eq!(store.due(now + 60, 10), vec![id.clone()]);
+        store.postpone("NOSUCHID", now);
+        assert_eq!(store.due(u64::MAX, 10), vec![id.clone()]);
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.due(now + 1, 10), vec![id], "the disk kept its time");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! server executes it on its own store. When no server runs, the CLI opens
 //! the queue itself and calls the same [`execute`].
 
-use faxmta_queue::{Envelope, FaxRecord, NewMessage, Store};
+use faxmta_queue::{now_unix, Envelope, FaxRecord, NewMessage, QueueCounts, Store};
 use faxmta_transports::fax::engine::simulated::{IncomingCall, SimulatedEngine, SimulatedError};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
@@ -20,6 +20,11 @@ use tokio::sync::watch;
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
     List,
+    /// Every queued envelope, streamed: one [`ListLine`] per line, so
+    /// that neither side holds the whole queue (`faxmta queue list`).
+    ListStream,
+    /// How many messages are due, waiting and held (`faxmta queue summary`).
+    Summary,
     Show {
         id: String,
     },
@@ -70,6 +75,8 @@ pub enum Response {
         message: String,
     },
     Count(usize),
+    /// The queue's counts, from the server's in-memory index.
+    Summary(QueueCounts),
     /// The queue id of a submitted message.
     Queued(String),
     FaxHistory(Vec<FaxRecord>),
@@ -86,7 +93,8 @@ pub enum Response {
 pub fn execute(store: &Store, request: &Request) -> Response {
     let not_found = |id: &str| Response::Error(format!("{id}: no such message in the queue"));
     let result = match request {
-        Request::List => store.list().map(Response::List),
+        Request::List | Request::ListStream => store.list().map(Response::List),
+        Request::Summary => Ok(Response::Summary(store.counts(now_unix()))),
         Request::Show { id } => match (store.get(id), store.body(id)) {
             (Ok(Some(envelope)), Ok(body)) => Ok(Response::Show {
                 envelope: Box::new(envelope),
@@ -157,7 +165,14 @@ pub fn execute(store: &Store, request: &Request) -> Response {
     // An administrator's change (a hold above all) must survive a crash
     // once it is confirmed: sync before answering.
     let result = match (request, result) {
-        (Request::List | Request::Show { .. } | Request::FaxHistory { .. }, r) => r,
+        (
+            Request::List
+            | Request::ListStream
+            | Request::Summary
+            | Request::Show { .. }
+            | Request::FaxHistory { .. },
+            r,
+        ) => r,
         (_, Ok(r)) => store.sync_blocking().map(|_| r),
         (_, Err(e)) => Err(e),
     };
@@ -234,6 +249,18 @@ pub async fn serve(
                         return;
                     }
                     let response = match serde_json::from_str::<Request>(&line) {
+                        Ok(Request::ListStream) => {
+                            let stream = match reader.into_inner().reunite(write) {
+                                Ok(stream) => stream,
+                                Err(_) => return,
+                            };
+                            let store = store.clone();
+                            let _ = tokio::task::spawn_blocking(move || {
+                                stream_list(&store, stream)
+                            })
+                            .await;
+                            return;
+                        }
                         Ok(Request::FaxSimulateIncoming { document, tsi, did, ani }) => {
                             simulate_incoming(fax.as_deref(), document, tsi, did, ani).await
                         }
@@ -255,6 +282,134 @@ pub async fn serve(
     }
     let _ = std::fs::remove_file(path);
     Ok(())
+}
+
+/// One line of a streamed listing ([`Request::ListStream`]): an envelope,
+/// then the count of envelopes sent, or an error that cut the listing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListLine {
+    Envelope(Box<Envelope>),
+    End(usize),
+    Error(String),
+}
+
+/// Write the listing to `out`, one line per envelope (as stored: it is
+/// not parsed and encoded again here), then its end.
+pub fn write_list(store: &Store, out: &mut impl Write) -> std::io::Result<()> {
+    let mut n = 0;
+    for raw in store.envelopes_raw() {
+        match raw {
+            Ok(raw) => {
+                out.write_all(b"{\"envelope\":")?;
+                out.write_all(&raw.json)?;
+                out.write_all(b"}\n")?;
+                n += 1;
+            }
+            Err(e) => {
+                let line = serde_json::to_string(&ListLine::Error(e.to_string()))
+                    .unwrap_or_default();
+                writeln!(out, "{line}")?;
+                return out.flush();
+            }
+        }
+    }
+    let end = serde_json::to_string(&ListLine::End(n)).unwrap_or_default();
+    writeln!(out, "{end}")?;
+    out.flush()
+}
+
+/// Stream the listing to a control client, on a blocking thread.
+fn stream_list(store: &Store, stream: tokio::net::UnixStream) {
+    let stream = match stream.into_std() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("control socket: {e}");
+            return;
+        }
+    };
+    if stream.set_nonblocking(false).is_err() {
+        return;
+    }
+    let mut out = std::io::BufWriter::with_capacity(256 * 1024, stream);
+    if let Err(e) = write_list(store, &mut out) {
+        // The client went away (e.g. `queue list | head`).
+        tracing::debug!("control socket: listing cut: {e}");
+    }
+}
+
+/// The envelopes of a streamed listing, read one line at a time.
+pub struct ListReader<R> {
+    lines: R,
+    line: String,
+    done: bool,
+}
+
+impl<R: BufRead> ListReader<R> {
+    pub fn new(lines: R) -> Self {
+        ListReader {
+            lines,
+            line: String::new(),
+            done: false,
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for ListReader<R> {
+    type Item = Result<Envelope, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        self.line.clear();
+        let read = self.lines.read_line(&mut self.line);
+        let parsed = match read {
+            Ok(0) => Err("the server ended the listing early".to_string()),
+            Ok(_) => serde_json::from_str::<ListLine>(&self.line)
+                .map_err(|e| format!("bad listing line: {e}")),
+            Err(e) => Err(format!("control socket: {e}")),
+        };
+        match parsed {
+            Ok(ListLine::Envelope(env)) => Some(Ok(*env)),
+            Ok(ListLine::End(_)) => {
+                self.done = true;
+                None
+            }
+            Ok(ListLine::Error(e)) | Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Ask a running server for the streamed listing. `Ok(None)` when no
+/// server listens on the socket.
+pub fn list(
+    path: &Path,
+) -> Result<Option<ListReader<BufReader<std::os::unix::net::UnixStream>>>, String> {
+    let stream = match std::os::unix::net::UnixStream::connect(path) {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(format!("control socket {}: {e}", path.display())),
+    };
+    let mut out = serde_json::to_vec(&Request::ListStream).map_err(|e| e.to_string())?;
+    out.push(b'\n');
+    (&stream)
+        .write_all(&out)
+        .map_err(|e| format!("control socket {}: {e}", path.display()))?;
+    Ok(Some(ListReader::new(BufReader::with_capacity(
+        256 * 1024,
+        stream,
+    ))))
 }
 
 /// A simulated machine calls us ([`Request::FaxSimulateIncoming`]).

@@ -157,20 +157,68 @@ pub struct OutboundConfig {
     pub tls: OutboundTls,
     /// Our name in EHLO; default: `hostname`.
     pub helo: Option<String>,
+    /// TCP connect, per address.
     pub connect_timeout: Duration,
+    /// The greeting, and the reply to EHLO (HELO).
+    pub helo_timeout: Duration,
+    /// Each other command and its reply (MAIL, RCPT, RSET, STARTTLS,
+    /// AUTH, QUIT).
+    pub command_timeout: Duration,
+    /// The reply to DATA.
+    pub data_init_timeout: Duration,
+    /// Writing each block of the message (64 KiB) and the final dot.
+    pub data_timeout: Duration,
+    /// The reply to the final dot.
+    pub data_done_timeout: Duration,
+    /// A host that timed out is not tried again for this long (deliveries
+    /// to it are deferred at once); 0: always try.
+    pub suspend_time: Duration,
     /// More Received headers than this: a mail loop, the message fails.
     pub max_received: usize,
 }
 
 impl Default for OutboundConfig {
     fn default() -> Self {
+        // Postfix's defaults (smtp_*_timeout).
         OutboundConfig {
             port: 25,
             tls: OutboundTls::Opportunistic,
             helo: None,
             connect_timeout: Duration(30),
+            helo_timeout: Duration(300),
+            command_timeout: Duration(300),
+            data_init_timeout: Duration(120),
+            data_timeout: Duration(180),
+            data_done_timeout: Duration(600),
+            suspend_time: Duration(60),
             max_received: 50,
         }
+    }
+}
+
+impl OutboundConfig {
+    /// The client's timeouts, each a deadline for a whole reply or write.
+    pub fn timeouts(&self) -> faxmta_transports::smtp::Timeouts {
+        faxmta_transports::smtp::Timeouts {
+            connect: self.connect_timeout.std(),
+            helo: self.helo_timeout.std(),
+            command: self.command_timeout.std(),
+            data_init: self.data_init_timeout.std(),
+            data_block: self.data_timeout.std(),
+            data_end: self.data_done_timeout.std(),
+        }
+    }
+
+    /// The timeout keys and their values, for validation.
+    fn timeout_keys(&self) -> [(&'static str, Duration); 6] {
+        [
+            ("connect_timeout", self.connect_timeout),
+            ("helo_timeout", self.helo_timeout),
+            ("command_timeout", self.command_timeout),
+            ("data_init_timeout", self.data_init_timeout),
+            ("data_timeout", self.data_timeout),
+            ("data_done_timeout", self.data_done_timeout),
+        ]
     }
 }
 
@@ -195,6 +243,10 @@ pub struct QueueConfig {
     /// Warn the sender (RFC 3464 action=delayed) once a message has waited
     /// this long; 0 turns warnings off.
     pub delay_warning: Duration,
+    /// Space that must stay free on the queue's filesystem: below it (plus
+    /// half again the message's size) new mail gets 452 4.3.1; 0 = no
+    /// check (Postfix's `queue_minfree`).
+    pub min_free: Size,
 }
 
 impl Default for QueueConfig {
@@ -206,6 +258,7 @@ impl Default for QueueConfig {
             concurrency: 20,
             destination_concurrency: 10,
             delay_warning: Duration(4 * 3600),
+            min_free: Size(100 * 1024 * 1024),
         }
     }
 }
@@ -315,8 +368,21 @@ pub struct SmtpConfig {
     pub max_command_line: usize,
     /// Longest text line in DATA, CRLF included (§4.5.3.1.6: 1000); 0 = no limit.
     pub max_data_line: usize,
+    /// A whole command line must arrive within this (a deadline per
+    /// command, not per read).
     pub command_timeout: Duration,
+    /// DATA (354 to the final dot) or a BDAT chunk must arrive within
+    /// this, plus one second per `min_data_rate` octets received.
     pub data_timeout: Duration,
+    /// Octets per second that earn a DATA/BDAT transfer more time (Postfix's
+    /// `smtpd_min_data_rate`); 0 = `data_timeout` is a hard limit.
+    pub min_data_rate: u64,
+    /// Percent of `max_connections` open at which the server is under
+    /// stress and uses `stress_timeout`; 0 = never.
+    pub stress_threshold: u32,
+    /// Under stress: the command timeout, and the base of the data
+    /// timeout (Postfix: `smtpd_timeout = ${stress?10}{300}`).
+    pub stress_timeout: Duration,
     pub bare_newline: BareNewline,
     /// How long to let sessions finish on shutdown before cutting them.
     pub shutdown_grace: Duration,
@@ -340,6 +406,9 @@ impl Default for SmtpConfig {
             max_data_line: 1000,
             command_timeout: Duration(300),
             data_timeout: Duration(600),
+            min_data_rate: 500,
+            stress_threshold: 80,
+            stress_timeout: Duration(10),
             bare_newline: BareNewline::Reject,
             shutdown_grace: Duration(10),
             max_connections: 1000,
@@ -454,6 +523,14 @@ impl Config {
         if self.queue.concurrency == 0 {
             return fail("concurrency", "queue.concurrency must be at least 1".into());
         }
+        for (key, value) in self.outbound.timeout_keys() {
+            if value.0 == 0 {
+                return fail(key, format!("outbound.{key} must be more than 0"));
+            }
+        }
+        if self.dns.timeout.0 == 0 {
+            return fail("[dns]", "dns.timeout must be more than 0".into());
+        }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return fail(
                 "[tls]",
@@ -472,6 +549,21 @@ impl Config {
                 "smtp.max_data_line must be 0 (no limit) or at least 1000 (RFC 5321 §4.5.3.1.6)"
                     .into(),
             );
+        }
+        if self.smtp.stress_threshold > 100 {
+            return fail(
+                "stress_threshold",
+                "smtp.stress_threshold is a percent of max_connections: 0 (never) to 100".into(),
+            );
+        }
+        for (key, value) in [
+            ("command_timeout", self.smtp.command_timeout),
+            ("data_timeout", self.smtp.data_timeout),
+            ("stress_timeout", self.smtp.stress_timeout),
+        ] {
+            if value.0 == 0 {
+                return fail(key, format!("smtp.{key} must be at least 1s"));
+            }
         }
         if self.smtp.max_connections == 0 {
             return fail(
@@ -601,5 +693,24 @@ users = ["alice"]
         .unwrap_err();
         assert_eq!(e.place, ":4:11", "{e}");
         assert!(e.message.contains("lmtp:HOST:PORT"), "{e}");
+    }
+
+    #[test]
+    fn outbound_timeouts_default_to_postfixs_and_are_configurable() {
+        let t = parse("hostname = \"x\"\n").unwrap().outbound.timeouts();
+        let secs = |d: std::time::Duration| d.as_secs();
+        assert_eq!(
+            [t.connect, t.helo, t.command, t.data_init, t.data_block, t.data_end].map(secs),
+            [30, 300, 300, 120, 180, 600]
+        );
+        assert_eq!(parse("").unwrap().outbound.suspend_time, Duration(60));
+        let c = parse("[outbound]\nhelo_timeout = \"7s\"\ndata_done_timeout = \"1m\"\n").unwrap();
+        let t = c.outbound.timeouts();
+        assert_eq!((secs(t.helo), secs(t.data_end)), (7, 60));
+        let e = parse("[outbound]\ncommand_timeout = 0\n").unwrap_err();
+        assert_eq!(e.place, ":2:1", "{e}");
+        assert!(e.message.contains("command_timeout must be more than 0"), "{e}");
+        let e = parse("[dns]\ntimeout = 0\n").unwrap_err();
+        assert!(e.message.contains("dns.timeout must be more than 0"), "{e}");
     }
 }

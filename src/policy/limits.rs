@@ -7,6 +7,12 @@
 //! Clients in `[relay] allow` are exempt from the per-address connection
 //! limits (Postfix: `smtpd_client_event_limit_exceptions = $mynetworks`),
 //! not from the total.
+//!
+//! It also says when the server is under stress (Postfix's `stress`
+//! parameter): from `stress_threshold` percent of `max_connections` open
+//! sessions until they fall to three quarters of that; sessions then wait
+//! for their client at most `stress_timeout` (src/server/conn.rs), so
+//! idle and slow clients make room for new ones.
 
 use super::lists;
 use crate::config::Config;
@@ -16,6 +22,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// The span of `max_connection_rate`.
 const RATE_SPAN: Duration = Duration::from_secs(60);
@@ -77,6 +84,10 @@ pub struct Limits {
     auth_max: u32,
     auth_delay: Duration,
     auth_window: Duration,
+    /// Open sessions that start stress (0: never) and that end it.
+    stress_on: usize,
+    stress_off: usize,
+    stress: watch::Sender<bool>,
     state: Mutex<State>,
 }
 
@@ -93,6 +104,7 @@ impl Drop for Permit {
         if let Some(c) = state.clients.get_mut(&self.ip) {
             c.active = c.active.saturating_sub(1);
         }
+        self.limits.update_stress(state.total);
     }
 }
 
@@ -106,7 +118,14 @@ fn expire(q: &mut VecDeque<Instant>, now: Instant, span: Duration) {
 impl Limits {
     pub fn new(config: &Config) -> Limits {
         let smtp = &config.smtp;
+        let stress_on = match smtp.stress_threshold {
+            0 => 0,
+            pct => (smtp.max_connections * pct as usize).div_ceil(100).max(1),
+        };
         Limits {
+            stress_on,
+            stress_off: stress_on * 3 / 4,
+            stress: watch::channel(false).0,
             max_total: smtp.max_connections,
             per_ip: smtp.max_connections_per_ip,
             rate: smtp.max_connection_rate,
@@ -159,10 +178,42 @@ impl Limits {
         }
         client.active += 1;
         state.total += 1;
+        self.update_stress(state.total);
         Ok(Permit {
             limits: self.clone(),
             ip,
         })
+    }
+
+    /// Whether the server is under stress, now and as it changes.
+    pub fn stress(&self) -> watch::Receiver<bool> {
+        self.stress.subscribe()
+    }
+
+    /// Enter or leave stress with `total` sessions open (called under the
+    /// state lock, so that changes come in order).
+    fn update_stress(&self, total: usize) {
+        if self.stress_on == 0 {
+            return;
+        }
+        let now = *self.stress.borrow();
+        let next = if now {
+            total > self.stress_off
+        } else {
+            total >= self.stress_on
+        };
+        if next != now {
+            self.stress.send_replace(next);
+            if next {
+                tracing::warn!(
+                    sessions = total,
+                    "under stress: {total} sessions open (max_connections {}); clients now get stress_timeout",
+                    self.max_total
+                );
+            } else {
+                tracing::info!(sessions = total, "stress over: {total} sessions open");
+            }
+        }
     }
 
     /// Forget clients with nothing to remember, once a minute.
@@ -252,6 +303,25 @@ mod tests {
         assert_eq!(l.admit(ip("127.0.0.1")).err(), Some(Refusal::Rate));
         // [relay] allow is exempt from both per-address limits.
         let _x: Vec<Permit> = (0..5).map(|_| l.admit(ip("127.0.0.9")).unwrap()).collect();
+    }
+
+    #[test]
+    fn stress_starts_at_the_threshold_and_ends_at_three_quarters() {
+        let l = limits("max_connections = 10\nmax_connections_per_ip = 0\nstress_threshold = 80");
+        let stress = l.stress();
+        let mut open: Vec<Permit> = (0..7).map(|_| l.admit(ip("127.0.0.1")).unwrap()).collect();
+        assert!(!*stress.borrow());
+        open.push(l.admit(ip("127.0.0.1")).unwrap());
+        assert!(*stress.borrow(), "8 of 10 open");
+        open.truncate(7);
+        assert!(*stress.borrow(), "still above 6");
+        open.truncate(6);
+        assert!(!*stress.borrow(), "down to 6: over");
+        let never = limits("max_connections = 2\nmax_connections_per_ip = 0\nstress_threshold = 0");
+        let _all: Vec<Permit> = (0..2)
+            .map(|_| never.admit(ip("127.0.0.1")).unwrap())
+            .collect();
+        assert!(!*never.stress().borrow());
     }
 
     #[test]

@@ -3,10 +3,12 @@
 //! period, then cut them; nothing acknowledged is lost because a message
 //! is acknowledged only once it is on disk).
 
+mod accept;
 mod conn;
 pub mod data;
 pub mod path;
 mod received;
+mod rlimit;
 mod session;
 pub mod tls;
 
@@ -20,6 +22,7 @@ use crate::router::Router;
 use conn::{Conn, Stream};
 use faxmta_queue::Store;
 use faxmta_transports::smtp::Callout;
+pub use rlimit::raise_open_files_limit;
 use session::{Session, TlsInfo};
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -79,6 +82,7 @@ pub async fn serve(ctx: Arc<ServerContext>, listeners: Vec<(TcpListener, Listene
 async fn accept_loop(ctx: Arc<ServerContext>, socket: TcpListener, listener: ListenerConfig) {
     let mut sessions = JoinSet::new();
     let mut shutdown = ctx.shutdown.clone();
+    let mut descriptors = accept::Descriptors::new();
     loop {
         tokio::select! {
             accepted = socket.accept() => match accepted {
@@ -113,7 +117,8 @@ async fn accept_loop(ctx: Arc<ServerContext>, socket: TcpListener, listener: Lis
                             ctx.metrics.tls.with_label_values(&["in", &t.version]).inc();
                         }
                         let metrics = ctx.metrics.clone();
-                        Session::new(ctx, listener, peer, Conn::new(stream), tls)
+                        let conn = Conn::new(stream, ctx.limits.stress(), ctx.config.smtp.stress_timeout.std());
+                        Session::new(ctx, listener, peer, conn, tls)
                             .run(admission)
                             .await;
                         metrics.sessions_in.dec();
@@ -121,9 +126,9 @@ async fn accept_loop(ctx: Arc<ServerContext>, socket: TcpListener, listener: Lis
                     });
                 }
                 Err(e) => {
-                    // Out of file descriptors and the like: wait a little.
-                    tracing::warn!(error = %e, "accept failed on {}", listener.addr);
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    // Out of file descriptors and the like: say so, turn
+                    // the waiting client away, and wait a little.
+                    descriptors.failed(&ctx, &socket, &listener, e).await;
                 }
             },
             Some(_) = sessions.join_next(), if !sessions.is_empty() => {}

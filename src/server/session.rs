@@ -8,7 +8,7 @@
 //! message content (DATA, BDAT) and that commit are in `session/message.rs`,
 //! SMTP AUTH in `session/auth.rs`.
 
-use super::conn::{Conn, Line, ReadError};
+use super::conn::{Conn, Deadline, Line, ReadError};
 use super::ServerContext;
 
 mod auth;
@@ -54,6 +54,9 @@ pub struct TlsInfo {
 
 /// A reply with fixed texts: code, enhanced status, text.
 type StaticReply = (u16, &'static str, &'static str);
+
+/// The text of 452 4.3.1 when the queue's filesystem is (nearly) full.
+const NO_ROOM: &str = "Insufficient system storage, try again later";
 
 const TOO_BIG: StaticReply = (
     552,
@@ -141,7 +144,7 @@ impl Session {
             tracing::info!(client = %self.peer, "NOQUEUE: reject: CONNECT from [{ip}]: {reply}");
             self.count_reject(reply.code, &reply.status);
             self.reply(reply.code, &reply.status, &reply.text);
-            let _ = self.conn.flush().await;
+            let _ = self.conn.flush_by(&Deadline::new(self.timeout())).await;
             return;
         }
         let _permit = admission;
@@ -172,6 +175,8 @@ impl Session {
                     continue;
                 }
                 Err(ReadError::Timeout) => {
+                    tracing::info!(client = %self.peer, "timeout waiting for a command from [{ip}]");
+                    self.count_limit("command_timeout");
                     self.conn
                         .queue("421 4.4.2 Error: timeout exceeded, closing connection\r\n");
                     break;
@@ -185,12 +190,16 @@ impl Session {
                     return;
                 }
             };
-            match self.command(&line).await {
+            // Boxed: the futures of the commands (SPF, callouts, the
+            // queue commit …) are large, and an idle session would carry
+            // room for them all while it waits for its next line.
+            match Box::pin(self.command(&line)).await {
                 Next::Continue => {}
                 Next::Close => break,
             }
         }
-        let _ = self.conn.flush().await;
+        // Bounded: a client that reads nothing cannot hold the session.
+        let _ = self.conn.flush_by(&Deadline::new(self.timeout())).await;
     }
 
     /// Queue a reply; `code` decides nothing else.
@@ -386,6 +395,11 @@ impl Session {
             let (code, status, text) = TOO_BIG;
             return self.error(code, status, text);
         }
+        let reserve = self.ctx.config.queue.min_free.0;
+        if let Err(e) = self.ctx.store.check_room(reserve, from.size as u64) {
+            tracing::warn!(client = %self.peer, "NOQUEUE: reject: MAIL from [{}]: 452 4.3.1 {e}", self.peer.ip());
+            return self.error(452, "4.3.1", NO_ROOM);
+        }
         if from.flags & sp::MAIL_BODY_BINARYMIME != 0 {
             return self.error(555, "5.5.4", "BODY=BINARYMIME is not supported");
         }
@@ -563,8 +577,8 @@ impl Session {
             return self.error(502, "5.5.1", "Error: STARTTLS not offered here");
         };
         self.reply(220, "2.0.0", "Ready to start TLS");
-        if let Err(e) = self.conn.flush().await {
-            tracing::debug!(client = %self.peer, error = %e, "lost connection before TLS");
+        if let Err(e) = self.conn.flush_by(&Deadline::new(self.timeout())).await {
+            tracing::debug!(client = %self.peer, error = ?e, "lost connection before TLS");
             return Next::Close;
         }
         // CVE-2011-0411: what the client pipelined after STARTTLS arrived

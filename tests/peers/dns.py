@@ -6,7 +6,13 @@
 Answers over UDP and TCP on the same port (0: any free one) from the
 records of ZONEFILE, in zone-file syntax (dnslib's RR.fromZone: $ORIGIN,
 $TTL, one record a line). Besides records, a line `NAME. SERVFAIL` makes
-NAME answer SERVFAIL to every query.
+NAME answer SERVFAIL to every query, `NAME. REFUSED` REFUSED, and
+`NAME. TIMEOUT` never answer at all (the query is dropped, as by a server
+that is overloaded or a firewall). A line `*. TIMEOUT` (or SERVFAIL,
+REFUSED) does that for every name.
+
+The zone file is read again whenever it changes (replace it atomically,
+by a rename), so a test can make a failing name answer again.
 
 Answers are authoritative (aa set): the records of the name and type asked
 for (a CNAME is followed within the zone); NOERROR with no answer (NODATA)
@@ -19,38 +25,63 @@ Needs the dnslib package (pip install dnslib).
 """
 
 import argparse
+import os
 import re
 import signal
 import sys
 import threading
 import time
 
-from dnslib import QTYPE, RCODE, RR, DNSLabel
+from dnslib import QTYPE, RCODE, RR, DNSError, DNSLabel
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 LOOPBACK = re.compile(r"^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
 
 
+FAILURES = ("SERVFAIL", "REFUSED", "TIMEOUT")
+
+
 def load(path):
-    """(records, servfail names) from a zone file."""
-    servfail = []
+    """(records, {failing name: SERVFAIL|REFUSED|TIMEOUT}) from a zone file."""
+    failing = {}
     zone = []
     with open(path, encoding="utf-8") as f:
         for line in f:
-            m = re.match(r"^\s*(\S+)\s+SERVFAIL\s*(;.*)?$", line)
+            m = re.match(r"^\s*(\S+)\s+(SERVFAIL|REFUSED|TIMEOUT)\s*(;.*)?$", line)
             if m:
-                servfail.append(DNSLabel(m.group(1)))
+                name = m.group(1).lower()
+                failing[name if name.endswith(".") else name + "."] = m.group(2)
             else:
                 zone.append(line)
-    return list(RR.fromZone("".join(zone))), servfail
+    return list(RR.fromZone("".join(zone))), failing
 
 
 class ZoneResolver(BaseResolver):
-    def __init__(self, records, servfail, log):
-        self.records = records
-        self.servfail = servfail
+    def __init__(self, path, log):
+        self.path = path
+        self.stamp = None
+        self.records = []
+        self.failing = {}
         self.log = log
         self.lock = threading.Lock()
+        self.reload()
+
+    def reload(self):
+        """Read the zone file again if it changed since the last time."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return
+        stamp = (st.st_mtime_ns, st.st_ino, st.st_size)
+        if stamp == self.stamp:
+            return
+        records, failing = load(self.path)
+        self.records, self.failing, self.stamp = records, failing, stamp
+
+    def failure(self, qname):
+        """SERVFAIL, REFUSED, TIMEOUT or None for this name."""
+        name = str(qname).lower()
+        return self.failing.get(name) or self.failing.get("*.")
 
     def soa_for(self, qname):
         best = None
@@ -72,8 +103,15 @@ class ZoneResolver(BaseResolver):
         reply.header.aa = 1
         q = request.q
         qname, qtype = q.qname, q.qtype
-        if any(qname == n for n in self.servfail):
-            reply.header.rcode = RCODE.SERVFAIL
+        with self.lock:
+            self.reload()
+        failure = self.failure(qname)
+        if failure == "TIMEOUT":
+            self.note(q, None)
+            # dnslib's handler drops the query on a DNSError: no answer.
+            raise DNSError("timeout for %s" % qname)
+        if failure:
+            reply.header.rcode = getattr(RCODE, failure)
             self.note(q, reply)
             return reply
         name = qname
@@ -101,12 +139,13 @@ class ZoneResolver(BaseResolver):
     def note(self, q, reply):
         if self.log is None:
             return
-        answers = " ".join(str(rr.rdata) for rr in reply.rr)
+        if reply is None:
+            outcome = "TIMEOUT (no answer)"
+        else:
+            answers = " ".join(str(rr.rdata) for rr in reply.rr)
+            outcome = "%s %s" % (RCODE.get(reply.header.rcode), answers)
         with self.lock:
-            self.log.write(
-                "%s %s -> %s %s\n"
-                % (q.qname, QTYPE.get(q.qtype), RCODE.get(reply.header.rcode), answers)
-            )
+            self.log.write("%s %s -> %s\n" % (q.qname, QTYPE.get(q.qtype), outcome))
             self.log.flush()
 
 
@@ -120,9 +159,8 @@ def main():
     if not LOOPBACK.match(args.address):
         sys.exit("dns.py: tests stay on loopback: --address must be in 127.0.0.0/8")
 
-    records, servfail = load(args.zonefile)
     log = open(args.log, "a", encoding="utf-8") if args.log else None
-    resolver = ZoneResolver(records, servfail, log)
+    resolver = ZoneResolver(args.zonefile, log)
     quiet = DNSLogger("-recv,-send,-request,-reply,-truncated,-data,-error", prefix=False)
 
     # UDP first (port 0 picks one), then TCP on the same number; if that

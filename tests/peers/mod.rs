@@ -96,6 +96,14 @@ impl Dns {
         }
     }
 
+    /// Serve `zone` from now on (dns.py reads its file again when it
+    /// changes; replaced by a rename, so never seen half written).
+    pub fn set_zone(&self, zone: &str) {
+        let tmp = self.dir.path().join("zone.new");
+        std::fs::write(&tmp, zone).unwrap();
+        std::fs::rename(&tmp, self.dir.path().join("zone")).unwrap();
+    }
+
     /// One line per query answered so far.
     pub fn queries(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("queries.log")).unwrap_or_default()

@@ -2,9 +2,9 @@
 //! the queue — the 250 comes only after [`faxmta_queue::Store::enqueue`]
 //! returned (invariant 1).
 
-use super::{Next, Session, TOO_BIG};
+use super::{Next, Session, NO_ROOM, TOO_BIG};
 use crate::config::Role;
-use crate::server::conn::ReadError;
+use crate::server::conn::{Deadline, ReadError};
 use crate::server::data::{DataError, DataReader};
 use crate::server::received::{protocol_name, received_header};
 use faxmta_queue::{ClientInfo, NewMessage, NewRecipient};
@@ -43,7 +43,11 @@ impl Session {
             smtp.max_message_size.0 as usize,
             smtp.max_data_line,
         );
-        let timeout = smtp.data_timeout.std();
+        // The whole message within data_timeout, plus a second per
+        // min_data_rate octets received.
+        let rate = smtp.min_data_rate;
+        let mut deadline = Deadline::new(smtp.data_timeout.std());
+        let mut received = self.conn.buffered().len() as u64;
         loop {
             if let Some(n) = reader.feed(self.conn.buffered()) {
                 self.conn.consume(n);
@@ -51,12 +55,13 @@ impl Session {
             }
             let all = self.conn.buffered().len();
             self.conn.consume(all);
-            match self.conn.fill(timeout).await {
-                Ok(()) => {}
+            deadline.earn(received, rate);
+            match self.conn.fill(&deadline).await {
+                Ok(n) => received += n as u64,
                 Err(ReadError::Timeout) => {
                     // Nothing was acknowledged: the partial message is dropped.
-                    self.conn
-                        .queue("421 4.4.2 Error: timeout exceeded, closing connection\r\n");
+                    self.timed_out_in_data(received);
+                    self.tx = None;
                     return Next::Close;
                 }
                 Err(_) => {
@@ -106,7 +111,12 @@ impl Session {
             Some(tx) => tx.chunk_error.is_none() && tx.chunks.len().saturating_add(size) <= max,
         };
         let mut left = size;
-        let timeout = self.ctx.config.smtp.data_timeout.std();
+        // The chunk within data_timeout, plus a second per min_data_rate
+        // octets received.
+        let smtp = &self.ctx.config.smtp;
+        let rate = smtp.min_data_rate;
+        let mut deadline = Deadline::new(smtp.data_timeout.std());
+        let mut received = 0u64;
         loop {
             let take = left.min(self.conn.buffered().len());
             if keep {
@@ -116,13 +126,14 @@ impl Session {
             }
             self.conn.consume(take);
             left -= take;
+            received += take as u64;
             if left == 0 {
                 break;
             }
-            if let Err(e) = self.conn.fill(timeout).await {
+            deadline.earn(received, rate);
+            if let Err(e) = self.conn.fill(&deadline).await {
                 if let ReadError::Timeout = e {
-                    self.conn
-                        .queue("421 4.4.2 Error: timeout exceeded, closing connection\r\n");
+                    self.timed_out_in_data(received);
                 }
                 self.tx = None;
                 return Next::Close;
@@ -150,6 +161,18 @@ impl Session {
         }
         let body = std::mem::take(&mut tx.chunks);
         self.finish_message(body).await
+    }
+
+    /// The data deadline fell: log, count, and queue the 421.
+    fn timed_out_in_data(&mut self, received: u64) {
+        tracing::info!(
+            client = %self.peer,
+            "timeout after {received} octets of message data from [{}]; message dropped, not acknowledged",
+            self.peer.ip()
+        );
+        self.count_limit("data_timeout");
+        self.conn
+            .queue("421 4.4.2 Error: timeout exceeded, closing connection\r\n");
     }
 
     /// The checks after the data (DKIM, DMARC; not for trusted clients)
@@ -208,11 +231,21 @@ impl Session {
             return self.error(503, "5.5.1", "Error: need MAIL command");
         };
         let store = &self.ctx.store;
+        if let Err(e) = store.check_room(self.ctx.config.queue.min_free.0, data.len() as u64) {
+            tracing::warn!(client = %self.peer, "NOQUEUE: reject: DATA from [{}]: 452 4.3.1 {e}", self.peer.ip());
+            self.reply(452, "4.3.1", NO_ROOM);
+            return Next::Continue;
+        }
         let id = match store.new_id() {
             Ok(id) => id,
             Err(e) => {
                 tracing::error!(error = %e, "cannot allocate a queue id");
-                self.reply(451, "4.3.0", "Error: queue file write error");
+                let (code, status) = if e.is_disk_full() {
+                    (452, "4.3.1")
+                } else {
+                    (451, "4.3.0")
+                };
+                self.reply(code, status, "Error: queue file write error, try again later");
                 return Next::Continue;
             }
         };

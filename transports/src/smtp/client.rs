@@ -3,6 +3,11 @@
 //! a fallback), AUTH PLAIN or LOGIN (RFC 4954), reading replies and
 //! writing commands with the timeouts of RFC 5321 §4.5.3.2. Transactions
 //! are in `transaction.rs`.
+//!
+//! Every timeout is a deadline for a whole step — a whole reply, a whole
+//! write — not for one read: a server that trickles a byte now and then
+//! cannot hold a connection (and the delivery worker behind it) longer
+//! than the step's timeout. Reply lines and replies are bounded in size.
 
 use super::tls::{describe, Tls, TlsPolicy};
 use crate::Credentials;
@@ -17,14 +22,25 @@ use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-/// RFC 5321 §4.5.3.2 timeouts (and a connect timeout).
+/// RFC 5321 §4.5.3.2 timeouts (and a connect timeout), with Postfix's
+/// defaults. Each is a deadline for a whole reply (or a whole write), not
+/// for one read.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
+    /// TCP (or Unix socket) connect.
     pub connect: Duration,
-    pub greeting: Duration,
+    /// The greeting, and the reply to EHLO/LHLO (HELO): Postfix's
+    /// `smtp_helo_timeout`.
+    pub helo: Duration,
+    /// Sending a command and its reply: MAIL, RCPT, RSET, STARTTLS (and
+    /// the handshake), AUTH, ETRN, QUIT.
     pub command: Duration,
+    /// The reply to DATA (`smtp_data_init_timeout`).
     pub data_init: Duration,
+    /// Writing one block of the message (64 KiB) and the final dot
+    /// (`smtp_data_xfer_timeout`).
     pub data_block: Duration,
+    /// The reply to the final dot (`smtp_data_done_timeout`).
     pub data_end: Duration,
 }
 
@@ -32,7 +48,7 @@ impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
             connect: Duration::from_secs(30),
-            greeting: Duration::from_secs(300),
+            helo: Duration::from_secs(300),
             command: Duration::from_secs(300),
             data_init: Duration::from_secs(120),
             data_block: Duration::from_secs(180),
@@ -40,6 +56,15 @@ impl Default for Timeouts {
         }
     }
 }
+
+/// The longest reply line taken (RFC 5321 §4.5.3.1.5 allows 512 octets;
+/// real servers send longer texts, none this long).
+pub const MAX_REPLY_LINE: usize = 4096;
+/// The most lines one reply may have.
+pub const MAX_REPLY_LINES: usize = 200;
+/// RSET on a connection kept for reuse (Postfix's `smtp_rset_timeout`):
+/// a server that does not answer it quickly is not worth keeping.
+const RSET_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What is fixed for every connection a transport makes.
 #[derive(Clone)]
@@ -163,6 +188,9 @@ pub struct Connection {
     pub uses: u32,
     /// Whom the session authenticated as (AUTH), if it did.
     pub authenticated: Option<Credentials>,
+    /// What the next reply answers, for messages ("the greeting", "MAIL
+    /// FROM" …).
+    awaiting: String,
 }
 
 /// Parse a reply's lines into a [`Reply`]: code, enhanced status (from the
@@ -251,6 +279,7 @@ impl Connection {
             opened: std::time::Instant::now(),
             uses: 0,
             authenticated: None,
+            awaiting: "the greeting".into(),
         };
         if security.implicit_tls {
             // SMTPS: a failed handshake is no reason to talk in plaintext.
@@ -260,7 +289,7 @@ impl Connection {
             })?;
         }
         let greeting = conn
-            .read_reply(t.greeting)
+            .read_reply(t.helo)
             .await
             .map_err(|e| HopError::temp(e.text))?;
         if greeting.code / 100 != 2 {
@@ -319,7 +348,7 @@ impl Connection {
         let t = self.settings.timeouts;
         let verb = if self.settings.lmtp { "LHLO" } else { "EHLO" };
         let lines = self
-            .exchange(&format!("{verb} {}\r\n", self.settings.helo), t.command)
+            .exchange(&format!("{verb} {}\r\n", self.settings.helo), t.helo)
             .await
             .map_err(|e| HopError::temp(e.text))?;
         let reply = parse_reply(&lines);
@@ -334,7 +363,7 @@ impl Connection {
         }
         // An old server: HELO, and no extensions.
         let helo = self
-            .command(&format!("HELO {}\r\n", self.settings.helo), t.command)
+            .command(&format!("HELO {}\r\n", self.settings.helo), t.helo)
             .await
             .map_err(|e| HopError::temp(e.text))?;
         if helo.code != 250 {
@@ -443,7 +472,8 @@ impl Connection {
 
     /// Send a line (or several) and read one reply.
     pub(super) async fn command(&mut self, line: &str, timeout: Duration) -> Result<Reply, Reply> {
-        self.exchange(line, timeout).await.map(|l| parse_reply(&l))
+        self.write(line.as_bytes(), timeout).await?;
+        self.read_reply(timeout).await
     }
 
     pub(super) async fn exchange(
@@ -455,14 +485,17 @@ impl Connection {
         self.read_lines(timeout).await
     }
 
+    /// Write all of `bytes` within `timeout` (one deadline for the whole
+    /// write, however slowly the server takes it).
     pub(super) async fn write(&mut self, bytes: &[u8], timeout: Duration) -> Result<(), Reply> {
         let host = self.who();
+        let sending = step(bytes);
         let Some(io) = self.stream.io() else {
             self.usable = false;
             return Err(Reply::new(
                 451,
                 "4.4.2",
-                format!("lost connection with {host}"),
+                format!("lost connection with {host} while sending {sending}"),
             ));
         };
         let result = tokio::time::timeout(timeout, async {
@@ -470,6 +503,7 @@ impl Connection {
             io.flush().await
         })
         .await;
+        self.awaiting = format!("the reply to {sending}");
         match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
@@ -477,7 +511,7 @@ impl Connection {
                 Err(Reply::new(
                     451,
                     "4.4.2",
-                    format!("lost connection with {host}: {e}"),
+                    format!("lost connection with {host} while sending {sending}: {e}"),
                 ))
             }
             Err(_) => {
@@ -485,22 +519,39 @@ impl Connection {
                 Err(Reply::new(
                     451,
                     "4.4.2",
-                    format!("conversation with {host} timed out while sending"),
+                    format!(
+                        "conversation with {host} timed out while sending {sending} ({}s)",
+                        timeout.as_secs()
+                    ),
                 ))
             }
         }
     }
 
+    /// Read one reply within `timeout`. A 421 means the server is closing
+    /// the connection (RFC 5321 §3.8): it is not used again.
     pub(super) async fn read_reply(&mut self, timeout: Duration) -> Result<Reply, Reply> {
-        self.read_lines(timeout).await.map(|l| parse_reply(&l))
+        let reply = parse_reply(&self.read_lines(timeout).await?);
+        if reply.code == 421 {
+            self.usable = false;
+        }
+        Ok(reply)
     }
 
     /// Read the lines of one reply (up to the line whose fourth octet is
-    /// not `-`).
+    /// not `-`), all of it within `timeout`; lines longer than
+    /// [`MAX_REPLY_LINE`] or more than [`MAX_REPLY_LINES`] of them end the
+    /// connection.
     async fn read_lines(&mut self, timeout: Duration) -> Result<Vec<String>, Reply> {
+        let deadline = tokio::time::Instant::now() + timeout;
         let mut lines = Vec::new();
         loop {
             while let Some(pos) = self.input.iter().position(|&b| b == b'\n') {
+                if pos >= MAX_REPLY_LINE {
+                    return Err(
+                        self.broken(format!("a reply line longer than {MAX_REPLY_LINE} octets"))
+                    );
+                }
                 let raw: Vec<u8> = self.input.drain(..=pos).collect();
                 let line = String::from_utf8_lossy(&raw)
                     .trim_end_matches(['\r', '\n'])
@@ -510,32 +561,37 @@ impl Connection {
                 if last {
                     return Ok(lines);
                 }
-                if lines.len() > 200 {
-                    self.usable = false;
-                    return Err(Reply::new(
-                        451,
-                        "4.5.0",
-                        format!("reply from {} is too long", self.who()),
-                    ));
+                if lines.len() >= MAX_REPLY_LINES {
+                    return Err(
+                        self.broken(format!("a reply of more than {MAX_REPLY_LINES} lines"))
+                    );
                 }
+            }
+            if self.input.len() >= MAX_REPLY_LINE {
+                return Err(
+                    self.broken(format!("a reply line longer than {MAX_REPLY_LINE} octets"))
+                );
             }
             let mut chunk = [0u8; 4096];
             let host = self.who();
+            let awaiting = self.awaiting.clone();
             let Some(io) = self.stream.io() else {
                 self.usable = false;
                 return Err(Reply::new(
                     451,
                     "4.4.2",
-                    format!("lost connection with {host}"),
+                    format!("lost connection with {host} while receiving {awaiting}"),
                 ));
             };
-            match tokio::time::timeout(timeout, io.read(&mut chunk)).await {
+            // Never more than one line's worth in the buffer.
+            let room = (MAX_REPLY_LINE - self.input.len()).min(chunk.len());
+            match tokio::time::timeout_at(deadline, io.read(&mut chunk[..room])).await {
                 Ok(Ok(0)) => {
                     self.usable = false;
                     return Err(Reply::new(
                         451,
                         "4.4.2",
-                        format!("lost connection with {host}"),
+                        format!("lost connection with {host} while receiving {awaiting}"),
                     ));
                 }
                 Ok(Ok(n)) => self.input.extend_from_slice(&chunk[..n]),
@@ -544,7 +600,7 @@ impl Connection {
                     return Err(Reply::new(
                         451,
                         "4.4.2",
-                        format!("lost connection with {host}: {e}"),
+                        format!("lost connection with {host} while receiving {awaiting}: {e}"),
                     ));
                 }
                 Err(_) => {
@@ -552,16 +608,36 @@ impl Connection {
                     return Err(Reply::new(
                         451,
                         "4.4.2",
-                        format!("conversation with {host} timed out"),
+                        format!(
+                            "conversation with {host} timed out while receiving {awaiting} ({}s)",
+                            timeout.as_secs()
+                        ),
                     ));
                 }
             }
         }
     }
 
+    /// Say what the next reply answers (after a pipelined batch).
+    pub(super) fn awaiting(&mut self, what: &str) {
+        self.awaiting = format!("the reply to {what}");
+    }
+
+    /// The connection is no longer usable: the server sent `what`.
+    fn broken(&mut self, what: String) -> Reply {
+        self.usable = false;
+        self.input.clear();
+        Reply::new(
+            451,
+            "4.5.0",
+            format!("host {} sent {what} in {}", self.who(), self.awaiting),
+        )
+    }
+
     /// RSET before reusing the connection for another message.
     pub async fn reset(&mut self) -> bool {
-        let ok = matches!(self.command("RSET\r\n", self.settings.timeouts.command).await, Ok(r) if r.code == 250);
+        let limit = self.settings.timeouts.command.min(RSET_TIMEOUT);
+        let ok = matches!(self.command("RSET\r\n", limit).await, Ok(r) if r.code == 250);
         self.usable = ok;
         ok
     }
@@ -570,6 +646,53 @@ impl Connection {
     pub async fn quit(mut self) {
         let _ = self.command("QUIT\r\n", Duration::from_secs(5)).await;
     }
+}
+
+/// What writing `bytes` is, for messages: the command's verb ("MAIL
+/// FROM"), the message data or the end of the data.
+fn step(bytes: &[u8]) -> &'static str {
+    if bytes == b".\r\n" || bytes.ends_with(b"\r\n.\r\n") {
+        return "end of DATA";
+    }
+    let word: Vec<u8> = bytes
+        .iter()
+        .take(16)
+        .take_while(|b| b.is_ascii_alphabetic())
+        .map(|b| b.to_ascii_uppercase())
+        .collect();
+    match word.as_slice() {
+        b"MAIL" => "MAIL FROM",
+        b"RCPT" => "RCPT TO",
+        b"EHLO" => "EHLO",
+        b"HELO" => "HELO",
+        b"LHLO" => "LHLO",
+        b"DATA" => "DATA",
+        b"RSET" => "RSET",
+        b"QUIT" => "QUIT",
+        b"STARTTLS" => "STARTTLS",
+        b"AUTH" => "AUTH",
+        b"ETRN" => "ETRN",
+        // AUTH LOGIN's base64 lines.
+        _ if bytes.len() <= 512
+            && bytes.strip_suffix(b"\r\n").is_some_and(|b| {
+                b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || b"+/=".contains(c))
+            }) =>
+        {
+            "AUTH data"
+        }
+        _ => "message data",
+    }
+}
+
+/// Whether `reply` is one of the client's own, saying that the host did
+/// not answer in time (connect, TLS handshake, a reply or a write); a
+/// server's own words are always quoted after "host … said".
+pub fn is_timeout(reply: &Reply) -> bool {
+    let t = reply.text.as_str();
+    (t.starts_with("conversation with ") && t.contains(" timed out while "))
+        || (t.starts_with("connect to ") && t.ends_with(": timed out"))
+        || (t.starts_with("TLS handshake with ") && t.ends_with(" timed out"))
 }
 
 /// Connect with a time limit; failures are temporary.

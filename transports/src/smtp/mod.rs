@@ -35,9 +35,12 @@ pub mod tls;
 mod transaction;
 
 #[cfg(test)]
+mod hostile;
+#[cfg(test)]
 mod scripted;
 #[cfg(test)]
 mod scripted_auth;
+mod suspend;
 
 pub use backup::{BackupPlan, Myself, PlannedHost};
 pub use body::{prepare_body, stuff, Prepared};
@@ -78,6 +81,9 @@ pub struct SmtpSettings {
     /// Idle connections kept per address for reuse; as many as deliveries
     /// may run at once to one destination, so none has to be closed.
     pub idle_per_host: usize,
+    /// A host address that timed out is skipped (deliveries to it are
+    /// deferred at once) for this long; zero: never.
+    pub suspend: Duration,
 }
 
 /// What idle connections are kept under: the address, and the
@@ -89,12 +95,15 @@ pub struct SmtpTransport {
     dns: Dns,
     settings: SmtpSettings,
     pool: Mutex<HashMap<PoolKey, Vec<(Instant, Connection)>>>,
+    /// Hosts that timed out lately.
+    suspended: suspend::Suspended,
 }
 
 impl SmtpTransport {
     pub fn new(dns: Dns, settings: SmtpSettings) -> Self {
         SmtpTransport {
             dns,
+            suspended: suspend::Suspended::new(settings.suspend),
             settings,
             pool: Mutex::new(HashMap::new()),
         }
@@ -195,6 +204,30 @@ impl SmtpTransport {
     /// holds the job's outcomes; `Err` says why the next host should be
     /// tried.
     async fn attempt(
+        &self,
+        job: &Job<'_>,
+        name: &str,
+        addr: SocketAddr,
+        security: Security<'_>,
+    ) -> Result<Vec<Outcome>, HopError> {
+        if let Some(reply) = self.suspended.check(addr) {
+            tracing::info!("{}: {}", job.envelope.id, reply.text);
+            return Err(HopError {
+                reply,
+                tls_failed: false,
+            });
+        }
+        let result = self.transaction(job, name, addr, security).await;
+        let failure = match &result {
+            Ok(_) => None,
+            Err(e) => Some(&e.reply),
+        };
+        self.suspended.record(addr, failure);
+        result
+    }
+
+    /// [`Self::attempt`] on a host that is not suspended.
+    async fn transaction(
         &self,
         job: &Job<'_>,
         name: &str,

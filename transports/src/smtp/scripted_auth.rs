@@ -275,6 +275,7 @@ fn transport() -> SmtpTransport {
             myself: Default::default(),
             max_received: 50,
             idle_per_host: 4,
+            suspend: std::time::Duration::ZERO,
         },
     )
 }

@@ -142,9 +142,16 @@ impl Connection {
             batch.push_str("DATA\r\n");
             self.write(batch.as_bytes(), t.command).await?;
             mail_reply = self.read_reply(t.command).await?;
+            if mail_reply.code == 421 {
+                // The server is closing: no more replies will come.
+                let text = format!("host {who} said: {mail_reply} (in reply to MAIL FROM command)");
+                return Err(Reply::new(421, &mail_reply.status, text));
+            }
+            self.awaiting("RCPT TO");
             for _ in &rcpt_lines {
                 rcpt_replies.push(self.read_reply(t.command).await?);
             }
+            self.awaiting("DATA");
             data_reply = self.read_reply(t.data_init).await?;
         } else {
             mail_reply = self.command(&mail, t.command).await?;
@@ -166,7 +173,9 @@ impl Connection {
                 self.write(b".\r\n", t.data_block).await?;
                 let _ = self.read_reply(t.data_end).await;
             }
-            let _ = self.reset().await;
+            if self.usable {
+                let _ = self.reset().await;
+            }
             let text = format!("host {who} said: {mail_reply} (in reply to MAIL FROM command)");
             let reply = Reply::new(mail_reply.code, &mail_reply.status, text);
             return Err(reply);

@@ -1,0 +1,99 @@
+//! Group commit: one thread runs the shared syncs of the store. Each
+//! enqueue registers a waiter after its writes; the thread takes every
+//! waiter queued so far, runs one flush and fsync, and answers them all.
+
+use crate::db::{is_sticky, Shared};
+use crate::store::{io_disk_full, lock, QueueError};
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
+use tokio::sync::oneshot;
+
+/// What the sync thread answers: the error text and whether the disk was full.
+pub(crate) type SyncResult = Result<(), (String, bool)>;
+pub(crate) type Waiter = oneshot::Sender<SyncResult>;
+
+/// What one shared sync does: flush sled's log, then fsync the log file
+/// (sled only uses `sync_file_range`) and the directory of body files (so
+/// new body files' names are durable).
+pub(crate) struct Syncer {
+    shared: Arc<Shared>,
+    bodies_dir: std::fs::File,
+}
+
+impl Syncer {
+    pub fn new(shared: Arc<Shared>) -> Result<Syncer, QueueError> {
+        let bodies_dir =
+            std::fs::File::open(&shared.bodies).map_err(|source| QueueError::File {
+                path: shared.bodies.clone(),
+                source,
+            })?;
+        Ok(Syncer { shared, bodies_dir })
+    }
+
+    fn sync(&self) -> SyncResult {
+        // Every removal listed now happened before this flush starts.
+        let doomed = std::mem::take(&mut *lock(&self.shared.doomed));
+        let result = self.flush();
+        if result.is_ok() {
+            for path in &doomed {
+                if let Err(e) = std::fs::remove_file(path) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        // Left behind; removed as an orphan at the next open.
+                        tracing::warn!("cannot remove {}: {e}", path.display());
+                    }
+                }
+            }
+        } else {
+            lock(&self.shared.doomed).extend(doomed);
+        }
+        result
+    }
+
+    fn flush(&self) -> SyncResult {
+        let io = |e: std::io::Error| (e.to_string(), io_disk_full(&e));
+        let db = self
+            .shared
+            .current()
+            .map_err(|e| (e.to_string(), e.is_disk_full()))?;
+        db.db.flush().map_err(|e| {
+            if is_sticky(&e) {
+                self.shared.broken.store(true, Ordering::SeqCst);
+            }
+            let full = matches!(&e, sled::Error::Io(io) if io_disk_full(io));
+            (e.to_string(), full)
+        })?;
+        db.log.sync_all().map_err(io)?;
+        self.bodies_dir.sync_all().map_err(io)
+    }
+}
+
+/// The group-commit thread: one sync answers every waiter queued so far.
+/// With no waiter for a second, it still syncs when removed bodies wait
+/// for their deletion. It also reopens a database poisoned by a write
+/// error, once there is room again.
+pub(crate) fn commit_loop(syncer: Syncer, rx: mpsc::Receiver<Waiter>) {
+    loop {
+        if syncer.shared.reopen_due() {
+            let _ = syncer.shared.reopen();
+        }
+        let first = match rx.recv_timeout(std::time::Duration::from_secs(1)) {
+            Ok(waiter) => waiter,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if !lock(&syncer.shared.doomed).is_empty() {
+                    let _ = syncer.sync();
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        let mut batch = vec![first];
+        batch.extend(rx.try_iter());
+        let result = syncer.sync();
+        if let Err((e, _)) = &result {
+            tracing::error!(error = %e, "queue sync failed");
+        }
+        for waiter in batch {
+            let _ = waiter.send(result.clone());
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! The open sled database, and opening it again after a write error.
+//!
+//! sled 0.34 makes an I/O error sticky: once writing its log failed (a full
+//! disk), every later operation of that `Db` fails with the same error,
+//! even after space returned. So the store keeps the database in a slot
+//! ([`Slot`]) it can empty and fill again: after a failure it drops the old
+//! handles and opens the directory anew, which recovers everything synced
+//! before the failure (every acknowledged message) and rebuilds the
+//! schedule index from it. Writes that were not synced may be lost; that
+//! repeats a delivery, which the invariants allow, and never loses one.
+
+use crate::envelope::{Envelope, QueueId};
+use crate::space::available;
+use crate::store::{lock, QueueError};
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// The handles of one opening of the database.
+pub(crate) struct Db {
+    pub db: sled::Db,
+    pub envelopes: sled::Tree,
+    /// sled's log file, fsynced by the store (sled only calls
+    /// `sync_file_range`).
+    pub log: std::fs::File,
+}
+
+/// The schedule index: which message is due when.
+#[derive(Default)]
+pub(crate) struct Index {
+    pub by_time: BTreeSet<(u64, QueueId)>,
+    pub due_of: HashMap<QueueId, u64>,
+}
+
+impl Index {
+    pub fn set(&mut self, id: &str, due: Option<u64>) {
+        if let Some(old) = self.due_of.remove(id) {
+            self.by_time.remove(&(old, id.to_string()));
+        }
+        if let Some(t) = due {
+            self.due_of.insert(id.to_string(), t);
+            self.by_time.insert((t, id.to_string()));
+        }
+    }
+}
+
+/// Where the current [`Db`] lives; empty while it is being reopened.
+pub(crate) type Slot = RwLock<Option<Arc<Db>>>;
+
+/// Wait at least this long between two attempts to reopen the database.
+const REOPEN_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Free space the filesystem needs before a reopen is tried (opening
+/// writes to sled's log).
+const REOPEN_ROOM: u64 = 1024 * 1024;
+
+/// What the store and its sync thread share: the database slot, the
+/// schedule index, and what a reopening needs.
+pub(crate) struct Shared {
+    /// The queue directory.
+    pub path: PathBuf,
+    /// Directory of the body files.
+    pub bodies: PathBuf,
+    /// The open database (empty while it is reopened).
+    pub slot: Slot,
+    /// Set when sled failed to write: the database must be reopened.
+    pub broken: AtomicBool,
+    pub index: Mutex<Index>,
+    /// Body files of removed messages, deleted after the next sync.
+    pub doomed: Mutex<Vec<PathBuf>>,
+    /// Wakes the scheduler: a message arrived, was released, rescheduled,
+    /// updated — or the whole queue was read again.
+    pub changed: Notify,
+    /// Held while reopening; when the last attempt was.
+    last_reopen: Mutex<Option<Instant>>,
+}
+
+impl Shared {
+    pub fn new(path: &Path, bodies: PathBuf, db: Db, index: Index) -> Shared {
+        Shared {
+            path: path.to_path_buf(),
+            bodies,
+            slot: RwLock::new(Some(Arc::new(db))),
+            broken: AtomicBool::new(false),
+            index: Mutex::new(index),
+            doomed: Mutex::new(Vec::new()),
+            changed: Notify::new(),
+            last_reopen: Mutex::new(None),
+        }
+    }
+
+    /// The current handles, or [`QueueError::Reopening`].
+    pub fn current(&self) -> Result<Arc<Db>, QueueError> {
+        self.slot
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or(QueueError::Reopening)
+    }
+
+    /// Whether the database is poisoned and a reopen may be tried now (not
+    /// within [`REOPEN_INTERVAL`] of the last, and with room to write).
+    pub fn reopen_due(&self) -> bool {
+        self.broken.load(Ordering::SeqCst)
+            && !lock(&self.last_reopen).is_some_and(|t| t.elapsed() < REOPEN_INTERVAL)
+            && available(&self.bodies).unwrap_or(0) >= REOPEN_ROOM
+    }
+
+    /// After a write error poisoned the database: drop its handles and
+    /// open it again, rebuilding the schedule index from what is on disk.
+    /// Does nothing when the database is healthy.
+    pub fn reopen(&self) -> Result<(), QueueError> {
+        if !self.broken.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let Ok(mut last) = self.last_reopen.try_lock() else {
+            return Err(QueueError::Reopening); // another caller is at it
+        };
+        *last = Some(Instant::now());
+        let old = self.slot.write().unwrap_or_else(|e| e.into_inner()).take();
+        drop(old);
+        // Bodies waiting for a removal that may not have reached the disk:
+        // whatever has no envelope after the reopen is removed as an orphan.
+        lock(&self.doomed).clear();
+        let mut attempt = 0;
+        let (db, index) = loop {
+            match load(&self.path, &self.bodies) {
+                Ok(opened) => break opened,
+                // Handles still held elsewhere keep sled's lock a moment.
+                Err(QueueError::Open { .. }) if attempt < 20 => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot reopen the queue database; trying again later");
+                    return Err(e);
+                }
+            }
+        };
+        let messages = db.envelopes.len();
+        *self.slot.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(db));
+        *lock(&self.index) = index;
+        self.broken.store(false, Ordering::SeqCst);
+        self.changed.notify_one();
+        tracing::warn!(
+            messages,
+            "queue database reopened after a write error; results not synced before it may be repeated"
+        );
+        Ok(())
+    }
+}
+
+/// Open the database at `path`, remove bodies in `bodies` whose message
+/// was never committed, and build the schedule index.
+pub(crate) fn load(path: &Path, bodies: &Path) -> Result<(Db, Index), QueueError> {
+    let db = sled::Config::new()
+        .path(path)
+        .flush_every_ms(Some(500))
+        .cache_capacity(256 * 1024 * 1024)
+        .open()
+        .map_err(|source| QueueError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let envelopes = db.open_tree("envelopes")?;
+    let file = |p: PathBuf| {
+        std::fs::File::open(&p).map_err(|source| QueueError::File { path: p, source })
+    };
+    let log = file(path.join("db"))?;
+
+    let mut index = Index::default();
+    for item in envelopes.iter() {
+        let (key, value) = item?;
+        let id = String::from_utf8_lossy(&key).into_owned();
+        let env: Envelope =
+            serde_json::from_slice(&value).map_err(|source| QueueError::Corrupt {
+                id: id.clone(),
+                source,
+            })?;
+        index.set(&id, env.due());
+    }
+    let mut orphans = 0;
+    let listing = std::fs::read_dir(bodies).map_err(|source| QueueError::File {
+        path: bodies.to_path_buf(),
+        source,
+    })?;
+    for entry in listing.flatten() {
+        let name = entry.file_name();
+        if !envelopes.contains_key(name.as_encoded_bytes())? {
+            let _ = std::fs::remove_file(entry.path());
+            orphans += 1;
+        }
+    }
+    if orphans > 0 {
+        tracing::info!(orphans, "removed bodies of messages never committed");
+    }
+    Ok((Db { db, envelopes, log }, index))
+}
+
+/// Whether a sled error means the database must be reopened: an I/O
+/// error is sticky in sled 0.34.
+pub(crate) fn is_sticky(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(_))
+}
