@@ -1,0 +1,68 @@
+# bench/lib/common.sh: shell functions shared by the reliability scripts in
+# bench/ (crashloop.sh, soak.sh): messages, arithmetic, finding or
+# installing Postfix's smtp-source/smtp-sink, building faxmta, ports, and
+# reading a process's memory and descriptors from /proc. Source it after
+# setting NAME (the script's name, for messages).
+
+die() { echo "${NAME:-bench}: $*" >&2; exit 1; }
+note() { echo "# $*" >&2; }
+now() { date +%s.%N; }
+# calc EXPR [DECIMALS]: floating-point arithmetic with awk.
+calc() { awk "BEGIN { printf \"%.${2:-1}f\", $1 }"; }
+
+# find_tool NAME: path of a tool on PATH or in /usr/sbin.
+find_tool() {
+    command -v "$1" 2>/dev/null && return 0
+    [[ -x /usr/sbin/$1 ]] && { echo "/usr/sbin/$1"; return 0; }
+    return 1
+}
+
+# need_postfix_tools: sets SMTP_SOURCE and SMTP_SINK, installing Debian's
+# postfix package ("No configuration": the system's Postfix stays off).
+need_postfix_tools() {
+    if ! find_tool smtp-source >/dev/null || ! find_tool smtp-sink >/dev/null; then
+        note "smtp-source/smtp-sink not found; installing Debian package postfix"
+        if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+            echo "postfix postfix/main_mailer_type select No configuration" \
+                | debconf-set-selections 2>/dev/null || true
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q postfix >&2 \
+                || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postfix >&2; } \
+                || true
+        fi
+    fi
+    SMTP_SOURCE=$(find_tool smtp-source) && SMTP_SINK=$(find_tool smtp-sink) \
+        || die "smtp-source/smtp-sink are missing; install them with: apt-get install postfix"
+}
+
+# build_faxmta REPO: sets BIN to FAXMTA_BIN or a fresh release build.
+build_faxmta() {
+    if [[ -n ${FAXMTA_BIN:-} ]]; then
+        [[ -x $FAXMTA_BIN ]] || die "FAXMTA_BIN=$FAXMTA_BIN is not an executable file"
+        BIN=$FAXMTA_BIN
+        return
+    fi
+    note "building faxmta (cargo build --release) in $1"
+    (cd "$1" && cargo build --release --quiet) >&2 || die "cargo build --release failed"
+    BIN=${CARGO_TARGET_DIR:-$1/target}/release/faxmta
+    [[ -x $BIN ]] || die "no binary at $BIN after the build"
+}
+
+# free_port ADDR: a port nothing listens on at ADDR.
+free_port() {
+    python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "$1"
+}
+
+# wait_port ADDR PORT SECONDS [PID]: until ADDR:PORT accepts (or PID died).
+wait_port() {
+    local end=$((SECONDS + $3))
+    while ((SECONDS < end)); do
+        if [[ -n ${4:-} ]] && ! kill -0 "$4" 2>/dev/null; then return 1; fi
+        (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# rss_kib PID: resident memory (VmRSS) in KiB; fds PID: open descriptors.
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
