@@ -292,9 +292,15 @@ done
 T2=$(now)
 printf '%-34s %8s s after ETRN (first message after %s s)\n' "drained $MSGS messages" \
     "$(calc "$T2 - $T0" 1)" "$(calc "${FIRST:-$T2} - $T0" 2)"
-printf '%-34s %8s msg/s, %s SMTP sessions (%s messages per session)\n' "delivery rate" \
-    "$(calc "$MSGS / ($T2 - $T0)" 0)" "$SESS" "$(calc "$MSGS / ($SESS > 0 ? $SESS : 1)" 1)"
+printf '%-34s %8s msg/s (from the ETRN command to the last message)\n' "delivery rate" \
+    "$(calc "$MSGS / ($T2 - $T0)" 0)"
 printf '%-34s %10s  RSS %s (peak %s)\n' "  server after the release" "" \
     "$(rss "$FAXMTA_PID" VmRSS)" "$(rss "$FAXMTA_PID" VmHWM)"
 stop
+# smtp-sink counts a session when it ends: read them once faxmta has
+# closed its pooled connections.
+sleep 1
+read -r SESS MSGS < <(sink_counts "$TMP/sink.out")
+printf '%-34s %8s (%s messages per session)\n' "SMTP sessions to the sink" "$SESS" \
+    "$(calc "$MSGS / ($SESS > 0 ? $SESS : 1)" 1)"
 echo "warnings/errors logged: $(cat "$TMP"/faxmta-*.log | grep -cE ' (WARN|ERROR) ' || true)"

@@ -145,26 +145,37 @@ echo "limits:   ulimit -n $(ulimit -Sn) (soft) / $(ulimit -Hn) (hard); ephemeral
 echo "faxmta:   $BIN ($(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$( [[ -n $(git -C "$REPO" status --porcelain -- src 2>/dev/null) ]] && echo ', work tree has uncommitted changes'))"
 echo
 
-# --- 1-3: idle connections, latency, slowloris ------------------------------
-MAX=$((IDLE + SLOW + SLOW_DATA + 1000))
-start_server main "max_connections = $MAX
+# --- 1-2: idle connections and latency (default timeouts) -----------------
+MAX=$((IDLE + 1000))
+start_server idle "max_connections = $MAX
+max_connections_per_ip = 0
+stress_threshold = 0"
+echo "server 1: max_connections $MAX, per-ip no limit, stress off, default timeouts (command 5m, data 10m)"
+grep -m1 "open files limit" "$TMP/idle/faxmta.log" | sed 's/^.*INFO /          server log: /' || true
+python3 "$REPO/bench/idle_clients.py" --phase idle --pid "$FAXMTA_PID" --port "$PORT" \
+    --idle "$IDLE" --probes "$PROBES" || die "the client side failed (idle)"
+echo "  server log: $(grep -c 'from=<bench@bench.test>' "$TMP/idle/faxmta.log" || true) messages queued"
+stop_server
+echo
+
+# --- 3: slowloris (short timeouts so that the run ends soon) -----------------
+start_server slow "max_connections = $((SLOW + SLOW_DATA + 1000))
 max_connections_per_ip = 0
 stress_threshold = 0
 command_timeout = \"$COMMAND_TIMEOUT\"
 data_timeout = \"$DATA_TIMEOUT\""
-echo "server:   max_connections $MAX, per-ip no limit, stress off, command_timeout $COMMAND_TIMEOUT, data_timeout $DATA_TIMEOUT (min_data_rate 500 octets/s)"
-grep -m1 "open files limit" "$TMP/main/faxmta.log" | sed 's/^.*INFO /          server log: /' || true
-python3 "$REPO/bench/idle_clients.py" --phase main --pid "$FAXMTA_PID" --port "$PORT" \
-    --idle "$IDLE" --probes "$PROBES" --slow "$SLOW" --slow-data "$SLOW_DATA" \
-    --every "$EVERY" --wait 300 \
+echo "server 2: command_timeout $COMMAND_TIMEOUT, data_timeout $DATA_TIMEOUT, min_data_rate 500 octets/s (default), stress off"
+python3 "$REPO/bench/idle_clients.py" --phase slow --pid "$FAXMTA_PID" --port "$PORT" \
+    --probes "$PROBES" --slow "$SLOW" --slow-data "$SLOW_DATA" --every "$EVERY" --wait 300 \
     --command-timeout "$COMMAND_TIMEOUT" --data-timeout "$DATA_TIMEOUT" \
-    || die "the client side failed"
-echo "  server log: $(grep -c 'timeout waiting for a command' "$TMP/main/faxmta.log" || true) command timeouts, $(grep -c 'timeout after .* octets of message data' "$TMP/main/faxmta.log" || true) data timeouts, $(grep -c 'from=<bench@bench.test>' "$TMP/main/faxmta.log" || true) messages queued, $(grep -c 'from=<slow@slow.test>' "$TMP/main/faxmta.log" || true) from the slowloris clients"
+    || die "the client side failed (slowloris)"
+echo "  server log: $(grep -c 'timeout waiting for a command' "$TMP/slow/faxmta.log" || true) command timeouts, $(grep -c 'timeout after .* octets of message data' "$TMP/slow/faxmta.log" || true) data timeouts, $(grep -c 'from=<slow@slow.test>' "$TMP/slow/faxmta.log" || true) messages queued from the slowloris clients"
 stop_server
 echo
 
 # --- 4: stress --------------------------------------------------------------
 if [[ $STRESS == 1 ]]; then
+    echo "server 3: max_connections $STRESS_MAX, stress_threshold 80 (stress from $((STRESS_MAX * 80 / 100)) sessions, over at $((STRESS_MAX * 60 / 100))), stress_timeout 10s, command_timeout 5m"
     start_server stress "max_connections = $STRESS_MAX
 max_connections_per_ip = 0
 stress_threshold = 80

@@ -8,7 +8,7 @@ without that load, and times how long slowloris clients (one byte every
 few seconds, in a command or in DATA) stay connected before the server
 cuts them. It prints figures; it fails only when it cannot measure.
 
-    idle_clients.py --pid PID --port PORT --phase main|stress [options]
+    idle_clients.py --pid PID --port PORT --phase idle|slow|stress [options]
 
 Run it through bench/idle-clients.sh, which starts the server.
 """
@@ -244,7 +244,7 @@ def figures(pid, label):
     return r, f, k
 
 
-async def main_phase(a):
+async def idle_phase(a):
     print("-- no load")
     rss0, fd0, k0 = figures(a.pid, "at rest")
     await latency(a.port, a.probes, "no load")
@@ -264,12 +264,21 @@ async def main_phase(a):
     print(f"-- new clients while {len(held)} idle ones are connected")
     await latency(a.port, a.probes, "under idle load")
 
-    print(f"-- plus {a.slow} slowloris clients in a command and {a.slow_data} in DATA "
+    for _, w, _ in held:
+        w.close()
+    await asyncio.sleep(3)
+    figures(a.pid, "after the idle ones closed")
+
+
+async def slow_phase(a):
+    print(f"-- {a.slow} slowloris clients in a command and {a.slow_data} in DATA "
           f"(1 byte every {a.every} s)")
+    figures(a.pid, "at rest")
     slow_cmd = asyncio.ensure_future(slowloris(a.port, a.slow, "command", a.every, a.wait))
     slow_data = asyncio.ensure_future(slowloris(a.port, a.slow_data, "data", a.every, a.wait))
     await asyncio.sleep(3)
-    await latency(a.port, a.probes, "under idle + slowloris load")
+    figures(a.pid, "with the slowloris clients")
+    await latency(a.port, a.probes, "new clients among the slowloris ones")
     lasted, said = await slow_cmd
     print(f"  {secs_summary('command slowloris lasted', lasted)} (command_timeout {a.command_timeout})")
     print(f"    last words: {dict(said)}")
@@ -277,11 +286,6 @@ async def main_phase(a):
     print(f"  {secs_summary('DATA slowloris lasted', lasted)} (data_timeout {a.data_timeout} + 1 s per min_data_rate octets)")
     print(f"    last words: {dict(said)}")
     figures(a.pid, "after the slowloris clients")
-
-    for _, w, _ in held:
-        w.close()
-    await asyncio.sleep(3)
-    figures(a.pid, "after the idle ones closed")
 
 
 async def stress_phase(a):
@@ -306,7 +310,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--pid", type=int, required=True)
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("--phase", choices=["main", "stress"], required=True)
+    p.add_argument("--phase", choices=["idle", "slow", "stress"], required=True)
     p.add_argument("--idle", type=int, default=5000)
     p.add_argument("--probes", type=int, default=200)
     p.add_argument("--slow", type=int, default=500)
@@ -325,7 +329,8 @@ def main():
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, need), hard))
         soft = min(hard, need)
     print(f"  client process: open files limit {soft}")
-    asyncio.run(main_phase(a) if a.phase == "main" else stress_phase(a))
+    phase = {"idle": idle_phase, "slow": slow_phase, "stress": stress_phase}[a.phase]
+    asyncio.run(phase(a))
 
 
 if __name__ == "__main__":

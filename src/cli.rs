@@ -127,28 +127,30 @@ pub fn queue(config: &Config, action: QueueAction) -> ExitCode {
 /// read from the queue when none runs) and printed as it comes, so a
 /// queue of a million messages is never held in memory at once.
 fn list(config: &Config, json: bool) -> ExitCode {
-    let offline;
-    let envelopes: Box<dyn Iterator<Item = Result<Envelope, String>>> =
-        match control::list(&config.control.socket) {
-            Ok(Some(reader)) => Box::new(reader),
-            Ok(None) => match Store::open(&config.queue.path) {
-                Ok(store) => {
-                    offline = store;
-                    Box::new(offline.envelopes().map(|e| e.map_err(|e| e.to_string())))
-                }
-                Err(e) => {
-                    eprintln!(
-                        "faxmta: {e} (is a server running whose control socket {} does not answer?)",
-                        config.control.socket.display()
-                    );
-                    return ExitCode::FAILURE;
-                }
-            },
+    match control::list(&config.control.socket) {
+        Ok(Some(reader)) => print_list(reader, json),
+        Ok(None) => match Store::open(&config.queue.path) {
+            Ok(store) => print_list(
+                store.envelopes().map(|e| e.map_err(|e| e.to_string())),
+                json,
+            ),
             Err(e) => {
-                eprintln!("faxmta: {e}");
-                return ExitCode::FAILURE;
+                eprintln!(
+                    "faxmta: {e} (is a server running whose control socket {} does not answer?)",
+                    config.control.socket.display()
+                );
+                ExitCode::FAILURE
             }
-        };
+        },
+        Err(e) => {
+            eprintln!("faxmta: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Print the listing as it comes.
+fn print_list(envelopes: impl Iterator<Item = Result<Envelope, String>>, json: bool) -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
     let mut failure = None;
@@ -272,10 +274,7 @@ pub fn mailq(list: &[Envelope], now: u64) -> String {
     for env in list {
         mailq_entry(&mut out, env, now);
     }
-    out.push_str(&mailq_footer(
-        list.len(),
-        list.iter().map(|e| e.size).sum(),
-    ));
+    out.push_str(&mailq_footer(list.len(), list.iter().map(|e| e.size).sum()));
     out
 }
 
@@ -394,5 +393,40 @@ mod tests {
         );
         assert!(text.ends_with("-- 2 Kbytes in 1 Request.\n"), "{text}");
         assert_eq!(mailq(&[], 0), "Mail queue is empty\n");
+    }
+
+    #[test]
+    fn streamed_listings_read_like_the_whole_ones() {
+        let env = |id: &str, held: bool| Envelope {
+            id: id.into(),
+            sender: "s@example.test".into(),
+            arrival: 1000,
+            size: 1500,
+            client: ClientInfo::default(),
+            body_type: Default::default(),
+            smtputf8: false,
+            ret: None,
+            envid: None,
+            held,
+            lifetime: None,
+            recipients: vec![],
+        };
+        let list = vec![env("A1", false), env("A2", true)];
+        for n in 0..=2 {
+            let part = &list[..n];
+            let stream = || part.iter().cloned().map(Ok::<_, String>);
+            let (mut text, mut json, mut failure) = (Vec::new(), Vec::new(), None);
+            write_mailq(&mut text, stream(), 1500, &mut failure).unwrap();
+            assert_eq!(String::from_utf8(text).unwrap(), mailq(part, 1500));
+            write_json(&mut json, stream(), &mut failure).unwrap();
+            let whole = serde_json::to_string_pretty(part).unwrap() + "\n";
+            assert_eq!(String::from_utf8(json).unwrap(), whole);
+            assert!(failure.is_none());
+        }
+        // An error cuts the listing and is reported.
+        let broken = vec![Ok(list[0].clone()), Err("cut".to_string())];
+        let mut failure = None;
+        write_mailq(&mut Vec::new(), broken.into_iter(), 0, &mut failure).unwrap();
+        assert_eq!(failure.as_deref(), Some("cut"));
     }
 }

@@ -161,6 +161,10 @@ async fn serve(config: Config) -> Result<(), String> {
         metrics.clone(),
         stop_rx.clone(),
     ));
+    // The handlers exist before the first client is greeted (and before
+    // "ready"): a SIGTERM right after the 220 must shut down cleanly, not
+    // kill the process.
+    let signals = wait_for_signal();
     let server_task = tokio::spawn(server::serve(ctx, listeners));
     let etrn_task = tokio::spawn(etrn::client::scheduled(config.clone(), stop_rx.clone()));
     let pop3_task = tokio::spawn(crate::pop3_gateway::run(
@@ -169,9 +173,6 @@ async fn serve(config: Config) -> Result<(), String> {
         store.clone(),
         stop_rx.clone(),
     ));
-    // The handlers exist before "ready": a SIGTERM right after it must
-    // shut down cleanly, not kill the process.
-    let signals = wait_for_signal();
     tracing::info!(
         "faxmta {} ready as {}",
         env!("CARGO_PKG_VERSION"),

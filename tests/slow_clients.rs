@@ -112,6 +112,72 @@ fn a_command_trickled_byte_by_byte_is_cut_at_command_timeout() {
     assert_contains(&server.log(), "timeout waiting for a command");
 }
 
+#[test]
+fn a_client_that_never_reads_its_replies_is_cut_too() {
+    let server = Server::start_with("command_timeout = \"3s\"\nmax_junk_commands = 0", "");
+    let (mut s, _) = connect(server.mx_port);
+    // Pipelined commands, never a reply read: once the socket buffers
+    // are full the server cannot write; it must give up at the deadline
+    // and close (our writes then fail). (No junk command limit here: the
+    // NOOPs alone would end the session.)
+    s.set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let line = b"NOOP and some padding to fill the buffers sooner, and more of it\r\n".repeat(64);
+    let started = Instant::now();
+    let cut = loop {
+        match s.write(&line) {
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => break e,
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "still connected after {:?}",
+            started.elapsed()
+        );
+    };
+    let after = started.elapsed();
+    assert!(
+        after < Duration::from_secs(20),
+        "cut after {after:?} ({cut})"
+    );
+}
+
+#[test]
+fn noops_cannot_hold_a_session_forever() {
+    let server = Server::start_with("max_junk_commands = 3\nmax_errors = 2", "");
+    let (mut s, _) = connect(server.mx_port);
+    // Three are free, the fourth counts as an error, the fifth ends it.
+    for _ in 0..4 {
+        assert_eq!(cmd(&mut s, "NOOP"), "250 2.0.0 Ok");
+    }
+    s.write_all(b"NOOP\r\n").unwrap();
+    let (lines, _) = until_closed(&mut s);
+    assert_eq!(
+        lines,
+        ["421 4.7.0 Error: too many errors, closing connection"]
+    );
+    // A message queued starts the count over.
+    let (mut s, _) = connect(server.mx_port);
+    assert!(cmd(&mut s, "EHLO client.example").starts_with("250 "));
+    for _ in 0..3 {
+        assert_eq!(cmd(&mut s, "RSET"), "250 2.0.0 Ok");
+    }
+    assert!(cmd(&mut s, "MAIL FROM:<a@client.example>").starts_with("250 "));
+    assert!(cmd(&mut s, "RCPT TO:<alice@example.test>").starts_with("250 "));
+    assert!(cmd(&mut s, "DATA").starts_with("354 "));
+    assert!(cmd(&mut s, "Subject: x\r\n\r\nx\r\n.").starts_with("250 2.0.0 Ok: queued"));
+    for _ in 0..4 {
+        assert_eq!(cmd(&mut s, "NOOP"), "250 2.0.0 Ok");
+    }
+    assert_eq!(cmd(&mut s, "QUIT"), "221 2.0.0 Bye");
+    assert!(wait_until(5, || server.http_get("/metrics").contains(
+        "faxmta_smtp_limits_total{limit=\"junk_commands\"} 1"
+    )));
+}
+
 /// EHLO, MAIL, RCPT, DATA on a fresh connection; the 354 checked.
 fn open_data(port: u16) -> TcpStream {
     let (mut s, greeting) = connect(port);
@@ -190,7 +256,8 @@ fn a_bdat_chunk_trickled_is_cut_by_the_data_deadline() {
 
 #[test]
 fn under_stress_idle_sessions_are_cut_and_a_new_client_gets_in() {
-    // 10 sessions at most; stress from 5 open; idle ones get 2 s then.
+    // 10 sessions at most; stress from 5 open until down to 3; idle ones
+    // get 2 s then.
     let server = Server::start_with(
         "max_connections = 10\nmax_connections_per_ip = 0\nstress_threshold = 50\nstress_timeout = \"2s\"\ncommand_timeout = \"5m\"",
         "",
@@ -202,17 +269,32 @@ fn under_stress_idle_sessions_are_cut_and_a_new_client_gets_in() {
             s
         })
         .collect();
-    let started = Instant::now();
+    // Full: the next one is refused.
+    let (_, full) = connect(server.mx_port);
+    assert_eq!(
+        full,
+        "421 4.7.0 Error: too many connections, try again later"
+    );
+    // Idle ones are cut at stress_timeout until stress is over (3 open
+    // or fewer), not at command_timeout.
+    thread::sleep(Duration::from_secs(6));
+    let mut cut = 0;
     for s in idle.iter_mut() {
-        let (lines, _) = until_closed(s);
-        assert_eq!(
-            lines,
-            ["421 4.4.2 Error: timeout exceeded, closing connection"]
-        );
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let line = read_line(s);
+        if line != "<closed>" {
+            assert_eq!(
+                line,
+                "421 4.4.2 Error: timeout exceeded, closing connection"
+            );
+            cut += 1;
+        }
     }
-    let after = started.elapsed();
-    assert!(after < Duration::from_secs(10), "cut after {after:?}");
-    assert_contains(&server.log(), "under stress");
+    assert!(cut >= 7, "only {cut} cut:\n{}", server.log());
+    let log = server.log();
+    assert_contains(&log, "under stress: 5 sessions open");
+    assert_contains(&log, "stress over");
     // The room is there for a new client, which is served.
     // (send() asserts the 250 of every step.)
     send(

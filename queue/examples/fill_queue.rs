@@ -148,7 +148,13 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result: Result<(usize, f64), String> = runtime.block_on(async {
+        let opening = Instant::now();
         let store = Store::open(&args.dir).map_err(|e| e.to_string())?;
+        eprintln!(
+            "fill_queue: opened the queue ({} messages) in {:.2} s",
+            store.len(),
+            opening.elapsed().as_secs_f64()
+        );
         let start = Instant::now();
         let next = Arc::new(AtomicUsize::new(0));
         let mut tasks = tokio::task::JoinSet::new();

@@ -13,6 +13,38 @@ fn domain_of(address: &str) -> Option<String> {
         .map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase())
 }
 
+/// Whether the stored envelope `json` may have a recipient in one of
+/// `domains` (lower case): some `@` in it is followed by one of them, in
+/// any case. A necessary condition for [`domain_of`] to give one of them
+/// (an address's domain follows its last `@`, and a domain name needs no
+/// JSON escape), checked on the raw octets so that a release parses only
+/// the envelopes that may concern it.
+fn may_concern(json: &[u8], domains: &[String]) -> bool {
+    json.iter().enumerate().any(|(i, &b)| {
+        b == b'@'
+            && domains.iter().any(|d| {
+                json.get(i + 1..i + 1 + d.len())
+                    .is_some_and(|s| s.eq_ignore_ascii_case(d.as_bytes()))
+            })
+    })
+}
+
+impl Store {
+    /// The envelopes that may have a recipient in one of `domains` (see
+    /// [`may_concern`]), read in one pass over the queue: on a long queue
+    /// one sequential read, not a lookup per message.
+    fn concerning<'a>(
+        &'a self,
+        domains: &'a [String],
+    ) -> impl Iterator<Item = Result<Envelope, QueueError>> + 'a {
+        self.envelopes_raw().filter_map(move |raw| match raw {
+            Ok(raw) if may_concern(&raw.json, domains) => Some(raw.parse()),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        })
+    }
+}
+
 /// What an ETRN release did, counted in messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct EtrnRelease {
@@ -83,13 +115,15 @@ impl Store {
         };
         let now = now_unix();
         let mut n = 0;
-        // The schedule index holds every message that is neither held nor
-        // finished; only those with a recipient in the domain are rewritten.
-        for id in self.scheduled() {
-            let Some(env) = self.get(&id)? else { continue };
+        // Only messages with a recipient in the domain are rewritten (and
+        // not those the administrator holds).
+        let domains = [domain.clone()];
+        for env in self.concerning(&domains) {
+            let env = env?;
             if env.held || !(0..env.recipients.len()).any(|i| wanted(&env, i)) {
                 continue;
             }
+            let id = env.id;
             let changed = self.update(&id, |e| {
                 if e.held {
                     return;
@@ -132,8 +166,9 @@ impl Store {
             r.next_attempt > now || r.etrn != Some(Etrn::Released)
         };
         let mut result = EtrnRelease::default();
-        for id in self.scheduled() {
-            let Some(env) = self.get(&id)? else { continue };
+        for env in self.concerning(&domains) {
+            let env = env?;
+            let id = env.id.clone();
             let mine: Vec<usize> = (0..env.recipients.len())
                 .filter(|&i| wanted(&env, i))
                 .collect();
@@ -166,7 +201,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::EtrnRelease;
+    use super::{may_concern, EtrnRelease};
     use crate::envelope::{Etrn, NewMessage, NewRecipient, RcptState};
     use crate::store::{QueueCounts, Store};
     use crate::time::now_unix;
@@ -316,5 +351,57 @@ mod tests {
         // The administrator's flush releases ETRN mail too.
         assert_eq!(store.flush_domain("sub.customer.test").unwrap(), 1);
         assert_eq!(rcpt(&ids[2], 0).etrn, Some(Etrn::Released));
+    }
+
+    #[test]
+    fn the_raw_filter_finds_every_address_in_the_domain() {
+        let domains = ["customer.test".to_string()];
+        let env = |rcpt: &str| {
+            let msg = message(&[rcpt]);
+            serde_json::to_vec(&msg.into_envelope("ID".into(), 1, 1)).unwrap()
+        };
+        for rcpt in [
+            "a@customer.test",
+            "B@CUSTOMER.Test.",
+            "\"odd@local\"@customer.test",
+            "x@sub.other@customer.test",
+        ] {
+            assert!(may_concern(&env(rcpt), &domains), "{rcpt}");
+        }
+        for rcpt in ["customer.test@other.test", "a@other.test"] {
+            assert!(!may_concern(&env(rcpt), &domains), "{rcpt}");
+        }
+    }
+
+    #[tokio::test]
+    async fn etrn_releases_addresses_in_any_case_and_form() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let later = now_unix() + 3600;
+        let mut ids = Vec::new();
+        for rcpt in [
+            "A@Customer.TEST.",
+            "b@customer.test",
+            "customer.test@other.test",
+        ] {
+            let id = store.new_id().unwrap();
+            store
+                .enqueue(id.clone(), message(&[rcpt]), b"x")
+                .await
+                .unwrap();
+            store
+                .update(&id, |e| {
+                    e.recipients[0].etrn = Some(Etrn::Held);
+                    e.recipients[0].next_attempt = later;
+                })
+                .unwrap();
+            ids.push(id);
+        }
+        let got = store.release_etrn(&["customer.test".into()]).unwrap();
+        assert_eq!(got.released, 2);
+        let mut due = store.due(now_unix(), 10);
+        due.sort();
+        assert_eq!(due, vec![ids[0].clone(), ids[1].clone()]);
+        assert_eq!(store.flush_domain("CUSTOMER.test").unwrap(), 2);
     }
 }

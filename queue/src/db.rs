@@ -9,10 +9,8 @@
 //! schedule index from it. Writes that were not synced may be lost; that
 //! repeats a delivery, which the invariants allow, and never loses one.
 
-use crate::envelope::{Envelope, QueueId};
 use crate::space::available;
 use crate::store::{lock, QueueError};
-use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -28,24 +26,7 @@ pub(crate) struct Db {
     pub log: std::fs::File,
 }
 
-/// The schedule index: which message is due when.
-#[derive(Default)]
-pub(crate) struct Index {
-    pub by_time: BTreeSet<(u64, QueueId)>,
-    pub due_of: HashMap<QueueId, u64>,
-}
-
-impl Index {
-    pub fn set(&mut self, id: &str, due: Option<u64>) {
-        if let Some(old) = self.due_of.remove(id) {
-            self.by_time.remove(&(old, id.to_string()));
-        }
-        if let Some(t) = due {
-            self.due_of.insert(id.to_string(), t);
-            self.by_time.insert((t, id.to_string()));
-        }
-    }
-}
+pub(crate) use crate::index::Index;
 
 /// Where the current [`Db`] lives; empty while it is being reopened.
 pub(crate) type Slot = RwLock<Option<Arc<Db>>>;
@@ -159,7 +140,7 @@ pub(crate) fn load(path: &Path, bodies: &Path) -> Result<(Db, Index), QueueError
     let db = sled::Config::new()
         .path(path)
         .flush_every_ms(Some(500))
-        .cache_capacity(256 * 1024 * 1024)
+        .cache_capacity(64 * 1024 * 1024)
         .open()
         .map_err(|source| QueueError::Open {
             path: path.to_path_buf(),
@@ -171,32 +152,7 @@ pub(crate) fn load(path: &Path, bodies: &Path) -> Result<(Db, Index), QueueError
     };
     let log = file(path.join("db"))?;
 
-    let mut index = Index::default();
-    for item in envelopes.iter() {
-        let (key, value) = item?;
-        let id = String::from_utf8_lossy(&key).into_owned();
-        let env: Envelope =
-            serde_json::from_slice(&value).map_err(|source| QueueError::Corrupt {
-                id: id.clone(),
-                source,
-            })?;
-        index.set(&id, env.due());
-    }
-    let mut orphans = 0;
-    let listing = std::fs::read_dir(bodies).map_err(|source| QueueError::File {
-        path: bodies.to_path_buf(),
-        source,
-    })?;
-    for entry in listing.flatten() {
-        let name = entry.file_name();
-        if !envelopes.contains_key(name.as_encoded_bytes())? {
-            let _ = std::fs::remove_file(entry.path());
-            orphans += 1;
-        }
-    }
-    if orphans > 0 {
-        tracing::info!(orphans, "removed bodies of messages never committed");
-    }
+    let index = crate::index::build(&envelopes, bodies)?;
     Ok((Db { db, envelopes, log }, index))
 }
 

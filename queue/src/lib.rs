@@ -15,6 +15,7 @@ mod commit;
 mod db;
 mod envelope;
 mod history;
+mod index;
 mod listing;
 mod retry;
 mod space;

@@ -259,9 +259,13 @@ impl Store {
                     .insert(env.id.as_bytes(), encoded)
                     .map_err(|e| self.sled_error(e))
             });
-        if let Err(e) = inserted {
-            let _ = std::fs::remove_file(self.body_path(&env.id));
-            return Err(e);
+        match inserted {
+            Err(e) => {
+                let _ = std::fs::remove_file(self.body_path(&env.id));
+                return Err(e);
+            }
+            Ok(None) => lock(&self.inner.shared.index).added(),
+            Ok(Some(_)) => {}
         }
         Ok(env)
     }
@@ -375,14 +379,18 @@ impl Store {
         if existed {
             lock(&self.inner.shared.doomed).push(self.body_path(id));
         }
-        lock(&self.inner.shared.index).set(id, None);
+        let mut index = lock(&self.inner.shared.index);
+        index.set(id, None);
+        if existed {
+            index.removed();
+        }
         Ok(existed)
     }
 
     /// Ids of the messages in the schedule index (every message that is
     /// neither held nor finished).
     pub(crate) fn scheduled(&self) -> Vec<QueueId> {
-        lock(&self.inner.shared.index).due_of.keys().cloned().collect()
+        lock(&self.inner.shared.index).scheduled()
     }
 
     /// Move a message's next attempt to `due` in the schedule index only,
@@ -391,43 +399,37 @@ impl Store {
     /// A restart or a reopening makes it due at its recorded time again.
     pub fn postpone(&self, id: &str, due: u64) {
         let mut index = lock(&self.inner.shared.index);
-        if index.due_of.contains_key(id) {
+        if index.due_of(id).is_some() {
             index.set(id, Some(due));
         }
     }
 
     /// Ids of messages due at or before `now`, earliest first, at most `limit`.
     pub fn due(&self, now: u64, limit: usize) -> Vec<QueueId> {
-        lock(&self.inner.shared.index)
-            .by_time
-            .iter()
-            .take_while(|(t, _)| *t <= now)
-            .take(limit)
-            .map(|(_, id)| id.clone())
-            .collect()
+        lock(&self.inner.shared.index).due(now, limit)
     }
 
     /// The earliest due time of any message, if any is scheduled.
     pub fn next_due(&self) -> Option<u64> {
-        lock(&self.inner.shared.index).by_time.first().map(|(t, _)| *t)
+        lock(&self.inner.shared.index).next_due()
     }
 
     /// How many messages are due now, waiting for a later attempt, or
     /// held — from the in-memory index, no disk access.
     pub fn counts(&self, now: u64) -> QueueCounts {
         let index = lock(&self.inner.shared.index);
-        let scheduled = index.by_time.len();
-        let due = index.by_time.iter().take_while(|(t, _)| *t <= now).count();
+        let (scheduled, due) = index.scheduled_and_due(now);
         QueueCounts {
             due,
             waiting: scheduled - due,
-            held: self.len().saturating_sub(scheduled),
+            held: index.messages().saturating_sub(scheduled),
         }
     }
 
-    /// Number of messages in the queue.
+    /// Number of messages in the queue (counted in memory: sled's own
+    /// count reads the whole tree).
     pub fn len(&self) -> usize {
-        self.handles().map(|h| h.envelopes.len()).unwrap_or(0)
+        lock(&self.inner.shared.index).messages()
     }
 
     /// Whether the queue is empty.

@@ -307,8 +307,8 @@ pub fn write_list(store: &Store, out: &mut impl Write) -> std::io::Result<()> {
                 n += 1;
             }
             Err(e) => {
-                let line = serde_json::to_string(&ListLine::Error(e.to_string()))
-                    .unwrap_or_default();
+                let line =
+                    serde_json::to_string(&ListLine::Error(e.to_string())).unwrap_or_default();
                 writeln!(out, "{line}")?;
                 return out.flush();
             }

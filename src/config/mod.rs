@@ -394,6 +394,9 @@ pub struct SmtpConfig {
     pub max_connection_rate: usize,
     /// Messages in one session (then 421 4.7.0 at the next MAIL); 0 = no limit.
     pub max_messages_per_connection: usize,
+    /// NOOP, RSET, VRFY and ETRN in one session before each counts as an
+    /// error too (Postfix's `smtpd_junk_command_limit`); 0 = no limit.
+    pub max_junk_commands: usize,
 }
 
 impl Default for SmtpConfig {
@@ -415,6 +418,7 @@ impl Default for SmtpConfig {
             max_connections_per_ip: 50,
             max_connection_rate: 0,
             max_messages_per_connection: 1000,
+            max_junk_commands: 100,
         }
     }
 }

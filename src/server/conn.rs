@@ -91,8 +91,11 @@ pub enum ReadError {
     Io(io::Error),
 }
 
-/// Room reserved for one read.
-const READ_CHUNK: usize = 16 * 1024;
+/// Room reserved for one read of message data.
+const DATA_CHUNK: usize = 16 * 1024;
+/// Room reserved for one read of command lines: small, so that a client
+/// trickling a line holds little memory.
+const LINE_CHUNK: usize = 1024;
 
 /// Until when the server waits for a unit of input: `limit` after
 /// `started` (or the stress timeout, when the server is under stress and
@@ -203,11 +206,16 @@ impl Conn {
     /// number of octets read. The deadline moves when the stress state
     /// changes during the wait.
     pub async fn fill(&mut self, deadline: &Deadline) -> Result<usize, ReadError> {
+        self.fill_with(deadline, DATA_CHUNK).await
+    }
+
+    /// [`Conn::fill`], reading at most `chunk` octets at a time.
+    async fn fill_with(&mut self, deadline: &Deadline, chunk: usize) -> Result<usize, ReadError> {
         self.flush_by(deadline).await?;
         loop {
             let end = self.end(deadline);
             let stress = &mut self.stress;
-            let read = read_some(&mut self.stream, &mut self.input);
+            let read = read_some(&mut self.stream, &mut self.input, chunk);
             tokio::select! {
                 read = tokio::time::timeout_at(end, read) => return match read {
                     Err(_) => Err(ReadError::Timeout),
@@ -249,7 +257,7 @@ impl Conn {
                 // Idle: give the buffer back while waiting.
                 self.input = Vec::new();
             }
-            self.fill(&deadline).await?;
+            self.fill_with(&deadline, LINE_CHUNK).await?;
         }
     }
 
@@ -273,17 +281,17 @@ impl Conn {
 
 /// Read what is there into `input`'s spare room. A plain socket is first
 /// waited on without a buffer, so that an idle session holds none.
-async fn read_some(stream: &mut Stream, input: &mut Vec<u8>) -> io::Result<usize> {
+async fn read_some(stream: &mut Stream, input: &mut Vec<u8>, chunk: usize) -> io::Result<usize> {
     if let Stream::Plain(tcp) = stream {
         loop {
             tcp.readable().await?;
-            input.reserve(READ_CHUNK);
+            input.reserve(chunk);
             match tcp.try_read_buf(input) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 other => return other,
             }
         }
     }
-    input.reserve(READ_CHUNK);
+    input.reserve(chunk);
     stream.read_buf(input).await
 }

@@ -79,6 +79,8 @@ pub struct Session {
     tls: Option<TlsInfo>,
     tx: Option<Transaction>,
     errors: u32,
+    /// NOOP, RSET, VRFY and ETRN commands so far (`max_junk_commands`).
+    junk: usize,
     /// The listener's SPF, DKIM and DMARC settings.
     checks: ListenerChecks,
     /// The user who logged in with AUTH.
@@ -107,6 +109,7 @@ impl Session {
             tls,
             tx: None,
             errors: 0,
+            junk: 0,
             auth_user: None,
             messages: 0,
         }
@@ -242,6 +245,14 @@ impl Session {
             Ok(r) => r,
             Err(e) => return self.parse_error(e),
         };
+        if matches!(
+            request,
+            Request::Noop { .. } | Request::Rset | Request::Vrfy { .. } | Request::Etrn { .. }
+        ) {
+            if let Next::Close = self.junk() {
+                return Next::Close;
+            }
+        }
         match request {
             Request::Ehlo { host } => self.hello(host, true),
             Request::Helo { host } => self.hello(host, false),
@@ -291,6 +302,27 @@ impl Session {
                 self.error(502, "5.5.1", "Error: command not implemented")
             }
         }
+    }
+
+    /// Count a junk command (Postfix's `smtpd_junk_command_limit`): past
+    /// `max_junk_commands` each one counts as an error too, so that a
+    /// client cannot hold its session with NOOPs within the timeouts. The
+    /// count starts over after each message queued.
+    fn junk(&mut self) -> Next {
+        self.junk += 1;
+        let limit = self.ctx.config.smtp.max_junk_commands;
+        if limit == 0 || self.junk <= limit {
+            return Next::Continue;
+        }
+        self.errors += 1;
+        if self.errors >= self.ctx.config.smtp.max_errors {
+            tracing::info!(client = %self.peer, junk = self.junk, "too many junk commands, disconnecting");
+            self.count_limit("junk_commands");
+            self.conn
+                .queue("421 4.7.0 Error: too many errors, closing connection\r\n");
+            return Next::Close;
+        }
+        Next::Continue
     }
 
     fn parse_error(&mut self, e: sp::Error) -> Next {

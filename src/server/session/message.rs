@@ -245,7 +245,11 @@ impl Session {
                 } else {
                     (451, "4.3.0")
                 };
-                self.reply(code, status, "Error: queue file write error, try again later");
+                self.reply(
+                    code,
+                    status,
+                    "Error: queue file write error, try again later",
+                );
                 return Next::Continue;
             }
         };
@@ -315,6 +319,8 @@ impl Session {
                     self.peer.ip()
                 );
                 self.reply(250, "2.0.0", &format!("Ok: queued as {id}"));
+                // As Postfix: the junk command count starts over.
+                self.junk = 0;
                 let source = match self.listener.role {
                     Role::Mx => "mx",
                     Role::Submission => "submission",
