@@ -20,10 +20,10 @@ use faxmta_queue::{
     Store,
 };
 use faxmta_transports::{Job, JobRecipient, NextHop, Outcome, Status, Transport};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 /// Seconds before a message is looked at again when the store could not
@@ -78,8 +78,7 @@ pub struct Scheduler {
     fax: Arc<dyn Transport>,
     fax_reports: FaxReports,
     slots: Arc<Semaphore>,
-    destination_limit: usize,
-    destinations: Mutex<HashMap<NextHop, Arc<Semaphore>>>,
+    destinations: Arc<Destinations>,
     inflight: Mutex<HashSet<QueueId>>,
     metrics: Arc<Metrics>,
 }
@@ -98,6 +97,7 @@ impl Scheduler {
     ) -> Arc<Self> {
         Arc::new(Scheduler {
             metrics,
+            destinations: Destinations::new(store.clone(), settings.destination_concurrency),
             store,
             router,
             retry: settings.retry,
@@ -109,35 +109,12 @@ impl Scheduler {
             fax: transports.fax,
             fax_reports: settings.fax_reports,
             slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
-            destination_limit: settings.destination_concurrency.max(1),
-            destinations: Mutex::new(HashMap::new()),
             inflight: Mutex::new(HashSet::new()),
         })
     }
 
     fn inflight(&self) -> MutexGuard<'_, HashSet<QueueId>> {
         lock(&self.inflight)
-    }
-
-    /// A slot for one delivery to a remote destination (a domain, a relay
-    /// hop, an LMTP server); Maildir delivery is limited by the global
-    /// concurrency only.
-    async fn destination_slot(&self, hop: &NextHop) -> Option<OwnedSemaphorePermit> {
-        if *hop == NextHop::Local {
-            return None;
-        }
-        let semaphore = {
-            let mut map = lock(&self.destinations);
-            if map.len() > 10_000 {
-                // Forget idle destinations.
-                let limit = self.destination_limit;
-                map.retain(|_, s| s.available_permits() < limit);
-            }
-            map.entry(hop.clone())
-                .or_insert_with(|| Arc::new(Semaphore::new(self.destination_limit)))
-                .clone()
-        };
-        semaphore.acquire_owned().await.ok()
     }
 
     /// Run until `shutdown` turns true; then let running deliveries end
@@ -288,14 +265,24 @@ impl Scheduler {
                 None => jobs.push((hop, vec![rcpt])),
             }
         }
+        // A destination whose slots are all in use: its recipients wait,
+        // parked, without holding this worker (see destinations.rs).
+        let mut busy = None;
         for (hop, recipients) in &jobs {
+            let _slot = match self.destinations.try_slot(hop) {
+                Taken::Busy => {
+                    busy.get_or_insert(hop);
+                    continue;
+                }
+                Taken::Slot(slot) => Some(slot),
+                Taken::Unlimited => None,
+            };
             let transport = match hop {
                 NextHop::Local => &self.local,
                 NextHop::Mx { .. } | NextHop::Relay(_) | NextHop::BackupMx(_) => &self.smtp,
                 NextHop::Lmtp(_) => &self.lmtp,
                 NextHop::Fax(_) => &self.fax,
             };
-            let _slot = self.destination_slot(hop).await;
             let job = Job {
                 envelope: &env,
                 body: &body,
@@ -338,7 +325,13 @@ impl Scheduler {
             }
             outcomes.extend(results);
         }
-        self.record(env, &body, outcomes, &holds, now).await;
+        let id = env.id.clone();
+        if !outcomes.is_empty() || !holds.is_empty() {
+            self.record(env, &body, outcomes, &holds, now).await;
+        }
+        if let Some(hop) = busy {
+            self.destinations.park(&id, hop);
+        }
     }
 
     fn expired(&self, env: &Envelope, i: usize) -> Outcome {
@@ -578,6 +571,8 @@ impl Scheduler {
     }
 }
 
+mod destinations;
 mod notify;
+use destinations::{Destinations, Taken};
 #[cfg(test)]
 mod tests;

@@ -163,17 +163,18 @@ fn a_full_disk_defers_new_mail_keeps_the_old_and_recovers() {
         }
         std::thread::sleep(Duration::from_secs(1));
     }
-    assert!(resumed, "no mail taken once space returned:\n{}", server.log());
+    assert!(
+        resumed,
+        "no mail taken once space returned:\n{}",
+        server.log()
+    );
     // The scheduler's writes hit the full disk too, which poisons sled's
     // handles for good: the store had to reopen the database.
     assert_contains(&server.log(), "queue database reopened after a write error");
     eprintln!("resumed {:?} after space returned", start.elapsed());
     // Meanwhile the scheduler paused on the messages it could not read or
     // record, rather than spinning on them.
-    let spins = server
-        .log()
-        .matches("cannot read from the queue")
-        .count();
+    let spins = server.log().matches("cannot read from the queue").count();
     eprintln!("{spins} failed queue reads while full");
     assert!(spins < 300, "the scheduler spun: {spins} failed reads");
 
@@ -205,7 +206,11 @@ fn a_full_disk_defers_new_mail_keeps_the_old_and_recovers() {
         refused.starts_with("452 4.3.1 Insufficient system storage"),
         "{refused}"
     );
-    assert!(acked.len() >= 20, "only {} messages were taken", acked.len());
+    assert!(
+        acked.len() >= 20,
+        "only {} messages were taken",
+        acked.len()
+    );
     assert!(free_bytes(&fs) >= 1024 * 1024, "the reserve was used");
     let log = server.log();
     assert!(!log[log_before..].contains("queue sync failed"), "{log}");

@@ -42,7 +42,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let free = available(dir.path()).unwrap();
-        assert!(store.check_room(0, u64::MAX).is_ok(), "no reserve: no check");
+        assert!(
+            store.check_room(0, u64::MAX).is_ok(),
+            "no reserve: no check"
+        );
         assert!(store.check_room(1, 1024).is_ok());
         let err = store.check_room(free + 1, 0).unwrap_err();
         assert!(err.is_disk_full(), "{err}");

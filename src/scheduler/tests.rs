@@ -3,6 +3,7 @@
 use super::*;
 use crate::config::Config;
 use faxmta_queue::{NewMessage, NewRecipient};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A transport that holds each job a while and records how many ran
@@ -223,4 +224,96 @@ async fn etrn_mail_is_held_without_attempts_until_released() {
     task.await.unwrap();
     assert!(store.is_empty(), "delivered once released");
     assert_eq!(*lock(&recording.0), ["user@customer.test"]);
+}
+
+/// A transport that never finishes a delivery to `stuck.example` (a peer
+/// that accepted TCP and went silent) and delivers the rest at once.
+#[derive(Default)]
+struct Stalling(Mutex<Vec<String>>);
+
+#[async_trait::async_trait]
+impl Transport for Stalling {
+    fn name(&self) -> &'static str {
+        "smtp"
+    }
+    async fn deliver(&self, job: Job<'_>) -> Vec<Outcome> {
+        if matches!(job.next_hop, NextHop::Mx { domain } if domain == "stuck.example") {
+            std::future::pending::<()>().await;
+        }
+        job.recipients
+            .iter()
+            .map(|r| {
+                lock(&self.0).push(r.address.clone());
+                Outcome::local(
+                    r.index,
+                    Status::Delivered,
+                    "test",
+                    Reply::new(250, "2.0.0", "ok"),
+                )
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_stuck_destination_does_not_hold_every_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let config = Config::parse(std::path::Path::new("t.toml"), "hostname = \"mx.test\"\n").unwrap();
+    let stalling = Arc::new(Stalling::default());
+    let settings = Settings {
+        retry: config.retry_policy(),
+        delay_warning: 0,
+        hostname: "mx.test".into(),
+        concurrency: 3,
+        destination_concurrency: 1,
+        fax_reports: Default::default(),
+    };
+    let transports = Transports {
+        local: stalling.clone(),
+        smtp: stalling.clone(),
+        lmtp: stalling.clone(),
+        fax: stalling.clone(),
+    };
+    let scheduler = Scheduler::new(
+        store.clone(),
+        Arc::new(Router::new(&config)),
+        settings,
+        transports,
+        Arc::new(Metrics::new()),
+    );
+    // The stuck destination's mail first: it is due before the rest.
+    for (i, domain) in ["stuck.example"; 5]
+        .iter()
+        .chain(&["fast.example"; 3])
+        .enumerate()
+    {
+        let msg = NewMessage {
+            sender: String::new(),
+            recipients: vec![NewRecipient::new(format!("u{i}@{domain}"))],
+            ..Default::default()
+        };
+        let id = store.new_id().unwrap();
+        store
+            .enqueue(id, msg, b"Subject: x\r\n\r\nx\r\n")
+            .await
+            .unwrap();
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(scheduler.run(stop_rx, Duration::from_millis(100)));
+    for _ in 0..100 {
+        if lock(&stalling.0).len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let delivered = lock(&stalling.0).clone();
+    let _ = stop_tx.send(true);
+    task.await.unwrap();
+    assert_eq!(
+        delivered.len(),
+        3,
+        "the fast domain waited for the stuck one: {delivered:?}"
+    );
+    assert_eq!(store.len(), 5, "the stuck domain's mail stays queued");
 }

@@ -191,7 +191,7 @@ async fn a_421_after_a_pipelined_mail_defers_with_the_servers_words() {
     let (env, rcpts) = envelope();
     let started = Instant::now();
     let e = conn.send(&env, b"Subject: x\r\n\r\nhi\r\n", &rcpts).await;
-    let e = e.err().expect("421 at MAIL fails the transaction");
+    let e = e.expect_err("421 at MAIL fails the transaction");
     assert!(started.elapsed() < Duration::from_millis(900));
     assert_eq!((e.code, e.status.as_str()), (421, "4.3.2"), "{e:?}");
     assert!(e.text.contains("too busy, closing"), "{e:?}");
@@ -220,9 +220,7 @@ async fn a_server_that_hangs_up_after_the_dot_defers() {
     let mut conn = open(addr).await.unwrap();
     let (env, rcpts) = envelope();
     let e = conn.send(&env, b"Subject: x\r\n\r\nhi\r\n", &rcpts).await;
-    let e = e
-        .err()
-        .expect("no reply to the dot: the transaction failed");
+    let e = e.expect_err("no reply to the dot: the transaction failed");
     assert_eq!((e.code, e.status.as_str()), (451, "4.4.2"), "{e:?}");
     assert!(
         e.text.contains("lost connection with peer.test[127.0.0.1:"),
@@ -262,7 +260,7 @@ async fn a_reply_to_the_dot_trickled_slowly_times_out() {
     let (env, rcpts) = envelope();
     let started = Instant::now();
     let e = conn.send(&env, b"Subject: x\r\n\r\nhi\r\n", &rcpts).await;
-    let e = e.err().expect("the reply to the dot must time out");
+    let e = e.expect_err("the reply to the dot must time out");
     assert!(started.elapsed() < Duration::from_millis(2500));
     assert!(
         e.text

@@ -1,0 +1,179 @@
+//! Per-destination concurrency without holding workers: a delivery to a
+//! remote destination (a domain, a relay hop, an LMTP server, a fax
+//! engine) needs one of the destination's slots. When all are taken — a
+//! destination that is slow or silent —, the message does not wait for one
+//! while it holds a worker (which would let one bad destination take
+//! every worker and stop the others); it is *parked*: taken out of the
+//! schedule and woken, first in first out, when a delivery to that
+//! destination ends. A parked message that nobody wakes is due again after
+//! [`PARK_LIMIT`] seconds anyway (the index, not the disk, holds the park).
+
+use faxmta_queue::{now_unix, QueueId, Store};
+use faxmta_transports::NextHop;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Longest a parked message stays out of the schedule.
+pub const PARK_LIMIT: u64 = 300;
+
+/// Forget the semaphores of idle destinations beyond this many.
+const KEEP_DESTINATIONS: usize = 10_000;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The destinations' slots and the messages parked for them.
+pub struct Destinations {
+    limit: usize,
+    store: Store,
+    slots: Mutex<HashMap<NextHop, Arc<Semaphore>>>,
+    parked: Mutex<HashMap<NextHop, VecDeque<QueueId>>>,
+}
+
+/// One delivery's hold on a destination; ending it wakes a parked message.
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
+    hop: NextHop,
+    owner: Arc<Destinations>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.owner.wake_one(&self.hop);
+    }
+}
+
+/// What [`Destinations::try_slot`] found.
+pub enum Taken {
+    /// Local delivery: limited by the global concurrency only.
+    Unlimited,
+    Slot(Slot),
+    /// Every slot of the destination is in use.
+    Busy,
+}
+
+impl Destinations {
+    pub fn new(store: Store, limit: usize) -> Arc<Destinations> {
+        Arc::new(Destinations {
+            limit: limit.max(1),
+            store,
+            slots: Mutex::new(HashMap::new()),
+            parked: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A slot for one delivery to `hop`, without waiting.
+    pub fn try_slot(self: &Arc<Self>, hop: &NextHop) -> Taken {
+        if *hop == NextHop::Local {
+            return Taken::Unlimited;
+        }
+        let semaphore = {
+            let mut map = lock(&self.slots);
+            if map.len() > KEEP_DESTINATIONS {
+                let limit = self.limit;
+                map.retain(|_, s| s.available_permits() < limit);
+            }
+            map.entry(hop.clone())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.limit)))
+                .clone()
+        };
+        match semaphore.try_acquire_owned() {
+            Ok(permit) => Taken::Slot(Slot {
+                _permit: permit,
+                hop: hop.clone(),
+                owner: self.clone(),
+            }),
+            Err(_) => Taken::Busy,
+        }
+    }
+
+    /// Take message `id` out of the schedule until a delivery to `hop`
+    /// ends (or [`PARK_LIMIT`] passes). Call after its results were
+    /// recorded (recording sets its due time again).
+    pub fn park(&self, id: &str, hop: &NextHop) {
+        self.store.postpone(id, now_unix() + PARK_LIMIT);
+        let mut parked = lock(&self.parked);
+        let line = parked.entry(hop.clone()).or_default();
+        if !line.iter().any(|p| p == id) {
+            line.push_back(id.to_string());
+        }
+    }
+
+    /// Make the first message parked for `hop` due now.
+    fn wake_one(&self, hop: &NextHop) {
+        let id = {
+            let mut parked = lock(&self.parked);
+            let Some(line) = parked.get_mut(hop) else {
+                return;
+            };
+            let id = line.pop_front();
+            if line.is_empty() {
+                parked.remove(hop);
+            }
+            id
+        };
+        if let Some(id) = id {
+            self.store.postpone(&id, now_unix());
+        }
+    }
+
+    /// Messages parked now, for all destinations.
+    #[cfg(test)]
+    pub fn parked(&self) -> usize {
+        lock(&self.parked).values().map(VecDeque::len).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faxmta_queue::{NewMessage, NewRecipient};
+
+    #[tokio::test]
+    async fn a_busy_destination_parks_and_a_finished_delivery_wakes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            let id = store.new_id().unwrap();
+            let msg = NewMessage {
+                sender: "s@x".into(),
+                recipients: vec![NewRecipient::new("r@slow.example")],
+                ..Default::default()
+            };
+            store.enqueue(id.clone(), msg, b"x").await.unwrap();
+            ids.push(id);
+        }
+        let d = Destinations::new(store.clone(), 1);
+        let hop = NextHop::Mx {
+            domain: "slow.example".into(),
+        };
+        assert!(matches!(d.try_slot(&NextHop::Local), Taken::Unlimited));
+        let Taken::Slot(slot) = d.try_slot(&hop) else {
+            panic!("the first delivery gets the slot");
+        };
+        assert!(matches!(d.try_slot(&hop), Taken::Busy));
+        let other = NextHop::Mx {
+            domain: "fast.example".into(),
+        };
+        assert!(matches!(d.try_slot(&other), Taken::Slot(_)), "others flow");
+        d.park(&ids[1], &hop);
+        d.park(&ids[1], &hop);
+        assert_eq!(d.parked(), 1, "parked once");
+        let now = now_unix();
+        assert_eq!(
+            store.due(now, 10),
+            vec![ids[0].clone()],
+            "out of the schedule"
+        );
+        drop(slot);
+        assert_eq!(d.parked(), 0);
+        assert_eq!(store.due(now_unix(), 10).len(), 2, "woken");
+        assert!(
+            matches!(d.try_slot(&hop), Taken::Slot(_)),
+            "slot free again"
+        );
+    }
+}
