@@ -31,8 +31,12 @@
 #   COMMAND_TIMEOUT=20s DATA_TIMEOUT=30s  the server's [smtp] timeouts here
 #                       (shorter than the defaults, 5m and 10m, so that the
 #                       run ends soon; the cut comes at the same point)
+#   SLOW_WAIT=300       give up on a slowloris client after this many seconds
 #   STRESS=1            also run step 4 (0: skip)
 #   STRESS_MAX=6000     max_connections of step 4
+#   LEGACY=1            for a build older than the stress settings (before
+#                       issue 8): write no stress_threshold and skip step 4,
+#                       to measure the "before" figures with FAXMTA_BIN
 #   BENCH_DIR           parent of the temp dir (default $TMPDIR or /tmp)
 #   KEEP=1              keep the temp dir (config, server log) after the run
 set -euo pipefail
@@ -47,6 +51,9 @@ COMMAND_TIMEOUT=${COMMAND_TIMEOUT:-20s}
 DATA_TIMEOUT=${DATA_TIMEOUT:-30s}
 STRESS=${STRESS:-1}
 STRESS_MAX=${STRESS_MAX:-6000}
+LEGACY=${LEGACY:-0}
+SLOW_WAIT=${SLOW_WAIT:-300}
+if [[ $LEGACY == 1 ]]; then NO_STRESS=""; STRESS=0; else NO_STRESS="stress_threshold = 0"; fi
 export LC_ALL=C
 
 die() { echo "idle-clients.sh: $*" >&2; exit 1; }
@@ -149,7 +156,7 @@ echo
 MAX=$((IDLE + 1000))
 start_server idle "max_connections = $MAX
 max_connections_per_ip = 0
-stress_threshold = 0"
+$NO_STRESS"
 echo "server 1: max_connections $MAX, per-ip no limit, stress off, default timeouts (command 5m, data 10m)"
 grep -m1 "open files limit" "$TMP/idle/faxmta.log" | sed 's/^.*INFO /          server log: /' || true
 python3 "$REPO/bench/idle_clients.py" --phase idle --pid "$FAXMTA_PID" --port "$PORT" \
@@ -161,12 +168,12 @@ echo
 # --- 3: slowloris (short timeouts so that the run ends soon) -----------------
 start_server slow "max_connections = $((SLOW + SLOW_DATA + 1000))
 max_connections_per_ip = 0
-stress_threshold = 0
+$NO_STRESS
 command_timeout = \"$COMMAND_TIMEOUT\"
 data_timeout = \"$DATA_TIMEOUT\""
-echo "server 2: command_timeout $COMMAND_TIMEOUT, data_timeout $DATA_TIMEOUT, min_data_rate 500 octets/s (default), stress off"
+echo "server 2: command_timeout $COMMAND_TIMEOUT, data_timeout $DATA_TIMEOUT$( [[ $LEGACY == 1 ]] || echo ', min_data_rate 500 octets/s (default), stress off')"
 python3 "$REPO/bench/idle_clients.py" --phase slow --pid "$FAXMTA_PID" --port "$PORT" \
-    --probes "$PROBES" --slow "$SLOW" --slow-data "$SLOW_DATA" --every "$EVERY" --wait 300 \
+    --probes "$PROBES" --slow "$SLOW" --slow-data "$SLOW_DATA" --every "$EVERY" --wait "$SLOW_WAIT" \
     --command-timeout "$COMMAND_TIMEOUT" --data-timeout "$DATA_TIMEOUT" \
     || die "the client side failed (slowloris)"
 echo "  server log: $(grep -c 'timeout waiting for a command' "$TMP/slow/faxmta.log" || true) command timeouts, $(grep -c 'timeout after .* octets of message data' "$TMP/slow/faxmta.log" || true) data timeouts, $(grep -c 'from=<slow@slow.test>' "$TMP/slow/faxmta.log" || true) messages queued from the slowloris clients"

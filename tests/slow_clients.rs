@@ -114,15 +114,15 @@ fn a_command_trickled_byte_by_byte_is_cut_at_command_timeout() {
 
 #[test]
 fn a_client_that_never_reads_its_replies_is_cut_too() {
-    let server = Server::start_with("command_timeout = \"3s\"\nmax_junk_commands = 0", "");
+    let server = Server::start_with("command_timeout = \"3s\"", "");
     let (mut s, _) = connect(server.mx_port);
     // Pipelined commands, never a reply read: once the socket buffers
     // are full the server cannot write; it must give up at the deadline
-    // and close (our writes then fail). (No junk command limit here: the
-    // NOOPs alone would end the session.)
+    // and close (our writes then fail). EHLO: a long reply to a short
+    // line fills them soon.
     s.set_write_timeout(Some(Duration::from_millis(500)))
         .unwrap();
-    let line = b"NOOP and some padding to fill the buffers sooner, and more of it\r\n".repeat(64);
+    let line = b"EHLO client.example\r\n".repeat(256);
     let started = Instant::now();
     let cut = loop {
         match s.write(&line) {

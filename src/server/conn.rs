@@ -295,3 +295,29 @@ async fn read_some(stream: &mut Stream, input: &mut Vec<u8>, chunk: usize) -> io
     input.reserve(chunk);
     stream.read_buf(input).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_earns_time_by_the_rate_and_shrinks_under_stress() {
+        let mut d = Deadline::new(Duration::from_secs(600));
+        let stress = Duration::from_secs(10);
+        assert_eq!(d.at(false, stress) - d.started, Duration::from_secs(600));
+        assert_eq!(d.at(true, stress) - d.started, Duration::from_secs(10));
+        // 5,000 octets at 500 a second: 10 s more, with or without stress.
+        d.earn(5_000, 500);
+        assert_eq!(d.at(false, stress) - d.started, Duration::from_secs(610));
+        assert_eq!(d.at(true, stress) - d.started, Duration::from_secs(20));
+        // No rate: no allowance.
+        d.earn(1_000_000, 0);
+        assert_eq!(d.at(false, stress) - d.started, Duration::from_secs(610));
+        // The stress timeout never lengthens a shorter limit.
+        let short = Deadline::new(Duration::from_secs(3));
+        assert_eq!(
+            short.at(true, stress) - short.started,
+            Duration::from_secs(3)
+        );
+    }
+}
