@@ -411,7 +411,7 @@ mod tests {
             lifetime: None,
             recipients: vec![],
         };
-        let list = vec![env("A1", false), env("A2", true)];
+        let list = [env("A1", false), env("A2", true)];
         for n in 0..=2 {
             let part = &list[..n];
             let stream = || part.iter().cloned().map(Ok::<_, String>);
@@ -424,7 +424,7 @@ mod tests {
             assert!(failure.is_none());
         }
         // An error cuts the listing and is reported.
-        let broken = vec![Ok(list[0].clone()), Err("cut".to_string())];
+        let broken = [Ok(list[0].clone()), Err("cut".to_string())];
         let mut failure = None;
         write_mailq(&mut Vec::new(), broken.into_iter(), 0, &mut failure).unwrap();
         assert_eq!(failure.as_deref(), Some("cut"));

@@ -134,6 +134,10 @@ fn hold_and_release() {
     wait_deferred(&server, &id);
     let out = cli_ok(&server, &["queue", "hold", &id]);
     assert_eq!(out, "1 message(s) placed on hold\n");
+    assert_eq!(
+        cli_ok(&server, &["queue", "summary"]),
+        "1 message(s): 0 due now, 0 waiting for a later attempt, 1 held\n"
+    );
 
     let list = cli_ok(&server, &["queue", "list"]);
     let line = id_line(&list, &id);

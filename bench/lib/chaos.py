@@ -74,7 +74,8 @@ class Chaos:
 
     def mail(self):
         rcpt = "u%d@%s" % (random.randrange(1000), random.choice(self.domains))
-        body = b"Subject: soak fault\r\n\r\n" + b"x" * random.randrange(100, 4000) + b"\r\n"
+        lines = random.randrange(2, 50)
+        body = b"Subject: soak fault\r\n\r\n" + (b"x" * 76 + b"\r\n") * lines
         codes = self.session([b"EHLO chaos.test\r\n",
                               b"MAIL FROM:<%s>\r\n" % self.sender.encode(),
                               b"RCPT TO:<%s>\r\n" % rcpt.encode(),

@@ -147,9 +147,8 @@ pub(crate) fn load(path: &Path, bodies: &Path) -> Result<(Db, Index), QueueError
             source,
         })?;
     let envelopes = db.open_tree("envelopes")?;
-    let file = |p: PathBuf| {
-        std::fs::File::open(&p).map_err(|source| QueueError::File { path: p, source })
-    };
+    let file =
+        |p: PathBuf| std::fs::File::open(&p).map_err(|source| QueueError::File { path: p, source });
     let log = file(path.join("db"))?;
 
     let index = crate::index::build(&envelopes, bodies)?;

@@ -55,7 +55,9 @@ pub enum QueueError {
     CommitterGone,
     #[error("queue store: the database is being reopened after a write error")]
     Reopening,
-    #[error("insufficient system storage: {free} bytes free on the queue's filesystem, {needed} needed")]
+    #[error(
+        "insufficient system storage: {free} bytes free on the queue's filesystem, {needed} needed"
+    )]
     NoRoom { free: u64, needed: u64 },
 }
 
@@ -252,13 +254,11 @@ impl Store {
     ) -> Result<Envelope, QueueError> {
         let env = msg.into_envelope(id, size as u64, now_unix());
         let encoded = serde_json::to_vec(&env).map_err(QueueError::Encode)?;
-        let inserted = self
-            .handles()
-            .and_then(|h| {
-                h.envelopes
-                    .insert(env.id.as_bytes(), encoded)
-                    .map_err(|e| self.sled_error(e))
-            });
+        let inserted = self.handles().and_then(|h| {
+            h.envelopes
+                .insert(env.id.as_bytes(), encoded)
+                .map_err(|e| self.sled_error(e))
+        });
         match inserted {
             Err(e) => {
                 let _ = std::fs::remove_file(self.body_path(&env.id));
@@ -397,11 +397,14 @@ impl Store {
     /// not on disk: for a message whose delivery results could not be
     /// written (a full disk), so that it is not attempted again at once.
     /// A restart or a reopening makes it due at its recorded time again.
-    pub fn postpone(&self, id: &str, due: u64) {
+    /// Returns whether it is scheduled (not held, not gone).
+    pub fn postpone(&self, id: &str, due: u64) -> bool {
         let mut index = lock(&self.inner.shared.index);
-        if index.due_of(id).is_some() {
+        let scheduled = index.due_of(id).is_some();
+        if scheduled {
             index.set(id, Some(due));
         }
+        scheduled
     }
 
     /// Ids of messages due at or before `now`, earliest first, at most `limit`.
@@ -444,7 +447,9 @@ impl Store {
     }
 }
 
-pub(crate) fn sync_outcome(answer: Result<SyncResult, oneshot::error::RecvError>) -> Result<(), QueueError> {
+pub(crate) fn sync_outcome(
+    answer: Result<SyncResult, oneshot::error::RecvError>,
+) -> Result<(), QueueError> {
     answer
         .map_err(|_| QueueError::CommitterGone)?
         .map_err(|(message, disk_full)| QueueError::Sync { message, disk_full })

@@ -34,13 +34,16 @@ pub struct Destinations {
 
 /// One delivery's hold on a destination; ending it wakes a parked message.
 pub struct Slot {
-    _permit: OwnedSemaphorePermit,
+    permit: Option<OwnedSemaphorePermit>,
     hop: NextHop,
     owner: Arc<Destinations>,
 }
 
 impl Drop for Slot {
+    /// Free the slot first, then wake: a message parking meanwhile either
+    /// is in the line when we look, or sees the free slot (see `park`).
     fn drop(&mut self) {
+        self.permit.take();
         self.owner.wake_one(&self.hop);
     }
 }
@@ -81,7 +84,7 @@ impl Destinations {
         };
         match semaphore.try_acquire_owned() {
             Ok(permit) => Taken::Slot(Slot {
-                _permit: permit,
+                permit: Some(permit),
                 hop: hop.clone(),
                 owner: self.clone(),
             }),
@@ -94,28 +97,47 @@ impl Destinations {
     /// recorded (recording sets its due time again).
     pub fn park(&self, id: &str, hop: &NextHop) {
         self.store.postpone(id, now_unix() + PARK_LIMIT);
-        let mut parked = lock(&self.parked);
-        let line = parked.entry(hop.clone()).or_default();
-        if !line.iter().any(|p| p == id) {
-            line.push_back(id.to_string());
+        {
+            let mut parked = lock(&self.parked);
+            let line = parked.entry(hop.clone()).or_default();
+            if !line.iter().any(|p| p == id) {
+                line.push_back(id.to_string());
+            }
+        }
+        // A delivery that ended since `try_slot` said busy found nobody
+        // to wake: without this the message would wait out PARK_LIMIT
+        // (and a whole ETRN release stall once every delivery ended so).
+        let free = lock(&self.slots)
+            .get(hop)
+            .is_some_and(|s| s.available_permits() > 0);
+        if free {
+            self.wake_one(hop);
         }
     }
 
-    /// Make the first message parked for `hop` due now.
+    /// Make the first message parked for `hop` due now. A parked message
+    /// may have left the queue meanwhile (an ETRN release or any update
+    /// makes it due again, and it may be delivered while still in the
+    /// line): waking it would wake nobody, and once every delivery to
+    /// the destination ended so, the rest would wait out PARK_LIMIT. So
+    /// the next one is woken instead.
     fn wake_one(&self, hop: &NextHop) {
-        let id = {
-            let mut parked = lock(&self.parked);
-            let Some(line) = parked.get_mut(hop) else {
-                return;
+        loop {
+            let id = {
+                let mut parked = lock(&self.parked);
+                let Some(line) = parked.get_mut(hop) else {
+                    return;
+                };
+                let id = line.pop_front();
+                if line.is_empty() {
+                    parked.remove(hop);
+                }
+                id
             };
-            let id = line.pop_front();
-            if line.is_empty() {
-                parked.remove(hop);
+            match id {
+                Some(id) if !self.store.postpone(&id, now_unix()) => continue,
+                _ => return,
             }
-            id
-        };
-        if let Some(id) = id {
-            self.store.postpone(&id, now_unix());
         }
     }
 
@@ -175,5 +197,67 @@ mod tests {
             matches!(d.try_slot(&hop), Taken::Slot(_)),
             "slot free again"
         );
+    }
+
+    /// A delivery that ends between "busy" and the park must not leave
+    /// the message parked for PARK_LIMIT (a lost wake-up).
+    #[tokio::test]
+    async fn a_slot_freed_before_the_park_wakes_the_message_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = store.new_id().unwrap();
+        let msg = NewMessage {
+            sender: "s@x".into(),
+            recipients: vec![NewRecipient::new("r@slow.example")],
+            ..Default::default()
+        };
+        store.enqueue(id.clone(), msg, b"x").await.unwrap();
+        let d = Destinations::new(store.clone(), 1);
+        let hop = NextHop::Mx {
+            domain: "slow.example".into(),
+        };
+        let Taken::Slot(slot) = d.try_slot(&hop) else {
+            panic!("the first delivery gets the slot");
+        };
+        assert!(matches!(d.try_slot(&hop), Taken::Busy));
+        drop(slot); // the other delivery ends: nobody parked yet
+        d.park(&id, &hop);
+        assert_eq!(store.due(now_unix(), 10), vec![id], "due again at once");
+        assert_eq!(d.parked(), 0);
+    }
+
+    /// A parked message that left the queue meanwhile does not swallow
+    /// the wake-up: the next one in the line is woken.
+    #[tokio::test]
+    async fn a_wake_up_skips_messages_gone_from_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            let id = store.new_id().unwrap();
+            let msg = NewMessage {
+                sender: "s@x".into(),
+                recipients: vec![NewRecipient::new("r@slow.example")],
+                ..Default::default()
+            };
+            store.enqueue(id.clone(), msg, b"x").await.unwrap();
+            ids.push(id);
+        }
+        let d = Destinations::new(store.clone(), 1);
+        let hop = NextHop::Mx {
+            domain: "slow.example".into(),
+        };
+        let Taken::Slot(slot) = d.try_slot(&hop) else {
+            panic!("the first delivery gets the slot");
+        };
+        d.park(&ids[0], &hop);
+        d.park(&ids[1], &hop);
+        // The first one was delivered by other means (e.g. after an ETRN
+        // release made it due again) while still in the line.
+        assert!(store.remove(&ids[0]).unwrap());
+        assert!(store.due(now_unix(), 10).is_empty());
+        drop(slot);
+        assert_eq!(store.due(now_unix(), 10), vec![ids[1].clone()]);
+        assert_eq!(d.parked(), 0);
     }
 }
