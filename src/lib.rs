@@ -251,6 +251,17 @@ fn config_path(given: Option<PathBuf>) -> PathBuf {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let path = config_path(cli.config);
+    if !matches!(cli.command, Command::Serve) {
+        // A command whose output goes into `| head` ends quietly when the
+        // pipe closes, as Unix tools do, instead of a panic in println!
+        // (Rust ignores SIGPIPE; the server keeps it ignored: its sockets
+        // report EPIPE as an error).
+        // SAFETY: restoring a signal's default disposition, before any
+        // thread is started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match cli.command {
         Command::CheckConfig { file } => {
             let file = file.unwrap_or(path);

@@ -398,3 +398,34 @@ fn metrics_count_sessions_messages_and_deliveries() {
         .http_get("/metrics")
         .contains("faxmta_smtp_sessions_active 0")));
 }
+
+/// `faxmta queue show ID | head` ends quietly when head closes the pipe
+/// (it panicked in println! before).
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let server = Server::start();
+    block(&server, "bob");
+    let line = "x".repeat(76);
+    let body = vec![line.as_str(); 4000].join("\r\n");
+    let id = send_simple(
+        &server,
+        "alice@example.test",
+        "bob@example.test",
+        "big",
+        &body,
+    );
+    wait_deferred(&server, &id);
+    let script = format!(
+        "'{}' queue show {id} --config '{}' | head -c 100 >/dev/null; echo \"status ${{PIPESTATUS[0]}}\"",
+        env!("CARGO_BIN_EXE_faxmta"),
+        server.config().display()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert!(!text.contains("panicked"), "{text}");
+    // Killed by SIGPIPE (128 + 13), as cat or grep would be.
+    assert_eq!(text.trim(), "status 141", "{text}");
+}

@@ -57,6 +57,11 @@ pub(crate) struct Shared {
     pub changed: Notify,
     /// Held while reopening; when the last attempt was.
     last_reopen: Mutex<Option<Instant>>,
+    /// Held shared by every enqueue from its body file to its envelope,
+    /// and alone by a reopening: its orphan scan must never see a body
+    /// whose envelope is about to be inserted (it would remove the body
+    /// of a message about to be acknowledged).
+    pub writing: tokio::sync::RwLock<()>,
 }
 
 impl Shared {
@@ -70,6 +75,7 @@ impl Shared {
             doomed: Mutex::new(Vec::new()),
             changed: Notify::new(),
             last_reopen: Mutex::new(None),
+            writing: tokio::sync::RwLock::new(()),
         }
     }
 
@@ -101,6 +107,15 @@ impl Shared {
             return Err(QueueError::Reopening); // another caller is at it
         };
         *last = Some(Instant::now());
+        // Wait for enqueues between body and envelope (a blocking wait
+        // that works in and out of an async runtime: this runs on the
+        // sync thread, or on a caller's blocking thread).
+        let _alone = loop {
+            match self.writing.try_write() {
+                Ok(guard) => break guard,
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        };
         let old = self.slot.write().unwrap_or_else(|e| e.into_inner()).take();
         drop(old);
         // Bodies waiting for a removal that may not have reached the disk:

@@ -704,7 +704,15 @@ users = ["alice"]
         let t = parse("hostname = \"x\"\n").unwrap().outbound.timeouts();
         let secs = |d: std::time::Duration| d.as_secs();
         assert_eq!(
-            [t.connect, t.helo, t.command, t.data_init, t.data_block, t.data_end].map(secs),
+            [
+                t.connect,
+                t.helo,
+                t.command,
+                t.data_init,
+                t.data_block,
+                t.data_end
+            ]
+            .map(secs),
             [30, 300, 300, 120, 180, 600]
         );
         assert_eq!(parse("").unwrap().outbound.suspend_time, Duration(60));
@@ -713,7 +721,10 @@ users = ["alice"]
         assert_eq!((secs(t.helo), secs(t.data_end)), (7, 60));
         let e = parse("[outbound]\ncommand_timeout = 0\n").unwrap_err();
         assert_eq!(e.place, ":2:1", "{e}");
-        assert!(e.message.contains("command_timeout must be more than 0"), "{e}");
+        assert!(
+            e.message.contains("command_timeout must be more than 0"),
+            "{e}"
+        );
         let e = parse("[dns]\ntimeout = 0\n").unwrap_err();
         assert!(e.message.contains("dns.timeout must be more than 0"), "{e}");
     }

@@ -10,7 +10,7 @@
 
 use faxmta_queue::{now_unix, QueueId, Store};
 use faxmta_transports::NextHop;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -29,7 +29,16 @@ pub struct Destinations {
     limit: usize,
     store: Store,
     slots: Mutex<HashMap<NextHop, Arc<Semaphore>>>,
-    parked: Mutex<HashMap<NextHop, VecDeque<QueueId>>>,
+    parked: Mutex<HashMap<NextHop, Line>>,
+}
+
+/// The messages parked for one destination, first in first out; a
+/// message is in it at most once (a set beside the order: 100,000
+/// messages of one ETRN release may park at once).
+#[derive(Default)]
+struct Line {
+    order: VecDeque<QueueId>,
+    members: HashSet<QueueId>,
 }
 
 /// One delivery's hold on a destination; ending it wakes a parked message.
@@ -100,8 +109,8 @@ impl Destinations {
         {
             let mut parked = lock(&self.parked);
             let line = parked.entry(hop.clone()).or_default();
-            if !line.iter().any(|p| p == id) {
-                line.push_back(id.to_string());
+            if line.members.insert(id.to_string()) {
+                line.order.push_back(id.to_string());
             }
         }
         // A delivery that ended since `try_slot` said busy found nobody
@@ -128,8 +137,11 @@ impl Destinations {
                 let Some(line) = parked.get_mut(hop) else {
                     return;
                 };
-                let id = line.pop_front();
-                if line.is_empty() {
+                let id = line.order.pop_front();
+                if let Some(id) = &id {
+                    line.members.remove(id);
+                }
+                if line.order.is_empty() {
                     parked.remove(hop);
                 }
                 id
@@ -144,7 +156,7 @@ impl Destinations {
     /// Messages parked now, for all destinations.
     #[cfg(test)]
     pub fn parked(&self) -> usize {
-        lock(&self.parked).values().map(VecDeque::len).sum()
+        lock(&self.parked).values().map(|l| l.order.len()).sum()
     }
 }
 

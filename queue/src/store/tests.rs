@@ -1,0 +1,205 @@
+//! The store's unit tests: durability across reopen, group commit,
+//! removal, orphans, the reopening after a write error, postponing.
+
+use super::*;
+use crate::envelope::{NewRecipient, RcptState};
+
+fn message(rcpts: &[&str]) -> NewMessage {
+    NewMessage {
+        sender: "sender@example.org".into(),
+        recipients: rcpts.iter().map(|r| NewRecipient::new(*r)).collect(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn enqueue_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let id;
+    {
+        let store = Store::open(dir.path()).unwrap();
+        id = store.new_id().unwrap();
+        store
+            .enqueue(
+                id.clone(),
+                message(&["a@x", "b@x"]),
+                b"Subject: hi\r\n\r\nbody\r\n",
+            )
+            .await
+            .unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let env = store.get(&id).unwrap().unwrap();
+    assert_eq!(env.recipients.len(), 2);
+    assert_eq!(
+        store.body(&id).unwrap().unwrap(),
+        b"Subject: hi\r\n\r\nbody\r\n"
+    );
+    assert_eq!(store.due(now_unix() + 1, 10), vec![id]);
+}
+
+#[tokio::test]
+async fn concurrent_enqueues_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let id = s.new_id().unwrap();
+            s.enqueue(id, message(&["a@x"]), format!("body {i}").as_bytes())
+                .await
+                .unwrap()
+                .id
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 50);
+    assert_eq!(store.len(), 50);
+}
+
+#[tokio::test]
+async fn finished_messages_leave_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let id = store.new_id().unwrap();
+    store
+        .enqueue(id.clone(), message(&["a@x", "b@x"]), b"x")
+        .await
+        .unwrap();
+    store
+        .update(&id, |e| e.recipients[0].state = RcptState::Delivered)
+        .unwrap()
+        .unwrap();
+    assert!(store.get(&id).unwrap().is_some());
+    store
+        .update(&id, |e| e.recipients[1].state = RcptState::Failed)
+        .unwrap()
+        .unwrap();
+    assert!(store.get(&id).unwrap().is_none());
+    store.sync().await.unwrap();
+    assert!(store.body(&id).unwrap().is_none());
+    assert!(store.due(u64::MAX, 10).is_empty());
+}
+
+#[tokio::test]
+async fn a_poisoned_database_is_reopened_with_every_synced_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    for i in 0..3 {
+        let id = store.new_id().unwrap();
+        store
+            .enqueue(id, message(&["a@x"]), format!("m{i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    // What a write error of sled's leaves behind: the sync thread
+    // reopens the database by itself, within its one-second tick.
+    std::fs::write(dir.path().join("bodies/ORPHAN"), b"half").unwrap();
+    store.inner.shared.broken.store(true, Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while store.is_broken() {
+        assert!(std::time::Instant::now() < deadline, "never reopened");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!dir.path().join("bodies/ORPHAN").exists(), "read again");
+    assert_eq!(store.len(), 3);
+    assert_eq!(store.due(u64::MAX, 10).len(), 3, "index rebuilt");
+    let id = store.new_id().unwrap();
+    store
+        .enqueue(id.clone(), message(&["b@x"]), b"after")
+        .await
+        .unwrap();
+    assert_eq!(store.body(&id).unwrap().unwrap(), b"after");
+}
+
+#[tokio::test]
+async fn postponing_moves_only_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let id = store.new_id().unwrap();
+    store
+        .enqueue(id.clone(), message(&["a@x"]), b"x")
+        .await
+        .unwrap();
+    let now = now_unix();
+    store.postpone(&id, now + 60);
+    assert!(store.due(now + 1, 10).is_empty());
+    assert_eq!(store.due(now + 60, 10), vec![id.clone()]);
+    store.postpone("NOSUCHID", now);
+    assert_eq!(store.due(u64::MAX, 10), vec![id.clone()]);
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.due(now + 1, 10), vec![id], "the disk kept its time");
+}
+
+#[test]
+fn orphan_bodies_are_removed_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let id = store.new_id().unwrap();
+        store
+            .enqueue_blocking(id, message(&["a@x"]), b"kept")
+            .unwrap();
+    }
+    std::fs::write(dir.path().join("bodies/ORPHAN"), b"half").unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.body("ORPHAN").unwrap().is_none());
+    assert!(!dir.path().join("bodies/ORPHAN").exists());
+    assert_eq!(store.len(), 1, "the committed message stays");
+}
+
+#[tokio::test]
+async fn bodies_are_files_and_leave_with_their_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let id = store.new_id().unwrap();
+    let big = vec![b'x'; 3 * 1024 * 1024];
+    store
+        .enqueue(id.clone(), message(&["a@x"]), &big)
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(dir.path().join("bodies").join(&id)).unwrap(),
+        big
+    );
+    assert_eq!(store.get(&id).unwrap().unwrap().size, big.len() as u64);
+    assert!(store.remove(&id).unwrap());
+    // Deleted only once the envelope's removal is synced.
+    assert!(dir.path().join("bodies").join(&id).exists());
+    store.sync().await.unwrap();
+    assert!(!dir.path().join("bodies").join(&id).exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reopen_waits_for_an_enqueue_between_body_and_envelope() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // An enqueue that wrote its body and has yet to insert its envelope.
+    let writing = store.inner.shared.writing.read().await;
+    let body = dir.path().join("bodies/PENDING");
+    std::fs::write(&body, b"on its way").unwrap();
+    store.inner.shared.broken.store(true, Ordering::SeqCst);
+    // The sync thread tries to reopen within its one-second tick, and
+    // must not scan for orphans while the enqueue is half done.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert!(store.is_broken(), "reopened under a half-done enqueue");
+    assert!(
+        body.exists(),
+        "the body of a message being queued was removed"
+    );
+    drop(writing);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while store.is_broken() {
+        assert!(std::time::Instant::now() < deadline, "never reopened");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // No envelope came: now it is an orphan, and goes.
+    assert!(!body.exists());
+}
