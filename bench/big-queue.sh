@@ -47,7 +47,10 @@
 # 127.0.0.1:9 (nothing listens there); both domains have literal hosts.
 set -euo pipefail
 
+NAME=big-queue.sh
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib/common.sh
+source "$REPO/bench/lib/common.sh"
 MESSAGES=${MESSAGES:-1000000}
 HELD=${HELD:-100000}
 FILL_CONCURRENCY=${FILL_CONCURRENCY:-512}
@@ -56,20 +59,11 @@ DRAIN_WAIT=${DRAIN_WAIT:-1800}
 DROP_CACHES=${DROP_CACHES:-0}
 export LC_ALL=C
 
-die() { echo "big-queue.sh: $*" >&2; exit 1; }
-note() { echo "# $*" >&2; }
-now() { date +%s.%N; }
-calc() { awk "BEGIN { printf \"%.${2:-1}f\", $1 }"; }
 ((HELD <= MESSAGES)) || die "HELD ($HELD) cannot exceed MESSAGES ($MESSAGES)"
 
 # --- tools and binaries -------------------------------------------------------
 command -v python3 >/dev/null || die "python3 is required (ETRN client, free ports)"
 [[ -x /usr/bin/time ]] || die "/usr/bin/time (GNU time) is required: apt-get install time"
-find_tool() {
-    command -v "$1" 2>/dev/null && return 0
-    [[ -x /usr/sbin/$1 ]] && { echo "/usr/sbin/$1"; return 0; }
-    return 1
-}
 SMTP_SINK=$(find_tool smtp-sink) || die "smtp-sink is missing: apt-get install postfix"
 if [[ -z ${FAXMTA_BIN:-} || -z ${FILL_BIN:-} ]]; then
     note "building faxmta and the fill tool (cargo build --release) in $REPO"
@@ -103,23 +97,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "$1"
-}
-wait_port() { # wait_port ADDR PORT SECONDS PID
-    local end=$((SECONDS + $3))
-    while ((SECONDS < end)); do
-        kill -0 "$4" 2>/dev/null || return 1
-        (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-sink_counts() { # "SESSIONS MESSAGES" from smtp-sink -c output
-    tail -c 256 "$1" 2>/dev/null | tr '\r' '\n' \
-        | awk '/^sess=[0-9]+ quit=[0-9]+ mesg=[0-9]+$/ { s = $1; m = $3 }
-               END { sub(/sess=/, "", s); sub(/mesg=/, "", m); print (s == "" ? 0 : s), (m == "" ? 0 : m) }'
-}
 rss() { awk -v k="$2" '$1 == k":" { printf "%.0f MiB", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"; }
 # timed LABEL OUTFILE CMD...: runs CMD under GNU time; prints wall and peak RSS.
 timed() {

@@ -41,7 +41,10 @@
 #   KEEP=1              keep the temp dir (config, server log) after the run
 set -euo pipefail
 
+NAME=idle-clients.sh
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib/common.sh
+source "$REPO/bench/lib/common.sh"
 IDLE=${IDLE:-5000}
 PROBES=${PROBES:-200}
 SLOW=${SLOW:-500}
@@ -56,21 +59,10 @@ SLOW_WAIT=${SLOW_WAIT:-300}
 if [[ $LEGACY == 1 ]]; then NO_STRESS=""; STRESS=0; else NO_STRESS="stress_threshold = 0"; fi
 export LC_ALL=C
 
-die() { echo "idle-clients.sh: $*" >&2; exit 1; }
-note() { echo "# $*" >&2; }
 
 command -v python3 >/dev/null || die "python3 is required (the client side)"
 
-# --- faxmta binary ----------------------------------------------------------
-if [[ -n ${FAXMTA_BIN:-} ]]; then
-    BIN=$FAXMTA_BIN
-    [[ -x $BIN ]] || die "FAXMTA_BIN=$BIN is not an executable file"
-else
-    note "building faxmta (cargo build --release) in $REPO"
-    (cd "$REPO" && cargo build --release --quiet) >&2 || die "cargo build --release failed"
-    BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/faxmta
-    [[ -x $BIN ]] || die "no binary at $BIN after the build"
-fi
+build_faxmta "$REPO"
 
 # --- temp dir and cleanup ---------------------------------------------------
 TMP=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/faxmta-idle.XXXXXX")
@@ -92,24 +84,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() { # wait_port PORT SECONDS PID
-    local end=$((SECONDS + $2))
-    while ((SECONDS < end)); do
-        kill -0 "$3" 2>/dev/null || return 1
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
 # start_server NAME SMTP-LINES: a private faxmta on a free port (PORT set).
 start_server() {
     local dir=$TMP/$1
     mkdir -p "$dir"
-    PORT=$(free_port)
+    PORT=$(free_port 127.0.0.1)
     cat >"$dir/faxmta.toml" <<EOF
 hostname = "mx.bench.test"
 [queue]
@@ -139,7 +119,7 @@ deliver = "maildir:$dir/mail/{domain}/{user}"
 EOF
     "$BIN" serve --config "$dir/faxmta.toml" 2>"$dir/faxmta.log" &
     FAXMTA_PID=$!
-    if ! wait_port "$PORT" 30 "$FAXMTA_PID"; then
+    if ! wait_port 127.0.0.1 "$PORT" 30 "$FAXMTA_PID"; then
         tail -20 "$dir/faxmta.log" >&2
         die "faxmta did not start listening on 127.0.0.1:$PORT"
     fi

@@ -29,16 +29,6 @@ use std::time::{Duration, Instant};
 const ALICE: &str = "alice@example.test";
 const THIRTY_DAYS: u64 = 30 * 86_400;
 
-/// A zone under `test.` with these records (zone-file lines).
-fn zone(records: &[&str]) -> String {
-    let mut z = String::from("$TTL 60\ntest. SOA ns.test. hostmaster.test. 1 60 60 60 60\n");
-    for r in records {
-        z.push_str(r);
-        z.push('\n');
-    }
-    z
-}
-
 /// The records of a domain whose primary is at `ip` (preference 10) and
 /// whose backup is faxmta (preference 20).
 fn backed_up(domain: &str, ip: &str) -> Vec<String> {

@@ -16,16 +16,6 @@ use std::time::{Duration, Instant};
 
 const ALICE: &str = "alice@example.test";
 
-/// A zone under `test.` with these records (zone-file lines).
-fn zone(records: &[&str]) -> String {
-    let mut z = String::from("$TTL 60\ntest. SOA ns.test. hostmaster.test. 1 60 60 60 60\n");
-    for r in records {
-        z.push_str(r);
-        z.push('\n');
-    }
-    z
-}
-
 fn message(subject: &str) -> String {
     format!(
         "From: Alice <alice@example.test>\r\nTo: someone\r\nSubject: {subject}\r\n\

@@ -16,12 +16,9 @@ mod peers;
 
 use common::*;
 use peers::*;
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const ALICE: &str = "alice@example.test";
-const PEERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers");
 
 /// Every outbound timeout, in seconds.
 const TIMEOUT: u64 = 3;
@@ -29,65 +26,6 @@ const TIMEOUT: u64 = 3;
 /// deferred: the longest step's timeout, plus the connect timeout, plus
 /// room for scheduling on a busy machine.
 const BOUND: Duration = Duration::from_secs(2 * TIMEOUT + 6);
-
-/// tests/peers/hostile.py in one mode on one loopback address.
-struct Hostile {
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Child,
-    stdin: Option<ChildStdin>,
-}
-
-impl Hostile {
-    fn start(mode: &str, ip: &str, interval: &str) -> Hostile {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new("python3")
-            .arg(format!("{PEERS}/hostile.py"))
-            .args([mode, "--address", ip, "--interval", interval, "--log"])
-            .arg(dir.path().join("events.log"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let Some(port) = line
-            .strip_prefix("ready ")
-            .and_then(|p| p.trim().parse().ok())
-        else {
-            let mut err = String::new();
-            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-            panic!("hostile.py {mode} did not start:\n{line}{err}");
-        };
-        Hostile {
-            port,
-            dir,
-            child,
-            stdin,
-        }
-    }
-
-    /// How many times `event` ("connect", "mail", "dot") happened.
-    fn count(&self, event: &str) -> usize {
-        std::fs::read_to_string(self.dir.path().join("events.log"))
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.split_whitespace().nth(1) == Some(event))
-            .count()
-    }
-}
-
-impl Drop for Hostile {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The hostile kinds: (mode, domain, address, interval between bytes).
 const KINDS: &[(&str, &str, &str, &str)] = &[

@@ -21,16 +21,6 @@ const ALICE: &str = "alice@example.test";
 const USER: &str = "faxmta@customer.test";
 const PASSWORD: &str = "Sm4rt-h0st-s3cret";
 
-/// A zone under `test.` with these records (zone-file lines).
-fn zone(records: &[&str]) -> String {
-    let mut z = String::from("$TTL 60\ntest. SOA ns.test. hostmaster.test. 1 60 60 60 60\n");
-    for r in records {
-        z.push_str(r);
-        z.push('\n');
-    }
-    z
-}
-
 /// A small message from Alice.
 fn message(subject: &str) -> String {
     format!(

@@ -66,3 +66,12 @@ wait_port() {
 # rss_kib PID: resident memory (VmRSS) in KiB; fds PID: open descriptors.
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+
+# sink_counts FILE: "SESSIONS MESSAGES" from smtp-sink -c output, whose
+# counters ("sess=N quit=N mesg=N") are rewritten after a \r at every
+# message end and every session end.
+sink_counts() {
+    tail -c 256 "$1" 2>/dev/null | tr '\r' '\n' \
+        | awk '/^sess=[0-9]+ quit=[0-9]+ mesg=[0-9]+$/ { s = $1; m = $3 }
+               END { sub(/sess=/, "", s); sub(/mesg=/, "", m); print (s == "" ? 0 : s), (m == "" ? 0 : m) }'
+}

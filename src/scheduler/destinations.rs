@@ -165,12 +165,21 @@ mod tests {
     use super::*;
     use faxmta_queue::{NewMessage, NewRecipient};
 
-    #[tokio::test]
-    async fn a_busy_destination_parks_and_a_finished_delivery_wakes() {
+    /// A store with `n` messages for r@slow.example; one slot per
+    /// destination; the hop of slow.example.
+    async fn setup(
+        n: usize,
+    ) -> (
+        tempfile::TempDir,
+        Store,
+        Vec<QueueId>,
+        Arc<Destinations>,
+        NextHop,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let mut ids = Vec::new();
-        for _ in 0..2 {
+        for _ in 0..n {
             let id = store.new_id().unwrap();
             let msg = NewMessage {
                 sender: "s@x".into(),
@@ -184,6 +193,12 @@ mod tests {
         let hop = NextHop::Mx {
             domain: "slow.example".into(),
         };
+        (dir, store, ids, d, hop)
+    }
+
+    #[tokio::test]
+    async fn a_busy_destination_parks_and_a_finished_delivery_wakes() {
+        let (_dir, store, ids, d, hop) = setup(2).await;
         assert!(matches!(d.try_slot(&NextHop::Local), Taken::Unlimited));
         let Taken::Slot(slot) = d.try_slot(&hop) else {
             panic!("the first delivery gets the slot");
@@ -215,19 +230,8 @@ mod tests {
     /// the message parked for PARK_LIMIT (a lost wake-up).
     #[tokio::test]
     async fn a_slot_freed_before_the_park_wakes_the_message_at_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let id = store.new_id().unwrap();
-        let msg = NewMessage {
-            sender: "s@x".into(),
-            recipients: vec![NewRecipient::new("r@slow.example")],
-            ..Default::default()
-        };
-        store.enqueue(id.clone(), msg, b"x").await.unwrap();
-        let d = Destinations::new(store.clone(), 1);
-        let hop = NextHop::Mx {
-            domain: "slow.example".into(),
-        };
+        let (_dir, store, ids, d, hop) = setup(1).await;
+        let id = ids[0].clone();
         let Taken::Slot(slot) = d.try_slot(&hop) else {
             panic!("the first delivery gets the slot");
         };
@@ -242,23 +246,7 @@ mod tests {
     /// the wake-up: the next one in the line is woken.
     #[tokio::test]
     async fn a_wake_up_skips_messages_gone_from_the_queue() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let mut ids = Vec::new();
-        for _ in 0..2 {
-            let id = store.new_id().unwrap();
-            let msg = NewMessage {
-                sender: "s@x".into(),
-                recipients: vec![NewRecipient::new("r@slow.example")],
-                ..Default::default()
-            };
-            store.enqueue(id.clone(), msg, b"x").await.unwrap();
-            ids.push(id);
-        }
-        let d = Destinations::new(store.clone(), 1);
-        let hop = NextHop::Mx {
-            domain: "slow.example".into(),
-        };
+        let (_dir, store, ids, d, hop) = setup(2).await;
         let Taken::Slot(slot) = d.try_slot(&hop) else {
             panic!("the first delivery gets the slot");
         };

@@ -49,6 +49,37 @@ impl Transport for Counting {
     }
 }
 
+/// A scheduler over `store` whose every transport is `transport`.
+fn scheduler(
+    store: &Store,
+    config: &Config,
+    transport: Arc<dyn Transport>,
+    concurrency: usize,
+    destination_concurrency: usize,
+) -> Arc<Scheduler> {
+    let settings = Settings {
+        retry: config.retry_policy(),
+        delay_warning: 0,
+        hostname: "mx.test".into(),
+        concurrency,
+        destination_concurrency,
+        fax_reports: Default::default(),
+    };
+    let transports = Transports {
+        local: transport.clone(),
+        smtp: transport.clone(),
+        lmtp: transport.clone(),
+        fax: transport,
+    };
+    Scheduler::new(
+        store.clone(),
+        Arc::new(Router::new(config)),
+        settings,
+        transports,
+        Arc::new(Metrics::new()),
+    )
+}
+
 /// Run 12 one-recipient messages, alternating two domains, through a
 /// scheduler; return the most jobs seen at once, in all and per domain.
 async fn run(
@@ -59,26 +90,12 @@ async fn run(
     let store = Store::open(dir.path()).unwrap();
     let config = Config::parse(std::path::Path::new("t.toml"), "hostname = \"mx.test\"\n").unwrap();
     let counting = Arc::new(Counting::default());
-    let settings = Settings {
-        retry: config.retry_policy(),
-        delay_warning: 0,
-        hostname: "mx.test".into(),
+    let scheduler = scheduler(
+        &store,
+        &config,
+        counting.clone(),
         concurrency,
-        destination_concurrency: per_destination,
-        fax_reports: Default::default(),
-    };
-    let transports = Transports {
-        local: counting.clone(),
-        smtp: counting.clone(),
-        lmtp: counting.clone(),
-        fax: counting.clone(),
-    };
-    let scheduler = Scheduler::new(
-        store.clone(),
-        Arc::new(Router::new(&config)),
-        settings,
-        transports,
-        Arc::new(Metrics::new()),
+        per_destination,
     );
     for i in 0..12 {
         let domain = if i % 2 == 0 { "a.example" } else { "b.example" };
@@ -158,27 +175,7 @@ async fn etrn_mail_is_held_without_attempts_until_released() {
     )
     .unwrap();
     let recording = Arc::new(Recording::default());
-    let settings = Settings {
-        retry: config.retry_policy(),
-        delay_warning: 0,
-        hostname: "mx.test".into(),
-        concurrency: 4,
-        destination_concurrency: 4,
-        fax_reports: Default::default(),
-    };
-    let transports = Transports {
-        local: recording.clone(),
-        smtp: recording.clone(),
-        lmtp: recording.clone(),
-        fax: recording.clone(),
-    };
-    let scheduler = Scheduler::new(
-        store.clone(),
-        Arc::new(Router::new(&config)),
-        settings,
-        transports,
-        Arc::new(Metrics::new()),
-    );
+    let scheduler = scheduler(&store, &config, recording.clone(), 4, 4);
     // Not marked (as a report the server makes itself would be): the
     // scheduler holds it all the same.
     let msg = NewMessage {
@@ -227,9 +224,9 @@ async fn etrn_mail_is_held_without_attempts_until_released() {
 }
 
 /// A transport that never finishes a delivery to `stuck.example` (a peer
-/// that accepted TCP and went silent) and delivers the rest at once.
+/// that accepted TCP and went silent) and records and delivers the rest.
 #[derive(Default)]
-struct Stalling(Mutex<Vec<String>>);
+struct Stalling(Recording);
 
 #[async_trait::async_trait]
 impl Transport for Stalling {
@@ -240,18 +237,7 @@ impl Transport for Stalling {
         if matches!(job.next_hop, NextHop::Mx { domain } if domain == "stuck.example") {
             std::future::pending::<()>().await;
         }
-        job.recipients
-            .iter()
-            .map(|r| {
-                lock(&self.0).push(r.address.clone());
-                Outcome::local(
-                    r.index,
-                    Status::Delivered,
-                    "test",
-                    Reply::new(250, "2.0.0", "ok"),
-                )
-            })
-            .collect()
+        self.0.deliver(job).await
     }
 }
 
@@ -261,27 +247,7 @@ async fn a_stuck_destination_does_not_hold_every_worker() {
     let store = Store::open(dir.path()).unwrap();
     let config = Config::parse(std::path::Path::new("t.toml"), "hostname = \"mx.test\"\n").unwrap();
     let stalling = Arc::new(Stalling::default());
-    let settings = Settings {
-        retry: config.retry_policy(),
-        delay_warning: 0,
-        hostname: "mx.test".into(),
-        concurrency: 3,
-        destination_concurrency: 1,
-        fax_reports: Default::default(),
-    };
-    let transports = Transports {
-        local: stalling.clone(),
-        smtp: stalling.clone(),
-        lmtp: stalling.clone(),
-        fax: stalling.clone(),
-    };
-    let scheduler = Scheduler::new(
-        store.clone(),
-        Arc::new(Router::new(&config)),
-        settings,
-        transports,
-        Arc::new(Metrics::new()),
-    );
+    let scheduler = scheduler(&store, &config, stalling.clone(), 3, 1);
     // The stuck destination's mail first: it is due before the rest.
     for (i, domain) in ["stuck.example"; 5]
         .iter()
@@ -302,12 +268,12 @@ async fn a_stuck_destination_does_not_hold_every_worker() {
     let (stop_tx, stop_rx) = watch::channel(false);
     let task = tokio::spawn(scheduler.run(stop_rx, Duration::from_millis(100)));
     for _ in 0..100 {
-        if lock(&stalling.0).len() == 3 {
+        if lock(&stalling.0 .0).len() == 3 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let delivered = lock(&stalling.0).clone();
+    let delivered = lock(&stalling.0 .0).clone();
     let _ = stop_tx.send(true);
     task.await.unwrap();
     assert_eq!(

@@ -1,5 +1,6 @@
 //! Real peers for the outbound tests, all on 127.0.0.0/8: an authoritative
-//! DNS server (dns.py, on dnslib), Postfix's smtp-sink, a private Postfix
+//! DNS server (dns.py, on dnslib), misbehaving SMTP servers (hostile.py),
+//! Postfix's smtp-sink, a private Postfix
 //! instance with STARTTLS (postfix.sh) — optionally a smart host that
 //! requires AUTH, with a private Dovecot as its SASL back end — and a
 //! private Dovecot serving LMTP.
@@ -48,7 +49,87 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Start a python peer that prints "ready PORT" once it listens and
+/// exits when its stdin closes: its process, stdin and port.
+fn spawn_ready(mut cmd: Command, what: &str) -> (Child, ChildStdin, u16) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 is installed by scripts/test");
+    let stdin = child.stdin.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let Some(port) = line
+        .strip_prefix("ready ")
+        .and_then(|p| p.trim().parse().ok())
+    else {
+        let mut err = String::new();
+        let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+        let _ = child.kill();
+        panic!("{what} did not start:\n{line}{err}");
+    };
+    (child, stdin, port)
+}
+
+// ---------------------------------------------------------- hostile.py
+
+/// tests/peers/hostile.py in one mode on one loopback address.
+pub struct Hostile {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl Hostile {
+    pub fn start(mode: &str, ip: &str, interval: &str) -> Hostile {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new("python3");
+        cmd.arg(format!("{PEERS}/hostile.py"))
+            .args([mode, "--address", ip, "--interval", interval, "--log"])
+            .arg(dir.path().join("events.log"));
+        let (child, stdin, port) = spawn_ready(cmd, &format!("hostile.py {mode}"));
+        Hostile {
+            port,
+            dir,
+            child,
+            stdin: Some(stdin),
+        }
+    }
+
+    /// How many times `event` ("connect", "mail", "dot") happened.
+    pub fn count(&self, event: &str) -> usize {
+        std::fs::read_to_string(self.dir.path().join("events.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some(event))
+            .count()
+    }
+}
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 // ------------------------------------------------------------------ DNS
+
+/// A zone under `test.` with these records (zone-file lines), for [`Dns`].
+pub fn zone(records: &[&str]) -> String {
+    let mut z = String::from("$TTL 60\ntest. SOA ns.test. hostmaster.test. 1 60 60 60 60\n");
+    for r in records {
+        z.push_str(r);
+        z.push('\n');
+    }
+    z
+}
 
 /// tests/peers/dns.py serving one zone on 127.0.0.1.
 pub struct Dns {
@@ -64,35 +145,20 @@ impl Dns {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("zone");
         std::fs::write(&file, zone).unwrap();
-        let mut child = Command::new("python3")
-            .arg(format!("{PEERS}/dns.py"))
+        let mut cmd = Command::new("python3");
+        cmd.arg(format!("{PEERS}/dns.py"))
             .arg(&file)
             .args(["--address", "127.0.0.1", "--log"])
-            .arg(dir.path().join("queries.log"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("python3 is installed by scripts/test");
-        let stdin = child.stdin.take();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let Some(port) = line
-            .strip_prefix("ready ")
-            .and_then(|p| p.trim().parse().ok())
-        else {
-            let mut err = String::new();
-            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-            let _ = child.kill();
-            panic!("dns.py did not start (is dnslib installed? scripts/test installs it):\n{line}{err}");
-        };
+            .arg(dir.path().join("queries.log"));
+        let (child, stdin, port) = spawn_ready(
+            cmd,
+            "dns.py (is dnslib installed? scripts/test installs it)",
+        );
         Dns {
             port,
             dir,
             child,
-            stdin,
+            stdin: Some(stdin),
         }
     }
 

@@ -224,6 +224,21 @@ impl Session {
         Ok(headers.into_bytes())
     }
 
+    /// The reply when the queue cannot take a message: 452 4.3.1 for a
+    /// full disk (the client should try again later), else 451 4.3.0.
+    fn queue_error(&mut self, e: &faxmta_queue::QueueError) {
+        let (code, status) = if e.is_disk_full() {
+            (452, "4.3.1")
+        } else {
+            (451, "4.3.0")
+        };
+        self.reply(
+            code,
+            status,
+            "Error: queue file write error, try again later",
+        );
+    }
+
     /// Store the message durably, then answer 250 (or a 4xx if the store
     /// failed: the client keeps the message and tries again).
     async fn finish_message(&mut self, data: Vec<u8>) -> Next {
@@ -240,16 +255,7 @@ impl Session {
             Ok(id) => id,
             Err(e) => {
                 tracing::error!(error = %e, "cannot allocate a queue id");
-                let (code, status) = if e.is_disk_full() {
-                    (452, "4.3.1")
-                } else {
-                    (451, "4.3.0")
-                };
-                self.reply(
-                    code,
-                    status,
-                    "Error: queue file write error, try again later",
-                );
+                self.queue_error(&e);
                 return Next::Continue;
             }
         };
@@ -329,16 +335,7 @@ impl Session {
             }
             Err(e) => {
                 tracing::error!(error = %e, "{id}: cannot store message from <{sender}>");
-                let (code, status) = if e.is_disk_full() {
-                    (452, "4.3.1")
-                } else {
-                    (451, "4.3.0")
-                };
-                self.reply(
-                    code,
-                    status,
-                    "Error: queue file write error, try again later",
-                );
+                self.queue_error(&e);
             }
         }
         Next::Continue
