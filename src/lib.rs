@@ -265,8 +265,17 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { file } => {
             let file = file.unwrap_or(path);
-            match config::Config::load(&file) {
-                Ok(c) => {
+            // The smart hosts' passwords too: a missing or empty file is
+            // an error, one this user may not read a warning (the server
+            // may run as a user who can), as `postfix check` warns.
+            match config::Config::load(&file).and_then(|mut c| {
+                let warnings = c.check_passwords(&file)?;
+                Ok((c, warnings))
+            }) {
+                Ok((c, warnings)) => {
+                    for w in warnings {
+                        eprintln!("warning: {w}");
+                    }
                     println!(
                         "{}: ok ({} listener(s), {} domain(s))",
                         file.display(),
@@ -281,7 +290,11 @@ pub fn main() -> ExitCode {
                 }
             }
         }
-        Command::Serve => match config::Config::load(&path) {
+        // Only the server reads the smart hosts' passwords.
+        Command::Serve => match config::Config::load(&path).and_then(|mut c| {
+            c.read_passwords(&path)?;
+            Ok(c)
+        }) {
             Ok(c) => serve::run(c),
             Err(e) => {
                 eprintln!("faxmta: {e}");

@@ -377,3 +377,88 @@ fn implicit_tls_reaches_a_wrappermode_smart_host() {
     assert_contains(&summary, " ehlo=1 auth=1 mail=1 ");
     assert!(!summary.contains("starttls"), "{summary}");
 }
+
+/// `faxmta ARGS --config CONFIG` as the unprivileged user nobody.
+fn as_nobody(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_faxmta"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn only_serve_needs_the_password_file() {
+    // Issue 14: every command read the smart host's password file, so an
+    // administrator who may not read it could not even list the queue.
+    let (pw, auth) = password_file(PASSWORD);
+    let file = pw.path().join("smarthost.password");
+    let mut s = Server::start_with(
+        "",
+        &format!("[relay]\nallow = [\"127.0.0.1/32\"]\n[smarthost]\nhosts = [\"smtp.isp.test:587\"]\nauth = {auth}\n"),
+    );
+    let id = send(
+        &s,
+        ALICE,
+        "bob@remote.test",
+        &message("held for the smart host"),
+    );
+    // The file is gone: the other commands do not need it.
+    std::fs::rename(&file, pw.path().join("elsewhere")).unwrap();
+    let list = cli_ok(&s, &["queue", "list"]);
+    assert_contains(&list, &id);
+    s.stop();
+    let list = cli_ok(&s, &["queue", "list"]);
+    assert_contains(&list, &id);
+    let route = cli_ok(&s, &["route", "bob@remote.test"]);
+    assert_contains(&route, &format!("auth:    AUTH as {USER}"));
+    // check-config says what serve would say: a missing file is an error.
+    let check = s.cli(&["check-config"]);
+    let text = output_text(&check);
+    assert!(!check.status.success(), "{text}");
+    assert_contains(
+        &text,
+        &format!("cannot read password_file {}", file.display()),
+    );
+    // serve refuses to start, naming the file.
+    let serve = s.cli(&["serve"]);
+    let text = output_text(&serve);
+    assert!(!serve.status.success(), "{text}");
+    assert_contains(
+        &text,
+        &format!("cannot read password_file {}: No such file", file.display()),
+    );
+
+    // A file this user may not read (root's, mode 0600; the commands run
+    // as nobody): check-config warns and succeeds, queue list works.
+    std::fs::rename(pw.path().join("elsewhere"), &file).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let open = std::fs::Permissions::from_mode(0o755);
+    for dir in [s.dir.path(), pw.path()] {
+        std::fs::set_permissions(dir, open.clone()).unwrap();
+    }
+    std::fs::set_permissions(s.config(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let check = as_nobody(&s.config(), &["check-config"]);
+    let text = output_text(&check);
+    assert!(check.status.success(), "{text}");
+    assert_contains(&text, &format!("warning: {}", s.config().display()));
+    assert_contains(
+        &text,
+        &format!(
+            "cannot read password_file {}: Permission denied",
+            file.display()
+        ),
+    );
+    assert_contains(&text, ": ok (");
+    let serve = as_nobody(&s.config(), &["serve"]);
+    let text = output_text(&serve);
+    assert!(!serve.status.success(), "{text}");
+    assert_contains(&text, "Permission denied");
+    // And with the file back, the server starts and has the message.
+    s.spawn();
+    assert!(find_queued(&s, &id).is_some(), "{}", s.log());
+}

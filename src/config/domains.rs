@@ -119,21 +119,22 @@ fn smarthost_tls() -> OutboundTls {
 }
 
 /// `auth = { user = "…", password_file = "…" }`: SMTP AUTH towards a
-/// smart host. The password is the first line of the file, read when the
-/// configuration is loaded; it is never printed (`Debug` hides it).
+/// smart host. The password is the first line of the file, read by
+/// `serve` only ([`Config::read_passwords`]); it is never printed
+/// (`Debug` hides it).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     pub user: String,
     pub password_file: PathBuf,
-    /// Filled from `password_file` by [`Config::parse`].
+    /// Filled from `password_file` by [`Config::read_passwords`].
     #[serde(skip)]
     credentials: Option<Credentials>,
 }
 
 impl AuthConfig {
-    /// The user and the password read from the file (`None` only for a
-    /// configuration that did not come through [`Config::parse`]).
+    /// The user and the password read from the file (`None` until
+    /// [`Config::read_passwords`]).
     pub fn credentials(&self) -> Option<&Credentials> {
         self.credentials.as_ref()
     }
@@ -236,7 +237,13 @@ fn hop(
             .collect(),
         tls: tls.policy(),
         implicit_tls: implicit,
-        auth: auth.and_then(|a| a.credentials().cloned()),
+        // The user alone until `serve` read the password (`faxmta route`
+        // still shows who logs in).
+        auth: auth.map(|a| {
+            a.credentials()
+                .cloned()
+                .unwrap_or_else(|| Credentials::unread(a.user.clone()))
+        }),
     }
 }
 
@@ -456,38 +463,86 @@ pub(super) fn validate(config: &Config, src: &Source<'_>) -> Result<(), ConfigEr
     Ok(())
 }
 
+/// Why a password file could not be used: `denied` when only the
+/// permission to read it is missing (the server's user may have it).
+struct PasswordError {
+    denied: bool,
+    error: ConfigError,
+}
+
 /// Read each `auth.password_file`: the password is its first line. A file
 /// that cannot be read, or whose first line is empty, is an error at the
-/// line that names it.
-pub(super) fn read_passwords(config: &mut Config, src: &Source<'_>) -> Result<(), ConfigError> {
+/// line that names it. `lenient`: a file this user may not read is only a
+/// warning (returned), the others are still errors.
+fn read_passwords(
+    config: &mut Config,
+    src: &Source<'_>,
+    lenient: bool,
+) -> Result<Vec<ConfigError>, ConfigError> {
     let auths = config
         .smarthost
         .iter_mut()
         .filter_map(|s| s.auth.as_mut())
         .chain(config.domains.iter_mut().filter_map(|d| d.auth.as_mut()));
+    let mut warnings = Vec::new();
     for auth in auths {
-        let file = auth.password_file.display().to_string();
-        let at = [format!("\"{file}\""), "password_file".to_string()];
-        let at: Vec<&str> = at.iter().map(String::as_str).collect();
-        let text = std::fs::read(&auth.password_file)
-            .map_err(|e| src.fail(&at, format!("cannot read password_file {file}: {e}")))?;
-        let line = text.split(|&b| b == b'\n').next().unwrap_or_default();
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let password = std::str::from_utf8(line).map_err(|_| {
-            src.fail(
-                &at,
-                format!("password_file {file}: the first line is not UTF-8"),
-            )
-        })?;
-        if password.is_empty() {
-            return Err(src.fail(
-                &at,
-                format!("password_file {file}: the first line (the password) is empty"),
-            ));
+        match read_password(auth, src) {
+            Ok(credentials) => auth.credentials = Some(credentials),
+            Err(e) if lenient && e.denied => warnings.push(e.error),
+            Err(e) => return Err(e.error),
         }
-        auth.credentials = Some(Credentials::new(auth.user.clone(), password));
     }
-    Ok(())
+    Ok(warnings)
+}
+
+fn read_password(auth: &AuthConfig, src: &Source<'_>) -> Result<Credentials, PasswordError> {
+    let file = auth.password_file.display().to_string();
+    let at = [format!("\"{file}\""), "password_file".to_string()];
+    let at: Vec<&str> = at.iter().map(String::as_str).collect();
+    let fail = |denied: bool, message: String| PasswordError {
+        denied,
+        error: src.fail(&at, message),
+    };
+    let text = std::fs::read(&auth.password_file).map_err(|e| {
+        fail(
+            e.kind() == std::io::ErrorKind::PermissionDenied,
+            format!("cannot read password_file {file}: {e}"),
+        )
+    })?;
+    let line = text.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let password = std::str::from_utf8(line).map_err(|_| {
+        fail(
+            false,
+            format!("password_file {file}: the first line is not UTF-8"),
+        )
+    })?;
+    if password.is_empty() {
+        return Err(fail(
+            false,
+            format!("password_file {file}: the first line (the password) is empty"),
+        ));
+    }
+    Ok(Credentials::new(auth.user.clone(), password))
+}
+
+impl Config {
+    /// Read the smart hosts' AUTH passwords (`auth.password_file`): only
+    /// `serve` needs them, so [`Config::load`] leaves them unread and an
+    /// administrator without access to them can still run the other
+    /// commands. `path`: the configuration file, for the error's line.
+    pub fn read_passwords(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        read_passwords(self, &Source { path, text: &text }, false).map(|_| ())
+    }
+
+    /// As [`Config::read_passwords`], for `check-config`: a missing or
+    /// empty password file is an error, one this user may not read a
+    /// warning (returned) — the server may run as a user who can.
+    pub fn check_passwords(&mut self, path: &Path) -> Result<Vec<ConfigError>, ConfigError> {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        read_passwords(self, &Source { path, text: &text }, true)
+    }
 }
 
 #[cfg(test)]

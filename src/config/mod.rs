@@ -493,7 +493,6 @@ impl Config {
         let mut config = config;
         config.validate(path, text)?;
         let src = domains::Source { path, text };
-        domains::read_passwords(&mut config, &src)?;
         policy::load(&mut config, &src)?;
         fax::load(&mut config, &src)?;
         Ok(config)

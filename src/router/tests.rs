@@ -114,7 +114,7 @@ fn smart_hosts_take_what_is_not_ours_and_are_not_ours() {
     let dir = tempfile::tempdir().unwrap();
     let pw = dir.path().join("pw");
     std::fs::write(&pw, "secret\n").unwrap();
-    let config = Config::parse(
+    let mut config = Config::parse(
         Path::new("t.toml"),
         &format!(
             r#"
@@ -138,6 +138,7 @@ hosts = ["127.0.0.4:465"]
         ),
     )
     .unwrap();
+    config.read_passwords(Path::new("t.toml")).unwrap();
     let r = Router::new(&config);
     let Ok(Route::Smarthost {
         domain,
@@ -149,7 +150,7 @@ hosts = ["127.0.0.4:465"]
     };
     assert_eq!(domain, "elsewhere.org");
     assert_eq!(hop.hosts[0].port, 587);
-    assert_eq!(hop.auth.as_ref().unwrap().password(), "secret");
+    assert_eq!(hop.auth.as_ref().unwrap().password(), Some("secret"));
     assert!(r.resolve("x@elsewhere.org").unwrap().is_relay());
 
     let Ok(route @ Route::Smarthost { global: false, .. }) = r.resolve("x@partner.test") else {

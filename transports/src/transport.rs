@@ -116,20 +116,29 @@ impl RelayHop {
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Credentials {
     pub user: String,
-    password: String,
+    /// `None`: not read (only `serve` reads password files).
+    password: Option<String>,
 }
 
 impl Credentials {
     pub fn new(user: impl Into<String>, password: impl Into<String>) -> Self {
         Credentials {
             user: user.into(),
-            password: password.into(),
+            password: Some(password.into()),
+        }
+    }
+
+    /// The user of a password not read: AUTH with it fails (temporarily).
+    pub fn unread(user: impl Into<String>) -> Self {
+        Credentials {
+            user: user.into(),
+            password: None,
         }
     }
 
     /// The password, for the AUTH exchange only.
-    pub fn password(&self) -> &str {
-        &self.password
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_deref()
     }
 }
 

@@ -32,7 +32,12 @@ impl Connection {
             _ => 0,
         };
         let user = &credentials.user;
-        let password = credentials.password();
+        let Some(password) = credentials.password() else {
+            return Err(HopError::temp(format!(
+                "cannot log in to host {} as {user}: the password (password_file) was not read",
+                self.who()
+            )));
+        };
         let reply = if mechanisms & AUTH_PLAIN != 0 {
             // authzid, authcid and password, NUL-separated (RFC 4616).
             let token = base64(format!("\0{user}\0{password}").as_bytes());
