@@ -174,7 +174,8 @@ async fn received_faxes_are_taken_from_the_receive_queue() {
         std::fs::read(&got.document).unwrap() == std::fs::read(&expected).unwrap(),
         "the fetched fax differs"
     );
-    // Not ours to delete (no ADMIN): noted as taken instead.
+    // Not ours to delete (no ADMIN): noted as taken at acknowledgement.
+    engine.acknowledge(&got).await;
     assert!(fax.exists());
     let noted = server.dir.path().join("inbound/.hylafax-taken");
     assert_eq!(std::fs::read_to_string(noted).unwrap(), "fax00001.tif\n");
@@ -247,6 +248,8 @@ async fn with_passwords_and_admin_a_taken_fax_is_deleted_on_the_server() {
         .unwrap();
     assert_eq!(got.pages, 2);
     assert!(got.document.exists());
+    assert!(fax.exists(), "deleted before the acknowledgement");
+    engine.acknowledge(&got).await;
     assert!(!fax.exists(), "not deleted on the server");
     assert!(!server.dir.path().join("inbound/.hylafax-taken").exists());
 }
