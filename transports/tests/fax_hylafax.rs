@@ -162,6 +162,10 @@ async fn received_faxes_are_taken_from_the_receive_queue() {
     std::fs::copy(&expected, &fax).unwrap();
     run("chown", &["uucp:uucp", fax.to_str().unwrap()]);
     run("chmod", &["644", fax.to_str().unwrap()]);
+    // A name noted earlier whose file is gone from recvq: pruned.
+    let noted = server.dir.path().join("inbound/.hylafax-taken");
+    std::fs::create_dir_all(noted.parent().unwrap()).unwrap();
+    std::fs::write(&noted, "fax00099.tif\n").unwrap();
     let engine = HylafaxEngine::new(settings(&server)).unwrap();
     let got = tokio::time::timeout(Duration::from_secs(20), engine.receive())
         .await
@@ -177,8 +181,7 @@ async fn received_faxes_are_taken_from_the_receive_queue() {
     // Not ours to delete (no ADMIN): noted as taken at acknowledgement.
     engine.acknowledge(&got).await;
     assert!(fax.exists());
-    let noted = server.dir.path().join("inbound/.hylafax-taken");
-    assert_eq!(std::fs::read_to_string(noted).unwrap(), "fax00001.tif\n");
+    assert_eq!(std::fs::read_to_string(&noted).unwrap(), "fax00001.tif\n");
     // Taken once only.
     assert!(
         tokio::time::timeout(Duration::from_millis(1500), engine.receive())
