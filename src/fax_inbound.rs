@@ -9,6 +9,14 @@
 //!
 //! Each received image is recorded with the queue ids of the mails that
 //! carry it ([`crate::fax_retention::record`]) for zero retention.
+//!
+//! Hand-over is in two phases: only once every mail of a fax is queued
+//! (enqueue returned: synced to disk) is the engine told to remove its
+//! source ([`FaxEngine::acknowledge`]); what was handed over but not
+//! acknowledged comes again after a restart. Failpoints for the tests
+//! that kill the daemon there: `FAXMTA_FAILPOINT=fax-handed-over` aborts
+//! right after the engine handed a fax over, `fax-queued` right after its
+//! mails were queued, before the acknowledgement.
 
 use crate::admin::metrics::Metrics;
 use crate::config::Config;
@@ -29,6 +37,13 @@ pub async fn run(
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let failpoint = std::env::var("FAXMTA_FAILPOINT").unwrap_or_default();
+    let abort_at = |point: &str| {
+        if failpoint == point {
+            tracing::error!("failpoint {point}: aborting");
+            std::process::abort();
+        }
+    };
     // Faxes whose mails could not be queued yet (the queue or the disk
     // in trouble): the engine has handed them over already, so they are
     // kept here and tried again every minute, never dropped.
@@ -40,9 +55,15 @@ pub async fn run(
             fax = engine.receive() => fax,
             _ = retry.tick(), if !pending.is_empty() => {
                 for mut fax in std::mem::take(&mut pending) {
-                    if let Err(e) = handle(&config, &store, &mut fax).await {
-                        tracing::error!("received fax {}: {e}; tried again in {RETRY:?}", fax.document.display());
-                        pending.push(fax);
+                    match handle(&config, &store, &mut fax).await {
+                        Ok(()) => {
+                            abort_at("fax-queued");
+                            engine.acknowledge(&fax).await;
+                        }
+                        Err(e) => {
+                            tracing::error!("received fax {}: {e}; tried again in {RETRY:?}", fax.document.display());
+                            pending.push(fax);
+                        }
                     }
                 }
                 continue;
@@ -50,23 +71,30 @@ pub async fn run(
             _ = shutdown.changed() => break,
         };
         let Some(mut fax) = fax else { break };
+        abort_at("fax-handed-over");
         let status = match fax.status {
             Reception::Complete => "complete",
             Reception::Partial { .. } => "partial",
             Reception::Failed { .. } => "failed",
         };
         metrics.fax_received.with_label_values(&[status]).inc();
-        if let Err(e) = handle(&config, &store, &mut fax).await {
-            tracing::error!(
-                "received fax {}: {e}; tried again in {RETRY:?}",
-                fax.document.display()
-            );
-            pending.push(fax);
+        match handle(&config, &store, &mut fax).await {
+            Ok(()) => {
+                abort_at("fax-queued");
+                engine.acknowledge(&fax).await;
+            }
+            Err(e) => {
+                tracing::error!(
+                    "received fax {}: {e}; tried again in {RETRY:?}",
+                    fax.document.display()
+                );
+                pending.push(fax);
+            }
         }
     }
     for fax in &pending {
         tracing::error!(
-            "received fax {} not routed before shutdown: its image stays there",
+            "received fax {} not routed before shutdown: the engine hands it over again at the next start",
             fax.document.display()
         );
     }
@@ -225,13 +253,17 @@ fn images(document: &Path, pdf: bool) -> Result<(Vec<u8>, Option<Vec<u8>>), Stri
 }
 
 /// Move `file` into `dir` (rename, or copy and delete across file
-/// systems); the new path.
+/// systems); the new path. A file already moved (a fax handed over
+/// again after a crash) is found there.
 fn move_into(file: &Path, dir: &Path) -> Result<PathBuf, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let name = file
         .file_name()
         .ok_or_else(|| format!("{}: not a file name", file.display()))?;
     let target = dir.join(name);
+    if !file.exists() && target.exists() {
+        return Ok(target);
+    }
     if std::fs::rename(file, &target).is_err() {
         std::fs::copy(file, &target).map_err(|e| {
             format!(
@@ -425,6 +457,7 @@ mod tests {
             status,
             received_at: SystemTime::now(),
             bad_rows: Some(0),
+            source: None,
         }
     }
 
@@ -455,6 +488,7 @@ mod tests {
                 None => std::future::pending().await,
             }
         }
+        async fn acknowledge(&self, _: &ReceivedFax) {}
     }
 
     #[tokio::test]

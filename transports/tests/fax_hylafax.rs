@@ -162,6 +162,10 @@ async fn received_faxes_are_taken_from_the_receive_queue() {
     std::fs::copy(&expected, &fax).unwrap();
     run("chown", &["uucp:uucp", fax.to_str().unwrap()]);
     run("chmod", &["644", fax.to_str().unwrap()]);
+    // A name noted earlier whose file is gone from recvq: pruned.
+    let noted = server.dir.path().join("inbound/.hylafax-taken");
+    std::fs::create_dir_all(noted.parent().unwrap()).unwrap();
+    std::fs::write(&noted, "fax00099.tif\n").unwrap();
     let engine = HylafaxEngine::new(settings(&server)).unwrap();
     let got = tokio::time::timeout(Duration::from_secs(20), engine.receive())
         .await
@@ -174,10 +178,10 @@ async fn received_faxes_are_taken_from_the_receive_queue() {
         std::fs::read(&got.document).unwrap() == std::fs::read(&expected).unwrap(),
         "the fetched fax differs"
     );
-    // Not ours to delete (no ADMIN): noted as taken instead.
+    // Not ours to delete (no ADMIN): noted as taken at acknowledgement.
+    engine.acknowledge(&got).await;
     assert!(fax.exists());
-    let noted = server.dir.path().join("inbound/.hylafax-taken");
-    assert_eq!(std::fs::read_to_string(noted).unwrap(), "fax00001.tif\n");
+    assert_eq!(std::fs::read_to_string(&noted).unwrap(), "fax00001.tif\n");
     // Taken once only.
     assert!(
         tokio::time::timeout(Duration::from_millis(1500), engine.receive())
@@ -247,6 +251,8 @@ async fn with_passwords_and_admin_a_taken_fax_is_deleted_on_the_server() {
         .unwrap();
     assert_eq!(got.pages, 2);
     assert!(got.document.exists());
+    assert!(fax.exists(), "deleted before the acknowledgement");
+    engine.acknowledge(&got).await;
     assert!(!fax.exists(), "not deleted on the server");
     assert!(!server.dir.path().join("inbound/.hylafax-taken").exists());
 }

@@ -214,6 +214,9 @@ async fn spool_round_trip_with_a_board() {
     assert_eq!(fax.bad_rows, Some(0));
     assert!(fax.document.starts_with(&s.received), "{:?}", fax.document);
     assert_eq!(read_tiff(&fax.document).unwrap().len(), 2);
+    // The source leaves incoming once the fax is acknowledged.
+    assert_eq!(names(&s.incoming), ["rx-0001.rx", "rx-0001.tif"]);
+    engine.acknowledge(&fax).await;
     assert_eq!(names(&s.incoming), Vec::<String>::new());
     // The control file is kept beside the document.
     assert!(fax.document.with_extension("rx").is_file());
@@ -267,6 +270,7 @@ async fn a_half_written_fax_is_not_taken_until_complete() {
     assert_eq!(fax.pages, 2);
     assert_eq!(fax.status, Reception::Complete);
     assert_eq!(read_tiff(&fax.document).unwrap().len(), 2);
+    engine.acknowledge(&fax).await;
 
     // fax2 still waits for its TIFF; once renamed into place it comes in.
     let second = tokio::spawn({
@@ -286,6 +290,7 @@ async fn a_half_written_fax_is_not_taken_until_complete() {
         .unwrap();
     assert_eq!(fax.called.as_deref(), Some("200"));
     assert_eq!(fax.pages, 1);
+    engine.acknowledge(&fax).await;
     // The TIFF without a control file is never taken.
     assert_eq!(names(&s.incoming), ["fax3.tif"]);
     engine.stop();

@@ -11,6 +11,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+pub mod handover;
 pub mod hylafax;
 pub mod lines;
 pub mod simulated;
@@ -113,6 +114,10 @@ pub struct ReceivedFax {
     /// Quality: rows the modem received damaged (and repaired by
     /// copying), if the engine counts them; 0 on a clean ECM call.
     pub bad_rows: Option<u32>,
+    /// The engine's name for where the fax came from (the spool's
+    /// `NAME`, HylaFAX's `recvq` file, the simulated engine's record), for
+    /// [`FaxEngine::acknowledge`]; `None`: nothing to acknowledge.
+    pub source: Option<String>,
 }
 
 /// How a reception ended. A `Failed` one has no pages (its `document`
@@ -143,5 +148,19 @@ pub trait FaxEngine: Send + Sync {
     async fn send(&self, request: SendRequest) -> SendResult;
 
     /// The next fax received; `None` once the engine has stopped.
+    ///
+    /// Hand-over is in two phases: a fax handed out here keeps its
+    /// source (the board's files, HylaFAX's `recvq` entry, the simulated
+    /// engine's record) until [`FaxEngine::acknowledge`]; it is not handed
+    /// out again by this engine, but an engine started anew (after a
+    /// crash) hands out again whatever was not acknowledged. So a fax is
+    /// never lost between the line and the queue; after a crash it may
+    /// come twice.
     async fn receive(&self) -> Option<ReceivedFax>;
+
+    /// The fax's mails are queued durably: remove (or mark done) its
+    /// source, so that it is never handed out again. Errors are logged
+    /// by the engine (a source that cannot be removed is noted where the
+    /// engine can, else it may come again at the next start).
+    async fn acknowledge(&self, fax: &ReceivedFax);
 }

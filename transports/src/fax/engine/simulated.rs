@@ -12,7 +12,10 @@
 //!
 //! Incoming faxes: [`SimulatedEngine::call_in`] makes a remote machine call
 //! us and send a document over the same back-to-back T.30; what we receive
-//! is written under `inbound` and handed out by `receive()`.
+//! is written under `inbound` with its record ([`super::handover`]) and
+//! handed out by `receive()`. The record goes when the fax is
+//! acknowledged (its mails queued); the records left at start (a crash)
+//! are handed out again.
 //!
 //! Timing: the line is simulated, not slept; a call costs the CPU time of
 //! two software modems on a blocking thread, and `lines` bounds how many
@@ -22,6 +25,7 @@
 //! about 13.5 s per call for set-up and release — and about 10 ms of wall
 //! time per page.
 
+use super::handover;
 use super::lines::{Line, Lines};
 use super::spandsp::modem;
 use super::{FaxEngine, ReceivedFax, Reception, SendRequest, SendResult};
@@ -162,6 +166,9 @@ impl SimulatedEngine {
             hang_up_after.insert(normalise(number), pages);
         }
         let (tx, rx) = mpsc::unbounded_channel();
+        for fax in handover::pending(&settings.inbound) {
+            let _ = tx.send(fax);
+        }
         Ok(SimulatedEngine {
             busy: set(&net.busy),
             no_answer: set(&net.no_answer),
@@ -216,6 +223,16 @@ impl SimulatedEngine {
         })
         .await
         .map_err(|e| SimulatedError::Task(e.to_string()))??;
+        let mut outcome = outcome;
+        // Recorded before it is handed out, so that a crash before its
+        // mails are queued does not lose it.
+        match handover::write(&outcome) {
+            Ok(record) => outcome.source = Some(record),
+            Err(e) => tracing::error!(
+                "received fax {:?}: cannot write its record ({e}); lost if we stop before it is queued",
+                outcome.document
+            ),
+        }
         // A closed inbox (stop() meanwhile) just drops it; the file stays.
         let _ = inbox.send(outcome.clone());
         match &outcome.status {
@@ -334,6 +351,11 @@ impl FaxEngine for SimulatedEngine {
 
     async fn receive(&self) -> Option<ReceivedFax> {
         self.inbox_rx.lock().await.recv().await
+    }
+
+    /// Removes the fax's record.
+    async fn acknowledge(&self, fax: &ReceivedFax) {
+        handover::remove(fax);
     }
 }
 

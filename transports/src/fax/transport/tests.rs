@@ -32,6 +32,7 @@ impl FaxEngine for Scripted {
     async fn receive(&self) -> Option<ReceivedFax> {
         None
     }
+    async fn acknowledge(&self, _: &ReceivedFax) {}
 }
 
 struct Pages(Result<u32, RenderFailure>);

@@ -13,17 +13,20 @@
 //!   No end within `job_timeout` (or the send abandoned, as on shutdown):
 //!   the job is killed (`JKILL`) and the send is an error to retry.
 //! - **Receive.** Every `poll_interval`, `LIST recvq` (with our `RCVFMT`);
-//!   each complete fax is fetched (`RETR recvq/NAME`) into `received`,
-//!   then deleted on the server (`DELE`; that needs the rights — an
-//!   `ADMIN` password or an owner). One that cannot be deleted is noted
-//!   in `received/.hylafax-taken` and not fetched again.
+//!   each complete fax is fetched (`RETR recvq/NAME`) into `received`.
+//!   Once its mails are queued (acknowledged) it is deleted on the
+//!   server (`DELE`; that needs the rights — an `ADMIN` password or an
+//!   owner); until then it is not fetched again by this run, but is by
+//!   the next (nothing is lost in a crash). One that cannot be deleted
+//!   is noted in `received/.hylafax-taken` and not fetched again; a name
+//!   gone from the receive queue is pruned from that list ([`recvq`]).
 //! - `lines` bounds the jobs we have at the server at once.
 
 use super::lines::Lines;
 use super::{FaxEngine, ReceivedFax, Reception, SendRequest, SendResult};
 use protocol::{quote, Client, ProtocolError};
 use status::JobStatus;
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -90,6 +93,8 @@ pub struct HylafaxEngine {
     lines: Lines,
     receiving: tokio::sync::Mutex<()>,
     taken: Mutex<VecDeque<ReceivedFax>>,
+    /// The `recvq` files handed out and not yet acknowledged.
+    handed: Mutex<HashSet<String>>,
 }
 
 impl HylafaxEngine {
@@ -123,6 +128,7 @@ impl HylafaxEngine {
             lines: Lines::new(settings.lines),
             receiving: tokio::sync::Mutex::new(()),
             taken: Mutex::default(),
+            handed: Mutex::default(),
             settings: Arc::new(settings),
         })
     }
@@ -330,8 +336,17 @@ impl FaxEngine for HylafaxEngine {
             {
                 return Some(fax);
             }
-            match recvq::take(&self.settings).await {
+            let skip = self
+                .handed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            match recvq::take(&self.settings, &skip).await {
                 Ok(faxes) if !faxes.is_empty() => {
+                    self.handed
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .extend(faxes.iter().filter_map(|f| f.source.clone()));
                     self.taken
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -343,6 +358,16 @@ impl FaxEngine for HylafaxEngine {
             }
             tokio::time::sleep(self.settings.poll_interval).await;
         }
+    }
+
+    /// Deletes the fax on the server (or notes it as taken).
+    async fn acknowledge(&self, fax: &ReceivedFax) {
+        let Some(file) = &fax.source else { return };
+        recvq::acknowledge(&self.settings, file).await;
+        self.handed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(file);
     }
 }
 
@@ -370,5 +395,6 @@ fn received(path: PathBuf, info: &recvq::RecvInfo) -> ReceivedFax {
         },
         received_at: SystemTime::now(),
         bad_rows: None,
+        source: Some(info.file.clone()),
     }
 }

@@ -1,9 +1,14 @@
 //! Taking received faxes from HylaFAX's receive queue: `RCVFMT` with our
 //! fields, `LIST recvq`, `RETR recvq/NAME` into `received` (written as a
-//! `.` temporary and renamed), then `DELE recvq/NAME`.
+//! `.` temporary, synced and renamed). Only once the fax's mails are
+//! queued is it acknowledged: `DELE recvq/NAME`, or, when the server
+//! refuses that (no rights), `NAME` noted in `received/.hylafax-taken`
+//! so that it is not fetched again. Each listing prunes that list: a
+//! name no longer in the receive queue is dropped from it.
 
 use super::{received, HylafaxEngine, HylafaxError, HylafaxSettings, ProtocolError};
 use crate::fax::engine::ReceivedFax;
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -65,26 +70,32 @@ fn hms(s: &str) -> Option<Duration> {
     Some(Duration::from_secs(secs))
 }
 
-/// Fetches every complete fax waiting in the receive queue.
-pub async fn take(settings: &HylafaxSettings) -> Result<Vec<ReceivedFax>, HylafaxError> {
+/// Fetches every complete fax waiting in the receive queue, but those in
+/// `skip` (handed out, not yet acknowledged) and those noted as taken.
+pub async fn take(
+    settings: &HylafaxSettings,
+    skip: &HashSet<String>,
+) -> Result<Vec<ReceivedFax>, HylafaxError> {
     let mut c = HylafaxEngine::connect(settings).await?;
     c.expect(&format!("RCVFMT \"{RCVFMT}\""), &[200]).await?;
     let listing = c.fetch("LIST recvq", 4 << 20).await?;
-    let taken_file = settings.received.join(TAKEN);
-    let noted = std::fs::read_to_string(&taken_file).unwrap_or_default();
+    let listing = String::from_utf8_lossy(&listing);
+    let mut infos = Vec::new();
+    for line in listing.lines() {
+        match RecvInfo::parse(line) {
+            Some(info) => infos.push(info),
+            None if line.trim().is_empty() => {}
+            None => tracing::warn!("HylaFAX receive queue: unreadable line {line:?}"),
+        }
+    }
+    let noted = prune_taken(settings, &infos);
     let mut out = Vec::new();
-    for line in String::from_utf8_lossy(&listing).lines() {
-        let Some(info) = RecvInfo::parse(line) else {
-            if !line.trim().is_empty() {
-                tracing::warn!("HylaFAX receive queue: unreadable line {line:?}");
-            }
-            continue;
-        };
-        if info.in_progress || noted.lines().any(|l| l == info.file) {
+    for info in infos {
+        if info.in_progress || noted.contains(&info.file) || skip.contains(&info.file) {
             continue;
         }
-        // Once a fax was taken (deleted or noted on the server), a later
-        // error must not lose it: hand out what was taken, stop there.
+        // A later error must not lose what was fetched: hand out what
+        // was fetched, stop there.
         let one = async {
             c.expect("TYPE I", &[200]).await?;
             let path = settings.received.join(format!("{}-{}", stamp(), info.file));
@@ -101,16 +112,7 @@ pub async fn take(settings: &HylafaxSettings) -> Result<Vec<ReceivedFax>, Hylafa
                 write_atomic(&path, &data)
                     .map_err(|e| HylafaxError::Other(format!("cannot write {path:?}: {e}")))?;
             }
-            let dele = c.command(&format!("DELE recvq/{}", info.file)).await?;
-            if !dele.positive() {
-                tracing::warn!(
-                    "HylaFAX: cannot delete recvq/{} ({dele}); noted in {taken_file:?}",
-                    info.file
-                );
-                append_line(&taken_file, &info.file)
-                    .map_err(|e| HylafaxError::Other(format!("cannot write {taken_file:?}: {e}")))?;
-            }
-            tracing::info!(file = %info.file, pages = info.pages, tsi = %info.tsi, "fax taken from HylaFAX");
+            tracing::info!(file = %info.file, pages = info.pages, tsi = %info.tsi, "fax fetched from HylaFAX");
             Ok(Some(received(path, &info)))
         }
         .await;
@@ -119,13 +121,71 @@ pub async fn take(settings: &HylafaxSettings) -> Result<Vec<ReceivedFax>, Hylafa
             Ok(None) => {}
             Err(e) if out.is_empty() => return Err(e),
             Err(e) => {
-                tracing::warn!("HylaFAX receive queue: {e}; the faxes taken so far are handed on");
+                tracing::warn!(
+                    "HylaFAX receive queue: {e}; the faxes fetched so far are handed on"
+                );
                 break;
             }
         }
     }
     c.quit().await;
     Ok(out)
+}
+
+/// The names noted in `.hylafax-taken` that are still in the receive
+/// queue (`infos`); the others are dropped from the file.
+fn prune_taken(settings: &HylafaxSettings, infos: &[RecvInfo]) -> HashSet<String> {
+    let taken_file = settings.received.join(TAKEN);
+    let Ok(text) = std::fs::read_to_string(&taken_file) else {
+        return HashSet::new();
+    };
+    let there: HashSet<&str> = infos.iter().map(|i| i.file.as_str()).collect();
+    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let kept: Vec<&str> = all.iter().copied().filter(|l| there.contains(l)).collect();
+    if kept.len() != all.len() {
+        let result = if kept.is_empty() {
+            std::fs::remove_file(&taken_file)
+        } else {
+            let mut text = kept.join("\n");
+            text.push('\n');
+            write_atomic(&taken_file, text.as_bytes())
+        };
+        match result {
+            Ok(()) => tracing::info!(
+                "HylaFAX: {} name(s) gone from the receive queue dropped from {taken_file:?}",
+                all.len() - kept.len()
+            ),
+            Err(e) => tracing::warn!("HylaFAX: cannot prune {taken_file:?}: {e}"),
+        }
+    }
+    kept.into_iter().map(str::to_owned).collect()
+}
+
+/// The fax `file`'s mails are queued: `DELE recvq/FILE`; when the server
+/// refuses (or cannot be reached), `file` is noted as taken instead.
+pub async fn acknowledge(settings: &HylafaxSettings, file: &str) {
+    let deleted = async {
+        let mut c = HylafaxEngine::connect(settings).await?;
+        let dele = c.command(&format!("DELE recvq/{file}")).await?;
+        c.quit().await;
+        Ok::<_, HylafaxError>(dele)
+    }
+    .await;
+    let why = match deleted {
+        Ok(reply) if reply.positive() => {
+            tracing::info!(file = %file, "received fax deleted on the HylaFAX server");
+            return;
+        }
+        Ok(reply) => reply.to_string(),
+        Err(e) => e.to_string(),
+    };
+    let taken_file = settings.received.join(TAKEN);
+    tracing::warn!("HylaFAX: cannot delete recvq/{file} ({why}); noted in {taken_file:?}");
+    if let Err(e) = append_line(&taken_file, file) {
+        tracing::error!(
+            "HylaFAX: cannot write {taken_file:?}: {e}; recvq/{file} will be fetched again at the next start"
+        );
+    }
 }
 
 fn stamp() -> u128 {

@@ -162,6 +162,7 @@ pub(super) fn answer_call(
         status,
         received_at: std::time::SystemTime::now(),
         bad_rows: Some(stats.bad_rows),
+        source: None,
     })
 }
 

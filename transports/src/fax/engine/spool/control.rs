@@ -79,7 +79,7 @@ fn key_name(key: &str) -> String {
 }
 
 /// A value made safe for one line: control characters become spaces.
-fn one_line(value: &str) -> String {
+pub fn one_line(value: &str) -> String {
     value
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })

@@ -75,6 +75,18 @@ pub fn move_file(from: &Path, to: &Path) -> Result<(), FileError> {
     }
 }
 
+/// Makes `to` a second name of `from` (a hard link), or, where the file
+/// system cannot (another device, no links), an atomic copy.
+pub fn link_or_copy(from: &Path, to: &Path) -> Result<(), FileError> {
+    match std::fs::hard_link(from, to) {
+        Ok(()) => std::fs::File::open(to)
+            .and_then(|f| f.sync_all())
+            .map_err(err("cannot sync", to)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(err("cannot link", from)(e)),
+        Err(_) => copy_atomic(from, to),
+    }
+}
+
 /// Removes `path`; one already gone is fine.
 pub fn remove_if_there(path: &Path) -> Result<(), FileError> {
     match std::fs::remove_file(path) {

@@ -1,12 +1,15 @@
 //! Received faxes from the board: complete pairs `NAME.tif` + `NAME.rx`
-//! in `incoming`, taken oldest name first and moved into `received`.
+//! in `incoming`, taken oldest name first and copied (hard-linked where
+//! the file system allows) into `received`. The pair stays in `incoming`
+//! until the fax is acknowledged ([`acknowledge`]: its mails are queued);
+//! until then it is not taken again, but after a restart it is.
 //!
 //! What is never taken: a name starting with `.` (a file being written),
 //! a `NAME.tif` without its `NAME.rx` (the control file comes last), a
 //! `NAME.rx` without its `NAME.tif` (left, with a warning, for someone to
-//! look at). A pair whose control file cannot be read is still moved
-//! (so it is not retried for ever) and handed out as a failed reception
-//! naming the problem.
+//! look at). A pair whose control file cannot be read is still handed
+//! out, as a failed reception naming the problem (and removed when
+//! acknowledged, so it is not retried for ever).
 //!
 //! `NAME.rx` keys: `called` (or `did`, `dnis`), `caller` (or `ani`,
 //! `cid`), `tsi`, `pages` (default: the TIFF's page count), `duration`
@@ -17,15 +20,27 @@ use super::control::{self, Control};
 use super::{files, unique_name, SpoolSettings};
 use crate::fax::engine::{ReceivedFax, Reception};
 use crate::fax::tiff::{ReadLimits, TiffReader};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime};
 
-/// Takes the first complete pair in `incoming`, if any.
-pub fn take_next(settings: &SpoolSettings, sequence: &AtomicU64) -> Option<ReceivedFax> {
+/// Takes the first complete pair in `incoming` not in `handed` (handed
+/// out, not yet acknowledged), if any; its name is added to `handed`.
+pub fn take_next(
+    settings: &SpoolSettings,
+    sequence: &AtomicU64,
+    handed: &mut HashSet<String>,
+) -> Option<ReceivedFax> {
     for name in complete_pairs(&settings.incoming) {
+        if handed.contains(&name) {
+            continue;
+        }
         match take(settings, sequence, &name) {
-            Ok(fax) => return Some(fax),
+            Ok(fax) => {
+                handed.insert(name);
+                return Some(fax);
+            }
             Err(e) => tracing::warn!("fax spool: cannot take {name:?} from incoming: {e}"),
         }
     }
@@ -59,7 +74,18 @@ pub fn complete_pairs(incoming: &Path) -> Vec<String> {
     names
 }
 
-/// Moves the pair `name` into `received` and reads it.
+/// The fax's mails are queued: its pair leaves `incoming` — the control
+/// file first (a `NAME.tif` alone is never taken again).
+pub fn acknowledge(settings: &SpoolSettings, name: &str) {
+    for ext in ["rx", "tif"] {
+        let path = settings.incoming.join(format!("{name}.{ext}"));
+        if let Err(e) = files::remove_if_there(&path) {
+            tracing::warn!("fax spool: {e}; the fax may come again at the next start");
+        }
+    }
+}
+
+/// Copies the pair `name` into `received` and reads it.
 fn take(settings: &SpoolSettings, sequence: &AtomicU64, name: &str) -> Result<ReceivedFax, String> {
     let rx = settings.incoming.join(format!("{name}.rx"));
     let tif = settings.incoming.join(format!("{name}.tif"));
@@ -71,13 +97,11 @@ fn take(settings: &SpoolSettings, sequence: &AtomicU64, name: &str) -> Result<Re
     let stem = unique_name(sequence, name);
     let document = settings.received.join(format!("{stem}.tif"));
     files::make_dir(&settings.received).map_err(|e| e.to_string())?;
-    // The document first: a crash between the moves leaves `NAME.rx`
-    // alone in incoming, which is never taken again (no duplicate).
-    files::move_file(&tif, &document).map_err(|e| e.to_string())?;
+    // The source stays in incoming until acknowledged.
+    files::link_or_copy(&tif, &document).map_err(|e| e.to_string())?;
     let kept_rx = settings.received.join(format!("{stem}.rx"));
-    if let Err(e) = files::move_file(&rx, &kept_rx) {
-        tracing::warn!("fax spool: {e}; removing it");
-        files::remove_if_there(&rx).map_err(|e| e.to_string())?;
+    if let Err(e) = files::link_or_copy(&rx, &kept_rx) {
+        tracing::warn!("fax spool: {e}; the control file is not kept beside the fax");
     }
     let fax = match parsed.and_then(|c| describe(&c, &document)) {
         Ok(mut fax) => {
@@ -96,8 +120,11 @@ fn take(settings: &SpoolSettings, sequence: &AtomicU64, name: &str) -> Result<Re
             },
             received_at,
             bad_rows: None,
+            source: None,
         },
     };
+    let mut fax = fax;
+    fax.source = Some(name.to_owned());
     tracing::info!(
         document = ?fax.document, pages = fax.pages, caller = ?fax.caller,
         called = ?fax.called, status = ?fax.status, "fax received from the board"
@@ -108,7 +135,7 @@ fn take(settings: &SpoolSettings, sequence: &AtomicU64, name: &str) -> Result<Re
 /// The fax described by `control`, its pages counted in `document` when
 /// `pages` is not given (a document that cannot be read then makes it a
 /// failed reception).
-fn describe(control: &Control, document: &Path) -> Result<ReceivedFax, String> {
+pub(crate) fn describe(control: &Control, document: &Path) -> Result<ReceivedFax, String> {
     let mut status = control::rx_status(control)?;
     let pages = match control.number("pages")? {
         Some(pages) => pages,
@@ -129,6 +156,7 @@ fn describe(control: &Control, document: &Path) -> Result<ReceivedFax, String> {
         status,
         received_at: SystemTime::now(),
         bad_rows: control.number("bad_rows")?,
+        source: None,
     })
 }
 

@@ -26,15 +26,19 @@
 //!   `incoming/NAME.rx` (`.NAME…` temporaries, renamed). `receive()`
 //!   polls `incoming` for a `NAME.rx` whose `NAME.tif` is there (names
 //!   starting with `.` are never looked at, a `.tif` alone is never
-//!   taken), moves both into `received` as `TIME-N-NAME.tif`/`.rx`, and
-//!   returns the fax ([`incoming`]).
+//!   taken), copies (hard-links) both into `received` as
+//!   `TIME-N-NAME.tif`/`.rx`, and returns the fax ([`incoming`]). The
+//!   pair is removed from `incoming` (`NAME.rx` first) only when the
+//!   fax is acknowledged, once its mails are queued; a pair still there
+//!   at the next start is taken again (a crash may duplicate a fax, never
+//!   lose it).
 //! - `lines` bounds the jobs in `outgoing`/at the board at once: `send`
 //!   waits for a free one.
 
 use super::lines::{Line, Lines};
 use super::{FaxEngine, ReceivedFax, SendRequest, SendResult};
 use files::FileError;
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -107,6 +111,8 @@ pub struct SpoolEngine {
     receiving: tokio::sync::Mutex<()>,
     /// Faxes taken from `incoming` and not yet handed out.
     taken: Arc<std::sync::Mutex<VecDeque<ReceivedFax>>>,
+    /// The `NAME`s taken and not yet acknowledged: not taken again.
+    handed: Arc<std::sync::Mutex<HashSet<String>>>,
     stopped: AtomicBool,
     stop: Notify,
 }
@@ -149,6 +155,7 @@ impl SpoolEngine {
             sequence: Arc::new(AtomicU64::new(0)),
             receiving: tokio::sync::Mutex::new(()),
             taken: Arc::default(),
+            handed: Arc::default(),
             stopped: AtomicBool::new(false),
             stop: Notify::new(),
             settings: Arc::new(settings),
@@ -386,8 +393,10 @@ impl FaxEngine for SpoolEngine {
             let settings = self.settings.clone();
             let sequence = self.sequence.clone();
             let taken = self.taken.clone();
+            let handed = self.handed.clone();
             let scan = tokio::task::spawn_blocking(move || {
-                if let Some(fax) = incoming::take_next(&settings, &sequence) {
+                let mut handed = handed.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(fax) = incoming::take_next(&settings, &sequence, &mut handed) {
                     taken
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -406,6 +415,26 @@ impl FaxEngine for SpoolEngine {
                 _ = stopped => {}
                 _ = tokio::time::sleep(self.settings.poll_interval) => {}
             }
+        }
+    }
+
+    /// Removes the pair from `incoming`.
+    async fn acknowledge(&self, fax: &ReceivedFax) {
+        let Some(name) = fax.source.clone() else {
+            return;
+        };
+        let settings = self.settings.clone();
+        let handed = self.handed.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            incoming::acknowledge(&settings, &name);
+            handed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&name);
+        })
+        .await;
+        if let Err(e) = done {
+            tracing::warn!("fax spool: acknowledging {:?} failed: {e}", fax.document);
         }
     }
 }
