@@ -99,6 +99,10 @@ pub fn queue(config: &Config, action: QueueAction) -> ExitCode {
             println!("{pages} page(s) received");
             ExitCode::SUCCESS
         }
+        Response::Reloaded { .. } => {
+            eprintln!("faxmta: unexpected answer from the server");
+            ExitCode::FAILURE
+        }
         Response::Summary(c) => {
             println!(
                 "{} message(s): {} due now, {} waiting for a later attempt, {} held",

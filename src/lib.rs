@@ -18,6 +18,7 @@ mod fax_inbound;
 mod fax_retention;
 mod policy;
 mod pop3_gateway;
+mod reload;
 mod reports;
 mod router;
 mod scheduler;
@@ -50,6 +51,11 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve,
+    /// Make the running server read its configuration again (as SIGHUP
+    /// does): the users, fax rules, tokens, certificates and DKIM keys
+    /// with it. A configuration with an error is refused and the running
+    /// one stays.
+    Reload,
     /// Check a configuration file and report errors with file and line.
     CheckConfig {
         /// The file to check [default: the --config file].
@@ -295,12 +301,13 @@ pub fn main() -> ExitCode {
             c.read_passwords(&path)?;
             Ok(c)
         }) {
-            Ok(c) => serve::run(c),
+            Ok(c) => serve::run(path, c),
             Err(e) => {
                 eprintln!("faxmta: {e}");
                 ExitCode::FAILURE
             }
         },
+        Command::Reload => reload::request(&path),
         Command::Route { address } => match config::Config::load(&path) {
             Ok(c) => explain::run(&c, &address),
             Err(e) => {

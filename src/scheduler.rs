@@ -65,9 +65,10 @@ pub struct FaxReports {
 /// A message's octets → its first fax page as a PNG.
 pub type FirstPage = dyn Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync;
 
-/// Delivers what the queue holds.
-pub struct Scheduler {
-    store: Store,
+/// What a reload may change: the domain table, the retry schedule, the
+/// reports' settings and the transports (a delivery takes the plan that
+/// stands when it starts and keeps it to its end).
+pub struct Plan {
     router: Arc<Router>,
     retry: RetryPolicy,
     delay_warning: u64,
@@ -77,6 +78,28 @@ pub struct Scheduler {
     lmtp: Arc<dyn Transport>,
     fax: Arc<dyn Transport>,
     fax_reports: FaxReports,
+}
+
+impl Plan {
+    fn new(router: Arc<Router>, settings: Settings, transports: Transports) -> Plan {
+        Plan {
+            router,
+            retry: settings.retry,
+            delay_warning: settings.delay_warning,
+            hostname: settings.hostname,
+            local: transports.local,
+            smtp: transports.smtp,
+            lmtp: transports.lmtp,
+            fax: transports.fax,
+            fax_reports: settings.fax_reports,
+        }
+    }
+}
+
+/// Delivers what the queue holds.
+pub struct Scheduler {
+    store: Store,
+    plan: std::sync::RwLock<Arc<Plan>>,
     slots: Arc<Semaphore>,
     destinations: Arc<Destinations>,
     inflight: Mutex<HashSet<QueueId>>,
@@ -99,18 +122,24 @@ impl Scheduler {
             metrics,
             destinations: Destinations::new(store.clone(), settings.destination_concurrency),
             store,
-            router,
-            retry: settings.retry,
-            delay_warning: settings.delay_warning,
-            hostname: settings.hostname,
-            local: transports.local,
-            smtp: transports.smtp,
-            lmtp: transports.lmtp,
-            fax: transports.fax,
-            fax_reports: settings.fax_reports,
             slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+            plan: std::sync::RwLock::new(Arc::new(Plan::new(router, settings, transports))),
             inflight: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// A reload: deliveries that start from now on use the new domain
+    /// table, retry schedule and transports; running ones finish with
+    /// theirs. (`concurrency` and `destination_concurrency` stay as they
+    /// were at start.)
+    pub fn reconfigure(&self, router: Arc<Router>, settings: Settings, transports: Transports) {
+        let plan = Arc::new(Plan::new(router, settings, transports));
+        *self.plan.write().unwrap_or_else(|e| e.into_inner()) = plan;
+    }
+
+    /// The plan that stands now.
+    fn plan(&self) -> Arc<Plan> {
+        self.plan.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn inflight(&self) -> MutexGuard<'_, HashSet<QueueId>> {
@@ -173,6 +202,7 @@ impl Scheduler {
 
     /// One delivery attempt for the due recipients of one message.
     async fn process(&self, id: &str) {
+        let plan = self.plan();
         let (env, body) = match (self.store.get(id), self.store.body(id)) {
             (Ok(Some(env)), Ok(Some(body))) => (env, body),
             (Ok(None), _) => return, // deleted meanwhile
@@ -209,7 +239,7 @@ impl Scheduler {
         // Each recipient's lifetime: its own, the message's or the queue's.
         let (gone, due): (Vec<usize>, Vec<usize>) = due
             .into_iter()
-            .partition(|&i| self.retry.expired(now, env.arrival, env.lifetime_of(i)));
+            .partition(|&i| plan.retry.expired(now, env.arrival, env.lifetime_of(i)));
         for &i in &gone {
             outcomes.push(self.expired(&env, i));
         }
@@ -219,7 +249,7 @@ impl Scheduler {
         let mut holds = Vec::new();
         for &i in &due {
             let address = env.recipients[i].address.clone();
-            let (hop, mailbox) = match self.router.resolve(&address) {
+            let (hop, mailbox) = match plan.router.resolve(&address) {
                 Ok(Route::Maildir { mailbox }) => (NextHop::Local, Some(mailbox)),
                 Ok(Route::Remote { domain }) => (NextHop::Mx { domain }, None),
                 Ok(Route::Relay { hop } | Route::Smarthost { hop, .. }) => {
@@ -237,7 +267,7 @@ impl Scheduler {
                 Ok(Route::Fax(target)) => {
                     let login = env.client.auth_user.as_deref();
                     let sender = &env.sender;
-                    match self.router.fax_permit(&target, sender, login, true) {
+                    match plan.router.fax_permit(&target, sender, login, true) {
                         Ok(sender) => (NextHop::Fax(target.hop_for(&sender)), None),
                         Err(reply) => {
                             outcomes.push(Outcome::local(i, Status::Failed, "none", reply));
@@ -278,10 +308,10 @@ impl Scheduler {
                 Taken::Unlimited => None,
             };
             let transport = match hop {
-                NextHop::Local => &self.local,
-                NextHop::Mx { .. } | NextHop::Relay(_) | NextHop::BackupMx(_) => &self.smtp,
-                NextHop::Lmtp(_) => &self.lmtp,
-                NextHop::Fax(_) => &self.fax,
+                NextHop::Local => &plan.local,
+                NextHop::Mx { .. } | NextHop::Relay(_) | NextHop::BackupMx(_) => &plan.smtp,
+                NextHop::Lmtp(_) => &plan.lmtp,
+                NextHop::Fax(_) => &plan.fax,
             };
             let job = Job {
                 envelope: &env,
@@ -335,7 +365,7 @@ impl Scheduler {
     }
 
     fn expired(&self, env: &Envelope, i: usize) -> Outcome {
-        let lifetime = env.lifetime_of(i).unwrap_or(self.retry.lifetime);
+        let lifetime = env.lifetime_of(i).unwrap_or(self.plan().retry.lifetime);
         let r = &env.recipients[i];
         let last = match &r.last_reply {
             Some(reply) => format!("; last reply: {reply}"),
@@ -378,7 +408,7 @@ impl Scheduler {
         let mut updated = env.clone();
         for &i in holds {
             // Looked at again only when it expires (or ETRN releases it).
-            let expires = env.arrival + env.lifetime_of(i).unwrap_or(self.retry.lifetime);
+            let expires = env.arrival + env.lifetime_of(i).unwrap_or(self.plan().retry.lifetime);
             let r = &mut updated.recipients[i];
             r.etrn = Some(Etrn::Held);
             r.next_attempt = expires.max(now);
@@ -407,13 +437,13 @@ impl Scheduler {
                 let lifetime = env.lifetime_of(o.index);
                 // A transport's own interval (a busy fax line), within
                 // the lifetime; else the queue's schedule.
-                let own = o
-                    .retry_after
-                    .map(|after| now + after)
-                    .filter(|&next| next < env.arrival + lifetime.unwrap_or(self.retry.lifetime));
+                let own = o.retry_after.map(|after| now + after).filter(|&next| {
+                    next < env.arrival + lifetime.unwrap_or(self.plan().retry.lifetime)
+                });
                 let next = match o.retry_after {
                     Some(_) => own,
                     None => self
+                        .plan()
                         .retry
                         .next_attempt(now, env.arrival, r.attempts, lifetime),
                 };
@@ -498,11 +528,13 @@ impl Scheduler {
             for &i in &failed {
                 let r = &mut updated.recipients[i];
                 r.state = RcptState::Deferred;
-                r.next_attempt = now + self.retry.interval(1);
+                r.next_attempt = now + self.plan().retry.interval(1);
             }
         }
         // One delay warning per recipient, once the message waited long enough.
-        if self.delay_warning > 0 && now.saturating_sub(env.arrival) >= self.delay_warning {
+        if self.plan().delay_warning > 0
+            && now.saturating_sub(env.arrival) >= self.plan().delay_warning
+        {
             let late: Vec<usize> = updated
                 .active()
                 .filter(|(_, r)| !r.delay_warned && r.attempts > 0 && Notify::wants_delay(r.notify))
@@ -558,7 +590,7 @@ impl Scheduler {
                 // not at once, or the peer would get it in a loop.
                 tracing::error!("{}: cannot record delivery results: {e}", env.id);
                 let attempts = env.recipients.iter().map(|r| r.attempts).max().unwrap_or(0);
-                let pause = self.retry.interval(attempts + 1);
+                let pause = self.plan().retry.interval(attempts + 1);
                 self.store
                     .postpone(&env.id, now + pause.max(STORE_TROUBLE_PAUSE));
             }

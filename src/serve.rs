@@ -6,17 +6,19 @@
 //! fax image purge, the scheduled ETRN clients and the POP3 fax gateway.
 //! Stop on SIGTERM or SIGINT: listeners stop accepting, sessions get the
 //! grace period, running deliveries finish or are cut (and simply retried
-//! after restart), and the queue is flushed.
+//! after restart), and the queue is flushed. SIGHUP (and `faxmta
+//! reload`) reloads the configuration (src/reload.rs).
 
 use crate::admin::metrics::Metrics;
 use crate::admin::{control, http};
-use crate::config::{Config, TlsMode};
+use crate::config::Config;
 use crate::etrn;
+use crate::policy::limits::Limits;
+use crate::reload::{self, Reloader};
 use crate::router::Router;
-use crate::scheduler::{self, Scheduler};
+use crate::scheduler::Scheduler;
 use crate::server;
 use faxmta_queue::Store;
-use faxmta_transports::local::MaildirTransport;
 use faxmta_transports::smtp::{
     Callout, ClientSettings, Dns, LmtpTransport, SmtpSettings, SmtpTransport, Tls,
 };
@@ -36,7 +38,7 @@ fn init_logging(config: &Config) {
         .try_init();
 }
 
-pub fn run(config: Config) -> ExitCode {
+pub fn run(path: std::path::PathBuf, config: Config) -> ExitCode {
     init_logging(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -48,7 +50,7 @@ pub fn run(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config)) {
+    match runtime.block_on(serve(path, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -58,7 +60,7 @@ pub fn run(config: Config) -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> Result<(), String> {
+async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
     server::raise_open_files_limit(&config);
     let config = Arc::new(config);
     let store = Store::open(&config.queue.path).map_err(|e| e.to_string())?;
@@ -68,12 +70,6 @@ async fn serve(config: Config) -> Result<(), String> {
         store.len()
     );
 
-    let needs_tls = config.listeners.iter().any(|l| l.tls != TlsMode::None);
-    let tls = if needs_tls {
-        Some(server::tls::acceptor(&config)?)
-    } else {
-        None
-    };
     let listeners = server::bind(&config).await?;
     let admin = match config.admin.enabled {
         true => Some(http::bind(config.admin.listen).await?),
@@ -86,38 +82,33 @@ async fn serve(config: Config) -> Result<(), String> {
     let metrics = Arc::new(Metrics::new());
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let router = Arc::new(Router::new(&config));
-    let ctx = server::context(
-        config.clone(),
-        store.clone(),
-        router.clone(),
-        Arc::new(callout(&config)?),
-        tls,
-        metrics.clone(),
-        stop_rx.clone(),
-    )?;
-
     let fax = crate::fax::build(&config, &metrics)?;
-    let settings = scheduler::Settings {
-        retry: config.retry_policy(),
-        delay_warning: config.queue.delay_warning.0,
-        hostname: config.hostname.clone(),
-        concurrency: config.queue.concurrency,
-        destination_concurrency: config.queue.destination_concurrency,
-        fax_reports: fax.reports.clone(),
-    };
-    let transports = scheduler::Transports {
-        local: Arc::new(MaildirTransport),
-        smtp: Arc::new(smtp_transport(&config)?),
-        lmtp: Arc::new(lmtp_transport(&config)?),
+    let shared = reload::Shared {
+        store: store.clone(),
+        metrics: metrics.clone(),
+        limits: Arc::new(Limits::new(&config)),
+        shutdown: stop_rx.clone(),
         fax: fax.transport.clone(),
+        fax_first_page: fax.reports.first_page.clone(),
     };
+    let parts = reload::build(&config, &shared)?;
+    let router = parts.router.clone();
+    let (server_tx, server_rx) = watch::channel(parts.server.clone());
+    let (added_tx, added_rx) = tokio::sync::mpsc::unbounded_channel();
     let scheduler = Scheduler::new(
         store.clone(),
         router.clone(),
-        settings,
-        transports,
+        parts.settings,
+        parts.transports,
         metrics.clone(),
+    );
+    let reloader = Reloader::new(
+        path,
+        shared,
+        config.clone(),
+        server_tx,
+        added_tx,
+        scheduler.clone(),
     );
     let admin_task = admin.map(|listener| {
         tracing::info!(
@@ -145,8 +136,22 @@ async fn serve(config: Config) -> Result<(), String> {
     let control_store = store.clone();
     let control_stop = stop_rx.clone();
     let control_fax = fax.simulated.clone();
+    let control_reload: control::ReloadFn = {
+        let reloader = reloader.clone();
+        Arc::new(move || {
+            let reloader = reloader.clone();
+            Box::pin(async move { reloader.reload().await })
+        })
+    };
     let control_task = tokio::spawn(async move {
-        control::serve(&control_path, control_store, control_fax, control_stop).await
+        control::serve(
+            &control_path,
+            control_store,
+            control_fax,
+            Some(control_reload),
+            control_stop,
+        )
+        .await
     });
     let inbound_task = tokio::spawn(crate::fax_inbound::run(
         fax.engine.clone(),
@@ -155,39 +160,47 @@ async fn serve(config: Config) -> Result<(), String> {
         metrics.clone(),
         stop_rx.clone(),
     ));
-    let retention_task = tokio::spawn(crate::fax_retention::run(
-        crate::fax_retention::Retention::from_config(&config),
-        store.clone(),
-        metrics.clone(),
-        stop_rx.clone(),
-    ));
     // The handlers exist before the first client is greeted (and before
     // "ready"): a SIGTERM right after the 220 must shut down cleanly, not
     // kill the process.
-    let signals = wait_for_signal();
-    let server_task = tokio::spawn(server::serve(ctx, listeners));
-    let etrn_task = tokio::spawn(etrn::client::scheduled(config.clone(), stop_rx.clone()));
-    let pop3_task = tokio::spawn(crate::pop3_gateway::run(
-        config.clone(),
-        router.clone(),
-        store.clone(),
-        stop_rx.clone(),
-    ));
+    let mut signals = Signals::install();
+    let server_task = tokio::spawn(server::serve(server_rx, listeners, added_rx));
+    let mut tasks = Restartable::start(&config, &router, &store, &metrics, &stop_rx);
     tracing::info!(
         "faxmta {} ready as {}",
         env!("CARGO_PKG_VERSION"),
         config.hostname
     );
 
-    signals.await;
+    let mut configs = reloader.config();
+    loop {
+        tokio::select! {
+            signal = signals.next() => match signal {
+                Signal::Stop => break,
+                Signal::Reload => {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    let _ = reloader.reload().await;
+                }
+            },
+            changed = configs.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                // A reload took effect: the scheduled ETRN clients, the
+                // POP3 gateway and the image purge start again on it.
+                let config = configs.borrow_and_update().clone();
+                tasks.stop().await;
+                let router = Arc::new(Router::new(&config));
+                tasks = Restartable::start(&config, &router, &store, &metrics, &stop_rx);
+            }
+        }
+    }
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = server_task.await;
-    let _ = etrn_task.await;
-    let _ = pop3_task.await;
+    tasks.stop().await;
     let _ = scheduler_task.await;
     let _ = inbound_task.await;
-    let _ = retention_task.await;
     if let Some(task) = admin_task {
         let _ = task.await;
     }
@@ -197,6 +210,62 @@ async fn serve(config: Config) -> Result<(), String> {
     store.sync().await.map_err(|e| e.to_string())?;
     tracing::info!("stopped; {} message(s) stay queued", store.len());
     Ok(())
+}
+
+/// The tasks a reload starts again on the new configuration: the
+/// scheduled ETRN clients, the POP3 fax gateway and the fax image purge.
+struct Restartable {
+    stop: watch::Sender<bool>,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl Restartable {
+    fn start(
+        config: &Arc<Config>,
+        router: &Arc<Router>,
+        store: &Store,
+        metrics: &Arc<Metrics>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Restartable {
+        let (stop, stopped) = watch::channel(false);
+        // Shutdown stops them too.
+        let mut down = shutdown.clone();
+        let forward = stop.clone();
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(async move {
+            let _ = down.wait_for(|d| *d).await;
+            let _ = forward.send(true);
+        });
+        tasks.spawn(etrn::client::scheduled(config.clone(), stopped.clone()));
+        tasks.spawn(crate::pop3_gateway::run(
+            config.clone(),
+            router.clone(),
+            store.clone(),
+            stopped.clone(),
+        ));
+        tasks.spawn(crate::fax_retention::run(
+            crate::fax_retention::Retention::from_config(config),
+            store.clone(),
+            metrics.clone(),
+            stopped,
+        ));
+        Restartable { stop, tasks }
+    }
+
+    /// Stop them and wait for their end.
+    async fn stop(&mut self) {
+        let _ = self.stop.send(true);
+        // The forwarder waits for a shutdown that may never come.
+        let mut left = self.tasks.len();
+        while left > 1 {
+            if self.tasks.join_next().await.is_none() {
+                break;
+            }
+            left -= 1;
+        }
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
 }
 
 /// The client settings of `[outbound]` (SMTP, or LMTP when `lmtp`).
@@ -213,14 +282,14 @@ pub(crate) fn client_settings(config: &Config, lmtp: bool) -> Result<ClientSetti
 }
 
 /// Local delivery to LMTP servers; host names resolved through `[dns]`.
-fn lmtp_transport(config: &Config) -> Result<LmtpTransport, String> {
+pub(crate) fn lmtp_transport(config: &Config) -> Result<LmtpTransport, String> {
     let dns = Dns::new(&config.dns.nameservers, config.dns.timeout.std())?;
     Ok(LmtpTransport::new(dns, client_settings(config, true)?))
 }
 
 /// Recipient callouts for backup MX domains (`verify = "callout"`), with
 /// the resolver and client settings of outbound SMTP.
-fn callout(config: &Config) -> Result<Callout, String> {
+pub(crate) fn callout(config: &Config) -> Result<Callout, String> {
     let dns = Dns::new(&config.dns.nameservers, config.dns.timeout.std())?;
     Ok(Callout::new(
         dns,
@@ -231,7 +300,7 @@ fn callout(config: &Config) -> Result<Callout, String> {
 }
 
 /// The outbound SMTP transport as `[dns]` and `[outbound]` describe it.
-fn smtp_transport(config: &Config) -> Result<SmtpTransport, String> {
+pub(crate) fn smtp_transport(config: &Config) -> Result<SmtpTransport, String> {
     let dns = Dns::new(&config.dns.nameservers, config.dns.timeout.std())?;
     let out = &config.outbound;
     let tls = out.tls.policy();
@@ -249,23 +318,46 @@ fn smtp_transport(config: &Config) -> Result<SmtpTransport, String> {
     ))
 }
 
-/// Install the SIGTERM and SIGINT handlers now; the future ends at the
-/// first of them.
-fn wait_for_signal() -> impl std::future::Future<Output = ()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let handlers = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    );
-    async move {
-        let (Ok(mut term), Ok(mut int)) = handlers else {
+enum Signal {
+    /// SIGTERM or SIGINT: shut down.
+    Stop,
+    /// SIGHUP: reload.
+    Reload,
+}
+
+/// The SIGTERM, SIGINT and SIGHUP handlers, installed at once.
+struct Signals {
+    handlers: Option<(
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+    )>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        let handlers = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(term), Ok(int), Ok(hup)) => Some((term, int, hup)),
+            _ => None,
+        };
+        Signals { handlers }
+    }
+
+    async fn next(&mut self) -> Signal {
+        let Some((term, int, hup)) = &mut self.handlers else {
             // Without signal handlers, only Ctrl-C through tokio remains.
             let _ = tokio::signal::ctrl_c().await;
-            return;
+            return Signal::Stop;
         };
         tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+            _ = term.recv() => Signal::Stop,
+            _ = int.recv() => Signal::Stop,
+            _ = hup.recv() => Signal::Reload,
         }
     }
 }

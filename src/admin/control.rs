@@ -63,6 +63,9 @@ pub enum Request {
         did: Option<String>,
         ani: Option<String>,
     },
+    /// Read the configuration again and put it in force (`faxmta
+    /// reload`, like SIGHUP). Only a running server can do this.
+    Reload,
 }
 
 /// The answer to a [`Request`].
@@ -86,8 +89,22 @@ pub enum Response {
         pages: u32,
         failure: Option<String>,
     },
+    /// The new configuration is in force; what it could not change
+    /// without a restart, one warning each.
+    Reloaded {
+        warnings: Vec<String>,
+    },
     Error(String),
 }
+
+/// How the control socket asks the running server to reload: the
+/// warnings of a reload that took effect, or why it was refused.
+pub type ReloadFn = Arc<
+    dyn Fn() -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<Vec<String>, String>> + Send>,
+        > + Send
+        + Sync,
+>;
 
 /// Carry out a request on the store.
 pub fn execute(store: &Store, request: &Request) -> Response {
@@ -161,6 +178,9 @@ pub fn execute(store: &Store, request: &Request) -> Response {
         Request::FaxSimulateIncoming { .. } => {
             return Response::Error("a simulated incoming fax needs the running server".into())
         }
+        Request::Reload => {
+            return Response::Error("faxmta is not running: nothing to reload".into())
+        }
     };
     // An administrator's change (a hold above all) must survive a crash
     // once it is confirmed: sync before answering.
@@ -218,6 +238,7 @@ pub async fn serve(
     path: &Path,
     store: Store,
     fax: Option<Arc<SimulatedEngine>>,
+    reload: Option<ReloadFn>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
     if path.exists() {
@@ -241,6 +262,7 @@ pub async fn serve(
                 let Ok((stream, _)) = accepted else { continue };
                 let store = store.clone();
                 let fax = fax.clone();
+                let reload = reload.clone();
                 tokio::spawn(async move {
                     let (read, mut write) = stream.into_split();
                     let mut line = String::new();
@@ -264,6 +286,13 @@ pub async fn serve(
                         Ok(Request::FaxSimulateIncoming { document, tsi, did, ani }) => {
                             simulate_incoming(fax.as_deref(), document, tsi, did, ani).await
                         }
+                        Ok(Request::Reload) => match &reload {
+                            Some(reload) => match reload().await {
+                                Ok(warnings) => Response::Reloaded { warnings },
+                                Err(e) => Response::Error(e),
+                            },
+                            None => Response::Error("this server cannot reload".into()),
+                        },
                         Ok(request) => {
                             let store = store.clone();
                             tokio::task::spawn_blocking(move || execute(&store, &request))

@@ -69,14 +69,9 @@ struct Client {
     auth_failures: VecDeque<Instant>,
 }
 
-struct State {
-    total: usize,
-    clients: HashMap<IpAddr, Client>,
-    last_sweep: Instant,
-}
-
-/// The limits and what they count.
-pub struct Limits {
+/// What `[smtp]`, `[relay] allow` and `[auth]` set (replaced by a
+/// reload; the counts stay).
+struct Thresholds {
     max_total: usize,
     per_ip: usize,
     rate: usize,
@@ -87,6 +82,38 @@ pub struct Limits {
     /// Open sessions that start stress (0: never) and that end it.
     stress_on: usize,
     stress_off: usize,
+}
+
+impl Thresholds {
+    fn new(config: &Config) -> Thresholds {
+        let smtp = &config.smtp;
+        let stress_on = match smtp.stress_threshold {
+            0 => 0,
+            pct => (smtp.max_connections * pct as usize).div_ceil(100).max(1),
+        };
+        Thresholds {
+            stress_on,
+            stress_off: stress_on * 3 / 4,
+            max_total: smtp.max_connections,
+            per_ip: smtp.max_connections_per_ip,
+            rate: smtp.max_connection_rate,
+            exempt: config.relay.allow.clone(),
+            auth_max: config.auth.max_failures,
+            auth_delay: config.auth.failure_delay.std(),
+            auth_window: config.auth.failure_window.std(),
+        }
+    }
+}
+
+struct State {
+    t: Thresholds,
+    total: usize,
+    clients: HashMap<IpAddr, Client>,
+    last_sweep: Instant,
+}
+
+/// The limits and what they count.
+pub struct Limits {
     stress: watch::Sender<bool>,
     state: Mutex<State>,
 }
@@ -104,7 +131,7 @@ impl Drop for Permit {
         if let Some(c) = state.clients.get_mut(&self.ip) {
             c.active = c.active.saturating_sub(1);
         }
-        self.limits.update_stress(state.total);
+        self.limits.update_stress(&state.t, state.total);
     }
 }
 
@@ -117,28 +144,25 @@ fn expire(q: &mut VecDeque<Instant>, now: Instant, span: Duration) {
 
 impl Limits {
     pub fn new(config: &Config) -> Limits {
-        let smtp = &config.smtp;
-        let stress_on = match smtp.stress_threshold {
-            0 => 0,
-            pct => (smtp.max_connections * pct as usize).div_ceil(100).max(1),
-        };
         Limits {
-            stress_on,
-            stress_off: stress_on * 3 / 4,
             stress: watch::channel(false).0,
-            max_total: smtp.max_connections,
-            per_ip: smtp.max_connections_per_ip,
-            rate: smtp.max_connection_rate,
-            exempt: config.relay.allow.clone(),
-            auth_max: config.auth.max_failures,
-            auth_delay: config.auth.failure_delay.std(),
-            auth_window: config.auth.failure_window.std(),
             state: Mutex::new(State {
+                t: Thresholds::new(config),
                 total: 0,
                 clients: HashMap::new(),
                 last_sweep: Instant::now(),
             }),
         }
+    }
+
+    /// A reload: the new thresholds apply to the next connection and the
+    /// next AUTH failure; what is counted (open sessions, recent
+    /// connections and failures) is kept.
+    pub fn reconfigure(&self, config: &Config) {
+        let mut state = self.lock();
+        state.t = Thresholds::new(config);
+        let total = state.total;
+        self.update_stress(&state.t, total);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -151,34 +175,36 @@ impl Limits {
     /// A new connection from `ip`: its permit, or the limit it hits.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Permit, Refusal> {
         let ip = lists::canonical(ip);
-        let exempt = lists::contains(&self.exempt, ip);
         let now = Instant::now();
-        let mut state = self.lock();
-        self.sweep(&mut state, now);
-        if state.total >= self.max_total {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        self.sweep(state, now);
+        let t = &state.t;
+        let exempt = lists::contains(&t.exempt, ip);
+        if state.total >= t.max_total {
             return Err(Refusal::Total);
         }
         let client = state.clients.entry(ip).or_default();
         if !exempt {
-            if self.rate > 0 {
+            if t.rate > 0 {
                 // Every attempt counts, refused ones too: a client that
                 // keeps hammering stays refused.
                 expire(&mut client.connects, now, RATE_SPAN);
                 client.connects.push_back(now);
-                while client.connects.len() > self.rate + 1 {
+                while client.connects.len() > t.rate + 1 {
                     client.connects.pop_front();
                 }
-                if client.connects.len() > self.rate {
+                if client.connects.len() > t.rate {
                     return Err(Refusal::Rate);
                 }
             }
-            if self.per_ip > 0 && client.active >= self.per_ip {
+            if t.per_ip > 0 && client.active >= t.per_ip {
                 return Err(Refusal::PerIp);
             }
         }
         client.active += 1;
         state.total += 1;
-        self.update_stress(state.total);
+        self.update_stress(&state.t, state.total);
         Ok(Permit {
             limits: self.clone(),
             ip,
@@ -192,15 +218,14 @@ impl Limits {
 
     /// Enter or leave stress with `total` sessions open (called under the
     /// state lock, so that changes come in order).
-    fn update_stress(&self, total: usize) {
-        if self.stress_on == 0 {
-            return;
-        }
+    fn update_stress(&self, t: &Thresholds, total: usize) {
         let now = *self.stress.borrow();
-        let next = if now {
-            total > self.stress_off
+        let next = if t.stress_on == 0 {
+            false
+        } else if now {
+            total > t.stress_off
         } else {
-            total >= self.stress_on
+            total >= t.stress_on
         };
         if next != now {
             self.stress.send_replace(next);
@@ -208,7 +233,7 @@ impl Limits {
                 tracing::warn!(
                     sessions = total,
                     "under stress: {total} sessions open (max_connections {}); clients now get stress_timeout",
-                    self.max_total
+                    t.max_total
                 );
             } else {
                 tracing::info!(sessions = total, "stress over: {total} sessions open");
@@ -222,7 +247,7 @@ impl Limits {
             return;
         }
         state.last_sweep = now;
-        let window = self.auth_window;
+        let window = state.t.auth_window;
         state.clients.retain(|_, c| {
             expire(&mut c.connects, now, RATE_SPAN);
             expire(&mut c.auth_failures, now, window);
@@ -235,10 +260,11 @@ impl Limits {
         let ip = lists::canonical(ip);
         let now = Instant::now();
         let mut state = self.lock();
+        let (window, max) = (state.t.auth_window, state.t.auth_max);
         match state.clients.get_mut(&ip) {
             Some(c) => {
-                expire(&mut c.auth_failures, now, self.auth_window);
-                c.auth_failures.len() >= self.auth_max as usize
+                expire(&mut c.auth_failures, now, window);
+                c.auth_failures.len() >= max as usize
             }
             None => false,
         }
@@ -250,13 +276,15 @@ impl Limits {
     pub fn auth_failed(&self, ip: IpAddr) -> (Duration, bool) {
         let ip = lists::canonical(ip);
         let now = Instant::now();
-        let mut state = self.lock();
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let (window, delay, max) = (state.t.auth_window, state.t.auth_delay, state.t.auth_max);
         let c = state.clients.entry(ip).or_default();
-        expire(&mut c.auth_failures, now, self.auth_window);
+        expire(&mut c.auth_failures, now, window);
         c.auth_failures.push_back(now);
         let n = c.auth_failures.len();
-        let delay = self.auth_delay.saturating_mul(n.min(30) as u32);
-        (delay, n >= self.auth_max as usize)
+        let delay = delay.saturating_mul(n.min(30) as u32);
+        (delay, n >= max as usize)
     }
 }
 

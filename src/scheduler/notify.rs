@@ -31,12 +31,13 @@ impl Scheduler {
                         .as_deref()
                         .filter(|relay| relay.contains('['))
                         .and_then(|relay| relay.split('[').next()),
-                    will_retry_until: (kind == ReportKind::Delay)
-                        .then(|| env.arrival + env.lifetime_of(i).unwrap_or(self.retry.lifetime)),
+                    will_retry_until: (kind == ReportKind::Delay).then(|| {
+                        env.arrival + env.lifetime_of(i).unwrap_or(self.plan().retry.lifetime)
+                    }),
                 })
             })
             .collect();
-        let Some(report) = build_report(kind, &self.hostname, env, body, &items, now) else {
+        let Some(report) = build_report(kind, &self.plan().hostname, env, body, &items, now) else {
             return true;
         };
         let what = match kind {
@@ -69,11 +70,11 @@ impl Scheduler {
                 })
             })
             .collect();
-        let always = kind == ReportKind::Success && self.fax_reports.success;
+        let always = kind == ReportKind::Success && self.plan().fax_reports.success;
         let build = |first_page| {
             build_fax_report(
                 kind,
-                &self.hostname,
+                &self.plan().hostname,
                 env,
                 body,
                 &items,
@@ -88,7 +89,7 @@ impl Scheduler {
         };
         // The first page as a picture: rendering is CPU work, off the
         // scheduler's thread; without a picture the report goes as it is.
-        if let Some(render) = self.fax_reports.first_page.clone() {
+        if let Some(render) = self.plan().fax_reports.first_page.clone() {
             let message = body.to_vec();
             let picture = tokio::task::spawn_blocking(move || render(&message))
                 .await

@@ -314,6 +314,12 @@ async fn only_complete_pairs_come_in_and_stop_ends_receive() {
     assert!(matches!(fax.status, Reception::Failed { .. }), "{fax:?}");
     assert!(fax.document.starts_with(&s.received));
     assert!(fax.document.exists());
+    // The source stays until the fax is acknowledged (its mails queued).
+    assert_eq!(
+        names(&s.incoming),
+        [".c.rx", ".c.tif", "a.rx", "a.tif", "b.rx"]
+    );
+    engine.acknowledge(&fax).await;
     assert_eq!(names(&s.incoming), [".c.rx", ".c.tif", "b.rx"]);
     engine.stop();
     assert_eq!(engine.receive().await, None);
