@@ -24,6 +24,7 @@
 use crate::commit::{commit_loop, SyncResult, Syncer, Waiter};
 use crate::db::{is_sticky, load, Db, Shared};
 use crate::envelope::{Envelope, NewMessage, QueueId};
+use crate::etrn_index::{envelope_marks, Pending};
 use crate::time::now_unix;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -275,7 +276,10 @@ impl Store {
     }
 
     fn publish(&self, env: &Envelope) {
-        lock(&self.inner.shared.index).set(&env.id, env.due());
+        let mut index = lock(&self.inner.shared.index);
+        index.set(&env.id, env.due());
+        index.etrn.set(&env.id, envelope_marks(env));
+        drop(index);
         self.inner.shared.changed.notify_one();
     }
 
@@ -357,7 +361,9 @@ impl Store {
                 .envelopes
                 .insert(id.as_bytes(), encoded)
                 .map_err(|e| self.sled_error(e))?;
-            lock(&self.inner.shared.index).set(id, env.due());
+            let mut index = lock(&self.inner.shared.index);
+            index.set(id, env.due());
+            index.etrn.set(id, envelope_marks(&env));
         }
         self.inner.shared.changed.notify_one();
         Ok(Some(env))
@@ -385,10 +391,31 @@ impl Store {
         }
         let mut index = lock(&self.inner.shared.index);
         index.set(id, None);
+        index.etrn.set(id, Vec::new());
         if existed {
             index.removed();
         }
         Ok(existed)
+    }
+
+    /// The messages an ETRN for `domains` (lower case) concerns, from
+    /// the in-memory index: no read of the queue.
+    ///
+    /// Each with whether it waits — a recipient there still held, or the
+    /// message not due before `now` (released once, deferred since) —
+    /// and is not being released by an earlier ETRN already; those that
+    /// wait are marked as being released.
+    pub(crate) fn etrn_claim(&self, domains: &[String], now: u64) -> Pending {
+        let mut index = lock(&self.inner.shared.index);
+        let mut pending = index.etrn.pending(domains);
+        for (id, waits) in &mut pending {
+            *waits =
+                !index.etrn.releasing(id) && (*waits || index.due_of(id).is_some_and(|t| t > now));
+            if *waits {
+                index.etrn.start_release(id);
+            }
+        }
+        pending
     }
 
     /// Ids of the messages in the schedule index (every message that is
