@@ -86,6 +86,13 @@ pub struct AdminConfig {
     pub tokens_file: PathBuf,
     /// The largest request body of `POST /fax/send`.
     pub max_request: Size,
+    /// How long a client has to send a request's headers (also the
+    /// longest wait for the next request on a kept-alive connection).
+    pub header_timeout: Duration,
+    /// How long one request may take, its body and the answer included.
+    pub request_timeout: Duration,
+    /// Connections open at once at most; more are refused with a 503.
+    pub max_connections: usize,
 }
 
 impl Default for AdminConfig {
@@ -96,6 +103,9 @@ impl Default for AdminConfig {
             tls: false,
             tokens_file: PathBuf::from("var/tokens"),
             max_request: Size(20 * 1024 * 1024),
+            header_timeout: Duration(10),
+            request_timeout: Duration(300),
+            max_connections: 100,
         }
     }
 }
@@ -572,6 +582,20 @@ impl Config {
             return fail(
                 "max_connections",
                 "smtp.max_connections must be at least 1".into(),
+            );
+        }
+        for (key, value) in [
+            ("header_timeout", self.admin.header_timeout),
+            ("request_timeout", self.admin.request_timeout),
+        ] {
+            if value.0 == 0 {
+                return fail(key, format!("admin.{key} must be at least 1s"));
+            }
+        }
+        if self.admin.max_connections == 0 {
+            return fail(
+                "max_connections",
+                "admin.max_connections must be at least 1".into(),
             );
         }
         if self.smtp.max_recipients == 0 {
