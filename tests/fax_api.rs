@@ -84,15 +84,14 @@ fn a_fax_posted_over_http_is_sent_and_its_status_told() {
         assert_eq!(t["transactionId"], id.as_str(), "{body}");
     }
     let (first, second, busy) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
-    assert!(first != second && second != busy && first != broadcast, "{body}");
+    assert!(
+        first != second && second != busy && first != broadcast,
+        "{body}"
+    );
     // One message: the three transactions are its recipients.
     let queue_id = first.rsplit_once('-').unwrap().0.to_string();
     assert_eq!(broadcast, format!("B{queue_id}"));
-    assert_eq!(
-        ids,
-        [1, 2, 3].map(|n| format!("{queue_id}-{n}")),
-        "{body}"
-    );
+    assert_eq!(ids, [1, 2, 3].map(|n| format!("{queue_id}-{n}")), "{body}");
 
     // Two are really sent: alice gets a success report naming each (one
     // message: recipients done together share a report, as for a mail to
@@ -118,7 +117,11 @@ fn a_fax_posted_over_http_is_sent_and_its_status_told() {
                 .unwrap_or_default();
             !report.is_empty()
         });
-        assert!(!report.is_empty(), "no report {number} {result}:\n{}", s.log());
+        assert!(
+            !report.is_empty(),
+            "no report {number} {result}:\n{}",
+            s.log()
+        );
         assert_contains(&report, "Subject:        Quarterly figures");
         if result == "sent" {
             assert_contains(&report, "Pages sent:     2 of 2");
@@ -134,7 +137,7 @@ fn a_fax_posted_over_http_is_sent_and_its_status_told() {
         assert_eq!(code, 200, "{body}");
         let st = success_info(&body);
         assert!(st.get("broadcastId").is_none(), "{body}");
-        assert_eq!(transaction_ids(&st), [first.clone()], "{body}");
+        assert_eq!(transaction_ids(&st), std::slice::from_ref(&first), "{body}");
         let faxes = st["faxes"].as_array().unwrap();
         assert_eq!(faxes.len(), 1, "{body}");
         let fax = &faxes[0];
@@ -184,7 +187,11 @@ fn a_fax_posted_over_http_is_sent_and_its_status_told() {
     assert_eq!(of(&busy).attr("calls"), "2");
     assert_contains(of(&busy).attr("reason"), "busy");
     // The queue id alone: all the faxes of the message.
-    let (code, body) = curl(&s, &format!("/restservice/status/{queue_id}"), &["-H", &auth]);
+    let (code, body) = curl(
+        &s,
+        &format!("/restservice/status/{queue_id}"),
+        &["-H", &auth],
+    );
     assert_eq!(code, 200, "{body}");
     assert_eq!(transaction_ids(&success_info(&body)), ids, "{body}");
 
@@ -610,11 +617,18 @@ fn one_request_is_one_message_with_its_documents_stored_once() {
         .collect();
     assert_eq!(bodies.len(), 1, "{bodies:?}");
     let stored = String::from_utf8_lossy(&read(&bodies[0])).into_owned();
-    assert_eq!(stored.matches("filename=\"memo.pdf\"").count(), 1, "{stored}");
+    assert_eq!(
+        stored.matches("filename=\"memo.pdf\"").count(),
+        1,
+        "{stored}"
+    );
     // Each recipient keeps its own state: each number is tried (busy)
     // and waits for its retry.
     let auth = format!("XM-Token-Authorization: {token}");
-    for (id, number) in ids.iter().zip(["+15550000001", "+15550000002", "+15550000003"]) {
+    for (id, number) in ids
+        .iter()
+        .zip(["+15550000001", "+15550000002", "+15550000003"])
+    {
         let mut last = String::new();
         let deferred = wait_until(30, || {
             let (_, body) = curl(&s, &format!("/restservice/status/{id}"), &["-H", &auth]);

@@ -180,7 +180,10 @@ mod tests {
 
     #[test]
     fn transaction_ids_split() {
-        assert_eq!(split_transaction("69A1B2C300001-2"), ("69A1B2C300001", Some(2)));
+        assert_eq!(
+            split_transaction("69A1B2C300001-2"),
+            ("69A1B2C300001", Some(2))
+        );
         assert_eq!(split_transaction("69A1B2C300001"), ("69A1B2C300001", None));
         assert_eq!(split_transaction("X-0"), ("X-0", None));
         assert_eq!(split_transaction("-1"), ("-1", None));
@@ -204,7 +207,7 @@ mod tests {
         let body = b"Subject: x\r\n\r\nx\r\n";
         let message = NewMessage::local("a@b.test", &["5551@fax.test".into()], "h", body);
         store.enqueue(queued.clone(), message, body).await.unwrap();
-        let old_ids = serde_json::to_vec(&[queued.clone()]).unwrap();
+        let old_ids = serde_json::to_vec(std::slice::from_ref(&queued)).unwrap();
         let tree = store.db().unwrap().open_tree(TREE).unwrap();
         tree.insert("B0000010000002", old_ids).unwrap();
         // And an unreadable old one.

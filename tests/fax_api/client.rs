@@ -92,7 +92,13 @@ pub fn post(
     files: &[&Path],
     more: &[&str],
 ) -> (u16, String) {
-    post_at(&format!("{base}/restservice/sendfax"), token, metadata, files, more)
+    post_at(
+        &format!("{base}/restservice/sendfax"),
+        token,
+        metadata,
+        files,
+        more,
+    )
 }
 
 /// The same to the URL `url`.
@@ -152,7 +158,11 @@ pub fn refused(reply: (u16, String), status: u16, code: &str) -> String {
     let (got, body) = reply;
     let v = json(&body);
     assert_eq!(
-        (got, v["success"].as_str(), v["errorInfo"]["errorCode"].as_str()),
+        (
+            got,
+            v["success"].as_str(),
+            v["errorInfo"]["errorCode"].as_str()
+        ),
         (status, Some("false"), Some(code)),
         "{body}"
     );
@@ -199,7 +209,12 @@ impl Element {
     /// The one child named `name`.
     pub fn child(&self, name: &str) -> &Element {
         let found = self.all(name);
-        assert_eq!(found.len(), 1, "<{}> has no single <{name}>: {self:?}", self.name);
+        assert_eq!(
+            found.len(),
+            1,
+            "<{}> has no single <{name}>: {self:?}",
+            self.name
+        );
         found[0]
     }
 
@@ -264,7 +279,9 @@ pub fn xml(body: &str) -> Element {
             }
             Ok(Event::End(_)) => {
                 let (mut el, raw) = stack.pop().unwrap();
-                el.text = quick_xml::escape::unescape(raw.trim()).unwrap().into_owned();
+                el.text = quick_xml::escape::unescape(raw.trim())
+                    .unwrap()
+                    .into_owned();
                 match stack.last_mut() {
                     Some((parent, _)) => parent.children.push(el),
                     None => return el,

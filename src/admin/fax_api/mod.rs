@@ -148,8 +148,7 @@ impl Api {
         // be taken back (a message taken back could already be on a
         // line). Each recipient keeps its own transaction id and state.
         let body = build_message(&job, &addresses, &files)?;
-        let mut message =
-            NewMessage::local(sender, &addresses, &self.config.hostname, &body);
+        let mut message = NewMessage::local(sender, &addresses, &self.config.hostname, &body);
         for r in &mut message.recipients {
             r.notify = notify;
         }
