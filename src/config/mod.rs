@@ -84,7 +84,7 @@ pub struct AdminConfig {
     pub tls: bool,
     /// The hashed tokens of the HTTP fax API (`faxmta token`).
     pub tokens_file: PathBuf,
-    /// The largest request body of `POST /fax/send`.
+    /// The largest request body of `sendfax` (`POST /fax/send`).
     pub max_request: Size,
     /// How long a client has to send a request's headers (also the
     /// longest wait for the next request on a kept-alive connection).
