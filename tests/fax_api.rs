@@ -469,9 +469,18 @@ fn every_documented_error_has_its_code() {
         413,
         "TOO_LARGE",
     );
-    // 404 NOT_FOUND for the status of an unknown id.
-    refused(
-        curl(&s, "/fax/status/B0000NOSUCH", &["-H", &auth]),
+    // 404 NOT_FOUND for the status of an unknown id (a broadcast, a
+    // transaction, a queue id), and for a path not served.
+    for id in ["B0000NOSUCH", "0000NOSUCH-1", "0000NOSUCH"] {
+        refused(
+            curl(&s, &format!("/restservice/status/{id}"), &["-H", &auth]),
+            404,
+            "NOT_FOUND",
+        );
+    }
+    refused(curl(&s, "/restservice/nosuch", &[]), 404, "NOT_FOUND");
+    refused_xml(
+        curl(&s, "/nosuch", &["-H", "Accept: application/xml"]),
         404,
         "NOT_FOUND",
     );

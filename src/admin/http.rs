@@ -112,6 +112,7 @@ pub async fn serve(
         .route("/metrics", get(render))
         .with_state(AppState { metrics, store })
         .merge(fax_api::routes(fax_api))
+        .fallback(fax_api::unknown)
         .layer(axum::middleware::from_fn_with_state(
             bounds.request,
             deadline,

@@ -57,6 +57,19 @@ pub fn routes(api: Arc<Api>) -> axum::Router {
         .with_state(api)
 }
 
+/// Any other request: `404 NOT_FOUND` in the API's envelope.
+pub async fn unknown(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let e = ApiError::new(
+        Code::NotFound,
+        format!("{method} {}: no such request here", uri.path()),
+    );
+    reply::error(Format::from_headers(&headers), &e)
+}
+
 /// A document of the request.
 struct File {
     name: String,
