@@ -748,3 +748,72 @@ fn the_listener_cuts_slow_clients_and_refuses_connections_over_its_cap() {
         assert!(took.as_secs_f64() < 6.0, "cut after {took:?}");
     }
 }
+
+#[test]
+fn broadcasts_are_pruned_with_the_fax_history() {
+    use faxmta_queue::{BroadcastEntry, Store};
+    let work = tempfile::tempdir().unwrap();
+    let mut s = start(&fax_config(work.path()), "");
+    let token = new_token(&s, &["scanner"]);
+    let auth = format!("XM-Token-Authorization: {token}");
+    // Two broadcasts whose message is gone: one made long before the fax
+    // history's 30 days, one made now.
+    let old = "0000010000001".to_string();
+    let recent = format!("{:08X}00001", now());
+    assert!(s.stop());
+    {
+        let store = Store::open(&s.path("queue")).unwrap();
+        for id in [&old, &recent] {
+            let entry = BroadcastEntry {
+                transaction: format!("{id}-1"),
+                recipient: "+15551234567@fax.localhost".into(),
+            };
+            store
+                .record_broadcast(&Store::broadcast_id(id), &[entry])
+                .unwrap();
+        }
+        store.sync_blocking().unwrap();
+    }
+    s.spawn();
+    let status = |id: &str| curl(&s, &format!("/restservice/status/B{id}"), &["-H", &auth]);
+    // Both are told (their fax is unknown now)…
+    for id in [&old, &recent] {
+        let (code, body) = status(id);
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(
+            success_info(&body)["faxes"][0]["state"],
+            "unknown",
+            "{body}"
+        );
+    }
+    // … until the fax history is pruned, when a fax ends: then the old
+    // one is gone and the recent one stays.
+    let pdf = write(
+        work.path(),
+        "memo.pdf",
+        &fixtures::pdf(&[(612, 792, fixtures::PDF_PAGE)]),
+    );
+    let meta = write(
+        work.path(),
+        "job.xml",
+        job("alice@example.test", &["+15551234567"], &["memo.pdf"]).as_bytes(),
+    );
+    let (code, body) = post(&http(&s), &token, &meta, &[&pdf], &[]);
+    assert_eq!(code, 200, "{body}");
+    let id = transaction_ids(&success_info(&body))[0].clone();
+    let queue_id = id.rsplit_once('-').unwrap().0.to_string();
+    wait_status(&s, &queue_id, "+15551234567@fax.localhost", "sent", 30);
+    let mut last = (0, String::new());
+    let pruned = wait_until(10, || {
+        last = status(&old);
+        last.0 == 404
+    });
+    assert!(pruned, "{last:?}\n{}", s.log());
+    refused(last, 404, "NOT_FOUND");
+    let (code, body) = status(&recent);
+    assert_eq!(code, 200, "{body}");
+    // The new broadcast (its fax is in the history) is told too.
+    let (code, body) = status(&queue_id);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(success_info(&body)["faxes"][0]["state"], "sent", "{body}");
+}
