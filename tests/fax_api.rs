@@ -708,6 +708,7 @@ fn the_listener_cuts_slow_clients_and_refuses_connections_over_its_cap() {
     c.write_all(
         format!(
             "POST /restservice/sendfax HTTP/1.1\r\nHost: x\r\nXM-Token-Authorization: {token}\r\n\
+             Accept: application/xml\r\n\
              Content-Type: multipart/form-data; boundary=XX\r\nContent-Length: 1000\r\n\r\n\
              --XX\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\n<FaxJob>"
         )
@@ -718,7 +719,7 @@ fn the_listener_cuts_slow_clients_and_refuses_connections_over_its_cap() {
     let took = t.elapsed();
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
-    refused((408, body.to_string()), 408, "REQUEST_TIMEOUT");
+    refused_xml((408, body.to_string()), 408, "REQUEST_TIMEOUT");
     assert!(
         took.as_secs_f64() >= 2.5 && took.as_secs_f64() < 8.0,
         "answered after {took:?}"

@@ -69,6 +69,7 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, String> {
 /// A request that takes longer than `request_timeout` (its body too:
 /// the handlers read it) is answered 408 and its connection closed.
 async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    let format = reply::Format::from_headers(request.headers());
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {
@@ -79,12 +80,7 @@ async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -
                     limit.as_secs()
                 ),
             );
-            let mut response = (
-                e.code.status(),
-                [(header::CONTENT_TYPE, "application/json")],
-                reply::error_json(&e),
-            )
-                .into_response();
+            let mut response = reply::error(format, &e);
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
