@@ -347,6 +347,8 @@ fn every_documented_error_has_its_code() {
     ] {
         let meta = write(w, name, xml.as_bytes());
         refused(post(&http(&s), &token, &meta, &[], &[]), 400, "INVALID_XML");
+        let xml = ["-H", "Accept: application/xml"];
+        refused_xml(post(&http(&s), &token, &meta, &[], &xml), 400, "INVALID_XML");
     }
     // 400 NO_SENDER, NO_RECIPIENTS, NO_DOCUMENTS.
     let meta = write(
@@ -439,6 +441,18 @@ fn every_documented_error_has_its_code() {
         "SENDER_REFUSED",
     );
     assert_contains(&body, "alice");
+    let root = refused_xml(
+        post(
+            &http(&s),
+            &alice_only,
+            &meta,
+            &[&pdf],
+            &["-H", "Accept: text/xml"],
+        ),
+        403,
+        "SENDER_REFUSED",
+    );
+    assert_contains(&root.child("errorInfo").child("errorMsg").text, "alice");
     // 413 TOO_LARGE: announced by Content-Length (answered before the
     // body is read), and found while reading a chunked body.
     let big = write(w, "big.pdf", &vec![b'x'; 400 * 1024]);
@@ -519,6 +533,17 @@ fn every_documented_error_has_its_code() {
     let token = new_token(&plain, &["scanner"]);
     refused(
         post(&http(&plain), &token, &good, &[&pdf], &[]),
+        503,
+        "FAX_NOT_CONFIGURED",
+    );
+    refused_xml(
+        post(
+            &http(&plain),
+            &token,
+            &good,
+            &[&pdf],
+            &["-H", "Accept: application/xml"],
+        ),
         503,
         "FAX_NOT_CONFIGURED",
     );
