@@ -5,11 +5,11 @@
 //!
 //! Each connection is served here (hyper's HTTP/1 server), not by
 //! `axum::serve`, so that it has bounds like an SMTP session's: at most
-//! `[admin] max_connections` at once (more are answered 503 and closed),
-//! `header_timeout` to finish a TLS handshake and each request's headers
-//! (and to start the next request on a kept-alive connection), and
-//! `request_timeout` for a whole request, body and answer included (then
-//! 408 and the connection is closed).
+//! `[admin] max_connections` at once (more are answered 503 and closed;
+//! over HTTPS, closed), `header_timeout` to finish a TLS handshake and
+//! each request's headers (and to start the next request on a kept-alive
+//! connection), and `request_timeout` for a whole request, body and
+//! answer included (then 408 and the connection is closed).
 
 use super::fax_api::{self, reply};
 use super::metrics::Metrics;
@@ -133,7 +133,10 @@ pub async fn serve(
                 "admin listener: refused {peer}: {} connections open ([admin] max_connections)",
                 bounds.connections
             );
-            tokio::spawn(refuse(tcp));
+            // Over TLS a plain answer would be noise: just close.
+            if tls.is_none() {
+                tokio::spawn(refuse(tcp));
+            }
             continue;
         };
         let (app, tls, stop) = (app.clone(), tls.clone(), shutdown.clone());
