@@ -24,6 +24,7 @@ mod store;
 mod time;
 
 pub use admin::{EtrnRelease, EtrnStart};
+pub use broadcast::{split_transaction, BroadcastEntry};
 pub use envelope::{
     BodyType, ClientInfo, Envelope, Etrn, FaxProgress, NewMessage, NewRecipient, Notify, QueueId,
     RcptState, Recipient, Reply, Ret,
