@@ -21,7 +21,7 @@
 //! A write error (a full disk) poisons sled's handles; the store then
 //! opens the database again before its next use (`crate::db`).
 
-use crate::commit::{commit_loop, SyncResult, Syncer, Waiter};
+use crate::commit::{commit_loop, SyncKind, SyncResult, Syncer, Waiter};
 use crate::db::{is_sticky, load, Db, Shared};
 use crate::envelope::{Envelope, NewMessage, QueueId};
 use crate::etrn_index::{envelope_marks, Pending};
@@ -210,6 +210,11 @@ impl Store {
                 message: e.to_string(),
                 disk_full: false,
             })??;
+        // The body's name is durable before its envelope can be.
+        if let Err(e) = sync_outcome(self.request_sync(SyncKind::Bodies)?.await) {
+            let _ = std::fs::remove_file(self.body_path(&id));
+            return Err(e);
+        }
         let env = self.write_envelope(id, msg, body.len())?;
         drop(writing);
         if let Err(e) = self.sync().await {
@@ -231,6 +236,10 @@ impl Store {
     ) -> Result<Envelope, QueueError> {
         let writing = self.inner.shared.writing.blocking_read();
         write_body(&self.body_path(&id), body)?;
+        if let Err(e) = sync_outcome(self.request_sync(SyncKind::Bodies)?.blocking_recv()) {
+            let _ = std::fs::remove_file(self.body_path(&id));
+            return Err(e);
+        }
         let env = self.write_envelope(id, msg, body.len())?;
         drop(writing);
         if let Err(e) = self.sync_blocking() {
@@ -284,24 +293,24 @@ impl Store {
     }
 
     /// Join the next shared sync; the receiver answers once it ran.
-    fn request_sync(&self) -> Result<oneshot::Receiver<SyncResult>, QueueError> {
+    fn request_sync(&self, kind: SyncKind) -> Result<oneshot::Receiver<SyncResult>, QueueError> {
         let (tx, rx) = oneshot::channel();
         lock(&self.inner.commit_tx)
             .as_ref()
             .ok_or(QueueError::CommitterGone)?
-            .send(tx)
+            .send((kind, tx))
             .map_err(|_| QueueError::CommitterGone)?;
         Ok(rx)
     }
 
     /// Wait until everything written so far is on disk (shared sync).
     pub async fn sync(&self) -> Result<(), QueueError> {
-        sync_outcome(self.request_sync()?.await)
+        sync_outcome(self.request_sync(SyncKind::Full)?.await)
     }
 
     /// [`Store::sync`] for callers outside an async runtime.
     pub fn sync_blocking(&self) -> Result<(), QueueError> {
-        sync_outcome(self.request_sync()?.blocking_recv())
+        sync_outcome(self.request_sync(SyncKind::Full)?.blocking_recv())
     }
 
     /// Whether a write error left the database to be reopened
