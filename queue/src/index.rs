@@ -225,20 +225,27 @@ pub(crate) fn build(envelopes: &sled::Tree, bodies: &Path) -> Result<Index, Queu
         let listing = scope.spawn(|| list_dir(bodies));
         let mut index = Index::default();
         let mut stored = Names::default();
+        let mut corrupt = Vec::new();
         for item in envelopes.iter() {
             let (key, value) = item?;
             let id = String::from_utf8_lossy(&key);
-            let view: DueView =
-                serde_json::from_slice(&value).map_err(|source| QueueError::Corrupt {
-                    id: id.to_string(),
-                    source,
-                })?;
+            let view: DueView = match serde_json::from_slice(&value) {
+                Ok(view) => view,
+                Err(e) => {
+                    corrupt.push((key.to_vec(), value.to_vec(), e));
+                    continue;
+                }
+            };
             index.set(&id, view.due());
             index.etrn.set(&id, view.etrn_marks());
             index.added();
             stored.insert(&id);
         }
         stored.seal();
+        // Before the orphan scan, which would take their bodies.
+        for (key, value, e) in corrupt {
+            quarantine(envelopes, bodies, &key, &value, &e)?;
+        }
         let files = listing.join().map_err(|_| QueueError::Sync {
             message: "listing the bodies directory panicked".into(),
             disk_full: false,
@@ -255,6 +262,66 @@ pub(crate) fn build(envelopes: &sled::Tree, bodies: &Path) -> Result<Index, Queu
         }
         Ok(index)
     })
+}
+
+/// Move an envelope that cannot be read, and its body, out of the queue
+/// into `quarantine/` beside `bodies/` (`ID.envelope`, `ID.body`), so one
+/// corrupt record never keeps the queue from opening; the administrator
+/// finds both there, and a log line says so.
+fn quarantine(
+    envelopes: &sled::Tree,
+    bodies: &Path,
+    key: &[u8],
+    value: &[u8],
+    error: &serde_json::Error,
+) -> Result<(), QueueError> {
+    let id = String::from_utf8_lossy(key);
+    let name: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let dir = bodies.with_file_name("quarantine");
+    let file_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| QueueError::File { path, source }
+    };
+    std::fs::create_dir_all(&dir).map_err(file_error(&dir))?;
+    let saved = dir.join(format!("{name}.envelope"));
+    std::fs::write(&saved, value).map_err(file_error(&saved))?;
+    let body = bodies.join(id.as_ref());
+    let moved = dir.join(format!("{name}.body"));
+    let had_body = match std::fs::rename(&body, &moved) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => {
+            return Err(QueueError::File {
+                path: body,
+                source: e,
+            })
+        }
+    };
+    for synced in [&saved, &dir, &bodies.to_path_buf()] {
+        std::fs::File::open(synced)
+            .and_then(|f| f.sync_all())
+            .map_err(file_error(synced))?;
+    }
+    envelopes.remove(key)?;
+    tracing::error!(
+        "queue: the envelope of {id} cannot be read ({error}); moved to {}{}; the rest of the queue opens",
+        saved.display(),
+        if had_body {
+            format!(" with its body ({})", moved.display())
+        } else {
+            " (it had no body)".to_string()
+        }
+    );
+    Ok(())
 }
 
 fn list_dir(dir: &Path) -> Result<Vec<std::ffi::OsString>, QueueError> {

@@ -155,6 +155,48 @@ fn orphan_bodies_are_removed_on_open() {
     assert_eq!(store.len(), 1, "the committed message stays");
 }
 
+#[test]
+fn a_corrupt_envelope_is_quarantined_and_the_rest_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, bad);
+    {
+        let store = Store::open(dir.path()).unwrap();
+        good = store.new_id().unwrap();
+        bad = store.new_id().unwrap();
+        for id in [&good, &bad] {
+            store
+                .enqueue_blocking(id.clone(), message(&["a@x"]), id.as_bytes())
+                .unwrap();
+        }
+    }
+    {
+        // Damage one record behind the store's back.
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let tree = db.open_tree("envelopes").unwrap();
+        tree.insert(bad.as_bytes(), &b"{\"held\": tru"[..]).unwrap();
+        db.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.len(), 1);
+    assert!(store.get(&good).unwrap().is_some());
+    assert!(store.get(&bad).unwrap().is_none());
+    let q = dir.path().join("quarantine");
+    assert_eq!(
+        std::fs::read(q.join(format!("{bad}.envelope"))).unwrap(),
+        b"{\"held\": tru"
+    );
+    assert_eq!(
+        std::fs::read(q.join(format!("{bad}.body"))).unwrap(),
+        bad.as_bytes()
+    );
+    assert!(!dir.path().join("bodies").join(&bad).exists());
+    drop(store);
+    // Opened again: nothing more to move, the good message still there.
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.len(), 1);
+    assert_eq!(store.body(&good).unwrap().unwrap(), good.as_bytes());
+}
+
 #[tokio::test]
 async fn bodies_are_files_and_leave_with_their_message() {
     let dir = tempfile::tempdir().unwrap();
