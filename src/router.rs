@@ -228,7 +228,11 @@ impl Router {
         if user.is_empty() || domain.is_empty() {
             return Err(bad_syntax(address));
         }
+        // A trailing dot (`bob@example.test.`) names the same domain.
         let bare = domain.trim_end_matches('.');
+        if bare.is_empty() {
+            return Err(bad_syntax(address));
+        }
         if let Some(route) = self.fax_route(address, user, bare)? {
             return Ok(route);
         }
@@ -285,7 +289,7 @@ impl Router {
             Deliver::Maildir(template) => Ok(Route::Maildir {
                 mailbox: PathBuf::from(
                     template
-                        .replace("{domain}", &domain)
+                        .replace("{domain}", bare)
                         .replace("{user}", &user),
                 ),
             }),

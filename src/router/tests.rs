@@ -63,6 +63,19 @@ fn local_users_and_remote_domains() {
 }
 
 #[test]
+fn a_trailing_dot_names_the_same_domain_and_the_same_mailbox() {
+    let r = router();
+    assert_eq!(
+        r.resolve("bob@Example.Test."),
+        Ok(Route::Maildir {
+            mailbox: "/var/mail/example.test/bob".into()
+        })
+    );
+    assert_eq!(r.resolve("bob@.").unwrap_err().code, 553);
+    assert_eq!(r.resolve("bob@..").unwrap_err().code, 553);
+}
+
+#[test]
 fn relay_domains_go_to_their_hosts_and_are_ours() {
     let r = router();
     let Ok(Route::Relay { hop }) = r.resolve("anyone@Branch.Test") else {
