@@ -255,6 +255,9 @@ fn config_path(given: Option<PathBuf>) -> PathBuf {
 
 /// The `faxmta` command line.
 pub fn main() -> ExitCode {
+    // Files are faxmta's user's alone, for every command (`serve` then
+    // applies the configured `umask`).
+    serve::set_umask(0o077);
     let cli = Cli::parse();
     let path = config_path(cli.config);
     if !matches!(cli.command, Command::Serve) {

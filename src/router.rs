@@ -287,11 +287,7 @@ impl Router {
         }
         match &local.deliver {
             Deliver::Maildir(template) => Ok(Route::Maildir {
-                mailbox: PathBuf::from(
-                    template
-                        .replace("{domain}", bare)
-                        .replace("{user}", &user),
-                ),
+                mailbox: PathBuf::from(template.replace("{domain}", bare).replace("{user}", &user)),
             }),
             Deliver::Lmtp(target) => Ok(Route::Lmtp {
                 target: target.clone(),

@@ -40,6 +40,7 @@ fn init_logging(config: &Config) {
 
 pub fn run(path: std::path::PathBuf, config: Config) -> ExitCode {
     init_logging(&config);
+    set_umask(config.umask_mode());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -359,5 +360,14 @@ impl Signals {
             _ = int.recv() => Signal::Stop,
             _ = hup.recv() => Signal::Reload,
         }
+    }
+}
+
+/// Set the process's file creation mask (before any thread starts and
+/// any file is made).
+pub fn set_umask(mode: u32) {
+    // SAFETY: umask(2) only sets the calling process's mask.
+    unsafe {
+        libc::umask(mode as libc::mode_t);
     }
 }

@@ -1,4 +1,4 @@
-//! Invariant 1 seen from the kernel's side: strace records every file the
+//! What the server leaves on disk. Invariant 1 seen from the kernel's side: strace records every file the
 //! server creates and every fsync, and the `250 … queued as` reply must
 //! come after the fsync of everything the message is made of — its body
 //! file and the bodies directory, and, for an envelope large enough that
@@ -7,6 +7,8 @@
 //! never syncs. And the body's name is durable before sled writes
 //! anything after it: sled may write the envelope out at any time once it
 //! is inserted, so the bodies directory is synced before the insert.
+//! And who may read it: the queue, the Maildirs and the keys are for
+//! faxmta's user alone (`umask`).
 
 mod common;
 
@@ -145,4 +147,62 @@ fn a_message_with_500_recipients_is_synced_blobs_included_before_the_250() {
         synced_after(&format!("{queue}/blobs"), last_blob),
         "blobs directory not synced after the last blob"
     );
+}
+
+/// Every file and directory under `dir`, with its mode.
+fn modes(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, u32)>) {
+    use std::os::unix::fs::PermissionsExt;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = e.path();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        if meta.file_type().is_symlink() || meta.file_type().is_socket_like() {
+            continue;
+        }
+        out.push((path.clone(), meta.permissions().mode() & 0o777));
+        if meta.is_dir() {
+            modes(&path, out);
+        }
+    }
+}
+
+trait SocketLike {
+    fn is_socket_like(&self) -> bool;
+}
+impl SocketLike for std::fs::FileType {
+    fn is_socket_like(&self) -> bool {
+        use std::os::unix::fs::FileTypeExt;
+        self.is_socket()
+    }
+}
+
+#[test]
+fn the_queue_the_mailboxes_and_the_keys_are_for_faxmtas_user_alone() {
+    let server = Server::start_with("", "[relay]\nallow = [\"127.0.0.1/32\"]\n");
+    // One message delivered, one waiting in the queue (its domain's DNS
+    // does not answer), so bodies and envelopes are on disk.
+    send(
+        &server,
+        "sender@example.org",
+        "alice@example.test",
+        "Subject: kept\r\n\r\nx\r\n",
+    );
+    let waiting = send(
+        &server,
+        "sender@example.org",
+        "someone@remote.test",
+        "Subject: waiting\r\n\r\nx\r\n",
+    );
+    server.wait_maildir("example.test", "alice", 1, 10);
+    assert!(find_queued(&server, &waiting).is_some());
+    let mut all = Vec::new();
+    for sub in ["queue", "mail", "tls"] {
+        modes(&server.path(sub), &mut all);
+    }
+    assert!(
+        all.iter()
+            .any(|(p, _)| p.starts_with(server.path("queue/bodies")) && p.is_file()),
+        "no body file: {all:?}"
+    );
+    let open: Vec<_> = all.iter().filter(|(_, m)| m & 0o077 != 0).collect();
+    assert!(open.is_empty(), "readable by others: {open:#?}");
 }

@@ -27,6 +27,10 @@ pub struct Config {
     /// Our name in the greeting, EHLO, Received headers and reports.
     #[serde(default = "default_hostname")]
     pub hostname: String,
+    /// The process's file creation mask, in octal (`"077"`: the queue,
+    /// fax images, Maildirs and keys are for faxmta's user alone).
+    #[serde(default = "default_umask")]
+    pub umask: String,
     #[serde(default)]
     pub queue: QueueConfig,
     #[serde(default)]
@@ -229,6 +233,17 @@ impl OutboundConfig {
             ("data_timeout", self.data_timeout),
             ("data_done_timeout", self.data_done_timeout),
         ]
+    }
+}
+
+fn default_umask() -> String {
+    "077".into()
+}
+
+impl Config {
+    /// `umask` as a mode (validated at load: octal, at most 0777).
+    pub fn umask_mode(&self) -> u32 {
+        u32::from_str_radix(&self.umask, 8).unwrap_or(0o077) & 0o777
     }
 }
 
@@ -517,6 +532,15 @@ impl Config {
 
         if self.hostname.trim().is_empty() {
             return fail("hostname", "hostname must not be empty".into());
+        }
+        if u32::from_str_radix(&self.umask, 8).map_or(true, |m| m > 0o777) {
+            return fail(
+                "umask",
+                format!(
+                    "umask {:?} is not an octal mode such as \"077\"",
+                    self.umask
+                ),
+            );
         }
         if self.queue.retry.is_empty() || self.queue.retry.iter().any(|d| d.0 == 0) {
             return fail(
