@@ -236,6 +236,24 @@ impl Scheduler {
             return;
         }
         let mut outcomes = Vec::new();
+        // Recipients whose failure is decided but whose report could not
+        // be queued: only the report is tried again (the same outcome),
+        // never the delivery — a fax number is not dialled again.
+        let (pending, due): (Vec<usize>, Vec<usize>) = due
+            .into_iter()
+            .partition(|&i| env.recipients[i].report_pending);
+        for &i in &pending {
+            let r = &env.recipients[i];
+            let reply = r
+                .last_reply
+                .clone()
+                .unwrap_or_else(|| Reply::new(554, "5.0.0", "delivery failed"));
+            let relay = r.relay.clone().unwrap_or_else(|| "none".into());
+            outcomes.push(Outcome {
+                fax: r.fax.clone(),
+                ..Outcome::local(i, Status::Failed, relay, reply)
+            });
+        }
         // Each recipient's lifetime: its own, the message's or the queue's.
         let (gone, due): (Vec<usize>, Vec<usize>) = due
             .into_iter()
@@ -427,7 +445,10 @@ impl Scheduler {
             let Some(r) = updated.recipients.get_mut(o.index) else {
                 continue;
             };
-            r.attempts += 1;
+            // A report tried again is not another attempt.
+            if !r.report_pending {
+                r.attempts += 1;
+            }
             r.last_attempt = now;
             r.relay = Some(o.relay.clone());
             if let Some(fax) = o.fax.take() {
@@ -478,6 +499,7 @@ impl Scheduler {
                 }
                 Status::Failed => {
                     r.state = RcptState::Failed;
+                    r.report_pending = false;
                     failed.push(o.index);
                 }
                 Status::Deferred => {}
@@ -495,7 +517,8 @@ impl Scheduler {
         }
 
         // Reports before states: if the report cannot be queued, the
-        // recipient stays deferred and the report is tried again later.
+        // recipient stays deferred, marked `report_pending`, and only the
+        // report is tried again later (its outcome stays as decided).
         // Fax recipients get fax reports (number, pages, calls).
         let (fax_failed, failed): (Vec<usize>, Vec<usize>) = failed
             .into_iter()
@@ -528,6 +551,7 @@ impl Scheduler {
             for &i in &failed {
                 let r = &mut updated.recipients[i];
                 r.state = RcptState::Deferred;
+                r.report_pending = true;
                 r.next_attempt = now + self.plan().retry.interval(1);
             }
         }
@@ -537,7 +561,12 @@ impl Scheduler {
         {
             let late: Vec<usize> = updated
                 .active()
-                .filter(|(_, r)| !r.delay_warned && r.attempts > 0 && Notify::wants_delay(r.notify))
+                .filter(|(_, r)| {
+                    !r.delay_warned
+                        && !r.report_pending
+                        && r.attempts > 0
+                        && Notify::wants_delay(r.notify)
+                })
                 .map(|(i, _)| i)
                 .collect();
             if !late.is_empty()

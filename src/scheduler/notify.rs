@@ -103,7 +103,17 @@ impl Scheduler {
     }
 
     /// Enqueue a built report; true when it is safely queued.
+    /// `FAXMTA_FAILPOINT=report-enqueue-fails-once` makes the first one
+    /// fail, as a full queue would (for the tests).
     async fn enqueue_report(&self, env: &Envelope, report: Report, what: &str) -> bool {
+        static FAILED_ONCE: std::sync::atomic::AtomicBool =
+            std::sync::atomic::AtomicBool::new(false);
+        if std::env::var("FAXMTA_FAILPOINT").is_ok_and(|f| f == "report-enqueue-fails-once")
+            && !FAILED_ONCE.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            tracing::error!("{}: cannot queue a report: failpoint", env.id);
+            return false;
+        }
         let id = match self.store.new_id() {
             Ok(id) => id,
             Err(e) => {

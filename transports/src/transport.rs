@@ -43,6 +43,9 @@ pub struct FaxHop {
     pub dial: String,
     /// The T.33 subaddress (`/T33S=`), if given.
     pub subaddress: Option<String>,
+    /// Digits sent as DTMF once the call is answered (`x12`, `;ext=12`),
+    /// if given: digits, `*`, `#`, and `,` for a pause.
+    pub extension: Option<String>,
     /// The sender's own settings from the fax user directory, over
     /// `[fax]`'s: station identity, page header, cover page on or off.
     pub tsi: Option<String>,

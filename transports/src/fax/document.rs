@@ -173,6 +173,7 @@ mod tests {
             number: "+15551234567".into(),
             dial: "15551234567".into(),
             subaddress: None,
+            extension: None,
             tsi: None,
             header: None,
             cover_page: None,

@@ -168,6 +168,8 @@ impl FaxTransport {
             pages,
             tsi: hop.tsi.clone().unwrap_or_else(|| self.settings.tsi.clone()),
             header: hop.header.clone().or_else(|| self.settings.header.clone()),
+            subaddress: hop.subaddress.clone(),
+            extension: hop.extension.clone(),
         };
         let result = self.engine.send(request).await;
         self.done_with(&path, matches!(result, SendResult::Sent { .. }));
@@ -357,10 +359,22 @@ impl Transport for FaxTransport {
                 .map(|r| Outcome::local(r.index, Status::Deferred, "none", reply.clone()))
                 .collect();
         };
+        // Every recipient of a job has the same hop: the same number,
+        // subaddress, extension and sender settings (two addresses for
+        // one number, `+1555…@fax.x` and `FAX=+1555…@x`). One document,
+        // one call; each of them gets its outcome.
+        let Some((first, others)) = job.recipients.split_first() else {
+            return Vec::new();
+        };
+        let outcome = self.send_one(&job, hop, first).await;
         let mut out = Vec::with_capacity(job.recipients.len());
-        for rcpt in job.recipients {
-            out.push(self.send_one(&job, hop, rcpt).await);
+        for rcpt in others {
+            out.push(Outcome {
+                index: rcpt.index,
+                ..outcome.clone()
+            });
         }
+        out.insert(0, outcome);
         out
     }
 }

@@ -77,6 +77,7 @@ fn envelope() -> Envelope {
             lifetime: None,
             etrn: None,
             fax: None,
+            report_pending: false,
         }],
     }
 }
@@ -86,6 +87,7 @@ fn hop() -> NextHop {
         number: "+15551234567".into(),
         dial: "15551234567".into(),
         subaddress: None,
+        extension: None,
         tsi: None,
         header: None,
         cover_page: None,
@@ -314,4 +316,49 @@ async fn errors_retry_on_the_queue_schedule_or_fail() {
         (o.status, o.reply.status.as_str()),
         (Status::Failed, "5.4.2")
     );
+}
+
+/// Two recipients of one job (two addresses for one number): one
+/// document, one call, an outcome for each.
+#[tokio::test]
+async fn two_recipients_of_one_number_make_one_call() {
+    let s = setup(
+        vec![SendResult::Sent {
+            pages: 1,
+            duration: Duration::from_secs(30),
+            remote_csid: "REMOTE".into(),
+            bit_rate: 14400,
+        }],
+        Ok(1),
+        Resend::Missing,
+    );
+    let mut env = envelope();
+    let mut second = env.recipients[0].clone();
+    second.address = "FAX=+15551234567@example.test".into();
+    env.recipients.push(second);
+    let recipients: Vec<JobRecipient> = env
+        .recipients
+        .iter()
+        .enumerate()
+        .map(|(index, r)| JobRecipient {
+            index,
+            address: r.address.clone(),
+            mailbox: None,
+        })
+        .collect();
+    let next_hop = hop();
+    let job = Job {
+        envelope: &env,
+        body: b"Subject: x\r\n\r\nhello\r\n",
+        recipients: &recipients,
+        next_hop: &next_hop,
+    };
+    let out = s.transport.deliver(job).await;
+    assert_eq!(s.engine.requests.lock().unwrap().len(), 1, "one call");
+    assert_eq!(out.len(), 2);
+    assert_eq!(
+        out.iter().map(|o| (o.index, o.status)).collect::<Vec<_>>(),
+        [(0, Status::Delivered), (1, Status::Delivered)]
+    );
+    assert_eq!(out[1].fax, out[0].fax, "both carry the call's progress");
 }
