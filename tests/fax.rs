@@ -394,23 +394,31 @@ fn an_extension_is_dialled_after_the_answer() {
     let id2 = send(
         &s,
         "alice@example.test",
-        "FAX=+15557654321;ext=7*0@example.test",
+        "\"FAX=+15557654321;ext=7*0\"@example.test",
         "Subject: to another\r\n\r\nHello\r\n",
     );
-    wait_status(&s, &id2, "FAX=+15557654321;ext=7*0@example.test", "sent", 60);
-    let heard = |number: &str| {
-        let dir = work.path().join("remote").join(number);
-        let files: Vec<String> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{dir:?}: {e}"))
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "dtmf"))
-            .map(|p| std::fs::read_to_string(p).unwrap())
-            .collect();
-        files
-    };
-    assert_eq!(heard("+15551234567"), ["12"]);
-    assert_eq!(heard("+15557654321"), ["7*0"]);
+    wait_status(
+        &s,
+        &id2,
+        "\"FAX=+15557654321;ext=7*0\"@example.test",
+        "sent",
+        60,
+    );
+    // What the remotes heard, beside what they received (`NAME.dtmf`).
+    fn dtmf(dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dtmf(&p, out);
+            } else if p.extension().is_some_and(|x| x == "dtmf") {
+                out.push(std::fs::read_to_string(&p).unwrap());
+            }
+        }
+    }
+    let mut heard = Vec::new();
+    dtmf(&work.path().join("remote"), &mut heard);
+    heard.sort();
+    assert_eq!(heard, ["12", "7*0"]);
 }
 
 #[test]

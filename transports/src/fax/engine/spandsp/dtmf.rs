@@ -50,7 +50,7 @@ pub fn over_the_line(digits: &str) -> Result<String, String> {
     }
     let mut block = [0i16; BLOCK];
     let mut heard = String::new();
-    let mut collect = |pair: &Pair, heard: &mut String| {
+    let collect = |pair: &Pair, heard: &mut String| {
         let mut buf = [0u8; 64];
         // SAFETY: `buf` holds 64 bytes; dtmf_rx_get writes at most
         // `max` digits and a NUL.
