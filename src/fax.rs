@@ -173,6 +173,7 @@ pub fn build(config: &Config, metrics: &Arc<Metrics>) -> Result<Fax, String> {
         },
         spool: fax.spool.clone(),
         archive: fax.archive.clone(),
+        render_crash_limit: fax.render_crash_limit.max(1),
     };
     let observer: Arc<Metrics> = metrics.clone();
     let spool = fax.spool.clone();

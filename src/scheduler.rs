@@ -374,11 +374,41 @@ impl Scheduler {
             outcomes.extend(results);
         }
         let id = env.id.clone();
+        let quarantined: Vec<usize> = outcomes
+            .iter()
+            .filter(|o| o.quarantine)
+            .map(|o| o.index)
+            .collect();
         if !outcomes.is_empty() || !holds.is_empty() {
             self.record(env, &body, outcomes, &holds, now).await;
         }
+        if !quarantined.is_empty() {
+            self.quarantine(&id, &body, &quarantined).await;
+        }
         if let Some(hop) = busy {
             self.destinations.park(&id, hop);
+        }
+    }
+
+    /// Hold message `id` (its recipients `indexes` made a transport ask
+    /// for it: a fax renderer that keeps crashing on it) so that it stops
+    /// being tried, and tell the sender (a delay report with the reason).
+    /// `faxmta queue release ID` tries it again.
+    async fn quarantine(&self, id: &str, body: &[u8], indexes: &[usize]) {
+        match self.store.hold(id) {
+            Ok(true) => tracing::error!(
+                "{id}: quarantined: held after repeated crashes while making its fax \
+                 (faxmta queue release {id} tries it again)"
+            ),
+            Ok(false) => return,
+            Err(e) => {
+                tracing::error!("{id}: cannot quarantine (hold) the message: {e}");
+                return;
+            }
+        }
+        if let Ok(Some(env)) = self.store.get(id) {
+            self.send_report(ReportKind::Delay, &env, body, indexes, now_unix())
+                .await;
         }
     }
 

@@ -227,6 +227,15 @@ pub struct FaxProgress {
     /// Its reason in words (T.30 completion text, render error …).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
+    /// Render workers that died on this message without a verdict (a
+    /// crash that is not one of the limits: the message is tried again,
+    /// and quarantined after `[fax] render_crash_limit` of them).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub render_crashes: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Recipient {

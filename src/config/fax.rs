@@ -70,6 +70,9 @@ pub struct FaxConfig {
     pub render_cpu: Duration,
     /// Wall-clock time of one render worker before it is killed.
     pub render_timeout: Duration,
+    /// Render workers that crash on one message (a signal that is not
+    /// one of the limits) before it is quarantined: held, reported.
+    pub render_crash_limit: u32,
     /// The simulated engine: the phone network and the remote machines.
     pub simulated: SimulatedConfig,
     /// `[fax.incoming]`: received faxes — routing, mails, retention.
@@ -137,6 +140,7 @@ impl Default for FaxConfig {
             render_memory: Size(1 << 30),
             render_cpu: Duration(60),
             render_timeout: Duration(120),
+            render_crash_limit: 3,
             simulated: SimulatedConfig::default(),
             incoming: IncomingConfig::default(),
             spool_engine: SpoolEngineConfig::default(),

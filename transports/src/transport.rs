@@ -208,6 +208,10 @@ pub struct Outcome {
     /// A fax recipient's progress after this attempt, kept with the
     /// recipient for the next attempt and for the report.
     pub fax: Option<faxmta_queue::FaxProgress>,
+    /// Hold the whole message (quarantine): it made the transport fail in
+    /// a way that trying again would repeat (a fax renderer that keeps
+    /// crashing on it). The recipient stays deferred.
+    pub quarantine: bool,
 }
 
 impl Outcome {
@@ -223,6 +227,7 @@ impl Outcome {
             tls: None,
             retry_after: None,
             fax: None,
+            quarantine: false,
         }
     }
 }

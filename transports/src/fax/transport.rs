@@ -36,6 +36,10 @@ pub enum RenderFailure {
     /// Trouble here (the spool cannot be written, the renderer failed):
     /// tried again later, like any temporary failure.
     Local(String),
+    /// The render worker died on the message without a verdict (a signal
+    /// that is not one of its limits): tried again later, counted, and the
+    /// message quarantined after [`FaxSettings::render_crash_limit`].
+    Crashed(String),
 }
 
 /// What the transport tells the metrics.
@@ -75,6 +79,9 @@ pub struct FaxSettings {
     /// Where the documents of faxes sent are kept (`ID-N.tif`), if
     /// anywhere; else they are deleted.
     pub archive: Option<PathBuf>,
+    /// Render crashes ([`RenderFailure::Crashed`]) of one recipient
+    /// before its message is quarantined (held); at least 1.
+    pub render_crash_limit: u32,
 }
 
 /// The fax transport.
@@ -135,6 +142,36 @@ impl FaxTransport {
                 let reply =
                     Reply::new(451, "4.3.0", format!("cannot make the fax document: {why}"));
                 return outcome(Status::Deferred, reply, progress, None);
+            }
+            Err(RenderFailure::Crashed(why)) => {
+                let _ = std::fs::remove_file(&path);
+                progress.render_crashes += 1;
+                progress.last = "render-crashed".into();
+                progress.reason = why.clone();
+                let crashes = progress.render_crashes;
+                let limit = self.settings.render_crash_limit.max(1);
+                let quarantine = crashes >= limit;
+                tracing::error!(
+                    "{}: the fax renderer crashed on the message ({crashes} of {limit}): {why}",
+                    job.envelope.id
+                );
+                let text = if quarantine {
+                    format!(
+                        "the fax renderer crashed {crashes} times on this message ({why}); \
+                         the message is held in quarantine"
+                    )
+                } else {
+                    format!("the fax renderer crashed on this message: {why}")
+                };
+                return Outcome {
+                    quarantine,
+                    ..outcome(
+                        Status::Deferred,
+                        Reply::new(451, "4.3.0", text),
+                        progress,
+                        None,
+                    )
+                };
             }
             Err(RenderFailure::Message(why)) => {
                 let _ = std::fs::remove_file(&path);

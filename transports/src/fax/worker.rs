@@ -16,8 +16,11 @@
 //! writes `part DESCRIPTION` before each part it starts decoding and ends
 //! with `done JSON` ([`Answer`]). When the worker dies (a signal, a
 //! limit) or passes the deadline, the last `part` line names the document
-//! that did it, and the fax fails with that name: a permanent failure of
-//! the message, reported to the sender, never a crash of the server.
+//! that did it. A limit passed fails the fax with that name (a permanent
+//! failure of the message, reported to the sender, never a crash of the
+//! server); another death (a signal: a decoder bug, the system's OOM
+//! killer) is [`RenderFailure::Crashed`]: tried again, and the transport
+//! quarantines the message after `render_crash_limit` of them.
 
 use super::document::{page_png, DocumentMaker};
 use super::page::Compression;
@@ -91,6 +94,12 @@ pub enum Answer {
     Message(String),
     /// Our trouble (the output cannot be written): why.
     Local(String),
+}
+
+/// How a worker that gave no answer ended.
+enum Death {
+    Limit(String),
+    Crash(String),
 }
 
 /// Starts workers and waits for them, within [`Limits`].
@@ -236,58 +245,63 @@ impl RenderWorker {
             (Some(Answer::Message(why)), false) => Err(RenderFailure::Message(why)),
             (Some(Answer::Local(why)), false) => Err(RenderFailure::Local(why)),
             _ => {
-                let why = self.why_it_died(status, overtime, &errors, started.elapsed());
+                let death = self.why_it_died(status, overtime, &errors, started.elapsed());
+                let (why, limit) = match &death {
+                    Death::Limit(why) => (why, true),
+                    Death::Crash(why) => (why, false),
+                };
                 tracing::warn!(
                     part = %part,
                     "the render worker (pid {pid}) ended without a result: {why}"
                 );
-                Err(RenderFailure::Message(format!(
-                    "{part}: cannot be faxed: {why}"
-                )))
+                let text = format!("{part}: cannot be faxed: {why}");
+                Err(if limit {
+                    RenderFailure::Message(text)
+                } else {
+                    RenderFailure::Crashed(text)
+                })
             }
         }
     }
 
-    /// A worker's death in words.
+    /// A worker's death in words: a limit it passed (the document's
+    /// doing, every time), or another crash.
     fn why_it_died(
         &self,
         status: std::process::ExitStatus,
         overtime: bool,
         errors: &str,
         elapsed: Duration,
-    ) -> String {
+    ) -> Death {
         let l = &self.limits;
         if overtime {
-            return format!(
+            return Death::Limit(format!(
                 "rendering it took longer than the limit of {}s",
                 l.wall.as_secs()
-            );
+            ));
         }
-        let memory = || {
-            format!(
+        // Rust's allocation failure says so on stderr before it aborts.
+        if errors.contains("memory allocation of") || errors.contains("out of memory") {
+            return Death::Limit(format!(
                 "rendering it needs more than the limit of {} MB of memory",
                 l.memory >> 20
-            )
-        };
-        if errors.contains("memory allocation of") || errors.contains("out of memory") {
-            return memory();
+            ));
         }
+        let cpu = || {
+            Death::Limit(format!(
+                "rendering it took more than the limit of {}s of CPU time",
+                l.cpu.as_secs().max(1)
+            ))
+        };
         match status.signal() {
-            Some(libc::SIGXCPU) => format!(
-                "rendering it took more than the limit of {}s of CPU time",
-                l.cpu.as_secs().max(1)
-            ),
-            Some(libc::SIGKILL) if elapsed >= l.cpu => format!(
-                "rendering it took more than the limit of {}s of CPU time",
-                l.cpu.as_secs().max(1)
-            ),
-            // An allocation that fails where Rust cannot say so.
-            Some(libc::SIGABRT | libc::SIGSEGV | libc::SIGBUS) if errors.is_empty() => memory(),
-            Some(sig) => format!("the renderer crashed on it (signal {sig})"),
-            None => format!(
+            Some(libc::SIGXCPU) => cpu(),
+            // The hard CPU limit, a few seconds after the soft one.
+            Some(libc::SIGKILL) if elapsed >= l.cpu => cpu(),
+            Some(sig) => Death::Crash(format!("the renderer crashed on it (signal {sig})")),
+            None => Death::Crash(format!(
                 "the renderer failed on it (exit status {})",
                 status.code().unwrap_or(-1)
-            ),
+            )),
         }
     }
 
@@ -390,6 +404,12 @@ pub fn serve() -> i32 {
         eprintln!("render worker: cannot read the message: {e}");
         return 2;
     }
+    // For the tests: a worker that dies without a verdict, as a decoder
+    // bug would.
+    if std::env::var("FAXMTA_FAILPOINT").is_ok_and(|f| f == "render-worker-crash") {
+        say_part("the failpoint");
+        std::process::abort();
+    }
     render::set_progress(say_part);
     let maker = DocumentMaker {
         options: request.options.clone(),
@@ -406,7 +426,7 @@ pub fn serve() -> i32 {
             )
             .map_or_else(
                 |e| match e {
-                    RenderFailure::Message(m) => Answer::Message(m),
+                    RenderFailure::Message(m) | RenderFailure::Crashed(m) => Answer::Message(m),
                     RenderFailure::Local(m) => Answer::Local(m),
                 },
                 Answer::Pages,
@@ -462,5 +482,124 @@ impl super::transport::Renderer for WorkerRenderer {
             description,
             path,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A worker that is a shell script.
+    fn sh(script: &str, wall: u64, concurrency: usize) -> Arc<RenderWorker> {
+        RenderWorker::new(
+            PathBuf::from("sh"),
+            vec!["-c".into(), script.into()],
+            Limits {
+                memory: 1 << 30,
+                cpu: Duration::from_secs(60),
+                wall: Duration::from_secs(wall),
+                concurrency,
+            },
+        )
+    }
+
+    fn request(dir: &Path) -> Request {
+        Request {
+            task: Task::Document,
+            options: RenderOptions::default(),
+            compression: Compression::Mh,
+            number: "+15551234567".into(),
+            cover_page: None,
+            description: None,
+            output: dir.join("out.tif"),
+        }
+    }
+
+    #[test]
+    fn a_worker_past_its_deadline_is_killed_and_the_part_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = sh(
+            r#"cat >/dev/null; echo 'part part 2 "loop.pdf" (application/pdf)'; sleep 30 & wait"#,
+            1,
+            1,
+        );
+        let started = Instant::now();
+        let r = w.run(&request(dir.path()), b"message");
+        assert!(started.elapsed() < Duration::from_secs(10), "not killed");
+        let Err(RenderFailure::Message(why)) = r else {
+            panic!("{r:?}");
+        };
+        assert_eq!(
+            why,
+            "part 2 \"loop.pdf\" (application/pdf): cannot be faxed: \
+             rendering it took longer than the limit of 1s"
+        );
+    }
+
+    #[test]
+    fn an_allocation_failure_is_the_memory_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = sh(
+            "cat >/dev/null; echo 'part part 3 (image/png)'; \
+             echo 'memory allocation of 4294967296 bytes failed' >&2; kill -ABRT $$",
+            10,
+            1,
+        );
+        let r = w.run(&request(dir.path()), b"message");
+        let Err(RenderFailure::Message(why)) = r else {
+            panic!("{r:?}");
+        };
+        assert_eq!(
+            why,
+            "part 3 (image/png): cannot be faxed: \
+             rendering it needs more than the limit of 1024 MB of memory"
+        );
+    }
+
+    #[test]
+    fn a_crash_without_a_limit_is_a_crash_not_a_verdict() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = sh("cat >/dev/null; echo 'part part 1 (text/plain)'; kill -SEGV $$", 10, 1);
+        let r = w.run(&request(dir.path()), b"message");
+        let Err(RenderFailure::Crashed(why)) = r else {
+            panic!("{r:?}");
+        };
+        assert!(why.starts_with("part 1 (text/plain): cannot be faxed: the renderer crashed"));
+        // An answer is taken as it is.
+        let w = sh(r#"cat >/dev/null; echo 'done {"Pages":4}'"#, 10, 1);
+        assert_eq!(w.run(&request(dir.path()), b"m"), Ok(4));
+        let w = sh(r#"cat >/dev/null; echo 'done {"Message":"bad"}'"#, 10, 1);
+        assert_eq!(
+            w.run(&request(dir.path()), b"m"),
+            Err(RenderFailure::Message("bad".into()))
+        );
+        // A program that cannot start is our trouble.
+        let w = RenderWorker::new(PathBuf::from("/nonexistent/faxmta"), vec![], Limits::default());
+        assert!(matches!(
+            w.run(&request(dir.path()), b"m"),
+            Err(RenderFailure::Local(_))
+        ));
+    }
+
+    /// `concurrency` bounds the workers at once: each worker takes a lock
+    /// directory and fails if another holds it.
+    #[test]
+    fn workers_run_at_most_concurrency_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("lock");
+        let script = format!(
+            r#"cat >/dev/null; mkdir '{0}' || exit 9; sleep 0.2; rmdir '{0}'; echo 'done {{"Pages":1}}'"#,
+            lock.display()
+        );
+        let w = sh(&script, 30, 1);
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (w, req) = (w.clone(), request(dir.path()));
+                std::thread::spawn(move || w.run(&req, b"m"))
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().unwrap(), Ok(1));
+        }
     }
 }

@@ -114,6 +114,7 @@ fn setup(results: Vec<SendResult>, pages: Result<u32, RenderFailure>, resend: Re
         resend,
         spool: spool.path().join("spool"),
         archive: Some(spool.path().join("sent")),
+        render_crash_limit: 2,
     };
     let transport = FaxTransport::new(engine.clone(), Arc::new(Pages(pages)), None, settings);
     Setup {
@@ -361,4 +362,25 @@ async fn two_recipients_of_one_number_make_one_call() {
         [(0, Status::Delivered), (1, Status::Delivered)]
     );
     assert_eq!(out[1].fax, out[0].fax, "both carry the call's progress");
+}
+
+/// A renderer that keeps crashing: deferred and counted, and the message
+/// quarantined at `render_crash_limit` (2 here); nothing is dialled.
+#[tokio::test]
+async fn a_renderer_that_keeps_crashing_quarantines_the_message() {
+    let s = setup(
+        vec![],
+        Err(RenderFailure::Crashed("part 2 (application/pdf): signal 11".into())),
+        Resend::Missing,
+    );
+    let mut env = envelope();
+    let first = attempt(&s, &mut env).await;
+    assert_eq!(first.status, Status::Deferred);
+    assert!(!first.quarantine);
+    assert_eq!(first.fax.as_ref().unwrap().render_crashes, 1);
+    let second = attempt(&s, &mut env).await;
+    assert_eq!(second.status, Status::Deferred);
+    assert!(second.quarantine, "{second:?}");
+    assert!(second.reply.text.contains("held in quarantine"), "{}", second.reply);
+    assert!(s.engine.requests.lock().unwrap().is_empty(), "dialled");
 }
