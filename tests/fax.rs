@@ -339,7 +339,9 @@ fn a_failure_report_that_cannot_be_queued_is_retried_without_dialling_again() {
     let reports = s
         .maildir("example.test", "alice")
         .iter()
-        .filter(|f| String::from_utf8_lossy(&read(f)).contains("Subject: Fax to +15550000001 failed"))
+        .filter(|f| {
+            String::from_utf8_lossy(&read(f)).contains("Subject: Fax to +15550000001 failed")
+        })
         .count();
     assert_eq!(reports, 1, "one report");
 }

@@ -234,7 +234,11 @@ fn a_message_that_keeps_crashing_the_renderer_is_quarantined() {
     assert_contains(&report, "Action: delayed");
     assert_contains(&s.log(), &format!("{id}: quarantined"));
     let held = |s: &Server| find_queued(s, &id).is_some_and(|e| e["held"] == true);
-    assert!(wait_until(10, || held(&s)), "not held: {:?}", find_queued(&s, &id));
+    assert!(
+        wait_until(10, || held(&s)),
+        "not held: {:?}",
+        find_queued(&s, &id)
+    );
     assert!(s.running());
     mail_flows(&s);
     // The queue starts with it, still held.
@@ -243,7 +247,9 @@ fn a_message_that_keeps_crashing_the_renderer_is_quarantined() {
     s.spawn();
     assert!(held(&s), "{:?}", find_queued(&s, &id));
     assert_eq!(
-        s.log().matches("the fax renderer crashed on the message").count(),
+        s.log()
+            .matches("the fax renderer crashed on the message")
+            .count(),
         3,
         "tried again after the restart"
     );

@@ -89,7 +89,16 @@ impl Scheduler {
         };
         // The first page as a picture: rendering is CPU work, off the
         // scheduler's thread; without a picture the report goes as it is.
-        if let Some(render) = self.plan().fax_reports.first_page.clone() {
+        // Not for a message that could not be rendered: that would only
+        // run into the same limit again.
+        let unrenderable = indexes.iter().any(|&i| {
+            env.recipients[i]
+                .fax
+                .as_ref()
+                .is_some_and(|f| f.last.starts_with("render-"))
+        });
+        let first_page = self.plan().fax_reports.first_page.clone();
+        if let Some(render) = first_page.filter(|_| !unrenderable) {
             let message = body.to_vec();
             let picture = tokio::task::spawn_blocking(move || render(&message))
                 .await

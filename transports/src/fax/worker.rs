@@ -181,7 +181,9 @@ impl RenderWorker {
         let feeder = std::thread::spawn(move || {
             if let Some(stdin) = stdin.as_mut() {
                 // A worker that died early closes the pipe: not our error.
-                let _ = stdin.write_all(&line).and_then(|_| stdin.write_all(&message));
+                let _ = stdin
+                    .write_all(&line)
+                    .and_then(|_| stdin.write_all(&message));
             }
         });
         let stdout = child.stdout.take();
@@ -223,8 +225,11 @@ impl RenderWorker {
                 }
             }
         };
-        // Whatever the worker started dies with it.
-        kill_group(pid);
+        // Whatever a worker that died started dies with it (a worker that
+        // ended well has waited for its own children).
+        if !matches!(&status, Ok(s) if s.success()) {
+            kill_group(pid);
+        }
         let _ = feeder.join();
         let lines = reader.join().unwrap_or_default();
         let errors = errors.join().unwrap_or_default();
@@ -329,7 +334,12 @@ impl RenderWorker {
 
     /// The first page of `message` as a half-size PNG, made in a worker
     /// (in `dir`, removed after); `None` when it cannot be made.
-    pub fn first_page_png(&self, maker: &DocumentMaker, message: &[u8], dir: &Path) -> Option<Vec<u8>> {
+    pub fn first_page_png(
+        &self,
+        maker: &DocumentMaker,
+        message: &[u8],
+        dir: &Path,
+    ) -> Option<Vec<u8>> {
         let file = tempfile::Builder::new()
             .prefix("first-page-")
             .suffix(".png")
@@ -444,7 +454,10 @@ pub fn serve() -> i32 {
     };
     let json = serde_json::to_string(&answer).unwrap_or_else(|_| "null".into());
     let mut out = std::io::stdout().lock();
-    if writeln!(out, "done {json}").and_then(|_| out.flush()).is_err() {
+    if writeln!(out, "done {json}")
+        .and_then(|_| out.flush())
+        .is_err()
+    {
         return 2;
     }
     0
@@ -559,7 +572,11 @@ mod tests {
     #[test]
     fn a_crash_without_a_limit_is_a_crash_not_a_verdict() {
         let dir = tempfile::tempdir().unwrap();
-        let w = sh("cat >/dev/null; echo 'part part 1 (text/plain)'; kill -SEGV $$", 10, 1);
+        let w = sh(
+            "cat >/dev/null; echo 'part part 1 (text/plain)'; kill -SEGV $$",
+            10,
+            1,
+        );
         let r = w.run(&request(dir.path()), b"message");
         let Err(RenderFailure::Crashed(why)) = r else {
             panic!("{r:?}");
@@ -574,7 +591,11 @@ mod tests {
             Err(RenderFailure::Message("bad".into()))
         );
         // A program that cannot start is our trouble.
-        let w = RenderWorker::new(PathBuf::from("/nonexistent/faxmta"), vec![], Limits::default());
+        let w = RenderWorker::new(
+            PathBuf::from("/nonexistent/faxmta"),
+            vec![],
+            Limits::default(),
+        );
         assert!(matches!(
             w.run(&request(dir.path()), b"m"),
             Err(RenderFailure::Local(_))

@@ -370,7 +370,9 @@ async fn two_recipients_of_one_number_make_one_call() {
 async fn a_renderer_that_keeps_crashing_quarantines_the_message() {
     let s = setup(
         vec![],
-        Err(RenderFailure::Crashed("part 2 (application/pdf): signal 11".into())),
+        Err(RenderFailure::Crashed(
+            "part 2 (application/pdf): signal 11".into(),
+        )),
         Resend::Missing,
     );
     let mut env = envelope();
@@ -381,6 +383,10 @@ async fn a_renderer_that_keeps_crashing_quarantines_the_message() {
     let second = attempt(&s, &mut env).await;
     assert_eq!(second.status, Status::Deferred);
     assert!(second.quarantine, "{second:?}");
-    assert!(second.reply.text.contains("held in quarantine"), "{}", second.reply);
+    assert!(
+        second.reply.text.contains("held in quarantine"),
+        "{}",
+        second.reply
+    );
     assert!(s.engine.requests.lock().unwrap().is_empty(), "dialled");
 }

@@ -413,4 +413,3 @@ pub fn dial_string(request: &SendRequest) -> String {
         None => request.dial.trim().to_owned(),
     }
 }
-

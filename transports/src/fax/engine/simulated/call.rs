@@ -66,10 +66,12 @@ pub(super) fn place_call(request: &SendRequest, remote: Remote) -> SendResult {
             if let Some(ext) = request.extension.as_deref() {
                 let heard = match dtmf::over_the_line(ext) {
                     Ok(heard) => heard,
-                    Err(reason) => return SendResult::Error {
-                        reason,
-                        retry: true,
-                    },
+                    Err(reason) => {
+                        return SendResult::Error {
+                            reason,
+                            retry: true,
+                        }
+                    }
                 };
                 tracing::info!(extension = %ext, heard = %heard, "DTMF after answer");
                 if let Err(e) = std::fs::write(file.with_extension("dtmf"), &heard) {

@@ -54,9 +54,8 @@ pub fn over_the_line(digits: &str) -> Result<String, String> {
         let mut buf = [0u8; 64];
         // SAFETY: `buf` holds 64 bytes; dtmf_rx_get writes at most
         // `max` digits and a NUL.
-        let n = unsafe {
-            ffi::dtmf_rx_get(pair.rx, buf.as_mut_ptr().cast(), (buf.len() - 1) as c_int)
-        };
+        let n =
+            unsafe { ffi::dtmf_rx_get(pair.rx, buf.as_mut_ptr().cast(), (buf.len() - 1) as c_int) };
         heard.extend(buf[..n.min(buf.len() - 1)].iter().map(|&b| b as char));
     };
     for (i, group) in digits.split(',').enumerate() {
