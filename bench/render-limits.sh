@@ -13,8 +13,9 @@
 #   server       the same document mailed to a fax address of a running
 #                `faxmta serve` with the default render limits ([fax]
 #                render_memory 1G, render_cpu 60s, render_timeout 120s):
-#                seconds until the sender's failure report, the report's
-#                reason, the server's own peak RSS (VmHWM) and the render
+#                seconds until the recipient's outcome (sent, or bounced
+#                with the reason the sender's report gives), the server's
+#                own peak RSS (VmHWM) and the render
 #                worker's peak RSS (sampled every 50 ms); the server must
 #                still run afterwards.
 #
@@ -24,6 +25,7 @@
 #   FAXMTA_BIN    use this binary instead of `cargo build --release`
 #   PDF_GIB=4     the PDF bomb's inflated size in GiB
 #   INPROC_CAP=6G the in-process runs' address-space cap
+#   SKIP_INPROC=1 only the server runs (the in-process PDF takes minutes)
 #   BENCH_DIR     parent of the temp dir; KEEP=1 keeps it
 #
 # Nothing leaves 127.0.0.0/8.
@@ -82,6 +84,7 @@ PY
 ls -l "$TMP"/bomb.pdf "$TMP"/bomb.png | awk '{ printf "# %s: %d bytes\n", $9, $5 }' >&2
 
 PORT=$(free_port 127.0.0.1)
+ADMIN_PORT=$(free_port 127.0.0.1)
 cat >"$TMP/faxmta.toml" <<TOML
 hostname = "mx.bench.test"
 [queue]
@@ -91,6 +94,8 @@ retry = ["1s"]
 nameservers = ["127.0.0.1:9"]
 [control]
 socket = "$TMP/faxmta.sock"
+[admin]
+listen = "127.0.0.1:$ADMIN_PORT"
 [tls]
 generated_dir = "$TMP/tls"
 [[listener]]
@@ -116,6 +121,7 @@ TOML
 
 printf '%-9s %-10s %10s %8s  %s\n' document run "peak MiB" seconds result
 for doc in bomb.png bomb.pdf; do
+    [[ -n ${SKIP_INPROC:-} ]] && break
     out=$( { /usr/bin/time -f 'TIME %M %e' prlimit --as="$(numfmt --from=iec "$INPROC_CAP")" \
         "$BIN" --config "$TMP/faxmta.toml" fax render "$TMP/$doc.eml" -o "$TMP/out.tif"; } 2>&1 || true)
     t=$(grep '^TIME' <<<"$out" | tail -1)
@@ -127,6 +133,7 @@ done
 "$BIN" serve --config "$TMP/faxmta.toml" >"$TMP/faxmta.log" 2>&1 &
 FX_PID=$!
 wait_port 127.0.0.1 "$PORT" 30 "$FX_PID" || die "faxmta did not start: $(tail -5 "$TMP/faxmta.log")"
+done_docs=0
 for doc in bomb.png bomb.pdf; do
     start=$(now)
     python3 - "$PORT" "$TMP/$doc.eml" <<'PY'
@@ -135,20 +142,20 @@ s = smtplib.SMTP('127.0.0.1', int(sys.argv[1]))
 s.sendmail('alice@example.test', ['+15551234567@fax.localhost'], open(sys.argv[2], 'rb').read())
 s.quit()
 PY
-    worker_peak=0 report=
-    while [[ -z $report ]]; do
+    worker_peak=0 line=
+    while [[ -z $line ]]; do
         for pid in $(pgrep -P "$FX_PID" 2>/dev/null); do
             r=$(rss_kib "$pid"); ((r > worker_peak)) && worker_peak=$r
         done
-        report=$(grep -l "Subject: Fax to +15551234567 failed" -r "$TMP/mail" 2>/dev/null \
-            | xargs -r grep -l "$doc" | head -1 || true)
+        line=$(grep -E 'to=<\+15551234567@fax.localhost>.*status=(sent|bounced)' "$TMP/faxmta.log" \
+            | sed -n "$((done_docs + 1))p" || true)
         kill -0 "$FX_PID" 2>/dev/null || die "the server died: $(tail -5 "$TMP/faxmta.log")"
         sleep 0.05
     done
+    done_docs=$((done_docs + 1))
     secs=$(calc "$(now) - $start" 2)
-    why=$(grep -m1 -o 'cannot be faxed: [^.;]*' "$report" | cut -c1-70)
+    why=$(grep -o 'status=.*' <<<"$line" | sed 's/^status=//; s/cannot be faxed: //' | cut -c1-130)
     printf '%-9s %-10s %10s %8s  %s\n' "$doc" worker "$(calc "$worker_peak/1024")" "$secs" "$why"
-    rm -f "$report"
 done
 hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$FX_PID/status")
 printf 'server peak RSS (VmHWM) %s MiB; the server is still running: %s\n' \
