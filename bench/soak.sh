@@ -25,8 +25,12 @@
 #
 #   bash bench/soak.sh                 # 30 minutes
 #   DURATION=300 bash bench/soak.sh    # a 5-minute try
+#   SCALE=3 DURATION=7200 bash bench/soak.sh
+#                                      # 3 times the load for 2 hours: the
+#                                      # work of a 6-hour soak at SCALE=1
 #
 # Environment (all optional): FAXMTA_BIN, DURATION=1800, SAMPLE=15,
+# SCALE=1 (load multiplier: smtp-source sessions and chaos clients),
 # BENCH_DIR (parent of the temp dir), KEEP=1 (keep it: logs, samples.csv).
 # Nothing leaves 127.0.0.0/8.
 set -euo pipefail
@@ -35,6 +39,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib/common.sh
 source "$REPO/bench/lib/common.sh"
 DURATION=${DURATION:-1800}
+SCALE=${SCALE:-1}
 SAMPLE=${SAMPLE:-15}
 export LC_ALL=C
 
@@ -151,16 +156,19 @@ FX_PID=$!
 wait_port 127.0.0.1 "$FX_PORT" 30 "$FX_PID" || { tail "$TMP/faxmta.log" >&2; die "faxmta did not start"; }
 note "faxmta (pid $FX_PID) on 127.0.0.1:$FX_PORT for ${DURATION}s; $TMP"
 
-"$SMTP_SOURCE" -s 10 -w 1 -m 100000000 -f load@soak.test -t u@sink.test \
+"$SMTP_SOURCE" -s $((10 * SCALE)) -w 1 -m 100000000 -f load@soak.test -t u@sink.test \
     "127.0.0.1:$FX_PORT" >"$TMP/source.relay.log" 2>&1 &
 PIDS+=($!)
-"$SMTP_SOURCE" -s 2 -w 1 -m 100000000 -f load@soak.test -t u@soak.test \
+"$SMTP_SOURCE" -s $((2 * SCALE)) -w 1 -m 100000000 -f load@soak.test -t u@soak.test \
     "127.0.0.1:$FX_PORT" >"$TMP/source.local.log" 2>&1 &
 PIDS+=($!)
-python3 "$REPO/bench/lib/chaos.py" 127.0.0.1 "$FX_PORT" "$DURATION" load@soak.test \
-    reject.test down.test silent.test drop.test busy.test nodns.test >"$TMP/chaos.log" 2>&1 &
-CHAOS_PID=$!
-PIDS+=($CHAOS_PID)
+CHAOS_PIDS=()
+for ((c = 0; c < SCALE; c++)); do
+    python3 "$REPO/bench/lib/chaos.py" 127.0.0.1 "$FX_PORT" "$DURATION" load@soak.test \
+        reject.test down.test silent.test drop.test busy.test nodns.test >"$TMP/chaos.$c.log" 2>&1 &
+    CHAOS_PIDS+=($!)
+    PIDS+=($!)
+done
 
 # sample PHASE: one CSV line (phase, seconds, rss KiB, fds, threads, queued).
 T0=$SECONDS
@@ -178,7 +186,7 @@ while ((SECONDS - T0 < DURATION)); do
     sample load
     sleep "$SAMPLE"
 done
-wait "$CHAOS_PID" 2>/dev/null || true # it stops by itself, with its counts
+for p in "${CHAOS_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done # they stop by themselves, with their counts
 for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 END_LOAD=$((SECONDS - T0))
 for _ in 1 2 3 4; do sleep 15; sample after; done
@@ -187,7 +195,7 @@ kill -TERM "$FX_PID"
 wait "$FX_PID" 2>/dev/null && CLEAN=yes || CLEAN=no
 FX_PID=
 
-echo "soak: ${END_LOAD}s of mixed load with faults, then 60 s without; one sample every ${SAMPLE}s"
+echo "soak: ${END_LOAD}s of mixed load (scale $SCALE) with faults, then 60 s without; one sample every ${SAMPLE}s"
 column -s, -t <"$TMP/samples.csv" | awk -v n="$(wc -l <"$TMP/samples.csv")" \
     'NR == 1 || NR % 8 == 2 || NR >= n - 4'
 awk -F, -v half="$((END_LOAD / 2))" '
@@ -200,7 +208,7 @@ awk -F, -v half="$((END_LOAD / 2))" '
         printf "RSS first sample %d KiB, last under load %d KiB, peak %d KiB; fds peak %d\n", first, last, peak, fpeak
     }' "$TMP/samples.csv"
 echo "load generators:"
-grep -h "^chaos:" "$TMP/chaos.log" | sed 's/^/  /' || true
+grep -h "^chaos:" "$TMP"/chaos.*.log | sed 's/^/  /' || true
 grep -c "status=sent" "$TMP/faxmta.log" | sed 's/^/  deliveries (status=sent): /'
 grep -c "status=deferred" "$TMP/faxmta.log" | sed 's/^/  deferrals: /'
 grep -c "status=bounced\|status=expired" "$TMP/faxmta.log" | sed 's/^/  bounced or expired: /' || true

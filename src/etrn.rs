@@ -16,7 +16,7 @@ pub mod client;
 
 use crate::config::valid_node;
 use crate::router::{EtrnRoute, Router};
-use faxmta_queue::{Reply, Store};
+use faxmta_queue::{EtrnRelease, Reply, Store};
 use std::net::IpAddr;
 
 /// What an ETRN argument asks for.
@@ -114,22 +114,38 @@ pub async fn release(router: &Router, store: &Store, client: IpAddr, arg: &str) 
             format!("Unable to queue messages for node {arg}"),
         )
     };
-    let queue = store.clone();
-    let wanted = domains.clone();
-    let result = match tokio::task::spawn_blocking(move || queue.release_etrn(&wanted)).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return unable(e.to_string()),
-        Err(e) => return unable(e.to_string()),
-    };
-    // The release is on disk before we say it started.
-    if let Err(e) = store.sync().await {
-        return unable(e.to_string());
+    // The answer comes at once from the queue's in-memory index; the
+    // messages are released after it, in the background (RFC 1985's 253
+    // says the delivery "started"). A crash before the release is on
+    // disk leaves the mail held, as before the ETRN: the client asks
+    // again, nothing is lost.
+    if store.is_broken() {
+        return unable("the queue is being reopened after a write error".into());
     }
-    tracing::info!(
-        "ETRN {arg}: {} message(s) released for {}",
-        result.released,
-        domains.join(", ")
-    );
+    let start = store.etrn_start(&domains);
+    let result = start.counts;
+    if result == EtrnRelease::default() {
+        return Reply::new(
+            251,
+            "2.0.0",
+            format!("OK, no messages waiting for node {arg}"),
+        );
+    }
+    let queue = store.clone();
+    let (node, names) = (arg.to_string(), domains.join(", "));
+    let release = tokio::task::spawn_blocking(move || start.release(&queue));
+    let queue = store.clone();
+    tokio::spawn(async move {
+        let done = match release.await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return tracing::error!("ETRN {node}: cannot release: {e}"),
+            Err(e) => return tracing::error!("ETRN {node}: cannot release: {e}"),
+        };
+        if let Err(e) = queue.sync().await {
+            tracing::warn!("ETRN {node}: release not synced: {e}");
+        }
+        tracing::info!("ETRN {node}: {done} message(s) released for {names}");
+    });
     if result.released > 0 {
         Reply::new(
             253,

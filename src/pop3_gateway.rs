@@ -341,7 +341,35 @@ async fn poll(
             );
             continue;
         }
-        match take(config, mailbox, router, store, seen, &mut client, n, uid).await {
+        let raw = match client.retr(n).await {
+            Ok(raw) => raw,
+            // Larger than LIST said: read and dropped, the session goes
+            // on (what was deleted so far is deleted at QUIT).
+            Err(e @ Pop3Error::TooBig(..)) if client.is_open() => {
+                tracing::warn!(
+                    "pop3 {}: message {n} (listed as {size} octets): {e}; left on the server",
+                    mailbox.label()
+                );
+                continue;
+            }
+            Err(e) => {
+                failed = Some(e.to_string());
+                break;
+            }
+        };
+        match take(
+            config,
+            mailbox,
+            router,
+            store,
+            seen,
+            &mut client,
+            n,
+            uid,
+            &raw,
+        )
+        .await
+        {
             Ok(()) => taken += 1,
             Err(why) => {
                 failed = Some(why);
@@ -359,7 +387,7 @@ async fn poll(
     }
 }
 
-/// Fetch message `n`, queue what it asks for, then delete it (or
+/// Queue what message `n` (fetched: `raw`) asks for, then delete it (or
 /// remember its UIDL).
 #[allow(clippy::too_many_arguments)]
 async fn take(
@@ -371,10 +399,10 @@ async fn take(
     client: &mut Pop3Client,
     n: u32,
     uid: Option<String>,
+    raw: &[u8],
 ) -> Result<(), String> {
     let e = |e: Pop3Error| e.to_string();
-    let raw = client.retr(n).await.map_err(e)?;
-    enqueue(config, mailbox, router, store, &raw, client.tls_active).await?;
+    enqueue(config, mailbox, router, store, raw, client.tls_active).await?;
     match (mailbox.delete, uid) {
         (true, _) => client.dele(n).await.map_err(e),
         (false, Some(uid)) => seen.add(&uid),

@@ -295,6 +295,18 @@ fn restart_only(old: &Config, new: &Config) -> Vec<String> {
                 != (new.admin.listen, new.admin.enabled, new.admin.tls),
         ),
         (
+            "[admin] header_timeout, request_timeout and max_connections",
+            (
+                old.admin.header_timeout,
+                old.admin.request_timeout,
+                old.admin.max_connections,
+            ) != (
+                new.admin.header_timeout,
+                new.admin.request_timeout,
+                new.admin.max_connections,
+            ),
+        ),
+        (
             "[log]",
             format!("{:?}", old.log) != format!("{:?}", new.log),
         ),

@@ -112,7 +112,7 @@ async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
     );
     let admin_task = admin.map(|listener| {
         tracing::info!(
-            "admin listener on {} ({}; /metrics, /fax/send, /fax/status)",
+            "admin listener on {} ({}; /metrics, /restservice/sendfax, /restservice/status)",
             config.admin.listen,
             if config.admin.tls { "HTTPS" } else { "HTTP" }
         );

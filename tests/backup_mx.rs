@@ -324,6 +324,65 @@ fn where_we_are_the_most_preferred_or_no_mx_the_mail_is_held_with_the_reason() {
     assert_no_loop(&s);
 }
 
+/// A non-loopback address of this machine's interfaces, as iproute2
+/// lists them (the test only writes it into the zone: nothing is sent
+/// to it).
+fn interface_address() -> String {
+    let out = std::process::Command::new("ip")
+        .args(["-o", "-4", "addr", "show", "scope", "global"])
+        .output()
+        .expect("ip (iproute2) runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|cidr| cidr.split('/').next())
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("this test needs a non-loopback IPv4 address:\n{text}"))
+}
+
+#[test]
+fn a_listener_on_every_address_knows_itself_by_an_interface_address() {
+    // faxmta's entry in the MX set has another name and the address of
+    // an interface of this machine (not loopback), and faxmta listens on
+    // 0.0.0.0: that entry is its own, the most preferred, so the mail is
+    // held as a backup holds it (4.4.6). Were the address not recognised,
+    // faxmta would find itself in no MX set (4.4.4). Nothing is sent to
+    // the interface address: a backup MX sends only to hosts more
+    // preferred than itself, and here there are none.
+    let ip = interface_address();
+    let dns = Dns::start(&zone(&[
+        "wide.test. MX 10 backup.wide.test.",
+        "wide.test. MX 20 mx2.wide.test.",
+        &format!("backup.wide.test. A {ip}"),
+        "mx2.wide.test. A 127.0.0.3",
+    ]));
+    let mut s = faxmta(&dns, None, &backup_domains(&[("wide.test", "")]));
+    let listener = format!("addr = \"127.0.0.1:{}\"", s.mx_port);
+    let everywhere = format!("addr = \"0.0.0.0:{}\"", s.mx_port);
+    restart_with(&mut s, &[(&listener, &everywhere)]);
+
+    let id = queued_as(&transaction(
+        &s,
+        "127.0.0.9",
+        "someone@outside.example",
+        &["user@wide.test"],
+        "wide",
+    ));
+    let line = wait_status(&s, &id, "user@wide.test", "deferred", 10);
+    assert_contains(
+        &line,
+        "we are the most preferred MX for wide.test (preference 10)",
+    );
+    let env = find_queued(&s, &id).unwrap();
+    assert_eq!(
+        env["recipients"][0]["last_reply"]["status"], "4.4.6",
+        "{env}"
+    );
+    assert!(!s.log().contains("this host is not an MX"), "{}", s.log());
+    assert_no_loop(&s);
+}
+
 #[test]
 fn a_recipient_list_decides_at_rcpt() {
     let dns = Dns::start(&zone_with(&backed_up("listed.test", "127.0.0.2")));

@@ -757,3 +757,41 @@ fn smtputf8_addresses_need_the_parameter() {
     expect(&c.cmd("MAIL FROM:<ascii@example.org>"), "250 2.1.0");
     expect(&c.cmd("RCPT TO:<zoë@localhost>"), "553 5.6.7");
 }
+
+// ---------------------------------------------------------------------------
+// Authentication-Results claiming our authserv-id (RFC 8601 §5)
+
+#[test]
+fn forged_authentication_results_for_our_name_are_removed() {
+    let server = Server::start();
+    let msg = "Authentication-Results: mx.example.test; dkim=pass header.d=bank.test\r\n\
+               Subject: forged results\r\n\
+               Authentication-Results:\r\n MX.EXAMPLE.TEST (looks like us);\r\n\tspf=pass smtp.mailfrom=ceo@bank.test\r\n\
+               Authentication-Results: relay.elsewhere.test; spf=none\r\n\
+               \r\n\
+               Authentication-Results: mx.example.test; the body is not touched\r\n";
+    let id = send(&server, "someone@outside.test", "alice@example.test", msg);
+    let files = server.wait_maildir("example.test", "alice", 1, 10);
+    let file = files
+        .iter()
+        .find(|f| contains(&read(f), b"Subject: forged results"))
+        .unwrap_or_else(|| panic!("not delivered: {}", server.log()));
+    let (_ours, theirs) = split_delivered(file);
+    let text = String::from_utf8_lossy(&theirs).into_owned();
+    assert_eq!(
+        crlf_to_lf(text.as_bytes()),
+        crlf_to_lf(
+            b"Subject: forged results\r\n\
+              Authentication-Results: relay.elsewhere.test; spf=none\r\n\
+              \r\n\
+              Authentication-Results: mx.example.test; the body is not touched\r\n"
+        ),
+        "{text}"
+    );
+    assert_contains(
+        &server.log(),
+        &format!(
+            "{id}: removed 2 Authentication-Results field(s) claiming authserv-id mx.example.test"
+        ),
+    );
+}

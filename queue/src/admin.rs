@@ -3,21 +3,15 @@
 //! change when recipients are due.
 
 use crate::envelope::{Envelope, Etrn, QueueId, RcptState};
+use crate::etrn_index::domain_of;
 use crate::store::{QueueError, Store};
 use crate::time::now_unix;
-
-/// The domain of an address, lower case, without a trailing dot.
-fn domain_of(address: &str) -> Option<String> {
-    address
-        .rsplit_once('@')
-        .map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase())
-}
 
 /// Whether the stored envelope `json` may have a recipient in one of
 /// `domains` (lower case): some `@` in it is followed by one of them, in
 /// any case. A necessary condition for [`domain_of`] to give one of them
 /// (an address's domain follows its last `@`, and a domain name needs no
-/// JSON escape), checked on the raw octets so that a release parses only
+/// JSON escape), checked on the raw octets so that a flush parses only
 /// the envelopes that may concern it.
 fn may_concern(json: &[u8], domains: &[String]) -> bool {
     json.iter().enumerate().any(|(i, &b)| {
@@ -144,16 +138,59 @@ impl Store {
     }
 
     /// ETRN (RFC 1985): release the mail waiting for `domains` (each
-    /// exactly, any case; the caller picks them). Every active recipient
-    /// in one of them becomes due now and released — a recipient held for
-    /// ETRN, a deferred one, and one not looked at yet alike — in every
-    /// message the administrator does not hold; from then on it is
-    /// delivered and retried like any other.
+    /// exactly, any case; the caller picks them): [`Store::etrn_start`]
+    /// and then [`EtrnStart::release`], in one call.
     pub fn release_etrn(&self, domains: &[String]) -> Result<EtrnRelease, QueueError> {
+        let start = self.etrn_start(domains);
+        let counts = start.counts;
+        start.release(self)?;
+        Ok(counts)
+    }
+
+    /// The first half of an ETRN, at once from the in-memory index: what
+    /// waits for `domains` and how many messages that is — enough for
+    /// the answer. The release itself ([`EtrnStart::release`]) can run
+    /// after the answer, in the background.
+    pub fn etrn_start(&self, domains: &[String]) -> EtrnStart {
         let domains: Vec<String> = domains
             .iter()
             .map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase())
             .collect();
+        let pending = self.etrn_claim(&domains, now_unix());
+        let waiting = pending.iter().filter(|(_, waits)| *waits).count();
+        EtrnStart {
+            counts: EtrnRelease {
+                released: waiting,
+                in_progress: pending.len() - waiting,
+            },
+            domains,
+            // Only those: the others are on their way already.
+            ids: pending
+                .into_iter()
+                .filter_map(|(id, waits)| waits.then_some(id))
+                .collect(),
+        }
+    }
+}
+
+/// An ETRN answered but not yet released: see [`Store::etrn_start`].
+#[derive(Debug)]
+pub struct EtrnStart {
+    /// What the answer says: messages waiting, and already on their way.
+    pub counts: EtrnRelease,
+    domains: Vec<String>,
+    ids: Vec<QueueId>,
+}
+
+impl EtrnStart {
+    /// Make every active recipient in the ETRN's domains due now and
+    /// released — a recipient held for ETRN, a deferred one and one not
+    /// looked at yet alike — in every message the administrator does not
+    /// hold; from then on it is delivered and retried like any other.
+    /// Reads only the waiting messages the index named. Returns how many
+    /// messages it released.
+    pub fn release(self, store: &Store) -> Result<usize, QueueError> {
+        let domains = &self.domains;
         let wanted = |e: &Envelope, i: usize| {
             let r = &e.recipients[i];
             r.state.is_active() && domain_of(&r.address).is_some_and(|d| domains.contains(&d))
@@ -165,22 +202,10 @@ impl Store {
             let r = &e.recipients[i];
             r.next_attempt > now || r.etrn != Some(Etrn::Released)
         };
-        let mut result = EtrnRelease::default();
-        for env in self.concerning(&domains) {
-            let env = env?;
-            let id = env.id.clone();
-            let mine: Vec<usize> = (0..env.recipients.len())
-                .filter(|&i| wanted(&env, i))
-                .collect();
-            if env.held || mine.is_empty() {
-                continue;
-            }
-            if !mine.iter().any(|&i| waiting(&env, i)) {
-                result.in_progress += 1;
-                continue;
-            }
+        let mut n = 0;
+        for id in &self.ids {
             let mut released = false;
-            self.update(&id, |e| {
+            store.update(id, |e| {
                 if e.held {
                     return;
                 }
@@ -193,9 +218,9 @@ impl Store {
                     }
                 }
             })?;
-            result.released += usize::from(released);
+            n += usize::from(released);
         }
-        Ok(result)
+        Ok(n)
     }
 }
 
@@ -351,6 +376,57 @@ mod tests {
         // The administrator's flush releases ETRN mail too.
         assert_eq!(store.flush_domain("sub.customer.test").unwrap(), 1);
         assert_eq!(rcpt(&ids[2], 0).etrn, Some(Etrn::Released));
+    }
+
+    #[tokio::test]
+    async fn etrn_is_answered_from_the_index_before_the_release_and_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ids = Vec::new();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            for rcpt in ["a@customer.test", "b@customer.test", "c@other.test"] {
+                let id = store.new_id().unwrap();
+                let msg = NewMessage {
+                    recipients: vec![NewRecipient {
+                        etrn: Some(Etrn::Held),
+                        ..NewRecipient::new(rcpt)
+                    }],
+                    ..message(&[])
+                };
+                store.enqueue(id.clone(), msg, b"x").await.unwrap();
+                ids.push(id);
+            }
+            store.sync().await.unwrap();
+        }
+        // The index is built again when the queue is opened.
+        let store = Store::open(dir.path()).unwrap();
+        let held = |id: &str| store.get(id).unwrap().unwrap().recipients[0].etrn;
+        let start = store.etrn_start(&["Customer.Test".into()]);
+        assert_eq!(
+            start.counts,
+            EtrnRelease {
+                released: 2,
+                in_progress: 0
+            }
+        );
+        // Answered, nothing released yet: the envelopes still say held.
+        assert_eq!(held(&ids[0]), Some(Etrn::Held));
+        // A second ETRN meanwhile finds them under way.
+        let again = store.etrn_start(&["customer.test".into()]);
+        assert_eq!((again.counts.released, again.counts.in_progress), (0, 2));
+        assert_eq!(start.release(&store).unwrap(), 2);
+        assert_eq!(again.release(&store).unwrap(), 0);
+        assert_eq!(held(&ids[0]), Some(Etrn::Released));
+        assert_eq!(held(&ids[1]), Some(Etrn::Released));
+        assert_eq!(held(&ids[2]), Some(Etrn::Held), "other.test waits");
+        // Delivered: out of the index.
+        for id in &ids[..2] {
+            store
+                .update(id, |e| e.recipients[0].state = RcptState::Delivered)
+                .unwrap();
+        }
+        let after = store.etrn_start(&["customer.test".into()]);
+        assert_eq!(after.counts, EtrnRelease::default());
     }
 
     #[test]

@@ -1,6 +1,17 @@
 //! Group commit: one thread runs the shared syncs of the store. Each
 //! enqueue registers a waiter after its writes; the thread takes every
 //! waiter queued so far, runs one flush and fsync, and answers them all.
+//!
+//! An enqueue waits twice: once after writing its body file, for the
+//! bodies directory to be synced (a light sync: the directory alone), and
+//! only then inserts its envelope and waits for the full sync. So an
+//! envelope never becomes durable before its body's name does — sled's
+//! own background flush may write an envelope out at any time.
+//!
+//! The full sync also fsyncs the blob files sled 0.34 writes for large
+//! items (an envelope over about 128 KiB: hundreds of recipients), which
+//! sled itself never syncs, and their directory — before the log that
+//! refers to them.
 
 use crate::db::{is_sticky, Shared};
 use crate::store::{io_disk_full, lock, QueueError};
@@ -10,7 +21,16 @@ use tokio::sync::oneshot;
 
 /// What the sync thread answers: the error text and whether the disk was full.
 pub(crate) type SyncResult = Result<(), (String, bool)>;
-pub(crate) type Waiter = oneshot::Sender<SyncResult>;
+pub(crate) type Waiter = (SyncKind, oneshot::Sender<SyncResult>);
+
+/// What a waiter needs synced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SyncKind {
+    /// The bodies directory: new body files' names are durable.
+    Bodies,
+    /// Everything: sled's log and blobs, and the bodies directory.
+    Full,
+}
 
 /// What one shared sync does: flush sled's log, then fsync the log file
 /// (sled only uses `sync_file_range`) and the directory of body files (so
@@ -18,6 +38,8 @@ pub(crate) type Waiter = oneshot::Sender<SyncResult>;
 pub(crate) struct Syncer {
     shared: Arc<Shared>,
     bodies_dir: std::fs::File,
+    /// sled's blob files synced so far (by name), so each is synced once.
+    synced_blobs: std::sync::Mutex<std::collections::HashSet<std::ffi::OsString>>,
 }
 
 impl Syncer {
@@ -27,7 +49,11 @@ impl Syncer {
                 path: shared.bodies.clone(),
                 source,
             })?;
-        Ok(Syncer { shared, bodies_dir })
+        Ok(Syncer {
+            shared,
+            bodies_dir,
+            synced_blobs: Default::default(),
+        })
     }
 
     fn sync(&self) -> SyncResult {
@@ -62,8 +88,48 @@ impl Syncer {
             let full = matches!(&e, sled::Error::Io(io) if io_disk_full(io));
             (e.to_string(), full)
         })?;
+        self.sync_blobs().map_err(io)?;
         db.log.sync_all().map_err(io)?;
         self.bodies_dir.sync_all().map_err(io)
+    }
+
+    /// The light sync: the bodies directory alone.
+    fn sync_bodies(&self) -> SyncResult {
+        self.bodies_dir
+            .sync_all()
+            .map_err(|e| (e.to_string(), io_disk_full(&e)))
+    }
+
+    /// fsync sled's blob files not synced yet, then their directory.
+    /// Names sled removed since are forgotten.
+    fn sync_blobs(&self) -> std::io::Result<()> {
+        let dir = self.shared.path.join("blobs");
+        let listing = match std::fs::read_dir(&dir) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut present = std::collections::HashSet::new();
+        let mut synced = lock(&self.synced_blobs);
+        let mut new = false;
+        for entry in listing {
+            let name = entry?.file_name();
+            if !synced.contains(&name) {
+                match std::fs::File::open(dir.join(&name)) {
+                    Ok(f) => f.sync_all()?,
+                    // Removed by sled meanwhile: nothing to keep.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                }
+                new = true;
+            }
+            present.insert(name);
+        }
+        if new {
+            std::fs::File::open(&dir)?.sync_all()?;
+        }
+        *synced = present;
+        Ok(())
     }
 }
 
@@ -88,11 +154,15 @@ pub(crate) fn commit_loop(syncer: Syncer, rx: mpsc::Receiver<Waiter>) {
         };
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
-        let result = syncer.sync();
+        let result = if batch.iter().any(|(kind, _)| *kind == SyncKind::Full) {
+            syncer.sync()
+        } else {
+            syncer.sync_bodies()
+        };
         if let Err((e, _)) = &result {
             tracing::error!(error = %e, "queue sync failed");
         }
-        for waiter in batch {
+        for (_, waiter) in batch {
             let _ = waiter.send(result.clone());
         }
     }

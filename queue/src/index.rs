@@ -8,9 +8,11 @@
 //! is due are read from each envelope ([`DueView`]), and the bodies
 //! directory is listed on a second thread meanwhile, for the orphan check.
 
-use crate::envelope::{QueueId, RcptState};
+use crate::envelope::{Etrn, QueueId, RcptState};
+use crate::etrn_index::{marks, EtrnIndex, Marks};
 use crate::store::QueueError;
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
@@ -28,6 +30,8 @@ pub(crate) struct Index {
     next_stand_in: u64,
     /// Messages in the queue (held and scheduled alike).
     messages: usize,
+    /// Messages waiting for ETRN, by domain.
+    pub etrn: EtrnIndex,
 }
 
 /// The key of a 13-digit upper-case hex id (what `new_id` makes).
@@ -135,18 +139,35 @@ impl Index {
 /// What decides when a message is due: read at open instead of the whole
 /// envelope (the other fields are skipped, not built).
 #[derive(Deserialize)]
-pub(crate) struct DueView {
+pub(crate) struct DueView<'a> {
     held: bool,
-    recipients: Vec<RcptView>,
+    #[serde(borrow)]
+    recipients: Vec<RcptView<'a>>,
 }
 
 #[derive(Deserialize)]
-struct RcptView {
+struct RcptView<'a> {
+    #[serde(borrow)]
+    address: Cow<'a, str>,
     state: RcptState,
     next_attempt: u64,
+    #[serde(default)]
+    etrn: Option<Etrn>,
 }
 
-impl DueView {
+impl DueView<'_> {
+    /// As [`crate::etrn_index::envelope_marks`].
+    pub fn etrn_marks(&self) -> Marks {
+        if self.held {
+            return Vec::new();
+        }
+        marks(
+            self.recipients
+                .iter()
+                .map(|r| (r.address.as_ref(), r.etrn, r.state.is_active())),
+        )
+    }
+
     /// As [`crate::Envelope::due`].
     pub fn due(&self) -> Option<u64> {
         if self.held {
@@ -213,6 +234,7 @@ pub(crate) fn build(envelopes: &sled::Tree, bodies: &Path) -> Result<Index, Queu
                     source,
                 })?;
             index.set(&id, view.due());
+            index.etrn.set(&id, view.etrn_marks());
             index.added();
             stored.insert(&id);
         }

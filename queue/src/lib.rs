@@ -14,6 +14,7 @@ mod broadcast;
 mod commit;
 mod db;
 mod envelope;
+mod etrn_index;
 mod history;
 mod index;
 mod listing;
@@ -22,7 +23,8 @@ mod space;
 mod store;
 mod time;
 
-pub use admin::EtrnRelease;
+pub use admin::{EtrnRelease, EtrnStart};
+pub use broadcast::{split_transaction, BroadcastEntry};
 pub use envelope::{
     BodyType, ClientInfo, Envelope, Etrn, FaxProgress, NewMessage, NewRecipient, Notify, QueueId,
     RcptState, Recipient, Reply, Ret,

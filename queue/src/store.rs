@@ -21,9 +21,10 @@
 //! A write error (a full disk) poisons sled's handles; the store then
 //! opens the database again before its next use (`crate::db`).
 
-use crate::commit::{commit_loop, SyncResult, Syncer, Waiter};
+use crate::commit::{commit_loop, SyncKind, SyncResult, Syncer, Waiter};
 use crate::db::{is_sticky, load, Db, Shared};
 use crate::envelope::{Envelope, NewMessage, QueueId};
+use crate::etrn_index::{envelope_marks, Pending};
 use crate::time::now_unix;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -209,6 +210,11 @@ impl Store {
                 message: e.to_string(),
                 disk_full: false,
             })??;
+        // The body's name is durable before its envelope can be.
+        if let Err(e) = sync_outcome(self.request_sync(SyncKind::Bodies)?.await) {
+            let _ = std::fs::remove_file(self.body_path(&id));
+            return Err(e);
+        }
         let env = self.write_envelope(id, msg, body.len())?;
         drop(writing);
         if let Err(e) = self.sync().await {
@@ -230,6 +236,10 @@ impl Store {
     ) -> Result<Envelope, QueueError> {
         let writing = self.inner.shared.writing.blocking_read();
         write_body(&self.body_path(&id), body)?;
+        if let Err(e) = sync_outcome(self.request_sync(SyncKind::Bodies)?.blocking_recv()) {
+            let _ = std::fs::remove_file(self.body_path(&id));
+            return Err(e);
+        }
         let env = self.write_envelope(id, msg, body.len())?;
         drop(writing);
         if let Err(e) = self.sync_blocking() {
@@ -275,29 +285,32 @@ impl Store {
     }
 
     fn publish(&self, env: &Envelope) {
-        lock(&self.inner.shared.index).set(&env.id, env.due());
+        let mut index = lock(&self.inner.shared.index);
+        index.set(&env.id, env.due());
+        index.etrn.set(&env.id, envelope_marks(env));
+        drop(index);
         self.inner.shared.changed.notify_one();
     }
 
     /// Join the next shared sync; the receiver answers once it ran.
-    fn request_sync(&self) -> Result<oneshot::Receiver<SyncResult>, QueueError> {
+    fn request_sync(&self, kind: SyncKind) -> Result<oneshot::Receiver<SyncResult>, QueueError> {
         let (tx, rx) = oneshot::channel();
         lock(&self.inner.commit_tx)
             .as_ref()
             .ok_or(QueueError::CommitterGone)?
-            .send(tx)
+            .send((kind, tx))
             .map_err(|_| QueueError::CommitterGone)?;
         Ok(rx)
     }
 
     /// Wait until everything written so far is on disk (shared sync).
     pub async fn sync(&self) -> Result<(), QueueError> {
-        sync_outcome(self.request_sync()?.await)
+        sync_outcome(self.request_sync(SyncKind::Full)?.await)
     }
 
     /// [`Store::sync`] for callers outside an async runtime.
     pub fn sync_blocking(&self) -> Result<(), QueueError> {
-        sync_outcome(self.request_sync()?.blocking_recv())
+        sync_outcome(self.request_sync(SyncKind::Full)?.blocking_recv())
     }
 
     /// Whether a write error left the database to be reopened
@@ -357,7 +370,9 @@ impl Store {
                 .envelopes
                 .insert(id.as_bytes(), encoded)
                 .map_err(|e| self.sled_error(e))?;
-            lock(&self.inner.shared.index).set(id, env.due());
+            let mut index = lock(&self.inner.shared.index);
+            index.set(id, env.due());
+            index.etrn.set(id, envelope_marks(&env));
         }
         self.inner.shared.changed.notify_one();
         Ok(Some(env))
@@ -385,10 +400,31 @@ impl Store {
         }
         let mut index = lock(&self.inner.shared.index);
         index.set(id, None);
+        index.etrn.set(id, Vec::new());
         if existed {
             index.removed();
         }
         Ok(existed)
+    }
+
+    /// The messages an ETRN for `domains` (lower case) concerns, from
+    /// the in-memory index: no read of the queue.
+    ///
+    /// Each with whether it waits — a recipient there still held, or the
+    /// message not due before `now` (released once, deferred since) —
+    /// and is not being released by an earlier ETRN already; those that
+    /// wait are marked as being released.
+    pub(crate) fn etrn_claim(&self, domains: &[String], now: u64) -> Pending {
+        let mut index = lock(&self.inner.shared.index);
+        let mut pending = index.etrn.pending(domains);
+        for (id, waits) in &mut pending {
+            *waits =
+                !index.etrn.releasing(id) && (*waits || index.due_of(id).is_some_and(|t| t > now));
+            if *waits {
+                index.etrn.start_release(id);
+            }
+        }
+        pending
     }
 
     /// Ids of the messages in the schedule index (every message that is

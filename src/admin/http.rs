@@ -1,25 +1,50 @@
-//! The admin HTTP listener: `GET /metrics` in Prometheus' text format,
-//! and the HTTP fax API (`POST /fax/send`, `GET /fax/status/ID`: see
-//! [`super::fax_api`]).
-//! It binds to loopback by default (`[admin] listen`); what it exposes is
-//! for the operator, not the Internet.
+//! The admin listener: `GET /metrics` in Prometheus' text format, and
+//! the HTTP fax API ([`super::fax_api`]), over HTTP or HTTPS
+//! (`[admin] tls`). It binds to loopback by default (`[admin] listen`);
+//! what it exposes is for the operator, not the Internet.
+//!
+//! Each connection is served here (hyper's HTTP/1 server), not by
+//! `axum::serve`, so that it has bounds like an SMTP session's: at most
+//! `[admin] max_connections` at once (more are answered 503 and closed;
+//! over HTTPS, closed), `header_timeout` to finish a TLS handshake and
+//! each request's headers (and to start the next request on a kept-alive
+//! connection), and `request_timeout` for a whole request, body and
+//! answer included (then 408 and the connection is closed).
 
+use super::fax_api::{self, reply};
 use super::metrics::Metrics;
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use faxmta_queue::Store;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::watch;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{watch, Semaphore};
 
 #[derive(Clone)]
 struct AppState {
     metrics: Arc<Metrics>,
     store: Store,
 }
+
+/// The bounds of a connection (`[admin]`).
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    header: Duration,
+    request: Duration,
+    connections: usize,
+}
+
+/// How long open connections may finish their request at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 async fn render(State(state): State<AppState>) -> impl IntoResponse {
     let text = tokio::task::spawn_blocking(move || state.metrics.render(&state.store))
@@ -41,38 +66,148 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, String> {
         .map_err(|e| format!("cannot listen on {addr} (admin): {e}"))
 }
 
+/// A request that takes longer than `request_timeout` (its body too:
+/// the handlers read it) is answered 408 and its connection closed.
+async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    let format = reply::Format::from_headers(request.headers());
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let e = reply::ApiError::new(
+                reply::Code::RequestTimeout,
+                format!(
+                    "the request took longer than {}s ([admin] request_timeout)",
+                    limit.as_secs()
+                ),
+            );
+            let mut response = reply::error(format, &e);
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
 /// Serve until shutdown.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
     store: Store,
-    fax_api: Arc<super::fax_api::Api>,
+    fax_api: Arc<fax_api::Api>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let admin = &fax_api.config.admin;
+    let bounds = Bounds {
+        header: admin.header_timeout.std(),
+        request: admin.request_timeout.std(),
+        connections: admin.max_connections.max(1),
+    };
     let app = Router::new()
-        .route("/metrics", get(metrics_handler))
+        .route("/metrics", get(render))
         .with_state(AppState { metrics, store })
-        .merge(super::fax_api::routes(fax_api));
-    let stop = async move {
-        let _ = shutdown.changed().await;
-    };
-    let result = match tls {
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
+        .merge(fax_api::routes(fax_api))
+        .fallback(fax_api::unknown)
+        .layer(axum::middleware::from_fn_with_state(
+            bounds.request,
+            deadline,
+        ));
+    let slots = Arc::new(Semaphore::new(bounds.connections));
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of descriptors and the like: wait, go on.
+                tracing::warn!("admin listener: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::info!(
+                "admin listener: refused {peer}: {} connections open ([admin] max_connections)",
+                bounds.connections
+            );
+            // Over TLS a plain answer would be noise: just close.
+            if tls.is_none() {
+                tokio::spawn(refuse(tcp));
+            }
+            continue;
+        };
+        let (app, tls, stop) = (app.clone(), tls.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            match tls {
+                None => connection(tcp, app, bounds, stop).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(bounds.header, acceptor.accept(tcp)).await {
+                        Ok(Ok(tls)) => connection(tls, app, bounds, stop).await,
+                        Ok(Err(e)) => tracing::debug!("admin listener: TLS from {peer}: {e}"),
+                        Err(_) => tracing::debug!("admin listener: TLS from {peer}: timed out"),
+                    }
+                }
+            }
+        });
+    }
+    // Let the open connections finish (each stops at its next request).
+    let all = u32::try_from(bounds.connections).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, slots.acquire_many(all)).await;
+}
+
+/// One connection, until the client closes it, a bound cuts it, or
+/// shutdown.
+async fn connection<I>(io: I, app: Router, bounds: Bounds, mut stop: watch::Receiver<bool>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(bounds.header);
+    let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(app));
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!("admin listener: {e}");
+            }
         }
-        Some(acceptor) => match super::https::TlsListener::new(listener, acceptor) {
-            Ok(tls) => axum::serve(tls, app).with_graceful_shutdown(stop).await,
-            Err(e) => Err(e),
-        },
-    };
-    if let Err(e) = result {
-        tracing::warn!("admin listener: {e}");
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;
+        }
     }
 }
 
-async fn metrics_handler(state: State<AppState>) -> impl IntoResponse {
-    render(state).await
+/// A connection over `max_connections`: a 503 and close, without
+/// reading the request (what it sent is drained briefly so the close
+/// does not reset the answer away).
+async fn refuse(mut tcp: TcpStream) {
+    let e = reply::ApiError::new(
+        reply::Code::TooManyConnections,
+        "too many connections to the admin listener; try again later",
+    );
+    let body = reply::error_json(&e);
+    let answer = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\nRetry-After: 1\r\n\r\n{body}",
+        StatusCode::SERVICE_UNAVAILABLE.as_u16(),
+        StatusCode::SERVICE_UNAVAILABLE
+            .canonical_reason()
+            .unwrap_or("Service Unavailable"),
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        tcp.write_all(answer.as_bytes()).await?;
+        tcp.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        while tcp.read(&mut sink).await? > 0 {}
+        Ok::<(), std::io::Error>(())
+    })
+    .await;
 }

@@ -4,5 +4,4 @@
 pub mod control;
 pub mod fax_api;
 pub mod http;
-mod https;
 pub mod metrics;

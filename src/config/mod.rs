@@ -84,8 +84,15 @@ pub struct AdminConfig {
     pub tls: bool,
     /// The hashed tokens of the HTTP fax API (`faxmta token`).
     pub tokens_file: PathBuf,
-    /// The largest request body of `POST /fax/send`.
+    /// The largest request body of `sendfax` (`POST /fax/send`).
     pub max_request: Size,
+    /// How long a client has to send a request's headers (also the
+    /// longest wait for the next request on a kept-alive connection).
+    pub header_timeout: Duration,
+    /// How long one request may take, its body and the answer included.
+    pub request_timeout: Duration,
+    /// Connections open at once at most; more are refused with a 503.
+    pub max_connections: usize,
 }
 
 impl Default for AdminConfig {
@@ -96,6 +103,9 @@ impl Default for AdminConfig {
             tls: false,
             tokens_file: PathBuf::from("var/tokens"),
             max_request: Size(20 * 1024 * 1024),
+            header_timeout: Duration(10),
+            request_timeout: Duration(300),
+            max_connections: 100,
         }
     }
 }
@@ -574,6 +584,28 @@ impl Config {
                 "smtp.max_connections must be at least 1".into(),
             );
         }
+        // [admin]'s keys, found after its header (smtp has the same names).
+        let admin_at = text.find("[admin]").unwrap_or(0);
+        let in_admin = |needle: &str, message: String| {
+            let at = text[admin_at..]
+                .find(needle)
+                .map(|p| admin_at + p..admin_at + p + needle.len());
+            Err(ConfigError::at(path, text, at, message))
+        };
+        for (key, value) in [
+            ("header_timeout", self.admin.header_timeout),
+            ("request_timeout", self.admin.request_timeout),
+        ] {
+            if value.0 == 0 {
+                return in_admin(key, format!("admin.{key} must be at least 1s"));
+            }
+        }
+        if self.admin.max_connections == 0 {
+            return in_admin(
+                "max_connections",
+                "admin.max_connections must be at least 1".into(),
+            );
+        }
         if self.smtp.max_recipients == 0 {
             return fail(
                 "max_recipients",
@@ -625,6 +657,14 @@ mod tests {
         assert_eq!(c.smtp.bare_newline, BareNewline::Reject);
         assert_eq!(c.smtp.max_connections_per_ip, 50, "Postfix anvil's default");
         assert!(c.auth.users_file.is_none(), "no AUTH unless configured");
+        // The admin listener is bounded like SMTP's.
+        assert_eq!(c.admin.header_timeout, Duration(10));
+        assert_eq!(c.admin.request_timeout, Duration(300));
+        assert_eq!(c.admin.max_connections, 100);
+        let e = parse("[smtp]\nmax_connections = 5\n[admin]\nmax_connections = 0\n").unwrap_err();
+        assert_eq!(e.place, ":4:1", "{e}");
+        let e = parse("[admin]\nheader_timeout = \"0s\"\n").unwrap_err();
+        assert!(e.message.contains("admin.header_timeout"), "{e}");
         assert!(!c.auth.any_sender);
         let e = parse("[auth]\nmax_failures = 0\n").unwrap_err();
         assert!(e.message.contains("max_failures"), "{e}");

@@ -10,14 +10,16 @@
 //! so faxmta is never an open relay), and address tricks are refused;
 //! recipients of a backup MX domain with `verify = "callout"` are put to
 //! the domain's primary ([`verify_backup`]). After the data, DKIM and
-//! DMARC (`dmarc.rs`). Outbound DKIM signing is in `dkim.rs`. Connection,
-//! message and AUTH failure limits are in `limits.rs`; the users of SMTP
-//! AUTH in `users.rs`.
+//! DMARC (`dmarc.rs`); Authentication-Results fields that claim our own
+//! authserv-id are removed from what arrives (`authres.rs`). Outbound
+//! DKIM signing is in `dkim.rs`. Connection, message and AUTH failure
+//! limits are in `limits.rs`; the users of SMTP AUTH in `users.rs`.
 //!
 //! Clients that may relay are not checked for SPF, DKIM or DMARC — as
 //! Postfix with policyd-spf behind `permit_mynetworks` and
 //! `permit_sasl_authenticated` does: they are our own users and servers.
 
+pub mod authres;
 pub mod dkim;
 pub mod dmarc;
 pub mod limits;

@@ -203,6 +203,7 @@ impl Scheduler {
             .store
             .prune_fax_history(before)
             .and_then(|_| self.store.prune_failures(before))
+            .and_then(|_| self.store.prune_broadcasts(before))
         {
             tracing::warn!("cannot prune the fax history: {e}");
         }

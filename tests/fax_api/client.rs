@@ -83,10 +83,27 @@ pub fn curl_at(url: &str, args: &[&str]) -> (u16, String) {
     (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
-/// `POST /fax/send` with the token, a metadata file and attachments
-/// (`name` → file), plus more curl arguments.
+/// `POST /restservice/sendfax` (XMedius' path) with the token, a
+/// metadata file and attachments, plus more curl arguments.
 pub fn post(
     base: &str,
+    token: &str,
+    metadata: &Path,
+    files: &[&Path],
+    more: &[&str],
+) -> (u16, String) {
+    post_at(
+        &format!("{base}/restservice/sendfax"),
+        token,
+        metadata,
+        files,
+        more,
+    )
+}
+
+/// The same to the URL `url`.
+pub fn post_at(
+    url: &str,
     token: &str,
     metadata: &Path,
     files: &[&Path],
@@ -100,7 +117,7 @@ pub fn post(
     }
     args.extend(more.iter().map(|a| a.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    curl_at(&format!("{base}/fax/send"), &args)
+    curl_at(url, &args)
 }
 
 pub fn job(sender: &str, recipients: &[&str], attachments: &[&str]) -> String {
@@ -134,31 +151,164 @@ pub fn json(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
 
-/// The value of attribute `name` in the first element of `xml` that has
-/// it, after `from`.
-pub fn attr<'a>(xml: &'a str, from: &str, name: &str) -> &'a str {
-    let start = xml
-        .find(from)
-        .unwrap_or_else(|| panic!("{from} not in {xml}"));
-    let rest = &xml[start..];
-    let key = format!(" {name}=\"");
-    let at = rest
-        .find(&key)
-        .unwrap_or_else(|| panic!("{name} not in {rest}"))
-        + key.len();
-    let end = rest[at..].find('"').unwrap() + at;
-    &rest[at..end]
-}
-
-/// Expect `status` and `code` in a JSON error reply.
+/// Expect `status` and `code` in a JSON error reply, in XMedius' shape:
+/// `{"success":"false","errorInfo":{"errorMsg":…,"errorCode":…}}` and
+/// nothing else.
 pub fn refused(reply: (u16, String), status: u16, code: &str) -> String {
     let (got, body) = reply;
     let v = json(&body);
     assert_eq!(
-        (got, v["errorCode"].as_str()),
-        (status, Some(code)),
+        (
+            got,
+            v["success"].as_str(),
+            v["errorInfo"]["errorCode"].as_str()
+        ),
+        (status, Some("false"), Some(code)),
         "{body}"
     );
-    assert!(!v["errorMsg"].as_str().unwrap_or("").is_empty(), "{body}");
+    let msg = v["errorInfo"]["errorMsg"].as_str().unwrap_or("");
+    assert!(!msg.is_empty(), "{body}");
+    let keys = |o: &Value| {
+        let mut k: Vec<String> = o.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&v), ["errorInfo", "success"], "{body}");
+    assert_eq!(keys(&v["errorInfo"]), ["errorCode", "errorMsg"], "{body}");
     body
+}
+
+/// Expect `status` and `code` in an XML error reply:
+/// `<response><success>false</success><errorInfo><errorMsg>…</errorMsg>
+/// <errorCode>…</errorCode></errorInfo></response>`.
+pub fn refused_xml(reply: (u16, String), status: u16, code: &str) -> Element {
+    let (got, body) = reply;
+    assert_eq!(got, status, "{body}");
+    assert!(body.starts_with("<?xml"), "{body}");
+    let root = xml(&body);
+    assert_eq!(root.name, "response", "{body}");
+    assert_eq!(root.child("success").text, "false", "{body}");
+    let info = root.child("errorInfo");
+    assert_eq!(info.child("errorCode").text, code, "{body}");
+    assert!(!info.child("errorMsg").text.is_empty(), "{body}");
+    assert_eq!(root.names(), ["success", "errorInfo"], "{body}");
+    assert_eq!(info.names(), ["errorMsg", "errorCode"], "{body}");
+    root
+}
+
+/// An XML element: its name, attributes, text and child elements.
+#[derive(Debug, Default, Clone)]
+pub struct Element {
+    pub name: String,
+    pub attrs: Vec<(String, String)>,
+    pub text: String,
+    pub children: Vec<Element>,
+}
+
+impl Element {
+    /// The one child named `name`.
+    pub fn child(&self, name: &str) -> &Element {
+        let found = self.all(name);
+        assert_eq!(
+            found.len(),
+            1,
+            "<{}> has no single <{name}>: {self:?}",
+            self.name
+        );
+        found[0]
+    }
+
+    /// The children named `name`.
+    pub fn all(&self, name: &str) -> Vec<&Element> {
+        self.children.iter().filter(|c| c.name == name).collect()
+    }
+
+    /// The names of the children, in order.
+    pub fn names(&self) -> Vec<&str> {
+        self.children.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    /// The value of attribute `name`.
+    pub fn attr(&self, name: &str) -> &str {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("<{}> has no {name}: {self:?}", self.name))
+    }
+}
+
+/// Parse an XML document into its root element (text unescaped).
+pub fn xml(body: &str) -> Element {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(body);
+    let mut stack: Vec<(Element, String)> = Vec::new();
+    let open = |e: &quick_xml::events::BytesStart| Element {
+        name: String::from_utf8_lossy(e.name().as_ref()).into_owned(),
+        attrs: e
+            .attributes()
+            .map(|a| {
+                let a = a.unwrap_or_else(|e| panic!("bad attribute ({e}): {body}"));
+                (
+                    String::from_utf8_lossy(a.key.as_ref()).into_owned(),
+                    a.unescape_value().unwrap().into_owned(),
+                )
+            })
+            .collect(),
+        ..Default::default()
+    };
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) => stack.push((open(&e), String::new())),
+            Ok(Event::Empty(e)) => {
+                let el = open(&e);
+                match stack.last_mut() {
+                    Some((parent, _)) => parent.children.push(el),
+                    None => return el,
+                }
+            }
+            Ok(Event::Text(t)) => {
+                if let Some((_, raw)) = stack.last_mut() {
+                    raw.push_str(&t.decode().unwrap());
+                }
+            }
+            Ok(Event::GeneralRef(r)) => {
+                if let Some((_, raw)) = stack.last_mut() {
+                    raw.push_str(&format!("&{};", r.decode().unwrap()));
+                }
+            }
+            Ok(Event::End(_)) => {
+                let (mut el, raw) = stack.pop().unwrap();
+                el.text = quick_xml::escape::unescape(raw.trim())
+                    .unwrap()
+                    .into_owned();
+                match stack.last_mut() {
+                    Some((parent, _)) => parent.children.push(el),
+                    None => return el,
+                }
+            }
+            Ok(Event::Eof) => panic!("no complete root element: {body}"),
+            Ok(_) => {}
+            Err(e) => panic!("not XML ({e}): {body}"),
+        }
+    }
+}
+
+/// `successInfo` of a JSON success reply, after checking `success`.
+pub fn success_info(body: &str) -> Value {
+    let v = json(body);
+    assert_eq!(v["success"], "true", "{body}");
+    assert!(v.get("errorInfo").is_none(), "{body}");
+    v["successInfo"].clone()
+}
+
+/// The transaction ids of a JSON success reply
+/// (`successInfo.transactionIds.transactionId`).
+pub fn transaction_ids(info: &Value) -> Vec<String> {
+    info["transactionIds"]["transactionId"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no transactionIds.transactionId: {info}"))
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect()
 }

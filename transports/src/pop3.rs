@@ -86,6 +86,13 @@ pub enum Pop3Error {
 
 type Result<T> = std::result::Result<T, Pop3Error>;
 
+/// How much of an answer over the limit `limit` is read (and dropped) to
+/// keep the session: four times the limit and a mebibyte more. Past it,
+/// the session is closed.
+fn drain_limit(limit: usize) -> usize {
+    limit.saturating_mul(4).saturating_add(1 << 20)
+}
+
 /// The byte stream under the session: TCP, or TLS over it.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -254,27 +261,41 @@ impl Pop3Client {
 
     /// The lines of a multi-line answer up to the lone dot, unstuffed;
     /// at most `limit` octets in all (lines counted with CRLF).
+    ///
+    /// An answer over the limit is read to its end and dropped, so the
+    /// session goes on (the messages deleted so far are deleted at QUIT,
+    /// and the others can still be fetched): a server's LIST size is
+    /// only an estimate, and one message larger than it said must not
+    /// cost the rest. Only an answer that goes on past [`drain_limit`]
+    /// closes the session.
     async fn multiline(&mut self, what: &str, n: u32, limit: usize) -> Result<Vec<Vec<u8>>> {
         let mut lines = Vec::new();
         let mut total = 0usize;
         loop {
             let line = self.line(what).await?;
             if line == b"." {
-                return Ok(lines);
+                break;
+            }
+            total = total.saturating_add(line.len() + 2);
+            if total > limit {
+                // Read on to the end, keeping nothing.
+                lines = Vec::new();
+                if total > drain_limit(limit) {
+                    self.stream = None;
+                    return Err(Pop3Error::TooBig(n, limit));
+                }
+                continue;
             }
             let line = match line.first() {
                 Some(b'.') => line[1..].to_vec(),
                 _ => line,
             };
-            total = total.saturating_add(line.len() + 2);
-            if total > limit {
-                // The rest of the answer is still coming: the session is
-                // unusable; the caller opens a new one.
-                self.stream = None;
-                return Err(Pop3Error::TooBig(n, limit));
-            }
             lines.push(line);
         }
+        if total > limit {
+            return Err(Pop3Error::TooBig(n, limit));
+        }
+        Ok(lines)
     }
 
     /// USER and PASS.
@@ -355,6 +376,12 @@ impl Pop3Client {
     pub async fn dele(&mut self, n: u32) -> Result<()> {
         let what = format!("DELE {n}");
         self.command(&what, &what).await.map(|_| ())
+    }
+
+    /// Whether the session can still be used (an error that left the
+    /// stream in an unknown state closes it).
+    pub fn is_open(&self) -> bool {
+        self.stream.is_some()
     }
 
     /// QUIT: end the session; the server deletes the marked messages.

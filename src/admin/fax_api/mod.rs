@@ -1,19 +1,23 @@
-//! The HTTP fax API on the admin listener: `POST /fax/send` (a
+//! The HTTP fax API on the admin listener, in the shape of XMedius
+//! Cloud's web service: `POST /restservice/sendfax` (also `/fax/send`; a
 //! multipart/form-data request: an XML control file in the `metadata`
-//! part, the documents in `attachments` parts) and `GET /fax/status/ID`.
+//! part, the documents in `attachments` parts), the status call `GET
+//! /restservice/status/ID` (also `/fax/status/ID`), and XMedius' service
+//! discovery `GET /services/ACCOUNT/fax/restservice/url`.
 //!
 //! Every request carries a token in the `XM-Token-Authorization` header
-//! (`faxmta token add`). Each recipient becomes its own message in the
-//! queue, addressed to `NUMBER@` the first fax domain and checked with
-//! [`Router::authorize_fax`] like `faxmta fax send`; its queue id is the
-//! recipient's transaction id, and a broadcast id names them together.
-//! Nothing is queued unless every recipient is accepted. Replies are
-//! JSON, or XML when the `Accept` header asks for it; errors carry an
-//! `errorCode` from the table in [`reply::Code`] (documented in
-//! docs/configuration.md, "HTTP fax API", and docs/openapi.yaml).
+//! (`faxmta token add`). A request becomes one message in the queue with
+//! a recipient per number (`NUMBER@` the first fax domain, each checked
+//! with [`Router::authorize_fax`] like `faxmta fax send`): the documents
+//! are stored once, and the message is queued in one durable write or
+//! not at all. Recipient N of message Q has the transaction id `Q-N`; the
+//! broadcast id `BQ` names them together. Replies are JSON, or XML when
+//! the `Accept` header asks for it, in XMedius' envelope (`success`, and
+//! `successInfo` or `errorInfo` with an `errorCode` from [`reply::Code`]);
+//! see docs/configuration.md, "HTTP fax API", and docs/openapi.yaml.
 
 mod job;
-mod reply;
+pub mod reply;
 mod status;
 
 use crate::config::{Config, DomainKind};
@@ -23,9 +27,9 @@ use crate::token_cli::{self, Token};
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use faxmta_queue::{NewMessage, Store};
+use faxmta_queue::{BroadcastEntry, NewMessage, Store};
 use job::FaxJob;
 use reply::{ApiError, Code, Format, Submitted, Transaction};
 use std::sync::Arc;
@@ -44,10 +48,26 @@ pub struct Api {
 pub fn routes(api: Arc<Api>) -> axum::Router {
     let limit = usize::try_from(api.config.admin.max_request.0).unwrap_or(usize::MAX);
     axum::Router::new()
+        .route("/restservice/sendfax", post(send))
+        .route("/restservice/status/{id}", get(status))
+        .route("/services/{account}/fax/restservice/url", get(service_url))
         .route("/fax/send", post(send))
         .route("/fax/status/{id}", get(status))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(api)
+}
+
+/// Any other request: `404 NOT_FOUND` in the API's envelope.
+pub async fn unknown(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let e = ApiError::new(
+        Code::NotFound,
+        format!("{method} {}: no such request here", uri.path()),
+    );
+    reply::error(Format::from_headers(&headers), &e)
 }
 
 /// A document of the request.
@@ -136,56 +156,55 @@ impl Api {
         }
         let addresses = self.addresses(&job)?;
         let notify = job.notify()?;
-        let mut transactions: Vec<Transaction> = Vec::new();
-        let broadcast = self.store.new_broadcast_id().map_err(unavailable)?;
-        for (recipient, address) in job.recipients.list.iter().zip(&addresses) {
-            let body = build_message(&job, recipient, address, &files)?;
-            let mut message = NewMessage::local(
-                sender,
-                std::slice::from_ref(address),
-                &self.config.hostname,
-                &body,
-            );
-            message.recipients[0].notify = notify;
-            message.client.addr = "http".into();
-            message.client.protocol = "HTTP".into();
-            message.client.auth_user = Some(token.name.clone());
-            let queued = match self.store.new_id() {
-                Ok(id) => self
-                    .store
-                    .enqueue(id.clone(), message, &body)
-                    .await
-                    .map(|_| id),
-                Err(e) => Err(e),
-            };
-            let id = match queued {
-                Ok(id) => id,
-                Err(e) => {
-                    // All or nothing: take back what this request queued.
-                    for t in &transactions {
-                        let _ = self.store.remove(&t.transaction_id);
-                    }
-                    return Err(unavailable(e));
-                }
-            };
+        // One message for all recipients: the documents are stored once,
+        // and it is queued in one durable write, so nothing ever has to
+        // be taken back (a message taken back could already be on a
+        // line). Each recipient keeps its own transaction id and state.
+        let body = build_message(&job, &addresses, &files)?;
+        let mut message = NewMessage::local(sender, &addresses, &self.config.hostname, &body);
+        for r in &mut message.recipients {
+            r.notify = notify;
+        }
+        message.client.addr = "http".into();
+        message.client.protocol = "HTTP".into();
+        message.client.auth_user = Some(token.name.clone());
+        let id = self.store.new_id().map_err(unavailable)?;
+        let broadcast = Store::broadcast_id(&id);
+        let transactions: Vec<Transaction> = job
+            .recipients
+            .list
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Transaction {
+                number: r.number.trim().to_string(),
+                transaction_id: format!("{id}-{}", i + 1),
+            })
+            .collect();
+        let entries: Vec<BroadcastEntry> = transactions
+            .iter()
+            .zip(&addresses)
+            .map(|(t, a)| BroadcastEntry {
+                transaction: t.transaction_id.clone(),
+                recipient: a.clone(),
+            })
+            .collect();
+        // The record first: the enqueue's sync makes it durable with the
+        // message; a record without its message is harmless.
+        self.store
+            .record_broadcast(&broadcast, &entries)
+            .map_err(unavailable)?;
+        if let Err(e) = self.store.enqueue(id.clone(), message, &body).await {
+            let _ = self.store.remove_broadcast(&broadcast);
+            return Err(unavailable(e));
+        }
+        for (t, address) in transactions.iter().zip(&addresses) {
             tracing::info!(
-                "{id}: from=<{sender}>, to=<{address}>, queued by the HTTP fax API \
-                 (token {}, broadcast {broadcast})",
+                "{id}: from=<{sender}>, to=<{address}>, transaction {}, queued by the \
+                 HTTP fax API (token {}, broadcast {broadcast})",
+                t.transaction_id,
                 token.name
             );
-            transactions.push(Transaction {
-                number: recipient.number.trim().to_string(),
-                transaction_id: id,
-            });
         }
-        let ids: Vec<String> = transactions
-            .iter()
-            .map(|t| t.transaction_id.clone())
-            .collect();
-        self.store
-            .record_broadcast(&broadcast, &ids)
-            .map_err(unavailable)?;
-        self.store.sync().await.map_err(unavailable)?;
         Ok(Submitted {
             broadcast_id: broadcast,
             transactions,
@@ -208,6 +227,7 @@ impl Api {
             })?;
         let (sender, _) = job.sender();
         let mut out = Vec::new();
+        let mut numbers: Vec<String> = Vec::new();
         for r in &job.recipients.list {
             let number = r.number.trim();
             if number.contains('@') || number.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -224,6 +244,19 @@ impl Api {
                 };
                 return Err(ApiError::new(code, format!("{number}: {}", reply.text)));
             }
+            // One call per number: the same number twice (however it is
+            // written) is a mistake of the request.
+            let dialled = self
+                .router
+                .fax_number(&address)
+                .unwrap_or_else(|| address.clone());
+            if numbers.contains(&dialled) {
+                return Err(ApiError::new(
+                    Code::BadNumber,
+                    format!("{number}: listed twice ({dialled})"),
+                ));
+            }
+            numbers.push(dialled);
             out.push(address);
         }
         Ok(out)
@@ -329,28 +362,37 @@ fn match_attachments(job: &FaxJob, mut files: Vec<File>) -> Result<Vec<File>, Ap
     Ok(out)
 }
 
-/// One recipient's message: the cover fields in its headers, the note as
-/// a text part, the documents as attachments.
-fn build_message(
-    job: &FaxJob,
-    recipient: &job::Recipient,
-    address: &str,
-    files: &[File],
-) -> Result<Vec<u8>, ApiError> {
+/// The message of a request: the recipients (their names from the
+/// control file) in `To:`, the cover fields in its headers, the note as a
+/// text part, the documents as attachments.
+fn build_message(job: &FaxJob, addresses: &[String], files: &[File]) -> Result<Vec<u8>, ApiError> {
     use mail_builder::headers::address::Address;
     let (email, name) = job.sender();
     let from = match name.is_empty() {
         true => Address::new_address(None::<String>, email.to_string()),
         false => Address::new_address(Some(name.to_string()), email.to_string()),
     };
-    let display = [recipient.name.trim(), recipient.company.trim()]
-        .into_iter()
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let to = match display.is_empty() {
-        true => Address::new_address(None::<String>, address.to_string()),
-        false => Address::new_address(Some(display), address.to_string()),
+    let to: Vec<Address> = job
+        .recipients
+        .list
+        .iter()
+        .zip(addresses)
+        .map(|(recipient, address)| {
+            let display = [recipient.name.trim(), recipient.company.trim()]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(", ");
+            match display.is_empty() {
+                true => Address::new_address(None::<String>, address.to_string()),
+                false => Address::new_address(Some(display), address.to_string()),
+            }
+        })
+        .collect();
+    let mut to = to;
+    let to = match to.len() {
+        1 => to.swap_remove(0),
+        _ => Address::new_list(to),
     };
     let subject = match job.cover.subject.trim() {
         "" => files
@@ -395,6 +437,32 @@ async fn send(
             reply::error(format, &e)
         }
     }
+}
+
+/// XMedius' first step (`GET https://portal.…/services/ACCOUNT/fax/
+/// restservice/url`): the body is the URL of the REST service, to which
+/// the client appends `sendfax`. Ours is on this listener, whatever the
+/// account.
+async fn service_url(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
+    let scheme = match api.config.admin.tls {
+        true => "https",
+        false => "http",
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| api.config.admin.listen.to_string());
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{scheme}://{host}/restservice/"),
+    )
+        .into_response()
 }
 
 async fn status(

@@ -62,12 +62,14 @@ pub enum Code {
     UnsupportedMediaType,
     FaxNotConfigured,
     QueueUnavailable,
+    RequestTimeout,
+    TooManyConnections,
 }
 
 impl Code {
     /// Every code (the documentation must name each).
     #[cfg(test)]
-    pub const ALL: [Code; 15] = [
+    pub const ALL: [Code; 17] = [
         Code::InvalidMultipart,
         Code::InvalidXml,
         Code::NoSender,
@@ -83,6 +85,8 @@ impl Code {
         Code::UnsupportedMediaType,
         Code::FaxNotConfigured,
         Code::QueueUnavailable,
+        Code::RequestTimeout,
+        Code::TooManyConnections,
     ];
 
     pub fn name(self) -> &'static str {
@@ -102,6 +106,8 @@ impl Code {
             Code::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Code::FaxNotConfigured => "FAX_NOT_CONFIGURED",
             Code::QueueUnavailable => "QUEUE_UNAVAILABLE",
+            Code::RequestTimeout => "REQUEST_TIMEOUT",
+            Code::TooManyConnections => "TOO_MANY_CONNECTIONS",
         }
     }
 
@@ -120,7 +126,10 @@ impl Code {
             Code::NotFound => StatusCode::NOT_FOUND,
             Code::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Code::FaxNotConfigured | Code::QueueUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Code::FaxNotConfigured | Code::QueueUnavailable | Code::TooManyConnections => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 }
@@ -149,9 +158,8 @@ pub struct Transaction {
     pub transaction_id: String,
 }
 
-/// The answer to an accepted `POST /fax/send`.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// The answer to an accepted `POST /restservice/sendfax` (`/fax/send`).
+#[derive(Debug, Clone)]
 pub struct Submitted {
     pub broadcast_id: String,
     pub transactions: Vec<Transaction>,
@@ -172,11 +180,9 @@ pub struct FaxState {
     pub reason: String,
 }
 
-/// The answer to `GET /fax/status/ID`.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// The answer to `GET /restservice/status/ID` (`/fax/status/ID`).
+#[derive(Debug, Clone)]
 pub struct Status {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub broadcast_id: Option<String>,
     pub faxes: Vec<FaxState>,
 }
@@ -194,45 +200,106 @@ fn respond(format: Format, status: StatusCode, json: String, xml: String) -> Res
         .into_response()
 }
 
-fn json(value: &impl Serialize) -> String {
-    serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"errorMsg\":\"{e}\"}}"))
+fn json(value: &serde_json::Value) -> String {
+    serde_json::to_string(value).unwrap_or_else(|e| {
+        format!("{{\"success\":\"false\",\"errorInfo\":{{\"errorMsg\":\"{e}\"}}}}")
+    })
 }
 
+/// The XML of an element with text.
+fn element(name: &str, text: &str) -> String {
+    format!("<{name}>{}</{name}>", escape(text))
+}
+
+/// `<transactionIds><transactionId>…</transactionId>…</transactionIds>`.
+fn transaction_ids_xml<'a>(ids: impl Iterator<Item = &'a str>) -> String {
+    let mut xml = String::from("<transactionIds>");
+    for id in ids {
+        xml.push_str(&element("transactionId", id));
+    }
+    xml.push_str("</transactionIds>");
+    xml
+}
+
+/// A failure, in XMedius' shape: `{"success":"false","errorInfo":
+/// {"errorMsg":…,"errorCode":…}}`; in XML `<response><success>false
+/// </success><errorInfo><errorMsg>…</errorMsg><errorCode>…</errorCode>
+/// </errorInfo></response>`.
 pub fn error(format: Format, e: &ApiError) -> Response {
-    let json = json(&serde_json::json!({"errorCode": e.code.name(), "errorMsg": e.msg}));
-    let xml = format!(
-        "<Error><errorCode>{}</errorCode><errorMsg>{}</errorMsg></Error>",
-        e.code.name(),
-        escape(e.msg.as_str())
-    );
-    respond(format, e.code.status(), json, xml)
+    respond(format, e.code.status(), error_json(e), error_xml(e))
 }
 
+/// The JSON body of a failure.
+pub fn error_json(e: &ApiError) -> String {
+    json(&serde_json::json!({
+        "success": "false",
+        "errorInfo": {"errorMsg": e.msg, "errorCode": e.code.name()},
+    }))
+}
+
+/// The XML body of a failure (without the XML declaration).
+fn error_xml(e: &ApiError) -> String {
+    format!(
+        "<response><success>false</success><errorInfo>{}{}</errorInfo></response>",
+        element("errorMsg", &e.msg),
+        element("errorCode", e.code.name())
+    )
+}
+
+/// An accepted submission: `{"success":"true","successInfo":
+/// {"broadcastId":…,"transactionIds":{"transactionId":[…]}}}` (XMedius'
+/// shape), with our `transactions` (each number and its id) beside.
 pub fn submitted(format: Format, s: &Submitted) -> Response {
-    let mut xml = format!(
-        "<FaxSendResult><broadcastId>{}</broadcastId>",
-        escape(s.broadcast_id.as_str())
-    );
+    let ids: Vec<&str> = s
+        .transactions
+        .iter()
+        .map(|t| t.transaction_id.as_str())
+        .collect();
+    let json = json(&serde_json::json!({
+        "success": "true",
+        "successInfo": {
+            "broadcastId": s.broadcast_id,
+            "transactionIds": {"transactionId": ids},
+            "transactions": s.transactions,
+        },
+    }));
+    let mut xml = String::from("<response><success>true</success><successInfo>");
+    xml.push_str(&element("broadcastId", &s.broadcast_id));
+    xml.push_str(&transaction_ids_xml(ids.iter().copied()));
+    xml.push_str("<transactions>");
     for t in &s.transactions {
         xml.push_str(&format!(
-            "<Transaction number=\"{}\" transactionId=\"{}\"/>",
+            "<transaction number=\"{}\" transactionId=\"{}\"/>",
             escape(t.number.as_str()),
             escape(t.transaction_id.as_str())
         ));
     }
-    xml.push_str("</FaxSendResult>");
-    respond(format, StatusCode::OK, json(s), xml)
+    xml.push_str("</transactions></successInfo></response>");
+    respond(format, StatusCode::OK, json, xml)
 }
 
+/// The state of faxes, in the same envelope: `successInfo` holds the
+/// `broadcastId` (when asked for a broadcast), the `transactionIds` and
+/// one entry per fax in `faxes`.
 pub fn status(format: Format, s: &Status) -> Response {
-    let mut xml = String::from("<FaxStatus");
+    let ids: Vec<&str> = s.faxes.iter().map(|f| f.transaction_id.as_str()).collect();
+    let mut info = serde_json::json!({
+        "transactionIds": {"transactionId": ids},
+        "faxes": s.faxes,
+    });
     if let Some(b) = &s.broadcast_id {
-        xml.push_str(&format!(" broadcastId=\"{}\"", escape(b.as_str())));
+        info["broadcastId"] = serde_json::Value::from(b.as_str());
     }
-    xml.push('>');
+    let json = json(&serde_json::json!({"success": "true", "successInfo": info}));
+    let mut xml = String::from("<response><success>true</success><successInfo>");
+    if let Some(b) = &s.broadcast_id {
+        xml.push_str(&element("broadcastId", b));
+    }
+    xml.push_str(&transaction_ids_xml(ids.iter().copied()));
+    xml.push_str("<faxes>");
     for f in &s.faxes {
         xml.push_str(&format!(
-            "<Fax transactionId=\"{}\" number=\"{}\" sender=\"{}\" state=\"{}\" \
+            "<fax transactionId=\"{}\" number=\"{}\" sender=\"{}\" state=\"{}\" \
              pagesSent=\"{}\" pagesTotal=\"{}\" calls=\"{}\" reason=\"{}\"/>",
             escape(f.transaction_id.as_str()),
             escape(f.number.as_str()),
@@ -244,8 +311,8 @@ pub fn status(format: Format, s: &Status) -> Response {
             escape(f.reason.as_str())
         ));
     }
-    xml.push_str("</FaxStatus>");
-    respond(format, StatusCode::OK, json(s), xml)
+    xml.push_str("</faxes></successInfo></response>");
+    respond(format, StatusCode::OK, json, xml)
 }
 
 #[cfg(test)]

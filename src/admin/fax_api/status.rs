@@ -1,10 +1,12 @@
-//! `GET /fax/status/ID`: the state of the faxes of a transaction (a
-//! queue id) or of a broadcast (all its transactions), from the queue
-//! while they are in it and from the fax history once they are done.
+//! The status call (`GET /restservice/status/ID`, `/fax/status/ID`): the
+//! state of the fax of a transaction (`QUEUEID-N`: recipient N of a
+//! message), of all faxes of a message (its queue id) or of a broadcast
+//! (all its transactions), from the queue while they are in it and from
+//! the fax history once they are done.
 
 use super::reply::{ApiError, Code, FaxState, Status};
 use crate::router::Router;
-use faxmta_queue::{Envelope, FaxProgress, FaxRecord, RcptState, Store};
+use faxmta_queue::{split_transaction, Envelope, FaxProgress, FaxRecord, RcptState, Store};
 
 /// Finished faxes looked through for an id.
 const HISTORY: usize = 100_000;
@@ -17,11 +19,15 @@ fn reason(fax: &FaxProgress, reply: Option<&faxmta_queue::Reply>) -> String {
     }
 }
 
-/// The fax recipients of a message in the queue.
-fn queued(router: &Router, env: &Envelope) -> Vec<FaxState> {
+/// The fax recipients of a message in the queue (only recipient `only`,
+/// counted from 1, when given); each one's transaction id is
+/// `QUEUEID-N`.
+fn queued(router: &Router, env: &Envelope, only: Option<usize>) -> Vec<FaxState> {
     env.recipients
         .iter()
-        .filter_map(|r| {
+        .enumerate()
+        .filter(|(i, _)| only.is_none_or(|n| n == i + 1))
+        .filter_map(|(i, r)| {
             let number = match (&r.fax, router.fax_number(&r.address)) {
                 (Some(p), _) if !p.number.is_empty() => p.number.clone(),
                 (_, Some(n)) => n,
@@ -36,7 +42,7 @@ fn queued(router: &Router, env: &Envelope) -> Vec<FaxState> {
                 RcptState::Failed => "failed",
             };
             Some(FaxState {
-                transaction_id: env.id.clone(),
+                transaction_id: format!("{}-{}", env.id, i + 1),
                 number,
                 sender: env.sender.clone(),
                 state: state.into(),
@@ -49,9 +55,9 @@ fn queued(router: &Router, env: &Envelope) -> Vec<FaxState> {
         .collect()
 }
 
-fn finished(record: &FaxRecord) -> FaxState {
+fn finished(record: &FaxRecord, transaction_id: String) -> FaxState {
     FaxState {
-        transaction_id: record.id.clone(),
+        transaction_id,
         number: record.progress.number.clone(),
         sender: record.sender.clone(),
         state: record.outcome.clone(),
@@ -62,27 +68,59 @@ fn finished(record: &FaxRecord) -> FaxState {
     }
 }
 
-/// The state of one transaction; empty: unknown.
+fn unavailable(e: faxmta_queue::QueueError) -> ApiError {
+    ApiError::new(
+        Code::QueueUnavailable,
+        format!("cannot read the queue: {e}"),
+    )
+}
+
+/// The faxes of message `queue_id` (only its recipient `only`, counted
+/// from 1, when given), from the queue and the fax history; empty:
+/// unknown.
 fn transaction(
     store: &Store,
     router: &Router,
     history: &[FaxRecord],
-    id: &str,
+    queue_id: &str,
+    only: Option<usize>,
 ) -> Result<Vec<FaxState>, ApiError> {
-    let unavailable = |e: faxmta_queue::QueueError| {
-        ApiError::new(
-            Code::QueueUnavailable,
-            format!("cannot read the queue: {e}"),
-        )
+    let env = store.get(queue_id).map_err(unavailable)?;
+    // The recipients in their order: from the message while it is
+    // queued, else from its broadcast record.
+    let addresses: Vec<String> = match &env {
+        Some(env) => env.recipients.iter().map(|r| r.address.clone()).collect(),
+        None => store
+            .broadcast(&Store::broadcast_id(queue_id))
+            .map_err(unavailable)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.recipient)
+            .collect(),
     };
-    let mut out = match store.get(id).map_err(unavailable)? {
-        Some(env) => queued(router, &env),
+    let mut out = match &env {
+        Some(env) => queued(router, env, only),
         None => Vec::new(),
     };
     // A recipient that is done in the queue may already be in the history.
-    for record in history.iter().filter(|r| r.id == id) {
-        let state = finished(record);
-        match out.iter_mut().find(|f| f.number == state.number) {
+    for record in history.iter().filter(|r| r.id == queue_id) {
+        let n = addresses
+            .iter()
+            .position(|a| *a == record.recipient)
+            .map(|i| i + 1);
+        if only.is_some() && n != only {
+            continue;
+        }
+        // A message of an older version (one per number): its queue id.
+        let id = match n {
+            Some(n) => format!("{queue_id}-{n}"),
+            None => queue_id.to_string(),
+        };
+        let state = finished(record, id);
+        match out
+            .iter_mut()
+            .find(|f| f.transaction_id == state.transaction_id)
+        {
             Some(f) => *f = state,
             None => out.push(state),
         }
@@ -90,24 +128,21 @@ fn transaction(
     Ok(out)
 }
 
-/// The answer for `id` (runs on a blocking thread: it reads sled).
+/// The answer for `id`: a broadcast (`B…`), a transaction
+/// (`QUEUEID-N`) or a queue id (all its faxes). Runs on a blocking
+/// thread: it reads sled.
 pub fn lookup(store: &Store, router: &Router, id: &str) -> Result<Status, ApiError> {
-    let unavailable = |e: faxmta_queue::QueueError| {
-        ApiError::new(
-            Code::QueueUnavailable,
-            format!("cannot read the queue: {e}"),
-        )
-    };
     let history = store.fax_history(HISTORY).map_err(unavailable)?;
-    if let Some(ids) = store.broadcast(id).map_err(unavailable)? {
-        let mut faxes = Vec::new();
-        for t in &ids {
-            let found = transaction(store, router, &history, t)?;
+    if let Some(entries) = store.broadcast(id).map_err(unavailable)? {
+        let mut faxes: Vec<FaxState> = Vec::new();
+        for e in &entries {
+            let (queue_id, n) = split_transaction(&e.transaction);
+            let found = transaction(store, router, &history, queue_id, n)?;
             if found.is_empty() {
                 // Neither queued nor in the history (pruned, or removed
                 // by the administrator).
                 faxes.push(FaxState {
-                    transaction_id: t.clone(),
+                    transaction_id: e.transaction.clone(),
                     number: String::new(),
                     sender: String::new(),
                     state: "unknown".into(),
@@ -117,14 +152,19 @@ pub fn lookup(store: &Store, router: &Router, id: &str) -> Result<Status, ApiErr
                     reason: "no longer in the queue or the fax history".into(),
                 });
             }
-            faxes.extend(found);
+            for f in found {
+                if !faxes.iter().any(|g| g.transaction_id == f.transaction_id) {
+                    faxes.push(f);
+                }
+            }
         }
         return Ok(Status {
             broadcast_id: Some(id.to_string()),
             faxes,
         });
     }
-    let faxes = transaction(store, router, &history, id)?;
+    let (queue_id, n) = split_transaction(id);
+    let faxes = transaction(store, router, &history, queue_id, n)?;
     if faxes.is_empty() {
         return Err(ApiError::new(
             Code::NotFound,

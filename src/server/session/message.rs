@@ -294,7 +294,15 @@ impl Session {
             auth_user.as_deref(),
             for_rcpt,
         ));
-        body.extend_from_slice(&data);
+        // Authentication-Results claiming our authserv-id are forged:
+        // ours are the ones above (RFC 8601 §5).
+        let hostname = &self.ctx.config.hostname;
+        let forged = crate::policy::authres::append_without_ours(&mut body, &data, hostname);
+        if forged > 0 {
+            tracing::info!(
+                "{id}: removed {forged} Authentication-Results field(s) claiming authserv-id {hostname}"
+            );
+        }
         let nrcpt = tx.recipients.len();
         let sender = tx.sender.clone();
         let mut recipients = tx.recipients;

@@ -132,8 +132,59 @@ async fn a_message_over_the_size_limit_fails_without_growing() {
         .unwrap();
     let e = c.retr(3).await.unwrap_err();
     assert!(matches!(e, Pop3Error::TooBig(3, 500)), "{e}");
-    // The session is closed: nothing else is attempted on it.
-    assert!(c.dele(3).await.is_err());
+}
+
+#[tokio::test]
+async fn a_message_larger_than_listed_is_skipped_and_the_session_goes_on() {
+    // LIST said 100 octets; RETR 2 sends 900 (over the 500 limit): the
+    // answer is read to its end and dropped, the session stays usable,
+    // so DELE 1 and QUIT still take effect.
+    let big = format!("+OK\r\n{}\r\n.\r\n", "x".repeat(900));
+    let (addr, server) = scripted(
+        "+OK\r\n",
+        vec![
+            ("LIST", "+OK\r\n1 20\r\n2 100\r\n.\r\n".into()),
+            ("RETR 1", "+OK\r\nSubject: a\r\n\r\nsmall\r\n.\r\n".into()),
+            ("DELE 1", "+OK\r\n".into()),
+            ("RETR 2", big),
+            ("QUIT", "+OK bye\r\n".into()),
+        ],
+    )
+    .await;
+    let settings = Pop3Settings {
+        max_message: 500,
+        ..plain()
+    };
+    let mut c = Pop3Client::connect("localhost", addr, &settings, &tls())
+        .await
+        .unwrap();
+    assert_eq!(c.list().await.unwrap(), vec![(1, 20), (2, 100)]);
+    assert_eq!(c.retr(1).await.unwrap(), b"Subject: a\r\n\r\nsmall\r\n");
+    c.dele(1).await.unwrap();
+    let e = c.retr(2).await.unwrap_err();
+    assert!(matches!(e, Pop3Error::TooBig(2, 500)), "{e}");
+    c.quit().await.unwrap();
+    assert_eq!(
+        server.await.unwrap(),
+        ["LIST", "RETR 1", "DELE 1", "RETR 2", "QUIT"]
+    );
+}
+
+#[tokio::test]
+async fn an_endless_answer_over_the_limit_closes_the_session() {
+    // Over the limit and past what is drained: the session is given up.
+    let endless = format!("+OK\r\n{}", format!("{}\r\n", "z".repeat(998)).repeat(1100));
+    let (addr, _server) = scripted("+OK\r\n", vec![("RETR 1", endless)]).await;
+    let settings = Pop3Settings {
+        max_message: 100,
+        ..plain()
+    };
+    let mut c = Pop3Client::connect("localhost", addr, &settings, &tls())
+        .await
+        .unwrap();
+    let e = c.retr(1).await.unwrap_err();
+    assert!(matches!(e, Pop3Error::TooBig(1, 100)), "{e}");
+    assert!(c.dele(1).await.is_err(), "the session was closed");
 }
 
 #[tokio::test]

@@ -5,7 +5,8 @@
 //! domain's MX set: a host as preferred as us or less would send the mail
 //! straight back. Our entry is found by name (our `hostname`, or the
 //! domain's `our_mx`) or by address (an MX host whose address and port is
-//! one of our listeners). When we are the most preferred host, or not in
+//! one of our listeners; a listener on `0.0.0.0` or `::` is every address
+//! of this host's interfaces, `interfaces.rs`). When we are the most preferred host, or not in
 //! the set at all, nothing may be tried: the mail is deferred — held, as a
 //! backup holds mail — never bounced and never sent to ourselves.
 
@@ -30,11 +31,13 @@ impl Myself {
     }
 
     /// Whether `addr` is one of our listeners (a listener on the
-    /// unspecified address counts for the loopback addresses).
+    /// unspecified address counts for every address of this host's
+    /// interfaces, loopback included).
     pub fn is_listener(&self, addr: SocketAddr) -> bool {
         self.listeners.iter().any(|l| {
             l.port() == addr.port()
-                && (l.ip() == addr.ip() || (l.ip().is_unspecified() && addr.ip().is_loopback()))
+                && (l.ip() == addr.ip()
+                    || (l.ip().is_unspecified() && super::interfaces::is_local(addr.ip())))
         })
     }
 }
@@ -299,5 +302,22 @@ mod tests {
         assert!(!me.is_listener("127.0.0.1:26".parse().unwrap()));
         assert!(me.is_listener("192.0.2.7:2525".parse().unwrap()));
         assert!(!me.is_listener("192.0.2.8:2525".parse().unwrap()));
+    }
+
+    #[test]
+    fn listeners_on_the_unspecified_address_match_every_interface_address() {
+        let me = Myself {
+            names: vec![],
+            listeners: vec!["0.0.0.0:25".parse().unwrap()],
+        };
+        let all = super::super::interfaces::addresses().unwrap();
+        assert!(
+            all.iter().any(|ip| !ip.is_loopback()),
+            "no address but loopback: {all:?}"
+        );
+        for ip in all {
+            assert!(me.is_listener(SocketAddr::new(ip, 25)), "{ip}");
+            assert!(!me.is_listener(SocketAddr::new(ip, 26)), "{ip}");
+        }
     }
 }

@@ -29,6 +29,7 @@ mod body;
 mod callout;
 mod client;
 mod etrn;
+pub mod interfaces;
 mod lmtp;
 pub mod mx;
 pub mod tls;

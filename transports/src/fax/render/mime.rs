@@ -102,12 +102,30 @@ fn addresses(a: Option<&Address>) -> String {
         .join(", ")
 }
 
-/// The display names of an address header (addresses where none).
-fn names(a: Option<&Address>) -> String {
+/// The display names of an address header (addresses where none). When
+/// some of its addresses are the number dialled, only theirs: a message
+/// to several numbers names each recipient on its own cover page.
+fn names(a: Option<&Address>, number: &str) -> String {
     let Some(a) = a else {
         return String::new();
     };
-    a.iter()
+    let all: Vec<_> = a.iter().collect();
+    let dialled = digits(number);
+    let own: Vec<_> = all
+        .iter()
+        .copied()
+        .filter(|addr| {
+            let local = addr
+                .address
+                .as_deref()
+                .and_then(|e| e.rsplit_once('@'))
+                .map_or("", |(local, _)| local);
+            same_number(&digits(local), &dialled)
+        })
+        .collect();
+    let chosen = if own.is_empty() { all } else { own };
+    chosen
+        .into_iter()
         .filter_map(|addr| {
             addr.name
                 .as_deref()
@@ -116,6 +134,16 @@ fn names(a: Option<&Address>) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+fn digits(s: &str) -> String {
+    s.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// Whether two numbers' digits are the same number, one perhaps with
+/// its country code or trunk prefix (`5551234567`, `15551234567`).
+fn same_number(a: &str, b: &str) -> bool {
+    a.len().min(b.len()) >= 3 && (a.ends_with(b) || b.ends_with(a))
 }
 
 fn date(m: &Message) -> String {
@@ -133,7 +161,7 @@ pub(super) fn fill_cover(info: &CoverInfo, m: Option<&Message>) -> CoverInfo {
         };
         fill(&mut c.from, addresses(m.from()));
         // The recipients' names: their addresses are our fax gateway's.
-        fill(&mut c.to, names(m.to()));
+        fill(&mut c.to, names(m.to(), &info.number));
         fill(&mut c.subject, m.subject().unwrap_or_default().to_string());
         fill(&mut c.date, date(m));
     }

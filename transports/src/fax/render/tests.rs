@@ -31,6 +31,31 @@ fn cover_fields_come_from_the_message_unless_given() {
 }
 
 #[test]
+fn a_cover_names_its_own_recipient_of_several() {
+    let m = mail_parser::MessageParser::default()
+        .parse(
+            "From: Alice <alice@example.com>\r\nTo: \"Bob Smith, Acme\" <5551234567@fax.example.com>,\r\n \
+             Carol <+15559876543@fax.example.com>, 5550000001@fax.example.com\r\n\r\nx\r\n"
+                .as_bytes(),
+        )
+        .unwrap();
+    let to = |number: &str| {
+        let info = CoverInfo {
+            number: number.into(),
+            ..CoverInfo::default()
+        };
+        mime::fill_cover(&info, Some(&m)).to
+    };
+    assert_eq!(to("+15551234567"), "Bob Smith, Acme");
+    assert_eq!(to("+15559876543"), "Carol");
+    assert_eq!(to("+15550000001"), "5550000001@fax.example.com");
+    // Not one of them (or no number): everyone.
+    let everyone = "Bob Smith, Acme, Carol, 5550000001@fax.example.com";
+    assert_eq!(to("+4930123456"), everyone);
+    assert_eq!(to(""), everyone);
+}
+
+#[test]
 fn text_parts_share_pages_and_notes_say_where() {
     let msg = format!(
         "{HEAD}Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\n\
