@@ -356,6 +356,7 @@ mod tests {
             lifetime: None,
             etrn: None,
             fax: None,
+            report_pending: false,
         };
         let env = Envelope {
             id: "6740A1B200001".into(),

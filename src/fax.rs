@@ -1,5 +1,6 @@
 //! Wires the fax transport from `[fax]`: the engine and its lines, the
-//! document maker (rendering options, cover page), the transport's retry
+//! document maker (rendering options, cover page) and its render workers
+//! (limits), the transport's retry
 //! settings, and what the scheduler needs for fax reports.
 
 use crate::admin::metrics::Metrics;
@@ -15,6 +16,7 @@ use faxmta_transports::fax::engine::spool::{SpoolEngine, SpoolSettings};
 use faxmta_transports::fax::engine::FaxEngine;
 use faxmta_transports::fax::render::{self, CoverInfo, RenderOptions};
 use faxmta_transports::fax::transport::{FaxSettings, FaxTransport, Resend};
+use faxmta_transports::fax::worker::{Limits, RenderWorker, WorkerRenderer};
 use std::sync::Arc;
 
 /// The parts of the fax transport the server keeps.
@@ -41,6 +43,26 @@ pub fn render_options(config: &Config) -> RenderOptions {
         },
         ..Default::default()
     }
+}
+
+/// The render workers of `[fax] render_*`: this program again, with the
+/// hidden `fax render-worker` subcommand.
+pub fn render_worker(config: &Config) -> Result<Arc<RenderWorker>, String> {
+    let fax = &config.fax;
+    let program = std::env::current_exe()
+        .map_err(|e| format!("[fax] cannot find this program for the render workers: {e}"))?;
+    let limits = Limits {
+        // Below ~64 MB the worker could not even start.
+        memory: fax.render_memory.0.max(64 << 20),
+        cpu: fax.render_cpu.std(),
+        wall: fax.render_timeout.std(),
+        concurrency: fax.render_concurrency.max(1),
+    };
+    Ok(RenderWorker::new(
+        program,
+        vec!["fax".into(), "render-worker".into()],
+        limits,
+    ))
 }
 
 /// The engine named by `[fax] engine`.
@@ -135,10 +157,11 @@ pub fn build(config: &Config, metrics: &Arc<Metrics>) -> Result<Fax, String> {
         None => engine(config)?,
     };
     let _ = metrics.fax_engine.set(engine.clone());
-    let maker = Arc::new(DocumentMaker {
+    let maker = DocumentMaker {
         options: render_options(config),
         compression: fax.compression,
-    });
+    };
+    let worker = render_worker(config)?;
     let settings = FaxSettings {
         tsi: fax.tsi.clone(),
         header: Some(fax.header.clone()).filter(|h| !h.trim().is_empty()),
@@ -150,20 +173,25 @@ pub fn build(config: &Config, metrics: &Arc<Metrics>) -> Result<Fax, String> {
         },
         spool: fax.spool.clone(),
         archive: fax.archive.clone(),
+        render_crash_limit: fax.render_crash_limit.max(1),
     };
     let observer: Arc<Metrics> = metrics.clone();
+    let spool = fax.spool.clone();
+    let first_page = fax.report_first_page.then(|| {
+        let (worker, maker) = (worker.clone(), maker.clone());
+        let f: Arc<crate::scheduler::FirstPage> = Arc::new(move |message: &[u8]| {
+            std::fs::create_dir_all(&spool).ok()?;
+            worker.first_page_png(&maker, message, &spool)
+        });
+        f
+    });
+    let renderer = Arc::new(WorkerRenderer { maker, worker });
     let transport = Arc::new(FaxTransport::new(
         engine.clone(),
-        maker.clone(),
+        renderer,
         Some(observer),
         settings,
     ));
-    let first_page = fax.report_first_page.then(|| {
-        let maker = maker.clone();
-        let f: Arc<crate::scheduler::FirstPage> =
-            Arc::new(move |message: &[u8]| maker.first_page_png(message));
-        f
-    });
     Ok(Fax {
         engine: engine.clone(),
         simulated,

@@ -145,6 +145,17 @@ enum FaxAction {
         #[arg(long, default_value = "")]
         number: String,
     },
+    /// Internal: render one document for the server, within limits
+    /// (started by the server itself; see docs/architecture.md).
+    #[command(hide = true)]
+    RenderWorker {
+        /// Address space limit in bytes.
+        #[arg(long)]
+        memory: u64,
+        /// CPU time limit in seconds.
+        #[arg(long)]
+        cpu: u64,
+    },
     /// A simulated fax machine calls the running server (engine
     /// "simulated") and sends a TIFF-F file: received faxes for tests and
     /// demos.
@@ -270,6 +281,19 @@ pub fn main() -> ExitCode {
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
+    }
+    // The render worker reads no configuration: everything comes with
+    // its request. Limits first, before anything is read.
+    if let Command::Fax {
+        action: FaxAction::RenderWorker { memory, cpu },
+    } = &cli.command
+    {
+        use faxmta_transports::fax::worker;
+        if let Err(e) = worker::apply_limits(*memory, *cpu) {
+            eprintln!("faxmta: render worker: cannot set its limits: {e}");
+            return ExitCode::from(2);
+        }
+        return ExitCode::from(u8::try_from(worker::serve()).unwrap_or(2));
     }
     match cli.command {
         Command::CheckConfig { file } => {
@@ -397,6 +421,8 @@ pub fn main() -> ExitCode {
                     tsi,
                     file,
                 } => fax_cli::simulate_incoming(&c, &file, tsi, did, ani),
+                // Handled above, before the configuration is read.
+                FaxAction::RenderWorker { .. } => ExitCode::FAILURE,
             },
             Err(e) => {
                 eprintln!("faxmta: {e}");

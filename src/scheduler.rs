@@ -236,6 +236,24 @@ impl Scheduler {
             return;
         }
         let mut outcomes = Vec::new();
+        // Recipients whose failure is decided but whose report could not
+        // be queued: only the report is tried again (the same outcome),
+        // never the delivery — a fax number is not dialled again.
+        let (pending, due): (Vec<usize>, Vec<usize>) = due
+            .into_iter()
+            .partition(|&i| env.recipients[i].report_pending);
+        for &i in &pending {
+            let r = &env.recipients[i];
+            let reply = r
+                .last_reply
+                .clone()
+                .unwrap_or_else(|| Reply::new(554, "5.0.0", "delivery failed"));
+            let relay = r.relay.clone().unwrap_or_else(|| "none".into());
+            outcomes.push(Outcome {
+                fax: r.fax.clone(),
+                ..Outcome::local(i, Status::Failed, relay, reply)
+            });
+        }
         // Each recipient's lifetime: its own, the message's or the queue's.
         let (gone, due): (Vec<usize>, Vec<usize>) = due
             .into_iter()
@@ -356,11 +374,41 @@ impl Scheduler {
             outcomes.extend(results);
         }
         let id = env.id.clone();
+        let quarantined: Vec<usize> = outcomes
+            .iter()
+            .filter(|o| o.quarantine)
+            .map(|o| o.index)
+            .collect();
         if !outcomes.is_empty() || !holds.is_empty() {
             self.record(env, &body, outcomes, &holds, now).await;
         }
+        if !quarantined.is_empty() {
+            self.quarantine(&id, &body, &quarantined).await;
+        }
         if let Some(hop) = busy {
             self.destinations.park(&id, hop);
+        }
+    }
+
+    /// Hold message `id` (its recipients `indexes` made a transport ask
+    /// for it: a fax renderer that keeps crashing on it) so that it stops
+    /// being tried, and tell the sender (a delay report with the reason).
+    /// `faxmta queue release ID` tries it again.
+    async fn quarantine(&self, id: &str, body: &[u8], indexes: &[usize]) {
+        match self.store.hold(id) {
+            Ok(true) => tracing::error!(
+                "{id}: quarantined: held after repeated crashes while making its fax \
+                 (faxmta queue release {id} tries it again)"
+            ),
+            Ok(false) => return,
+            Err(e) => {
+                tracing::error!("{id}: cannot quarantine (hold) the message: {e}");
+                return;
+            }
+        }
+        if let Ok(Some(env)) = self.store.get(id) {
+            self.send_report(ReportKind::Delay, &env, body, indexes, now_unix())
+                .await;
         }
     }
 
@@ -427,7 +475,10 @@ impl Scheduler {
             let Some(r) = updated.recipients.get_mut(o.index) else {
                 continue;
             };
-            r.attempts += 1;
+            // A report tried again is not another attempt.
+            if !r.report_pending {
+                r.attempts += 1;
+            }
             r.last_attempt = now;
             r.relay = Some(o.relay.clone());
             if let Some(fax) = o.fax.take() {
@@ -478,6 +529,7 @@ impl Scheduler {
                 }
                 Status::Failed => {
                     r.state = RcptState::Failed;
+                    r.report_pending = false;
                     failed.push(o.index);
                 }
                 Status::Deferred => {}
@@ -495,7 +547,8 @@ impl Scheduler {
         }
 
         // Reports before states: if the report cannot be queued, the
-        // recipient stays deferred and the report is tried again later.
+        // recipient stays deferred, marked `report_pending`, and only the
+        // report is tried again later (its outcome stays as decided).
         // Fax recipients get fax reports (number, pages, calls).
         let (fax_failed, failed): (Vec<usize>, Vec<usize>) = failed
             .into_iter()
@@ -528,6 +581,7 @@ impl Scheduler {
             for &i in &failed {
                 let r = &mut updated.recipients[i];
                 r.state = RcptState::Deferred;
+                r.report_pending = true;
                 r.next_attempt = now + self.plan().retry.interval(1);
             }
         }
@@ -537,7 +591,12 @@ impl Scheduler {
         {
             let late: Vec<usize> = updated
                 .active()
-                .filter(|(_, r)| !r.delay_warned && r.attempts > 0 && Notify::wants_delay(r.notify))
+                .filter(|(_, r)| {
+                    !r.delay_warned
+                        && !r.report_pending
+                        && r.attempts > 0
+                        && Notify::wants_delay(r.notify)
+                })
                 .map(|(i, _)| i)
                 .collect();
             if !late.is_empty()

@@ -312,6 +312,117 @@ fn a_busy_number_is_retried_then_reported() {
     );
 }
 
+/// A final failure whose report cannot be queued (a failpoint makes the
+/// first enqueue fail) is not dialled again: only the report is retried.
+#[test]
+fn a_failure_report_that_cannot_be_queued_is_retried_without_dialling_again() {
+    let work = tempfile::tempdir().unwrap();
+    let s = Server::start_with_env(
+        "",
+        &fax_config(work.path(), ""),
+        &[("FAXMTA_FAILPOINT", "report-enqueue-fails-once")],
+    );
+    let id = send(
+        &s,
+        "alice@example.test",
+        "+15550000001@fax.localhost",
+        "Subject: busy, report lost once\r\n\r\nHello\r\n",
+    );
+    let report = report_with(&s, "Subject: Fax to +15550000001 failed", 60);
+    assert_contains(&report, "the line was busy (3 calls)");
+    assert_contains(&s.log(), &format!("{id}: cannot queue a report: failpoint"));
+    wait_status(&s, &id, "+15550000001@fax.localhost", "bounced", 10);
+    // The three calls of `retries = 2`, and no fourth after the lost
+    // report.
+    let metrics = s.http_get("/metrics");
+    assert_contains(&metrics, "faxmta_fax_calls_total{result=\"busy\"} 3");
+    let reports = s
+        .maildir("example.test", "alice")
+        .iter()
+        .filter(|f| {
+            String::from_utf8_lossy(&read(f)).contains("Subject: Fax to +15550000001 failed")
+        })
+        .count();
+    assert_eq!(reports, 1, "one report");
+}
+
+/// Two (three) addresses for one number in one message: one document,
+/// one call; every recipient gets the outcome.
+#[test]
+fn two_addresses_for_one_number_are_rendered_and_dialled_once() {
+    let work = tempfile::tempdir().unwrap();
+    let s = Server::start_with("", &fax_config(work.path(), "cover_page = false"));
+    let rcpts = [
+        "+15551234567@fax.localhost",
+        "FAX=+15551234567@example.test",
+        "IMCEAFAX-+2B15551234567@example.test",
+    ];
+    let mut c = s.connect();
+    assert!(c.cmd("EHLO client.test").starts_with("250"));
+    assert!(c.cmd("MAIL FROM:<alice@example.test>").starts_with("250"));
+    for r in rcpts {
+        let reply = c.cmd(&format!("RCPT TO:<{r}>"));
+        assert!(reply.starts_with("250"), "{r}: {reply}");
+    }
+    assert!(c.cmd("DATA").starts_with("354"));
+    c.send(b"Subject: twice\r\n\r\nOne page.\r\n.\r\n");
+    let id = queued_id(&c.reply());
+    c.cmd("QUIT");
+    for r in rcpts {
+        wait_status(&s, &id, r, "sent", 60);
+    }
+    let received = tiffs(&work.path().join("remote"));
+    assert_eq!(received.len(), 1, "dialled more than once: {received:?}");
+    let metrics = s.http_get("/metrics");
+    assert_contains(&metrics, "faxmta_fax_calls_total{result=\"sent\"} 1");
+    // One render of one page.
+    assert_contains(&metrics, "faxmta_fax_render_seconds_count 1");
+    assert_contains(&metrics, "faxmta_fax_pages_rendered_total 1");
+}
+
+/// An extension in the address (`x12`, `;ext=`) is dialled as DTMF
+/// after the answer: the simulated remote heard it.
+#[test]
+fn an_extension_is_dialled_after_the_answer() {
+    let work = tempfile::tempdir().unwrap();
+    let s = Server::start_with("", &fax_config(work.path(), "cover_page = false"));
+    let id = send(
+        &s,
+        "alice@example.test",
+        "+15551234567x12@fax.localhost",
+        "Subject: to an extension\r\n\r\nHello\r\n",
+    );
+    wait_status(&s, &id, "+15551234567x12@fax.localhost", "sent", 60);
+    let id2 = send(
+        &s,
+        "alice@example.test",
+        "\"FAX=+15557654321;ext=7*0\"@example.test",
+        "Subject: to another\r\n\r\nHello\r\n",
+    );
+    wait_status(
+        &s,
+        &id2,
+        "\"FAX=+15557654321;ext=7*0\"@example.test",
+        "sent",
+        60,
+    );
+    // What the remotes heard, beside what they received (`NAME.dtmf`).
+    fn dtmf(dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dtmf(&p, out);
+            } else if p.extension().is_some_and(|x| x == "dtmf") {
+                out.push(std::fs::read_to_string(&p).unwrap());
+            }
+        }
+    }
+    let mut heard = Vec::new();
+    dtmf(&work.path().join("remote"), &mut heard);
+    heard.sort();
+    assert_eq!(heard, ["12", "7*0"]);
+}
+
 #[test]
 fn a_broken_call_is_finished_with_the_missing_pages() {
     let work = tempfile::tempdir().unwrap();

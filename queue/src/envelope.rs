@@ -189,6 +189,12 @@ pub struct Recipient {
     /// Set for a fax recipient once a call was tried: what the line did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fax: Option<FaxProgress>,
+    /// Its final failure is decided (`last_reply`, `relay` and `fax` hold
+    /// it) but the failure report could not be queued yet: the recipient
+    /// stays active only for the report, which is tried again; it is never
+    /// delivered (or dialled) again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub report_pending: bool,
 }
 
 /// Where a fax recipient stands after its calls so far: the fax
@@ -221,6 +227,15 @@ pub struct FaxProgress {
     /// Its reason in words (T.30 completion text, render error …).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
+    /// Render workers that died on this message without a verdict (a
+    /// crash that is not one of the limits: the message is tried again,
+    /// and quarantined after `[fax] render_crash_limit` of them).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub render_crashes: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Recipient {
@@ -405,6 +420,7 @@ impl NewMessage {
                     lifetime: r.lifetime,
                     etrn: r.etrn,
                     fax: None,
+                    report_pending: false,
                 })
                 .collect(),
         }

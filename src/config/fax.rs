@@ -3,7 +3,7 @@
 //! half) the dial plan, outbound rules, and the fax users and groups.
 //! Domains of `kind = "fax"` are `[[domain]]` entries.
 
-use super::values::Duration;
+use super::values::{Duration, Size};
 use faxmta_transports::fax::dialplan::{DialPlan, Rule};
 use faxmta_transports::fax::directory::{Directory, FaxGroup, FaxPolicy, FaxUser};
 use faxmta_transports::fax::page::{Compression, Paper, Resolution};
@@ -61,6 +61,18 @@ pub struct FaxConfig {
     /// Keep the document of each fax sent here (`QUEUEID-N.tif`); unset:
     /// deleted once sent.
     pub archive: Option<PathBuf>,
+    /// Documents rendered at once, in all (each in a worker process).
+    pub render_concurrency: usize,
+    /// Memory (address space) of one render worker; a document that needs
+    /// more fails its fax with a report naming it.
+    pub render_memory: Size,
+    /// CPU time of one render worker.
+    pub render_cpu: Duration,
+    /// Wall-clock time of one render worker before it is killed.
+    pub render_timeout: Duration,
+    /// Render workers that crash on one message (a signal that is not
+    /// one of the limits) before it is quarantined: held, reported.
+    pub render_crash_limit: u32,
     /// The simulated engine: the phone network and the remote machines.
     pub simulated: SimulatedConfig,
     /// `[fax.incoming]`: received faxes — routing, mails, retention.
@@ -124,6 +136,11 @@ impl Default for FaxConfig {
             report_first_page: false,
             spool: PathBuf::from("var/fax/spool"),
             archive: None,
+            render_concurrency: 2,
+            render_memory: Size(1 << 30),
+            render_cpu: Duration(60),
+            render_timeout: Duration(120),
+            render_crash_limit: 3,
             simulated: SimulatedConfig::default(),
             incoming: IncomingConfig::default(),
             spool_engine: SpoolEngineConfig::default(),

@@ -21,6 +21,7 @@ fn rcpt(address: &str, orcpt: Option<&str>, notify: Option<Notify>) -> Recipient
         lifetime: None,
         etrn: None,
         fax: None,
+        report_pending: false,
     }
 }
 

@@ -89,7 +89,16 @@ impl Scheduler {
         };
         // The first page as a picture: rendering is CPU work, off the
         // scheduler's thread; without a picture the report goes as it is.
-        if let Some(render) = self.plan().fax_reports.first_page.clone() {
+        // Not for a message that could not be rendered: that would only
+        // run into the same limit again.
+        let unrenderable = indexes.iter().any(|&i| {
+            env.recipients[i]
+                .fax
+                .as_ref()
+                .is_some_and(|f| f.last.starts_with("render-"))
+        });
+        let first_page = self.plan().fax_reports.first_page.clone();
+        if let Some(render) = first_page.filter(|_| !unrenderable) {
             let message = body.to_vec();
             let picture = tokio::task::spawn_blocking(move || render(&message))
                 .await
@@ -103,7 +112,17 @@ impl Scheduler {
     }
 
     /// Enqueue a built report; true when it is safely queued.
+    /// `FAXMTA_FAILPOINT=report-enqueue-fails-once` makes the first one
+    /// fail, as a full queue would (for the tests).
     async fn enqueue_report(&self, env: &Envelope, report: Report, what: &str) -> bool {
+        static FAILED_ONCE: std::sync::atomic::AtomicBool =
+            std::sync::atomic::AtomicBool::new(false);
+        if std::env::var("FAXMTA_FAILPOINT").is_ok_and(|f| f == "report-enqueue-fails-once")
+            && !FAILED_ONCE.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            tracing::error!("{}: cannot queue a report: failpoint", env.id);
+            return false;
+        }
         let id = match self.store.new_id() {
             Ok(id) => id,
             Err(e) => {

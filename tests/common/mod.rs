@@ -52,6 +52,9 @@ pub struct Server {
     pub admin_port: u16,
     /// RUST_LOG for the process ("info"); takes effect at the next spawn.
     pub rust_log: String,
+    /// More environment variables for the process (failpoints …); take
+    /// effect at the next spawn.
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -62,6 +65,11 @@ impl Server {
     /// postmaster) and `localhost` (any user), retry every 1s, and
     /// `[smtp]` limits from `smtp` (TOML lines for that table).
     pub fn start_with(smtp: &str, extra: &str) -> Server {
+        Server::start_with_env(smtp, extra, &[])
+    }
+
+    /// [`Server::start_with`], the process started with `env` set.
+    pub fn start_with_env(smtp: &str, extra: &str, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let mx_port = free_port();
         let sub_port = free_port();
@@ -112,6 +120,10 @@ deliver = "maildir:{d}/mail/{{domain}}/{{user}}"
             sub_port,
             admin_port,
             rust_log: "info".into(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             child: None,
         };
         server.spawn();
@@ -141,6 +153,7 @@ deliver = "maildir:{d}/mail/{{domain}}/{{user}}"
             .args(["serve", "--config"])
             .arg(self.config())
             .env("RUST_LOG", &self.rust_log)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

@@ -43,6 +43,9 @@ pub struct FaxHop {
     pub dial: String,
     /// The T.33 subaddress (`/T33S=`), if given.
     pub subaddress: Option<String>,
+    /// Digits sent as DTMF once the call is answered (`x12`, `;ext=12`),
+    /// if given: digits, `*`, `#`, and `,` for a pause.
+    pub extension: Option<String>,
     /// The sender's own settings from the fax user directory, over
     /// `[fax]`'s: station identity, page header, cover page on or off.
     pub tsi: Option<String>,
@@ -205,6 +208,10 @@ pub struct Outcome {
     /// A fax recipient's progress after this attempt, kept with the
     /// recipient for the next attempt and for the report.
     pub fax: Option<faxmta_queue::FaxProgress>,
+    /// Hold the whole message (quarantine): it made the transport fail in
+    /// a way that trying again would repeat (a fax renderer that keeps
+    /// crashing on it). The recipient stays deferred.
+    pub quarantine: bool,
 }
 
 impl Outcome {
@@ -220,6 +227,7 @@ impl Outcome {
             tls: None,
             retry_after: None,
             fax: None,
+            quarantine: false,
         }
     }
 }

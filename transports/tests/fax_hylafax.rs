@@ -58,7 +58,30 @@ fn request(doc: &Path) -> SendRequest {
         pages: 2,
         tsi: "+1 555 0100".into(),
         header: None,
+        subaddress: None,
+        extension: None,
     }
+}
+
+/// An extension goes into the dial string after two pauses (the modem
+/// dials it as DTMF once the call is answered), the subaddress into
+/// SUBADDR: both are in the job HylaFAX queued.
+#[tokio::test]
+async fn an_extension_and_a_subaddress_reach_hylafax() {
+    let server = HylafaxServer::start();
+    let doc = server.dir.path().join("doc.tif");
+    document(&doc);
+    let engine = HylafaxEngine::new(settings(&server)).unwrap();
+    let request = SendRequest {
+        extension: Some("12".into()),
+        subaddress: Some("34".into()),
+        ..request(&doc)
+    };
+    let id = engine.submit(&request).await.unwrap();
+    let q = qfile(&server.spool(), id).expect("no q-file for the job");
+    assert!(q.contains("external:+15551234567,,12"), "{q}");
+    assert!(q.contains("subaddr:34"), "{q}");
+    engine.cancel(id).await.unwrap();
 }
 
 #[tokio::test]

@@ -124,6 +124,8 @@ fn request(document: &Path, dial: &str, first_page: u32) -> SendRequest {
         pages: 3,
         tsi: "+1 555 0100".into(),
         header: Some("ACME Corp".into()),
+        subaddress: None,
+        extension: None,
     }
 }
 
@@ -155,7 +157,11 @@ async fn spool_round_trip_with_a_board() {
     let (sent, busy, resumed) = tokio::join!(
         engine.send(request(&doc, "+15551234567", 1)),
         engine.send(request(&doc, BUSY, 1)),
-        engine.send(request(&doc, "+15557654321", 3)),
+        engine.send(SendRequest {
+            extension: Some("12,#".into()),
+            subaddress: Some("34".into()),
+            ..request(&doc, "+15557654321", 3)
+        }),
     );
     stop.store(true, Ordering::SeqCst);
     board.join().unwrap();
@@ -189,6 +195,14 @@ async fn spool_round_trip_with_a_board() {
         .find(|j| j.control["number"] == "+15557654321")
         .unwrap();
     assert_eq!(resumed_job.control["first_page"], "3");
+    // The extension (DTMF after answer) and subaddress reach the board.
+    assert_eq!(resumed_job.control["extension"], "12,#");
+    assert_eq!(resumed_job.control["subaddress"], "34");
+    let plain = seen
+        .iter()
+        .find(|j| j.control["number"] == "+15551234567")
+        .unwrap();
+    assert!(!plain.control.contains_key("extension"), "{plain:?}");
     // Every file of every job is gone; the lines are free.
     assert_eq!(names(&s.outgoing), Vec::<String>::new());
     assert_eq!(names(&s.status), Vec::<String>::new());

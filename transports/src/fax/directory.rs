@@ -309,6 +309,7 @@ impl FaxTarget {
             number: self.number.to_string(),
             dial: self.dial.clone(),
             subaddress: self.subaddress.clone(),
+            extension: self.extension.clone(),
             tsi: None,
             header: None,
             cover_page: None,

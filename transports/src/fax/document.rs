@@ -12,6 +12,7 @@ use std::path::Path;
 
 /// Renders with fixed options; the cover page, when on, names the
 /// recipient's number.
+#[derive(Clone)]
 pub struct DocumentMaker {
     /// How pages are made; `cover` is a template (its `number` is filled
     /// per recipient, empty fields from the message).
@@ -66,6 +67,36 @@ impl DocumentMaker {
     }
 }
 
+impl DocumentMaker {
+    /// The TIFF-F document of `message` for `number` at `path`: its page
+    /// count.
+    pub fn write_document(
+        &self,
+        message: &[u8],
+        number: &str,
+        cover_page: Option<bool>,
+        description: Option<String>,
+        path: &Path,
+    ) -> Result<u32, RenderFailure> {
+        let pages = self
+            .rendered(message, number, cover_page)
+            .map_err(|e| match e {
+                // Our trouble, not the message's: try again later.
+                RenderError::Internal(_) => RenderFailure::Local(e.to_string()),
+                e => RenderFailure::Message(e.to_string()),
+            })?;
+        let header = TiffHeader {
+            description,
+            ..Default::default()
+        };
+        write_tiff_f(path, &pages, self.compression, &header)
+            .map_err(|e| RenderFailure::Local(format!("cannot write the fax document: {e}")))?;
+        u32::try_from(pages.len()).map_err(|_| RenderFailure::Message("too many pages".into()))
+    }
+}
+
+/// In this process (the `fax render` command and the tests; the server
+/// renders in a worker, [`super::worker`]).
 impl Renderer for DocumentMaker {
     fn render(
         &self,
@@ -74,20 +105,8 @@ impl Renderer for DocumentMaker {
         hop: &FaxHop,
         path: &Path,
     ) -> Result<u32, RenderFailure> {
-        let pages = self
-            .rendered(message, &hop.number, hop.cover_page)
-            .map_err(|e| match e {
-                // Our trouble, not the message's: try again later.
-                RenderError::Internal(_) => RenderFailure::Local(e.to_string()),
-                e => RenderFailure::Message(e.to_string()),
-            })?;
-        let header = TiffHeader {
-            description: Some(format!("{} to {}", envelope.id, hop.number)),
-            ..Default::default()
-        };
-        write_tiff_f(path, &pages, self.compression, &header)
-            .map_err(|e| RenderFailure::Local(format!("cannot write the fax document: {e}")))?;
-        u32::try_from(pages.len()).map_err(|_| RenderFailure::Message("too many pages".into()))
+        let description = Some(format!("{} to {}", envelope.id, hop.number));
+        self.write_document(message, &hop.number, hop.cover_page, description, path)
     }
 }
 
@@ -173,6 +192,7 @@ mod tests {
             number: "+15551234567".into(),
             dial: "15551234567".into(),
             subaddress: None,
+            extension: None,
             tsi: None,
             header: None,
             cover_page: None,

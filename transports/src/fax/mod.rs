@@ -12,7 +12,9 @@
 //! - [`engine`]: the line: a job goes out, a result comes back; faxes come
 //!   in;
 //! - [`transport`]: the [`crate::Transport`] that ties them together, with
-//!   the fax retry rules.
+//!   the fax retry rules;
+//! - [`worker`]: rendering in a child process within memory, CPU and time
+//!   limits, so that a hostile document fails its fax, not the server.
 
 pub mod address;
 pub mod dialplan;
@@ -25,3 +27,4 @@ pub mod pdf;
 pub mod render;
 pub mod tiff;
 pub mod transport;
+pub mod worker;

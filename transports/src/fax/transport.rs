@@ -36,6 +36,10 @@ pub enum RenderFailure {
     /// Trouble here (the spool cannot be written, the renderer failed):
     /// tried again later, like any temporary failure.
     Local(String),
+    /// The render worker died on the message without a verdict (a signal
+    /// that is not one of its limits): tried again later, counted, and the
+    /// message quarantined after [`FaxSettings::render_crash_limit`].
+    Crashed(String),
 }
 
 /// What the transport tells the metrics.
@@ -75,6 +79,9 @@ pub struct FaxSettings {
     /// Where the documents of faxes sent are kept (`ID-N.tif`), if
     /// anywhere; else they are deleted.
     pub archive: Option<PathBuf>,
+    /// Render crashes ([`RenderFailure::Crashed`]) of one recipient
+    /// before its message is quarantined (held); at least 1.
+    pub render_crash_limit: u32,
 }
 
 /// The fax transport.
@@ -136,6 +143,36 @@ impl FaxTransport {
                     Reply::new(451, "4.3.0", format!("cannot make the fax document: {why}"));
                 return outcome(Status::Deferred, reply, progress, None);
             }
+            Err(RenderFailure::Crashed(why)) => {
+                let _ = std::fs::remove_file(&path);
+                progress.render_crashes += 1;
+                progress.last = "render-crashed".into();
+                progress.reason = why.clone();
+                let crashes = progress.render_crashes;
+                let limit = self.settings.render_crash_limit.max(1);
+                let quarantine = crashes >= limit;
+                tracing::error!(
+                    "{}: the fax renderer crashed on the message ({crashes} of {limit}): {why}",
+                    job.envelope.id
+                );
+                let text = if quarantine {
+                    format!(
+                        "the fax renderer crashed {crashes} times on this message ({why}); \
+                         the message is held in quarantine"
+                    )
+                } else {
+                    format!("the fax renderer crashed on this message: {why}")
+                };
+                return Outcome {
+                    quarantine,
+                    ..outcome(
+                        Status::Deferred,
+                        Reply::new(451, "4.3.0", text),
+                        progress,
+                        None,
+                    )
+                };
+            }
             Err(RenderFailure::Message(why)) => {
                 let _ = std::fs::remove_file(&path);
                 progress.last = "render-failed".into();
@@ -168,6 +205,8 @@ impl FaxTransport {
             pages,
             tsi: hop.tsi.clone().unwrap_or_else(|| self.settings.tsi.clone()),
             header: hop.header.clone().or_else(|| self.settings.header.clone()),
+            subaddress: hop.subaddress.clone(),
+            extension: hop.extension.clone(),
         };
         let result = self.engine.send(request).await;
         self.done_with(&path, matches!(result, SendResult::Sent { .. }));
@@ -357,10 +396,22 @@ impl Transport for FaxTransport {
                 .map(|r| Outcome::local(r.index, Status::Deferred, "none", reply.clone()))
                 .collect();
         };
+        // Every recipient of a job has the same hop: the same number,
+        // subaddress, extension and sender settings (two addresses for
+        // one number, `+1555…@fax.x` and `FAX=+1555…@x`). One document,
+        // one call; each of them gets its outcome.
+        let Some((first, others)) = job.recipients.split_first() else {
+            return Vec::new();
+        };
+        let outcome = self.send_one(&job, hop, first).await;
         let mut out = Vec::with_capacity(job.recipients.len());
-        for rcpt in job.recipients {
-            out.push(self.send_one(&job, hop, rcpt).await);
+        for rcpt in others {
+            out.push(Outcome {
+                index: rcpt.index,
+                ..outcome.clone()
+            });
         }
+        out.insert(0, outcome);
         out
     }
 }

@@ -123,6 +123,7 @@ impl Transport for LmtpTransport {
                         tls: None,
                         retry_after: None,
                         fax: None,
+                        quarantine: false,
                     })
                     .collect()
             }

@@ -270,6 +270,7 @@ impl SmtpTransport {
             tls,
             retry_after: None,
             fax: None,
+            quarantine: false,
         };
         match conn.send(job.envelope, job.body, job.recipients).await {
             Ok(results) => {

@@ -67,6 +67,8 @@ impl Fixture {
             pages: 3,
             tsi: OUR_TSI.into(),
             header: None,
+            subaddress: None,
+            extension: None,
         }
     }
 
@@ -125,6 +127,33 @@ mod engine {
         let got = assert_pages(&files[0], &f.pages);
         // The remote stores our TSI with the pages.
         assert_eq!(got[0].description.as_deref(), Some(OUR_TSI));
+    }
+
+    /// An extension is dialled as DTMF after the answer: the remote's
+    /// DTMF receiver heard the digits (written beside what it received).
+    #[tokio::test]
+    async fn an_extension_reaches_the_far_end_as_dtmf() {
+        let f = Fixture::new();
+        let engine = f.engine(1);
+        let mut request = f.request(NORMAL, 1);
+        request.extension = Some("12,3#".into());
+        let result = engine.send(request).await;
+        assert!(matches!(result, SendResult::Sent { .. }), "{result:?}");
+        let files = f.received(NORMAL);
+        let dtmf: Vec<&PathBuf> = files
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "dtmf"))
+            .collect();
+        assert_eq!(dtmf.len(), 1, "{files:?}");
+        assert_eq!(std::fs::read_to_string(dtmf[0]).unwrap(), "123#");
+        // Without an extension, no tones.
+        let f = Fixture::new();
+        let engine = f.engine(1);
+        engine.send(f.request(NORMAL, 1)).await;
+        assert!(f
+            .received(NORMAL)
+            .iter()
+            .all(|p| p.extension().is_some_and(|e| e == "tif")));
     }
 
     #[tokio::test]

@@ -38,6 +38,13 @@ pub struct SendRequest {
     /// The header line printed at the top of each page by the engine, if
     /// any (name, number; the engine adds date and page).
     pub header: Option<String>,
+    /// The T.33 subaddress sent in the SUB frame (routing at the far
+    /// end), if any.
+    pub subaddress: Option<String>,
+    /// Digits to send as DTMF once the far end answers, before fax
+    /// starts (an extension behind a PBX or an auto-attendant): digits,
+    /// `*`, `#`, and `,` for a pause of about two seconds.
+    pub extension: Option<String>,
 }
 
 impl SendRequest {
@@ -50,6 +57,20 @@ impl SendRequest {
         let digits = number.strip_prefix('+').unwrap_or(number);
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(format!("cannot dial {:?}: not a phone number", self.dial));
+        }
+        if let Some(ext) = &self.extension {
+            if ext.is_empty()
+                || !ext
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b"*#,".contains(&b))
+            {
+                return Err(format!("extension {ext:?}: not digits, *, # or ,"));
+            }
+        }
+        if let Some(sub) = &self.subaddress {
+            if sub.is_empty() || sub.len() > 20 || !sub.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("subaddress {sub:?}: not up to 20 digits"));
+            }
         }
         if self.first_page == 0 || self.first_page > self.pages {
             return Err(format!(

@@ -495,6 +495,7 @@ fn guarded<T>(
     ct: &str,
     f: impl FnOnce() -> Result<T, RenderError>,
 ) -> Result<T, RenderError> {
+    super::progress(&describe(path, name, ct));
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
         Err(part_error(
             path,

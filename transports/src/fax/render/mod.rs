@@ -30,8 +30,10 @@
 //! page cap ([`RenderOptions::max_pages`], cover included) always fails,
 //! and is found before the pages are made where the count is known (PDF,
 //! TIFF). A panic in a decoder on a hostile file becomes an error naming
-//! the part. Not bounded here: the CPU time hayro spends on a hostile PDF
-//! (run renders where a stuck one can be abandoned).
+//! the part. Not bounded here: the memory and CPU time a decoder spends on
+//! a hostile file — the server renders in a worker process within limits
+//! ([`crate::fax::worker`]), which [`set_progress`] tells the part it
+//! decodes.
 //!
 //! Without a cover page, the From/To/Date/Subject of the message head its
 //! first text (as HylaFAX's faxmail does); with one, they are on the
@@ -72,7 +74,7 @@ pub enum Unsupported {
 
 /// What the cover page says. Empty fields are taken from the message
 /// (From, To, Subject, Date); an empty `note` prints no note.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct CoverInfo {
     /// The sender (`Name <address>`).
     pub from: String,
@@ -86,7 +88,7 @@ pub struct CoverInfo {
 }
 
 /// How to render.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RenderOptions {
     pub resolution: Resolution,
     pub paper: Paper,
@@ -118,6 +120,22 @@ impl Default for RenderOptions {
             ghostscript: None,
             ghostscript_timeout: Duration::from_secs(60),
         }
+    }
+}
+
+static PROGRESS: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
+
+/// Have `hook` called with a part's description (`part 2 "x.pdf"
+/// (application/pdf)`) before each part is decoded (once per process:
+/// the render worker names the part that killed it this way).
+pub fn set_progress(hook: fn(&str)) {
+    let _ = PROGRESS.set(hook);
+}
+
+/// Tell the progress hook, if any, that `part` is next.
+pub(crate) fn progress(part: &str) {
+    if let Some(hook) = PROGRESS.get() {
+        hook(part);
     }
 }
 

@@ -45,6 +45,8 @@ pub(super) fn render(
     cmd.args([
         "-q",
         "-dSAFER",
+        // The paper we fax on, whatever size the document asks for.
+        "-dFIXEDMEDIA",
         "-dBATCH",
         "-dNOPAUSE",
         "-dNOPROMPT",

@@ -77,6 +77,7 @@ fn envelope() -> Envelope {
             lifetime: None,
             etrn: None,
             fax: None,
+            report_pending: false,
         }],
     }
 }
@@ -86,6 +87,7 @@ fn hop() -> NextHop {
         number: "+15551234567".into(),
         dial: "15551234567".into(),
         subaddress: None,
+        extension: None,
         tsi: None,
         header: None,
         cover_page: None,
@@ -112,6 +114,7 @@ fn setup(results: Vec<SendResult>, pages: Result<u32, RenderFailure>, resend: Re
         resend,
         spool: spool.path().join("spool"),
         archive: Some(spool.path().join("sent")),
+        render_crash_limit: 2,
     };
     let transport = FaxTransport::new(engine.clone(), Arc::new(Pages(pages)), None, settings);
     Setup {
@@ -314,4 +317,76 @@ async fn errors_retry_on_the_queue_schedule_or_fail() {
         (o.status, o.reply.status.as_str()),
         (Status::Failed, "5.4.2")
     );
+}
+
+/// Two recipients of one job (two addresses for one number): one
+/// document, one call, an outcome for each.
+#[tokio::test]
+async fn two_recipients_of_one_number_make_one_call() {
+    let s = setup(
+        vec![SendResult::Sent {
+            pages: 1,
+            duration: Duration::from_secs(30),
+            remote_csid: "REMOTE".into(),
+            bit_rate: 14400,
+        }],
+        Ok(1),
+        Resend::Missing,
+    );
+    let mut env = envelope();
+    let mut second = env.recipients[0].clone();
+    second.address = "FAX=+15551234567@example.test".into();
+    env.recipients.push(second);
+    let recipients: Vec<JobRecipient> = env
+        .recipients
+        .iter()
+        .enumerate()
+        .map(|(index, r)| JobRecipient {
+            index,
+            address: r.address.clone(),
+            mailbox: None,
+        })
+        .collect();
+    let next_hop = hop();
+    let job = Job {
+        envelope: &env,
+        body: b"Subject: x\r\n\r\nhello\r\n",
+        recipients: &recipients,
+        next_hop: &next_hop,
+    };
+    let out = s.transport.deliver(job).await;
+    assert_eq!(s.engine.requests.lock().unwrap().len(), 1, "one call");
+    assert_eq!(out.len(), 2);
+    assert_eq!(
+        out.iter().map(|o| (o.index, o.status)).collect::<Vec<_>>(),
+        [(0, Status::Delivered), (1, Status::Delivered)]
+    );
+    assert_eq!(out[1].fax, out[0].fax, "both carry the call's progress");
+}
+
+/// A renderer that keeps crashing: deferred and counted, and the message
+/// quarantined at `render_crash_limit` (2 here); nothing is dialled.
+#[tokio::test]
+async fn a_renderer_that_keeps_crashing_quarantines_the_message() {
+    let s = setup(
+        vec![],
+        Err(RenderFailure::Crashed(
+            "part 2 (application/pdf): signal 11".into(),
+        )),
+        Resend::Missing,
+    );
+    let mut env = envelope();
+    let first = attempt(&s, &mut env).await;
+    assert_eq!(first.status, Status::Deferred);
+    assert!(!first.quarantine);
+    assert_eq!(first.fax.as_ref().unwrap().render_crashes, 1);
+    let second = attempt(&s, &mut env).await;
+    assert_eq!(second.status, Status::Deferred);
+    assert!(second.quarantine, "{second:?}");
+    assert!(
+        second.reply.text.contains("held in quarantine"),
+        "{}",
+        second.reply
+    );
+    assert!(s.engine.requests.lock().unwrap().is_empty(), "dialled");
 }

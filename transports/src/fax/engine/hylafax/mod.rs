@@ -171,9 +171,13 @@ impl HylafaxEngine {
             format!("LASTTIME {}", status::lasttime(s.job_timeout)),
             "MAXDIALS 1".to_owned(),
             "MAXTRIES 1".to_owned(),
-            format!("DIALSTRING {}", quote(request.dial.trim())),
+            format!("DIALSTRING {}", quote(&dial_string(request))),
             "NOTIFY NONE".to_owned(),
         ];
+        if let Some(sub) = &request.subaddress {
+            // T.33 routing at the far end (sendfax's `number#subaddress`).
+            params.push(format!("SUBADDR {}", quote(sub)));
+        }
         if !request.tsi.trim().is_empty() {
             params.push(format!("TSI {}", quote(request.tsi.trim())));
         }
@@ -396,5 +400,16 @@ fn received(path: PathBuf, info: &recvq::RecvInfo) -> ReceivedFax {
         received_at: SystemTime::now(),
         bad_rows: None,
         source: Some(info.file.clone()),
+    }
+}
+
+/// What HylaFAX dials: the number, then for an extension two pauses
+/// (`,`, about two seconds each in the modem's ATD string) and the
+/// digits as DTMF — HylaFAX passes `,` through its dial string rules to
+/// the modem, where it is the usual pause before post-dial digits.
+pub fn dial_string(request: &SendRequest) -> String {
+    match request.extension.as_deref() {
+        Some(ext) => format!("{},,{ext}", request.dial.trim()),
+        None => request.dial.trim().to_owned(),
     }
 }

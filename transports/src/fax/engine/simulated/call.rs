@@ -3,6 +3,7 @@
 //! ([`answer_call`]), and how the T.30 outcome becomes a result.
 
 use super::{IncomingCall, SimulatedError};
+use crate::fax::engine::spandsp::dtmf;
 use crate::fax::engine::spandsp::modem::{
     self, FarEnd, Job, Limit, Setup, Terminal, T30_ERR_OK, T30_ERR_T0_EXPIRED, T30_ERR_T1_EXPIRED,
 };
@@ -59,6 +60,27 @@ pub(super) fn place_call(request: &SendRequest, remote: Remote) -> SendResult {
             file,
             hang_up_after,
         } => {
+            // An extension: dialled as DTMF once the far end answered,
+            // before fax starts; the remote writes what it heard beside
+            // what it receives (`NAME.dtmf`).
+            if let Some(ext) = request.extension.as_deref() {
+                let heard = match dtmf::over_the_line(ext) {
+                    Ok(heard) => heard,
+                    Err(reason) => {
+                        return SendResult::Error {
+                            reason,
+                            retry: true,
+                        }
+                    }
+                };
+                tracing::info!(extension = %ext, heard = %heard, "DTMF after answer");
+                if let Err(e) = std::fs::write(file.with_extension("dtmf"), &heard) {
+                    return SendResult::Error {
+                        reason: format!("the simulated remote machine: {e}"),
+                        retry: true,
+                    };
+                }
+            }
             let remote = Terminal::new(&Setup {
                 calling: false,
                 ident: &csid,

@@ -31,6 +31,8 @@ fn request(dir: &Path, dial: &str) -> SendRequest {
         pages: 1,
         tsi: "+1 555 0100".into(),
         header: None,
+        subaddress: None,
+        extension: None,
     }
 }
 

@@ -1,7 +1,8 @@
 //! Hand-written declarations of the part of spandsp 0.0.6 (Debian's
 //! libspandsp-dev, release 20110122) that the engines use: the audio fax
 //! terminal (`fax.h`), its T.30 engine (`t30.h`, `t30_api.h`,
-//! `t30_logging.h`) and per-context logging (`logging.h`).
+//! `t30_logging.h`), per-context logging (`logging.h`) and the DTMF
+//! generator and receiver (`dtmf.h`).
 //!
 //! Every signature and constant here was checked against the installed
 //! headers in `/usr/include/spandsp/`. No bindgen: the surface is small and
@@ -127,8 +128,42 @@ pub const T30_MAX_IDENT_LEN: usize = 20;
 /// `T30_MAX_PAGE_HEADER_INFO`.
 pub const T30_MAX_PAGE_HEADER_INFO: usize = 50;
 
+/// `dtmf_tx_state_t`: a DTMF generator. Opaque; `dtmf_tx_init(NULL)`,
+/// `dtmf_tx_free`.
+#[repr(C)]
+pub struct dtmf_tx_state_t {
+    _data: [u8; 0],
+    _marker: PhantomData<(*mut u8, PhantomPinned)>,
+}
+
+/// `dtmf_rx_state_t`: a DTMF receiver. Opaque; `dtmf_rx_init(NULL, …)`,
+/// `dtmf_rx_free`.
+#[repr(C)]
+pub struct dtmf_rx_state_t {
+    _data: [u8; 0],
+    _marker: PhantomData<(*mut u8, PhantomPinned)>,
+}
+
+/// `digits_rx_callback_t` (dtmf.h).
+pub type digits_rx_callback_t =
+    unsafe extern "C" fn(user_data: *mut c_void, digits: *const c_char, len: c_int);
+
 #[link(name = "spandsp")]
 extern "C" {
+    // dtmf.h
+    pub fn dtmf_tx_init(s: *mut dtmf_tx_state_t) -> *mut dtmf_tx_state_t;
+    pub fn dtmf_tx_put(s: *mut dtmf_tx_state_t, digits: *const c_char, len: c_int) -> c_int;
+    pub fn dtmf_tx(s: *mut dtmf_tx_state_t, amp: *mut i16, max_samples: c_int) -> c_int;
+    pub fn dtmf_tx_free(s: *mut dtmf_tx_state_t) -> c_int;
+    pub fn dtmf_rx_init(
+        s: *mut dtmf_rx_state_t,
+        callback: Option<digits_rx_callback_t>,
+        user_data: *mut c_void,
+    ) -> *mut dtmf_rx_state_t;
+    pub fn dtmf_rx(s: *mut dtmf_rx_state_t, amp: *const i16, samples: c_int) -> c_int;
+    pub fn dtmf_rx_get(s: *mut dtmf_rx_state_t, digits: *mut c_char, max: c_int) -> usize;
+    pub fn dtmf_rx_free(s: *mut dtmf_rx_state_t) -> c_int;
+
     // fax.h
     pub fn fax_init(s: *mut fax_state_t, calling_party: c_int) -> *mut fax_state_t;
     pub fn fax_free(s: *mut fax_state_t) -> c_int;

@@ -106,6 +106,14 @@ pub fn job_file(id: &str, request: &SendRequest, document: &str, submitted: Syst
     put("pages", &request.pages.to_string());
     put("tsi", &request.tsi);
     put("header", request.header.as_deref().unwrap_or(""));
+    // DTMF digits to dial once the far end answered (`,` a pause), and the
+    // T.33 subaddress for the SUB frame: only when the address had them.
+    if let Some(ext) = &request.extension {
+        put("extension", ext);
+    }
+    if let Some(sub) = &request.subaddress {
+        put("subaddress", sub);
+    }
     put("submitted", &rfc3339(submitted));
     text
 }
@@ -295,6 +303,8 @@ mod tests {
             pages: 3,
             tsi: "+1 555 0100".into(),
             header: Some("ACME\nInjected: yes".into()),
+            subaddress: None,
+            extension: None,
         };
         let t = UNIX_EPOCH + Duration::from_secs(1_763_768_415);
         let text = job_file("J1", &request, "J1.tif", t);

@@ -39,6 +39,8 @@ impl Fixture {
             pages: 2,
             tsi: "+1 555 0100".into(),
             header: None,
+            subaddress: None,
+            extension: None,
         }
     }
 }
