@@ -14,8 +14,10 @@
 //! deleted (DELE, QUIT) or its UIDL remembered, so a crash can repeat a
 //! request but never lose one. Fax reports then go out like any mail.
 
-use crate::config::pop3::{Pop3Config, Pop3TlsMode};
+use crate::config::policy::DmarcMode;
+use crate::config::pop3::{Pop3Config, Pop3Senders, Pop3TlsMode};
 use crate::config::Config;
+use crate::policy::spf::Authenticator;
 use crate::reports::{build_report, ReportItem, ReportKind};
 use crate::router::{Route, Router};
 use faxmta_queue::{BodyType, ClientInfo, NewMessage, NewRecipient, Reply, Store};
@@ -118,6 +120,39 @@ fn received(mailbox: &Pop3Config, hostname: &str, id: &str, tls: bool) -> String
     )
 }
 
+/// Whether `raw` carries a DKIM signature that verifies, of `sender`'s
+/// domain or a parent of it (relaxed alignment, RFC 7489 §3.1.1, with the
+/// parent named exactly); `Err`: why not.
+async fn dkim_proves(config: &Config, raw: &[u8], sender: &str) -> Result<(), String> {
+    let domain = sender
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase())
+        .unwrap_or_default();
+    let auth = Authenticator::new(config)?;
+    let eval = auth
+        .after_data(raw, true, DmarcMode::Off, None, &domain)
+        .await;
+    let signatures = eval.dkim.unwrap_or_default();
+    let aligned = |d: &str| domain == d || domain.ends_with(&format!(".{d}"));
+    if signatures
+        .iter()
+        .any(|s| s.result == "pass" && s.domain.as_deref().is_some_and(aligned))
+    {
+        return Ok(());
+    }
+    if signatures.is_empty() {
+        return Err("the mail has no DKIM signature".into());
+    }
+    let seen: Vec<String> = signatures
+        .iter()
+        .map(|s| format!("d={}: {}", s.domain.as_deref().unwrap_or("?"), s.result))
+        .collect();
+    Err(format!(
+        "no DKIM signature of {domain} verifies ({})",
+        seen.join(", ")
+    ))
+}
+
 /// Queue what one fetched mail asks for: the fax job, and the report of
 /// what was refused. `Ok` only once everything is synced to disk.
 async fn enqueue(
@@ -128,7 +163,7 @@ async fn enqueue(
     raw: &[u8],
     tls: bool,
 ) -> Result<(), String> {
-    let request = read_request(router, raw);
+    let mut request = read_request(router, raw);
     let label = mailbox.label();
     let Some(sender) = request.sender.clone() else {
         tracing::warn!(
@@ -136,6 +171,21 @@ async fn enqueue(
         );
         return Ok(());
     };
+    // A From header is no proof: without a DKIM signature of its domain
+    // that verifies, nothing is faxed (the sender is told why).
+    if mailbox.senders == Pop3Senders::Dkim && !request.fax.is_empty() {
+        if let Err(why) = dkim_proves(config, raw, &sender).await {
+            let reply = Reply::new(
+                550,
+                "5.7.1",
+                format!("<{sender}> is not proven to have sent this fax request: {why}"),
+            );
+            let fax = std::mem::take(&mut request.fax);
+            request
+                .refused
+                .extend(fax.into_iter().map(|to| (to, reply.clone())));
+        }
+    }
     let client = ClientInfo {
         addr: mailbox.host.clone(),
         helo: String::new(),

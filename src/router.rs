@@ -6,6 +6,7 @@
 //! Fax recipients (`kind = "fax"` domains, and the `FAX=` and `IMCEAFAX-`
 //! forms at our local domains) are worked out in `router/fax.rs`.
 
+use crate::config::fax::FaxSenders;
 use crate::config::{Config, Deliver, DomainKind};
 use faxmta_queue::Reply;
 use faxmta_transports::fax::directory::{FaxPolicy, FaxTarget};
@@ -118,8 +119,8 @@ pub struct Router {
     fax_domains: HashSet<String>,
     /// The dial plan, outbound rules and fax user directory.
     fax: FaxPolicy,
-    /// `[fax] trusted_only`.
-    fax_trusted_only: bool,
+    /// `[fax] senders`.
+    fax_senders: FaxSenders,
 }
 
 impl Router {
@@ -198,7 +199,7 @@ impl Router {
             postmaster_domain,
             fax_domains,
             fax: config.fax.policy(),
-            fax_trusted_only: config.fax.trusted_only,
+            fax_senders: config.fax.senders(),
         }
     }
 

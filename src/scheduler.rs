@@ -285,7 +285,7 @@ impl Scheduler {
                 Ok(Route::Fax(target)) => {
                     let login = env.client.auth_user.as_deref();
                     let sender = &env.sender;
-                    match plan.router.fax_permit(&target, sender, login, true) {
+                    match plan.router.fax_permit(&target, sender, login, true, false) {
                         Ok(sender) => (NextHop::Fax(target.hop_for(&sender)), None),
                         Err(reply) => {
                             outcomes.push(Outcome::local(i, Status::Failed, "none", reply));

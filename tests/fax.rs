@@ -30,6 +30,9 @@ fn fax_config(work: &Path, extra: &str) -> String {
 name = "fax.localhost"
 kind = "fax"
 [fax]
+# Fax requests come from a client that is not trusted: the fax user
+# directory decides (tests/fax_addressing.rs shows the default).
+senders = "any"
 lines = 2
 tsi = "+1 555 0100"
 retries = 2

@@ -1,12 +1,14 @@
 //! Fax addressing with the real binary: fax recipients checked at RCPT
 //! (Python's smtplib and swaks as clients) — the forms at a fax domain
 //! and at a local domain, an unauthorised sender, a blocked destination,
-//! a malformed number, the null sender, group rules, `trusted_only`, and
+//! a malformed number, the null sender, group rules, who is believed about
+//! a sender (`senders`: trusted clients by default, SPF, `trusted_only`), and
 //! `FAX=` at a foreign domain, which stays relaying (no open relay through
 //! fax forms); `faxmta route` for a fax address; a users file with an
 //! error at its line. Nothing here sends a fax: only RCPT is asked.
 
 mod common;
+mod peers;
 use common::*;
 
 /// The fax domain `fax.test`, a NANP dial plan, two rules and a
@@ -76,7 +78,8 @@ fn reply<'a>(out: &'a str, rcpt: &str) -> &'a str {
 
 #[test]
 fn fax_recipients_are_checked_at_rcpt() {
-    let s = Server::start_with("", FAX);
+    // The directory decides here: every client is believed.
+    let s = Server::start_with("", &format!("{FAX}[fax]\nsenders = \"any\"\n"));
     let good = [
         "+15551234567@fax.test",
         "5551234567@FAX.test",
@@ -263,5 +266,44 @@ fn trusted_only_and_a_users_file() {
             "{}:3:11: fax user alice@example.test: group nobody is not defined",
             users.display()
         ),
+    );
+}
+
+#[test]
+fn by_default_a_forged_sender_from_an_untrusted_client_may_not_fax() {
+    // alice is a fax user; anyone can say MAIL FROM:<alice@example.test>.
+    let s = Server::start_with("", &format!("{FAX}[relay]\nallow = [\"127.0.0.2/32\"]\n"));
+    let fax = "+15551234567@fax.test";
+    let out = rcpts(&s, "127.0.0.1", "alice@example.test", &[fax]);
+    assert_eq!(
+        reply(&out, fax),
+        "550 5.7.1 Fax to +15551234567 is accepted only from authenticated users and trusted \
+         networks"
+    );
+    let out = rcpts(&s, "127.0.0.2", "alice@example.test", &[fax]);
+    assert_eq!(reply(&out, fax), "250 2.1.5 Ok");
+}
+
+#[test]
+fn with_spf_pass_a_sender_whose_domain_designates_the_client_may_fax() {
+    let dns = peers::Dns::start(&peers::zone(&[
+        "example.test. TXT \"v=spf1 ip4:127.0.0.3 -all\"",
+    ]));
+    let mut s = Server::start_with("", &format!("{FAX}[fax]\nsenders = \"spf-pass\"\n"));
+    restart_with(
+        &mut s,
+        &[(
+            "nameservers = [\"127.0.0.1:9\"]",
+            &format!("nameservers = [\"127.0.0.1:{}\"]", dns.port),
+        )],
+    );
+    let fax = "+15551234567@fax.test";
+    let out = rcpts(&s, "127.0.0.3", "alice@example.test", &[fax]);
+    assert_eq!(reply(&out, fax), "250 2.1.5 Ok", "{}", s.log());
+    let out = rcpts(&s, "127.0.0.1", "alice@example.test", &[fax]);
+    assert_eq!(
+        reply(&out, fax),
+        "550 5.7.1 Fax to +15551234567 is accepted only from authenticated users and trusted \
+         networks and senders whose domain's SPF passes for the client"
     );
 }

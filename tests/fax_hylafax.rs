@@ -25,6 +25,9 @@ fn config(work: &Path, port: u16) -> String {
 name = "fax.localhost"
 kind = "fax"
 [fax]
+# Fax requests come from a client that is not trusted: the fax user
+# directory decides (tests/fax_addressing.rs shows the default).
+senders = "any"
 engine = "hylafax"
 lines = 1
 tsi = "+1 555 0100"

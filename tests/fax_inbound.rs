@@ -21,6 +21,9 @@ fn config(work: &Path) -> String {
     format!(
         r#"
 [fax]
+# Fax requests come from a client that is not trusted: the fax user
+# directory decides (tests/fax_addressing.rs shows the default).
+senders = "any"
 tsi = "+1 555 0100"
 cover_page = false
 spool = "{w}/spool"

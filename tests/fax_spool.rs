@@ -22,6 +22,9 @@ fn spool_config(work: &Path) -> String {
 name = "fax.localhost"
 kind = "fax"
 [fax]
+# Fax requests come from a client that is not trusted: the fax user
+# directory decides (tests/fax_addressing.rs shows the default).
+senders = "any"
 engine = "spool"
 lines = 2
 tsi = "+1 555 0100"

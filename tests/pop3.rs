@@ -19,9 +19,16 @@ use std::path::{Path, PathBuf};
 
 /// The fax setup of tests/fax.rs (fax domain fax.localhost, alice as the
 /// one fax user, success reports) and one `[[pop3]]` mailbox (`pop3`:
-/// its TOML lines after host, port, user and password_file).
+/// its TOML lines after host, port, user and password_file). The
+/// requests of these tests carry a plain From, believed with `senders =
+/// "any"`, unless `pop3` says otherwise: the DKIM proof has its own test.
 fn config(work: &Path, dovecot: &DovecotPop3, port: u16, pop3: &str) -> String {
     let w = work.display();
+    let pop3 = if pop3.contains("senders") {
+        pop3.to_string()
+    } else {
+        format!("senders = \"any\"\n{pop3}")
+    };
     std::fs::write(work.join("pop3.pass"), format!("{}\n", dovecot.password)).unwrap();
     format!(
         r#"
@@ -265,4 +272,118 @@ fn a_hosted_senders_report_goes_out_by_smtp() {
     assert_contains(&dumps[0], "Subject: Fax to +15551234567 sent");
     assert_contains(&dumps[0], "X-Fax-Result: sent");
     assert!(wait_until(30, || dovecot.count() == 0), "the request stays");
+}
+
+/// A DKIM key for `selector._domainkey.domain`: the private key (PEM) and
+/// the zone's TXT record (the public key in 255-octet strings).
+fn dkim_key(dir: &Path, domain: &str, selector: &str) -> (PathBuf, String) {
+    let key = dir.join("dkim.pem");
+    let run = |cmd: &mut std::process::Command| {
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", output_text(&out));
+        out.stdout
+    };
+    run(std::process::Command::new("openssl")
+        .args(["genrsa", "-out"])
+        .arg(&key)
+        .arg("2048"));
+    let der = run(std::process::Command::new("openssl")
+        .args(["rsa", "-pubout", "-outform", "DER", "-in"])
+        .arg(&key));
+    let p = python(
+        "import base64,sys; print(base64.b64encode(open(sys.argv[1],'rb').read()).decode())",
+        &[&{
+            let f = dir.join("pub.der");
+            std::fs::write(&f, der).unwrap();
+            f.display().to_string()
+        }],
+    );
+    let value = format!("v=DKIM1; k=rsa; p={}", p.trim());
+    let strings: Vec<String> = value
+        .as_bytes()
+        .chunks(255)
+        .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+        .collect();
+    (
+        key,
+        format!("{selector}._domainkey.{domain}. TXT {}", strings.join(" ")),
+    )
+}
+
+/// `message` signed by dkimpy with `key` as `d=domain; s=selector`.
+fn dkim_signed(message: &str, key: &Path, domain: &str, selector: &str) -> String {
+    python(
+        r#"
+import dkim, sys
+msg = sys.argv[1].encode()
+key = open(sys.argv[2], 'rb').read()
+sig = dkim.sign(msg, sys.argv[4].encode(), sys.argv[3].encode(), key,
+                include_headers=[b'from', b'to', b'subject'])
+sys.stdout.write((sig + msg).decode())
+"#,
+        &[message, &key.display().to_string(), domain, selector],
+    )
+}
+
+#[test]
+fn a_from_header_is_no_proof_a_dkim_signature_of_its_domain_is() {
+    let work = tempfile::tempdir().unwrap();
+    let (key, record) = dkim_key(work.path(), "example.test", "sel");
+    let dns = peers::Dns::start(&peers::zone(&[record.as_str()]));
+    let mut dovecot = DovecotPop3::start("faxgw", "pop-secret");
+    let signed = dkim_signed(
+        "From: alice@example.test\r\nTo: +15551234567@fax.localhost\r\n\
+         Subject: Signed\r\n\r\nSent by Alice.\r\n",
+        &key,
+        "example.test",
+        "sel",
+    );
+    dovecot.put(&signed);
+    // Anyone can write alice's address in a From header.
+    dovecot.put(
+        "From: alice@example.test\r\nTo: +15557654321@fax.localhost\r\n\
+         Subject: Forged\r\n\r\nNot sent by Alice.\r\n",
+    );
+    let port = dovecot.port;
+    // The default: senders = "dkim".
+    let mut s = Server::start_with(
+        "",
+        &config(
+            work.path(),
+            &dovecot,
+            port,
+            "tls = \"none\"\n# senders: the default",
+        ),
+    );
+    restart_with(
+        &mut s,
+        &[(
+            "nameservers = [\"127.0.0.1:9\"]",
+            &format!("nameservers = [\"127.0.0.1:{}\"]", dns.port),
+        )],
+    );
+    mail_with(&s, "alice", "Subject: Fax to +15551234567 sent", 60);
+    let refused = mail_with(&s, "alice", "+15557654321", 60);
+    assert_contains(
+        &refused,
+        "<alice@example.test> is not proven to have sent this fax request: the mail has no DKIM signature",
+    );
+    assert!(dovecot.wait_count(0, 10), "{}", dovecot.log());
+    let remote: Vec<PathBuf> = files(&work.path().join("remote"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "tif"))
+        .collect();
+    assert_eq!(
+        remote.len(),
+        1,
+        "only the signed request is faxed: {remote:?}"
+    );
+    assert!(
+        !s.log().contains("(dial +15557654321)")
+            && !s
+                .log()
+                .contains("to=<+15557654321@fax.localhost>, relay=fax"),
+        "{}",
+        s.log()
+    );
 }

@@ -97,16 +97,43 @@ pub struct FaxConfig {
     /// `[[fax.group]]`
     #[serde(rename = "group")]
     pub inline_groups: Vec<FaxGroup>,
-    /// Fax recipients only from clients that may relay (SMTP AUTH users
-    /// and `[relay] allow`), however the sender is listed.
-    pub trusted_only: bool,
+    /// Who may hand us fax recipients over SMTP (default: clients that
+    /// may relay only).
+    pub senders: Option<FaxSenders>,
+    /// The older switch: `true` is `senders = "trusted"`, `false` is
+    /// `senders = "any"`.
+    pub trusted_only: Option<bool>,
     /// The directory in use (from `users` or inline), filled when the
     /// configuration is loaded.
     #[serde(skip)]
     directory: Directory,
 }
 
+/// Who may give faxmta fax recipients over SMTP. The envelope sender is
+/// authorised by the fax user directory in every case; this says which
+/// clients are believed about that sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaxSenders {
+    /// Clients that may relay: SMTP AUTH users and `[relay] allow`.
+    #[default]
+    Trusted,
+    /// Those, and any client whose MAIL FROM domain's SPF passes for it.
+    SpfPass,
+    /// Any client: the envelope sender alone decides (it can be forged).
+    Any,
+}
+
 impl FaxConfig {
+    /// Who may give us fax recipients (`senders`, else the older
+    /// `trusted_only`, else trusted clients only).
+    pub fn senders(&self) -> FaxSenders {
+        self.senders.unwrap_or(match self.trusted_only {
+            Some(false) => FaxSenders::Any,
+            _ => FaxSenders::Trusted,
+        })
+    }
+
     /// The dial plan, the outbound rules and the user directory.
     pub fn policy(&self) -> FaxPolicy {
         FaxPolicy {
@@ -150,7 +177,8 @@ impl Default for FaxConfig {
             users: None,
             inline_users: Vec::new(),
             inline_groups: Vec::new(),
-            trusted_only: false,
+            senders: None,
+            trusted_only: None,
             directory: Directory::default(),
         }
     }

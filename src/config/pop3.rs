@@ -51,6 +51,22 @@ pub struct Pop3Config {
     /// How long one reply may take.
     #[serde(default = "default_timeout")]
     pub timeout: Duration,
+    /// What proves who sent a fax request: a From header proves nothing.
+    #[serde(default)]
+    pub senders: Pop3Senders,
+}
+
+/// What makes the gateway believe a fetched mail's sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pop3Senders {
+    /// A DKIM signature of the From address's domain (or a parent of
+    /// it) that verifies: anyone can write a From header.
+    #[default]
+    Dkim,
+    /// The From address as written: only for a mailbox that nobody
+    /// outside can send to.
+    Any,
 }
 
 fn yes() -> bool {

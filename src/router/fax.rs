@@ -17,6 +17,7 @@
 //! [`Router::fax_permit`] (`550 5.7.1`).
 
 use super::{Route, Router};
+use crate::config::fax::FaxSenders;
 use faxmta_queue::Reply;
 use faxmta_transports::fax::address::{self, At};
 use faxmta_transports::fax::directory::{FaxPolicy, FaxSender, FaxTarget};
@@ -50,6 +51,11 @@ impl Router {
         Ok(Some(Route::Fax(target)))
     }
 
+    /// Who may give us fax recipients over SMTP (`[fax] senders`).
+    pub fn fax_senders(&self) -> FaxSenders {
+        self.fax_senders
+    }
+
     /// The dial plan, outbound rules and fax user directory.
     pub fn fax_policy(&self) -> &FaxPolicy {
         &self.fax
@@ -57,21 +63,32 @@ impl Router {
 
     /// Whether `sender` (MAIL FROM; `login`: the SMTP AUTH user, if any)
     /// may fax `target`; `trusted`: the client may relay (authenticated or
-    /// in `[relay] allow`). The sender's directory entry, or the `550
-    /// 5.7.1` that refuses the recipient.
+    /// in `[relay] allow`); `spf_pass`: SPF passed for the sender's domain
+    /// and the client. The sender's directory entry, or the `550 5.7.1`
+    /// that refuses the recipient.
     pub fn fax_permit(
         &self,
         target: &FaxTarget,
         sender: &str,
         login: Option<&str>,
         trusted: bool,
+        spf_pass: bool,
     ) -> Result<FaxSender, Reply> {
-        if self.fax_trusted_only && !trusted {
+        let believed = match self.fax_senders {
+            FaxSenders::Trusted => trusted,
+            FaxSenders::SpfPass => trusted || spf_pass,
+            FaxSenders::Any => true,
+        };
+        if !believed {
+            let or_spf = match self.fax_senders {
+                FaxSenders::SpfPass => " and senders whose domain's SPF passes for the client",
+                _ => "",
+            };
             return Err(Reply::new(
                 550,
                 "5.7.1",
                 format!(
-                    "Fax to {} is accepted only from authenticated users and trusted networks",
+                    "Fax to {} is accepted only from authenticated users and trusted networks{or_spf}",
                     target.number
                 ),
             ));
@@ -98,7 +115,7 @@ impl Router {
     /// not a good fax address, `5.7.1` for a sender that may not).
     pub fn authorize_fax(&self, sender: &str, to: &str) -> Result<FaxSender, Reply> {
         match self.resolve(to)? {
-            Route::Fax(target) => self.fax_permit(&target, sender, None, true),
+            Route::Fax(target) => self.fax_permit(&target, sender, None, true, false),
             _ => Err(Reply::new(
                 550,
                 "5.1.3",

@@ -437,22 +437,24 @@ fn fax_senders_are_checked_against_the_directory_and_rules() {
         panic!("not a fax route");
     };
     let alice = r
-        .fax_permit(&us, "alice@example.test", None, false)
+        .fax_permit(&us, "alice@example.test", None, true, false)
         .unwrap();
     assert_eq!(alice.name.as_deref(), Some("Alice"));
-    let e = r.fax_permit(&us, "eve@evil.test", None, true).unwrap_err();
+    let e = r
+        .fax_permit(&us, "eve@evil.test", None, true, false)
+        .unwrap_err();
     assert_eq!(
         e.to_string(),
         "550 5.7.1 <eve@evil.test> may not send faxes (not in the fax user directory)"
     );
     let e = r
-        .fax_permit(&premium, "alice@example.test", None, true)
+        .fax_permit(&premium, "alice@example.test", None, true, false)
         .unwrap_err();
     assert_eq!(
         e.to_string(),
         "550 5.7.1 Fax to +19005551234 is not allowed for alice@example.test (rule: premium-rate)"
     );
-    let e = r.fax_permit(&us, "", None, true).unwrap_err();
+    let e = r.fax_permit(&us, "", None, true, false).unwrap_err();
     assert_eq!((e.code, e.status.as_str()), (550, "5.7.1"));
     assert!(e.text.contains("null sender"), "{e}");
     assert!(r
@@ -462,13 +464,36 @@ fn fax_senders_are_checked_against_the_directory_and_rules() {
         .authorize_fax("alice@example.test", "alice@example.test")
         .unwrap_err();
     assert!(e.text.contains("is not a fax address"), "{e}");
-    // trusted_only: the directory is not enough from an untrusted client.
-    let strict = fax_router("[fax]\ntrusted_only = true\n");
-    let e = strict
-        .fax_permit(&us, "alice@example.test", None, false)
-        .unwrap_err();
-    assert!(e.text.contains("only from authenticated users"), "{e}");
-    assert!(strict
-        .fax_permit(&us, "alice@example.test", None, true)
-        .is_ok());
+}
+
+#[test]
+fn by_default_only_trusted_clients_are_believed_about_a_fax_sender() {
+    let Ok(Route::Fax(us)) = fax_router("").resolve("+15551234567@fax.example.test") else {
+        panic!("not a fax route");
+    };
+    // (setting, trusted client, SPF pass) -> believed
+    for (setting, trusted, spf, believed) in [
+        ("", false, false, false),
+        ("", false, true, false),
+        ("", true, false, true),
+        ("[fax]\nsenders = \"trusted\"\n", false, true, false),
+        ("[fax]\ntrusted_only = true\n", false, false, false),
+        ("[fax]\nsenders = \"spf-pass\"\n", false, true, true),
+        ("[fax]\nsenders = \"spf-pass\"\n", false, false, false),
+        ("[fax]\nsenders = \"spf-pass\"\n", true, false, true),
+        ("[fax]\nsenders = \"any\"\n", false, false, true),
+        ("[fax]\ntrusted_only = false\n", false, false, true),
+    ] {
+        let r = fax_router(setting);
+        let got = r.fax_permit(&us, "alice@example.test", None, trusted, spf);
+        assert_eq!(
+            got.is_ok(),
+            believed,
+            "{setting:?} {trusted} {spf}: {got:?}"
+        );
+        if let Err(e) = got {
+            assert_eq!((e.code, e.status.as_str()), (550, "5.7.1"));
+            assert!(e.text.contains("only from authenticated users"), "{e}");
+        }
+    }
 }

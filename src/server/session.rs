@@ -17,6 +17,7 @@ mod auth;
 mod fax;
 mod handover;
 mod message;
+use crate::config::fax::FaxSenders;
 use crate::config::policy::ListenerChecks;
 use crate::config::{ListenerConfig, Role, TlsMode};
 use crate::policy::limits::{Permit, Refusal};
@@ -457,8 +458,10 @@ impl Session {
         // SPF once per transaction; each RCPT applies its own policy.
         let ip = self.peer.ip();
         let trusted = self.may_relay();
+        // Also when SPF decides who may fax (`[fax] senders = "spf-pass"`).
+        let for_fax = !trusted && self.ctx.router.fax_senders() == FaxSenders::SpfPass;
         let spf = match &self.ctx.auth {
-            Some(auth) if self.ctx.policy.wants_spf(&self.checks, trusted) => {
+            Some(auth) if self.ctx.policy.wants_spf(&self.checks, trusted) || for_fax => {
                 let helo = self.helo.clone().unwrap_or_default();
                 let v = auth.check_spf(ip, &helo, &from.address).await;
                 tracing::info!(
@@ -538,7 +541,9 @@ impl Session {
                 }
                 // Held until a client in its release_from sends ETRN.
                 Ok(Route::Etrn(etrn)) => Ok((etrn.lifetime, Some(Etrn::Held))),
-                Ok(Route::Fax(fax)) => self.fax_rcpt(&fax, &tx.sender).map(|()| (None, None)),
+                Ok(Route::Fax(fax)) => self
+                    .fax_rcpt(&fax, &tx.sender, tx.spf.as_ref())
+                    .map(|()| (None, None)),
                 Ok(_) => Ok((None, None)),
                 Err(reply) => Err(reply),
             };

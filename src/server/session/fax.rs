@@ -10,17 +10,26 @@
 //! is tried as well (src/router/fax.rs, `FaxPolicy::authorise`).
 
 use super::Session;
+use crate::policy::spf::{word, SpfVerdict};
 use faxmta_queue::Reply;
 use faxmta_transports::fax::directory::FaxTarget;
 
 impl Session {
     /// May the transaction's `sender` fax `target`?
-    pub(super) fn fax_rcpt(&self, target: &FaxTarget, sender: &str) -> Result<(), Reply> {
+    pub(super) fn fax_rcpt(
+        &self,
+        target: &FaxTarget,
+        sender: &str,
+        spf: Option<&SpfVerdict>,
+    ) -> Result<(), Reply> {
         let login = self.auth_user.as_ref().map(|u| u.name.as_str());
+        // SPF of the sender's own domain (not the HELO name of a null
+        // sender, who may not fax anyway).
+        let spf_pass = spf.is_some_and(|v| !v.helo_identity && word(v.result) == "pass");
         let who = self
             .ctx
             .router
-            .fax_permit(target, sender, login, self.may_relay())?;
+            .fax_permit(target, sender, login, self.may_relay(), spf_pass)?;
         tracing::info!(
             client = %self.peer,
             "fax recipient {} (dial {}) for <{sender}> (fax user {})",

@@ -67,7 +67,7 @@ fn a_full_fax_addressing_section() {
     let bare = parse("hostname = \"x\"\n").unwrap();
     let none = bare.fax.policy();
     assert!(none.directory.users.is_empty() && none.rules.is_empty());
-    assert!(!bare.fax.trusted_only);
+    assert_eq!(bare.fax.senders(), crate::config::fax::FaxSenders::Trusted);
 }
 
 /// `FULL` with `from` replaced by `to`: the error, whose place and
