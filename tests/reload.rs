@@ -212,6 +212,9 @@ const FAX: &str = r#"
 [[domain]]
 name = "fax.test"
 kind = "fax"
+[fax]
+# The client is not trusted: the directory and the rules decide.
+senders = "any"
 [fax.dialplan]
 country_code = "1"
 national_prefix = "1"
