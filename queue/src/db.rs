@@ -45,6 +45,8 @@ pub(crate) struct Shared {
     pub path: PathBuf,
     /// Directory of the body files.
     pub bodies: PathBuf,
+    /// The bound of sled's page cache, in bytes.
+    pub cache: u64,
     /// The open database (empty while it is reopened).
     pub slot: Slot,
     /// Set when sled failed to write: the database must be reopened.
@@ -65,10 +67,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(path: &Path, bodies: PathBuf, db: Db, index: Index) -> Shared {
+    pub fn new(path: &Path, bodies: PathBuf, cache: u64, db: Db, index: Index) -> Shared {
         Shared {
             path: path.to_path_buf(),
             bodies,
+            cache,
             slot: RwLock::new(Some(Arc::new(db))),
             broken: AtomicBool::new(false),
             index: Mutex::new(index),
@@ -123,7 +126,7 @@ impl Shared {
         lock(&self.doomed).clear();
         let mut attempt = 0;
         let (db, index) = loop {
-            match load(&self.path, &self.bodies) {
+            match load(&self.path, &self.bodies, self.cache) {
                 Ok(opened) => break opened,
                 // Handles still held elsewhere keep sled's lock a moment.
                 Err(QueueError::Open { .. }) if attempt < 20 => {
@@ -151,11 +154,11 @@ impl Shared {
 
 /// Open the database at `path`, remove bodies in `bodies` whose message
 /// was never committed, and build the schedule index.
-pub(crate) fn load(path: &Path, bodies: &Path) -> Result<(Db, Index), QueueError> {
+pub(crate) fn load(path: &Path, bodies: &Path, cache: u64) -> Result<(Db, Index), QueueError> {
     let db = sled::Config::new()
         .path(path)
         .flush_every_ms(Some(500))
-        .cache_capacity(64 * 1024 * 1024)
+        .cache_capacity(cache)
         .open()
         .map_err(|source| QueueError::Open {
             path: path.to_path_buf(),

@@ -33,5 +33,5 @@ pub use history::FaxRecord;
 pub use listing::RawEnvelope;
 pub use retry::RetryPolicy;
 pub use space::available;
-pub use store::{QueueCounts, QueueError, Store};
+pub use store::{QueueCounts, QueueError, Store, DEFAULT_CACHE};
 pub use time::{format_duration, now_unix};

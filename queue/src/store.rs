@@ -31,6 +31,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
 
+/// The default bound of sled's page cache: 64 MiB.
+pub const DEFAULT_CACHE: u64 = 64 * 1024 * 1024;
+
 /// Errors of the queue store.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -144,13 +147,19 @@ impl Store {
     /// Open (or create) the queue at `path`, remove half-written messages,
     /// and build the schedule index. Fails if another process holds it.
     pub fn open(path: &Path) -> Result<Store, QueueError> {
+        Store::open_with_cache(path, DEFAULT_CACHE)
+    }
+
+    /// [`Store::open`] with sled's page cache bounded to `cache` bytes (a
+    /// soft bound: sled may pass it a little).
+    pub fn open_with_cache(path: &Path, cache: u64) -> Result<Store, QueueError> {
         let bodies = path.join("bodies");
         std::fs::create_dir_all(&bodies).map_err(|source| QueueError::File {
             path: bodies.clone(),
             source,
         })?;
-        let (db, index) = load(path, &bodies)?;
-        let shared = Arc::new(Shared::new(path, bodies, db, index));
+        let (db, index) = load(path, &bodies, cache)?;
+        let shared = Arc::new(Shared::new(path, bodies, cache, db, index));
         let (tx, rx) = mpsc::channel::<Waiter>();
         let syncer = Syncer::new(shared.clone())?;
         let committer = std::thread::Builder::new()

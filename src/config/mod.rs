@@ -272,6 +272,8 @@ pub struct QueueConfig {
     /// half again the message's size) new mail gets 452 4.3.1; 0 = no
     /// check (Postfix's `queue_minfree`).
     pub min_free: Size,
+    /// The bound of the queue database's page cache (sled; a soft bound).
+    pub cache: Size,
 }
 
 impl Default for QueueConfig {
@@ -284,6 +286,7 @@ impl Default for QueueConfig {
             destination_concurrency: 10,
             delay_warning: Duration(4 * 3600),
             min_free: Size(100 * 1024 * 1024),
+            cache: Size(faxmta_queue::DEFAULT_CACHE),
         }
     }
 }
