@@ -31,6 +31,8 @@
 #
 # Environment (all optional): FAXMTA_BIN, DURATION=1800, SAMPLE=15,
 # SCALE=1 (load multiplier: smtp-source sessions and chaos clients),
+# QUEUE_CACHE ([queue] cache, e.g. 4M: sled's page cache, to tell a full
+# cache from a leak),
 # BENCH_DIR (parent of the temp dir), KEEP=1 (keep it: logs, samples.csv).
 # Nothing leaves 127.0.0.0/8.
 set -euo pipefail
@@ -107,6 +109,7 @@ path = "$TMP/queue"
 retry = ["30s", "1m"]
 lifetime = "3m"
 delay_warning = "1m"
+${QUEUE_CACHE:+cache = "$QUEUE_CACHE"}
 [control]
 socket = "$TMP/faxmta.sock"
 [tls]
