@@ -135,11 +135,14 @@ impl<R: Resolver> Eval<'_, R> {
         })?;
         let mut spf: Vec<&Vec<u8>> = txts.iter().filter(|t| is_spf_record(t)).collect();
         let text = match spf.len() {
+            // The plain case of none: no reason beyond the result.
             0 => {
-                return Ok(Verdict::error(
-                    SpfResult::None,
-                    format!("{domain} publishes no SPF record"),
-                ))
+                return Ok(Verdict {
+                    result: SpfResult::None,
+                    explanation: None,
+                    reason: None,
+                    mechanism: None,
+                })
             }
             1 => spf.remove(0),
             n => {
@@ -193,7 +196,8 @@ impl<R: Resolver> Eval<'_, R> {
             if v.result == SpfResult::None {
                 return Err(Stop::Perm(format!(
                     "redirect={target}: {}",
-                    v.reason.unwrap_or_else(|| "no SPF record".into())
+                    v.reason
+                        .unwrap_or_else(|| format!("{target} publishes no SPF record"))
                 )));
             }
             return Ok(v);
@@ -244,7 +248,11 @@ impl<R: Resolver> Eval<'_, R> {
                     SpfResult::Fail | SpfResult::SoftFail | SpfResult::Neutral => Ok(false),
                     SpfResult::TempError => Err(Stop::Temp(why(v))),
                     SpfResult::PermError => Err(Stop::Perm(why(v))),
-                    SpfResult::None => Err(Stop::Perm(format!("include:{target}: {}", why(v)))),
+                    SpfResult::None => Err(Stop::Perm(format!(
+                        "include:{target}: {}",
+                        v.reason
+                            .unwrap_or_else(|| format!("{target} publishes no SPF record"))
+                    ))),
                 }
             }
             Mechanism::A {

@@ -34,9 +34,13 @@ fn empty(e: &NetError) -> bool {
     e.is_nx_domain() || e.is_no_records_found()
 }
 
-/// A name as text, without the final dot.
+/// A name as text, without the final dot: its labels as they are (no
+/// zone-file escapes), so that it can be asked again as it came.
 fn text(name: &Name) -> String {
-    name.to_ascii().trim_end_matches('.').to_string()
+    name.iter()
+        .map(String::from_utf8_lossy)
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 impl Resolver for TokioResolver {

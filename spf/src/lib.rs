@@ -134,7 +134,8 @@ pub struct Outcome {
     pub result: SpfResult,
     /// The domain's explanation of a fail (`exp=`, §6.2), expanded.
     pub explanation: Option<String>,
-    /// Why a none, temperror or permerror came about.
+    /// Why a temperror or permerror came about, or a none other than
+    /// the plain one (the domain publishes no SPF record).
     pub reason: Option<String>,
     /// The directive that matched (`-all`, `include:…`), if one did.
     pub mechanism: Option<String>,

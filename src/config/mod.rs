@@ -222,7 +222,7 @@ impl OutboundConfig {
     }
 }
 
-fn default_hostname() -> String {
+pub(crate) fn default_hostname() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
 
