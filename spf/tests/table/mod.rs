@@ -10,7 +10,8 @@
 #![allow(dead_code)]
 
 mod sec4;
-mod sec5;
+mod sec5a;
+mod sec5b;
 mod sec6;
 mod sec7;
 
@@ -105,7 +106,8 @@ pub struct Section {
 pub fn sections() -> Vec<&'static Section> {
     let mut all = Vec::new();
     all.extend(sec4::SECTIONS);
-    all.extend(sec5::SECTIONS);
+    all.extend(sec5a::SECTIONS);
+    all.extend(sec5b::SECTIONS);
     all.extend(sec6::SECTIONS);
     all.extend(sec7::SECTIONS);
     all
