@@ -472,11 +472,15 @@ fn valid_domain(domain: &str) -> Result<(), String> {
 fn in_network(ip: IpAddr, net: IpAddr, len: u8) -> bool {
     match (ip, net) {
         (IpAddr::V4(ip), IpAddr::V4(net)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            let mask = u32::MAX
+                .checked_shl(32u32.saturating_sub(u32::from(len)))
+                .unwrap_or(0);
             u32::from(ip) & mask == u32::from(net) & mask
         }
         (IpAddr::V6(ip), IpAddr::V6(net)) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            let mask = u128::MAX
+                .checked_shl(128u32.saturating_sub(u32::from(len)))
+                .unwrap_or(0);
             u128::from(ip) & mask == u128::from(net) & mask
         }
         _ => false,
