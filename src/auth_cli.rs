@@ -118,6 +118,8 @@ pub fn check_spf(config: Option<&Config>, q: &SpfQuery) -> ExitCode {
             "explanation": v.explanation,
             "reason": v.reason,
             "mechanism": v.mechanism,
+            "dns_lookups": v.lookups.0,
+            "void_lookups": v.lookups.1,
             "received_spf": header.trim_end(),
             "exit_status": exit_status(v.result),
         });

@@ -470,6 +470,7 @@ fn check_spf_needs_no_configuration_with_nameserver_and_speaks_json() {
     assert_eq!(v["domain"], "fail.test");
     assert_eq!(v["ip"], "192.0.2.9");
     assert_eq!(v["mechanism"], "-all");
+    assert_eq!(v["dns_lookups"], 0, "ip4 and all ask nothing");
     assert_eq!(
         v["explanation"],
         "192.0.2.9 is not a mail server of fail.test"

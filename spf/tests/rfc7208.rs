@@ -190,6 +190,29 @@ async fn mutated_records_never_panic() {
     assert!(parsed > 1000, "only {parsed} mutated records parsed");
 }
 
+/// §4.6.4: what a check reports of the limits it used.
+#[tokio::test]
+async fn lookups_and_void_lookups_are_counted() {
+    let section = table::section("4.6.4")[0];
+    let zone = Zone(section.zone);
+    let ip = "192.0.2.1".parse().unwrap();
+    let count = |from: &str| {
+        let request = Request::mail_from(ip, from, "mail.example.test", "mx.receiver.test");
+        let zone = &zone;
+        async move {
+            let out = check(zone, &request).await;
+            (out.lookups, out.void_lookups)
+        }
+    };
+    // a mx a mx a mx a mx a ptr: ten terms, the ptr (no PTR record) void.
+    assert_eq!(count("u@ten.example.test").await, (10, 1));
+    assert_eq!(count("u@void2.example.test").await, (2, 2));
+    // The exp= lookup of a fail is neither.
+    assert_eq!(count("u@expvoid.example.test").await, (2, 2));
+    // The eleventh term stops the check.
+    assert_eq!(count("u@eleven.example.test").await.0, 11);
+}
+
 /// Every section of the table has its test below.
 #[test]
 fn every_section_is_tested() {

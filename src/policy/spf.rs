@@ -73,6 +73,7 @@ impl Authenticator {
             explanation: outcome.explanation.as_deref().map(clean),
             reason: outcome.reason,
             mechanism: outcome.mechanism,
+            lookups: (outcome.lookups, outcome.void_lookups),
             output: SpfOutput::new(domain.clone()).with_result(result),
             domain,
         }
@@ -126,6 +127,9 @@ pub struct SpfVerdict {
     pub reason: Option<String>,
     /// The directive that matched (`-all`, `ip4:…`), when one did.
     pub mechanism: Option<String>,
+    /// DNS-querying terms evaluated and void lookups met (RFC 7208
+    /// §4.6.4 allows 10 and 2).
+    pub lookups: (u32, u32),
     /// mail-auth's output, for DMARC.
     pub output: SpfOutput,
 }
@@ -276,6 +280,7 @@ mod tests {
             explanation: Some("not from there".into()),
             reason: None,
             mechanism: Some("-all".into()),
+            lookups: (0, 0),
             output: SpfOutput::new("example.org".into()),
         }
     }
