@@ -218,6 +218,50 @@ pub fn outbound_body(data: &[u8]) {
     }
 }
 
+/// An SPF record as a domain publishes it in DNS (crate faxmta-spf): the
+/// record parser never panics; a record it accepts is an SPF record
+/// (`v=spf1` then a space or the end) of printable ASCII; every
+/// domain-spec in it expands, for an IPv4 and an IPv6 client, into
+/// printable ASCII; the same bytes as an explanation text parse or not
+/// without a panic, and expand likewise.
+pub fn spf_record(data: &[u8]) {
+    use faxmta_spf::macros::{MacroString, Use, Vars};
+    use faxmta_spf::parse::{is_spf_record, Mechanism, Record};
+    let vars = |ip: &str| Vars {
+        sender: "first-second+x@example.test".into(),
+        domain: "example.test".into(),
+        ip: ip.parse().unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+        helo: "mail.example.test".into(),
+        receiver: "mx.example.test".into(),
+        now: 1_700_000_000,
+    };
+    let both = [vars("192.0.2.1"), vars("2001:db8::cb01")];
+    let printable = |s: &str| s.bytes().all(|b| (0x20..0x7f).contains(&b));
+    if let Ok(record) = Record::parse(data) {
+        assert!(is_spf_record(data));
+        assert!(data.iter().all(|b| (0x20..0x7f).contains(b)));
+        let mut specs: Vec<&MacroString> = record.redirect.iter().chain(&record.exp).collect();
+        for d in &record.directives {
+            match &d.mechanism {
+                Mechanism::Include(s) | Mechanism::Exists(s) => specs.push(s),
+                Mechanism::A { domain, .. } | Mechanism::Mx { domain, .. } => specs.extend(domain),
+                Mechanism::Ptr(domain) => specs.extend(domain),
+                Mechanism::All | Mechanism::Ip4(..) | Mechanism::Ip6(..) => {}
+            }
+        }
+        for spec in specs {
+            for v in &both {
+                assert!(printable(&spec.expand(v, Some("ptr.example.test"))));
+            }
+        }
+    }
+    if let Ok(exp) = MacroString::parse(&String::from_utf8_lossy(data), Use::Explanation) {
+        for v in &both {
+            assert!(printable(&exp.expand(v, None)));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     /// Replay every input kept in fuzz/corpus/TARGET/.
@@ -225,10 +269,11 @@ mod tests {
     fn the_fuzz_corpus_still_passes() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
         type Target = (&'static str, fn(&[u8]));
-        let targets: [Target; 3] = [
+        let targets: [Target; 4] = [
             ("smtp_session", super::smtp_session),
             ("address", super::address),
             ("outbound_body", super::outbound_body),
+            ("spf_record", super::spf_record),
         ];
         let mut n = 0;
         for (name, run) in targets {
@@ -248,6 +293,10 @@ mod tests {
         super::address(b"FAX=+1-555-010-0199/T33S=42@example.test");
         super::address(b"fax:+15550100199;tsub=7");
         super::outbound_body(b".\n.\r\r\n\xff");
+        super::spf_record(
+            b"v=spf1 a:%{L}.%{ir}.%{v}/24//64 exists:%{p}.x.test -all exp=%{d2}.e.test",
+        );
+        super::spf_record(b"v=spf1 a:%{l99999999999999999999r-+,/_=}.x.test redirect=%%.%_.%-");
         eprintln!("replayed {n} corpus inputs");
     }
 }

@@ -195,18 +195,34 @@ enum UserAction {
 
 #[derive(Subcommand)]
 enum CheckWhat {
-    /// The SPF result (RFC 7208) for a client, like spfquery, over the
-    /// configured resolver.
+    /// The SPF result (RFC 7208) for a client, as the server would find
+    /// it, like spfquery. Exit status: neutral 1, pass 2, fail 3,
+    /// softfail 4, none 5, temperror 6, permerror 7 (libspf2's spfquery);
+    /// 64 for a bad command line, 78 when the configuration or resolver
+    /// cannot be set up.
     Spf {
         /// The client's IP address.
         #[arg(long)]
         ip: String,
-        /// The name the client gave in HELO/EHLO.
+        /// The name the client gave in HELO/EHLO (`%{h}`; checked itself
+        /// when there is no --from).
         #[arg(long)]
-        helo: String,
-        /// The MAIL FROM address; empty ("") checks the HELO name.
-        #[arg(long, default_value = "")]
+        helo: Option<String>,
+        /// The MAIL FROM address, or a domain (meaning postmaster@domain);
+        /// empty or absent: check the HELO name.
+        #[arg(long, visible_alias = "sender", default_value = "")]
         from: String,
+        /// Ask this DNS server (IP or IP:PORT; repeatable) instead of the
+        /// configured ones; the configuration file is not read then.
+        #[arg(long = "nameserver", value_name = "HOST:PORT")]
+        nameservers: Vec<String>,
+        /// Seconds to wait for each DNS answer [default: the [dns]
+        /// timeout, or 5 with --nameserver].
+        #[arg(long)]
+        timeout: Option<u64>,
+        /// Print the result as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -264,12 +280,27 @@ fn config_path(given: Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("conf/demo.toml"))
 }
 
+/// The command line is `faxmta [options] check spf …`.
+fn is_check_spf() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.windows(2).any(|w| w[0] == "check" && w[1] == "spf")
+}
+
 /// The `faxmta` command line.
 pub fn main() -> ExitCode {
     // Files are faxmta's user's alone, for every command (`serve` then
     // applies the configured `umask`).
     serve::set_umask(0o077);
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // `check spf` tells its result by its exit status, 2 among them
+        // (pass): a bad command line is 64 there, not clap's 2.
+        Err(e) if e.use_stderr() && is_check_spf() => {
+            let _ = e.print();
+            return ExitCode::from(auth_cli::EXIT_USAGE);
+        }
+        Err(e) => e.exit(),
+    };
     let path = config_path(cli.config);
     if !matches!(cli.command, Command::Serve) {
         // A command whose output goes into `| head` ends quietly when the
@@ -361,14 +392,35 @@ pub fn main() -> ExitCode {
             }
         },
         Command::Check {
-            what: CheckWhat::Spf { ip, helo, from },
-        } => match config::Config::load(&path) {
-            Ok(c) => auth_cli::check_spf(&c, &ip, &helo, &from),
-            Err(e) => {
-                eprintln!("faxmta: {e}");
-                ExitCode::FAILURE
+            what:
+                CheckWhat::Spf {
+                    ip,
+                    helo,
+                    from,
+                    nameservers,
+                    timeout,
+                    json,
+                },
+        } => {
+            let query = auth_cli::SpfQuery {
+                ip,
+                helo,
+                from,
+                nameservers,
+                timeout,
+                json,
+            };
+            if !query.nameservers.is_empty() {
+                return auth_cli::check_spf(None, &query);
             }
-        },
+            match config::Config::load(&path) {
+                Ok(c) => auth_cli::check_spf(Some(&c), &query),
+                Err(e) => {
+                    eprintln!("faxmta: {e}");
+                    ExitCode::from(auth_cli::EXIT_CONFIG)
+                }
+            }
+        }
         Command::User { action } => {
             let action = match action {
                 UserAction::Add { user, senders } => user_cli::Action::Add { user, senders },

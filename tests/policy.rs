@@ -10,6 +10,7 @@ mod peers;
 
 use common::*;
 use peers::Dns;
+use std::process::Command;
 
 /// The SPF zone: one domain per result (the client is 127.0.0.1).
 fn spf_zone() -> String {
@@ -357,15 +358,25 @@ fn softfail_tag_marks_the_message() {
     assert_contains(&head, "Received-SPF: softfail ");
 }
 
+/// `faxmta check spf ARGS` with the server's configuration: its exit
+/// status and standard output.
+fn check_spf(s: &Server, args: &[&str]) -> (Option<i32>, String) {
+    let mut all = vec!["check", "spf"];
+    all.extend_from_slice(args);
+    let out = s.cli(&all);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 #[test]
 fn check_spf_prints_the_result_and_explanation() {
     let dns = Dns::start(&spf_zone());
     let s = server(&dns, "", "");
-    let pass = cli_ok(
+    let (code, pass) = check_spf(
         &s,
         &[
-            "check",
-            "spf",
             "--ip",
             "127.0.0.1",
             "--helo",
@@ -374,17 +385,16 @@ fn check_spf_prints_the_result_and_explanation() {
             "a@pass.test",
         ],
     );
+    assert_eq!(code, Some(2), "pass is exit status 2 (libspf2 spfquery)");
     assert_contains(&pass, "result:      pass\n");
     assert_contains(
         &pass,
         "comment:     domain of a@pass.test designates 127.0.0.1 as permitted sender\n",
     );
     assert_contains(&pass, "Received-SPF: pass (mx.example.test: ");
-    let fail = cli_ok(
+    let (code, fail) = check_spf(
         &s,
         &[
-            "check",
-            "spf",
             "--ip",
             "127.0.0.1",
             "--helo",
@@ -393,30 +403,86 @@ fn check_spf_prints_the_result_and_explanation() {
             "a@fail.test",
         ],
     );
+    assert_eq!(code, Some(3), "fail is exit status 3");
     assert_contains(&fail, "result:      fail\n");
+    assert_contains(&fail, "mechanism:   -all\n");
     assert_contains(
         &fail,
         "explanation: 127.0.0.1 is not a mail server of fail.test\n",
     );
-    let helo = cli_ok(
+    let (code, helo) = check_spf(
         &s,
-        &[
-            "check",
-            "spf",
-            "--ip",
-            "127.0.0.1",
-            "--helo",
-            "helo-ok.test",
-            "--from",
-            "",
-        ],
+        &["--ip", "127.0.0.1", "--helo", "helo-ok.test", "--from", ""],
     );
+    assert_eq!(code, Some(2));
     assert_contains(&helo, "identity:    helo postmaster@helo-ok.test");
     assert_contains(&helo, "result:      pass\n");
+    // --helo alone checks the HELO identity too.
+    let (code, _) = check_spf(&s, &["--ip", "127.0.0.1", "--helo", "helo-bad.test"]);
+    assert_eq!(code, Some(3), "helo-bad.test says -all");
+    // The other results and their statuses.
+    for (from, result, status) in [
+        ("a@soft.test", "softfail", 4),
+        ("a@neutral.test", "neutral", 1),
+        ("a@none.test", "none", 5),
+        ("a@temp.test", "temperror", 6),
+        ("a@two.test", "permerror", 7),
+        ("a@broken.test", "permerror", 7),
+    ] {
+        let (code, out) = check_spf(&s, &["--ip", "127.0.0.1", "--from", from]);
+        assert_eq!(code, Some(status), "{from}: {out}");
+        assert_contains(&out, &format!("result:      {result}\n"));
+    }
+    // Command-line errors are 64, apart from the results.
     let bad = s.cli(&["check", "spf", "--ip", "nowhere", "--helo", "c.test"]);
-    assert_eq!(bad.status.code(), Some(2), "{}", output_text(&bad));
+    assert_eq!(bad.status.code(), Some(64), "{}", output_text(&bad));
+    let bad = s.cli(&["check", "spf", "--helo", "c.test"]);
+    assert_eq!(bad.status.code(), Some(64), "{}", output_text(&bad));
+    let bad = s.cli(&["check", "spf", "--ip", "127.0.0.1"]);
+    assert_eq!(
+        bad.status.code(),
+        Some(64),
+        "nothing to check: {}",
+        output_text(&bad)
+    );
     // Every question went to the test's DNS server.
     assert_contains(&dns.queries(), "pass.test. TXT");
+}
+
+#[test]
+fn check_spf_needs_no_configuration_with_nameserver_and_speaks_json() {
+    let dns = Dns::start(&spf_zone());
+    let ns = format!("127.0.0.1:{}", dns.port);
+    // No configuration file at all: --nameserver is enough.
+    let out = Command::new(env!("CARGO_BIN_EXE_faxmta"))
+        .args(["--config", "/nonexistent/faxmta.toml", "check", "spf"])
+        .args(["--nameserver", &ns, "--json", "--ip", "192.0.2.9"])
+        .args(["--helo", "c.test", "--from", "fail.test"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", output_text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["result"], "fail");
+    assert_eq!(v["exit_status"], 3);
+    // A bare domain is postmaster@ it.
+    assert_eq!(v["sender"], "postmaster@fail.test");
+    assert_eq!(v["identity"], "mailfrom");
+    assert_eq!(v["domain"], "fail.test");
+    assert_eq!(v["ip"], "192.0.2.9");
+    assert_eq!(v["mechanism"], "-all");
+    assert_eq!(v["dns_lookups"], 0, "ip4 and all ask nothing");
+    assert_eq!(
+        v["explanation"],
+        "192.0.2.9 is not a mail server of fail.test"
+    );
+    assert!(
+        v["received_spf"]
+            .as_str()
+            .unwrap()
+            .starts_with("Received-SPF: fail ("),
+        "{v}"
+    );
+    assert_contains(&dns.queries(), "fail.test. TXT");
 }
 
 /// Connect from `source` with a raw socket and read the greeting (and

@@ -247,7 +247,7 @@ impl Config {
     }
 }
 
-fn default_hostname() -> String {
+pub(crate) fn default_hostname() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
 

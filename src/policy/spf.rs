@@ -1,26 +1,21 @@
-//! SPF (RFC 7208) with mail-auth: the check of a client's MAIL FROM
-//! identity (its HELO identity when the reverse path is null), what a
-//! result means under a policy, and how it is written into the headers
-//! (Received-SPF, and the `spf=` part of Authentication-Results).
+//! SPF (RFC 7208): the check of a client's MAIL FROM identity (its HELO
+//! identity when the reverse path is null) with our own evaluator (crate
+//! faxmta-spf, written from the RFC), what a result means under a
+//! policy, and how it is written into the headers (Received-SPF, and the
+//! `spf=` part of Authentication-Results).
 //!
 //! Every lookup goes to the configured `[dns]` servers: the checker uses
-//! the same hickory resolver as mail routing.
-//!
-//! Before mail-auth evaluates a domain's record, its TXT records are
-//! fetched once more to catch what mail-auth lets through: more than one
-//! `v=spf1` record (RFC 7208 §4.5: permerror) and a record that does not
-//! parse while other TXT records follow it (permerror too); a lookup that
-//! fails (SERVFAIL, time-out) is a temperror.
+//! the same hickory resolver as mail routing. mail-auth stays for DKIM
+//! and DMARC; DMARC is handed the SPF result as mail-auth's `SpfOutput`.
 
 use crate::config::policy::{PermerrorMode, SoftfailMode, SpfMode, SpfPolicy};
 use crate::config::Config;
 use faxmta_queue::Reply;
-use hickory_resolver::proto::rr::RData;
+use faxmta_spf::Request;
 use hickory_resolver::TokioResolver;
-use mail_auth::common::parse::TxtRecordParser;
-use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{MessageAuthenticator, SpfOutput, SpfResult};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 /// SPF, DKIM and DMARC checks over the configured resolver.
 pub struct Authenticator {
@@ -34,131 +29,69 @@ pub struct Authenticator {
 impl Authenticator {
     /// Over `[dns]` (its nameservers, or the system's when none are given).
     pub fn new(config: &Config) -> Result<Authenticator, String> {
-        let dns =
-            faxmta_transports::smtp::Dns::new(&config.dns.nameservers, config.dns.timeout.std())?;
+        Authenticator::over(
+            &config.dns.nameservers,
+            config.dns.timeout.std(),
+            &config.hostname,
+        )
+    }
+
+    /// Over `nameservers` (the system's when empty), for `hostname`.
+    pub fn over(
+        nameservers: &[SocketAddr],
+        timeout: Duration,
+        hostname: &str,
+    ) -> Result<Authenticator, String> {
+        let dns = faxmta_transports::smtp::Dns::new(nameservers, timeout)?;
         let resolver = dns.resolver().clone();
         Ok(Authenticator {
             mail_auth: MessageAuthenticator(resolver.clone()),
             resolver,
-            hostname: config.hostname.clone(),
+            hostname: hostname.to_string(),
         })
     }
 
     /// Check the MAIL FROM identity of `sender` (the HELO identity when it
-    /// is empty) for a client at `ip` that said `helo`.
+    /// is empty) for a client at `ip` that said `helo`. A sender without
+    /// `@` is a domain: `postmaster@` it, as spfquery does.
     pub async fn check_spf(&self, ip: IpAddr, helo: &str, sender: &str) -> SpfVerdict {
         let helo_identity = sender.is_empty();
-        let domain = if helo_identity {
-            helo.to_ascii_lowercase()
+        let request = if helo_identity {
+            Request::helo(ip, helo, &self.hostname)
         } else {
-            sender
-                .rsplit_once('@')
-                .map_or(String::new(), |(_, d)| d.to_ascii_lowercase())
+            Request::mail_from(ip, sender, helo, &self.hostname)
         };
-        let identity = if helo_identity {
-            format!("postmaster@{helo}")
-        } else {
-            sender.to_string()
-        };
-        let mut verdict = SpfVerdict {
-            result: SpfResult::None,
-            domain: domain.clone(),
-            identity,
+        let outcome = faxmta_spf::check(&self.resolver, &request).await;
+        let result = convert(outcome.result);
+        let domain = request.domain().to_ascii_lowercase();
+        SpfVerdict {
+            result,
+            identity: request.sender.clone(),
             helo_identity,
             ip,
             helo: helo.to_string(),
-            explanation: None,
-            reason: None,
-            output: SpfOutput::new(domain.clone()),
-        };
-        if !is_domain(&domain) {
-            verdict.reason = Some(format!(
-                "{domain:?} is not a domain name that SPF can check"
-            ));
-            return verdict;
-        }
-        if let Some((result, reason)) = self.precheck(&domain).await {
-            verdict.result = result;
-            verdict.reason = Some(reason);
-            verdict.output = SpfOutput::new(domain).with_result(result);
-            return verdict;
-        }
-        let params = if helo_identity {
-            SpfParameters::verify_ehlo(ip, helo, &self.hostname)
-        } else {
-            SpfParameters::verify_mail_from(ip, helo, &self.hostname, sender)
-        };
-        let output = self.mail_auth.verify_spf(params).await;
-        verdict.result = output.result();
-        verdict.explanation = output.explanation().map(clean);
-        verdict.output = output;
-        verdict
-    }
-
-    /// What mail-auth does not tell: several SPF records, a broken one, a
-    /// failed lookup. `None`: let mail-auth evaluate.
-    async fn precheck(&self, domain: &str) -> Option<(SpfResult, String)> {
-        let lookup = match self.resolver.txt_lookup(format!("{domain}.")).await {
-            Ok(lookup) => lookup,
-            Err(e) if e.is_nx_domain() || e.is_no_records_found() => return None,
-            Err(e) => {
-                return Some((
-                    SpfResult::TempError,
-                    format!("DNS lookup of the SPF record of {domain} failed: {e}"),
-                ))
-            }
-        };
-        let records: Vec<Vec<u8>> = lookup
-            .answers()
-            .iter()
-            .filter_map(|r| match &r.data {
-                RData::TXT(txt) => Some(
-                    txt.txt_data
-                        .iter()
-                        .flat_map(|s| s.iter().copied())
-                        .collect(),
-                ),
-                _ => None,
-            })
-            .filter(|r: &Vec<u8>| is_spf1(r))
-            .collect();
-        match records.as_slice() {
-            [] => None,
-            [one] => mail_auth::spf::Spf::parse(one).err().map(|_| {
-                (
-                    SpfResult::PermError,
-                    format!("the SPF record of {domain} has a syntax error"),
-                )
-            }),
-            more => Some((
-                SpfResult::PermError,
-                format!(
-                    "{domain} publishes {} SPF records (RFC 7208 section 4.5 allows one)",
-                    more.len()
-                ),
-            )),
+            explanation: outcome.explanation.as_deref().map(clean),
+            reason: outcome.reason,
+            mechanism: outcome.mechanism,
+            lookups: (outcome.lookups, outcome.void_lookups),
+            output: SpfOutput::new(domain.clone()).with_result(result),
+            domain,
         }
     }
 }
 
-/// `v=spf1` followed by a space or nothing (RFC 7208 §4.5).
-fn is_spf1(record: &[u8]) -> bool {
-    record.len() >= 6
-        && record[..6].eq_ignore_ascii_case(b"v=spf1")
-        && record.get(6).is_none_or(|&b| b == b' ')
-}
-
-/// A host name SPF can check: dot-separated labels of letters, digits,
-/// `-` and `_`, at least two of them.
-fn is_domain(d: &str) -> bool {
-    d.len() <= 253
-        && d.contains('.')
-        && d.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
+/// Our evaluator's result as mail-auth's (for DMARC and the policy).
+fn convert(r: faxmta_spf::SpfResult) -> SpfResult {
+    use faxmta_spf::SpfResult as R;
+    match r {
+        R::None => SpfResult::None,
+        R::Neutral => SpfResult::Neutral,
+        R::Pass => SpfResult::Pass,
+        R::Fail => SpfResult::Fail,
+        R::SoftFail => SpfResult::SoftFail,
+        R::TempError => SpfResult::TempError,
+        R::PermError => SpfResult::PermError,
+    }
 }
 
 /// Text from DNS or a client, made safe for a reply line or a header:
@@ -192,6 +125,11 @@ pub struct SpfVerdict {
     pub explanation: Option<String>,
     /// Why a permerror or temperror (or none) came about, when we know.
     pub reason: Option<String>,
+    /// The directive that matched (`-all`, `ip4:…`), when one did.
+    pub mechanism: Option<String>,
+    /// DNS-querying terms evaluated and void lookups met (RFC 7208
+    /// §4.6.4 allows 10 and 2).
+    pub lookups: (u32, u32),
     /// mail-auth's output, for DMARC.
     pub output: SpfOutput,
 }
@@ -341,6 +279,8 @@ mod tests {
             helo: "client\r\nX: y".into(),
             explanation: Some("not from there".into()),
             reason: None,
+            mechanism: Some("-all".into()),
+            lookups: (0, 0),
             output: SpfOutput::new("example.org".into()),
         }
     }
@@ -418,7 +358,5 @@ mod tests {
             v.auth_result()
         );
         assert!(v.auth_result().ends_with(" smtp.mailfrom=a@example.org"));
-        assert!(is_spf1(b"v=spf1 -all") && is_spf1(b"V=SPF1") && !is_spf1(b"v=spf10"));
-        assert!(is_domain("a.example") && !is_domain("[192.0.2.1]") && !is_domain("localhost"));
     }
 }
