@@ -92,12 +92,15 @@ GOOD_PORT=$(free_port $GOOD)
 REJECT_PORT=$(free_port $REJECT)
 DOWN_PORT=$(free_port $DOWN)
 FX_PORT=$(free_port 127.0.0.1)
+ADMIN_PORT=$(free_port 127.0.0.1)
 start_sink $GOOD "$GOOD_PORT"
 start_sink $REJECT "$REJECT_PORT" -f rcpt
 SILENT_PORT=$(start_hostile 127.0.0.41 silent)
 DROP_PORT=$(start_hostile 127.0.0.42 drop-data)
 BUSY_PORT=$(start_hostile 127.0.0.43 421)
 
+CACHE_LINE=
+[[ -n ${QUEUE_CACHE:-} ]] && CACHE_LINE="cache = \"$QUEUE_CACHE\""
 relay_domain() { # relay_domain NAME HOST:PORT
     printf '[[domain]]\nname = "%s"\nkind = "relay"\nhosts = ["%s"]\n' "$1" "$2"
 }
@@ -109,9 +112,11 @@ path = "$TMP/queue"
 retry = ["30s", "1m"]
 lifetime = "3m"
 delay_warning = "1m"
-${QUEUE_CACHE:+cache = "$QUEUE_CACHE"}
+$CACHE_LINE
 [control]
 socket = "$TMP/faxmta.sock"
+[admin]
+listen = "127.0.0.1:$ADMIN_PORT"
 [tls]
 generated_dir = "$TMP/tls"
 [dns]
