@@ -176,6 +176,9 @@ impl User {
 pub struct UserDb {
     path: PathBuf,
     cache: Mutex<Cache>,
+    /// Password verifications running at once at most (argon2 takes
+    /// memory: ~19 MiB each with the default parameters).
+    verifications: tokio::sync::Semaphore,
 }
 
 #[derive(Default)]
@@ -186,10 +189,13 @@ struct Cache {
 }
 
 impl UserDb {
-    pub fn new(path: PathBuf) -> UserDb {
+    /// The users in `path`; at most `max_verifications` passwords
+    /// verified at once (at least one).
+    pub fn new(path: PathBuf, max_verifications: usize) -> UserDb {
         UserDb {
             path,
             cache: Mutex::new(Cache::default()),
+            verifications: tokio::sync::Semaphore::new(max_verifications.max(1)),
         }
     }
 
@@ -226,6 +232,8 @@ impl UserDb {
             None => dummy_hash().to_string(),
         };
         let password = password.to_string();
+        // Waits for a place; the semaphore is never closed.
+        let _place = self.verifications.acquire().await.ok()?;
         let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
             .await
             .unwrap_or(false);
