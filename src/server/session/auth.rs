@@ -152,7 +152,10 @@ impl Session {
             return self.auth_blocked();
         };
         let user = match &self.ctx.users {
-            Some(db) => db.authenticate(&creds.name, &creds.password).await,
+            Some(db) => {
+                self.ctx.metrics.auth_verifications.inc();
+                db.authenticate(&creds.name, &creds.password).await
+            }
             None => None,
         };
         let name: String = creds.name.chars().filter(|c| !c.is_control()).collect();
