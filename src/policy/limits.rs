@@ -126,6 +126,10 @@ struct State {
 pub struct Limits {
     stress: watch::Sender<bool>,
     state: Mutex<State>,
+    /// Places for password verifications at once (`[auth]
+    /// max_verifications`): made at start, kept across reloads, shared by
+    /// every users file ([`crate::policy::users::UserDb`]).
+    pub verifications: Arc<tokio::sync::Semaphore>,
 }
 
 /// A session being open; dropping it gives its place back.
@@ -179,6 +183,9 @@ fn expire(q: &mut VecDeque<Instant>, now: Instant, span: Duration) {
 impl Limits {
     pub fn new(config: &Config) -> Limits {
         Limits {
+            verifications: Arc::new(tokio::sync::Semaphore::new(
+                config.auth.max_verifications.max(1),
+            )),
             stress: watch::channel(false).0,
             state: Mutex::new(State {
                 t: Thresholds::new(config),

@@ -270,7 +270,7 @@ pub fn context(
         .auth
         .users_file
         .clone()
-        .map(|f| UserDb::new(f, config.auth.max_verifications));
+        .map(|f| UserDb::new(f, limits.verifications.clone()));
     Ok(Arc::new(ServerContext {
         limits,
         users,
