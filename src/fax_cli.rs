@@ -50,7 +50,9 @@ fn fax_address(config: &Config, number: &str) -> Result<String, String> {
         .iter()
         .find(|d| d.kind == DomainKind::Fax)
         .ok_or("no [[domain]] of kind = \"fax\" in the configuration")?;
-    Ok(format!("{number}@{}", domain.name.0))
+    let address = format!("{number}@{}", domain.name.0);
+    crate::server::path::check_address(&address, false)?;
+    Ok(address)
 }
 
 /// Build the message: a text part (the note, if any) and the files.
@@ -108,6 +110,9 @@ pub fn send(config: &Config, args: SendArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     let from = args.from.clone().unwrap_or_else(|| default_sender(config));
+    if let Err(e) = crate::server::path::check_address(&from, false) {
+        return fail(format!("--from: {e}"));
+    }
     if let Err(e) = crate::router::Router::new(config).authorize_fax(&from, &to) {
         return fail(e.to_string());
     }

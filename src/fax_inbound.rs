@@ -125,6 +125,16 @@ fn from_label(fax: &ReceivedFax) -> String {
 /// Route one received fax and queue its mails (and the notice).
 pub async fn handle(config: &Config, store: &Store, fax: &mut ReceivedFax) -> Result<(), String> {
     let label = from_label(fax);
+    // The disk reserve ([queue] min_free), as for SMTP, before anything
+    // is queued: the fax stays with the engine (not acknowledged) and is
+    // tried again later. Its mails carry the image base64-encoded, as a
+    // TIFF and perhaps a PDF too: room for three times the image.
+    let image = std::fs::metadata(&fax.document)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    store
+        .check_room(config.queue.min_free.0, image.saturating_mul(3))
+        .map_err(|e| format!("not taken from the engine yet: {e}"))?;
     let failure = match &fax.status {
         Reception::Complete => None,
         Reception::Partial { reason } | Reception::Failed { reason } => Some(reason.clone()),
@@ -410,6 +420,8 @@ async fn enqueue(
     body: String,
 ) -> Result<String, String> {
     let message = NewMessage::local(&sender(config), to, &config.hostname, body.as_bytes());
+    crate::server::path::check_message(&message)
+        .map_err(|e| format!("cannot queue the received fax mail: {e}"))?;
     let id = store.new_id().map_err(|e| format!("cannot queue: {e}"))?;
     store
         .enqueue(id.clone(), message, body.as_bytes())

@@ -63,10 +63,14 @@ fn read_request(router: &Router, raw: &[u8]) -> Request {
                 .to_string()
         })
         .filter(|p| !p.is_empty());
+    // An address that is not one by RFC 5321's grammar (a CR LF in it
+    // would be a command of its own at the next hop) names nobody.
+    let valid = |a: &String| crate::server::path::check_address(a, false).is_ok();
     let sender = first(msg.from())
         .or_else(|| first(msg.sender()))
         .or(return_path)
-        .filter(|s| s.contains('@'));
+        .filter(|s| s.contains('@'))
+        .filter(valid);
     let auto = msg
         .header_raw("Auto-Submitted")
         .is_some_and(|v| !v.trim().eq_ignore_ascii_case("no"))
@@ -93,6 +97,10 @@ fn read_request(router: &Router, raw: &[u8]) -> Request {
         .filter_map(|a| a.address().map(str::to_string));
     for to in addresses {
         if !seen.insert(to.to_ascii_lowercase()) {
+            continue;
+        }
+        if !valid(&to) {
+            tracing::warn!("pop3: {to:?} is not a valid address; ignored");
             continue;
         }
         match router.resolve(&to) {
@@ -167,7 +175,7 @@ async fn enqueue(
     let label = mailbox.label();
     let Some(sender) = request.sender.clone() else {
         tracing::warn!(
-            "pop3 {label}: a mail without a From address: nobody to fax for or report to; dropped"
+            "pop3 {label}: a mail without a (valid) From address: nobody to fax for or report to; dropped"
         );
         return Ok(());
     };
@@ -383,6 +391,14 @@ async fn poll(
         let uid = uids.iter().find(|(m, _)| *m == n).map(|(_, u)| u.clone());
         if uid.as_ref().is_some_and(|u| seen.uids.contains(u)) {
             continue;
+        }
+        // The disk reserve ([queue] min_free), as for SMTP: a mail the
+        // queue has no room for stays on the server until a later poll.
+        if let Err(e) = store.check_room(config.queue.min_free.0, size) {
+            failed = Some(format!(
+                "message {n} and the rest left on the server, fetched at a later poll: {e}"
+            ));
+            break;
         }
         if size > mailbox.max_message.0 {
             tracing::warn!(

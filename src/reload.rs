@@ -288,7 +288,26 @@ fn restart_only(old: &Config, new: &Config) -> Vec<String> {
             (old.queue.concurrency, old.queue.destination_concurrency)
                 != (new.queue.concurrency, new.queue.destination_concurrency),
         ),
-        ("[control] socket", old.control.socket != new.control.socket),
+        (
+            "[control] socket, allow_uids and allow_gids",
+            (
+                &old.control.socket,
+                &old.control.allow_uids,
+                &old.control.allow_gids,
+            ) != (
+                &new.control.socket,
+                &new.control.allow_uids,
+                &new.control.allow_gids,
+            ),
+        ),
+        (
+            "[auth] max_verifications",
+            old.auth.max_verifications != new.auth.max_verifications,
+        ),
+        (
+            "[admin] metrics_token_file",
+            old.admin.metrics_token_file != new.admin.metrics_token_file,
+        ),
         (
             "[admin] listen, enabled and tls",
             (old.admin.listen, old.admin.enabled, old.admin.tls)

@@ -135,6 +135,10 @@ async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
     let grace = config.smtp.shutdown_grace.std();
     let scheduler_task = tokio::spawn(scheduler.run(stop_rx.clone(), grace));
     let control_path = config.control.socket.clone();
+    let control_access = control::Access {
+        uids: config.control.allow_uids.clone(),
+        gids: config.control.allow_gids.clone(),
+    };
     let control_store = store.clone();
     let control_stop = stop_rx.clone();
     let control_fax = fax.simulated.clone();
@@ -148,6 +152,7 @@ async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
     let control_task = tokio::spawn(async move {
         control::serve(
             &control_path,
+            control_access,
             control_store,
             control_fax,
             Some(control_reload),

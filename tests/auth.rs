@@ -372,3 +372,53 @@ fn user_commands_edit_the_file() {
     // Only the users file is in the directory: no temporary file left.
     assert_eq!(dir.path().read_dir().unwrap().count(), 1);
 }
+
+/// Issue 15, point 5: 48 wrong passwords sent at once from one address
+/// (each its own connection) once all ran argon2 — RSS 18 → 955 MB —
+/// although `max_failures = 5`: the limit was checked before and counted
+/// after the verification. Now a failure is counted before: at most
+/// `max_failures` passwords are verified (each logged as a failed AUTH),
+/// and every other attempt gets 421 without one.
+#[test]
+fn parallel_wrong_passwords_are_verified_at_most_max_failures_times() {
+    let (server, _dir, _) = start("max_failures = 5\nfailure_delay = \"0s\"");
+    add_user(&server, "alice@example.test", "s3cret", &[]);
+    let wrong = auth_plain("alice@example.test", "guess");
+    let port = server.sub_port;
+    let clients: Vec<_> = (0..48)
+        .map(|_| {
+            let wrong = wrong.clone();
+            std::thread::spawn(move || {
+                smtp_script(
+                    port,
+                    "127.0.0.1",
+                    false,
+                    &["EHLO c.test", "!starttls", "EHLO c.test", &wrong],
+                )
+            })
+        })
+        .collect();
+    let replies: Vec<String> = clients
+        .into_iter()
+        .map(|c| c.join().unwrap())
+        .map(|out| out.get(4).map(|s| s.1.clone()).unwrap_or_default())
+        .collect();
+    let failed = replies
+        .iter()
+        .filter(|r| *r == "535 5.7.8 Error: authentication failed")
+        .count();
+    let blocked = replies
+        .iter()
+        .filter(|r| r.starts_with("421 4.7.0 Error: too many failed authentication attempts"))
+        .count();
+    assert_eq!((failed, blocked), (5, 43), "{replies:#?}");
+    // Exactly five passwords were verified.
+    let log = server.log();
+    assert_eq!(log.matches("AUTH PLAIN failed for").count(), 5, "{log}");
+    let metrics = server.http_get("/metrics");
+    assert_contains(&metrics, "faxmta_smtp_auth_verifications_total 5\n");
+    assert_contains(
+        &metrics,
+        "faxmta_smtp_auth_total{mechanism=\"PLAIN\",result=\"failure\"} 5",
+    );
+}

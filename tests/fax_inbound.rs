@@ -309,3 +309,53 @@ fn zero_retention_deletes_an_image_once_its_mail_is_delivered() {
     );
     assert_contains(&s.http_get("/metrics"), "faxmta_fax_images_purged_total 1");
 }
+
+/// The disk reserve (issue 15, point 10): while less than `[queue]
+/// min_free` is free, a received fax is not queued and not acknowledged
+/// — it stays with the engine (its hand-over record stays) and is tried
+/// again; with room (here: at the next start) it is routed.
+#[test]
+fn below_the_disk_reserve_a_received_fax_stays_with_the_engine() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let mut s = Server::start_with("", &config(w));
+    // A reserve larger than any disk: always below it.
+    restart_with(
+        &mut s,
+        &[(
+            "lifetime = \"1h\"\n",
+            "lifetime = \"1h\"\nmin_free = \"1000000G\"\n",
+        )],
+    );
+    let tif = document(w);
+    let o = call(&s, "200", "+4930123456", &tif);
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(
+        wait_until(20, || s.log().contains("not taken from the engine yet")),
+        "{}",
+        s.log()
+    );
+    assert_contains(&s.log(), "insufficient system storage");
+    assert!(queue_json(&s).is_empty(), "{:?}", queue_json(&s));
+    let records = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "rx"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(records(&w.join("inbound")).len(), 1, "not acknowledged");
+    assert!(s.maildir("example.test", "bob").is_empty());
+
+    restart_with(&mut s, &[("min_free = \"1000000G\"", "min_free = \"0\"")]);
+    let (raw, attachment) = one_mail(&s, "example.test", "bob");
+    assert_contains(&raw, "+4930123456");
+    assert!(attachment.is_some(), "{raw}");
+    assert!(
+        wait_until(10, || records(&w.join("inbound")).is_empty()),
+        "acknowledged once queued"
+    );
+}

@@ -165,3 +165,34 @@ fn messages_recipients_and_errors_per_session() {
         );
     }
 }
+
+/// Issue 15, point 5: an IPv6 client counts per /64 (unit test:
+/// src/policy/limits.rs, `ipv6_clients_count_per_64`); over ::1 (the one
+/// IPv6 address loopback has) the limit holds, and the refusal names the
+/// client's own address, not its /64.
+#[test]
+fn ipv6_clients_are_limited_too() {
+    let v6 = free_port();
+    let server = Server::start_with(
+        "max_connections_per_ip = 1",
+        &format!("[[listener]]\naddr = \"[::1]:{v6}\"\nrole = \"mx\"\n"),
+    );
+    idle(&server);
+    let connect = || {
+        let mut s = TcpStream::connect(("::1", v6)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).unwrap();
+        (s, String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    let (_first, greeting) = connect();
+    assert!(greeting.starts_with("220 "), "{greeting}");
+    let (_second, refused) = connect();
+    assert_eq!(
+        refused,
+        "421 4.7.0 Error: too many connections from [::1]\r\n"
+    );
+    // IPv4 clients are counted apart.
+    let c = server.connect();
+    drop(c);
+}

@@ -387,3 +387,43 @@ fn a_from_header_is_no_proof_a_dkim_signature_of_its_domain_is() {
         s.log()
     );
 }
+
+/// The disk reserve (issue 15, point 10): while less than `[queue]
+/// min_free` is free, the gateway fetches nothing into the queue — the
+/// mail stays on the POP3 server, poll after poll — and takes it once
+/// there is room (here: after a restart with a smaller reserve).
+#[test]
+fn below_the_disk_reserve_mail_stays_on_the_pop3_server() {
+    let mut dovecot = DovecotPop3::start("faxgw", "pop-secret");
+    let work = tempfile::tempdir().unwrap();
+    let port = dovecot.port;
+    let mut s = Server::start_with("", &config(work.path(), &dovecot, port, "tls = \"none\""));
+    restart_with(
+        &mut s,
+        &[(
+            "lifetime = \"1h\"\n",
+            "lifetime = \"1h\"\nmin_free = \"1000000G\"\n",
+        )],
+    );
+    dovecot.put(
+        "From: Alice Example <alice@example.test>\r\n\
+         To: Fax Bob <+15551234567@fax.localhost>\r\n\
+         Subject: Reserve\r\n\
+         Message-ID: <pop3-reserve@example.test>\r\n\
+         \r\n\
+         Please fax this page.\r\n",
+    );
+    let refusals = || {
+        s.log()
+            .matches("left on the server, fetched at a later poll")
+            .count()
+    };
+    assert!(wait_until(20, || refusals() >= 2), "{}", s.log());
+    assert_contains(&s.log(), "insufficient system storage");
+    assert_eq!(dovecot.count(), 1, "{}", dovecot.log());
+    assert!(queue_json(&s).is_empty(), "{:?}", queue_json(&s));
+
+    restart_with(&mut s, &[("min_free = \"1000000G\"", "min_free = \"0\"")]);
+    mail_with(&s, "alice", "Subject: Fax to +15551234567 sent", 60);
+    assert!(dovecot.wait_count(0, 10), "{}", dovecot.log());
+}

@@ -389,6 +389,16 @@ impl NewMessage {
         }
     }
 
+    /// The first address of the message that no SMTP command may carry:
+    /// one with a control character (CR, LF, NUL …). The sources check
+    /// addresses by the RFC 5321 grammar; this is the queue's own last
+    /// line, so that no such address is ever stored.
+    pub fn unsafe_address(&self) -> Option<&str> {
+        std::iter::once(self.sender.as_str())
+            .chain(self.recipients.iter().map(|r| r.address.as_str()))
+            .find(|a| a.chars().any(|c| c.is_control()))
+    }
+
     /// Build the envelope this message starts its life in the queue with.
     pub fn into_envelope(self, id: QueueId, size: u64, arrival: u64) -> Envelope {
         Envelope {

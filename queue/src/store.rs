@@ -63,6 +63,8 @@ pub enum QueueError {
         "insufficient system storage: {free} bytes free on the queue's filesystem, {needed} needed"
     )]
     NoRoom { free: u64, needed: u64 },
+    #[error("queue store: refused an address with a control character: {0:?}")]
+    BadAddress(String),
 }
 
 pub(crate) fn io_disk_full(e: &std::io::Error) -> bool {
@@ -210,6 +212,9 @@ impl Store {
         msg: NewMessage,
         body: &[u8],
     ) -> Result<Envelope, QueueError> {
+        if let Some(bad) = msg.unsafe_address() {
+            return Err(QueueError::BadAddress(bad.to_string()));
+        }
         let path = self.body_path(&id);
         let data = body.to_vec();
         let writing = self.inner.shared.writing.read().await;
@@ -243,6 +248,9 @@ impl Store {
         msg: NewMessage,
         body: &[u8],
     ) -> Result<Envelope, QueueError> {
+        if let Some(bad) = msg.unsafe_address() {
+            return Err(QueueError::BadAddress(bad.to_string()));
+        }
         let writing = self.inner.shared.writing.blocking_read();
         write_body(&self.body_path(&id), body)?;
         if let Err(e) = sync_outcome(self.request_sync(SyncKind::Bodies)?.blocking_recv()) {

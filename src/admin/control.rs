@@ -203,6 +203,9 @@ pub fn execute(store: &Store, request: &Request) -> Response {
 /// Runs on a blocking thread (or outside any runtime, when the command
 /// line opened the queue itself).
 fn submit(store: &Store, message: &NewMessage, body: &str) -> Response {
+    if let Err(e) = crate::server::path::check_message(message) {
+        return Response::Error(format!("cannot queue the message: {e}"));
+    }
     let enqueue = async {
         let id = store.new_id()?;
         store
@@ -232,10 +235,37 @@ fn submit(store: &Store, message: &NewMessage, body: &str) -> Response {
     }
 }
 
+/// Who may use the control socket: root, the user the server runs as,
+/// and the uids and gids of `[control] allow_uids` / `allow_gids`.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    pub uids: Vec<u32>,
+    pub gids: Vec<u32>,
+}
+
+impl Access {
+    /// `Err`: why a client with these credentials is refused.
+    pub fn check(&self, uid: u32, gid: u32) -> Result<(), String> {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if uid == 0 || uid == me || self.uids.contains(&uid) || self.gids.contains(&gid) {
+            return Ok(());
+        }
+        Err(format!(
+            "permission denied: uid {uid} may not use the control socket (only root, uid {me} \
+             that faxmta runs as, and [control] allow_uids / allow_gids)"
+        ))
+    }
+}
+
 /// Serve the socket until shutdown. The socket is made only readable and
-/// writable by the owner: whoever can use it can delete mail.
+/// writable by the owner (whoever can use it can delete mail), and each
+/// client's credentials (SO_PEERCRED) are checked with `access`, so that
+/// a socket reachable by others (a looser mode, a copy of the path) still
+/// serves nobody else.
 pub async fn serve(
     path: &Path,
+    access: Access,
     store: Store,
     fax: Option<Arc<SimulatedEngine>>,
     reload: Option<ReloadFn>,
@@ -250,16 +280,28 @@ pub async fn serve(
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
+    // Between the bind and the chmod the mode is the umask's: the
+    // credentials check below is what keeps others out then.
     let listener =
         UnixListener::bind(path).map_err(|e| format!("control socket {}: {e}", path.display()))?;
     {
         use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("control socket {}: {e}", path.display()))?;
     }
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
+                let allowed = match stream.peer_cred() {
+                    Ok(cred) => access.check(cred.uid(), cred.gid()),
+                    Err(e) => Err(format!("permission denied: the client's credentials: {e}")),
+                };
+                if let Err(why) = allowed {
+                    tracing::warn!("control socket: {why}");
+                    tokio::spawn(refuse(stream, why));
+                    continue;
+                }
                 let store = store.clone();
                 let fax = fax.clone();
                 let reload = reload.clone();
@@ -311,6 +353,23 @@ pub async fn serve(
     }
     let _ = std::fs::remove_file(path);
     Ok(())
+}
+
+/// Answer a client that may not use the socket: its request line is
+/// read first (briefly, bounded), so that the answer reaches it.
+async fn refuse(stream: tokio::net::UnixStream, why: String) {
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let (read, mut write) = stream.into_split();
+        let mut reader = tokio::io::AsyncReadExt::take(read, 64 * 1024);
+        let mut line = Vec::new();
+        let _ = tokio::io::BufReader::new(&mut reader)
+            .read_until(b'\n', &mut line)
+            .await;
+        let mut out = serde_json::to_vec(&Response::Error(why)).unwrap_or_default();
+        out.push(b'\n');
+        let _ = write.write_all(&out).await;
+    })
+    .await;
 }
 
 /// One line of a streamed listing ([`Request::ListStream`]): an envelope,

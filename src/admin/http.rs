@@ -33,6 +33,8 @@ use tokio::sync::{watch, Semaphore};
 struct AppState {
     metrics: Arc<Metrics>,
     store: Store,
+    /// `[admin] metrics_token_file`.
+    token_file: Option<std::path::PathBuf>,
 }
 
 /// The bounds of a connection (`[admin]`).
@@ -46,7 +48,54 @@ struct Bounds {
 /// How long open connections may finish their request at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-async fn render(State(state): State<AppState>) -> impl IntoResponse {
+/// Whether `headers` carry the token of `[admin] metrics_token_file`
+/// (`Authorization: Bearer TOKEN`). The file is read at each request, so
+/// a new token takes effect at once; one that cannot be read lets
+/// nobody in.
+fn metrics_allowed(file: &std::path::Path, headers: &axum::http::HeaderMap) -> Result<(), String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("metrics_token_file {}: {e}", file.display()))?;
+    let token = text.lines().next().unwrap_or("").trim();
+    if token.is_empty() {
+        return Err(format!("metrics_token_file {}: empty", file.display()));
+    }
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
+        .unwrap_or("");
+    // Compared in constant time (for equal lengths).
+    let same = presented.len() == token.len()
+        && presented
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(String::new())
+    }
+}
+
+async fn render(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(file) = &state.token_file {
+        if let Err(why) = metrics_allowed(file, &headers) {
+            if !why.is_empty() {
+                tracing::warn!("GET /metrics refused: {why}");
+            }
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer realm=\"faxmta metrics\"")],
+                "401 Unauthorized: /metrics needs the token of [admin] metrics_token_file \
+                 (Authorization: Bearer TOKEN)\n",
+            )
+                .into_response();
+        }
+    }
     let text = tokio::task::spawn_blocking(move || state.metrics.render(&state.store))
         .await
         .unwrap_or_else(|e| format!("# error: {e}\n"));
@@ -57,6 +106,7 @@ async fn render(State(state): State<AppState>) -> impl IntoResponse {
         )],
         text,
     )
+        .into_response()
 }
 
 /// Bind the listener now (so a busy port fails the start), serve later.
@@ -106,7 +156,11 @@ pub async fn serve(
     };
     let app = Router::new()
         .route("/metrics", get(render))
-        .with_state(AppState { metrics, store })
+        .with_state(AppState {
+            metrics,
+            store,
+            token_file: admin.metrics_token_file.clone(),
+        })
         .merge(fax_api::routes(fax_api))
         .fallback(fax_api::unknown)
         .layer(axum::middleware::from_fn_with_state(

@@ -38,6 +38,8 @@ pub struct Metrics {
     pub limits: IntCounterVec,
     /// SMTP AUTH attempts by mechanism and result (`success`, `failure`).
     pub auth: IntCounterVec,
+    /// Passwords verified (argon2 run) for SMTP AUTH.
+    pub auth_verifications: IntCounter,
     /// Fax pages rendered (cover pages included).
     pub fax_pages_rendered: IntCounter,
     /// Seconds to render one fax document.
@@ -155,6 +157,13 @@ impl Metrics {
                 IntCounterVec::new(
                     Opts::new("faxmta_smtp_auth_total", "SMTP AUTH attempts by result"),
                     &["mechanism", "result"],
+                ),
+            ),
+            auth_verifications: build(
+                &r,
+                IntCounter::new(
+                    "faxmta_smtp_auth_verifications_total",
+                    "Passwords verified for SMTP AUTH (argon2 runs)",
                 ),
             ),
             fax_pages_rendered: build(

@@ -97,6 +97,10 @@ pub struct AdminConfig {
     pub request_timeout: Duration,
     /// Connections open at once at most; more are refused with a 503.
     pub max_connections: usize,
+    /// A file whose first line is the token `GET /metrics` must present
+    /// (`Authorization: Bearer TOKEN`); absent: /metrics is open to
+    /// whoever reaches the listener.
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 impl Default for AdminConfig {
@@ -110,6 +114,7 @@ impl Default for AdminConfig {
             header_timeout: Duration(10),
             request_timeout: Duration(300),
             max_connections: 100,
+            metrics_token_file: None,
         }
     }
 }
@@ -296,12 +301,20 @@ impl Default for QueueConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ControlConfig {
     pub socket: PathBuf,
+    /// Users (numeric uids) that may use the socket besides root and the
+    /// user faxmta runs as (checked with SO_PEERCRED).
+    pub allow_uids: Vec<u32>,
+    /// Groups (numeric gids: the client's primary group) whose members
+    /// may use the socket too.
+    pub allow_gids: Vec<u32>,
 }
 
 impl Default for ControlConfig {
     fn default() -> Self {
         ControlConfig {
             socket: "var/faxmta.sock".into(),
+            allow_uids: Vec::new(),
+            allow_gids: Vec::new(),
         }
     }
 }

@@ -141,6 +141,9 @@ pub struct SmtpAuthConfig {
     pub failure_delay: super::Duration,
     /// How long a failure counts against its client address.
     pub failure_window: super::Duration,
+    /// Passwords verified at once at most, over all sessions (each
+    /// argon2 verification takes ~19 MiB of memory for a moment).
+    pub max_verifications: usize,
 }
 
 impl Default for SmtpAuthConfig {
@@ -151,6 +154,7 @@ impl Default for SmtpAuthConfig {
             max_failures: 5,
             failure_delay: super::Duration(1),
             failure_window: super::Duration(15 * 60),
+            max_verifications: 4,
         }
     }
 }

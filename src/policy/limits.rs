@@ -4,6 +4,16 @@
 //! per client address (each answered later than the one before, and
 //! after `[auth] max_failures` refused with 421).
 //!
+//! A client is its IPv4 address, or the /64 network of its IPv6 address
+//! (one host, or one customer, typically has a whole /64: counting each
+//! address alone would let it open a connection, or try a password, from
+//! each of 2^64 addresses).
+//!
+//! A failed AUTH is counted *before* the password is verified (a
+//! reservation, given back when the password was right), so that
+//! attempts made in parallel cannot all pass the `max_failures` check
+//! before any of them is counted.
+//!
 //! Clients in `[relay] allow` are exempt from the per-address connection
 //! limits (Postfix: `smtpd_client_event_limit_exceptions = $mynetworks`),
 //! not from the total.
@@ -116,6 +126,10 @@ struct State {
 pub struct Limits {
     stress: watch::Sender<bool>,
     state: Mutex<State>,
+    /// Places for password verifications at once (`[auth]
+    /// max_verifications`): made at start, kept across reloads, shared by
+    /// every users file ([`crate::policy::users::UserDb`]).
+    pub verifications: Arc<tokio::sync::Semaphore>,
 }
 
 /// A session being open; dropping it gives its place back.
@@ -135,6 +149,30 @@ impl Drop for Permit {
     }
 }
 
+/// The client an address counts for: the IPv4 address (an IPv4-mapped
+/// IPv6 address is its IPv4 address), or the /64 of an IPv6 address.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match lists::canonical(ip) {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+        v4 => v4,
+    }
+}
+
+/// A failed AUTH counted before the password is verified
+/// ([`Limits::auth_attempt`]): how long to wait before answering it
+/// should it fail, and whether it is the last one allowed. Given back by
+/// [`Limits::auth_succeeded`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthAttempt {
+    key: IpAddr,
+    at: Instant,
+    pub delay: Duration,
+    pub last: bool,
+}
+
 /// Drop the times in `q` older than `span`.
 fn expire(q: &mut VecDeque<Instant>, now: Instant, span: Duration) {
     while q.front().is_some_and(|t| now.duration_since(*t) >= span) {
@@ -145,6 +183,9 @@ fn expire(q: &mut VecDeque<Instant>, now: Instant, span: Duration) {
 impl Limits {
     pub fn new(config: &Config) -> Limits {
         Limits {
+            verifications: Arc::new(tokio::sync::Semaphore::new(
+                config.auth.max_verifications.max(1),
+            )),
             stress: watch::channel(false).0,
             state: Mutex::new(State {
                 t: Thresholds::new(config),
@@ -174,7 +215,7 @@ impl Limits {
 
     /// A new connection from `ip`: its permit, or the limit it hits.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Permit, Refusal> {
-        let ip = lists::canonical(ip);
+        let key = client_key(ip);
         let now = Instant::now();
         let mut guard = self.lock();
         let state = &mut *guard;
@@ -184,7 +225,7 @@ impl Limits {
         if state.total >= t.max_total {
             return Err(Refusal::Total);
         }
-        let client = state.clients.entry(ip).or_default();
+        let client = state.clients.entry(key).or_default();
         if !exempt {
             if t.rate > 0 {
                 // Every attempt counts, refused ones too: a client that
@@ -207,7 +248,7 @@ impl Limits {
         self.update_stress(&state.t, state.total);
         Ok(Permit {
             limits: self.clone(),
-            ip,
+            ip: key,
         })
     }
 
@@ -257,11 +298,11 @@ impl Limits {
 
     /// Whether `ip` has used up its AUTH failures (421 to its AUTH).
     pub fn auth_blocked(&self, ip: IpAddr) -> bool {
-        let ip = lists::canonical(ip);
+        let key = client_key(ip);
         let now = Instant::now();
         let mut state = self.lock();
         let (window, max) = (state.t.auth_window, state.t.auth_max);
-        match state.clients.get_mut(&ip) {
+        match state.clients.get_mut(&key) {
             Some(c) => {
                 expire(&mut c.auth_failures, now, window);
                 c.auth_failures.len() >= max as usize
@@ -270,21 +311,39 @@ impl Limits {
         }
     }
 
-    /// Record a failed AUTH from `ip`: how long to wait before answering
-    /// it (n × `failure_delay` for the n-th failure in the window), and
-    /// whether that was the last one allowed.
-    pub fn auth_failed(&self, ip: IpAddr) -> (Duration, bool) {
-        let ip = lists::canonical(ip);
+    /// An AUTH from `ip` is about to verify a password: count it as
+    /// failed now (n × `failure_delay` to answer the n-th failure in the
+    /// window), or `None` when `ip` has used up its failures — then no
+    /// password is verified at all.
+    pub fn auth_attempt(&self, ip: IpAddr) -> Option<AuthAttempt> {
+        let key = client_key(ip);
         let now = Instant::now();
         let mut guard = self.lock();
         let state = &mut *guard;
         let (window, delay, max) = (state.t.auth_window, state.t.auth_delay, state.t.auth_max);
-        let c = state.clients.entry(ip).or_default();
+        let c = state.clients.entry(key).or_default();
         expire(&mut c.auth_failures, now, window);
+        if c.auth_failures.len() >= max as usize {
+            return None;
+        }
         c.auth_failures.push_back(now);
         let n = c.auth_failures.len();
-        let delay = delay.saturating_mul(n.min(30) as u32);
-        (delay, n >= max as usize)
+        Some(AuthAttempt {
+            key,
+            at: now,
+            delay: delay.saturating_mul(n.min(30) as u32),
+            last: n >= max as usize,
+        })
+    }
+
+    /// The password of `attempt` was right: its failure is given back.
+    pub fn auth_succeeded(&self, attempt: &AuthAttempt) {
+        let mut state = self.lock();
+        if let Some(c) = state.clients.get_mut(&attempt.key) {
+            if let Some(pos) = c.auth_failures.iter().rposition(|t| *t == attempt.at) {
+                c.auth_failures.remove(pos);
+            }
+        }
     }
 }
 
@@ -352,16 +411,60 @@ mod tests {
         assert!(!*never.stress().borrow());
     }
 
+    fn failed(l: &Limits, who: IpAddr) -> Option<(Duration, bool)> {
+        l.auth_attempt(who).map(|a| (a.delay, a.last))
+    }
+
     #[test]
     fn auth_failures_grow_slower_then_block() {
         let l = limits("");
         let who = ip("127.0.0.1");
         assert!(!l.auth_blocked(who));
-        assert_eq!(l.auth_failed(who), (Duration::from_secs(1), false));
-        assert_eq!(l.auth_failed(who), (Duration::from_secs(2), false));
+        assert_eq!(failed(&l, who), Some((Duration::from_secs(1), false)));
+        assert_eq!(failed(&l, who), Some((Duration::from_secs(2), false)));
         assert!(!l.auth_blocked(who));
-        assert_eq!(l.auth_failed(who), (Duration::from_secs(3), true));
+        assert_eq!(failed(&l, who), Some((Duration::from_secs(3), true)));
         assert!(l.auth_blocked(who));
+        assert_eq!(failed(&l, who), None, "no fourth verification");
         assert!(!l.auth_blocked(ip("127.0.0.2")));
+    }
+
+    #[test]
+    fn attempts_are_counted_before_the_verification_and_given_back_on_success() {
+        let l = limits("");
+        let who = ip("127.0.0.1");
+        // Three attempts at once (max_failures = 3): all three are
+        // counted before any password is checked; a fourth is refused.
+        let held: Vec<AuthAttempt> = (0..3).map(|_| l.auth_attempt(who).unwrap()).collect();
+        assert!(l.auth_attempt(who).is_none());
+        assert!(l.auth_blocked(who));
+        // One of them had the right password: its place comes back.
+        l.auth_succeeded(&held[1]);
+        assert!(!l.auth_blocked(who));
+        assert!(l.auth_attempt(who).is_some());
+        assert!(l.auth_attempt(who).is_none());
+    }
+
+    #[test]
+    fn ipv6_clients_count_per_64() {
+        assert_eq!(client_key(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(client_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(client_key(ip("192.0.2.7")), ip("192.0.2.7"));
+        let l = limits("max_connections = 10\nmax_connections_per_ip = 2");
+        let _a = l.admit(ip("2001:db8:1:2::1")).unwrap();
+        let _b = l.admit(ip("2001:db8:1:2:ffff::9")).unwrap();
+        assert_eq!(
+            l.admit(ip("2001:db8:1:2:1234::5")).err(),
+            Some(Refusal::PerIp),
+            "a third address of the same /64"
+        );
+        let _c = l.admit(ip("2001:db8:1:3::1")).unwrap();
+        // AUTH failures too: three from three addresses of one /64.
+        for host in ["2001:db8:9:9::1", "2001:db8:9:9::2", "2001:db8:9:9:ffff::3"] {
+            assert!(l.auth_attempt(ip(host)).is_some());
+        }
+        assert!(l.auth_blocked(ip("2001:db8:9:9::77")));
+        assert!(l.auth_attempt(ip("2001:db8:9:9::78")).is_none());
+        assert!(!l.auth_blocked(ip("2001:db8:9:a::1")));
     }
 }

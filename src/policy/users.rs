@@ -176,6 +176,9 @@ impl User {
 pub struct UserDb {
     path: PathBuf,
     cache: Mutex<Cache>,
+    /// Places for password verifications at once (argon2 takes memory:
+    /// ~19 MiB each with the default parameters).
+    verifications: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Default)]
@@ -186,10 +189,14 @@ struct Cache {
 }
 
 impl UserDb {
-    pub fn new(path: PathBuf) -> UserDb {
+    /// The users in `path`; a password is verified only with a place of
+    /// `verifications` (`[auth] max_verifications`, shared by every
+    /// session, across reloads).
+    pub fn new(path: PathBuf, verifications: Arc<tokio::sync::Semaphore>) -> UserDb {
         UserDb {
             path,
             cache: Mutex::new(Cache::default()),
+            verifications,
         }
     }
 
@@ -226,6 +233,8 @@ impl UserDb {
             None => dummy_hash().to_string(),
         };
         let password = password.to_string();
+        // Waits for a place; the semaphore is never closed.
+        let _place = self.verifications.acquire().await.ok()?;
         let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
             .await
             .unwrap_or(false);
@@ -281,5 +290,27 @@ mod tests {
         assert!(bot.may_send_as("x@branch.test"));
         assert!(!bot.may_send_as("alice@example.test"));
         assert!(!user("plain", &[]).may_send_as("plain@example.test"));
+    }
+
+    #[tokio::test]
+    async fn a_password_is_verified_only_with_a_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users");
+        let hash = hash_password("s3cret").unwrap();
+        std::fs::write(&path, format!("alice:{hash}\n")).unwrap();
+        let places = Arc::new(tokio::sync::Semaphore::new(1));
+        let db = UserDb::new(path, places.clone());
+        // Every place taken: the verification waits.
+        let held = places.clone().acquire_owned().await.unwrap();
+        let waiting = tokio::time::timeout(
+            std::time::Duration::from_millis(300),
+            db.authenticate("alice", "s3cret"),
+        )
+        .await;
+        assert!(waiting.is_err(), "verified without a place");
+        drop(held);
+        assert!(db.authenticate("alice", "s3cret").await.is_some());
+        assert!(db.authenticate("alice", "wrong").await.is_none());
+        assert_eq!(places.available_permits(), 1);
     }
 }

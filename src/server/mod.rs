@@ -266,7 +266,11 @@ pub fn context(
     let policy = Arc::new(Policy::new(&config));
     // Over [dns], as mail routing.
     let auth = Some(Arc::new(Authenticator::new(&config)?));
-    let users = config.auth.users_file.clone().map(UserDb::new);
+    let users = config
+        .auth
+        .users_file
+        .clone()
+        .map(|f| UserDb::new(f, limits.verifications.clone()));
     Ok(Arc::new(ServerContext {
         limits,
         users,

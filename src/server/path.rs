@@ -156,6 +156,57 @@ pub fn parse(path: &[u8]) -> Result<Path, ()> {
     Ok(Path { address, route })
 }
 
+/// Check an address that comes from outside an SMTP session (the HTTP
+/// fax API, `faxmta fax send`, a mail fetched by the POP3 gateway, the
+/// configuration) before it goes into an envelope: it must be a path by
+/// the same grammar as `MAIL FROM`/`RCPT TO` (so no CR, LF, NUL or other
+/// control character can ever reach a command line to the next hop), no
+/// longer than a path may be, without a source route. `""` (the null
+/// sender) only when `null_ok`. The error says what was wrong, with the
+/// address escaped.
+pub fn check_address(address: &str, null_ok: bool) -> Result<(), String> {
+    if address.is_empty() {
+        return if null_ok {
+            Ok(())
+        } else {
+            Err("an empty address".into())
+        };
+    }
+    if address.len() > MAX_PATH - 2 {
+        return Err(format!(
+            "{:?}: longer than {} octets",
+            truncate_escaped(address),
+            MAX_PATH - 2
+        ));
+    }
+    match parse(address.as_bytes()) {
+        Ok(Path { route: false, .. }) => Ok(()),
+        Ok(Path { route: true, .. }) => Err(format!(
+            "{:?}: a source route is not taken here",
+            truncate_escaped(address)
+        )),
+        Err(()) => Err(format!(
+            "{:?} is not a valid address (RFC 5321)",
+            truncate_escaped(address)
+        )),
+    }
+}
+
+/// Check every address of a message about to be queued with
+/// [`check_address`] (the sender may be null).
+pub fn check_message(message: &faxmta_queue::NewMessage) -> Result<(), String> {
+    check_address(&message.sender, true).map_err(|e| format!("sender: {e}"))?;
+    for r in &message.recipients {
+        check_address(&r.address, false).map_err(|e| format!("recipient: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The first 300 characters of `s` (for messages).
+fn truncate_escaped(s: &str) -> String {
+    s.chars().take(300).collect()
+}
+
 /// A quoted local part's content, quoted again only if it is not a
 /// dot-string (with `"` and `\` escaped).
 fn quote_if_needed(content: &[u8]) -> Vec<u8> {
@@ -325,6 +376,33 @@ mod tests {
         ] {
             assert!(addr(bad).is_err(), "{bad:?} accepted as {:?}", addr(bad));
         }
+    }
+
+    #[test]
+    fn addresses_from_outside_smtp_are_checked() {
+        assert_eq!(check_address("alice@example.test", false), Ok(()));
+        assert_eq!(check_address("+15551234@fax.test", false), Ok(()));
+        assert_eq!(
+            check_address("FAX=+1555/T33S=12@example.test", false),
+            Ok(())
+        );
+        assert_eq!(check_address("", true), Ok(()));
+        assert!(check_address("", false).is_err());
+        for bad in [
+            "a@b.test\r\nRCPT TO:<x@y.test>",
+            "a@b.test\r\n",
+            "a@b.test\n",
+            "a@b\0.test",
+            "\"a\r\nb\"@c.test",
+            "a@b.test> RCPT TO:<x@y.test",
+            "@r.test:a@b.test",
+            "a b@c.test",
+        ] {
+            let e = check_address(bad, true).unwrap_err();
+            assert!(!e.contains('\r') && !e.contains('\n'), "{e}");
+        }
+        let long = format!("{}@b.test", "a".repeat(300));
+        assert!(check_address(&long, false).is_err());
     }
 
     fn command(line: &str) -> Result<Request<String>, sp::Error> {

@@ -245,3 +245,19 @@ async fn a_reopen_waits_for_an_enqueue_between_body_and_envelope() {
     // No envelope came: now it is an orphan, and goes.
     assert!(!body.exists());
 }
+
+#[tokio::test]
+async fn an_address_with_a_control_character_is_never_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut bad_sender = message(&["a@x.test"]);
+    bad_sender.sender = "s@x.test\r\nRCPT TO:<evil@y.test>".into();
+    let id = store.new_id().unwrap();
+    let e = store.enqueue(id.clone(), bad_sender, b"x\r\n").await;
+    assert!(matches!(e, Err(QueueError::BadAddress(_))), "{e:?}");
+    let id2 = store.new_id().unwrap();
+    let e = store.enqueue_blocking(id2.clone(), message(&["a@x.test", "b\0@x.test"]), b"x\r\n");
+    assert!(matches!(e, Err(QueueError::BadAddress(_))), "{e:?}");
+    assert!(store.get(&id).unwrap().is_none() && store.get(&id2).unwrap().is_none());
+    assert!(store.body(&id).unwrap().is_none());
+}

@@ -112,6 +112,15 @@ impl FaxJob {
                 "<Sender email=\"…\"/> is missing or not an address",
             ));
         }
+        // The sender goes into the envelope, and from there into MAIL
+        // FROM at the next hop: it must be an address by RFC 5321's
+        // grammar (a CR LF in it would be a command of its own).
+        if let Err(e) = crate::server::path::check_address(sender, false) {
+            return Err(ApiError::new(
+                Code::NoSender,
+                format!("<Sender email=\"…\"/> is not an address: {e}"),
+            ));
+        }
         if job.recipients.list.is_empty() {
             return Err(ApiError::new(
                 Code::NoRecipients,
@@ -241,6 +250,12 @@ mod tests {
             Code::InvalidXml
         );
         assert_eq!(code("<FaxJob/>"), Code::NoSender);
+        assert_eq!(
+            code(
+                r#"<FaxJob><Sender email="a@b.test&#13;&#10;RCPT TO:&lt;x@y.test&gt;"/></FaxJob>"#
+            ),
+            Code::NoSender
+        );
         assert_eq!(
             code(r#"<FaxJob><Sender email="a@b"/></FaxJob>"#),
             Code::NoRecipients

@@ -168,6 +168,19 @@ impl Api {
         message.client.addr = "http".into();
         message.client.protocol = "HTTP".into();
         message.client.auth_user = Some(token.name.clone());
+        if let Err(e) = crate::server::path::check_message(&message) {
+            return Err(ApiError::new(Code::BadNumber, e));
+        }
+        // The disk reserve ([queue] min_free), as for SMTP: refused
+        // before anything is written.
+        self.store
+            .check_room(self.config.queue.min_free.0, body.len() as u64)
+            .map_err(|e| {
+                ApiError::new(
+                    Code::QueueFull,
+                    format!("the queue cannot take the fax now, try again later: {e}"),
+                )
+            })?;
         let id = self.store.new_id().map_err(unavailable)?;
         let broadcast = Store::broadcast_id(&id);
         let transactions: Vec<Transaction> = job
@@ -237,6 +250,9 @@ impl Api {
                 ));
             }
             let address = format!("{number}@{}", domain.name.0);
+            if let Err(e) = crate::server::path::check_address(&address, false) {
+                return Err(ApiError::new(Code::BadNumber, format!("{number:?}: {e}")));
+            }
             if let Err(reply) = self.router.authorize_fax(sender, &address) {
                 let code = match reply.status.as_str() {
                     "5.7.1" => Code::SenderRefused,

@@ -62,6 +62,7 @@ pub enum Code {
     UnsupportedMediaType,
     FaxNotConfigured,
     QueueUnavailable,
+    QueueFull,
     RequestTimeout,
     TooManyConnections,
 }
@@ -69,7 +70,7 @@ pub enum Code {
 impl Code {
     /// Every code (the documentation must name each).
     #[cfg(test)]
-    pub const ALL: [Code; 17] = [
+    pub const ALL: [Code; 18] = [
         Code::InvalidMultipart,
         Code::InvalidXml,
         Code::NoSender,
@@ -85,6 +86,7 @@ impl Code {
         Code::UnsupportedMediaType,
         Code::FaxNotConfigured,
         Code::QueueUnavailable,
+        Code::QueueFull,
         Code::RequestTimeout,
         Code::TooManyConnections,
     ];
@@ -106,6 +108,7 @@ impl Code {
             Code::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Code::FaxNotConfigured => "FAX_NOT_CONFIGURED",
             Code::QueueUnavailable => "QUEUE_UNAVAILABLE",
+            Code::QueueFull => "QUEUE_FULL",
             Code::RequestTimeout => "REQUEST_TIMEOUT",
             Code::TooManyConnections => "TOO_MANY_CONNECTIONS",
         }
@@ -127,6 +130,7 @@ impl Code {
             Code::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Code::QueueFull => StatusCode::INSUFFICIENT_STORAGE,
             Code::FaxNotConfigured | Code::QueueUnavailable | Code::TooManyConnections => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

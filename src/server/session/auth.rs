@@ -6,8 +6,12 @@
 //! after a delay that grows with each failure from the client's address
 //! (src/policy/limits.rs); the `[auth] max_failures`-th gets `421 4.7.0`
 //! and the connection is closed, as does any AUTH from that address
-//! until its failures are older than `failure_window`. Passwords are
-//! never logged.
+//! (an IPv6 client: its /64) until its failures are older than
+//! `failure_window`. An attempt is counted as failed before its password
+//! is verified (and given back if it was right), so parallel attempts
+//! cannot outrun the limit; at most `[auth] max_verifications` passwords
+//! are verified at once (argon2 takes memory). Passwords are never
+//! logged.
 
 use super::{Next, Session};
 use crate::config::Role;
@@ -142,14 +146,23 @@ impl Session {
             }
             Err(Exchange::Lost) => return Next::Close,
         };
+        // Counted as failed before the password is verified: attempts
+        // in parallel from one client cannot all pass the check above.
+        let Some(attempt) = self.ctx.limits.auth_attempt(ip) else {
+            return self.auth_blocked();
+        };
         let user = match &self.ctx.users {
-            Some(db) => db.authenticate(&creds.name, &creds.password).await,
+            Some(db) => {
+                self.ctx.metrics.auth_verifications.inc();
+                db.authenticate(&creds.name, &creds.password).await
+            }
             None => None,
         };
         let name: String = creds.name.chars().filter(|c| !c.is_control()).collect();
         let Some(user) = user else {
-            return self.auth_failed(mech, &name).await;
+            return self.auth_failed(mech, &name, attempt).await;
         };
+        self.ctx.limits.auth_succeeded(&attempt);
         tracing::info!(client = %self.peer, "AUTH {mech} as {} from [{ip}]", user.name);
         self.ctx
             .metrics
@@ -162,14 +175,19 @@ impl Session {
     }
 
     /// A failed attempt: counted, answered late, the last one with 421.
-    async fn auth_failed(&mut self, mech: &str, name: &str) -> Next {
+    async fn auth_failed(
+        &mut self,
+        mech: &str,
+        name: &str,
+        attempt: crate::policy::limits::AuthAttempt,
+    ) -> Next {
         let ip = self.peer.ip();
         self.ctx
             .metrics
             .auth
             .with_label_values(&[mech, "failure"])
             .inc();
-        let (delay, last) = self.ctx.limits.auth_failed(ip);
+        let (delay, last) = (attempt.delay, attempt.last);
         tracing::warn!(client = %self.peer, "AUTH {mech} failed for {name:?} from [{ip}] (answered after {delay:?})");
         tokio::time::sleep(delay).await;
         if last {

@@ -23,6 +23,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 mod wire;
+pub(in crate::smtp) use wire::check_line;
 #[cfg(test)]
 pub use wire::MAX_REPLY_LINE;
 pub use wire::{is_timeout, parse_reply};

@@ -324,3 +324,64 @@ async fn the_lmtp_transport_gives_each_recipient_its_own_outcome() {
         "{outcomes:?}"
     );
 }
+
+/// Issue 15, point 4: an address with CR LF (or NUL) in it is never put
+/// on the wire — not as a recipient of its own, not at all — with or
+/// without PIPELINING, over SMTP and LMTP; it fails with a clear reply
+/// and the other recipients go on.
+#[tokio::test]
+async fn addresses_with_cr_lf_or_nul_are_never_sent() {
+    for (pipelining, lmtp) in [(true, false), (false, false), (true, true)] {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let after_dot = if lmtp {
+            vec!["250 2.0.0 ok\r\n"]
+        } else {
+            vec!["250 2.0.0 queued\r\n"]
+        };
+        let server = tokio::spawn(peer(listener, "ok", pipelining, after_dot));
+        let mut conn = Connection::open(
+            addr,
+            "next.test",
+            &settings(lmtp),
+            Security::starttls(TlsPolicy::Off),
+        )
+        .await
+        .unwrap();
+        let (env, rcpts) = envelope(&[
+            "good@x.test",
+            "a@x.test\r\nRCPT TO:<evil@y.test>",
+            "n\0ul@x.test",
+        ]);
+        let results = conn
+            .send(&env, b"Subject: t\r\n\r\nbody\r\n", &rcpts)
+            .await
+            .unwrap();
+        // A sender with CR LF fails the whole message before any command.
+        let (mut bad, rcpts2) = envelope(&["good@x.test"]);
+        bad.sender = "s@x.test\r\nRCPT TO:<evil@y.test>".into();
+        let refused = conn
+            .send(&bad, b"Subject: t\r\n\r\nbody\r\n", &rcpts2)
+            .await
+            .unwrap();
+        conn.quit().await;
+        let seen = server.await.unwrap();
+        assert!(!seen.contains("evil"), "{seen}");
+        assert!(!seen.contains("ul@x.test"), "{seen}");
+        assert_eq!(seen.matches("MAIL FROM").count(), 1, "{seen}");
+        let by_index = |i: usize| results.iter().find(|r| r.index == i).unwrap();
+        assert_eq!(by_index(0).status, Status::Delivered, "{results:?}");
+        for i in [1, 2] {
+            let r = by_index(i);
+            assert_eq!(r.status, Status::Failed, "{r:?}");
+            assert_eq!((r.reply.code, r.reply.status.as_str()), (553, "5.1.3"));
+            assert!(r.reply.text.contains("control character"), "{r:?}");
+        }
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].status, Status::Failed);
+        assert_eq!(
+            (refused[0].reply.code, refused[0].reply.status.as_str()),
+            (553, "5.1.7")
+        );
+    }
+}

@@ -17,12 +17,78 @@ pub struct RcptResult {
     pub reply: Reply,
 }
 
+/// Whether an address has a character no command line may carry (CR,
+/// LF, NUL or another control character): it would end the command and
+/// start one of its own at the next hop.
+fn unsendable(address: &str) -> bool {
+    address.chars().any(|c| c.is_control())
+}
+
 impl Connection {
     /// One transaction for `rcpts`. Results come back for every recipient;
     /// `Err` means the whole transaction failed before any recipient was
     /// accepted at MAIL time (the caller may try another host when it is
     /// temporary).
+    ///
+    /// An address with a CR, LF, NUL (any control character) is never
+    /// put on the wire: such a sender fails the whole message (553
+    /// 5.1.7), such a recipient fails alone (553 5.1.3).
     pub async fn send(
+        &mut self,
+        env: &Envelope,
+        body: &[u8],
+        rcpts: &[JobRecipient],
+    ) -> Result<Vec<RcptResult>, Reply> {
+        let who = self.who();
+        if unsendable(&env.sender) {
+            let reply = Reply::new(
+                553,
+                "5.1.7",
+                format!(
+                    "the sender {:?} has a control character (CR, LF, NUL …): not sent to host {who}",
+                    env.sender
+                ),
+            );
+            return Ok(rcpts
+                .iter()
+                .map(|r| RcptResult {
+                    index: r.index,
+                    status: Status::Failed,
+                    reply: reply.clone(),
+                })
+                .collect());
+        }
+        let (bad, good): (Vec<&JobRecipient>, Vec<&JobRecipient>) =
+            rcpts.iter().partition(|r| unsendable(&r.address));
+        let mut refused: Vec<RcptResult> = bad
+            .iter()
+            .map(|r| RcptResult {
+                index: r.index,
+                status: Status::Failed,
+                reply: Reply::new(
+                    553,
+                    "5.1.3",
+                    format!(
+                        "the address {:?} has a control character (CR, LF, NUL …): not sent to host {who}",
+                        r.address
+                    ),
+                ),
+            })
+            .collect();
+        if refused.is_empty() {
+            return self.transaction(env, body, rcpts).await;
+        }
+        if good.is_empty() {
+            return Ok(refused);
+        }
+        let good: Vec<JobRecipient> = good.into_iter().cloned().collect();
+        let mut results = self.transaction(env, body, &good).await?;
+        results.append(&mut refused);
+        Ok(results)
+    }
+
+    /// [`Connection::send`] for recipients whose addresses may be sent.
+    async fn transaction(
         &mut self,
         env: &Envelope,
         body: &[u8],
@@ -130,6 +196,12 @@ impl Connection {
             rcpt_lines.push(line);
         }
 
+        // Each command alone: joined for pipelining, a CR LF inside one
+        // could no longer be told from the end of a command.
+        super::client::check_line(mail.as_bytes())?;
+        for l in &rcpt_lines {
+            super::client::check_line(l.as_bytes())?;
+        }
         let pipelining = self.has(EXT_PIPELINING);
         let mail_reply;
         let mut rcpt_replies = Vec::new();

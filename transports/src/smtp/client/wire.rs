@@ -43,13 +43,44 @@ pub fn parse_reply(lines: &[String]) -> Reply {
     Reply::new(code, &status, text)
 }
 
+/// Whether `line` may go on the wire as one command: it ends in CRLF,
+/// and has no other CR or LF, no NUL and no other control character
+/// (tab aside) — which would end the command early and start one the
+/// next hop takes for ours (a recipient of its own, say). `Err` is the
+/// client's own permanent failure; nothing was sent. A pipelined batch
+/// is checked line by line before it is joined.
+pub(in crate::smtp) fn check_line(line: &[u8]) -> Result<(), Reply> {
+    match line.strip_suffix(b"\r\n") {
+        Some(text)
+            if !text.is_empty() && text.iter().all(|&b| (b >= 0x20 && b != 0x7f) || b == b'\t') =>
+        {
+            Ok(())
+        }
+        _ => Err(refused(line)),
+    }
+}
+
+fn refused(bytes: &[u8]) -> Reply {
+    let shown: String = String::from_utf8_lossy(bytes).chars().take(200).collect();
+    Reply::new(
+        554,
+        "5.5.2",
+        format!(
+            "refused to send {}: a command with a CR, LF, NUL or other control character in it ({shown:?})",
+            step(bytes)
+        ),
+    )
+}
+
 impl Connection {
-    /// Send a line (or several) and read one reply.
+    /// Send a line (or several) and read one reply. A line with a CR,
+    /// LF or NUL inside is never sent ([`check_line`]).
     pub(in crate::smtp) async fn command(
         &mut self,
         line: &str,
         timeout: Duration,
     ) -> Result<Reply, Reply> {
+        check_line(line.as_bytes())?;
         self.write(line.as_bytes(), timeout).await?;
         self.read_reply(timeout).await
     }
@@ -59,6 +90,7 @@ impl Connection {
         line: &str,
         timeout: Duration,
     ) -> Result<Vec<String>, Reply> {
+        check_line(line.as_bytes())?;
         self.write(line.as_bytes(), timeout).await?;
         self.read_lines(timeout).await
     }
@@ -270,6 +302,27 @@ mod tests {
 
     fn lines(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn commands_with_cr_lf_or_nul_inside_are_refused() {
+        for ok in [&b"MAIL FROM:<a@b.test> SIZE=10\r\n"[..], b"dGVzdA==\r\n"] {
+            assert_eq!(check_line(ok), Ok(()), "{ok:?}");
+        }
+        for bad in [
+            &b"MAIL FROM:<a@b.test\r\nRCPT TO:<x@y.test>>\r\n"[..],
+            b"RCPT TO:<a@b.test\nRCPT TO:<x@y.test>>\r\n",
+            b"RCPT TO:<a@b.test\rX>\r\n",
+            b"RCPT TO:<a\0@b.test>\r\n",
+            b"MAIL FROM:<a@b.test>",
+            b"MAIL FROM:<a@b.test>\n",
+            b"\r\n",
+            b"MAIL FROM:<a@b.test>\r\n\r\nDATA\r\n",
+        ] {
+            let e = check_line(bad).unwrap_err();
+            assert_eq!((e.code, e.status.as_str()), (554, "5.5.2"), "{bad:?}");
+            assert!(e.text.contains("CR, LF, NUL"), "{}", e.text);
+        }
     }
 
     #[test]
