@@ -119,19 +119,16 @@ async fn a_bad_greeting_is_refused() {
     assert!(e.to_string().contains("go away"), "{e}");
 }
 
-#[tokio::test]
-async fn a_message_over_the_size_limit_fails_without_growing() {
-    let big = format!("+OK\r\n{}\r\n.\r\n", "x".repeat(900));
-    let (addr, _server) = scripted("+OK\r\n", vec![("RETR 3", big)]).await;
+/// A client of the scripted server at `addr` whose messages may have
+/// `max_message` octets.
+async fn limited(addr: SocketAddr, max_message: usize) -> Pop3Client {
     let settings = Pop3Settings {
-        max_message: 500,
+        max_message,
         ..plain()
     };
-    let mut c = Pop3Client::connect("localhost", addr, &settings, &tls())
+    Pop3Client::connect("localhost", addr, &settings, &tls())
         .await
-        .unwrap();
-    let e = c.retr(3).await.unwrap_err();
-    assert!(matches!(e, Pop3Error::TooBig(3, 500)), "{e}");
+        .unwrap()
 }
 
 #[tokio::test]
@@ -151,13 +148,7 @@ async fn a_message_larger_than_listed_is_skipped_and_the_session_goes_on() {
         ],
     )
     .await;
-    let settings = Pop3Settings {
-        max_message: 500,
-        ..plain()
-    };
-    let mut c = Pop3Client::connect("localhost", addr, &settings, &tls())
-        .await
-        .unwrap();
+    let mut c = limited(addr, 500).await;
     assert_eq!(c.list().await.unwrap(), vec![(1, 20), (2, 100)]);
     assert_eq!(c.retr(1).await.unwrap(), b"Subject: a\r\n\r\nsmall\r\n");
     c.dele(1).await.unwrap();
@@ -175,13 +166,7 @@ async fn an_endless_answer_over_the_limit_closes_the_session() {
     // Over the limit and past what is drained: the session is given up.
     let endless = format!("+OK\r\n{}", format!("{}\r\n", "z".repeat(998)).repeat(1100));
     let (addr, _server) = scripted("+OK\r\n", vec![("RETR 1", endless)]).await;
-    let settings = Pop3Settings {
-        max_message: 100,
-        ..plain()
-    };
-    let mut c = Pop3Client::connect("localhost", addr, &settings, &tls())
-        .await
-        .unwrap();
+    let mut c = limited(addr, 100).await;
     let e = c.retr(1).await.unwrap_err();
     assert!(matches!(e, Pop3Error::TooBig(1, 100)), "{e}");
     assert!(c.dele(1).await.is_err(), "the session was closed");
