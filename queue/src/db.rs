@@ -11,6 +11,7 @@
 
 use crate::space::available;
 use crate::store::{lock, QueueError};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -62,6 +63,9 @@ pub(crate) struct Shared {
     /// whose envelope is about to be inserted (it would remove the body
     /// of a message about to be acknowledged).
     pub writing: tokio::sync::RwLock<()>,
+    /// Ids whose body file is being written ([`crate::BodyWriter`]): not
+    /// orphans, whatever a reopening finds.
+    pub receiving: Mutex<HashSet<String>>,
 }
 
 impl Shared {
@@ -76,6 +80,7 @@ impl Shared {
             changed: Notify::new(),
             last_reopen: Mutex::new(None),
             writing: tokio::sync::RwLock::new(()),
+            receiving: Mutex::new(HashSet::new()),
         }
     }
 
@@ -123,7 +128,7 @@ impl Shared {
         lock(&self.doomed).clear();
         let mut attempt = 0;
         let (db, index) = loop {
-            match load(&self.path, &self.bodies) {
+            match load(&self.path, &self.bodies, &self.receiving) {
                 Ok(opened) => break opened,
                 // Handles still held elsewhere keep sled's lock a moment.
                 Err(QueueError::Open { .. }) if attempt < 20 => {
@@ -150,8 +155,12 @@ impl Shared {
 }
 
 /// Open the database at `path`, remove bodies in `bodies` whose message
-/// was never committed, and build the schedule index.
-pub(crate) fn load(path: &Path, bodies: &Path) -> Result<(Db, Index), QueueError> {
+/// was never committed (but those `receiving`: being written), and build the schedule index.
+pub(crate) fn load(
+    path: &Path,
+    bodies: &Path,
+    receiving: &Mutex<HashSet<String>>,
+) -> Result<(Db, Index), QueueError> {
     let db = sled::Config::new()
         .path(path)
         .flush_every_ms(Some(500))
@@ -166,7 +175,7 @@ pub(crate) fn load(path: &Path, bodies: &Path) -> Result<(Db, Index), QueueError
         |p: PathBuf| std::fs::File::open(&p).map_err(|source| QueueError::File { path: p, source });
     let log = file(path.join("db"))?;
 
-    let index = crate::index::build(&envelopes, bodies)?;
+    let index = crate::index::build(&envelopes, bodies, receiving)?;
     Ok((Db { db, envelopes, log }, index))
 }
 
