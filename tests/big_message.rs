@@ -67,7 +67,11 @@ fn assert_stored(server: &Server, reply: &str, sent: usize) {
         "stored {size} octets of {sent}"
     );
     let body = std::fs::metadata(server.path("queue/bodies").join(&id)).unwrap();
-    assert_eq!(body.len(), sent as u64, "the body file is the client's data");
+    assert_eq!(
+        body.len(),
+        sent as u64,
+        "the body file is the client's data"
+    );
 }
 
 #[test]

@@ -154,7 +154,7 @@ fn a_received_fax_is_durable_here_before_it_is_deleted_at_the_server() {
     let acked = |l: &str| l.contains("DELE recvq/fax000000001.tif");
     assert!(
         wait_until(60, || std::fs::read_to_string(&out)
-            .is_ok_and(|t| t.lines().any(|l| acked(l)))),
+            .is_ok_and(|t| t.lines().any(&acked))),
         "the received fax was not acknowledged:\n{}",
         s.log()
     );

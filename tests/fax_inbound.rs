@@ -357,7 +357,8 @@ fn a_received_fax_is_fsynced_into_folder_and_store_before_its_source_goes() {
             .any(|l| l.contains("unlink") && l.contains(&inbound) && l.contains(".rx\""))
     };
     assert!(
-        wait_until(30, || std::fs::read_to_string(&out).is_ok_and(|t| acked(&t))),
+        wait_until(30, || std::fs::read_to_string(&out)
+            .is_ok_and(|t| acked(&t))),
         "the fax was not acknowledged:\n{}",
         s.log()
     );

@@ -231,7 +231,7 @@ fn a_received_fax_is_durable_in_received_before_the_boards_files_go() {
     let acked = |l: &str| l.contains("unlink") && l.contains(&format!("{board}/fax1.tif\""));
     assert!(
         wait_until(30, || std::fs::read_to_string(&out)
-            .is_ok_and(|t| t.lines().any(|l| acked(l)))),
+            .is_ok_and(|t| t.lines().any(&acked))),
         "the board's fax was not acknowledged:\n{}",
         s.log()
     );

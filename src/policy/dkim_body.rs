@@ -108,7 +108,10 @@ mod tests {
             }
             let got = h.finish();
             let mut parsed = AuthenticatedMessage::parse(header).unwrap();
-            assert_ne!(parsed.body_hashes, expected, "the header alone hashes an empty body");
+            assert_ne!(
+                parsed.body_hashes, expected,
+                "the header alone hashes an empty body"
+            );
             apply(&mut parsed, &got);
             assert_eq!(parsed.body_hashes, expected, "cut {cut}");
         }

@@ -314,8 +314,12 @@ impl Session {
             }
             Err(Refused::Queue(e)) => {
                 match &id {
-                    Some(id) => tracing::error!(error = %e, "{id}: cannot store message from <{}>", tx.sender),
-                    None => tracing::error!(error = %e, "cannot start a queue file for <{}>", tx.sender),
+                    Some(id) => {
+                        tracing::error!(error = %e, "{id}: cannot store message from <{}>", tx.sender)
+                    }
+                    None => {
+                        tracing::error!(error = %e, "cannot start a queue file for <{}>", tx.sender)
+                    }
                 }
                 self.queue_error(&e);
                 return Next::Continue;
