@@ -370,6 +370,7 @@ mod tests {
             envid: None,
             held: true,
             lifetime: None,
+            head: String::new(),
             recipients: vec![
                 rcpt(
                     "a@example.test",
@@ -414,6 +415,7 @@ mod tests {
             envid: None,
             held,
             lifetime: None,
+            head: String::new(),
             recipients: vec![],
         };
         let list = [env("A1", false), env("A2", true)];

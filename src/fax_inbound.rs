@@ -11,8 +11,9 @@
 //! carry it ([`crate::fax_retention::record`]) for zero retention.
 //!
 //! Hand-over is in two phases: only once every mail of a fax is queued
-//! (enqueue returned: synced to disk) is the engine told to remove its
-//! source ([`FaxEngine::acknowledge`]); what was handed over but not
+//! (enqueue returned: synced to disk), and its folder files and its move
+//! into the `store` are fsynced with their directories, is the engine
+//! told to remove its source ([`FaxEngine::acknowledge`]); what was handed over but not
 //! acknowledged comes again after a restart. Failpoints for the tests
 //! that kill the daemon there: `FAXMTA_FAILPOINT=fax-handed-over` aborts
 //! right after the engine handed a fax over, `fax-queued` right after its
@@ -21,6 +22,7 @@
 use crate::admin::metrics::Metrics;
 use crate::config::Config;
 use faxmta_queue::{NewMessage, Store};
+use faxmta_transports::fax::engine::spool::files;
 use faxmta_transports::fax::engine::{FaxEngine, ReceivedFax, Reception};
 use faxmta_transports::fax::inbound::{Destination, ImageFormat};
 use faxmta_transports::fax::{pdf, tiff};
@@ -262,11 +264,23 @@ fn images(document: &Path, pdf: bool) -> Result<(Vec<u8>, Option<Vec<u8>>), Stri
     }
 }
 
-/// Move `file` into `dir` (rename, or copy and delete across file
-/// systems); the new path. A file already moved (a fax handed over
-/// again after a crash) is found there.
-fn move_into(file: &Path, dir: &Path) -> Result<PathBuf, String> {
+/// Create `dir` (and its parents) if missing, durably: a new
+/// directory's name is synced into its parent.
+fn make_dir(dir: &Path) -> Result<(), String> {
+    if dir.is_dir() {
+        return Ok(());
+    }
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    files::sync_parent(dir).map_err(|e| e.to_string())
+}
+
+/// Move `file` into `dir` (rename, or copy and delete across file
+/// systems), durably: the file and the directories are fsynced before
+/// the source goes, and before the engine is told it may remove its own
+/// copy; the new path. A file already moved (a fax handed over again
+/// after a crash) is found there.
+fn move_into(file: &Path, dir: &Path) -> Result<PathBuf, String> {
+    make_dir(dir)?;
     let name = file
         .file_name()
         .ok_or_else(|| format!("{}: not a file name", file.display()))?;
@@ -274,37 +288,18 @@ fn move_into(file: &Path, dir: &Path) -> Result<PathBuf, String> {
     if !file.exists() && target.exists() {
         return Ok(target);
     }
-    if std::fs::rename(file, &target).is_err() {
-        std::fs::copy(file, &target).map_err(|e| {
-            format!(
-                "cannot copy {} to {}: {e}",
-                file.display(),
-                target.display()
-            )
-        })?;
-        std::fs::remove_file(file).map_err(|e| format!("cannot remove {}: {e}", file.display()))?;
-    }
+    files::move_file(file, &target).map_err(|e| e.to_string())?;
     Ok(target)
 }
 
+/// A folder destination's file, durably: written under a dot name (whoever
+/// watches the folder never sees half a file), fsynced, renamed, the
+/// folder fsynced — before the fax's source may be removed.
 fn write_file(target: &Path, data: &[u8]) -> Result<(), String> {
     if let Some(dir) = target.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        make_dir(dir)?;
     }
-    // Under a dot name first, then renamed: whoever watches the folder
-    // never sees half a file.
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = target.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&tmp, data)
-        .and_then(|_| std::fs::rename(&tmp, target))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            format!("cannot write {}: {e}", target.display())
-        })
+    files::write_atomic(target, data).map_err(|e| e.to_string())
 }
 
 /// The lines of the facts about a reception, for both mails.

@@ -138,7 +138,7 @@ async fn dkim_proves(config: &Config, raw: &[u8], sender: &str) -> Result<(), St
         .unwrap_or_default();
     let auth = Authenticator::new(config)?;
     let eval = auth
-        .after_data(raw, true, DmarcMode::Off, None, &domain)
+        .after_data(raw, None, true, DmarcMode::Off, None, &domain)
         .await;
     let signatures = eval.dkim.unwrap_or_default();
     let aligned = |d: &str| domain == d || domain.ends_with(&format!(".{d}"));

@@ -15,7 +15,7 @@ use std::path::Path;
 #[allow(dead_code)]
 #[path = "peers/hylafax.rs"]
 mod hylafax;
-use hylafax::{qfile, HylafaxServer};
+use hylafax::{qfile, run, HylafaxServer};
 
 fn config(work: &Path, port: u16) -> String {
     let w = work.display();
@@ -107,4 +107,79 @@ fn a_mail_becomes_a_hylafax_job_and_a_killed_job_is_retried() {
     });
     assert!(again, "no second job:\n{}", s.log());
     rt.block_on(operator.cancel(2)).unwrap();
+}
+
+/// Issue 15 point 9: a fax in HylaFAX's receive queue is fetched into
+/// `received` — written, fsynced, renamed, and the directory fsynced —
+/// before faxmta deletes it at the server (`DELE recvq/…`) or notes it
+/// as taken.
+#[test]
+fn a_received_fax_is_durable_here_before_it_is_deleted_at_the_server() {
+    use faxmta_transports::fax::page::{Compression, Page, Resolution};
+    use faxmta_transports::fax::tiff::{write_tiff_f, TiffHeader};
+    use std::process::{Command, Stdio};
+    let fax = HylafaxServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let s = Server::start_with(
+        "",
+        &format!(
+            "{}[fax.incoming]\ndefault_to = [\"alice@example.test\"]\n",
+            config(work.path(), fax.port)
+        ),
+    );
+    let out = work.path().join("trace");
+    let err = out.with_extension("err");
+    let mut strace = Command::new("strace")
+        .args(["-f", "-y", "-s", "200", "-qq"])
+        .args([
+            "-e",
+            "trace=openat,fsync,fdatasync,rename,renameat,renameat2,write,writev,sendto",
+        ])
+        .arg("-o")
+        .arg(&out)
+        .arg("-p")
+        .arg(s.pid().to_string())
+        .stdin(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("strace runs (scripts/test installs it)");
+    assert!(
+        wait_until(10, || std::fs::metadata(&out).is_ok_and(|m| m.len() > 0)),
+        "strace did not attach"
+    );
+    let recvq = fax.spool().join("recvq/fax000000001.tif");
+    let page = Page::blank(1728, 200, Resolution::Fine);
+    write_tiff_f(&recvq, &[page], Compression::Mh, &TiffHeader::default()).unwrap();
+    run("chown", &["uucp:uucp", recvq.to_str().unwrap()]);
+    run("chmod", &["0644", recvq.to_str().unwrap()]);
+    // Acknowledged: DELE at the server (refused here: the file is
+    // uucp's, so it is noted as taken instead — after the DELE).
+    let acked = |l: &str| l.contains("DELE recvq/fax000000001.tif");
+    assert!(
+        wait_until(60, || std::fs::read_to_string(&out)
+            .is_ok_and(|t| t.lines().any(&acked))),
+        "the received fax was not acknowledged:\n{}",
+        s.log()
+    );
+    let _ = Command::new("kill").arg(strace.id().to_string()).status();
+    let _ = strace.wait();
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let ack = lines.iter().position(|l| acked(l)).unwrap();
+    let before = &lines[..ack];
+    let received = work.path().join("inbound").display().to_string();
+    assert!(
+        before.iter().any(|l| l.contains("rename(")
+            && l.contains(&received)
+            && l.contains("fax000000001.tif")),
+        "not fetched into received:\n{}",
+        before.join("\n")
+    );
+    assert!(
+        before
+            .iter()
+            .any(|l| l.contains("fsync(") && l.contains(&format!("<{received}>)"))),
+        "the received directory is not fsynced before the fax is deleted at the server:\n{}",
+        before.join("\n")
+    );
 }

@@ -359,3 +359,116 @@ fn below_the_disk_reserve_a_received_fax_stays_with_the_engine() {
         "acknowledged once queued"
     );
 }
+
+/// strace attached to every thread of `pid`: file names made and removed,
+/// and fsyncs (descriptors shown with their paths); returns once it has
+/// attached.
+fn trace(pid: u32, out: &Path) -> std::process::Child {
+    use std::process::{Command, Stdio};
+    let err = out.with_extension("err");
+    let child = Command::new("strace")
+        .args(["-f", "-y", "-s", "200", "-qq"])
+        .args([
+            "-e",
+            "trace=openat,fsync,fdatasync,rename,renameat,renameat2,link,linkat,unlink,unlinkat",
+        ])
+        .arg("-o")
+        .arg(out)
+        .arg("-p")
+        .arg(pid.to_string())
+        .stdin(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("strace runs (scripts/test installs it)");
+    // The queue's sync thread wakes every second: a line once attached.
+    assert!(
+        wait_until(10, || std::fs::metadata(out).is_ok_and(|m| m.len() > 0)),
+        "strace did not attach: {}",
+        std::fs::read_to_string(&err).unwrap_or_default()
+    );
+    child
+}
+
+/// Issue 15 point 9: a received fax handed on to a folder and moved into
+/// the store is on disk — each file fsynced, and each directory that got
+/// a new name — before the engine removes its source (the simulated
+/// engine's record, as the spool engine's board files or HylaFAX's DELE).
+#[test]
+fn a_received_fax_is_fsynced_into_folder_and_store_before_its_source_goes() {
+    let work = tempfile::tempdir().unwrap();
+    let s = Server::start_with("", &config(work.path()));
+    let doc = document(work.path());
+    let out = work.path().join("trace");
+    let mut strace = trace(s.pid(), &out);
+    // "nanp-copy": the folder and copy@localhost, then the store.
+    let o = call(&s, "200", "+1 555 123 4567", &doc);
+    assert!(o.status.success(), "{}\n{}", output_text(&o), s.log());
+    let inbound = work.path().join("inbound").display().to_string();
+    // The acknowledgement: the record in inbound/ is removed.
+    let acked = |t: &str| {
+        t.lines()
+            .any(|l| l.contains("unlink") && l.contains(&inbound) && l.contains(".rx\""))
+    };
+    assert!(
+        wait_until(30, || std::fs::read_to_string(&out)
+            .is_ok_and(|t| acked(&t))),
+        "the fax was not acknowledged:\n{}",
+        s.log()
+    );
+    let _ = std::process::Command::new("kill")
+        .arg(strace.id().to_string())
+        .status();
+    let _ = strace.wait();
+
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let ack = lines
+        .iter()
+        .position(|l| acked(l))
+        .expect("the record's removal");
+    let before = &lines[..ack];
+    let folder = work.path().join("folder").display().to_string();
+    let store = work.path().join("faxes").display().to_string();
+    let fsynced = |path_end: &str| {
+        before
+            .iter()
+            .any(|l| l.contains("fsync(") && l.contains(&format!("{path_end}>)")))
+    };
+    let folder_file = std::fs::read_dir(work.path().join("folder"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .next()
+        .expect("the folder's file");
+    let stored = std::fs::read_dir(work.path().join("faxes"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|n| n.ends_with(".tif"))
+        .expect("the stored image");
+    let report = || format!("{}\n", before.join("\n"));
+    // The folder's file was written under a dot name, fsynced, renamed.
+    assert!(
+        fsynced(&format!("{folder}/.{folder_file}")),
+        "the folder's file is not fsynced before the source goes:\n{}",
+        report()
+    );
+    assert!(
+        fsynced(&folder),
+        "the folder is not fsynced before the source goes:\n{}",
+        report()
+    );
+    assert!(
+        fsynced(&store),
+        "the store's directory is not fsynced after the move, before the source goes:\n{}",
+        report()
+    );
+    // The image itself was synced when the engine wrote it (same inode,
+    // moved by rename).
+    assert!(
+        before
+            .iter()
+            .any(|l| l.contains("fsync(") && l.contains(&inbound) && l.contains(".tif>)")),
+        "the received image is not fsynced:\n{}",
+        report()
+    );
+    assert!(work.path().join("faxes").join(&stored).exists());
+}

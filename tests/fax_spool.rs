@@ -169,3 +169,98 @@ fn a_mail_goes_through_the_board_and_the_sender_hears() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// strace attached to every thread of `pid`: names made and removed, and
+/// fsyncs (descriptors with their paths); returns once attached.
+fn trace(pid: u32, out: &Path) -> std::process::Child {
+    use std::process::{Command, Stdio};
+    let err = out.with_extension("err");
+    let child = Command::new("strace")
+        .args(["-f", "-y", "-s", "200", "-qq"])
+        .args([
+            "-e",
+            "trace=openat,fsync,fdatasync,rename,renameat,renameat2,link,linkat,unlink,unlinkat",
+        ])
+        .arg("-o")
+        .arg(out)
+        .arg("-p")
+        .arg(pid.to_string())
+        .stdin(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("strace runs (scripts/test installs it)");
+    assert!(
+        wait_until(10, || std::fs::metadata(out).is_ok_and(|m| m.len() > 0)),
+        "strace did not attach: {}",
+        std::fs::read_to_string(&err).unwrap_or_default()
+    );
+    child
+}
+
+/// Issue 15 point 9: a fax the board left in `incoming` is linked into
+/// `received`, and that name is fsynced (the directory) before the
+/// board's pair is removed at the acknowledgement.
+#[test]
+fn a_received_fax_is_durable_in_received_before_the_boards_files_go() {
+    use faxmta_transports::fax::page::{Compression, Page, Resolution};
+    use faxmta_transports::fax::tiff::{write_tiff_f, TiffHeader};
+    let work = tempfile::tempdir().unwrap();
+    let s = Server::start_with(
+        "",
+        &format!(
+            "{}[fax.incoming]\ndefault_to = [\"alice@example.test\"]\n",
+            spool_config(work.path())
+        ),
+    );
+    let incoming = work.path().join("board/in");
+    std::fs::create_dir_all(&incoming).unwrap();
+    let out = work.path().join("trace");
+    let mut strace = trace(s.pid(), &out);
+    let page = Page::blank(1728, 200, Resolution::Fine);
+    write_tiff_f(
+        &incoming.join("fax1.tif"),
+        &[page],
+        Compression::Mh,
+        &TiffHeader::default(),
+    )
+    .unwrap();
+    std::fs::write(
+        incoming.join(".fax1.rx"),
+        "called: 100\ncaller: +4930123456\ntsi: REMOTE\npages: 1\nstatus: ok\n",
+    )
+    .unwrap();
+    std::fs::rename(incoming.join(".fax1.rx"), incoming.join("fax1.rx")).unwrap();
+    let board = incoming.display().to_string();
+    let acked = |l: &str| l.contains("unlink") && l.contains(&format!("{board}/fax1.tif\""));
+    assert!(
+        wait_until(30, || std::fs::read_to_string(&out)
+            .is_ok_and(|t| t.lines().any(&acked))),
+        "the board's fax was not acknowledged:\n{}",
+        s.log()
+    );
+    let _ = std::process::Command::new("kill")
+        .arg(strace.id().to_string())
+        .status();
+    let _ = strace.wait();
+    s.wait_maildir("example.test", "alice", 1, 30);
+
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let ack = lines.iter().position(|l| acked(l)).unwrap();
+    let received = work.path().join("inbound").display().to_string();
+    let before = &lines[..ack];
+    assert!(
+        before
+            .iter()
+            .any(|l| l.contains("link") && l.contains(&format!("{board}/fax1.tif\""))),
+        "not linked into received:\n{}",
+        before.join("\n")
+    );
+    assert!(
+        before
+            .iter()
+            .any(|l| l.contains("fsync(") && l.contains(&format!("<{received}>)"))),
+        "the received directory is not fsynced before the board's files go:\n{}",
+        before.join("\n")
+    );
+}

@@ -11,6 +11,7 @@
 
 use crate::space::available;
 use crate::store::{lock, QueueError};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -64,6 +65,9 @@ pub(crate) struct Shared {
     /// whose envelope is about to be inserted (it would remove the body
     /// of a message about to be acknowledged).
     pub writing: tokio::sync::RwLock<()>,
+    /// Ids whose body file is being written ([`crate::BodyWriter`]): not
+    /// orphans, whatever a reopening finds.
+    pub receiving: Mutex<HashSet<String>>,
 }
 
 impl Shared {
@@ -79,6 +83,7 @@ impl Shared {
             changed: Notify::new(),
             last_reopen: Mutex::new(None),
             writing: tokio::sync::RwLock::new(()),
+            receiving: Mutex::new(HashSet::new()),
         }
     }
 
@@ -126,7 +131,7 @@ impl Shared {
         lock(&self.doomed).clear();
         let mut attempt = 0;
         let (db, index) = loop {
-            match load(&self.path, &self.bodies, self.cache) {
+            match load(&self.path, &self.bodies, self.cache, &self.receiving) {
                 Ok(opened) => break opened,
                 // Handles still held elsewhere keep sled's lock a moment.
                 Err(QueueError::Open { .. }) if attempt < 20 => {
@@ -153,8 +158,14 @@ impl Shared {
 }
 
 /// Open the database at `path`, remove bodies in `bodies` whose message
-/// was never committed, and build the schedule index.
-pub(crate) fn load(path: &Path, bodies: &Path, cache: u64) -> Result<(Db, Index), QueueError> {
+/// was never committed (but those `receiving`: being written), and build
+/// the schedule index; `cache`: the bound of sled's page cache.
+pub(crate) fn load(
+    path: &Path,
+    bodies: &Path,
+    cache: u64,
+    receiving: &Mutex<HashSet<String>>,
+) -> Result<(Db, Index), QueueError> {
     let db = sled::Config::new()
         .path(path)
         .flush_every_ms(Some(500))
@@ -169,7 +180,7 @@ pub(crate) fn load(path: &Path, bodies: &Path, cache: u64) -> Result<(Db, Index)
         |p: PathBuf| std::fs::File::open(&p).map_err(|source| QueueError::File { path: p, source });
     let log = file(path.join("db"))?;
 
-    let index = crate::index::build(&envelopes, bodies)?;
+    let index = crate::index::build(&envelopes, bodies, receiving)?;
     Ok((Db { db, envelopes, log }, index))
 }
 

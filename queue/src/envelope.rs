@@ -284,6 +284,13 @@ pub struct Envelope {
     /// (a recipient's own [`Recipient::lifetime`] overrides it in turn).
     pub lifetime: Option<u64>,
     pub recipients: Vec<Recipient>,
+    /// Header fields the receiver put above the client's data (its
+    /// Received, Authentication-Results, Received-SPF): the stored
+    /// message is this, then the body file (see [`crate::Store::body`]).
+    /// Kept here so that the client's data streams into the body file
+    /// as it arrives, before these are known.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub head: String,
 }
 
 impl Envelope {
@@ -413,6 +420,7 @@ impl NewMessage {
             envid: self.envid,
             held: self.held,
             lifetime: self.lifetime,
+            head: String::new(),
             recipients: self
                 .recipients
                 .into_iter()

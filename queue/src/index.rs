@@ -219,8 +219,14 @@ impl Names {
 /// compared with the ids read for the index: a lookup in the database
 /// per body file would read the tree in random order, which on a queue
 /// larger than the database's cache costs a page read per file. Runs
-/// before the store is handed out: no enqueue races the check.
-pub(crate) fn build(envelopes: &sled::Tree, bodies: &Path) -> Result<Index, QueueError> {
+/// before the store is handed out, or under the store's `writing` lock
+/// (a reopening): no enqueue races the check; bodies still being written
+/// (`receiving`) are left alone.
+pub(crate) fn build(
+    envelopes: &sled::Tree,
+    bodies: &Path,
+    receiving: &std::sync::Mutex<HashSet<String>>,
+) -> Result<Index, QueueError> {
     std::thread::scope(|scope| {
         let listing = scope.spawn(|| list_dir(bodies));
         let mut index = Index::default();
@@ -251,8 +257,14 @@ pub(crate) fn build(envelopes: &sled::Tree, bodies: &Path) -> Result<Index, Queu
             disk_full: false,
         })??;
         let mut orphans = 0;
+        // Bodies being written (a reopening while sessions receive) are
+        // not orphans; the set is held so none is settled meanwhile.
+        let receiving = crate::store::lock(receiving);
         for name in files {
-            if !name.to_str().is_some_and(|id| stored.contains(id)) {
+            if !name
+                .to_str()
+                .is_some_and(|id| stored.contains(id) || receiving.contains(id))
+            {
                 let _ = std::fs::remove_file(bodies.join(&name));
                 orphans += 1;
             }
@@ -394,7 +406,7 @@ mod tests {
         ] {
             std::fs::write(bodies.join(orphan), b"half").unwrap();
         }
-        let index = build(&tree, &bodies).unwrap();
+        let index = build(&tree, &bodies, &Default::default()).unwrap();
         assert_eq!(index.messages(), 3);
         assert_eq!(index.due(100, 10).len(), 3);
         let mut left: Vec<String> = std::fs::read_dir(&bodies)

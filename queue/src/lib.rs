@@ -10,6 +10,7 @@
 //! This crate does no networking and knows nothing of transports.
 
 mod admin;
+mod body;
 mod broadcast;
 mod commit;
 mod db;
@@ -24,6 +25,7 @@ mod store;
 mod time;
 
 pub use admin::{EtrnRelease, EtrnStart};
+pub use body::BodyWriter;
 pub use broadcast::{split_transaction, BroadcastEntry};
 pub use envelope::{
     BodyType, ClientInfo, Envelope, Etrn, FaxProgress, NewMessage, NewRecipient, Notify, QueueId,

@@ -21,6 +21,7 @@
 //! A write error (a full disk) poisons sled's handles; the store then
 //! opens the database again before its next use (`crate::db`).
 
+use crate::body::BodyWriter;
 use crate::commit::{commit_loop, SyncKind, SyncResult, Syncer, Waiter};
 use crate::db::{is_sticky, load, Db, Shared};
 use crate::envelope::{Envelope, NewMessage, QueueId};
@@ -160,7 +161,7 @@ impl Store {
             path: bodies.clone(),
             source,
         })?;
-        let (db, index) = load(path, &bodies, cache)?;
+        let (db, index) = load(path, &bodies, cache, &Default::default())?;
         let shared = Arc::new(Shared::new(path, bodies, cache, db, index));
         let (tx, rx) = mpsc::channel::<Waiter>();
         let syncer = Syncer::new(shared.clone())?;
@@ -212,24 +213,36 @@ impl Store {
         msg: NewMessage,
         body: &[u8],
     ) -> Result<Envelope, QueueError> {
+        let mut writer = self.begin_body(&id, 0)?;
+        for piece in body.chunks(1 << 20) {
+            writer.write(piece).await?;
+        }
+        self.enqueue_body(msg, writer, String::new()).await
+    }
+
+    /// Commit a message whose body was written with a [`BodyWriter`]
+    /// ([`Store::begin_body`]): the body file is fsynced, the bodies
+    /// directory synced, then the envelope inserted and synced (group
+    /// commit). `head` is header fields the receiver puts above the body
+    /// (its trace and authentication results), kept in the envelope:
+    /// the message is `head` followed by the body file. Returns only once
+    /// all is on disk; the caller may then acknowledge. On an error the
+    /// body file is removed.
+    pub async fn enqueue_body(
+        &self,
+        msg: NewMessage,
+        mut body: BodyWriter,
+        head: String,
+    ) -> Result<Envelope, QueueError> {
         if let Some(bad) = msg.unsafe_address() {
             return Err(QueueError::BadAddress(bad.to_string()));
         }
-        let path = self.body_path(&id);
-        let data = body.to_vec();
+        body.flush(true).await?;
         let writing = self.inner.shared.writing.read().await;
-        tokio::task::spawn_blocking(move || write_body(&path, &data))
-            .await
-            .map_err(|e| QueueError::Sync {
-                message: e.to_string(),
-                disk_full: false,
-            })??;
         // The body's name is durable before its envelope can be.
-        if let Err(e) = sync_outcome(self.request_sync(SyncKind::Bodies)?.await) {
-            let _ = std::fs::remove_file(self.body_path(&id));
-            return Err(e);
-        }
-        let env = self.write_envelope(id, msg, body.len())?;
+        sync_outcome(self.request_sync(SyncKind::Bodies)?.await)?;
+        let env = self.write_envelope(&body, msg, head)?;
+        body.committed();
         drop(writing);
         if let Err(e) = self.sync().await {
             // Not acknowledged: take it back, so a retry by the client does
@@ -251,13 +264,13 @@ impl Store {
         if let Some(bad) = msg.unsafe_address() {
             return Err(QueueError::BadAddress(bad.to_string()));
         }
+        let mut writer = self.begin_body(&id, 0)?;
+        writer.write_blocking(body)?;
+        writer.flush_blocking(true)?;
         let writing = self.inner.shared.writing.blocking_read();
-        write_body(&self.body_path(&id), body)?;
-        if let Err(e) = sync_outcome(self.request_sync(SyncKind::Bodies)?.blocking_recv()) {
-            let _ = std::fs::remove_file(self.body_path(&id));
-            return Err(e);
-        }
-        let env = self.write_envelope(id, msg, body.len())?;
+        sync_outcome(self.request_sync(SyncKind::Bodies)?.blocking_recv())?;
+        let env = self.write_envelope(&writer, msg, String::new())?;
+        writer.committed();
         drop(writing);
         if let Err(e) = self.sync_blocking() {
             let _ = self.remove(&env.id);
@@ -265,6 +278,11 @@ impl Store {
         }
         self.publish(&env);
         Ok(env)
+    }
+
+    /// What the store and its sync thread share (for [`BodyWriter`]).
+    pub(crate) fn inner_shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
     }
 
     /// The directory of the body files (on the queue's filesystem).
@@ -277,26 +295,24 @@ impl Store {
     }
 
     /// Insert the envelope: the commit record, written after the body.
+    /// On an error the body is left to its writer, which removes it.
     fn write_envelope(
         &self,
-        id: QueueId,
+        body: &BodyWriter,
         msg: NewMessage,
-        size: usize,
+        head: String,
     ) -> Result<Envelope, QueueError> {
-        let env = msg.into_envelope(id, size as u64, now_unix());
+        let size = head.len() as u64 + body.len();
+        let mut env = msg.into_envelope(body.id().clone(), size, now_unix());
+        env.head = head;
         let encoded = serde_json::to_vec(&env).map_err(QueueError::Encode)?;
         let inserted = self.handles().and_then(|h| {
             h.envelopes
                 .insert(env.id.as_bytes(), encoded)
                 .map_err(|e| self.sled_error(e))
-        });
-        match inserted {
-            Err(e) => {
-                let _ = std::fs::remove_file(self.body_path(&env.id));
-                return Err(e);
-            }
-            Ok(None) => lock(&self.inner.shared.index).added(),
-            Ok(Some(_)) => {}
+        })?;
+        if inserted.is_none() {
+            lock(&self.inner.shared.index).added();
         }
         Ok(env)
     }
@@ -354,10 +370,23 @@ impl Store {
         }
     }
 
-    /// The stored octets of a message.
+    /// The stored octets of a message: the header fields the receiver
+    /// put above it ([`Envelope::head`]), then its body file.
     pub fn body(&self, id: &str) -> Result<Option<Vec<u8>>, QueueError> {
+        let head = match self.get(id)? {
+            Some(env) => env.head,
+            None => String::new(),
+        };
         let path = self.body_path(id);
-        match std::fs::read(&path) {
+        let read = std::fs::File::open(&path).and_then(|mut f| {
+            use std::io::Read;
+            let len = f.metadata()?.len() as usize;
+            let mut data = Vec::with_capacity(head.len() + len);
+            data.extend_from_slice(head.as_bytes());
+            f.read_to_end(&mut data)?;
+            Ok(data)
+        });
+        match read {
             Ok(data) => Ok(Some(data)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(QueueError::File { path, source }),
@@ -510,27 +539,6 @@ pub(crate) fn sync_outcome(
     answer
         .map_err(|_| QueueError::CommitterGone)?
         .map_err(|(message, disk_full)| QueueError::Sync { message, disk_full })
-}
-
-/// Write a body file and fsync it. The name is fresh (`create_new`), so a
-/// half-written file can only be an orphan, which the next open removes.
-fn write_body(path: &Path, data: &[u8]) -> Result<(), QueueError> {
-    use std::io::Write;
-    let result = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .and_then(|mut f| {
-            f.write_all(data)?;
-            f.sync_all()
-        });
-    result.map_err(|source| {
-        let _ = std::fs::remove_file(path);
-        QueueError::File {
-            path: path.to_path_buf(),
-            source,
-        }
-    })
 }
 
 #[cfg(test)]

@@ -73,22 +73,28 @@ impl Authenticator {
     /// Verify the DKIM signatures of `message` (as received) when `dkim`,
     /// and evaluate DMARC unless `dmarc` is off. `spf`: the transaction's
     /// SPF verdict; `mail_from_domain`: the MAIL FROM domain, or the HELO
-    /// name for the null sender.
+    /// name for the null sender. `body_hashes`: when `message` is the
+    /// header section alone, the body's DKIM hashes computed as it
+    /// streamed in ([`super::dkim_body`]).
     pub async fn after_data(
         &self,
         message: &[u8],
+        body_hashes: Option<&[super::dkim_body::BodyHash]>,
         dkim: bool,
         dmarc: DmarcMode,
         spf: Option<&SpfVerdict>,
         mail_from_domain: &str,
     ) -> Evaluation {
         let mut eval = Evaluation::default();
-        let Some(parsed) = AuthenticatedMessage::parse(message) else {
+        let Some(mut parsed) = AuthenticatedMessage::parse(message) else {
             if dkim || dmarc != DmarcMode::Off {
                 eval.dkim = Some(Vec::new());
             }
             return eval;
         };
+        if let Some(hashes) = body_hashes {
+            super::dkim_body::apply(&mut parsed, hashes);
+        }
         let outputs = if dkim || dmarc != DmarcMode::Off {
             self.mail_auth.verify_dkim(&parsed).await
         } else {

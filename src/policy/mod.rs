@@ -21,6 +21,7 @@
 
 pub mod authres;
 pub mod dkim;
+pub mod dkim_body;
 pub mod dmarc;
 pub mod limits;
 pub mod lists;

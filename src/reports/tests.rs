@@ -38,6 +38,7 @@ fn envelope(sender: &str, ret: Option<Ret>, recipients: Vec<Recipient>) -> Envel
         envid: Some("QQ314159".into()),
         held: false,
         lifetime: None,
+        head: String::new(),
         recipients,
     }
 }

@@ -1,6 +1,9 @@
 //! The DATA body reader: finds the end of data, undoes dot-stuffing, and
 //! enforces the size, line-length and bare-newline rules. Pure logic, no
-//! I/O: the session feeds it bytes as they arrive.
+//! I/O: the session feeds it bytes as they arrive and takes the message
+//! octets it produced after each feed ([`DataReader::output`]), so that
+//! they go to the body file as they come and the message is never held
+//! in memory whole (only the line being read, and only its first octet).
 //!
 //! The end of data is only `CRLF . CRLF` (RFC 5321 §4.1.1.4), and a line
 //! ends only with CRLF, so none of the smuggling variants (`LF . LF`,
@@ -25,10 +28,15 @@ pub struct DataReader {
     max_size: usize,
     /// Longest line, CRLF included; 0 = no limit.
     max_line: usize,
-    body: Vec<u8>,
-    line: Vec<u8>,
+    /// Message octets produced and not yet taken by the session.
+    out: Vec<u8>,
+    /// Message octets produced in all.
+    size: usize,
     /// Bytes of the current line seen (even when not kept).
     line_len: usize,
+    /// The current line's first byte (a leading dot is held back until
+    /// the line shows whether it is stuffing, a lone dot, or the end).
+    first: u8,
     cr_pending: bool,
     /// The previous line ended with CRLF (or there was none): only then
     /// can a dot line end the data.
@@ -42,9 +50,10 @@ impl DataReader {
             mode,
             max_size,
             max_line,
-            body: Vec::new(),
-            line: Vec::new(),
+            out: Vec::new(),
+            size: 0,
             line_len: 0,
+            first: 0,
             cr_pending: false,
             after_crlf: true,
             error: None,
@@ -101,28 +110,60 @@ impl DataReader {
         None
     }
 
+    /// The message octets produced since the last [`DataReader::clear_output`].
+    pub fn output(&self) -> &[u8] {
+        &self.out
+    }
+
+    /// The session took the output.
+    pub fn clear_output(&mut self) {
+        self.out.clear();
+    }
+
+    /// Whether the message is spoiled already (what follows is only read
+    /// to find its end).
+    pub fn failed(&self) -> bool {
+        self.error.is_some()
+    }
+
     fn bare(&mut self) {
         if self.mode == BareNewline::Reject && self.error.is_none() {
             self.error = Some(DataError::BareNewline);
         }
     }
 
-    fn push(&mut self, bytes: &[u8]) {
+    fn push(&mut self, mut bytes: &[u8]) {
+        let Some(&first) = bytes.first() else {
+            return;
+        };
+        let start = self.line_len;
         self.line_len += bytes.len();
-        if self.error.is_none() {
-            // Keep only what could still matter: a line longer than the
-            // limit spoils the message anyway.
-            if self.max_line != 0 && self.line_len + 2 > self.max_line {
-                self.error = Some(DataError::LineTooLong);
-                self.line.clear();
-            } else {
-                self.line.extend_from_slice(bytes);
+        if start == 0 {
+            self.first = first;
+            if first == b'.' {
+                // Held back: see `end_line`.
+                bytes = &bytes[1..];
             }
-        } else if self.line.len() < 2 {
-            // Enough to recognise a lone "." line, nothing more.
-            let room = 2 - self.line.len();
-            self.line.extend_from_slice(&bytes[..bytes.len().min(room)]);
         }
+        if self.error.is_some() {
+            return;
+        }
+        // A line longer than the limit spoils the message.
+        if self.max_line != 0 && self.line_len + 2 > self.max_line {
+            self.error = Some(DataError::LineTooLong);
+            return;
+        }
+        self.emit(bytes);
+    }
+
+    fn emit(&mut self, bytes: &[u8]) {
+        if self.size + bytes.len() > self.max_size {
+            self.error = Some(DataError::TooBig);
+            self.out = Vec::new();
+            return;
+        }
+        self.size += bytes.len();
+        self.out.extend_from_slice(bytes);
     }
 
     /// A line ended. Returns true if it was the end-of-data dot line:
@@ -130,36 +171,33 @@ impl DataReader {
     /// newline does not make the next `.CRLF` the end (`\n.\r\n` is one
     /// of the smuggling variants).
     fn end_line(&mut self, crlf: bool) -> bool {
-        if crlf && self.after_crlf && self.line_len == 1 && self.line.first() == Some(&b'.') {
+        let lone_dot = self.line_len == 1 && self.first == b'.';
+        if crlf && self.after_crlf && lone_dot {
             return true;
         }
         self.after_crlf = crlf;
         if self.error.is_none() {
             // Dot-stuffing undone (§4.5.2: a leading dot with more on the
-            // line). A lone dot that ended with a bare newline (normalize
-            // mode) is not the end of data, and is kept as it came.
-            let content = match self.line.first() {
-                Some(b'.') if self.line.len() > 1 => &self.line[1..],
-                _ => &self.line[..],
-            };
-            if self.body.len() + content.len() + 2 > self.max_size {
-                self.error = Some(DataError::TooBig);
-                self.body = Vec::new();
-            } else {
-                self.body.extend_from_slice(content);
-                self.body.extend_from_slice(b"\r\n");
+            // line was dropped in `push`). A lone dot that ended with a
+            // bare newline (normalize mode) is not the end of data, and is
+            // kept as it came.
+            if lone_dot {
+                self.emit(b".");
+            }
+            if self.error.is_none() {
+                self.emit(b"\r\n");
             }
         }
-        self.line.clear();
         self.line_len = 0;
         false
     }
 
-    /// The body (CRLF line endings, dot-stuffing undone) or why it was refused.
+    /// The output not taken yet (CRLF line endings, dot-stuffing undone)
+    /// or why the message was refused.
     pub fn finish(self) -> Result<Vec<u8>, DataError> {
         match self.error {
             Some(e) => Err(e),
-            None => Ok(self.body),
+            None => Ok(self.out),
         }
     }
 }
@@ -193,6 +231,29 @@ mod tests {
             }
         }
         panic!("end of data not found");
+    }
+
+    /// Fed a byte at a time and taken after each feed, the output is the
+    /// same message, and nothing is kept once taken.
+    #[test]
+    fn output_streams_as_fed() {
+        let input = b"Subject: x\r\n\r\n..a\r\n.b\r\nlast line\r\n.\r\n";
+        let (_, whole) = read(BareNewline::Reject, input);
+        let mut r = DataReader::new(BareNewline::Reject, 1 << 20, 1000);
+        let mut taken = Vec::new();
+        for (i, b) in input.iter().enumerate() {
+            let end = r.feed(std::slice::from_ref(b));
+            taken.extend_from_slice(r.output());
+            r.clear_output();
+            assert!(r.output().is_empty());
+            if end.is_some() {
+                assert_eq!(i, input.len() - 1);
+                break;
+            }
+        }
+        assert_eq!(r.finish().unwrap(), b"");
+        assert_eq!(taken, whole.unwrap());
+        assert_eq!(taken, b"Subject: x\r\n\r\n.a\r\nb\r\nlast line\r\n");
     }
 
     #[test]

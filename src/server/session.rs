@@ -3,9 +3,10 @@
 //! Commands are parsed by smtp-proto; this module decides what each one
 //! means in the current state and answers it. Replies are queued and sent
 //! when the session next waits for input, which gives PIPELINING for free.
-//! A message is acknowledged only after [`faxmta_queue::Store::enqueue`]
+//! A message is acknowledged only after [`faxmta_queue::Store::enqueue_body`]
 //! returned, that is after it was synced to disk (invariant 1); the
-//! message content (DATA, BDAT) and that commit are in `session/message.rs`,
+//! message content (DATA, BDAT) and that commit are in `session/message.rs`
+//! (streamed into the queue's body file by `session/incoming.rs`),
 //! SMTP AUTH in `session/auth.rs`, ETRN and STARTTLS in
 //! `session/handover.rs`. NOOP, RSET, VRFY and ETRN past
 //! `max_junk_commands` count as errors (Postfix's junk command limit).
@@ -16,6 +17,7 @@ use super::ServerContext;
 mod auth;
 mod fax;
 mod handover;
+mod incoming;
 mod message;
 use crate::config::fax::FaxSenders;
 use crate::config::policy::ListenerChecks;
@@ -38,8 +40,9 @@ struct Transaction {
     ret: Option<Ret>,
     envid: Option<String>,
     recipients: Vec<NewRecipient>,
-    /// BDAT chunks received so far.
-    chunks: Vec<u8>,
+    /// The message being received by BDAT chunks (streaming into the
+    /// queue).
+    incoming: Option<incoming::Incoming>,
     /// Set when a BDAT chunk spoiled the message; later chunks are read
     /// and dropped, and each gets this reply.
     chunk_error: Option<StaticReply>,
@@ -61,6 +64,13 @@ type StaticReply = (u16, &'static str, &'static str);
 
 /// The text of 452 4.3.1 when the queue's filesystem is (nearly) full.
 const NO_ROOM: &str = "Insufficient system storage, try again later";
+
+/// A header section larger than [`incoming::MAX_HEADER`].
+const HEADER_TOO_BIG: StaticReply = (
+    552,
+    "5.3.4",
+    "Message header size exceeds fixed maximum size",
+);
 
 const TOO_BIG: StaticReply = (
     552,
@@ -484,7 +494,7 @@ impl Session {
             ret,
             envid: from.env_id,
             recipients: Vec::new(),
-            chunks: Vec::new(),
+            incoming: None,
             chunk_error: None,
         });
         self.messages += 1;

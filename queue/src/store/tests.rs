@@ -261,3 +261,48 @@ async fn an_address_with_a_control_character_is_never_stored() {
     assert!(store.get(&id).unwrap().is_none() && store.get(&id2).unwrap().is_none());
     assert!(store.body(&id).unwrap().is_none());
 }
+
+/// A body being streamed is not an orphan to a reopening (after a write
+/// error), is committed whole with the receiver's head above it, and a
+/// writer given up removes its file.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_streamed_body_survives_a_reopen_and_an_aborted_one_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let id = store.new_id().unwrap();
+    let mut w = store.begin_body(&id, 0).unwrap();
+    let piece = vec![b'y'; 100 * 1024];
+    for _ in 0..5 {
+        w.write(&piece).await.unwrap();
+    }
+    store.inner.shared.broken.store(true, Ordering::SeqCst);
+    store.recover().unwrap();
+    assert!(!store.is_broken());
+    assert!(
+        dir.path().join("bodies").join(&id).exists(),
+        "the reopening took a body being written for an orphan"
+    );
+    w.write(b"end\r\n").await.unwrap();
+    let env = store
+        .enqueue_body(message(&["a@x"]), w, "Received: here\r\n".into())
+        .await
+        .unwrap();
+    let body = store.body(&id).unwrap().unwrap();
+    assert!(body.starts_with(b"Received: here\r\nyyy"));
+    assert!(body.ends_with(b"yend\r\n"));
+    assert_eq!(env.size, body.len() as u64);
+    assert_eq!(body.len(), 16 + 5 * 100 * 1024 + 5);
+
+    let gone = store.new_id().unwrap();
+    let mut w = store.begin_body(&gone, 0).unwrap();
+    w.write(&piece).await.unwrap();
+    drop(w);
+    assert!(!dir.path().join("bodies").join(&gone).exists());
+    // The reserve is kept while writing: a writer that would eat into it
+    // fails, and its file goes.
+    let full = store.new_id().unwrap();
+    let mut w = store.begin_body(&full, u64::MAX / 4).unwrap();
+    let err = w.write(&vec![b'z'; 300 * 1024]).await.unwrap_err();
+    assert!(err.is_disk_full(), "{err}");
+    assert!(!dir.path().join("bodies").join(&full).exists());
+}

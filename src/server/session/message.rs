@@ -1,8 +1,10 @@
-//! The message content of a session: DATA and BDAT, then the commit to
-//! the queue — the 250 comes only after [`faxmta_queue::Store::enqueue`]
-//! returned (invariant 1).
+//! The message content of a session: DATA and BDAT, streamed into the
+//! queue's body file as it arrives (`incoming.rs`), then the commit — the
+//! 250 comes only after [`faxmta_queue::Store::enqueue_body`] returned
+//! (invariant 1).
 
-use super::{Next, Session, NO_ROOM, TOO_BIG};
+use super::incoming::{Incoming, Received, Refused};
+use super::{Next, Session, HEADER_TOO_BIG, NO_ROOM, TOO_BIG};
 use crate::config::Role;
 use crate::server::conn::{Deadline, ReadError};
 use crate::server::data::{DataError, DataReader};
@@ -31,11 +33,12 @@ impl Session {
             Some(tx) if tx.recipients.is_empty() => {
                 return self.error(554, "5.5.1", "Error: no valid recipients")
             }
-            Some(tx) if !tx.chunks.is_empty() || tx.chunk_error.is_some() => {
+            Some(tx) if tx.incoming.is_some() || tx.chunk_error.is_some() => {
                 return self.error(503, "5.5.1", "Error: DATA after BDAT")
             }
             Some(_) => {}
         }
+        let mut incoming = self.begin_incoming();
         self.reply(354, "", "End data with <CR><LF>.<CR><LF>");
         let smtp = &self.ctx.config.smtp;
         let mut reader = DataReader::new(
@@ -49,7 +52,12 @@ impl Session {
         let mut deadline = Deadline::new(smtp.data_timeout.std());
         let mut received = self.conn.buffered().len() as u64;
         loop {
-            if let Some(n) = reader.feed(self.conn.buffered()) {
+            let end = reader.feed(self.conn.buffered());
+            if !reader.failed() {
+                incoming.take(reader.output()).await;
+            }
+            reader.clear_output();
+            if let Some(n) = end {
                 self.conn.consume(n);
                 break;
             }
@@ -72,8 +80,12 @@ impl Session {
             }
         }
         match reader.finish() {
-            Ok(body) => self.finish_message(body).await,
+            Ok(rest) => {
+                incoming.take(&rest).await;
+                self.finish_message(incoming).await
+            }
             Err(e) => {
+                drop(incoming);
                 self.tx = None;
                 let (code, status, text) = match e {
                     DataError::TooBig => TOO_BIG,
@@ -108,8 +120,17 @@ impl Session {
                 chunk_error = Some((554, "5.5.1", "Error: no valid recipients"));
                 false
             }
-            Some(tx) => tx.chunk_error.is_none() && tx.chunks.len().saturating_add(size) <= max,
+            Some(tx) => {
+                let so_far = tx.incoming.as_ref().map_or(0, |i| i.size as usize);
+                tx.chunk_error.is_none() && so_far.saturating_add(size) <= max
+            }
         };
+        if keep && self.tx.as_ref().is_some_and(|tx| tx.incoming.is_none()) {
+            let incoming = self.begin_incoming();
+            if let Some(tx) = self.tx.as_mut() {
+                tx.incoming = Some(incoming);
+            }
+        }
         let mut left = size;
         // The chunk within data_timeout, plus a second per min_data_rate
         // octets received.
@@ -120,8 +141,8 @@ impl Session {
         loop {
             let take = left.min(self.conn.buffered().len());
             if keep {
-                if let Some(tx) = self.tx.as_mut() {
-                    tx.chunks.extend_from_slice(&self.conn.buffered()[..take]);
+                if let Some(incoming) = self.tx.as_mut().and_then(|tx| tx.incoming.as_mut()) {
+                    incoming.take(&self.conn.buffered()[..take]).await;
                 }
             }
             self.conn.consume(take);
@@ -147,7 +168,8 @@ impl Session {
         };
         if !keep && tx.chunk_error.is_none() {
             tx.chunk_error = Some(TOO_BIG);
-            tx.chunks = Vec::new();
+            // The body file goes.
+            tx.incoming = None;
         }
         if let Some((code, status, text)) = tx.chunk_error {
             if last {
@@ -159,8 +181,10 @@ impl Session {
             self.reply(250, "2.0.0", &format!("{size} octets received"));
             return Next::Continue;
         }
-        let body = std::mem::take(&mut tx.chunks);
-        self.finish_message(body).await
+        let Some(incoming) = tx.incoming.take() else {
+            return self.error(503, "5.5.1", "Error: need MAIL command");
+        };
+        self.finish_message(incoming).await
     }
 
     /// The data deadline fell: log, count, and queue the 421.
@@ -182,7 +206,7 @@ impl Session {
     async fn authenticate(
         &self,
         tx: &super::Transaction,
-        data: &[u8],
+        msg: &Received,
         helo: &str,
         trusted: bool,
     ) -> Result<Vec<u8>, faxmta_queue::Reply> {
@@ -202,8 +226,15 @@ impl Session {
                 Some((_, d)) => d.to_ascii_lowercase(),
                 None => helo.to_ascii_lowercase(),
             };
-            auth.after_data(data, dkim, dmarc, spf, &mail_from_domain)
-                .await
+            auth.after_data(
+                &msg.header,
+                msg.body_hashes.as_deref(),
+                dkim,
+                dmarc,
+                spf,
+                &mail_from_domain,
+            )
+            .await
         } else {
             Default::default()
         };
@@ -227,6 +258,11 @@ impl Session {
     /// The reply when the queue cannot take a message: 452 4.3.1 for a
     /// full disk (the client should try again later), else 451 4.3.0.
     fn queue_error(&mut self, e: &faxmta_queue::QueueError) {
+        if let faxmta_queue::QueueError::NoRoom { .. } = e {
+            // Below the reserve (`[queue] min_free`).
+            self.reply(452, "4.3.1", NO_ROOM);
+            return;
+        }
         let (code, status) = if e.is_disk_full() {
             (452, "4.3.1")
         } else {
@@ -239,26 +275,57 @@ impl Session {
         );
     }
 
+    /// Start receiving a message into the queue: a queue id and its body
+    /// file (or why there is none, answered after the data).
+    fn begin_incoming(&self) -> Incoming {
+        let store = &self.ctx.store;
+        // DKIM or DMARC will be verified: hash the body as it goes by.
+        let want_dkim = self.ctx.auth.is_some()
+            && !self.may_relay()
+            && (self.checks.dkim == crate::config::policy::DkimMode::Verify
+                || self.checks.dmarc != crate::config::policy::DmarcMode::Off);
+        Incoming::begin(
+            store,
+            store.new_id(),
+            self.ctx.config.queue.min_free.0,
+            want_dkim,
+            &self.ctx.config.hostname,
+        )
+    }
+
     /// Store the message durably, then answer 250 (or a 4xx if the store
     /// failed: the client keeps the message and tries again).
-    async fn finish_message(&mut self, data: Vec<u8>) -> Next {
+    async fn finish_message(&mut self, incoming: Incoming) -> Next {
         let Some(tx) = self.tx.take() else {
             return self.error(503, "5.5.1", "Error: need MAIL command");
         };
-        let store = &self.ctx.store;
-        if let Err(e) = store.check_room(self.ctx.config.queue.min_free.0, data.len() as u64) {
-            tracing::warn!(client = %self.peer, "NOQUEUE: reject: DATA from [{}]: 452 4.3.1 {e}", self.peer.ip());
-            self.reply(452, "4.3.1", NO_ROOM);
-            return Next::Continue;
-        }
-        let id = match store.new_id() {
-            Ok(id) => id,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot allocate a queue id");
+        let id = incoming.id().cloned();
+        let msg = match incoming.finish().await {
+            Ok(msg) => msg,
+            Err(Refused::HeaderTooBig) => {
+                let (code, status, text) = HEADER_TOO_BIG;
+                tracing::info!(client = %self.peer, "NOQUEUE: reject: DATA from [{}]: {code} {status} {text}", self.peer.ip());
+                return self.error(code, status, text);
+            }
+            Err(Refused::Queue(e)) if matches!(e, faxmta_queue::QueueError::NoRoom { .. }) => {
+                tracing::warn!(client = %self.peer, "NOQUEUE: reject: DATA from [{}]: 452 4.3.1 {e}", self.peer.ip());
+                self.queue_error(&e);
+                return Next::Continue;
+            }
+            Err(Refused::Queue(e)) => {
+                match &id {
+                    Some(id) => {
+                        tracing::error!(error = %e, "{id}: cannot store message from <{}>", tx.sender)
+                    }
+                    None => {
+                        tracing::error!(error = %e, "cannot start a queue file for <{}>", tx.sender)
+                    }
+                }
                 self.queue_error(&e);
                 return Next::Continue;
             }
         };
+        let id = msg.writer.id().clone();
         let auth_user = self.auth_user.as_ref().map(|u| u.name.clone());
         let protocol = protocol_name(
             self.esmtp,
@@ -272,7 +339,7 @@ impl Session {
         let trusted = self.may_relay();
         // DKIM and DMARC on the message as received, then the headers
         // that record them above our Received (RFC 7208 §9.1, RFC 8601 §5).
-        let mut body = match self.authenticate(&tx, &data, &helo, trusted).await {
+        let mut head = match self.authenticate(&tx, &msg, &helo, trusted).await {
             Ok(headers) => headers,
             Err(reply) => {
                 tracing::info!(
@@ -284,7 +351,7 @@ impl Session {
             }
         };
         let for_rcpt = (tx.recipients.len() == 1).then(|| tx.recipients[0].address.as_str());
-        body.extend(received_header(
+        head.extend(received_header(
             &helo,
             self.peer.ip(),
             &self.ctx.config.hostname,
@@ -295,9 +362,10 @@ impl Session {
             for_rcpt,
         ));
         // Authentication-Results claiming our authserv-id are forged:
-        // ours are the ones above (RFC 8601 §5).
+        // ours are the ones above (RFC 8601 §5); they were left out of the
+        // client's header section as it was written.
         let hostname = &self.ctx.config.hostname;
-        let forged = crate::policy::authres::append_without_ours(&mut body, &data, hostname);
+        let forged = msg.forged;
         if forged > 0 {
             tracing::info!(
                 "{id}: removed {forged} Authentication-Results field(s) claiming authserv-id {hostname}"
@@ -324,7 +392,9 @@ impl Session {
             held: false,
             lifetime,
         };
-        match store.enqueue(id.clone(), message, &body).await {
+        let head = String::from_utf8(head)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        match self.ctx.store.enqueue_body(message, msg.writer, head).await {
             Ok(env) => {
                 tracing::info!(
                     "{id}: from=<{sender}>, size={}, nrcpt={nrcpt}, client={}[{}], proto={protocol}",
@@ -340,6 +410,10 @@ impl Session {
                     Role::Submission => "submission",
                 };
                 self.ctx.metrics.received.with_label_values(&[source]).inc();
+            }
+            Err(e @ faxmta_queue::QueueError::NoRoom { .. }) => {
+                tracing::warn!(client = %self.peer, "NOQUEUE: reject: END-OF-MESSAGE from [{}]: 452 4.3.1 {e}", self.peer.ip());
+                self.queue_error(&e);
             }
             Err(e) => {
                 tracing::error!(error = %e, "{id}: cannot store message from <{sender}>");

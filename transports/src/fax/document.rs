@@ -209,6 +209,7 @@ mod tests {
             envid: None,
             held: false,
             lifetime: None,
+            head: String::new(),
             recipients: Vec::new(),
         };
         let path = dir.path().join("doc.tif");

@@ -173,6 +173,7 @@ mod tests {
             envid: None,
             held: false,
             lifetime: None,
+            head: String::new(),
             recipients: vec![],
         }
     }

@@ -224,6 +224,14 @@ impl SimulatedEngine {
         .await
         .map_err(|e| SimulatedError::Task(e.to_string()))??;
         let mut outcome = outcome;
+        // spandsp wrote the image without a sync: it is made durable here,
+        // and its name with the record's (whose write syncs the
+        // directory), before it is handed on.
+        if outcome.document.exists() {
+            if let Err(e) = super::spool::files::sync_file(&outcome.document) {
+                tracing::error!("received fax: {e}");
+            }
+        }
         // Recorded before it is handed out, so that a crash before its
         // mails are queued does not lose it.
         match handover::write(&outcome) {

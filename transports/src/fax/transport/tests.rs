@@ -63,6 +63,7 @@ fn envelope() -> Envelope {
         envid: None,
         held: false,
         lifetime: None,
+        head: String::new(),
         recipients: vec![Recipient {
             address: "+15551234567@fax.test".into(),
             orcpt: None,

@@ -1,6 +1,7 @@
 //! Taking received faxes from HylaFAX's receive queue: `RCVFMT` with our
 //! fields, `LIST recvq`, `RETR recvq/NAME` into `received` (written as a
-//! `.` temporary, synced and renamed). Only once the fax's mails are
+//! `.` temporary, synced and renamed, the directory synced: the fax is
+//! on our disk before anything may remove it there). Only once the fax's mails are
 //! queued is it acknowledged: `DELE recvq/NAME`, or, when the server
 //! refuses that (no rights), `NAME` noted in `received/.hylafax-taken`
 //! so that it is not fetched again. Each listing prunes that list: a
@@ -195,6 +196,10 @@ fn stamp() -> u128 {
         .as_millis()
 }
 
+/// `path` whole or not at all, durable: written as `.NAME`, fsynced,
+/// renamed, and the directory fsynced (the rename is what hands the fax
+/// on; without the directory's sync a power cut could undo it after the
+/// server's copy is deleted).
 fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
@@ -202,7 +207,8 @@ fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(data)?;
     f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    sync_parent(path)
 }
 
 fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
@@ -212,7 +218,14 @@ fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
         .append(true)
         .open(path)?;
     writeln!(f, "{line}")?;
-    f.sync_all()
+    f.sync_all()?;
+    // The file may be new.
+    sync_parent(path)
+}
+
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    crate::fax::engine::spool::files::sync_parent(path)
+        .map_err(|e| std::io::Error::new(e.source.kind(), e.to_string()))
 }
 
 #[cfg(test)]

@@ -1,6 +1,11 @@
 //! File handling of the spool engine: atomic writes (a temporary whose
 //! name starts with `.`, synced, then renamed), moves that also work
 //! across file systems, bounded reads of control files, and safe names.
+//!
+//! Every write, copy, link and move here is durable when it returns: the
+//! file is fsynced and so is the directory that got its new name — a fax
+//! handed on by one of them may then lose its source (the board's files,
+//! HylaFAX's receive queue) without being lost in a power cut.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -31,14 +36,38 @@ pub fn temp_name(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}"))
 }
 
-/// Writes `path` whole or not at all: `.NAME` first, synced, renamed.
+/// fsync the directory `dir`: the names made or removed in it are durable.
+pub fn sync_dir(dir: &Path) -> Result<(), FileError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(err("cannot sync the directory", dir))
+}
+
+/// fsync the file at `path` (one another writer made: spandsp's TIFF).
+pub fn sync_file(path: &Path) -> Result<(), FileError> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(err("cannot sync", path))
+}
+
+/// fsync the directory that holds `path`.
+pub fn sync_parent(path: &Path) -> Result<(), FileError> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
+        _ => sync_dir(Path::new(".")),
+    }
+}
+
+/// Writes `path` whole or not at all: `.NAME` first, synced, renamed, the
+/// directory synced.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     let tmp = temp_name(path);
     let result = (|| {
         let mut f = std::fs::File::create(&tmp).map_err(err("cannot create", &tmp))?;
         f.write_all(bytes).map_err(err("cannot write", &tmp))?;
         f.sync_all().map_err(err("cannot sync", &tmp))?;
-        std::fs::rename(&tmp, path).map_err(err("cannot rename into place", path))
+        std::fs::rename(&tmp, path).map_err(err("cannot rename into place", path))?;
+        sync_parent(path)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -46,7 +75,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     result
 }
 
-/// Copies `from` to `to` atomically (through `.NAME`, synced).
+/// Copies `from` to `to` atomically (through `.NAME`, synced, the
+/// directory synced).
 pub fn copy_atomic(from: &Path, to: &Path) -> Result<(), FileError> {
     let tmp = temp_name(to);
     let result = (|| {
@@ -54,7 +84,8 @@ pub fn copy_atomic(from: &Path, to: &Path) -> Result<(), FileError> {
         std::fs::File::open(&tmp)
             .and_then(|f| f.sync_all())
             .map_err(err("cannot sync", &tmp))?;
-        std::fs::rename(&tmp, to).map_err(err("cannot rename into place", to))
+        std::fs::rename(&tmp, to).map_err(err("cannot rename into place", to))?;
+        sync_parent(to)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -63,10 +94,15 @@ pub fn copy_atomic(from: &Path, to: &Path) -> Result<(), FileError> {
 }
 
 /// Moves `from` to `to`: a rename, or (another file system) an atomic
-/// copy and the removal of `from`.
+/// copy and the removal of `from` — durable before `from` goes.
 pub fn move_file(from: &Path, to: &Path) -> Result<(), FileError> {
     match std::fs::rename(from, to) {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            // The new name first (a crash between the two syncs leaves
+            // both names at worst: a copy too many, never none).
+            sync_parent(to)?;
+            sync_parent(from)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
             copy_atomic(from, to)?;
             std::fs::remove_file(from).map_err(err("cannot remove after copying", from))
@@ -79,9 +115,12 @@ pub fn move_file(from: &Path, to: &Path) -> Result<(), FileError> {
 /// system cannot (another device, no links), an atomic copy.
 pub fn link_or_copy(from: &Path, to: &Path) -> Result<(), FileError> {
     match std::fs::hard_link(from, to) {
-        Ok(()) => std::fs::File::open(to)
-            .and_then(|f| f.sync_all())
-            .map_err(err("cannot sync", to)),
+        Ok(()) => {
+            std::fs::File::open(to)
+                .and_then(|f| f.sync_all())
+                .map_err(err("cannot sync", to))?;
+            sync_parent(to)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(err("cannot link", from)(e)),
         Err(_) => copy_atomic(from, to),
     }

@@ -1,0 +1,249 @@
+//! Writing a message's body file as it arrives: [`Store::begin_body`]
+//! opens `bodies/ID` and hands out a [`BodyWriter`]; the SMTP session
+//! writes what the client sends into it piece by piece, so a message is
+//! never held in memory whole; [`Store::enqueue_body`] commits it (the
+//! file fsynced, the bodies directory synced, then the envelope — the
+//! same two-phase group commit as [`Store::enqueue`], which goes the
+//! same way).
+//!
+//! A body being written is registered with the store: the orphan scan of
+//! a reopening (after a write error) leaves it alone. A writer that is
+//! dropped or aborted before its commit (the client timed out, the
+//! connection was lost, the message was refused) removes its file.
+//!
+//! The disk reserve (`[queue] min_free`) is kept while writing: before
+//! each piece goes to disk, and at the end for what the envelope, the log
+//! and a report need (half the body again, as [`Store::check_room`]).
+
+use crate::db::Shared;
+use crate::envelope::QueueId;
+use crate::space::available;
+use crate::store::{lock, QueueError, Store};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Octets gathered before they are written out (on a blocking thread).
+const PIECE: usize = 256 * 1024;
+
+/// A body file being written; see the module documentation.
+pub struct BodyWriter {
+    shared: Arc<Shared>,
+    id: QueueId,
+    path: PathBuf,
+    /// `None` only while a piece is being written on a blocking thread
+    /// (or after a failed one).
+    file: Option<std::fs::File>,
+    buf: Vec<u8>,
+    /// Octets written to the file so far.
+    written: u64,
+    /// Octets that must stay free on the queue's filesystem (0: no check).
+    reserve: u64,
+    /// Committed (the envelope holds it) or removed: nothing left to undo.
+    settled: bool,
+}
+
+impl Store {
+    /// Start the body file of message `id` (a fresh id from
+    /// [`Store::new_id`]), keeping `reserve` octets free while it is
+    /// written. Commit it with [`Store::enqueue_body`]; dropped before
+    /// that, it removes its file.
+    pub fn begin_body(&self, id: &QueueId, reserve: u64) -> Result<BodyWriter, QueueError> {
+        let shared = self.inner_shared().clone();
+        let path = shared.bodies.join(id);
+        // Registered before the file exists: a reopening's orphan scan
+        // never sees the file unregistered before its envelope is in.
+        lock(&shared.receiving).insert(id.clone());
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path);
+        match file {
+            Ok(file) => Ok(BodyWriter {
+                shared,
+                id: id.clone(),
+                path,
+                file: Some(file),
+                buf: Vec::new(),
+                written: 0,
+                reserve,
+                settled: false,
+            }),
+            Err(source) => {
+                lock(&shared.receiving).remove(id);
+                Err(QueueError::File { path, source })
+            }
+        }
+    }
+}
+
+impl BodyWriter {
+    /// The queue id the body is for.
+    pub fn id(&self) -> &QueueId {
+        &self.id
+    }
+
+    /// Octets taken so far (written or gathered).
+    pub fn len(&self) -> u64 {
+        self.written + self.buf.len() as u64
+    }
+
+    /// Whether nothing was taken yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Append `data`. Written out a piece at a time on a blocking thread.
+    /// After an error the file is gone; drop the writer.
+    pub async fn write(&mut self, data: &[u8]) -> Result<(), QueueError> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= PIECE {
+            self.flush(false).await?;
+        }
+        Ok(())
+    }
+
+    /// [`BodyWriter::write`] for callers outside an async runtime.
+    pub fn write_blocking(&mut self, data: &[u8]) -> Result<(), QueueError> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= PIECE {
+            self.flush_blocking(false)?;
+        }
+        Ok(())
+    }
+
+    /// Write out what is gathered (and with `last`, fsync the file and
+    /// check the room left for the envelope) on a blocking thread.
+    pub(crate) async fn flush(&mut self, last: bool) -> Result<(), QueueError> {
+        let mut piece = Piece::take(self)?;
+        let piece = tokio::task::spawn_blocking(move || {
+            piece.run(last);
+            piece
+        })
+        .await
+        .map_err(|e| QueueError::Sync {
+            message: e.to_string(),
+            disk_full: false,
+        })?;
+        self.settle(piece)
+    }
+
+    pub(crate) fn flush_blocking(&mut self, last: bool) -> Result<(), QueueError> {
+        let mut piece = Piece::take(self)?;
+        piece.run(last);
+        self.settle(piece)
+    }
+
+    fn settle(&mut self, piece: Piece) -> Result<(), QueueError> {
+        let Piece {
+            file,
+            mut buf,
+            result,
+            written,
+            ..
+        } = piece;
+        self.file = Some(file);
+        self.written = written;
+        buf.clear();
+        self.buf = buf;
+        if let Err(e) = result {
+            self.remove();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Give the message up: its file is removed.
+    pub fn abort(mut self) {
+        self.remove();
+    }
+
+    fn remove(&mut self) {
+        if self.settled {
+            return;
+        }
+        self.settled = true;
+        self.file = None;
+        self.buf = Vec::new();
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                // Left behind: an orphan, removed at the next open.
+                tracing::warn!("cannot remove {}: {e}", self.path.display());
+            }
+        }
+        lock(&self.shared.receiving).remove(&self.id);
+    }
+
+    /// The envelope holds the body now: nothing to undo any more.
+    pub(crate) fn committed(mut self) {
+        self.settled = true;
+        lock(&self.shared.receiving).remove(&self.id);
+    }
+}
+
+impl Drop for BodyWriter {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// One piece on its way to the disk (moved to a blocking thread and back).
+struct Piece {
+    file: std::fs::File,
+    buf: Vec<u8>,
+    written: u64,
+    reserve: u64,
+    dir: PathBuf,
+    result: Result<(), QueueError>,
+    path: PathBuf,
+}
+
+impl Piece {
+    fn take(w: &mut BodyWriter) -> Result<Piece, QueueError> {
+        let file = w.file.take().ok_or_else(|| QueueError::File {
+            path: w.path.clone(),
+            source: std::io::Error::other("the body file was given up after an error"),
+        })?;
+        Ok(Piece {
+            file,
+            buf: std::mem::take(&mut w.buf),
+            written: w.written,
+            reserve: w.reserve,
+            dir: w.shared.bodies.clone(),
+            result: Ok(()),
+            path: w.path.clone(),
+        })
+    }
+
+    /// Keep the reserve, write, and with `last` fsync.
+    fn run(&mut self, last: bool) {
+        let n = self.buf.len() as u64;
+        let total = self.written + n;
+        // What this piece and the rest of the message's life need: the
+        // piece itself, and half the whole again (envelope, log, report).
+        if self.reserve > 0 {
+            let needed = self.reserve.saturating_add(n).saturating_add(total / 2);
+            let free = available(&self.dir).unwrap_or(0);
+            if free < needed {
+                self.result = Err(QueueError::NoRoom { free, needed });
+                return;
+            }
+        }
+        let io = self.file.write_all(&self.buf).and_then(|()| {
+            if last {
+                self.file.sync_all()
+            } else {
+                Ok(())
+            }
+        });
+        match io {
+            Ok(()) => self.written = total,
+            Err(source) => {
+                self.result = Err(QueueError::File {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        }
+    }
+}
