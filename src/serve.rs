@@ -73,6 +73,7 @@ async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
     );
 
     let listeners = server::bind(&config).await?;
+    let control_listener = control::bind(&config.control.socket)?;
     let admin = match config.admin.enabled {
         true => Some(http::bind(config.admin.listen).await?),
         false => None,
@@ -134,7 +135,6 @@ async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
     });
     let grace = config.smtp.shutdown_grace.std();
     let scheduler_task = tokio::spawn(scheduler.run(stop_rx.clone(), grace));
-    let control_path = config.control.socket.clone();
     let control_access = control::Access {
         uids: config.control.allow_uids.clone(),
         gids: config.control.allow_gids.clone(),
@@ -151,7 +151,7 @@ async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
     };
     let control_task = tokio::spawn(async move {
         control::serve(
-            &control_path,
+            control_listener,
             control_access,
             control_store,
             control_fax,

@@ -258,22 +258,12 @@ impl Access {
     }
 }
 
-/// Serve the socket until shutdown. The socket is made only readable and
-/// writable by the owner (whoever can use it can delete mail), and each
-/// client's credentials (SO_PEERCRED) are checked with `access`, so that
-/// a socket reachable by others (a looser mode, a copy of the path) still
-/// serves nobody else.
-pub async fn serve(
-    path: &Path,
-    access: Access,
-    store: Store,
-    fax: Option<Arc<SimulatedEngine>>,
-    reload: Option<ReloadFn>,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<(), String> {
+/// Make the control socket at `path` (a socket left by a previous run is
+/// removed: a running server holds the queue lock, so we would not have
+/// got this far), mode 0600. Called before the server says it is ready,
+/// so that every command works from the first 220 on.
+pub fn bind(path: &Path) -> Result<UnixListener, String> {
     if path.exists() {
-        // A socket left by a previous run (a running server holds the
-        // queue lock, so we would not have got this far).
         let _ = std::fs::remove_file(path);
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -281,7 +271,7 @@ pub async fn serve(
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     // Between the bind and the chmod the mode is the umask's: the
-    // credentials check below is what keeps others out then.
+    // credentials check of `serve` is what keeps others out then.
     let listener =
         UnixListener::bind(path).map_err(|e| format!("control socket {}: {e}", path.display()))?;
     {
@@ -289,6 +279,27 @@ pub async fn serve(
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| format!("control socket {}: {e}", path.display()))?;
     }
+    Ok(listener)
+}
+
+/// Serve the socket until shutdown. The socket is made only readable and
+/// writable by the owner (whoever can use it can delete mail), and each
+/// client's credentials (SO_PEERCRED) are checked with `access`, so that
+/// a socket reachable by others (a looser mode, a copy of the path) still
+/// serves nobody else.
+pub async fn serve(
+    listener: UnixListener,
+    access: Access,
+    store: Store,
+    fax: Option<Arc<SimulatedEngine>>,
+    reload: Option<ReloadFn>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), String> {
+    // Removed at shutdown.
+    let path = listener
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_pathname().map(Path::to_path_buf));
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -351,7 +362,9 @@ pub async fn serve(
             _ = shutdown.changed() => break,
         }
     }
-    let _ = std::fs::remove_file(path);
+    if let Some(path) = path {
+        let _ = std::fs::remove_file(path);
+    }
     Ok(())
 }
 
