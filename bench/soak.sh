@@ -31,6 +31,7 @@
 #
 # Environment (all optional): FAXMTA_BIN, DURATION=1800, SAMPLE=15,
 # SCALE=1 (load multiplier: smtp-source sessions and chaos clients),
+# CHAOS (chaos clients; default SCALE; 0: only good mail),
 # QUEUE_CACHE ([queue] cache, e.g. 4M: sled's page cache, to tell a full
 # cache from a leak),
 # BENCH_DIR (parent of the temp dir), KEEP=1 (keep it: logs, samples.csv).
@@ -171,7 +172,7 @@ PIDS+=($!)
     "127.0.0.1:$FX_PORT" >"$TMP/source.local.log" 2>&1 &
 PIDS+=($!)
 CHAOS_PIDS=()
-for ((c = 0; c < SCALE; c++)); do
+for ((c = 0; c < ${CHAOS:-$SCALE}; c++)); do
     python3 "$REPO/bench/lib/chaos.py" 127.0.0.1 "$FX_PORT" "$DURATION" load@soak.test \
         reject.test down.test silent.test drop.test busy.test nodns.test >"$TMP/chaos.$c.log" 2>&1 &
     CHAOS_PIDS+=($!)

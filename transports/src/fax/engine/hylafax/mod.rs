@@ -151,6 +151,24 @@ impl HylafaxEngine {
 
     /// Submits the job and returns its HylaFAX job id.
     pub async fn submit(&self, request: &SendRequest) -> Result<u32, HylafaxError> {
+        let mut guard = KillOnDrop {
+            settings: self.settings.clone(),
+            id: None,
+        };
+        let id = self.submit_guarded(request, &mut guard).await?;
+        guard.id = None;
+        Ok(id)
+    }
+
+    /// [`HylafaxEngine::submit`] with `guard` armed as soon as the job
+    /// has an id (JNEW), before it is submitted: a send dropped at any
+    /// point after that kills the job, even one dropped while JSUBM's
+    /// reply is on its way (faxq has the job by then).
+    async fn submit_guarded(
+        &self,
+        request: &SendRequest,
+        guard: &mut KillOnDrop,
+    ) -> Result<u32, HylafaxError> {
         request.check(None).map_err(HylafaxError::Other)?;
         let document = tokio::fs::read(&request.document).await.map_err(|e| {
             HylafaxError::Other(format!(
@@ -166,6 +184,7 @@ impl HylafaxEngine {
         let reply = c.expect("JNEW", &[200]).await?;
         let id = protocol::parse_jobid(reply.text())
             .ok_or_else(|| HylafaxError::Other(format!("JNEW: no job id in {reply}")))?;
+        guard.id = Some(id);
         let mut params = vec![
             format!("FROMUSER {}", quote(&s.user)),
             format!("LASTTIME {}", status::lasttime(s.job_timeout)),
@@ -212,13 +231,10 @@ impl HylafaxEngine {
         kill(&self.settings, id).await
     }
 
-    /// Follows the job until it finishes or `job_timeout` passes.
-    async fn follow(&self, id: u32, request: &SendRequest) -> SendResult {
+    /// Follows the job until it finishes or `job_timeout` passes; `guard`
+    /// kills it if the send is dropped meanwhile.
+    async fn follow(&self, id: u32, request: &SendRequest, mut guard: KillOnDrop) -> SendResult {
         let started = Instant::now();
-        let mut guard = KillOnDrop {
-            settings: self.settings.clone(),
-            id: Some(id),
-        };
         loop {
             tokio::time::sleep(self.settings.poll_interval).await;
             let last_error = match self.status(id).await {
@@ -318,8 +334,12 @@ impl FaxEngine for HylafaxEngine {
                 retry: true,
             };
         };
-        match self.submit(&request).await {
-            Ok(id) => self.follow(id, &request).await,
+        let mut guard = KillOnDrop {
+            settings: self.settings.clone(),
+            id: None,
+        };
+        match self.submit_guarded(&request, &mut guard).await {
+            Ok(id) => self.follow(id, &request, guard).await,
             Err(e) => SendResult::Error {
                 reason: format!("submitting the fax to HylaFAX: {e}"),
                 retry: true,
