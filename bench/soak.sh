@@ -217,7 +217,7 @@ awk -F, -v half="$((END_LOAD / 2))" '
         printf "RSS first sample %d KiB, last under load %d KiB, peak %d KiB; fds peak %d\n", first, last, peak, fpeak
     }' "$TMP/samples.csv"
 echo "load generators:"
-grep -h "^chaos:" "$TMP"/chaos.*.log | sed 's/^/  /' || true
+grep -hs "^chaos:" "$TMP"/chaos.*.log | sed 's/^/  /' || true
 grep -c "status=sent" "$TMP/faxmta.log" | sed 's/^/  deliveries (status=sent): /'
 grep -c "status=deferred" "$TMP/faxmta.log" | sed 's/^/  deferrals: /'
 grep -c "status=bounced\|status=expired" "$TMP/faxmta.log" | sed 's/^/  bounced or expired: /' || true
