@@ -13,43 +13,18 @@
 mod common;
 
 use common::*;
-use std::process::{Child, Command, Stdio};
-
-/// strace attached to every thread of `pid`, writing to `out` (paths of
-/// descriptors shown with -y); returns once it has attached.
-fn trace(pid: u32, out: &std::path::Path) -> Child {
-    let err = out.with_extension("err");
-    let child = Command::new("strace")
-        .args(["-f", "-y", "-s", "200", "-qq"])
-        .args([
-            "-e",
-            "trace=openat,fsync,fdatasync,write,writev,sendto,sendmsg,pwrite64,pwritev",
-        ])
-        .arg("-o")
-        .arg(out)
-        .arg("-p")
-        .arg(pid.to_string())
-        .stdin(Stdio::null())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .expect("strace runs (scripts/test installs it)");
-    // Attached once the trace file has a line from the server (every
-    // thread of a running tokio process makes system calls within a
-    // second; the queue's sync thread wakes every second).
-    assert!(
-        wait_until(10, || std::fs::metadata(out).is_ok_and(|m| m.len() > 0)),
-        "strace did not attach: {}",
-        std::fs::read_to_string(&err).unwrap_or_default()
-    );
-    child
-}
+use std::process::Command;
 
 #[test]
 fn a_message_with_500_recipients_is_synced_blobs_included_before_the_250() {
     let mut server = Server::start_with("max_recipients = 1000", "");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("trace");
-    let mut strace = trace(server.pid(), &out);
+    let mut strace = strace(
+        server.pid(),
+        &out,
+        "openat,fsync,fdatasync,write,writev,sendto,sendmsg,pwrite64,pwritev",
+    );
 
     let mut c = server.connect();
     assert!(c.cmd("EHLO client.test").starts_with("250"));

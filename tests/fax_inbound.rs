@@ -360,35 +360,6 @@ fn below_the_disk_reserve_a_received_fax_stays_with_the_engine() {
     );
 }
 
-/// strace attached to every thread of `pid`: file names made and removed,
-/// and fsyncs (descriptors shown with their paths); returns once it has
-/// attached.
-fn trace(pid: u32, out: &Path) -> std::process::Child {
-    use std::process::{Command, Stdio};
-    let err = out.with_extension("err");
-    let child = Command::new("strace")
-        .args(["-f", "-y", "-s", "200", "-qq"])
-        .args([
-            "-e",
-            "trace=openat,fsync,fdatasync,rename,renameat,renameat2,link,linkat,unlink,unlinkat",
-        ])
-        .arg("-o")
-        .arg(out)
-        .arg("-p")
-        .arg(pid.to_string())
-        .stdin(Stdio::null())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .expect("strace runs (scripts/test installs it)");
-    // The queue's sync thread wakes every second: a line once attached.
-    assert!(
-        wait_until(10, || std::fs::metadata(out).is_ok_and(|m| m.len() > 0)),
-        "strace did not attach: {}",
-        std::fs::read_to_string(&err).unwrap_or_default()
-    );
-    child
-}
-
 /// Issue 15 point 9: a received fax handed on to a folder and moved into
 /// the store is on disk — each file fsynced, and each directory that got
 /// a new name — before the engine removes its source (the simulated
@@ -399,7 +370,11 @@ fn a_received_fax_is_fsynced_into_folder_and_store_before_its_source_goes() {
     let s = Server::start_with("", &config(work.path()));
     let doc = document(work.path());
     let out = work.path().join("trace");
-    let mut strace = trace(s.pid(), &out);
+    let mut strace = strace(
+        s.pid(),
+        &out,
+        "openat,fsync,fdatasync,rename,renameat,renameat2,link,linkat,unlink,unlinkat",
+    );
     // "nanp-copy": the folder and copy@localhost, then the store.
     let o = call(&s, "200", "+1 555 123 4567", &doc);
     assert!(o.status.success(), "{}\n{}", output_text(&o), s.log());

@@ -170,33 +170,6 @@ fn a_mail_goes_through_the_board_and_the_sender_hears() {
     assert!(left.is_empty(), "{left:?}");
 }
 
-/// strace attached to every thread of `pid`: names made and removed, and
-/// fsyncs (descriptors with their paths); returns once attached.
-fn trace(pid: u32, out: &Path) -> std::process::Child {
-    use std::process::{Command, Stdio};
-    let err = out.with_extension("err");
-    let child = Command::new("strace")
-        .args(["-f", "-y", "-s", "200", "-qq"])
-        .args([
-            "-e",
-            "trace=openat,fsync,fdatasync,rename,renameat,renameat2,link,linkat,unlink,unlinkat",
-        ])
-        .arg("-o")
-        .arg(out)
-        .arg("-p")
-        .arg(pid.to_string())
-        .stdin(Stdio::null())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .expect("strace runs (scripts/test installs it)");
-    assert!(
-        wait_until(10, || std::fs::metadata(out).is_ok_and(|m| m.len() > 0)),
-        "strace did not attach: {}",
-        std::fs::read_to_string(&err).unwrap_or_default()
-    );
-    child
-}
-
 /// Issue 15 point 9: a fax the board left in `incoming` is linked into
 /// `received`, and that name is fsynced (the directory) before the
 /// board's pair is removed at the acknowledgement.
@@ -215,7 +188,11 @@ fn a_received_fax_is_durable_in_received_before_the_boards_files_go() {
     let incoming = work.path().join("board/in");
     std::fs::create_dir_all(&incoming).unwrap();
     let out = work.path().join("trace");
-    let mut strace = trace(s.pid(), &out);
+    let mut strace = strace(
+        s.pid(),
+        &out,
+        "openat,fsync,fdatasync,rename,renameat,renameat2,link,linkat,unlink,unlinkat",
+    );
     let page = Page::blank(1728, 200, Resolution::Fine);
     write_tiff_f(
         &incoming.join("fax1.tif"),

@@ -587,3 +587,30 @@ pub fn subject_counts(server: &Server, domain: &str, user: &str) -> BTreeMap<Str
     }
     out
 }
+
+/// strace attached to every thread of the process `pid`, tracing the
+/// system calls `calls` (strace's `-e trace=` list) into `out`, file
+/// descriptors shown with their paths (`-y`); returns once it has
+/// attached (a running server makes a system call every second: its
+/// queue's sync thread). Stop it with `kill` and wait for it.
+pub fn strace(pid: u32, out: &Path, calls: &str) -> Child {
+    let err = out.with_extension("err");
+    let child = Command::new("strace")
+        .args(["-f", "-y", "-s", "200", "-qq"])
+        .arg("-e")
+        .arg(format!("trace={calls}"))
+        .arg("-o")
+        .arg(out)
+        .arg("-p")
+        .arg(pid.to_string())
+        .stdin(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("strace runs (scripts/test installs it)");
+    assert!(
+        wait_until(10, || std::fs::metadata(out).is_ok_and(|m| m.len() > 0)),
+        "strace did not attach: {}",
+        std::fs::read_to_string(&err).unwrap_or_default()
+    );
+    child
+}
