@@ -169,6 +169,13 @@ deliver = "maildir:{d}/mail/{{domain}}/{{user}}"
                 }
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                // Between a stop and this start another test process may
+                // have picked and bound our admin port (ports are picked
+                // at random, see `free_port`): take a new one, once.
+                let taken = format!("cannot listen on 127.0.0.1:{} (admin)", self.admin_port);
+                if self.log().contains(&taken) && self.move_admin_port() {
+                    return self.spawn();
+                }
                 panic!("faxmta exited at start ({status}):\n{}", self.log());
             }
             assert!(
@@ -178,6 +185,21 @@ deliver = "maildir:{d}/mail/{{domain}}/{{user}}"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Give the admin listener a new free port in the configuration;
+    /// whether the configuration named the old one.
+    fn move_admin_port(&mut self) -> bool {
+        let text = std::fs::read_to_string(self.config()).unwrap();
+        let old = format!("listen = \"127.0.0.1:{}\"", self.admin_port);
+        if !text.contains(&old) {
+            return false;
+        }
+        let port = free_port();
+        let new = format!("listen = \"127.0.0.1:{port}\"");
+        std::fs::write(self.config(), text.replace(&old, &new)).unwrap();
+        self.admin_port = port;
+        true
     }
 
     /// The running process's id.
