@@ -129,19 +129,13 @@ impl Shared {
         // Bodies waiting for a removal that may not have reached the disk:
         // whatever has no envelope after the reopen is removed as an orphan.
         lock(&self.doomed).clear();
-        let mut attempt = 0;
-        let (db, index) = loop {
-            match load(&self.path, &self.bodies, self.cache, &self.receiving) {
-                Ok(opened) => break opened,
-                // Handles still held elsewhere keep sled's lock a moment.
-                Err(QueueError::Open { .. }) if attempt < 20 => {
-                    attempt += 1;
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot reopen the queue database; trying again later");
-                    return Err(e);
-                }
+        // Handles still held elsewhere keep sled's lock a moment: `load`
+        // waits for it.
+        let (db, index) = match load(&self.path, &self.bodies, self.cache, &self.receiving) {
+            Ok(opened) => opened,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reopen the queue database; trying again later");
+                return Err(e);
             }
         };
         let messages = db.envelopes.len();
@@ -166,15 +160,7 @@ pub(crate) fn load(
     cache: u64,
     receiving: &Mutex<HashSet<String>>,
 ) -> Result<(Db, Index), QueueError> {
-    let db = sled::Config::new()
-        .path(path)
-        .flush_every_ms(Some(500))
-        .cache_capacity(cache)
-        .open()
-        .map_err(|source| QueueError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    let db = open_sled(path, cache)?;
     let envelopes = db.open_tree("envelopes")?;
     let file =
         |p: PathBuf| std::fs::File::open(&p).map_err(|source| QueueError::File { path: p, source });
@@ -182,6 +168,45 @@ pub(crate) fn load(
 
     let index = crate::index::build(&envelopes, bodies, receiving)?;
     Ok((Db { db, envelopes, log }, index))
+}
+
+/// Open sled at `path`. sled locks its `db` file, and a `Db` that was
+/// just dropped in this process may keep the file (and the lock) open a
+/// moment longer in one of sled's background tasks; so a lock that is
+/// refused is tried again for up to [`LOCK_WAIT`] before it is an error
+/// (another process that holds the queue still gets one after that).
+fn open_sled(path: &Path, cache: u64) -> Result<sled::Db, QueueError> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        let opened = sled::Config::new()
+            .path(path)
+            .flush_every_ms(Some(500))
+            .cache_capacity(cache)
+            .open();
+        match opened {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e)) if is_lock_refused(&e) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(source) => {
+                return Err(QueueError::Open {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// How long [`open_sled`] waits for sled's file lock.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
+
+/// Whether sled refused to open because its file lock is held (sled 0.34
+/// wraps the `flock` error in an `Other` error that names it).
+fn is_lock_refused(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(11)
+        || e.kind() == std::io::ErrorKind::WouldBlock
+        || e.to_string().contains("could not acquire lock")
 }
 
 /// Whether a sled error means the database must be reopened: an I/O
