@@ -19,7 +19,7 @@ use faxmta_queue::{
     format_duration, now_unix, Envelope, Etrn, Notify, QueueId, RcptState, Reply, RetryPolicy,
     Store,
 };
-use faxmta_transports::{Job, JobRecipient, NextHop, Outcome, Status, Transport};
+use faxmta_transport::{Job, JobRecipient, NextHop, Outcome, Status, Transport};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
