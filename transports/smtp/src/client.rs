@@ -24,9 +24,7 @@ use tokio_rustls::TlsConnector;
 
 mod wire;
 pub(crate) use wire::check_line;
-#[cfg(test)]
-pub use wire::MAX_REPLY_LINE;
-pub use wire::{is_timeout, parse_reply};
+pub use wire::{is_timeout, parse_reply, MAX_REPLY_LINE};
 
 /// RFC 5321 §4.5.3.2 timeouts (and a connect timeout), with Postfix's
 /// defaults. Each is a deadline for a whole reply (or a whole write), not

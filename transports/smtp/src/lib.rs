@@ -36,12 +36,6 @@ pub mod pop3;
 pub mod tls;
 mod transaction;
 
-#[cfg(test)]
-mod hostile;
-#[cfg(test)]
-mod scripted;
-#[cfg(test)]
-mod scripted_auth;
 mod suspend;
 
 pub use backup::{BackupPlan, Myself, PlannedHost};
@@ -49,6 +43,7 @@ pub use body::{prepare_body, stuff, Prepared};
 pub use callout::{Callout, Verdict};
 pub use client::{
     parse_reply, ClientSettings, Connection, HopError, Peer, Security, Signer, Timeouts, TlsInfo,
+    MAX_REPLY_LINE,
 };
 pub use etrn::{etrn, EtrnAnswer};
 pub use lmtp::LmtpTransport;

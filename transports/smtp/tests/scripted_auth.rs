@@ -1,16 +1,15 @@
-//! Unit tests of AUTH (RFC 4954) against a scripted peer on loopback, in
+//! Tests of AUTH (RFC 4954) against a scripted peer on loopback, in
 //! plaintext (`tls = "off"`, the one policy that allows it): PLAIN when
 //! offered, else LOGIN; credentials never sent without TLS otherwise; a
 //! refused AUTH makes way for the next host and in the end defers; pooled
 //! sessions are kept apart by their credentials. TLS itself (STARTTLS,
 //! implicit) is shown against a real Postfix in tests/smarthost.rs.
 
-use super::body::base64;
-use super::client::{ClientSettings, Connection, Security, Timeouts};
-use super::mx::Dns;
-use super::tls::{Tls, TlsPolicy};
-use super::{SmtpSettings, SmtpTransport};
 use faxmta_queue::{Envelope, NewRecipient};
+use faxmta_smtp::Dns;
+use faxmta_smtp::{ClientSettings, Connection, Security, Timeouts};
+use faxmta_smtp::{SmtpSettings, SmtpTransport};
+use faxmta_smtp::{Tls, TlsPolicy};
 use faxmta_transport::{
     Credentials, HostPort, Job, JobRecipient, NextHop, RelayHop, Status, Transport,
 };
@@ -402,4 +401,10 @@ async fn pooled_sessions_are_reused_only_with_the_same_credentials() {
     let sessions = seen.lock().unwrap().clone();
     assert_eq!(sessions.len(), 2, "{sessions:?}");
     assert!(!sessions[1].contains("AUTH"), "{}", sessions[1]);
+}
+
+/// Base64 as the SASL exchanges carry it (RFC 4648, padded).
+fn base64(content: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(content)
 }

@@ -1,11 +1,11 @@
-//! Unit tests of the client against a scripted peer on loopback (TCP or
+//! Tests of the client against a scripted peer on loopback (TCP or
 //! a Unix socket): the LMTP mode (one reply per recipient after the data)
 //! and the paths real servers rarely take (HELO fallback, no PIPELINING, a
 //! connection lost between LMTP replies).
 
-use super::client::{ClientSettings, Connection, Peer, Security, Timeouts};
-use super::tls::{Tls, TlsPolicy};
 use faxmta_queue::{ClientInfo, Envelope, NewRecipient};
+use faxmta_smtp::{ClientSettings, Connection, Peer, Security, Timeouts};
+use faxmta_smtp::{Tls, TlsPolicy};
 use faxmta_transport::{JobRecipient, Status};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, UnixListener};
@@ -259,8 +259,8 @@ async fn a_unix_socket_without_a_server_is_a_temporary_error() {
 
 #[tokio::test]
 async fn the_lmtp_transport_gives_each_recipient_its_own_outcome() {
-    use super::lmtp::LmtpTransport;
-    use super::mx::Dns;
+    use faxmta_smtp::Dns;
+    use faxmta_smtp::LmtpTransport;
     use faxmta_transport::{Job, LmtpTarget, NextHop, Transport};
 
     let dir = tempfile::tempdir().unwrap();

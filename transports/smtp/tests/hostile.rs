@@ -1,12 +1,12 @@
-//! Unit tests of the client against hostile peers on loopback: a server
+//! Tests of the client against hostile peers on loopback: a server
 //! that trickles its replies a byte at a time, one that never ends a line,
 //! one that says 421 and hangs up, one that drops the connection after the
 //! data. Every wait is a deadline for the whole reply, so none of them can
 //! hold a connection longer than the step's timeout.
 
-use super::client::{ClientSettings, Connection, Security, Timeouts, MAX_REPLY_LINE};
-use super::tls::{Tls, TlsPolicy};
 use faxmta_queue::{ClientInfo, Envelope, NewRecipient};
+use faxmta_smtp::{ClientSettings, Connection, Security, Timeouts, MAX_REPLY_LINE};
+use faxmta_smtp::{Tls, TlsPolicy};
 use faxmta_transport::JobRecipient;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -62,7 +62,7 @@ where
     addr
 }
 
-async fn open(addr: SocketAddr) -> Result<Connection, super::HopError> {
+async fn open(addr: SocketAddr) -> Result<Connection, faxmta_smtp::HopError> {
     let security = Security::starttls(TlsPolicy::Off);
     Connection::open(addr, "peer.test", &settings(), security).await
 }
