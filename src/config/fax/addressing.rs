@@ -6,7 +6,8 @@
 use super::super::domains::Source;
 use super::super::{Config, ConfigError};
 use faxmta_fax::dialplan::{Action, Pattern};
-use faxmta_fax::directory::{self, Directory};
+use faxmta_fax::directory::Directory;
+use faxmta_fax::pattern;
 
 /// Whether `s` is digits only (empty allowed when `empty`).
 fn digits(s: &str, empty: bool) -> bool {
@@ -180,7 +181,7 @@ fn check_rules(
                 rule.name
             ));
         }
-        if let Some(u) = rule.users.iter().find(|u| !directory::valid_pattern(u)) {
+        if let Some(u) = rule.users.iter().find(|u| !pattern::valid_address_pattern(u)) {
             return fail(format!(
                 "fax rule {}: user {u:?} is neither an address nor *@domain",
                 rule.name

@@ -356,7 +356,7 @@ impl Rule {
             || self
                 .users
                 .iter()
-                .any(|u| super::directory::address_matches(u, sender))
+                .any(|u| super::pattern::address_matches(u, sender))
             || self
                 .groups
                 .iter()

@@ -18,6 +18,7 @@
 //! never faxes: reports must not cost calls.
 
 use super::address::{BadNumber, FaxAddress, Form};
+use super::pattern::{address_matches, number_key, valid_address_pattern};
 use super::dialplan::{self, Action, DialPlan, Rule, E164};
 use serde::Deserialize;
 use std::fmt;
@@ -80,44 +81,11 @@ pub struct DirectoryError {
     pub message: String,
 }
 
-/// Whether `pattern` (an address or `*@domain`) covers `address`; both
-/// compared without regard to case.
-pub fn address_matches(pattern: &str, address: &str) -> bool {
-    match pattern.strip_prefix("*@") {
-        Some(domain) => address
-            .rsplit_once('@')
-            .is_some_and(|(_, d)| d.eq_ignore_ascii_case(domain)),
-        None => pattern.eq_ignore_ascii_case(address),
-    }
-}
-
-/// Whether `pattern` can be a user entry: `local@domain` or `*@domain`.
-pub fn valid_pattern(pattern: &str) -> bool {
-    match pattern.rsplit_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && !domain.is_empty()
-                && !domain.contains('*')
-                && (local == "*" || !local.contains('*'))
-                && !pattern.chars().any(|c| c.is_whitespace() || c.is_control())
-        }
-        None => false,
-    }
-}
-
 /// A station identity: at most 20 printable ASCII characters (T.30).
 pub fn valid_tsi(tsi: &str) -> bool {
     tsi.len() <= 20 && tsi.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
 
-/// A fax number as the line presents it, for comparing: spaces, dashes,
-/// dots and brackets dropped.
-pub fn number_key(number: &str) -> String {
-    number
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
-        .collect()
-}
 
 impl Directory {
     /// The addresses that receive faxes sent to `number` (a DID), each
@@ -185,7 +153,7 @@ impl Directory {
         }
         let mut seen = std::collections::HashSet::new();
         for u in &self.users {
-            if !valid_pattern(&u.address) {
+            if !valid_address_pattern(&u.address) {
                 return fail(
                     &u.address,
                     format!("fax user {:?}: expected an address or *@domain", u.address),
@@ -600,9 +568,9 @@ mod tests {
         assert!(e.message.contains("20 printable"));
         let e = bad(vec![], vec![group("g"), group("G")]);
         assert!(e.message.contains("defined twice"));
-        assert!(!valid_pattern("a*b@x.test"));
-        assert!(!valid_pattern("*@*.test"));
-        assert!(valid_pattern("*@x.test"));
+        assert!(!valid_address_pattern("a*b@x.test"));
+        assert!(!valid_address_pattern("*@*.test"));
+        assert!(valid_address_pattern("*@x.test"));
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! Numbers are compared after dropping spaces, dashes, dots and brackets.
 //! This module only decides; the daemon delivers.
 
-use crate::directory::number_key;
+use crate::pattern::number_key;
 use serde::Deserialize;
 use std::path::PathBuf;
 

@@ -1,4 +1,4 @@
-//! Fax as a transport: a recipient that is a fax number leaves over a fax
+//! faxmta-fax: fax as a transport: a recipient that is a fax number leaves over a fax
 //! line instead of SMTP.
 //!
 //! The pieces, in the order a message meets them:
@@ -6,6 +6,8 @@
 //!   domain`, RFC 3192 `FAX=…`, Exchange `IMCEAFAX-…`, `fax:` URIs);
 //! - [`dialplan`]: numbers normalised to E.164 and the outbound rules
 //!   (prefixes, blocked patterns) that decide what may be dialled;
+//! - [`pattern`]: address and number patterns, the layer below the next
+//!   two;
 //! - [`directory`]: the fax users and groups, who may send where;
 //! - [`render`]: the message becomes pages ([`page::Page`]) and a TIFF
 //!   Class F file ([`tiff`]);
@@ -23,6 +25,7 @@ pub mod document;
 pub mod engine;
 pub mod inbound;
 pub mod page;
+pub mod pattern;
 pub mod pdf;
 pub mod render;
 pub mod tiff;
