@@ -25,6 +25,7 @@ mod scheduler;
 mod serve;
 mod server;
 mod token_cli;
+mod transports;
 mod user_cli;
 
 pub mod fuzzing;

@@ -19,7 +19,7 @@ use faxmta_queue::{
     format_duration, now_unix, Envelope, Etrn, Notify, QueueId, RcptState, Reply, RetryPolicy,
     Store,
 };
-use faxmta_transport::{Job, JobRecipient, NextHop, Outcome, Status, Transport};
+use faxmta_transport::{Job, JobRecipient, NextHop, Outcome, Status, TransportTable};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -45,14 +45,6 @@ pub struct Settings {
     pub fax_reports: FaxReports,
 }
 
-/// The transports, one per kind of next hop.
-pub struct Transports {
-    pub local: Arc<dyn Transport>,
-    pub smtp: Arc<dyn Transport>,
-    pub lmtp: Arc<dyn Transport>,
-    pub fax: Arc<dyn Transport>,
-}
-
 /// What a fax recipient's sender is told besides the usual DSN rules.
 #[derive(Clone, Default)]
 pub struct FaxReports {
@@ -73,24 +65,18 @@ pub struct Plan {
     retry: RetryPolicy,
     delay_warning: u64,
     hostname: String,
-    local: Arc<dyn Transport>,
-    smtp: Arc<dyn Transport>,
-    lmtp: Arc<dyn Transport>,
-    fax: Arc<dyn Transport>,
+    transports: TransportTable,
     fax_reports: FaxReports,
 }
 
 impl Plan {
-    fn new(router: Arc<Router>, settings: Settings, transports: Transports) -> Plan {
+    fn new(router: Arc<Router>, settings: Settings, transports: TransportTable) -> Plan {
         Plan {
             router,
             retry: settings.retry,
             delay_warning: settings.delay_warning,
             hostname: settings.hostname,
-            local: transports.local,
-            smtp: transports.smtp,
-            lmtp: transports.lmtp,
-            fax: transports.fax,
+            transports,
             fax_reports: settings.fax_reports,
         }
     }
@@ -115,7 +101,7 @@ impl Scheduler {
         store: Store,
         router: Arc<Router>,
         settings: Settings,
-        transports: Transports,
+        transports: TransportTable,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
         Arc::new(Scheduler {
@@ -132,7 +118,7 @@ impl Scheduler {
     /// table, retry schedule and transports; running ones finish with
     /// theirs. (`concurrency` and `destination_concurrency` stay as they
     /// were at start.)
-    pub fn reconfigure(&self, router: Arc<Router>, settings: Settings, transports: Transports) {
+    pub fn reconfigure(&self, router: Arc<Router>, settings: Settings, transports: TransportTable) {
         let plan = Arc::new(Plan::new(router, settings, transports));
         *self.plan.write().unwrap_or_else(|e| e.into_inner()) = plan;
     }
@@ -325,11 +311,23 @@ impl Scheduler {
                 Taken::Slot(slot) => Some(slot),
                 Taken::Unlimited => None,
             };
-            let transport = match hop {
-                NextHop::Local => &plan.local,
-                NextHop::Mx { .. } | NextHop::Relay(_) | NextHop::BackupMx(_) => &plan.smtp,
-                NextHop::Lmtp(_) => &plan.lmtp,
-                NextHop::Fax(_) => &plan.fax,
+            let Some(transport) = plan.transports.for_hop(hop) else {
+                // The router only routes to kinds this build has; should
+                // one be missing, the mail waits for a build that has it.
+                let reply = Reply::new(
+                    451,
+                    "4.3.5",
+                    format!("no {} transport in this build", hop.kind().name()),
+                );
+                for r in recipients {
+                    outcomes.push(Outcome::local(
+                        r.index,
+                        Status::Deferred,
+                        "none",
+                        reply.clone(),
+                    ));
+                }
+                continue;
             };
             let job = Job {
                 envelope: &env,

@@ -3,6 +3,7 @@
 use super::*;
 use crate::config::Config;
 use faxmta_queue::{NewMessage, NewRecipient};
+use faxmta_transport::{HopKind, Transport};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -65,12 +66,10 @@ fn scheduler(
         destination_concurrency,
         fax_reports: Default::default(),
     };
-    let transports = Transports {
-        local: transport.clone(),
-        smtp: transport.clone(),
-        lmtp: transport.clone(),
-        fax: transport,
-    };
+    let mut transports = TransportTable::new();
+    for kind in [HopKind::Local, HopKind::Smtp, HopKind::Lmtp, HopKind::Fax] {
+        transports.register(kind, transport.clone());
+    }
     Scheduler::new(
         store.clone(),
         Arc::new(Router::new(config)),
