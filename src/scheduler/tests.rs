@@ -5,6 +5,11 @@ use crate::config::Config;
 use faxmta_queue::{NewMessage, NewRecipient};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A transport that holds each job a while and records how many ran
 /// at once, in all and per domain.
