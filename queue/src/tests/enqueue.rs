@@ -80,12 +80,14 @@ pub(crate) async fn an_address_with_a_control_character_is_never_stored(b: Backe
     let e = store.enqueue(id.clone(), bad_sender, b"x\r\n").await;
     assert!(matches!(e, Err(QueueError::BadAddress(_))), "{e:?}");
     let id2 = store.new_id().unwrap();
+    let queued = id2.clone();
     let e = blocking(&store, move |s| {
-        s.enqueue_blocking(id2, message(&["a@x.test", "b\0@x.test"]), b"x\r\n")
+        s.enqueue_blocking(queued, message(&["a@x.test", "b\0@x.test"]), b"x\r\n")
     })
     .await;
     assert!(matches!(e, Err(QueueError::BadAddress(_))), "{e:?}");
-    assert!(store.get(&id).unwrap().is_none() && store.len() == 0);
+    assert!(store.get(&id).unwrap().is_none() && store.get(&id2).unwrap().is_none());
+    assert!(store.is_empty());
     assert!(store.body(&id).unwrap().is_none());
 }
 
