@@ -230,8 +230,10 @@ pub trait QueueStore: Send + Sync + 'static {
     /// Read, change and write back a message's envelope, serialised with
     /// every other change of it; a message all of whose recipients are
     /// finished is removed. Returns the envelope after the change, or
-    /// `None` if there is no such message. Callers use
-    /// [`dyn QueueStore::update`](#method.update) with a closure.
+    /// `None` if there is no such message. The change is written, not
+    /// yet durable (a crash before the next sync repeats a delivery: a
+    /// duplicate, never a loss). Callers use `update` (on
+    /// `dyn QueueStore`) with a closure.
     fn update_with(
         &self,
         id: &str,
