@@ -6,11 +6,11 @@
 
 use crate::config::Config;
 use crate::router::{BackupRoute, EtrnRoute, Route, Router};
+use faxmta_fax::dialplan::Action;
+use faxmta_fax::directory::FaxTarget;
 use faxmta_queue::format_duration;
-use faxmta_transports::fax::dialplan::Action;
-use faxmta_transports::fax::directory::FaxTarget;
-use faxmta_transports::smtp::{BackupPlan, Dns, TlsPolicy};
-use faxmta_transports::{BackupMxHop, LmtpTarget, NextHop, RelayHop};
+use faxmta_smtp::{BackupPlan, Dns, TlsPolicy};
+use faxmta_transport::{BackupMxHop, LmtpTarget, NextHop, RelayHop};
 use std::fmt::Write;
 use std::net::IpAddr;
 use std::process::ExitCode;
@@ -77,7 +77,7 @@ fn hop_lines(out: &mut String, hop: &RelayHop) {
 }
 
 /// A host's addresses, or why there are none.
-fn address_list(addrs: &Result<Vec<IpAddr>, faxmta_transports::smtp::DnsError>) -> String {
+fn address_list(addrs: &Result<Vec<IpAddr>, faxmta_smtp::DnsError>) -> String {
     match addrs {
         Ok(ips) => ips
             .iter()

@@ -7,16 +7,14 @@ use crate::admin::metrics::Metrics;
 use crate::config::fax::{EngineKind, Partial, Unsupported};
 use crate::config::Config;
 use crate::scheduler::FaxReports;
-use faxmta_transports::fax::document::DocumentMaker;
-use faxmta_transports::fax::engine::hylafax::{HylafaxEngine, HylafaxSettings};
-use faxmta_transports::fax::engine::simulated::{
-    SimulatedEngine, SimulatedNetwork, SimulatedSettings,
-};
-use faxmta_transports::fax::engine::spool::{SpoolEngine, SpoolSettings};
-use faxmta_transports::fax::engine::FaxEngine;
-use faxmta_transports::fax::render::{self, CoverInfo, RenderOptions};
-use faxmta_transports::fax::transport::{FaxSettings, FaxTransport, Resend};
-use faxmta_transports::fax::worker::{Limits, RenderWorker, WorkerRenderer};
+use faxmta_fax::document::DocumentMaker;
+use faxmta_fax::engine::hylafax::{HylafaxEngine, HylafaxSettings};
+use faxmta_fax::engine::simulated::{SimulatedEngine, SimulatedNetwork, SimulatedSettings};
+use faxmta_fax::engine::spool::{SpoolEngine, SpoolSettings};
+use faxmta_fax::engine::FaxEngine;
+use faxmta_fax::render::{self, CoverInfo, RenderOptions};
+use faxmta_fax::transport::{FaxSettings, FaxTransport, Resend};
+use faxmta_fax::worker::{Limits, RenderWorker, WorkerRenderer};
 use std::sync::Arc;
 
 /// The parts of the fax transport the server keeps.

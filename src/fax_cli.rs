@@ -195,19 +195,14 @@ pub fn render(config: &Config, message: &Path, out: &Path, number: &str) -> Exit
         return ExitCode::FAILURE;
     }
     let started = std::time::Instant::now();
-    let maker = faxmta_transports::fax::document::DocumentMaker {
+    let maker = faxmta_fax::document::DocumentMaker {
         options: crate::fax::render_options(config),
         compression: config.fax.compression,
     };
     let written = maker.pages(&data, number).and_then(|pages| {
-        faxmta_transports::fax::tiff::write_tiff_f(
-            out,
-            &pages,
-            config.fax.compression,
-            &Default::default(),
-        )
-        .map(|_| pages.len())
-        .map_err(|e| e.to_string())
+        faxmta_fax::tiff::write_tiff_f(out, &pages, config.fax.compression, &Default::default())
+            .map(|_| pages.len())
+            .map_err(|e| e.to_string())
     });
     match written {
         Ok(n) => {

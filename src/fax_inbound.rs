@@ -21,11 +21,11 @@
 
 use crate::admin::metrics::Metrics;
 use crate::config::Config;
+use faxmta_fax::engine::spool::files;
+use faxmta_fax::engine::{FaxEngine, ReceivedFax, Reception};
+use faxmta_fax::inbound::{Destination, ImageFormat};
+use faxmta_fax::{pdf, tiff};
 use faxmta_queue::{NewMessage, Store};
-use faxmta_transports::fax::engine::spool::files;
-use faxmta_transports::fax::engine::{FaxEngine, ReceivedFax, Reception};
-use faxmta_transports::fax::inbound::{Destination, ImageFormat};
-use faxmta_transports::fax::{pdf, tiff};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -428,8 +428,8 @@ async fn enqueue(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use faxmta_transports::fax::page::{Compression, Page, Resolution};
-    use faxmta_transports::fax::tiff::{write_tiff_f, TiffHeader};
+    use faxmta_fax::page::{Compression, Page, Resolution};
+    use faxmta_fax::tiff::{write_tiff_f, TiffHeader};
     use std::time::{Duration, SystemTime};
 
     fn config(work: &Path) -> Config {
@@ -482,10 +482,7 @@ mod tests {
         fn lines_busy(&self) -> usize {
             0
         }
-        async fn send(
-            &self,
-            _: faxmta_transports::fax::engine::SendRequest,
-        ) -> faxmta_transports::fax::engine::SendResult {
+        async fn send(&self, _: faxmta_fax::engine::SendRequest) -> faxmta_fax::engine::SendResult {
             unreachable!("receive only")
         }
         async fn receive(&self) -> Option<ReceivedFax> {

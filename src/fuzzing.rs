@@ -183,9 +183,7 @@ pub fn address(data: &[u8]) {
 /// and `IMCEAFAX-` local parts, `fax:`/`tel:` URIs never panic, and the
 /// IMCEA encoding decodes back to what was encoded.
 fn fax_forms(data: &[u8]) {
-    use faxmta_transports::fax::address::{
-        imcea_decode, imcea_encode, parse_local_part, parse_text, At,
-    };
+    use faxmta_fax::address::{imcea_decode, imcea_encode, parse_local_part, parse_text, At};
     let text = String::from_utf8_lossy(data);
     let _ = parse_text(&text);
     for at in [At::FaxDomain, At::OwnDomain] {
@@ -202,7 +200,7 @@ fn fax_forms(data: &[u8]) {
 /// for a server without it, CRLF, dot-stuffing) never holds a bare CR or
 /// LF, and our own DATA reader reads it back to the end exactly.
 pub fn outbound_body(data: &[u8]) {
-    use faxmta_transports::smtp::{prepare_body, stuff};
+    use faxmta_smtp::{prepare_body, stuff};
     let wire = stuff(data);
     assert!(!has_bare_newline(&wire));
     let mut sent = wire.clone();

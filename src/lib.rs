@@ -319,7 +319,7 @@ pub fn main() -> ExitCode {
         action: FaxAction::RenderWorker { memory, cpu },
     } = &cli.command
     {
-        use faxmta_transports::fax::worker;
+        use faxmta_fax::worker;
         if let Err(e) = worker::apply_limits(*memory, *cpu) {
             eprintln!("faxmta: render worker: cannot set its limits: {e}");
             return ExitCode::from(2);

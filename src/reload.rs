@@ -39,7 +39,7 @@ pub struct Shared {
     pub limits: Arc<Limits>,
     pub shutdown: watch::Receiver<bool>,
     /// The fax transport (its engine and lines are not rebuilt).
-    pub fax: Arc<dyn faxmta_transports::Transport>,
+    pub fax: Arc<dyn faxmta_transport::Transport>,
     /// The first-page picture maker of the fax reports.
     pub fax_first_page: Option<Arc<crate::scheduler::FirstPage>>,
 }
@@ -236,7 +236,7 @@ pub fn build(config: &Arc<Config>, shared: &Shared) -> Result<Parts, String> {
         },
     };
     let transports = crate::scheduler::Transports {
-        local: Arc::new(faxmta_transports::local::MaildirTransport),
+        local: Arc::new(faxmta_local::MaildirTransport),
         smtp: Arc::new(crate::serve::smtp_transport(config)?),
         lmtp: Arc::new(crate::serve::lmtp_transport(config)?),
         fax: shared.fax.clone(),

@@ -8,9 +8,9 @@
 
 use crate::config::fax::FaxSenders;
 use crate::config::{Config, Deliver, DomainKind};
+use faxmta_fax::directory::{FaxPolicy, FaxTarget};
 use faxmta_queue::Reply;
-use faxmta_transports::fax::directory::{FaxPolicy, FaxTarget};
-use faxmta_transports::{BackupMxHop, LmtpTarget, NextHop, RelayHop};
+use faxmta_transport::{BackupMxHop, LmtpTarget, NextHop, RelayHop};
 use ipnet::IpNet;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;

@@ -18,7 +18,7 @@ use crate::router::{Route, Router};
 use faxmta_queue::{
     format_duration, now_unix, Envelope, Etrn, Lease, Notify, RcptState, Reply, RetryPolicy, Store,
 };
-use faxmta_transports::{Job, JobRecipient, NextHop, Outcome, Status, Transport};
+use faxmta_transport::{Job, JobRecipient, NextHop, Outcome, Status, Transport};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Semaphore};

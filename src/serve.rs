@@ -19,9 +19,7 @@ use crate::router::Router;
 use crate::scheduler::Scheduler;
 use crate::server;
 use faxmta_queue::Store;
-use faxmta_transports::smtp::{
-    Callout, ClientSettings, Dns, LmtpTransport, SmtpSettings, SmtpTransport, Tls,
-};
+use faxmta_smtp::{Callout, ClientSettings, Dns, LmtpTransport, SmtpSettings, SmtpTransport, Tls};
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::sync::watch;

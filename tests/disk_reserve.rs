@@ -17,7 +17,7 @@ use std::process::Command;
 mod client;
 use client::*;
 
-#[path = "../transports/tests/fixtures/fax/messages.rs"]
+#[path = "../transports/fax/tests/fixtures/fax/messages.rs"]
 #[allow(dead_code)]
 mod fixtures;
 

@@ -87,7 +87,7 @@ fn message_of(dump: &str) -> String {
 /// mail-auth's verdicts on `message`, asking `dns`.
 fn verify(dns: &Dns, message: &str) -> Vec<DkimResult> {
     let addr = format!("127.0.0.1:{}", dns.port).parse().unwrap();
-    let resolver = faxmta_transports::smtp::Dns::new(&[addr], std::time::Duration::from_secs(2))
+    let resolver = faxmta_smtp::Dns::new(&[addr], std::time::Duration::from_secs(2))
         .unwrap()
         .resolver()
         .clone();

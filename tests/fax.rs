@@ -10,12 +10,12 @@
 
 mod common;
 use common::*;
-use faxmta_transports::fax::page::{Compression, Page, Resolution};
-use faxmta_transports::fax::tiff::{read_tiff, write_tiff_f, Pixels, ReadPage, TiffHeader};
+use faxmta_fax::page::{Compression, Page, Resolution};
+use faxmta_fax::tiff::{read_tiff, write_tiff_f, Pixels, ReadPage, TiffHeader};
 use mail_parser::MimeHeaders;
 use std::path::{Path, PathBuf};
 
-#[path = "../transports/tests/fixtures/fax/messages.rs"]
+#[path = "../transports/fax/tests/fixtures/fax/messages.rs"]
 #[allow(dead_code)]
 mod fixtures;
 

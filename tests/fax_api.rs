@@ -20,7 +20,7 @@ use common::*;
 mod client;
 use client::*;
 
-#[path = "../transports/tests/fixtures/fax/messages.rs"]
+#[path = "../transports/fax/tests/fixtures/fax/messages.rs"]
 #[allow(dead_code)]
 mod fixtures;
 

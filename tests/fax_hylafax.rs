@@ -8,8 +8,8 @@
 
 mod common;
 use common::*;
-use faxmta_transports::fax::engine::hylafax::{HylafaxEngine, HylafaxSettings};
-use faxmta_transports::fax::tiff::read_tiff;
+use faxmta_fax::engine::hylafax::{HylafaxEngine, HylafaxSettings};
+use faxmta_fax::tiff::read_tiff;
 use std::path::Path;
 
 #[allow(dead_code)]
@@ -115,8 +115,8 @@ fn a_mail_becomes_a_hylafax_job_and_a_killed_job_is_retried() {
 /// as taken.
 #[test]
 fn a_received_fax_is_durable_here_before_it_is_deleted_at_the_server() {
-    use faxmta_transports::fax::page::{Compression, Page, Resolution};
-    use faxmta_transports::fax::tiff::{write_tiff_f, TiffHeader};
+    use faxmta_fax::page::{Compression, Page, Resolution};
+    use faxmta_fax::tiff::{write_tiff_f, TiffHeader};
     use std::process::{Command, Stdio};
     let fax = HylafaxServer::start();
     let work = tempfile::tempdir().unwrap();

@@ -11,8 +11,8 @@
 
 mod common;
 use common::*;
-use faxmta_transports::fax::page::{Compression, Page, Resolution};
-use faxmta_transports::fax::tiff::{decode_tiff, read_tiff, write_tiff_f, ReadLimits, TiffHeader};
+use faxmta_fax::page::{Compression, Page, Resolution};
+use faxmta_fax::tiff::{decode_tiff, read_tiff, write_tiff_f, ReadLimits, TiffHeader};
 use mail_parser::{MessageParser, MimeHeaders};
 use std::path::{Path, PathBuf};
 
@@ -104,7 +104,7 @@ fn one_mail(s: &Server, domain: &str, user: &str) -> (String, Option<(String, Ve
 
 /// The pages of a PDF, as the fax renderer (hayro) reads them: through
 /// `faxmta fax render` of a mail carrying it.
-fn pdf_pages(s: &Server, work: &Path, mail: &str) -> Vec<faxmta_transports::fax::tiff::ReadPage> {
+fn pdf_pages(s: &Server, work: &Path, mail: &str) -> Vec<faxmta_fax::tiff::ReadPage> {
     let msg = work.join("pdf-mail.eml");
     std::fs::write(&msg, mail).unwrap();
     let out = work.join("pdf-mail.tif");

@@ -11,7 +11,7 @@ mod common;
 use common::*;
 use std::path::Path;
 
-#[path = "../transports/tests/fixtures/fax/messages.rs"]
+#[path = "../transports/fax/tests/fixtures/fax/messages.rs"]
 #[allow(dead_code)]
 mod fixtures;
 

@@ -7,7 +7,7 @@
 
 mod common;
 use common::*;
-use faxmta_transports::fax::tiff::read_tiff;
+use faxmta_fax::tiff::read_tiff;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -175,8 +175,8 @@ fn a_mail_goes_through_the_board_and_the_sender_hears() {
 /// board's pair is removed at the acknowledgement.
 #[test]
 fn a_received_fax_is_durable_in_received_before_the_boards_files_go() {
-    use faxmta_transports::fax::page::{Compression, Page, Resolution};
-    use faxmta_transports::fax::tiff::{write_tiff_f, TiffHeader};
+    use faxmta_fax::page::{Compression, Page, Resolution};
+    use faxmta_fax::tiff::{write_tiff_f, TiffHeader};
     let work = tempfile::tempdir().unwrap();
     let s = Server::start_with(
         "",

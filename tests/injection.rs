@@ -5,7 +5,7 @@
 //! checked by the RFC 5321 path grammar: the API answers `400
 //! NO_SENDER`, `faxmta fax send` and a `submit` over the control socket
 //! are refused, and nothing is queued. (The SMTP client's own refusal of
-//! such a command is a unit test: transports/src/smtp/scripted.rs,
+//! such a command is a unit test: transports/smtp/src/scripted.rs,
 //! `addresses_with_cr_lf_or_nul_are_never_sent`; with these checks and
 //! the queue's own (queue/src/store/tests.rs) no path reaches it.)
 
@@ -17,7 +17,7 @@ use common::*;
 mod client;
 use client::*;
 
-#[path = "../transports/tests/fixtures/fax/messages.rs"]
+#[path = "../transports/fax/tests/fixtures/fax/messages.rs"]
 #[allow(dead_code)]
 mod fixtures;
 

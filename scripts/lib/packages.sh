@@ -23,5 +23,5 @@ need_packages() {
 }
 
 # What building faxmta needs besides Rust: the software fax modem
-# (spandsp) and libtiff, found with pkg-config (transports/build.rs).
+# (spandsp) and libtiff, found with pkg-config (transports/fax/build.rs).
 BUILD_PACKAGES=(pkg-config libspandsp-dev libtiff-dev)

@@ -5,8 +5,8 @@
 //! server executes it on its own store. When no server runs, the CLI opens
 //! the queue itself and calls the same [`execute`].
 
+use faxmta_fax::engine::simulated::{IncomingCall, SimulatedEngine, SimulatedError};
 use faxmta_queue::{now_unix, Envelope, FaxRecord, NewMessage, QueueCounts, Store};
-use faxmta_transports::fax::engine::simulated::{IncomingCall, SimulatedEngine, SimulatedError};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;

@@ -5,9 +5,9 @@
 //! the scheduler); the queue gauges are read from the store's in-memory
 //! index at scrape time, so a scrape costs no disk access.
 
+use faxmta_fax::engine::FaxEngine;
+use faxmta_fax::transport::FaxObserver;
 use faxmta_queue::{now_unix, Store};
-use faxmta_transports::fax::engine::FaxEngine;
-use faxmta_transports::fax::transport::FaxObserver;
 use prometheus::{
     exponential_buckets, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter,
     IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,

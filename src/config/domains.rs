@@ -4,8 +4,8 @@
 
 use super::values::{Deliver, DomainName, Duration, HostSpec};
 use super::{Config, ConfigError, OutboundTls};
-use faxmta_transports::smtp::Myself;
-use faxmta_transports::{BackupMxHop, Credentials, HostPort, NextHop, RelayHop};
+use faxmta_smtp::Myself;
+use faxmta_transport::{BackupMxHop, Credentials, HostPort, NextHop, RelayHop};
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};

@@ -4,9 +4,9 @@
 //! Domains of `kind = "fax"` are `[[domain]]` entries.
 
 use super::values::{Duration, Size};
-use faxmta_transports::fax::dialplan::{DialPlan, Rule};
-use faxmta_transports::fax::directory::{Directory, FaxGroup, FaxPolicy, FaxUser};
-use faxmta_transports::fax::page::{Compression, Paper, Resolution};
+use faxmta_fax::dialplan::{DialPlan, Rule};
+use faxmta_fax::directory::{Directory, FaxGroup, FaxPolicy, FaxUser};
+use faxmta_fax::page::{Compression, Paper, Resolution};
 use serde::Deserialize;
 use std::path::PathBuf;
 

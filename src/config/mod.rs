@@ -156,8 +156,8 @@ pub enum OutboundTls {
 
 impl OutboundTls {
     /// The transport's policy for this setting.
-    pub fn policy(self) -> faxmta_transports::smtp::TlsPolicy {
-        use faxmta_transports::smtp::TlsPolicy;
+    pub fn policy(self) -> faxmta_smtp::TlsPolicy {
+        use faxmta_smtp::TlsPolicy;
         match self {
             OutboundTls::Off => TlsPolicy::Off,
             OutboundTls::Opportunistic => TlsPolicy::Opportunistic,
@@ -217,8 +217,8 @@ impl Default for OutboundConfig {
 
 impl OutboundConfig {
     /// The client's timeouts, each a deadline for a whole reply or write.
-    pub fn timeouts(&self) -> faxmta_transports::smtp::Timeouts {
-        faxmta_transports::smtp::Timeouts {
+    pub fn timeouts(&self) -> faxmta_smtp::Timeouts {
+        faxmta_smtp::Timeouts {
             connect: self.connect_timeout.std(),
             helo: self.helo_timeout.std(),
             command: self.command_timeout.std(),

@@ -2,7 +2,7 @@
 //! (`30s`, `5m`, `4h`, `5d`), sizes (`35M`), domain names and delivery
 //! targets. Parse errors become TOML errors, so they carry the file's line.
 
-use faxmta_transports::{HostPort, LmtpTarget};
+use faxmta_transport::{HostPort, LmtpTarget};
 use serde::{de, Deserialize, Deserializer};
 use std::fmt;
 use std::path::PathBuf;

@@ -4,7 +4,7 @@
 //! its mail. The mail itself then arrives on our own listener.
 
 use crate::config::{parse_host, valid_node, Config, EtrnClientConfig, HostSpec, OutboundTls};
-use faxmta_transports::smtp::{etrn, Dns, EtrnAnswer};
+use faxmta_smtp::{etrn, Dns, EtrnAnswer};
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;

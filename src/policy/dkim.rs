@@ -96,7 +96,7 @@ pub fn from_domain(message: &[u8]) -> Option<String> {
     Some(domain.trim_end_matches('.').to_ascii_lowercase())
 }
 
-impl faxmta_transports::smtp::Signer for DkimSigner {
+impl faxmta_smtp::Signer for DkimSigner {
     fn sign(&self, message: &[u8]) -> Option<Vec<u8>> {
         let domain = from_domain(message)?;
         let signer = self.signers.get(&domain)?;
@@ -137,7 +137,7 @@ pub fn zone_strings(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use faxmta_transports::smtp::Signer;
+    use faxmta_smtp::Signer;
     use std::path::Path;
 
     #[test]

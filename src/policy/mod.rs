@@ -33,7 +33,7 @@ use crate::config::policy::{DmarcMode, ListenerChecks, SpfMode, SpfPolicy};
 use crate::config::{Config, ListenerConfig};
 use crate::router::{BackupRoute, Route, Router};
 use faxmta_queue::Reply;
-use faxmta_transports::smtp::{Callout, Verdict};
+use faxmta_smtp::{Callout, Verdict};
 use ipnet::IpNet;
 use std::collections::HashMap;
 use std::net::IpAddr;

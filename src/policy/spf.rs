@@ -42,7 +42,7 @@ impl Authenticator {
         timeout: Duration,
         hostname: &str,
     ) -> Result<Authenticator, String> {
-        let dns = faxmta_transports::smtp::Dns::new(nameservers, timeout)?;
+        let dns = faxmta_smtp::Dns::new(nameservers, timeout)?;
         let resolver = dns.resolver().clone();
         Ok(Authenticator {
             mail_auth: MessageAuthenticator(resolver.clone()),

@@ -18,9 +18,9 @@
 
 use super::{Route, Router};
 use crate::config::fax::FaxSenders;
+use faxmta_fax::address::{self, At};
+use faxmta_fax::directory::{FaxPolicy, FaxSender, FaxTarget};
 use faxmta_queue::Reply;
-use faxmta_transports::fax::address::{self, At};
-use faxmta_transports::fax::directory::{FaxPolicy, FaxSender, FaxTarget};
 
 impl Router {
     /// The fax route of `address` (local part `user`, domain `bare`, lower

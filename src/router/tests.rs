@@ -1,6 +1,6 @@
 //! Tests of the router: each kind of domain and what it accepts.
 use super::*;
-use faxmta_transports::HostPort;
+use faxmta_transport::HostPort;
 use std::path::Path;
 
 fn router() -> Router {
@@ -85,7 +85,7 @@ fn relay_domains_go_to_their_hosts_and_are_ours() {
         !Route::Relay { hop: hop.clone() }.is_relay(),
         "ours: accepted from anyone"
     );
-    assert_eq!(hop.tls, faxmta_transports::smtp::TlsPolicy::Required);
+    assert_eq!(hop.tls, faxmta_smtp::TlsPolicy::Required);
     let hosts: Vec<(&str, u16)> = hop
         .hosts
         .iter()

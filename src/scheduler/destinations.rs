@@ -9,7 +9,7 @@
 //! [`PARK_LIMIT`] seconds anyway (the index, not the disk, holds the park).
 
 use faxmta_queue::{now_unix, QueueId, Store};
-use faxmta_transports::NextHop;
+use faxmta_transport::NextHop;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};

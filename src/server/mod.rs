@@ -21,7 +21,7 @@ use crate::policy::Policy;
 use crate::router::Router;
 use conn::{Conn, Stream};
 use faxmta_queue::Store;
-use faxmta_transports::smtp::Callout;
+use faxmta_smtp::Callout;
 pub use rlimit::raise_open_files_limit;
 use session::{Session, TlsInfo};
 use std::net::SocketAddr;

@@ -5,7 +5,7 @@
 //! the test says). Both switch to the `uucp` user, so the tests run as
 //! root (scripts/test does) or fail saying so. Killed when dropped.
 //!
-//! Shared by transports/tests/fax_hylafax.rs and tests/fax_hylafax.rs
+//! Shared by transports/fax/tests/fax_hylafax.rs and tests/fax_hylafax.rs
 //! (`#[path]`).
 
 use std::path::{Path, PathBuf};

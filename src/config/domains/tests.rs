@@ -1,7 +1,7 @@
 //! Tests of the routing part of the configuration.
 use super::super::Config;
 use super::*;
-use faxmta_transports::smtp::TlsPolicy;
+use faxmta_smtp::TlsPolicy;
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::parse(Path::new("test.toml"), text)

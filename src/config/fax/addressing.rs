@@ -5,8 +5,8 @@
 
 use super::super::domains::Source;
 use super::super::{Config, ConfigError};
-use faxmta_transports::fax::dialplan::{Action, Pattern};
-use faxmta_transports::fax::directory::{self, Directory};
+use faxmta_fax::dialplan::{Action, Pattern};
+use faxmta_fax::directory::{self, Directory};
 
 /// Whether `s` is digits only (empty allowed when `empty`).
 fn digits(s: &str, empty: bool) -> bool {

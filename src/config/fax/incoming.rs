@@ -5,7 +5,7 @@
 
 use super::super::domains::Source;
 use super::super::{Config, ConfigError};
-use faxmta_transports::fax::inbound::{self, DefaultRule, DirectRule, ImageFormat, RoutingTable};
+use faxmta_fax::inbound::{self, DefaultRule, DirectRule, ImageFormat, RoutingTable};
 use serde::Deserialize;
 use std::path::PathBuf;
 

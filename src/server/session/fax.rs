@@ -11,8 +11,8 @@
 
 use super::Session;
 use crate::policy::spf::{word, SpfVerdict};
+use faxmta_fax::directory::FaxTarget;
 use faxmta_queue::Reply;
-use faxmta_transports::fax::directory::FaxTarget;
 
 impl Session {
     /// May the transaction's `sender` fax `target`?

@@ -2,7 +2,7 @@
 //! their lines (in faxmta.toml or in the users file).
 
 use crate::config::{Config, ConfigError, DomainKind};
-use faxmta_transports::fax::dialplan::E164;
+use faxmta_fax::dialplan::E164;
 use std::path::Path;
 
 fn parse(text: &str) -> Result<Config, ConfigError> {

@@ -1,0 +1,30 @@
+//! Fax as a transport: a recipient that is a fax number leaves over a fax
+//! line instead of SMTP.
+//!
+//! The pieces, in the order a message meets them:
+//! - [`address`]: which recipient addresses are fax numbers (`number@fax
+//!   domain`, RFC 3192 `FAX=…`, Exchange `IMCEAFAX-…`, `fax:` URIs);
+//! - [`dialplan`]: numbers normalised to E.164 and the outbound rules
+//!   (prefixes, blocked patterns) that decide what may be dialled;
+//! - [`directory`]: the fax users and groups, who may send where;
+//! - [`render`]: the message becomes pages ([`page::Page`]) and a TIFF
+//!   Class F file ([`tiff`]);
+//! - [`engine`]: the line: a job goes out, a result comes back; faxes come
+//!   in;
+//! - [`transport`]: the [`faxmta_transport::Transport`] that ties them together, with
+//!   the fax retry rules;
+//! - [`worker`]: rendering in a child process within memory, CPU and time
+//!   limits, so that a hostile document fails its fax, not the server.
+
+pub mod address;
+pub mod dialplan;
+pub mod directory;
+pub mod document;
+pub mod engine;
+pub mod inbound;
+pub mod page;
+pub mod pdf;
+pub mod render;
+pub mod tiff;
+pub mod transport;
+pub mod worker;

@@ -1,0 +1,340 @@
+//! Type for fax pages: the DejaVu faces (Sans Mono for message text, Sans
+//! for the cover page) rasterised by fontdue and kept as bilevel glyph
+//! bitmaps, once per face, size, character and resolution, in a cache
+//! shared by all renders.
+//!
+//! Fax pixels are not square (204 dpi across, 98 or 196 lines per inch
+//! down): a glyph is rasterised at its size across and its coverage is
+//! box-filtered down the rows before the threshold.
+
+use super::raster::blit;
+use crate::page::{Page, Resolution, X_DPI};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// A typeface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Face {
+    Mono,
+    MonoBold,
+    Sans,
+    SansBold,
+}
+
+impl Face {
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The face that covers more characters, for glyphs this one lacks.
+    fn fallback(self) -> Option<Face> {
+        match self {
+            Face::Mono => Some(Face::Sans),
+            Face::MonoBold => Some(Face::SansBold),
+            Face::Sans | Face::SansBold => None,
+        }
+    }
+}
+
+/// The parsed face, loaded on first use (a text-only fax never parses
+/// the Sans faces of the cover page).
+fn font(face: Face) -> Result<&'static fontdue::Font, String> {
+    static FONTS: [OnceLock<Result<fontdue::Font, String>>; 4] = [
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+    ];
+    FONTS[face.index()]
+        .get_or_init(|| {
+            let data = match face {
+                Face::Mono => dejavu::sans_mono::regular(),
+                Face::MonoBold => dejavu::sans_mono::bold(),
+                Face::Sans => dejavu::sans::regular(),
+                Face::SansBold => dejavu::sans::bold(),
+            };
+            fontdue::Font::from_bytes(data, fontdue::FontSettings::default())
+                .map_err(|e| format!("font {face:?}: {e}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// One rasterised glyph: packed rows, 1 = black.
+pub(crate) struct Glyph {
+    w: u32,
+    h: u32,
+    stride: usize,
+    bits: Vec<u8>,
+    /// Pixels from the pen position to the bitmap's left edge.
+    left: i32,
+    /// Rows from the baseline to the bitmap's top row (negative: above).
+    top: i32,
+    /// Pen advance in pixels across.
+    pub advance: f32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Key {
+    face: Face,
+    ch: char,
+    /// Size across in 1/64 pixel per em.
+    em: u32,
+    /// Rows per pixel across (ydpi / xdpi) in 1/1024.
+    squash: u32,
+}
+
+/// Entries kept in the shared cache at most (a hostile message with
+/// many distinct characters must not grow it without end).
+const SHARED_CAP: usize = 16_384;
+
+fn shared() -> &'static Mutex<HashMap<Key, Arc<Glyph>>> {
+    static CACHE: OnceLock<Mutex<HashMap<Key, Arc<Glyph>>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Coverage (0–255) at or above which a pixel is black; a little under
+/// half, so strokes stay whole at 98 lines per inch.
+const INK: u32 = 112;
+
+/// Draws text on pages of one resolution.
+pub(crate) struct Typesetter {
+    /// The face every other falls back to.
+    mono: &'static fontdue::Font,
+    squash: f32,
+    local: HashMap<Key, Arc<Glyph>>,
+}
+
+impl Typesetter {
+    pub fn new(res: Resolution) -> Result<Typesetter, String> {
+        Ok(Typesetter {
+            mono: font(Face::Mono)?,
+            squash: res.y_dpi() as f32 / X_DPI as f32,
+            local: HashMap::new(),
+        })
+    }
+
+    /// Pixels across per em at `pt` points.
+    fn em(pt: f32) -> f32 {
+        pt * X_DPI as f32 / 72.0
+    }
+
+    /// The face, or (never expected: the fonts are built in) the
+    /// monospaced one.
+    fn font(&self, face: Face) -> &'static fontdue::Font {
+        font(face).unwrap_or(self.mono)
+    }
+
+    /// Distance between baselines in rows.
+    pub fn line_height(&self, face: Face, pt: f32) -> f32 {
+        let em = Self::em(pt);
+        let size = self
+            .font(face)
+            .horizontal_line_metrics(em)
+            .map(|m| m.new_line_size)
+            .unwrap_or(em * 1.17);
+        size * self.squash
+    }
+
+    /// Rows from the top of a line to its baseline.
+    pub fn ascent(&self, face: Face, pt: f32) -> f32 {
+        let em = Self::em(pt);
+        let a = self
+            .font(face)
+            .horizontal_line_metrics(em)
+            .map(|m| m.ascent)
+            .unwrap_or(em * 0.93);
+        a * self.squash
+    }
+
+    /// The pen advance of `ch` in pixels across.
+    pub fn advance(&mut self, face: Face, pt: f32, ch: char) -> f32 {
+        self.glyph(face, pt, ch).advance
+    }
+
+    /// The width of `s` in pixels across.
+    pub fn measure(&mut self, face: Face, pt: f32, s: &str) -> f32 {
+        s.chars().map(|c| self.advance(face, pt, c)).sum()
+    }
+
+    /// Draws `ch` with its pen at (x, baseline); returns the advance.
+    pub fn draw_char(
+        &mut self,
+        page: &mut Page,
+        face: Face,
+        pt: f32,
+        x: f32,
+        baseline: i64,
+        ch: char,
+    ) -> f32 {
+        let g = self.glyph(face, pt, ch);
+        if g.w > 0 && g.h > 0 {
+            let gx = x.round() as i64 + i64::from(g.left);
+            let gy = baseline + i64::from(g.top);
+            blit(page, &g.bits, g.stride, g.w, g.h, gx, gy);
+        }
+        g.advance
+    }
+
+    /// Draws `s` from (x, baseline); returns the pen position after it.
+    pub fn draw_str(
+        &mut self,
+        page: &mut Page,
+        face: Face,
+        pt: f32,
+        x: f32,
+        baseline: i64,
+        s: &str,
+    ) -> f32 {
+        s.chars().fold(x, |x, ch| {
+            x + self.draw_char(page, face, pt, x, baseline, ch)
+        })
+    }
+
+    /// The glyph, from this typesetter's cache, the shared cache, or
+    /// rasterised now.
+    pub fn glyph(&mut self, face: Face, pt: f32, ch: char) -> Arc<Glyph> {
+        let key = Key {
+            face,
+            ch,
+            em: (Self::em(pt) * 64.0).round() as u32,
+            squash: (self.squash * 1024.0).round() as u32,
+        };
+        if let Some(g) = self.local.get(&key) {
+            return g.clone();
+        }
+        let cached = shared().lock().ok().and_then(|m| m.get(&key).cloned());
+        let g = match cached {
+            Some(g) => g,
+            None => {
+                let g = Arc::new(self.rasterize(face, Self::em(pt), ch));
+                if let Ok(mut m) = shared().lock() {
+                    if m.len() >= SHARED_CAP {
+                        m.clear();
+                    }
+                    m.insert(key, g.clone());
+                }
+                g
+            }
+        };
+        self.local.insert(key, g.clone());
+        g
+    }
+
+    fn rasterize(&self, face: Face, em: f32, ch: char) -> Glyph {
+        let mut font = self.font(face);
+        if !font.has_glyph(ch) {
+            if let Some(fb) = face.fallback().map(|f| self.font(f)) {
+                if fb.has_glyph(ch) {
+                    font = fb;
+                }
+            }
+        }
+        let (m, cov) = font.rasterize(ch, em);
+        let advance = m.advance_width;
+        if m.width == 0 || m.height == 0 {
+            return Glyph {
+                w: 0,
+                h: 0,
+                stride: 0,
+                bits: Vec::new(),
+                left: m.xmin,
+                top: 0,
+                advance,
+            };
+        }
+        // Source rows span [top_in, bottom_in) below the baseline (y down).
+        let sq = self.squash;
+        let top_in = -(m.ymin + m.height as i32) as f32;
+        let out_top = (top_in * sq).floor() as i32;
+        let out_bottom = ((top_in + m.height as f32) * sq).ceil() as i32;
+        let h = (out_bottom - out_top).max(1) as u32;
+        let w = m.width as u32;
+        let stride = w.div_ceil(8) as usize;
+        let mut bits = vec![0u8; stride * h as usize];
+        let mut acc = vec![0f32; m.width];
+        for r in 0..h {
+            // Output row r covers source y in [a, b).
+            let a = (out_top + r as i32) as f32 / sq - top_in;
+            let b = (out_top + r as i32 + 1) as f32 / sq - top_in;
+            acc.iter_mut().for_each(|v| *v = 0.0);
+            let first = a.floor().max(0.0) as usize;
+            let last = (b.ceil().max(0.0) as usize).min(m.height);
+            for sy in first..last {
+                let overlap = b.min(sy as f32 + 1.0) - a.max(sy as f32);
+                if overlap <= 0.0 {
+                    continue;
+                }
+                let row = &cov[sy * m.width..(sy + 1) * m.width];
+                for (v, &c) in acc.iter_mut().zip(row) {
+                    *v += f32::from(c) * overlap;
+                }
+            }
+            let span = b - a;
+            let dst = &mut bits[r as usize * stride..(r as usize + 1) * stride];
+            for (x, &v) in acc.iter().enumerate() {
+                if v / span >= INK as f32 {
+                    dst[x / 8] |= 0x80 >> (x % 8);
+                }
+            }
+        }
+        Glyph {
+            w,
+            h,
+            stride,
+            bits,
+            left: m.xmin,
+            top: out_top,
+            advance,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::page::FAX_WIDTH;
+
+    fn ink(res: Resolution, ch: char) -> (u64, u32, u32) {
+        let mut t = Typesetter::new(res).unwrap();
+        let mut page = Page::blank(FAX_WIDTH, 200, res);
+        t.draw_char(&mut page, Face::Mono, 10.0, 10.0, 100, ch);
+        let rows: Vec<u32> = (0..200)
+            .filter(|&y| (0..100).any(|x| page.get(x, y)))
+            .collect();
+        let height = rows.last().map_or(0, |l| l - rows[0] + 1);
+        let cols: Vec<u32> = (0..100)
+            .filter(|&x| (0..200).any(|y| page.get(x, y)))
+            .collect();
+        let width = cols.last().map_or(0, |l| l - cols[0] + 1);
+        (page.black_pixels(), width, height)
+    }
+
+    #[test]
+    fn glyphs_have_ink_and_squash_with_the_resolution() {
+        let (fine, w_f, h_f) = ink(Resolution::Fine, 'H');
+        let (std, w_s, h_s) = ink(Resolution::Standard, 'H');
+        // 10 pt 'H' in DejaVu Sans Mono: cap height 0.73 em = 20 px.
+        assert!((18..=22).contains(&h_f), "{h_f}");
+        assert!((9..=11).contains(&h_s), "{h_s}");
+        assert_eq!(w_f, w_s, "same width across");
+        assert!(fine > 60 && std > 30 && std < fine, "{fine} {std}");
+        assert_eq!(ink(Resolution::Fine, ' ').0, 0);
+        // A Cyrillic letter and a box-drawing line are in the face.
+        assert!(ink(Resolution::Fine, 'Ж').0 > 40);
+        assert!(ink(Resolution::Fine, '─').0 > 10);
+    }
+
+    #[test]
+    fn monospace_cells_and_measuring() {
+        let mut t = Typesetter::new(Resolution::Fine).unwrap();
+        let a = t.advance(Face::Mono, 10.0, 'i');
+        let b = t.advance(Face::Mono, 10.0, 'W');
+        assert_eq!(a, b);
+        // 0.602 em at 10 pt, 204 dpi.
+        assert!((a - 17.06).abs() < 0.2, "{a}");
+        let w = t.measure(Face::Sans, 12.0, "Hello");
+        assert!(w > 80.0 && w < 130.0, "{w}");
+        assert!(t.line_height(Face::Mono, 10.0) > 28.0);
+    }
+}

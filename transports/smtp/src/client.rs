@@ -1,0 +1,467 @@
+//! One outbound SMTP (or LMTP) connection: over TCP or (LMTP) a Unix
+//! socket; implicit TLS (SMTPS) or STARTTLS, greeting, EHLO/LHLO (HELO as
+//! a fallback), AUTH PLAIN or LOGIN (RFC 4954), reading replies and
+//! writing commands with the timeouts of RFC 5321 §4.5.3.2. Transactions
+//! are in `transaction.rs`.
+//!
+//! Every timeout is a deadline for a whole step — a whole reply, a whole
+//! write — not for one read: a server that trickles a byte now and then
+//! cannot hold a connection (and the delivery worker behind it) longer
+//! than the step's timeout. Reply lines and replies are bounded in size.
+
+use super::tls::{describe, Tls, TlsPolicy};
+use faxmta_queue::Reply;
+use faxmta_transport::Credentials;
+use smtp_proto::{EhloResponse, EXT_DSN, EXT_START_TLS};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpStream, UnixStream};
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+mod wire;
+pub(crate) use wire::check_line;
+pub use wire::{is_timeout, parse_reply, MAX_REPLY_LINE};
+
+/// RFC 5321 §4.5.3.2 timeouts (and a connect timeout), with Postfix's
+/// defaults. Each is a deadline for a whole reply (or a whole write), not
+/// for one read.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// TCP (or Unix socket) connect.
+    pub connect: Duration,
+    /// The greeting, and the reply to EHLO/LHLO (HELO): Postfix's
+    /// `smtp_helo_timeout`.
+    pub helo: Duration,
+    /// Sending a command and its reply: MAIL, RCPT, RSET, STARTTLS (and
+    /// the handshake), AUTH, ETRN, QUIT.
+    pub command: Duration,
+    /// The reply to DATA (`smtp_data_init_timeout`).
+    pub data_init: Duration,
+    /// Writing one block of the message (64 KiB) and the final dot
+    /// (`smtp_data_xfer_timeout`).
+    pub data_block: Duration,
+    /// The reply to the final dot (`smtp_data_done_timeout`).
+    pub data_end: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(30),
+            helo: Duration::from_secs(300),
+            command: Duration::from_secs(300),
+            data_init: Duration::from_secs(120),
+            data_block: Duration::from_secs(180),
+            data_end: Duration::from_secs(600),
+        }
+    }
+}
+
+/// RSET on a connection kept for reuse (Postfix's `smtp_rset_timeout`):
+/// a server that does not answer it quickly is not worth keeping.
+const RSET_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What is fixed for every connection a transport makes.
+#[derive(Clone)]
+pub struct ClientSettings {
+    /// Our name in EHLO.
+    pub helo: String,
+    pub tls: Tls,
+    pub timeouts: Timeouts,
+    /// LMTP (RFC 2033): LHLO, and one reply per recipient after DATA.
+    pub lmtp: bool,
+    /// DKIM signing of mail from trusted clients (SMTP only, not LMTP).
+    pub signer: Option<std::sync::Arc<dyn Signer>>,
+}
+
+/// Signs outbound mail (DKIM); the daemon implements it with its keys.
+pub trait Signer: Send + Sync {
+    /// The header field(s) to put on top of `message` — given exactly as
+    /// it will be sent (CRLF line ends, no dot-stuffing) — or `None` when
+    /// it is not to be signed (no key for its From domain).
+    fn sign(&self, message: &[u8]) -> Option<Vec<u8>>;
+}
+
+/// TLS facts of a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsInfo {
+    pub version: String,
+    pub cipher: String,
+    /// Whether the certificate verified for the host name.
+    pub verified: bool,
+    /// Why it did not, if it did not.
+    pub verify_error: Option<String>,
+}
+
+/// How one connection is secured and authenticated.
+#[derive(Debug, Clone, Copy)]
+pub struct Security<'a> {
+    pub tls: TlsPolicy,
+    /// TLS from the first byte, before the greeting (SMTPS, RFC 8314);
+    /// otherwise STARTTLS as `tls` says.
+    pub implicit_tls: bool,
+    /// AUTH after EHLO (after TLS) with these. They are sent only over
+    /// TLS, unless `tls` is [`TlsPolicy::Off`] — which must then be what
+    /// the administrator configured, never a fallback.
+    pub auth: Option<&'a Credentials>,
+}
+
+impl Security<'_> {
+    /// STARTTLS as `policy` says, no AUTH.
+    pub fn starttls(policy: TlsPolicy) -> Self {
+        Security {
+            tls: policy,
+            implicit_tls: false,
+            auth: None,
+        }
+    }
+}
+
+/// Why a host could not be used: the caller tries the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HopError {
+    pub reply: Reply,
+    /// A TLS handshake failed (opportunistic TLS may retry in plaintext).
+    pub tls_failed: bool,
+}
+
+impl HopError {
+    pub(super) fn temp(text: String) -> Self {
+        HopError {
+            reply: Reply::new(451, "4.4.1", text),
+            tls_failed: false,
+        }
+    }
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    /// A Unix domain socket (LMTP to a server on this host).
+    Unix(UnixStream),
+    /// Taken by a TLS handshake that failed.
+    Gone,
+}
+
+impl Stream {
+    fn io(&mut self) -> Option<&mut (dyn AsyncReadWrite + Unpin + Send)> {
+        match self {
+            Stream::Plain(s) => Some(s),
+            Stream::Tls(s) => Some(s.as_mut()),
+            Stream::Unix(s) => Some(s),
+            Stream::Gone => None,
+        }
+    }
+}
+
+/// The other end of a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Peer {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+trait AsyncReadWrite: AsyncRead + AsyncWrite {}
+impl<T: AsyncRead + AsyncWrite> AsyncReadWrite for T {}
+
+/// An open connection, ready for a transaction.
+pub struct Connection {
+    stream: Stream,
+    input: Vec<u8>,
+    /// The server's name (for TLS and messages); `localhost` for a Unix
+    /// socket.
+    pub host: String,
+    pub peer: Peer,
+    pub(super) ehlo: Option<EhloResponse<String>>,
+    pub tls: Option<TlsInfo>,
+    pub(super) settings: ClientSettings,
+    /// False once the connection is no longer in a known state.
+    pub usable: bool,
+    /// When the connection was opened (reuse has a time limit).
+    pub opened: std::time::Instant,
+    /// Transactions carried so far.
+    pub uses: u32,
+    /// Whom the session authenticated as (AUTH), if it did.
+    pub authenticated: Option<Credentials>,
+    /// What the next reply answers, for messages ("the greeting", "MAIL
+    /// FROM" …).
+    awaiting: String,
+}
+
+impl Connection {
+    /// Connect over TCP, TLS at once if `security` asks for implicit TLS,
+    /// read the greeting, say EHLO (LHLO), STARTTLS as its policy asks,
+    /// and AUTH with its credentials.
+    pub async fn open(
+        addr: SocketAddr,
+        host: &str,
+        settings: &ClientSettings,
+        security: Security<'_>,
+    ) -> Result<Connection, HopError> {
+        let who = format!("{host}[{addr}]");
+        let tcp = connect(settings.timeouts.connect, &who, TcpStream::connect(addr)).await?;
+        let _ = tcp.set_nodelay(true);
+        Connection::start(
+            Stream::Plain(tcp),
+            host,
+            Peer::Tcp(addr),
+            settings,
+            security,
+        )
+        .await
+    }
+
+    /// Connect to a Unix domain socket (an LMTP server on this host), read
+    /// the greeting and say LHLO (EHLO); never TLS.
+    pub async fn open_unix(path: &Path, settings: &ClientSettings) -> Result<Connection, HopError> {
+        let who = format!("unix:{}", path.display());
+        let unix = connect(settings.timeouts.connect, &who, UnixStream::connect(path)).await?;
+        let peer = Peer::Unix(path.to_path_buf());
+        let security = Security::starttls(TlsPolicy::Off);
+        Connection::start(Stream::Unix(unix), "localhost", peer, settings, security).await
+    }
+
+    /// What every connection does once connected: implicit TLS if asked,
+    /// the greeting, EHLO or LHLO, STARTTLS as the policy asks, and AUTH.
+    async fn start(
+        stream: Stream,
+        host: &str,
+        peer: Peer,
+        settings: &ClientSettings,
+        security: Security<'_>,
+    ) -> Result<Connection, HopError> {
+        let policy = security.tls;
+        let t = settings.timeouts;
+        let mut conn = Connection {
+            stream,
+            input: Vec::new(),
+            host: host.to_string(),
+            peer,
+            ehlo: None,
+            tls: None,
+            settings: settings.clone(),
+            usable: true,
+            opened: std::time::Instant::now(),
+            uses: 0,
+            authenticated: None,
+            awaiting: "the greeting".into(),
+        };
+        if security.implicit_tls {
+            // SMTPS: a failed handshake is no reason to talk in plaintext.
+            conn.handshake(policy).await.map_err(|mut e| {
+                e.tls_failed = false;
+                e
+            })?;
+        }
+        let greeting = conn
+            .read_reply(t.helo)
+            .await
+            .map_err(|e| HopError::temp(e.text))?;
+        if greeting.code / 100 != 2 {
+            return Err(HopError {
+                reply: Reply::new(
+                    if greeting.is_permanent() { 554 } else { 451 },
+                    &greeting.status,
+                    format!("host {} refused to talk to me: {greeting}", conn.who()),
+                ),
+                tls_failed: false,
+            });
+        }
+        conn.hello().await?;
+        let offers_tls = conn.has(EXT_START_TLS);
+        match policy {
+            _ if conn.tls.is_some() => {} // implicit TLS
+            TlsPolicy::Off => {}
+            TlsPolicy::Opportunistic if !offers_tls => {}
+            TlsPolicy::Required | TlsPolicy::Verify if !offers_tls => {
+                return Err(HopError::temp(format!(
+                    "TLS is required, but host {} did not offer STARTTLS",
+                    conn.who()
+                )))
+            }
+            _ => conn.starttls(policy).await?,
+        }
+        if let Some(credentials) = security.auth {
+            if let Err(e) = conn.authenticate(credentials, policy).await {
+                if conn.usable {
+                    conn.quit().await;
+                }
+                return Err(e);
+            }
+        }
+        Ok(conn)
+    }
+
+    /// The peer in messages and logs: `host[IP:port]` or `unix:PATH`.
+    pub fn who(&self) -> String {
+        match &self.peer {
+            Peer::Tcp(addr) => format!("{}[{addr}]", self.host),
+            Peer::Unix(path) => format!("unix:{}", path.display()),
+        }
+    }
+
+    pub(super) fn has(&self, ext: u32) -> bool {
+        self.ehlo.as_ref().is_some_and(|e| e.has_capability(ext))
+    }
+
+    /// Whether the server announced DSN (RFC 3461).
+    pub fn offers_dsn(&self) -> bool {
+        self.has(EXT_DSN)
+    }
+
+    async fn hello(&mut self) -> Result<(), HopError> {
+        let t = self.settings.timeouts;
+        let verb = if self.settings.lmtp { "LHLO" } else { "EHLO" };
+        let lines = self
+            .exchange(&format!("{verb} {}\r\n", self.settings.helo), t.helo)
+            .await
+            .map_err(|e| HopError::temp(e.text))?;
+        let reply = parse_reply(&lines);
+        if reply.code == 250 {
+            let mut raw = lines.join("\r\n").into_bytes();
+            raw.extend_from_slice(b"\r\n");
+            self.ehlo = EhloResponse::parse(&mut raw.iter()).ok();
+            return Ok(());
+        }
+        if self.settings.lmtp {
+            return Err(self.hop_error(&reply, "LHLO"));
+        }
+        // An old server: HELO, and no extensions.
+        let helo = self
+            .command(&format!("HELO {}\r\n", self.settings.helo), t.helo)
+            .await
+            .map_err(|e| HopError::temp(e.text))?;
+        if helo.code != 250 {
+            return Err(self.hop_error(&helo, "HELO"));
+        }
+        self.ehlo = None;
+        Ok(())
+    }
+
+    pub(super) fn hop_error(&self, reply: &Reply, after: &str) -> HopError {
+        HopError {
+            reply: Reply::new(
+                if reply.is_permanent() { 554 } else { 451 },
+                &reply.status,
+                format!("host {} said: {reply} (in reply to {after})", self.who()),
+            ),
+            tls_failed: false,
+        }
+    }
+
+    async fn starttls(&mut self, policy: TlsPolicy) -> Result<(), HopError> {
+        let t = self.settings.timeouts;
+        let reply = self
+            .command("STARTTLS\r\n", t.command)
+            .await
+            .map_err(|e| HopError::temp(e.text))?;
+        if reply.code != 220 {
+            let mut e = self.hop_error(&reply, "STARTTLS");
+            e.tls_failed = true;
+            return Err(e);
+        }
+        // Anything the server sent after its 220 in plaintext is not to be
+        // trusted (the client side of CVE-2011-0411).
+        self.input.clear();
+        self.handshake(policy).await?;
+        // RFC 3207 §4.2: forget what was learned before TLS.
+        self.hello().await
+    }
+
+    /// The TLS handshake on the TCP stream, and the certificate judged as
+    /// `policy` says.
+    async fn handshake(&mut self, policy: TlsPolicy) -> Result<(), HopError> {
+        let t = self.settings.timeouts;
+        let Peer::Tcp(addr) = self.peer.clone() else {
+            self.usable = false;
+            return Err(HopError::temp("no TLS over a Unix socket".into()));
+        };
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Gone) else {
+            return Err(HopError::temp("TLS already active".into()));
+        };
+        let name = rustls::pki_types::ServerName::try_from(self.host.clone())
+            .unwrap_or_else(|_| rustls::pki_types::ServerName::from(addr.ip()));
+        let connector = TlsConnector::from(self.settings.tls.config.clone());
+        let tls = match tokio::time::timeout(t.command, connector.connect(name, tcp)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                self.usable = false;
+                return Err(HopError {
+                    reply: Reply::new(
+                        451,
+                        "4.7.5",
+                        format!("TLS handshake with {} failed: {e}", self.who()),
+                    ),
+                    tls_failed: true,
+                });
+            }
+            Err(_) => {
+                self.usable = false;
+                return Err(HopError {
+                    reply: Reply::new(
+                        451,
+                        "4.7.5",
+                        format!("TLS handshake with {} timed out", self.who()),
+                    ),
+                    tls_failed: true,
+                });
+            }
+        };
+        let (version, cipher) = describe(tls.get_ref().1);
+        let verified = self.settings.tls.verify(tls.get_ref().1, &self.host);
+        self.stream = Stream::Tls(Box::new(tls));
+        let info = TlsInfo {
+            version,
+            cipher,
+            verified: verified.is_ok(),
+            verify_error: verified.err(),
+        };
+        if policy == TlsPolicy::Verify && !info.verified {
+            self.usable = false;
+            return Err(HopError {
+                reply: Reply::new(
+                    451,
+                    "4.7.5",
+                    format!(
+                        "certificate of {} did not verify: {}",
+                        self.who(),
+                        info.verify_error.clone().unwrap_or_default()
+                    ),
+                ),
+                tls_failed: false,
+            });
+        }
+        self.tls = Some(info);
+        Ok(())
+    }
+
+    /// RSET before reusing the connection for another message.
+    pub async fn reset(&mut self) -> bool {
+        let limit = self.settings.timeouts.command.min(RSET_TIMEOUT);
+        let ok = matches!(self.command("RSET\r\n", limit).await, Ok(r) if r.code == 250);
+        self.usable = ok;
+        ok
+    }
+
+    /// Say goodbye (best effort).
+    pub async fn quit(mut self) {
+        let _ = self.command("QUIT\r\n", Duration::from_secs(5)).await;
+    }
+}
+
+/// Connect with a time limit; failures are temporary.
+async fn connect<S>(
+    limit: Duration,
+    who: &str,
+    connecting: impl Future<Output = std::io::Result<S>>,
+) -> Result<S, HopError> {
+    match tokio::time::timeout(limit, connecting).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(HopError::temp(format!("connect to {who}: {e}"))),
+        Err(_) => Err(HopError::temp(format!("connect to {who}: timed out"))),
+    }
+}

@@ -1,9 +1,0 @@
-//! Local delivery: into Maildir directories on this host.
-//!
-//! The router decides the mailbox directory of each recipient (from the
-//! domain's `deliver` template) and hands it over in
-//! [`crate::JobRecipient::mailbox`]; this transport only writes files.
-
-mod maildir;
-
-pub use maildir::{deliver_to_maildir, MaildirTransport};
