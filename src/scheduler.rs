@@ -106,6 +106,8 @@ pub struct Scheduler {
     slots: Arc<Semaphore>,
     destinations: Arc<Destinations>,
     metrics: Arc<Metrics>,
+    /// How long a delivery leases its message ([`LEASE`]).
+    lease: Duration,
 }
 
 impl Scheduler {
@@ -122,6 +124,7 @@ impl Scheduler {
             store,
             slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
             plan: std::sync::RwLock::new(Arc::new(Plan::new(router, settings, transports))),
+            lease: LEASE,
         })
     }
 
@@ -152,7 +155,7 @@ impl Scheduler {
             // As many as there are free slots; a message being delivered
             // is leased, and not handed out again.
             let free = self.slots.available_permits();
-            let leases = match self.store.lease_due(now, free, LEASE).await {
+            let leases = match self.store.lease_due(now, free, self.lease).await {
                 Ok(leases) => leases,
                 Err(e) => {
                     tracing::error!("cannot take due messages from the queue: {e}");
@@ -205,12 +208,12 @@ impl Scheduler {
         let id = lease.id().clone();
         let work = self.process(&id);
         tokio::pin!(work);
-        let every = LEASE / 3;
+        let every = self.lease / 3;
         let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         loop {
             tokio::select! {
                 () = &mut work => break,
-                _ = renew.tick() => match self.store.renew_lease(&lease, LEASE).await {
+                _ = renew.tick() => match self.store.renew_lease(&lease, self.lease).await {
                     Ok(true) => {}
                     Ok(false) => tracing::warn!("{id}: the delivery outlived its lease"),
                     Err(e) => tracing::warn!("{id}: cannot renew the lease: {e}"),
