@@ -10,18 +10,16 @@
 //! attempted: it is marked held and its next attempt set to its expiry
 //! time, so the scheduler does not look at it again until then — no busy
 //! retries — and then it fails with the usual report. An ETRN release
-//! (`Store::release_etrn`) makes it due and released.
+//! (`QueueStore::release_etrn`) makes it due and released.
 
 use crate::admin::metrics::Metrics;
 use crate::reports::ReportKind;
 use crate::router::{Route, Router};
 use faxmta_queue::{
-    format_duration, now_unix, Envelope, Etrn, Notify, QueueId, RcptState, Reply, RetryPolicy,
-    Store,
+    format_duration, now_unix, Envelope, Etrn, Lease, Notify, RcptState, Reply, RetryPolicy, Store,
 };
 use faxmta_transport::{Job, JobRecipient, NextHop, Outcome, Status, TransportTable};
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
@@ -29,6 +27,11 @@ use tokio::task::JoinSet;
 /// Seconds before a message is looked at again when the store could not
 /// be read or written for it.
 const STORE_TROUBLE_PAUSE: u64 = 10;
+
+/// How long a message is leased to its delivery; the lease is renewed
+/// every third of that while the delivery runs (a fax call may last
+/// longer), and ended with it.
+const LEASE: Duration = Duration::from_secs(300);
 
 /// The scheduler's knobs, from `[queue]`.
 pub struct Settings {
@@ -88,12 +91,9 @@ pub struct Scheduler {
     plan: std::sync::RwLock<Arc<Plan>>,
     slots: Arc<Semaphore>,
     destinations: Arc<Destinations>,
-    inflight: Mutex<HashSet<QueueId>>,
     metrics: Arc<Metrics>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    /// How long a delivery leases its message ([`LEASE`]).
+    lease: Duration,
 }
 
 impl Scheduler {
@@ -110,7 +110,7 @@ impl Scheduler {
             store,
             slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
             plan: std::sync::RwLock::new(Arc::new(Plan::new(router, settings, transports))),
-            inflight: Mutex::new(HashSet::new()),
+            lease: LEASE,
         })
     }
 
@@ -128,10 +128,6 @@ impl Scheduler {
         self.plan.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn inflight(&self) -> MutexGuard<'_, HashSet<QueueId>> {
-        lock(&self.inflight)
-    }
-
     /// Run until `shutdown` turns true; then let running deliveries end
     /// (up to `grace`) and cut the rest, which are simply tried again
     /// after the restart.
@@ -142,18 +138,24 @@ impl Scheduler {
                 break;
             }
             let now = now_unix();
-            for id in self.store.due(now, 1000) {
-                if self.inflight().contains(&id) {
-                    continue;
+            // As many as there are free slots; a message being delivered
+            // is leased, and not handed out again.
+            let free = self.slots.available_permits();
+            let leases = match self.store.lease_due(now, free, self.lease).await {
+                Ok(leases) => leases,
+                Err(e) => {
+                    tracing::error!("cannot take due messages from the queue: {e}");
+                    Vec::new()
                 }
+            };
+            for lease in leases {
                 let Ok(permit) = self.slots.clone().try_acquire_owned() else {
-                    break;
+                    self.store.end_lease(lease);
+                    continue;
                 };
-                self.inflight().insert(id.clone());
                 let me = self.clone();
                 tasks.spawn(async move {
-                    me.process(&id).await;
-                    me.inflight().remove(&id);
+                    me.deliver_leased(lease).await;
                     drop(permit);
                 });
             }
@@ -184,6 +186,27 @@ impl Scheduler {
                 while tasks.join_next().await.is_some() {}
             }
         }
+    }
+
+    /// [`Scheduler::process`] for a leased message, renewing the lease
+    /// while it runs; the lease ends with it.
+    async fn deliver_leased(&self, lease: Lease) {
+        let id = lease.id().clone();
+        let work = self.process(&id);
+        tokio::pin!(work);
+        let every = self.lease / 3;
+        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tokio::select! {
+                () = &mut work => break,
+                _ = renew.tick() => match self.store.renew_lease(&lease, self.lease).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!("{id}: the delivery outlived its lease"),
+                    Err(e) => tracing::warn!("{id}: cannot renew the lease: {e}"),
+                },
+            }
+        }
+        self.store.end_lease(lease);
     }
 
     /// One delivery attempt for the due recipients of one message.
