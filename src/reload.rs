@@ -20,8 +20,8 @@
 //!   admin listener, the fax engine and its lines, the scheduler's
 //!   concurrency) is kept as it was, and the reload says so in a warning.
 
-use crate::admin::metrics::Metrics;
 use crate::config::{Config, ListenerConfig, TlsMode};
+use crate::metrics::Metrics;
 use crate::policy::limits::Limits;
 use crate::router::Router;
 use crate::scheduler::{FaxReports, Scheduler};

@@ -12,7 +12,7 @@
 //! retries — and then it fails with the usual report. An ETRN release
 //! (`QueueStore::release_etrn`) makes it due and released.
 
-use crate::admin::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::reports::ReportKind;
 use crate::router::{Route, Router};
 use faxmta_queue::{

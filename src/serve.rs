@@ -9,10 +9,10 @@
 //! after restart), and the queue is flushed. SIGHUP (and `faxmta
 //! reload`) reloads the configuration (src/reload.rs).
 
-use crate::admin::metrics::Metrics;
 use crate::admin::{control, http};
 use crate::config::Config;
 use crate::etrn;
+use crate::metrics::Metrics;
 use crate::policy::limits::Limits;
 use crate::reload::{self, Reloader};
 use crate::router::Router;
@@ -157,7 +157,7 @@ async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
         )
         .await
     });
-    let inbound_task = tokio::spawn(crate::fax_inbound::run(
+    let inbound_task = tokio::spawn(crate::fax::inbound::run(
         fax.engine.clone(),
         config.clone(),
         store.clone(),
@@ -241,14 +241,14 @@ impl Restartable {
             let _ = forward.send(true);
         });
         tasks.spawn(etrn::client::scheduled(config.clone(), stopped.clone()));
-        tasks.spawn(crate::pop3_gateway::run(
+        tasks.spawn(crate::fax::pop3_gateway::run(
             config.clone(),
             router.clone(),
             store.clone(),
             stopped.clone(),
         ));
-        tasks.spawn(crate::fax_retention::run(
-            crate::fax_retention::Retention::from_config(config),
+        tasks.spawn(crate::fax::retention::run(
+            crate::fax::retention::Retention::from_config(config),
             store.clone(),
             metrics.clone(),
             stopped,

@@ -20,15 +20,15 @@ mod job;
 pub mod reply;
 mod status;
 
+use crate::admin::tokens::{self, Token};
 use crate::config::{Config, DomainKind};
-use crate::fax_cli::media_type;
 use crate::router::Router;
-use crate::token_cli::{self, Token};
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use faxmta_fax::render::media_type;
 use faxmta_queue::{BroadcastEntry, NewMessage, Store};
 use job::FaxJob;
 use reply::{ApiError, Code, Format, Submitted, Transaction};
@@ -91,7 +91,7 @@ impl Api {
                 format!("no token: send one in the {TOKEN_HEADER} header"),
             ));
         }
-        match token_cli::check(&self.config.admin.tokens_file, presented) {
+        match tokens::check(&self.config.admin.tokens_file, presented) {
             Ok(Some(t)) => Ok(t),
             Ok(None) => Err(ApiError::new(Code::BadToken, "the token is not valid")),
             Err(e) => {
