@@ -13,6 +13,7 @@
 //! (`QueueStore::release_etrn`) makes it due and released.
 
 use crate::metrics::Metrics;
+use crate::policy::fax::{may_fax, Asker};
 use crate::reports::ReportKind;
 use crate::router::{Route, Router};
 use faxmta_queue::{
@@ -294,7 +295,7 @@ impl Scheduler {
                 Ok(Route::Fax(target)) => {
                     let login = env.client.auth_user.as_deref();
                     let sender = &env.sender;
-                    match plan.router.fax_permit(&target, sender, login, true, false) {
+                    match may_fax(&plan.router, &target, &Asker::trusted(sender, login)) {
                         Ok(sender) => (NextHop::Fax(target.hop_for(&sender)), None),
                         Err(reply) => {
                             outcomes.push(Outcome::local(i, Status::Failed, "none", reply));

@@ -97,7 +97,11 @@ pub fn send(config: &Config, args: SendArgs) -> ExitCode {
     if let Err(e) = crate::server::path::check_address(&from, false) {
         return fail(format!("--from: {e}"));
     }
-    if let Err(e) = crate::router::Router::new(config).authorize_fax(&from, &to) {
+    if let Err(e) = crate::policy::fax::may_fax_address(
+        &crate::router::Router::new(config),
+        &crate::policy::fax::Asker::trusted(&from, None),
+        &to,
+    ) {
         return fail(e.to_string());
     }
     let body = match build_message(&args, &from, &to) {
