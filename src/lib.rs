@@ -10,6 +10,7 @@ mod admin;
 mod cli;
 mod config;
 mod etrn;
+#[cfg(feature = "fax")]
 mod fax;
 mod metrics;
 mod policy;
@@ -93,78 +94,15 @@ enum Command {
         action: UserAction,
     },
     /// Send faxes and see how they went.
+    #[cfg(feature = "fax")]
     Fax {
         #[command(subcommand)]
-        action: FaxAction,
+        action: cli::fax::FaxAction,
     },
     /// The tokens of the HTTP fax API ([admin] tokens_file).
     Token {
         #[command(subcommand)]
         action: cli::token::TokenAction,
-    },
-}
-
-#[derive(Subcommand)]
-enum FaxAction {
-    /// Fax files to a number, through the queue (like mail to
-    /// NUMBER@ the first fax domain).
-    Send {
-        /// The fax number (E.164 like +15551234567, or as the dial plan
-        /// takes it).
-        #[arg(long)]
-        to: String,
-        /// The sender: reports go there; must be a fax user [default:
-        /// $USER@hostname].
-        #[arg(long)]
-        from: Option<String>,
-        /// The subject (on the cover page) [default: the file names].
-        #[arg(long)]
-        subject: Option<String>,
-        /// A text sent before the files.
-        #[arg(long)]
-        note: Option<String>,
-        /// Files: PDF, PostScript, TIFF, PNG, JPEG, text.
-        files: Vec<PathBuf>,
-    },
-    /// Faxes in the queue and finished ones (all, or one queue id).
-    Status { id: Option<String> },
-    /// Render a message (RFC 5322 file, "-" for standard input) to a
-    /// TIFF-F file the way the fax transport would, without sending it.
-    Render {
-        message: PathBuf,
-        /// The TIFF file to write.
-        #[arg(short, long)]
-        out: PathBuf,
-        /// The number on the cover page.
-        #[arg(long, default_value = "")]
-        number: String,
-    },
-    /// Internal: render one document for the server, within limits
-    /// (started by the server itself; see docs/architecture.md).
-    #[command(hide = true)]
-    RenderWorker {
-        /// Address space limit in bytes.
-        #[arg(long)]
-        memory: u64,
-        /// CPU time limit in seconds.
-        #[arg(long)]
-        cpu: u64,
-    },
-    /// A simulated fax machine calls the running server (engine
-    /// "simulated") and sends a TIFF-F file: received faxes for tests and
-    /// demos.
-    SimulateIncoming {
-        /// The number dialled (DID/DNIS).
-        #[arg(long)]
-        did: Option<String>,
-        /// The calling number (ANI / caller id).
-        #[arg(long)]
-        ani: Option<String>,
-        /// The calling machine's station identity.
-        #[arg(long, default_value = "")]
-        tsi: String,
-        /// The TIFF-F file the machine sends.
-        file: PathBuf,
     },
 }
 
@@ -309,16 +247,12 @@ pub fn main() -> ExitCode {
     }
     // The render worker reads no configuration: everything comes with
     // its request. Limits first, before anything is read.
+    #[cfg(feature = "fax")]
     if let Command::Fax {
-        action: FaxAction::RenderWorker { memory, cpu },
+        action: cli::fax::FaxAction::RenderWorker { memory, cpu },
     } = &cli.command
     {
-        use faxmta_fax::worker;
-        if let Err(e) = worker::apply_limits(*memory, *cpu) {
-            eprintln!("faxmta: render worker: cannot set its limits: {e}");
-            return ExitCode::from(2);
-        }
-        return ExitCode::from(u8::try_from(worker::serve()).unwrap_or(2));
+        return cli::fax::render_worker(*memory, *cpu);
     }
     match cli.command {
         Command::CheckConfig { file } => {
@@ -437,39 +371,9 @@ pub fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        #[cfg(feature = "fax")]
         Command::Fax { action } => match config::Config::load(&path) {
-            Ok(c) => match action {
-                FaxAction::Send {
-                    to,
-                    from,
-                    subject,
-                    note,
-                    files,
-                } => cli::fax::send(
-                    &c,
-                    cli::fax::SendArgs {
-                        to,
-                        files,
-                        from,
-                        subject,
-                        note,
-                    },
-                ),
-                FaxAction::Status { id } => cli::fax::status(&c, id),
-                FaxAction::Render {
-                    message,
-                    out,
-                    number,
-                } => cli::fax::render(&c, &message, &out, &number),
-                FaxAction::SimulateIncoming {
-                    did,
-                    ani,
-                    tsi,
-                    file,
-                } => cli::fax::simulate_incoming(&c, &file, tsi, did, ani),
-                // Handled above, before the configuration is read.
-                FaxAction::RenderWorker { .. } => ExitCode::FAILURE,
-            },
+            Ok(c) => cli::fax::run(&c, action),
             Err(e) => {
                 eprintln!("faxmta: {e}");
                 ExitCode::FAILURE

@@ -5,17 +5,23 @@
 //! the scheduler); the queue gauges are read from the store's in-memory
 //! index at scrape time, so a scrape costs no disk access.
 
+#[cfg(feature = "fax")]
 use faxmta_fax::engine::FaxEngine;
+#[cfg(feature = "fax")]
 use faxmta_fax::transport::FaxObserver;
 use faxmta_queue::{now_unix, Store};
 use prometheus::{
     exponential_buckets, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter,
     IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
+#[cfg(feature = "fax")]
 use std::sync::{Arc, OnceLock};
+#[cfg(feature = "fax")]
 use std::time::Duration;
 
-/// Every metric faxmta exports.
+/// Every metric faxmta exports (a mail-only build exports the fax ones
+/// too, always zero, so dashboards need no second version).
+#[cfg_attr(not(feature = "fax"), allow(dead_code))]
 pub struct Metrics {
     registry: Registry,
     /// Messages accepted, by listener role (`mx`, `submission`, `local`).
@@ -58,6 +64,7 @@ pub struct Metrics {
     /// Fax images deleted by the retention purge.
     pub fax_images_purged: IntCounter,
     /// The fax engine, for the line gauges at scrape time.
+    #[cfg(feature = "fax")]
     pub fax_engine: OnceLock<Arc<dyn FaxEngine>>,
     fax_lines: IntGaugeVec,
     queue_messages: IntGaugeVec,
@@ -224,6 +231,7 @@ impl Metrics {
                     "Fax images deleted by the retention purge",
                 ),
             ),
+            #[cfg(feature = "fax")]
             fax_engine: OnceLock::new(),
             fax_lines: build(
                 &r,
@@ -258,6 +266,7 @@ impl Metrics {
         self.queue_messages
             .with_label_values(&["held"])
             .set(counts.held as i64);
+        #[cfg(feature = "fax")]
         if let Some(engine) = self.fax_engine.get() {
             self.fax_lines
                 .with_label_values(&["total"])
@@ -274,6 +283,7 @@ impl Metrics {
     }
 }
 
+#[cfg(feature = "fax")]
 impl FaxObserver for Metrics {
     fn rendered(&self, pages: u32, elapsed: Duration) {
         self.fax_pages_rendered.inc_by(pages as u64);

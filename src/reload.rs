@@ -39,7 +39,8 @@ pub struct Shared {
     pub limits: Arc<Limits>,
     pub shutdown: watch::Receiver<bool>,
     /// The fax transport (its engine and lines are not rebuilt).
-    pub fax: Arc<dyn faxmta_transport::Transport>,
+    /// `None`: a mail-only build.
+    pub fax: Option<Arc<dyn faxmta_transport::Transport>>,
     /// The first-page picture maker of the fax reports.
     pub fax_first_page: Option<Arc<crate::scheduler::FirstPage>>,
 }

@@ -82,14 +82,14 @@ async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
     let metrics = Arc::new(Metrics::new());
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let fax = crate::fax::build(&config, &metrics)?;
+    let fax = FaxParts::build(&config, &metrics)?;
     let shared = reload::Shared {
         store: store.clone(),
         metrics: metrics.clone(),
         limits: Arc::new(Limits::new(&config)),
         shutdown: stop_rx.clone(),
         fax: fax.transport.clone(),
-        fax_first_page: fax.reports.first_page.clone(),
+        fax_first_page: fax.first_page.clone(),
     };
     let parts = reload::build(&config, &shared)?;
     let router = parts.router.clone();
@@ -157,6 +157,7 @@ async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
         )
         .await
     });
+    #[cfg(feature = "fax")]
     let inbound_task = tokio::spawn(crate::fax::inbound::run(
         fax.engine.clone(),
         config.clone(),
@@ -204,6 +205,7 @@ async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
     let _ = server_task.await;
     tasks.stop().await;
     let _ = scheduler_task.await;
+    #[cfg(feature = "fax")]
     let _ = inbound_task.await;
     if let Some(task) = admin_task {
         let _ = task.await;
@@ -224,6 +226,7 @@ struct Restartable {
 }
 
 impl Restartable {
+    #[cfg_attr(not(feature = "fax"), allow(unused_variables))]
     fn start(
         config: &Arc<Config>,
         router: &Arc<Router>,
@@ -241,12 +244,14 @@ impl Restartable {
             let _ = forward.send(true);
         });
         tasks.spawn(etrn::client::scheduled(config.clone(), stopped.clone()));
+        #[cfg(feature = "fax")]
         tasks.spawn(crate::fax::pop3_gateway::run(
             config.clone(),
             router.clone(),
             store.clone(),
             stopped.clone(),
         ));
+        #[cfg(feature = "fax")]
         tasks.spawn(crate::fax::retention::run(
             crate::fax::retention::Retention::from_config(config),
             store.clone(),
@@ -269,6 +274,41 @@ impl Restartable {
         }
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// What the rest of the server holds of the fax stack; all `None` in a
+/// mail-only build (without the feature `fax`).
+struct FaxParts {
+    /// The fax transport (its engine and lines live as long as the server).
+    transport: Option<Arc<dyn faxmta_transport::Transport>>,
+    first_page: Option<Arc<crate::scheduler::FirstPage>>,
+    /// The engine when it is the simulated one (the control socket's
+    /// simulated incoming calls).
+    simulated: Option<Arc<control::FaxSimulator>>,
+    #[cfg(feature = "fax")]
+    engine: Arc<dyn faxmta_fax::engine::FaxEngine>,
+}
+
+impl FaxParts {
+    #[cfg(feature = "fax")]
+    fn build(config: &Config, metrics: &Arc<Metrics>) -> Result<FaxParts, String> {
+        let fax = crate::fax::build(config, metrics)?;
+        Ok(FaxParts {
+            transport: Some(fax.transport),
+            first_page: fax.reports.first_page,
+            simulated: fax.simulated,
+            engine: fax.engine,
+        })
+    }
+
+    #[cfg(not(feature = "fax"))]
+    fn build(_config: &Config, _metrics: &Arc<Metrics>) -> Result<FaxParts, String> {
+        Ok(FaxParts {
+            transport: None,
+            first_page: None,
+            simulated: None,
+        })
     }
 }
 

@@ -10,14 +10,17 @@ use faxmta_transport::{HopKind, Transport, TransportTable};
 use std::sync::Arc;
 
 /// Every transport, by the kind of next hop it carries; `fax`: the fax
-/// transport (built once at start: it owns the lines).
-pub fn table(config: &Config, fax: Arc<dyn Transport>) -> Result<TransportTable, String> {
+/// transport (built once at start: it owns the lines), none in a
+/// mail-only build.
+pub fn table(config: &Config, fax: Option<Arc<dyn Transport>>) -> Result<TransportTable, String> {
     let mut table = TransportTable::new();
     table
         .register(HopKind::Local, Arc::new(faxmta_local::MaildirTransport))
         .register(HopKind::Smtp, Arc::new(smtp_transport(config)?))
-        .register(HopKind::Lmtp, Arc::new(lmtp_transport(config)?))
-        .register(HopKind::Fax, fax);
+        .register(HopKind::Lmtp, Arc::new(lmtp_transport(config)?));
+    if let Some(fax) = fax {
+        table.register(HopKind::Fax, fax);
+    }
     Ok(table)
 }
 

@@ -5,7 +5,8 @@
 //! server executes it on its own store. When no server runs, the CLI opens
 //! the queue itself and calls the same [`execute`].
 
-use faxmta_fax::engine::simulated::{IncomingCall, SimulatedEngine, SimulatedError};
+#[cfg(feature = "fax")]
+use faxmta_fax::engine::simulated::{IncomingCall, SimulatedError};
 use faxmta_queue::{now_unix, Envelope, FaxRecord, NewMessage, QueueCounts, Store};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
@@ -14,6 +15,14 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 use tokio::sync::watch;
+
+/// The simulated fax engine, which takes simulated incoming calls; a
+/// mail-only build (without the feature `fax`) has none.
+#[cfg(feature = "fax")]
+pub type FaxSimulator = faxmta_fax::engine::simulated::SimulatedEngine;
+/// The simulated fax engine: a mail-only build has none.
+#[cfg(not(feature = "fax"))]
+pub enum FaxSimulator {}
 
 /// A queue operation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -291,7 +300,7 @@ pub async fn serve(
     listener: UnixListener,
     access: Access,
     store: Store,
-    fax: Option<Arc<SimulatedEngine>>,
+    fax: Option<Arc<FaxSimulator>>,
     reload: Option<ReloadFn>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
@@ -515,7 +524,7 @@ pub fn list(
 
 /// A simulated machine calls us ([`Request::FaxSimulateIncoming`]).
 async fn simulate_incoming(
-    fax: Option<&SimulatedEngine>,
+    fax: Option<&FaxSimulator>,
     document: std::path::PathBuf,
     tsi: String,
     did: Option<String>,
@@ -524,12 +533,19 @@ async fn simulate_incoming(
     let Some(engine) = fax else {
         return Response::Error("the fax engine is not the simulated one".into());
     };
+    #[cfg(not(feature = "fax"))]
+    {
+        let _ = (document, tsi, did, ani);
+        match *engine {}
+    }
+    #[cfg(feature = "fax")]
     let call = IncomingCall {
         document,
         tsi,
         caller: ani,
         called: did,
     };
+    #[cfg(feature = "fax")]
     match engine.call_in(call).await {
         Ok(fax) => Response::FaxReceived {
             pages: fax.pages,

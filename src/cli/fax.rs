@@ -6,10 +6,122 @@
 use crate::admin::control::{Request, Response};
 use crate::cli::queue::{ask, local_time};
 use crate::config::{Config, DomainKind};
-use faxmta_fax::render::media_type;
+use faxmta_fax::media::media_type;
 use faxmta_queue::{format_duration, now_unix, Envelope, FaxRecord, NewMessage, RcptState};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+/// `faxmta fax …`
+#[derive(clap::Subcommand)]
+pub enum FaxAction {
+    /// Fax files to a number, through the queue (like mail to
+    /// NUMBER@ the first fax domain).
+    Send {
+        /// The fax number (E.164 like +15551234567, or as the dial plan
+        /// takes it).
+        #[arg(long)]
+        to: String,
+        /// The sender: reports go there; must be a fax user [default:
+        /// $USER@hostname].
+        #[arg(long)]
+        from: Option<String>,
+        /// The subject (on the cover page) [default: the file names].
+        #[arg(long)]
+        subject: Option<String>,
+        /// A text sent before the files.
+        #[arg(long)]
+        note: Option<String>,
+        /// Files: PDF, PostScript, TIFF, PNG, JPEG, text.
+        files: Vec<PathBuf>,
+    },
+    /// Faxes in the queue and finished ones (all, or one queue id).
+    Status { id: Option<String> },
+    /// Render a message (RFC 5322 file, "-" for standard input) to a
+    /// TIFF-F file the way the fax transport would, without sending it.
+    Render {
+        message: PathBuf,
+        /// The TIFF file to write.
+        #[arg(short, long)]
+        out: PathBuf,
+        /// The number on the cover page.
+        #[arg(long, default_value = "")]
+        number: String,
+    },
+    /// Internal: render one document for the server, within limits
+    /// (started by the server itself; see docs/architecture.md).
+    #[command(hide = true)]
+    RenderWorker {
+        /// Address space limit in bytes.
+        #[arg(long)]
+        memory: u64,
+        /// CPU time limit in seconds.
+        #[arg(long)]
+        cpu: u64,
+    },
+    /// A simulated fax machine calls the running server (engine
+    /// "simulated") and sends a TIFF-F file: received faxes for tests and
+    /// demos.
+    SimulateIncoming {
+        /// The number dialled (DID/DNIS).
+        #[arg(long)]
+        did: Option<String>,
+        /// The calling number (ANI / caller id).
+        #[arg(long)]
+        ani: Option<String>,
+        /// The calling machine's station identity.
+        #[arg(long, default_value = "")]
+        tsi: String,
+        /// The TIFF-F file the machine sends.
+        file: PathBuf,
+    },
+}
+
+/// Run `faxmta fax ACTION` on `config`.
+pub fn run(config: &Config, action: FaxAction) -> ExitCode {
+    match action {
+        FaxAction::Send {
+            to,
+            from,
+            subject,
+            note,
+            files,
+        } => send(
+            config,
+            SendArgs {
+                to,
+                files,
+                from,
+                subject,
+                note,
+            },
+        ),
+        FaxAction::Status { id } => status(config, id),
+        FaxAction::Render {
+            message,
+            out,
+            number,
+        } => render(config, &message, &out, &number),
+        FaxAction::SimulateIncoming {
+            did,
+            ani,
+            tsi,
+            file,
+        } => simulate_incoming(config, &file, tsi, did, ani),
+        // Started before any configuration is read: see `render_worker`.
+        FaxAction::RenderWorker { .. } => ExitCode::FAILURE,
+    }
+}
+
+/// `faxmta fax render-worker`: set the limits first, then render the one
+/// request on standard input (see faxmta_fax::worker).
+pub fn render_worker(memory: u64, cpu: u64) -> ExitCode {
+    use faxmta_fax::worker;
+    if let Err(e) = worker::apply_limits(memory, cpu) {
+        eprintln!("faxmta: render worker: cannot set its limits: {e}");
+        return ExitCode::from(2);
+    }
+    ExitCode::from(u8::try_from(worker::serve()).unwrap_or(2))
+}
 
 /// What `faxmta fax send` was given.
 pub struct SendArgs {

@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod explain;
+#[cfg(feature = "fax")]
 pub mod fax;
 pub mod queue;
 pub mod token;

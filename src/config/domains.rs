@@ -453,11 +453,15 @@ pub(super) fn validate(config: &Config, src: &Source<'_>) -> Result<(), ConfigEr
                      of the fax user directory"
                 ));
             }
-            DomainKind::Local
-            | DomainKind::Relay
-            | DomainKind::BackupMx
-            | DomainKind::Etrn
-            | DomainKind::Fax => {}
+            #[cfg(not(feature = "fax"))]
+            DomainKind::Fax => {
+                return fail(format!(
+                    "fax domain {name}: this faxmta was built without fax (cargo feature \"fax\")"
+                ));
+            }
+            DomainKind::Local | DomainKind::Relay | DomainKind::BackupMx | DomainKind::Etrn => {}
+            #[cfg(feature = "fax")]
+            DomainKind::Fax => {}
         }
     }
     Ok(())

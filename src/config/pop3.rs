@@ -1,6 +1,10 @@
 //! `[[pop3]]`: the POP3 fax gateway — mailboxes polled for fax requests
 //! when the domain's MX is hosted elsewhere (src/pop3_gateway.rs).
 
+// A mail-only build (without the feature `fax`) reads these settings
+// but has nothing that uses them.
+#![cfg_attr(not(feature = "fax"), allow(dead_code))]
+
 use super::values::{Duration, Size};
 use super::ConfigError;
 use serde::Deserialize;

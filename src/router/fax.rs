@@ -31,6 +31,12 @@ impl Router {
         user: &str,
         bare: &str,
     ) -> Result<Option<Route>, Reply> {
+        // A mail-only build (without the feature `fax`) has no fax
+        // domains (the configuration refuses them), and `FAX=…@` at a
+        // local domain is then a mailbox name like any other.
+        if !cfg!(feature = "fax") {
+            return Ok(None);
+        }
         let at = if self.fax_domains.contains(bare) {
             if user.eq_ignore_ascii_case("postmaster") {
                 return self.resolve("postmaster").map(Some);

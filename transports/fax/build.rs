@@ -5,6 +5,10 @@
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    // A build without the line (feature `line`) links neither.
+    if std::env::var_os("CARGO_FEATURE_LINE").is_none() {
+        return;
+    }
     // libtiff 4.5: per-handle error handlers (TIFFOpenOptions), which keep
     // its messages out of stderr and in our errors.
     for (lib, version) in [("spandsp", "0.0.6"), ("libtiff-4", "4.5")] {

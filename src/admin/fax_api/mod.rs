@@ -29,7 +29,7 @@ use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use faxmta_fax::render::media_type;
+use faxmta_fax::media::media_type;
 use faxmta_queue::{BroadcastEntry, NewMessage, Store};
 use job::FaxJob;
 use reply::{ApiError, Code, Format, Submitted, Transaction};

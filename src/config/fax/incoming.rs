@@ -3,6 +3,10 @@
 //! the default rule), the mail they become, the "Incoming Failed" notice,
 //! and how long received images are kept.
 
+// A mail-only build (without the feature `fax`) reads these settings
+// but has nothing that uses them.
+#![cfg_attr(not(feature = "fax"), allow(dead_code))]
+
 use super::super::domains::Source;
 use super::super::{Config, ConfigError};
 use faxmta_fax::inbound::{self, DefaultRule, DirectRule, ImageFormat, RoutingTable};

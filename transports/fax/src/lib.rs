@@ -17,17 +17,29 @@
 //!   the fax retry rules;
 //! - [`worker`]: rendering in a child process within memory, CPU and time
 //!   limits, so that a hostile document fails its fax, not the server.
+//!
+//! The last seven need the feature `line` (default): without it the crate
+//! links no C library (spandsp, libtiff) and is what a mail-only faxmta
+//! needs to read its configuration and route.
 
 pub mod address;
 pub mod dialplan;
 pub mod directory;
+#[cfg(feature = "line")]
 pub mod document;
+#[cfg(feature = "line")]
 pub mod engine;
 pub mod inbound;
+pub mod media;
 pub mod page;
 pub mod pattern;
+#[cfg(feature = "line")]
 pub mod pdf;
+#[cfg(feature = "line")]
 pub mod render;
+#[cfg(feature = "line")]
 pub mod tiff;
+#[cfg(feature = "line")]
 pub mod transport;
+#[cfg(feature = "line")]
 pub mod worker;
