@@ -18,7 +18,9 @@
 //! - [`worker`]: rendering in a child process within memory, CPU and time
 //!   limits, so that a hostile document fails its fax, not the server.
 
-pub mod address;
+/// Fax addresses are parsed in faxmta-proto (pure, fuzzed alone); the
+/// old path stays for callers.
+pub use faxmta_proto::fax_address as address;
 pub mod dialplan;
 pub mod directory;
 pub mod document;
