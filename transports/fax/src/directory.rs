@@ -18,8 +18,8 @@
 //! never faxes: reports must not cost calls.
 
 use super::address::{BadNumber, FaxAddress, Form};
-use super::dialplan::{self, Action, DialPlan, Rule, E164};
 use super::pattern::{address_matches, number_key, valid_address_pattern};
+use super::dialplan::{self, Action, DialPlan, Rule, E164};
 use serde::Deserialize;
 use std::fmt;
 
@@ -85,6 +85,7 @@ pub struct DirectoryError {
 pub fn valid_tsi(tsi: &str) -> bool {
     tsi.len() <= 20 && tsi.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
+
 
 impl Directory {
     /// The addresses that receive faxes sent to `number` (a DID), each
