@@ -30,6 +30,11 @@ pub struct Path {
     pub route: bool,
 }
 
+/// What [`parse`] says of anything that is not a valid path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid path (RFC 5321)")]
+pub struct BadPath;
+
 /// Whether `b` is `atext` (RFC 5322 §3.2.3; UTF-8 octets for RFC 6531).
 fn atext(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b) || b >= 0x80
@@ -76,7 +81,7 @@ fn domain(s: &[u8]) -> Option<usize> {
 
 /// Parse a path: the text between `<` and `>`. `Err` for anything that
 /// is not a valid path.
-pub fn parse(path: &[u8]) -> Result<Path, ()> {
+pub fn parse(path: &[u8]) -> Result<Path, BadPath> {
     if path.is_empty() {
         return Ok(Path {
             address: String::new(),
@@ -96,17 +101,17 @@ pub fn parse(path: &[u8]) -> Result<Path, ()> {
         route = true;
         loop {
             if path.get(i) != Some(&b'@') {
-                return Err(());
+                return Err(BadPath);
             }
             i += 1;
-            i += domain(&path[i..]).ok_or(())?;
+            i += domain(&path[i..]).ok_or(BadPath)?;
             match path.get(i) {
                 Some(b',') => i += 1,
                 Some(b':') => {
                     i += 1;
                     break;
                 }
-                _ => return Err(()),
+                _ => return Err(BadPath),
             }
         }
     }
@@ -117,17 +122,17 @@ pub fn parse(path: &[u8]) -> Result<Path, ()> {
         let mut j = 1;
         loop {
             match rest.get(j) {
-                None => return Err(()),
+                None => return Err(BadPath),
                 Some(b'"') => break,
                 Some(b'\\') => {
-                    let &c = rest.get(j + 1).ok_or(())?;
+                    let &c = rest.get(j + 1).ok_or(BadPath)?;
                     if c < 32 || c == 127 {
-                        return Err(());
+                        return Err(BadPath);
                     }
                     content.push(c);
                     j += 2;
                 }
-                Some(&c) if c < 32 || c == 127 => return Err(()),
+                Some(&c) if c < 32 || c == 127 => return Err(BadPath),
                 Some(&c) => {
                     content.push(c);
                     j += 1;
@@ -136,24 +141,24 @@ pub fn parse(path: &[u8]) -> Result<Path, ()> {
         }
         (quote_if_needed(&content), j + 1)
     } else {
-        let end = rest.iter().position(|&b| b == b'@').ok_or(())?;
+        let end = rest.iter().position(|&b| b == b'@').ok_or(BadPath)?;
         if !dot_string(&rest[..end]) {
-            return Err(());
+            return Err(BadPath);
         }
         (rest[..end].to_vec(), end)
     };
     let rest = &rest[used..];
     if rest.first() != Some(&b'@') || local.is_empty() {
-        return Err(());
+        return Err(BadPath);
     }
     let d = &rest[1..];
     if domain(d) != Some(d.len()) {
-        return Err(());
+        return Err(BadPath);
     }
     let mut address = local;
     address.push(b'@');
     address.extend_from_slice(d);
-    let address = String::from_utf8(address).map_err(|_| ())?;
+    let address = String::from_utf8(address).map_err(|_| BadPath)?;
     Ok(Path { address, route })
 }
 
@@ -186,7 +191,7 @@ pub fn check_address(address: &str, null_ok: bool) -> Result<(), String> {
             "{:?}: a source route is not taken here",
             truncate_escaped(address)
         )),
-        Err(()) => Err(format!(
+        Err(BadPath) => Err(format!(
             "{:?} is not a valid address (RFC 5321)",
             truncate_escaped(address)
         )),
@@ -288,7 +293,7 @@ pub fn parse_command(line: &[u8]) -> Result<Request<String>, sp::Error> {
         return Err(sp::Error::SyntaxError { syntax });
     };
     let parsed = if path.len() > MAX_PATH {
-        Err(())
+        Err(BadPath)
     } else {
         parse(&line[path])
     };
@@ -317,7 +322,7 @@ pub fn parse_command(line: &[u8]) -> Result<Request<String>, sp::Error> {
 mod tests {
     use super::*;
 
-    fn addr(s: &str) -> Result<String, ()> {
+    fn addr(s: &str) -> Result<String, BadPath> {
         parse(s.as_bytes()).map(|p| p.address)
     }
 
