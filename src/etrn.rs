@@ -5,7 +5,7 @@
 //! `ETRN @domain` the domain and its subdomains, and `ETRN #queue` a queue
 //! — which, as Postfix does, is taken as a domain name. Only a client in
 //! a domain's `release_from` releases it; the release makes the domain's
-//! waiting recipients due now (`Store::release_etrn`), and the scheduler
+//! waiting recipients due now (`release_etrn` of the queue), and the scheduler
 //! delivers them like any other mail from then on. Mail that arrives
 //! later is held again, until the next ETRN (like Postfix's flush).
 //!
@@ -133,7 +133,7 @@ pub async fn release(router: &Router, store: &Store, client: IpAddr, arg: &str) 
     }
     let queue = store.clone();
     let (node, names) = (arg.to_string(), domains.join(", "));
-    let release = tokio::task::spawn_blocking(move || start.release(&queue));
+    let release = tokio::task::spawn_blocking(move || start.release(&*queue));
     let queue = store.clone();
     tokio::spawn(async move {
         let done = match release.await {

@@ -8,25 +8,19 @@
 //! router (the parsers' targets link faxmta-proto alone).
 
 mod admin;
-mod auth_cli;
 mod cli;
 mod config;
 mod etrn;
-mod explain;
 mod fax;
-mod fax_cli;
-mod fax_inbound;
-mod fax_retention;
+mod metrics;
 mod policy;
-mod pop3_gateway;
 mod reload;
 mod reports;
 mod router;
 mod scheduler;
 mod serve;
 mod server;
-mod token_cli;
-mod user_cli;
+mod transports;
 
 pub mod fuzzing;
 
@@ -82,7 +76,7 @@ enum Command {
     /// Inspect and manage the queue (like mailq, postqueue and postsuper).
     Queue {
         #[command(subcommand)]
-        action: cli::QueueAction,
+        action: cli::queue::QueueAction,
     },
     /// Check what a policy says about a client.
     Check {
@@ -107,7 +101,7 @@ enum Command {
     /// The tokens of the HTTP fax API ([admin] tokens_file).
     Token {
         #[command(subcommand)]
-        action: token_cli::TokenAction,
+        action: cli::token::TokenAction,
     },
 }
 
@@ -298,7 +292,7 @@ pub fn main() -> ExitCode {
         // (pass): a bad command line is 64 there, not clap's 2.
         Err(e) if e.use_stderr() && is_check_spf() => {
             let _ = e.print();
-            return ExitCode::from(auth_cli::EXIT_USAGE);
+            return ExitCode::from(cli::auth::EXIT_USAGE);
         }
         Err(e) => e.exit(),
     };
@@ -368,7 +362,7 @@ pub fn main() -> ExitCode {
         },
         Command::Reload => reload::request(&path),
         Command::Route { address } => match config::Config::load(&path) {
-            Ok(c) => explain::run(&c, &address),
+            Ok(c) => cli::explain::run(&c, &address),
             Err(e) => {
                 eprintln!("faxmta: {e}");
                 ExitCode::FAILURE
@@ -386,7 +380,7 @@ pub fn main() -> ExitCode {
             }
         },
         Command::Queue { action } => match config::Config::load(&path) {
-            Ok(c) => cli::queue(&c, action),
+            Ok(c) => cli::queue::queue(&c, action),
             Err(e) => {
                 eprintln!("faxmta: {e}");
                 ExitCode::FAILURE
@@ -403,7 +397,7 @@ pub fn main() -> ExitCode {
                     json,
                 },
         } => {
-            let query = auth_cli::SpfQuery {
+            let query = cli::auth::SpfQuery {
                 ip,
                 helo,
                 from,
@@ -412,25 +406,25 @@ pub fn main() -> ExitCode {
                 json,
             };
             if !query.nameservers.is_empty() {
-                return auth_cli::check_spf(None, &query);
+                return cli::auth::check_spf(None, &query);
             }
             match config::Config::load(&path) {
-                Ok(c) => auth_cli::check_spf(Some(&c), &query),
+                Ok(c) => cli::auth::check_spf(Some(&c), &query),
                 Err(e) => {
                     eprintln!("faxmta: {e}");
-                    ExitCode::from(auth_cli::EXIT_CONFIG)
+                    ExitCode::from(cli::auth::EXIT_CONFIG)
                 }
             }
         }
         Command::User { action } => {
             let action = match action {
-                UserAction::Add { user, senders } => user_cli::Action::Add { user, senders },
-                UserAction::Passwd { user } => user_cli::Action::Passwd { user },
-                UserAction::Del { user } => user_cli::Action::Del { user },
-                UserAction::List => user_cli::Action::List,
+                UserAction::Add { user, senders } => cli::user::Action::Add { user, senders },
+                UserAction::Passwd { user } => cli::user::Action::Passwd { user },
+                UserAction::Del { user } => cli::user::Action::Del { user },
+                UserAction::List => cli::user::Action::List,
             };
             match config::Config::load(&path) {
-                Ok(c) => user_cli::user(&c, action),
+                Ok(c) => cli::user::user(&c, action),
                 Err(e) => {
                     eprintln!("faxmta: {e}");
                     ExitCode::FAILURE
@@ -438,7 +432,7 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Token { action } => match config::Config::load(&path) {
-            Ok(c) => token_cli::token(&c, action),
+            Ok(c) => cli::token::token(&c, action),
             Err(e) => {
                 eprintln!("faxmta: {e}");
                 ExitCode::FAILURE
@@ -452,9 +446,9 @@ pub fn main() -> ExitCode {
                     subject,
                     note,
                     files,
-                } => fax_cli::send(
+                } => cli::fax::send(
                     &c,
-                    fax_cli::SendArgs {
+                    cli::fax::SendArgs {
                         to,
                         files,
                         from,
@@ -462,18 +456,18 @@ pub fn main() -> ExitCode {
                         note,
                     },
                 ),
-                FaxAction::Status { id } => fax_cli::status(&c, id),
+                FaxAction::Status { id } => cli::fax::status(&c, id),
                 FaxAction::Render {
                     message,
                     out,
                     number,
-                } => fax_cli::render(&c, &message, &out, &number),
+                } => cli::fax::render(&c, &message, &out, &number),
                 FaxAction::SimulateIncoming {
                     did,
                     ani,
                     tsi,
                     file,
-                } => fax_cli::simulate_incoming(&c, &file, tsi, did, ani),
+                } => cli::fax::simulate_incoming(&c, &file, tsi, did, ani),
                 // Handled above, before the configuration is read.
                 FaxAction::RenderWorker { .. } => ExitCode::FAILURE,
             },
@@ -495,7 +489,7 @@ pub fn main() -> ExitCode {
                 KeyType::Rsa => config::policy::DkimKeyKind::Rsa,
                 KeyType::Ed25519 => config::policy::DkimKeyKind::Ed25519,
             };
-            auth_cli::keygen(&domain, &selector, kind, &out)
+            cli::auth::keygen(&domain, &selector, kind, &out)
         }
     }
 }

@@ -20,8 +20,8 @@
 //!   admin listener, the fax engine and its lines, the scheduler's
 //!   concurrency) is kept as it was, and the reload says so in a warning.
 
-use crate::admin::metrics::Metrics;
 use crate::config::{Config, ListenerConfig, TlsMode};
+use crate::metrics::Metrics;
 use crate::policy::limits::Limits;
 use crate::router::Router;
 use crate::scheduler::{FaxReports, Scheduler};
@@ -200,7 +200,7 @@ pub struct Parts {
     pub router: Arc<Router>,
     pub server: Arc<ServerContext>,
     pub settings: crate::scheduler::Settings,
-    pub transports: crate::scheduler::Transports,
+    pub transports: faxmta_transport::TransportTable,
 }
 
 /// Build every part that follows the configuration (certificates, keys
@@ -216,7 +216,7 @@ pub fn build(config: &Arc<Config>, shared: &Shared) -> Result<Parts, String> {
         server::Settings {
             config: config.clone(),
             router: router.clone(),
-            callout: Arc::new(crate::serve::callout(config)?),
+            callout: Arc::new(crate::transports::callout(config)?),
             tls,
         },
         shared.store.clone(),
@@ -235,12 +235,7 @@ pub fn build(config: &Arc<Config>, shared: &Shared) -> Result<Parts, String> {
             first_page: shared.fax_first_page.clone(),
         },
     };
-    let transports = crate::scheduler::Transports {
-        local: Arc::new(faxmta_local::MaildirTransport),
-        smtp: Arc::new(crate::serve::smtp_transport(config)?),
-        lmtp: Arc::new(crate::serve::lmtp_transport(config)?),
-        fax: shared.fax.clone(),
-    };
+    let transports = crate::transports::table(config, shared.fax.clone())?;
     Ok(Parts {
         router,
         server,

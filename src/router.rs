@@ -45,7 +45,7 @@ pub enum Route {
     Etrn(EtrnRoute),
     /// A fax number: over the fax line. Ours (accepted from any client),
     /// but only from senders the fax user directory lets fax the number
-    /// ([`Router::fax_permit`]).
+    /// (`crate::policy::fax`).
     Fax(FaxTarget),
 }
 

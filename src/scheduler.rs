@@ -10,18 +10,17 @@
 //! attempted: it is marked held and its next attempt set to its expiry
 //! time, so the scheduler does not look at it again until then — no busy
 //! retries — and then it fails with the usual report. An ETRN release
-//! (`Store::release_etrn`) makes it due and released.
+//! (`QueueStore::release_etrn`) makes it due and released.
 
-use crate::admin::metrics::Metrics;
+use crate::metrics::Metrics;
+use crate::policy::fax::{may_fax, Asker};
 use crate::reports::ReportKind;
 use crate::router::{Route, Router};
 use faxmta_queue::{
-    format_duration, now_unix, Envelope, Etrn, Notify, QueueId, RcptState, Reply, RetryPolicy,
-    Store,
+    format_duration, now_unix, Envelope, Etrn, Lease, Notify, RcptState, Reply, RetryPolicy, Store,
 };
-use faxmta_transport::{Job, JobRecipient, NextHop, Outcome, Status, Transport};
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, MutexGuard};
+use faxmta_transport::{Job, JobRecipient, NextHop, Outcome, Status, TransportTable};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
@@ -29,6 +28,11 @@ use tokio::task::JoinSet;
 /// Seconds before a message is looked at again when the store could not
 /// be read or written for it.
 const STORE_TROUBLE_PAUSE: u64 = 10;
+
+/// How long a message is leased to its delivery; the lease is renewed
+/// every third of that while the delivery runs (a fax call may last
+/// longer), and ended with it.
+const LEASE: Duration = Duration::from_secs(300);
 
 /// The scheduler's knobs, from `[queue]`.
 pub struct Settings {
@@ -43,14 +47,6 @@ pub struct Settings {
     /// server).
     pub destination_concurrency: usize,
     pub fax_reports: FaxReports,
-}
-
-/// The transports, one per kind of next hop.
-pub struct Transports {
-    pub local: Arc<dyn Transport>,
-    pub smtp: Arc<dyn Transport>,
-    pub lmtp: Arc<dyn Transport>,
-    pub fax: Arc<dyn Transport>,
 }
 
 /// What a fax recipient's sender is told besides the usual DSN rules.
@@ -73,24 +69,18 @@ pub struct Plan {
     retry: RetryPolicy,
     delay_warning: u64,
     hostname: String,
-    local: Arc<dyn Transport>,
-    smtp: Arc<dyn Transport>,
-    lmtp: Arc<dyn Transport>,
-    fax: Arc<dyn Transport>,
+    transports: TransportTable,
     fax_reports: FaxReports,
 }
 
 impl Plan {
-    fn new(router: Arc<Router>, settings: Settings, transports: Transports) -> Plan {
+    fn new(router: Arc<Router>, settings: Settings, transports: TransportTable) -> Plan {
         Plan {
             router,
             retry: settings.retry,
             delay_warning: settings.delay_warning,
             hostname: settings.hostname,
-            local: transports.local,
-            smtp: transports.smtp,
-            lmtp: transports.lmtp,
-            fax: transports.fax,
+            transports,
             fax_reports: settings.fax_reports,
         }
     }
@@ -102,12 +92,9 @@ pub struct Scheduler {
     plan: std::sync::RwLock<Arc<Plan>>,
     slots: Arc<Semaphore>,
     destinations: Arc<Destinations>,
-    inflight: Mutex<HashSet<QueueId>>,
     metrics: Arc<Metrics>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    /// How long a delivery leases its message ([`LEASE`]).
+    lease: Duration,
 }
 
 impl Scheduler {
@@ -115,7 +102,7 @@ impl Scheduler {
         store: Store,
         router: Arc<Router>,
         settings: Settings,
-        transports: Transports,
+        transports: TransportTable,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
         Arc::new(Scheduler {
@@ -124,7 +111,7 @@ impl Scheduler {
             store,
             slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
             plan: std::sync::RwLock::new(Arc::new(Plan::new(router, settings, transports))),
-            inflight: Mutex::new(HashSet::new()),
+            lease: LEASE,
         })
     }
 
@@ -132,7 +119,7 @@ impl Scheduler {
     /// table, retry schedule and transports; running ones finish with
     /// theirs. (`concurrency` and `destination_concurrency` stay as they
     /// were at start.)
-    pub fn reconfigure(&self, router: Arc<Router>, settings: Settings, transports: Transports) {
+    pub fn reconfigure(&self, router: Arc<Router>, settings: Settings, transports: TransportTable) {
         let plan = Arc::new(Plan::new(router, settings, transports));
         *self.plan.write().unwrap_or_else(|e| e.into_inner()) = plan;
     }
@@ -140,10 +127,6 @@ impl Scheduler {
     /// The plan that stands now.
     fn plan(&self) -> Arc<Plan> {
         self.plan.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    fn inflight(&self) -> MutexGuard<'_, HashSet<QueueId>> {
-        lock(&self.inflight)
     }
 
     /// Run until `shutdown` turns true; then let running deliveries end
@@ -156,18 +139,24 @@ impl Scheduler {
                 break;
             }
             let now = now_unix();
-            for id in self.store.due(now, 1000) {
-                if self.inflight().contains(&id) {
-                    continue;
+            // As many as there are free slots; a message being delivered
+            // is leased, and not handed out again.
+            let free = self.slots.available_permits();
+            let leases = match self.store.lease_due(now, free, self.lease).await {
+                Ok(leases) => leases,
+                Err(e) => {
+                    tracing::error!("cannot take due messages from the queue: {e}");
+                    Vec::new()
                 }
+            };
+            for lease in leases {
                 let Ok(permit) = self.slots.clone().try_acquire_owned() else {
-                    break;
+                    self.store.end_lease(lease);
+                    continue;
                 };
-                self.inflight().insert(id.clone());
                 let me = self.clone();
                 tasks.spawn(async move {
-                    me.process(&id).await;
-                    me.inflight().remove(&id);
+                    me.deliver_leased(lease).await;
                     drop(permit);
                 });
             }
@@ -198,6 +187,27 @@ impl Scheduler {
                 while tasks.join_next().await.is_some() {}
             }
         }
+    }
+
+    /// [`Scheduler::process`] for a leased message, renewing the lease
+    /// while it runs; the lease ends with it.
+    async fn deliver_leased(&self, lease: Lease) {
+        let id = lease.id().clone();
+        let work = self.process(&id);
+        tokio::pin!(work);
+        let every = self.lease / 3;
+        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tokio::select! {
+                () = &mut work => break,
+                _ = renew.tick() => match self.store.renew_lease(&lease, self.lease).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!("{id}: the delivery outlived its lease"),
+                    Err(e) => tracing::warn!("{id}: cannot renew the lease: {e}"),
+                },
+            }
+        }
+        self.store.end_lease(lease);
     }
 
     /// One delivery attempt for the due recipients of one message.
@@ -285,7 +295,7 @@ impl Scheduler {
                 Ok(Route::Fax(target)) => {
                     let login = env.client.auth_user.as_deref();
                     let sender = &env.sender;
-                    match plan.router.fax_permit(&target, sender, login, true, false) {
+                    match may_fax(&plan.router, &target, &Asker::trusted(sender, login)) {
                         Ok(sender) => (NextHop::Fax(target.hop_for(&sender)), None),
                         Err(reply) => {
                             outcomes.push(Outcome::local(i, Status::Failed, "none", reply));
@@ -325,11 +335,23 @@ impl Scheduler {
                 Taken::Slot(slot) => Some(slot),
                 Taken::Unlimited => None,
             };
-            let transport = match hop {
-                NextHop::Local => &plan.local,
-                NextHop::Mx { .. } | NextHop::Relay(_) | NextHop::BackupMx(_) => &plan.smtp,
-                NextHop::Lmtp(_) => &plan.lmtp,
-                NextHop::Fax(_) => &plan.fax,
+            let Some(transport) = plan.transports.for_hop(hop) else {
+                // The router only routes to kinds this build has; should
+                // one be missing, the mail waits for a build that has it.
+                let reply = Reply::new(
+                    451,
+                    "4.3.5",
+                    format!("no {} transport in this build", hop.kind().name()),
+                );
+                for r in recipients {
+                    outcomes.push(Outcome::local(
+                        r.index,
+                        Status::Deferred,
+                        "none",
+                        reply.clone(),
+                    ));
+                }
+                continue;
             };
             let job = Job {
                 envelope: &env,

@@ -9,17 +9,16 @@
 //! after restart), and the queue is flushed. SIGHUP (and `faxmta
 //! reload`) reloads the configuration (src/reload.rs).
 
-use crate::admin::metrics::Metrics;
 use crate::admin::{control, http};
 use crate::config::Config;
 use crate::etrn;
+use crate::metrics::Metrics;
 use crate::policy::limits::Limits;
 use crate::reload::{self, Reloader};
 use crate::router::Router;
 use crate::scheduler::Scheduler;
 use crate::server;
 use faxmta_queue::Store;
-use faxmta_smtp::{Callout, ClientSettings, Dns, LmtpTransport, SmtpSettings, SmtpTransport, Tls};
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -158,7 +157,7 @@ async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
         )
         .await
     });
-    let inbound_task = tokio::spawn(crate::fax_inbound::run(
+    let inbound_task = tokio::spawn(crate::fax::inbound::run(
         fax.engine.clone(),
         config.clone(),
         store.clone(),
@@ -242,14 +241,14 @@ impl Restartable {
             let _ = forward.send(true);
         });
         tasks.spawn(etrn::client::scheduled(config.clone(), stopped.clone()));
-        tasks.spawn(crate::pop3_gateway::run(
+        tasks.spawn(crate::fax::pop3_gateway::run(
             config.clone(),
             router.clone(),
             store.clone(),
             stopped.clone(),
         ));
-        tasks.spawn(crate::fax_retention::run(
-            crate::fax_retention::Retention::from_config(config),
+        tasks.spawn(crate::fax::retention::run(
+            crate::fax::retention::Retention::from_config(config),
             store.clone(),
             metrics.clone(),
             stopped,
@@ -271,56 +270,6 @@ impl Restartable {
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
     }
-}
-
-/// The client settings of `[outbound]` (SMTP, or LMTP when `lmtp`).
-pub(crate) fn client_settings(config: &Config, lmtp: bool) -> Result<ClientSettings, String> {
-    let out = &config.outbound;
-    Ok(ClientSettings {
-        helo: out.helo.clone().unwrap_or_else(|| config.hostname.clone()),
-        tls: Tls::new()?,
-        timeouts: out.timeouts(),
-        lmtp,
-        signer: (!lmtp && !config.dkim.is_empty())
-            .then(|| std::sync::Arc::new(crate::policy::dkim::DkimSigner::new(config)) as _),
-    })
-}
-
-/// Local delivery to LMTP servers; host names resolved through `[dns]`.
-pub(crate) fn lmtp_transport(config: &Config) -> Result<LmtpTransport, String> {
-    let dns = Dns::new(&config.dns.nameservers, config.dns.timeout.std())?;
-    Ok(LmtpTransport::new(dns, client_settings(config, true)?))
-}
-
-/// Recipient callouts for backup MX domains (`verify = "callout"`), with
-/// the resolver and client settings of outbound SMTP.
-pub(crate) fn callout(config: &Config) -> Result<Callout, String> {
-    let dns = Dns::new(&config.dns.nameservers, config.dns.timeout.std())?;
-    Ok(Callout::new(
-        dns,
-        client_settings(config, false)?,
-        config.myself(),
-        config.outbound.port,
-    ))
-}
-
-/// The outbound SMTP transport as `[dns]` and `[outbound]` describe it.
-pub(crate) fn smtp_transport(config: &Config) -> Result<SmtpTransport, String> {
-    let dns = Dns::new(&config.dns.nameservers, config.dns.timeout.std())?;
-    let out = &config.outbound;
-    let tls = out.tls.policy();
-    Ok(SmtpTransport::new(
-        dns,
-        SmtpSettings {
-            client: client_settings(config, false)?,
-            port: out.port,
-            tls,
-            myself: config.myself(),
-            max_received: out.max_received,
-            idle_per_host: config.queue.destination_concurrency,
-            suspend: out.suspend_time.std(),
-        },
-    ))
 }
 
 enum Signal {

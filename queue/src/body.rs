@@ -1,10 +1,13 @@
-//! Writing a message's body file as it arrives: [`Store::begin_body`]
-//! opens `bodies/ID` and hands out a [`BodyWriter`]; the SMTP session
-//! writes what the client sends into it piece by piece, so a message is
-//! never held in memory whole; [`Store::enqueue_body`] commits it (the
-//! file fsynced, the bodies directory synced, then the envelope — the
-//! same two-phase group commit as [`Store::enqueue`], which goes the
-//! same way).
+//! Writing a message's body file as it arrives:
+//! [`QueueStore::begin_body`] opens `bodies/ID` and hands out a
+//! [`BodyWriter`]; the SMTP session writes what the client sends into it
+//! piece by piece, so a message is never held in memory whole;
+//! [`QueueStore::enqueue_body`] commits it (the file fsynced, the bodies
+//! directory synced, then the envelope — the same two-phase group commit
+//! as [`QueueStore::enqueue`], which goes the same way).
+//!
+//! Backend-neutral: a backend that keeps bodies as files (sled's does)
+//! holds a [`BodyFiles`] and hands out its writers.
 //!
 //! A body being written is registered with the store: the orphan scan of
 //! a reopening (after a write error) leaves it alone. A writer that is
@@ -13,22 +16,35 @@
 //!
 //! The disk reserve (`[queue] min_free`) is kept while writing: before
 //! each piece goes to disk, and at the end for what the envelope, the log
-//! and a report need (half the body again, as [`Store::check_room`]).
+//! and a report need (half the body again, as [`QueueStore::check_room`]).
+//!
+//! [`QueueStore::begin_body`]: crate::QueueStore::begin_body
+//! [`QueueStore::enqueue_body`]: crate::QueueStore::enqueue_body
+//! [`QueueStore::enqueue`]: crate::QueueStore::enqueue
+//! [`QueueStore::check_room`]: crate::QueueStore::check_room
 
-use crate::db::Shared;
 use crate::envelope::QueueId;
+use crate::error::QueueError;
+use crate::lock::lock;
 use crate::space::available;
-use crate::store::{lock, QueueError, Store};
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Octets gathered before they are written out (on a blocking thread).
 const PIECE: usize = 256 * 1024;
 
+/// The directory of the body files, and the bodies being written in it
+/// (not orphans, whatever a scan for orphans finds).
+pub(crate) struct BodyFiles {
+    pub dir: PathBuf,
+    pub receiving: Mutex<HashSet<String>>,
+}
+
 /// A body file being written; see the module documentation.
 pub struct BodyWriter {
-    shared: Arc<Shared>,
+    files: Arc<BodyFiles>,
     id: QueueId,
     path: PathBuf,
     /// `None` only while a piece is being written on a blocking thread
@@ -43,24 +59,34 @@ pub struct BodyWriter {
     settled: bool,
 }
 
-impl Store {
-    /// Start the body file of message `id` (a fresh id from
-    /// [`Store::new_id`]), keeping `reserve` octets free while it is
-    /// written. Commit it with [`Store::enqueue_body`]; dropped before
-    /// that, it removes its file.
-    pub fn begin_body(&self, id: &QueueId, reserve: u64) -> Result<BodyWriter, QueueError> {
-        let shared = self.inner_shared().clone();
-        let path = shared.bodies.join(id);
+impl BodyFiles {
+    pub fn new(dir: PathBuf) -> BodyFiles {
+        BodyFiles {
+            dir,
+            receiving: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The path of the body of `id`.
+    pub fn path(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    /// Start the body file of message `id`, keeping `reserve` octets
+    /// free while it is written (see [`crate::QueueStore::begin_body`]).
+    pub fn begin(self: &Arc<Self>, id: &QueueId, reserve: u64) -> Result<BodyWriter, QueueError> {
+        let files = self.clone();
+        let path = files.path(id);
         // Registered before the file exists: a reopening's orphan scan
         // never sees the file unregistered before its envelope is in.
-        lock(&shared.receiving).insert(id.clone());
+        lock(&files.receiving).insert(id.clone());
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&path);
         match file {
             Ok(file) => Ok(BodyWriter {
-                shared,
+                files,
                 id: id.clone(),
                 path,
                 file: Some(file),
@@ -70,7 +96,7 @@ impl Store {
                 settled: false,
             }),
             Err(source) => {
-                lock(&shared.receiving).remove(id);
+                lock(&files.receiving).remove(id);
                 Err(QueueError::File { path, source })
             }
         }
@@ -171,13 +197,13 @@ impl BodyWriter {
                 tracing::warn!("cannot remove {}: {e}", self.path.display());
             }
         }
-        lock(&self.shared.receiving).remove(&self.id);
+        lock(&self.files.receiving).remove(&self.id);
     }
 
     /// The envelope holds the body now: nothing to undo any more.
     pub(crate) fn committed(mut self) {
         self.settled = true;
-        lock(&self.shared.receiving).remove(&self.id);
+        lock(&self.files.receiving).remove(&self.id);
     }
 }
 
@@ -209,7 +235,7 @@ impl Piece {
             buf: std::mem::take(&mut w.buf),
             written: w.written,
             reserve: w.reserve,
-            dir: w.shared.bodies.clone(),
+            dir: w.files.dir.clone(),
             result: Ok(()),
             path: w.path.clone(),
         })

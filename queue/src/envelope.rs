@@ -259,7 +259,7 @@ pub struct Envelope {
     pub recipients: Vec<Recipient>,
     /// Header fields the receiver put above the client's data (its
     /// Received, Authentication-Results, Received-SPF): the stored
-    /// message is this, then the body file (see [`crate::Store::body`]).
+    /// message is this, then the body file (see [`crate::QueueStore::body`]).
     /// Kept here so that the client's data streams into the body file
     /// as it arrives, before these are known.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -326,7 +326,7 @@ impl NewRecipient {
     }
 }
 
-/// What a source hands to [`crate::Store::enqueue`].
+/// What a source hands to [`crate::QueueStore::enqueue`].
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct NewMessage {
     pub sender: String,

@@ -2,38 +2,53 @@
 //!
 //! The queue is the one place where mail is kept. Everything that accepts
 //! mail (the SMTP server, the fax receiver, the report generator) hands a
-//! [`NewMessage`] and its body to [`Store::enqueue`], which returns only once
-//! both are flushed and synced to disk (several callers share one sync:
-//! group commit). Everything that delivers mail asks the store for due
-//! messages and records one [`Outcome`] per recipient back into it.
+//! [`NewMessage`] and its body to [`QueueStore::enqueue`], which returns
+//! only once both are durable (several callers share one sync: group
+//! commit). Everything that delivers mail leases due messages from the
+//! store and records one outcome per recipient back into it.
+//!
+//! The store is a trait, [`QueueStore`] (`store.rs`, which says what every
+//! backend promises); callers hold a [`Store`], a shared handle on one.
+//! sled is the one backend today (`sled/`); a test suite every backend
+//! runs is in `tests/`.
+//!
+//! Layers, bottom up (no file imports from a layer above its own; a unit
+//! test checks it): `error`, `lock`, `time`, `envelope`, `retry`; then
+//! `space`, `body`, `listing`, `history`, `broadcast`, `etrn`; then
+//! `store` (the trait); then `admin` (operations written over the trait);
+//! then the backends (`sled`).
 //!
 //! This crate does no networking and knows nothing of transports.
 
 mod admin;
 mod body;
 mod broadcast;
-mod commit;
-mod db;
 mod envelope;
-mod etrn_index;
+mod error;
+mod etrn;
 mod history;
-mod index;
 mod listing;
+mod lock;
 mod retry;
+pub mod sled;
 mod space;
 mod store;
+#[cfg(test)]
+mod tests;
 mod time;
 
-pub use admin::{EtrnRelease, EtrnStart};
+pub use self::sled::{SledStore, DEFAULT_CACHE};
 pub use body::BodyWriter;
-pub use broadcast::{split_transaction, BroadcastEntry};
+pub use broadcast::{broadcast_id, split_transaction, BroadcastEntry};
 pub use envelope::{
     BodyType, ClientInfo, Envelope, Etrn, FaxProgress, NewMessage, NewRecipient, Notify, QueueId,
     RcptState, Recipient, Reply, Ret,
 };
+pub use error::{BoxError, QueueError};
+pub use etrn::{EtrnRelease, EtrnStart};
 pub use history::FaxRecord;
-pub use listing::RawEnvelope;
+pub use listing::{RawEnvelope, RawEnvelopes};
 pub use retry::RetryPolicy;
 pub use space::available;
-pub use store::{QueueCounts, QueueError, Store, DEFAULT_CACHE};
+pub use store::{Lease, QueueCounts, QueueStore, Store};
 pub use time::{format_duration, now_unix};

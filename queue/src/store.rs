@@ -1,96 +1,59 @@
-//! The durable store: envelopes in sled, bodies in files, an in-memory
-//! schedule index, and group commit.
+//! The queue's public surface: the [`QueueStore`] trait, and [`Store`],
+//! the handle every caller holds (a shared trait object).
 //!
-//! Layout under the queue directory: `db` and friends are sled's, whose
-//! tree `envelopes` maps a queue id to the JSON envelope; `bodies/ID` holds
-//! the message octets. A message is committed by its envelope: the body
-//! file is written and fsynced first, then the envelope is inserted, and
-//! [`Store::enqueue`] returns only after sled's log is flushed and the log
-//! file and the `bodies` directory are fsynced. (sled 0.34 itself only
-//! calls `sync_file_range`, which neither flushes the disk's write cache
-//! nor file metadata, and writes large values to unsynced blob files; so
-//! bodies live outside sled and the store adds the fsyncs.) A body without
-//! an envelope (a crash before the commit) is removed when the store is
-//! opened.
+//! A backend keeps envelopes, bodies and the fax records, and promises
+//! what the methods below say; sled is the one backend today
+//! ([`crate::sled::SledStore`]). Every backend runs the same test suite
+//! (`queue/src/tests/`), so a second one (PostgreSQL) is one line there.
 //!
-//! Group commit: a dedicated thread performs the shared syncs. Each
-//! enqueue registers a waiter after its writes; the thread takes every
-//! waiter that is queued, runs one flush and fsync, and answers them all,
-//! so N concurrent sessions cost about one sync, not N.
+//! The promises, in short:
 //!
-//! A write error (a full disk) poisons sled's handles; the store then
-//! opens the database again before its next use (`crate::db`).
+//! - **Durability.** [`QueueStore::enqueue`], [`QueueStore::enqueue_body`]
+//!   and [`QueueStore::enqueue_blocking`] return only once the body and
+//!   the envelope are durable (synced to disk or committed): the caller
+//!   may then acknowledge (250). Concurrent enqueues share syncs (group
+//!   commit). A body is durable before its envelope can be; a message
+//!   whose enqueue failed is not in the queue (no second copy when the
+//!   client retries). Other writes ([`QueueStore::update_with`],
+//!   [`QueueStore::remove`], the fax records) are made durable by the
+//!   next [`QueueStore::sync`] (or by the backend's own flush, earlier).
+//! - **Leases.** A deliverer takes due messages with
+//!   [`QueueStore::lease_due`]: each is leased to it alone until the
+//!   lease expires, renewed ([`QueueStore::renew_lease`]) during a long
+//!   delivery (a fax call) and ended ([`QueueStore::end_lease`]) after
+//!   the outcome is recorded. A message leased and not expired is not
+//!   handed out again; an expired one is (its holder crashed or hung:
+//!   a repeated delivery rather than a lost one). On sled a lease lives
+//!   in memory (one process owns the queue); a shared database keeps it
+//!   in a row (`FOR UPDATE SKIP LOCKED`, an expiry column).
+//! - **Outcomes.** [`QueueStore::update_with`] is a read-modify-write of
+//!   one envelope, serialised with every other write of it; a message
+//!   whose recipients are all finished leaves the queue there and then
+//!   (its body after the next sync).
+//! - **Schedule.** [`QueueStore::due`], [`QueueStore::next_due`],
+//!   [`QueueStore::counts`] and [`QueueStore::len`] answer from an index,
+//!   without reading every envelope; [`QueueStore::changed`] wakes a
+//!   waiting scheduler after any change.
+//! - **Errors.** A full disk is told apart
+//!   ([`QueueError::is_disk_full`]); after a write error the backend may
+//!   refuse for a while ([`QueueError::Reopening`]) and recovers by
+//!   itself ([`QueueStore::is_broken`], [`QueueStore::recover`]).
+//!
+//! Sync methods must be quick or run where blocking is allowed: the
+//! callers run the slow ones (listings, the control socket's commands,
+//! reading bodies) on blocking threads already.
 
 use crate::body::BodyWriter;
-use crate::commit::{commit_loop, SyncKind, SyncResult, Syncer, Waiter};
-use crate::db::{is_sticky, load, Db, Shared};
+use crate::broadcast::BroadcastEntry;
 use crate::envelope::{Envelope, NewMessage, QueueId};
-use crate::etrn_index::{envelope_marks, Pending};
-use crate::time::now_unix;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
-use tokio::sync::oneshot;
+use crate::error::QueueError;
+use crate::etrn::EtrnStart;
+use crate::history::FaxRecord;
+use crate::listing::RawEnvelopes;
+use std::sync::Arc;
+use std::time::Duration;
 
-/// The default bound of sled's page cache: 64 MiB.
-pub const DEFAULT_CACHE: u64 = 64 * 1024 * 1024;
-
-/// Errors of the queue store.
-#[derive(Debug, thiserror::Error)]
-pub enum QueueError {
-    #[error("queue store {path}: {source}")]
-    Open { path: PathBuf, source: sled::Error },
-    #[error("queue store: {0}")]
-    Db(#[from] sled::Error),
-    #[error("queue store: envelope {id} is corrupt: {source}")]
-    Corrupt {
-        id: String,
-        source: serde_json::Error,
-    },
-    #[error("queue store: cannot encode envelope: {0}")]
-    Encode(serde_json::Error),
-    #[error("queue store: {path}: {source}")]
-    File {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("queue store: sync failed: {message}")]
-    Sync { message: String, disk_full: bool },
-    #[error("queue store: the flush thread is gone")]
-    CommitterGone,
-    #[error("queue store: the database is being reopened after a write error")]
-    Reopening,
-    #[error(
-        "insufficient system storage: {free} bytes free on the queue's filesystem, {needed} needed"
-    )]
-    NoRoom { free: u64, needed: u64 },
-    #[error("queue store: refused an address with a control character: {0:?}")]
-    BadAddress(String),
-}
-
-pub(crate) fn io_disk_full(e: &std::io::Error) -> bool {
-    e.kind() == std::io::ErrorKind::StorageFull || matches!(e.raw_os_error(), Some(28) | Some(122))
-}
-
-impl QueueError {
-    /// Whether the error comes from a full disk (or quota): the sender
-    /// should get 452 4.3.1 and try again later.
-    pub fn is_disk_full(&self) -> bool {
-        match self {
-            QueueError::Db(sled::Error::Io(e))
-            | QueueError::Open {
-                source: sled::Error::Io(e),
-                ..
-            } => io_disk_full(e),
-            QueueError::File { source, .. } => io_disk_full(source),
-            QueueError::Sync { disk_full, .. } => *disk_full,
-            QueueError::NoRoom { .. } | QueueError::Reopening => true,
-            _ => false,
-        }
-    }
-}
-
-/// Messages by where they stand (see [`Store::counts`]).
+/// Messages by where they stand (see [`QueueStore::counts`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct QueueCounts {
     pub due: usize,
@@ -98,116 +61,73 @@ pub struct QueueCounts {
     pub held: usize,
 }
 
-struct Inner {
-    /// What the store and its sync thread share.
-    shared: Arc<Shared>,
-    /// Serialises read-modify-write of envelopes within this process.
-    write: Mutex<()>,
-    commit_tx: Mutex<Option<mpsc::Sender<Waiter>>>,
-    committer: Mutex<Option<std::thread::JoinHandle<()>>>,
+/// One message leased to one deliverer (see [`QueueStore::lease_due`]).
+/// Give it back with [`QueueStore::end_lease`]; a lease dropped without
+/// that ends when it expires.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Lease {
+    id: QueueId,
+    token: u64,
 }
 
-impl Drop for Inner {
-    /// Stop the sync thread and wait for it, so that the database (and its
-    /// lock) is closed when the last `Store` goes away.
-    fn drop(&mut self) {
-        lock(&self.commit_tx).take();
-        if let Some(handle) = lock(&self.committer).take() {
-            let _ = handle.join();
-        }
+impl Lease {
+    /// A lease on `id`; `token` tells this lease from earlier and later
+    /// ones on the same message (for the backend).
+    pub fn new(id: QueueId, token: u64) -> Lease {
+        Lease { id, token }
+    }
+
+    /// The leased message.
+    pub fn id(&self) -> &QueueId {
+        &self.id
+    }
+
+    /// The backend's token of this lease.
+    pub fn token(&self) -> u64 {
+        self.token
     }
 }
 
-/// The message queue. Cheap to clone; all clones share one database.
-#[derive(Clone)]
-pub struct Store {
-    inner: Arc<Inner>,
-}
+/// The durable message queue; see the module documentation for what every
+/// backend promises.
+#[async_trait::async_trait]
+pub trait QueueStore: Send + Sync + 'static {
+    // ---- ids, room, enqueueing ----
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+    /// A fresh queue id: unique in this queue, upper-case hex, roughly
+    /// sorted by time.
+    fn new_id(&self) -> Result<QueueId, QueueError>;
 
-impl Store {
-    /// The database, for the other trees of this crate (fax history).
-    pub(crate) fn db(&self) -> Result<sled::Db, QueueError> {
-        Ok(self.handles()?.db.clone())
-    }
+    /// Whether a message of `size` octets may be taken while `reserve`
+    /// octets must stay free for the queue (`[queue] min_free`): else
+    /// [`QueueError::NoRoom`] (a full disk). `size` counts half again,
+    /// for the envelope, the log and a report's copy; `reserve` 0: no
+    /// check.
+    fn check_room(&self, reserve: u64, size: u64) -> Result<(), QueueError>;
 
-    /// The current handles.
-    pub(crate) fn handles(&self) -> Result<Arc<Db>, QueueError> {
-        self.inner.shared.current()
-    }
+    /// Start the body of message `id` (a fresh id from
+    /// [`QueueStore::new_id`]), keeping `reserve` octets free while it is
+    /// written. Commit it with [`QueueStore::enqueue_body`]; a writer
+    /// dropped before that leaves nothing behind.
+    fn begin_body(&self, id: &QueueId, reserve: u64) -> Result<BodyWriter, QueueError>;
 
-    /// A sled error, noting whether it poisoned the database.
-    pub(crate) fn sled_error(&self, e: sled::Error) -> QueueError {
-        if is_sticky(&e) {
-            self.inner.shared.broken.store(true, Ordering::SeqCst);
-        }
-        QueueError::Db(e)
-    }
+    /// Commit a message whose body was written with a [`BodyWriter`]:
+    /// `head` is header fields the receiver puts above the body (its
+    /// trace and authentication results), kept in the envelope — the
+    /// message is `head` followed by the body. Returns only once body and
+    /// envelope are durable; the caller may then acknowledge. Refuses an
+    /// address with a control character ([`QueueError::BadAddress`]). On
+    /// an error nothing of the message stays.
+    async fn enqueue_body(
+        &self,
+        msg: NewMessage,
+        body: BodyWriter,
+        head: String,
+    ) -> Result<Envelope, QueueError>;
 
-    /// Open (or create) the queue at `path`, remove half-written messages,
-    /// and build the schedule index. Fails if another process holds it.
-    pub fn open(path: &Path) -> Result<Store, QueueError> {
-        Store::open_with_cache(path, DEFAULT_CACHE)
-    }
-
-    /// [`Store::open`] with sled's page cache bounded to `cache` bytes (a
-    /// soft bound: sled may pass it a little).
-    pub fn open_with_cache(path: &Path, cache: u64) -> Result<Store, QueueError> {
-        let bodies = path.join("bodies");
-        std::fs::create_dir_all(&bodies).map_err(|source| QueueError::File {
-            path: bodies.clone(),
-            source,
-        })?;
-        let (db, index) = load(path, &bodies, cache, &Default::default())?;
-        let shared = Arc::new(Shared::new(path, bodies, cache, db, index));
-        let (tx, rx) = mpsc::channel::<Waiter>();
-        let syncer = Syncer::new(shared.clone())?;
-        let committer = std::thread::Builder::new()
-            .name("queue-sync".into())
-            .spawn(move || commit_loop(syncer, rx))
-            .map_err(|e| QueueError::Sync {
-                message: e.to_string(),
-                disk_full: false,
-            })?;
-
-        Ok(Store {
-            inner: Arc::new(Inner {
-                shared,
-                write: Mutex::new(()),
-                commit_tx: Mutex::new(Some(tx)),
-                committer: Mutex::new(Some(committer)),
-            }),
-        })
-    }
-
-    /// After a write error poisoned the database: open it again now
-    /// (the sync thread also does so by itself, once space returns; see
-    /// [`Shared::reopen`]). Does nothing when the database is healthy.
-    /// Blocking: it reads the whole queue.
-    pub fn recover(&self) -> Result<(), QueueError> {
-        self.inner.shared.reopen()
-    }
-
-    /// A fresh queue id (unique in this store, roughly sorted by time).
-    pub fn new_id(&self) -> Result<QueueId, QueueError> {
-        let n = self
-            .handles()?
-            .db
-            .generate_id()
-            .map_err(|e| self.sled_error(e))?;
-        Ok(format!(
-            "{:08X}{:05X}",
-            now_unix() & 0xFFFF_FFFF,
-            n & 0xF_FFFF
-        ))
-    }
-
-    /// Store a message durably. Returns only after the body and envelope
-    /// are flushed and synced to disk; the caller may then acknowledge.
-    pub async fn enqueue(
+    /// Store a message whose body is in memory: [`QueueStore::begin_body`]
+    /// and [`QueueStore::enqueue_body`] in one, with the same promises.
+    async fn enqueue(
         &self,
         id: QueueId,
         msg: NewMessage,
@@ -220,326 +140,232 @@ impl Store {
         self.enqueue_body(msg, writer, String::new()).await
     }
 
-    /// Commit a message whose body was written with a [`BodyWriter`]
-    /// ([`Store::begin_body`]): the body file is fsynced, the bodies
-    /// directory synced, then the envelope inserted and synced (group
-    /// commit). `head` is header fields the receiver puts above the body
-    /// (its trace and authentication results), kept in the envelope:
-    /// the message is `head` followed by the body file. Returns only once
-    /// all is on disk; the caller may then acknowledge. On an error the
-    /// body file is removed.
-    pub async fn enqueue_body(
-        &self,
-        msg: NewMessage,
-        mut body: BodyWriter,
-        head: String,
-    ) -> Result<Envelope, QueueError> {
-        if let Some(bad) = msg.unsafe_address() {
-            return Err(QueueError::BadAddress(bad.to_string()));
-        }
-        body.flush(true).await?;
-        let writing = self.inner.shared.writing.read().await;
-        // The body's name is durable before its envelope can be.
-        sync_outcome(self.request_sync(SyncKind::Bodies)?.await)?;
-        let env = self.write_envelope(&body, msg, head)?;
-        body.committed();
-        drop(writing);
-        if let Err(e) = self.sync().await {
-            // Not acknowledged: take it back, so a retry by the client does
-            // not make a second copy.
-            let _ = self.remove(&env.id);
-            return Err(e);
-        }
-        self.publish(&env);
-        Ok(env)
-    }
-
-    /// [`Store::enqueue`] for callers outside an async runtime.
-    pub fn enqueue_blocking(
+    /// [`QueueStore::enqueue`] for callers outside an async runtime.
+    fn enqueue_blocking(
         &self,
         id: QueueId,
         msg: NewMessage,
         body: &[u8],
-    ) -> Result<Envelope, QueueError> {
-        if let Some(bad) = msg.unsafe_address() {
-            return Err(QueueError::BadAddress(bad.to_string()));
-        }
-        let mut writer = self.begin_body(&id, 0)?;
-        writer.write_blocking(body)?;
-        writer.flush_blocking(true)?;
-        let writing = self.inner.shared.writing.blocking_read();
-        sync_outcome(self.request_sync(SyncKind::Bodies)?.blocking_recv())?;
-        let env = self.write_envelope(&writer, msg, String::new())?;
-        writer.committed();
-        drop(writing);
-        if let Err(e) = self.sync_blocking() {
-            let _ = self.remove(&env.id);
-            return Err(e);
-        }
-        self.publish(&env);
-        Ok(env)
-    }
+    ) -> Result<Envelope, QueueError>;
 
-    /// What the store and its sync thread share (for [`BodyWriter`]).
-    pub(crate) fn inner_shared(&self) -> &Arc<Shared> {
-        &self.inner.shared
-    }
+    /// Wait until everything written so far is durable (a shared sync).
+    async fn sync(&self) -> Result<(), QueueError>;
 
-    /// The directory of the body files (on the queue's filesystem).
-    pub(crate) fn bodies_dir(&self) -> &Path {
-        &self.inner.shared.bodies
-    }
+    /// [`QueueStore::sync`] for callers outside an async runtime.
+    fn sync_blocking(&self) -> Result<(), QueueError>;
 
-    fn body_path(&self, id: &str) -> PathBuf {
-        self.inner.shared.bodies.join(id)
-    }
+    /// Whether a write error left the store to be recovered (it then
+    /// refuses new mail until [`QueueStore::recover`], which the backend
+    /// also runs by itself once it can).
+    fn is_broken(&self) -> bool;
 
-    /// Insert the envelope: the commit record, written after the body.
-    /// On an error the body is left to its writer, which removes it.
-    fn write_envelope(
-        &self,
-        body: &BodyWriter,
-        msg: NewMessage,
-        head: String,
-    ) -> Result<Envelope, QueueError> {
-        let size = head.len() as u64 + body.len();
-        let mut env = msg.into_envelope(body.id().clone(), size, now_unix());
-        env.head = head;
-        let encoded = serde_json::to_vec(&env).map_err(QueueError::Encode)?;
-        let inserted = self.handles().and_then(|h| {
-            h.envelopes
-                .insert(env.id.as_bytes(), encoded)
-                .map_err(|e| self.sled_error(e))
-        })?;
-        if inserted.is_none() {
-            lock(&self.inner.shared.index).added();
-        }
-        Ok(env)
-    }
+    /// After a write error: recover now (blocking; may read the whole
+    /// queue). Does nothing when the store is healthy.
+    fn recover(&self) -> Result<(), QueueError>;
 
-    fn publish(&self, env: &Envelope) {
-        let mut index = lock(&self.inner.shared.index);
-        index.set(&env.id, env.due());
-        index.etrn.set(&env.id, envelope_marks(env));
-        drop(index);
-        self.inner.shared.changed.notify_one();
-    }
+    // ---- reading ----
 
-    /// Join the next shared sync; the receiver answers once it ran.
-    fn request_sync(&self, kind: SyncKind) -> Result<oneshot::Receiver<SyncResult>, QueueError> {
-        let (tx, rx) = oneshot::channel();
-        lock(&self.inner.commit_tx)
-            .as_ref()
-            .ok_or(QueueError::CommitterGone)?
-            .send((kind, tx))
-            .map_err(|_| QueueError::CommitterGone)?;
-        Ok(rx)
-    }
-
-    /// Wait until everything written so far is on disk (shared sync).
-    pub async fn sync(&self) -> Result<(), QueueError> {
-        sync_outcome(self.request_sync(SyncKind::Full)?.await)
-    }
-
-    /// [`Store::sync`] for callers outside an async runtime.
-    pub fn sync_blocking(&self) -> Result<(), QueueError> {
-        sync_outcome(self.request_sync(SyncKind::Full)?.blocking_recv())
-    }
-
-    /// Whether a write error left the database to be reopened
-    /// ([`Store::recover`]).
-    pub fn is_broken(&self) -> bool {
-        self.inner.shared.broken.load(Ordering::SeqCst)
-    }
-
-    /// The envelope of a message.
-    pub fn get(&self, id: &str) -> Result<Option<Envelope>, QueueError> {
-        let found = self
-            .handles()?
-            .envelopes
-            .get(id.as_bytes())
-            .map_err(|e| self.sled_error(e))?;
-        match found {
-            Some(v) => serde_json::from_slice(&v)
-                .map(Some)
-                .map_err(|source| QueueError::Corrupt {
-                    id: id.to_string(),
-                    source,
-                }),
-            None => Ok(None),
-        }
-    }
+    /// The envelope of a message; `None`: not in the queue.
+    fn get(&self, id: &str) -> Result<Option<Envelope>, QueueError>;
 
     /// The stored octets of a message: the header fields the receiver
-    /// put above it ([`Envelope::head`]), then its body file.
-    pub fn body(&self, id: &str) -> Result<Option<Vec<u8>>, QueueError> {
-        let head = match self.get(id)? {
-            Some(env) => env.head,
-            None => String::new(),
-        };
-        let path = self.body_path(id);
-        let read = std::fs::File::open(&path).and_then(|mut f| {
-            use std::io::Read;
-            let len = f.metadata()?.len() as usize;
-            let mut data = Vec::with_capacity(head.len() + len);
-            data.extend_from_slice(head.as_bytes());
-            f.read_to_end(&mut data)?;
-            Ok(data)
-        });
-        match read {
-            Ok(data) => Ok(Some(data)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(QueueError::File { path, source }),
-        }
+    /// put above it ([`Envelope::head`]), then its body.
+    fn body(&self, id: &str) -> Result<Option<Vec<u8>>, QueueError>;
+
+    /// Every message's envelope as stored, ordered by id (by arrival),
+    /// read lazily: memory stays flat however long the queue is.
+    /// Messages added or removed meanwhile may or may not show.
+    fn envelopes_raw(&self) -> RawEnvelopes<'_>;
+
+    /// [`QueueStore::envelopes_raw`], parsed.
+    fn envelopes(&self) -> Box<dyn Iterator<Item = Result<Envelope, QueueError>> + '_> {
+        Box::new(self.envelopes_raw().map(|raw| raw?.parse()))
     }
 
-    /// Change a message's envelope under the store's write lock and save
-    /// it. A message whose recipients are all final is removed. Returns
-    /// the envelope as saved, or `None` if the message is not (or no
-    /// longer) in the queue. The change is written but not synced: losing
-    /// it in a crash repeats a delivery, which is allowed, rather than
-    /// losing one.
+    /// Every message in the queue, ordered by id (by arrival). Holds them
+    /// all at once: prefer [`QueueStore::envelopes`] where the queue may
+    /// be long.
+    fn list(&self) -> Result<Vec<Envelope>, QueueError> {
+        self.envelopes().collect()
+    }
+
+    // ---- the schedule and leases ----
+
+    /// Ids of messages due at or before `now`, earliest first, at most
+    /// `limit` (leased ones included).
+    fn due(&self, now: u64, limit: usize) -> Vec<QueueId>;
+
+    /// The earliest due time of any message, if any is scheduled.
+    fn next_due(&self) -> Option<u64>;
+
+    /// Lease up to `limit` messages due at or before `now`, earliest
+    /// first, that no unexpired lease holds, each for `ttl`.
+    async fn lease_due(
+        &self,
+        now: u64,
+        limit: usize,
+        ttl: Duration,
+    ) -> Result<Vec<Lease>, QueueError>;
+
+    /// Extend `lease` by `ttl` from now. `false`: it was lost (it expired
+    /// and the store let it go; another deliverer may hold the message).
+    async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool, QueueError>;
+
+    /// Give `lease` back (after the outcome is recorded).
+    fn end_lease(&self, lease: Lease);
+
+    /// Move a message's next attempt to `due` in the schedule only, not
+    /// in its envelope: for a message whose results could not be written
+    /// (a full disk), or one parked until its destination has a free
+    /// slot. A restart or a recovery makes it due at its recorded time
+    /// again. Returns whether it is scheduled (not held, not gone).
+    fn postpone(&self, id: &str, due: u64) -> bool;
+
+    /// Resolves when the queue changed (a message arrived, was released,
+    /// rescheduled or updated, or the queue was read again).
+    async fn changed(&self);
+
+    // ---- outcomes and the administrator's operations ----
+
+    /// Read, change and write back a message's envelope, serialised with
+    /// every other change of it; a message all of whose recipients are
+    /// finished is removed. Returns the envelope after the change, or
+    /// `None` if there is no such message. The change is written, not
+    /// yet durable (a crash before the next sync repeats a delivery: a
+    /// duplicate, never a loss). Callers use `update` (on
+    /// `dyn QueueStore`) with a closure.
+    fn update_with(
+        &self,
+        id: &str,
+        change: &mut dyn FnMut(&mut Envelope),
+    ) -> Result<Option<Envelope>, QueueError>;
+
+    /// Delete a message (envelope first: a crash leaves only an orphan
+    /// body, removed later). Returns whether it existed.
+    fn remove(&self, id: &str) -> Result<bool, QueueError>;
+
+    /// Hold a message: it stays queued but is not delivered.
+    fn hold(&self, id: &str) -> Result<bool, QueueError>;
+
+    /// Release a held message; its active recipients become due now.
+    fn release(&self, id: &str) -> Result<bool, QueueError>;
+
+    /// Make the deferred recipients of one message (or of all messages
+    /// that are not held) due now, like `postqueue -f`. Returns how many
+    /// messages were rescheduled.
+    fn flush_now(&self, id: Option<&str>) -> Result<usize, QueueError>;
+
+    /// Make every active recipient in `domain` (exactly, any case; not
+    /// its subdomains) due now in every message that is not held —
+    /// `postqueue -s`; a recipient held for ETRN is released. Returns how
+    /// many messages were rescheduled.
+    fn flush_domain(&self, domain: &str) -> Result<usize, QueueError>;
+
+    /// The first half of an ETRN for `domains` (each exactly, any case),
+    /// at once, without reading the queue: what waits and how many
+    /// messages that is — enough for the answer; the messages found are
+    /// marked as being released, so a second ETRN meanwhile finds them
+    /// under way. The release ([`EtrnStart::release`]) can run after the
+    /// answer.
+    fn etrn_start(&self, domains: &[String]) -> EtrnStart;
+
+    // ---- counts ----
+
+    /// How many messages are due now, waiting for a later attempt, or
+    /// held — from the index, no read of the queue.
+    fn counts(&self, now: u64) -> QueueCounts;
+
+    /// Number of messages in the queue (from the index).
+    fn len(&self) -> usize;
+
+    /// Whether the queue is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    // ---- fax history and broadcasts ----
+
+    /// Remember a finished fax.
+    fn record_fax(&self, record: &FaxRecord) -> Result<(), QueueError>;
+
+    /// The finished faxes, oldest first; at most the last `limit`.
+    /// Records that no longer parse are skipped.
+    fn fax_history(&self, limit: usize) -> Result<Vec<FaxRecord>, QueueError>;
+
+    /// Forget faxes finished before `before` (Unix seconds); returns how
+    /// many.
+    fn prune_fax_history(&self, before: u64) -> Result<usize, QueueError>;
+
+    /// Remember that a recipient of message `id` failed for good at `now`.
+    fn record_failure(&self, id: &str, now: u64) -> Result<(), QueueError>;
+
+    /// Whether a recipient of message `id` failed for good (within the
+    /// time such records are kept).
+    fn had_failure(&self, id: &str) -> Result<bool, QueueError>;
+
+    /// Forget failures recorded before `before` (Unix seconds); returns
+    /// how many.
+    fn prune_failures(&self, before: u64) -> Result<usize, QueueError>;
+
+    /// Remember the transactions of a broadcast (durable with the next
+    /// sync; enqueueing its message does one).
+    fn record_broadcast(&self, id: &str, entries: &[BroadcastEntry]) -> Result<(), QueueError>;
+
+    /// Forget a broadcast (its message could not be queued).
+    fn remove_broadcast(&self, id: &str) -> Result<(), QueueError>;
+
+    /// The transactions of a broadcast; `None`: no such broadcast.
+    fn broadcast(&self, id: &str) -> Result<Option<Vec<BroadcastEntry>>, QueueError>;
+
+    /// Forget broadcasts made before `before` (Unix seconds) none of
+    /// whose messages is still in the queue (an unreadable record goes
+    /// too); returns how many.
+    fn prune_broadcasts(&self, before: u64) -> Result<usize, QueueError>;
+}
+
+impl dyn QueueStore {
+    /// [`QueueStore::update_with`] with a closure called once.
     pub fn update<F>(&self, id: &str, change: F) -> Result<Option<Envelope>, QueueError>
     where
         F: FnOnce(&mut Envelope),
     {
-        let _guard = lock(&self.inner.write);
-        let Some(mut env) = self.get(id)? else {
-            return Ok(None);
-        };
-        change(&mut env);
-        if env.is_done() {
-            self.remove_locked(id)?;
-        } else {
-            let encoded = serde_json::to_vec(&env).map_err(QueueError::Encode)?;
-            self.handles()?
-                .envelopes
-                .insert(id.as_bytes(), encoded)
-                .map_err(|e| self.sled_error(e))?;
-            let mut index = lock(&self.inner.shared.index);
-            index.set(id, env.due());
-            index.etrn.set(id, envelope_marks(&env));
-        }
-        self.inner.shared.changed.notify_one();
-        Ok(Some(env))
-    }
-
-    /// Delete a message (envelope first, so a crash leaves only an orphan
-    /// body, which the next open removes). Returns whether it existed.
-    pub fn remove(&self, id: &str) -> Result<bool, QueueError> {
-        let _guard = lock(&self.inner.write);
-        self.remove_locked(id)
-    }
-
-    fn remove_locked(&self, id: &str) -> Result<bool, QueueError> {
-        let existed = self
-            .handles()?
-            .envelopes
-            .remove(id.as_bytes())
-            .map_err(|e| self.sled_error(e))?
-            .is_some();
-        // The body goes only after the envelope's removal is durable: a
-        // crash before that must find the message whole, not an envelope
-        // without its body.
-        if existed {
-            lock(&self.inner.shared.doomed).push(self.body_path(id));
-        }
-        let mut index = lock(&self.inner.shared.index);
-        index.set(id, None);
-        index.etrn.set(id, Vec::new());
-        if existed {
-            index.removed();
-        }
-        Ok(existed)
-    }
-
-    /// The messages an ETRN for `domains` (lower case) concerns, from
-    /// the in-memory index: no read of the queue.
-    ///
-    /// Each with whether it waits — a recipient there still held, or the
-    /// message not due before `now` (released once, deferred since) —
-    /// and is not being released by an earlier ETRN already; those that
-    /// wait are marked as being released.
-    pub(crate) fn etrn_claim(&self, domains: &[String], now: u64) -> Pending {
-        let mut index = lock(&self.inner.shared.index);
-        let mut pending = index.etrn.pending(domains);
-        for (id, waits) in &mut pending {
-            *waits =
-                !index.etrn.releasing(id) && (*waits || index.due_of(id).is_some_and(|t| t > now));
-            if *waits {
-                index.etrn.start_release(id);
+        let mut change = Some(change);
+        self.update_with(id, &mut |env| {
+            if let Some(change) = change.take() {
+                change(env)
             }
-        }
-        pending
-    }
-
-    /// Ids of the messages in the schedule index (every message that is
-    /// neither held nor finished).
-    pub(crate) fn scheduled(&self) -> Vec<QueueId> {
-        lock(&self.inner.shared.index).scheduled()
-    }
-
-    /// Move a message's next attempt to `due` in the schedule index only,
-    /// not on disk: for a message whose delivery results could not be
-    /// written (a full disk), so that it is not attempted again at once.
-    /// A restart or a reopening makes it due at its recorded time again.
-    /// Returns whether it is scheduled (not held, not gone).
-    pub fn postpone(&self, id: &str, due: u64) -> bool {
-        let mut index = lock(&self.inner.shared.index);
-        let scheduled = index.due_of(id).is_some();
-        if scheduled {
-            index.set(id, Some(due));
-        }
-        scheduled
-    }
-
-    /// Ids of messages due at or before `now`, earliest first, at most `limit`.
-    pub fn due(&self, now: u64, limit: usize) -> Vec<QueueId> {
-        lock(&self.inner.shared.index).due(now, limit)
-    }
-
-    /// The earliest due time of any message, if any is scheduled.
-    pub fn next_due(&self) -> Option<u64> {
-        lock(&self.inner.shared.index).next_due()
-    }
-
-    /// How many messages are due now, waiting for a later attempt, or
-    /// held — from the in-memory index, no disk access.
-    pub fn counts(&self, now: u64) -> QueueCounts {
-        let index = lock(&self.inner.shared.index);
-        let (scheduled, due) = index.scheduled_and_due(now);
-        QueueCounts {
-            due,
-            waiting: scheduled - due,
-            held: index.messages().saturating_sub(scheduled),
-        }
-    }
-
-    /// Number of messages in the queue (counted in memory: sled's own
-    /// count reads the whole tree).
-    pub fn len(&self) -> usize {
-        lock(&self.inner.shared.index).messages()
-    }
-
-    /// Whether the queue is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Resolves when the queue changed (a message arrived, was released,
-    /// rescheduled or updated). Used by the scheduler to wake up.
-    pub async fn changed(&self) {
-        self.inner.shared.changed.notified().await
+        })
     }
 }
 
-pub(crate) fn sync_outcome(
-    answer: Result<SyncResult, oneshot::error::RecvError>,
-) -> Result<(), QueueError> {
-    answer
-        .map_err(|_| QueueError::CommitterGone)?
-        .map_err(|(message, disk_full)| QueueError::Sync { message, disk_full })
+/// A handle on the queue, whatever its backend: cheap to clone, shared by
+/// every part of the server. It dereferences to [`QueueStore`].
+#[derive(Clone)]
+pub struct Store(Arc<dyn QueueStore>);
+
+impl Store {
+    /// A handle on `backend`.
+    pub fn new(backend: impl QueueStore) -> Store {
+        Store(Arc::new(backend))
+    }
+
+    /// The broadcast id of the message `queue_id`
+    /// ([`crate::broadcast_id`]).
+    pub fn broadcast_id(queue_id: &str) -> String {
+        crate::broadcast::broadcast_id(queue_id)
+    }
 }
 
-#[cfg(test)]
-mod tests;
+impl From<Arc<dyn QueueStore>> for Store {
+    fn from(backend: Arc<dyn QueueStore>) -> Store {
+        Store(backend)
+    }
+}
+
+impl std::ops::Deref for Store {
+    type Target = dyn QueueStore;
+
+    fn deref(&self) -> &(dyn QueueStore + 'static) {
+        &*self.0
+    }
+}

@@ -12,7 +12,7 @@
 //! answer included (then 408 and the connection is closed).
 
 use super::fax_api::{self, reply};
-use super::metrics::Metrics;
+use crate::metrics::Metrics;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;

@@ -4,4 +4,4 @@
 pub mod control;
 pub mod fax_api;
 pub mod http;
-pub mod metrics;
+pub mod tokens;

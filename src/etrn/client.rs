@@ -18,7 +18,7 @@ pub async fn ask(
     node: &str,
     tls: OutboundTls,
 ) -> Result<EtrnAnswer, String> {
-    let settings = crate::serve::client_settings(config, false)?;
+    let settings = crate::transports::client_settings(config, false)?;
     let ips = match server.name.parse::<IpAddr>() {
         Ok(ip) => vec![ip],
         Err(_) => Dns::new(&config.dns.nameservers, config.dns.timeout.std())?

@@ -9,7 +9,8 @@
 //! users and the networks in `[relay] allow` (the default allows nobody,
 //! so faxmta is never an open relay), and address tricks are refused;
 //! recipients of a backup MX domain with `verify = "callout"` are put to
-//! the domain's primary ([`verify_backup`]). After the data, DKIM and
+//! the domain's primary ([`verify_backup`]); a fax recipient's sender is
+//! checked by `fax.rs` (who may fax which number). After the data, DKIM and
 //! DMARC (`dmarc.rs`); Authentication-Results fields that claim our own
 //! authserv-id are removed from what arrives (`authres.rs`). Outbound
 //! DKIM signing is in `dkim.rs`. Connection, message and AUTH failure
@@ -23,6 +24,7 @@ pub mod authres;
 pub mod dkim;
 pub mod dkim_body;
 pub mod dmarc;
+pub mod fax;
 pub mod limits;
 pub mod lists;
 pub mod relay;

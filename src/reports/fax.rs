@@ -42,11 +42,11 @@ pub fn build_fax_report(
         Some(Ret::Hdrs) => false,
         None => kind == ReportKind::Failure && original.len() <= MAX_RETURNED_FULL,
     };
-    let normalized = crlf_normalize(original);
+    let normalised = crlf_normalise(original);
     let returned: &[u8] = if full {
-        &normalized
+        &normalised
     } else {
-        header_section(&normalized)
+        header_section(&normalised)
     };
 
     let number = |i: &ReportItem<'_>| {
@@ -63,7 +63,7 @@ pub fn build_fax_report(
         ReportKind::Success => format!("Fax to {}{more} sent", number(first)),
         _ => format!("Fax to {}{more} failed", number(first)),
     };
-    let notification = human_text(kind, &mta, env, &normalized, &items, now_unix);
+    let notification = human_text(kind, &mta, env, &normalised, &items, now_unix);
     let status = delivery_status(kind, &mta, env, &items);
     let images: Vec<(String, Vec<u8>)> = first_page
         .map(|png| ("page-1.png".to_string(), png))

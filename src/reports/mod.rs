@@ -117,11 +117,11 @@ pub fn build_report(
         Some(Ret::Hdrs) => false,
         None => kind == ReportKind::Failure && original.len() <= MAX_RETURNED_FULL,
     };
-    let normalized = crlf_normalize(original);
+    let normalised = crlf_normalise(original);
     let returned: &[u8] = if full {
-        &normalized
+        &normalised
     } else {
-        header_section(&normalized)
+        header_section(&normalised)
     };
 
     let notification = human_text(kind, &mta, env, &items, full, now_unix);

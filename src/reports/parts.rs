@@ -169,7 +169,7 @@ pub(super) fn rfc2822(unix: u64) -> String {
 }
 
 /// The octets with every bare LF and bare CR turned into CRLF.
-pub(super) fn crlf_normalize(data: &[u8]) -> Vec<u8> {
+pub(super) fn crlf_normalise(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + data.len() / 64);
     for (i, &b) in data.iter().enumerate() {
         match b {

@@ -1,5 +1,6 @@
 //! Tests of the router: each kind of domain and what it accepts.
 use super::*;
+use crate::policy::fax::{may_fax, may_fax_address, Asker};
 use faxmta_transport::HostPort;
 use std::path::Path;
 
@@ -436,33 +437,33 @@ fn fax_senders_are_checked_against_the_directory_and_rules() {
     let Ok(Route::Fax(premium)) = r.resolve("FAX=+19005551234@example.test") else {
         panic!("not a fax route");
     };
-    let alice = r
-        .fax_permit(&us, "alice@example.test", None, true, false)
-        .unwrap();
+    let alice = may_fax(&r, &us, &Asker::trusted("alice@example.test", None)).unwrap();
     assert_eq!(alice.name.as_deref(), Some("Alice"));
-    let e = r
-        .fax_permit(&us, "eve@evil.test", None, true, false)
-        .unwrap_err();
+    let e = may_fax(&r, &us, &Asker::trusted("eve@evil.test", None)).unwrap_err();
     assert_eq!(
         e.to_string(),
         "550 5.7.1 <eve@evil.test> may not send faxes (not in the fax user directory)"
     );
-    let e = r
-        .fax_permit(&premium, "alice@example.test", None, true, false)
-        .unwrap_err();
+    let e = may_fax(&r, &premium, &Asker::trusted("alice@example.test", None)).unwrap_err();
     assert_eq!(
         e.to_string(),
         "550 5.7.1 Fax to +19005551234 is not allowed for alice@example.test (rule: premium-rate)"
     );
-    let e = r.fax_permit(&us, "", None, true, false).unwrap_err();
+    let e = may_fax(&r, &us, &Asker::trusted("", None)).unwrap_err();
     assert_eq!((e.code, e.status.as_str()), (550, "5.7.1"));
     assert!(e.text.contains("null sender"), "{e}");
-    assert!(r
-        .authorize_fax("alice@example.test", "FAX=+15551234567@open.test")
-        .is_ok());
-    let e = r
-        .authorize_fax("alice@example.test", "alice@example.test")
-        .unwrap_err();
+    assert!(may_fax_address(
+        &r,
+        &Asker::trusted("alice@example.test", None),
+        "FAX=+15551234567@open.test"
+    )
+    .is_ok());
+    let e = may_fax_address(
+        &r,
+        &Asker::trusted("alice@example.test", None),
+        "alice@example.test",
+    )
+    .unwrap_err();
     assert!(e.text.contains("is not a fax address"), "{e}");
 }
 
@@ -485,7 +486,13 @@ fn by_default_only_trusted_clients_are_believed_about_a_fax_sender() {
         ("[fax]\ntrusted_only = false\n", false, false, true),
     ] {
         let r = fax_router(setting);
-        let got = r.fax_permit(&us, "alice@example.test", None, trusted, spf);
+        let asker = Asker {
+            sender: "alice@example.test",
+            login: None,
+            trusted,
+            spf_pass: spf,
+        };
+        let got = may_fax(&r, &us, &asker);
         assert_eq!(
             got.is_ok(),
             believed,

@@ -3,8 +3,14 @@
 use super::*;
 use crate::config::Config;
 use faxmta_queue::{NewMessage, NewRecipient};
+use faxmta_transport::{HopKind, Transport};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A transport that holds each job a while and records how many ran
 /// at once, in all and per domain.
@@ -65,12 +71,10 @@ fn scheduler(
         destination_concurrency,
         fax_reports: Default::default(),
     };
-    let transports = Transports {
-        local: transport.clone(),
-        smtp: transport.clone(),
-        lmtp: transport.clone(),
-        fax: transport,
-    };
+    let mut transports = TransportTable::new();
+    for kind in [HopKind::Local, HopKind::Smtp, HopKind::Lmtp, HopKind::Fax] {
+        transports.register(kind, transport.clone());
+    }
     Scheduler::new(
         store.clone(),
         Arc::new(Router::new(config)),
@@ -282,4 +286,66 @@ async fn a_stuck_destination_does_not_hold_every_worker() {
         "the fast domain waited for the stuck one: {delivered:?}"
     );
     assert_eq!(store.len(), 5, "the stuck domain's mail stays queued");
+}
+
+/// A transport that counts the jobs started for each recipient and takes
+/// a while over each.
+#[derive(Default)]
+struct Slow(Mutex<HashMap<String, usize>>);
+
+#[async_trait::async_trait]
+impl Transport for Slow {
+    fn name(&self) -> &'static str {
+        "smtp"
+    }
+    async fn deliver(&self, job: Job<'_>) -> Vec<Outcome> {
+        for r in job.recipients {
+            *lock(&self.0).entry(r.address.clone()).or_default() += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        job.recipients
+            .iter()
+            .map(|r| {
+                Outcome::local(
+                    r.index,
+                    Status::Delivered,
+                    "test",
+                    Reply::new(250, "2.0.0", "ok"),
+                )
+            })
+            .collect()
+    }
+}
+
+/// A delivery that outlasts its lease (a long fax call) renews it: the
+/// message is not handed to a second delivery meanwhile, though a slot
+/// is free and the scheduler looks again every second.
+#[tokio::test]
+async fn a_delivery_longer_than_its_lease_is_not_started_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let config = Config::parse(std::path::Path::new("t.toml"), "hostname = \"mx.test\"\n").unwrap();
+    let slow = Arc::new(Slow::default());
+    let mut scheduler = scheduler(&store, &config, slow.clone(), 2, 2);
+    Arc::get_mut(&mut scheduler).expect("not shared yet").lease = Duration::from_millis(300);
+    let msg = NewMessage {
+        sender: String::new(),
+        recipients: vec![NewRecipient::new("u@slow.example")],
+        ..Default::default()
+    };
+    let id = store.new_id().unwrap();
+    store
+        .enqueue(id, msg, b"Subject: x\r\n\r\nx\r\n")
+        .await
+        .unwrap();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(scheduler.run(stop_rx, Duration::from_secs(5)));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !store.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "never delivered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop_tx.send(true);
+    task.await.unwrap();
+    assert_eq!(lock(&slow.0)["u@slow.example"], 1, "delivered twice");
 }

@@ -13,8 +13,8 @@ mod rlimit;
 mod session;
 pub mod tls;
 
-use crate::admin::metrics::Metrics;
 use crate::config::{Config, ListenerConfig, TlsMode};
+use crate::metrics::Metrics;
 use crate::policy::limits::Limits;
 use crate::policy::spf::Authenticator;
 use crate::policy::users::UserDb;

@@ -3,7 +3,7 @@
 //! Commands are parsed by smtp-proto; this module decides what each one
 //! means in the current state and answers it. Replies are queued and sent
 //! when the session next waits for input, which gives PIPELINING for free.
-//! A message is acknowledged only after [`faxmta_queue::Store::enqueue_body`]
+//! A message is acknowledged only after [`faxmta_queue::QueueStore::enqueue_body`]
 //! returned, that is after it was synced to disk (invariant 1); the
 //! message content (DATA, BDAT) and that commit are in `session/message.rs`
 //! (streamed into the queue's body file by `session/incoming.rs`),

@@ -8,7 +8,7 @@
 //! Every request carries a token in the `XM-Token-Authorization` header
 //! (`faxmta token add`). A request becomes one message in the queue with
 //! a recipient per number (`NUMBER@` the first fax domain, each checked
-//! with [`Router::authorize_fax`] like `faxmta fax send`): the documents
+//! with `crate::policy::fax` like `faxmta fax send`): the documents
 //! are stored once, and the message is queued in one durable write or
 //! not at all. Recipient N of message Q has the transaction id `Q-N`; the
 //! broadcast id `BQ` names them together. Replies are JSON, or XML when
@@ -20,15 +20,16 @@ mod job;
 pub mod reply;
 mod status;
 
+use crate::admin::tokens::{self, Token};
 use crate::config::{Config, DomainKind};
-use crate::fax_cli::media_type;
+use crate::policy::fax::{may_fax_address, Asker};
 use crate::router::Router;
-use crate::token_cli::{self, Token};
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use faxmta_fax::render::media_type;
 use faxmta_queue::{BroadcastEntry, NewMessage, Store};
 use job::FaxJob;
 use reply::{ApiError, Code, Format, Submitted, Transaction};
@@ -91,7 +92,7 @@ impl Api {
                 format!("no token: send one in the {TOKEN_HEADER} header"),
             ));
         }
-        match token_cli::check(&self.config.admin.tokens_file, presented) {
+        match tokens::check(&self.config.admin.tokens_file, presented) {
             Ok(Some(t)) => Ok(t),
             Ok(None) => Err(ApiError::new(Code::BadToken, "the token is not valid")),
             Err(e) => {
@@ -253,7 +254,9 @@ impl Api {
             if let Err(e) = crate::server::path::check_address(&address, false) {
                 return Err(ApiError::new(Code::BadNumber, format!("{number:?}: {e}")));
             }
-            if let Err(reply) = self.router.authorize_fax(sender, &address) {
+            if let Err(reply) =
+                may_fax_address(&self.router, &Asker::trusted(sender, None), &address)
+            {
                 let code = match reply.status.as_str() {
                     "5.7.1" => Code::SenderRefused,
                     _ => Code::BadNumber,

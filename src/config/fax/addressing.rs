@@ -181,7 +181,11 @@ fn check_rules(
                 rule.name
             ));
         }
-        if let Some(u) = rule.users.iter().find(|u| !pattern::valid_address_pattern(u)) {
+        if let Some(u) = rule
+            .users
+            .iter()
+            .find(|u| !pattern::valid_address_pattern(u))
+        {
             return fail(format!(
                 "fax rule {}: user {u:?} is neither an address nor *@domain",
                 rule.name

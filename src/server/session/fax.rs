@@ -7,9 +7,10 @@
 //! The sender is the envelope sender (MAIL FROM). On an authenticated
 //! session that sender was already checked to belong to the user (unless
 //! `[auth] any_sender`); when it is not in the directory, the login name
-//! is tried as well (src/router/fax.rs, `FaxPolicy::authorise`).
+//! is tried as well (src/policy/fax.rs, `FaxPolicy::may_fax`).
 
 use super::Session;
+use crate::policy::fax::{may_fax, Asker};
 use crate::policy::spf::{word, SpfVerdict};
 use faxmta_fax::directory::FaxTarget;
 use faxmta_queue::Reply;
@@ -26,10 +27,13 @@ impl Session {
         // SPF of the sender's own domain (not the HELO name of a null
         // sender, who may not fax anyway).
         let spf_pass = spf.is_some_and(|v| !v.helo_identity && word(v.result) == "pass");
-        let who = self
-            .ctx
-            .router
-            .fax_permit(target, sender, login, self.may_relay(), spf_pass)?;
+        let asker = Asker {
+            sender,
+            login,
+            trusted: self.may_relay(),
+            spf_pass,
+        };
+        let who = may_fax(&self.ctx.router, target, &asker)?;
         tracing::info!(
             client = %self.peer,
             "fax recipient {} (dial {}) for <{sender}> (fax user {})",

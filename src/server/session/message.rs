@@ -1,6 +1,6 @@
 //! The message content of a session: DATA and BDAT, streamed into the
 //! queue's body file as it arrives (`incoming.rs`), then the commit — the
-//! 250 comes only after [`faxmta_queue::Store::enqueue_body`] returned
+//! 250 comes only after [`faxmta_queue::QueueStore::enqueue_body`] returned
 //! (invariant 1).
 
 use super::incoming::{Incoming, Received, Refused};

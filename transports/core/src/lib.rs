@@ -10,6 +10,10 @@
 //! crates: `faxmta-local` (Maildir), `faxmta-smtp` (SMTP, LMTP) and
 //! `faxmta-fax` (the fax line).
 
+mod table;
+
+pub use table::{HopKind, TransportTable};
+
 use faxmta_queue::{Envelope, Reply};
 use std::path::PathBuf;
 

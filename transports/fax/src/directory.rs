@@ -3,7 +3,7 @@
 //! the dial plan and the outbound rules together to answer the two
 //! questions asked of every fax recipient: where does it go
 //! ([`FaxPolicy::target`]) and may this sender fax there
-//! ([`FaxPolicy::authorise`]).
+//! ([`FaxPolicy::may_fax`]).
 //!
 //! A user entry is an address (`alice@example.com`) or every address of
 //! a domain (`*@example.com`); the exact address wins over the domain.
@@ -18,8 +18,8 @@
 //! never faxes: reports must not cost calls.
 
 use super::address::{BadNumber, FaxAddress, Form};
-use super::pattern::{address_matches, number_key, valid_address_pattern};
 use super::dialplan::{self, Action, DialPlan, Rule, E164};
+use super::pattern::{address_matches, number_key, valid_address_pattern};
 use serde::Deserialize;
 use std::fmt;
 
@@ -85,7 +85,6 @@ pub struct DirectoryError {
 pub fn valid_tsi(tsi: &str) -> bool {
     tsi.len() <= 20 && tsi.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
-
 
 impl Directory {
     /// The addresses that receive faxes sent to `number` (a DID), each
@@ -362,7 +361,7 @@ impl FaxPolicy {
 
     /// May `sender` (the envelope sender; `login`: the SMTP AUTH user,
     /// if any) fax `number`? The sender's directory entry, or why not.
-    pub fn authorise(
+    pub fn may_fax(
         &self,
         sender: &str,
         login: Option<&str>,
@@ -489,17 +488,17 @@ mod tests {
         let p = policy();
         let e = |t: &str| E164::parse(t).unwrap();
         let alice = p
-            .authorise("Alice@Example.com", None, &e("+15551234567"))
+            .may_fax("Alice@Example.com", None, &e("+15551234567"))
             .unwrap();
         assert_eq!(alice.entry, "alice@example.com");
         assert_eq!(alice.name.as_deref(), Some("Alice Example"));
         assert_eq!(alice.tsi.as_deref(), Some("ALICE"), "the user's own");
         assert_eq!(alice.header.as_deref(), Some("Example Corp"), "its group's");
         assert!(p
-            .authorise("alice@example.com", None, &e("+442079460958"))
+            .may_fax("alice@example.com", None, &e("+442079460958"))
             .is_ok());
         let bob = p
-            .authorise("bob@example.com", None, &e("+15551234567"))
+            .may_fax("bob@example.com", None, &e("+15551234567"))
             .unwrap();
         assert_eq!(bob.entry, "*@example.com");
         assert_eq!(bob.cover_page, Some(false));
@@ -509,21 +508,21 @@ mod tests {
             "the first group with one"
         );
         let blocked = p
-            .authorise("bob@example.com", None, &e("+442079460958"))
+            .may_fax("bob@example.com", None, &e("+442079460958"))
             .unwrap_err();
         assert_eq!(
             blocked.to_string(),
             "Fax to +442079460958 is not allowed for bob@example.com (rule: no-international)"
         );
         let premium = p
-            .authorise("alice@example.com", None, &e("+19005551234"))
+            .may_fax("alice@example.com", None, &e("+19005551234"))
             .unwrap_err();
         assert!(
             premium.to_string().contains("(rule: premium-rate)"),
             "{premium}"
         );
         let unknown = p
-            .authorise("eve@evil.test", None, &e("+15551234567"))
+            .may_fax("eve@evil.test", None, &e("+15551234567"))
             .unwrap_err();
         assert_eq!(
             unknown.to_string(),
@@ -531,7 +530,7 @@ mod tests {
         );
         // Logged in as a directory user, sending as another address.
         let by_login = p
-            .authorise(
+            .may_fax(
                 "noreply@other.test",
                 Some("scanner@example.com"),
                 &e("+15551234567"),
@@ -539,7 +538,7 @@ mod tests {
             .unwrap();
         assert_eq!(by_login.entry, "scanner@example.com");
         assert_eq!(
-            p.authorise("", Some("scanner@example.com"), &e("+15551234567")),
+            p.may_fax("", Some("scanner@example.com"), &e("+15551234567")),
             Err(Refusal::NullSender)
         );
     }

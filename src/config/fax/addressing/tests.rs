@@ -55,13 +55,13 @@ fn a_full_fax_addressing_section() {
     assert_eq!(p.dial(&e("+18005551234")), "818005551234");
     assert_eq!(p.dial(&e("+15551234567")), "915551234567");
     assert!(p
-        .authorise("alice@example.test", None, &e("+442079460958"))
+        .may_fax("alice@example.test", None, &e("+442079460958"))
         .is_ok());
     assert!(p
-        .authorise("x@branch.example.test", None, &e("+442079460958"))
+        .may_fax("x@branch.example.test", None, &e("+442079460958"))
         .is_err());
     assert!(p
-        .authorise("alice@example.test", None, &e("+19005551234"))
+        .may_fax("alice@example.test", None, &e("+19005551234"))
         .is_err());
     // Nothing configured: nobody may fax, and that parses.
     let bare = parse("hostname = \"x\"\n").unwrap();

@@ -6,7 +6,7 @@
 //! the mail's From (else Sender, else Return-Path), its recipients the
 //! To and Cc addresses that are fax addresses (`NUMBER@` a fax domain,
 //! `FAX=…@`, `IMCEAFAX-…@`), each authorised with
-//! [`Router::authorize_fax`]; other addresses are ignored. Refused fax
+//! `crate::policy::fax`; other addresses are ignored. Refused fax
 //! recipients, and a mail with no fax recipient at all, get a failure
 //! report to the sender — never silence (auto-submitted mail and reports
 //! excepted, which are only logged, so that two gateways cannot loop).
@@ -17,6 +17,7 @@
 use crate::config::policy::DmarcMode;
 use crate::config::pop3::{Pop3Config, Pop3Senders, Pop3TlsMode};
 use crate::config::Config;
+use crate::policy::fax::{may_fax_address, Asker};
 use crate::policy::spf::Authenticator;
 use crate::reports::{build_report, ReportItem, ReportKind};
 use crate::router::{Route, Router};
@@ -104,7 +105,11 @@ fn read_request(router: &Router, raw: &[u8]) -> Request {
             continue;
         }
         match router.resolve(&to) {
-            Ok(Route::Fax(_)) => match router.authorize_fax(sender.as_deref().unwrap_or(""), &to) {
+            Ok(Route::Fax(_)) => match may_fax_address(
+                router,
+                &Asker::trusted(sender.as_deref().unwrap_or(""), None),
+                &to,
+            ) {
                 Ok(_) => request.fax.push(to),
                 Err(reply) => request.refused.push((to, reply)),
             },

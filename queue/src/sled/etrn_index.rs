@@ -9,16 +9,12 @@
 //! whether one of them is still held.
 
 use crate::envelope::{Envelope, Etrn, QueueId};
+use crate::etrn::{domain_of, Pending};
 use std::collections::{HashMap, HashSet};
 
 /// A message's marks: `(domain, some recipient there is held)`, one per
 /// domain, lower case.
 pub(crate) type Marks = Vec<(String, bool)>;
-
-/// What an ETRN for some domains finds in the index: the messages
-/// concerned, each once, with whether one of their recipients there is
-/// still held.
-pub(crate) type Pending = Vec<(QueueId, bool)>;
 
 #[derive(Default)]
 pub(crate) struct EtrnIndex {
@@ -28,13 +24,6 @@ pub(crate) struct EtrnIndex {
     /// ETRN meanwhile finds them under way, not waiting. A message
     /// leaves the set at its next change.
     releasing: HashSet<QueueId>,
-}
-
-/// The domain of an address, lower case, without a trailing dot.
-pub(crate) fn domain_of(address: &str) -> Option<String> {
-    address
-        .rsplit_once('@')
-        .map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase())
 }
 
 /// The marks of recipients given as `(address, etrn, active)`.

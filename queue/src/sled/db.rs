@@ -9,14 +9,30 @@
 //! schedule index from it. Writes that were not synced may be lost; that
 //! repeats a delivery, which the invariants allow, and never loses one.
 
+use super::index::{build, Index};
+use crate::body::BodyFiles;
+use crate::error::{io_disk_full, QueueError};
+use crate::lock::lock;
 use crate::space::available;
-use crate::store::{lock, QueueError};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
+
+/// sled's errors, as the queue's (`?` on a sled call): the source kept,
+/// a full disk told apart.
+impl From<sled::Error> for QueueError {
+    fn from(e: sled::Error) -> QueueError {
+        let disk_full = matches!(&e, sled::Error::Io(io) if io_disk_full(io));
+        QueueError::Backend {
+            context: String::new(),
+            source: Box::new(e),
+            disk_full,
+        }
+    }
+}
 
 /// The handles of one opening of the database.
 pub(crate) struct Db {
@@ -26,8 +42,6 @@ pub(crate) struct Db {
     /// `sync_file_range`).
     pub log: std::fs::File,
 }
-
-pub(crate) use crate::index::Index;
 
 /// Where the current [`Db`] lives; empty while it is being reopened.
 pub(crate) type Slot = RwLock<Option<Arc<Db>>>;
@@ -44,8 +58,8 @@ const REOPEN_ROOM: u64 = 1024 * 1024;
 pub(crate) struct Shared {
     /// The queue directory.
     pub path: PathBuf,
-    /// Directory of the body files.
-    pub bodies: PathBuf,
+    /// The body files, and those being written.
+    pub files: Arc<BodyFiles>,
     /// The bound of sled's page cache, in bytes.
     pub cache: u64,
     /// The open database (empty while it is reopened).
@@ -65,16 +79,13 @@ pub(crate) struct Shared {
     /// whose envelope is about to be inserted (it would remove the body
     /// of a message about to be acknowledged).
     pub writing: tokio::sync::RwLock<()>,
-    /// Ids whose body file is being written ([`crate::BodyWriter`]): not
-    /// orphans, whatever a reopening finds.
-    pub receiving: Mutex<HashSet<String>>,
 }
 
 impl Shared {
-    pub fn new(path: &Path, bodies: PathBuf, cache: u64, db: Db, index: Index) -> Shared {
+    pub fn new(path: &Path, files: Arc<BodyFiles>, cache: u64, db: Db, index: Index) -> Shared {
         Shared {
             path: path.to_path_buf(),
-            bodies,
+            files,
             cache,
             slot: RwLock::new(Some(Arc::new(db))),
             broken: AtomicBool::new(false),
@@ -83,7 +94,6 @@ impl Shared {
             changed: Notify::new(),
             last_reopen: Mutex::new(None),
             writing: tokio::sync::RwLock::new(()),
-            receiving: Mutex::new(HashSet::new()),
         }
     }
 
@@ -101,7 +111,7 @@ impl Shared {
     pub fn reopen_due(&self) -> bool {
         self.broken.load(Ordering::SeqCst)
             && !lock(&self.last_reopen).is_some_and(|t| t.elapsed() < REOPEN_INTERVAL)
-            && available(&self.bodies).unwrap_or(0) >= REOPEN_ROOM
+            && available(&self.files.dir).unwrap_or(0) >= REOPEN_ROOM
     }
 
     /// After a write error poisoned the database: drop its handles and
@@ -131,7 +141,12 @@ impl Shared {
         lock(&self.doomed).clear();
         // Handles still held elsewhere keep sled's lock a moment: `load`
         // waits for it.
-        let (db, index) = match load(&self.path, &self.bodies, self.cache, &self.receiving) {
+        let (db, index) = match load(
+            &self.path,
+            &self.files.dir,
+            self.cache,
+            &self.files.receiving,
+        ) {
             Ok(opened) => opened,
             Err(e) => {
                 tracing::error!(error = %e, "cannot reopen the queue database; trying again later");
@@ -166,7 +181,7 @@ pub(crate) fn load(
         |p: PathBuf| std::fs::File::open(&p).map_err(|source| QueueError::File { path: p, source });
     let log = file(path.join("db"))?;
 
-    let index = crate::index::build(&envelopes, bodies, receiving)?;
+    let index = build(&envelopes, bodies, receiving)?;
     Ok((Db { db, envelopes, log }, index))
 }
 
@@ -188,11 +203,13 @@ fn open_sled(path: &Path, cache: u64) -> Result<sled::Db, QueueError> {
             Err(sled::Error::Io(e)) if is_lock_refused(&e) && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(20));
             }
-            Err(source) => {
-                return Err(QueueError::Open {
-                    path: path.to_path_buf(),
-                    source,
-                })
+            Err(e) => {
+                let disk_full = matches!(&e, sled::Error::Io(io) if io_disk_full(io));
+                return Err(QueueError::Backend {
+                    context: path.display().to_string(),
+                    source: Box::new(e),
+                    disk_full,
+                });
             }
         }
     }

@@ -17,10 +17,10 @@
 //! image X deleted (retention N days)` and counted in
 //! `faxmta_fax_images_purged_total`.
 
-use crate::admin::metrics::Metrics;
 use crate::config::fax::incoming::MIN_RETENTION_DAYS;
 use crate::config::fax::EngineKind;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use faxmta_queue::Store;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

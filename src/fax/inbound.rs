@@ -8,7 +8,7 @@
 //! default recipients).
 //!
 //! Each received image is recorded with the queue ids of the mails that
-//! carry it ([`crate::fax_retention::record`]) for zero retention.
+//! carry it ([`crate::fax::retention::record`]) for zero retention.
 //!
 //! Hand-over is in two phases: only once every mail of a fax is queued
 //! (enqueue returned: synced to disk), and its folder files and its move
@@ -19,8 +19,8 @@
 //! right after the engine handed a fax over, `fax-queued` right after its
 //! mails were queued, before the acknowledgement.
 
-use crate::admin::metrics::Metrics;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use faxmta_fax::engine::spool::files;
 use faxmta_fax::engine::{FaxEngine, ReceivedFax, Reception};
 use faxmta_fax::inbound::{Destination, ImageFormat};
@@ -238,7 +238,7 @@ pub async fn handle(config: &Config, store: &Store, fax: &mut ReceivedFax) -> Re
         );
         ids.push(id);
     }
-    crate::fax_retention::record(&fax.document, &ids)
+    crate::fax::retention::record(&fax.document, &ids)
 }
 
 /// The TIFF as received and, when wanted, its PDF (`None` when the TIFF

@@ -2,15 +2,16 @@
 //! how it is built when the queue is opened.
 //!
 //! With a million messages queued the index must stay small and build
-//! fast: a queue id made by [`crate::Store::new_id`] (13 upper-case hex
+//! fast: a queue id made by [`super::SledStore::new_id`] (13 upper-case hex
 //! digits) is kept as a `u64`, not as two heap strings; any other id gets
 //! a stand-in number. At open, only the fields that decide when a message
 //! is due are read from each envelope ([`DueView`]), and the bodies
 //! directory is listed on a second thread meanwhile, for the orphan check.
 
+use super::etrn_index::{marks, EtrnIndex, Marks};
 use crate::envelope::{Etrn, QueueId, RcptState};
-use crate::etrn_index::{marks, EtrnIndex, Marks};
-use crate::store::QueueError;
+use crate::error::QueueError;
+use crate::lock::lock;
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -156,7 +157,7 @@ struct RcptView<'a> {
 }
 
 impl DueView<'_> {
-    /// As [`crate::etrn_index::envelope_marks`].
+    /// As [`super::etrn_index::envelope_marks`].
     pub fn etrn_marks(&self) -> Marks {
         if self.held {
             return Vec::new();
@@ -259,7 +260,7 @@ pub(crate) fn build(
         let mut orphans = 0;
         // Bodies being written (a reopening while sessions receive) are
         // not orphans; the set is held so none is settled meanwhile.
-        let receiving = crate::store::lock(receiving);
+        let receiving = lock(receiving);
         for name in files {
             if !name
                 .to_str()
@@ -443,38 +444,5 @@ mod tests {
             }
             assert_eq!(view(&env), env.due(), "step {step}");
         }
-    }
-
-    #[tokio::test]
-    async fn the_message_count_follows_the_queue_and_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let msg = || NewMessage {
-            sender: "a@b".into(),
-            recipients: vec![NewRecipient::new("x@y")],
-            ..Default::default()
-        };
-        let mut ids = Vec::new();
-        {
-            let store = crate::Store::open(dir.path()).unwrap();
-            for _ in 0..4 {
-                let id = store.new_id().unwrap();
-                store.enqueue(id.clone(), msg(), b"x").await.unwrap();
-                ids.push(id);
-            }
-            assert_eq!(store.len(), 4);
-            assert!(store.hold(&ids[0]).unwrap());
-            assert!(store.remove(&ids[1]).unwrap());
-            assert!(!store.remove(&ids[1]).unwrap(), "counted once");
-            store
-                .update(&ids[2], |e| e.recipients[0].state = RcptState::Delivered)
-                .unwrap();
-            assert_eq!(store.len(), 2);
-            let counts = store.counts(u64::MAX);
-            assert_eq!((counts.due, counts.waiting, counts.held), (1, 0, 1));
-            store.sync().await.unwrap();
-        }
-        let store = crate::Store::open(dir.path()).unwrap();
-        assert_eq!(store.len(), 2);
-        assert_eq!(store.due(u64::MAX, 10), vec![ids[3].clone()]);
     }
 }

@@ -4,8 +4,9 @@
 //! and `faxstat` do it.
 
 use crate::admin::control::{Request, Response};
-use crate::cli::{ask, local_time};
+use crate::cli::queue::{ask, local_time};
 use crate::config::{Config, DomainKind};
+use faxmta_fax::render::media_type;
 use faxmta_queue::{format_duration, now_unix, Envelope, FaxRecord, NewMessage, RcptState};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -18,23 +19,6 @@ pub struct SendArgs {
     pub subject: Option<String>,
     /// Text for the cover page / a first text part.
     pub note: Option<String>,
-}
-
-/// The media type we give a file, by the extension of its name (for
-/// `fax send` and the HTTP API's parts that name none).
-pub fn media_type(name: &str) -> &'static str {
-    let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
-    match ext.to_ascii_lowercase().as_str() {
-        "pdf" => "application/pdf",
-        "ps" | "eps" => "application/postscript",
-        "tif" | "tiff" => "image/tiff",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "gif" => "image/gif",
-        "txt" | "text" => "text/plain",
-        "html" | "htm" => "text/html",
-        _ => "application/octet-stream",
-    }
 }
 
 /// The recipient address for a number: `NUMBER@` the first fax domain.
@@ -113,7 +97,11 @@ pub fn send(config: &Config, args: SendArgs) -> ExitCode {
     if let Err(e) = crate::server::path::check_address(&from, false) {
         return fail(format!("--from: {e}"));
     }
-    if let Err(e) = crate::router::Router::new(config).authorize_fax(&from, &to) {
+    if let Err(e) = crate::policy::fax::may_fax_address(
+        &crate::router::Router::new(config),
+        &crate::policy::fax::Asker::trusted(&from, None),
+        &to,
+    ) {
         return fail(e.to_string());
     }
     let body = match build_message(&args, &from, &to) {

@@ -3,9 +3,13 @@
 //! (limits), the transport's retry
 //! settings, and what the scheduler needs for fax reports.
 
-use crate::admin::metrics::Metrics;
+pub mod inbound;
+pub mod pop3_gateway;
+pub mod retention;
+
 use crate::config::fax::{EngineKind, Partial, Unsupported};
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::scheduler::FaxReports;
 use faxmta_fax::document::DocumentMaker;
 use faxmta_fax::engine::hylafax::{HylafaxEngine, HylafaxSettings};

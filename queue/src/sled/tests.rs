@@ -1,8 +1,11 @@
-//! The store's unit tests: durability across reopen, group commit,
-//! removal, orphans, the reopening after a write error, postponing.
+//! Tests of the sled backend inside: its files (bodies, orphans, the
+//! quarantine), the reopening after a write error, the records of older
+//! versions. What every backend does is tested in `crate::tests`.
 
 use super::*;
-use crate::envelope::{NewRecipient, RcptState};
+use crate::broadcast::BroadcastEntry;
+use crate::envelope::{NewMessage, NewRecipient};
+use crate::store::QueueStore;
 
 fn message(rcpts: &[&str]) -> NewMessage {
     NewMessage {
@@ -12,85 +15,17 @@ fn message(rcpts: &[&str]) -> NewMessage {
     }
 }
 
-#[tokio::test]
-async fn enqueue_survives_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let id;
-    {
-        let store = Store::open(dir.path()).unwrap();
-        id = store.new_id().unwrap();
-        store
-            .enqueue(
-                id.clone(),
-                message(&["a@x", "b@x"]),
-                b"Subject: hi\r\n\r\nbody\r\n",
-            )
-            .await
-            .unwrap();
+fn entry(transaction: &str, recipient: &str) -> BroadcastEntry {
+    BroadcastEntry {
+        transaction: transaction.into(),
+        recipient: recipient.into(),
     }
-    let store = Store::open(dir.path()).unwrap();
-    let env = store.get(&id).unwrap().unwrap();
-    assert_eq!(env.recipients.len(), 2);
-    assert_eq!(
-        store.body(&id).unwrap().unwrap(),
-        b"Subject: hi\r\n\r\nbody\r\n"
-    );
-    assert_eq!(store.due(now_unix() + 1, 10), vec![id]);
-}
-
-#[tokio::test]
-async fn concurrent_enqueues_all_land() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let mut tasks = Vec::new();
-    for i in 0..50 {
-        let s = store.clone();
-        tasks.push(tokio::spawn(async move {
-            let id = s.new_id().unwrap();
-            s.enqueue(id, message(&["a@x"]), format!("body {i}").as_bytes())
-                .await
-                .unwrap()
-                .id
-        }));
-    }
-    let mut ids = Vec::new();
-    for t in tasks {
-        ids.push(t.await.unwrap());
-    }
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids.len(), 50);
-    assert_eq!(store.len(), 50);
-}
-
-#[tokio::test]
-async fn finished_messages_leave_the_queue() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let id = store.new_id().unwrap();
-    store
-        .enqueue(id.clone(), message(&["a@x", "b@x"]), b"x")
-        .await
-        .unwrap();
-    store
-        .update(&id, |e| e.recipients[0].state = RcptState::Delivered)
-        .unwrap()
-        .unwrap();
-    assert!(store.get(&id).unwrap().is_some());
-    store
-        .update(&id, |e| e.recipients[1].state = RcptState::Failed)
-        .unwrap()
-        .unwrap();
-    assert!(store.get(&id).unwrap().is_none());
-    store.sync().await.unwrap();
-    assert!(store.body(&id).unwrap().is_none());
-    assert!(store.due(u64::MAX, 10).is_empty());
 }
 
 #[tokio::test]
 async fn a_poisoned_database_is_reopened_with_every_synced_message() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
     for i in 0..3 {
         let id = store.new_id().unwrap();
         store
@@ -118,38 +53,18 @@ async fn a_poisoned_database_is_reopened_with_every_synced_message() {
     assert_eq!(store.body(&id).unwrap().unwrap(), b"after");
 }
 
-#[tokio::test]
-async fn postponing_moves_only_the_index() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let id = store.new_id().unwrap();
-    store
-        .enqueue(id.clone(), message(&["a@x"]), b"x")
-        .await
-        .unwrap();
-    let now = now_unix();
-    store.postpone(&id, now + 60);
-    assert!(store.due(now + 1, 10).is_empty());
-    assert_eq!(store.due(now + 60, 10), vec![id.clone()]);
-    store.postpone("NOSUCHID", now);
-    assert_eq!(store.due(u64::MAX, 10), vec![id.clone()]);
-    drop(store);
-    let store = Store::open(dir.path()).unwrap();
-    assert_eq!(store.due(now + 1, 10), vec![id], "the disk kept its time");
-}
-
 #[test]
 fn orphan_bodies_are_removed_on_open() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let id = store.new_id().unwrap();
         store
             .enqueue_blocking(id, message(&["a@x"]), b"kept")
             .unwrap();
     }
     std::fs::write(dir.path().join("bodies/ORPHAN"), b"half").unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
     assert!(store.body("ORPHAN").unwrap().is_none());
     assert!(!dir.path().join("bodies/ORPHAN").exists());
     assert_eq!(store.len(), 1, "the committed message stays");
@@ -160,7 +75,7 @@ fn a_corrupt_envelope_is_quarantined_and_the_rest_opens() {
     let dir = tempfile::tempdir().unwrap();
     let (good, bad);
     {
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         good = store.new_id().unwrap();
         bad = store.new_id().unwrap();
         for id in [&good, &bad] {
@@ -176,7 +91,7 @@ fn a_corrupt_envelope_is_quarantined_and_the_rest_opens() {
         tree.insert(bad.as_bytes(), &b"{\"held\": tru"[..]).unwrap();
         db.flush().unwrap();
     }
-    let store = Store::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
     assert_eq!(store.len(), 1);
     assert!(store.get(&good).unwrap().is_some());
     assert!(store.get(&bad).unwrap().is_none());
@@ -192,7 +107,7 @@ fn a_corrupt_envelope_is_quarantined_and_the_rest_opens() {
     assert!(!dir.path().join("bodies").join(&bad).exists());
     drop(store);
     // Opened again: nothing more to move, the good message still there.
-    let store = Store::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
     assert_eq!(store.len(), 1);
     assert_eq!(store.body(&good).unwrap().unwrap(), good.as_bytes());
 }
@@ -200,7 +115,7 @@ fn a_corrupt_envelope_is_quarantined_and_the_rest_opens() {
 #[tokio::test]
 async fn bodies_are_files_and_leave_with_their_message() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
     let id = store.new_id().unwrap();
     let big = vec![b'x'; 3 * 1024 * 1024];
     store
@@ -222,7 +137,7 @@ async fn bodies_are_files_and_leave_with_their_message() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reopen_waits_for_an_enqueue_between_body_and_envelope() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
     // An enqueue that wrote its body and has yet to insert its envelope.
     let writing = store.inner.shared.writing.read().await;
     let body = dir.path().join("bodies/PENDING");
@@ -246,29 +161,13 @@ async fn a_reopen_waits_for_an_enqueue_between_body_and_envelope() {
     assert!(!body.exists());
 }
 
-#[tokio::test]
-async fn an_address_with_a_control_character_is_never_stored() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let mut bad_sender = message(&["a@x.test"]);
-    bad_sender.sender = "s@x.test\r\nRCPT TO:<evil@y.test>".into();
-    let id = store.new_id().unwrap();
-    let e = store.enqueue(id.clone(), bad_sender, b"x\r\n").await;
-    assert!(matches!(e, Err(QueueError::BadAddress(_))), "{e:?}");
-    let id2 = store.new_id().unwrap();
-    let e = store.enqueue_blocking(id2.clone(), message(&["a@x.test", "b\0@x.test"]), b"x\r\n");
-    assert!(matches!(e, Err(QueueError::BadAddress(_))), "{e:?}");
-    assert!(store.get(&id).unwrap().is_none() && store.get(&id2).unwrap().is_none());
-    assert!(store.body(&id).unwrap().is_none());
-}
-
 /// A body being streamed is not an orphan to a reopening (after a write
 /// error), is committed whole with the receiver's head above it, and a
 /// writer given up removes its file.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_streamed_body_survives_a_reopen_and_an_aborted_one_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
     let id = store.new_id().unwrap();
     let mut w = store.begin_body(&id, 0).unwrap();
     let piece = vec![b'y'; 100 * 1024];
@@ -305,4 +204,49 @@ async fn a_streamed_body_survives_a_reopen_and_an_aborted_one_leaves_nothing() {
     let err = w.write(&vec![b'z'; 300 * 1024]).await.unwrap_err();
     assert!(err.is_disk_full(), "{err}");
     assert!(!dir.path().join("bodies").join(&full).exists());
+}
+
+#[test]
+fn records_of_older_versions_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    let tree = store.db().unwrap().open_tree("broadcasts").unwrap();
+    tree.insert("B1", br#"["A1","A2"]"#.to_vec()).unwrap();
+    let got = store.broadcast("B1").unwrap().unwrap();
+    assert_eq!(got, vec![entry("A1", ""), entry("A2", "")]);
+    assert_eq!(got[0].queue_id(), "A1");
+}
+
+#[tokio::test]
+async fn broadcasts_of_the_older_form_and_unreadable_ones_are_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    // Made at t=0x100 (old), and at t=0x300 (recent).
+    store
+        .record_broadcast("B0000010000001", &[entry("0000010000001-1", "a@fax.test")])
+        .unwrap();
+    store
+        .record_broadcast("B0000030000001", &[entry("0000030000001-1", "a@fax.test")])
+        .unwrap();
+    // An old broadcast (of the older form) whose message is still
+    // queued stays until it leaves.
+    let queued = store.new_id().unwrap();
+    let body = b"Subject: x\r\n\r\nx\r\n";
+    let message = NewMessage::local("a@b.test", &["5551@fax.test".into()], "h", body);
+    store.enqueue(queued.clone(), message, body).await.unwrap();
+    let old_ids = serde_json::to_vec(std::slice::from_ref(&queued)).unwrap();
+    let tree = store.db().unwrap().open_tree("broadcasts").unwrap();
+    tree.insert("B0000010000002", old_ids).unwrap();
+    // And an unreadable old one.
+    tree.insert("B0000010000003", b"garbage".to_vec()).unwrap();
+
+    assert_eq!(store.prune_broadcasts(0x200).unwrap(), 2);
+    assert_eq!(store.broadcast("B0000010000001").unwrap(), None);
+    assert!(store.broadcast("B0000030000001").unwrap().is_some());
+    assert!(store.broadcast("B0000010000002").unwrap().is_some());
+    assert!(!tree.contains_key("B0000010000003").unwrap());
+
+    store.remove(&queued).unwrap();
+    assert_eq!(store.prune_broadcasts(0x200).unwrap(), 1);
+    assert_eq!(store.broadcast("B0000010000002").unwrap(), None);
 }

@@ -13,8 +13,9 @@
 //! sled itself never syncs, and their directory — before the log that
 //! refers to them.
 
-use crate::db::{is_sticky, Shared};
-use crate::store::{io_disk_full, lock, QueueError};
+use super::db::{is_sticky, Shared};
+use crate::error::{io_disk_full, QueueError};
+use crate::lock::lock;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use tokio::sync::oneshot;
@@ -45,8 +46,8 @@ pub(crate) struct Syncer {
 impl Syncer {
     pub fn new(shared: Arc<Shared>) -> Result<Syncer, QueueError> {
         let bodies_dir =
-            std::fs::File::open(&shared.bodies).map_err(|source| QueueError::File {
-                path: shared.bodies.clone(),
+            std::fs::File::open(&shared.files.dir).map_err(|source| QueueError::File {
+                path: shared.files.dir.clone(),
                 source,
             })?;
         Ok(Syncer {

@@ -1,0 +1,190 @@
+//! The sled store's writes: committing a message (body, then envelope,
+//! then the shared sync), changing and removing envelopes.
+
+use super::commit::{SyncKind, SyncResult};
+use super::etrn_index::envelope_marks;
+use super::SledStore;
+use crate::body::BodyWriter;
+use crate::envelope::{Envelope, NewMessage, QueueId};
+use crate::error::QueueError;
+use crate::lock::lock;
+use crate::time::now_unix;
+use tokio::sync::oneshot;
+
+impl SledStore {
+    /// Commit a message whose body was written with a [`BodyWriter`]: the
+    /// body file is fsynced, the bodies directory synced, then the
+    /// envelope inserted and synced (group commit). On an error the body
+    /// file is removed.
+    pub(super) async fn enqueue_body(
+        &self,
+        msg: NewMessage,
+        mut body: BodyWriter,
+        head: String,
+    ) -> Result<Envelope, QueueError> {
+        if let Some(bad) = msg.unsafe_address() {
+            return Err(QueueError::BadAddress(bad.to_string()));
+        }
+        body.flush(true).await?;
+        let writing = self.inner.shared.writing.read().await;
+        // The body's name is durable before its envelope can be.
+        sync_outcome(self.request_sync(SyncKind::Bodies)?.await)?;
+        let env = self.write_envelope(&body, msg, head)?;
+        body.committed();
+        drop(writing);
+        if let Err(e) = self.sync().await {
+            // Not acknowledged: take it back, so a retry by the client does
+            // not make a second copy.
+            let _ = self.remove(&env.id);
+            return Err(e);
+        }
+        self.publish(&env);
+        Ok(env)
+    }
+
+    /// [`SledStore::enqueue_body`] for a body in memory, outside an async
+    /// runtime.
+    pub(super) fn enqueue_blocking(
+        &self,
+        id: QueueId,
+        msg: NewMessage,
+        body: &[u8],
+    ) -> Result<Envelope, QueueError> {
+        if let Some(bad) = msg.unsafe_address() {
+            return Err(QueueError::BadAddress(bad.to_string()));
+        }
+        let mut writer = self.files().begin(&id, 0)?;
+        writer.write_blocking(body)?;
+        writer.flush_blocking(true)?;
+        let writing = self.inner.shared.writing.blocking_read();
+        sync_outcome(self.request_sync(SyncKind::Bodies)?.blocking_recv())?;
+        let env = self.write_envelope(&writer, msg, String::new())?;
+        writer.committed();
+        drop(writing);
+        if let Err(e) = self.sync_blocking() {
+            let _ = self.remove(&env.id);
+            return Err(e);
+        }
+        self.publish(&env);
+        Ok(env)
+    }
+
+    /// Insert the envelope: the commit record, written after the body.
+    /// On an error the body is left to its writer, which removes it.
+    fn write_envelope(
+        &self,
+        body: &BodyWriter,
+        msg: NewMessage,
+        head: String,
+    ) -> Result<Envelope, QueueError> {
+        let size = head.len() as u64 + body.len();
+        let mut env = msg.into_envelope(body.id().clone(), size, now_unix());
+        env.head = head;
+        let encoded = serde_json::to_vec(&env).map_err(QueueError::Encode)?;
+        let inserted = self.handles().and_then(|h| {
+            h.envelopes
+                .insert(env.id.as_bytes(), encoded)
+                .map_err(|e| self.sled_error(e))
+        })?;
+        if inserted.is_none() {
+            lock(&self.inner.shared.index).added();
+        }
+        Ok(env)
+    }
+
+    fn publish(&self, env: &Envelope) {
+        let mut index = lock(&self.inner.shared.index);
+        index.set(&env.id, env.due());
+        index.etrn.set(&env.id, envelope_marks(env));
+        drop(index);
+        self.inner.shared.changed.notify_one();
+    }
+
+    /// Join the next shared sync; the receiver answers once it ran.
+    fn request_sync(&self, kind: SyncKind) -> Result<oneshot::Receiver<SyncResult>, QueueError> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.inner.commit_tx)
+            .as_ref()
+            .ok_or(QueueError::CommitterGone)?
+            .send((kind, tx))
+            .map_err(|_| QueueError::CommitterGone)?;
+        Ok(rx)
+    }
+
+    /// Wait until everything written so far is on disk (shared sync).
+    pub(super) async fn sync(&self) -> Result<(), QueueError> {
+        sync_outcome(self.request_sync(SyncKind::Full)?.await)
+    }
+
+    /// [`SledStore::sync`] for callers outside an async runtime.
+    pub(super) fn sync_blocking(&self) -> Result<(), QueueError> {
+        sync_outcome(self.request_sync(SyncKind::Full)?.blocking_recv())
+    }
+
+    /// Change a message's envelope under the store's write lock and save
+    /// it. A message whose recipients are all final is removed. Returns
+    /// the envelope as saved, or `None` if the message is not (or no
+    /// longer) in the queue. The change is written but not synced: losing
+    /// it in a crash repeats a delivery, which is allowed, rather than
+    /// losing one.
+    pub(super) fn update(
+        &self,
+        id: &str,
+        change: &mut dyn FnMut(&mut Envelope),
+    ) -> Result<Option<Envelope>, QueueError> {
+        let _guard = lock(&self.inner.write);
+        let Some(mut env) = self.get(id)? else {
+            return Ok(None);
+        };
+        change(&mut env);
+        if env.is_done() {
+            self.remove_locked(id)?;
+        } else {
+            let encoded = serde_json::to_vec(&env).map_err(QueueError::Encode)?;
+            self.handles()?
+                .envelopes
+                .insert(id.as_bytes(), encoded)
+                .map_err(|e| self.sled_error(e))?;
+            let mut index = lock(&self.inner.shared.index);
+            index.set(id, env.due());
+            index.etrn.set(id, envelope_marks(&env));
+        }
+        self.inner.shared.changed.notify_one();
+        Ok(Some(env))
+    }
+
+    /// Delete a message (envelope first, so a crash leaves only an orphan
+    /// body, which the next open removes). Returns whether it existed.
+    pub(super) fn remove(&self, id: &str) -> Result<bool, QueueError> {
+        let _guard = lock(&self.inner.write);
+        self.remove_locked(id)
+    }
+
+    fn remove_locked(&self, id: &str) -> Result<bool, QueueError> {
+        let existed = self
+            .handles()?
+            .envelopes
+            .remove(id.as_bytes())
+            .map_err(|e| self.sled_error(e))?
+            .is_some();
+        // The body goes only after the envelope's removal is durable: a
+        // crash before that must find the message whole, not an envelope
+        // without its body.
+        if existed {
+            lock(&self.inner.shared.doomed).push(self.files().path(id));
+        }
+        let mut index = lock(&self.inner.shared.index);
+        index.set(id, None);
+        index.etrn.set(id, Vec::new());
+        if existed {
+            index.removed();
+        }
+        Ok(existed)
+    }
+}
+
+fn sync_outcome(answer: Result<SyncResult, oneshot::error::RecvError>) -> Result<(), QueueError> {
+    answer
+        .map_err(|_| QueueError::CommitterGone)?
+        .map_err(|(message, disk_full)| QueueError::Sync { message, disk_full })
+}

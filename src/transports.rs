@@ -1,0 +1,72 @@
+//! The transports of the daemon, built from the configuration: the one
+//! place that says which transport carries which kind of next hop
+//! ([`table`]), and the client settings they share with the callouts and
+//! the ETRN client. A new transport is a crate (or module) and one
+//! `register` line here.
+
+use crate::config::Config;
+use faxmta_smtp::{Callout, ClientSettings, Dns, LmtpTransport, SmtpSettings, SmtpTransport, Tls};
+use faxmta_transport::{HopKind, Transport, TransportTable};
+use std::sync::Arc;
+
+/// Every transport, by the kind of next hop it carries; `fax`: the fax
+/// transport (built once at start: it owns the lines).
+pub fn table(config: &Config, fax: Arc<dyn Transport>) -> Result<TransportTable, String> {
+    let mut table = TransportTable::new();
+    table
+        .register(HopKind::Local, Arc::new(faxmta_local::MaildirTransport))
+        .register(HopKind::Smtp, Arc::new(smtp_transport(config)?))
+        .register(HopKind::Lmtp, Arc::new(lmtp_transport(config)?))
+        .register(HopKind::Fax, fax);
+    Ok(table)
+}
+
+/// The client settings of `[outbound]` (SMTP, or LMTP when `lmtp`).
+pub fn client_settings(config: &Config, lmtp: bool) -> Result<ClientSettings, String> {
+    let out = &config.outbound;
+    Ok(ClientSettings {
+        helo: out.helo.clone().unwrap_or_else(|| config.hostname.clone()),
+        tls: Tls::new()?,
+        timeouts: out.timeouts(),
+        lmtp,
+        signer: (!lmtp && !config.dkim.is_empty())
+            .then(|| std::sync::Arc::new(crate::policy::dkim::DkimSigner::new(config)) as _),
+    })
+}
+
+/// Local delivery to LMTP servers; host names resolved through `[dns]`.
+pub fn lmtp_transport(config: &Config) -> Result<LmtpTransport, String> {
+    let dns = Dns::new(&config.dns.nameservers, config.dns.timeout.std())?;
+    Ok(LmtpTransport::new(dns, client_settings(config, true)?))
+}
+
+/// Recipient callouts for backup MX domains (`verify = "callout"`), with
+/// the resolver and client settings of outbound SMTP.
+pub fn callout(config: &Config) -> Result<Callout, String> {
+    let dns = Dns::new(&config.dns.nameservers, config.dns.timeout.std())?;
+    Ok(Callout::new(
+        dns,
+        client_settings(config, false)?,
+        config.myself(),
+        config.outbound.port,
+    ))
+}
+
+/// The outbound SMTP transport as `[dns]` and `[outbound]` describe it.
+pub fn smtp_transport(config: &Config) -> Result<SmtpTransport, String> {
+    let dns = Dns::new(&config.dns.nameservers, config.dns.timeout.std())?;
+    let out = &config.outbound;
+    let tls = out.tls.policy();
+    Ok(SmtpTransport::new(
+        dns,
+        SmtpSettings {
+            client: client_settings(config, false)?,
+            port: out.port,
+            tls,
+            myself: config.myself(),
+            max_received: out.max_received,
+            idle_per_host: config.queue.destination_concurrency,
+            suspend: out.suspend_time.std(),
+        },
+    ))
+}
