@@ -128,7 +128,10 @@ pub fn outbound_body(data: &[u8]) {
 }
 
 /// Every input kept in fuzz/corpus/`target`/ (none when it is not
-/// there), for the replay tests here and in the daemon.
+/// there), for the replay tests here and in the daemon. The one function
+/// of this crate that reads files: only in its tests and with the
+/// feature `corpus` (the daemon's dev-dependency).
+#[cfg(any(test, feature = "corpus"))]
 pub fn corpus(target: &str) -> Vec<Vec<u8>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
     let Ok(dir) = std::fs::read_dir(root.join(target)) else {
