@@ -4,7 +4,8 @@
 //! (crate faxmta-queue) and the transports (crate faxmta-transports)
 //! together with the SMTP server, the router and the scheduler. The
 //! binary (src/main.rs) only calls [`main`]; the library form exists so
-//! that the fuzz targets (fuzz/, through [`fuzzing`]) reach the parsers.
+//! that the fuzz target `route` (fuzz/, through [`fuzzing`]) reaches the
+//! router (the parsers' targets link faxmta-proto alone).
 
 mod admin;
 mod cli;

@@ -1,4 +1,4 @@
-//! cargo fuzz run outbound_body — see faxmta::fuzzing::outbound_body for what it checks.
+//! cargo fuzz run outbound_body — see faxmta_proto::fuzzing::outbound_body for what it checks.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| faxmta::fuzzing::outbound_body(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| faxmta_proto::fuzzing::outbound_body(data));

@@ -1,4 +1,4 @@
-//! cargo fuzz run smtp_session — see faxmta::fuzzing::smtp_session for what it checks.
+//! cargo fuzz run smtp_session — see faxmta_proto::fuzzing::smtp_session for what it checks.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| faxmta::fuzzing::smtp_session(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| faxmta_proto::fuzzing::smtp_session(data));

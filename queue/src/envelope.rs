@@ -78,37 +78,10 @@ impl fmt::Display for Notify {
     }
 }
 
-/// An SMTP-style reply: code, enhanced status code (RFC 3463) and text.
-/// Transports that do not speak SMTP (Maildir, fax) still report in this
-/// form so that logs, the queue listing and DSNs read the same everywhere.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reply {
-    pub code: u16,
-    /// Enhanced status code such as `5.1.1`.
-    pub status: String,
-    pub text: String,
-}
-
-impl Reply {
-    pub fn new(code: u16, status: &str, text: impl Into<String>) -> Self {
-        Reply {
-            code,
-            status: status.to_string(),
-            text: text.into(),
-        }
-    }
-
-    /// A permanent (5xx) reply?
-    pub fn is_permanent(&self) -> bool {
-        self.code >= 500
-    }
-}
-
-impl fmt::Display for Reply {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} {}", self.code, self.status, self.text)
-    }
-}
+/// An SMTP-style reply (code, enhanced status, text), defined in
+/// faxmta-proto and re-exported here: the queue's public surface is
+/// unchanged.
+pub use faxmta_proto::Reply;
 
 /// Where a recipient stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

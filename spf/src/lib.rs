@@ -17,6 +17,8 @@
 //! (§4.6.4), then it is a temperror.
 
 mod eval;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hickory;
 pub mod macros;
 pub mod parse;

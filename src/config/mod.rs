@@ -384,16 +384,9 @@ impl Default for TlsConfig {
     }
 }
 
-/// What to do with a bare CR or LF inside DATA.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum BareNewline {
-    /// Refuse the message with 554 5.6.0 (SMTP smuggling defence).
-    #[default]
-    Reject,
-    /// Treat a bare LF or CR as a line end and store CRLF.
-    Normalize,
-}
+/// What to do with a bare CR or LF inside DATA (the DATA reader's, in
+/// faxmta-proto).
+pub use faxmta_proto::BareNewline;
 
 /// `[smtp]`: the SMTP server's limits.
 #[derive(Debug, Clone, Deserialize)]

@@ -5,7 +5,8 @@
 
 mod accept;
 mod conn;
-pub mod data;
+/// The DATA body reader (pure, in faxmta-proto).
+pub use faxmta_proto::data;
 pub mod path;
 mod received;
 mod rlimit;

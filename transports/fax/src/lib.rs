@@ -22,7 +22,9 @@
 //! links no C library (spandsp, libtiff) and is what a mail-only faxmta
 //! needs to read its configuration and route.
 
-pub mod address;
+/// Fax addresses are parsed in faxmta-proto (pure, fuzzed alone); the
+/// old path stays for callers.
+pub use faxmta_proto::fax_address as address;
 pub mod dialplan;
 pub mod directory;
 #[cfg(feature = "line")]

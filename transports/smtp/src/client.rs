@@ -78,13 +78,9 @@ pub struct ClientSettings {
     pub signer: Option<std::sync::Arc<dyn Signer>>,
 }
 
-/// Signs outbound mail (DKIM); the daemon implements it with its keys.
-pub trait Signer: Send + Sync {
-    /// The header field(s) to put on top of `message` — given exactly as
-    /// it will be sent (CRLF line ends, no dot-stuffing) — or `None` when
-    /// it is not to be signed (no key for its From domain).
-    fn sign(&self, message: &[u8]) -> Option<Vec<u8>>;
-}
+/// Signs outbound mail (DKIM); the daemon implements it with its keys
+/// (defined in faxmta-proto, beside the body preparation that calls it).
+pub use faxmta_proto::body::Signer;
 
 /// TLS facts of a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]

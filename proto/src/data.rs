@@ -12,7 +12,18 @@
 //! ends a line that is stored with CRLF (a lone dot on such a line stays a
 //! dot: it is text, not the end of data).
 
-use crate::config::BareNewline;
+use serde::Deserialize;
+
+/// What to do with a bare CR or LF inside DATA (`[smtp] bare_newline`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BareNewline {
+    /// Refuse the message with 554 5.6.0 (SMTP smuggling defence).
+    #[default]
+    Reject,
+    /// Treat a bare LF or CR as a line end and store CRLF.
+    Normalize,
+}
 
 /// Why a message body was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

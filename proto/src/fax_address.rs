@@ -1,8 +1,9 @@
 //! Recipient addresses that are fax numbers, and `fax:` URIs.
 //!
 //! Every form below is the same kind of recipient: a number, perhaps with
-//! a T.33 sub-address and an extension, that the dial plan
-//! ([`super::dialplan`]) turns into E.164 and a dial string.
+//! a T.33 sub-address and an extension, that the dial plan (faxmta-fax's
+//! `dialplan.rs`) turns into E.164 and a dial string. Pure; faxmta-fax
+//! re-exports this module as `faxmta_fax::address`.
 //!
 //! | form | example | where |
 //! |---|---|---|
