@@ -1,0 +1,151 @@
+//! Unit tests of raster.rs.
+
+use super::*;
+
+fn gray(w: u32, h: u32, f: impl Fn(u32, u32) -> u8) -> Gray {
+    let px = (0..h)
+        .flat_map(|y| (0..w).map(move |x| (x, y)))
+        .map(|(x, y)| f(x, y))
+        .collect();
+    Gray { w, h, px }
+}
+
+#[test]
+fn resize_keeps_a_square_and_its_tone() {
+    let g = gray(100, 100, |x, y| {
+        if (26..76).contains(&x) && (26..76).contains(&y) {
+            0
+        } else {
+            255
+        }
+    });
+    let small = g.resize(50, 50);
+    assert_eq!(small.px[0], 255);
+    assert_eq!(small.px[25 * 50 + 25], 0);
+    assert_eq!(small.px[13 * 50 + 12], 255);
+    let black = small.px.iter().filter(|&&v| v == 0).count();
+    assert_eq!(black, 25 * 25);
+    let big = g.resize(200, 100);
+    assert_eq!(big.px.iter().filter(|&&v| v < 128).count(), 100 * 50);
+    let empty = Gray {
+        w: 0,
+        h: 5,
+        px: Vec::new(),
+    };
+    assert_eq!(empty.resize(4, 2).px, vec![255; 8]);
+    assert_eq!(empty.binarize().data.len(), 0);
+    let mid = gray(10, 10, |_, _| 100).resize(3, 7);
+    assert!(mid.px.iter().all(|&v| v == 100), "{:?}", mid.px);
+}
+
+#[test]
+fn halftone_keeps_the_tone_in_fewer_runs_than_diffusion() {
+    let (w, h) = (256u32, 64u32);
+    let grey = Gray {
+        w,
+        h,
+        px: vec![150; (w * h) as usize],
+    };
+    let (ht, fs) = (grey.halftone(), grey.dither());
+    let black = |b: &Bits| -> u32 { b.data.iter().map(|x| x.count_ones()).sum() };
+    let runs = |b: &Bits| -> u32 {
+        let mut n = 0;
+        for row in b.data.chunks(b.stride) {
+            let mut last = false;
+            for x in 0..w as usize {
+                let px = row[x / 8] & (0x80 >> (x % 8)) != 0;
+                n += u32::from(px != last);
+                last = px;
+            }
+        }
+        n
+    };
+    // 150 of 255 is about 41% black: both keep it within a few percent.
+    let total = f64::from(w * h);
+    for b in [&ht, &fs] {
+        let share = f64::from(black(b)) / total;
+        assert!((share - 0.41).abs() < 0.05, "{share}");
+    }
+    assert!(
+        runs(&ht) * 3 < runs(&fs) * 2,
+        "{} vs {}",
+        runs(&ht),
+        runs(&fs)
+    );
+    // White stays white, black stays black.
+    let white = Gray {
+        w: 8,
+        h: 8,
+        px: vec![255; 64],
+    };
+    assert_eq!(black(&white.halftone()), 0);
+    let dark = Gray {
+        w: 8,
+        h: 8,
+        px: vec![0; 64],
+    };
+    assert_eq!(black(&dark.halftone()), 64);
+}
+
+#[test]
+fn dither_keeps_the_mean_and_leaves_pure_pixels_alone() {
+    let g = gray(200, 200, |_, _| 191); // 25 % black
+    let b = g.dither();
+    let black = b.data.iter().map(|v| v.count_ones()).sum::<u32>() as f64;
+    let share = black / 40_000.0;
+    assert!((0.22..0.28).contains(&share), "{share}");
+    assert!(!g.is_line_art());
+    let art = gray(64, 64, |x, _| if x < 32 { 0 } else { 255 });
+    assert!(art.is_line_art());
+    let d = art.dither();
+    assert_eq!(d, art.threshold(128));
+    assert_eq!(d.row(5)[..4], [0xff, 0xff, 0xff, 0xff]);
+    assert_eq!(d.row(5)[4..], [0, 0, 0, 0]);
+}
+
+#[test]
+fn rotate_and_blit() {
+    let g = gray(3, 2, |x, y| (y * 3 + x) as u8);
+    let r = g.rotate_ccw();
+    assert_eq!((r.w, r.h), (2, 3));
+    // Top row of the original (0 1 2) is now the left column, bottom up.
+    assert_eq!(r.px, vec![2, 5, 1, 4, 0, 3]);
+
+    let mut page = Page::blank(FAX_WIDTH, 10, Resolution::Fine);
+    let src = [0xffu8, 0x80];
+    blit(&mut page, &src, 2, 9, 1, 5, 2);
+    assert!((5..14).all(|x| page.get(x, 2)));
+    assert!(!page.get(4, 2) && !page.get(14, 2));
+    assert_eq!(page.black_pixels(), 9);
+    blit(&mut page, &src, 2, 9, 1, -4, 3); // clipped left: 5 pixels
+    blit(&mut page, &src, 2, 9, 1, 1724, 4); // clipped right: 4 pixels
+    blit(&mut page, &src, 2, 9, 1, 0, 10); // below: nothing
+    assert_eq!(page.black_pixels(), 9 + 5 + 4);
+    assert!(page.get(0, 3) && page.get(4, 3) && !page.get(5, 3));
+}
+
+#[test]
+fn document_pages_fit_the_sheet() {
+    let sheet = Sheet {
+        paper: Paper::A4,
+        res: Resolution::Fine,
+    };
+    // A4 portrait renders at true size.
+    let (x, y, rot) = sheet.document_scale(8.27, 11.69);
+    assert_eq!((x, y, rot), (204.0, 196.0, false));
+    // Landscape A4 is turned.
+    let (_, _, rot) = sheet.document_scale(11.69, 8.27);
+    assert!(rot);
+    // A3 is shrunk to fit.
+    let (x, _, _) = sheet.document_scale(11.69, 16.54);
+    assert!(x < 150.0);
+    // A 98 lpi fax page into fine: rows doubled, same pixels.
+    let mut b = Bits::new(FAX_WIDTH, 100);
+    b.data[0] = 0x80;
+    b.data[99 * b.stride] = 0x01;
+    let page = sheet.document_page(DocImage::Bits(b), 1728.0 / 204.0, 100.0 / 98.0);
+    assert_eq!((page.width, page.height), (FAX_WIDTH, 2292));
+    assert!(page.get(0, 0) && page.get(0, 1) && !page.get(0, 2));
+    assert!(page.get(7, 198) && page.get(7, 199) && !page.get(7, 200));
+    assert_eq!(page.black_pixels(), 4);
+}
