@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/auth-flood.sh: memory under an AUTH flood (issue 15, point 5).
+# bench/auth-flood.sh: memory under an AUTH flood.
 #
 # CLIENTS connections from one address (127.0.0.1) to an implicit-TLS
 # submission listener each send AUTH PLAIN with a wrong password, all at

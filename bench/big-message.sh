@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# bench/big-message.sh: memory per concurrent large message (issue 15
-# point 6). Starts `faxmta serve` on a fresh temp directory with one local
+# bench/big-message.sh: memory per concurrent large message.
+# Starts `faxmta serve` on a fresh temp directory with one local
 # and one ETRN domain (mail for the ETRN domain is held, never read back
 # for delivery, so only receiving is measured), then for each N in
 # CONCURRENCY sends N messages of SIZE_MB MiB at once (python3 smtplib, one

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/big-queue.sh: faxmta with a large queue (issue 8, item 5).
+# bench/big-queue.sh: faxmta with a large queue.
 #
 # Fills a queue with MESSAGES small messages (1 KiB body, one recipient)
 # through the store's own API (queue/examples/fill_queue.rs: real enqueues,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/crashloop.sh: the crash loop of issue 8 (item 1). Under steady load
+# bench/crashloop.sh: the crash loop. Under steady load
 # — Postfix's smtp-source, SESSIONS sessions, one message per connection —
 # faxmta is killed with SIGKILL at random moments KILLS times and started
 # again each time. It relays everything (domain crash.test, kind relay) to

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """bench/hostile-peers.py: misbehaving destinations and DNS failures.
 
-What it measures (issue 8, items 3 and 6), on 127.0.0.0/8 only:
+What it measures, on 127.0.0.0/8 only:
   1. For each hostile peer kind (tests/peers/hostile.py: silent, trickle =
      one byte a second, endless line, drop-data = hangs up after the dot,
      silent-dot, 421 at greeting, 421 to MAIL): the time from the 250 that

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/idle-clients.sh: hostile and slow clients (issue 8, item 4).
+# bench/idle-clients.sh: hostile and slow clients.
 #
 # What it measures, against the release binary with a private config:
 #   1. 5,000 idle SMTP connections (greeting read, then silence): how many
@@ -35,7 +35,7 @@
 #   STRESS=1            also run step 4 (0: skip)
 #   STRESS_MAX=6000     max_connections of step 4
 #   LEGACY=1            for a build older than the stress settings (before
-#                       issue 8): write no stress_threshold and skip step 4,
+#                       they existed): write no stress_threshold and skip step 4,
 #                       to measure the "before" figures with FAXMTA_BIN
 #   BENCH_DIR           parent of the temp dir (default $TMPDIR or /tmp)
 #   KEEP=1              keep the temp dir (config, server log) after the run

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/relay.sh: relay throughput, smtp-source -> faxmta -> smtp-sink next
-# to smtp-source -> Postfix -> smtp-sink, same machine, same run, same load
-# (issue 3's benchmark). Both servers acknowledge durably (250 after DATA
+# to smtp-source -> Postfix -> smtp-sink, same machine, same run, same load.
+# Both servers acknowledge durably (250 after DATA
 # only once the message is synced to their queue) and then relay it over
 # SMTP to an smtp-sink on loopback.
 #
@@ -596,7 +596,7 @@ row "faxmta peak RSS" "$FX_RSS" ""
 echo
 if [[ -n ${PF_ACK_RATE:-} ]]; then
     echo "faxmta / postfix, accepted msgs/s: $(calc "$FX_ACK_RATE / $PF_ACK_RATE" 2)"
-    echo "faxmta / postfix, relayed msgs/s:  $(calc "$FX_E2E_RATE / $PF_E2E_RATE" 2)   (issue 3's goal: >= 3)"
+    echo "faxmta / postfix, relayed msgs/s:  $(calc "$FX_E2E_RATE / $PF_E2E_RATE" 2)   (the goal: >= 3)"
     echo "faxmta / postfix, CPU ms/msg:      $(calc "$FX_CPU_MS / $PF_CPU_MS" 2)"
 fi
 echo "faxmta CPU ms/msg by thread: ${FX_THREADS:-?}"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/render-limits.sh: what hostile documents cost (issue 15 point 2).
+# bench/render-limits.sh: what hostile documents cost.
 # Two bombs are made: a PDF whose single content stream inflates to
 # PDF_GIB GiB of zeros (about 4 MB for 4 GiB) and a 6000x6000 RGBA16 PNG
 # (about 280 KB that decode to 288 MB). For each it prints:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/soak.sh: the soak of issue 8 (item 7). DURATION seconds of mixed
+# bench/soak.sh: the soak. DURATION seconds of mixed
 # load with faults against one faxmta process, sampling its resident
 # memory (VmRSS), open file descriptors, threads and queue size every
 # SAMPLE seconds, then printing the samples and the trend (least-squares

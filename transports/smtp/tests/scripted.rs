@@ -325,7 +325,7 @@ async fn the_lmtp_transport_gives_each_recipient_its_own_outcome() {
     );
 }
 
-/// Issue 15, point 4: an address with CR LF (or NUL) in it is never put
+/// An address with CR LF (or NUL) in it is never put
 /// on the wire — not as a recipient of its own, not at all — with or
 /// without PIPELINING, over SMTP and LMTP; it fails with a clear reply
 /// and the other recipients go on.
