@@ -1,5 +1,5 @@
 //! `[[pop3]]`: the POP3 fax gateway — mailboxes polled for fax requests
-//! when the domain's MX is hosted elsewhere (src/pop3_gateway.rs).
+//! when the domain's MX is hosted elsewhere (src/fax/pop3_gateway.rs).
 
 // A mail-only build (without the feature `fax`) reads these settings
 // but has nothing that uses them.

@@ -1,6 +1,6 @@
 //! The simulated fax engine end to end: real T.30 (spandsp) between our
 //! machine and simulated remote machines, results checked against the
-//! pixels that went in. Run with `cargo test -p faxmta-transports engine`;
+//! pixels that went in. Run with `cargo test -p faxmta-fax engine`;
 //! `-- --nocapture` prints the line times.
 
 mod tiff_f;
