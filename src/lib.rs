@@ -1,11 +1,15 @@
 //! faxmta: a mail transfer agent in which fax is one more transport.
 //!
 //! This crate is the daemon and its command line; it wires the queue
-//! (crate faxmta-queue) and the transports (crate faxmta-transports)
-//! together with the SMTP server, the router and the scheduler. The
-//! binary (src/main.rs) only calls [`main`]; the library form exists so
-//! that the fuzz target `route` (fuzz/, through [`fuzzing`]) reaches the
-//! router (the parsers' targets link faxmta-proto alone).
+//! (crate faxmta-queue) and the transports (crates faxmta-local,
+//! faxmta-smtp and faxmta-fax, behind faxmta-transport's `Transport`
+//! trait: src/transports.rs) together with the SMTP server, the policies,
+//! the router and the scheduler. Its cargo feature `fax` (default) brings
+//! the fax line (faxmta-fax's feature `line`); without it faxmta is
+//! mail-only. The binary (src/main.rs) only calls [`main`]; the library
+//! form exists so that the fuzz target `route` (fuzz/, through
+//! [`fuzzing`]) reaches the router (the parsers' targets link
+//! faxmta-proto alone). docs/architecture.md maps every module.
 
 mod admin;
 mod cli;
