@@ -9,15 +9,19 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+pub mod dkim;
 mod domains;
+mod error;
 mod etrn;
 pub mod fax;
 pub mod policy;
 pub mod pop3;
 mod values;
+pub use dkim::DkimConfig;
 pub use domains::{DomainConfig, DomainKind, SmarthostConfig};
+pub use error::ConfigError;
 pub use etrn::{valid_node, EtrnClientConfig};
-pub use policy::{DkimConfig, PolicyConfig, SmtpAuthConfig};
+pub use policy::{PolicyConfig, SmtpAuthConfig};
 pub use values::{parse_host, Deliver, Duration, HostSpec, Size};
 
 /// The whole configuration.
@@ -488,34 +492,6 @@ impl Default for LogConfig {
     }
 }
 
-/// A configuration error with its place in the file.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}{place}: {message}")]
-pub struct ConfigError {
-    pub file: String,
-    pub place: String,
-    pub message: String,
-}
-
-impl ConfigError {
-    fn at(file: &Path, text: &str, span: Option<std::ops::Range<usize>>, message: String) -> Self {
-        let place = match span {
-            Some(span) => {
-                let before = &text[..span.start.min(text.len())];
-                let line = before.matches('\n').count() + 1;
-                let col = before.len() - before.rfind('\n').map_or(0, |p| p + 1) + 1;
-                format!(":{line}:{col}")
-            }
-            None => String::new(),
-        };
-        ConfigError {
-            file: file.display().to_string(),
-            place,
-            message,
-        }
-    }
-}
-
 impl Config {
     /// Read, parse and validate a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -533,7 +509,7 @@ impl Config {
         })?;
         let mut config = config;
         config.validate(path, text)?;
-        let src = domains::Source { path, text };
+        let src = error::Source { path, text };
         policy::load(&mut config, &src)?;
         fax::load(&mut config, &src)?;
         Ok(config)
@@ -667,7 +643,7 @@ impl Config {
         pop3::validate(&self.pop3, |needle, message| {
             ConfigError::at(path, text, find(needle), message)
         })?;
-        domains::validate(self, &domains::Source { path, text })
+        domains::validate(self, &error::Source { path, text })
     }
 
     /// The retry policy of the queue.

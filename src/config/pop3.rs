@@ -1,8 +1,8 @@
 //! `[[pop3]]`: the POP3 fax gateway — mailboxes polled for fax requests
 //! when the domain's MX is hosted elsewhere (src/pop3_gateway.rs).
 
+use super::error::ConfigError;
 use super::values::{Duration, Size};
-use super::ConfigError;
 use serde::Deserialize;
 use std::path::PathBuf;
 

@@ -3,8 +3,8 @@
 //! the default rule), the mail they become, the "Incoming Failed" notice,
 //! and how long received images are kept.
 
-use super::super::domains::Source;
-use super::super::{Config, ConfigError};
+use super::super::error::{ConfigError, Source};
+use super::super::Config;
 use faxmta_fax::inbound::{self, DefaultRule, DirectRule, ImageFormat, RoutingTable};
 use serde::Deserialize;
 use std::path::PathBuf;
