@@ -515,6 +515,7 @@ mod tests {
             Arc::new(Metrics::new()),
             stop_rx,
         ));
+        // (The window is the test: three retries pass, none queues.)
         tokio::time::sleep(RETRY * 3).await;
         assert!(queued(&store).is_empty(), "nothing could be queued");
         // The queue recovers: the fax's mail is queued at the next retry.
