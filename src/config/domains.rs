@@ -3,8 +3,9 @@
 //! from their files when the configuration is loaded.
 
 use super::error::{ConfigError, Source};
+use super::values::OutboundTls;
 use super::values::{Deliver, DomainName, Duration, HostSpec};
-use super::{Config, OutboundTls};
+use super::Config;
 use faxmta_smtp::Myself;
 use faxmta_transport::{BackupMxHop, Credentials, HostPort, NextHop, RelayHop};
 use ipnet::IpNet;

@@ -3,8 +3,8 @@
 //! its mail (RFC 1985).
 
 use super::error::ConfigError;
+use super::values::OutboundTls;
 use super::values::{Duration, HostSpec};
-use super::OutboundTls;
 use serde::Deserialize;
 
 /// `[[etrn_client]]`: every `every`, connect to `server`, say EHLO and

@@ -22,7 +22,7 @@ pub use domains::{DomainConfig, DomainKind, SmarthostConfig};
 pub use error::ConfigError;
 pub use etrn::{valid_node, EtrnClientConfig};
 pub use policy::{PolicyConfig, SmtpAuthConfig};
-pub use values::{parse_host, Deliver, Duration, HostSpec, Size};
+pub use values::{parse_host, Deliver, Duration, HostSpec, OutboundTls, Size};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -139,34 +139,6 @@ impl Default for DnsConfig {
         DnsConfig {
             nameservers: Vec::new(),
             timeout: Duration(5),
-        }
-    }
-}
-
-/// TLS for outbound SMTP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum OutboundTls {
-    /// Never STARTTLS.
-    Off,
-    /// STARTTLS when offered, any certificate (recorded and logged).
-    #[default]
-    Opportunistic,
-    /// STARTTLS must succeed, any certificate.
-    Required,
-    /// STARTTLS must succeed and the certificate must verify.
-    Verify,
-}
-
-impl OutboundTls {
-    /// The transport's policy for this setting.
-    pub fn policy(self) -> faxmta_smtp::TlsPolicy {
-        use faxmta_smtp::TlsPolicy;
-        match self {
-            OutboundTls::Off => TlsPolicy::Off,
-            OutboundTls::Opportunistic => TlsPolicy::Opportunistic,
-            OutboundTls::Required => TlsPolicy::Required,
-            OutboundTls::Verify => TlsPolicy::Verify,
         }
     }
 }
