@@ -278,11 +278,17 @@ fn zero_retention_deletes_an_image_once_its_mail_is_delivered() {
             "[fax.incoming]\nzero_retention = true\n",
         )],
     );
+    // The purge counts its deletions at the end of its pass (each file
+    // goes, and is logged, before): wait for the count, then look.
     assert!(
-        wait_until(10, || tifs(&store) == waiting),
-        "{:?}",
-        tifs(&store)
+        wait_until(10, || s
+            .http_get("/metrics")
+            .contains("faxmta_fax_images_purged_total 1\n")),
+        "{:?}\n{}",
+        tifs(&store),
+        s.log()
     );
+    assert_eq!(tifs(&store), waiting);
     assert_contains(
         &s.log(),
         &format!(
@@ -290,7 +296,6 @@ fn zero_retention_deletes_an_image_once_its_mail_is_delivered() {
             delivered[0].display()
         ),
     );
-    assert_contains(&s.http_get("/metrics"), "faxmta_fax_images_purged_total 1");
     // bob's fax mail waited in the queue like any mail (deferred: his
     // Maildir cannot be written) …
     let queued = queue_json(&s);
