@@ -394,8 +394,8 @@ pub fn main() -> ExitCode {
                 },
         } => {
             let kind = match kind {
-                KeyType::Rsa => config::policy::DkimKeyKind::Rsa,
-                KeyType::Ed25519 => config::policy::DkimKeyKind::Ed25519,
+                KeyType::Rsa => config::dkim::DkimKeyKind::Rsa,
+                KeyType::Ed25519 => config::dkim::DkimKeyKind::Ed25519,
             };
             cli::auth::keygen(&domain, &selector, kind, &out)
         }

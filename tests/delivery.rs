@@ -8,7 +8,6 @@ use common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::time::Duration;
 
 // ---------------------------------------------------------------- helpers
 
@@ -369,8 +368,15 @@ fn cut_off_data_is_neither_delivered_nor_reported() {
     );
     let files = server.wait_maildir("example.test", "bob", 1, 10);
     assert_eq!(files.len(), 1, "marker {marker} not delivered");
+    // The cut session is over (it says so), and all that was queued went.
+    assert!(
+        wait_until(10, || server.log().contains(
+            "lost connection after DATA; message dropped, not acknowledged"
+        )),
+        "{}",
+        server.log()
+    );
     assert!(wait_queue_empty(&server, 10), "{:?}", queue_json(&server));
-    std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
         subject_counts(&server, "example.test", "bob"),
         BTreeMap::from([("marker".to_string(), 1)]),

@@ -117,6 +117,8 @@ fn a_full_disk_defers_new_mail_keeps_the_old_and_recovers() {
         }
     }
     assert_eq!(refusals, 3, "64 KiB took 100 messages");
+    // (The wait is the thing under test, not a guess: the refusal must
+    // last while the disk stays full, through the scheduler's retries.)
     std::thread::sleep(Duration::from_secs(2));
     assert!(
         try_send(&server, "still full", 1).starts_with("452 4.3.1 "),
@@ -135,6 +137,7 @@ fn a_full_disk_defers_new_mail_keeps_the_old_and_recovers() {
             resumed = true;
             break;
         }
+        // (A poll with a deadline: one probe a second, 30 at most.)
         std::thread::sleep(Duration::from_secs(1));
     }
     assert!(

@@ -51,11 +51,19 @@ fn sessions_per_address_and_in_all() {
     // Another address still gets in, until the total is reached.
     let c = smtp_script(server.mx_port, "127.0.0.2", false, &["NOOP", "QUIT"]);
     assert!(c[0].1.starts_with("220 "), "{c:?}");
+    let active = |n: usize| {
+        let want = format!("faxmta_smtp_sessions_active {n}\n");
+        let server = &server;
+        move || server.http_get("/metrics").contains(&want)
+    };
+    // c's session over, a and b open; then the third, which holds its
+    // place for 3 s (the peer must be slow: that is the test).
+    assert!(wait_until(5, active(2)), "{}", server.log());
     let held = std::thread::spawn({
         let port = server.sub_port;
         move || smtp_script(port, "127.0.0.3", false, &["!sleep:3", "QUIT"])
     });
-    std::thread::sleep(Duration::from_millis(1000));
+    assert!(wait_until(5, active(3)), "{}", server.log());
     let full = smtp_script(server.mx_port, "127.0.0.4", false, &[]);
     let held = held.join().unwrap();
     assert!(held[0].1.starts_with("220 "), "{held:?}");

@@ -82,24 +82,10 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The first mail in `user@example.test`'s Maildir containing `needle`.
+/// The mail in `user@example.test`'s Maildir containing `needle`, waiting
+/// up to `secs` for it.
 fn mail_with(s: &Server, user: &str, needle: &str, secs: u64) -> String {
-    let mut found = String::new();
-    wait_until(secs, || {
-        found = s
-            .maildir("example.test", user)
-            .iter()
-            .map(|f| String::from_utf8_lossy(&read(f)).into_owned())
-            .find(|t| t.contains(needle))
-            .unwrap_or_default();
-        !found.is_empty()
-    });
-    assert!(
-        !found.is_empty(),
-        "no mail with {needle:?} for {user}:\n{}",
-        s.log()
-    );
-    found
+    s.wait_mail_with("example.test", user, &[needle], secs)
 }
 
 #[test]
@@ -138,10 +124,18 @@ fn a_request_in_the_mailbox_is_faxed_reported_and_deleted() {
     );
     let log = s.log();
     assert_contains(&log, "fax request fetched from pop3 faxgw@127.0.0.1");
-    // The ordinary recipient in Cc is not ours to deliver: nothing for bob.
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    // The ordinary recipient in Cc is not ours to deliver: nothing for bob
+    // (once the queue is empty, a delivery to him would have been made).
+    assert!(wait_queue_empty(&s, 10), "{}", s.log());
     assert!(s.maildir("example.test", "bob").is_empty());
-    // Fetched once only: one fax, one report.
+    // Fetched once only: one fax, one report, a later poll past.
+    let polls = dovecot.logins();
+    assert!(
+        wait_until(10, || dovecot.logins() > polls),
+        "no later poll:\n{}",
+        dovecot.log()
+    );
+    assert!(wait_queue_empty(&s, 10), "{}", s.log());
     assert_eq!(
         subject_counts(&s, "example.test", "alice")
             .get("Fax to +15551234567 sent")
@@ -230,9 +224,16 @@ fn without_delete_a_mail_is_fetched_once_and_left() {
     );
     mail_with(&s, "alice", "Subject: Fax to +15551234567 sent", 60);
     // Several polls later, and after a restart: still one fax, and the
-    // mail is still on the server.
+    // mail is still on the server. (Three logins: the restarted server
+    // polled at least twice, whatever the one before it did last.)
+    let polls = dovecot.logins();
     restart_with(&mut s, &[]);
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(
+        wait_until(20, || dovecot.logins() >= polls + 3),
+        "not polled again:\n{}",
+        dovecot.log()
+    );
+    assert!(wait_queue_empty(&s, 10), "{}", s.log());
     assert_eq!(dovecot.count(), 1);
     assert_eq!(
         subject_counts(&s, "example.test", "alice")

@@ -70,6 +70,7 @@ fn trickle(s: &TcpStream, byte: u8, every: Duration) -> Arc<AtomicBool> {
             if w.write_all(&[byte]).is_err() {
                 return;
             }
+            // (The peer must be slow: that is the test.)
             thread::sleep(every);
         }
     });
@@ -223,6 +224,7 @@ fn data_trickled_below_the_minimum_rate_is_cut_and_nothing_is_queued() {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(5) {
         s.write_all(&[b'y'; 10]).unwrap();
+        // (The peer must be slow: that is the test.)
         thread::sleep(Duration::from_millis(100));
     }
     s.write_all(b"\r\n.\r\n").unwrap();
@@ -276,8 +278,13 @@ fn under_stress_idle_sessions_are_cut_and_a_new_client_gets_in() {
         "421 4.7.0 Error: too many connections, try again later"
     );
     // Idle ones are cut at stress_timeout until stress is over (3 open
-    // or fewer), not at command_timeout.
-    thread::sleep(Duration::from_secs(6));
+    // or fewer), not at command_timeout (5m): well before that, the log
+    // says stress is over.
+    assert!(
+        wait_until(30, || server.log().contains("stress over")),
+        "{}",
+        server.log()
+    );
     let mut cut = 0;
     for s in idle.iter_mut() {
         s.set_read_timeout(Some(Duration::from_millis(200)))

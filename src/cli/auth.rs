@@ -2,7 +2,7 @@
 //! spfquery, with its exit statuses) and
 //! `faxmta dkim keygen` (a signing key and the DNS record to publish).
 
-use crate::config::policy::DkimKeyKind;
+use crate::config::dkim::DkimKeyKind;
 use crate::config::Config;
 use crate::policy::dkim;
 use crate::policy::spf::{word, Authenticator};

@@ -2,8 +2,10 @@
 //! global `[smarthost]`, their validation, and the AUTH passwords read
 //! from their files when the configuration is loaded.
 
+use super::error::{ConfigError, Source};
+use super::values::OutboundTls;
 use super::values::{Deliver, DomainName, Duration, HostSpec};
-use super::{Config, ConfigError, OutboundTls};
+use super::Config;
 use faxmta_smtp::Myself;
 use faxmta_transport::{BackupMxHop, Credentials, HostPort, NextHop, RelayHop};
 use ipnet::IpNet;
@@ -244,21 +246,6 @@ fn hop(
                 .cloned()
                 .unwrap_or_else(|| Credentials::unread(a.user.clone()))
         }),
-    }
-}
-
-/// Errors at the first line of the file that holds one of the needles.
-pub(super) struct Source<'a> {
-    pub path: &'a Path,
-    pub text: &'a str,
-}
-
-impl Source<'_> {
-    pub fn fail(&self, needles: &[&str], message: String) -> ConfigError {
-        let span = needles
-            .iter()
-            .find_map(|n| self.text.find(n).map(|p| p..p + n.len()));
-        ConfigError::at(self.path, self.text, span, message)
     }
 }
 

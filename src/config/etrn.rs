@@ -2,8 +2,9 @@
 //! faxmta that is a customer's in-house server behind an ISP that holds
 //! its mail (RFC 1985).
 
+use super::error::ConfigError;
+use super::values::OutboundTls;
 use super::values::{Duration, HostSpec};
-use super::{ConfigError, OutboundTls};
 use serde::Deserialize;
 
 /// `[[etrn_client]]`: every `every`, connect to `server`, say EHLO and

@@ -18,8 +18,8 @@ pub use incoming::IncomingConfig;
 /// `[fax.incoming]`.
 pub(super) fn load(
     config: &mut super::Config,
-    src: &super::domains::Source<'_>,
-) -> Result<(), super::ConfigError> {
+    src: &super::error::Source<'_>,
+) -> Result<(), super::error::ConfigError> {
     addressing::load(config, src)?;
     incoming::check(config, src)
 }

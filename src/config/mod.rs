@@ -8,18 +8,22 @@ use serde::Deserialize;
 
 use std::path::Path;
 
+pub mod dkim;
 mod domains;
+mod error;
 mod etrn;
 pub mod fax;
 pub mod policy;
 pub mod pop3;
 mod sections;
 mod values;
+pub use dkim::DkimConfig;
 pub use domains::{DomainConfig, DomainKind, SmarthostConfig};
+pub use error::ConfigError;
 pub use etrn::{valid_node, EtrnClientConfig};
-pub use policy::{DkimConfig, PolicyConfig, SmtpAuthConfig};
+pub use policy::{PolicyConfig, SmtpAuthConfig};
 pub use sections::*;
-pub use values::{parse_host, Deliver, Duration, HostSpec, Size};
+pub use values::{parse_host, Deliver, Duration, HostSpec, OutboundTls, Size};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -92,34 +96,6 @@ pub(crate) fn default_hostname() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
 
-/// A configuration error with its place in the file.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}{place}: {message}")]
-pub struct ConfigError {
-    pub file: String,
-    pub place: String,
-    pub message: String,
-}
-
-impl ConfigError {
-    fn at(file: &Path, text: &str, span: Option<std::ops::Range<usize>>, message: String) -> Self {
-        let place = match span {
-            Some(span) => {
-                let before = &text[..span.start.min(text.len())];
-                let line = before.matches('\n').count() + 1;
-                let col = before.len() - before.rfind('\n').map_or(0, |p| p + 1) + 1;
-                format!(":{line}:{col}")
-            }
-            None => String::new(),
-        };
-        ConfigError {
-            file: file.display().to_string(),
-            place,
-            message,
-        }
-    }
-}
-
 impl Config {
     /// Read, parse and validate a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -137,7 +113,7 @@ impl Config {
         })?;
         let mut config = config;
         config.validate(path, text)?;
-        let src = domains::Source { path, text };
+        let src = error::Source { path, text };
         policy::load(&mut config, &src)?;
         fax::load(&mut config, &src)?;
         Ok(config)
@@ -271,7 +247,7 @@ impl Config {
         pop3::validate(&self.pop3, |needle, message| {
             ConfigError::at(path, text, find(needle), message)
         })?;
-        domains::validate(self, &domains::Source { path, text })
+        domains::validate(self, &error::Source { path, text })
     }
 
     /// The retry policy of the queue.

@@ -1,10 +1,10 @@
 //! The inbound policy part of the configuration: `[policy]` (the global
 //! deny list and the defaults of the SPF, DKIM and DMARC checks), the
-//! settings a `[[listener]]` or `[[domain]]` may override, and `[[dkim]]`
-//! (the outbound signing keys, read when the configuration is loaded).
+//! settings a `[[listener]]` or `[[domain]]` may override, and `[auth]`
+//! (SMTP AUTH); `[[dkim]]` is src/config/dkim.rs.
 
-use super::values::DomainName;
-use super::{Config, ConfigError};
+use super::error::{ConfigError, Source};
+use super::Config;
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -159,97 +159,9 @@ impl Default for SmtpAuthConfig {
     }
 }
 
-/// The kind of a DKIM signing key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DkimKeyKind {
-    /// rsa-sha256
-    Rsa,
-    /// ed25519-sha256 (RFC 8463)
-    Ed25519,
-}
-
-/// A private key read from a `[[dkim]]` key file: DER (PKCS#1 for RSA, or
-/// PKCS#8). Never printed (`Debug` hides it).
-#[derive(Clone)]
-pub struct DkimKeyDer {
-    pub kind: DkimKeyKind,
-    /// `true`: PKCS#8; `false`: PKCS#1 (RSA only).
-    pub pkcs8: bool,
-    pub der: Vec<u8>,
-}
-
-impl std::fmt::Debug for DkimKeyDer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "DkimKeyDer({:?}, <redacted>)", self.kind)
-    }
-}
-
-/// `[[dkim]]`: sign outbound mail whose From domain is `domain`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DkimConfig {
-    pub domain: DomainName,
-    pub selector: String,
-    /// PEM private key (`faxmta dkim keygen` writes one).
-    pub key: PathBuf,
-    /// Filled from `key` by [`Config::parse`].
-    #[serde(skip)]
-    pub loaded: Option<DkimKeyDer>,
-}
-
-/// Read a PEM private key and tell its kind (RSA or Ed25519). `Err` says
-/// what is wrong with it.
-pub fn read_dkim_key(path: &std::path::Path) -> Result<DkimKeyDer, String> {
-    use rustls_pki_types::PrivateKeyDer;
-    let file = path.display();
-    let text = std::fs::read(path).map_err(|e| format!("cannot read DKIM key {file}: {e}"))?;
-    let key = rustls_pemfile::private_key(&mut text.as_slice())
-        .map_err(|e| format!("DKIM key {file}: {e}"))?
-        .ok_or_else(|| format!("DKIM key {file}: no PEM private key in it"))?;
-    let (der, pkcs8) = match &key {
-        PrivateKeyDer::Pkcs1(k) => (k.secret_pkcs1_der().to_vec(), false),
-        PrivateKeyDer::Pkcs8(k) => (k.secret_pkcs8_der().to_vec(), true),
-        _ => {
-            return Err(format!(
-                "DKIM key {file}: expected an RSA or Ed25519 key (PKCS#1 or PKCS#8 PEM)"
-            ))
-        }
-    };
-    let loaded = if pkcs8 && mail_auth::common::crypto::Ed25519Key::from_pkcs8_der(&der).is_ok() {
-        DkimKeyDer {
-            kind: DkimKeyKind::Ed25519,
-            pkcs8,
-            der,
-        }
-    } else {
-        DkimKeyDer {
-            kind: DkimKeyKind::Rsa,
-            pkcs8,
-            der,
-        }
-    };
-    crate::policy::dkim::signing_key(&loaded)
-        .map_err(|e| format!("DKIM key {file}: not a usable RSA or Ed25519 key: {e}"))?;
-    Ok(loaded)
-}
-
-/// Whether `s` can be a DKIM selector (dot-separated labels).
-fn valid_selector(s: &str) -> bool {
-    !s.is_empty()
-        && s.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        })
-}
-
-/// Validate `[[dkim]]` and read each key file; check the users file of
-/// `[auth]` (a missing one is empty: `faxmta user add` makes it).
-pub(super) fn load(
-    config: &mut Config,
-    src: &super::domains::Source<'_>,
-) -> Result<(), ConfigError> {
+/// Check the users file of `[auth]` (a missing one is empty: `faxmta
+/// user add` makes it), then validate `[[dkim]]` and read each key file.
+pub(super) fn load(config: &mut Config, src: &Source<'_>) -> Result<(), ConfigError> {
     if let Some(path) = &config.auth.users_file {
         if let Err(e) = crate::policy::users::load(path) {
             let at = format!("\"{}\"", path.display());
@@ -262,27 +174,7 @@ pub(super) fn load(
             "auth.max_failures must be at least 1".into(),
         ));
     }
-    let mut seen = std::collections::HashSet::new();
-    for d in &mut config.dkim {
-        let at_domain = format!("\"{}\"", d.domain.0);
-        if !seen.insert(d.domain.0.clone()) {
-            return Err(src.fail(
-                &[&at_domain],
-                format!("[[dkim]] for domain {} is configured twice", d.domain.0),
-            ));
-        }
-        if !valid_selector(&d.selector) {
-            let at = format!("\"{}\"", d.selector);
-            return Err(src.fail(
-                &[&at, "selector"],
-                format!("[[dkim]] selector {:?}: expected letters, digits, - and _ in dot-separated labels", d.selector),
-            ));
-        }
-        let file = d.key.display().to_string();
-        let at = format!("\"{file}\"");
-        d.loaded = Some(read_dkim_key(&d.key).map_err(|e| src.fail(&[&at, "key"], e))?);
-    }
-    Ok(())
+    super::dkim::load(&mut config.dkim, src)
 }
 
 #[cfg(test)]
@@ -306,14 +198,5 @@ mod tests {
         assert_eq!(s.softfail, SoftfailMode::Reject);
         assert_eq!(s.permerror, PermerrorMode::Reject);
         assert_eq!(SpfPolicy::default().strictest(mild), mild);
-    }
-
-    #[test]
-    fn selectors() {
-        assert!(valid_selector("s1"));
-        assert!(valid_selector("2024-01.mail"));
-        for bad in ["", "a..b", "a b", "a/b"] {
-            assert!(!valid_selector(bad), "{bad}");
-        }
     }
 }

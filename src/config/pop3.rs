@@ -5,8 +5,8 @@
 // but has nothing that uses them.
 #![cfg_attr(not(feature = "fax"), allow(dead_code))]
 
+use super::error::ConfigError;
 use super::values::{Duration, Size};
-use super::ConfigError;
 use serde::Deserialize;
 use std::path::PathBuf;
 

@@ -3,7 +3,7 @@
 //! `[[listener]]`, `[tls]`, `[smtp]`, `[relay]`, `[log]`. The larger ones
 //! have modules of their own (domains, fax, policy, pop3, etrn).
 
-use super::{policy, Duration, Size};
+use super::{policy, Duration, OutboundTls, Size};
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -68,34 +68,6 @@ impl Default for DnsConfig {
         DnsConfig {
             nameservers: Vec::new(),
             timeout: Duration(5),
-        }
-    }
-}
-
-/// TLS for outbound SMTP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum OutboundTls {
-    /// Never STARTTLS.
-    Off,
-    /// STARTTLS when offered, any certificate (recorded and logged).
-    #[default]
-    Opportunistic,
-    /// STARTTLS must succeed, any certificate.
-    Required,
-    /// STARTTLS must succeed and the certificate must verify.
-    Verify,
-}
-
-impl OutboundTls {
-    /// The transport's policy for this setting.
-    pub fn policy(self) -> faxmta_smtp::TlsPolicy {
-        use faxmta_smtp::TlsPolicy;
-        match self {
-            OutboundTls::Off => TlsPolicy::Off,
-            OutboundTls::Opportunistic => TlsPolicy::Opportunistic,
-            OutboundTls::Required => TlsPolicy::Required,
-            OutboundTls::Verify => TlsPolicy::Verify,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The value types of the configuration file and their parsing: durations
-//! (`30s`, `5m`, `4h`, `5d`), sizes (`35M`), domain names and delivery
-//! targets. Parse errors become TOML errors, so they carry the file's line.
+//! (`30s`, `5m`, `4h`, `5d`), sizes (`35M`), domain names, delivery
+//! targets and the outbound TLS setting. Parse errors become TOML errors,
+//! so they carry the file's line.
 
 use faxmta_transport::{HostPort, LmtpTarget};
 use serde::{de, Deserialize, Deserializer};
@@ -229,6 +230,34 @@ impl<'de> Deserialize<'de> for HostSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         parse_host(&s).map_err(de::Error::custom)
+    }
+}
+
+/// TLS for outbound SMTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboundTls {
+    /// Never STARTTLS.
+    Off,
+    /// STARTTLS when offered, any certificate (recorded and logged).
+    #[default]
+    Opportunistic,
+    /// STARTTLS must succeed, any certificate.
+    Required,
+    /// STARTTLS must succeed and the certificate must verify.
+    Verify,
+}
+
+impl OutboundTls {
+    /// The transport's policy for this setting.
+    pub fn policy(self) -> faxmta_smtp::TlsPolicy {
+        use faxmta_smtp::TlsPolicy;
+        match self {
+            OutboundTls::Off => TlsPolicy::Off,
+            OutboundTls::Opportunistic => TlsPolicy::Opportunistic,
+            OutboundTls::Required => TlsPolicy::Required,
+            OutboundTls::Verify => TlsPolicy::Verify,
+        }
     }
 }
 

@@ -1,6 +1,7 @@
-//! DKIM signing (RFC 6376, RFC 8463) with mail-auth: the `[[dkim]]` keys,
-//! the signer the SMTP transport calls at delivery time, and the key pairs
-//! of `faxmta dkim keygen`.
+//! DKIM signing (RFC 6376, RFC 8463) with mail-auth: the signer the SMTP
+//! transport calls at delivery time, made from the `[[dkim]]` keys the
+//! configuration read (src/config/dkim.rs), and the key pairs of `faxmta
+//! dkim keygen`.
 //!
 //! Signing happens in the transport, on the message exactly as it goes on
 //! the wire (after any 8BITMIME conversion, CRLF line ends, before
@@ -12,13 +13,12 @@
 //! backup MX, a relay domain) keeps its own signatures and gets none of
 //! ours, even with a From in our domain.
 
-use crate::config::policy::{DkimKeyDer, DkimKeyKind};
+use crate::config::dkim::{signing_key, DkimKeyKind};
 use crate::config::Config;
-use mail_auth::common::crypto::{DkimKey, Ed25519Key, RsaKey, Sha256};
+use mail_auth::common::crypto::DkimKey;
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::{Canonicalization, Done};
 use mail_parser::MessageParser;
-use rustls_pki_types::{PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer};
 use std::collections::HashMap;
 
 /// The header fields we sign, when present (mail-auth also lists the
@@ -38,25 +38,6 @@ const SIGNED: &[&str] = &[
     "Content-Type",
     "Content-Transfer-Encoding",
 ];
-
-/// mail-auth's key for a loaded key file.
-pub fn signing_key(key: &DkimKeyDer) -> Result<DkimKey, String> {
-    match key.kind {
-        DkimKeyKind::Ed25519 => Ed25519Key::from_pkcs8_der(&key.der)
-            .map(DkimKey::from)
-            .map_err(|e| e.to_string()),
-        DkimKeyKind::Rsa => {
-            let der = if key.pkcs8 {
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.der.as_slice()))
-            } else {
-                PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(key.der.as_slice()))
-            };
-            RsaKey::<Sha256>::from_key_der(der)
-                .map(DkimKey::from)
-                .map_err(|e| e.to_string())
-        }
-    }
-}
 
 /// Signs outbound mail for the `[[dkim]]` domains.
 pub struct DkimSigner {

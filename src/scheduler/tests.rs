@@ -38,6 +38,7 @@ impl Transport for Counting {
             entry.0 += 1;
             entry.1 = entry.1.max(entry.0);
         }
+        // (A slow delivery, so that concurrent ones overlap: the test.)
         tokio::time::sleep(Duration::from_millis(100)).await;
         lock(&self.per_domain).entry(domain.clone()).or_default().0 -= 1;
         self.running.fetch_sub(1, Ordering::SeqCst);

@@ -8,8 +8,8 @@
 //! `faxmta_smtp_limits_total{limit="descriptors"}` counts each client
 //! turned away.
 
-use super::ServerContext;
 use crate::config::ListenerConfig;
+use crate::metrics::Metrics;
 use std::fs::File;
 use std::io;
 use std::time::Duration;
@@ -54,7 +54,7 @@ impl Descriptors {
     /// Handle a failed `accept` on `socket`.
     pub async fn failed(
         &mut self,
-        ctx: &ServerContext,
+        metrics: &Metrics,
         socket: &TcpListener,
         listener: &ListenerConfig,
         e: io::Error,
@@ -72,7 +72,7 @@ impl Descriptors {
             if let Ok(Ok((tcp, _))) = tokio::time::timeout(PAUSE, socket.accept()).await {
                 let _ = tcp.try_write(REFUSAL);
                 drop(tcp);
-                ctx.metrics.limits.with_label_values(&["descriptors"]).inc();
+                metrics.limits.with_label_values(&["descriptors"]).inc();
                 turned_away = true;
             }
             self.spare = spare();
@@ -84,7 +84,7 @@ impl Descriptors {
         {
             self.last_log = Some(now);
             tracing::warn!(
-                sessions = ctx.metrics.sessions_in.get(),
+                sessions = metrics.sessions_in.get(),
                 "out of file descriptors on {} ({e}): {} client(s) refused with 421 4.3.2 or left waiting since the last report; raise the open files limit (ulimit -n) or lower [smtp] max_connections",
                 listener.addr,
                 self.refused

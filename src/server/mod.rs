@@ -197,7 +197,7 @@ async fn accept_loop(
                 Err(e) => {
                     // Out of file descriptors and the like: say so, turn
                     // the waiting client away, and wait a little.
-                    descriptors.failed(&ctx, &socket, &listener, e).await;
+                    descriptors.failed(&ctx.metrics, &socket, &listener, e).await;
                 }
                 }
             },

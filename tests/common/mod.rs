@@ -262,7 +262,9 @@ deliver = "maildir:{d}/mail/{{domain}}/{{user}}"
             .unwrap()
     }
 
-    /// Files delivered to a Maildir's new/, sorted by name.
+    /// Files delivered to a Maildir's new/, sorted by name (which is not
+    /// the order they arrived in: find a message by its content, e.g.
+    /// with [`Server::wait_mail_with`]).
     pub fn maildir(&self, domain: &str, user: &str) -> Vec<PathBuf> {
         let dir = self.path(&format!("mail/{domain}/{user}/new"));
         let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
@@ -283,6 +285,37 @@ deliver = "maildir:{d}/mail/{{domain}}/{{user}}"
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Wait up to `secs` for a file in a Maildir whose text holds every one
+    /// of `needles`; its text. Panics, showing the files there and the
+    /// log, if none comes. Maildir names do not keep arrival order: a test
+    /// finds a delivered message by what it says, never by its place in
+    /// [`Server::maildir`].
+    pub fn wait_mail_with(&self, domain: &str, user: &str, needles: &[&str], secs: u64) -> String {
+        let texts = || -> Vec<String> {
+            self.maildir(domain, user)
+                .iter()
+                .filter_map(|f| std::fs::read(f).ok())
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .collect()
+        };
+        let pick = |all: Vec<String>| {
+            all.into_iter()
+                .find(|t| needles.iter().all(|n| t.contains(n)))
+        };
+        let mut found = None;
+        wait_until(secs, || {
+            found = pick(texts());
+            found.is_some()
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "no mail with {needles:?} for {user}@{domain} within {secs}s among {:#?}\n{}",
+                texts(),
+                self.log()
+            )
+        })
     }
 
     /// `GET path` on the admin listener; the response body.
@@ -403,6 +436,25 @@ pub fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
         }
         if Instant::now() > deadline {
             return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Check that `f` stays true for all of `window`, polled every 50 ms;
+/// false at the first poll where it is not. For what must NOT happen
+/// (a retry before its time, a delivery nobody asked for, a release by a
+/// stranger), which only time passing can show: the window is the thing
+/// under test, not a guess at how long something takes. Never use it to
+/// wait for something to happen: that is [`wait_until`].
+pub fn holds_for(window: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + window;
+    loop {
+        if !f() {
+            return false;
+        }
+        if Instant::now() > deadline {
+            return true;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -585,7 +637,8 @@ pub fn id_line<'a>(list: &'a str, id: &str) -> &'a str {
 }
 
 /// Subject lines of the files in a Maildir, in file name order ("" for a
-/// file without one).
+/// file without one). File names do not keep arrival order: compare
+/// these as a set (sorted, or [`subject_counts`]) unless there is one.
 pub fn subjects(server: &Server, domain: &str, user: &str) -> Vec<String> {
     server
         .maildir(domain, user)

@@ -189,6 +189,15 @@ service pop3-login {{
         wait_until(secs, || self.count() == n)
     }
 
+    /// POP3 logins so far (Dovecot logs each one): a client's polls
+    /// counted, so a test can wait for "a later poll" as a condition.
+    pub fn logins(&self) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| l.contains("Login: user=<"))
+            .count()
+    }
+
     /// What Dovecot logged, and printed at start.
     pub fn log(&self) -> String {
         let read =

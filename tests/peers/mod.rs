@@ -283,17 +283,15 @@ impl Sink {
             .collect()
     }
 
-    /// Wait up to `secs` for `n` dumped transactions, each written out
-    /// (smtp-sink creates a dump file before it writes the message into
-    /// it: wait until none is empty and they stay the same for 100 ms).
+    /// Wait up to `secs` for `n` dumped transactions, each complete.
+    /// smtp-sink creates a dump file at MAIL and writes it through a
+    /// buffer, which it flushes when it closes the file at the end of
+    /// DATA, before its 250: the last octet it writes is the LF of the
+    /// final dot line, so a complete dump ends with an empty line.
     pub fn wait_dumps(&self, n: usize, secs: u64) -> Vec<String> {
         wait_until(secs, || {
             let now = self.dumps();
-            if now.len() < n || now.iter().any(|d| d.is_empty()) {
-                return false;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-            self.dumps() == now
+            now.len() >= n && now.iter().all(|d| d.ends_with("\n\n"))
         });
         self.dumps()
     }

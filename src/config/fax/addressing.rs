@@ -3,8 +3,8 @@
 //! `[[fax.group]]`, or a users file named by `[fax] users`), each error
 //! at its line — in the users file's own lines for what is wrong there.
 
-use super::super::domains::Source;
-use super::super::{Config, ConfigError};
+use super::super::error::{ConfigError, Source};
+use super::super::Config;
 use faxmta_fax::dialplan::{Action, Pattern};
 use faxmta_fax::directory::Directory;
 use faxmta_fax::pattern;

@@ -7,8 +7,8 @@
 // but has nothing that uses them.
 #![cfg_attr(not(feature = "fax"), allow(dead_code))]
 
-use super::super::domains::Source;
-use super::super::{Config, ConfigError};
+use super::super::error::{ConfigError, Source};
+use super::super::Config;
 use faxmta_fax::inbound::{self, DefaultRule, DirectRule, ImageFormat, RoutingTable};
 use serde::Deserialize;
 use std::path::PathBuf;

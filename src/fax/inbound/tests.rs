@@ -88,6 +88,7 @@ async fn a_fax_the_queue_cannot_take_yet_is_kept_and_tried_again() {
         Arc::new(Metrics::new()),
         stop_rx,
     ));
+    // (The window is the test: three retries pass, none queues.)
     tokio::time::sleep(RETRY * 3).await;
     assert!(queued(&store).is_empty(), "nothing could be queued");
     // The queue recovers: the fax's mail is queued at the next retry.

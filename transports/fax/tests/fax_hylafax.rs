@@ -103,7 +103,9 @@ async fn a_job_is_submitted_queued_and_cancelled() {
         "{q}"
     );
 
-    // No modem: it waits, and our status call says so.
+    // No modem: it waits, and our status call says so. (The pause is the
+    // test: a job that went anywhere but a waiting state — done, failed —
+    // within it would show; every waiting state, Pending too, passes.)
     tokio::time::sleep(Duration::from_millis(500)).await;
     let status = engine.status(id).await.unwrap();
     assert_eq!(status.id, id);

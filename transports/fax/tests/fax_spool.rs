@@ -259,6 +259,7 @@ async fn a_half_written_fax_is_not_taken_until_complete() {
         let engine = engine.clone();
         async move { engine.receive().await }
     });
+    // (What must not happen: a half-written fax taken; only time shows it.)
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!first.is_finished(), "a half-written fax was taken");
     assert_eq!(names(&s.received), Vec::<String>::new());
@@ -291,6 +292,8 @@ async fn a_half_written_fax_is_not_taken_until_complete() {
         let engine = engine.clone();
         async move { engine.receive().await }
     });
+    // (What must not happen: a control file taken without its TIFF; only
+    // time shows it.)
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         !second.is_finished(),

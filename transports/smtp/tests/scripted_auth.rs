@@ -198,9 +198,18 @@ async fn a_refused_login_is_a_hop_error_that_quotes_the_server_only() {
     );
     let token = base64(b"\0u\0wrong-password");
     assert!(!format!("{e:?}").contains("wrong-password") && !format!("{e:?}").contains(&token));
-    // Said goodbye after the refusal.
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    assert!(seen.lock().unwrap()[0].ends_with("QUIT\r\n"));
+    // Said goodbye after the refusal (the peer records it when it reads
+    // it: wait for that, with a deadline).
+    let quit = || seen.lock().unwrap()[0].ends_with("QUIT\r\n");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !quit() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            seen.lock().unwrap()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]
@@ -221,6 +230,7 @@ async fn credentials_never_go_in_plaintext_unless_tls_is_off() {
             panic!("{policy:?}: sent credentials without TLS");
         };
         assert_eq!(e.reply.code, 451, "{e:?}");
+        // (What must not happen: AUTH arriving late; only time shows it.)
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let seen = seen.lock().unwrap()[0].clone();
         assert!(!seen.contains("AUTH"), "{policy:?}: {seen}");

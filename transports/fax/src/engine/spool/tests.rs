@@ -102,6 +102,8 @@ async fn a_job_is_a_tif_and_a_control_file_and_its_status_is_read() {
     let status = s.status.join(format!("{id}.status"));
     let writing = files::temp_name(&status);
     std::fs::write(&writing, b"result: sent\nduration: 3").unwrap();
+    // (What must not happen: the half-written status read; only time
+    // shows it.)
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!send.is_finished());
     std::fs::write(
@@ -198,6 +200,8 @@ async fn lines_bound_the_jobs_at_the_board() {
         .collect();
     for _ in 0..2 {
         let id = next_job(&s.outgoing).await;
+        // (What must not happen: a second job while the line is busy;
+        // only time shows it.)
         tokio::time::sleep(Duration::from_millis(50)).await;
         let jobs = names(&s.outgoing)
             .iter()
@@ -305,6 +309,8 @@ async fn only_complete_pairs_come_in_and_stop_ends_receive() {
         let engine = engine.clone();
         async move { engine.receive().await }
     });
+    // (What must not happen: a fax taken before its control file lands;
+    // only time shows it.)
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!recv.is_finished());
     assert_eq!(names(&s.received), Vec::<String>::new());
