@@ -682,12 +682,31 @@ pub fn strace(pid: u32, out: &Path, calls: &str) -> Child {
         .stderr(std::fs::File::create(&err).unwrap())
         .spawn()
         .expect("strace runs (scripts/test installs it)");
+    // strace attaches to the threads one by one: wait until every thread
+    // of the server is traced, or a syscall of one not yet attached is
+    // missing from the trace (a received fax's folder file, 1 run in 3).
+    let tracer = child.id().to_string();
     assert!(
-        wait_until(10, || std::fs::metadata(out).is_ok_and(|m| m.len() > 0)),
-        "strace did not attach: {}",
+        wait_until(10, || all_threads_traced_by(pid, &tracer)),
+        "strace did not attach to every thread: {}",
         std::fs::read_to_string(&err).unwrap_or_default()
     );
     child
+}
+
+/// Whether every thread of process `pid` has `tracer` as its tracer.
+fn all_threads_traced_by(pid: u32, tracer: &str) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("status")).is_ok_and(|status| {
+            status.lines().any(|l| {
+                l.strip_prefix("TracerPid:")
+                    .is_some_and(|v| v.trim() == tracer)
+            })
+        })
+    })
 }
 
 /// A tmpfs mounted for the test, unmounted when dropped.
