@@ -1,4 +1,4 @@
-//! Who may use the admin interfaces (issue 15, point 14): `GET /metrics`
+//! Who may use the admin interfaces: `GET /metrics`
 //! behind the token of `[admin] metrics_token_file` when one is set (open
 //! on loopback as before when not); the control socket is mode 0600 and
 //! checks its client's uid (SO_PEERCRED), so that `faxmta queue …` run as

@@ -373,7 +373,7 @@ fn user_commands_edit_the_file() {
     assert_eq!(dir.path().read_dir().unwrap().count(), 1);
 }
 
-/// Issue 15, point 5: 48 wrong passwords sent at once from one address
+/// 48 wrong passwords sent at once from one address
 /// (each its own connection) once all ran argon2 — RSS 18 → 955 MB —
 /// although `max_failures = 5`: the limit was checked before and counted
 /// after the verification. Now a failure is counted before: at most

@@ -1,4 +1,4 @@
-//! Backup MX (issue 4, point 3) with the real binary against real peers on
+//! Backup MX with the real binary against real peers on
 //! loopback. The test zones (tests/peers/dns.py) give each domain a
 //! primary at 127.0.0.2 (preference 10) and faxmta at preference 20 —
 //! `mx.example.test`, faxmta's hostname, with an A record for 127.0.0.1 —

@@ -1,4 +1,4 @@
-//! A full disk, with the queue on a small tmpfs (issue 8, item 2): new
+//! A full disk, with the queue on a small tmpfs: new
 //! mail gets 452 4.3.1 — before anything is written while less than
 //! `[queue] min_free` is free, and from the failed write when the disk
 //! really fills —, nothing acknowledged is lost (a kill -9 included), and

@@ -1,4 +1,4 @@
-//! The disk reserve (`[queue] min_free`, issue 15, point 10) on the HTTP
+//! The disk reserve (`[queue] min_free`) on the HTTP
 //! fax API, with the queue on a small tmpfs as in tests/disk_full.rs:
 //! while less than the reserve (plus the request's size and half again)
 //! is free on the queue's filesystem, `sendfax` answers `507 QUEUE_FULL`

@@ -1,4 +1,4 @@
-//! ETRN (issue 4, points 4 and 5; RFC 1985) with the real binary against
+//! ETRN (RFC 1985) with the real binary against
 //! real peers on loopback. The ISP side: faxmta holds the mail of a
 //! `kind = "etrn"` domain — accepted from anyone, not attempted, shown in
 //! `queue list` as held for ETRN — until a client in the domain's

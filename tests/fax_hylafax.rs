@@ -109,7 +109,7 @@ fn a_mail_becomes_a_hylafax_job_and_a_killed_job_is_retried() {
     rt.block_on(operator.cancel(2)).unwrap();
 }
 
-/// Issue 15 point 9: a fax in HylaFAX's receive queue is fetched into
+/// A fax in HylaFAX's receive queue is fetched into
 /// `received` — written, fsynced, renamed, and the directory fsynced —
 /// before faxmta deletes it at the server (`DELE recvq/…`) or notes it
 /// as taken.

@@ -320,7 +320,7 @@ fn zero_retention_deletes_an_image_once_its_mail_is_delivered() {
     assert!(tifs(&store).is_empty(), "{:?}", tifs(&store));
 }
 
-/// The disk reserve (issue 15, point 10): while less than `[queue]
+/// The disk reserve: while less than `[queue]
 /// min_free` is free, a received fax is not queued and not acknowledged
 /// — it stays with the engine (its hand-over record stays) and is tried
 /// again; with room (here: at the next start) it is routed.
@@ -370,7 +370,7 @@ fn below_the_disk_reserve_a_received_fax_stays_with_the_engine() {
     );
 }
 
-/// Issue 15 point 9: a received fax handed on to a folder and moved into
+/// A received fax handed on to a folder and moved into
 /// the store is on disk — each file fsynced, and each directory that got
 /// a new name — before the engine removes its source (the simulated
 /// engine's record, as the spool engine's board files or HylaFAX's DELE).

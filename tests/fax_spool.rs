@@ -170,7 +170,7 @@ fn a_mail_goes_through_the_board_and_the_sender_hears() {
     assert!(left.is_empty(), "{left:?}");
 }
 
-/// Issue 15 point 9: a fax the board left in `incoming` is linked into
+/// A fax the board left in `incoming` is linked into
 /// `received`, and that name is fsynced (the directory) before the
 /// board's pair is removed at the acknowledgement.
 #[test]

@@ -1,5 +1,4 @@
-//! CRLF injection through the sources that are not SMTP (issue 15,
-//! point 4): a `<Sender email>` of the HTTP fax API with `&#13;&#10;`
+//! CRLF injection through the sources that are not SMTP: a `<Sender email>` of the HTTP fax API with `&#13;&#10;`
 //! in it once became a `RCPT TO` line of its own at the next hop. Every
 //! address that enters the queue from outside an SMTP session is now
 //! checked by the RFC 5321 path grammar: the API answers `400

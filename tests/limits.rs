@@ -174,7 +174,7 @@ fn messages_recipients_and_errors_per_session() {
     }
 }
 
-/// Issue 15, point 5: an IPv6 client counts per /64 (unit test:
+/// An IPv6 client counts per /64 (unit test:
 /// src/policy/limits.rs, `ipv6_clients_count_per_64`); over ::1 (the one
 /// IPv6 address loopback has) the limit holds, and the refusal names the
 /// client's own address, not its /64.

@@ -976,7 +976,7 @@ fn metrics_count_what_happened() {
     }
 }
 
-/// Relay-to-host (issue 4): a `kind = "relay"` domain goes to its
+/// Relay-to-host: a `kind = "relay"` domain goes to its
 /// configured host even though DNS names another MX, and it is accepted
 /// from a client that may not relay, because the domain is ours.
 #[test]

@@ -389,7 +389,7 @@ fn a_from_header_is_no_proof_a_dkim_signature_of_its_domain_is() {
     );
 }
 
-/// The disk reserve (issue 15, point 10): while less than `[queue]
+/// The disk reserve: while less than `[queue]
 /// min_free` is free, the gateway fetches nothing into the queue — the
 /// mail stays on the POP3 server, poll after poll — and takes it once
 /// there is room (here: after a restart with a smaller reserve).

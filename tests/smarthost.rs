@@ -1,4 +1,4 @@
-//! The smart host (issue 4, point 1) with the real binary against a real
+//! The smart host with the real binary against a real
 //! peer on loopback: a private Postfix that, like an ISP's submission
 //! server, offers AUTH only after STARTTLS and lets only authenticated
 //! clients send (tests/peers: `Postfix::start_smarthost`, SASL checked by
@@ -392,7 +392,7 @@ fn as_nobody(config: &std::path::Path, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn only_serve_needs_the_password_file() {
-    // Issue 14: every command read the smart host's password file, so an
+    // Every command read the smart host's password file, so an
     // administrator who may not read it could not even list the queue.
     let (pw, auth) = password_file(PASSWORD);
     let file = pw.path().join("smarthost.password");
