@@ -16,6 +16,7 @@ pub mod fax;
 pub mod policy;
 pub mod pop3;
 mod sections;
+pub mod users;
 mod values;
 pub use dkim::DkimConfig;
 pub use domains::{DomainConfig, DomainKind, SmarthostConfig};

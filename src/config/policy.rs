@@ -163,7 +163,7 @@ impl Default for SmtpAuthConfig {
 /// user add` makes it), then validate `[[dkim]]` and read each key file.
 pub(super) fn load(config: &mut Config, src: &Source<'_>) -> Result<(), ConfigError> {
     if let Some(path) = &config.auth.users_file {
-        if let Err(e) = crate::policy::users::load(path) {
+        if let Err(e) = super::users::load(path) {
             let at = format!("\"{}\"", path.display());
             return Err(src.fail(&[&at, "users_file"], e));
         }

@@ -8,109 +8,17 @@
 //! list, a user whose name is an address may send as any address in its
 //! domain; any other user only with the null sender (or with `[auth]
 //! any_sender = true`). `faxmta user add|passwd|del` edits it
-//! (src/user_cli.rs); the server rereads it when it changes.
+//! (src/cli/user.rs); the server rereads it when it changes. The file
+//! itself (its format, reading it) is src/config/users.rs, so that the
+//! configuration checks it without this module.
 
+pub use crate::config::users::{load, parse, valid_name, valid_sender, User};
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, SaltString};
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
-
-/// One user of the users file.
-#[derive(Clone, PartialEq, Eq)]
-pub struct User {
-    pub name: String,
-    /// argon2 PHC string (`$argon2id$v=19$m=…`).
-    pub hash: String,
-    /// Allowed envelope senders: addresses and `@domain`s, lower case.
-    pub senders: Vec<String>,
-}
-
-impl std::fmt::Debug for User {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "User({}, senders {:?})", self.name, self.senders)
-    }
-}
-
-/// Whether `name` can be a user name: printable, no `:`, no white space,
-/// at most 255 octets.
-pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 255
-        && !name
-            .chars()
-            .any(|c| c == ':' || c.is_whitespace() || c.is_control())
-}
-
-/// Whether `entry` can be in a sender list: `@domain` or an address.
-pub fn valid_sender(entry: &str) -> bool {
-    match entry.rsplit_once('@') {
-        Some((local, domain)) => {
-            !domain.is_empty()
-                && !entry.contains([',', ':'])
-                && !entry.chars().any(|c| c.is_whitespace() || c.is_control())
-                && (local.is_empty() || !local.starts_with('@'))
-        }
-        None => false,
-    }
-}
-
-/// Parse the users file; `Err` names the line.
-pub fn parse(text: &str) -> Result<Vec<User>, String> {
-    let mut users: Vec<User> = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let at = n + 1;
-        let mut fields = line.splitn(3, ':');
-        let name = fields.next().unwrap_or_default();
-        let Some(hash) = fields.next() else {
-            return Err(format!("line {at}: expected NAME:HASH[:SENDERS]"));
-        };
-        if !valid_name(name) {
-            return Err(format!("line {at}: expected NAME:HASH[:SENDERS]"));
-        }
-        if PasswordHash::new(hash).is_err() {
-            return Err(format!(
-                "line {at}: user {name}: the password is not an argon2 hash (use faxmta user passwd)"
-            ));
-        }
-        let senders: Vec<String> = fields
-            .next()
-            .unwrap_or_default()
-            .split(',')
-            .map(|s| s.trim().to_lowercase())
-            .filter(|s| !s.is_empty())
-            .collect();
-        if let Some(bad) = senders.iter().find(|s| !valid_sender(s)) {
-            return Err(format!(
-                "line {at}: user {name}: sender {bad:?} is neither an address nor @domain"
-            ));
-        }
-        if users.iter().any(|u| u.name.eq_ignore_ascii_case(name)) {
-            return Err(format!("line {at}: user {name} is listed twice"));
-        }
-        users.push(User {
-            name: name.to_string(),
-            hash: hash.to_string(),
-            senders,
-        });
-    }
-    Ok(users)
-}
-
-/// Read and parse the users file; a file that does not exist has no
-/// users.
-pub fn load(path: &Path) -> Result<Vec<User>, String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse(&text).map_err(|e| format!("users file {}: {e}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(format!("cannot read users file {}: {e}", path.display())),
-    }
-}
 
 /// An argon2id hash of `password` (PHC string, random salt).
 pub fn hash_password(password: &str) -> Result<String, String> {
