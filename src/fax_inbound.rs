@@ -414,7 +414,9 @@ async fn enqueue(
     to: &[String],
     body: String,
 ) -> Result<String, String> {
-    let message = NewMessage::local(&sender(config), to, &config.hostname, body.as_bytes());
+    let mut message = NewMessage::local(&sender(config), to, &config.hostname, body.as_bytes());
+    // Marked, so that a failure of it is remembered (zero retention).
+    message.client.protocol = crate::fax_retention::PROTOCOL.into();
     crate::server::path::check_message(&message)
         .map_err(|e| format!("cannot queue the received fax mail: {e}"))?;
     let id = store.new_id().map_err(|e| format!("cannot queue: {e}"))?;
@@ -533,6 +535,10 @@ mod tests {
         }
         assert_eq!(mails.len(), 1, "one mail for alice");
         assert_eq!(mails[0].0, ["alice@example.test"]);
+        // Marked as made from a received fax: a failure of it is
+        // remembered for zero retention (and no other mail's is).
+        let listed = store.list().unwrap();
+        assert_eq!(listed[0].client.protocol, crate::fax_retention::PROTOCOL);
         let _ = stop_tx.send(true);
         task.await.unwrap();
     }
