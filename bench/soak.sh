@@ -224,8 +224,8 @@ awk -F, -v half="$((END_LOAD / 2))" '
     }' "$TMP/samples.csv"
 echo "load generators:"
 grep -hs "^chaos:" "$TMP"/chaos.*.log | sed 's/^/  /' || true
-grep -c "status=sent" "$TMP/faxmta.log" | sed 's/^/  deliveries (status=sent): /'
-grep -c "status=deferred" "$TMP/faxmta.log" | sed 's/^/  deferrals: /'
+grep -c "status=sent" "$TMP/faxmta.log" | sed 's/^/  deliveries (status=sent): /' || true
+grep -c "status=deferred" "$TMP/faxmta.log" | sed 's/^/  deferrals: /' || true
 grep -c "status=bounced\|status=expired" "$TMP/faxmta.log" | sed 's/^/  bounced or expired: /' || true
 grep -c "panicked" "$TMP/faxmta.log" | sed 's/^/  panics in the log: /' || true
 echo "  clean exit on SIGTERM: $CLEAN"

@@ -3,7 +3,7 @@
 from a heaptrack recording (bench/lib/heaptrack-serve.sh).
 
     zstd -dc ht.zst > ht.txt
-    python3 bench/lib/heap_growth.py ht.txt STEP [PREFIXES] [ROWS]
+    python3 bench/lib/heap_growth.py ht.txt STEP [PREFIXES] [ROWS] [END]
 
 Reads heaptrack's interpreted trace (file format 3: `+`/`-` allocation
 and free of an allocation-info index, `a` size and trace, `t` trace
@@ -13,7 +13,8 @@ grouped by the innermost frame whose function starts with one of
 PREFIXES (comma-separated; default `sled::,crossbeam,faxmta`), and prints
 the ROWS groups (default 20) whose size changes fastest: a least-squares
 slope in KiB/min over the last two thirds of the recording, then the
-size in KiB at every other step. A leak is a group that rises steadily;
+size in KiB at every other step. END (seconds) stops reading there: the
+end of the load, before the shutdown frees everything. A leak is a group that rises steadily;
 a cache or a buffer comes and goes.
 """
 import re
@@ -27,6 +28,7 @@ def main():
     path, step = sys.argv[1], float(sys.argv[2]) * 1000
     prefixes = tuple((sys.argv[3] if len(sys.argv) > 3 else "sled::,crossbeam,faxmta").split(","))
     rows = int(sys.argv[4]) if len(sys.argv) > 4 else 20
+    end = float(sys.argv[5]) * 1000 if len(sys.argv) > 5 else float("inf")
     strings, ips, traces, allocs = [None], [None], [None], []
     live = defaultdict(int)
     snaps = []
@@ -70,6 +72,8 @@ def main():
                 live[int(line[2:], 16)] -= 1
             elif k == "c":
                 now = int(line[2:], 16)
+                if now > end:
+                    break
                 if now >= next_at:
                     snapshot(now)
                     next_at += step
