@@ -32,6 +32,11 @@
 # Environment (all optional): FAXMTA_BIN, DURATION=1800, SAMPLE=15,
 # SCALE=1 (load multiplier: smtp-source sessions and chaos clients),
 # CHAOS (chaos clients; default SCALE; 0: only good mail),
+# CHAOS_KINDS (a comma-separated subset of chaos.py's kinds: mail,
+# slowloris, drop-data, garbage, pipelined, abort; default all),
+# CHAOS_DOMAINS (the domains chaos.py mails, space-separated; default
+# "reject.test down.test silent.test drop.test busy.test nodns.test"),
+# MALLOC_ARENA_MAX and other allocator settings pass through to faxmta,
 # QUEUE_CACHE ([queue] cache, e.g. 4M: sled's page cache, to tell a full
 # cache from a leak),
 # BENCH_DIR (parent of the temp dir), KEEP=1 (keep it: logs, samples.csv).
@@ -171,10 +176,11 @@ PIDS+=($!)
 "$SMTP_SOURCE" -s $((2 * SCALE)) -w 1 -m 100000000 -f load@soak.test -t u@soak.test \
     "127.0.0.1:$FX_PORT" >"$TMP/source.local.log" 2>&1 &
 PIDS+=($!)
+read -r -a CHAOS_DOMAIN_LIST <<<"${CHAOS_DOMAINS:-reject.test down.test silent.test drop.test busy.test nodns.test}"
 CHAOS_PIDS=()
 for ((c = 0; c < ${CHAOS:-$SCALE}; c++)); do
     python3 "$REPO/bench/lib/chaos.py" 127.0.0.1 "$FX_PORT" "$DURATION" load@soak.test \
-        reject.test down.test silent.test drop.test busy.test nodns.test >"$TMP/chaos.$c.log" 2>&1 &
+        "${CHAOS_DOMAIN_LIST[@]}" >"$TMP/chaos.$c.log" 2>&1 &
     CHAOS_PIDS+=($!)
     PIDS+=($!)
 done
@@ -218,8 +224,8 @@ awk -F, -v half="$((END_LOAD / 2))" '
     }' "$TMP/samples.csv"
 echo "load generators:"
 grep -hs "^chaos:" "$TMP"/chaos.*.log | sed 's/^/  /' || true
-grep -c "status=sent" "$TMP/faxmta.log" | sed 's/^/  deliveries (status=sent): /'
-grep -c "status=deferred" "$TMP/faxmta.log" | sed 's/^/  deferrals: /'
+grep -c "status=sent" "$TMP/faxmta.log" | sed 's/^/  deliveries (status=sent): /' || true
+grep -c "status=deferred" "$TMP/faxmta.log" | sed 's/^/  deferrals: /' || true
 grep -c "status=bounced\|status=expired" "$TMP/faxmta.log" | sed 's/^/  bounced or expired: /' || true
 grep -c "panicked" "$TMP/faxmta.log" | sed 's/^/  panics in the log: /' || true
 echo "  clean exit on SIGTERM: $CLEAN"

@@ -415,6 +415,8 @@ impl Scheduler {
 
 mod destinations;
 mod notify;
+#[cfg_attr(not(feature = "fax"), allow(unused_imports))] // used by src/fax/
+pub use notify::RECEIVED_FAX_PROTOCOL;
 mod record;
 use destinations::{Destinations, Taken};
 #[cfg(test)]

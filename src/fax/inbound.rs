@@ -414,7 +414,9 @@ async fn enqueue(
     to: &[String],
     body: String,
 ) -> Result<String, String> {
-    let message = NewMessage::local(&sender(config), to, &config.hostname, body.as_bytes());
+    let mut message = NewMessage::local(&sender(config), to, &config.hostname, body.as_bytes());
+    // Marked, so that a failure of it is remembered (zero retention).
+    message.client.protocol = crate::fax::retention::PROTOCOL.into();
     crate::server::path::check_message(&message)
         .map_err(|e| format!("cannot queue the received fax mail: {e}"))?;
     let id = store.new_id().map_err(|e| format!("cannot queue: {e}"))?;

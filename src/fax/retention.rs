@@ -11,7 +11,11 @@
 //! without that record (nothing was routed) waits for the 7 days. A mail
 //! leaves the queue when each recipient was delivered or failed for good;
 //! an image whose mail had a failure is not "delivered" and waits for the
-//! 7 days (the queue remembers failed messages for 30 days).
+//! 7 days (the queue remembers failed messages for 30 days). Only mails
+//! made from a received fax are remembered so — they are queued with the
+//! client protocol [`PROTOCOL`] —: one record for every bounced mail of
+//! an MTA would fill memory (sled keeps ~250 bytes a record resident;
+//! docs/reliability.md, the long soak).
 //!
 //! The purge runs on start and hourly; each deletion is logged as `fax
 //! image X deleted (retention N days)` and counted in
@@ -32,6 +36,8 @@ const INTERVAL: Duration = Duration::from_secs(3600);
 const DAY: u64 = 86_400;
 /// The suffix of the record of queue ids next to an image.
 const RECORD: &str = "queue";
+/// The client protocol of the mails made from a received fax.
+pub use crate::scheduler::RECEIVED_FAX_PROTOCOL as PROTOCOL;
 
 /// Remember which queued mails carry `image` (for zero retention).
 pub fn record(image: &Path, ids: &[String]) -> Result<(), String> {

@@ -5,6 +5,11 @@ use super::Scheduler;
 use crate::reports::{build_fax_report, build_report, Report, ReportItem, ReportKind};
 use faxmta_queue::{Envelope, FaxRecord, RcptState};
 
+/// The client protocol of the mails made from a received fax (the
+/// envelope's `client.protocol`): the scheduler remembers a failure of
+/// these, and only of these, for zero retention.
+pub const RECEIVED_FAX_PROTOCOL: &str = "fax";
+
 /// How long finished faxes stay in `faxmta fax status`.
 const FAX_HISTORY: u64 = 30 * 86_400;
 
@@ -147,13 +152,17 @@ impl Scheduler {
     }
 
     /// Keep the fax recipients of `env` that just ended (sent or failed)
-    /// in the fax history, note a message with a recipient that just
-    /// failed (fax images' zero retention), and forget old records.
+    /// in the fax history, note a mail made from a received fax with a
+    /// recipient that just failed (fax images' zero retention), and
+    /// forget old records. Other mail's failures are not noted: a record
+    /// for every bounce would grow the queue database's resident memory
+    /// by ~250 bytes a bounce for 30 days.
     pub(super) fn remember_faxes(&self, env: &Envelope, now: u64) {
-        if env
-            .recipients
-            .iter()
-            .any(|r| r.state == RcptState::Failed && r.last_attempt == now)
+        if env.client.protocol == RECEIVED_FAX_PROTOCOL
+            && env
+                .recipients
+                .iter()
+                .any(|r| r.state == RcptState::Failed && r.last_attempt == now)
         {
             if let Err(e) = self.store.record_failure(&env.id, now) {
                 tracing::warn!("{}: cannot record the failure: {e}", env.id);

@@ -350,3 +350,72 @@ async fn a_delivery_longer_than_its_lease_is_not_started_twice() {
     task.await.unwrap();
     assert_eq!(lock(&slow.0)["u@slow.example"], 1, "delivered twice");
 }
+
+/// A transport that refuses every recipient for good (550).
+struct Refusing;
+
+#[async_trait::async_trait]
+impl Transport for Refusing {
+    fn name(&self) -> &'static str {
+        "smtp"
+    }
+    async fn deliver(&self, job: Job<'_>) -> Vec<Outcome> {
+        job.recipients
+            .iter()
+            .map(|r| {
+                Outcome::local(
+                    r.index,
+                    Status::Failed,
+                    "test",
+                    Reply::new(550, "5.1.1", "no such user"),
+                )
+            })
+            .collect()
+    }
+}
+
+/// The long soak: a record of every failed message
+/// kept 30 days grew the resident memory without bound under bounces.
+/// Only a mail made from a received fax (zero retention needs it) is
+/// remembered when it fails; a bounced SMTP mail is not.
+#[tokio::test]
+async fn only_failed_received_fax_mail_is_remembered() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let config = Config::parse(std::path::Path::new("t.toml"), "hostname = \"mx.test\"\n").unwrap();
+    let scheduler = scheduler(&store, &config, Arc::new(Refusing), 2, 2);
+    let mut ids = Vec::new();
+    for protocol in ["ESMTP", crate::fax::retention::PROTOCOL] {
+        let mut msg = NewMessage {
+            sender: String::new(),
+            recipients: vec![NewRecipient::new("u@gone.example")],
+            ..Default::default()
+        };
+        msg.client.protocol = protocol.into();
+        let id = store.new_id().unwrap();
+        store
+            .enqueue(id.clone(), msg, b"Subject: x\r\n\r\nx\r\n")
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(scheduler.run(stop_rx, Duration::from_secs(5)));
+    for _ in 0..200 {
+        if store.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop_tx.send(true);
+    task.await.unwrap();
+    assert!(store.is_empty(), "both failed and left the queue");
+    assert!(
+        !store.had_failure(&ids[0]).unwrap(),
+        "a bounced SMTP mail is not remembered"
+    );
+    assert!(
+        store.had_failure(&ids[1]).unwrap(),
+        "a failed received-fax mail is remembered (zero retention)"
+    );
+}

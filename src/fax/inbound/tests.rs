@@ -104,6 +104,10 @@ async fn a_fax_the_queue_cannot_take_yet_is_kept_and_tried_again() {
     }
     assert_eq!(mails.len(), 1, "one mail for alice");
     assert_eq!(mails[0].0, ["alice@example.test"]);
+    // Marked as made from a received fax: a failure of it is
+    // remembered for zero retention (and no other mail's is).
+    let listed = store.list().unwrap();
+    assert_eq!(listed[0].client.protocol, crate::fax::retention::PROTOCOL);
     let _ = stop_tx.send(true);
     task.await.unwrap();
 }
