@@ -56,6 +56,14 @@ impl Transport for Counting {
     }
 }
 
+/// One outcome per recipient of `job`: `status` with `reply`.
+fn every(job: &Job<'_>, status: Status, reply: Reply) -> Vec<Outcome> {
+    job.recipients
+        .iter()
+        .map(|r| Outcome::local(r.index, status, "test", reply.clone()))
+        .collect()
+}
+
 /// A scheduler over `store` whose every transport is `transport`.
 fn scheduler(
     store: &Store,
@@ -154,18 +162,10 @@ impl Transport for Recording {
         "smtp"
     }
     async fn deliver(&self, job: Job<'_>) -> Vec<Outcome> {
-        job.recipients
-            .iter()
-            .map(|r| {
-                lock(&self.0).push(r.address.clone());
-                Outcome::local(
-                    r.index,
-                    Status::Delivered,
-                    "test",
-                    Reply::new(250, "2.0.0", "ok"),
-                )
-            })
-            .collect()
+        for r in job.recipients {
+            lock(&self.0).push(r.address.clone());
+        }
+        every(&job, Status::Delivered, Reply::new(250, "2.0.0", "ok"))
     }
 }
 
@@ -304,17 +304,7 @@ impl Transport for Slow {
             *lock(&self.0).entry(r.address.clone()).or_default() += 1;
         }
         tokio::time::sleep(Duration::from_millis(2500)).await;
-        job.recipients
-            .iter()
-            .map(|r| {
-                Outcome::local(
-                    r.index,
-                    Status::Delivered,
-                    "test",
-                    Reply::new(250, "2.0.0", "ok"),
-                )
-            })
-            .collect()
+        every(&job, Status::Delivered, Reply::new(250, "2.0.0", "ok"))
     }
 }
 
@@ -360,17 +350,11 @@ impl Transport for Refusing {
         "smtp"
     }
     async fn deliver(&self, job: Job<'_>) -> Vec<Outcome> {
-        job.recipients
-            .iter()
-            .map(|r| {
-                Outcome::local(
-                    r.index,
-                    Status::Failed,
-                    "test",
-                    Reply::new(550, "5.1.1", "no such user"),
-                )
-            })
-            .collect()
+        every(
+            &job,
+            Status::Failed,
+            Reply::new(550, "5.1.1", "no such user"),
+        )
     }
 }
 
