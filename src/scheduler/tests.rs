@@ -403,3 +403,58 @@ async fn only_failed_received_fax_mail_is_remembered() {
         "a failed received-fax mail is remembered (zero retention)"
     );
 }
+
+/// A next hop whose kind has no transport in the table (a build without
+/// it) defers its recipients with the reason: nothing is lost, nothing
+/// bounced.
+#[tokio::test]
+async fn a_hop_without_a_transport_defers_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let config = Config::parse(std::path::Path::new("t.toml"), "hostname = \"mx.test\"\n").unwrap();
+    let settings = Settings {
+        retry: config.retry_policy(),
+        delay_warning: 0,
+        hostname: "mx.test".into(),
+        concurrency: 2,
+        destination_concurrency: 2,
+        fax_reports: Default::default(),
+    };
+    // Local only: the remote recipient's MX hop has no transport.
+    let mut transports = TransportTable::new();
+    transports.register(HopKind::Local, Arc::new(Refusing));
+    let scheduler = Scheduler::new(
+        store.clone(),
+        Arc::new(Router::new(&config)),
+        settings,
+        transports,
+        Arc::new(Metrics::new()),
+    );
+    let msg = NewMessage {
+        sender: "a@mx.test".into(),
+        recipients: vec![NewRecipient::new("u@remote.example")],
+        ..Default::default()
+    };
+    let id = store.new_id().unwrap();
+    store
+        .enqueue(id.clone(), msg, b"Subject: x\r\n\r\nx\r\n")
+        .await
+        .unwrap();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(scheduler.run(stop_rx, Duration::from_secs(5)));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let rcpt = loop {
+        let env = store.get(&id).unwrap().expect("still queued");
+        if env.recipients[0].attempts > 0 {
+            break env.recipients[0].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "never attempted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let _ = stop_tx.send(true);
+    task.await.unwrap();
+    assert_eq!(rcpt.state, RcptState::Deferred);
+    let reply = rcpt.last_reply.expect("the reason");
+    assert_eq!((reply.code, reply.status.as_str()), (451, "4.3.5"));
+    assert!(reply.text.contains("no smtp transport"), "{reply}");
+}

@@ -250,3 +250,25 @@ async fn broadcasts_of_the_older_form_and_unreadable_ones_are_pruned() {
     assert_eq!(store.prune_broadcasts(0x200).unwrap(), 1);
     assert_eq!(store.broadcast("B0000010000002").unwrap(), None);
 }
+
+/// A database still held a moment (as a just-dropped handle's background
+/// task holds sled's file lock) is waited for, not refused; one held for
+/// good is an error once the wait is over.
+#[test]
+fn opening_waits_for_a_lock_released_soon() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = sled::Config::new().path(dir.path()).open().unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(held);
+    });
+    let store = SledStore::open(dir.path());
+    release.join().unwrap();
+    assert!(store.is_ok(), "{:?}", store.err());
+    drop(store);
+
+    let _held = sled::Config::new().path(dir.path()).open().unwrap();
+    let started = std::time::Instant::now();
+    assert!(SledStore::open(dir.path()).is_err(), "a lock held for good");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+}
