@@ -40,6 +40,9 @@ const PIECE: usize = 256 * 1024;
 pub(crate) struct BodyFiles {
     pub dir: PathBuf,
     pub receiving: Mutex<HashSet<String>>,
+    /// Whether a body file is fsynced at its end (it is the message's
+    /// durable copy); not for a spool whose files go into a database.
+    pub durable: bool,
 }
 
 /// A body file being written; see the module documentation.
@@ -64,6 +67,15 @@ impl BodyFiles {
         BodyFiles {
             dir,
             receiving: Mutex::new(HashSet::new()),
+            durable: true,
+        }
+    }
+
+    /// Files of a spool: bodies on their way into a database, not synced.
+    pub fn spool(dir: PathBuf) -> BodyFiles {
+        BodyFiles {
+            durable: false,
+            ..BodyFiles::new(dir)
         }
     }
 
@@ -107,6 +119,11 @@ impl BodyWriter {
     /// The queue id the body is for.
     pub fn id(&self) -> &QueueId {
         &self.id
+    }
+
+    /// The file the body is written to.
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.path
     }
 
     /// Octets taken so far (written or gathered).
@@ -220,6 +237,7 @@ struct Piece {
     written: u64,
     reserve: u64,
     dir: PathBuf,
+    durable: bool,
     result: Result<(), QueueError>,
     path: PathBuf,
 }
@@ -236,6 +254,7 @@ impl Piece {
             written: w.written,
             reserve: w.reserve,
             dir: w.files.dir.clone(),
+            durable: w.files.durable,
             result: Ok(()),
             path: w.path.clone(),
         })
@@ -256,7 +275,7 @@ impl Piece {
             }
         }
         let io = self.file.write_all(&self.buf).and_then(|()| {
-            if last {
+            if last && self.durable {
                 self.file.sync_all()
             } else {
                 Ok(())

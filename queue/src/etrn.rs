@@ -3,7 +3,7 @@
 //! ([`crate::QueueStore::etrn_start`]: how many messages wait, at once)
 //! and [`EtrnStart::release`] does the second, after the answer.
 
-use crate::envelope::QueueId;
+use crate::envelope::{Envelope, Etrn, QueueId};
 
 /// What an ETRN release did, counted in messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,4 +64,40 @@ pub(crate) fn domain_of(address: &str) -> Option<String> {
     address
         .rsplit_once('@')
         .map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase())
+}
+
+/// A message's marks: `(domain, some recipient there is held)`, one per
+/// domain, lower case — what the ETRN index of a backend keeps of it.
+pub(crate) type Marks = Vec<(String, bool)>;
+
+/// The marks of recipients given as `(address, etrn, active)`.
+pub(crate) fn marks<'a>(rcpts: impl Iterator<Item = (&'a str, Option<Etrn>, bool)>) -> Marks {
+    let mut out: Marks = Vec::new();
+    for (address, etrn, active) in rcpts {
+        let (Some(etrn), true) = (etrn, active) else {
+            continue;
+        };
+        let Some(domain) = domain_of(address) else {
+            continue;
+        };
+        let held = etrn == Etrn::Held;
+        match out.iter_mut().find(|(d, _)| *d == domain) {
+            Some((_, h)) => *h |= held,
+            None => out.push((domain, held)),
+        }
+    }
+    out
+}
+
+/// The marks of an envelope (none while the administrator holds it:
+/// ETRN does not release such a message).
+pub(crate) fn envelope_marks(env: &Envelope) -> Marks {
+    if env.held {
+        return Vec::new();
+    }
+    marks(
+        env.recipients
+            .iter()
+            .map(|r| (r.address.as_str(), r.etrn, r.state.is_active())),
+    )
 }

@@ -9,14 +9,15 @@
 //!
 //! The store is a trait, [`QueueStore`] (`store.rs`, which says what every
 //! backend promises); callers hold a [`Store`], a shared handle on one.
-//! sled is the one backend today (`sled/`); a test suite every backend
-//! runs is in `tests/`.
+//! sled is the embedded default (`sled/`); PostgreSQL (`postgres/`) lets
+//! several nodes share one queue. A test suite every backend runs is in
+//! `tests/`.
 //!
 //! Layers, bottom up (no file imports from a layer above its own; a unit
 //! test checks it): `error`, `lock`, `time`, `envelope`, `retry`; then
 //! `space`, `body`, `listing`, `history`, `broadcast`, `etrn`; then
 //! `store` (the trait); then `admin` (operations written over the trait);
-//! then the backends (`sled`).
+//! then the backends (`sled`, `postgres`).
 //!
 //! This crate does no networking and knows nothing of transports.
 
@@ -29,6 +30,7 @@ mod etrn;
 mod history;
 mod listing;
 mod lock;
+pub mod postgres;
 mod retry;
 pub mod sled;
 mod space;
@@ -37,6 +39,7 @@ mod store;
 mod tests;
 mod time;
 
+pub use self::postgres::{PgSettings, PgStore};
 pub use self::sled::{SledStore, DEFAULT_CACHE};
 pub use body::BodyWriter;
 pub use broadcast::{broadcast_id, split_transaction, BroadcastEntry};

@@ -8,13 +8,10 @@
 //! recipient in that domain whose `etrn` mark is set; the entry says
 //! whether one of them is still held.
 
-use crate::envelope::{Envelope, Etrn, QueueId};
-use crate::etrn::{domain_of, Pending};
+use crate::envelope::QueueId;
+pub(crate) use crate::etrn::{envelope_marks, marks, Marks};
+use crate::etrn::Pending;
 use std::collections::{HashMap, HashSet};
-
-/// A message's marks: `(domain, some recipient there is held)`, one per
-/// domain, lower case.
-pub(crate) type Marks = Vec<(String, bool)>;
 
 #[derive(Default)]
 pub(crate) struct EtrnIndex {
@@ -24,38 +21,6 @@ pub(crate) struct EtrnIndex {
     /// ETRN meanwhile finds them under way, not waiting. A message
     /// leaves the set at its next change.
     releasing: HashSet<QueueId>,
-}
-
-/// The marks of recipients given as `(address, etrn, active)`.
-pub(crate) fn marks<'a>(rcpts: impl Iterator<Item = (&'a str, Option<Etrn>, bool)>) -> Marks {
-    let mut out: Marks = Vec::new();
-    for (address, etrn, active) in rcpts {
-        let (Some(etrn), true) = (etrn, active) else {
-            continue;
-        };
-        let Some(domain) = domain_of(address) else {
-            continue;
-        };
-        let held = etrn == Etrn::Held;
-        match out.iter_mut().find(|(d, _)| *d == domain) {
-            Some((_, h)) => *h |= held,
-            None => out.push((domain, held)),
-        }
-    }
-    out
-}
-
-/// The marks of an envelope (none while the administrator holds it:
-/// ETRN does not release such a message).
-pub(crate) fn envelope_marks(env: &Envelope) -> Marks {
-    if env.held {
-        return Vec::new();
-    }
-    marks(
-        env.recipients
-            .iter()
-            .map(|r| (r.address.as_str(), r.etrn, r.state.is_active())),
-    )
 }
 
 impl EtrnIndex {
@@ -114,6 +79,7 @@ impl EtrnIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::envelope::Etrn;
 
     #[test]
     fn domains_collect_their_messages_and_forget_them() {

@@ -3,7 +3,9 @@
 //! under test through [`Backend::open`] (as often as it likes: opening
 //! again finds what was committed before), and [`backend_tests!`] makes
 //! one `#[test]` per test and backend. A new backend adds one line at
-//! the bottom: `backend_tests!(name, |dir| Store::new(…))`.
+//! the bottom: `backend_tests!(name, |dir| Store::new(…))`, with a third
+//! argument when the backend needs a peer started first (PostgreSQL: a
+//! private instance, `pg.rs`).
 //!
 //! Tests of what one backend does inside (sled's files, its reopening
 //! after a write error) are beside it (`sled/tests.rs`).
@@ -11,6 +13,7 @@
 mod admin;
 mod cycles;
 mod enqueue;
+mod pg;
 mod records;
 mod schedule;
 
@@ -27,10 +30,15 @@ use std::path::Path;
 /// Opens the store under test on a directory.
 pub(crate) type Opener = fn(&Path) -> Store;
 
+/// Starts what the backend needs (a database server) for a test on a
+/// directory; what it returns lives as long as the test.
+pub(crate) type Setup = fn(&Path) -> Box<dyn std::any::Any + Send>;
+
 /// The backend under test, on a fresh directory.
 pub(crate) struct Backend {
-    pub dir: tempfile::TempDir,
     open: Opener,
+    _peer: Option<Box<dyn std::any::Any + Send>>,
+    pub dir: tempfile::TempDir,
 }
 
 impl Backend {
@@ -42,13 +50,15 @@ impl Backend {
 
 /// Run one test on a runtime of its own (two worker threads: the
 /// blocking calls of the store meet an async caller as in the server).
-pub(crate) fn run<F, Fut>(open: Opener, test: F)
+pub(crate) fn run<F, Fut>(open: Opener, setup: Option<Setup>, test: F)
 where
     F: FnOnce(Backend) -> Fut,
     Fut: Future<Output = ()>,
 {
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let backend = Backend {
-        dir: tempfile::tempdir().expect("a temporary directory"),
+        _peer: setup.map(|setup| setup(dir.path())),
+        dir,
         open,
     };
     tokio::runtime::Builder::new_multi_thread()
@@ -83,8 +93,11 @@ pub(crate) fn message(rcpts: &[&str]) -> NewMessage {
 /// backend that `$open` opens.
 macro_rules! backend_tests {
     ($backend:ident, $open:expr) => {
+        backend_tests!($backend, $open, None);
+    };
+    ($backend:ident, $open:expr, $setup:expr) => {
         mod $backend {
-            backend_tests!(@each $open;
+            backend_tests!(@each $open, $setup;
                 admin::hold_release_and_flush,
                 admin::flush_by_domain_wakes_only_that_domain_and_not_held_mail,
                 admin::etrn_releases_its_domains_only_and_counts_messages,
@@ -107,11 +120,11 @@ macro_rules! backend_tests {
             );
         }
     };
-    (@each $open:expr; $($module:ident :: $test:ident),* $(,)?) => {
+    (@each $open:expr, $setup:expr; $($module:ident :: $test:ident),* $(,)?) => {
         $(
             #[test]
             fn $test() {
-                $crate::tests::run($open, $crate::tests::$module::$test);
+                $crate::tests::run($open, $setup, $crate::tests::$module::$test);
             }
         )*
     };
@@ -119,3 +132,8 @@ macro_rules! backend_tests {
 
 backend_tests!(sled, |dir| crate::Store::open(dir)
     .expect("the sled store opens"));
+backend_tests!(
+    postgres,
+    crate::tests::pg::open,
+    Some(crate::tests::pg::start)
+);

@@ -1,0 +1,192 @@
+//! [`QueueStore`] for [`PgStore`]: each method is the store's own (in
+//! `commit.rs`, `write.rs`, `read.rs`, `records.rs`), or the
+//! backend-neutral operation of `crate::admin` over it.
+
+use super::PgStore;
+use crate::admin;
+use crate::body::BodyWriter;
+use crate::broadcast::BroadcastEntry;
+use crate::envelope::{Envelope, NewMessage, QueueId};
+use crate::error::QueueError;
+use crate::etrn::EtrnStart;
+use crate::history::FaxRecord;
+use crate::listing::RawEnvelopes;
+use crate::space::check_room;
+use crate::store::{Lease, QueueCounts, QueueStore};
+use std::time::Duration;
+
+#[async_trait::async_trait]
+impl QueueStore for PgStore {
+    fn new_id(&self) -> Result<QueueId, QueueError> {
+        PgStore::new_id(self)
+    }
+
+    fn check_room(&self, reserve: u64, size: u64) -> Result<(), QueueError> {
+        check_room(&self.files().dir, reserve, size)
+    }
+
+    fn begin_body(&self, id: &QueueId, reserve: u64) -> Result<BodyWriter, QueueError> {
+        self.files().begin(id, reserve)
+    }
+
+    async fn enqueue_body(
+        &self,
+        msg: NewMessage,
+        body: BodyWriter,
+        head: String,
+    ) -> Result<Envelope, QueueError> {
+        PgStore::enqueue_body(self, msg, body, head).await
+    }
+
+    fn enqueue_blocking(
+        &self,
+        id: QueueId,
+        msg: NewMessage,
+        body: &[u8],
+    ) -> Result<Envelope, QueueError> {
+        PgStore::enqueue_blocking(self, id, msg, body)
+    }
+
+    async fn sync(&self) -> Result<(), QueueError> {
+        PgStore::sync(self).await
+    }
+
+    fn sync_blocking(&self) -> Result<(), QueueError> {
+        PgStore::sync_blocking(self)
+    }
+
+    /// A database error is not kept: each call tries again (the pool
+    /// makes new connections), so there is nothing to recover.
+    fn is_broken(&self) -> bool {
+        false
+    }
+
+    fn recover(&self) -> Result<(), QueueError> {
+        Ok(())
+    }
+
+    fn get(&self, id: &str) -> Result<Option<Envelope>, QueueError> {
+        PgStore::get(self, id)
+    }
+
+    fn body(&self, id: &str) -> Result<Option<Vec<u8>>, QueueError> {
+        PgStore::body(self, id)
+    }
+
+    fn envelopes_raw(&self) -> RawEnvelopes<'_> {
+        PgStore::envelopes_raw(self)
+    }
+
+    fn due(&self, now: u64, limit: usize) -> Vec<QueueId> {
+        PgStore::due(self, now, limit)
+    }
+
+    fn next_due(&self) -> Option<u64> {
+        PgStore::next_due(self)
+    }
+
+    async fn lease_due(
+        &self,
+        now: u64,
+        limit: usize,
+        ttl: Duration,
+    ) -> Result<Vec<Lease>, QueueError> {
+        PgStore::lease_due(self, now, limit, ttl).await
+    }
+
+    async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool, QueueError> {
+        PgStore::renew_lease(self, lease, ttl).await
+    }
+
+    fn end_lease(&self, lease: Lease) {
+        PgStore::end_lease(self, lease)
+    }
+
+    fn postpone(&self, id: &str, due: u64) -> bool {
+        PgStore::postpone(self, id, due)
+    }
+
+    async fn changed(&self) {
+        self.inner.changed.notified().await
+    }
+
+    fn update_with(
+        &self,
+        id: &str,
+        change: &mut dyn FnMut(&mut Envelope),
+    ) -> Result<Option<Envelope>, QueueError> {
+        PgStore::update(self, id, change)
+    }
+
+    fn remove(&self, id: &str) -> Result<bool, QueueError> {
+        PgStore::remove(self, id)
+    }
+
+    fn hold(&self, id: &str) -> Result<bool, QueueError> {
+        admin::hold(self, id)
+    }
+
+    fn release(&self, id: &str) -> Result<bool, QueueError> {
+        admin::release(self, id)
+    }
+
+    fn flush_now(&self, id: Option<&str>) -> Result<usize, QueueError> {
+        admin::flush_now(self, id, || self.scheduled())
+    }
+
+    fn flush_domain(&self, domain: &str) -> Result<usize, QueueError> {
+        admin::flush_domain(self, domain)
+    }
+
+    fn etrn_start(&self, domains: &[String]) -> EtrnStart {
+        PgStore::etrn_start(self, domains)
+    }
+
+    fn counts(&self, now: u64) -> QueueCounts {
+        PgStore::counts(self, now)
+    }
+
+    fn len(&self) -> usize {
+        PgStore::len(self)
+    }
+
+    fn record_fax(&self, record: &FaxRecord) -> Result<(), QueueError> {
+        PgStore::record_fax(self, record)
+    }
+
+    fn fax_history(&self, limit: usize) -> Result<Vec<FaxRecord>, QueueError> {
+        PgStore::fax_history(self, limit)
+    }
+
+    fn prune_fax_history(&self, before: u64) -> Result<usize, QueueError> {
+        PgStore::prune_fax_history(self, before)
+    }
+
+    fn record_failure(&self, id: &str, now: u64) -> Result<(), QueueError> {
+        PgStore::record_failure(self, id, now)
+    }
+
+    fn had_failure(&self, id: &str) -> Result<bool, QueueError> {
+        PgStore::had_failure(self, id)
+    }
+
+    fn prune_failures(&self, before: u64) -> Result<usize, QueueError> {
+        PgStore::prune_failures(self, before)
+    }
+
+    fn record_broadcast(&self, id: &str, entries: &[BroadcastEntry]) -> Result<(), QueueError> {
+        PgStore::record_broadcast(self, id, entries)
+    }
+
+    fn remove_broadcast(&self, id: &str) -> Result<(), QueueError> {
+        PgStore::remove_broadcast(self, id)
+    }
+
+    fn broadcast(&self, id: &str) -> Result<Option<Vec<BroadcastEntry>>, QueueError> {
+        PgStore::broadcast(self, id)
+    }
+
+    fn prune_broadcasts(&self, before: u64) -> Result<usize, QueueError> {
+        PgStore::prune_broadcasts(self, before)
+    }
+}

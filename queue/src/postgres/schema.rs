@@ -1,0 +1,136 @@
+//! The queue's schema in PostgreSQL, created and migrated by faxmta
+//! itself: [`MIGRATIONS`] in order, each applied once in its own
+//! transaction and recorded in `faxmta_schema`. Nodes starting together
+//! take turns (a transaction-level advisory lock); a database migrated by
+//! a newer faxmta (a version this build does not know) is refused rather
+//! than used half-understood.
+
+use super::db_error;
+use crate::error::QueueError;
+
+/// The advisory lock key of migrations ("faxmta" in ASCII).
+const LOCK: i64 = 0x66_6178_6d74_61;
+
+/// Every migration: version, name, SQL. Never edit one that was
+/// released; add the next.
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "queue, bodies, ETRN marks, leases, fax records",
+    r#"
+CREATE TABLE queue_message (
+    id           text COLLATE "C" PRIMARY KEY,
+    envelope     bytea NOT NULL,      -- the envelope, compact JSON
+    due          bigint,              -- its next attempt as recorded (NULL: held or finished)
+    next_try     bigint,              -- the schedule: due, or later while a node postpones it
+    postponed_by text,                -- that node
+    lease_token  bigint,              -- the delivery lease, if any
+    lease_node   text,
+    lease_until  timestamptz,
+    releasing    boolean NOT NULL DEFAULT false  -- an ETRN answered for it, release pending
+);
+CREATE INDEX queue_message_schedule ON queue_message (next_try, id) WHERE next_try IS NOT NULL;
+
+CREATE TABLE queue_body (
+    id   text NOT NULL REFERENCES queue_message (id) ON DELETE CASCADE,
+    seq  integer NOT NULL,
+    data bytea NOT NULL,
+    PRIMARY KEY (id, seq)
+);
+-- Mail is mostly compressed or encoded already: store it as it is.
+ALTER TABLE queue_body ALTER COLUMN data SET STORAGE EXTERNAL;
+
+CREATE TABLE queue_etrn (
+    domain text NOT NULL,
+    id     text NOT NULL REFERENCES queue_message (id) ON DELETE CASCADE,
+    held   boolean NOT NULL,
+    PRIMARY KEY (domain, id)
+);
+CREATE INDEX queue_etrn_id ON queue_etrn (id);
+
+CREATE SEQUENCE queue_id_block;
+CREATE SEQUENCE queue_lease_token;
+
+CREATE TABLE fax_history (
+    finished  bigint NOT NULL,
+    id        text NOT NULL,
+    recipient text NOT NULL,
+    record    bytea NOT NULL,
+    PRIMARY KEY (finished, id, recipient)
+);
+
+CREATE TABLE failed_message (
+    id text PRIMARY KEY,
+    at bigint NOT NULL
+);
+
+CREATE TABLE broadcast (
+    id      text PRIMARY KEY,
+    made    bigint NOT NULL,
+    entries bytea NOT NULL
+);
+"#,
+)];
+
+/// Apply the migrations this database lacks. Returns every migration
+/// known with whether it was applied now.
+pub async fn migrate(
+    client: &mut tokio_postgres::Client,
+) -> Result<Vec<(i32, String, bool)>, QueueError> {
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| db_error("migrating the schema", e))?;
+    tx.batch_execute("SET LOCAL synchronous_commit TO on")
+        .await
+        .map_err(|e| db_error("migrating the schema", e))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])
+        .await
+        .map_err(|e| db_error("migrating the schema (lock)", e))?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS faxmta_schema (
+             version integer PRIMARY KEY,
+             name    text NOT NULL,
+             applied timestamptz NOT NULL DEFAULT now()
+         )",
+    )
+    .await
+    .map_err(|e| db_error("migrating the schema", e))?;
+    let applied: Vec<i32> = tx
+        .query("SELECT version FROM faxmta_schema ORDER BY version", &[])
+        .await
+        .map_err(|e| db_error("reading the schema version", e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let known = MIGRATIONS.last().map_or(0, |m| m.0);
+    if let Some(newer) = applied.iter().find(|v| **v > known) {
+        return Err(super::other_error(
+            "the schema",
+            format!(
+                "the database has schema version {newer}, made by a newer faxmta \
+                 (this one knows up to {known}); upgrade this node"
+            ),
+        ));
+    }
+    let mut out = Vec::new();
+    for (version, name, sql) in MIGRATIONS {
+        let now = !applied.contains(version);
+        if now {
+            tx.batch_execute(sql)
+                .await
+                .map_err(|e| db_error(&format!("applying migration {version} ({name})"), e))?;
+            tx.execute(
+                "INSERT INTO faxmta_schema (version, name) VALUES ($1, $2)",
+                &[version, name],
+            )
+            .await
+            .map_err(|e| db_error("recording a migration", e))?;
+            tracing::info!("queue database: applied migration {version} ({name})");
+        }
+        out.push((*version, name.to_string(), now));
+    }
+    tx.commit()
+        .await
+        .map_err(|e| db_error("committing the migrations", e))?;
+    Ok(out)
+}
