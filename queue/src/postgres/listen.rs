@@ -4,7 +4,7 @@
 //! scheduler. When the connection is lost it is made again, and the
 //! scheduler is woken once (it may have missed something meanwhile).
 
-use super::CHANNEL;
+use super::util::CHANNEL;
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +19,8 @@ pub(super) async fn listen_loop(config: tokio_postgres::Config, changed: Arc<Not
             Ok((client, mut conn)) => {
                 let (tx, mut rx) = mpsc::unbounded_channel::<()>();
                 let driver = tokio::spawn(async move {
-                    let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+                    let mut messages =
+                        futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
                     while let Some(message) = messages.next().await {
                         match message {
                             Ok(AsyncMessage::Notification(_)) => {
@@ -29,7 +30,9 @@ pub(super) async fn listen_loop(config: tokio_postgres::Config, changed: Arc<Not
                             }
                             Ok(_) => {}
                             Err(e) => {
-                                tracing::warn!("queue database: the listening connection failed: {e}");
+                                tracing::warn!(
+                                    "queue database: the listening connection failed: {e}"
+                                );
                                 break;
                             }
                         }

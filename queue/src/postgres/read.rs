@@ -93,7 +93,10 @@ impl PgStore {
         let rows = self.query(
             "reading the schedule",
             "SELECT id FROM queue_message WHERE next_try <= $1 ORDER BY next_try, id LIMIT $2",
-            vec![Box::new(secs(now)), Box::new(limit.min(i64::MAX as usize) as i64)],
+            vec![
+                Box::new(secs(now)),
+                Box::new(limit.min(i64::MAX as usize) as i64),
+            ],
         );
         match rows {
             Ok(rows) => rows.iter().map(|r| r.get(0)).collect(),
@@ -147,11 +150,13 @@ impl PgStore {
             vec![Box::new(secs(now))],
         );
         match rows {
-            Ok(rows) => rows.first().map_or_else(QueueCounts::default, |r| QueueCounts {
-                due: r.get::<_, i64>(0) as usize,
-                waiting: r.get::<_, i64>(1) as usize,
-                held: r.get::<_, i64>(2) as usize,
-            }),
+            Ok(rows) => rows
+                .first()
+                .map_or_else(QueueCounts::default, |r| QueueCounts {
+                    due: r.get::<_, i64>(0) as usize,
+                    waiting: r.get::<_, i64>(1) as usize,
+                    held: r.get::<_, i64>(2) as usize,
+                }),
             Err(e) => {
                 tracing::warn!("{e}");
                 QueueCounts::default()
@@ -243,7 +248,11 @@ impl PgStore {
     }
 
     /// Extend a lease still held (its token unchanged).
-    pub(super) async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool, QueueError> {
+    pub(super) async fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: Duration,
+    ) -> Result<bool, QueueError> {
         let pool = self.inner.pool.clone();
         let id = lease.id().clone();
         let token = lease.token() as i64;

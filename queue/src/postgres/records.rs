@@ -13,7 +13,12 @@ type Params = Vec<Box<dyn ToSql + Send + Sync>>;
 
 impl PgStore {
     /// One statement for a synchronous caller; the rows it changed.
-    fn change(&self, context: &'static str, sql: &'static str, params: Params) -> Result<u64, QueueError> {
+    fn change(
+        &self,
+        context: &'static str,
+        sql: &'static str,
+        params: Params,
+    ) -> Result<u64, QueueError> {
         let pool = self.inner.pool.clone();
         self.block(context, async move {
             let client = PgStore::client(&pool, context).await?;
@@ -73,7 +78,10 @@ impl PgStore {
             "recording a failure",
             "INSERT INTO failed_message (id, at) VALUES ($1, $2) \
              ON CONFLICT (id) DO UPDATE SET at = EXCLUDED.at",
-            vec![Box::new(id.to_string()), Box::new(now.min(i64::MAX as u64) as i64)],
+            vec![
+                Box::new(id.to_string()),
+                Box::new(now.min(i64::MAX as u64) as i64),
+            ],
         )?;
         Ok(())
     }

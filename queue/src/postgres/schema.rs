@@ -5,11 +5,11 @@
 //! a newer faxmta (a version this build does not know) is refused rather
 //! than used half-understood.
 
-use super::db_error;
+use super::util::db_error;
 use crate::error::QueueError;
 
 /// The advisory lock key of migrations ("faxmta" in ASCII).
-const LOCK: i64 = 0x66_6178_6d74_61;
+const LOCK: i64 = 0x6661_786d_7461;
 
 /// Every migration: version, name, SQL. Never edit one that was
 /// released; add the next.
@@ -104,7 +104,7 @@ pub async fn migrate(
         .collect();
     let known = MIGRATIONS.last().map_or(0, |m| m.0);
     if let Some(newer) = applied.iter().find(|v| **v > known) {
-        return Err(super::other_error(
+        return Err(super::util::other_error(
             "the schema",
             format!(
                 "the database has schema version {newer}, made by a newer faxmta \

@@ -3,7 +3,7 @@
 //! from them (the password from a file, never in a log line), and the
 //! local spool of bodies being received.
 
-use super::other_error;
+use super::util::other_error;
 use crate::error::QueueError;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -67,7 +67,7 @@ impl PgSettings {
             config.password(password.as_bytes());
         }
         config
-            .application_name(&format!("faxmta {}", self.node))
+            .application_name(format!("faxmta {}", self.node))
             .connect_timeout(self.connect_timeout)
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(30))

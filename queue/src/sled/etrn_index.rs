@@ -9,8 +9,8 @@
 //! whether one of them is still held.
 
 use crate::envelope::QueueId;
-pub(crate) use crate::etrn::{envelope_marks, marks, Marks};
 use crate::etrn::Pending;
+pub(crate) use crate::etrn::{envelope_marks, marks, Marks};
 use std::collections::{HashMap, HashSet};
 
 #[derive(Default)]
