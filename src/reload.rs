@@ -235,6 +235,7 @@ pub fn build(config: &Arc<Config>, shared: &Shared) -> Result<Parts, String> {
             success: config.fax.success_report,
             first_page: shared.fax_first_page.clone(),
         },
+        lease: std::time::Duration::from_secs(config.queue.lease_time.0),
     };
     let transports = crate::transports::table(config, shared.fax.clone())?;
     Ok(Parts {
@@ -278,6 +279,28 @@ fn restart_only(old: &Config, new: &Config) -> Vec<String> {
         (
             "[queue] path",
             format!("{:?}", old.queue.path) != format!("{:?}", new.queue.path),
+        ),
+        (
+            "[queue] backend, url, password_file, pool_size and node",
+            format!(
+                "{:?}",
+                (
+                    old.queue.backend,
+                    &old.queue.url,
+                    &old.queue.password_file,
+                    old.queue.pool_size,
+                    &old.queue.node
+                )
+            ) != format!(
+                "{:?}",
+                (
+                    new.queue.backend,
+                    &new.queue.url,
+                    &new.queue.password_file,
+                    new.queue.pool_size,
+                    &new.queue.node
+                )
+            ),
         ),
         (
             "[queue] concurrency and destination_concurrency",

@@ -29,11 +29,6 @@ use tokio::task::JoinSet;
 /// be read or written for it.
 const STORE_TROUBLE_PAUSE: u64 = 10;
 
-/// How long a message is leased to its delivery; the lease is renewed
-/// every third of that while the delivery runs (a fax call may last
-/// longer), and ended with it.
-const LEASE: Duration = Duration::from_secs(300);
-
 /// The scheduler's knobs, from `[queue]`.
 pub struct Settings {
     pub retry: RetryPolicy,
@@ -47,6 +42,12 @@ pub struct Settings {
     /// server).
     pub destination_concurrency: usize,
     pub fax_reports: FaxReports,
+    /// How long a delivery leases its message (`[queue] lease_time`);
+    /// the lease is renewed every third of that while the delivery runs
+    /// (a fax call may last longer) and ended with it. On a shared queue,
+    /// how long a dead node's deliveries wait before another node takes
+    /// them.
+    pub lease: Duration,
 }
 
 /// What a fax recipient's sender is told besides the usual DSN rules.
@@ -93,7 +94,7 @@ pub struct Scheduler {
     slots: Arc<Semaphore>,
     destinations: Arc<Destinations>,
     metrics: Arc<Metrics>,
-    /// How long a delivery leases its message ([`LEASE`]).
+    /// How long a delivery leases its message (`[queue] lease_time`).
     lease: Duration,
 }
 
@@ -105,13 +106,14 @@ impl Scheduler {
         transports: TransportTable,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
+        let lease = settings.lease.max(Duration::from_secs(1));
         Arc::new(Scheduler {
             metrics,
             destinations: Destinations::new(store.clone(), settings.destination_concurrency),
             store,
             slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
             plan: std::sync::RwLock::new(Arc::new(Plan::new(router, settings, transports))),
-            lease: LEASE,
+            lease,
         })
     }
 

@@ -61,11 +61,10 @@ pub fn run(path: std::path::PathBuf, config: Config) -> ExitCode {
 async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
     server::raise_open_files_limit(&config);
     let config = Arc::new(config);
-    let store = Store::open_with_cache(&config.queue.path, config.queue.cache.0)
-        .map_err(|e| e.to_string())?;
+    let store = crate::queue::open(&config, crate::queue::Opener::Server)?;
     tracing::info!(
         "queue {} opened: {} message(s)",
-        config.queue.path.display(),
+        crate::queue::describe(&config),
         store.len()
     );
 

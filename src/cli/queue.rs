@@ -6,7 +6,7 @@ use crate::admin::control::{self, Request, Response};
 use crate::config::Config;
 use chrono::TimeZone;
 use clap::Subcommand;
-use faxmta_queue::{now_unix, Envelope, RcptState, Store};
+use faxmta_queue::{now_unix, Envelope, RcptState};
 use std::process::ExitCode;
 
 #[derive(Subcommand)]
@@ -44,11 +44,16 @@ pub enum QueueAction {
         #[arg(long)]
         domain: Option<String>,
     },
+    /// Create or migrate the queue's database schema (`[queue] backend =
+    /// "postgres"`; the server also does so when it starts). Prints each
+    /// migration and whether it was applied now.
+    Migrate,
 }
 
 pub fn queue(config: &Config, action: QueueAction) -> ExitCode {
     let (request, json) = match action {
         QueueAction::List { json } => return list(config, json),
+        QueueAction::Migrate => return migrate(config),
         QueueAction::Summary => (Request::Summary, false),
         QueueAction::Show { id } => (Request::Show { id }, false),
         QueueAction::Delete { all: true, .. } => (Request::DeleteAll, false),
@@ -127,13 +132,42 @@ pub fn queue(config: &Config, action: QueueAction) -> ExitCode {
     }
 }
 
+/// `faxmta queue migrate`: the schema of the queue's database, made
+/// current.
+fn migrate(config: &Config) -> ExitCode {
+    if config.queue.backend == crate::config::QueueBackend::Sled {
+        println!("the sled queue has no schema to migrate");
+        return ExitCode::SUCCESS;
+    }
+    let settings = match crate::queue::pg_settings(config, crate::queue::Opener::Cli) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("faxmta: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match faxmta_queue::postgres::migrate_database(&settings) {
+        Ok(migrations) => {
+            for (version, name, now) in migrations {
+                let state = if now { "applied now" } else { "present" };
+                println!("{version:>4}  {state:<11}  {name}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("faxmta: {e} (queue database {})", settings.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// `faxmta queue list [--json]`: streamed from the running server (or
 /// read from the queue when none runs) and printed as it comes, so a
 /// queue of a million messages is never held in memory at once.
 fn list(config: &Config, json: bool) -> ExitCode {
     match control::list(&config.control.socket) {
         Ok(Some(reader)) => print_list(reader, json),
-        Ok(None) => match Store::open(&config.queue.path) {
+        Ok(None) => match crate::queue::open(config, crate::queue::Opener::Cli) {
             Ok(store) => print_list(
                 store.envelopes().map(|e| e.map_err(|e| e.to_string())),
                 json,
@@ -249,7 +283,7 @@ fn mailq_footer(count: usize, total: u64) -> String {
 pub fn ask(config: &Config, request: &Request) -> Response {
     match control::call(&config.control.socket, request) {
         Ok(Some(r)) => r,
-        Ok(None) => match Store::open(&config.queue.path) {
+        Ok(None) => match crate::queue::open(config, crate::queue::Opener::Cli) {
             Ok(store) => control::execute(&store, request),
             Err(e) => Response::Error(format!(
                 "{e} (is a server running whose control socket {} does not answer?)",

@@ -154,6 +154,24 @@ impl Config {
                 "queue.destination_concurrency must be at least 1".into(),
             );
         }
+        if self.queue.backend == QueueBackend::Postgres {
+            let Some(url) = &self.queue.url else {
+                return fail(
+                    "backend",
+                    "queue.backend = \"postgres\" needs queue.url (postgres://user@host/dbname)"
+                        .into(),
+                );
+            };
+            if let Err(e) = faxmta_queue::PgSettings::new(url, &self.queue.path).config() {
+                return fail("url", e.to_string());
+            }
+            if self.queue.pool_size < 2 {
+                return fail("pool_size", "queue.pool_size must be at least 2".into());
+            }
+        }
+        if self.queue.lease_time.0 < 3 {
+            return fail("lease_time", "queue.lease_time must be at least 3s".into());
+        }
         if self.queue.concurrency == 0 {
             return fail("concurrency", "queue.concurrency must be at least 1".into());
         }

@@ -150,8 +150,25 @@ impl OutboundConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
-    /// Directory of the sled database.
+    /// Where the queue is kept: `sled` (embedded, the default: one
+    /// process owns the queue) or `postgres` (several nodes share it).
+    pub backend: QueueBackend,
+    /// Directory of the sled database; with `postgres`, this node's local
+    /// spool of bodies being received.
     pub path: PathBuf,
+    /// `postgres`: the database, `postgres://user@host:port/dbname`.
+    pub url: Option<String>,
+    /// `postgres`: a file whose first line is the database password.
+    pub password_file: Option<PathBuf>,
+    /// `postgres`: connections at most.
+    pub pool_size: usize,
+    /// `postgres`: this node's name, unique among the nodes sharing the
+    /// database (default: the host name).
+    pub node: Option<String>,
+    /// How long a delivery leases its message (renewed while it runs): on
+    /// a shared queue, how long a dead node's deliveries wait before
+    /// another node takes them over.
+    pub lease_time: Duration,
     /// How long a message may stay before it fails with a report.
     pub lifetime: Duration,
     /// Intervals between attempts; the last one repeats.
@@ -174,7 +191,13 @@ pub struct QueueConfig {
 impl Default for QueueConfig {
     fn default() -> Self {
         QueueConfig {
+            backend: QueueBackend::Sled,
             path: "var/queue".into(),
+            url: None,
+            password_file: None,
+            pool_size: 16,
+            node: None,
+            lease_time: Duration(300),
             lifetime: Duration(5 * 86_400),
             retry: [60, 300, 900, 3600, 4 * 3600].map(Duration).to_vec(),
             concurrency: 20,
@@ -184,6 +207,14 @@ impl Default for QueueConfig {
             cache: Size(faxmta_queue::DEFAULT_CACHE),
         }
     }
+}
+
+/// `[queue] backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueBackend {
+    Sled,
+    Postgres,
 }
 
 /// `[control]`: the local socket through which the CLI talks to the server.
