@@ -29,7 +29,8 @@ pub fn pg_settings(config: &Config, opener: Opener) -> Result<PgSettings, String
         Opener::Cli => q.path.join(format!("cli.{}", std::process::id())),
     };
     let mut settings = PgSettings::new(url, &spool);
-    settings.temporary_spool = opener == Opener::Cli;
+    settings.passive = opener == Opener::Cli;
+    settings.node_ttl = std::time::Duration::from_secs(q.lease_time.0);
     settings.pool_size = match opener {
         Opener::Server => q.pool_size,
         Opener::Cli => 2,

@@ -34,6 +34,9 @@ pub fn free_port_on(ips: &[&str]) -> u16 {
 /// A running faxmta with its own directory.
 pub struct Server {
     pub dir: tempfile::TempDir,
+    /// The address its SMTP listeners are on (127.0.0.1 unless started
+    /// as one node of several, [`Server::start_node`]).
+    pub ip: String,
     pub mx_port: u16,
     pub sub_port: u16,
     /// The admin HTTP listener (/metrics).
@@ -58,9 +61,20 @@ impl Server {
 
     /// [`Server::start_with`], the process started with `env` set.
     pub fn start_with_env(smtp: &str, extra: &str, env: &[(&str, &str)]) -> Server {
+        Server::start_full("127.0.0.1", "", smtp, extra, env)
+    }
+
+    /// One node of several sharing a queue: SMTP listeners on `ip`, and
+    /// `queue` (TOML lines) added to the `[queue]` table (a backend, a
+    /// node name …).
+    pub fn start_node(ip: &str, queue: &str, extra: &str) -> Server {
+        Server::start_full(ip, queue, "", extra, &[])
+    }
+
+    fn start_full(ip: &str, queue: &str, smtp: &str, extra: &str, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let mx_port = free_port();
-        let sub_port = free_port();
+        let mx_port = free_port_on(&[ip]);
+        let sub_port = free_port_on(&[ip]);
         let admin_port = free_port();
         let d = dir.path().display();
         let config = format!(
@@ -69,6 +83,7 @@ impl Server {
 path = "{d}/queue"
 retry = ["1s"]
 lifetime = "1h"
+{queue}
 [control]
 socket = "{d}/faxmta.sock"
 # Never the system resolver: tests must not send DNS queries off this
@@ -81,10 +96,10 @@ listen = "127.0.0.1:{admin_port}"
 [tls]
 generated_dir = "{d}/tls"
 [[listener]]
-addr = "127.0.0.1:{mx_port}"
+addr = "{ip}:{mx_port}"
 role = "mx"
 [[listener]]
-addr = "127.0.0.1:{sub_port}"
+addr = "{ip}:{sub_port}"
 role = "submission"
 [smtp]
 shutdown_grace = "2s"
@@ -104,6 +119,7 @@ deliver = "maildir:{d}/mail/{{domain}}/{{user}}"
         std::fs::write(dir.path().join("faxmta.toml"), config).unwrap();
         let mut server = Server {
             dir,
+            ip: ip.to_string(),
             mx_port,
             sub_port,
             admin_port,
@@ -150,7 +166,7 @@ deliver = "maildir:{d}/mail/{{domain}}/{{user}}"
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.mx_port)) {
+            if let Ok(mut s) = TcpStream::connect((self.ip.as_str(), self.mx_port)) {
                 let mut buf = [0u8; 3];
                 if s.read_exact(&mut buf).is_ok() && &buf == b"220" {
                     return;

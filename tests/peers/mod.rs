@@ -3,7 +3,7 @@
 //! Postfix's smtp-sink, a private Postfix
 //! instance with STARTTLS (postfix.sh) — optionally a smart host that
 //! requires AUTH, with a private Dovecot as its SASL back end — and a
-//! private Dovecot serving LMTP.
+//! private Dovecot serving LMTP, and a private PostgreSQL.
 //! Each is stopped when its handle is dropped; a failing test prints their
 //! logs.
 #![allow(dead_code)]
@@ -17,8 +17,11 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod dovecot;
+mod postgres;
 #[allow(unused_imports)] // not every test binary uses every peer
 pub use dovecot::{Dovecot, DovecotAuth};
+#[allow(unused_imports)]
+pub use postgres::Postgres;
 
 const PEERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers");
 

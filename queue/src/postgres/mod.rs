@@ -45,6 +45,7 @@ mod api;
 mod commit;
 mod enqueue;
 mod listen;
+mod nodes;
 mod read;
 mod records;
 mod schema;
@@ -87,12 +88,17 @@ struct Inner {
     ids: Mutex<(u64, u64, u64)>,
     /// The spool's lock (held while the store lives).
     _spool_lock: std::fs::File,
+    /// Remove the spool when the store goes (a passive store's).
+    temporary_spool: bool,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         if let Some(rt) = lock(&self.rt).take() {
             rt.shutdown_background();
+        }
+        if self.temporary_spool {
+            let _ = std::fs::remove_dir_all(&self.files.dir);
         }
     }
 }
@@ -145,9 +151,13 @@ impl PgStore {
         {
             let pool = pool.clone();
             let node = node.clone();
+            let passive = settings.passive;
             wait_for(&handle, "opening the queue database", async move {
                 let mut client = pool.get().await.map_err(|e| pool_error("connecting", e))?;
                 schema::migrate(&mut client).await?;
+                if passive {
+                    return Ok(());
+                }
                 client
                     .execute(
                         "UPDATE queue_message SET next_try = due, postponed_by = NULL \
@@ -165,6 +175,14 @@ impl PgStore {
             changed.clone(),
         ));
         handle.spawn(listen::listen_loop(config, changed.clone()));
+        if !settings.passive {
+            handle.spawn(nodes::heartbeat_loop(
+                pool.clone(),
+                node.clone(),
+                settings.node_ttl,
+                changed.clone(),
+            ));
+        }
         Ok(PgStore {
             inner: Arc::new(Inner {
                 rt: Mutex::new(Some(rt)),
@@ -176,6 +194,7 @@ impl PgStore {
                 changed,
                 ids: Mutex::new((0, 0, 0)),
                 _spool_lock: spool_lock,
+                temporary_spool: settings.passive,
             }),
         })
     }

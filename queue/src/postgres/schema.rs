@@ -15,7 +15,7 @@ const LOCK: i64 = 0x6661_786d_7461;
 /// released; add the next.
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
     1,
-    "queue, bodies, ETRN marks, leases, fax records",
+    "queue, bodies, ETRN marks, leases, nodes, fax records",
     r#"
 CREATE TABLE queue_message (
     id           text COLLATE "C" PRIMARY KEY,
@@ -29,6 +29,14 @@ CREATE TABLE queue_message (
     releasing    boolean NOT NULL DEFAULT false  -- an ETRN answered for it, release pending
 );
 CREATE INDEX queue_message_schedule ON queue_message (next_try, id) WHERE next_try IS NOT NULL;
+CREATE INDEX queue_message_postponed ON queue_message (postponed_by) WHERE postponed_by IS NOT NULL;
+
+-- The nodes sharing the queue, each alive while it renews its row.
+CREATE TABLE faxmta_node (
+    name        text PRIMARY KEY,
+    started     timestamptz NOT NULL,
+    alive_until timestamptz NOT NULL
+);
 
 CREATE TABLE queue_body (
     id   text NOT NULL REFERENCES queue_message (id) ON DELETE CASCADE,

@@ -25,6 +25,14 @@ pub struct PgSettings {
     pub spool: PathBuf,
     /// How long to wait for a connection.
     pub connect_timeout: Duration,
+    /// A command-line tool's store, not a node: its spool is its own and
+    /// goes with it, it does not say the node is alive, and it leaves the
+    /// node's postponements alone (the server may be running).
+    pub passive: bool,
+    /// How long this node counts as alive after each renewal (renewed
+    /// every third of it): the lease time, so that a dead node's parked
+    /// messages come back when its leases expire.
+    pub node_ttl: Duration,
 }
 
 impl std::fmt::Debug for PgSettings {
@@ -50,6 +58,8 @@ impl PgSettings {
             node: default_node(),
             spool: spool.to_path_buf(),
             connect_timeout: Duration::from_secs(10),
+            passive: false,
+            node_ttl: Duration::from_secs(300),
         }
     }
 

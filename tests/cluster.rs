@@ -1,0 +1,330 @@
+//! Several faxmta nodes sharing one queue on PostgreSQL (`[queue] backend
+//! = "postgres"`): three nodes on 127.0.0.2, .3 and .4 — each its own
+//! process, directory, control socket and node name — and one private
+//! PostgreSQL (tests/peers/postgres.sh). The destination is Postfix's
+//! smtp-sink on 127.0.0.5, which dumps each transaction, so what arrived
+//! is counted by subject.
+//!
+//! Shown here: mail sent round-robin to all three nodes arrives exactly
+//! once; a node killed with kill -9 while it holds delivery leases loses
+//! nothing (its leases expire and another node delivers; duplicates are
+//! counted and printed); PostgreSQL restarted under load gives 4xx
+//! answers, never loses an acknowledged message, and service resumes by
+//! itself; ETRN and the queue commands on one node act on mail queued
+//! through another.
+
+mod common;
+mod peers;
+
+use common::*;
+use peers::*;
+use std::collections::BTreeMap;
+
+const NODES: [&str; 3] = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
+const SINK: &str = "127.0.0.5";
+
+/// The `[queue]` lines of node `name` on `pg`.
+fn queue_lines(pg: &Postgres, name: &str) -> String {
+    format!(
+        "backend = \"postgres\"\nurl = \"{}\"\nnode = \"{name}\"\nlease_time = \"3s\"\npool_size = 8\n",
+        pg.url
+    )
+}
+
+/// Three nodes on `pg`; `dest.test` is relayed to the sink on `port`, and
+/// `customer.test` waits for ETRN (released to the same sink).
+fn nodes(pg: &Postgres, port: u16) -> Vec<Server> {
+    let extra = format!(
+        "[relay]\nallow = [\"127.0.0.0/8\"]\n\
+         [[domain]]\nname = \"dest.test\"\nkind = \"relay\"\nhosts = [\"{SINK}:{port}\"]\n\
+         [[domain]]\nname = \"customer.test\"\nkind = \"etrn\"\nrelease_from = [\"127.0.0.0/8\"]\n\
+         hosts = [\"{SINK}:{port}\"]\n"
+    );
+    NODES
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| Server::start_node(ip, &queue_lines(pg, &format!("n{}", i + 1)), &extra))
+        .collect()
+}
+
+/// Send one message per subject, the i-th to node i mod 3; each line of
+/// the answer is `SUBJECT CODE` (250, or the 4xx/5xx it got, or `conn`
+/// when no connection could be made). Never fails.
+fn send_round_robin(nodes: &[Server], rcpt: &str, subjects: &[String]) -> Vec<(String, String)> {
+    let targets: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("{}:{}", n.ip, n.mx_port))
+        .collect();
+    let out = python(
+        r#"
+import smtplib, sys
+targets = sys.argv[1].split(',')
+rcpt = sys.argv[2]
+for i, subject in enumerate(sys.argv[3:]):
+    host, port = targets[i % len(targets)].split(':')
+    body = 'From: <sender@outside.test>\r\nSubject: %s\r\n\r\nShared queue.\r\n' % subject
+    try:
+        s = smtplib.SMTP(host, int(port), timeout=30)
+        s.ehlo('client.test')
+        s.sendmail('sender@outside.test', [rcpt], body.encode())
+        print(subject, 250, flush=True)
+        s.quit()
+    except smtplib.SMTPResponseException as e:
+        print(subject, e.smtp_code, flush=True)
+    except smtplib.SMTPRecipientsRefused as e:
+        print(subject, list(e.recipients.values())[0][0], flush=True)
+    except (OSError, smtplib.SMTPException) as e:
+        print(subject, 'conn', flush=True)
+"#,
+        &[&[targets.join(","), rcpt.to_string()], subjects]
+            .concat()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    out.lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(s, c)| (s.to_string(), c.to_string()))
+        .collect()
+}
+
+/// How many times each subject arrived at the sink.
+fn arrivals(sink: &Sink, subjects: &[String]) -> BTreeMap<String, usize> {
+    let dumps = sink.dumps();
+    subjects
+        .iter()
+        .map(|s| {
+            let needle = format!("Subject: {s}\r\n");
+            let alt = format!("Subject: {s}\n");
+            let n = dumps
+                .iter()
+                .filter(|d| d.contains(&needle) || d.contains(&alt))
+                .count();
+            (s.clone(), n)
+        })
+        .collect()
+}
+
+fn subjects(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i:03}-end")).collect()
+}
+
+/// Messages left in the shared queue.
+fn queued(pg: &Postgres) -> usize {
+    pg.psql("SELECT count(*) FROM queue_message")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn mail_sent_round_robin_to_three_nodes_arrives_exactly_once() {
+    let pg = Postgres::start();
+    let port = free_port_on(&[SINK]);
+    let sink = Sink::start(SINK, port, &[]);
+    let nodes = nodes(&pg, port);
+    let subjects = subjects("rr", 60);
+    let answers = send_round_robin(&nodes, "rcpt@dest.test", &subjects);
+    assert!(
+        answers.iter().all(|(_, code)| code == "250"),
+        "every message is taken: {answers:?}"
+    );
+    assert!(
+        wait_until(60, || arrivals(&sink, &subjects).values().all(|n| *n >= 1)),
+        "not all arrived: {:?}",
+        arrivals(&sink, &subjects)
+    );
+    assert!(wait_until(20, || queued(&pg) == 0), "the queue empties");
+    let counts = arrivals(&sink, &subjects);
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "each exactly once: {twice:?}");
+    // Every node took a share of the mail (the round robin) and logged
+    // deliveries; the queue ids in the log are those of the database.
+    for node in &nodes {
+        assert!(node.log().contains("status=sent"), "{}", node.log());
+    }
+}
+
+#[test]
+fn a_node_killed_while_delivering_loses_nothing() {
+    let pg = Postgres::start();
+    let port = free_port_on(&[SINK]);
+    // Each transaction waits 2 s before its DATA: deliveries hold leases.
+    let sink = Sink::start(SINK, port, &["-w", "2"]);
+    let mut nodes = nodes(&pg, port);
+    let subjects = subjects("kill", 45);
+    let answers = send_round_robin(&nodes, "rcpt@dest.test", &subjects);
+    assert!(answers.iter().all(|(_, code)| code == "250"), "{answers:?}");
+    // Node 1 holds delivery leases: kill it there and then.
+    assert!(
+        wait_until(30, || {
+            pg
+            .psql("SELECT count(*) FROM queue_message WHERE lease_node = 'n1' AND lease_until > now()")
+            .trim()
+            != "0"
+        }),
+        "node 1 never leased a message"
+    );
+    nodes[0].kill9();
+    // Its leases expire (3 s) and the other nodes deliver everything.
+    assert!(
+        wait_until(90, || arrivals(&sink, &subjects).values().all(|n| *n >= 1)),
+        "lost after the kill: {:?}",
+        arrivals(&sink, &subjects)
+            .iter()
+            .filter(|(_, n)| **n == 0)
+            .collect::<Vec<_>>()
+    );
+    assert!(wait_until(30, || queued(&pg) == 0), "the queue empties");
+    let counts = arrivals(&sink, &subjects);
+    let duplicates: usize = counts.values().map(|n| n - 1).sum();
+    eprintln!(
+        "kill -9 of a node: {} acknowledged, 0 lost, {duplicates} duplicate(s)",
+        subjects.len()
+    );
+    // A duplicate is a message node 1 had handed over when it died: at
+    // most one per lease it held.
+    assert!(duplicates <= subjects.len(), "{counts:?}");
+}
+
+#[test]
+fn postgres_restarted_under_load_answers_4xx_and_service_resumes() {
+    let pg = Postgres::start();
+    let port = free_port_on(&[SINK]);
+    let sink = Sink::start(SINK, port, &[]);
+    let nodes = nodes(&pg, port);
+    let subjects = subjects("pg", 150);
+    let (answers, restarted) = std::thread::scope(|scope| {
+        let sender = scope.spawn(|| send_round_robin(&nodes, "rcpt@dest.test", &subjects));
+        // Restart once mail is flowing.
+        assert!(wait_until(30, || !sink.dumps().is_empty()));
+        pg.restart();
+        (sender.join().unwrap(), true)
+    });
+    assert!(restarted);
+    // Every acknowledged message arrives.
+    let acknowledged: Vec<String> = answers
+        .iter()
+        .filter(|(_, code)| code == "250")
+        .map(|(s, _)| s.clone())
+        .collect();
+    let refused: Vec<&(String, String)> = answers.iter().filter(|(_, c)| c != "250").collect();
+    eprintln!(
+        "PostgreSQL restarted under load: {} acknowledged, {} refused {:?}",
+        acknowledged.len(),
+        refused.len(),
+        refused
+    );
+    // Refusals while the database was away are temporary (4xx), or the
+    // connection itself failed; never a 5xx.
+    assert!(
+        refused
+            .iter()
+            .all(|(_, c)| c.starts_with('4') || c == "conn"),
+        "{refused:?}"
+    );
+    assert!(
+        wait_until(60, || arrivals(&sink, &acknowledged)
+            .values()
+            .all(|n| *n >= 1)),
+        "acknowledged and lost: {:?}",
+        arrivals(&sink, &acknowledged)
+            .iter()
+            .filter(|(_, n)| **n == 0)
+            .collect::<Vec<_>>()
+    );
+    // Service resumed by itself: every node takes and delivers new mail.
+    let after = subjects_after(&nodes, &pg);
+    assert!(
+        wait_until(30, || arrivals(&sink, &after).values().all(|n| *n >= 1)),
+        "{:?}",
+        arrivals(&sink, &after)
+    );
+}
+
+/// One message per node after a restart of the database, each sent again
+/// until it is taken (the first attempts may meet dead connections).
+fn subjects_after(nodes: &[Server], _pg: &Postgres) -> Vec<String> {
+    let after = subjects("after", nodes.len());
+    for (i, node) in nodes.iter().enumerate() {
+        let one = [after[i].clone()];
+        assert!(
+            wait_until(30, || send_round_robin(
+                std::slice::from_ref(node),
+                "rcpt@dest.test",
+                &one
+            )
+            .iter()
+            .all(|(_, c)| c == "250")),
+            "node {} takes mail again:\n{}",
+            i + 1,
+            node.log()
+        );
+    }
+    after
+}
+
+/// `faxmta queue …` on a node, with its output.
+fn queue_cmd(node: &Server, args: &[&str]) -> String {
+    let mut all = vec!["queue"];
+    all.extend_from_slice(args);
+    cli_ok(node, &all)
+}
+
+#[test]
+fn etrn_and_queue_commands_on_one_node_act_on_mail_queued_through_another() {
+    let pg = Postgres::start();
+    let port = free_port_on(&[SINK]);
+    let sink = Sink::start(SINK, port, &[]);
+    let nodes = nodes(&pg, port);
+    let held = subjects("etrn", 3);
+    let answers = send_round_robin(&nodes[..1], "user@customer.test", &held);
+    assert!(answers.iter().all(|(_, c)| c == "250"), "{answers:?}");
+    // Node 3 lists what node 1 took.
+    let list = queue_json(&nodes[2]);
+    let ids: Vec<String> = list
+        .iter()
+        .filter(|m| m["recipients"][0]["address"] == "user@customer.test")
+        .filter_map(|m| m["id"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(ids.len(), 3, "{list:?}");
+    // Node 2 deletes one, node 3 holds another.
+    assert_contains(&queue_cmd(&nodes[1], &["delete", &ids[0]]), "1 message(s)");
+    assert_contains(&queue_cmd(&nodes[2], &["hold", &ids[1]]), "1 message(s)");
+    // ETRN on node 2 releases the third (queued on node 1), not the held.
+    let etrn = python(
+        r#"
+import smtplib, sys
+s = smtplib.SMTP(sys.argv[1], int(sys.argv[2]))
+s.ehlo('customer.test')
+print(s.docmd('ETRN', 'customer.test'))
+s.quit()
+"#,
+        &[&nodes[1].ip, &nodes[1].mx_port.to_string()],
+    );
+    assert!(etrn.contains("(25"), "{etrn}");
+    assert!(
+        wait_until(30, || arrivals(&sink, &held)[&held[2]] == 1),
+        "the ETRN on node 2 released mail queued on node 1: {:?}",
+        arrivals(&sink, &held)
+    );
+    // Node 1 releases the held one; it still waits for ETRN, which
+    // `queue flush --domain` on node 3 gives it.
+    assert_contains(&queue_cmd(&nodes[0], &["release", &ids[1]]), "1 message(s)");
+    assert!(holds_for(std::time::Duration::from_secs(2), || arrivals(
+        &sink, &held
+    )[&held[1]]
+        == 0));
+    queue_cmd(&nodes[2], &["flush", "--domain", "customer.test"]);
+    assert!(
+        wait_until(30, || arrivals(&sink, &held)[&held[1]] == 1),
+        "{:?}",
+        arrivals(&sink, &held)
+    );
+    assert_eq!(
+        arrivals(&sink, &held)[&held[0]],
+        0,
+        "the deleted one never went"
+    );
+    assert!(wait_until(20, || queued(&pg) == 0));
+}
