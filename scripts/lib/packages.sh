@@ -18,6 +18,11 @@ need_packages() {
   # (a peer of the tests) does not start and take port 25.
   echo "postfix postfix/main_mailer_type select No configuration" \
     | $sudo debconf-set-selections 2>/dev/null || true
+  # PostgreSQL: the tests run private instances (tests/peers/postgres.sh);
+  # the package's own cluster is not created.
+  $sudo mkdir -p /etc/postgresql-common/createcluster.d
+  echo "create_main_cluster = false" \
+    | $sudo tee /etc/postgresql-common/createcluster.d/faxmta-no-main.conf >/dev/null
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }

@@ -12,6 +12,7 @@ use crate::error::QueueError;
 use crate::etrn::Marks;
 use deadpool_postgres::Pool;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -32,12 +33,22 @@ pub(super) struct Job {
     pub reply: oneshot::Sender<Result<(), QueueError>>,
 }
 
+/// What the group commit did: messages handed to it, transactions that
+/// committed, messages in them.
+#[derive(Default)]
+pub(super) struct Stats {
+    pub submitted: AtomicU64,
+    pub batches: AtomicU64,
+    pub committed: AtomicU64,
+}
+
 /// Take the waiting enqueues in batches and commit each batch; runs
 /// until the store goes.
 pub(super) async fn commit_loop(
     pool: Pool,
     mut rx: mpsc::UnboundedReceiver<Job>,
     changed: Arc<Notify>,
+    stats: Arc<Stats>,
 ) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
@@ -49,6 +60,10 @@ pub(super) async fn commit_loop(
         }
         match commit(&pool, &jobs).await {
             Ok(()) => {
+                stats.batches.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .committed
+                    .fetch_add(jobs.len() as u64, Ordering::Relaxed);
                 for job in jobs {
                     let _ = job.reply.send(Ok(()));
                 }
@@ -65,6 +80,10 @@ pub(super) async fn commit_loop(
                 );
                 for job in jobs {
                     let result = commit(&pool, std::slice::from_ref(&job)).await;
+                    if result.is_ok() {
+                        stats.batches.fetch_add(1, Ordering::Relaxed);
+                        stats.committed.fetch_add(1, Ordering::Relaxed);
+                    }
                     let _ = job.reply.send(result);
                 }
             }

@@ -40,6 +40,10 @@ impl PgStore {
             reply,
         };
         let sent = self.inner.commit_tx.send(job);
+        self.inner
+            .commit_stats
+            .submitted
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let result = match sent {
             Err(_) => Err(QueueError::CommitterGone),
             // Bounded: a database that never answers gets a 451, not a

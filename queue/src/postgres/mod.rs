@@ -50,6 +50,8 @@ mod read;
 mod records;
 mod schema;
 mod settings;
+#[cfg(test)]
+mod tests;
 mod util;
 mod write;
 
@@ -82,6 +84,7 @@ struct Inner {
     /// The local spool of bodies being received.
     files: Arc<BodyFiles>,
     commit_tx: mpsc::UnboundedSender<commit::Job>,
+    commit_stats: Arc<commit::Stats>,
     changed: Arc<Notify>,
     /// The current block of queue ids: the second it was taken in, the
     /// next number and the end of the block.
@@ -169,10 +172,12 @@ impl PgStore {
                 Ok::<(), QueueError>(())
             })?;
         }
+        let commit_stats = Arc::new(commit::Stats::default());
         handle.spawn(commit::commit_loop(
             pool.clone(),
             commit_rx,
             changed.clone(),
+            commit_stats.clone(),
         ));
         handle.spawn(listen::listen_loop(config, changed.clone()));
         if !settings.passive {
@@ -191,6 +196,7 @@ impl PgStore {
                 node,
                 files: Arc::new(BodyFiles::spool(spool)),
                 commit_tx,
+                commit_stats,
                 changed,
                 ids: Mutex::new((0, 0, 0)),
                 _spool_lock: spool_lock,
@@ -259,6 +265,18 @@ impl PgStore {
         let start = (block.max(0) as u64).wrapping_mul(ID_BLOCK);
         *lock(&self.inner.ids) = (now, start + 1, start + ID_BLOCK);
         Ok(format_id(now, start))
+    }
+
+    /// The group commit so far: transactions, messages committed in
+    /// them, and messages handed to it.
+    pub fn commit_stats(&self) -> (u64, u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = &self.inner.commit_stats;
+        (
+            s.batches.load(Relaxed),
+            s.committed.load(Relaxed),
+            s.submitted.load(Relaxed),
+        )
     }
 
     /// The spool of bodies being received.

@@ -13,7 +13,7 @@
 mod admin;
 mod cycles;
 mod enqueue;
-mod pg;
+pub(crate) mod pg;
 mod records;
 mod schedule;
 
