@@ -81,7 +81,7 @@ async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
     let metrics = Arc::new(Metrics::new());
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let fax = FaxParts::build(&config, &metrics)?;
+    let fax = FaxParts::build(&config, &metrics, &store)?;
     let shared = reload::Shared {
         store: store.clone(),
         metrics: metrics.clone(),
@@ -291,8 +291,8 @@ struct FaxParts {
 
 impl FaxParts {
     #[cfg(feature = "fax")]
-    fn build(config: &Config, metrics: &Arc<Metrics>) -> Result<FaxParts, String> {
-        let fax = crate::fax::build(config, metrics)?;
+    fn build(config: &Config, metrics: &Arc<Metrics>, store: &Store) -> Result<FaxParts, String> {
+        let fax = crate::fax::build(config, metrics, store)?;
         Ok(FaxParts {
             transport: Some(fax.transport),
             first_page: fax.reports.first_page,
@@ -302,7 +302,7 @@ impl FaxParts {
     }
 
     #[cfg(not(feature = "fax"))]
-    fn build(_config: &Config, _metrics: &Arc<Metrics>) -> Result<FaxParts, String> {
+    fn build(_config: &Config, _metrics: &Arc<Metrics>, _store: &Store) -> Result<FaxParts, String> {
         Ok(FaxParts {
             transport: None,
             first_page: None,

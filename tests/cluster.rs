@@ -328,3 +328,108 @@ s.quit()
     );
     assert!(wait_until(20, || queued(&pg) == 0));
 }
+
+/// A fax engine for the line test: each call lasts 200 ms; the calls of
+/// every "node" are counted together.
+struct TimedCalls {
+    busy: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    peak: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl faxmta_fax::engine::FaxEngine for TimedCalls {
+    fn name(&self) -> &'static str {
+        "timed"
+    }
+    fn lines(&self) -> usize {
+        8
+    }
+    fn lines_busy(&self) -> usize {
+        0
+    }
+    async fn send(&self, _: faxmta_fax::engine::SendRequest) -> faxmta_fax::engine::SendResult {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.busy.fetch_add(1, SeqCst) + 1;
+        self.peak.fetch_max(now, SeqCst);
+        // The call's length on the line (a stand-in engine, no waiting
+        // for a condition).
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        self.busy.fetch_sub(1, SeqCst);
+        faxmta_fax::engine::SendResult::Sent {
+            pages: 1,
+            duration: std::time::Duration::from_millis(200),
+            remote_csid: String::new(),
+            bit_rate: 14400,
+        }
+    }
+    async fn receive(&self) -> Option<faxmta_fax::engine::ReceivedFax> {
+        None
+    }
+    async fn acknowledge(&self, _: &faxmta_fax::engine::ReceivedFax) {}
+}
+
+#[test]
+fn two_nodes_never_dial_more_calls_than_the_sites_lines() {
+    use faxmta_fax::engine::{shared::SharedLines, FaxEngine, SendRequest};
+    use std::sync::Arc;
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let busy = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let peak = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let site_lines = 3;
+    let engines: Vec<Arc<SharedLines>> = ["a", "b"]
+        .iter()
+        .map(|node| {
+            let mut settings =
+                faxmta_queue::PgSettings::new(&pg.url, &dir.path().join(format!("spool-{node}")));
+            settings.node = node.to_string();
+            let store = faxmta_queue::Store::open_postgres(&settings).unwrap();
+            let inner: Arc<dyn FaxEngine> = Arc::new(TimedCalls {
+                busy: busy.clone(),
+                peak: peak.clone(),
+            });
+            Arc::new(SharedLines::new(
+                inner,
+                store.line_pool().expect("PostgreSQL shares the lines"),
+                site_lines,
+                std::time::Duration::from_secs(30),
+            ))
+        })
+        .collect();
+    let results = rt.block_on(async {
+        let calls: Vec<_> = (0..12)
+            .map(|i| {
+                let engine = engines[i % 2].clone();
+                tokio::spawn(async move {
+                    engine
+                        .send(SendRequest {
+                            job_id: format!("job{i}"),
+                            dial: "5551234".into(),
+                            document: "unused.tif".into(),
+                            first_page: 1,
+                            pages: 1,
+                            tsi: String::new(),
+                            header: None,
+                            subaddress: None,
+                            extension: None,
+                        })
+                        .await
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for c in calls {
+            out.push(c.await.unwrap());
+        }
+        out
+    });
+    assert!(results
+        .iter()
+        .all(|r| matches!(r, faxmta_fax::engine::SendResult::Sent { .. })));
+    let peak = peak.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(peak <= site_lines, "{peak} calls at once on {site_lines} lines");
+    assert!(peak >= 2, "the lines were used at once: {peak}");
+    // Every line was given back.
+    assert!(wait_until(10, || pg.psql("SELECT count(*) FROM fax_line").trim() == "0"));
+}

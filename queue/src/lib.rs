@@ -15,7 +15,8 @@
 //!
 //! Layers, bottom up (no file imports from a layer above its own; a unit
 //! test checks it): `error`, `lock`, `time`, `envelope`, `retry`; then
-//! `space`, `body`, `listing`, `history`, `broadcast`, `etrn`; then
+//! `space`, `body`, `listing`, `history`, `broadcast`, `etrn`, `lines`;
+//! then
 //! `store` (the trait); then `admin` (operations written over the trait);
 //! then the backends (`sled`, `postgres`).
 //!
@@ -28,6 +29,7 @@ mod envelope;
 mod error;
 mod etrn;
 mod history;
+mod lines;
 mod listing;
 mod lock;
 pub mod postgres;
@@ -50,6 +52,7 @@ pub use envelope::{
 pub use error::{BoxError, QueueError};
 pub use etrn::{EtrnRelease, EtrnStart};
 pub use history::FaxRecord;
+pub use lines::{LineLease, LinePool};
 pub use listing::{RawEnvelope, RawEnvelopes};
 pub use retry::RetryPolicy;
 pub use space::available;

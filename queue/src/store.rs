@@ -49,6 +49,7 @@ use crate::envelope::{Envelope, NewMessage, QueueId};
 use crate::error::QueueError;
 use crate::etrn::EtrnStart;
 use crate::history::FaxRecord;
+use crate::lines::LinePool;
 use crate::listing::RawEnvelopes;
 use std::sync::Arc;
 use std::time::Duration;
@@ -321,6 +322,15 @@ pub trait QueueStore: Send + Sync + 'static {
     /// whose messages is still in the queue (an unreadable record goes
     /// too); returns how many.
     fn prune_broadcasts(&self, before: u64) -> Result<usize, QueueError>;
+
+    // ---- shared fax lines ----
+
+    /// The site's fax lines, when nodes share them through this store
+    /// ([`LinePool`]); `None` (the default): this process's lines are
+    /// the site's.
+    fn line_pool(&self) -> Option<Arc<dyn LinePool>> {
+        None
+    }
 }
 
 impl dyn QueueStore {

@@ -15,7 +15,9 @@ use faxmta_fax::document::DocumentMaker;
 use faxmta_fax::engine::hylafax::{HylafaxEngine, HylafaxSettings};
 use faxmta_fax::engine::simulated::{SimulatedEngine, SimulatedNetwork, SimulatedSettings};
 use faxmta_fax::engine::spool::{SpoolEngine, SpoolSettings};
+use faxmta_fax::engine::shared::SharedLines;
 use faxmta_fax::engine::FaxEngine;
+use faxmta_queue::Store;
 use faxmta_fax::render::{self, CoverInfo, RenderOptions};
 use faxmta_fax::transport::{FaxSettings, FaxTransport, Resend};
 use faxmta_fax::worker::{Limits, RenderWorker, WorkerRenderer};
@@ -147,8 +149,10 @@ fn simulated(config: &Config) -> Result<SimulatedEngine, String> {
     SimulatedEngine::new(settings).map_err(|e| format!("[fax] simulated engine: {e}"))
 }
 
-/// Everything the server needs of the fax transport.
-pub fn build(config: &Config, metrics: &Arc<Metrics>) -> Result<Fax, String> {
+/// Everything the server needs of the fax transport. When nodes share
+/// the queue (`store` has a line pool), `[fax] lines` are the site's and
+/// every call leases one of them ([`SharedLines`]).
+pub fn build(config: &Config, metrics: &Arc<Metrics>, store: &Store) -> Result<Fax, String> {
     let fax = &config.fax;
     let simulated = match fax.engine {
         EngineKind::Simulated => Some(Arc::new(simulated(config)?)),
@@ -157,6 +161,15 @@ pub fn build(config: &Config, metrics: &Arc<Metrics>) -> Result<Fax, String> {
     let engine: Arc<dyn FaxEngine> = match &simulated {
         Some(s) => s.clone(),
         None => engine(config)?,
+    };
+    let engine: Arc<dyn FaxEngine> = match store.line_pool() {
+        Some(pool) => Arc::new(SharedLines::new(
+            engine,
+            pool,
+            fax.lines,
+            std::time::Duration::from_secs(config.queue.lease_time.0),
+        )),
+        None => engine,
     };
     let _ = metrics.fax_engine.set(engine.clone());
     let maker = DocumentMaker {

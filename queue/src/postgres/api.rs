@@ -189,4 +189,8 @@ impl QueueStore for PgStore {
     fn prune_broadcasts(&self, before: u64) -> Result<usize, QueueError> {
         PgStore::prune_broadcasts(self, before)
     }
+
+    fn line_pool(&self) -> Option<std::sync::Arc<dyn crate::lines::LinePool>> {
+        Some(std::sync::Arc::new(self.clone()))
+    }
 }

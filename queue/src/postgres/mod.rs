@@ -44,6 +44,7 @@
 mod api;
 mod commit;
 mod enqueue;
+mod lines;
 mod listen;
 mod nodes;
 mod read;

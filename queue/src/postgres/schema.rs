@@ -15,7 +15,7 @@ const LOCK: i64 = 0x6661_786d_7461;
 /// released; add the next.
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
     1,
-    "queue, bodies, ETRN marks, leases, nodes, fax records",
+    "queue, bodies, ETRN marks, leases, nodes, fax lines, fax records",
     r#"
 CREATE TABLE queue_message (
     id           text COLLATE "C" PRIMARY KEY,
@@ -57,6 +57,16 @@ CREATE INDEX queue_etrn_id ON queue_etrn (id);
 
 CREATE SEQUENCE queue_id_block;
 CREATE SEQUENCE queue_lease_token;
+
+-- The site's fax lines: a row per line in use, leased to one call.
+CREATE TABLE fax_line (
+    pool  text NOT NULL,
+    slot  integer NOT NULL,
+    node  text NOT NULL,
+    token bigint NOT NULL,
+    until timestamptz NOT NULL,
+    PRIMARY KEY (pool, slot)
+);
 
 CREATE TABLE fax_history (
     finished  bigint NOT NULL,

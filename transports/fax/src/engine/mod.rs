@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 pub mod handover;
 pub mod hylafax;
 pub mod lines;
+pub mod shared;
 pub mod simulated;
 pub mod spandsp;
 pub mod spool;
