@@ -433,3 +433,55 @@ fn two_nodes_never_dial_more_calls_than_the_sites_lines() {
     // Every line was given back.
     assert!(wait_until(10, || pg.psql("SELECT count(*) FROM fax_line").trim() == "0"));
 }
+
+#[test]
+fn faxes_sent_through_any_node_are_in_every_nodes_fax_history() {
+    let pg = Postgres::start();
+    let work = tempfile::tempdir().unwrap();
+    let nodes: Vec<Server> = NODES
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| {
+            let w = work.path().join(format!("n{}", i + 1));
+            let w = w.display();
+            let extra = format!(
+                "[relay]\nallow = [\"127.0.0.0/8\"]\n\
+                 [[domain]]\nname = \"fax.localhost\"\nkind = \"fax\"\n\
+                 [fax]\nlines = 2\nretries = 1\nspool = \"{w}/spool\"\n\
+                 [fax.simulated]\nreceived = \"{w}/remote\"\ninbound = \"{w}/inbound\"\n\
+                 [[fax.user]]\naddress = \"alice@example.test\"\n"
+            );
+            Server::start_node(ip, &queue_lines(&pg, &format!("n{}", i + 1)), &extra)
+        })
+        .collect();
+    // One fax through each node, each to its own number.
+    let numbers = ["+15550001001", "+15550001002", "+15550001003"];
+    for (node, number) in nodes.iter().zip(numbers) {
+        let out = python(
+            r#"
+import smtplib, sys
+s = smtplib.SMTP(sys.argv[1], int(sys.argv[2]))
+body = 'From: <alice@example.test>\r\nSubject: fax\r\n\r\nOne page for %s.\r\n' % sys.argv[3]
+s.sendmail('alice@example.test', [sys.argv[3] + '@fax.localhost'], body.encode())
+print('ok')
+"#,
+            &[&node.ip, &node.mx_port.to_string(), number],
+        );
+        assert_contains(&out, "ok");
+    }
+    // Node 3's `fax status` knows all three, whichever node dialled.
+    assert!(
+        wait_until(60, || {
+            let status = cli_ok(&nodes[2], &["fax", "status"]);
+            numbers.iter().all(|n| {
+                status
+                    .lines()
+                    .any(|l| l.contains(n) && l.contains("sent"))
+            })
+        }),
+        "{}",
+        cli_ok(&nodes[2], &["fax", "status"])
+    );
+    // The site's lines are all given back.
+    assert!(wait_until(10, || pg.psql("SELECT count(*) FROM fax_line").trim() == "0"));
+}
