@@ -5,8 +5,9 @@
 //! all open it here.
 
 use crate::config::{Config, QueueBackend};
-use faxmta_queue::{PgSettings, Store};
+use faxmta_queue::{Accounts, PgSettings, Store};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Who opens the queue: the server keeps the node's spool; a CLI command
 /// gets a spool of its own (the server may be running, holding that one)
@@ -79,4 +80,14 @@ pub fn describe(config: &Config) -> String {
             Err(e) => e,
         },
     }
+}
+
+/// The accounts in the queue's database, for a CLI command
+/// (`[accounts] backend = "database"`); the store is kept open with them.
+pub fn accounts(config: &Config) -> Result<(Store, Arc<dyn Accounts>), String> {
+    let store = open(config, Opener::Cli)?;
+    let accounts = store
+        .accounts()
+        .ok_or("[accounts] backend = \"database\" needs the queue on PostgreSQL")?;
+    Ok((store, accounts))
 }

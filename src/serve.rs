@@ -302,7 +302,11 @@ impl FaxParts {
     }
 
     #[cfg(not(feature = "fax"))]
-    fn build(_config: &Config, _metrics: &Arc<Metrics>, _store: &Store) -> Result<FaxParts, String> {
+    fn build(
+        _config: &Config,
+        _metrics: &Arc<Metrics>,
+        _store: &Store,
+    ) -> Result<FaxParts, String> {
         Ok(FaxParts {
             transport: None,
             first_page: None,

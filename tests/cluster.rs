@@ -428,10 +428,16 @@ fn two_nodes_never_dial_more_calls_than_the_sites_lines() {
         .iter()
         .all(|r| matches!(r, faxmta_fax::engine::SendResult::Sent { .. })));
     let peak = peak.load(std::sync::atomic::Ordering::SeqCst);
-    assert!(peak <= site_lines, "{peak} calls at once on {site_lines} lines");
+    assert!(
+        peak <= site_lines,
+        "{peak} calls at once on {site_lines} lines"
+    );
     assert!(peak >= 2, "the lines were used at once: {peak}");
     // Every line was given back.
-    assert!(wait_until(10, || pg.psql("SELECT count(*) FROM fax_line").trim() == "0"));
+    assert!(wait_until(10, || pg
+        .psql("SELECT count(*) FROM fax_line")
+        .trim()
+        == "0"));
 }
 
 #[test]
@@ -473,15 +479,92 @@ print('ok')
     assert!(
         wait_until(60, || {
             let status = cli_ok(&nodes[2], &["fax", "status"]);
-            numbers.iter().all(|n| {
-                status
-                    .lines()
-                    .any(|l| l.contains(n) && l.contains("sent"))
-            })
+            numbers
+                .iter()
+                .all(|n| status.lines().any(|l| l.contains(n) && l.contains("sent")))
         }),
         "{}",
         cli_ok(&nodes[2], &["fax", "status"])
     );
     // The site's lines are all given back.
-    assert!(wait_until(10, || pg.psql("SELECT count(*) FROM fax_line").trim() == "0"));
+    assert!(wait_until(10, || pg
+        .psql("SELECT count(*) FROM fax_line")
+        .trim()
+        == "0"));
+}
+
+/// AUTH PLAIN after STARTTLS on `node`'s submission port: the reply code.
+fn auth_code(node: &Server, user: &str, password: &str) -> String {
+    python(
+        r#"
+import smtplib, ssl, sys
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP(sys.argv[1], int(sys.argv[2]))
+s.starttls(context=ctx)
+try:
+    print(s.login(sys.argv[3], sys.argv[4])[0])
+except smtplib.SMTPAuthenticationError as e:
+    print(e.smtp_code)
+"#,
+        &[&node.ip, &node.sub_port.to_string(), user, password],
+    )
+    .trim()
+    .to_string()
+}
+
+/// A fax API request with `token` on `node`: the answer.
+fn api_answer(node: &Server, token: &str) -> String {
+    python(
+        r#"
+import sys, urllib.request, urllib.error
+req = urllib.request.Request('http://127.0.0.1:%s/restservice/sendfax' % sys.argv[1], data=b'', method='POST')
+req.add_header('XM-Token-Authorization', sys.argv[2])
+try:
+    print(urllib.request.urlopen(req).read().decode())
+except urllib.error.HTTPError as e:
+    print(e.read().decode())
+"#,
+        &[&node.admin_port.to_string(), token],
+    )
+}
+
+#[test]
+fn users_and_tokens_in_the_database_are_the_same_on_every_node() {
+    let pg = Postgres::start();
+    let nodes: Vec<Server> = NODES[..2]
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| {
+            Server::start_node(
+                ip,
+                &queue_lines(&pg, &format!("n{}", i + 1)),
+                "[accounts]\nbackend = \"database\"\n",
+            )
+        })
+        .collect();
+    // A user added through node 1 logs in on node 2.
+    let mut add = std::process::Command::new(env!("CARGO_BIN_EXE_faxmta"));
+    add.args(["user", "add", "bob@example.test", "--config"])
+        .arg(nodes[0].config());
+    let out = user_cli(&mut add, "s3cret\n");
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_contains(&cli_ok(&nodes[1], &["user", "list"]), "bob@example.test");
+    assert_eq!(auth_code(&nodes[1], "bob@example.test", "s3cret"), "235");
+    assert_eq!(auth_code(&nodes[1], "bob@example.test", "wrong"), "535");
+    // A token made on node 2 is good on node 1; deleted there, on neither.
+    let token = cli_ok(&nodes[1], &["token", "add", "scanner"])
+        .trim()
+        .to_string();
+    assert!(token.starts_with("fxt_"), "{token}");
+    let bad = api_answer(&nodes[0], "fxt_0000");
+    assert_contains(&bad, "the token is not valid");
+    let good = api_answer(&nodes[0], &token);
+    assert!(!good.contains("the token is not valid"), "{good}");
+    cli_ok(&nodes[0], &["token", "del", "scanner"]);
+    assert_contains(&api_answer(&nodes[1], &token), "the token is not valid");
+    // Deleted on node 2, bob is gone on node 1 too.
+    cli_ok(&nodes[1], &["user", "del", "bob@example.test"]);
+    assert_eq!(auth_code(&nodes[0], "bob@example.test", "s3cret"), "535");
 }

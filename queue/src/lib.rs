@@ -15,13 +15,14 @@
 //!
 //! Layers, bottom up (no file imports from a layer above its own; a unit
 //! test checks it): `error`, `lock`, `time`, `envelope`, `retry`; then
-//! `space`, `body`, `listing`, `history`, `broadcast`, `etrn`, `lines`;
+//! `space`, `body`, `listing`, `history`, `broadcast`, `etrn`, `lines`, `accounts`;
 //! then
 //! `store` (the trait); then `admin` (operations written over the trait);
 //! then the backends (`sled`, `postgres`).
 //!
 //! This crate does no networking and knows nothing of transports.
 
+mod accounts;
 mod admin;
 mod body;
 mod broadcast;
@@ -43,6 +44,7 @@ mod time;
 
 pub use self::postgres::{PgSettings, PgStore};
 pub use self::sled::{SledStore, DEFAULT_CACHE};
+pub use accounts::{Account, Accounts, API_TOKENS, SMTP_USERS};
 pub use body::BodyWriter;
 pub use broadcast::{broadcast_id, split_transaction, BroadcastEntry};
 pub use envelope::{

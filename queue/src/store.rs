@@ -43,6 +43,7 @@
 //! callers run the slow ones (listings, the control socket's commands,
 //! reading bodies) on blocking threads already.
 
+use crate::accounts::Accounts;
 use crate::body::BodyWriter;
 use crate::broadcast::BroadcastEntry;
 use crate::envelope::{Envelope, NewMessage, QueueId};
@@ -329,6 +330,12 @@ pub trait QueueStore: Send + Sync + 'static {
     /// ([`LinePool`]); `None` (the default): this process's lines are
     /// the site's.
     fn line_pool(&self) -> Option<Arc<dyn LinePool>> {
+        None
+    }
+
+    /// The SMTP AUTH users and API tokens kept in this store's database
+    /// ([`Accounts`]); `None` (the default): the store keeps none.
+    fn accounts(&self) -> Option<Arc<dyn Accounts>> {
         None
     }
 }

@@ -13,7 +13,10 @@
 //!
 //! SENDER is an address or `@domain`; with none, the token may send as
 //! any fax user. The server reads the file at each request, so changes
-//! apply at once. The file is rewritten atomically with mode 0600.
+//! apply at once. The file is rewritten atomically with mode 0600. With
+//! `[accounts] backend = "database"` the tokens (the same name, hash and
+//! senders) are kept in the queue's database instead, shared by every
+//! node.
 
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -104,6 +107,23 @@ pub fn check(path: &Path, presented: &str) -> Result<Option<Token>, String> {
     let tokens = parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let wanted = hash(presented.trim());
     Ok(tokens.into_iter().find(|t| t.hash == wanted))
+}
+
+/// [`check`] against the tokens kept in the queue's database
+/// (`[accounts] backend = "database"`).
+pub fn check_database(
+    accounts: Option<std::sync::Arc<dyn faxmta_queue::Accounts>>,
+    presented: &str,
+) -> Result<Option<Token>, String> {
+    let accounts = accounts.ok_or("the queue keeps no accounts (it is not on PostgreSQL)")?;
+    let found = accounts
+        .account_by_hash(faxmta_queue::API_TOKENS, &hash(presented.trim()))
+        .map_err(|e| e.to_string())?;
+    Ok(found.map(|a| Token {
+        name: a.name,
+        hash: a.hash,
+        senders: a.senders,
+    }))
 }
 
 #[cfg(test)]

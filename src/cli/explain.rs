@@ -27,7 +27,8 @@ fn tls_words(policy: TlsPolicy) -> &'static str {
 /// Who may send to a domain that is not ours.
 fn relay_permission(config: &Config) -> String {
     let nets: Vec<String> = config.relay.allow.iter().map(|n| n.to_string()).collect();
-    let auth = config.auth.users_file.is_some();
+    let auth = config.auth.users_file.is_some()
+        || config.accounts.backend == crate::config::AccountsBackend::Database;
     match (nets.is_empty(), auth) {
         (true, false) => {
             "no client may send here: [relay] allow is empty; only our own reports go there"

@@ -1,5 +1,6 @@
 //! `faxmta token add|list|del`: edit the tokens file of the HTTP fax API
-//! (format and checks in src/admin/tokens.rs).
+//! (format and checks in src/admin/tokens.rs), or the tokens in the
+//! queue's database with `[accounts] backend = "database"`.
 
 use crate::admin::tokens::{hash, parse, valid_name};
 use crate::config::Config;
@@ -31,7 +32,67 @@ fn random_token() -> String {
     format!("fxt_{hex}")
 }
 
+/// The tokens in the queue's database (`[accounts] backend =
+/// "database"`).
+fn run_database(config: &Config, action: TokenAction) -> Result<String, String> {
+    use faxmta_queue::{Account, API_TOKENS};
+    let (_store, accounts) = crate::queue::accounts(config)?;
+    let fail = |e: faxmta_queue::QueueError| e.to_string();
+    match action {
+        TokenAction::List => Ok(accounts
+            .accounts(API_TOKENS)
+            .map_err(fail)?
+            .iter()
+            .map(|t| match t.senders.is_empty() {
+                true => format!("{} (any sender)\n", t.name),
+                false => format!("{} {}\n", t.name, t.senders.join(",")),
+            })
+            .collect()),
+        TokenAction::Add { name, senders } => {
+            check_new(&name, &senders)?;
+            if accounts.account(API_TOKENS, &name).map_err(fail)?.is_some() {
+                return Err(format!(
+                    "{name}: a token of that name exists (del it first)"
+                ));
+            }
+            let token = random_token();
+            let account = Account {
+                name,
+                hash: hash(&token),
+                senders,
+            };
+            accounts.put_account(API_TOKENS, &account).map_err(fail)?;
+            Ok(format!("{token}\n"))
+        }
+        TokenAction::Del { name } => {
+            match accounts.delete_account(API_TOKENS, &name).map_err(fail)? {
+                true => Ok(format!("{name}: deleted\n")),
+                false => Err(format!("{name}: no such token")),
+            }
+        }
+    }
+}
+
+/// A new token's name and senders, checked.
+fn check_new(name: &str, senders: &[String]) -> Result<(), String> {
+    if !valid_name(name) {
+        return Err(format!(
+            "{name:?}: a token name is 1 to 64 letters, digits, '-', '_', '.' or '@'"
+        ));
+    }
+    if let Some(bad) = senders
+        .iter()
+        .find(|s| s.is_empty() || s.contains([':', ',']) || s.contains(char::is_whitespace))
+    {
+        return Err(format!("{bad:?}: give a sender as an address or @domain"));
+    }
+    Ok(())
+}
+
 fn run(config: &Config, action: TokenAction) -> Result<String, String> {
+    if config.accounts.backend == crate::config::AccountsBackend::Database {
+        return run_database(config, action);
+    }
     let path = &config.admin.tokens_file;
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -52,21 +113,11 @@ fn run(config: &Config, action: TokenAction) -> Result<String, String> {
             })
             .collect()),
         TokenAction::Add { name, senders } => {
-            if !valid_name(&name) {
-                return Err(format!(
-                    "{name:?}: a token name is 1 to 64 letters, digits, '-', '_', '.' or '@'"
-                ));
-            }
+            check_new(&name, &senders)?;
             if tokens.iter().any(|t| t.name == name) {
                 return Err(format!(
                     "{name}: a token of that name exists (del it first)"
                 ));
-            }
-            if let Some(bad) = senders
-                .iter()
-                .find(|s| s.is_empty() || s.contains([':', ',']) || s.contains(char::is_whitespace))
-            {
-                return Err(format!("{bad:?}: give a sender as an address or @domain"));
             }
             let token = random_token();
             let mut text = text;

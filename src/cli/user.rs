@@ -5,7 +5,9 @@
 //! standard input is not a terminal, from its first line. The file is
 //! rewritten atomically (a temporary file in the same directory, synced,
 //! renamed over it) with mode 0600; other lines and comments are kept.
-//! A running server rereads the file when it changes.
+//! A running server rereads the file when it changes. With `[accounts]
+//! backend = "database"` the users are kept in the queue's database
+//! instead (shared by every node; asked at each AUTH).
 
 use crate::config::Config;
 use crate::policy::users;
@@ -87,7 +89,73 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     result
 }
 
+/// The sender list of `add`, checked and in lower case.
+fn senders_of(senders: &[String]) -> Result<Vec<String>, String> {
+    let senders: Vec<String> = senders.iter().map(|s| s.trim().to_lowercase()).collect();
+    if let Some(bad) = senders.iter().find(|s| !users::valid_sender(s)) {
+        return Err(format!("--sender {bad:?}: expected an address or @domain"));
+    }
+    Ok(senders)
+}
+
+/// The users in the queue's database (`[accounts] backend = "database"`).
+fn run_database(config: &Config, action: Action) -> Result<String, String> {
+    use faxmta_queue::{Account, SMTP_USERS};
+    let (_store, accounts) = crate::queue::accounts(config)?;
+    let fail = |e: faxmta_queue::QueueError| e.to_string();
+    match action {
+        Action::List => Ok(accounts
+            .accounts(SMTP_USERS)
+            .map_err(fail)?
+            .iter()
+            .map(|u| match u.senders.is_empty() {
+                true => format!("{} (default)\n", u.name),
+                false => format!("{} {}\n", u.name, u.senders.join(",")),
+            })
+            .collect()),
+        Action::Add { user, senders } => {
+            if !users::valid_name(&user) {
+                return Err(format!(
+                    "{user:?}: a user name has no ':', spaces or control characters"
+                ));
+            }
+            if accounts.account(SMTP_USERS, &user).map_err(fail)?.is_some() {
+                return Err(format!(
+                    "user {user} exists already (faxmta user passwd changes the password)"
+                ));
+            }
+            let senders = senders_of(&senders)?;
+            let hash = users::hash_password(&read_password(&user)?)?;
+            let account = Account {
+                name: user.clone(),
+                hash,
+                senders,
+            };
+            accounts.put_account(SMTP_USERS, &account).map_err(fail)?;
+            Ok(format!("added user {user} in the queue's database"))
+        }
+        Action::Passwd { user } => {
+            let mut account = accounts
+                .account(SMTP_USERS, &user)
+                .map_err(fail)?
+                .ok_or(format!("no user {user}"))?;
+            account.hash = users::hash_password(&read_password(&user)?)?;
+            accounts.put_account(SMTP_USERS, &account).map_err(fail)?;
+            Ok(format!(
+                "changed the password of {user} in the queue's database"
+            ))
+        }
+        Action::Del { user } => match accounts.delete_account(SMTP_USERS, &user).map_err(fail)? {
+            true => Ok(format!("deleted user {user} from the queue's database")),
+            false => Err(format!("no user {user}")),
+        },
+    }
+}
+
 fn run(config: &Config, action: Action) -> Result<String, String> {
+    if config.accounts.backend == crate::config::AccountsBackend::Database {
+        return run_database(config, action);
+    }
     let path = config
         .auth
         .users_file
@@ -124,10 +192,7 @@ fn run(config: &Config, action: Action) -> Result<String, String> {
                     "user {user} exists already (faxmta user passwd changes the password)"
                 ));
             }
-            let senders: Vec<String> = senders.iter().map(|s| s.trim().to_lowercase()).collect();
-            if let Some(bad) = senders.iter().find(|s| !users::valid_sender(s)) {
-                return Err(format!("--sender {bad:?}: expected an address or @domain"));
-            }
+            let senders = senders_of(&senders)?;
             let hash = users::hash_password(&read_password(&user)?)?;
             let line = match senders.is_empty() {
                 true => format!("{user}:{hash}"),

@@ -39,6 +39,10 @@ pub struct Config {
     pub umask: String,
     #[serde(default)]
     pub queue: QueueConfig,
+    /// `[accounts]`: SMTP AUTH users and API tokens in files or in the
+    /// queue's database.
+    #[serde(default)]
+    pub accounts: AccountsConfig,
     #[serde(default)]
     pub control: ControlConfig,
     #[serde(default, rename = "listener")]
@@ -168,6 +172,16 @@ impl Config {
             if self.queue.pool_size < 2 {
                 return fail("pool_size", "queue.pool_size must be at least 2".into());
             }
+        }
+        if self.accounts.backend == AccountsBackend::Database
+            && self.queue.backend != QueueBackend::Postgres
+        {
+            return fail(
+                "[accounts]",
+                "accounts.backend = \"database\" needs the queue on PostgreSQL \
+                 (queue.backend = \"postgres\")"
+                    .into(),
+            );
         }
         if self.queue.lease_time.0 < 3 {
             return fail("lease_time", "queue.lease_time must be at least 3s".into());

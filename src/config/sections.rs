@@ -209,6 +209,25 @@ impl Default for QueueConfig {
     }
 }
 
+/// `[accounts]`: where the SMTP AUTH users and the HTTP fax API's tokens
+/// are kept.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountsConfig {
+    pub backend: AccountsBackend,
+}
+
+/// `[accounts] backend`: `files` (`[auth] users_file`, `[admin]
+/// tokens_file`; the default) or `database` (the queue's PostgreSQL
+/// database, so that every node of a cluster answers the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountsBackend {
+    #[default]
+    Files,
+    Database,
+}
+
 /// `[queue] backend`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

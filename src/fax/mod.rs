@@ -13,14 +13,14 @@ use crate::metrics::Metrics;
 use crate::scheduler::FaxReports;
 use faxmta_fax::document::DocumentMaker;
 use faxmta_fax::engine::hylafax::{HylafaxEngine, HylafaxSettings};
+use faxmta_fax::engine::shared::SharedLines;
 use faxmta_fax::engine::simulated::{SimulatedEngine, SimulatedNetwork, SimulatedSettings};
 use faxmta_fax::engine::spool::{SpoolEngine, SpoolSettings};
-use faxmta_fax::engine::shared::SharedLines;
 use faxmta_fax::engine::FaxEngine;
-use faxmta_queue::Store;
 use faxmta_fax::render::{self, CoverInfo, RenderOptions};
 use faxmta_fax::transport::{FaxSettings, FaxTransport, Resend};
 use faxmta_fax::worker::{Limits, RenderWorker, WorkerRenderer};
+use faxmta_queue::Store;
 use std::sync::Arc;
 
 /// The parts of the fax transport the server keeps.

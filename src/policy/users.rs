@@ -15,6 +15,7 @@
 pub use crate::config::users::{load, parse, valid_name, valid_sender, User};
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, SaltString};
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use faxmta_queue::{Accounts, SMTP_USERS};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -78,15 +79,21 @@ impl User {
     }
 }
 
-/// The users file as the server sees it: reread when it changes on disk
-/// (`faxmta user add` needs no restart); a file that no longer parses
-/// keeps the last good list (and is logged).
+/// The users as the server sees them: the users file, reread when it
+/// changes on disk (`faxmta user add` needs no restart; a file that no
+/// longer parses keeps the last good list, and is logged), or the
+/// accounts in the queue's database (`[accounts] backend = "database"`),
+/// asked at each AUTH.
 pub struct UserDb {
-    path: PathBuf,
-    cache: Mutex<Cache>,
+    source: Source,
     /// Places for password verifications at once (argon2 takes memory:
     /// ~19 MiB each with the default parameters).
     verifications: Arc<tokio::sync::Semaphore>,
+}
+
+enum Source {
+    File { path: PathBuf, cache: Mutex<Cache> },
+    Database(Arc<dyn Accounts>),
 }
 
 #[derive(Default)]
@@ -102,22 +109,55 @@ impl UserDb {
     /// session, across reloads).
     pub fn new(path: PathBuf, verifications: Arc<tokio::sync::Semaphore>) -> UserDb {
         UserDb {
-            path,
-            cache: Mutex::new(Cache::default()),
+            source: Source::File {
+                path,
+                cache: Mutex::new(Cache::default()),
+            },
             verifications,
         }
     }
 
-    fn users(&self) -> Arc<HashMap<String, User>> {
-        let stamp = std::fs::metadata(&self.path)
+    /// The users kept in the queue's database.
+    pub fn database(
+        accounts: Arc<dyn Accounts>,
+        verifications: Arc<tokio::sync::Semaphore>,
+    ) -> UserDb {
+        UserDb {
+            source: Source::Database(accounts),
+            verifications,
+        }
+    }
+
+    /// The user `name` (any case), if there is one.
+    fn user(&self, name: &str) -> Option<User> {
+        match &self.source {
+            Source::File { path, cache } => {
+                Self::users(path, cache).get(&name.to_lowercase()).cloned()
+            }
+            Source::Database(accounts) => match accounts.account(SMTP_USERS, name) {
+                Ok(found) => found.map(|a| User {
+                    name: a.name,
+                    hash: a.hash,
+                    senders: a.senders,
+                }),
+                Err(e) => {
+                    tracing::error!("cannot read the SMTP users: {e}");
+                    None
+                }
+            },
+        }
+    }
+
+    fn users(path: &std::path::Path, cache: &Mutex<Cache>) -> Arc<HashMap<String, User>> {
+        let stamp = std::fs::metadata(path)
             .ok()
             .map(|m| (m.modified().ok(), m.len()));
-        let mut cache = match self.cache.lock() {
+        let mut cache = match cache.lock() {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
         };
         if cache.stamp.is_none() || cache.stamp != stamp {
-            match load(&self.path) {
+            match load(path) {
                 Ok(list) => {
                     cache.users = Arc::new(
                         list.into_iter()
@@ -135,7 +175,7 @@ impl UserDb {
     /// Check a name and password (argon2, on a blocking thread): the user
     /// when they match. Names are matched without regard to case.
     pub async fn authenticate(&self, name: &str, password: &str) -> Option<User> {
-        let user = self.users().get(&name.to_lowercase()).cloned();
+        let user = self.user(name);
         let hash = match &user {
             Some(u) => u.hash.clone(),
             None => dummy_hash().to_string(),

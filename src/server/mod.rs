@@ -13,7 +13,7 @@ mod rlimit;
 mod session;
 pub mod tls;
 
-use crate::config::{Config, ListenerConfig, TlsMode};
+use crate::config::{AccountsBackend, Config, ListenerConfig, TlsMode};
 use crate::metrics::Metrics;
 use crate::policy::limits::Limits;
 use crate::policy::spf::Authenticator;
@@ -267,11 +267,19 @@ pub fn context(
     let policy = Arc::new(Policy::new(&config));
     // Over [dns], as mail routing.
     let auth = Some(Arc::new(Authenticator::new(&config)?));
-    let users = config
-        .auth
-        .users_file
-        .clone()
-        .map(|f| UserDb::new(f, limits.verifications.clone()));
+    let users = match (config.accounts.backend, store.accounts()) {
+        (AccountsBackend::Database, Some(accounts)) => {
+            Some(UserDb::database(accounts, limits.verifications.clone()))
+        }
+        (AccountsBackend::Database, None) => {
+            return Err("[accounts] backend = \"database\" needs the queue on PostgreSQL".into())
+        }
+        (AccountsBackend::Files, _) => config
+            .auth
+            .users_file
+            .clone()
+            .map(|f| UserDb::new(f, limits.verifications.clone())),
+    };
     Ok(Arc::new(ServerContext {
         limits,
         users,

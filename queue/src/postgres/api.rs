@@ -193,4 +193,8 @@ impl QueueStore for PgStore {
     fn line_pool(&self) -> Option<std::sync::Arc<dyn crate::lines::LinePool>> {
         Some(std::sync::Arc::new(self.clone()))
     }
+
+    fn accounts(&self) -> Option<std::sync::Arc<dyn crate::accounts::Accounts>> {
+        Some(std::sync::Arc::new(self.clone()))
+    }
 }

@@ -26,9 +26,12 @@ impl LinePool for PgStore {
             let mut client = PgStore::client(&db, context).await?;
             let fail = |e| db_error(context, e);
             let tx = client.transaction().await.map_err(fail)?;
-            tx.execute("SELECT pg_advisory_xact_lock(hashtext('faxmta fax_line ' || $1))", &[&name])
-                .await
-                .map_err(fail)?;
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('faxmta fax_line ' || $1))",
+                &[&name],
+            )
+            .await
+            .map_err(fail)?;
             let row = tx
                 .query_opt(
                     "SELECT s FROM generate_series(0, $2 - 1) s \

@@ -41,6 +41,7 @@
 //! ETRN), `records.rs` (fax history, failures, broadcasts), `listen.rs`
 //! (notifications), `api.rs` (the trait), `settings.rs` (how to connect).
 
+mod accounts;
 mod api;
 mod commit;
 mod enqueue;

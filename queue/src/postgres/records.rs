@@ -13,7 +13,7 @@ type Params = Vec<Box<dyn ToSql + Send + Sync>>;
 
 impl PgStore {
     /// One statement for a synchronous caller; the rows it changed.
-    fn change(
+    pub(super) fn change(
         &self,
         context: &'static str,
         sql: &'static str,

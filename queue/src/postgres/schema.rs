@@ -15,7 +15,7 @@ const LOCK: i64 = 0x6661_786d_7461;
 /// released; add the next.
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
     1,
-    "queue, bodies, ETRN marks, leases, nodes, fax lines, fax records",
+    "queue, bodies, ETRN marks, leases, nodes, fax lines, accounts, fax records",
     r#"
 CREATE TABLE queue_message (
     id           text COLLATE "C" PRIMARY KEY,
@@ -67,6 +67,17 @@ CREATE TABLE fax_line (
     until timestamptz NOT NULL,
     PRIMARY KEY (pool, slot)
 );
+
+-- SMTP AUTH users and HTTP API tokens, when kept here.
+CREATE TABLE account (
+    kind    text NOT NULL,
+    key     text NOT NULL,          -- the name, lower case
+    name    text NOT NULL,
+    hash    text NOT NULL,
+    senders text[] NOT NULL DEFAULT '{}',
+    PRIMARY KEY (kind, key)
+);
+CREATE INDEX account_hash ON account (kind, hash);
 
 CREATE TABLE fax_history (
     finished  bigint NOT NULL,

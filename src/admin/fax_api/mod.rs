@@ -92,7 +92,15 @@ impl Api {
                 format!("no token: send one in the {TOKEN_HEADER} header"),
             ));
         }
-        match tokens::check(&self.config.admin.tokens_file, presented) {
+        let checked = match self.config.accounts.backend {
+            crate::config::AccountsBackend::Files => {
+                tokens::check(&self.config.admin.tokens_file, presented)
+            }
+            crate::config::AccountsBackend::Database => {
+                tokens::check_database(self.store.accounts(), presented)
+            }
+        };
+        match checked {
             Ok(Some(t)) => Ok(t),
             Ok(None) => Err(ApiError::new(Code::BadToken, "the token is not valid")),
             Err(e) => {

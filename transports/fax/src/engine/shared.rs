@@ -126,10 +126,12 @@ impl FaxEngine for SharedLines {
     async fn send(&self, request: SendRequest) -> SendResult {
         let held = match self.claim().await {
             Ok(held) => held,
-            Err(reason) => return SendResult::Error {
-                reason,
-                retry: true,
-            },
+            Err(reason) => {
+                return SendResult::Error {
+                    reason,
+                    retry: true,
+                }
+            }
         };
         let job = request.job_id.clone();
         let call = self.inner.send(request);
