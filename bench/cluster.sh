@@ -171,7 +171,7 @@ stop_nodes() {
     NODE_PID=()
 }
 fresh_database() {
-    psql_do "SET client_min_messages = warning; DROP DATABASE IF EXISTS bench" >/dev/null
+    PGOPTIONS="-c client_min_messages=warning" psql_do "DROP DATABASE IF EXISTS bench" >/dev/null
     psql_do "CREATE DATABASE bench" >/dev/null
 }
 # wait_delivered N SECONDS: until the sink has N messages.

@@ -281,6 +281,10 @@ fn restart_only(old: &Config, new: &Config) -> Vec<String> {
             format!("{:?}", old.queue.path) != format!("{:?}", new.queue.path),
         ),
         (
+            "[accounts] backend",
+            old.accounts.backend != new.accounts.backend,
+        ),
+        (
             "[queue] backend, url, password_file, pool_size and node",
             format!(
                 "{:?}",
@@ -379,5 +383,26 @@ mod tests {
         assert_eq!(warned.len(), 2, "{warned:?}");
         assert!(warned[0].starts_with("[queue] path changed"), "{warned:?}");
         assert!(warned[1].starts_with("the fax engine"), "{warned:?}");
+        let pg = parse(
+            "[queue]\npath = \"var/a\"\nbackend = \"postgres\"\nurl = \"postgres://u@db/q\"\n\
+             [fax]\nlines = 2\n",
+        );
+        let warned = restart_only(&old, &pg);
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(
+            warned[0]
+                .starts_with("[queue] backend, url, password_file, pool_size and node changed"),
+            "{warned:?}"
+        );
+        let accounts = parse(
+            "[queue]\npath = \"var/a\"\nbackend = \"postgres\"\nurl = \"postgres://u@db/q\"\n\
+             [accounts]\nbackend = \"database\"\n[fax]\nlines = 2\n",
+        );
+        let warned = restart_only(&pg, &accounts);
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(
+            warned[0].starts_with("[accounts] backend changed"),
+            "{warned:?}"
+        );
     }
 }

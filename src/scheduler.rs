@@ -141,6 +141,9 @@ impl Scheduler {
                 break;
             }
             let now = now_unix();
+            // Lines of parked messages whose destination has free slots
+            // here (their woken messages may have gone to another node).
+            self.destinations.wake_idle();
             // As many as there are free slots; a message being delivered
             // is leased, and not handed out again.
             let free = self.slots.available_permits();

@@ -124,3 +124,38 @@ fn outbound_timeouts_default_to_postfixs_and_are_configurable() {
     let e = parse("[dns]\ntimeout = 0\n").unwrap_err();
     assert!(e.message.contains("dns.timeout must be more than 0"), "{e}");
 }
+
+#[test]
+fn the_postgres_backend_needs_its_url_and_accounts_in_the_database_need_it() {
+    let c = parse("[queue]\nbackend = \"postgres\"\nurl = \"postgres://faxmta@db.test/faxmta\"\n")
+        .unwrap();
+    assert_eq!(c.queue.backend, QueueBackend::Postgres);
+    assert_eq!(c.queue.lease_time.0, 300);
+    assert_eq!(c.accounts.backend, AccountsBackend::Files);
+
+    let e = parse("[queue]\nbackend = \"postgres\"\n").unwrap_err();
+    assert!(e.message.contains("needs queue.url"), "{e}");
+    assert_eq!(e.place, ":2:1", "{e}");
+
+    let e = parse("[queue]\nbackend = \"postgres\"\nurl = \"mysql://x\"\n").unwrap_err();
+    assert!(
+        e.message.contains("not a PostgreSQL connection string"),
+        "{e}"
+    );
+    assert_eq!(e.place, ":3:1", "{e}");
+
+    let e = parse("[queue]\nbackend = \"cassandra\"\n").unwrap_err();
+    assert!(e.message.contains("unknown variant"), "{e}");
+
+    let e = parse("[queue]\nlease_time = \"1s\"\n").unwrap_err();
+    assert!(e.message.contains("at least 3s"), "{e}");
+
+    let e = parse("[accounts]\nbackend = \"database\"\n").unwrap_err();
+    assert!(e.message.contains("needs the queue on PostgreSQL"), "{e}");
+    let c = parse(
+        "[queue]\nbackend = \"postgres\"\nurl = \"postgres://faxmta@db.test/faxmta\"\n\
+         [accounts]\nbackend = \"database\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.accounts.backend, AccountsBackend::Database);
+}

@@ -7,6 +7,13 @@
 //! schedule and woken, first in first out, when a delivery to that
 //! destination ends. A parked message that nobody wakes is due again after
 //! [`PARK_LIMIT`] seconds anyway (the index, not the disk, holds the park).
+//!
+//! A woken message may be delivered by someone else — another node of a
+//! shared queue takes whatever is due —, and then this node's slot stays
+//! free with messages still parked and no delivery of its own left to
+//! wake them: so an ending delivery wakes as many as there are free
+//! slots, and the scheduler sweeps ([`Destinations::wake_idle`]) every
+//! time it looks for work.
 
 use faxmta_queue::{now_unix, QueueId, Store};
 use faxmta_transport::NextHop;
@@ -53,7 +60,7 @@ impl Drop for Slot {
     /// is in the line when we look, or sees the free slot (see `park`).
     fn drop(&mut self) {
         self.permit.take();
-        self.owner.wake_one(&self.hop);
+        self.owner.wake_free(&self.hop);
     }
 }
 
@@ -120,22 +127,44 @@ impl Destinations {
             .get(hop)
             .is_some_and(|s| s.available_permits() > 0);
         if free {
-            self.wake_one(hop);
+            self.wake_free(hop);
         }
     }
 
-    /// Make the first message parked for `hop` due now. A parked message
+    /// Wake as many messages parked for `hop` as it has free slots.
+    fn wake_free(&self, hop: &NextHop) {
+        let free = lock(&self.slots)
+            .get(hop)
+            .map_or(self.limit, |s| s.available_permits());
+        for _ in 0..free {
+            if !self.wake_one(hop) {
+                return;
+            }
+        }
+    }
+
+    /// For every destination with parked messages and free slots, wake
+    /// as many as it has free slots: the woken ones may have gone to
+    /// another node, leaving this one idle with a line.
+    pub fn wake_idle(&self) {
+        let hops: Vec<NextHop> = lock(&self.parked).keys().cloned().collect();
+        for hop in hops {
+            self.wake_free(&hop);
+        }
+    }
+
+    /// Make the first message parked for `hop` due now; whether one was. A parked message
     /// may have left the queue meanwhile (an ETRN release or any update
     /// makes it due again, and it may be delivered while still in the
     /// line): waking it would wake nobody, and once every delivery to
     /// the destination ended so, the rest would wait out PARK_LIMIT. So
     /// the next one is woken instead.
-    fn wake_one(&self, hop: &NextHop) {
+    fn wake_one(&self, hop: &NextHop) -> bool {
         loop {
             let id = {
                 let mut parked = lock(&self.parked);
                 let Some(line) = parked.get_mut(hop) else {
-                    return;
+                    return false;
                 };
                 let id = line.order.pop_front();
                 if let Some(id) = &id {
@@ -148,7 +177,8 @@ impl Destinations {
             };
             match id {
                 Some(id) if !self.store.postpone(&id, now_unix()) => continue,
-                _ => return,
+                Some(_) => return true,
+                None => return false,
             }
         }
     }
@@ -259,5 +289,26 @@ mod tests {
         drop(slot);
         assert_eq!(store.due(now_unix(), 10), vec![ids[1].clone()]);
         assert_eq!(d.parked(), 0);
+    }
+
+    /// A woken message that another node delivers takes no slot here:
+    /// the rest of the line is woken by the sweep, not after PARK_LIMIT.
+    #[tokio::test]
+    async fn a_line_whose_woken_message_went_elsewhere_is_woken_by_the_sweep() {
+        let (_dir, store, ids, d, hop) = setup(3).await;
+        let Taken::Slot(slot) = d.try_slot(&hop) else {
+            panic!("the first delivery gets the slot");
+        };
+        d.park(&ids[1], &hop);
+        d.park(&ids[2], &hop);
+        drop(slot);
+        assert_eq!(d.parked(), 1, "one woken for the one free slot");
+        // Another node delivers the woken message; nothing ends here.
+        assert!(store.remove(&ids[1]).unwrap());
+        let now = now_unix();
+        assert_eq!(store.due(now, 10), vec![ids[0].clone()]);
+        d.wake_idle();
+        assert_eq!(d.parked(), 0);
+        assert_eq!(store.due(now_unix(), 10).len(), 2, "the rest is due");
     }
 }
