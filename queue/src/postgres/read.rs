@@ -60,21 +60,38 @@ impl PgStore {
         }
     }
 
-    /// The head kept in the envelope, then the body's pieces in order.
+    /// The head kept in the envelope, then the body's pieces in order
+    /// (one query: the envelope comes with every piece).
     pub(super) fn body(&self, id: &str) -> Result<Option<Vec<u8>>, QueueError> {
-        let Some(env) = self.get(id)? else {
-            return Ok(None);
-        };
         let rows = self.query(
             "reading a body",
-            "SELECT data FROM queue_body WHERE id = $1 ORDER BY seq",
+            "SELECT m.envelope, b.data FROM queue_message m \
+             LEFT JOIN queue_body b ON b.id = m.id WHERE m.id = $1 ORDER BY b.seq",
             vec![Box::new(id.to_string())],
         )?;
-        let len: usize = rows.iter().map(|r| r.get::<_, &[u8]>(0).len()).sum();
-        let mut data = Vec::with_capacity(env.head.len() + len);
-        data.extend_from_slice(env.head.as_bytes());
-        for row in &rows {
-            data.extend_from_slice(row.get::<_, &[u8]>(0));
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        #[derive(serde::Deserialize)]
+        struct Head {
+            #[serde(default)]
+            head: String,
+        }
+        let head: Head = serde_json::from_slice(first.get::<_, &[u8]>(0)).map_err(|source| {
+            QueueError::Corrupt {
+                id: id.to_string(),
+                source,
+            }
+        })?;
+        let pieces: Vec<&[u8]> = rows
+            .iter()
+            .filter_map(|r| r.get::<_, Option<&[u8]>>(1))
+            .collect();
+        let len: usize = pieces.iter().map(|p| p.len()).sum();
+        let mut data = Vec::with_capacity(head.head.len() + len);
+        data.extend_from_slice(head.head.as_bytes());
+        for piece in pieces {
+            data.extend_from_slice(piece);
         }
         Ok(Some(data))
     }
