@@ -188,7 +188,8 @@ echo "machine:    $(nproc) cores, $(awk '/MemTotal/ { printf "%.1f GiB", $2/1048
 echo "postgresql: $(psql_do 'SHOW server_version'), fsync $(psql_do 'SHOW fsync'), synchronous_commit on for the enqueue's commit"
 echo "network:    $CLUSTER_SH_NETNS"
 echo "load:       $MESSAGES messages of $SIZE octets, $SESSIONS sessions in all"
-printf '%-6s %10s %10s %12s %12s %12s\n' nodes "accept/s" "relay/s" "faxmta ms" "postgres ms" "machine ms"
+printf '%-6s %10s %10s %12s %12s %12s %10s\n' nodes "accept/s" "relay/s" "faxmta ms" "postgres ms" "machine ms" "WAL KiB"
+wal() { psql_do "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"; }
 
 for n in $NODE_COUNTS; do
     fresh_database
@@ -200,6 +201,7 @@ for n in $NODE_COUNTS; do
     fx0=$(ticks "${nodes[@]}")
     pg0=$(ticks $(pg_pids))
     m0=$(cpu_snap)
+    w0=$(wal)
     t0=$(now)
     per=$((MESSAGES / n))
     sess=$(((SESSIONS + n - 1) / n))
@@ -217,14 +219,16 @@ for n in $NODE_COUNTS; do
     fx1=$(ticks "${nodes[@]}")
     pg1=$(ticks $(pg_pids))
     m1=$(cpu_snap)
-    printf '%-6s %10s %10s %12s %12s %12s\n' "$n" \
+    w1=$(wal)
+    printf '%-6s %10s %10s %12s %12s %12s %10s\n' "$n" \
         "$(calc "$total / ($t_acked - $t0)" 0)" "$(calc "$total / ($t_done - $t0)" 0)" \
         "$(ms_per $((fx1 - fx0)) "$total")" "$(ms_per $((pg1 - pg0)) "$total")" \
-        "$(ms_per $((m1 - m0)) "$total")"
+        "$(ms_per $((m1 - m0)) "$total")" "$(calc "($w1 - $w0) / 1024 / $total" 1)"
     stop_nodes
     stop_sink
 done
-echo "(ms: CPU milliseconds per message — of the faxmta nodes, of PostgreSQL's processes, and of the whole machine incl. smtp-source and smtp-sink)"
+echo "(ms: CPU milliseconds per message — of the faxmta nodes, of PostgreSQL's processes, and of the whole machine incl. smtp-source and smtp-sink;"
+echo " WAL KiB: write-ahead log written per message, from its commit to its removal)"
 
 # --- recovery after kill -9 ---------------------------------------------------
 echo
@@ -256,11 +260,17 @@ wait "${NODE_PID[1]}" 2>/dev/null || true
 unset 'NODE_PID[1]'
 before=$(delivered)
 end=$((SECONDS + 600))
-until [[ $(psql_do "SELECT count(*) FROM queue_message WHERE id IN (SELECT id FROM bench_killed)" bench) == 0 ]]; do
+# Taken over: leased by another node (or delivered already).
+until [[ $(psql_do "SELECT count(*) FROM queue_message WHERE id IN (SELECT id FROM bench_killed) AND lease_node IS NOT DISTINCT FROM 'n1'" bench) == 0 ]]; do
     ((SECONDS < end)) || die "n1's messages were never taken over"
     sleep 0.1
 done
 t_taken=$(now)
+until [[ $(psql_do "SELECT count(*) FROM queue_message WHERE id IN (SELECT id FROM bench_killed)" bench) == 0 ]]; do
+    ((SECONDS < end)) || die "n1's messages were never delivered"
+    sleep 0.1
+done
+t_gone=$(now)
 wait_delivered "$total" 600 || die "after the kill only $(delivered) of $total delivered"
 t_all=$(now)
 t_restart=$(now)
@@ -268,7 +278,7 @@ start_node 1
 t_up=$(now)
 left=$(psql_do "SELECT count(*) FROM queue_message" bench)
 echo "killed n1 while it delivered $held message(s); $before of $total at the sink then"
-echo "n1's $held message(s) delivered by the other nodes $(calc "$t_taken - $t_kill" 1) s after the kill (lease_time ${LEASE} s)"
+echo "n1's $held message(s) taken over by the other nodes $(calc "$t_taken - $t_kill" 1) s after the kill (lease_time ${LEASE} s), delivered after $(calc "$t_gone - $t_kill" 1) s (in turn with the rest)"
 echo "every acknowledged message at the sink $(calc "$t_all - $t_kill" 1) s after the kill (two nodes left, 1 s per delivery at the sink)"
 echo "n1 listening again $(calc "$t_up - $t_restart" 2) s after its restart; queue left: $left"
 dups=$(($(delivered) - total))
