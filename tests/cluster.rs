@@ -568,3 +568,39 @@ fn users_and_tokens_in_the_database_are_the_same_on_every_node() {
     cli_ok(&nodes[1], &["user", "del", "bob@example.test"]);
     assert_eq!(auth_code(&nodes[0], "bob@example.test", "s3cret"), "535");
 }
+
+#[test]
+fn queue_migrate_creates_the_schema_once_and_a_node_refuses_a_newer_one() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("faxmta.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[queue]\npath = \"{}/queue\"\n{}[dns]\nnameservers = [\"127.0.0.1:9\"]\n",
+            dir.path().display(),
+            queue_lines(&pg, "n1")
+        ),
+    )
+    .unwrap();
+    let migrate = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_faxmta"))
+            .args(["queue", "migrate", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let first = migrate();
+    assert!(first.status.success(), "{}", output_text(&first));
+    assert_contains(&output_text(&first), "applied now");
+    let again = migrate();
+    assert!(again.status.success(), "{}", output_text(&again));
+    assert_contains(&output_text(&again), "present");
+    assert!(!output_text(&again).contains("applied now"));
+    assert_eq!(pg.psql("SELECT count(*) FROM faxmta_schema").trim(), "1");
+    // A schema from a newer faxmta: refused, and said so.
+    pg.psql("INSERT INTO faxmta_schema (version, name) VALUES (99, 'from the future')");
+    let refused = migrate();
+    assert!(!refused.status.success());
+    assert_contains(&output_text(&refused), "made by a newer faxmta");
+}
