@@ -2,9 +2,10 @@
 //! the handle every caller holds (a shared trait object).
 //!
 //! A backend keeps envelopes, bodies and the fax records, and promises
-//! what the methods below say; sled is the one backend today
-//! ([`crate::sled::SledStore`]). Every backend runs the same test suite
-//! (`queue/src/tests/`), so a second one (PostgreSQL) is one line there.
+//! what the methods below say: sled ([`crate::sled::SledStore`], the
+//! embedded default) and PostgreSQL ([`crate::postgres::PgStore`], shared
+//! by several nodes). Every backend runs the same test suite
+//! (`queue/src/tests/`, one line per backend).
 //!
 //! The promises, in short:
 //!

@@ -36,10 +36,13 @@
 //! small runtime and wait for the answer (`bridge` below), so the store
 //! works the same from an async task, a blocking thread or the CLI.
 //!
-//! Files: `schema.rs` (migrations), `commit.rs` (enqueue, group commit),
-//! `write.rs` (outcomes, removal), `read.rs` (reads, the schedule, leases,
-//! ETRN), `records.rs` (fax history, failures, broadcasts), `listen.rs`
-//! (notifications), `api.rs` (the trait), `settings.rs` (how to connect).
+//! Files: `settings.rs` (how to connect), `util.rs` (errors, the bridge
+//! for synchronous callers), `schema.rs` (migrations), `commit.rs` (the
+//! group commit), `enqueue.rs` (enqueue, sync), `write.rs` (outcomes,
+//! removal), `read.rs` (reads, the schedule, leases, ETRN), `records.rs`
+//! (fax history, failures, broadcasts), `nodes.rs` (liveness),
+//! `listen.rs` (notifications), `lines.rs` (the site's fax lines),
+//! `accounts.rs` (users and tokens), `api.rs` (the trait).
 
 mod accounts;
 mod api;

@@ -5,7 +5,7 @@
 //! and the ETRN marks are rewritten with the envelope. These commits are
 //! asynchronous (see the module documentation of `postgres`).
 
-use super::{db_error, PgStore, CHANNEL};
+use super::{db_error, other_error, PgStore, CHANNEL};
 use crate::envelope::Envelope;
 use crate::error::QueueError;
 use crate::etrn::envelope_marks;
@@ -19,9 +19,11 @@ use deadpool_postgres::Object;
 struct InTransaction(Option<Object>);
 
 impl InTransaction {
-    fn client(&self) -> &Object {
-        // Present until `done` or drop.
-        self.0.as_ref().expect("the connection is held until done")
+    /// The connection (present until `done` or drop).
+    fn client(&self) -> Result<&Object, QueueError> {
+        self.0
+            .as_ref()
+            .ok_or_else(|| other_error("changing an envelope", "the connection was given back"))
     }
 
     /// The transaction ended: the connection goes back to the pool.
@@ -52,12 +54,12 @@ impl PgStore {
         let (held, found) = self.block("reading an envelope to change", async move {
             let client = PgStore::client(&pool, "changing an envelope").await?;
             let held = InTransaction(Some(client));
-            held.client()
+            held.client()?
                 .batch_execute("BEGIN")
                 .await
                 .map_err(|e| db_error("changing an envelope", e))?;
             let row = held
-                .client()
+                .client()?
                 .query_opt(
                     "SELECT envelope FROM queue_message WHERE id = $1 FOR UPDATE",
                     &[&key],
@@ -68,7 +70,7 @@ impl PgStore {
         })?;
         let Some(json) = found else {
             self.block("changing an envelope", async move {
-                held.client()
+                held.client()?
                     .batch_execute("COMMIT")
                     .await
                     .map_err(|e| db_error("changing an envelope", e))?;
@@ -89,7 +91,7 @@ impl PgStore {
         let marks = envelope_marks(&env);
         let key = id.to_string();
         self.block("writing an envelope", async move {
-            let c = held.client();
+            let c = held.client()?;
             let fail = |e| db_error("writing an envelope", e);
             if done {
                 c.execute("DELETE FROM queue_message WHERE id = $1", &[&key])

@@ -179,7 +179,7 @@ impl SledStore {
 }
 
 impl Store {
-    /// Open the queue at `path` on sled (the one backend today).
+    /// Open the queue at `path` on sled (the embedded default).
     pub fn open(path: &Path) -> Result<Store, QueueError> {
         Ok(Store::new(SledStore::open(path)?))
     }
