@@ -32,6 +32,7 @@ pub fn pg_settings(config: &Config, opener: Opener) -> Result<PgSettings, String
     let mut settings = PgSettings::new(url, &spool);
     settings.passive = opener == Opener::Cli;
     settings.node_ttl = std::time::Duration::from_secs(q.lease_time.0);
+    settings.tls_ca = q.tls_ca.clone();
     settings.pool_size = match opener {
         Opener::Server => q.pool_size,
         Opener::Cli => 2,

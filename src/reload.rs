@@ -285,7 +285,7 @@ fn restart_only(old: &Config, new: &Config) -> Vec<String> {
             old.accounts.backend != new.accounts.backend,
         ),
         (
-            "[queue] backend, url, password_file, pool_size and node",
+            "[queue] backend, url, password_file, pool_size, node and tls_ca",
             format!(
                 "{:?}",
                 (
@@ -293,7 +293,8 @@ fn restart_only(old: &Config, new: &Config) -> Vec<String> {
                     &old.queue.url,
                     &old.queue.password_file,
                     old.queue.pool_size,
-                    &old.queue.node
+                    &old.queue.node,
+                    &old.queue.tls_ca
                 )
             ) != format!(
                 "{:?}",
@@ -302,7 +303,8 @@ fn restart_only(old: &Config, new: &Config) -> Vec<String> {
                     &new.queue.url,
                     &new.queue.password_file,
                     new.queue.pool_size,
-                    &new.queue.node
+                    &new.queue.node,
+                    &new.queue.tls_ca
                 )
             ),
         ),
@@ -390,8 +392,9 @@ mod tests {
         let warned = restart_only(&old, &pg);
         assert_eq!(warned.len(), 1, "{warned:?}");
         assert!(
-            warned[0]
-                .starts_with("[queue] backend, url, password_file, pool_size and node changed"),
+            warned[0].starts_with(
+                "[queue] backend, url, password_file, pool_size, node and tls_ca changed"
+            ),
             "{warned:?}"
         );
         let accounts = parse(

@@ -604,3 +604,113 @@ fn queue_migrate_creates_the_schema_once_and_a_node_refuses_a_newer_one() {
     assert!(!refused.status.success());
     assert_contains(&output_text(&refused), "made by a newer faxmta");
 }
+
+/// A certificate authority and a server certificate for 127.0.0.1 signed
+/// by it (openssl, EC keys), in `dir`: `ca.pem`, `server.crt`,
+/// `server.key`; and `other-ca.pem`, an authority that signed nothing.
+fn certificates(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is installed by scripts/test");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            output_text(&out)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    for ca in ["ca", "other-ca"] {
+        let (key, pem) = (format!("{ca}.key"), format!("{ca}.pem"));
+        let mut args = vec!["req", "-x509", "-days", "2", "-subj", "/CN=faxmta test CA"];
+        args.extend_from_slice(&ec);
+        args.extend_from_slice(&["-keyout", &key, "-out", &pem]);
+        run(&args);
+    }
+    let mut args = vec![
+        "req",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ];
+    args.extend_from_slice(&ec);
+    run(&args);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.crt",
+    ]);
+}
+
+#[test]
+fn with_a_ca_the_nodes_talk_to_the_database_over_verified_tls() {
+    let certs = tempfile::tempdir().unwrap();
+    certificates(certs.path());
+    let pg = Postgres::start_tls(certs.path());
+    let c = certs.path().display();
+    let lines = |ca: &str| {
+        format!(
+            "backend = \"postgres\"\nurl = \"{}?sslmode=require\"\nnode = \"n1\"\ntls_ca = \"{c}/{ca}\"\n",
+            pg.url
+        )
+    };
+    let node = Server::start_node(NODES[0], &lines("ca.pem"), "");
+    let subjects = subjects("tls", 2);
+    let answers = send_round_robin(std::slice::from_ref(&node), "bob@example.test", &subjects);
+    assert!(answers.iter().all(|(_, c)| c == "250"), "{answers:?}");
+    node.wait_mail_with("example.test", "bob", &[&subjects[1]], 20);
+    // Every connection of faxmta's is encrypted.
+    let plain = pg.psql(
+        "SELECT count(*) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
+         WHERE a.application_name LIKE 'faxmta%' AND NOT s.ssl",
+    );
+    let tls = pg.psql(
+        "SELECT count(*) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
+         WHERE a.application_name LIKE 'faxmta%' AND s.ssl",
+    );
+    assert_eq!(plain.trim(), "0");
+    assert_ne!(tls.trim(), "0");
+    // A certificate from an authority the node does not trust: no start.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("faxmta.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[queue]\npath = \"{}/q\"\n{}",
+            dir.path().display(),
+            lines("other-ca.pem")
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_faxmta"))
+        .args(["queue", "summary", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_contains(&output_text(&out).to_lowercase(), "certificate");
+}

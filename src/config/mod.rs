@@ -166,7 +166,9 @@ impl Config {
                         .into(),
                 );
             };
-            if let Err(e) = faxmta_queue::PgSettings::new(url, &self.queue.path).config() {
+            let mut settings = faxmta_queue::PgSettings::new(url, &self.queue.path);
+            settings.tls_ca = self.queue.tls_ca.clone();
+            if let Err(e) = settings.config() {
                 return fail("url", e.to_string());
             }
             if self.queue.pool_size < 2 {

@@ -162,6 +162,9 @@ pub struct QueueConfig {
     pub password_file: Option<PathBuf>,
     /// `postgres`: connections at most.
     pub pool_size: usize,
+    /// `postgres`: TLS to the database, verified against these
+    /// certificate authorities (PEM); none: no TLS.
+    pub tls_ca: Option<PathBuf>,
     /// `postgres`: this node's name, unique among the nodes sharing the
     /// database (default: the host name).
     pub node: Option<String>,
@@ -196,6 +199,7 @@ impl Default for QueueConfig {
             url: None,
             password_file: None,
             pool_size: 16,
+            tls_ca: None,
             node: None,
             lease_time: Duration(300),
             lifetime: Duration(5 * 86_400),

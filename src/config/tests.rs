@@ -144,6 +144,12 @@ fn the_postgres_backend_needs_its_url_and_accounts_in_the_database_need_it() {
     );
     assert_eq!(e.place, ":3:1", "{e}");
 
+    let e = parse(
+        "[queue]\nbackend = \"postgres\"\nurl = \"postgres://faxmta@db.test/faxmta?sslmode=require\"\n",
+    )
+    .unwrap_err();
+    assert!(e.message.contains("needs [queue] tls_ca"), "{e}");
+
     let e = parse("[queue]\nbackend = \"cassandra\"\n").unwrap_err();
     assert!(e.message.contains("unknown variant"), "{e}");
 

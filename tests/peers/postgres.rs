@@ -16,6 +16,16 @@ pub struct Postgres {
 
 impl Postgres {
     pub fn start() -> Postgres {
+        Postgres::start_with(None)
+    }
+
+    /// An instance that also speaks TLS with the certificate and key in
+    /// `certs` (`server.crt`, `server.key`).
+    pub fn start_tls(certs: &std::path::Path) -> Postgres {
+        Postgres::start_with(Some(certs))
+    }
+
+    fn start_with(certs: Option<&std::path::Path>) -> Postgres {
         let dir = tempfile::tempdir().unwrap();
         let port = crate::common::free_port();
         let pg = Postgres {
@@ -23,7 +33,10 @@ impl Postgres {
             dir,
             port,
         };
-        pg.script(&["start", &pg.data().display().to_string(), &port.to_string()]);
+        pg.script_env(
+            &["start", &pg.data().display().to_string(), &port.to_string()],
+            certs.map(|c| ("FAXMTA_PG_TLS", c)),
+        );
         pg
     }
 
@@ -32,10 +45,16 @@ impl Postgres {
     }
 
     fn script(&self, args: &[&str]) {
-        let out = Command::new(format!("{PEERS}/postgres.sh"))
-            .args(args)
-            .output()
-            .expect("tests/peers/postgres.sh runs");
+        self.script_env(args, None)
+    }
+
+    fn script_env(&self, args: &[&str], env: Option<(&str, &std::path::Path)>) {
+        let mut cmd = Command::new(format!("{PEERS}/postgres.sh"));
+        cmd.args(args);
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("tests/peers/postgres.sh runs");
         assert!(
             out.status.success(),
             "postgres.sh {args:?}: {}{}",

@@ -3,7 +3,9 @@
 # cluster: `initdb` in DIR, listening on HOST:PORT (default 127.0.0.1)
 # and on a Unix socket in DIR, trust authentication, superuser `faxmta`.
 # initdb refuses to run as root (CI runs as root), so as root the
-# instance runs as Debian's `postgres` user, which owns DIR.
+# instance runs as Debian's `postgres` user, which owns DIR. With
+# FAXMTA_PG_TLS=CERTDIR (holding server.crt and server.key) it also
+# speaks TLS.
 #
 #   postgres.sh start DIR PORT [HOST]   initdb (once) and start; returns when it accepts connections
 #   postgres.sh stop DIR                stop at once (a crash, as far as PostgreSQL can tell: -m immediate)
@@ -62,6 +64,13 @@ synchronous_commit = on
 fsync = ${FAXMTA_PG_FSYNC:-on}
 log_min_messages = warning
 CONF
+    if [ -n "${FAXMTA_PG_TLS:-}" ]; then
+      cp "$FAXMTA_PG_TLS/server.crt" "$FAXMTA_PG_TLS/server.key" "$dir/data/"
+      chmod 600 "$dir/data/server.key"
+      [ "$(id -u)" = 0 ] && chown postgres: "$dir/data/server.crt" "$dir/data/server.key"
+      printf "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n" \
+        >>"$dir/data/postgresql.conf"
+    fi
   fi
   as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 start >/dev/null \
     || { cat "$dir/log" >&2; exit 1; }

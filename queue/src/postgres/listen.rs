@@ -12,10 +12,14 @@ use tokio::sync::{mpsc, Notify};
 use tokio_postgres::AsyncMessage;
 
 /// Listen until the store goes (its runtime is shut down).
-pub(super) async fn listen_loop(config: tokio_postgres::Config, changed: Arc<Notify>) {
+pub(super) async fn listen_loop(
+    config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    changed: Arc<Notify>,
+) {
     let mut failures = 0u32;
     loop {
-        match config.connect(tokio_postgres::NoTls).await {
+        match config.connect(tls.clone()).await {
             Ok((client, mut conn)) => {
                 let (tx, mut rx) = mpsc::unbounded_channel::<()>();
                 let driver = tokio::spawn(async move {

@@ -138,9 +138,10 @@ impl PgStore {
             .map_err(|e| other_error("starting the store's runtime", e))?;
         let handle = rt.handle().clone();
         let config = settings.config()?;
+        let tls = settings::connector(settings)?;
         let manager = Manager::from_config(
             config.clone(),
-            tokio_postgres::NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -184,7 +185,7 @@ impl PgStore {
             changed.clone(),
             commit_stats.clone(),
         ));
-        handle.spawn(listen::listen_loop(config, changed.clone()));
+        handle.spawn(listen::listen_loop(config, tls, changed.clone()));
         if !settings.passive {
             handle.spawn(nodes::heartbeat_loop(
                 pool.clone(),
@@ -306,13 +307,14 @@ impl Store {
 /// now (`true`) or found applied.
 pub fn migrate_database(settings: &PgSettings) -> Result<Vec<(i32, String, bool)>, QueueError> {
     let config = settings.config()?;
+    let tls = settings::connector(settings)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| other_error("starting a runtime", e))?;
     rt.block_on(async move {
         let (mut client, conn) = config
-            .connect(tokio_postgres::NoTls)
+            .connect(tls)
             .await
             .map_err(|e| db_error("connecting", e))?;
         let task = tokio::spawn(conn);

@@ -33,6 +33,10 @@ pub struct PgSettings {
     /// every third of it): the lease time, so that a dead node's parked
     /// messages come back when its leases expire.
     pub node_ttl: Duration,
+    /// TLS to the database: the certificate authorities (PEM) its
+    /// certificate must chain to (its name checked against the URL's
+    /// host). `None`: no TLS (`sslmode=require` in the URL then fails).
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for PgSettings {
@@ -60,6 +64,7 @@ impl PgSettings {
             connect_timeout: Duration::from_secs(10),
             passive: false,
             node_ttl: Duration::from_secs(300),
+            tls_ca: None,
         }
     }
 
@@ -75,6 +80,20 @@ impl PgSettings {
         })?;
         if let Some(password) = &self.password {
             config.password(password.as_bytes());
+        }
+        match (&self.tls_ca, config.get_ssl_mode()) {
+            (None, tokio_postgres::config::SslMode::Require) => {
+                return Err(other_error(
+                    "[queue] url",
+                    "sslmode=require needs [queue] tls_ca (the database's certificate authority)",
+                ))
+            }
+            // Without a CA there is nothing to verify the server with: no
+            // TLS rather than TLS with anyone's certificate.
+            (None, _) => {
+                config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            }
+            (Some(_), _) => {}
         }
         config
             .application_name(format!("faxmta {}", self.node))
@@ -117,6 +136,46 @@ impl PgSettings {
             Err(_) => "(an invalid [queue] url)".to_string(),
         }
     }
+}
+
+/// The TLS connector of the database's connections: rustls (ring) with
+/// `[queue] tls_ca` as the roots — used when the URL's `sslmode` asks for
+/// TLS (`prefer`, the default, or `require`), never without a CA.
+pub(super) fn connector(
+    settings: &PgSettings,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, QueueError> {
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(ca) = &settings.tls_ca {
+        let pem = std::fs::read(ca).map_err(|source| QueueError::File {
+            path: ca.clone(),
+            source,
+        })?;
+        let mut n = 0;
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            let cert = cert.map_err(|source| QueueError::File {
+                path: ca.clone(),
+                source,
+            })?;
+            roots
+                .add(cert)
+                .map_err(|e| other_error("[queue] tls_ca", format!("{}: {e}", ca.display())))?;
+            n += 1;
+        }
+        if n == 0 {
+            return Err(other_error(
+                "[queue] tls_ca",
+                format!("{}: no PEM certificate in it", ca.display()),
+            ));
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| other_error("TLS to the database", e))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 /// The host name, or `faxmta` when it cannot be had.

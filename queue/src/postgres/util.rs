@@ -20,9 +20,21 @@ pub(super) fn db_error(context: &str, e: tokio_postgres::Error) -> QueueError {
     let disk_full = e
         .code()
         .is_some_and(|c| *c == tokio_postgres::error::SqlState::DISK_FULL);
+    // The whole chain: "error performing tls handshake" alone does not
+    // say that the certificate was not trusted.
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
     QueueError::Backend {
         context: context.to_string(),
-        source: Box::new(e),
+        source: text.into(),
         disk_full,
     }
 }
