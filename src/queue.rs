@@ -4,7 +4,7 @@
 //! node's local spool. The server, the CLI and `faxmta queue migrate`
 //! all open it here.
 
-use crate::config::{Config, QueueBackend};
+use crate::config::{secret_from_file, Config, QueueBackend};
 use faxmta_queue::{Accounts, PgSettings, Store};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,16 +41,7 @@ pub fn pg_settings(config: &Config, opener: Opener) -> Result<PgSettings, String
         settings.node = node.clone();
     }
     if let Some(file) = &q.password_file {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| format!("queue.password_file {}: {e}", file.display()))?;
-        let password = text.lines().next().unwrap_or("").trim_end_matches('\r');
-        if password.is_empty() {
-            return Err(format!(
-                "queue.password_file {}: the first line is empty",
-                file.display()
-            ));
-        }
-        settings.password = Some(password.to_string());
+        settings.password = Some(secret_from_file("queue.password_file", file)?);
     }
     Ok(settings)
 }

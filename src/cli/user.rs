@@ -89,6 +89,16 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     result
 }
 
+/// A new user's name, checked.
+fn check_name(user: &str) -> Result<(), String> {
+    match users::valid_name(user) {
+        true => Ok(()),
+        false => Err(format!(
+            "{user:?}: a user name has no ':', spaces or control characters"
+        )),
+    }
+}
+
 /// The sender list of `add`, checked and in lower case.
 fn senders_of(senders: &[String]) -> Result<Vec<String>, String> {
     let senders: Vec<String> = senders.iter().map(|s| s.trim().to_lowercase()).collect();
@@ -114,11 +124,7 @@ fn run_database(config: &Config, action: Action) -> Result<String, String> {
             })
             .collect()),
         Action::Add { user, senders } => {
-            if !users::valid_name(&user) {
-                return Err(format!(
-                    "{user:?}: a user name has no ':', spaces or control characters"
-                ));
-            }
+            check_name(&user)?;
             if accounts.account(SMTP_USERS, &user).map_err(fail)?.is_some() {
                 return Err(format!(
                     "user {user} exists already (faxmta user passwd changes the password)"
@@ -182,11 +188,7 @@ fn run(config: &Config, action: Action) -> Result<String, String> {
             return Ok(out);
         }
         Action::Add { user, senders } => {
-            if !users::valid_name(&user) {
-                return Err(format!(
-                    "{user:?}: a user name has no ':', spaces or control characters"
-                ));
-            }
+            check_name(&user)?;
             if find(&lines, &user).is_some() {
                 return Err(format!(
                     "user {user} exists already (faxmta user passwd changes the password)"

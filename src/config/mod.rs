@@ -24,7 +24,7 @@ pub use error::ConfigError;
 pub use etrn::{valid_node, EtrnClientConfig};
 pub use policy::{PolicyConfig, SmtpAuthConfig};
 pub use sections::*;
-pub use values::{parse_host, Deliver, Duration, HostSpec, OutboundTls, Size};
+pub use values::{parse_host, secret_from_file, Deliver, Duration, HostSpec, OutboundTls, Size};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]

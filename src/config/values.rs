@@ -261,6 +261,19 @@ impl OutboundTls {
     }
 }
 
+/// The secret kept in `file` (a password): its first line, without the
+/// line end. `key` names the setting in the errors: the file cannot be
+/// read, or its first line is empty.
+pub fn secret_from_file(key: &str, file: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("{key} {}: cannot read it: {e}", file.display()))?;
+    let line = text.lines().next().unwrap_or("").trim_end_matches('\r');
+    if line.is_empty() {
+        return Err(format!("{key} {}: the first line is empty", file.display()));
+    }
+    Ok(line.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

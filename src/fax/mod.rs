@@ -99,20 +99,9 @@ fn hylafax(config: &Config) -> Result<HylafaxEngine, String> {
     let fax = &config.fax;
     let h = &fax.hylafax;
     let read = |name: &str, file: &Option<std::path::PathBuf>| -> Result<Option<String>, String> {
-        let Some(file) = file else { return Ok(None) };
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| format!("[fax.hylafax] cannot read {name} {file:?}: {e}"))?;
-        let line = text
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .trim_end_matches('\r');
-        if line.is_empty() {
-            return Err(format!(
-                "[fax.hylafax] {name} {file:?}: the first line is empty"
-            ));
-        }
-        Ok(Some(line.to_owned()))
+        file.as_deref()
+            .map(|file| crate::config::secret_from_file(&format!("[fax.hylafax] {name}"), file))
+            .transpose()
     };
     let settings = HylafaxSettings {
         lines: fax.lines,

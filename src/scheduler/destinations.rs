@@ -19,10 +19,14 @@ use faxmta_queue::{now_unix, QueueId, Store};
 use faxmta_transport::NextHop;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Longest a parked message stays out of the schedule.
 pub const PARK_LIMIT: u64 = 300;
+
+/// Between two sweeps of [`Destinations::wake_idle`].
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// Forget the semaphores of idle destinations beyond this many.
 const KEEP_DESTINATIONS: usize = 10_000;
@@ -37,6 +41,8 @@ pub struct Destinations {
     store: Store,
     slots: Mutex<HashMap<NextHop, Arc<Semaphore>>>,
     parked: Mutex<HashMap<NextHop, Line>>,
+    /// When [`Destinations::wake_idle`] last swept.
+    swept: Mutex<Option<Instant>>,
 }
 
 /// The messages parked for one destination, first in first out; a
@@ -80,6 +86,7 @@ impl Destinations {
             store,
             slots: Mutex::new(HashMap::new()),
             parked: Mutex::new(HashMap::new()),
+            swept: Mutex::new(None),
         })
     }
 
@@ -145,8 +152,17 @@ impl Destinations {
 
     /// For every destination with parked messages and free slots, wake
     /// as many as it has free slots: the woken ones may have gone to
-    /// another node, leaving this one idle with a line.
+    /// another node, leaving this one idle with a line. At most once a
+    /// second ([`SWEEP_EVERY`]): the scheduler looks for work after every
+    /// change of the queue, and the lines may be many.
     pub fn wake_idle(&self) {
+        {
+            let mut swept = lock(&self.swept);
+            if swept.is_some_and(|t| t.elapsed() < SWEEP_EVERY) {
+                return;
+            }
+            *swept = Some(Instant::now());
+        }
         let hops: Vec<NextHop> = lock(&self.parked).keys().cloned().collect();
         for hop in hops {
             self.wake_free(&hop);

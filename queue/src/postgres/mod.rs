@@ -167,6 +167,20 @@ impl PgStore {
                 if passive {
                     return Ok(());
                 }
+                let alive = client
+                    .query_opt(
+                        "SELECT 1 FROM faxmta_node WHERE name = $1 AND alive_until > clock_timestamp()",
+                        &[&node],
+                    )
+                    .await
+                    .map_err(|e| db_error("reading the nodes", e))?;
+                if alive.is_some() {
+                    // Two nodes of one name undo each other's parking.
+                    tracing::warn!(
+                        "queue database: node {node} is still alive: another node has this name \
+                         ([queue] node must differ), or this one restarted within lease_time"
+                    );
+                }
                 client
                     .execute(
                         "UPDATE queue_message SET next_try = due, postponed_by = NULL \

@@ -18,6 +18,13 @@ fn settings(instance: &Instance, dir: &Path, node: &str) -> PgSettings {
     s
 }
 
+/// Node `node`, alive for one second after each heartbeat.
+fn short_lived(instance: &Instance, dir: &Path, node: &str) -> PgStore {
+    let mut s = settings(instance, dir, node);
+    s.node_ttl = Duration::from_secs(1);
+    PgStore::open(&s).unwrap()
+}
+
 fn message(rcpt: &str) -> NewMessage {
     NewMessage {
         sender: "sender@example.org".into(),
@@ -97,9 +104,7 @@ fn a_dead_nodes_parked_messages_come_back_after_its_lease_time() {
     let dir = tempfile::tempdir().unwrap();
     let pg = Instance::start(&dir.path().join("pg"));
     runtime().block_on(async {
-        let mut sa = settings(&pg, dir.path(), "a");
-        sa.node_ttl = Duration::from_secs(1);
-        let a = PgStore::open(&sa).unwrap();
+        let a = short_lived(&pg, dir.path(), "a");
         let id = QueueStore::new_id(&a).unwrap();
         QueueStore::enqueue(&a, id.clone(), message("r@x"), b"x")
             .await
@@ -107,9 +112,7 @@ fn a_dead_nodes_parked_messages_come_back_after_its_lease_time() {
         // Node a parks it for five minutes, then dies.
         assert!(QueueStore::postpone(&a, &id, now_unix() + 300));
         drop(a);
-        let mut sb = settings(&pg, dir.path(), "b");
-        sb.node_ttl = Duration::from_secs(1);
-        let b = PgStore::open(&sb).unwrap();
+        let b = short_lived(&pg, dir.path(), "b");
         assert!(QueueStore::due(&b, now_unix(), 10).is_empty(), "parked");
         let back = tokio::task::spawn_blocking(move || {
             wait_until(15, || {
@@ -127,12 +130,8 @@ fn a_live_nodes_parked_messages_stay_parked() {
     let dir = tempfile::tempdir().unwrap();
     let pg = Instance::start(&dir.path().join("pg"));
     runtime().block_on(async {
-        let mut sa = settings(&pg, dir.path(), "a");
-        sa.node_ttl = Duration::from_secs(1);
-        let a = PgStore::open(&sa).unwrap();
-        let mut sb = settings(&pg, dir.path(), "b");
-        sb.node_ttl = Duration::from_secs(1);
-        let b = PgStore::open(&sb).unwrap();
+        let a = short_lived(&pg, dir.path(), "a");
+        let b = short_lived(&pg, dir.path(), "b");
         let id = QueueStore::new_id(&a).unwrap();
         QueueStore::enqueue(&a, id.clone(), message("r@x"), b"x")
             .await
