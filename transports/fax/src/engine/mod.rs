@@ -16,6 +16,7 @@ pub mod hylafax;
 pub mod lines;
 pub mod shared;
 pub mod simulated;
+pub mod sip;
 pub mod spandsp;
 pub mod spool;
 

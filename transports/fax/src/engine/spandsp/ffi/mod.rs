@@ -255,3 +255,10 @@ mod tests {
         assert_eq!(text(T30_ERR_CALLDROPPED), "The call dropped prematurely");
     }
 }
+
+mod g711;
+mod t38;
+#[allow(unused_imports)] // until the SIP engine's media sessions use them
+pub use g711::*;
+#[allow(unused_imports)]
+pub use t38::*;
