@@ -12,7 +12,9 @@ use std::path::PathBuf;
 
 mod addressing;
 pub mod incoming;
+pub mod sip;
 pub use incoming::IncomingConfig;
+pub use sip::SipConfig;
 
 /// Check and complete `[fax]` once parsed: addressing, then
 /// `[fax.incoming]`.
@@ -21,7 +23,15 @@ pub(super) fn load(
     src: &super::error::Source<'_>,
 ) -> Result<(), super::error::ConfigError> {
     addressing::load(config, src)?;
-    incoming::check(config, src)
+    incoming::check(config, src)?;
+    if config.fax.engine == EngineKind::Sip {
+        config
+            .fax
+            .sip
+            .check()
+            .map_err(|e| src.fail(&["[fax.sip]", "engine"], e))?;
+    }
+    Ok(())
 }
 
 /// `[fax]`
@@ -83,6 +93,9 @@ pub struct FaxConfig {
     /// `[fax.hylafax]`: the HylaFAX server that carries the calls
     /// (`engine = "hylafax"`).
     pub hylafax: HylafaxConfig,
+    /// `[fax.sip]`: faxmta as a SIP user agent over trunks and PBXs
+    /// (`engine = "sip"`).
+    pub sip: SipConfig,
     /// `[fax.dialplan]`: how numbers are normalised to E.164 and dialled.
     pub dialplan: DialPlan,
     /// `[[fax.rule]]`: outbound rules, tried in order.
@@ -172,6 +185,7 @@ impl Default for FaxConfig {
             incoming: IncomingConfig::default(),
             spool_engine: SpoolEngineConfig::default(),
             hylafax: HylafaxConfig::default(),
+            sip: SipConfig::default(),
             dialplan: DialPlan::default(),
             rules: Vec::new(),
             users: None,
@@ -196,6 +210,9 @@ pub enum EngineKind {
     Spool,
     /// A HylaFAX server, through hfaxd's client protocol (`[fax.hylafax]`).
     Hylafax,
+    /// faxmta's own SIP user agent: T.38 or G.711 over SIP trunks and
+    /// PBXs (`[fax.sip]`).
+    Sip,
 }
 
 /// `[fax] unsupported`

@@ -6,6 +6,7 @@
 pub mod inbound;
 pub mod pop3_gateway;
 pub mod retention;
+mod sip;
 
 use crate::config::fax::{EngineKind, Partial, Unsupported};
 use crate::config::Config;
@@ -90,6 +91,7 @@ pub fn engine(config: &Config) -> Result<Arc<dyn FaxEngine>, String> {
             Ok(Arc::new(engine))
         }
         EngineKind::Hylafax => Ok(Arc::new(hylafax(config)?)),
+        EngineKind::Sip => Ok(Arc::new(sip::engine(config)?)),
     }
 }
 

@@ -76,6 +76,7 @@ impl Retention {
                     EngineKind::Simulated => config.fax.simulated.inbound.clone(),
                     EngineKind::Spool => config.fax.spool_engine.received.clone(),
                     EngineKind::Hylafax => config.fax.hylafax.received.clone(),
+                    EngineKind::Sip => config.fax.sip.received.clone(),
                 }),
             archive: config.fax.archive.clone(),
             days: inc.retention_days.max(MIN_RETENTION_DAYS),

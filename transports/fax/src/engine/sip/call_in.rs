@@ -1,0 +1,274 @@
+//! An incoming fax call: the DID (Request-URI for a trunk peer by IP; To
+//! when we are registered, because the registrar rewrote the Request-URI
+//! to our Contact) and the caller (P-Asserted-Identity, else From);
+//! answered with the far end's T.38 offer or audio, switched to T.38 by
+//! our re-INVITE (T.38 Annex D) when the settings ask, the pages
+//! received into `received/NAME.tif`; the fax handed out with its record
+//! written first ([`crate::engine::handover`]).
+
+use super::call_out::{describe, reinvited};
+use super::media::{bind_port, Stream};
+use super::negotiate::{self, OfferKind, SessionVersion};
+use super::session::{FaxJob, MediaCall, Work};
+use super::settings::{SipSettings, T38Mode};
+use super::ua::NewCall;
+use crate::engine::handover;
+use crate::engine::{ReceivedFax, Reception};
+use rsipstack::dialog::dialog::DialogState;
+use rsipstack::sip::prelude::HeadersExt;
+use rsipstack::sip::{self as rsip, Header, StatusCode, StatusCodeKind};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+
+/// The number called, from the INVITE: To's user when `registered`
+/// (the Request-URI is our Contact then), else the Request-URI's user.
+pub fn called(request: &rsip::Request, registered: bool) -> Option<String> {
+    let to = || {
+        request
+            .to_header()
+            .ok()
+            .and_then(|h| h.uri().ok())
+            .and_then(|u| u.user().map(str::to_owned))
+    };
+    let ruri = request.uri.user().map(str::to_owned);
+    let number = if registered { to().or(ruri) } else { ruri.or_else(to) };
+    number.map(|n| phone_part(&n)).filter(|n| !n.is_empty())
+}
+
+/// The caller: P-Asserted-Identity's user, else From's.
+pub fn caller(request: &rsip::Request) -> Option<String> {
+    let pai = request.headers.iter().find_map(|h| match h {
+        Header::Other(name, value) if name.eq_ignore_ascii_case("P-Asserted-Identity") => {
+            let v = value.to_string();
+            let inner = v
+                .split_once('<')
+                .and_then(|(_, r)| r.split_once('>'))
+                .map_or(v.as_str(), |(uri, _)| uri)
+                .trim()
+                .to_owned();
+            rsip::Uri::try_from(inner.as_str())
+                .ok()
+                .and_then(|u| u.user().map(str::to_owned))
+        }
+        _ => None,
+    });
+    let from = || {
+        request
+            .from_header()
+            .ok()
+            .and_then(|h| h.uri().ok())
+            .and_then(|u| u.user().map(str::to_owned))
+    };
+    pai.or_else(from).map(|n| phone_part(&n)).filter(|n| !n.is_empty())
+}
+
+/// A user part as a number: the part before `;` (user parameters such as
+/// `;phone-context=`), trimmed.
+fn phone_part(user: &str) -> String {
+    user.split(';').next().unwrap_or("").trim().to_owned()
+}
+
+/// A fresh name for a received fax.
+fn fresh_name() -> String {
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "sip-{}-{:06}-{}-{}",
+        now.as_secs(),
+        now.subsec_micros(),
+        std::process::id(),
+        COUNT.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Answers `call` and receives its fax; the fax (or a failed reception)
+/// goes to `out` once its record is written.
+pub async fn take(settings: &SipSettings, registered: bool, call: NewCall, out: mpsc::Sender<ReceivedFax>) {
+    let NewCall {
+        dialog,
+        mut states,
+        request,
+        trunk,
+    } = call;
+    let did = called(&request, registered);
+    let ani = caller(&request);
+    tracing::info!(trunk = %trunk, called = ?did, caller = ?ani, "incoming call");
+    let socket = match bind_port(settings.media_ip, &settings.media_ports) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("incoming call refused (503): no media port: {e}");
+            dialog.reject(Some(StatusCode::ServiceUnavailable), None).ok();
+            return;
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(&settings.received) {
+        tracing::error!("incoming call refused (503): {:?}: {e}", settings.received);
+        dialog.reject(Some(StatusCode::ServiceUnavailable), None).ok();
+        return;
+    }
+    let document: PathBuf = settings.received.join(format!("{}.tif", fresh_name()));
+    let job = FaxJob {
+        calling: false,
+        ident: settings.csid.clone(),
+        work: Work::Receive {
+            file: document.clone(),
+        },
+    };
+    let mut media = MediaCall::new(socket, job);
+    let mut version = SessionVersion::default();
+    let (sdp, stream) = match negotiate::answer(settings, &request.body, media.port(), &mut version) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::info!("incoming call refused (488): {e}");
+            dialog.reject(Some(StatusCode::NotAcceptableHere), None).ok();
+            return;
+        }
+    };
+    let headers = vec![Header::ContentType("application/sdp".into())];
+    if let Err(e) = dialog.accept(Some(headers), Some(sdp.into_bytes())) {
+        tracing::warn!("incoming call: cannot answer: {e}");
+        return;
+    }
+    let started = Instant::now();
+    // The ACK confirms the call; a CANCEL or BYE before it ends it.
+    loop {
+        match states.recv().await {
+            Some(DialogState::Confirmed(..)) => break,
+            Some(DialogState::Terminated(_, reason)) => {
+                tracing::info!("incoming call ended before it was confirmed: {reason:?}");
+                return;
+            }
+            None => return,
+            Some(_) => {}
+        }
+    }
+    tracing::info!("incoming call answered: {}", describe(&stream));
+    let audio = matches!(stream, Stream::Audio(_));
+    if let Err(e) = media.start(stream).await {
+        tracing::warn!("{e}");
+        dialog.bye().await.ok();
+        return;
+    }
+    // Annex D: the answering side asks for T.38 once the call is up.
+    let mut asking = if audio && settings.t38 != T38Mode::Off {
+        let offer = negotiate::offer(settings, OfferKind::T38, media.port(), &mut version);
+        let dialog = dialog.clone();
+        Some(tokio::spawn(async move {
+            let headers = vec![Header::ContentType("application/sdp".into())];
+            dialog
+                .reinvite_with_glare_retry(Some(headers), Some(offer.into_bytes()), 3)
+                .await
+        }))
+    } else {
+        None
+    };
+    let (end, hung_up) = loop {
+        tokio::select! {
+            end = media.finished() => break (end.ok(), false),
+            answer = async { asking.as_mut().expect("guarded").await }, if asking.is_some() => {
+                asking = None;
+                match answer {
+                    Ok(Ok(Some(resp))) if resp.status_code.kind() == StatusCodeKind::Successful => {
+                        match negotiate::read_answer(&resp.body, OfferKind::T38) {
+                            Ok(t38) => {
+                                tracing::info!("re-INVITE accepted: media now {}", describe(&t38));
+                                if let Err(e) = media.start(t38).await {
+                                    tracing::warn!("{e}");
+                                }
+                            }
+                            Err(e) => tracing::info!("re-INVITE answer unusable, staying on audio: {e}"),
+                        }
+                    }
+                    Ok(Ok(Some(resp))) => tracing::info!("T.38 refused ({}): staying on audio", resp.status_code),
+                    Ok(Ok(None)) => {}
+                    Ok(Err(e)) => tracing::info!("T.38 re-INVITE failed, staying on audio: {e}"),
+                    Err(e) => tracing::warn!("re-INVITE task: {e}"),
+                }
+            }
+            state = states.recv() => match state {
+                Some(DialogState::Updated(_, req, handle)) => {
+                    if asking.is_some() {
+                        // Glare (RFC 3261 §14.2): ours is pending.
+                        handle.reply(StatusCode::RequestPending).await.ok();
+                    } else {
+                        reinvited(settings, &mut media, &req.body, handle, &mut version).await;
+                    }
+                }
+                Some(DialogState::Terminated(..)) | None => break (media.stop().await, true),
+                Some(_) => {}
+            },
+        }
+    };
+    if let Some(task) = asking {
+        task.abort();
+    }
+    if !hung_up {
+        dialog.bye().await.ok();
+    }
+    let fax = received(
+        document,
+        end.as_ref(),
+        started.elapsed(),
+        did,
+        ani,
+    );
+    deliver(fax, &out).await;
+}
+
+/// The received fax as the engine hands it out.
+fn received(
+    document: PathBuf,
+    end: Option<&super::media::MediaEnd>,
+    duration: Duration,
+    called: Option<String>,
+    caller: Option<String>,
+) -> ReceivedFax {
+    let pages = end.map_or(0, |e| e.stats.pages_rx);
+    let status = match end.and_then(|e| e.completion) {
+        Some(crate::engine::spandsp::modem::T30_ERR_OK) if pages > 0 => Reception::Complete,
+        code => {
+            let reason = code.map_or_else(
+                || "the call ended before the fax did".to_string(),
+                crate::engine::spandsp::modem::completion_text,
+            );
+            if pages > 0 {
+                Reception::Partial { reason }
+            } else {
+                Reception::Failed { reason }
+            }
+        }
+    };
+    ReceivedFax {
+        document,
+        pages,
+        remote_tsi: end.map(|e| e.remote_ident.clone()).unwrap_or_default(),
+        caller,
+        called,
+        duration,
+        status,
+        received_at: SystemTime::now(),
+        bad_rows: end.map(|e| e.stats.bad_rows),
+        source: None,
+    }
+}
+
+/// Writes the fax's record (synced) and hands it out; a fax whose record
+/// cannot be written is logged and kept on disk.
+async fn deliver(mut fax: ReceivedFax, out: &mpsc::Sender<ReceivedFax>) {
+    let record = {
+        let fax = fax.clone();
+        tokio::task::spawn_blocking(move || handover::write(&fax)).await
+    };
+    match record {
+        Ok(Ok(source)) => fax.source = Some(source),
+        Ok(Err(e)) => tracing::error!("received fax {:?}: its record: {e}", fax.document),
+        Err(e) => tracing::error!("received fax {:?}: {e}", fax.document),
+    }
+    if out.send(fax).await.is_err() {
+        tracing::warn!("received fax: the engine has stopped; it is handed out at the next start");
+    }
+}

@@ -1,0 +1,316 @@
+//! An outgoing fax call over one trunk: INVITE to the dial template's
+//! Request-URI (digest when challenged), CANCEL when it rings too long,
+//! the answer's stream, the fax over it — switched to T.38 when the far
+//! end re-INVITEs — and BYE at the end; the call's end as a
+//! [`SendResult`] (and whether the next trunk is worth trying).
+
+use super::media::{bind_port, Stream};
+use super::negotiate::{self, OfferKind, SessionVersion};
+use super::outcome::{self, Refusal};
+use super::session::{FaxJob, MediaCall, Work};
+use super::settings::{SipSettings, T38Mode, Trunk};
+use super::ua::{self, Ua};
+use super::SendRequest;
+use super::SendResult;
+use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TransactionHandle};
+use rsipstack::dialog::invitation::InviteOption;
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::{self as rsip, Header, StatusCode, StatusCodeKind};
+use std::time::Instant;
+
+/// How a call over one trunk ended.
+pub struct Placed {
+    pub result: SendResult,
+    /// Another trunk may do better (the trunk refused or failed, not the
+    /// number).
+    pub failover: bool,
+    /// For the log line: the SIP status and reason, or the media's.
+    pub detail: String,
+}
+
+/// Places the call of `request` over `trunk`.
+pub async fn place(ua: &Ua, settings: &SipSettings, trunk: &Trunk, request: &SendRequest) -> Placed {
+    let first = if settings.t38 == T38Mode::Offer {
+        OfferKind::T38
+    } else {
+        OfferKind::Audio
+    };
+    let placed = attempt(ua, settings, trunk, request, first).await;
+    // A T.38 offer refused as not acceptable: the same trunk with audio.
+    match &placed {
+        Err(refusal) if first == OfferKind::T38 && matches!(refusal.status, 488 | 415 | 606) => {
+            tracing::info!(job = %request.job_id, trunk = %trunk.name, "T.38 offer refused ({}); calling again with audio", refusal.describe());
+            finish(attempt(ua, settings, trunk, request, OfferKind::Audio).await)
+        }
+        _ => finish(placed),
+    }
+}
+
+fn finish(placed: Result<Placed, Refusal>) -> Placed {
+    placed.unwrap_or_else(|refusal| {
+        let (result, failover) = outcome::refused(&refusal);
+        Placed {
+            result,
+            failover,
+            detail: refusal.describe(),
+        }
+    })
+}
+
+/// One INVITE. `Err`: refused with a final response.
+async fn attempt(
+    ua: &Ua,
+    settings: &SipSettings,
+    trunk: &Trunk,
+    request: &SendRequest,
+    kind: OfferKind,
+) -> Result<Placed, Refusal> {
+    let trouble = |detail: String| Placed {
+        result: SendResult::Error {
+            reason: detail.clone(),
+            retry: true,
+        },
+        failover: true,
+        detail,
+    };
+    let socket = match bind_port(settings.media_ip, &settings.media_ports) {
+        Ok(s) => s,
+        Err(e) => return Ok(trouble(format!("no media port free: {e}"))),
+    };
+    let job = FaxJob {
+        calling: true,
+        ident: request.tsi.clone(),
+        work: Work::Send {
+            file: request.document.clone(),
+            first: request.first_page,
+            header: request.header.clone(),
+        },
+    };
+    let mut media = MediaCall::new(socket, job);
+    let mut version = SessionVersion::default();
+    let offer = negotiate::offer(settings, kind, media.port(), &mut version);
+    let number = request.dial.trim();
+    let uri = |text: String| {
+        rsip::Uri::try_from(text.as_str()).map_err(|e| format!("{text:?}: {e}"))
+    };
+    let parts = (|| {
+        let callee = uri(trunk.request_uri(number))?;
+        let caller = uri(format!("sip:{}@{}", trunk.caller(&request.tsi), trunk.domain))?;
+        let contact = ua::contact(&trunk.user, ua.contact_addr)?;
+        Ok::<_, String>((callee, caller, contact))
+    })();
+    let (callee, caller, contact) = match parts {
+        Ok(p) => p,
+        Err(e) => {
+            return Ok(Placed {
+                result: SendResult::Error {
+                    reason: format!("cannot dial {number} over {}: {e}", trunk.name),
+                    retry: false,
+                },
+                failover: false,
+                detail: e,
+            })
+        }
+    };
+    let destination = match ua::destination(trunk).await {
+        Ok(d) => d,
+        Err(e) => return Ok(trouble(e)),
+    };
+    let option = InviteOption {
+        caller,
+        callee,
+        destination: Some(destination),
+        content_type: Some("application/sdp".into()),
+        offer: Some(offer.into_bytes()),
+        contact,
+        credential: ua::credential(trunk),
+        ..Default::default()
+    };
+    let (sender, mut states) = ua.state_channel();
+    let started = Instant::now();
+    let (dialog, handle) = match ua.dialogs.do_invite_async(option, sender) {
+        Ok(d) => d,
+        Err(e) => return Ok(trouble(format!("INVITE: {e}"))),
+    };
+    let mut handle = handle;
+    let response = tokio::select! {
+        r = &mut handle => r,
+        _ = tokio::time::sleep(settings.ring_timeout) => {
+            tracing::info!(job = %request.job_id, trunk = %trunk.name, "no answer in {}s: CANCEL", settings.ring_timeout.as_secs());
+            if let Err(e) = dialog.cancel().await {
+                tracing::debug!("CANCEL: {e}");
+            }
+            handle.await
+        }
+    };
+    let response = match response {
+        Ok(Ok((_, Some(resp)))) => resp,
+        Ok(Ok((_, None))) => {
+            return Err(Refusal {
+                status: 408,
+                phrase: "no final response".into(),
+                cause: None,
+            })
+        }
+        Ok(Err(e)) => return Ok(trouble(format!("INVITE to {}: {e}", trunk.proxy))),
+        Err(e) => return Ok(trouble(format!("INVITE task: {e}"))),
+    };
+    if response.status_code.kind() != StatusCodeKind::Successful {
+        ua.dialogs.remove_dialog(&dialog.id());
+        return Err(refusal_of(&response));
+    }
+    let stream = match negotiate::read_answer(&response.body, kind) {
+        Ok(s) => s,
+        Err(e) => {
+            hang_up(ua, &dialog, "unusable SDP answer").await;
+            return Ok(trouble(format!("the answer's SDP: {e}")));
+        }
+    };
+    let placed = converse(settings, &dialog, &mut states, &mut media, stream, &mut version, started).await;
+    ua.dialogs.remove_dialog(&dialog.id());
+    Ok(placed)
+}
+
+/// The answered call: the fax runs until T.30 ends (then BYE) or the far
+/// end hangs up; a re-INVITE to T.38 switches the media.
+async fn converse(
+    settings: &SipSettings,
+    dialog: &InviteDialog,
+    states: &mut DialogStateReceiver,
+    media: &mut MediaCall,
+    stream: Stream,
+    version: &mut SessionVersion,
+    started: Instant,
+) -> Placed {
+    if let Err(e) = media.start(stream).await {
+        dialog.bye().await.ok();
+        return Placed {
+            result: SendResult::Error {
+                reason: e.clone(),
+                retry: true,
+            },
+            failover: false,
+            detail: e,
+        };
+    }
+    let (end, hung_up) = loop {
+        tokio::select! {
+            end = media.finished() => break (end, false),
+            state = states.recv() => match state {
+                Some(DialogState::Updated(_, req, handle)) => {
+                    reinvited(settings, media, &req.body, handle, version).await;
+                }
+                Some(DialogState::Terminated(_, reason)) => {
+                    tracing::debug!("call ended by the far end: {reason:?}");
+                    break (media.stop().await.ok_or_else(|| "stopped".to_string()), true);
+                }
+                None => break (media.stop().await.ok_or_else(|| "stopped".to_string()), true),
+                Some(_) => {}
+            },
+        }
+    };
+    if !hung_up {
+        if let Err(e) = dialog.bye().await {
+            tracing::debug!("BYE: {e}");
+        }
+    }
+    let duration = started.elapsed();
+    match end {
+        Ok(end) => {
+            let result = outcome::answered(&end, duration, hung_up);
+            let detail = match &result {
+                SendResult::Sent { .. } => "T.30 complete".to_string(),
+                other => format!("{other:?}"),
+            };
+            Placed {
+                result,
+                failover: false,
+                detail,
+            }
+        }
+        Err(e) => Placed {
+            result: if media.pages() > 0 {
+                SendResult::Partial {
+                    pages_sent: media.pages(),
+                    duration,
+                    remote_csid: String::new(),
+                    reason: e.clone(),
+                }
+            } else {
+                SendResult::Error {
+                    reason: e.clone(),
+                    retry: true,
+                }
+            },
+            failover: false,
+            detail: e,
+        },
+    }
+}
+
+/// A re-INVITE from the far end during the call: answered from its offer
+/// (T.38 when allowed), and the media switched to what was agreed; 488
+/// when nothing in it is acceptable.
+pub async fn reinvited(
+    settings: &SipSettings,
+    media: &mut MediaCall,
+    offer: &[u8],
+    handle: TransactionHandle,
+    version: &mut SessionVersion,
+) {
+    match negotiate::answer(settings, offer, media.port(), version) {
+        Ok((sdp, stream)) => {
+            let headers = vec![Header::ContentType("application/sdp".into())];
+            if let Err(e) = handle
+                .respond(StatusCode::OK, Some(headers), Some(sdp.into_bytes()))
+                .await
+            {
+                tracing::warn!("re-INVITE: cannot answer: {e}");
+                return;
+            }
+            if media.stream.as_ref() != Some(&stream) {
+                tracing::info!("re-INVITE: media now {}", describe(&stream));
+                if let Err(e) = media.start(stream).await {
+                    tracing::warn!("{e}");
+                }
+            }
+        }
+        Err(e) => {
+            tracing::info!("re-INVITE refused (488): {e}");
+            handle.reply(StatusCode::NotAcceptableHere).await.ok();
+        }
+    }
+}
+
+/// `T.38` or `G.711 µ-law` …, for logs.
+pub fn describe(stream: &Stream) -> &'static str {
+    match stream {
+        Stream::T38(_) => "T.38",
+        Stream::Audio(a) => match a.law {
+            super::media::G711::Ulaw => "G.711 µ-law",
+            super::media::G711::Alaw => "G.711 A-law",
+        },
+    }
+}
+
+async fn hang_up(ua: &Ua, dialog: &InviteDialog, why: &str) {
+    tracing::info!("hanging up: {why}");
+    dialog.bye().await.ok();
+    ua.dialogs.remove_dialog(&dialog.id());
+}
+
+/// The refusal a final response states: status, phrase, Q.850 cause.
+fn refusal_of(response: &rsip::Response) -> Refusal {
+    let cause = response.headers.iter().find_map(|h| match h {
+        Header::Reason(r) => outcome::q850_cause(r.value()),
+        _ => None,
+    });
+    Refusal {
+        status: response.status_code.code(),
+        phrase: response
+            .wire_reason
+            .clone()
+            .unwrap_or_else(|| response.status_code.text().to_string()),
+        cause,
+    }
+}
