@@ -165,3 +165,30 @@ fn the_postgres_backend_needs_its_url_and_accounts_in_the_database_need_it() {
     .unwrap();
     assert_eq!(c.accounts.backend, AccountsBackend::Database);
 }
+
+#[test]
+fn the_sip_engine_needs_a_trunk_sound_ports_and_a_media_address() {
+    let base = "[fax]\nengine = \"sip\"\n[fax.sip]\nlisten = \"127.0.0.5:5070\"\n";
+    let trunk = "[[fax.sip.trunk]]\nname = \"carrier\"\nproxy = \"127.0.0.2:5060\"\n";
+    let c = parse(&format!("{base}{trunk}")).unwrap();
+    assert_eq!(c.fax.sip.trunks[0].max_calls, 2);
+    assert_eq!(c.fax.sip.media_port_range().unwrap(), 40000..=40999);
+
+    let e = parse(base).unwrap_err();
+    assert!(e.message.contains("no [[fax.sip.trunk]]"), "{e}");
+    let e = parse(&format!("{base}media_ports = \"5000\"\n{trunk}")).unwrap_err();
+    assert!(e.message.contains("not FIRST-LAST"), "{e}");
+    let e = parse(&format!(
+        "[fax]\nengine = \"sip\"\n[fax.sip]\nlisten = \"0.0.0.0:5060\"\n{trunk}"
+    ))
+    .unwrap_err();
+    assert!(e.message.contains("set media_ip"), "{e}");
+    let e = parse(&format!("{base}{trunk}register = true\n")).unwrap_err();
+    assert!(e.message.contains("needs user and password_file"), "{e}");
+    let e = parse(&format!("{base}{trunk}dial = \"sip:fax@x\"\n")).unwrap_err();
+    assert!(e.message.contains("with {number} in it"), "{e}");
+    let e = parse(&format!("{base}{trunk}{trunk}")).unwrap_err();
+    assert!(e.message.contains("its own name"), "{e}");
+    // Other engines do not look at [fax.sip].
+    parse("[fax.sip]\nmedia_ports = \"x\"\n").unwrap();
+}

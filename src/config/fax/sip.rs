@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// `[fax.sip]`
+#[cfg_attr(not(feature = "fax"), allow(dead_code))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SipConfig {
@@ -95,6 +96,7 @@ pub enum SipTransport {
 }
 
 /// `[[fax.sip.trunk]]`: a carrier's SIP trunk, a PBX, or a T.38 gateway.
+#[cfg_attr(not(feature = "fax"), allow(dead_code))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrunkConfig {
@@ -172,7 +174,9 @@ impl SipConfig {
     pub fn check(&self) -> Result<(), String> {
         self.media_port_range()?;
         if self.trunks.is_empty() {
-            return Err("[fax.sip]: no [[fax.sip.trunk]]: the SIP engine has nowhere to call".into());
+            return Err(
+                "[fax.sip]: no [[fax.sip.trunk]]: the SIP engine has nowhere to call".into(),
+            );
         }
         if self.media_ip.is_none() && self.listen.ip().is_unspecified() {
             return Err(format!(
@@ -209,7 +213,10 @@ impl SipConfig {
                     ));
                 }
             }
-            if t.proxy.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()) {
+            if t.proxy
+                .rsplit_once(':')
+                .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+            {
                 return Err(format!("{at}: proxy {:?} must be HOST:PORT", t.proxy));
             }
         }

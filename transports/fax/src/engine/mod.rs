@@ -155,6 +155,26 @@ pub enum Reception {
     Failed { reason: String },
 }
 
+/// What an engine counts of one trunk since it started.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrunkReport {
+    pub name: String,
+    /// Calls placed and answered over it.
+    pub calls_out: u64,
+    pub calls_in: u64,
+    /// Calls now, and at most.
+    pub busy: usize,
+    pub max_calls: usize,
+    /// Outgoing calls that did not send every page, by cause.
+    pub failures: Vec<(&'static str, u64)>,
+    /// Pages sent and received over it.
+    pub pages: u64,
+    /// Time on the line, in all.
+    pub line_seconds: f64,
+    /// Whether it holds a registration now (`None`: it does not register).
+    pub registered: Option<bool>,
+}
+
 /// A fax engine.
 #[async_trait::async_trait]
 pub trait FaxEngine: Send + Sync {
@@ -166,6 +186,12 @@ pub trait FaxEngine: Send + Sync {
 
     /// How many lines are in use now.
     fn lines_busy(&self) -> usize;
+
+    /// The counters of each trunk (a group of lines with its own name:
+    /// the SIP engine's trunks), for the metrics; none by default.
+    fn trunks(&self) -> Vec<TrunkReport> {
+        Vec::new()
+    }
 
     /// Send one fax; waits for a free line first.
     async fn send(&self, request: SendRequest) -> SendResult;

@@ -123,6 +123,10 @@ impl FaxEngine for SharedLines {
         self.inner.lines_busy()
     }
 
+    fn trunks(&self) -> Vec<super::TrunkReport> {
+        self.inner.trunks()
+    }
+
     async fn send(&self, request: SendRequest) -> SendResult {
         let held = match self.claim().await {
             Ok(held) => held,

@@ -33,15 +33,19 @@ pub fn called(request: &rsip::Request, registered: bool) -> Option<String> {
             .and_then(|u| u.user().map(str::to_owned))
     };
     let ruri = request.uri.user().map(str::to_owned);
-    let number = if registered { to().or(ruri) } else { ruri.or_else(to) };
+    let number = if registered {
+        to().or(ruri)
+    } else {
+        ruri.or_else(to)
+    };
     number.map(|n| phone_part(&n)).filter(|n| !n.is_empty())
 }
 
 /// The caller: P-Asserted-Identity's user, else From's.
 pub fn caller(request: &rsip::Request) -> Option<String> {
     let pai = request.headers.iter().find_map(|h| match h {
-        Header::Other(name, value) if name.eq_ignore_ascii_case("P-Asserted-Identity") => {
-            let v = value.to_string();
+        Header::PAssertedIdentity(value) => {
+            let v = value.value().to_string();
             let inner = v
                 .split_once('<')
                 .and_then(|(_, r)| r.split_once('>'))
@@ -61,7 +65,9 @@ pub fn caller(request: &rsip::Request) -> Option<String> {
             .and_then(|h| h.uri().ok())
             .and_then(|u| u.user().map(str::to_owned))
     };
-    pai.or_else(from).map(|n| phone_part(&n)).filter(|n| !n.is_empty())
+    pai.or_else(from)
+        .map(|n| phone_part(&n))
+        .filter(|n| !n.is_empty())
 }
 
 /// A user part as a number: the part before `;` (user parameters such as
@@ -86,8 +92,13 @@ fn fresh_name() -> String {
 }
 
 /// Answers `call` and receives its fax; the fax (or a failed reception)
-/// goes to `out` once its record is written.
-pub async fn take(settings: &SipSettings, registered: bool, call: NewCall, out: mpsc::Sender<ReceivedFax>) {
+/// goes to `out` once its record is written. The pages received.
+pub async fn take(
+    settings: &SipSettings,
+    registered: bool,
+    call: NewCall,
+    out: mpsc::Sender<ReceivedFax>,
+) -> u32 {
     let NewCall {
         dialog,
         mut states,
@@ -101,14 +112,18 @@ pub async fn take(settings: &SipSettings, registered: bool, call: NewCall, out: 
         Ok(s) => s,
         Err(e) => {
             tracing::warn!("incoming call refused (503): no media port: {e}");
-            dialog.reject(Some(StatusCode::ServiceUnavailable), None).ok();
-            return;
+            dialog
+                .reject(Some(StatusCode::ServiceUnavailable), None)
+                .ok();
+            return 0;
         }
     };
     if let Err(e) = std::fs::create_dir_all(&settings.received) {
         tracing::error!("incoming call refused (503): {:?}: {e}", settings.received);
-        dialog.reject(Some(StatusCode::ServiceUnavailable), None).ok();
-        return;
+        dialog
+            .reject(Some(StatusCode::ServiceUnavailable), None)
+            .ok();
+        return 0;
     }
     let document: PathBuf = settings.received.join(format!("{}.tif", fresh_name()));
     let job = FaxJob {
@@ -120,18 +135,21 @@ pub async fn take(settings: &SipSettings, registered: bool, call: NewCall, out: 
     };
     let mut media = MediaCall::new(socket, job);
     let mut version = SessionVersion::default();
-    let (sdp, stream) = match negotiate::answer(settings, &request.body, media.port(), &mut version) {
+    let (sdp, stream) = match negotiate::answer(settings, &request.body, media.port(), &mut version)
+    {
         Ok(a) => a,
         Err(e) => {
             tracing::info!("incoming call refused (488): {e}");
-            dialog.reject(Some(StatusCode::NotAcceptableHere), None).ok();
-            return;
+            dialog
+                .reject(Some(StatusCode::NotAcceptableHere), None)
+                .ok();
+            return 0;
         }
     };
     let headers = vec![Header::ContentType("application/sdp".into())];
     if let Err(e) = dialog.accept(Some(headers), Some(sdp.into_bytes())) {
         tracing::warn!("incoming call: cannot answer: {e}");
-        return;
+        return 0;
     }
     let started = Instant::now();
     // The ACK confirms the call; a CANCEL or BYE before it ends it.
@@ -140,9 +158,9 @@ pub async fn take(settings: &SipSettings, registered: bool, call: NewCall, out: 
             Some(DialogState::Confirmed(..)) => break,
             Some(DialogState::Terminated(_, reason)) => {
                 tracing::info!("incoming call ended before it was confirmed: {reason:?}");
-                return;
+                return 0;
             }
-            None => return,
+            None => return 0,
             Some(_) => {}
         }
     }
@@ -151,7 +169,7 @@ pub async fn take(settings: &SipSettings, registered: bool, call: NewCall, out: 
     if let Err(e) = media.start(stream).await {
         tracing::warn!("{e}");
         dialog.bye().await.ok();
-        return;
+        return 0;
     }
     // Annex D: the answering side asks for T.38 once the call is up.
     let mut asking = if audio && settings.t38 != T38Mode::Off {
@@ -209,14 +227,10 @@ pub async fn take(settings: &SipSettings, registered: bool, call: NewCall, out: 
     if !hung_up {
         dialog.bye().await.ok();
     }
-    let fax = received(
-        document,
-        end.as_ref(),
-        started.elapsed(),
-        did,
-        ani,
-    );
+    let fax = received(document, end.as_ref(), started.elapsed(), did, ani);
+    let pages = fax.pages;
     deliver(fax, &out).await;
+    pages
 }
 
 /// The received fax as the engine hands it out.
@@ -270,5 +284,62 @@ async fn deliver(mut fax: ReceivedFax, out: &mpsc::Sender<ReceivedFax>) {
     }
     if out.send(fax).await.is_err() {
         tracing::warn!("received fax: the engine has stopped; it is handed out at the next start");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invite(ruri: &str, to: &str, from: &str, extra: &str) -> rsip::Request {
+        let text = format!(
+            "INVITE {ruri} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bK-1\r\n\
+             From: <{from}>;tag=a\r\n\
+             To: <{to}>\r\n\
+             Call-ID: c1@127.0.0.3\r\n\
+             CSeq: 1 INVITE\r\n\
+             {extra}\
+             Content-Length: 0\r\n\r\n"
+        );
+        match rsip::SipMessage::try_from(text.as_str()) {
+            Ok(rsip::SipMessage::Request(r)) => r,
+            other => panic!("not a request: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_did_comes_from_the_request_uri_for_a_peer_and_from_to_when_registered() {
+        // Registered: the registrar's lookup put our Contact in the
+        // Request-URI; the number dialled is in To.
+        let r = invite(
+            "sip:fax@127.0.0.6:5070",
+            "sip:+4930123456@trunk.test",
+            "sip:4930999@trunk.test",
+            "",
+        );
+        assert_eq!(called(&r, true).as_deref(), Some("+4930123456"));
+        assert_eq!(called(&r, false).as_deref(), Some("fax"));
+        // A trunk peer by IP: the Request-URI names the DID.
+        let r = invite(
+            "sip:4930555@127.0.0.6",
+            "sip:other@trunk.test",
+            "sip:x@trunk.test",
+            "",
+        );
+        assert_eq!(called(&r, false).as_deref(), Some("4930555"));
+    }
+
+    #[test]
+    fn the_caller_is_the_asserted_identity_else_from() {
+        let r = invite(
+            "sip:1@h",
+            "sip:1@h",
+            "sip:anonymous@trunk.test",
+            "P-Asserted-Identity: \"Sales\" <sip:+4940111222@trunk.test;user=phone>\r\n",
+        );
+        assert_eq!(caller(&r).as_deref(), Some("+4940111222"));
+        let r = invite("sip:1@h", "sip:1@h", "sip:4930999@trunk.test", "");
+        assert_eq!(caller(&r).as_deref(), Some("4930999"));
     }
 }

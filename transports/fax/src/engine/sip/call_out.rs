@@ -29,7 +29,12 @@ pub struct Placed {
 }
 
 /// Places the call of `request` over `trunk`.
-pub async fn place(ua: &Ua, settings: &SipSettings, trunk: &Trunk, request: &SendRequest) -> Placed {
+pub async fn place(
+    ua: &Ua,
+    settings: &SipSettings,
+    trunk: &Trunk,
+    request: &SendRequest,
+) -> Placed {
     let first = if settings.t38 == T38Mode::Offer {
         OfferKind::T38
     } else {
@@ -90,12 +95,15 @@ async fn attempt(
     let mut version = SessionVersion::default();
     let offer = negotiate::offer(settings, kind, media.port(), &mut version);
     let number = request.dial.trim();
-    let uri = |text: String| {
-        rsip::Uri::try_from(text.as_str()).map_err(|e| format!("{text:?}: {e}"))
-    };
+    let uri =
+        |text: String| rsip::Uri::try_from(text.as_str()).map_err(|e| format!("{text:?}: {e}"));
     let parts = (|| {
         let callee = uri(trunk.request_uri(number))?;
-        let caller = uri(format!("sip:{}@{}", trunk.caller(&request.tsi), trunk.domain))?;
+        let caller = uri(format!(
+            "sip:{}@{}",
+            trunk.caller(&request.tsi),
+            trunk.domain
+        ))?;
         let contact = ua::contact(&trunk.user, ua.contact_addr)?;
         Ok::<_, String>((callee, caller, contact))
     })();
@@ -166,7 +174,16 @@ async fn attempt(
             return Ok(trouble(format!("the answer's SDP: {e}")));
         }
     };
-    let placed = converse(settings, &dialog, &mut states, &mut media, stream, &mut version, started).await;
+    let placed = converse(
+        settings,
+        &dialog,
+        &mut states,
+        &mut media,
+        stream,
+        &mut version,
+        started,
+    )
+    .await;
     ua.dialogs.remove_dialog(&dialog.id());
     Ok(placed)
 }

@@ -36,7 +36,7 @@ pub mod t38_session;
 pub mod ua;
 pub mod udptl;
 
-use super::{FaxEngine, ReceivedFax, SendRequest, SendResult};
+use super::{FaxEngine, ReceivedFax, SendRequest, SendResult, TrunkReport};
 use settings::SipSettings;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -130,15 +130,15 @@ impl SipEngine {
             }
         }
         {
-            let (settings, trunks, ua) = (settings.clone(), trunks.clone(), ua.clone());
+            let (settings, trunks) = (settings.clone(), trunks.clone());
             tokio::spawn(async move {
                 while let Some(call) = calls_rx.recv().await {
-                    let (settings, trunks, out) = (settings.clone(), trunks.clone(), fax_tx.clone());
+                    let (settings, trunks, out) =
+                        (settings.clone(), trunks.clone(), fax_tx.clone());
                     let registered = settings
                         .trunks
                         .iter()
                         .any(|t| t.name == call.trunk && t.register);
-                    let _ua = ua.clone();
                     tokio::spawn(async move {
                         let index = trunks.iter().position(|t| t.name == call.trunk);
                         let stats = index.map(|i| &trunks[i]);
@@ -148,13 +148,17 @@ impl SipEngine {
                         }
                         if slot.is_none() {
                             tracing::warn!(trunk = %call.trunk, "incoming call refused (486): every line of the trunk is busy");
-                            call.dialog.reject(Some(rsipstack::sip::StatusCode::BusyHere), None).ok();
+                            call.dialog
+                                .reject(Some(rsipstack::sip::StatusCode::BusyHere), None)
+                                .ok();
                             return;
                         }
                         let started = std::time::Instant::now();
-                        call_in::take(&settings, registered, call, out).await;
+                        let pages = call_in::take(&settings, registered, call, out).await;
                         if let Some(s) = stats {
-                            s.line_ms.fetch_add(started.elapsed().as_millis() as u64, Ordering::SeqCst);
+                            s.line_ms
+                                .fetch_add(started.elapsed().as_millis() as u64, Ordering::SeqCst);
+                            s.pages.fetch_add(u64::from(pages), Ordering::SeqCst);
                         }
                         drop(slot);
                     });
@@ -196,7 +200,33 @@ impl FaxEngine for SipEngine {
     }
 
     fn lines_busy(&self) -> usize {
-        self.trunks.iter().map(|t| t.busy.load(Ordering::SeqCst)).sum()
+        self.trunks
+            .iter()
+            .map(|t| t.busy.load(Ordering::SeqCst))
+            .sum()
+    }
+
+    fn trunks(&self) -> Vec<TrunkReport> {
+        self.settings
+            .trunks
+            .iter()
+            .zip(self.trunks.iter())
+            .map(|(trunk, s)| TrunkReport {
+                name: s.name.clone(),
+                calls_out: s.calls_out.load(Ordering::SeqCst),
+                calls_in: s.calls_in.load(Ordering::SeqCst),
+                busy: s.busy.load(Ordering::SeqCst),
+                max_calls: s.max_calls,
+                failures: s
+                    .failures
+                    .lock()
+                    .map(|f| f.iter().map(|(k, v)| (*k, *v)).collect())
+                    .unwrap_or_default(),
+                pages: s.pages.load(Ordering::SeqCst),
+                line_seconds: s.line_ms.load(Ordering::SeqCst) as f64 / 1000.0,
+                registered: trunk.register.then(|| self.registered(&trunk.name)),
+            })
+            .collect()
     }
 
     async fn send(&self, request: SendRequest) -> SendResult {
@@ -222,7 +252,9 @@ impl FaxEngine for SipEngine {
             let placed = call_out::place(&self.ua, &self.settings, trunk, &request).await;
             let took = started.elapsed();
             drop(slot);
-            stats.line_ms.fetch_add(took.as_millis() as u64, Ordering::SeqCst);
+            stats
+                .line_ms
+                .fetch_add(took.as_millis() as u64, Ordering::SeqCst);
             let (word, pages) = match &placed.result {
                 SendResult::Sent { pages, .. } => ("sent", *pages),
                 SendResult::Busy => ("busy", 0),

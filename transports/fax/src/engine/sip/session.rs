@@ -63,10 +63,17 @@ impl FaxJob {
 
 /// Runs the fax over `stream` on this thread until T.30 ends or `control`
 /// stops it.
-fn run(stream: &Stream, socket: UdpSocket, job: &FaxJob, control: &Control) -> Result<MediaEnd, String> {
+fn run(
+    stream: &Stream,
+    socket: UdpSocket,
+    job: &FaxJob,
+    control: &Control,
+) -> Result<MediaEnd, String> {
     // Wired to t38_session::run / audio_session::run once they land.
     let _ = (stream, socket, control);
-    job.with_setup(c"sip", |_| Err("media sessions are not wired yet".to_string()))
+    job.with_setup(c"sip", |_| {
+        Err("media sessions are not wired yet".to_string())
+    })
 }
 
 /// A media session running on a blocking thread.
@@ -116,9 +123,8 @@ impl MediaCall {
         let control = Arc::new(Control::default());
         let job = self.job.clone();
         let (thread_control, thread_stream) = (control.clone(), stream.clone());
-        let handle = tokio::task::spawn_blocking(move || {
-            run(&thread_stream, socket, &job, &thread_control)
-        });
+        let handle =
+            tokio::task::spawn_blocking(move || run(&thread_stream, socket, &job, &thread_control));
         self.running = Some(Running { control, handle });
         self.stream = Some(stream);
         Ok(())

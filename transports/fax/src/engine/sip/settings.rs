@@ -2,7 +2,7 @@
 //! SIP and media addresses, T.38 and audio preferences, and the trunks
 //! tried in order for each call.
 
-use super::media::{G711, T38Params};
+use super::media::{T38Params, G711};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;

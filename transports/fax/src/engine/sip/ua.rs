@@ -66,7 +66,10 @@ impl Drop for Ua {
 impl Ua {
     /// Binds our transports and starts the endpoint, the registrations
     /// and the incoming-request loop. New calls are sent on `calls`.
-    pub async fn start(settings: &SipSettings, calls: mpsc::Sender<NewCall>) -> Result<Ua, UaError> {
+    pub async fn start(
+        settings: &SipSettings,
+        calls: mpsc::Sender<NewCall>,
+    ) -> Result<Ua, UaError> {
         let cancel = CancellationToken::new();
         let layer = TransportLayer::new(cancel.child_token());
         let bind = |source| UaError::Bind {
@@ -87,7 +90,11 @@ impl Ua {
         let udp =
             UdpConnection::attach(inner, settings.public_address, Some(cancel.child_token())).await;
         layer.add_transport(udp.into());
-        if settings.trunks.iter().any(|t| t.transport == Transport::Tcp) {
+        if settings
+            .trunks
+            .iter()
+            .any(|t| t.transport == Transport::Tcp)
+        {
             let tcp = TcpListenerConnection::new(local, settings.public_address)
                 .await
                 .map_err(|e| UaError::Sip(format!("TCP listener {local}: {e}")))?;

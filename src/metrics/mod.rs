@@ -6,6 +6,9 @@
 //! index at scrape time, so a scrape costs no disk access.
 
 #[cfg(feature = "fax")]
+mod trunks;
+
+#[cfg(feature = "fax")]
 use faxmta_fax::engine::FaxEngine;
 #[cfg(feature = "fax")]
 use faxmta_fax::transport::FaxObserver;
@@ -67,6 +70,8 @@ pub struct Metrics {
     #[cfg(feature = "fax")]
     pub fax_engine: OnceLock<Arc<dyn FaxEngine>>,
     fax_lines: IntGaugeVec,
+    #[cfg(feature = "fax")]
+    fax_trunks: trunks::TrunkMetrics,
     queue_messages: IntGaugeVec,
 }
 
@@ -240,6 +245,8 @@ impl Metrics {
                     &["state"],
                 ),
             ),
+            #[cfg(feature = "fax")]
+            fax_trunks: trunks::TrunkMetrics::new(&r),
             queue_messages: build(
                 &r,
                 IntGaugeVec::new(
@@ -274,6 +281,7 @@ impl Metrics {
             self.fax_lines
                 .with_label_values(&["in_use"])
                 .set(engine.lines_busy() as i64);
+            self.fax_trunks.refresh(engine.as_ref());
         }
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
