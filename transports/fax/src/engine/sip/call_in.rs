@@ -191,7 +191,7 @@ pub async fn take(
                 asking = None;
                 match answer {
                     Ok(Ok(Some(resp))) if resp.status_code.kind() == StatusCodeKind::Successful => {
-                        match negotiate::read_answer(&resp.body, OfferKind::T38) {
+                        match negotiate::read_answer(settings, &resp.body, OfferKind::T38) {
                             Ok(t38) => {
                                 tracing::info!("re-INVITE accepted: media now {}", describe(&t38));
                                 if let Err(e) = media.start(t38).await {

@@ -167,7 +167,7 @@ async fn attempt(
         ua.dialogs.remove_dialog(&dialog.id());
         return Err(refusal_of(&response));
     }
-    let stream = match negotiate::read_answer(&response.body, kind) {
+    let stream = match negotiate::read_answer(settings, &response.body, kind) {
         Ok(s) => s,
         Err(e) => {
             hang_up(ua, &dialog, "unusable SDP answer").await;

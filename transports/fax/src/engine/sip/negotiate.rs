@@ -3,7 +3,10 @@
 //! far end's offer — over [`super::sdp`].
 
 use super::media::Stream;
+use super::sdp::{self, Accept, Offered};
 use super::settings::{SipSettings, T38Mode};
+
+pub use super::sdp::SessionVersion;
 
 /// What an offer of ours proposed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,10 +17,12 @@ pub enum OfferKind {
     T38,
 }
 
-/// The o= session version of our SDP in one dialog: it rises with every
-/// new offer or answer we make (RFC 3264 §8).
-#[derive(Debug, Default)]
-pub struct SessionVersion(pub u64);
+fn offered(settings: &SipSettings, kind: OfferKind) -> Offered {
+    match kind {
+        OfferKind::Audio => Offered::Audio(settings.codecs.clone()),
+        OfferKind::T38 => Offered::T38(settings.t38_params.clone()),
+    }
+}
 
 /// Our offer of `kind` with media on `port`.
 pub fn offer(
@@ -26,14 +31,16 @@ pub fn offer(
     port: u16,
     version: &mut SessionVersion,
 ) -> String {
-    let _ = (settings, kind, port, version);
-    String::new()
+    match kind {
+        OfferKind::Audio => sdp::offer_audio(settings.media_ip, port, &settings.codecs, version),
+        OfferKind::T38 => sdp::offer_t38(settings.media_ip, port, &settings.t38_params, version),
+    }
 }
 
 /// What the far end's answer to our offer of `kind` agreed.
-pub fn read_answer(body: &[u8], kind: OfferKind) -> Result<Stream, String> {
-    let _ = (body, kind);
-    Err("SDP is not wired yet".into())
+pub fn read_answer(settings: &SipSettings, body: &[u8], kind: OfferKind) -> Result<Stream, String> {
+    let text = std::str::from_utf8(body).map_err(|_| "the SDP is not UTF-8".to_string())?;
+    sdp::read_answer(text, &offered(settings, kind)).map_err(|e| e.to_string())
 }
 
 /// Our answer to the far end's offer, with media on `port`: T.38 when it
@@ -45,6 +52,10 @@ pub fn answer(
     port: u16,
     version: &mut SessionVersion,
 ) -> Result<(String, Stream), String> {
-    let _ = (offer, port, version, settings.t38 == T38Mode::Off);
-    Err("SDP is not wired yet".into())
+    let text = std::str::from_utf8(offer).map_err(|_| "the SDP is not UTF-8".to_string())?;
+    let accept = Accept {
+        t38: (settings.t38 != T38Mode::Off).then(|| settings.t38_params.clone()),
+        laws: settings.codecs.clone(),
+    };
+    sdp::answer(text, settings.media_ip, port, &accept, version).map_err(|e| e.to_string())
 }
