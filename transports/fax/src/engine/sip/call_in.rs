@@ -184,9 +184,15 @@ pub async fn take(
     } else {
         None
     };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     let (end, hung_up) = loop {
         tokio::select! {
             end = media.finished() => break (end.ok(), false),
+            _ = tick.tick() => {
+                if let Some(pages) = media.progress() {
+                    tracing::info!(called = ?did, "fax progress: page {pages} received");
+                }
+            }
             answer = async { asking.as_mut().expect("guarded").await }, if asking.is_some() => {
                 asking = None;
                 match answer {

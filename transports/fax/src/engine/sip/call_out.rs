@@ -175,6 +175,7 @@ async fn attempt(
         }
     };
     let placed = converse(
+        &request.job_id,
         settings,
         &dialog,
         &mut states,
@@ -191,6 +192,7 @@ async fn attempt(
 /// The answered call: the fax runs until T.30 ends (then BYE) or the far
 /// end hangs up; a re-INVITE to T.38 switches the media.
 async fn converse(
+    job: &str,
     settings: &SipSettings,
     dialog: &InviteDialog,
     states: &mut DialogStateReceiver,
@@ -210,9 +212,15 @@ async fn converse(
             detail: e,
         };
     }
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let (end, hung_up) = loop {
         tokio::select! {
             end = media.finished() => break (end, false),
+            _ = tick.tick() => {
+                if let Some(pages) = media.progress() {
+                    tracing::info!(job = %job, "fax progress: page {pages} confirmed");
+                }
+            }
             state = states.recv() => match state {
                 Some(DialogState::Updated(_, req, handle)) => {
                     reinvited(settings, media, &req.body, handle, version).await;

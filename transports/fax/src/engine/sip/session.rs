@@ -92,6 +92,8 @@ pub struct MediaCall {
     /// Pages confirmed by sessions stopped for a switch (none in
     /// practice: the switch comes before the first page).
     earlier_pages: u32,
+    /// Pages last reported by [`MediaCall::progress`].
+    reported: u32,
 }
 
 impl MediaCall {
@@ -102,6 +104,7 @@ impl MediaCall {
             running: None,
             stream: None,
             earlier_pages: 0,
+            reported: 0,
         }
     }
 
@@ -162,6 +165,15 @@ impl MediaCall {
                 None
             }
         }
+    }
+
+    /// The pages confirmed so far, when more than last asked.
+    pub fn progress(&mut self) -> Option<u32> {
+        let now = self.pages();
+        (now > self.reported).then(|| {
+            self.reported = now;
+            now
+        })
     }
 
     /// Pages confirmed so far in this call (the running session's too).
