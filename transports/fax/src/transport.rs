@@ -215,8 +215,8 @@ impl FaxTransport {
             SendResult::Sent {
                 pages, duration, ..
             } => ("sent", *pages, *duration),
-            SendResult::Busy => ("busy", 0, Duration::ZERO),
-            SendResult::NoAnswer => ("no-answer", 0, Duration::ZERO),
+            SendResult::Busy { .. } => ("busy", 0, Duration::ZERO),
+            SendResult::NoAnswer { .. } => ("no-answer", 0, Duration::ZERO),
             SendResult::NoFaxTone => ("no-fax-tone", 0, Duration::ZERO),
             SendResult::Partial {
                 pages_sent,
@@ -258,14 +258,22 @@ impl FaxTransport {
                     None,
                 )
             }
-            SendResult::Busy | SendResult::NoAnswer | SendResult::NoFaxTone => {
+            SendResult::Busy { .. } | SendResult::NoAnswer { .. } | SendResult::NoFaxTone => {
+                let detail = match &result {
+                    SendResult::Busy { detail } | SendResult::NoAnswer { detail } => detail.clone(),
+                    _ => None,
+                };
                 progress.unreached += 1;
-                let why = match word {
+                let said = match word {
                     "busy" => "the line was busy",
                     "no-answer" => "no answer",
                     _ => "no fax machine answered (no fax tone)",
                 };
-                progress.reason = why.into();
+                let why = match detail {
+                    Some(d) => format!("{said} ({d})"),
+                    None => said.to_string(),
+                };
+                progress.reason = why.clone();
                 if progress.unreached > self.settings.retries {
                     let text = format!(
                         "fax to {} failed: {why} ({} calls)",

@@ -175,7 +175,7 @@ async fn spool_round_trip_with_a_board() {
             bit_rate: 14400
         }
     );
-    assert_eq!(busy, SendResult::Busy);
+    assert_eq!(busy, SendResult::BUSY);
     assert!(
         matches!(resumed, SendResult::Sent { pages: 1, .. }),
         "{resumed:?}"

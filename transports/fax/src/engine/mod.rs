@@ -98,10 +98,11 @@ pub enum SendResult {
         /// The signalling rate used, bits per second.
         bit_rate: u32,
     },
-    /// The line was busy.
-    Busy,
-    /// Nobody answered.
-    NoAnswer,
+    /// The line was busy; `detail`: what the line said, if more than
+    /// that (`SIP 486 Busy Here (Q.850 cause 17)`).
+    Busy { detail: Option<String> },
+    /// Nobody answered; `detail` as for `Busy`.
+    NoAnswer { detail: Option<String> },
     /// Answered, but no fax machine (a voice or modem answer: no CED/DIS).
     NoFaxTone,
     /// The call broke off after `pages_sent` confirmed pages (counted
@@ -115,6 +116,13 @@ pub enum SendResult {
     },
     /// Anything else; `retry`: whether trying again may help.
     Error { reason: String, retry: bool },
+}
+
+impl SendResult {
+    /// Busy, nothing more said.
+    pub const BUSY: SendResult = SendResult::Busy { detail: None };
+    /// No answer, nothing more said.
+    pub const NO_ANSWER: SendResult = SendResult::NoAnswer { detail: None };
 }
 
 /// A fax that came in on a line.

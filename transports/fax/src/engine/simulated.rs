@@ -333,8 +333,8 @@ impl FaxEngine for SimulatedEngine {
             }
         };
         let remote = match self.remote(&number, &request.job_id) {
-            Ok(Remote::Busy) => return SendResult::Busy,
-            Ok(Remote::NoAnswer) => return SendResult::NoAnswer,
+            Ok(Remote::Busy) => return SendResult::BUSY,
+            Ok(Remote::NoAnswer) => return SendResult::NO_ANSWER,
             Ok(remote) => remote,
             Err(e) => {
                 return SendResult::Error {

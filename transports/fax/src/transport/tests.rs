@@ -150,7 +150,7 @@ async fn attempt(s: &Setup, env: &mut Envelope) -> Outcome {
 #[tokio::test]
 async fn busy_is_retried_at_the_fax_interval_then_fails() {
     let s = setup(
-        vec![SendResult::Busy, SendResult::NoAnswer, SendResult::Busy],
+        vec![SendResult::BUSY, SendResult::NO_ANSWER, SendResult::BUSY],
         Ok(2),
         Resend::Missing,
     );

@@ -160,11 +160,11 @@ mod engine {
     async fn busy_no_answer_and_no_fax_tone() {
         let f = Fixture::new();
         let engine = f.engine(1);
-        assert_eq!(engine.send(f.request(BUSY, 1)).await, SendResult::Busy);
+        assert_eq!(engine.send(f.request(BUSY, 1)).await, SendResult::BUSY);
         // Listed as "+1 555 0002", dialled as +15550002.
         assert_eq!(
             engine.send(f.request(NO_ANSWER, 1)).await,
-            SendResult::NoAnswer
+            SendResult::NO_ANSWER
         );
         let started = Instant::now();
         assert_eq!(

@@ -123,9 +123,9 @@ pub fn failure(status: &str, pages_sent: u32, elapsed: Duration) -> SendResult {
         };
     }
     if lower.contains("busy") {
-        SendResult::Busy
+        SendResult::BUSY
     } else if lower.contains("no answer") || lower.contains("ring timeout") {
-        SendResult::NoAnswer
+        SendResult::NO_ANSWER
     } else if lower.contains("no carrier")
         || lower.contains("voice")
         || lower.contains("no response to")
@@ -180,7 +180,7 @@ mod tests {
             (s.pages_sent, s.total_pages, s.dials, s.tries),
             (0, 2, 3, 1)
         );
-        assert_eq!(s.outcome(Duration::ZERO), Some(SendResult::Busy));
+        assert_eq!(s.outcome(Duration::ZERO), Some(SendResult::BUSY));
         assert!(JobStatus::parse(4, &lines("STATUS: x")).is_err());
         assert!(JobStatus::parse(4, &lines("STATE: WEIRD")).is_err());
     }
@@ -224,9 +224,12 @@ mod tests {
     #[test]
     fn failures_map_by_their_text() {
         let d = Duration::ZERO;
-        assert_eq!(failure("No answer from remote", 0, d), SendResult::NoAnswer);
+        assert_eq!(
+            failure("No answer from remote", 0, d),
+            SendResult::NO_ANSWER
+        );
         assert_eq!(failure("No carrier detected", 0, d), SendResult::NoFaxTone);
-        assert_eq!(failure("BUSY", 0, d), SendResult::Busy);
+        assert_eq!(failure("BUSY", 0, d), SendResult::BUSY);
         match failure("REJECT: Invalid dialstring", 0, d) {
             SendResult::Error { retry, reason } => {
                 assert!(!retry);

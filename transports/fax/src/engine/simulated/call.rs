@@ -103,8 +103,8 @@ pub(super) fn place_call(request: &SendRequest, remote: Remote) -> SendResult {
             modem::run_call(&mut caller, far, LIMIT)
             // `remote` is freed here: its TIFF file is complete on return.
         }
-        Remote::Busy => return SendResult::Busy,
-        Remote::NoAnswer => return SendResult::NoAnswer,
+        Remote::Busy => return SendResult::BUSY,
+        Remote::NoAnswer => return SendResult::NO_ANSWER,
     };
     let stats = caller.stats();
     let result = classify(

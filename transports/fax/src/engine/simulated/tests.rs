@@ -133,11 +133,11 @@ async fn engine_busy_and_no_answer_need_no_modem() {
     assert_eq!(engine.name(), "simulated");
     assert_eq!(
         engine.send(request(dir.path(), "+15550101")).await,
-        SendResult::Busy
+        SendResult::BUSY
     );
     assert_eq!(
         engine.send(request(dir.path(), "5550102")).await,
-        SendResult::NoAnswer
+        SendResult::NO_ANSWER
     );
     assert_eq!(engine.lines_busy(), 0);
     assert_eq!(engine.lines_busy_peak(), 1);

@@ -8,7 +8,7 @@
 
 use super::call_out::{describe, reinvited};
 use super::media::{bind_port, Stream};
-use super::negotiate::{self, OfferKind, SessionVersion};
+use super::negotiate::{self, OfferKind};
 use super::session::{FaxJob, MediaCall, Work};
 use super::settings::{SipSettings, T38Mode};
 use super::ua::NewCall;
@@ -134,9 +134,8 @@ pub async fn take(
         },
     };
     let mut media = MediaCall::new(socket, job);
-    let mut version = SessionVersion::default();
-    let (sdp, stream) = match negotiate::answer(settings, &request.body, media.port(), &mut version)
-    {
+    let port = media.port();
+    let (sdp, stream) = match negotiate::answer(settings, &request.body, port, &mut media.version) {
         Ok(a) => a,
         Err(e) => {
             tracing::info!("incoming call refused (488): {e}");
@@ -173,7 +172,7 @@ pub async fn take(
     }
     // Annex D: the answering side asks for T.38 once the call is up.
     let mut asking = if audio && settings.t38 != T38Mode::Off {
-        let offer = negotiate::offer(settings, OfferKind::T38, media.port(), &mut version);
+        let offer = negotiate::offer(settings, OfferKind::T38, port, &mut media.version);
         let dialog = dialog.clone();
         Some(tokio::spawn(async move {
             let headers = vec![Header::ContentType("application/sdp".into())];
@@ -219,7 +218,7 @@ pub async fn take(
                         // Glare (RFC 3261 §14.2): ours is pending.
                         handle.reply(StatusCode::RequestPending).await.ok();
                     } else {
-                        reinvited(settings, &mut media, &req.body, handle, &mut version).await;
+                        reinvited(settings, &mut media, &req.body, handle).await;
                     }
                 }
                 Some(DialogState::Terminated(..)) | None => break (media.stop().await, true),

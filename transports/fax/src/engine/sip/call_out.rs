@@ -5,7 +5,7 @@
 //! [`SendResult`] (and whether the next trunk is worth trying).
 
 use super::media::{bind_port, Stream};
-use super::negotiate::{self, OfferKind, SessionVersion};
+use super::negotiate::{self, OfferKind};
 use super::outcome::{self, Refusal};
 use super::session::{FaxJob, MediaCall, Work};
 use super::settings::{SipSettings, T38Mode, Trunk};
@@ -92,8 +92,7 @@ async fn attempt(
         },
     };
     let mut media = MediaCall::new(socket, job);
-    let mut version = SessionVersion::default();
-    let offer = negotiate::offer(settings, kind, media.port(), &mut version);
+    let offer = negotiate::offer(settings, kind, media.port(), &mut media.version);
     let number = request.dial.trim();
     let uri =
         |text: String| rsip::Uri::try_from(text.as_str()).map_err(|e| format!("{text:?}: {e}"));
@@ -181,7 +180,6 @@ async fn attempt(
         &mut states,
         &mut media,
         stream,
-        &mut version,
         started,
     )
     .await;
@@ -198,7 +196,6 @@ async fn converse(
     states: &mut DialogStateReceiver,
     media: &mut MediaCall,
     stream: Stream,
-    version: &mut SessionVersion,
     started: Instant,
 ) -> Placed {
     if let Err(e) = media.start(stream).await {
@@ -223,7 +220,7 @@ async fn converse(
             }
             state = states.recv() => match state {
                 Some(DialogState::Updated(_, req, handle)) => {
-                    reinvited(settings, media, &req.body, handle, version).await;
+                    reinvited(settings, media, &req.body, handle).await;
                 }
                 Some(DialogState::Terminated(_, reason)) => {
                     tracing::debug!("call ended by the far end: {reason:?}");
@@ -281,9 +278,9 @@ pub async fn reinvited(
     media: &mut MediaCall,
     offer: &[u8],
     handle: TransactionHandle,
-    version: &mut SessionVersion,
 ) {
-    match negotiate::answer(settings, offer, media.port(), version) {
+    let port = media.port();
+    match negotiate::answer(settings, offer, port, &mut media.version) {
         Ok((sdp, stream)) => {
             let headers = vec![Header::ContentType("application/sdp".into())];
             if let Err(e) = handle

@@ -257,8 +257,8 @@ impl FaxEngine for SipEngine {
                 .fetch_add(took.as_millis() as u64, Ordering::SeqCst);
             let (word, pages) = match &placed.result {
                 SendResult::Sent { pages, .. } => ("sent", *pages),
-                SendResult::Busy => ("busy", 0),
-                SendResult::NoAnswer => ("no-answer", 0),
+                SendResult::Busy { .. } => ("busy", 0),
+                SendResult::NoAnswer { .. } => ("no-answer", 0),
                 SendResult::NoFaxTone => ("no-fax-tone", 0),
                 SendResult::Partial { pages_sent, .. } => ("partial", *pages_sent),
                 SendResult::Error { .. } if placed.failover => ("rejected", 0),

@@ -35,8 +35,18 @@ impl Refusal {
 pub fn refused(refusal: &Refusal) -> (SendResult, bool) {
     let reason = refusal.describe();
     match refusal.status {
-        486 | 600 => (SendResult::Busy, false),
-        480 | 408 | 487 => (SendResult::NoAnswer, false),
+        486 | 600 => (
+            SendResult::Busy {
+                detail: Some(reason),
+            },
+            false,
+        ),
+        480 | 408 | 487 => (
+            SendResult::NoAnswer {
+                detail: Some(reason),
+            },
+            false,
+        ),
         404 | 484 | 604 | 410 | 485 | 416 => (
             SendResult::Error {
                 reason: format!("bad number: {reason}"),
@@ -128,10 +138,19 @@ mod tests {
 
     #[test]
     fn sip_refusals_map_to_fax_outcomes_and_failover() {
-        assert_eq!(refused(&refusal(486)), (SendResult::Busy, false));
-        assert_eq!(refused(&refusal(600)), (SendResult::Busy, false));
-        assert_eq!(refused(&refusal(480)), (SendResult::NoAnswer, false));
-        assert_eq!(refused(&refusal(408)), (SendResult::NoAnswer, false));
+        let busy = |d: &str| SendResult::Busy {
+            detail: Some(d.into()),
+        };
+        assert_eq!(refused(&refusal(486)), (busy("SIP 486 Phrase"), false));
+        assert_eq!(refused(&refusal(600)), (busy("SIP 600 Phrase"), false));
+        assert!(matches!(
+            refused(&refusal(480)),
+            (SendResult::NoAnswer { detail: Some(d) }, false) if d == "SIP 480 Phrase"
+        ));
+        assert!(matches!(
+            refused(&refusal(408)),
+            (SendResult::NoAnswer { .. }, false)
+        ));
         for bad in [404, 484, 604] {
             let (result, failover) = refused(&refusal(bad));
             assert!(

@@ -94,6 +94,8 @@ pub struct MediaCall {
     earlier_pages: u32,
     /// Pages last reported by [`MediaCall::progress`].
     reported: u32,
+    /// The o= version of the SDP we send in this call.
+    pub version: super::sdp::SessionVersion,
 }
 
 impl MediaCall {
@@ -105,6 +107,7 @@ impl MediaCall {
             stream: None,
             earlier_pages: 0,
             reported: 0,
+            version: super::sdp::SessionVersion::new(),
         }
     }
 

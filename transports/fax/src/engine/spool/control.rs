@@ -135,8 +135,8 @@ pub fn status_result(control: &Control, to_send: u32) -> Result<SendResult, Stri
             remote_csid: csid,
             bit_rate: control.number("bit_rate")?.unwrap_or(0),
         },
-        "busy" => SendResult::Busy,
-        "no-answer" | "no_answer" => SendResult::NoAnswer,
+        "busy" => SendResult::BUSY,
+        "no-answer" | "no_answer" => SendResult::NO_ANSWER,
         "no-fax-tone" | "no_fax_tone" => SendResult::NoFaxTone,
         "partial" => SendResult::Partial {
             pages_sent: control.number("pages")?.unwrap_or(0),
@@ -235,8 +235,8 @@ mod tests {
             status("result: sent"),
             Ok(SendResult::Sent { pages: 3, .. })
         ));
-        assert_eq!(status("Result: BUSY"), Ok(SendResult::Busy));
-        assert_eq!(status("result: no-answer"), Ok(SendResult::NoAnswer));
+        assert_eq!(status("Result: BUSY"), Ok(SendResult::BUSY));
+        assert_eq!(status("result: no-answer"), Ok(SendResult::NO_ANSWER));
         assert_eq!(status("result: no-fax-tone"), Ok(SendResult::NoFaxTone));
         assert_eq!(
             status("result: partial\npages: 1\nduration: 20\ncsid: R\nreason: DCN"),

@@ -213,7 +213,7 @@ async fn lines_bound_the_jobs_at_the_board() {
         files::write_atomic(&s.status.join(format!("{id}.status")), b"result: busy\n").unwrap();
     }
     for send in sends {
-        assert_eq!(send.await.unwrap(), SendResult::Busy);
+        assert_eq!(send.await.unwrap(), SendResult::BUSY);
     }
 }
 
