@@ -42,6 +42,9 @@ pub enum ModemError {
     Init,
     #[error("spandsp refused the {what} {value:?}")]
     Refused { what: &'static str, value: String },
+    /// The media socket of a SIP call failed (set-up, not a lost packet).
+    #[error("media socket: {0}")]
+    Socket(#[from] std::io::Error),
 }
 
 /// What a terminal does in the call.

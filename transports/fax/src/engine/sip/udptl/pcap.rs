@@ -136,15 +136,18 @@ pub(crate) fn tshark(path: &Path, port: u16) -> Vec<Frame> {
     frames
 }
 
+/// Whether tshark found nothing malformed, no error-level expert info and
+/// no read past the packet's end (BoundError) in the frame.
+pub(crate) fn is_clean(f: &Frame) -> bool {
+    !f.text.contains("Malformed")
+        && !f.text.contains("Expert Info (Error")
+        && !f.text.contains("BoundError")
+}
+
 /// No frame is malformed or carries an error-level expert info.
 pub(crate) fn assert_clean(frames: &[Frame]) {
     for (i, f) in frames.iter().enumerate() {
-        assert!(
-            !f.text.contains("Malformed") && !f.text.contains("Expert Info (Error"),
-            "frame {} is not clean:\n{}",
-            i + 1,
-            f.text
-        );
+        assert!(is_clean(f), "frame {} is not clean:\n{}", i + 1, f.text);
         assert!(
             f.text.contains("ITU-T Recommendation T.38"),
             "frame {} not decoded as T.38:\n{}",
