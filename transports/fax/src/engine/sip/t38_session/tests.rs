@@ -261,8 +261,16 @@ fn t38_session_lossy_relay_redundancy_recovers_and_tshark_reads_every_datagram()
         a.1,
         b.1
     );
-    assert_eq!(a.0.packets_lost, a.1.lost);
-    assert_eq!(b.0.packets_lost, b.1.lost);
+    // Depth-3 redundancy covers every drop of up to three datagrams in a
+    // row: nothing is lost.
+    assert_eq!(
+        (a.0.packets_lost, b.0.packets_lost),
+        (0, 0),
+        "{:?} {:?}",
+        a.1,
+        b.1
+    );
+    assert_eq!((a.1.lost, b.1.lost), (0, 0));
     // The datagrams the relay passed arrived (but for a few after the
     // receiving side had ended).
     let passed_to_b = r.from_a.len() as u64 - u64::from(r.dropped_to_b);
@@ -293,6 +301,14 @@ fn t38_session_lossy_relay_fec_recovers_and_tshark_reads_every_datagram() {
     assert!(r.dropped_to_b > 0 && r.dropped_to_a > 0);
     let (a, b) = (&o.sender, &o.receiver);
     assert!(a.1.recovered + b.1.recovered > 0, "{:?} {:?}", a.1, b.1);
+    // Span 3 × 3 entries rebuilds up to three datagrams lost in a row.
+    assert_eq!(
+        (a.0.packets_lost, b.0.packets_lost),
+        (0, 0),
+        "{:?} {:?}",
+        a.1,
+        b.1
+    );
     assert!(r.from_a.iter().any(|g| {
         matches!(
             Packet::decode(&g.payload).map(|p| p.recovery),
@@ -342,4 +358,30 @@ fn t38_session_stop_ends_it_within_a_tick() {
         primaries.push(Packet::decode(&buf[..n]).unwrap().primary);
     }
     assert!(primaries.iter().any(|p| p == &[0x02]), "{primaries:?}");
+}
+
+#[test]
+fn t38_session_follows_a_first_port_change_of_the_same_host_only() {
+    let remote: SocketAddr = "127.0.0.5:40000".parse().unwrap();
+    let mut peer = Peer {
+        remote,
+        locked: false,
+    };
+    // Another host: ignored, nothing learnt.
+    assert!(!peer.accept("127.0.0.6:40000".parse().unwrap()));
+    assert_eq!(peer.remote, remote);
+    // The same host from another port first: followed, then locked.
+    let moved: SocketAddr = "127.0.0.5:40002".parse().unwrap();
+    assert!(peer.accept(moved));
+    assert_eq!(peer.remote, moved);
+    assert!(!peer.accept(remote));
+    assert!(peer.accept(moved));
+    // Once the stated address has been heard, no following.
+    let mut peer = Peer {
+        remote,
+        locked: false,
+    };
+    assert!(peer.accept(remote));
+    assert!(!peer.accept(moved));
+    assert_eq!(peer.remote, remote);
 }
