@@ -429,3 +429,23 @@ fn udptl_tshark_check_catches_a_malformed_packet() {
     let caught = std::panic::catch_unwind(|| pcap::assert_clean(&frames));
     assert!(caught.is_err(), "{}", frames[0].text);
 }
+
+#[test]
+fn udptl_window_restarts_on_a_wild_sequence_jump() {
+    let ifps: Vec<Vec<u8>> = (0..6).map(|n| ifp(3 + n)).collect();
+    let early = datagrams(UdptlEc::Redundancy, &ifps[..3], 10);
+    let later = datagrams(UdptlEc::Redundancy, &ifps[3..], 30_000);
+    let now = Instant::now();
+    let mut rx = Receiver::new(0, Duration::from_millis(300));
+    let out = push_all(
+        &mut rx,
+        &[&early[0], &early[1], &early[2], &later[0], &later[1]],
+        now,
+    );
+    let seqs: Vec<u16> = out.iter().map(|(s, _)| *s).collect();
+    // The far end renumbered: delivery goes on from the new numbers, the
+    // old ones' redundancy is not taken for missing packets.
+    assert_eq!(seqs, [10, 11, 12, 30_000, 30_001]);
+    assert_eq!(rx.stats().lost, 0);
+    assert_eq!(rx.stats().recovered, 0);
+}

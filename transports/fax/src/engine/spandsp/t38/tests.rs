@@ -90,6 +90,23 @@ fn pass(from: &mut T38Terminal, to: &mut T38Terminal, seq: &mut u16, counts: &mu
     }
 }
 
+/// Runs `caller` and `answerer` back to back (IFPs handed over directly,
+/// simulated 20 ms ticks) until both have ended or 3 simulated minutes
+/// passed; returns the repeat counts spandsp asked for.
+fn back_to_back(caller: &mut T38Terminal, answerer: &mut T38Terminal) -> Vec<u32> {
+    let (mut seq_a, mut seq_b) = (0u16, 0u16);
+    let mut counts = Vec::new();
+    let mut ticks = 0u32;
+    while (caller.completion().is_none() || answerer.completion().is_none()) && ticks < 9000 {
+        caller.send_timeout(160);
+        answerer.send_timeout(160);
+        pass(caller, answerer, &mut seq_a, &mut counts);
+        pass(answerer, caller, &mut seq_b, &mut counts);
+        ticks += 1;
+    }
+    counts
+}
+
 #[test]
 fn engine_t38_back_to_back_two_pages_arrive_pixel_for_pixel() {
     let dir = tempfile::tempdir().unwrap();
@@ -98,17 +115,7 @@ fn engine_t38_back_to_back_two_pages_arrive_pixel_for_pixel() {
     let params = T38Params::default();
     let mut caller = T38Terminal::new(&sender(&doc), &params).unwrap();
     let mut answerer = T38Terminal::new(&receiver(&rx_file), &params).unwrap();
-    let (mut seq_a, mut seq_b) = (0u16, 0u16);
-    let mut counts = Vec::new();
-    let mut ticks = 0u32;
-    // 3 simulated minutes at most.
-    while (caller.completion().is_none() || answerer.completion().is_none()) && ticks < 9000 {
-        caller.send_timeout(160);
-        answerer.send_timeout(160);
-        pass(&mut caller, &mut answerer, &mut seq_a, &mut counts);
-        pass(&mut answerer, &mut caller, &mut seq_b, &mut counts);
-        ticks += 1;
-    }
+    let counts = back_to_back(&mut caller, &mut answerer);
     assert_eq!(caller.completion(), Some(T30_ERR_OK), "caller");
     assert_eq!(answerer.completion(), Some(T30_ERR_OK), "answerer");
     assert_eq!(caller.stats().pages_tx, 2);
@@ -121,6 +128,24 @@ fn engine_t38_back_to_back_two_pages_arrive_pixel_for_pixel() {
     // sends what it asks for.
     assert!(counts.iter().all(|&c| c >= 1));
     assert!(counts.iter().any(|&c| c > 1), "{counts:?}");
+    drop(answerer);
+    assert_received(&rx_file, &pages);
+}
+
+#[test]
+fn engine_t38_max_bit_rate_9600_sends_with_v29() {
+    let dir = tempfile::tempdir().unwrap();
+    let (doc, pages) = document(dir.path());
+    let rx_file = dir.path().join("received.tif");
+    let params = T38Params {
+        max_bit_rate: 9600,
+        ..T38Params::default()
+    };
+    let mut caller = T38Terminal::new(&sender(&doc), &params).unwrap();
+    let mut answerer = T38Terminal::new(&receiver(&rx_file), &params).unwrap();
+    back_to_back(&mut caller, &mut answerer);
+    assert_eq!(caller.completion(), Some(T30_ERR_OK));
+    assert_eq!(caller.stats().bit_rate, 9600);
     drop(answerer);
     assert_received(&rx_file, &pages);
 }
