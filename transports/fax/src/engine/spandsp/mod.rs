@@ -1,9 +1,11 @@
 //! spandsp 0.0.6, the software fax modem behind the engines: [`ffi`] holds
 //! the hand-written C declarations, [`modem`] the safe wrapper (a fax
 //! terminal, and two of them wired back to back over a simulated line),
-//! [`dtmf`] digits dialled after the answer.
+//! [`t38`] its twin speaking T.38 IFP packets instead of audio, [`dtmf`]
+//! digits dialled after the answer.
 
 pub mod dtmf;
 mod ffi;
 mod log;
 pub mod modem;
+pub mod t38;

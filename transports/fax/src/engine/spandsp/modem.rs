@@ -5,7 +5,8 @@
 //! receiver — a perfect phone line, as spandsp's own `fax_tests.c` does it.
 //!
 //! Every `unsafe` block of the engines is in this file, in
-//! [`super::dtmf`] and in [`super::log`] (the declarations are in [`super::ffi`]). Ownership: a
+//! [`super::t38`], [`super::dtmf`] and [`super::log`] (the declarations
+//! are in [`super::ffi`]). Ownership: a
 //! [`Terminal`] owns its `fax_state_t` and frees it in `Drop` on every
 //! path; the callbacks' user data is a heap-allocated `Events` that the
 //! terminal owns too and frees after the C state.
@@ -42,6 +43,9 @@ pub enum ModemError {
     Init,
     #[error("spandsp refused the {what} {value:?}")]
     Refused { what: &'static str, value: String },
+    /// The media socket of a SIP call failed (set-up, not a lost packet).
+    #[error("media socket: {0}")]
+    Socket(#[from] std::io::Error),
 }
 
 /// What a terminal does in the call.
@@ -77,11 +81,11 @@ pub struct Setup<'a> {
 /// What the C callbacks record; shared with C through a raw pointer, so
 /// only `Cell`s (the terminal lives on one thread).
 #[derive(Default)]
-struct Events {
+pub(super) struct Events {
     /// The phase E completion code, once the call has ended.
-    completion: Cell<Option<c_int>>,
+    pub(super) completion: Cell<Option<c_int>>,
     /// Post-page exchanges seen (phase D), for the hang-up simulation.
-    phase_d: Cell<u32>,
+    pub(super) phase_d: Cell<u32>,
 }
 
 /// One spandsp audio fax terminal.
@@ -110,19 +114,7 @@ impl Terminal {
     /// Makes a terminal. ECM is on; MH, MR and MMR are offered on the line;
     /// received pages are stored as MMR (T.6).
     pub fn new(setup: &Setup<'_>) -> Result<Terminal, ModemError> {
-        let ident = c_string(
-            "station identity",
-            &truncate(setup.ident, ffi::T30_MAX_IDENT_LEN),
-        )?;
-        let (file, header) = match &setup.job {
-            Job::Send { file, header, .. } => (
-                c_path("document", file)?,
-                header
-                    .map(|h| c_string("page header", &truncate(h, ffi::T30_MAX_PAGE_HEADER_INFO)))
-                    .transpose()?,
-            ),
-            Job::Receive { file } => (c_path("received file", file)?, None),
-        };
+        let strings = T30Strings::new(setup)?;
 
         // SAFETY: fax_init(NULL, …) allocates and initialises a new
         // context or returns NULL; nothing else is touched.
@@ -144,56 +136,17 @@ impl Terminal {
             events: NonNull::from(Box::leak(Box::<Events>::default())),
         };
         let events = terminal.events.as_ptr().cast::<c_void>();
-        let (f, t) = (fax.as_ptr(), t30.as_ptr());
+        let f = fax.as_ptr();
 
-        // SAFETY: `f` and `t` are the live context and its T.30 state. The
-        // strings are NUL-terminated and only read during the calls
-        // (spandsp copies the ident, file names and header info into its
-        // own buffers); the log tag is 'static, as span_log_set_tag keeps
-        // the pointer. `events` is a heap allocation that `terminal` owns
-        // and frees only after fax_free, so the callbacks never see a
-        // dangling pointer. An early return drops `terminal`, which frees
-        // the context.
+        // SAFETY: `f` is the live context and `t30` its T.30 state; the log
+        // tag is 'static, as span_log_set_tag keeps the pointer. `events`
+        // is a heap allocation that `terminal` owns and frees only after
+        // fax_free, so the callbacks never see a dangling pointer. An
+        // early return drops `terminal`, which frees the context.
         unsafe {
             log::route(ffi::fax_get_logging_state(f), setup.tag);
-            log::route(ffi::t30_get_logging_state(t), setup.tag);
             ffi::fax_set_transmit_on_idle(f, 1);
-            if ffi::t30_set_tx_ident(t, ident.as_ptr()) != 0 {
-                return Err(ModemError::Refused {
-                    what: "station identity",
-                    value: setup.ident.to_owned(),
-                });
-            }
-            ffi::t30_set_ecm_capability(t, 1);
-            ffi::t30_set_supported_compressions(
-                t,
-                ffi::T30_SUPPORT_T4_1D_COMPRESSION
-                    | ffi::T30_SUPPORT_T4_2D_COMPRESSION
-                    | ffi::T30_SUPPORT_T6_COMPRESSION,
-            );
-            ffi::t30_set_phase_d_handler(t, Some(on_phase_d), events);
-            ffi::t30_set_phase_e_handler(t, Some(on_phase_e), events);
-            match &setup.job {
-                Job::Send { first, last, .. } => {
-                    // spandsp counts pages from 0.
-                    let index =
-                        |page: u32| c_int::try_from(page.saturating_sub(1)).unwrap_or(c_int::MAX);
-                    let stop = last.map_or(-1, index);
-                    ffi::t30_set_tx_file(t, file.as_ptr(), index(*first), stop);
-                    if let Some(header) = &header {
-                        if ffi::t30_set_tx_page_header_info(t, header.as_ptr()) != 0 {
-                            return Err(ModemError::Refused {
-                                what: "page header",
-                                value: header.to_string_lossy().into_owned(),
-                            });
-                        }
-                    }
-                }
-                Job::Receive { .. } => {
-                    ffi::t30_set_rx_encoding(t, ffi::T4_COMPRESSION_ITU_T6);
-                    ffi::t30_set_rx_file(t, file.as_ptr(), -1);
-                }
-            }
+            configure_t30(t30.as_ptr(), setup, &strings, events)?;
         }
         Ok(terminal)
     }
@@ -231,33 +184,15 @@ impl Terminal {
 
     /// Transfer statistics so far.
     pub fn stats(&self) -> Stats {
-        let mut raw = ffi::t30_stats_t::default();
-        // SAFETY: `t30` is live; `raw` has the header's exact layout and
-        // t30_get_transfer_statistics only writes into it.
-        unsafe { ffi::t30_get_transfer_statistics(self.t30.as_ptr(), &mut raw) };
-        let count = |v: c_int| u32::try_from(v).unwrap_or(0);
-        Stats {
-            pages_tx: count(raw.pages_tx),
-            pages_rx: count(raw.pages_rx),
-            bit_rate: count(raw.bit_rate),
-            ecm: raw.error_correcting_mode != 0,
-            bad_rows: count(raw.bad_rows),
-            pages_in_file: u32::try_from(raw.pages_in_file).ok().filter(|&p| p > 0),
-        }
+        // SAFETY: `t30` is live as long as `self`.
+        unsafe { t30_stats(self.t30.as_ptr()) }
     }
 
     /// The far end's identity (its CSID when we call, its TSI when it
     /// calls us), trimmed; empty if none was received.
     pub fn remote_ident(&self) -> String {
-        // SAFETY: `t30` is live; the returned pointer is into its own
-        // NUL-terminated buffer (or NULL), copied out before any other call.
-        let p = unsafe { ffi::t30_get_rx_ident(self.t30.as_ptr()) };
-        if p.is_null() {
-            return String::new();
-        }
-        // SAFETY: non-NULL and NUL-terminated (see above).
-        let s = unsafe { CStr::from_ptr(p) };
-        s.to_string_lossy().trim().to_owned()
+        // SAFETY: `t30` is live as long as `self`.
+        unsafe { t30_remote_ident(self.t30.as_ptr()) }
     }
 
     /// The line went dead: T.30 ends now (phase E runs if it had not).
@@ -428,6 +363,132 @@ pub fn run_call(caller: &mut Terminal, mut far: FarEnd<'_>, limit: Limit) -> Cal
         samples,
         hung_up,
     }
+}
+
+/// The NUL-terminated strings a [`Setup`] gives T.30, checked before any
+/// C state is made.
+pub(super) struct T30Strings {
+    ident: CString,
+    file: CString,
+    header: Option<CString>,
+}
+
+impl T30Strings {
+    pub(super) fn new(setup: &Setup<'_>) -> Result<T30Strings, ModemError> {
+        let ident = c_string(
+            "station identity",
+            &truncate(setup.ident, ffi::T30_MAX_IDENT_LEN),
+        )?;
+        let (file, header) = match &setup.job {
+            Job::Send { file, header, .. } => (
+                c_path("document", file)?,
+                header
+                    .map(|h| c_string("page header", &truncate(h, ffi::T30_MAX_PAGE_HEADER_INFO)))
+                    .transpose()?,
+            ),
+            Job::Receive { file } => (c_path("received file", file)?, None),
+        };
+        Ok(T30Strings {
+            ident,
+            file,
+            header,
+        })
+    }
+}
+
+/// Sets up the T.30 engine of a terminal (audio or T.38) for `setup`: log
+/// routing, identity, ECM on, MH/MR/MMR offered, received pages stored as
+/// MMR, the phase D/E handlers recording into `events`, the job's file.
+///
+/// # Safety
+/// `t` is a live T.30 state; `events` points to an [`Events`] that
+/// outlives the T.30 state (its callbacks keep the pointer).
+pub(super) unsafe fn configure_t30(
+    t: *mut ffi::t30_state_t,
+    setup: &Setup<'_>,
+    strings: &T30Strings,
+    events: *mut c_void,
+) -> Result<(), ModemError> {
+    // SAFETY: `t` is live (caller's promise). The strings are
+    // NUL-terminated and only read during the calls (spandsp copies the
+    // ident, file names and header info into its own buffers); the log
+    // tag is 'static; `events` outlives `t` (caller's promise).
+    unsafe {
+        log::route(ffi::t30_get_logging_state(t), setup.tag);
+        if ffi::t30_set_tx_ident(t, strings.ident.as_ptr()) != 0 {
+            return Err(ModemError::Refused {
+                what: "station identity",
+                value: setup.ident.to_owned(),
+            });
+        }
+        ffi::t30_set_ecm_capability(t, 1);
+        ffi::t30_set_supported_compressions(
+            t,
+            ffi::T30_SUPPORT_T4_1D_COMPRESSION
+                | ffi::T30_SUPPORT_T4_2D_COMPRESSION
+                | ffi::T30_SUPPORT_T6_COMPRESSION,
+        );
+        ffi::t30_set_phase_d_handler(t, Some(on_phase_d), events);
+        ffi::t30_set_phase_e_handler(t, Some(on_phase_e), events);
+        match &setup.job {
+            Job::Send { first, last, .. } => {
+                // spandsp counts pages from 0.
+                let index =
+                    |page: u32| c_int::try_from(page.saturating_sub(1)).unwrap_or(c_int::MAX);
+                let stop = last.map_or(-1, index);
+                ffi::t30_set_tx_file(t, strings.file.as_ptr(), index(*first), stop);
+                if let Some(header) = &strings.header {
+                    if ffi::t30_set_tx_page_header_info(t, header.as_ptr()) != 0 {
+                        return Err(ModemError::Refused {
+                            what: "page header",
+                            value: header.to_string_lossy().into_owned(),
+                        });
+                    }
+                }
+            }
+            Job::Receive { .. } => {
+                ffi::t30_set_rx_encoding(t, ffi::T4_COMPRESSION_ITU_T6);
+                ffi::t30_set_rx_file(t, strings.file.as_ptr(), -1);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The transfer statistics of a T.30 engine.
+///
+/// # Safety
+/// `t` is a live T.30 state.
+pub(super) unsafe fn t30_stats(t: *mut ffi::t30_state_t) -> Stats {
+    let mut raw = ffi::t30_stats_t::default();
+    // SAFETY: `t` is live (caller's promise); `raw` has the header's exact
+    // layout and t30_get_transfer_statistics only writes into it.
+    unsafe { ffi::t30_get_transfer_statistics(t, &mut raw) };
+    let count = |v: c_int| u32::try_from(v).unwrap_or(0);
+    Stats {
+        pages_tx: count(raw.pages_tx),
+        pages_rx: count(raw.pages_rx),
+        bit_rate: count(raw.bit_rate),
+        ecm: raw.error_correcting_mode != 0,
+        bad_rows: count(raw.bad_rows),
+        pages_in_file: u32::try_from(raw.pages_in_file).ok().filter(|&p| p > 0),
+    }
+}
+
+/// The far end's identity a T.30 engine received, trimmed; empty if none.
+///
+/// # Safety
+/// `t` is a live T.30 state.
+pub(super) unsafe fn t30_remote_ident(t: *mut ffi::t30_state_t) -> String {
+    // SAFETY: `t` is live; the returned pointer is into its own
+    // NUL-terminated buffer (or NULL), copied out before any other call.
+    let p = unsafe { ffi::t30_get_rx_ident(t) };
+    if p.is_null() {
+        return String::new();
+    }
+    // SAFETY: non-NULL and NUL-terminated (see above).
+    let s = unsafe { CStr::from_ptr(p) };
+    s.to_string_lossy().trim().to_owned()
 }
 
 unsafe extern "C" fn on_phase_e(_s: *mut ffi::t30_state_t, user_data: *mut c_void, code: c_int) {
