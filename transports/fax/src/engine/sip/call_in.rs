@@ -221,7 +221,7 @@ pub async fn take(
                         reinvited(settings, &mut media, &req.body, handle).await;
                     }
                 }
-                Some(DialogState::Terminated(..)) | None => break (media.stop().await, true),
+                Some(DialogState::Terminated(..)) | None => break (media.hung_up().await, true),
                 Some(_) => {}
             },
         }

@@ -174,7 +174,7 @@ async fn attempt(
         }
     };
     let placed = converse(
-        &request.job_id,
+        request,
         settings,
         &dialog,
         &mut states,
@@ -190,7 +190,7 @@ async fn attempt(
 /// The answered call: the fax runs until T.30 ends (then BYE) or the far
 /// end hangs up; a re-INVITE to T.38 switches the media.
 async fn converse(
-    job: &str,
+    request: &SendRequest,
     settings: &SipSettings,
     dialog: &InviteDialog,
     states: &mut DialogStateReceiver,
@@ -209,6 +209,8 @@ async fn converse(
             detail: e,
         };
     }
+    let job = &request.job_id;
+    let expected = (request.pages + 1).saturating_sub(request.first_page);
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let (end, hung_up) = loop {
         tokio::select! {
@@ -224,9 +226,9 @@ async fn converse(
                 }
                 Some(DialogState::Terminated(_, reason)) => {
                     tracing::debug!("call ended by the far end: {reason:?}");
-                    break (media.stop().await.ok_or_else(|| "stopped".to_string()), true);
+                    break (media.hung_up().await.ok_or_else(|| "stopped".to_string()), true);
                 }
-                None => break (media.stop().await.ok_or_else(|| "stopped".to_string()), true),
+                None => break (media.hung_up().await.ok_or_else(|| "stopped".to_string()), true),
                 Some(_) => {}
             },
         }
@@ -239,7 +241,7 @@ async fn converse(
     let duration = started.elapsed();
     match end {
         Ok(end) => {
-            let result = outcome::answered(&end, duration, hung_up);
+            let result = outcome::answered(&end, duration, hung_up, expected);
             let detail = match &result {
                 SendResult::Sent { .. } => "T.30 complete".to_string(),
                 other => format!("{other:?}"),

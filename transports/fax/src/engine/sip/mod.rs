@@ -297,3 +297,5 @@ impl FaxEngine for SipEngine {
         super::handover::remove(fax);
     }
 }
+#[cfg(test)]
+mod tests;

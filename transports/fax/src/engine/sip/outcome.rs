@@ -89,13 +89,22 @@ pub fn q850_cause(reason_header: &str) -> Option<u16> {
     })
 }
 
-/// The fax result of an answered call. `hung_up` says the far end sent
-/// BYE before T.30 ended (the media session was stopped).
-pub fn answered(end: &MediaEnd, duration: Duration, hung_up: bool) -> SendResult {
+/// The fax result of an answered call that was to send `expected`
+/// pages. `hung_up` says the far end sent BYE before T.30 ended (the
+/// media session was stopped). Every page confirmed is a fax sent, even
+/// if the call was cut before our side's T.30 said goodbye.
+pub fn answered(end: &MediaEnd, duration: Duration, hung_up: bool, expected: u32) -> SendResult {
     let pages = end.stats.pages_tx;
     let csid = end.remote_ident.clone();
+    let all = pages > 0 && pages >= expected;
     match end.completion {
         Some(T30_ERR_OK) => SendResult::Sent {
+            pages,
+            duration,
+            remote_csid: csid,
+            bit_rate: end.stats.bit_rate,
+        },
+        _ if all => SendResult::Sent {
             pages,
             duration,
             remote_csid: csid,
@@ -202,21 +211,26 @@ mod tests {
     fn an_answered_call_ends_sent_partial_or_without_fax_tone() {
         let d = Duration::from_secs(30);
         assert!(matches!(
-            answered(&end(Some(T30_ERR_OK), 2), d, false),
+            answered(&end(Some(T30_ERR_OK), 2), d, false, 2),
             SendResult::Sent { pages: 2, .. }
         ));
         // BYE after page 2 of 4: the two confirmed pages count, the rest
         // is resent.
         assert!(matches!(
-            answered(&end(None, 2), d, true),
+            answered(&end(None, 2), d, true, 4),
             SendResult::Partial { pages_sent: 2, ref reason, .. } if reason.contains("BYE")
         ));
+        // Cut after the last page was confirmed: sent.
+        assert!(matches!(
+            answered(&end(None, 4), d, true, 4),
+            SendResult::Sent { pages: 4, .. }
+        ));
         assert_eq!(
-            answered(&end(Some(T30_ERR_T0_EXPIRED), 0), d, false),
+            answered(&end(Some(T30_ERR_T0_EXPIRED), 0), d, false, 1),
             SendResult::NoFaxTone
         );
         assert!(matches!(
-            answered(&end(None, 0), d, true),
+            answered(&end(None, 0), d, true, 1),
             SendResult::Error { retry: true, .. }
         ));
     }

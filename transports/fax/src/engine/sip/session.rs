@@ -6,6 +6,7 @@
 //! past its tones).
 
 use super::media::{Control, MediaEnd, Stream};
+use super::t38_session;
 use crate::engine::spandsp::modem::{Job, Setup};
 use std::ffi::CStr;
 use std::net::UdpSocket;
@@ -69,11 +70,19 @@ fn run(
     job: &FaxJob,
     control: &Control,
 ) -> Result<MediaEnd, String> {
-    // Wired to t38_session::run / audio_session::run once they land.
-    let _ = (stream, socket, control);
-    job.with_setup(c"sip", |_| {
-        Err("media sessions are not wired yet".to_string())
-    })
+    match stream {
+        Stream::T38(t38) => job
+            .with_setup(c"sip-t38", |setup| {
+                t38_session::run(socket, t38, setup, control)
+            })
+            .map_err(|e| format!("T.38 session: {e}")),
+        Stream::Audio(_) => {
+            // Wired to audio_session::run once it lands.
+            job.with_setup(c"sip-audio", |_| {
+                Err("the G.711 audio session is not wired yet".to_string())
+            })
+        }
+    }
 }
 
 /// A media session running on a blocking thread.
@@ -177,6 +186,22 @@ impl MediaCall {
             self.reported = now;
             now
         })
+    }
+
+    /// The far end hung up: T.30 may be ending right now (a receiver
+    /// hangs up on our DCN, before our side's phase E), so the session
+    /// gets a moment to end by itself before it is stopped.
+    pub async fn hung_up(&mut self) -> Option<MediaEnd> {
+        const GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+        self.running.as_ref()?;
+        match tokio::time::timeout(GRACE, self.finished()).await {
+            Ok(Ok(end)) => Some(end),
+            Ok(Err(e)) => {
+                tracing::warn!("{e}");
+                None
+            }
+            Err(_) => self.stop().await,
+        }
     }
 
     /// Pages confirmed so far in this call (the running session's too).

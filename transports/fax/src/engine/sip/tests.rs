@@ -1,0 +1,98 @@
+//! Two SIP engines back to back on loopback (each the other's trunk):
+//! the whole call path of ours — INVITE, SDP, the media session, BYE,
+//! the received fax handed out — without a third party. The real peers
+//! (kamailio, rtpengine, sipp) are in the integration tests.
+
+use super::media::{T38Params, G711};
+use super::settings::{SipSettings, T38Mode, Transport, Trunk};
+use super::SipEngine;
+use crate::engine::spandsp::t38::tests::{assert_received, document};
+use crate::engine::{FaxEngine, Reception, SendRequest, SendResult};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::time::Duration;
+
+fn free_udp() -> SocketAddr {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .unwrap()
+}
+
+fn settings(listen: SocketAddr, peer: SocketAddr, t38: T38Mode, dir: &Path) -> SipSettings {
+    SipSettings {
+        listen,
+        public_address: None,
+        media_ip: listen.ip(),
+        media_ports: 20000..=40000,
+        t38,
+        t38_params: T38Params::default(),
+        codecs: vec![G711::Ulaw, G711::Alaw],
+        ring_timeout: Duration::from_secs(20),
+        received: dir.join("received"),
+        csid: "+49 30 1234".into(),
+        trunks: vec![Trunk {
+            name: "peer".into(),
+            proxy: peer.to_string(),
+            transport: Transport::Udp,
+            domain: peer.ip().to_string(),
+            register: false,
+            user: String::new(),
+            auth_user: None,
+            password: None,
+            expires: Duration::from_secs(300),
+            dial: format!("sip:{{number}}@{peer}"),
+            caller_id: "{tsi}".into(),
+            max_calls: 2,
+            peers: vec![],
+        }],
+    }
+}
+
+async fn fax_between(sender_mode: T38Mode, receiver_mode: T38Mode) {
+    let dir = tempfile::tempdir().unwrap();
+    let (doc, pages) = document(dir.path());
+    let (a, b) = (free_udp(), free_udp());
+    let sender = SipEngine::start(settings(a, b, sender_mode, &dir.path().join("a")))
+        .await
+        .unwrap();
+    let receiver = SipEngine::start(settings(b, a, receiver_mode, &dir.path().join("b")))
+        .await
+        .unwrap();
+    let request = SendRequest {
+        job_id: "Q1/1".into(),
+        dial: "+4940555".into(),
+        document: doc,
+        first_page: 1,
+        pages: 2,
+        tsi: "+49 30 999".into(),
+        header: None,
+        subaddress: None,
+        extension: None,
+    };
+    let result = tokio::time::timeout(Duration::from_secs(120), sender.send(request))
+        .await
+        .expect("the call took too long");
+    assert!(
+        matches!(result, SendResult::Sent { pages: 2, ref remote_csid, .. } if remote_csid == "+49 30 1234"),
+        "{result:?}"
+    );
+    let fax = tokio::time::timeout(Duration::from_secs(30), receiver.receive())
+        .await
+        .expect("no received fax")
+        .expect("engine stopped");
+    assert_eq!(fax.status, Reception::Complete, "{fax:?}");
+    assert_eq!(fax.pages, 2);
+    assert_eq!(fax.called.as_deref(), Some("+4940555"));
+    assert_eq!(fax.caller.as_deref(), Some("+4930999"));
+    assert_eq!(fax.remote_tsi, "+49 30 999");
+    assert_received(&fax.document, &pages);
+    let record = fax.source.clone().expect("a record");
+    assert!(Path::new(&record).exists());
+    receiver.acknowledge(&fax).await;
+    assert!(!Path::new(&record).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sip_engines_fax_over_t38_offered_at_once() {
+    fax_between(T38Mode::Offer, T38Mode::Reinvite).await;
+}
