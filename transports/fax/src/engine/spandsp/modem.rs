@@ -42,6 +42,10 @@ pub enum ModemError {
     Init,
     #[error("spandsp refused the {what} {value:?}")]
     Refused { what: &'static str, value: String },
+    /// The media around the terminal could not be set up (a G.711
+    /// codec, the RTP socket).
+    #[error("media: {what}: {detail}")]
+    Media { what: &'static str, detail: String },
 }
 
 /// What a terminal does in the call.
