@@ -6,7 +6,7 @@
 //! past its tones).
 
 use super::media::{Control, MediaEnd, Stream};
-use super::t38_session;
+use super::{audio_session, t38_session};
 use crate::engine::spandsp::modem::{Job, Setup};
 use std::ffi::CStr;
 use std::net::UdpSocket;
@@ -76,12 +76,11 @@ fn run(
                 t38_session::run(socket, t38, setup, control)
             })
             .map_err(|e| format!("T.38 session: {e}")),
-        Stream::Audio(_) => {
-            // Wired to audio_session::run once it lands.
-            job.with_setup(c"sip-audio", |_| {
-                Err("the G.711 audio session is not wired yet".to_string())
+        Stream::Audio(audio) => job
+            .with_setup(c"sip-audio", |setup| {
+                audio_session::run(socket, audio, setup, control)
             })
-        }
+            .map_err(|e| format!("audio session: {e}")),
     }
 }
 

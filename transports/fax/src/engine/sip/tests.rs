@@ -96,3 +96,20 @@ async fn fax_between(sender_mode: T38Mode, receiver_mode: T38Mode) {
 async fn sip_engines_fax_over_t38_offered_at_once() {
     fax_between(T38Mode::Offer, T38Mode::Reinvite).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sip_engines_fax_over_g711_when_t38_is_off() {
+    fax_between(T38Mode::Off, T38Mode::Off).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sip_engines_switch_an_audio_call_to_t38_by_reinvite() {
+    // The call starts as audio; the answering engine asks for T.38 (Annex
+    // D) and the caller accepts.
+    fax_between(T38Mode::Reinvite, T38Mode::Reinvite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sip_engines_stay_on_audio_when_the_caller_refuses_t38() {
+    fax_between(T38Mode::Off, T38Mode::Reinvite).await;
+}

@@ -46,6 +46,10 @@ pub enum ModemError {
     /// The media socket of a SIP call failed (set-up, not a lost packet).
     #[error("media socket: {0}")]
     Socket(#[from] std::io::Error),
+    /// The media around the terminal could not be set up (a G.711
+    /// codec, the RTP socket).
+    #[error("media: {what}: {detail}")]
+    Media { what: &'static str, detail: String },
 }
 
 /// What a terminal does in the call.
@@ -152,7 +156,7 @@ impl Terminal {
     }
 
     /// Produces up to `buf.len()` samples of line audio; returns how many.
-    fn tx(&mut self, buf: &mut [i16; BLOCK]) -> usize {
+    pub(crate) fn tx(&mut self, buf: &mut [i16; BLOCK]) -> usize {
         // SAFETY: `fax` is live; the buffer holds BLOCK samples and
         // fax_tx writes at most `max_len` of them.
         let n = unsafe { ffi::fax_tx(self.fax.as_ptr(), buf.as_mut_ptr(), BLOCK as c_int) };
@@ -160,9 +164,18 @@ impl Terminal {
     }
 
     /// Hears a block of line audio.
-    fn rx(&mut self, buf: &mut [i16; BLOCK]) {
+    pub(crate) fn rx(&mut self, buf: &mut [i16; BLOCK]) {
         // SAFETY: `fax` is live; fax_rx reads exactly `len` samples.
         unsafe { ffi::fax_rx(self.fax.as_ptr(), buf.as_mut_ptr(), BLOCK as c_int) };
+    }
+
+    /// `samples` of line audio were lost (an RTP frame that never came):
+    /// the modems and T.30's timers step on over the gap without hearing
+    /// anything (`fax_rx_fillin`).
+    pub(crate) fn fill_in(&mut self, samples: usize) {
+        let len = c_int::try_from(samples).unwrap_or(c_int::MAX);
+        // SAFETY: `fax` is live; fax_rx_fillin reads no buffer.
+        unsafe { ffi::fax_rx_fillin(self.fax.as_ptr(), len) };
     }
 
     fn events(&self) -> &Events {
