@@ -1,0 +1,350 @@
+//! The SIP test peers proved against each other, with no faxmta: a SIPp
+//! REGISTER through Kamailio's digest registrar (and a wrong password
+//! refused), an audio call turned into T.38 by rtpengine's gateway on
+//! its way to a SIPp "PSTN", the failure behaviours of the routing
+//! script, rtpengine flags kept for a dialog's re-INVITE, the SIPp
+//! scenario pairs the SIP engine's tests use, and tshark counting T.38
+//! and malformed UDPTL packets. tests/sip.rs uses the same handles
+//! against faxmta.
+
+mod common;
+mod peers;
+
+use peers::kamailio::{
+    BUSY, NOT_FOUND, NO_ANSWER, SERVICE_UNAVAILABLE, T38_DECODE, T38_FORCE, UNAVAILABLE,
+};
+use peers::*;
+use std::net::UdpSocket;
+
+/// The proxy/registrar, a trunk peer (by IP, no auth), the "PSTN" side,
+/// a registering phone.
+const KAM: &str = "127.0.0.2";
+const TRUNK: &str = "127.0.0.3";
+const PSTN: &str = "127.0.0.4";
+const PHONE: &str = "127.0.0.5";
+
+/// The messages SIPp received, one string each.
+fn received(run: &SippRun) -> Vec<String> {
+    run.messages
+        .split("message received")
+        .skip(1)
+        .map(|m| m.split("message sent").next().unwrap_or(m).to_string())
+        .collect()
+}
+
+/// A UAS scenario on PSTN and a UAC scenario from TRUNK towards it,
+/// straight (no proxy): both runs.
+fn pair(uas: &str, uac: &str) -> (SippRun, SippRun) {
+    let server = Sipp::start(uas, PSTN, None, &[]);
+    let client = Sipp::run(uac, TRUNK, Some(&server.addr()), &["-s", "5551234"], 30);
+    (client, server.wait(10))
+}
+
+#[test]
+fn sipp_registers_with_digest_and_a_wrong_password_gets_403() {
+    let k = Kamailio::start(
+        KAM,
+        &KamailioSetup {
+            users: &[("fax", "faxsecret")],
+            ..Default::default()
+        },
+    );
+    let ok = Sipp::run(
+        "reg.xml",
+        PHONE,
+        Some(&k.addr()),
+        &["-s", "fax", "-ap", "faxsecret"],
+        20,
+    );
+    assert!(ok.ok(), "{ok}");
+    // The challenge came first.
+    assert!(ok.messages.contains("SIP/2.0 401"), "{ok}");
+    assert!(k.wait_log("REGISTERED fax", 5), "{}", k.log());
+
+    let bad = Sipp::run(
+        "reg.xml",
+        PHONE,
+        Some(&k.addr()),
+        &["-s", "fax", "-ap", "not-the-password"],
+        20,
+    );
+    assert_eq!(bad.code, Some(1), "{bad}");
+    assert!(bad.errors.contains("SIP/2.0 403 Forbidden"), "{bad}");
+    // A user the registrar does not know: refused as well.
+    let stranger = Sipp::run(
+        "reg.xml",
+        PHONE,
+        Some(&k.addr()),
+        &["-s", "intruder", "-ap", "faxsecret"],
+        20,
+    );
+    assert_eq!(stranger.code, Some(1), "{stranger}");
+    assert!(stranger.errors.contains("SIP/2.0 403"), "{stranger}");
+}
+
+#[test]
+fn an_audio_call_through_rtpengine_t38_force_reaches_the_pstn_as_t38() {
+    let rtp = Rtpengine::start();
+    let pstn_port = sip_port(PSTN);
+    let pstn = format!("{PSTN}:{pstn_port}");
+    let k = Kamailio::start(
+        KAM,
+        &KamailioSetup {
+            trunks: &[TRUNK],
+            pstn: Some(&pstn),
+            rtpengine: Some(&rtp),
+            ..Default::default()
+        },
+    );
+    let uas = Sipp::start_on("uas_t38.xml", PSTN, pstn_port, None, &[]);
+    let number = format!("{T38_FORCE}5551234");
+    let uac = Sipp::run(
+        "uac_audio.xml",
+        TRUNK,
+        Some(&k.addr()),
+        &["-s", &number],
+        30,
+    );
+    let uas = uas.wait(10);
+    assert!(uac.ok(), "{uac}\n{}", k.log());
+    assert!(uas.ok(), "{uas}\n{}", k.log());
+    // The UAS was offered T.38 on one of rtpengine's ports …
+    let offer = uas
+        .logs
+        .lines()
+        .find_map(|l| l.strip_prefix("offer: m=image "))
+        .unwrap_or_else(|| panic!("{uas}"));
+    let port: u16 = offer.split(' ').next().unwrap().parse().unwrap();
+    assert!(
+        (rtp.ports.first..=rtp.ports.last).contains(&port),
+        "{offer}: not rtpengine's port"
+    );
+    // … and the caller got audio back, from rtpengine too.
+    let answer = uac
+        .logs
+        .lines()
+        .find_map(|l| l.strip_prefix("answer: m=audio "))
+        .unwrap_or_else(|| panic!("{uac}"));
+    let port: u16 = answer.split(' ').next().unwrap().parse().unwrap();
+    assert!(
+        (rtp.ports.first..=rtp.ports.last).contains(&port),
+        "{answer}: not rtpengine's port"
+    );
+    // The prefix chose the flags and was taken off the Request-URI.
+    assert!(
+        k.log().contains("initial offer flags [T.38=force]"),
+        "{}",
+        k.log()
+    );
+    let invite = received(&uas)
+        .into_iter()
+        .find(|m| m.contains("CSeq: 1 INVITE"))
+        .unwrap_or_else(|| panic!("{uas}"));
+    assert!(invite.contains("INVITE sip:5551234@"), "{invite}");
+    assert!(invite.contains("Record-Route:"), "{invite}");
+}
+
+#[test]
+fn the_flags_chosen_by_the_prefix_hold_for_the_dialogs_reinvites() {
+    // T.38=decode for the whole dialog: the caller's re-INVITE to T.38
+    // reaches the far end as audio (rtpengine's gateway), so the UAS —
+    // which wants m=image in the re-INVITE — fails its check.
+    let rtp = Rtpengine::start();
+    let pstn_port = sip_port(PSTN);
+    let pstn = format!("{PSTN}:{pstn_port}");
+    let k = Kamailio::start(
+        KAM,
+        &KamailioSetup {
+            trunks: &[TRUNK],
+            pstn: Some(&pstn),
+            rtpengine: Some(&rtp),
+            ..Default::default()
+        },
+    );
+    let uas = Sipp::start_on("uas_reinvite_491.xml", PSTN, pstn_port, None, &[]);
+    let number = format!("{T38_DECODE}5551234");
+    let uac = Sipp::run(
+        "uac_reinvite.xml",
+        TRUNK,
+        Some(&k.addr()),
+        &["-s", &number],
+        30,
+    );
+    let uas = uas.wait(10);
+    assert!(
+        k.log().contains("initial offer flags [T.38=decode]"),
+        "{}",
+        k.log()
+    );
+    assert!(
+        k.log().contains("in-dialog offer flags [T.38=decode]"),
+        "{}",
+        k.log()
+    );
+    let reinvites: Vec<String> = received(&uas)
+        .into_iter()
+        .filter(|m| m.contains(" INVITE\r\n") && !m.contains("CSeq: 1 INVITE"))
+        .collect();
+    assert!(!reinvites.is_empty(), "{uas}");
+    for m in &reinvites {
+        assert!(m.contains("m=audio "), "decoded to audio:\n{m}");
+        assert!(!m.contains("m=image "), "{m}");
+    }
+    assert_eq!(uas.code, Some(1), "the UAS wanted T.38: {uas}");
+    // The caller still sees T.38 answered: the gateway works both ways.
+    assert!(uac.logs.contains("re-INVITE answer: m=image "), "{uac}");
+
+    // Without a prefix the re-INVITE passes as T.38 and both succeed.
+    let uas = Sipp::start_on("uas_reinvite_491.xml", PSTN, pstn_port, None, &[]);
+    let uac = Sipp::run(
+        "uac_reinvite.xml",
+        TRUNK,
+        Some(&k.addr()),
+        &["-s", "5551234"],
+        30,
+    );
+    let uas = uas.wait(10);
+    assert!(uac.ok(), "{uac}");
+    assert!(uas.ok(), "{uas}");
+    assert!(k.log().contains("in-dialog offer flags []"), "{}", k.log());
+}
+
+#[test]
+fn the_routing_script_answers_busy_not_found_unavailable_and_no_answer() {
+    let k = Kamailio::start(
+        KAM,
+        &KamailioSetup {
+            trunks: &[TRUNK],
+            no_answer_ms: 1000,
+            ..Default::default()
+        },
+    );
+    for (prefix, status) in [
+        (BUSY, "486 Busy Here"),
+        (NOT_FOUND, "404 Not Found"),
+        (UNAVAILABLE, "480 Temporarily Unavailable"),
+        (SERVICE_UNAVAILABLE, "503 Service Unavailable"),
+        (NO_ANSWER, "408 Request Timeout"),
+    ] {
+        let number = format!("{prefix}5551234");
+        let run = Sipp::run(
+            "uac_audio.xml",
+            TRUNK,
+            Some(&k.addr()),
+            &["-s", &number],
+            20,
+        );
+        // uac_audio wants a 200: the failure is unexpected, the call fails.
+        assert_eq!(run.code, Some(1), "{number}: {run}");
+        assert!(
+            run.errors.contains(&format!("SIP/2.0 {status}")),
+            "{number}: {run}"
+        );
+        if prefix == NO_ANSWER {
+            assert!(run.messages.contains("SIP/2.0 180 Ringing"), "{run}");
+        }
+    }
+    // No PSTN configured: an ordinary number has no route.
+    let run = Sipp::run(
+        "uac_audio.xml",
+        TRUNK,
+        Some(&k.addr()),
+        &["-s", "5551234"],
+        20,
+    );
+    assert!(run.errors.contains("SIP/2.0 404 No Route"), "{run}");
+    // An INVITE from elsewhere than the trunk must authenticate.
+    let run = Sipp::run(
+        "uac_audio.xml",
+        PHONE,
+        Some(&k.addr()),
+        &["-s", "5551234"],
+        20,
+    );
+    assert!(run.errors.contains("SIP/2.0 407"), "{run}");
+}
+
+#[test]
+fn sipp_cancel_after_ringing_ends_with_487() {
+    let (uac, uas) = pair("uas_ring.xml", "uac_cancel.xml");
+    assert!(uac.ok(), "{uac}");
+    assert!(uas.ok(), "{uas}");
+    assert!(uas.logs.contains("ended by CANCEL"), "{uas}");
+}
+
+#[test]
+fn sipp_glare_491_then_the_reinvite_succeeds() {
+    let (uac, uas) = pair("uas_reinvite_491.xml", "uac_reinvite.xml");
+    assert!(uac.ok(), "{uac}");
+    assert!(uas.ok(), "{uas}");
+    assert!(
+        uac.messages.contains("SIP/2.0 491 Request Pending"),
+        "{uac}"
+    );
+    assert!(uac.logs.contains("re-INVITE answer: m=image "), "{uac}");
+}
+
+#[test]
+fn sipp_early_media_183_before_200() {
+    let (uac, uas) = pair("uas_early_media.xml", "uac_audio.xml");
+    assert!(uac.ok(), "{uac}");
+    assert!(uas.ok(), "{uas}");
+    let early = received(&uac)
+        .into_iter()
+        .find(|m| m.contains("SIP/2.0 183"))
+        .unwrap_or_else(|| panic!("{uac}"));
+    assert!(early.contains("m=audio "), "{early}");
+}
+
+#[test]
+fn sipp_udp_retransmissions_of_200_and_of_invite() {
+    // No ACK for 2 s: the UAS retransmits its 200.
+    let (uac, uas) = pair("uas_audio.xml", "uac_no_ack.xml");
+    assert!(uac.ok(), "{uac}");
+    assert!(uas.ok(), "{uas}");
+    let oks = received(&uac)
+        .iter()
+        .filter(|m| m.contains("SIP/2.0 200") && m.contains("CSeq: 1 INVITE"))
+        .count();
+    assert!(oks >= 3, "{oks} 200s: {uac}");
+    // No answer for 1.5 s: the UAC retransmits its INVITE.
+    let (uac, uas) = pair("uas_slow.xml", "uac_audio.xml");
+    assert!(uac.ok(), "{uac}");
+    assert!(uas.ok(), "{uas}");
+    let invites = received(&uas)
+        .iter()
+        .filter(|m| m.contains("CSeq: 1 INVITE") && m.contains("INVITE sip:"))
+        .count();
+    assert!(invites >= 2, "{invites} INVITEs: {uas}");
+}
+
+#[test]
+fn tshark_counts_t38_and_malformed_udptl_on_a_port() {
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sink.local_addr().unwrap().port();
+    let capture = Capture::start(&format!("udp port {port}"));
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // seq 5, primary IFP t30-indicator CNG, redundancy with 0 entries
+    // (docs/design/sip-engine.md §3, decoded by tshark there).
+    for seq in 5u8..8 {
+        sender
+            .send_to(&[0, seq, 1, 2, 0, 0], ("127.0.0.1", port))
+            .unwrap();
+    }
+    // A primary IFP said to be 5 octets long, with 1.
+    sender.send_to(&[0, 8, 5, 2], ("127.0.0.1", port)).unwrap();
+    // All went through lo.
+    let mut buf = [0u8; 64];
+    for _ in 0..4 {
+        sink.recv(&mut buf).unwrap();
+    }
+    assert!(
+        capture.wait_for(&format!("udp.dstport == {port}"), 4, 10),
+        "{}",
+        capture.read(&[])
+    );
+    let count = capture.t38(port);
+    assert_eq!(count.packets, 4, "{count:?}");
+    assert_eq!(count.malformed, 1, "{count:?}");
+    assert_eq!(count.errors, 1, "the malformed one: {count:?}");
+}
