@@ -22,6 +22,7 @@ const KAM: &str = "127.0.0.2";
 const TRUNK: &str = "127.0.0.3";
 const PSTN: &str = "127.0.0.4";
 const PHONE: &str = "127.0.0.5";
+const CALLER: &str = "127.0.0.6";
 
 /// The messages SIPp received, one string each.
 fn received(run: &SippRun) -> Vec<String> {
@@ -60,6 +61,16 @@ fn sipp_registers_with_digest_and_a_wrong_password_gets_403() {
     // The challenge came first.
     assert!(ok.messages.contains("SIP/2.0 401"), "{ok}");
     assert!(k.wait_log("REGISTERED fax", 5), "{}", k.log());
+    // Over TCP as well.
+    let tcp = Sipp::run(
+        "reg.xml",
+        PHONE,
+        Some(&k.addr()),
+        &["-s", "fax", "-ap", "faxsecret", "-t", "t1"],
+        20,
+    );
+    assert!(tcp.ok(), "{tcp}");
+    assert!(tcp.messages.contains("TCP message received"), "{tcp}");
 
     let bad = Sipp::run(
         "reg.xml",
@@ -142,6 +153,60 @@ fn an_audio_call_through_rtpengine_t38_force_reaches_the_pstn_as_t38() {
         .unwrap_or_else(|| panic!("{uas}"));
     assert!(invite.contains("INVITE sip:5551234@"), "{invite}");
     assert!(invite.contains("Record-Route:"), "{invite}");
+}
+
+#[test]
+fn a_registered_user_gets_calls_at_its_contact_from_callers_who_authenticate() {
+    let rtp = Rtpengine::start();
+    let k = Kamailio::start(
+        KAM,
+        &KamailioSetup {
+            users: &[("fax", "faxsecret"), ("phone", "phonesecret")],
+            rtpengine: Some(&rtp),
+            ..Default::default()
+        },
+    );
+    // "fax" registers PHONE:port, then answers there.
+    let port = sip_port(PHONE);
+    let reg = Sipp::start_on(
+        "reg.xml",
+        PHONE,
+        port,
+        Some(&k.addr()),
+        &["-s", "fax", "-ap", "faxsecret"],
+    )
+    .wait(20);
+    assert!(reg.ok(), "{reg}");
+    let uas = Sipp::start_on("uas_t38.xml", PHONE, port, None, &[]);
+    // A caller that is no trunk: challenged (407), then let through.
+    let number = format!("{T38_FORCE}fax");
+    let uac = Sipp::run(
+        "uac_audio_auth.xml",
+        CALLER,
+        Some(&k.addr()),
+        &["-s", &number, "-au", "phone", "-ap", "phonesecret"],
+        30,
+    );
+    let uas = uas.wait(10);
+    assert!(uac.ok(), "{uac}\n{}", k.log());
+    assert!(uas.ok(), "{uas}\n{}", k.log());
+    assert!(uac.messages.contains("SIP/2.0 407"), "{uac}");
+    assert!(
+        k.log().contains("to registered fax at sip:fax@"),
+        "{}",
+        k.log()
+    );
+    // rtpengine's T.38=force applied on the way to the registered user.
+    assert!(uas.logs.contains("offer: m=image "), "{uas}");
+    // A wrong password is refused, not challenged again.
+    let bad = Sipp::run(
+        "uac_audio_auth.xml",
+        CALLER,
+        Some(&k.addr()),
+        &["-s", "fax", "-au", "phone", "-ap", "wrong"],
+        20,
+    );
+    assert!(bad.errors.contains("SIP/2.0 403 Forbidden"), "{bad}");
 }
 
 #[test]

@@ -10,7 +10,8 @@
 //! - `reg.xml`: REGISTER, 401 → REGISTER with digest (user `-s` or
 //!   `-au`, password `-ap`) → 200; a 403 fails the run.
 //! - `uac_audio.xml`: INVITE offering PCMU/PCMA; the 200 must answer
-//!   `m=audio` (logged `answer: m=…`); ACK, BYE.
+//!   `m=audio` (logged `answer: m=…`); ACK, BYE. `uac_audio_auth.xml`:
+//!   the same, answering a 407 with digest (`-au USER -ap PASSWORD`).
 //! - `uas_t38.xml`, `uas_audio.xml`: the INVITE's offer must be
 //!   `m=image … udptl t38` (resp. `m=audio`; logged `offer: m=…`);
 //!   180, 200 of the same kind, ACK, then waits for the BYE.
@@ -257,9 +258,10 @@ impl Sipp {
     }
 
     /// Starts `scenario` (a file name in tests/peers/sipp/) on `ip` and a
-    /// free port, one call (`-m 1`) over UDP, towards `remote`
-    /// (`host:port`; None for a UAS), with `args` added (`-s`, `-key`,
-    /// `-au`/`-ap`, `-timeout`…). Returns once it listens.
+    /// free port, one call (`-m 1`) over UDP (unless `args` has a `-t`,
+    /// e.g. `-t t1` for TCP), towards `remote` (`host:port`; None for a
+    /// UAS), with `args` added (`-s`, `-au`/`-ap`, `-timeout`…). Returns
+    /// once it listens.
     pub fn start(scenario: &str, ip: &str, remote: Option<&str>, args: &[&str]) -> Sipp {
         let port = sip_port(ip);
         Sipp::start_on(scenario, ip, port, remote, args)
@@ -285,7 +287,7 @@ impl Sipp {
         cmd.current_dir(d)
             .arg("-sf")
             .arg(&path)
-            .args(["-i", ip, "-p", &port.to_string(), "-t", "u1", "-m", "1"])
+            .args(["-i", ip, "-p", &port.to_string(), "-m", "1"])
             .args(["-mi", ip, "-mp", &media_port.to_string()])
             .args(["-cp", &control_port.to_string()])
             .args(["-nostdin", "-trace_msg", "-trace_err", "-trace_logs"])
@@ -296,13 +298,16 @@ impl Sipp {
             .arg("-log_file")
             .arg(d.join("logs.log"))
             .args(args);
+        if !args.contains(&"-t") {
+            cmd.args(["-t", "u1"]);
+        }
         if let Some(remote) = remote {
             cmd.arg(remote);
         }
         let mut daemon = Daemon::spawn(cmd, &format!("sipp {scenario}"), &d.join("sipp.out"));
-        // Listening once the port is taken.
+        // Listening once the port is taken (UDP, or TCP with `-t t1`).
         let deadline = Instant::now() + Duration::from_secs(10);
-        while UdpSocket::bind((addr, port)).is_ok() {
+        while UdpSocket::bind((addr, port)).is_ok() && TcpListener::bind((addr, port)).is_ok() {
             if daemon.exited().is_some() {
                 break; // a UAC may be done already; wait() reports it
             }
