@@ -24,15 +24,6 @@ const PSTN: &str = "127.0.0.4";
 const PHONE: &str = "127.0.0.5";
 const CALLER: &str = "127.0.0.6";
 
-/// The messages SIPp received, one string each.
-fn received(run: &SippRun) -> Vec<String> {
-    run.messages
-        .split("message received")
-        .skip(1)
-        .map(|m| m.split("message sent").next().unwrap_or(m).to_string())
-        .collect()
-}
-
 /// A UAS scenario on PSTN and a UAC scenario from TRUNK towards it,
 /// straight (no proxy): both runs.
 fn pair(uas: &str, uac: &str) -> (SippRun, SippRun) {
@@ -147,7 +138,8 @@ fn an_audio_call_through_rtpengine_t38_force_reaches_the_pstn_as_t38() {
         "{}",
         k.log()
     );
-    let invite = received(&uas)
+    let invite = uas
+        .received()
         .into_iter()
         .find(|m| m.contains("CSeq: 1 INVITE"))
         .unwrap_or_else(|| panic!("{uas}"));
@@ -246,7 +238,8 @@ fn the_flags_chosen_by_the_prefix_hold_for_the_dialogs_reinvites() {
         "{}",
         k.log()
     );
-    let reinvites: Vec<String> = received(&uas)
+    let reinvites: Vec<String> = uas
+        .received()
         .into_iter()
         .filter(|m| m.contains(" INVITE\r\n") && !m.contains("CSeq: 1 INVITE"))
         .collect();
@@ -354,7 +347,8 @@ fn sipp_early_media_183_before_200() {
     let (uac, uas) = pair("uas_early_media.xml", "uac_audio.xml");
     assert!(uac.ok(), "{uac}");
     assert!(uas.ok(), "{uas}");
-    let early = received(&uac)
+    let early = uac
+        .received()
         .into_iter()
         .find(|m| m.contains("SIP/2.0 183"))
         .unwrap_or_else(|| panic!("{uac}"));
@@ -367,7 +361,8 @@ fn sipp_udp_retransmissions_of_200_and_of_invite() {
     let (uac, uas) = pair("uas_audio.xml", "uac_no_ack.xml");
     assert!(uac.ok(), "{uac}");
     assert!(uas.ok(), "{uas}");
-    let oks = received(&uac)
+    let oks = uac
+        .received()
         .iter()
         .filter(|m| m.contains("SIP/2.0 200") && m.contains("CSeq: 1 INVITE"))
         .count();
@@ -376,7 +371,8 @@ fn sipp_udp_retransmissions_of_200_and_of_invite() {
     let (uac, uas) = pair("uas_slow.xml", "uac_audio.xml");
     assert!(uac.ok(), "{uac}");
     assert!(uas.ok(), "{uas}");
-    let invites = received(&uas)
+    let invites = uas
+        .received()
         .iter()
         .filter(|m| m.contains("CSeq: 1 INVITE") && m.contains("INVITE sip:"))
         .count();

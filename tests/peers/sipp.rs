@@ -104,6 +104,7 @@ pub(super) struct Daemon {
     pub(super) name: String,
     pub(super) log: PathBuf,
     child: Option<Child>,
+    status: Option<ExitStatus>,
 }
 
 impl Daemon {
@@ -120,6 +121,7 @@ impl Daemon {
             name: name.to_string(),
             log: log.to_path_buf(),
             child: Some(child),
+            status: None,
         }
     }
 
@@ -143,6 +145,9 @@ impl Daemon {
 
     /// Signals the whole group; waits up to `grace` for the leader.
     pub(super) fn signal(&mut self, sig: i32, grace: Duration) -> Option<ExitStatus> {
+        if self.exited().is_some() {
+            return self.status;
+        }
         let child = self.child.as_mut()?;
         // SAFETY: kill(2) on the process group we created (its leader is
         // our child, not yet reaped, so the id is still ours).
@@ -151,8 +156,8 @@ impl Daemon {
         }
         let deadline = Instant::now() + grace;
         loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
+            if self.exited().is_some() {
+                return self.status;
             }
             if Instant::now() > deadline {
                 return None;
@@ -161,20 +166,10 @@ impl Daemon {
         }
     }
 
-    /// Stops the group: TERM, then KILL.
+    /// Stops the group: TERM (its members end theirs), then KILL.
     pub(super) fn stop(&mut self) -> Option<ExitStatus> {
-        let status = self
-            .signal(libc::SIGTERM, Duration::from_secs(5))
-            .or_else(|| self.signal(libc::SIGKILL, Duration::from_secs(5)));
-        // Whatever the leader left behind in its group.
-        if let Some(child) = &self.child {
-            // SAFETY: as above; the group id is the leader's pid.
-            unsafe {
-                libc::kill(-(child.id() as i32), libc::SIGKILL);
-            }
-        }
-        self.child = None;
-        status
+        self.signal(libc::SIGTERM, Duration::from_secs(5))
+            .or_else(|| self.signal(libc::SIGKILL, Duration::from_secs(5)))
     }
 
     /// Waits up to `secs` for it to exit by itself; None if it did not
@@ -183,7 +178,6 @@ impl Daemon {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             if let Some(status) = self.exited() {
-                self.child = None;
                 return Some(status);
             }
             if Instant::now() > deadline {
@@ -225,6 +219,16 @@ pub struct SippRun {
 impl SippRun {
     pub fn ok(&self) -> bool {
         self.code == Some(0)
+    }
+
+    /// The messages SIPp received, each whole (start line, headers,
+    /// body), in order.
+    pub fn received(&self) -> Vec<String> {
+        self.messages
+            .split("message received")
+            .skip(1)
+            .map(|m| m.split("message sent").next().unwrap_or(m).to_string())
+            .collect()
     }
 }
 
