@@ -15,7 +15,7 @@ fn malformed_sdp_is_an_error() {
     let no_t = RTPENGINE_T38_OFFER.replace("t=0 0\r\n", "");
     assert!(matches!(bad(&no_t), Err(SdpError::Malformed(_))));
     // A port that is not one.
-    let port = RTPENGINE_T38_OFFER.replace("40000", "70000");
+    let port = RTPENGINE_T38_OFFER.replace("31200", "70000");
     assert!(matches!(bad(&port), Err(SdpError::Malformed(_))));
     // An address that is not one.
     let addr = RTPENGINE_T38_OFFER.replace("c=IN IP4 127.0.0.1", "c=IN IP4 127.0.0.300");
