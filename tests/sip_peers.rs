@@ -3,9 +3,10 @@
 //! refused), an audio call turned into T.38 by rtpengine's gateway on
 //! its way to a SIPp "PSTN", the failure behaviours of the routing
 //! script, rtpengine flags kept for a dialog's re-INVITE, the SIPp
-//! scenario pairs the SIP engine's tests use, and tshark counting T.38
-//! and malformed UDPTL packets. tests/sip.rs uses the same handles
-//! against faxmta.
+//! scenario pairs the SIP engine's tests use, tshark counting T.38
+//! and malformed UDPTL packets; and faxmta's SDP code through
+//! rtpengine's gateway (ng protocol, no SIP). tests/sip.rs uses the same
+//! handles against faxmta.
 
 mod common;
 mod peers;
@@ -408,4 +409,93 @@ fn tshark_counts_t38_and_malformed_udptl_on_a_port() {
     assert_eq!(count.packets, 4, "{count:?}");
     assert_eq!(count.malformed, 1, "{count:?}");
     assert_eq!(count.errors, 1, "the malformed one: {count:?}");
+}
+
+/// faxmta's SDP (engine/sip/sdp.rs) against an implementation it did not
+/// write: rtpengine's T.38 gateway reads our offers and answers, and we
+/// read what it writes, in both directions.
+#[test]
+fn our_sdp_passes_rtpengines_t38_gateway_both_ways() {
+    use faxmta_fax::engine::sip::media::{Stream, T38Params, G711};
+    use faxmta_fax::engine::sip::sdp::{self, Accept, Offered, SessionVersion};
+    let rtp = Rtpengine::start();
+    let in_range = |port: u16| (rtp.ports.first..=rtp.ports.last).contains(&port);
+    let here: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    let ng = |command: &str, call: &str, to_tag: Option<&str>, sdp: &str, t38: &[&str]| {
+        let mut c = vec![
+            ("command", Ben::str(command)),
+            ("call-id", Ben::str(call)),
+            ("from-tag", Ben::str("caller")),
+            ("sdp", Ben::str(sdp)),
+        ];
+        if let Some(t) = to_tag {
+            c.push(("to-tag", Ben::str(t)));
+        }
+        if !t38.is_empty() {
+            c.push(("T.38", Ben::strs(t38)));
+        }
+        let reply = rtp.ng(&c);
+        assert_eq!(reply.get_str("result"), Some("ok"), "{reply:?}");
+        reply.get_str("sdp").unwrap().to_string()
+    };
+
+    // We send T.38; the far end is audio (T.38=decode).
+    let (mut caller, mut callee) = (SessionVersion::new(), SessionVersion::new());
+    let offer = sdp::offer_t38(here, 20_000, &T38Params::default(), &mut caller);
+    let to_callee = ng("offer", "decode-call", None, &offer, &["decode"]);
+    let audio_only = Accept {
+        t38: None,
+        ..Accept::default()
+    };
+    let (answer, callee_stream) = sdp::answer(&to_callee, here, 20_002, &audio_only, &mut callee)
+        .unwrap_or_else(|e| panic!("{e}:\n{to_callee}"));
+    let Stream::Audio(audio) = &callee_stream else {
+        panic!("{callee_stream:?}")
+    };
+    assert!(in_range(audio.remote.port()), "{to_callee}");
+    assert_eq!(audio.law, G711::Ulaw, "{to_callee}");
+    let to_caller = ng(
+        "answer",
+        "decode-call",
+        Some("callee"),
+        &answer,
+        &["decode"],
+    );
+    let stream = sdp::read_answer(&to_caller, &Offered::T38(T38Params::default()))
+        .unwrap_or_else(|e| panic!("{e}:\n{to_caller}"));
+    let Stream::T38(t38) = &stream else {
+        panic!("{stream:?}")
+    };
+    assert!(in_range(t38.remote.port()), "{to_caller}");
+    assert!(t38.params.max_bit_rate <= 14_400, "{to_caller}");
+    assert_eq!(
+        t38.params.max_datagram,
+        Some(512),
+        "rtpengine's: {to_caller}"
+    );
+
+    // We send audio; the far end is T.38 (T.38=force).
+    let (mut caller, mut callee) = (SessionVersion::new(), SessionVersion::new());
+    let offer = sdp::offer_audio(here, 20_004, &[G711::Ulaw, G711::Alaw], &mut caller);
+    let to_callee = ng("offer", "force-call", None, &offer, &["force"]);
+    let (answer, callee_stream) =
+        sdp::answer(&to_callee, here, 20_006, &Accept::default(), &mut callee)
+            .unwrap_or_else(|e| panic!("{e}:\n{to_callee}"));
+    let Stream::T38(t38) = &callee_stream else {
+        panic!("{callee_stream:?}\n{to_callee}")
+    };
+    assert!(in_range(t38.remote.port()), "{to_callee}");
+    assert_eq!(
+        t38.params.max_datagram,
+        Some(512),
+        "rtpengine's: {to_callee}"
+    );
+    let to_caller = ng("answer", "force-call", Some("callee"), &answer, &["force"]);
+    let stream = sdp::read_answer(&to_caller, &Offered::Audio(vec![G711::Ulaw, G711::Alaw]))
+        .unwrap_or_else(|e| panic!("{e}:\n{to_caller}"));
+    let Stream::Audio(audio) = &stream else {
+        panic!("{stream:?}")
+    };
+    assert!(in_range(audio.remote.port()), "{to_caller}");
+    assert_eq!(audio.law, G711::Ulaw, "{to_caller}");
 }

@@ -31,7 +31,7 @@ pub use kamailio::{Kamailio, KamailioSetup};
 #[allow(unused_imports)]
 pub use postgres::Postgres;
 #[allow(unused_imports)]
-pub use rtpengine::Rtpengine;
+pub use rtpengine::{Ben, Rtpengine};
 #[allow(unused_imports)]
 pub use sipp::{sip_port, PortBlock, Sipp, SippRun};
 #[allow(unused_imports)]
