@@ -39,6 +39,7 @@ fn sipp_registers_with_digest_and_a_wrong_password_gets_403() {
         KAM,
         &KamailioSetup {
             users: &[("fax", "faxsecret")],
+            max_expires: Some(5),
             ..Default::default()
         },
     );
@@ -50,8 +51,11 @@ fn sipp_registers_with_digest_and_a_wrong_password_gets_403() {
         20,
     );
     assert!(ok.ok(), "{ok}");
-    // The challenge came first.
+    // The challenge came first; the 60 s asked for became 5.
     assert!(ok.messages.contains("SIP/2.0 401"), "{ok}");
+    let granted = ok.received().pop().unwrap_or_default();
+    assert!(granted.contains("SIP/2.0 200"), "{ok}");
+    assert!(granted.contains(";expires=5"), "{granted}");
     assert!(k.wait_log("REGISTERED fax", 5), "{}", k.log());
     // Over TCP as well.
     let tcp = Sipp::run(

@@ -57,6 +57,9 @@ pub struct KamailioSetup<'a> {
     pub rtpengine: Option<&'a Rtpengine>,
     /// How long a [`NO_ANSWER`] call rings before the 408.
     pub no_answer_ms: u32,
+    /// The longest registration it grants (the 200's `expires=`), to
+    /// make a UA register again soon; None: Kamailio's default (3600).
+    pub max_expires: Option<u32>,
 }
 
 impl Default for KamailioSetup<'_> {
@@ -68,6 +71,7 @@ impl Default for KamailioSetup<'_> {
             pstn: None,
             rtpengine: None,
             no_answer_ms: 3000,
+            max_expires: None,
         }
     }
 }
@@ -229,6 +233,13 @@ fn script(ip: &str, port: u16, setup: &KamailioSetup, black_hole: &str) -> Strin
         None => String::new(),
     };
     let no_answer = setup.no_answer_ms;
+    let expires = match setup.max_expires {
+        Some(n) => format!(
+            "modparam(\"registrar\", \"max_expires\", {n})\nmodparam(\"registrar\", \"min_expires\", {})\n",
+            n.min(60)
+        ),
+        None => String::new(),
+    };
     format!(
         r#"#!KAMAILIO
 # A throwaway Kamailio for faxmta's SIP tests (tests/peers/kamailio.rs).
@@ -261,7 +272,7 @@ modparam("rtpengine", "rtpengine_sock", RTPENGINE_SOCK)
 #!endif
 modparam("usrloc", "db_mode", 0)
 modparam("rr", "append_fromtag", 1)
-
+{expires}
 route[PASSWORD] {{
     $var(pw) = "";
 {passwords}}}
