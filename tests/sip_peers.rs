@@ -273,6 +273,42 @@ fn the_flags_chosen_by_the_prefix_hold_for_the_dialogs_reinvites() {
 }
 
 #[test]
+fn the_called_side_switches_to_t38_through_kamailio_and_rtpengine() {
+    // The far end sends the re-INVITE (T.38 Annex D's usual way): a
+    // request from the callee, routed back by the Record-Route set.
+    let rtp = Rtpengine::start();
+    let pstn_port = sip_port(PSTN);
+    let pstn = format!("{PSTN}:{pstn_port}");
+    let k = Kamailio::start(
+        KAM,
+        &KamailioSetup {
+            trunks: &[TRUNK],
+            pstn: Some(&pstn),
+            rtpengine: Some(&rtp),
+            ..Default::default()
+        },
+    );
+    let uas = Sipp::start_on("uas_reinvite_t38.xml", PSTN, pstn_port, None, &[]);
+    let uac = Sipp::run(
+        "uac_take_reinvite.xml",
+        TRUNK,
+        Some(&k.addr()),
+        &["-s", "5551234"],
+        30,
+    );
+    let uas = uas.wait(10);
+    assert!(uac.ok(), "{uac}\n{}", k.log());
+    assert!(uas.ok(), "{uas}\n{}", k.log());
+    assert!(uac.logs.contains("re-INVITE offer: m=image "), "{uac}");
+    assert!(uas.logs.contains("re-INVITE answer: m=image "), "{uas}");
+    assert!(
+        k.log().contains(&format!("REQ INVITE sip:sipp@{TRUNK}")),
+        "the re-INVITE went through: {}",
+        k.log()
+    );
+}
+
+#[test]
 fn the_routing_script_answers_busy_not_found_unavailable_and_no_answer() {
     let k = Kamailio::start(
         KAM,
@@ -336,7 +372,13 @@ fn sipp_cancel_after_ringing_ends_with_487() {
 }
 
 #[test]
-fn sipp_glare_491_then_the_reinvite_succeeds() {
+fn sipp_reinvites_to_t38_from_either_side_and_after_glare() {
+    // The callee switches.
+    let (uac, uas) = pair("uas_reinvite_t38.xml", "uac_take_reinvite.xml");
+    assert!(uac.ok(), "{uac}");
+    assert!(uas.ok(), "{uas}");
+    assert!(uac.logs.contains("re-INVITE offer: m=image "), "{uac}");
+    // The caller switches, after a 491.
     let (uac, uas) = pair("uas_reinvite_491.xml", "uac_reinvite.xml");
     assert!(uac.ok(), "{uac}");
     assert!(uas.ok(), "{uas}");

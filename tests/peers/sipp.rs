@@ -24,6 +24,9 @@
 //! - `uac_reinvite.xml` / `uas_reinvite_491.xml`: audio call, then a
 //!   re-INVITE to T.38 that the UAS answers 491 first (glare), then 200
 //!   with T.38 (`re-INVITE answer: m=image …`).
+//! - `uas_reinvite_t38.xml` / `uac_take_reinvite.xml`: audio call, then
+//!   the callee re-INVITEs to T.38 (Annex D's usual way) and the caller
+//!   answers T.38 (`re-INVITE offer: m=image …` in the caller's log).
 //! - `uac_no_ack.xml`: ACKs the 200 only after 2 s (a UAS over UDP
 //!   retransmits it meanwhile).
 //! - `uas_slow.xml`: answers an INVITE only after 1.5 s (a UAC over UDP
