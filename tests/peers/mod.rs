@@ -3,7 +3,9 @@
 //! Postfix's smtp-sink, a private Postfix
 //! instance with STARTTLS (postfix.sh) — optionally a smart host that
 //! requires AUTH, with a private Dovecot as its SASL back end — and a
-//! private Dovecot serving LMTP, and a private PostgreSQL.
+//! private Dovecot serving LMTP, and a private PostgreSQL; for SIP, a
+//! private Kamailio (registrar and proxy), rtpengine, SIPp scenarios
+//! (tests/peers/sipp/) and tshark captures on `lo`.
 //! Each is stopped when its handle is dropped; a failing test prints their
 //! logs.
 #![allow(dead_code)]
@@ -17,11 +19,23 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod dovecot;
+pub mod kamailio;
 mod postgres;
+mod rtpengine;
+mod sipp;
+mod tshark;
 #[allow(unused_imports)] // not every test binary uses every peer
 pub use dovecot::{Dovecot, DovecotAuth};
 #[allow(unused_imports)]
+pub use kamailio::{Kamailio, KamailioSetup};
+#[allow(unused_imports)]
 pub use postgres::Postgres;
+#[allow(unused_imports)]
+pub use rtpengine::{Ben, Rtpengine};
+#[allow(unused_imports)]
+pub use sipp::{sip_port, PortBlock, Sipp, SippRun};
+#[allow(unused_imports)]
+pub use tshark::{Capture, T38Count};
 
 const PEERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers");
 

@@ -29,6 +29,7 @@ use sdp_rs::lines::{
 use sdp_rs::{MediaDescription, SessionDescription};
 use std::net::{IpAddr, SocketAddr};
 
+mod lenient;
 #[cfg(test)]
 mod tests;
 mod write;
@@ -186,12 +187,13 @@ impl RemoteSdp {
     }
 }
 
-/// Reads a remote SDP. Every line must be placed by sdp-rs (which reads
-/// the RFC 4566 order); what it cannot place is an error rather than
-/// silently dropped.
+/// Reads a remote SDP. Lines in another order than RFC 4566's, LF line
+/// ends, a missing final line end and a host name in `o=` are put right
+/// first ([`lenient`]); then every line must be placed by sdp-rs: what
+/// it cannot place is an error rather than silently dropped.
 pub fn parse(text: &str) -> Result<RemoteSdp, SdpError> {
-    let text = text.trim_start_matches('\u{feff}').trim_start();
-    let (rest, tokens) = sdp_rs::tokenizers::session_description::Tokenizer::tokenize(text)
+    let text = lenient::normalize(text)?;
+    let (rest, tokens) = sdp_rs::tokenizers::session_description::Tokenizer::tokenize(&text)
         .map_err(|e| SdpError::Malformed(e.to_string()))?;
     if !rest.trim().is_empty() {
         let line = rest.trim_start().lines().next().unwrap_or_default();

@@ -172,7 +172,7 @@ fn rtpengine_t38_offer_is_answered_with_t38_within_it() {
     };
     let (sdp, stream) = answer(RTPENGINE_T38_OFFER, LOCAL, 30004, &accept, &mut v).unwrap();
     let s = t38(&stream);
-    assert_eq!(s.remote, "127.0.0.1:40000".parse().unwrap());
+    assert_eq!(s.remote, "127.0.0.1:31200".parse().unwrap());
     assert_eq!(s.params.version, 0);
     assert_eq!(s.params.max_bit_rate, 9600, "the lower of offer and ours");
     assert_eq!(s.params.ec, UdptlEc::Redundancy);

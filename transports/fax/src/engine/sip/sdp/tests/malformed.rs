@@ -15,7 +15,7 @@ fn malformed_sdp_is_an_error() {
     let no_t = RTPENGINE_T38_OFFER.replace("t=0 0\r\n", "");
     assert!(matches!(bad(&no_t), Err(SdpError::Malformed(_))));
     // A port that is not one.
-    let port = RTPENGINE_T38_OFFER.replace("40000", "70000");
+    let port = RTPENGINE_T38_OFFER.replace("31200", "70000");
     assert!(matches!(bad(&port), Err(SdpError::Malformed(_))));
     // An address that is not one.
     let addr = RTPENGINE_T38_OFFER.replace("c=IN IP4 127.0.0.1", "c=IN IP4 127.0.0.300");
@@ -74,5 +74,62 @@ fn no_prefix_truncation_or_byte_change_of_real_sdp_panics() {
                 let _ = read_answer(&text, &Offered::Audio(vec![G711::Ulaw]));
             }
         }
+    }
+}
+
+#[test]
+fn what_devices_write_outside_the_rfc_order_or_form_is_still_read() {
+    let base = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 5004 RTP/AVP 0\r\n";
+    let media_c = base
+        .replace("c=IN IP4 192.0.2.1\r\nt=0 0", "t=0 0")
+        .replace(
+            "m=audio 5004 RTP/AVP 0\r\n",
+            "m=audio 5004 RTP/AVP 0\r\nb=AS:64\r\na=ptime:20\r\nc=IN IP4 192.0.2.7\r\n",
+        );
+    for (what, text, ip) in [
+        ("LF line ends", base.replace("\r\n", "\n"), "192.0.2.1"),
+        (
+            "no final line end",
+            base.trim_end().to_string(),
+            "192.0.2.1",
+        ),
+        (
+            "empty lines",
+            base.replace("s=-\r\n", "s=-\r\n\r\n"),
+            "192.0.2.1",
+        ),
+        (
+            "a host name in o=",
+            base.replace("IN IP4 192.0.2.1\r\ns=", "IN IP4 pbx.example.com\r\ns="),
+            "192.0.2.1",
+        ),
+        (
+            "a= before c= at session level",
+            base.replace(
+                "c=IN IP4 192.0.2.1\r\nt=0 0",
+                "a=sendrecv\r\nt=0 0\r\nc=IN IP4 192.0.2.1",
+            ),
+            "192.0.2.1",
+        ),
+        (
+            "b= and a= before c= in a media section",
+            media_c,
+            "192.0.2.7",
+        ),
+        ("an empty s=", base.replace("s=-", "s="), "192.0.2.1"),
+    ] {
+        let sdp = parse(&text).unwrap_or_else(|e| panic!("{what}: {e}\n{text}"));
+        assert_eq!(sdp.media.len(), 1, "{what}");
+        assert_eq!(sdp.media[0].port, 5004, "{what}");
+        assert_eq!(sdp.media[0].addr, Some(ip.parse().unwrap()), "{what}");
+    }
+    // Not SDP lines: errors.
+    for junk in ["x=unknown type", "junk", "=x"] {
+        let text = format!("{base}{junk}\r\n");
+        assert!(
+            matches!(parse(&text), Err(SdpError::Malformed(_))),
+            "{junk}: {:?}",
+            parse(&text)
+        );
     }
 }

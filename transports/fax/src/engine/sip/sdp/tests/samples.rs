@@ -1,22 +1,20 @@
 //! Remote SDP bodies as real products write them, each with its source.
 
-/// rtpengine 10.5's `T.38=force` offer, the attributes as the design note
-/// (docs/design/sip-engine.md §4) recorded them from a run here; the
-/// session lines as rtpengine keeps the offerer's (o=/s=/t=) and puts
-/// its own address in c=.
+/// rtpengine 10.5's `T.38=force` offer, as the SIPp UAS of
+/// tests/sip_peers.rs received it (through Kamailio, from a SIPp audio
+/// offer): the offerer's o=/s=/t=, rtpengine's own c= and port.
 pub(super) const RTPENGINE_T38_OFFER: &str = "v=0\r\n\
-o=faxmta 12345 12345 IN IP4 127.0.0.3\r\n\
-s=faxmta\r\n\
+o=sipp 1 1 IN IP4 127.0.0.3\r\n\
+s=sipp\r\n\
 c=IN IP4 127.0.0.1\r\n\
 t=0 0\r\n\
-m=image 40000 udptl t38\r\n\
+m=image 31200 udptl t38\r\n\
 a=T38FaxVersion:0\r\n\
 a=T38MaxBitRate:14400\r\n\
 a=T38FaxRateManagement:transferredTCF\r\n\
 a=T38FaxMaxBuffer:1800\r\n\
 a=T38FaxMaxDatagram:512\r\n\
-a=T38FaxUdpEC:t38UDPRedundancy\r\n\
-a=sendrecv\r\n";
+a=T38FaxUdpEC:t38UDPRedundancy\r\n";
 
 /// A Cisco IOS gateway's T.38 switchover re-INVITE (Cisco's "Configure
 /// CUBE T.38" troubleshooting page, as mirrored at
