@@ -246,6 +246,7 @@ fn two_nodes_never_dial_more_calls_than_the_sites_lines() {
                         .send(SendRequest {
                             job_id: format!("job{i}"),
                             dial: "5551234".into(),
+                            number: "5551234".into(),
                             document: "unused.tif".into(),
                             first_page: 1,
                             pages: 1,

@@ -186,7 +186,7 @@ fn the_sip_engine_needs_a_trunk_sound_ports_and_a_media_address() {
     let e = parse(&format!("{base}{trunk}register = true\n")).unwrap_err();
     assert!(e.message.contains("needs user and password_file"), "{e}");
     let e = parse(&format!("{base}{trunk}dial = \"sip:fax@x\"\n")).unwrap_err();
-    assert!(e.message.contains("with {number} in it"), "{e}");
+    assert!(e.message.contains("with {e164} or {number} in it"), "{e}");
     let e = parse(&format!("{base}{trunk}{trunk}")).unwrap_err();
     assert!(e.message.contains("its own name"), "{e}");
     // Other engines do not look at [fax.sip].

@@ -49,7 +49,7 @@ pub fn settings(config: &Config) -> Result<SipSettings, String> {
             dial: t
                 .dial
                 .clone()
-                .unwrap_or_else(|| format!("sip:{{number}}@{domain}")),
+                .unwrap_or_else(|| format!("sip:{{e164}}@{domain}")),
             domain,
             register: t.register,
             user: t.user.clone(),

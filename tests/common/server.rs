@@ -340,7 +340,7 @@ deliver = "maildir:{d}/mail/{{domain}}/{{user}}"
 
     /// An SMTP connection to the MX listener, greeting read.
     pub fn connect(&self) -> Smtp {
-        Smtp::connect(self.mx_port)
+        Smtp::connect_on(&self.ip, self.mx_port)
     }
 }
 
@@ -364,7 +364,11 @@ pub struct Smtp {
 
 impl Smtp {
     pub fn connect(port: u16) -> Smtp {
-        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        Smtp::connect_on("127.0.0.1", port)
+    }
+
+    pub fn connect_on(ip: &str, port: u16) -> Smtp {
+        let stream = TcpStream::connect((ip, port)).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();

@@ -148,6 +148,51 @@ impl Capture {
     }
 }
 
+/// Leaves out RTP (version 2, no padding, extension or CSRC: a first
+/// byte 0x80) when a port carried audio before its call switched to
+/// T.38; faxmta's UDPTL sequence numbers start at 0, so its first byte is
+/// never 0x80 in a test's call.
+const NOT_RTP: &str = "udp.payload[0] != 80";
+
+impl Capture {
+    /// Like [`Capture::t38`], for a port that carried G.711 RTP before
+    /// the switch to T.38: only the datagrams that are not RTP.
+    pub fn udptl_after_audio(&self, port: u16) -> T38Count {
+        let decode = format!("udp.port=={port},t38");
+        let args = ["-d", decode.as_str()];
+        let count = |filter: String| {
+            tshark_fields(&self.pcap, &args, &format!("({filter}) && {NOT_RTP}"))
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .count()
+        };
+        T38Count {
+            packets: count(format!("t38 && udp.port == {port}")),
+            malformed: count(format!("_ws.malformed && udp.port == {port}")),
+            errors: count(format!(
+                "_ws.expert.severity == error && udp.port == {port}"
+            )),
+        }
+    }
+
+    /// tshark's full dissection of the datagrams to or from `port` that
+    /// are not RTP and that it marks malformed or in error (for an
+    /// assertion's message).
+    pub fn t38_faults(&self, port: u16) -> String {
+        let decode = format!("udp.port=={port},t38");
+        let filter = format!(
+            "(_ws.malformed || _ws.expert.severity == error) && udp.port == {port} && {NOT_RTP}"
+        );
+        let out = Command::new("tshark")
+            .arg("-r")
+            .arg(&self.pcap)
+            .args(["-d", &decode, "-Y", &filter, "-V", "-x"])
+            .output()
+            .expect("tshark is installed by scripts/test");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
 impl Drop for Capture {
     fn drop(&mut self) {
         self.stop();

@@ -124,8 +124,9 @@ pub struct TrunkConfig {
     /// The registration lifetime asked for.
     #[serde(default = "default_expires")]
     pub expires: Duration,
-    /// The Request-URI of an outgoing call: `{number}` is the number
-    /// dialled; default `sip:{number}@DOMAIN`.
+    /// The Request-URI of an outgoing call: `{e164}` is the number as
+    /// E.164 (`+` and digits), `{number}` its dial string (the dial
+    /// plan's prefixes); default `sip:{e164}@DOMAIN`.
     pub dial: Option<String>,
     /// The user part of From (our caller id): `{tsi}` is the sender's
     /// station identity (digits and `+` of it), `{user}` the account;
@@ -205,11 +206,11 @@ impl SipConfig {
                 return Err(format!("{at}: expires must be at least 30s"));
             }
             if let Some(dial) = &t.dial {
-                if !dial.contains("{number}")
+                if !(dial.contains("{number}") || dial.contains("{e164}"))
                     || !(dial.starts_with("sip:") || dial.starts_with("sips:"))
                 {
                     return Err(format!(
-                        "{at}: dial {dial:?} must be a sip: URI with {{number}} in it"
+                        "{at}: dial {dial:?} must be a sip: URI with {{e164}} or {{number}} in it"
                     ));
                 }
             }

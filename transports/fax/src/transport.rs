@@ -200,6 +200,7 @@ impl FaxTransport {
         let request = SendRequest {
             job_id: format!("{}/{}", job.envelope.id, rcpt.index),
             dial: hop.dial.clone(),
+            number: hop.number.clone(),
             document: path.clone(),
             first_page,
             pages,

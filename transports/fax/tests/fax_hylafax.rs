@@ -53,6 +53,7 @@ fn request(doc: &Path) -> SendRequest {
     SendRequest {
         job_id: "Q1/1".into(),
         dial: "+15551234567".into(),
+        number: "+15551234567".into(),
         document: doc.to_owned(),
         first_page: 1,
         pages: 2,

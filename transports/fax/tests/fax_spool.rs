@@ -119,6 +119,7 @@ fn request(document: &Path, dial: &str, first_page: u32) -> SendRequest {
     SendRequest {
         job_id: format!("Q{dial}/1"),
         dial: dial.into(),
+        number: dial.into(),
         document: document.to_owned(),
         first_page,
         pages: 3,

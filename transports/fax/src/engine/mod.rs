@@ -28,6 +28,9 @@ pub struct SendRequest {
     /// What is dialled: the number after the dial plan's outbound rules
     /// (digits, possibly with a leading `+`).
     pub dial: String,
+    /// The number as E.164 (`+` and digits), for lines that take numbers
+    /// rather than dial strings (SIP trunks: `{e164}` in a dial template).
+    pub number: String,
     /// The document: a multi-page TIFF Class F file.
     pub document: PathBuf,
     /// The first page to send (1-based): after a partial send, the

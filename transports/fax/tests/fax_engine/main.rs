@@ -62,6 +62,7 @@ impl Fixture {
         SendRequest {
             job_id: format!("Q{dial}/1"),
             dial: dial.into(),
+            number: dial.into(),
             document: self.document.clone(),
             first_page,
             pages: 3,

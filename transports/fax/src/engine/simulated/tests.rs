@@ -26,6 +26,7 @@ fn request(dir: &Path, dial: &str) -> SendRequest {
     SendRequest {
         job_id: "Q1/1".into(),
         dial: dial.into(),
+        number: dial.into(),
         document,
         first_page: 1,
         pages: 1,

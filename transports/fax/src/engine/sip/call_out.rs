@@ -97,7 +97,7 @@ async fn attempt(
     let uri =
         |text: String| rsip::Uri::try_from(text.as_str()).map_err(|e| format!("{text:?}: {e}"));
     let parts = (|| {
-        let callee = uri(trunk.request_uri(number))?;
+        let callee = uri(trunk.request_uri(request.number.trim(), number))?;
         let caller = uri(format!(
             "sip:{}@{}",
             trunk.caller(&request.tsi),

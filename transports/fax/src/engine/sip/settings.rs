@@ -47,7 +47,8 @@ pub struct Trunk {
     pub password: Option<String>,
     /// Registration lifetime asked for.
     pub expires: Duration,
-    /// The Request-URI template: `{number}`.
+    /// The Request-URI template: `{e164}` (the number as E.164, `+` and
+    /// digits) or `{number}` (the dial string of the dial plan).
     pub dial: String,
     /// The From user template: `{tsi}`, `{user}`.
     pub caller_id: String,
@@ -59,9 +60,9 @@ pub struct Trunk {
 }
 
 impl Trunk {
-    /// The Request-URI for `number`.
-    pub fn request_uri(&self, number: &str) -> String {
-        self.dial.replace("{number}", number)
+    /// The Request-URI for the number `e164` whose dial string is `dial`.
+    pub fn request_uri(&self, e164: &str, dial: &str) -> String {
+        self.dial.replace("{e164}", e164).replace("{number}", dial)
     }
 
     /// The From user for a call with station identity `tsi`: the template

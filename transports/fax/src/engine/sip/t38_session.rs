@@ -6,11 +6,15 @@
 //! does not drift): read every pending datagram through the UDPTL
 //! [`Receiver`] into the terminal, deliver IFPs a gap held back too long,
 //! advance the terminal by 160 samples, and send what it queued — each
-//! IFP framed once as a UDPTL packet (one sequence number) and that
-//! datagram sent as many times as spandsp's repeat count asks. This is
-//! what FreeSWITCH's mod_spandsp does (`t38_tx_packet_handler`: one
+//! IFP framed once as a UDPTL packet (one sequence number). An indicator
+//! datagram is sent as many times as spandsp's repeat count asks, as
+//! FreeSWITCH's mod_spandsp does (`t38_tx_packet_handler`: one
 //! `udptl_build_packet`, then `count` writes of the same frame); spandsp's
-//! receiver drops the repeats by sequence number, as ours does.
+//! receiver drops the repeats by sequence number, as ours does. A data
+//! IFP is sent once, like Asterisk: its copies are in the redundancy (or
+//! FEC) of the packets after it — spandsp follows the end of every data
+//! burst with indicators, which go out repeated — and Wireshark's T.38
+//! reassembly flags a repeated end-of-data datagram as malformed.
 //!
 //! Media comes from the stream's remote address. If the first datagrams
 //! come from another port of the same host (symmetric media behind a
@@ -22,6 +26,12 @@ use crate::engine::spandsp::modem::{ModemError, Setup};
 use crate::engine::spandsp::t38::T38Terminal;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
+
+/// Whether an IFP is a T.30 indicator (its type-of-msg choice, the
+/// second bit, is 0) rather than data.
+fn is_indicator(ifp: &[u8]) -> bool {
+    ifp.first().is_some_and(|b| b & 0x40 == 0)
+}
 
 /// The pacing tick.
 const TICK: Duration = Duration::from_millis(20);
@@ -134,7 +144,12 @@ pub(crate) fn session(
                     continue;
                 }
             };
-            for _ in 0..ifp.count {
+            let copies = if is_indicator(&ifp.data) {
+                ifp.count
+            } else {
+                1
+            };
+            for _ in 0..copies {
                 match socket.send_to(&datagram, peer.remote) {
                     Ok(_) => sent += 1,
                     Err(e) => tracing::debug!(remote = %peer.remote, "UDPTL send: {e}"),

@@ -61,6 +61,7 @@ async fn fax_between(sender_mode: T38Mode, receiver_mode: T38Mode) {
     let request = SendRequest {
         job_id: "Q1/1".into(),
         dial: "+4940555".into(),
+        number: "+4940555".into(),
         document: doc,
         first_page: 1,
         pages: 2,

@@ -298,6 +298,7 @@ mod tests {
         let request = SendRequest {
             job_id: "Q1/2".into(),
             dial: "+15551234567".into(),
+            number: "+15551234567".into(),
             document: PathBuf::from("/x.tif"),
             first_page: 2,
             pages: 3,

@@ -34,6 +34,7 @@ impl Fixture {
         SendRequest {
             job_id: "Q1/1".into(),
             dial: "+15551234567".into(),
+            number: "+15551234567".into(),
             document: self.document.clone(),
             first_page: 1,
             pages: 2,

@@ -1,0 +1,144 @@
+//! `[fax] engine = "sip"` end to end: two faxmta servers, a mail to a fax
+//! number at the first becomes a SIP call through a private Kamailio
+//! (registrar with digest, record-routing proxy) — and for the gateway
+//! tests through rtpengine's T.38⇄G.711 gateway, driven by Kamailio's
+//! rtpengine module — to the second, which routes the received fax by
+//! its DID to alice's mailbox as PDF. The pages rendered by the sender
+//! equal the pages received, pixel for pixel, over T.38, over G.711, and
+//! converted between them in both directions; with 5 % of the T.38
+//! datagrams dropped on the way (UDPTL redundancy carries them); and a
+//! call cut after page 2 is finished by a second call with pages 3…
+//! tshark's T.38 dissector reads the UDPTL we send.
+
+mod common;
+mod peers;
+#[path = "sip/support.rs"]
+mod support;
+
+use common::*;
+use peers::kamailio::T38_DECODE;
+use peers::sip_port;
+use peers::*;
+use support::*;
+
+/// Kamailio, the sender and the receiver.
+const KAM: &str = "127.0.0.2";
+const SENDER: &str = "127.0.0.5";
+const RECEIVER: &str = "127.0.0.6";
+
+/// The receiver, the "PSTN" next hop of the routing script: Kamailio
+/// calls it as a trunk peer, with the DID in the Request-URI.
+fn receiver_behind(port: u16, k: &Kamailio, t38: &str) -> FaxServer {
+    let trunk = Trunk {
+        proxy: &k.addr(),
+        prefix: "",
+        register: None,
+    };
+    start(RECEIVER, port, &trunk, t38, "")
+}
+
+fn sender_via(k: &Kamailio, prefix: &str, t38: &str) -> FaxServer {
+    let trunk = Trunk {
+        proxy: &k.addr(),
+        prefix,
+        register: None,
+    };
+    start(SENDER, sip_port(SENDER), &trunk, t38, "")
+}
+
+/// Kamailio sending calls for unknown users to the receiver's `port`,
+/// the sender a trunk peer by IP.
+fn kamailio(port: u16, rtpengine: Option<&Rtpengine>) -> Kamailio {
+    let pstn = format!("{RECEIVER}:{port}");
+    Kamailio::start(
+        KAM,
+        &KamailioSetup {
+            trunks: &[SENDER],
+            pstn: Some(&pstn),
+            rtpengine,
+            ..Default::default()
+        },
+    )
+}
+
+/// Faxes a two-page letter and checks everything that should follow.
+fn two_pages_arrive(sender: &FaxServer, receiver: &FaxServer) {
+    let id = fax(sender, 90);
+    let line = wait_status(
+        &sender.server,
+        &id,
+        &format!("{NUMBER}@fax.localhost"),
+        "sent",
+        120,
+    );
+    assert_contains(&line, "fax sent: 2 of 2 pages");
+    assert_same_pages(sender, receiver);
+    assert_pdf_for_alice(receiver);
+}
+
+#[test]
+fn t38_through_kamailio_to_a_registered_receiver_routed_by_did() {
+    // The receiver registers (digest) under the number; the sender's call
+    // starts as audio and the receiver switches it to T.38 by re-INVITE
+    // (T.38 Annex D), through Kamailio alone: SDP and media untouched.
+    let user = NUMBER;
+    let k = Kamailio::start(
+        KAM,
+        &KamailioSetup {
+            users: &[(user, "faxsecret")],
+            trunks: &[SENDER],
+            ..Default::default()
+        },
+    );
+    let trunk = Trunk {
+        proxy: &k.addr(),
+        prefix: "",
+        register: Some((user, "faxsecret")),
+    };
+    let receiver = start(RECEIVER, sip_port(RECEIVER), &trunk, "reinvite", "");
+    assert!(
+        k.wait_log(&format!("REGISTERED {user}"), 30),
+        "{}\n{}",
+        k.log(),
+        receiver.server.log()
+    );
+    let sender = sender_via(&k, "", "reinvite");
+    let capture = Capture::start(&format!(
+        "udp and src host {SENDER} and portrange {}-{}",
+        sender.media.first, sender.media.last
+    ));
+    two_pages_arrive(&sender, &receiver);
+    // After the registrar's lookup the Request-URI is the receiver's
+    // Contact: the DID (alice's number) came from To.
+    assert_contains(&receiver.server.log(), "fax progress: page 2 received");
+    // Every UDPTL datagram the sender sent decodes in tshark (the port
+    // carried G.711 before the re-INVITE: the RTP is left out).
+    let port = sender.media.first;
+    assert!(
+        capture.wait_for(&format!("udp.srcport == {port}"), 50, 10),
+        "no UDPTL captured"
+    );
+    let t38 = capture.udptl_after_audio(port);
+    assert!(t38.packets > 50, "{t38:?}");
+    assert_eq!(
+        (t38.malformed, t38.errors),
+        (0, 0),
+        "{t38:?}\n{}",
+        capture.t38_faults(port)
+    );
+}
+
+#[test]
+fn t38_decoded_to_g711_by_rtpengine_reaches_an_audio_receiver() {
+    let rtp = Rtpengine::start();
+    let port = sip_port(RECEIVER);
+    let k = kamailio(port, Some(&rtp));
+    let receiver = receiver_behind(port, &k, "off");
+    let sender = sender_via(&k, T38_DECODE, "offer");
+    two_pages_arrive(&sender, &receiver);
+    assert!(
+        k.wait_log("initial offer flags [T.38=decode]", 5),
+        "{}",
+        k.log()
+    );
+}

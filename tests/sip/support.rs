@@ -1,0 +1,237 @@
+//! Two faxmta servers with the SIP engine and the SIP peers between
+//! them: the sender (a mail to a fax number becomes a call over its trunk,
+//! Kamailio) and the receiver (the call arrives, its fax is routed by DID
+//! to a mailbox as PDF). The pages rendered by the sender (kept in its
+//! `[fax] archive`) and the pages received (kept in the receiver's
+//! `[fax.incoming] store`) are compared pixel for pixel.
+
+use crate::common::*;
+use crate::peers::PortBlock;
+use faxmta_fax::tiff::read_tiff;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The number faxed, as the receiver's directory knows it.
+pub const NUMBER: &str = "+15551234567";
+
+/// One faxmta with the SIP engine, and its work directory.
+pub struct FaxServer {
+    pub server: Server,
+    pub work: tempfile::TempDir,
+    /// Our SIP address.
+    pub sip: String,
+    /// The media ports it was given.
+    pub media: PortBlock,
+}
+
+/// How a faxmta reaches its trunk.
+pub struct Trunk<'a> {
+    /// Kamailio's `ip:port`.
+    pub proxy: &'a str,
+    /// Digits put before the number in the Request-URI (the routing
+    /// script's behaviour prefixes).
+    pub prefix: &'a str,
+    /// Register with these credentials (`user`, `password`).
+    pub register: Option<(&'a str, &'a str)>,
+}
+
+/// A faxmta on `ip` whose SIP engine listens on `port` (see
+/// [`sip_port`]), with `t38` `"reinvite"`, `"offer"` or `"off"`.
+pub fn start(ip: &str, port: u16, trunk: &Trunk, t38: &str, extra: &str) -> FaxServer {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path().display();
+    let media = PortBlock::take();
+    let register = match trunk.register {
+        Some((user, password)) => {
+            let file = work.path().join("sip.password");
+            std::fs::write(&file, format!("{password}\n")).unwrap();
+            format!(
+                "register = true\nuser = \"{user}\"\npassword_file = \"{}\"\nexpires = \"60s\"\n",
+                file.display()
+            )
+        }
+        None => String::new(),
+    };
+    let config = format!(
+        r#"
+[[domain]]
+name = "fax.localhost"
+kind = "fax"
+[fax]
+senders = "any"
+engine = "sip"
+tsi = "+1 555 0100"
+cover_page = false
+retry_interval = "1s"
+spool = "{w}/spool"
+archive = "{w}/archive"
+[fax.sip]
+listen = "{ip}:{port}"
+media_ports = "{}-{}"
+t38 = "{t38}"
+ring_timeout = "30s"
+received = "{w}/received"
+[[fax.sip.trunk]]
+name = "kamailio"
+proxy = "{}"
+domain = "trunk.test"
+dial = "sip:{}{{e164}}@trunk.test"
+caller_id = "{{tsi}}"
+max_calls = 2
+{register}
+[fax.incoming]
+default_to = ["postmaster@example.test"]
+store = "{w}/faxes"
+[[fax.user]]
+address = "alice@example.test"
+numbers = ["{NUMBER}"]
+{extra}
+"#,
+        media.first, media.last, trunk.proxy, trunk.prefix
+    );
+    let server = Server::start_node(ip, "", &config);
+    FaxServer {
+        server,
+        work,
+        sip: format!("{ip}:{port}"),
+        media,
+    }
+}
+
+impl FaxServer {
+    /// The pages of the one document in `dir` (waited for).
+    fn pages_in(&self, dir: &str, secs: u64) -> Vec<faxmta_fax::page::Page> {
+        let dir = self.work.path().join(dir);
+        let mut found: Option<PathBuf> = None;
+        wait_until(secs, || {
+            found = std::fs::read_dir(&dir).ok().and_then(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .find(|p| p.extension().is_some_and(|e| e == "tif"))
+            });
+            found.is_some()
+        });
+        let file = found.unwrap_or_else(|| panic!("no TIFF in {dir:?}:\n{}", self.server.log()));
+        read_tiff(&file)
+            .unwrap_or_else(|e| panic!("{file:?}: {e}"))
+            .iter()
+            .map(|p| p.to_fax_page().expect("a fax page"))
+            .collect()
+    }
+
+    /// The pages this server rendered and sent (its archive).
+    pub fn sent_pages(&self) -> Vec<faxmta_fax::page::Page> {
+        self.pages_in("archive", 5)
+    }
+
+    /// The pages this server received (its store).
+    pub fn received_pages(&self, secs: u64) -> Vec<faxmta_fax::page::Page> {
+        self.pages_in("faxes", secs)
+    }
+}
+
+/// A mail of `lines` numbered lines of text (about 60 lines a page).
+pub fn letter(subject: &str, lines: usize) -> String {
+    let mut text = format!("Subject: {subject}\r\n\r\n");
+    for n in 1..=lines {
+        text.push_str(&format!("Line {n} of the fax sent over SIP.\r\n"));
+    }
+    text
+}
+
+/// Faxes a letter from `sender` to [`NUMBER`]; the queue id.
+pub fn fax(sender: &FaxServer, lines: usize) -> String {
+    send(
+        &sender.server,
+        "alice@example.test",
+        &format!("{NUMBER}@fax.localhost"),
+        &letter("over SIP", lines),
+    )
+}
+
+/// The receiver's mail for alice: a PDF of the fax, from the DID route.
+pub fn assert_pdf_for_alice(receiver: &FaxServer) {
+    let files = receiver.server.wait_maildir("example.test", "alice", 1, 60);
+    assert_eq!(files.len(), 1, "{files:?}\n{}", receiver.server.log());
+    let raw = String::from_utf8_lossy(&read(&files[0])).into_owned();
+    assert_contains(&raw, "Subject: Fax from ");
+    assert_contains(&raw, "application/pdf");
+}
+
+/// The sender's pages arrived at the receiver unchanged.
+pub fn assert_same_pages(sender: &FaxServer, receiver: &FaxServer) {
+    let sent = sender.sent_pages();
+    let got = receiver.received_pages(30);
+    assert_eq!(got.len(), sent.len(), "page count");
+    for (n, (g, s)) in got.iter().zip(&sent).enumerate() {
+        assert!(g == s, "page {} differs", n + 1);
+    }
+}
+
+/// Drops a share of the UDP datagrams sent from `ports` on loopback (an
+/// iptables rule, removed when dropped): a lossy network under the media.
+pub struct Loss {
+    rule: Vec<String>,
+}
+
+impl Loss {
+    pub fn on(ports: &PortBlock, probability: f64) -> Loss {
+        let rule: Vec<String> = [
+            "OUTPUT",
+            "-o",
+            "lo",
+            "-p",
+            "udp",
+            "--sport",
+            &format!("{}:{}", ports.first, ports.last),
+            "-m",
+            "statistic",
+            "--mode",
+            "random",
+            "--probability",
+            &probability.to_string(),
+            "-m",
+            "comment",
+            "--comment",
+            &format!("faxmta-test-{}", std::process::id()),
+            "-j",
+            "DROP",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let out = Command::new("iptables")
+            .arg("-I")
+            .args(&rule)
+            .output()
+            .expect("iptables (scripts/test installs it)");
+        assert!(out.status.success(), "iptables: {}", output_text(&out));
+        Loss { rule }
+    }
+
+    /// Datagrams dropped so far (the rule's packet counter).
+    pub fn dropped(&self) -> u64 {
+        let out = Command::new("iptables")
+            .args(["-L", "OUTPUT", "-n", "-v", "-x"])
+            .output()
+            .expect("iptables");
+        let comment = self.rule[self.rule.len() - 3].clone();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.contains(&comment) && l.contains(&self.rule[6]))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Loss {
+    fn drop(&mut self) {
+        let _ = Command::new("iptables").arg("-D").args(&self.rule).output();
+    }
+}
+
+/// The work directory of a server (for paths in assertions).
+pub fn dir(s: &FaxServer) -> &Path {
+    s.work.path()
+}
