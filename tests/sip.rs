@@ -16,7 +16,7 @@ mod peers;
 mod support;
 
 use common::*;
-use peers::kamailio::T38_DECODE;
+use peers::kamailio::{T38_DECODE, T38_FORCE};
 use peers::sip_port;
 use peers::*;
 use support::*;
@@ -141,4 +141,76 @@ fn t38_decoded_to_g711_by_rtpengine_reaches_an_audio_receiver() {
         "{}",
         k.log()
     );
+}
+
+#[test]
+fn g711_forced_to_t38_by_rtpengine_reaches_a_t38_receiver() {
+    let rtp = Rtpengine::start();
+    let port = sip_port(RECEIVER);
+    let k = kamailio(port, Some(&rtp));
+    let receiver = receiver_behind(port, &k, "reinvite");
+    let sender = sender_via(&k, T38_FORCE, "off");
+    two_pages_arrive(&sender, &receiver);
+    assert!(k.wait_log("initial offer flags [T.38=force]", 5), "{}", k.log());
+    assert_contains(&receiver.server.log(), "incoming call answered: T.38");
+}
+
+#[test]
+fn t38_through_rtpengine_carries_five_percent_loss_in_its_redundancy() {
+    // 5 % of the sender's UDPTL datagrams are dropped on the way to
+    // rtpengine (decoded there to G.711 for the receiver): what is lost
+    // comes again in the redundancy of the packets after it.
+    let rtp = Rtpengine::start();
+    let port = sip_port(RECEIVER);
+    let k = kamailio(port, Some(&rtp));
+    let receiver = receiver_behind(port, &k, "off");
+    let sender = sender_via(&k, T38_DECODE, "offer");
+    let loss = Loss::on(&sender.media, 0.05);
+    two_pages_arrive(&sender, &receiver);
+    let dropped = loss.dropped();
+    assert!(dropped > 5, "only {dropped} datagrams dropped");
+}
+
+#[test]
+fn g711_through_kamailio_alone() {
+    let port = sip_port(RECEIVER);
+    let k = kamailio(port, None);
+    let receiver = receiver_behind(port, &k, "off");
+    let sender = sender_via(&k, "", "off");
+    two_pages_arrive(&sender, &receiver);
+    assert_contains(&receiver.server.log(), "incoming call answered: G.711");
+}
+
+#[test]
+fn a_call_cut_after_page_2_is_finished_by_a_second_call_with_pages_3_on() {
+    let port = sip_port(RECEIVER);
+    let k = kamailio(port, None);
+    let mut receiver = receiver_behind(port, &k, "offer");
+    let sender = sender_via(&k, "", "offer");
+    let id = fax(&sender, 200);
+    // The receiver dies (kill -9) once it has page 2: the call is cut.
+    assert!(
+        wait_until(120, || receiver
+            .server
+            .log()
+            .contains("fax progress: page 2 received")),
+        "{}\n{}",
+        sender.server.log(),
+        receiver.server.log()
+    );
+    receiver.server.kill9();
+    let rcpt = format!("{NUMBER}@fax.localhost");
+    let line = wait_status(&sender.server, &id, &rcpt, "deferred", 120);
+    assert_contains(&line, "broke off after 2 of");
+    receiver.server.spawn();
+    let line = wait_status(&sender.server, &id, &rcpt, "sent", 180);
+    let sent = sender.sent_pages();
+    assert!(sent.len() >= 4, "{} pages", sent.len());
+    assert_contains(&line, &format!("fax sent: {0} of {0} pages", sent.len()));
+    // The second call carried pages 3… only.
+    let got = receiver.received_pages(30);
+    assert_eq!(got.len(), sent.len() - 2);
+    for (n, (g, s)) in got.iter().zip(&sent[2..]).enumerate() {
+        assert!(g == s, "page {} differs", n + 3);
+    }
 }
