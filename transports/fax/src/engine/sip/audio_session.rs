@@ -41,15 +41,40 @@ const DATAGRAM: usize = 2048;
 pub struct Options {
     /// Frames of delay in the jitter buffer (20 ms each).
     pub jitter_depth: usize,
+    /// What the terminal hears for a frame that never came.
+    pub conceal: Conceal,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             jitter_depth: DEFAULT_DEPTH,
+            conceal: Conceal::Repeat,
         }
     }
 }
+
+/// How a lost frame is concealed from the modem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conceal {
+    /// spandsp's `fax_rx_fillin`: the modem steps over the gap, keeping
+    /// its carrier phase, but its training and symbol counts miss the
+    /// gap's symbols: a loss during a training sequence fails it, and
+    /// spandsp 0.0.6 does not recover from a failed TCF (it stays in
+    /// the TCF state and calls the repeated DCS unexpected).
+    FillIn,
+    /// The last frame heard, played again (up to [`MAX_REPEATS`] in a
+    /// row, then fill-in, so a far end that went away still ends by
+    /// T.30's timers). 20 ms holds whole carrier cycles and symbols of
+    /// every fax modem (V.17/V.27ter 1800 Hz, V.29 1700 Hz, 2400 or 1600
+    /// baud; V.21 1650/1850 Hz at 300 baud), so the repeat is phase
+    /// continuous: the receiver sees a burst of wrong symbols, not a
+    /// break — what ECM repairs.
+    Repeat,
+}
+
+/// Lost frames in a row concealed by repeating the last one.
+pub const MAX_REPEATS: u32 = 3;
 
 /// Runs a fax over G.711 RTP on `socket` (bound by the signalling; its
 /// local port is the one in our SDP) to `audio.remote`, with the default
@@ -101,6 +126,9 @@ pub fn run_with(
         odd_frames: 0,
         sending: matches!(setup.job, Job::Send { .. }),
         phase_d_seen: 0,
+        conceal: options.conceal,
+        last_heard: None,
+        gaps_in_a_row: 0,
     };
     tracing::debug!(
         remote = %audio.remote,
@@ -131,6 +159,11 @@ struct Session {
     odd_frames: u64,
     sending: bool,
     phase_d_seen: u32,
+    conceal: Conceal,
+    /// The last frame played, decoded (for [`Conceal::Repeat`]).
+    last_heard: Option<[i16; SAMPLES]>,
+    /// Gaps in a row so far.
+    gaps_in_a_row: u32,
 }
 
 impl Session {
@@ -162,8 +195,8 @@ impl Session {
             } else if now - due > TICK * MAX_BEHIND_TICKS {
                 // Stalled: what was missed is not sent late; the stream's
                 // timestamps jump over the pause.
-                let missed = u32::try_from((now - due).as_millis() / TICK.as_millis())
-                    .unwrap_or(u32::MAX);
+                let missed =
+                    u32::try_from((now - due).as_millis() / TICK.as_millis()).unwrap_or(u32::MAX);
                 tracing::debug!(missed, "audio fax session fell behind; schedule restarted");
                 self.sender.skip(missed);
                 start = now;
@@ -239,9 +272,16 @@ impl Session {
     /// One tick of the far end's audio into the terminal.
     fn play(&mut self) {
         let mut samples = [0i16; SAMPLES];
-        match self.jitter.pop() {
+        let tick = self.jitter.pop();
+        if tick == Tick::Gap {
+            self.gaps_in_a_row += 1;
+        } else {
+            self.gaps_in_a_row = 0;
+        }
+        match tick {
             Tick::Frame(frame) if frame.len() == SAMPLES => {
                 self.decoder.decode(&frame, &mut samples);
+                self.last_heard = Some(samples);
                 self.terminal.rx(&mut samples);
             }
             Tick::Frame(frame) => {
@@ -256,7 +296,12 @@ impl Session {
                 }
                 self.terminal.fill_in(SAMPLES);
             }
-            Tick::Gap => self.terminal.fill_in(SAMPLES),
+            Tick::Gap => match (self.conceal, self.last_heard) {
+                (Conceal::Repeat, Some(mut last)) if self.gaps_in_a_row <= MAX_REPEATS => {
+                    self.terminal.rx(&mut last)
+                }
+                _ => self.terminal.fill_in(SAMPLES),
+            },
             // Nothing heard yet: silence.
             Tick::Idle => self.terminal.rx(&mut samples),
         }

@@ -147,7 +147,10 @@ mod tests {
                 // Logarithmic: the error grows with the amplitude, at
                 // most 1/32 of it (plus the smallest step).
                 let err = (i32::from(*a) - i32::from(*b)).abs();
-                assert!(err <= i32::from(a.unsigned_abs()) / 32 + 16, "{law:?}: {a} -> {b}");
+                assert!(
+                    err <= i32::from(a.unsigned_abs()) / 32 + 16,
+                    "{law:?}: {a} -> {b}"
+                );
             }
             // Short buffers: only what fits.
             assert_eq!(c.encode(&tone, &mut octets[..10]), 10);
