@@ -9,13 +9,23 @@
 //! on idle, so the far end always has a stream); every datagram waiting
 //! on the socket goes into the jitter buffer; one frame comes out,
 //! decoded into the terminal's receiver — or, for a frame that is
-//! missing, spandsp's fill-in. Symmetric RTP: when our audio arrives from
-//! another address than the SDP said, we send there from then on (a far
-//! end behind NAT, as rtpengine and most SBCs do it).
+//! missing, a concealment ([`Conceal`]). Symmetric RTP: when our audio
+//! arrives from another address than the SDP said, we send there from
+//! then on (a far end behind NAT, as rtpengine and most SBCs do it). An
+//! extension can be dialled as DTMF first ([`Options::dtmf`]).
+//!
+//! What the path survives (back-to-back tests over loopback, 2 pages,
+//! V.17 with ECM): jitter up to 40 ms with reordering and duplicates;
+//! 2% loss inside image data (ECM asks again); random loss anywhere at
+//! 0.1–0.2%. At 0.5% anywhere about half the calls fail in spandsp
+//! 0.0.6's T.30, not in the media: a lost MCF makes the sender repeat
+//! PPS, which the receiver calls unexpected and hangs up on. T.38 is the
+//! answer for lossy paths.
 
 use super::jitter::{JitterBuffer, Tick, DEFAULT_DEPTH};
 use super::media::{AudioParams, Control, MediaEnd, G711};
 use super::rtp::{self, Counters, Incoming};
+use crate::engine::spandsp::dtmf::Tones;
 use crate::engine::spandsp::g711::{Codec, Law};
 use crate::engine::spandsp::modem::{Job, ModemError, Setup, Terminal};
 use std::io::ErrorKind;
@@ -43,6 +53,11 @@ pub struct Options {
     pub jitter_depth: usize,
     /// What the terminal hears for a frame that never came.
     pub conceal: Conceal,
+    /// Digits to play as DTMF before the fax starts (an extension behind
+    /// a PBX: `SendRequest::extension`, `,` a 2 s pause). The fax
+    /// terminal starts (CNG, T.30's timers) once they are played; what
+    /// arrives meanwhile is not heard.
+    pub dtmf: Option<String>,
 }
 
 impl Default for Options {
@@ -50,6 +65,7 @@ impl Default for Options {
         Options {
             jitter_depth: DEFAULT_DEPTH,
             conceal: Conceal::Repeat,
+            dtmf: None,
         }
     }
 }
@@ -112,8 +128,16 @@ pub fn run_with(
             what: "RTP socket",
             detail: format!("cannot make it non-blocking: {e}"),
         })?;
+    let tones = match options.dtmf.as_deref() {
+        Some(digits) => Some(Tones::new(digits).map_err(|detail| ModemError::Media {
+            what: "DTMF",
+            detail,
+        })?),
+        None => None,
+    };
     let mut session = Session {
         terminal: Terminal::new(setup)?,
+        tones,
         encoder: Codec::new(law).map_err(codec)?,
         decoder: Codec::new(law).map_err(codec)?,
         socket,
@@ -144,6 +168,8 @@ pub fn run_with(
 /// The state of one running session.
 struct Session {
     terminal: Terminal,
+    /// DTMF still to play before the fax starts.
+    tones: Option<Tones>,
     encoder: Codec,
     decoder: Codec,
     socket: UdpSocket,
@@ -209,8 +235,15 @@ impl Session {
     /// One packet of what the terminal says (or its idle silence).
     fn transmit(&mut self) {
         let mut samples = [0i16; SAMPLES];
-        let n = self.terminal.tx(&mut samples);
-        samples[n..].fill(0);
+        let dialling = match &mut self.tones {
+            Some(tones) => tones.block(&mut samples),
+            None => false,
+        };
+        if !dialling {
+            self.tones = None;
+            let n = self.terminal.tx(&mut samples);
+            samples[n..].fill(0);
+        }
         let mut octets = [0u8; SAMPLES];
         self.encoder.encode(&samples, &mut octets);
         let packet = self.sender.packet(&octets);
@@ -273,6 +306,10 @@ impl Session {
     fn play(&mut self) {
         let mut samples = [0i16; SAMPLES];
         let tick = self.jitter.pop();
+        if self.tones.is_some() {
+            // Still dialling: the fax terminal has not started.
+            return;
+        }
         if tick == Tick::Gap {
             self.gaps_in_a_row += 1;
         } else {

@@ -364,6 +364,71 @@ fn audio_session_follows_the_far_end_and_stops_within_a_tick() {
     });
 }
 
+/// An extension is dialled in-band first: the far end's DTMF receiver
+/// hears the digits from the first packet on, and the fax (CNG) follows.
+#[test]
+fn audio_session_dials_an_extension_as_dtmf_before_the_fax() {
+    use crate::engine::spandsp::dtmf::Detector;
+    use crate::engine::spandsp::g711::{Codec, Law};
+    let socket = local();
+    let far = local();
+    far.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let audio = AudioParams {
+        law: G711::Ulaw,
+        payload_type: 0,
+        remote: far.local_addr().unwrap(),
+    };
+    let setup = Setup {
+        calling: true,
+        ident: "x",
+        tag: c"dtmf",
+        job: Job::Send {
+            file: Path::new("/nonexistent.tif"),
+            first: 1,
+            last: None,
+            header: None,
+        },
+    };
+    let options = Options {
+        dtmf: Some("12,#".into()),
+        ..Options::default()
+    };
+    let control = Control::default();
+    std::thread::scope(|s| {
+        let session = s.spawn(|| run_with(socket, &audio, &setup, &control, &options));
+        let mut codec = Codec::new(Law::Ulaw).unwrap();
+        let mut detector = Detector::new().unwrap();
+        let mut buf = [0u8; 2048];
+        let mut next_audio = || {
+            let (len, _) = far.recv_from(&mut buf).expect("RTP from the session");
+            let Incoming::Audio { payload, .. } = rtp::parse(&buf[..len], 0) else {
+                panic!("not audio");
+            };
+            let mut samples = [0i16; SAMPLES];
+            codec.decode(payload, &mut samples);
+            samples
+        };
+        let first = next_audio();
+        assert!(first.iter().any(|&x| x.abs() > 1000), "no tone at once");
+        let mut heard = detector.hear(&first);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while heard.len() < 3 && Instant::now() < deadline {
+            heard.push_str(&detector.hear(&next_audio()));
+        }
+        assert_eq!(heard, "12#");
+        // The tail of silence, then the fax terminal's CNG.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut cng = false;
+        while !cng && Instant::now() < deadline {
+            cng = next_audio().iter().any(|&x| x.abs() > 1000);
+        }
+        assert!(cng, "no CNG after the digits");
+        control.stop();
+        let end = session.join().unwrap().unwrap();
+        assert_eq!(end.completion, None);
+    });
+}
+
 /// Fill-in keeps T.30's timers running: a caller that hears only gaps
 /// gives up after T0, as against silence (no real clock here).
 #[test]
