@@ -376,7 +376,7 @@ impl Session {
             remote_ident: self.terminal.remote_ident(),
             packets_sent: self.sender.sent() - self.send_errors,
             packets_received: self.counters.total(),
-            packets_lost: jitter.gaps,
+            packets_lost: jitter.lost,
         }
     }
 }
