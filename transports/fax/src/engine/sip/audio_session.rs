@@ -118,6 +118,12 @@ pub fn run_with(
         G711::Ulaw => Law::Ulaw,
         G711::Alaw => Law::Alaw,
     };
+    if audio.payload_type > 127 {
+        return Err(ModemError::Media {
+            what: "RTP payload type",
+            detail: format!("{} is not a 7-bit payload type", audio.payload_type),
+        });
+    }
     let codec = |_| ModemError::Media {
         what: "G.711 codec",
         detail: "g711_init returned NULL".into(),

@@ -439,6 +439,24 @@ fn audio_session_dials_an_extension_as_dtmf_before_the_fax() {
     });
 }
 
+#[test]
+fn audio_session_refuses_a_payload_type_above_127() {
+    let audio = AudioParams {
+        law: G711::Ulaw,
+        payload_type: 128,
+        remote: "127.0.0.1:9".parse().unwrap(),
+    };
+    let file = Path::new("/tmp/unused.tif");
+    let setup = Setup {
+        calling: false,
+        ident: "x",
+        tag: c"pt",
+        job: Job::Receive { file },
+    };
+    let err = run(local(), &audio, &setup, &Control::default()).unwrap_err();
+    assert!(err.to_string().contains("payload type"), "{err}");
+}
+
 /// Fill-in keeps T.30's timers running: a caller that hears only gaps
 /// gives up after T0, as against silence (no real clock here).
 #[test]
