@@ -56,6 +56,9 @@ pub struct JitterStats {
     pub played: u64,
     /// Ticks with a gap (frames missing at their turn).
     pub gaps: u64,
+    /// Gaps with a frame played after them: frames lost (or too late)
+    /// within the stream, not the silence after the far end stopped.
+    pub lost: u64,
     /// Frames pushed out unplayed because the buffer ran too far ahead.
     pub overflow: u64,
     pub restarts: u64,
@@ -75,6 +78,8 @@ pub struct JitterBuffer {
     /// Whether playout has begun for this stream (what arrives before
     /// `next` is then late, not early).
     playing: bool,
+    /// Gaps since the last frame played.
+    trailing_gaps: u64,
     stats: JitterStats,
 }
 
@@ -88,6 +93,7 @@ impl JitterBuffer {
             slots: VecDeque::new(),
             priming: 0,
             playing: false,
+            trailing_gaps: 0,
             stats: JitterStats::default(),
         }
     }
@@ -114,6 +120,7 @@ impl JitterBuffer {
         self.slots.clear();
         self.priming = self.depth;
         self.playing = false;
+        self.trailing_gaps = 0;
     }
 
     /// Takes a received frame.
@@ -181,10 +188,12 @@ impl JitterBuffer {
         match due {
             Some(frame) => {
                 self.stats.played += 1;
+                self.stats.lost += std::mem::take(&mut self.trailing_gaps);
                 Tick::Frame(frame)
             }
             None => {
                 self.stats.gaps += 1;
+                self.trailing_gaps += 1;
                 Tick::Gap
             }
         }

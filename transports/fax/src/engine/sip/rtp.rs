@@ -70,8 +70,8 @@ impl Sender {
             .payload(payload)
             .build();
         // Only a payload type above 127 or more than 15 CSRCs make the
-        // builder fail; neither can happen here (the type is checked by
-        // the SDP side, no CSRCs).
+        // builder fail; neither can happen here (the session refuses such
+        // a type before it starts; no CSRCs). An empty datagram otherwise.
         let packet = packet.unwrap_or_default();
         self.first = false;
         self.seq = self.seq.wrapping_add(1);

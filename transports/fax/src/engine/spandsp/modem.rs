@@ -5,8 +5,8 @@
 //! receiver — a perfect phone line, as spandsp's own `fax_tests.c` does it.
 //!
 //! Every `unsafe` block of the engines is in this file, in
-//! [`super::t38`], [`super::dtmf`] and [`super::log`] (the declarations
-//! are in [`super::ffi`]). Ownership: a
+//! [`super::t38`], [`super::dtmf`], [`super::g711`] and [`super::log`]
+//! (the declarations are in [`super::ffi`]). Ownership: a
 //! [`Terminal`] owns its `fax_state_t` and frees it in `Drop` on every
 //! path; the callbacks' user data is a heap-allocated `Events` that the
 //! terminal owns too and frees after the C state.

@@ -72,6 +72,9 @@ struct Call {
     /// The pages the answerer stored.
     received: Vec<Page>,
     relay: Option<RelayStats>,
+    /// The answerer did not end by itself within 10 s of the caller and
+    /// was stopped (as a BYE would).
+    bye: bool,
     /// The caller's control block (pages recorded after phase D).
     caller_pages: u32,
     answerer_pages: u32,
@@ -82,6 +85,10 @@ struct Call {
 /// through a [`Relay`] with `impairment`. A watchdog stops both after
 /// 4 minutes.
 fn call(law: G711, impairment: Option<Impairment>) -> (Call, Vec<Page>) {
+    call_with(law, impairment, &Options::default())
+}
+
+fn call_with(law: G711, impairment: Option<Impairment>, options: &Options) -> (Call, Vec<Page>) {
     let dir = tempfile::tempdir().unwrap();
     let (doc, pages) = document(dir.path());
     let received = dir.path().join("received.tif");
@@ -118,37 +125,50 @@ fn call(law: G711, impairment: Option<Impairment>) -> (Call, Vec<Page>) {
         job: Job::Receive { file: &received },
     };
     let (caller_control, answerer_control) = (Control::default(), Control::default());
-    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let (watchdog_tx, watchdog_rx) = mpsc::channel::<()>();
+    let (answerer_done_tx, answerer_done_rx) = mpsc::channel::<()>();
+    let mut bye = false;
     let (caller_end, answerer_end) = std::thread::scope(|s| {
         let answerer = s.spawn(|| {
-            run(
+            let end = run_with(
                 answerer_socket,
                 &params(to_caller),
                 &answerer_setup,
                 &answerer_control,
-            )
+                options,
+            );
+            let _ = answerer_done_tx.send(());
+            end
         });
         let caller = s.spawn(|| {
-            run(
+            run_with(
                 caller_socket,
                 &params(to_answerer),
                 &caller_setup,
                 &caller_control,
+                options,
             )
         });
         let (caller_control, answerer_control) = (&caller_control, &answerer_control);
         s.spawn(move || {
             // The watchdog: both sessions end by themselves well before.
-            if done_rx.recv_timeout(Duration::from_secs(240)).is_err() {
+            if watchdog_rx.recv_timeout(Duration::from_secs(240)).is_err() {
                 caller_control.stop();
                 answerer_control.stop();
             }
         });
         let caller_end = caller.join().unwrap().unwrap();
-        // The answerer ends on the caller's DCN; a real caller's BYE
-        // would stop it otherwise.
+        // The answerer ends on the caller's DCN. If that was lost, the
+        // caller's BYE stops it, as the signalling would.
+        if answerer_done_rx
+            .recv_timeout(Duration::from_secs(10))
+            .is_err()
+        {
+            bye = true;
+            answerer_control.stop();
+        }
         let answerer_end = answerer.join().unwrap().unwrap();
-        let _ = done_tx.send(());
+        let _ = watchdog_tx.send(());
         (caller_end, answerer_end)
     });
     let relay = relay.map(Relay::stop);
@@ -166,32 +186,40 @@ fn call(law: G711, impairment: Option<Impairment>) -> (Call, Vec<Page>) {
         answerer: answerer_end,
         received: stored,
         relay,
+        bye,
         caller_pages: caller_control.pages(),
         answerer_pages: answerer_control.pages(),
     };
     (call, pages)
 }
 
-/// Both ends finished with T30_ERR_OK and the stored pages are the sent
-/// ones, pixel for pixel.
-fn assert_delivered(call: &Call, pages: &[Page]) {
+/// The caller finished with T30_ERR_OK and the stored pages are the sent
+/// ones, pixel for pixel. On a `clean` line the answerer finished with
+/// T30_ERR_OK too and both identities arrived; on a lossy one a lost
+/// DCN may leave the answerer to the BYE, and a lost TSI leaves it
+/// without the caller's identity (T.30 goes on without).
+fn assert_delivered(call: &Call, pages: &[Page], clean: bool) {
     assert_eq!(
         call.caller.completion,
         Some(T30_ERR_OK),
         "caller: {}",
         completion_text(call.caller.completion)
     );
-    assert_eq!(
-        call.answerer.completion,
-        Some(T30_ERR_OK),
-        "answerer: {}",
-        completion_text(call.answerer.completion)
-    );
+    if clean || !call.bye {
+        assert_eq!(
+            call.answerer.completion,
+            Some(T30_ERR_OK),
+            "answerer: {}",
+            completion_text(call.answerer.completion)
+        );
+    }
     assert_eq!(call.caller.stats.pages_tx, 2);
     assert_eq!(call.answerer.stats.pages_rx, 2);
     assert_eq!((call.caller_pages, call.answerer_pages), (2, 2));
     assert_eq!(call.caller.remote_ident, "+1 555 0199");
-    assert_eq!(call.answerer.remote_ident, "+1 555 0100");
+    if clean {
+        assert_eq!(call.answerer.remote_ident, "+1 555 0100");
+    }
     assert_eq!(call.received.len(), pages.len(), "page count");
     for (i, (got, want)) in call.received.iter().zip(pages).enumerate() {
         assert!(got == want, "page {} differs: {got:?} vs {want:?}", i + 1);
@@ -208,19 +236,21 @@ fn completion_text(code: Option<i32>) -> String {
 #[test]
 fn audio_session_pcmu_two_pages_arrive_pixel_for_pixel() {
     let (call, pages) = call(G711::Ulaw, None);
-    assert_delivered(&call, &pages);
+    assert_delivered(&call, &pages, true);
     assert!(call.caller.stats.ecm);
     assert_eq!(call.caller.stats.bit_rate, 14400, "V.17 over clean G.711");
-    // A clean line: every packet sent arrived, nothing filled in after
-    // the stream started (the tail after DCN aside).
+    // A clean line: every packet the answerer sent reached the caller,
+    // and the answerer (which ends first, on the DCN) missed none.
     assert!(call.caller.packets_sent > 500);
-    assert!(call.answerer.packets_received + 30 >= call.caller.packets_sent);
+    assert_eq!(call.caller.packets_received, call.answerer.packets_sent);
+    assert_eq!(call.answerer.packets_lost, 0, "{:?}", call.answerer);
+    assert_eq!(call.caller.packets_lost, 0, "{:?}", call.caller);
 }
 
 #[test]
 fn audio_session_pcma_two_pages_arrive_pixel_for_pixel() {
     let (call, pages) = call(G711::Alaw, None);
-    assert_delivered(&call, &pages);
+    assert_delivered(&call, &pages, true);
     assert_eq!(call.caller.stats.bit_rate, 14400, "V.17 over clean G.711");
 }
 
@@ -233,34 +263,41 @@ fn audio_session_jitter_and_reordering_are_absorbed() {
         max_delay: Duration::from_millis(40),
         drop_per_10k: 0,
         duplicate_per_10k: 100,
+        drop_only_after: None,
     };
     let (call, pages) = call(G711::Ulaw, Some(imp));
     let relay = call.relay.unwrap();
     assert!(relay.reordered > 100, "{relay:?}");
     assert!(relay.duplicated > 10, "{relay:?}");
-    assert_delivered(&call, &pages);
+    assert_delivered(&call, &pages, true);
+    // 60 ms of buffer over 40 ms of jitter: nothing came too late (a
+    // few frames of slack for a busy machine's scheduler; with a depth
+    // of 1, 13 frames came too late on one side in a trial run).
+    for end in [&call.caller, &call.answerer] {
+        assert!(end.packets_lost <= 5, "{end:?}");
+    }
     assert_eq!(call.caller.stats.bit_rate, 14400, "{relay:?}");
 }
 
-/// Jitter and loss together: ECM repeats what the gaps destroyed.
+/// Jitter, and 2% of the packets lost in the middle of image data
+/// (never in control frames, training or TCF): the jitter buffer orders
+/// what comes, concealment keeps the modem in step over the gaps, and
+/// ECM asks again for the frames they destroyed (PPR).
 #[test]
-fn audio_session_survives_jitter_and_loss() {
+fn audio_session_ecm_repairs_losses_in_image_data() {
     let imp = Impairment {
         seed: 11,
         max_delay: Duration::from_millis(40),
-        drop_per_10k: 50,
+        drop_per_10k: 200,
         duplicate_per_10k: 50,
+        drop_only_after: Some(Duration::from_millis(3500)),
     };
     let (call, pages) = call(G711::Ulaw, Some(imp));
     let relay = call.relay.unwrap();
-    eprintln!(
-        "relay {relay:?}; caller {:?}; answerer {:?}",
-        call.caller, call.answerer
-    );
-    assert!(relay.dropped > 5, "{relay:?}");
+    assert!(relay.dropped_to_answerer >= 3, "{relay:?}");
     assert!(relay.reordered > 100, "{relay:?}");
-    assert_delivered(&call, &pages);
-    assert!(call.answerer.packets_lost > 0 && call.caller.packets_lost > 0);
+    assert!(call.answerer.packets_lost >= 3, "{:?}", call.answerer);
+    assert_delivered(&call, &pages, true);
 }
 
 /// A session sends its stream from the start (silence or tones), follows
@@ -327,11 +364,97 @@ fn audio_session_follows_the_far_end_and_stops_within_a_tick() {
         control.stop();
         let end = session.join().unwrap().unwrap();
         let took = asked.elapsed();
-        assert!(took < TICK * 2, "{took:?}");
+        // A tick at most, plus the scheduler's slack on a busy machine.
+        assert!(took < TICK * 3, "{took:?}");
         assert_eq!(end.completion, None);
-        assert!(end.packets_received >= 12, "{end:?}");
+        // At least the rubbish, the comfort noise and the first audio
+        // were read before the session turned to `far`.
+        assert!(end.packets_received >= 3, "{end:?}");
         assert!(end.packets_sent >= 10);
     });
+}
+
+/// An extension is dialled in-band first: the far end's DTMF receiver
+/// hears the digits from the first packet on, and the fax (CNG) follows.
+#[test]
+fn audio_session_dials_an_extension_as_dtmf_before_the_fax() {
+    use crate::engine::spandsp::dtmf::Detector;
+    use crate::engine::spandsp::g711::{Codec, Law};
+    let socket = local();
+    let far = local();
+    far.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let audio = AudioParams {
+        law: G711::Ulaw,
+        payload_type: 0,
+        remote: far.local_addr().unwrap(),
+    };
+    let setup = Setup {
+        calling: true,
+        ident: "x",
+        tag: c"dtmf",
+        job: Job::Send {
+            file: Path::new("/nonexistent.tif"),
+            first: 1,
+            last: None,
+            header: None,
+        },
+    };
+    let options = Options {
+        dtmf: Some("12,#".into()),
+        ..Options::default()
+    };
+    let control = Control::default();
+    std::thread::scope(|s| {
+        let session = s.spawn(|| run_with(socket, &audio, &setup, &control, &options));
+        let mut codec = Codec::new(Law::Ulaw).unwrap();
+        let mut detector = Detector::new().unwrap();
+        let mut buf = [0u8; 2048];
+        let mut next_audio = || {
+            let (len, _) = far.recv_from(&mut buf).expect("RTP from the session");
+            let Incoming::Audio { payload, .. } = rtp::parse(&buf[..len], 0) else {
+                panic!("not audio");
+            };
+            let mut samples = [0i16; SAMPLES];
+            codec.decode(payload, &mut samples);
+            samples
+        };
+        let first = next_audio();
+        assert!(first.iter().any(|&x| x.abs() > 1000), "no tone at once");
+        let mut heard = detector.hear(&first);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while heard.len() < 3 && Instant::now() < deadline {
+            heard.push_str(&detector.hear(&next_audio()));
+        }
+        assert_eq!(heard, "12#");
+        // The tail of silence, then the fax terminal's CNG.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut cng = false;
+        while !cng && Instant::now() < deadline {
+            cng = next_audio().iter().any(|&x| x.abs() > 1000);
+        }
+        assert!(cng, "no CNG after the digits");
+        control.stop();
+        let end = session.join().unwrap().unwrap();
+        assert_eq!(end.completion, None);
+    });
+}
+
+#[test]
+fn audio_session_refuses_a_payload_type_above_127() {
+    let audio = AudioParams {
+        law: G711::Ulaw,
+        payload_type: 128,
+        remote: "127.0.0.1:9".parse().unwrap(),
+    };
+    let file = Path::new("/tmp/unused.tif");
+    let setup = Setup {
+        calling: false,
+        ident: "x",
+        tag: c"pt",
+        job: Job::Receive { file },
+    };
+    let err = run(local(), &audio, &setup, &Control::default()).unwrap_err();
+    assert!(err.to_string().contains("payload type"), "{err}");
 }
 
 /// Fill-in keeps T.30's timers running: a caller that hears only gaps
@@ -360,4 +483,62 @@ fn audio_session_fill_in_runs_the_t30_timers() {
     assert_eq!(terminal.completion(), Some(T30_ERR_T0_EXPIRED));
     // T0 is 60 s: 3000 ticks.
     assert!((2990..=3010).contains(&ticks), "{ticks}");
+}
+
+/// Not run by default (minutes of real time, and the outcome is a
+/// rate, not a yes or no): calls through random loss anywhere, several
+/// at once, printed one line each. `LOSS_RATES` (per 10,000, default
+/// `10,20,50`), `LOSS_RUNS` (calls per rate, default 4); run with
+/// `cargo nextest run -p faxmta-fax --run-ignored only --no-capture
+/// audio_session_random_loss_survey`.
+#[test]
+#[ignore]
+fn audio_session_random_loss_survey() {
+    let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+    let rates: Vec<u32> = env("LOSS_RATES", "10,20,50")
+        .split(',')
+        .map(|r| r.trim().parse().unwrap())
+        .collect();
+    let runs: u64 = env("LOSS_RUNS", "4").parse().unwrap();
+    let conceal = match env("LOSS_CONCEAL", "repeat").as_str() {
+        "fill-in" => Conceal::FillIn,
+        _ => Conceal::Repeat,
+    };
+    let options = Options {
+        conceal,
+        ..Options::default()
+    };
+    std::thread::scope(|s| {
+        let mut calls = Vec::new();
+        for &rate in &rates {
+            for seed in 0..runs {
+                let options = &options;
+                let imp = Impairment {
+                    seed: seed * 7919 + 3,
+                    max_delay: Duration::from_millis(40),
+                    drop_per_10k: rate,
+                    duplicate_per_10k: 0,
+                    drop_only_after: None,
+                };
+                calls.push((
+                    rate,
+                    seed,
+                    s.spawn(move || call_with(G711::Ulaw, Some(imp), options)),
+                ));
+            }
+        }
+        for (rate, seed, call) in calls {
+            let (c, pages) = call.join().unwrap();
+            let ok = c.caller.completion == Some(T30_ERR_OK) && c.received == pages;
+            eprintln!(
+                "loss {rate}/10000 seed {seed} {conceal:?}: {} — caller {}, answerer {}{}, {} pages, {} dropped",
+                if ok { "delivered" } else { "FAILED" },
+                completion_text(c.caller.completion),
+                completion_text(c.answerer.completion),
+                if c.bye { " (BYE)" } else { "" },
+                c.received.len(),
+                c.relay.map_or(0, |r| r.dropped),
+            );
+        }
+    });
 }

@@ -77,10 +77,18 @@ fn jitter_drops_duplicates_and_late_frames() {
     assert_eq!(jb.push(1, 2, frame(2)), Push::Late);
     assert_eq!(jb.push(1, 1, frame(1)), Push::Late);
     assert_eq!(play(&mut jb, 1), vec![Some(3)]);
+    // Two ticks of nothing after the end: gaps, but not losses.
+    assert_eq!(play(&mut jb, 2), vec![None, None]);
     let stats = jb.stats();
     assert_eq!(
-        (stats.duplicates, stats.late, stats.gaps, stats.played),
-        (1, 2, 1, 2)
+        (
+            stats.duplicates,
+            stats.late,
+            stats.gaps,
+            stats.lost,
+            stats.played
+        ),
+        (1, 2, 3, 1, 2)
     );
 }
 

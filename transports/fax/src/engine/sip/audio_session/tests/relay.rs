@@ -18,6 +18,20 @@ pub struct Impairment {
     pub drop_per_10k: u32,
     /// Datagrams sent twice, per 10,000.
     pub duplicate_per_10k: u32,
+    /// Drop only datagrams this far into a run of non-silent audio in
+    /// their direction: in the middle of image data, never in the
+    /// V.21 control frames or the training and TCF after a silence.
+    /// `None`: anywhere.
+    pub drop_only_after: Option<Duration>,
+}
+
+/// Whether an RTP packet (no CSRC, no extension) carries digital silence
+/// (µ-law 0xFF/0x7F, A-law 0xD5/0x55: what an idle terminal sends).
+fn silent(packet: &[u8]) -> bool {
+    packet.len() > 12
+        && packet[12..]
+            .iter()
+            .all(|b| matches!(b, 0xFF | 0x7F | 0xD5 | 0x55))
 }
 
 /// What the relay did.
@@ -29,6 +43,8 @@ pub struct RelayStats {
     pub duplicated: u64,
     /// Datagrams forwarded after one with a later RTP sequence number.
     pub reordered: u64,
+    /// Of `dropped`, those in the direction caller to answerer.
+    pub dropped_to_answerer: u64,
 }
 
 pub struct Relay {
@@ -89,6 +105,8 @@ fn forward(
     let mut pending: Vec<Pending> = Vec::new();
     // The last sequence number forwarded, per direction.
     let mut last: [Option<u16>; 2] = [None, None];
+    // Since when each direction carries sound without a break.
+    let mut sound_since: [Option<Instant>; 2] = [None, None];
     let mut buf = [0u8; 2048];
     while !stop.load(Ordering::SeqCst) {
         let mut idle = true;
@@ -96,8 +114,22 @@ fn forward(
             while let Ok((len, _)) = socket.recv_from(&mut buf) {
                 idle = false;
                 stats.received += 1;
-                if next(10_000) < u64::from(imp.drop_per_10k) {
+                let dir = usize::from(!to_answerer);
+                let now = Instant::now();
+                if silent(&buf[..len]) {
+                    sound_since[dir] = None;
+                } else if sound_since[dir].is_none() {
+                    sound_since[dir] = Some(now);
+                }
+                let may_drop = match imp.drop_only_after {
+                    None => true,
+                    Some(after) => sound_since[dir].is_some_and(|t| now - t >= after),
+                };
+                if may_drop && next(10_000) < u64::from(imp.drop_per_10k) {
                     stats.dropped += 1;
+                    if to_answerer {
+                        stats.dropped_to_answerer += 1;
+                    }
                     continue;
                 }
                 let copies = if next(10_000) < u64::from(imp.duplicate_per_10k) {
