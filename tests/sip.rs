@@ -188,12 +188,13 @@ fn a_call_cut_after_page_2_is_finished_by_a_second_call_with_pages_3_on() {
     let mut receiver = receiver_behind(port, &k, "offer");
     let sender = sender_via(&k, "", "offer");
     let id = fax(&sender, 200);
-    // The receiver dies (kill -9) once it has page 2: the call is cut.
+    // The receiver dies (kill -9) once the sender has its confirmation
+    // of page 2: the call is cut during page 3.
     assert!(
-        wait_until(120, || receiver
+        wait_until(120, || sender
             .server
             .log()
-            .contains("fax progress: page 2 received")),
+            .contains("fax progress: page 2 confirmed")),
         "{}\n{}",
         sender.server.log(),
         receiver.server.log()

@@ -8,7 +8,7 @@
 use crate::common::*;
 use crate::peers::PortBlock;
 use faxmta_fax::tiff::read_tiff;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// The number faxed, as the receiver's directory knows it.
@@ -18,8 +18,6 @@ pub const NUMBER: &str = "+15551234567";
 pub struct FaxServer {
     pub server: Server,
     pub work: tempfile::TempDir,
-    /// Our SIP address.
-    pub sip: String,
     /// The media ports it was given.
     pub media: PortBlock,
 }
@@ -93,7 +91,6 @@ numbers = ["{NUMBER}"]
     FaxServer {
         server,
         work,
-        sip: format!("{ip}:{port}"),
         media,
     }
 }
@@ -229,9 +226,4 @@ impl Drop for Loss {
     fn drop(&mut self) {
         let _ = Command::new("iptables").arg("-D").args(&self.rule).output();
     }
-}
-
-/// The work directory of a server (for paths in assertions).
-pub fn dir(s: &FaxServer) -> &Path {
-    s.work.path()
 }

@@ -132,6 +132,7 @@ pub async fn take(
         work: Work::Receive {
             file: document.clone(),
         },
+        dtmf: None,
     };
     let mut media = MediaCall::new(socket, job);
     let port = media.port();

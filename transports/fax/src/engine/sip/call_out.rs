@@ -35,7 +35,9 @@ pub async fn place(
     trunk: &Trunk,
     request: &SendRequest,
 ) -> Placed {
-    let first = if settings.t38 == T38Mode::Offer {
+    // An extension is dialled as DTMF over audio: such a call starts as
+    // audio whatever the T.38 mode.
+    let first = if settings.t38 == T38Mode::Offer && request.extension.is_none() {
         OfferKind::T38
     } else {
         OfferKind::Audio
@@ -90,6 +92,7 @@ async fn attempt(
             first: request.first_page,
             header: request.header.clone(),
         },
+        dtmf: request.extension.clone(),
     };
     let mut media = MediaCall::new(socket, job);
     let offer = negotiate::offer(settings, kind, media.port(), &mut media.version);

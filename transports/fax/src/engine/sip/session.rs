@@ -23,6 +23,9 @@ pub struct FaxJob {
     /// Our identity: TSI when sending, CSID when receiving.
     pub ident: String,
     pub work: Work,
+    /// Digits played as DTMF over audio once the call is answered, before
+    /// the fax starts (an extension behind a PBX).
+    pub dtmf: Option<String>,
 }
 
 /// Send pages or receive them.
@@ -78,7 +81,11 @@ fn run(
             .map_err(|e| format!("T.38 session: {e}")),
         Stream::Audio(audio) => job
             .with_setup(c"sip-audio", |setup| {
-                audio_session::run(socket, audio, setup, control)
+                let options = audio_session::Options {
+                    dtmf: job.dtmf.clone(),
+                    ..Default::default()
+                };
+                audio_session::run_with(socket, audio, setup, control, &options)
             })
             .map_err(|e| format!("audio session: {e}")),
     }
