@@ -153,6 +153,22 @@ fn g711_forced_to_t38_by_rtpengine_reaches_a_t38_receiver() {
     two_pages_arrive(&sender, &receiver);
     assert!(k.wait_log("initial offer flags [T.38=force]", 5), "{}", k.log());
     assert_contains(&receiver.server.log(), "incoming call answered: T.38");
+    // The trunk's metrics on both sides.
+    let metrics = sender.server.http_get("/metrics");
+    for line in [
+        "faxmta_fax_trunk_calls_total{direction=\"out\",trunk=\"kamailio\"} 1",
+        "faxmta_fax_trunk_pages_total{trunk=\"kamailio\"} 2",
+        "faxmta_fax_trunk_calls{trunk=\"kamailio\"} 0",
+    ] {
+        assert_contains(&metrics, line);
+    }
+    assert!(metrics.contains("faxmta_fax_trunk_line_seconds_total{trunk=\"kamailio\"} "));
+    let metrics = receiver.server.http_get("/metrics");
+    assert_contains(
+        &metrics,
+        "faxmta_fax_trunk_calls_total{direction=\"in\",trunk=\"kamailio\"} 1",
+    );
+    assert_contains(&metrics, "faxmta_fax_trunk_pages_total{trunk=\"kamailio\"} 2");
 }
 
 #[test]
@@ -208,6 +224,11 @@ fn a_call_cut_after_page_2_is_finished_by_a_second_call_with_pages_3_on() {
     let sent = sender.sent_pages();
     assert!(sent.len() >= 4, "{} pages", sent.len());
     assert_contains(&line, &format!("fax sent: {0} of {0} pages", sent.len()));
+    let metrics = sender.server.http_get("/metrics");
+    assert_contains(
+        &metrics,
+        "faxmta_fax_trunk_failures_total{cause=\"partial\",trunk=\"kamailio\"} 1",
+    );
     // The second call carried pages 3… only.
     let got = receiver.received_pages(30);
     assert_eq!(got.len(), sent.len() - 2);
