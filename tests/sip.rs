@@ -33,6 +33,8 @@ fn receiver_behind(port: u16, k: &Kamailio, t38: &str) -> FaxServer {
         proxy: &k.addr(),
         prefix: "",
         register: None,
+        auth: None,
+        transport: "udp",
     };
     start(RECEIVER, port, &trunk, t38, "")
 }
@@ -42,6 +44,8 @@ fn sender_via(k: &Kamailio, prefix: &str, t38: &str) -> FaxServer {
         proxy: &k.addr(),
         prefix,
         register: None,
+        auth: None,
+        transport: "udp",
     };
     start(SENDER, sip_port(SENDER), &trunk, t38, "")
 }
@@ -94,6 +98,8 @@ fn t38_through_kamailio_to_a_registered_receiver_routed_by_did() {
         proxy: &k.addr(),
         prefix: "",
         register: Some((user, "faxsecret")),
+        auth: None,
+        transport: "udp",
     };
     let receiver = start(RECEIVER, sip_port(RECEIVER), &trunk, "reinvite", "");
     assert!(
@@ -151,7 +157,11 @@ fn g711_forced_to_t38_by_rtpengine_reaches_a_t38_receiver() {
     let receiver = receiver_behind(port, &k, "reinvite");
     let sender = sender_via(&k, T38_FORCE, "off");
     two_pages_arrive(&sender, &receiver);
-    assert!(k.wait_log("initial offer flags [T.38=force]", 5), "{}", k.log());
+    assert!(
+        k.wait_log("initial offer flags [T.38=force]", 5),
+        "{}",
+        k.log()
+    );
     assert_contains(&receiver.server.log(), "incoming call answered: T.38");
     // The trunk's metrics on both sides.
     let metrics = sender.server.http_get("/metrics");
@@ -168,7 +178,10 @@ fn g711_forced_to_t38_by_rtpengine_reaches_a_t38_receiver() {
         &metrics,
         "faxmta_fax_trunk_calls_total{direction=\"in\",trunk=\"kamailio\"} 1",
     );
-    assert_contains(&metrics, "faxmta_fax_trunk_pages_total{trunk=\"kamailio\"} 2");
+    assert_contains(
+        &metrics,
+        "faxmta_fax_trunk_pages_total{trunk=\"kamailio\"} 2",
+    );
 }
 
 #[test]
@@ -235,4 +248,60 @@ fn a_call_cut_after_page_2_is_finished_by_a_second_call_with_pages_3_on() {
     for (n, (g, s)) in got.iter().zip(&sent[2..]).enumerate() {
         assert!(g == s, "page {} differs", n + 3);
     }
+}
+
+#[test]
+fn over_sip_tcp_with_digest_for_the_registration_and_the_call() {
+    // Both faxmtas reach Kamailio over TCP: the receiver registers, the
+    // sender (not a trunk peer: the 407 challenge) answers with digest.
+    let k = Kamailio::start(
+        KAM,
+        &KamailioSetup {
+            users: &[(NUMBER, "faxsecret"), ("sender", "sendsecret")],
+            ..Default::default()
+        },
+    );
+    let proxy = k.addr();
+    let trunk = |register, auth| Trunk {
+        proxy: &proxy,
+        prefix: "",
+        register,
+        auth,
+        transport: "tcp",
+    };
+    let receiver = start(
+        RECEIVER,
+        sip_port(RECEIVER),
+        &trunk(Some((NUMBER, "faxsecret")), None),
+        "reinvite",
+        "",
+    );
+    assert!(
+        k.wait_log(&format!("REGISTERED {NUMBER}"), 30),
+        "{}\n{}",
+        k.log(),
+        receiver.server.log()
+    );
+    let sender = start(
+        SENDER,
+        sip_port(SENDER),
+        &trunk(None, Some(("sender", "sendsecret"))),
+        "offer",
+        "",
+    );
+    two_pages_arrive(&sender, &receiver);
+    let log = k.log();
+    for method in ["REGISTER", "INVITE"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(&format!("REQ {method} ")) && l.ends_with("over tcp")),
+            "{method} over TCP:\n{log}"
+        );
+    }
+    // Nothing of the calls over UDP (the harness's OPTIONS probe is).
+    assert!(
+        !log.lines()
+            .any(|l| l.ends_with("over udp") && !l.contains("REQ OPTIONS")),
+        "{log}"
+    );
 }

@@ -22,7 +22,7 @@
 //! Then the (stripped) user is looked up in the location table
 //! (`lookup("location")`: a registered user gets the call at its
 //! Contact), else the call goes to [`KamailioSetup::pstn`] (without one:
-//! 404). The log shows every request (`REQ METHOD URI from IP:PORT`),
+//! 404). The log shows every request (`REQ METHOD URI from IP:PORT over PROTO`),
 //! every registration (`REGISTERED user`) and the rtpengine flags of each
 //! offer (`initial offer flags [...]`, `in-dialog offer flags [...]`).
 
@@ -279,7 +279,7 @@ route[PASSWORD] {{
 
 request_route {{
     if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
-    xlog("L_INFO", "REQ $rm $ru from $si:$sp\n");
+    xlog("L_INFO", "REQ $rm $ru from $si:$sp over $pr\n");
     if (has_totag()) {{
         if (loose_route()) {{
 #!ifdef WITH_RTPENGINE

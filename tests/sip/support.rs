@@ -31,6 +31,10 @@ pub struct Trunk<'a> {
     pub prefix: &'a str,
     /// Register with these credentials (`user`, `password`).
     pub register: Option<(&'a str, &'a str)>,
+    /// Digest credentials for calls without registering.
+    pub auth: Option<(&'a str, &'a str)>,
+    /// `"udp"` or `"tcp"`.
+    pub transport: &'a str,
 }
 
 /// A faxmta on `ip` whose SIP engine listens on `port` (see
@@ -39,17 +43,25 @@ pub fn start(ip: &str, port: u16, trunk: &Trunk, t38: &str, extra: &str) -> FaxS
     let work = tempfile::tempdir().unwrap();
     let w = work.path().display();
     let media = PortBlock::take();
-    let register = match trunk.register {
-        Some((user, password)) => {
-            let file = work.path().join("sip.password");
-            std::fs::write(&file, format!("{password}\n")).unwrap();
+    let account = |user: &str, password: &str| {
+        let file = work.path().join("sip.password");
+        std::fs::write(&file, format!("{password}\n")).unwrap();
+        format!(
+            "user = \"{user}\"\npassword_file = \"{}\"\n",
+            file.display()
+        )
+    };
+    let register = match (trunk.register, trunk.auth) {
+        (Some((user, password)), _) => {
             format!(
-                "register = true\nuser = \"{user}\"\npassword_file = \"{}\"\nexpires = \"60s\"\n",
-                file.display()
+                "register = true\nexpires = \"60s\"\n{}",
+                account(user, password)
             )
         }
-        None => String::new(),
+        (None, Some((user, password))) => account(user, password),
+        (None, None) => String::new(),
     };
+    let transport = trunk.transport;
     let config = format!(
         r#"
 [[domain]]
@@ -72,6 +84,7 @@ received = "{w}/received"
 [[fax.sip.trunk]]
 name = "kamailio"
 proxy = "{}"
+transport = "{transport}"
 domain = "trunk.test"
 dial = "sip:{}{{e164}}@trunk.test"
 caller_id = "{{tsi}}"

@@ -106,7 +106,8 @@ async fn attempt(
             trunk.caller(&request.tsi),
             trunk.domain
         ))?;
-        let contact = ua::contact(&trunk.user, ua.contact_addr)?;
+        let tcp = trunk.transport == super::settings::Transport::Tcp;
+        let contact = ua::contact(&trunk.user, ua.contact_addr, tcp)?;
         Ok::<_, String>((callee, caller, contact))
     })();
     let (callee, caller, contact) = match parts {

@@ -158,12 +158,16 @@ impl Ua {
     }
 }
 
-/// Our Contact for the account `user`.
-pub fn contact(user: &str, addr: SocketAddr) -> Result<rsip::Uri, String> {
+/// Our Contact for the account `user`. Over TCP it says so
+/// (`;transport=tcp`): a Contact without it would have the far end come
+/// back over UDP (and rsipstack keeps a Contact with a transport as it
+/// is, instead of putting the outgoing connection's ephemeral port in).
+pub fn contact(user: &str, addr: SocketAddr, tcp: bool) -> Result<rsip::Uri, String> {
+    let transport = if tcp { ";transport=tcp" } else { "" };
     let text = if user.is_empty() {
-        format!("sip:{addr}")
+        format!("sip:{addr}{transport}")
     } else {
-        format!("sip:{user}@{addr}")
+        format!("sip:{user}@{addr}{transport}")
     };
     rsip::Uri::try_from(text.as_str()).map_err(|e| format!("contact {text:?}: {e}"))
 }
@@ -237,7 +241,7 @@ async fn register(
     };
     let mut registration = Registration::new(endpoint, credential(&trunk));
     registration.outbound_proxy = Some(proxy);
-    if let Ok(uri) = contact(&trunk.user, contact_addr) {
+    if let Ok(uri) = contact(&trunk.user, contact_addr, trunk.transport == Transport::Tcp) {
         registration.contact = Some(rsip::typed::Contact {
             display_name: None,
             uri,
@@ -341,7 +345,11 @@ async fn serve_incoming(
                     .user()
                     .map(str::to_owned)
                     .unwrap_or_default();
-                let contact = contact(&user, contact_addr).ok();
+                let tcp = tx
+                    .connection
+                    .as_ref()
+                    .is_some_and(|c| c.transport() != rsip::Transport::Udp);
+                let contact = contact(&user, contact_addr, tcp).ok();
                 let (sender, states) = dialogs.new_dialog_state_channel();
                 let dialog = match dialogs.get_or_create_server_invite(&tx, sender, None, contact) {
                     Ok(d) => d,
