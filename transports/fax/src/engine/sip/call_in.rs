@@ -193,7 +193,12 @@ pub async fn take(
                     tracing::info!(called = ?did, "fax progress: page {pages} received");
                 }
             }
-            answer = async { asking.as_mut().expect("guarded").await }, if asking.is_some() => {
+            answer = async {
+                match asking.as_mut() {
+                    Some(task) => task.await,
+                    None => std::future::pending().await,
+                }
+            }, if asking.is_some() => {
                 asking = None;
                 match answer {
                     Ok(Ok(Some(resp))) if resp.status_code.kind() == StatusCodeKind::Successful => {

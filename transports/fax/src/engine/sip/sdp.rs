@@ -418,15 +418,12 @@ pub fn read_answer(text: &str, offered: &Offered) -> Result<Stream, SdpError> {
             if m.port == 0 {
                 return Err(SdpError::Refused(what));
             }
-            let f = formats
+            let (f, law) = formats
                 .iter()
-                .find(|f| f.law.is_some_and(|l| laws.contains(&l)))
+                .find_map(|f| f.law.filter(|l| laws.contains(l)).map(|l| (f, l)))
                 .ok_or_else(|| {
                     SdpError::NotAcceptable("the answer has no law we offered".into())
                 })?;
-            let Some(law) = f.law else {
-                unreachable!("found by its law")
-            };
             Ok(Stream::Audio(AudioParams {
                 law,
                 payload_type: f.payload_type,
