@@ -1,0 +1,166 @@
+//! RFC 3261's edge cases against the engine, with SIPp as the far end:
+//! our CANCEL when a call rings longer than the ring timeout, 183 with
+//! early media before the 200, our INVITE retransmitted over UDP while
+//! the far end is slow, re-INVITE glare (491 both ways) when we switch
+//! an incoming call to T.38, a caller's CANCEL before the call is up, an
+//! INVITE from an address no trunk has (403), OPTIONS (200).
+
+use crate::peers::{PortBlock, Sipp};
+use crate::support::*;
+use crate::{ENGINE, PEER_A, STRANGER};
+use faxmta_fax::engine::sip::SipEngine;
+use faxmta_fax::engine::{FaxEngine, Reception, SendResult};
+use std::time::{Duration, Instant};
+
+/// An engine whose one trunk is `proxy`, placing a one-page fax there.
+async fn call_to(proxy: &str, ring: Duration, job: &str) -> (SendResult, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = document(dir.path());
+    let ports = PortBlock::take();
+    let mut s = settings(
+        engine_addr(ENGINE),
+        &ports,
+        dir.path(),
+        vec![trunk("t", proxy)],
+    );
+    s.ring_timeout = ring;
+    let engine = SipEngine::start(s).await.unwrap();
+    let started = Instant::now();
+    let result = tokio::time::timeout(
+        Duration::from_secs(40),
+        engine.send(request(job, "4940123", &doc, "+49 30 999")),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{job}: the call took too long:\n{}", logs()));
+    (result, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_ringing_past_our_ring_timeout_is_cancelled_and_unanswered() {
+    capture_logs();
+    let uas = blocking(|| Sipp::start("uas_ring.xml", PEER_A, None, &[]));
+    let (result, took) = call_to(&uas.addr(), Duration::from_secs(2), "ring-1").await;
+    let run = blocking(|| uas.wait(10));
+    assert!(
+        matches!(&result, SendResult::NoAnswer { detail: Some(d) } if d.contains("SIP 487")),
+        "{result:?}"
+    );
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    // The UAS took our CANCEL, ended the INVITE with 487 and got its ACK.
+    assert!(run.ok(), "{run}");
+    assert!(run.logs.contains("ended by CANCEL"), "{run}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_media_183_before_the_200_still_makes_the_call() {
+    capture_logs();
+    let uas = blocking(|| Sipp::start("uas_early_media_bye.xml", PEER_A, None, &[]));
+    let (result, _) = call_to(&uas.addr(), Duration::from_secs(10), "early-1").await;
+    let run = blocking(|| uas.wait(10));
+    // The 183 was not taken for the answer: we ACKed the 200, the far
+    // end's BYE was answered, and the call ended as one that was up.
+    assert!(run.ok(), "{run}\n{}", logs());
+    assert!(run.logs.contains("BYE answered"), "{run}");
+    assert!(
+        received_messages(&run.messages)
+            .iter()
+            .any(|(start, _)| start.starts_with("ACK ")),
+        "{run}"
+    );
+    assert!(
+        matches!(&result, SendResult::Error { retry: true, reason } if reason.contains("hung up")),
+        "{result:?}\n{}",
+        logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_invite_is_retransmitted_over_udp_until_a_slow_far_end_answers() {
+    capture_logs();
+    let uas = blocking(|| Sipp::start("uas_slow_bye.xml", PEER_A, None, &[]));
+    let (result, _) = call_to(&uas.addr(), Duration::from_secs(10), "slow-1").await;
+    let run = blocking(|| uas.wait(10));
+    assert!(run.ok(), "{run}\n{}", logs());
+    // Timer A: again at 0.5 s and 1.5 s (before the 180 at 1.5 s).
+    assert!(invites(&run.messages).len() >= 2, "{run}");
+    assert!(run.logs.contains("BYE answered"), "{run}");
+    assert!(
+        matches!(&result, SendResult::Error { retry: true, reason } if reason.contains("hung up")),
+        "{result:?}"
+    );
+}
+
+/// An engine that takes calls from `peer` (its one trunk's address).
+async fn answering(peer: &str, dir: &std::path::Path, ports: &PortBlock) -> (SipEngine, String) {
+    let listen = engine_addr(ENGINE);
+    let proxy = format!("{peer}:5999");
+    let engine = SipEngine::start(settings(listen, ports, dir, vec![trunk("in", &proxy)]))
+        .await
+        .unwrap();
+    (engine, listen.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_t38_reinvite_meeting_the_callers_ends_491_both_ways_then_switches() {
+    capture_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let ports = PortBlock::take();
+    let (engine, addr) = answering(PEER_A, dir.path(), &ports).await;
+    // The caller meets our T.38 re-INVITE with its own: we answer it 491
+    // (ours is pending); it answers ours 491; we try again after our
+    // back-off (RFC 3261 §14.1) and it takes T.38.
+    let run = blocking(|| Sipp::run("uac_glare.xml", PEER_A, Some(&addr), &["-s", "4940555"], 30));
+    assert!(run.ok(), "{run}\n{}", logs());
+    assert!(run.logs.contains("their re-INVITE: m=image "), "{run}");
+    assert!(run.logs.contains("our re-INVITE: 491"), "{run}");
+    assert!(
+        run.logs.contains("their re-INVITE again: m=image "),
+        "{run}"
+    );
+    // No fax came (SIPp has none): the reception is handed out failed.
+    let fax = tokio::time::timeout(Duration::from_secs(15), engine.receive())
+        .await
+        .expect("no reception handed out")
+        .expect("engine stopped");
+    assert!(matches!(fax.status, Reception::Failed { .. }), "{fax:?}");
+    assert_eq!(fax.called.as_deref(), Some("4940555"));
+    assert_eq!(fax.caller.as_deref(), Some("4930111"));
+    engine.acknowledge(&fax).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_from_an_address_no_trunk_has_is_refused_and_options_answered() {
+    capture_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let ports = PortBlock::take();
+    let (engine, addr) = answering(PEER_A, dir.path(), &ports).await;
+    let run = blocking(|| {
+        Sipp::run(
+            "uac_audio.xml",
+            STRANGER,
+            Some(&addr),
+            &["-s", "4940555"],
+            20,
+        )
+    });
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.errors.contains("SIP/2.0 403"), "{run}");
+    assert!(
+        logs().contains(&format!("INVITE from {STRANGER}: not a trunk's address")),
+        "{}",
+        logs()
+    );
+    assert_eq!(engine.trunks()[0].calls_in, 0);
+    // OPTIONS (a keep-alive or a probe) is answered, from anyone.
+    let run = blocking(|| {
+        Sipp::run(
+            "uac_options.xml",
+            STRANGER,
+            Some(&addr),
+            &["-s", "4940555"],
+            20,
+        )
+    });
+    assert!(run.ok(), "{run}");
+}

@@ -1,0 +1,214 @@
+//! Lines: trunks tried in order (a trunk's refusal fails over to the
+//! next, the number's busy does not), `max_calls` per trunk, and the
+//! caller id (the From user) made from the trunk's template and the
+//! request's TSI. The far ends are SIPp UASs, one per trunk.
+
+use crate::peers::{PortBlock, Sipp};
+use crate::support::*;
+use crate::{ENGINE, PEER_A, PEER_B};
+use faxmta_fax::engine::sip::SipEngine;
+use faxmta_fax::engine::{FaxEngine, SendResult};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_answering_503_fails_over_to_the_next_which_carries_the_call() {
+    capture_logs();
+    let first = blocking(|| Sipp::start("uas_503.xml", PEER_A, None, &[]));
+    let second = blocking(|| Sipp::start("uas_audio_bye.xml", PEER_B, None, &[]));
+    let dir = tempfile::tempdir().unwrap();
+    let doc = document(dir.path());
+    let ports = PortBlock::take();
+    let trunks = vec![
+        trunk("first", &first.addr()),
+        trunk("second", &second.addr()),
+    ];
+    let engine = SipEngine::start(settings(engine_addr(ENGINE), &ports, dir.path(), trunks))
+        .await
+        .unwrap();
+    let req = request("failover-1", "4940123", &doc, "+49 30 999");
+    let result = tokio::time::timeout(Duration::from_secs(30), engine.send(req))
+        .await
+        .unwrap();
+    let first = blocking(|| first.wait(10));
+    let second = blocking(|| second.wait(10));
+    assert!(first.ok(), "{first}");
+    assert!(
+        second.ok(),
+        "the second trunk's call did not complete: {second}"
+    );
+    assert!(second.logs.contains("offer: m=audio"), "{second}");
+    // The second trunk's answered call is the result: the far end hung up
+    // without fax, not the first trunk's 503.
+    assert!(
+        matches!(&result, SendResult::Error { retry: true, reason } if !reason.contains("503")),
+        "{result:?}\n{}",
+        logs()
+    );
+    // In order: the 503 over "first", then the call over "second".
+    let lines = job_lines("failover-1");
+    let over = |name: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains("fax call over SIP") && l.contains(&format!("trunk={name}")))
+            .unwrap_or_else(|| panic!("no call over {name}:\n{}", logs()))
+    };
+    assert!(over("first") < over("second"), "{lines:#?}");
+    assert!(lines[over("first")].contains("SIP 503"), "{lines:#?}");
+    let report = engine.trunks();
+    assert_eq!(
+        (report[0].calls_out, report[1].calls_out),
+        (1, 1),
+        "{report:?}"
+    );
+    assert_eq!(report[0].failures, vec![("rejected", 1)], "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_number_does_not_fail_over() {
+    capture_logs();
+    let first = blocking(|| Sipp::start("uas_486.xml", PEER_A, None, &[]));
+    let second = blocking(|| Sipp::start("uas_audio_bye.xml", PEER_B, None, &[]));
+    let dir = tempfile::tempdir().unwrap();
+    let doc = document(dir.path());
+    let ports = PortBlock::take();
+    let trunks = vec![
+        trunk("first", &first.addr()),
+        trunk("second", &second.addr()),
+    ];
+    let engine = SipEngine::start(settings(engine_addr(ENGINE), &ports, dir.path(), trunks))
+        .await
+        .unwrap();
+    let req = request("busy-1", "4940123", &doc, "+49 30 999");
+    let result = tokio::time::timeout(Duration::from_secs(30), engine.send(req))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&result, SendResult::Busy { detail: Some(d) } if d.contains("SIP 486 Busy Here")),
+        "{result:?}"
+    );
+    let first = blocking(|| first.wait(10));
+    assert!(first.ok(), "{first}");
+    assert!(
+        invites(&second.messages()).is_empty(),
+        "{}",
+        second.messages()
+    );
+    let report = engine.trunks();
+    assert_eq!(
+        (report[0].calls_out, report[1].calls_out),
+        (1, 0),
+        "{report:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_with_every_line_busy_leaves_the_next_call_to_the_next_trunk() {
+    capture_logs();
+    // Trunk 1 (one line) rings until our ring timeout; meanwhile a second
+    // send goes over trunk 2.
+    let ringing = blocking(|| Sipp::start("uas_ring.xml", PEER_A, None, &[]));
+    let other = blocking(|| Sipp::start("uas_486.xml", PEER_B, None, &[]));
+    let dir = tempfile::tempdir().unwrap();
+    let doc = document(dir.path());
+    let ports = PortBlock::take();
+    let mut one = trunk("one-line", &ringing.addr());
+    one.max_calls = 1;
+    let trunks = vec![one, trunk("other", &other.addr())];
+    let mut s = settings(engine_addr(ENGINE), &ports, dir.path(), trunks);
+    s.ring_timeout = Duration::from_secs(3);
+    let engine = std::sync::Arc::new(SipEngine::start(s).await.unwrap());
+    let first = {
+        let (engine, req) = (
+            engine.clone(),
+            request("lines-1", "4940111", &doc, "+49 30 999"),
+        );
+        tokio::spawn(async move { engine.send(req).await })
+    };
+    assert!(
+        until(10, || !invites(&ringing.messages()).is_empty()).await,
+        "{}",
+        ringing.messages()
+    );
+    assert_eq!(engine.lines_busy(), 1);
+    let req = request("lines-2", "4940222", &doc, "+49 30 999");
+    let second = tokio::time::timeout(Duration::from_secs(20), engine.send(req))
+        .await
+        .unwrap();
+    assert!(matches!(second, SendResult::Busy { .. }), "{second:?}");
+    let first = tokio::time::timeout(Duration::from_secs(20), first)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(&first, SendResult::NoAnswer { detail: Some(d) } if d.contains("487")),
+        "{first:?}"
+    );
+    let ringing = blocking(|| ringing.wait(10));
+    let other = blocking(|| other.wait(10));
+    assert!(ringing.ok(), "{ringing}");
+    assert!(other.ok(), "{other}");
+    // Each peer saw the one call meant for it.
+    let numbers = |run: &crate::peers::SippRun| {
+        invites(&run.messages)
+            .iter()
+            .filter_map(|m| {
+                let ruri = m.split("INVITE sip:").nth(1)?;
+                ruri.split('@').next().map(str::to_owned)
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(
+        numbers(&ringing),
+        ["4940111".to_string()].into(),
+        "{ringing}"
+    );
+    assert_eq!(numbers(&other), ["4940222".to_string()].into(), "{other}");
+    let report = engine.trunks();
+    assert_eq!(
+        (report[0].calls_out, report[1].calls_out),
+        (1, 1),
+        "{report:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_caller_id_is_the_trunks_template_filled_with_the_requests_tsi() {
+    capture_logs();
+    let port = crate::peers::sip_port(PEER_A);
+    let proxy = format!("{PEER_A}:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let doc = document(dir.path());
+    let ports = PortBlock::take();
+    let mut t = trunk("cid", &proxy);
+    t.user = "4940999".into();
+    t.caller_id = "{tsi}".into();
+    let engine = SipEngine::start(settings(engine_addr(ENGINE), &ports, dir.path(), vec![t]))
+        .await
+        .unwrap();
+    // Two users' TSIs, and one without a TSI (the account then).
+    for (job, tsi, user) in [
+        ("cid-1", "+49 30 1111", "+49301111"),
+        ("cid-2", "+1 (555) 0100", "+15550100"),
+        ("cid-3", "", "4940999"),
+    ] {
+        let uas = blocking(|| Sipp::start_on("uas_486.xml", PEER_A, port, None, &[]));
+        let req = request(job, "4940123", &doc, tsi);
+        let result = tokio::time::timeout(Duration::from_secs(20), engine.send(req))
+            .await
+            .unwrap();
+        assert!(matches!(result, SendResult::Busy { .. }), "{result:?}");
+        let run = blocking(|| uas.wait(10));
+        assert!(run.ok(), "{run}");
+        let invite = invites(&run.messages)
+            .pop()
+            .unwrap_or_else(|| panic!("{run}"));
+        let from = invite
+            .lines()
+            .find(|l| l.starts_with("From:"))
+            .unwrap_or_else(|| panic!("{invite}"));
+        assert!(
+            from.contains(&format!("<sip:{user}@trunk.test>")),
+            "{tsi:?} → {from}"
+        );
+    }
+}
