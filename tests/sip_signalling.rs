@@ -315,3 +315,42 @@ async fn a_caller_that_is_no_trunk_answers_kamailios_challenge_with_digest() {
         k.log()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_engine_removes_its_registration() {
+    capture_logs();
+    let k = blocking(|| {
+        Kamailio::start(
+            KAM,
+            &KamailioSetup {
+                users: &[("fax", "faxsecret")],
+                trunks: &[PEER_A],
+                ..Default::default()
+            },
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let ports = PortBlock::take();
+    let engine = SipEngine::start(settings(
+        engine_addr(ENGINE),
+        &ports,
+        dir.path(),
+        vec![registering(&k, "faxsecret")],
+    ))
+    .await
+    .unwrap();
+    assert!(until(10, || engine.registered("kam")).await, "{}", k.log());
+    drop(engine);
+    // Unregistered (expires=0): Kamailio has no contact for "fax" any
+    // more, so a call to it finds no route (404) instead of a dead
+    // address. (The next refresh would be 45 s away: the REGISTERs after
+    // the stop are the unregistration, challenged and with digest.)
+    let gone = until(10, || k.log().matches("REQ REGISTER").count() >= 4).await;
+    let run = blocking(|| Sipp::run("uac_audio.xml", PEER_A, Some(&k.addr()), &["-s", "fax"], 20));
+    assert!(gone, "no REGISTER after the stop:\n{}\n{}", k.log(), logs());
+    assert!(
+        run.errors.contains("SIP/2.0 404 No Route"),
+        "{run}\n{}",
+        k.log()
+    );
+}
