@@ -8,6 +8,7 @@
 use crate::peers::{PortBlock, Sipp};
 use crate::support::*;
 use crate::{ENGINE, PEER_A, STRANGER};
+use faxmta_fax::engine::sip::settings::T38Mode;
 use faxmta_fax::engine::sip::SipEngine;
 use faxmta_fax::engine::{FaxEngine, Reception, SendResult};
 use std::time::{Duration, Instant};
@@ -163,4 +164,40 @@ async fn an_invite_from_an_address_no_trunk_has_is_refused_and_options_answered(
         )
     });
     assert!(run.ok(), "{run}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_crossing_our_200_leaves_the_answered_call_up() {
+    capture_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let ports = PortBlock::take();
+    let listen = engine_addr(ENGINE);
+    let mut s = settings(
+        listen,
+        &ports,
+        dir.path(),
+        vec![trunk("in", &format!("{PEER_A}:5999"))],
+    );
+    s.t38 = T38Mode::Off; // no re-INVITE: the SIPp caller does not take one
+    let engine = SipEngine::start(s).await.unwrap();
+    let addr = listen.to_string();
+    let run = blocking(|| {
+        Sipp::run(
+            "uac_cancel_after_200.xml",
+            PEER_A,
+            Some(&addr),
+            &["-s", "4940555"],
+            20,
+        )
+    });
+    // RFC 3261 §9.2: a CANCEL after the final response has no effect:
+    // 200 to the CANCEL, the call stays up until the caller's BYE.
+    assert!(run.ok(), "{run}\n{}", logs());
+    assert!(run.logs.contains("BYE answered"), "{run}");
+    let fax = tokio::time::timeout(Duration::from_secs(15), engine.receive())
+        .await
+        .expect("no reception handed out")
+        .expect("engine stopped");
+    assert!(matches!(fax.status, Reception::Failed { .. }), "{fax:?}");
+    assert_eq!(engine.lines_busy(), 0);
 }

@@ -1,13 +1,15 @@
 //! Lines: trunks tried in order (a trunk's refusal fails over to the
 //! next, the number's busy does not), `max_calls` per trunk, and the
 //! caller id (the From user) made from the trunk's template and the
-//! request's TSI. The far ends are SIPp UASs, one per trunk.
+//! request's TSI; a trunk over TCP; `max_calls` for incoming calls. The
+//! far ends are SIPp, one per trunk.
 
 use crate::peers::{PortBlock, Sipp};
 use crate::support::*;
 use crate::{ENGINE, PEER_A, PEER_B};
+use faxmta_fax::engine::sip::settings::{T38Mode, Transport};
 use faxmta_fax::engine::sip::SipEngine;
-use faxmta_fax::engine::{FaxEngine, SendResult};
+use faxmta_fax::engine::{FaxEngine, Reception, SendResult};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,4 +213,73 @@ async fn the_caller_id_is_the_trunks_template_filled_with_the_requests_tsi() {
             "{tsi:?} → {from}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_over_tcp_gets_its_calls_over_tcp() {
+    capture_logs();
+    // SIPp listening on TCP only: an INVITE over UDP would find no one.
+    let uas = blocking(|| Sipp::start("uas_486.xml", PEER_A, None, &["-t", "t1"]));
+    let dir = tempfile::tempdir().unwrap();
+    let doc = document(dir.path());
+    let ports = PortBlock::take();
+    let mut t = trunk("tcp", &uas.addr());
+    t.transport = Transport::Tcp;
+    t.dial = format!("sip:{{number}}@{};transport=tcp", uas.addr());
+    let engine = SipEngine::start(settings(engine_addr(ENGINE), &ports, dir.path(), vec![t]))
+        .await
+        .unwrap();
+    let req = request("tcp-1", "4940123", &doc, "+49 30 999");
+    let result = tokio::time::timeout(Duration::from_secs(40), engine.send(req))
+        .await
+        .unwrap();
+    let run = blocking(|| uas.wait(10));
+    assert!(
+        matches!(&result, SendResult::Busy { detail: Some(d) } if d.contains("SIP 486")),
+        "{result:?}\n{run}"
+    );
+    assert!(run.ok(), "{run}");
+    assert!(run.messages.contains("TCP message received"), "{run}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incoming_call_beyond_the_trunks_max_calls_is_refused_busy() {
+    capture_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let ports = PortBlock::take();
+    let listen = engine_addr(ENGINE);
+    let mut t = trunk("in", &format!("{PEER_A}:5999"));
+    t.max_calls = 1;
+    let mut s = settings(listen, &ports, dir.path(), vec![t]);
+    s.t38 = T38Mode::Off; // no re-INVITE: the SIPp callers do not take one
+    let engine = SipEngine::start(s).await.unwrap();
+    let addr = listen.to_string();
+    // The first caller holds the line: it ACKs our 200 only after 2 s
+    // (we retransmit the 200 meanwhile, RFC 3261 §13.3.1.4).
+    let first = blocking(|| Sipp::start("uac_no_ack.xml", PEER_A, Some(&addr), &["-s", "4940111"]));
+    assert!(
+        until(10, || first.messages().contains("SIP/2.0 200")).await,
+        "{}",
+        first.messages()
+    );
+    let second =
+        blocking(|| Sipp::run("uac_audio.xml", PEER_A, Some(&addr), &["-s", "4940222"], 20));
+    assert!(second.errors.contains("SIP/2.0 486"), "{second}");
+    let first = blocking(|| first.wait(20));
+    assert!(first.ok(), "{first}");
+    let oks = received_messages(&first.messages)
+        .iter()
+        .filter(|(start, m)| start.starts_with("SIP/2.0 200") && m.contains(" INVITE"))
+        .count();
+    assert!(oks >= 3, "{oks} 200s: {first}");
+    // The first call's reception (no fax came) is handed out, failed;
+    // the second never became one.
+    let fax = tokio::time::timeout(Duration::from_secs(15), engine.receive())
+        .await
+        .expect("no reception handed out")
+        .expect("engine stopped");
+    assert_eq!(fax.called.as_deref(), Some("4940111"));
+    assert!(!matches!(fax.status, Reception::Complete), "{fax:?}");
+    engine.acknowledge(&fax).await;
+    assert_eq!(engine.trunks()[0].calls_in, 2);
 }
