@@ -283,3 +283,51 @@ async fn an_incoming_call_beyond_the_trunks_max_calls_is_refused_busy() {
     engine.acknowledge(&fax).await;
     assert_eq!(engine.trunks()[0].calls_in, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_that_never_answers_fails_over_after_the_invite_times_out() {
+    capture_logs();
+    // Trunk 1's proxy: a socket nobody reads (no 100 Trying, nothing).
+    let hole = std::net::UdpSocket::bind((PEER_A, 0)).unwrap();
+    let second = blocking(|| Sipp::start("uas_486.xml", PEER_B, None, &[]));
+    let dir = tempfile::tempdir().unwrap();
+    let doc = document(dir.path());
+    let ports = PortBlock::take();
+    let dead = hole.local_addr().unwrap().to_string();
+    let trunks = vec![trunk("dead", &dead), trunk("alive", &second.addr())];
+    let mut s = settings(engine_addr(ENGINE), &ports, dir.path(), trunks);
+    s.ring_timeout = Duration::from_secs(2);
+    let engine = SipEngine::start(s).await.unwrap();
+    let started = std::time::Instant::now();
+    let req = request("dead-1", "4940123", &doc, "+49 30 999");
+    let result = tokio::time::timeout(Duration::from_secs(50), engine.send(req))
+        .await
+        .unwrap_or_else(|_| panic!("no failover:\n{}", logs()));
+    let took = started.elapsed();
+    // The INVITE client transaction's Timer B (64·T1 = 32 s): no CANCEL
+    // can go before a provisional response (RFC 3261 §9.1).
+    assert!(
+        matches!(&result, SendResult::Busy { detail: Some(d) } if d.contains("SIP 486")),
+        "{result:?}\n{}",
+        logs()
+    );
+    assert!(took < Duration::from_secs(40), "{took:?}");
+    // Our transaction's own 408 is the trunk's silence, not the number's
+    // no answer.
+    let lines = job_lines("dead-1");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("trunk=dead") && l.contains("no response from")),
+        "{lines:#?}"
+    );
+    let second = blocking(|| second.wait(10));
+    assert!(second.ok(), "{second}");
+    let report = engine.trunks();
+    assert_eq!(
+        (report[0].calls_out, report[1].calls_out),
+        (1, 1),
+        "{report:?}"
+    );
+    assert_eq!(report[0].failures, vec![("rejected", 1)], "{report:?}");
+}
