@@ -331,3 +331,28 @@ async fn a_trunk_that_never_answers_fails_over_after_the_invite_times_out() {
     );
     assert_eq!(report[0].failures, vec![("rejected", 1)], "{report:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_over_tcp_registers_over_tcp() {
+    capture_logs();
+    let registrar = blocking(|| Sipp::start("uas_register.xml", PEER_A, None, &["-t", "t1"]));
+    let dir = tempfile::tempdir().unwrap();
+    let ports = PortBlock::take();
+    let mut t = trunk("tcp", &registrar.addr());
+    t.transport = Transport::Tcp;
+    t.register = true;
+    t.user = "fax".into();
+    let engine = SipEngine::start(settings(engine_addr(ENGINE), &ports, dir.path(), vec![t]))
+        .await
+        .unwrap();
+    assert!(
+        until(10, || engine.registered("tcp")).await,
+        "{}\n{}",
+        registrar.messages(),
+        logs()
+    );
+    let run = blocking(|| registrar.wait(10));
+    assert!(run.ok(), "{run}");
+    assert!(run.messages.contains("TCP message received"), "{run}");
+    assert!(run.logs.contains(&format!("contact: Contact: <sip:fax@{ENGINE}:")), "{run}");
+}
