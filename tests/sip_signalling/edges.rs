@@ -2,8 +2,9 @@
 //! our CANCEL when a call rings longer than the ring timeout, 183 with
 //! early media before the 200, our INVITE retransmitted over UDP while
 //! the far end is slow, re-INVITE glare (491 both ways) when we switch
-//! an incoming call to T.38, a caller's CANCEL before the call is up, an
-//! INVITE from an address no trunk has (403), OPTIONS (200).
+//! an incoming call to T.38, a caller's CANCEL crossing our 200 (no
+//! effect), a caller that never ACKs our 200 (the line is freed after
+//! 64·T1), an INVITE from an address no trunk has (403), OPTIONS (200).
 
 use crate::peers::{PortBlock, Sipp};
 use crate::support::*;
@@ -200,4 +201,47 @@ async fn a_cancel_crossing_our_200_leaves_the_answered_call_up() {
         .expect("engine stopped");
     assert!(matches!(fax.status, Reception::Failed { .. }), "{fax:?}");
     assert_eq!(engine.lines_busy(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_never_acks_our_200_frees_the_line() {
+    capture_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let ports = PortBlock::take();
+    let listen = engine_addr(ENGINE);
+    let mut t = trunk("in", &format!("{PEER_A}:5999"));
+    t.max_calls = 1;
+    let mut s = settings(listen, &ports, dir.path(), vec![t]);
+    s.t38 = T38Mode::Off;
+    let engine = SipEngine::start(s).await.unwrap();
+    let addr = listen.to_string();
+    let call = |number: &'static str| {
+        let addr = addr.clone();
+        blocking(move || {
+            Sipp::run(
+                "uac_never_ack.xml",
+                PEER_A,
+                Some(&addr),
+                &["-s", number],
+                20,
+            )
+        })
+    };
+    let run = call("4940555");
+    assert!(run.ok(), "{run}");
+    assert_eq!(engine.lines_busy(), 1);
+    // 64·T1 = 32 s without ACK: the call is given up and its line free
+    // again: the next caller gets a 200, not a 486.
+    assert!(
+        until(45, || engine.lines_busy() == 0).await,
+        "the line stays taken:\n{}",
+        logs()
+    );
+    assert!(
+        logs().contains("incoming call ended before it was confirmed"),
+        "{}",
+        logs()
+    );
+    let next = call("4940666");
+    assert!(next.ok(), "{next}");
 }

@@ -354,5 +354,9 @@ async fn a_trunk_over_tcp_registers_over_tcp() {
     let run = blocking(|| registrar.wait(10));
     assert!(run.ok(), "{run}");
     assert!(run.messages.contains("TCP message received"), "{run}");
-    assert!(run.logs.contains(&format!("contact: Contact: <sip:fax@{ENGINE}:")), "{run}");
+    assert!(
+        run.logs
+            .contains(&format!("contact: Contact: <sip:fax@{ENGINE}:")),
+        "{run}"
+    );
 }
