@@ -8,7 +8,7 @@
 
 use crate::peers::{PortBlock, Sipp};
 use crate::support::*;
-use crate::{ENGINE, PEER_A, STRANGER};
+use crate::{CALLER, ENGINE, PEER_A, STRANGER};
 use faxmta_fax::engine::sip::settings::T38Mode;
 use faxmta_fax::engine::sip::SipEngine;
 use faxmta_fax::engine::{FaxEngine, Reception, SendResult};
@@ -136,7 +136,14 @@ async fn an_invite_from_an_address_no_trunk_has_is_refused_and_options_answered(
     capture_logs();
     let dir = tempfile::tempdir().unwrap();
     let ports = PortBlock::take();
-    let (engine, addr) = answering(PEER_A, dir.path(), &ports).await;
+    let listen = engine_addr(ENGINE);
+    // The trunk's proxy is PEER_A; CALLER is one of its listed peers.
+    let mut t = trunk("in", &format!("{PEER_A}:5999"));
+    t.peers = vec![CALLER.parse().unwrap()];
+    let mut s = settings(listen, &ports, dir.path(), vec![t]);
+    s.t38 = T38Mode::Off; // no re-INVITE: the SIPp callers do not take one
+    let engine = SipEngine::start(s).await.unwrap();
+    let addr = listen.to_string();
     let run = blocking(|| {
         Sipp::run(
             "uac_audio.xml",
@@ -154,6 +161,16 @@ async fn an_invite_from_an_address_no_trunk_has_is_refused_and_options_answered(
         logs()
     );
     assert_eq!(engine.trunks()[0].calls_in, 0);
+    // A listed peer of the trunk is let in.
+    let run = blocking(|| Sipp::run("uac_audio.xml", CALLER, Some(&addr), &["-s", "4940556"], 20));
+    assert!(run.ok(), "{run}");
+    assert_eq!(engine.trunks()[0].calls_in, 1);
+    let fax = tokio::time::timeout(Duration::from_secs(15), engine.receive())
+        .await
+        .expect("no reception handed out")
+        .expect("engine stopped");
+    assert_eq!(fax.called.as_deref(), Some("4940556"));
+    engine.acknowledge(&fax).await;
     // OPTIONS (a keep-alive or a probe) is answered, from anyone.
     let run = blocking(|| {
         Sipp::run(
@@ -244,4 +261,83 @@ async fn a_caller_that_never_acks_our_200_frees_the_line() {
     );
     let next = call("4940666");
     assert!(next.ok(), "{next}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_t38_offer_refused_488_is_called_again_with_audio() {
+    capture_logs();
+    let uas = blocking(|| Sipp::start("uas_488_t38.xml", PEER_A, None, &["-m", "2"]));
+    let dir = tempfile::tempdir().unwrap();
+    let doc = document(dir.path());
+    let ports = PortBlock::take();
+    let mut s = settings(
+        engine_addr(ENGINE),
+        &ports,
+        dir.path(),
+        vec![trunk("t", &uas.addr())],
+    );
+    s.t38 = T38Mode::Offer;
+    let engine = SipEngine::start(s).await.unwrap();
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        engine.send(request("offer-1", "4940123", &doc, "+49 30 999")),
+    )
+    .await
+    .unwrap();
+    let run = blocking(|| uas.wait(10));
+    assert!(run.ok(), "{run}\n{}", logs());
+    // T.38 first, refused; then audio over the same trunk, answered.
+    let refused = run
+        .logs
+        .find("refused: m=image")
+        .unwrap_or_else(|| panic!("{run}"));
+    let audio = run
+        .logs
+        .find("offer: m=audio")
+        .unwrap_or_else(|| panic!("{run}"));
+    assert!(refused < audio, "{run}");
+    assert!(run.logs.contains("BYE answered"), "{run}");
+    assert!(
+        matches!(&result, SendResult::Error { retry: true, reason } if reason.contains("hung up")),
+        "{result:?}"
+    );
+    assert_eq!(engine.trunks()[0].calls_out, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_far_ends_t38_reinvite_is_taken_or_refused_488_as_configured() {
+    capture_logs();
+    for (mode, said) in [
+        (T38Mode::Reinvite, "re-INVITE answer: m=image "),
+        (T38Mode::Off, "re-INVITE refused: 488"),
+    ] {
+        let uas = blocking(|| Sipp::start("uas_reinvite_t38_bye.xml", PEER_A, None, &[]));
+        let dir = tempfile::tempdir().unwrap();
+        let doc = document(dir.path());
+        let ports = PortBlock::take();
+        let mut s = settings(
+            engine_addr(ENGINE),
+            &ports,
+            dir.path(),
+            vec![trunk("t", &uas.addr())],
+        );
+        s.t38 = mode;
+        let engine = SipEngine::start(s).await.unwrap();
+        let job = format!("reinvite-{mode:?}");
+        let result = tokio::time::timeout(
+            Duration::from_secs(30),
+            engine.send(request(&job, "4940123", &doc, "+49 30 999")),
+        )
+        .await
+        .unwrap();
+        let run = blocking(|| uas.wait(10));
+        // Either way the call stays up until the far end's BYE.
+        assert!(run.ok(), "{mode:?}: {run}\n{}", logs());
+        assert!(run.logs.contains(said), "{mode:?}: {run}");
+        assert!(run.logs.contains("BYE answered"), "{mode:?}: {run}");
+        assert!(
+            matches!(&result, SendResult::Error { retry: true, reason } if reason.contains("hung up")),
+            "{mode:?}: {result:?}"
+        );
+    }
 }
