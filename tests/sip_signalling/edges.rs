@@ -217,7 +217,10 @@ async fn a_cancel_crossing_our_200_leaves_the_answered_call_up() {
         .expect("no reception handed out")
         .expect("engine stopped");
     assert!(matches!(fax.status, Reception::Failed { .. }), "{fax:?}");
-    assert!(until(5, || engine.lines_busy() == 0).await, "the line stays taken");
+    assert!(
+        until(5, || engine.lines_busy() == 0).await,
+        "the line stays taken"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
