@@ -344,3 +344,44 @@ async fn the_far_ends_t38_reinvite_is_taken_or_refused_488_as_configured() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_without_sdp_gets_our_offer_and_the_answer_comes_in_the_ack() {
+    capture_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let ports = PortBlock::take();
+    let listen = engine_addr(ENGINE);
+    let mut s = settings(
+        listen,
+        &ports,
+        dir.path(),
+        vec![trunk("in", &format!("{PEER_A}:5999"))],
+    );
+    s.t38 = T38Mode::Off; // no re-INVITE: the SIPp caller does not take one
+    let engine = SipEngine::start(s).await.unwrap();
+    let addr = listen.to_string();
+    // A delayed offer (RFC 3261 §13.2.1), as some PBXs send.
+    let run = blocking(|| {
+        Sipp::run(
+            "uac_late_offer.xml",
+            PEER_A,
+            Some(&addr),
+            &["-s", "4940555"],
+            20,
+        )
+    });
+    assert!(run.ok(), "{run}\n{}", logs());
+    assert!(run.logs.contains("offer: m=audio "), "{run}");
+    assert!(run.logs.contains("BYE answered"), "{run}");
+    assert!(
+        logs().contains("incoming call answered: G.711 µ-law"),
+        "{}",
+        logs()
+    );
+    let fax = tokio::time::timeout(Duration::from_secs(15), engine.receive())
+        .await
+        .expect("no reception handed out")
+        .expect("engine stopped");
+    assert_eq!(fax.called.as_deref(), Some("4940555"));
+    engine.acknowledge(&fax).await;
+}
