@@ -1,10 +1,14 @@
 //! RFC 3261's edge cases against the engine, with SIPp as the far end:
 //! our CANCEL when a call rings longer than the ring timeout, 183 with
 //! early media before the 200, our INVITE retransmitted over UDP while
-//! the far end is slow, re-INVITE glare (491 both ways) when we switch
-//! an incoming call to T.38, a caller's CANCEL crossing our 200 (no
-//! effect), a caller that never ACKs our 200 (the line is freed after
-//! 64·T1), an INVITE from an address no trunk has (403), OPTIONS (200).
+//! the far end is slow, a T.38 offer refused 488 (called again with
+//! audio), the far end's T.38 re-INVITE (taken, or 488 with T.38 off),
+//! re-INVITE glare (491 both ways) when we switch an incoming call to
+//! T.38, a caller's CANCEL crossing our 200 (no effect), a caller that
+//! never ACKs our 200 (the line is freed after 64·T1), an INVITE from an
+//! address no trunk has (403) and from a trunk's listed peer, OPTIONS
+//! (200), an INVITE without SDP (our offer in the 200, the answer in the
+//! ACK), an offer we cannot take (488).
 
 use crate::peers::{PortBlock, Sipp};
 use crate::support::*;
@@ -384,4 +388,17 @@ async fn an_invite_without_sdp_gets_our_offer_and_the_answer_comes_in_the_ack() 
         .expect("engine stopped");
     assert_eq!(fax.called.as_deref(), Some("4940555"));
     engine.acknowledge(&fax).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_without_a_codec_we_have_is_refused_488() {
+    capture_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let ports = PortBlock::take();
+    let (engine, addr) = answering(PEER_A, dir.path(), &ports).await;
+    let run = blocking(|| Sipp::run("uac_g722.xml", PEER_A, Some(&addr), &["-s", "4940555"], 20));
+    assert!(run.ok(), "{run}\n{}", logs());
+    assert!(run.logs.contains("refused: 488"), "{run}");
+    assert!(logs().contains("incoming call refused (488)"), "{}", logs());
+    assert!(until(5, || engine.lines_busy() == 0).await);
 }

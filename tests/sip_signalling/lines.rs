@@ -66,9 +66,9 @@ async fn a_trunk_answering_503_fails_over_to_the_next_which_carries_the_call() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_busy_number_does_not_fail_over() {
+async fn a_busy_number_does_not_fail_over_and_its_q850_cause_is_reported() {
     capture_logs();
-    let first = blocking(|| Sipp::start("uas_486.xml", PEER_A, None, &[]));
+    let first = blocking(|| Sipp::start("uas_486_q850.xml", PEER_A, None, &[]));
     let second = blocking(|| Sipp::start("uas_audio_bye.xml", PEER_B, None, &[]));
     let dir = tempfile::tempdir().unwrap();
     let doc = document(dir.path());
@@ -85,7 +85,7 @@ async fn a_busy_number_does_not_fail_over() {
         .await
         .unwrap();
     assert!(
-        matches!(&result, SendResult::Busy { detail: Some(d) } if d.contains("SIP 486 Busy Here")),
+        matches!(&result, SendResult::Busy { detail: Some(d) } if d == "SIP 486 Busy Here (Q.850 cause 17)"),
         "{result:?}"
     );
     let first = blocking(|| first.wait(10));
