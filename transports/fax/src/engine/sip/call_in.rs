@@ -1,10 +1,11 @@
 //! An incoming fax call: the DID (Request-URI for a trunk peer by IP; To
 //! when we are registered, because the registrar rewrote the Request-URI
 //! to our Contact) and the caller (P-Asserted-Identity, else From);
-//! answered with the far end's T.38 offer or audio, switched to T.38 by
-//! our re-INVITE (T.38 Annex D) when the settings ask, the pages
-//! received into `received/NAME.tif`; the fax handed out with its record
-//! written first ([`crate::engine::handover`]).
+//! answered with the far end's T.38 offer or audio (our audio offer in
+//! the 200 when the INVITE has none, the answer then in the ACK),
+//! switched to T.38 by our re-INVITE (T.38 Annex D) when the settings
+//! ask, the pages received into `received/NAME.tif`; the fax handed out
+//! with its record written first ([`crate::engine::handover`]).
 
 use super::call_out::{describe, reinvited};
 use super::media::{bind_port, Stream};
@@ -136,14 +137,22 @@ pub async fn take(
     };
     let mut media = MediaCall::new(socket, job);
     let port = media.port();
-    let (sdp, stream) = match negotiate::answer(settings, &request.body, port, &mut media.version) {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::info!("incoming call refused (488): {e}");
-            dialog
-                .reject(Some(StatusCode::NotAcceptableHere), None)
-                .ok();
-            return 0;
+    // A delayed offer (RFC 3261 §13.2.1, sent by some PBXs): no SDP in
+    // the INVITE; our offer (audio) goes in the 200, the answer in the ACK.
+    let delayed = request.body.iter().all(u8::is_ascii_whitespace);
+    let (sdp, answered) = if delayed {
+        let offer = negotiate::offer(settings, OfferKind::Audio, port, &mut media.version);
+        (offer, None)
+    } else {
+        match negotiate::answer(settings, &request.body, port, &mut media.version) {
+            Ok((sdp, stream)) => (sdp, Some(stream)),
+            Err(e) => {
+                tracing::info!("incoming call refused (488): {e}");
+                dialog
+                    .reject(Some(StatusCode::NotAcceptableHere), None)
+                    .ok();
+                return 0;
+            }
         }
     };
     let headers = vec![Header::ContentType("application/sdp".into())];
@@ -164,6 +173,22 @@ pub async fn take(
             Some(_) => {}
         }
     }
+    let stream = match answered {
+        Some(stream) => stream,
+        None => {
+            let ack = dialog.last_remote_ack().map(|a| a.body).unwrap_or_default();
+            match negotiate::read_answer(settings, &ack, OfferKind::Audio) {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::warn!(
+                        "incoming call: no usable SDP answer in the ACK ({e}); hanging up"
+                    );
+                    dialog.bye().await.ok();
+                    return 0;
+                }
+            }
+        }
+    };
     tracing::info!("incoming call answered: {}", describe(&stream));
     let audio = matches!(stream, Stream::Audio(_));
     if let Err(e) = media.start(stream).await {

@@ -168,6 +168,17 @@ async fn attempt(
     };
     if response.status_code.kind() != StatusCodeKind::Successful {
         ua.dialogs.remove_dialog(&dialog.id());
+        // Our transaction's own 408 (Timer B) when the trunk sent nothing
+        // at all, not even 100 Trying: the trunk is down or unreachable,
+        // which another trunk may not be (a 408 after ringing is the
+        // number's no answer).
+        if response.status_code == StatusCode::RequestTimeout && !heard_from(&mut states) {
+            return Ok(trouble(format!(
+                "no response from {} ({}s without even 100 Trying)",
+                trunk.proxy,
+                started.elapsed().as_secs()
+            )));
+        }
         return Err(refusal_of(&response));
     }
     let stream = match negotiate::read_answer(settings, &response.body, kind) {
@@ -325,6 +336,17 @@ async fn hang_up(ua: &Ua, dialog: &InviteDialog, why: &str) {
     tracing::info!("hanging up: {why}");
     dialog.bye().await.ok();
     ua.dialogs.remove_dialog(&dialog.id());
+}
+
+/// Whether the far end answered our INVITE at all before its final
+/// response: a 100 Trying or a provisional response moved the dialog on.
+fn heard_from(states: &mut DialogStateReceiver) -> bool {
+    while let Ok(state) = states.try_recv() {
+        if matches!(state, DialogState::Trying(_) | DialogState::Early(..)) {
+            return true;
+        }
+    }
+    false
 }
 
 /// The refusal a final response states: status, phrase, Q.850 cause.

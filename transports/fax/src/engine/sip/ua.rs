@@ -55,11 +55,37 @@ pub struct Ua {
     /// Whether each registering trunk holds a registration now (by name).
     pub registered: Arc<Vec<(String, AtomicBool)>>,
     cancel: CancellationToken,
+    /// The registrations' own token, cancelled first when the agent is
+    /// dropped so that each unregisters (`expires=0`, with digest) while
+    /// the endpoint still runs; the endpoint stops once they are done.
+    registrations: CancellationToken,
+    registering: Vec<tokio::task::JoinHandle<()>>,
 }
+
+/// How long a dropped agent keeps its endpoint for the unregistrations.
+const UNREGISTER_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Drop for Ua {
     fn drop(&mut self) {
-        self.cancel.cancel();
+        self.registrations.cancel();
+        let tasks = std::mem::take(&mut self.registering);
+        let cancel = self.cancel.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) if !tasks.is_empty() => {
+                runtime.spawn(async move {
+                    let unregistered = async {
+                        for task in tasks {
+                            task.await.ok();
+                        }
+                    };
+                    tokio::time::timeout(UNREGISTER_GRACE, unregistered)
+                        .await
+                        .ok();
+                    cancel.cancel();
+                });
+            }
+            _ => cancel.cancel(),
+        }
     }
 }
 
@@ -121,15 +147,21 @@ impl Ua {
                 .map(|t| (t.name.clone(), AtomicBool::new(false)))
                 .collect::<Vec<_>>(),
         );
-        for trunk in settings.trunks.iter().filter(|t| t.register) {
-            tokio::spawn(register(
-                inner.clone(),
-                trunk.clone(),
-                contact_addr,
-                registered.clone(),
-                cancel.child_token(),
-            ));
-        }
+        let registrations = CancellationToken::new();
+        let registering = settings
+            .trunks
+            .iter()
+            .filter(|t| t.register)
+            .map(|trunk| {
+                tokio::spawn(register(
+                    inner.clone(),
+                    trunk.clone(),
+                    contact_addr,
+                    registered.clone(),
+                    registrations.child_token(),
+                ))
+            })
+            .collect();
         let allowed = allowed_sources(&settings.trunks).await;
         tokio::spawn(serve_incoming(
             incoming,
@@ -144,6 +176,8 @@ impl Ua {
             contact_addr,
             registered,
             cancel,
+            registrations,
+            registering,
         })
     }
 
