@@ -154,6 +154,7 @@ pub fn request(job: &str, dial: &str, document: &Path, tsi: &str) -> SendRequest
     SendRequest {
         job_id: job.into(),
         dial: dial.into(),
+        number: dial.into(),
         document: document.to_path_buf(),
         first_page: 1,
         pages: 1,
