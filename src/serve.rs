@@ -201,6 +201,10 @@ async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
     }
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
+    // Fax calls in progress hang up now (what was confirmed counts), not
+    // at the end of the scheduler's grace.
+    #[cfg(feature = "fax")]
+    fax.engine.shutdown().await;
     let _ = server_task.await;
     tasks.stop().await;
     let _ = scheduler_task.await;

@@ -305,3 +305,50 @@ fn over_sip_tcp_with_digest_for_the_registration_and_the_call() {
         "{log}"
     );
 }
+
+#[test]
+fn a_receiver_stopping_after_page_2_hangs_up_with_bye_and_keeps_both_parts() {
+    // The receiver is stopped (SIGTERM) during page 3: it hangs up with
+    // BYE; the sender counts the 2 pages confirmed and resends the rest
+    // once the receiver is back, which hands out the partial fax it kept
+    // and then receives pages 3…
+    let port = sip_port(RECEIVER);
+    let k = kamailio(port, None);
+    let mut receiver = receiver_behind(port, &k, "offer");
+    let sender = sender_via(&k, "", "offer");
+    let id = fax(&sender, 200);
+    assert!(
+        wait_until(120, || sender
+            .server
+            .log()
+            .contains("fax progress: page 2 confirmed")),
+        "{}\n{}",
+        sender.server.log(),
+        receiver.server.log()
+    );
+    assert!(receiver.server.stop(), "{}", receiver.server.log());
+    assert_contains(&receiver.server.log(), "shutting down: hanging up after 2 page(s)");
+    let rcpt = format!("{NUMBER}@fax.localhost");
+    let line = wait_status(&sender.server, &id, &rcpt, "deferred", 30);
+    assert_contains(&line, "broke off after 2 of");
+    assert_contains(&line, "hung up (SIP BYE)");
+    receiver.server.spawn();
+    let line = wait_status(&sender.server, &id, &rcpt, "sent", 180);
+    let sent = sender.sent_pages();
+    assert!(sent.len() >= 4, "{} pages", sent.len());
+    assert_contains(&line, &format!("fax sent: {0} of {0} pages", sent.len()));
+    // Both parts reached alice: pages 1–2 (kept at the stop, handed out
+    // at the start, with the notice of the partial reception) and pages 3…
+    let mails = receiver
+        .server
+        .wait_maildir("example.test", "alice", 3, 60);
+    assert_eq!(mails.len(), 3, "{}", receiver.server.log());
+    assert_contains(
+        &receiver.server.log(),
+        "failed after 2 page(s): faxmta stopped during the call and hung up",
+    );
+    let parts = receiver.received_documents();
+    assert_eq!(parts.len(), 2);
+    assert!(parts.iter().any(|p| p == &sent[..2]), "pages 1–2 differ");
+    assert!(parts.iter().any(|p| p == &sent[2..]), "pages 3… differ");
+}

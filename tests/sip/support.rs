@@ -135,6 +135,25 @@ impl FaxServer {
         self.pages_in("archive", 5)
     }
 
+    /// The pages of every fax this server received (its store), in no
+    /// particular order.
+    pub fn received_documents(&self) -> Vec<Vec<faxmta_fax::page::Page>> {
+        let dir = self.work.path().join("faxes");
+        let mut documents = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "tif") {
+                let pages = read_tiff(&path)
+                    .unwrap_or_else(|e| panic!("{path:?}: {e}"))
+                    .iter()
+                    .map(|p| p.to_fax_page().expect("a fax page"))
+                    .collect();
+                documents.push(pages);
+            }
+        }
+        documents
+    }
+
     /// The pages this server received (its store).
     pub fn received_pages(&self, secs: u64) -> Vec<faxmta_fax::page::Page> {
         self.pages_in("faxes", secs)

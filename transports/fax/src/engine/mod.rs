@@ -218,6 +218,12 @@ pub trait FaxEngine: Send + Sync {
     /// come twice.
     async fn receive(&self) -> Option<ReceivedFax>;
 
+    /// The server is stopping: calls in progress end now, cleanly where
+    /// the line allows (a SIP call is hung up with BYE: the pages already
+    /// confirmed count, a partial reception is kept and handed out). By
+    /// default nothing: the engine's calls end when it is dropped.
+    async fn shutdown(&self) {}
+
     /// The fax's mails are queued durably: remove (or mark done) its
     /// source, so that it is never handed out again. Errors are logged
     /// by the engine (a source that cannot be removed is noted where the

@@ -167,4 +167,8 @@ impl FaxEngine for SharedLines {
     async fn acknowledge(&self, fax: &ReceivedFax) {
         self.inner.acknowledge(fax).await
     }
+
+    async fn shutdown(&self) {
+        self.inner.shutdown().await
+    }
 }

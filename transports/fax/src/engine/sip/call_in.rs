@@ -105,6 +105,7 @@ pub async fn take(
         mut states,
         request,
         trunk,
+        stop,
     } = call;
     let did = called(&request, registered);
     let ani = caller(&request);
@@ -163,7 +164,14 @@ pub async fn take(
     let started = Instant::now();
     // The ACK confirms the call; a CANCEL or BYE before it ends it.
     loop {
-        match states.recv().await {
+        let state = tokio::select! {
+            state = states.recv() => state,
+            _ = stop.cancelled() => {
+                dialog.bye().await.ok();
+                return 0;
+            }
+        };
+        match state {
             Some(DialogState::Confirmed(..)) => break,
             Some(DialogState::Terminated(_, reason)) => {
                 tracing::info!("incoming call ended before it was confirmed: {reason:?}");
@@ -210,9 +218,15 @@ pub async fn take(
         None
     };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut ended = "the call ended before the fax did";
     let (end, hung_up) = loop {
         tokio::select! {
             end = media.finished() => break (end.ok(), false),
+            _ = stop.cancelled() => {
+                tracing::info!(called = ?did, "shutting down: hanging up after {} page(s)", media.pages());
+                ended = "faxmta stopped during the call and hung up";
+                break (media.stop().await, false);
+            }
             _ = tick.tick() => {
                 if let Some(pages) = media.progress() {
                     tracing::info!(called = ?did, "fax progress: page {pages} received");
@@ -252,7 +266,10 @@ pub async fn take(
                         reinvited(settings, &mut media, &req.body, handle).await;
                     }
                 }
-                Some(DialogState::Terminated(..)) | None => break (media.hung_up().await, true),
+                Some(DialogState::Terminated(..)) | None => {
+                    ended = "the far end hung up (SIP BYE) during the fax";
+                    break (media.hung_up().await, true);
+                }
                 Some(_) => {}
             },
         }
@@ -263,16 +280,18 @@ pub async fn take(
     if !hung_up {
         dialog.bye().await.ok();
     }
-    let fax = received(document, end.as_ref(), started.elapsed(), did, ani);
+    let fax = received(document, end.as_ref(), ended, started.elapsed(), did, ani);
     let pages = fax.pages;
     deliver(fax, &out).await;
     pages
 }
 
 /// The received fax as the engine hands it out.
+/// `ended`: why, when T.30 did not end by itself.
 fn received(
     document: PathBuf,
     end: Option<&super::media::MediaEnd>,
+    ended: &str,
     duration: Duration,
     called: Option<String>,
     caller: Option<String>,
@@ -282,7 +301,7 @@ fn received(
         Some(crate::engine::spandsp::modem::T30_ERR_OK) if pages > 0 => Reception::Complete,
         code => {
             let reason = code.map_or_else(
-                || "the call ended before the fax did".to_string(),
+                || ended.to_string(),
                 crate::engine::spandsp::modem::completion_text,
             );
             if pages > 0 {

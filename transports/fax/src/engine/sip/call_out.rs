@@ -17,6 +17,7 @@ use rsipstack::dialog::invitation::InviteOption;
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{self as rsip, Header, StatusCode, StatusCodeKind};
 use std::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// How a call over one trunk ended.
 pub struct Placed {
@@ -146,6 +147,23 @@ async fn attempt(
     let mut handle = handle;
     let response = tokio::select! {
         r = &mut handle => r,
+        _ = ua.calls.cancelled() => {
+            tracing::info!(job = %request.job_id, trunk = %trunk.name, "shutting down: CANCEL");
+            if let Err(e) = dialog.cancel().await {
+                tracing::debug!("CANCEL: {e}");
+            }
+            // Whatever the answer, the call is not made now.
+            let _ = handle.await;
+            ua.dialogs.remove_dialog(&dialog.id());
+            return Ok(Placed {
+                result: SendResult::Error {
+                    reason: "faxmta stopped before the call was answered".into(),
+                    retry: true,
+                },
+                failover: false,
+                detail: "stopped while ringing".into(),
+            });
+        }
         _ = tokio::time::sleep(settings.ring_timeout) => {
             tracing::info!(job = %request.job_id, trunk = %trunk.name, "no answer in {}s: CANCEL", settings.ring_timeout.as_secs());
             if let Err(e) = dialog.cancel().await {
@@ -188,31 +206,42 @@ async fn attempt(
             return Ok(trouble(format!("the answer's SDP: {e}")));
         }
     };
-    let placed = converse(
-        request,
-        settings,
-        &dialog,
-        &mut states,
-        &mut media,
-        stream,
+    let call = Answered {
+        dialog: &dialog,
+        states: &mut states,
         started,
-    )
-    .await;
+        stop: &ua.calls,
+    };
+    let placed = converse(request, settings, call, &mut media, stream).await;
     ua.dialogs.remove_dialog(&dialog.id());
     Ok(placed)
 }
 
+/// An answered call's dialog, its state channel, when the INVITE went
+/// out, and the engine's shutdown.
+struct Answered<'a> {
+    dialog: &'a InviteDialog,
+    states: &'a mut DialogStateReceiver,
+    started: Instant,
+    stop: &'a CancellationToken,
+}
+
 /// The answered call: the fax runs until T.30 ends (then BYE) or the far
-/// end hangs up; a re-INVITE to T.38 switches the media.
+/// end hangs up; a re-INVITE to T.38 switches the media; the engine's
+/// shutdown hangs up (what was confirmed counts).
 async fn converse(
     request: &SendRequest,
     settings: &SipSettings,
-    dialog: &InviteDialog,
-    states: &mut DialogStateReceiver,
+    call: Answered<'_>,
     media: &mut MediaCall,
     stream: Stream,
-    started: Instant,
 ) -> Placed {
+    let Answered {
+        dialog,
+        states,
+        started,
+        stop,
+    } = call;
     if let Err(e) = media.start(stream).await {
         dialog.bye().await.ok();
         return Placed {
@@ -230,6 +259,10 @@ async fn converse(
     let (end, hung_up) = loop {
         tokio::select! {
             end = media.finished() => break (end, false),
+            _ = stop.cancelled() => {
+                tracing::info!(job = %job, "shutting down: hanging up after {} page(s)", media.pages());
+                break (media.stop().await.ok_or_else(|| "stopped".to_string()), false);
+            }
             _ = tick.tick() => {
                 if let Some(pages) = media.progress() {
                     tracing::info!(job = %job, "fax progress: page {pages} confirmed");

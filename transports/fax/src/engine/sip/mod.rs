@@ -296,6 +296,17 @@ impl FaxEngine for SipEngine {
     async fn acknowledge(&self, fax: &ReceivedFax) {
         super::handover::remove(fax);
     }
+
+    /// Hangs up every call (BYE, or CANCEL while ringing) and waits a
+    /// little for them to end: outgoing ones report the pages confirmed,
+    /// incoming ones write their partial fax's record.
+    async fn shutdown(&self) {
+        self.ua.calls.cancel();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.lines_busy() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
 }
 #[cfg(test)]
 mod tests;

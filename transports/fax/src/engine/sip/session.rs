@@ -97,6 +97,15 @@ struct Running {
     handle: JoinHandle<Result<MediaEnd, String>>,
 }
 
+impl Drop for MediaCall {
+    /// A call given up (its future dropped) stops its media thread.
+    fn drop(&mut self) {
+        if let Some(running) = &self.running {
+            running.control.stop();
+        }
+    }
+}
+
 /// The media of one call: its port, its job and the session running now.
 pub struct MediaCall {
     socket: UdpSocket,

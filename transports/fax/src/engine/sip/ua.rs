@@ -44,6 +44,8 @@ pub struct NewCall {
     pub request: rsip::Request,
     /// The trunk it came over (by source address).
     pub trunk: String,
+    /// Cancelled when the engine shuts down: hang up.
+    pub stop: CancellationToken,
 }
 
 /// The running user agent.
@@ -54,6 +56,9 @@ pub struct Ua {
     pub contact_addr: SocketAddr,
     /// Whether each registering trunk holds a registration now (by name).
     pub registered: Arc<Vec<(String, AtomicBool)>>,
+    /// Cancelled when the engine shuts down: every call hangs up (BYE,
+    /// CANCEL) while the endpoint still runs to send it.
+    pub calls: CancellationToken,
     cancel: CancellationToken,
     /// The registrations' own token, cancelled first when the agent is
     /// dropped so that each unregisters (`expires=0`, with digest) while
@@ -163,18 +168,21 @@ impl Ua {
             })
             .collect();
         let allowed = allowed_sources(&settings.trunks).await;
+        let stop_calls = CancellationToken::new();
         tokio::spawn(serve_incoming(
             incoming,
             dialogs.clone(),
             allowed,
             contact_addr,
             calls,
+            stop_calls.clone(),
         ));
         Ok(Ua {
             endpoint: inner,
             dialogs,
             contact_addr,
             registered,
+            calls: stop_calls,
             cancel,
             registrations,
             registering,
@@ -334,6 +342,7 @@ async fn serve_incoming(
     allowed: Vec<(IpAddr, String)>,
     contact_addr: SocketAddr,
     calls: mpsc::Sender<NewCall>,
+    stop: CancellationToken,
 ) {
     while let Some(mut tx) = incoming.recv().await {
         let in_dialog = tx
@@ -398,6 +407,7 @@ async fn serve_incoming(
                     states,
                     request: tx.original.clone(),
                     trunk,
+                    stop: stop.child_token(),
                 };
                 if calls.try_send(call).is_err() {
                     reply(&mut tx, StatusCode::BusyHere).await;
