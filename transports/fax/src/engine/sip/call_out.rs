@@ -103,7 +103,7 @@ async fn attempt(
             trunk.caller(&request.tsi),
             trunk.domain
         ))?;
-        let contact = ua::contact(&trunk.user, ua.contact_addr)?;
+        let contact = ua::trunk_contact(trunk, ua.contact_addr)?;
         Ok::<_, String>((callee, caller, contact))
     })();
     let (callee, caller, contact) = match parts {

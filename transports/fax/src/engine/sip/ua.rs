@@ -202,6 +202,19 @@ pub fn contact(user: &str, addr: SocketAddr) -> Result<rsip::Uri, String> {
     rsip::Uri::try_from(text.as_str()).map_err(|e| format!("contact {text:?}: {e}"))
 }
 
+/// Our Contact for calls and the registration over `trunk`: with
+/// `;transport=tcp` on a TCP trunk, so that the registrar and the far
+/// end reach us over TCP (over the connection we opened, when the
+/// registrar saw it come from another address than ours).
+pub fn trunk_contact(trunk: &Trunk, addr: SocketAddr) -> Result<rsip::Uri, String> {
+    let mut uri = contact(&trunk.user, addr)?;
+    if trunk.transport == Transport::Tcp {
+        uri.params
+            .push(rsip::Param::Transport(rsip::Transport::Tcp));
+    }
+    Ok(uri)
+}
+
 /// The digest credential of a trunk, if it has a password.
 pub fn credential(trunk: &Trunk) -> Option<Credential> {
     trunk.password.as_ref().map(|password| Credential {
@@ -271,7 +284,7 @@ async fn register(
     };
     let mut registration = Registration::new(endpoint, credential(&trunk));
     registration.outbound_proxy = Some(proxy);
-    if let Ok(uri) = contact(&trunk.user, contact_addr) {
+    if let Ok(uri) = trunk_contact(&trunk, contact_addr) {
         registration.contact = Some(rsip::typed::Contact {
             display_name: None,
             uri,
