@@ -3,15 +3,15 @@
 //! Kamailio with digest and again before the granted lifetime ends, is
 //! refused (403) with a wrong password and backs off, unregisters when
 //! stopped, gets its calls over TCP when it registered over TCP; its
-//! calls through
-//! Kamailio's routing script end busy, bad number, no answer or
-//! temporarily failed as the fax schedule needs them, and a caller that
-//! is no trunk answers Kamailio's 407 with digest. SIPp scenarios
-//! (tests/peers/sipp/) are the far end for the rest: trunk failover and
-//! `max_calls` (sip_signalling/lines.rs), the caller id, and the edge
-//! cases of RFC 3261 (sip_signalling/edges.rs). The fax itself is not
-//! run here (a SIPp UAS has no fax modem): answered calls are hung up by
-//! the far end at once. tests/sip.rs runs whole faxes between two faxmta.
+//! calls through Kamailio's routing script end busy, bad number, no
+//! answer or temporarily failed as the fax schedule needs them, and a
+//! caller that is no trunk answers Kamailio's 407 with digest. SIPp
+//! scenarios (tests/peers/sipp/) are the far end for the rest: trunk
+//! failover, `max_calls` and the caller id (sip_signalling/lines.rs),
+//! and the edge cases of RFC 3261 (sip_signalling/edges.rs). The fax
+//! itself is not run here (a SIPp UAS has no fax modem): answered calls
+//! are hung up by the far end at once. tests/sip.rs runs whole faxes
+//! between two faxmta.
 
 mod common;
 #[path = "sip_signalling/edges.rs"]
