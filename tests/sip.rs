@@ -327,7 +327,10 @@ fn a_receiver_stopping_after_page_2_hangs_up_with_bye_and_keeps_both_parts() {
         receiver.server.log()
     );
     assert!(receiver.server.stop(), "{}", receiver.server.log());
-    assert_contains(&receiver.server.log(), "shutting down: hanging up after 2 page(s)");
+    assert_contains(
+        &receiver.server.log(),
+        "shutting down: hanging up after 2 page(s)",
+    );
     let rcpt = format!("{NUMBER}@fax.localhost");
     let line = wait_status(&sender.server, &id, &rcpt, "deferred", 30);
     assert_contains(&line, "broke off after 2 of");
@@ -339,9 +342,7 @@ fn a_receiver_stopping_after_page_2_hangs_up_with_bye_and_keeps_both_parts() {
     assert_contains(&line, &format!("fax sent: {0} of {0} pages", sent.len()));
     // Both parts reached alice: pages 1–2 (kept at the stop, handed out
     // at the start, with the notice of the partial reception) and pages 3…
-    let mails = receiver
-        .server
-        .wait_maildir("example.test", "alice", 3, 60);
+    let mails = receiver.server.wait_maildir("example.test", "alice", 3, 60);
     assert_eq!(mails.len(), 3, "{}", receiver.server.log());
     assert_contains(
         &receiver.server.log(),

@@ -1,15 +1,17 @@
 //! The SIP engine's signalling against SIP software no one here wrote:
 //! the engine (`SipEngine`, in this test process) registers to a private
 //! Kamailio with digest and again before the granted lifetime ends, is
-//! refused (403) with a wrong password and backs off; its calls through
-//! Kamailio's routing script end busy, bad number, no answer or
-//! temporarily failed as the fax schedule needs them, and a caller that
-//! is no trunk answers Kamailio's 407 with digest. SIPp scenarios
-//! (tests/peers/sipp/) are the far end for the rest: trunk failover and
-//! `max_calls` (sip_signalling/lines.rs), the caller id, and the edge
-//! cases of RFC 3261 (sip_signalling/edges.rs). The fax itself is not
-//! run here (a SIPp UAS has no fax modem): answered calls are hung up by
-//! the far end at once. tests/sip.rs runs whole faxes between two faxmta.
+//! refused (403) with a wrong password and backs off, unregisters when
+//! stopped, gets its calls over TCP when it registered over TCP; its
+//! calls through Kamailio's routing script end busy, bad number, no
+//! answer or temporarily failed as the fax schedule needs them, and a
+//! caller that is no trunk answers Kamailio's 407 with digest. SIPp
+//! scenarios (tests/peers/sipp/) are the far end for the rest: trunk
+//! failover, `max_calls` and the caller id (sip_signalling/lines.rs),
+//! and the edge cases of RFC 3261 (sip_signalling/edges.rs). The fax
+//! itself is not run here (a SIPp UAS has no fax modem): answered calls
+//! are hung up by the far end at once. tests/sip.rs runs whole faxes
+//! between two faxmta.
 
 mod common;
 #[path = "sip_signalling/edges.rs"]
@@ -353,4 +355,50 @@ async fn a_stopped_engine_removes_its_registration() {
         "{run}\n{}",
         k.log()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_registered_over_tcp_gets_its_calls_over_tcp() {
+    capture_logs();
+    let k = blocking(|| {
+        Kamailio::start(
+            KAM,
+            &KamailioSetup {
+                users: &[("fax", "faxsecret")],
+                trunks: &[PEER_A],
+                ..Default::default()
+            },
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let ports = PortBlock::take();
+    let mut t = registering(&k, "faxsecret");
+    t.transport = faxmta_fax::engine::sip::settings::Transport::Tcp;
+    let mut s = settings(engine_addr(ENGINE), &ports, dir.path(), vec![t]);
+    s.t38 = faxmta_fax::engine::sip::settings::T38Mode::Off;
+    let engine = SipEngine::start(s).await.unwrap();
+    assert!(until(10, || engine.registered("kam")).await, "{}", k.log());
+    // Our Contact says TCP, so Kamailio brings the call over TCP (without
+    // it, to the TCP connection's source port over UDP: nobody there).
+    let run = blocking(|| Sipp::run("uac_audio.xml", PEER_A, Some(&k.addr()), &["-s", "fax"], 20));
+    assert!(run.ok(), "{run}\n{}\n{}", k.log(), logs());
+    // The registrar saw the REGISTER come over our TCP connection (from
+    // its own source port) and sends the call back over it.
+    let routed = k
+        .log()
+        .lines()
+        .find(|l| l.contains("to registered fax at sip:fax@"))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    assert!(
+        routed.to_lowercase().contains(";transport=tcp"),
+        "{}",
+        k.log()
+    );
+    let fax = tokio::time::timeout(Duration::from_secs(15), engine.receive())
+        .await
+        .expect("no reception handed out")
+        .expect("engine stopped");
+    assert_eq!(fax.called.as_deref(), Some("fax"));
+    engine.acknowledge(&fax).await;
 }

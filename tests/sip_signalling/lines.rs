@@ -1,8 +1,9 @@
 //! Lines: trunks tried in order (a trunk's refusal fails over to the
 //! next, the number's busy does not), `max_calls` per trunk, and the
 //! caller id (the From user) made from the trunk's template and the
-//! request's TSI; a trunk over TCP; `max_calls` for incoming calls. The
-//! far ends are SIPp, one per trunk.
+//! request's TSI; a trunk over TCP (calls both ways, registration); a trunk
+//! that sends nothing (failover after Timer B); `max_calls` for incoming
+//! calls. The far ends are SIPp, one per trunk.
 
 use crate::peers::{PortBlock, Sipp};
 use crate::support::*;
@@ -354,9 +355,43 @@ async fn a_trunk_over_tcp_registers_over_tcp() {
     let run = blocking(|| registrar.wait(10));
     assert!(run.ok(), "{run}");
     assert!(run.messages.contains("TCP message received"), "{run}");
-    assert!(
-        run.logs
-            .contains(&format!("contact: Contact: <sip:fax@{ENGINE}:")),
-        "{run}"
-    );
+    let contact = run
+        .logs
+        .lines()
+        .find(|l| l.contains("contact: Contact: "))
+        .unwrap_or_default()
+        .to_lowercase();
+    assert!(contact.contains(&format!("<sip:fax@{ENGINE}:")), "{run}");
+    assert!(contact.contains(";transport=tcp>"), "{run}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_from_a_tcp_trunk_is_answered_over_tcp() {
+    capture_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let ports = PortBlock::take();
+    let listen = engine_addr(ENGINE);
+    let mut t = trunk("tcp", &format!("{PEER_A}:5999"));
+    t.transport = Transport::Tcp;
+    let mut s = settings(listen, &ports, dir.path(), vec![t]);
+    s.t38 = T38Mode::Off; // no re-INVITE: the SIPp caller does not take one
+    let engine = SipEngine::start(s).await.unwrap();
+    let addr = listen.to_string();
+    let run = blocking(|| {
+        Sipp::run(
+            "uac_audio.xml",
+            PEER_A,
+            Some(&addr),
+            &["-s", "4940555", "-t", "t1"],
+            20,
+        )
+    });
+    assert!(run.ok(), "{run}\n{}", logs());
+    assert!(run.messages.contains("TCP message received"), "{run}");
+    let fax = tokio::time::timeout(Duration::from_secs(15), engine.receive())
+        .await
+        .expect("no reception handed out")
+        .expect("engine stopped");
+    assert_eq!(fax.called.as_deref(), Some("4940555"));
+    engine.acknowledge(&fax).await;
 }

@@ -107,8 +107,7 @@ async fn attempt(
             trunk.caller(&request.tsi),
             trunk.domain
         ))?;
-        let tcp = trunk.transport == super::settings::Transport::Tcp;
-        let contact = ua::contact(&trunk.user, ua.contact_addr, tcp)?;
+        let contact = ua::trunk_contact(trunk, ua.contact_addr)?;
         Ok::<_, String>((callee, caller, contact))
     })();
     let (callee, caller, contact) = match parts {

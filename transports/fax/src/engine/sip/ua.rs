@@ -214,6 +214,14 @@ pub fn contact(user: &str, addr: SocketAddr, tcp: bool) -> Result<rsip::Uri, Str
     rsip::Uri::try_from(text.as_str()).map_err(|e| format!("contact {text:?}: {e}"))
 }
 
+/// Our Contact for calls and the registration over `trunk`: with
+/// `;transport=tcp` on a TCP trunk, so that the registrar and the far
+/// end reach us over TCP (over the connection we opened, when the
+/// registrar saw it come from another address than ours).
+pub fn trunk_contact(trunk: &Trunk, addr: SocketAddr) -> Result<rsip::Uri, String> {
+    contact(&trunk.user, addr, trunk.transport == Transport::Tcp)
+}
+
 /// The digest credential of a trunk, if it has a password.
 pub fn credential(trunk: &Trunk) -> Option<Credential> {
     trunk.password.as_ref().map(|password| Credential {
@@ -283,7 +291,7 @@ async fn register(
     };
     let mut registration = Registration::new(endpoint, credential(&trunk));
     registration.outbound_proxy = Some(proxy);
-    if let Ok(uri) = contact(&trunk.user, contact_addr, trunk.transport == Transport::Tcp) {
+    if let Ok(uri) = trunk_contact(&trunk, contact_addr) {
         registration.contact = Some(rsip::typed::Contact {
             display_name: None,
             uri,
