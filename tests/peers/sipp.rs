@@ -31,6 +31,16 @@
 //!   retransmits it meanwhile).
 //! - `uas_slow.xml`: answers an INVITE only after 1.5 s (a UAC over UDP
 //!   retransmits it meanwhile).
+//! - For tests/sip_signalling.rs (each file's head says more):
+//!   `uas_audio_bye.xml`, `uas_early_media_bye.xml`, `uas_slow_bye.xml`,
+//!   `uas_reinvite_t38_bye.xml` (as above, then the UAS hangs up at
+//!   once), `uas_486_q850.xml` (486 with a `Reason: Q.850;cause=17`),
+//!   `uas_488_t38.xml` (refuses a T.38 offer 488, takes audio),
+//!   `uas_register.xml` (a registrar over TCP), `uac_glare.xml` (a
+//!   re-INVITE crossing the callee's), `uac_cancel_after_200.xml`,
+//!   `uac_never_ack.xml`, `uac_late_offer.xml` (INVITE without SDP, the
+//!   answer in the ACK), `uac_g722.xml` (an offer with no G.711),
+//!   `uac_options.xml`.
 
 use std::fs::File;
 use std::net::{IpAddr, TcpListener, UdpSocket};
