@@ -204,8 +204,35 @@ pub struct Loss {
     rule: Vec<String>,
 }
 
+/// Removes the loss rules of test processes that died before they could
+/// (their PID, in the rule's comment, is gone).
+fn remove_stale_rules() {
+    let Ok(out) = Command::new("iptables").args(["-S", "OUTPUT"]).output() else {
+        return;
+    };
+    for rule in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(pid) = rule
+            .split_whitespace()
+            .find_map(|w| w.trim_matches('"').strip_prefix("faxmta-test-"))
+        else {
+            continue;
+        };
+        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if let Some(spec) = rule.strip_prefix("-A ") {
+            let args: Vec<&str> = spec
+                .split_whitespace()
+                .map(|w| w.trim_matches('"'))
+                .collect();
+            let _ = Command::new("iptables").arg("-D").args(&args).output();
+        }
+    }
+}
+
 impl Loss {
     pub fn on(ports: &PortBlock, probability: f64) -> Loss {
+        remove_stale_rules();
         let rule: Vec<String> = [
             "OUTPUT",
             "-o",
