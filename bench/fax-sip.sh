@@ -33,7 +33,7 @@
 #    rate limit: the page's T.6 bits / 14400 bit/s, and the rest (T.30's
 #    per-page overhead: ECM framing, PPS/MCF at V.21 300 bit/s, the
 #    image carrier's training).
-# 2. Concurrent calls. C = CALLS (1 2 4 8 16 32 64) calls of the 1-page
+# 2. Concurrent calls. C = CALLS (1 4 16 64 128 256) calls of the 1-page
 #    letter at once, per mode; each engine's max_calls = C. Per level:
 #    calls sent (T.30 OK, all pages) and received (complete, pages equal),
 #    call time (median, min-max, and the median over the 1-call median),
@@ -44,6 +44,9 @@
 #    packets the receivers counted lost, and how late a probe thread paced
 #    like the media threads (20 ms deadline ticks) woke up (p99, max).
 #    A mode's sweep stops after the first level where a call fails.
+#    Media sessions run on tokio's blocking pool (spawn_blocking), 512
+#    threads by default as in `faxmta serve`: 256 pairs here are 512
+#    sessions.
 #
 # The machine's other work skews every figure: run it when nothing else
 # runs (the script prints how busy the cores were just before).
@@ -53,9 +56,13 @@
 #   PAGES=10        pages of the long letter (part 1)
 #   RES=fine        fine|standard
 #   MODES="t38 g711"
-#   CALLS="1 2 4 8 16 32 64"   concurrency levels (part 2)
+#   CALLS="1 4 16 64 128 256"  concurrency levels (part 2; C = 1 is part
+#                   1's 1-page call when part 1 runs)
 #   SWEEP=1         0 skips part 2;  SINGLE=1: 0 skips part 1
-#   CALL_TIMEOUT=600  seconds a run's calls may take
+#   CALL_TIMEOUT    seconds a run's calls may take (default 120 + 30 per page)
+#   RAMP_MS=20      ms between the starts of a level's calls (0: one burst;
+#                   more than 64 INVITEs in one burst meet the engine's
+#                   queue of 64 new calls and some are refused 486)
 #   BENCH_DIR       parent of the temp dir (default $TMPDIR or /tmp)
 #   KEEP=1          keep the temp dir (inputs, TIFFs, raw rows)
 set -euo pipefail
@@ -64,10 +71,11 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PAGES=${PAGES:-10}
 RES=${RES:-fine}
 MODES=${MODES:-t38 g711}
-CALLS=${CALLS:-1 2 4 8 16 32 64}
+CALLS=${CALLS:-1 4 16 64 128 256}
 SWEEP=${SWEEP:-1}
 SINGLE=${SINGLE:-1}
-CALL_TIMEOUT=${CALL_TIMEOUT:-600}
+CALL_TIMEOUT=${CALL_TIMEOUT:-}
+RAMP_MS=${RAMP_MS:-20}
 export LC_ALL=C
 
 die() { echo "fax-sip.sh: $*" >&2; exit 1; }
@@ -183,7 +191,7 @@ N_RENDERED=$(grep -c '^page' "$TMP/letterN.pages")
 # run MODE DOC PAGES C: one driver run, its row appended to $TMP/rows
 run() {
     note "$1: $4 call(s) of the $3-page letter"
-    "$DRIVER" calls "$2" "$3" "$1" "$4" "$CALL_TIMEOUT" >"$TMP/row" \
+    "$DRIVER" calls "$2" "$3" "$1" "$4" "${CALL_TIMEOUT:-$((120 + 30 * $3))}" "$RAMP_MS" >"$TMP/row" \
         || die "the driver failed ($1, $4 calls of $3 pages)"
     echo "$3 $(cat "$TMP/row")" >>"$TMP/rows"
 }
@@ -201,6 +209,8 @@ fi
 if [[ $SWEEP != 0 ]]; then
     for mode in $MODES; do
         for c in $CALLS; do
+            # C = 1 is part 1's 1-page call, when part 1 ran.
+            [[ $c == 1 && $SINGLE != 0 ]] && continue
             run "$mode" "$TMP/letter1.tif" 1 "$c"
             # rows: pages calls mode C sent recv med min max wall user sys behind missed lost p99 max failures
             last=$(tail -1 "$TMP/rows")
@@ -218,7 +228,6 @@ fi
 # 7 median s, 8 min s, 9 max s, 10 wall s, 11 user s, 12 sys s,
 # 13 behind, 14 missed ticks, 15 lost, 16 probe p99 ms, 17 probe max ms,
 # 18.. failures
-awk '{ print }' "$TMP/letterN.pages" >/dev/null
 if [[ $SINGLE != 0 ]]; then
     echo "== 1. one call: pages per minute (T.6 over V.17 14400 bit/s with ECM, both ends spandsp)"
     awk '$1 == "page" { n++; b += $4; r = $3 } END {
@@ -248,7 +257,7 @@ if [[ $SINGLE != 0 ]]; then
 fi
 
 if [[ $SWEEP != 0 ]]; then
-    echo "== 2. concurrent calls of the 1-page letter (both ends in one process: per call per side = CPU / 2C)"
+    echo "== 2. concurrent calls of the 1-page letter, started $RAMP_MS ms apart (both ends in one process: per call per side = CPU / 2C)"
     printf '%-5s %4s %9s %18s %7s %8s %9s %9s %9s %11s %5s %13s\n' mode C "sent/rcvd" "call s med(min-max)" stretch "CPU s" "CPU/call" "%core" "machine%" "behind/miss" lost "probe p99/max"
     awk -v cores="$(nproc)" '$1 == 1 && $2 == "calls" {
         if ($4 == 1 && !(($3) in base)) base[$3] = $7

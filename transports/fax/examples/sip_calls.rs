@@ -9,9 +9,10 @@
 //!         writes it as TIFF-F (MH; spandsp recodes it for the line) and
 //!         prints, per page, `page N ROWS T6_BYTES`: the page coded T.6,
 //!         what crosses a V.17 ECM line when both ends offer T.6.
-//!     sip_calls calls DOC.tif PAGES t38|g711 C [TIMEOUT_S]
+//!     sip_calls calls DOC.tif PAGES t38|g711 C [TIMEOUT_S [RAMP_MS]]
 //!         C calls at once from engine A to engine B (separate SIP ports
-//!         and media port ranges), each sending DOC.tif; prints
+//!         and media port ranges), each sending DOC.tif, started RAMP_MS
+//!         apart (default 0: all in one burst); prints
 //!         `calls MODE C SENT_OK RECV_OK CALL_MED CALL_MIN CALL_MAX WALL
 //!         CPU_USER CPU_SYS BEHIND MISSED LOST PROBE_P99_MS PROBE_MAX_MS
 //!         FAILURES`.
@@ -49,7 +50,7 @@ fn main() {
         Some("render") => render_cmd(&args[1..]),
         Some("calls") => calls_cmd(&args[1..]),
         _ => Err("usage: sip_calls render MAIL OUT.tif [fine|standard] | \
-                  sip_calls calls DOC.tif PAGES t38|g711 C [TIMEOUT_S]"
+                  sip_calls calls DOC.tif PAGES t38|g711 C [TIMEOUT_S [RAMP_MS]]"
             .into()),
     };
     if let Err(e) = result {
@@ -287,13 +288,17 @@ fn probe(stop: Arc<AtomicBool>, late: Arc<Mutex<Vec<f64>>>) -> std::thread::Join
 
 fn calls_cmd(args: &[String]) -> Result<(), Error> {
     let [doc, pages, mode, calls, rest @ ..] = args else {
-        return Err("calls DOC.tif PAGES t38|g711 C [TIMEOUT_S]".into());
+        return Err("calls DOC.tif PAGES t38|g711 C [TIMEOUT_S [RAMP_MS]]".into());
     };
     let pages: u32 = pages.parse().map_err(|_| format!("PAGES {pages:?}"))?;
     let calls: usize = calls.parse().map_err(|_| format!("C {calls:?}"))?;
     let timeout: u64 = match rest.first() {
         Some(t) => t.parse().map_err(|_| format!("TIMEOUT_S {t:?}"))?,
         None => 600,
+    };
+    let ramp: u64 = match rest.get(1) {
+        Some(t) => t.parse().map_err(|_| format!("RAMP_MS {t:?}"))?,
+        None => 0,
     };
     let (a_mode, b_mode) = match mode.as_str() {
         // The caller offers T.38 at once; the answerer takes it.
@@ -315,6 +320,7 @@ fn calls_cmd(args: &[String]) -> Result<(), Error> {
         b_mode,
         calls,
         Duration::from_secs(timeout),
+        Duration::from_millis(ramp),
         seen,
     ))
 }
@@ -328,6 +334,7 @@ async fn run_calls(
     b_mode: T38Mode,
     calls: usize,
     timeout: Duration,
+    ramp: Duration,
     seen: Arc<Seen>,
 ) -> Result<(), Error> {
     let dir = tempfile::tempdir()?;
@@ -363,20 +370,27 @@ async fn run_calls(
     let cpu0 = cpu();
     let t0 = Instant::now();
 
-    // The receiving side: C faxes handed out (or the deadline).
+    // The receiving side: C faxes handed out, or the deadline, or 15 s
+    // after the last sender's result (a refused call brings no fax).
+    let senders_done = Arc::new(Mutex::new(None::<Instant>));
     let rx = {
-        let receiver = receiver.clone();
+        let (receiver, senders_done) = (receiver.clone(), senders_done.clone());
         tokio::spawn(async move {
             let mut got = Vec::new();
-            let deadline = tokio::time::Instant::now() + timeout;
-            while got.len() < calls {
-                match tokio::time::timeout_at(deadline, receiver.receive()).await {
+            let deadline = Instant::now() + timeout;
+            while got.len() < calls && Instant::now() < deadline {
+                let done = senders_done.lock().map(|d| *d).unwrap_or(None);
+                if done.is_some_and(|at| at.elapsed() > Duration::from_secs(15)) {
+                    break;
+                }
+                match tokio::time::timeout(Duration::from_millis(500), receiver.receive()).await {
                     Ok(Some(fax)) => {
                         receiver.acknowledge(&fax).await;
                         std::fs::remove_file(&fax.document).ok();
                         got.push((fax.status, fax.pages));
                     }
-                    Ok(None) | Err(_) => break,
+                    Ok(None) => break,
+                    Err(_) => {}
                 }
             }
             got
@@ -384,6 +398,9 @@ async fn run_calls(
     };
     let mut tasks = Vec::new();
     for i in 0..calls {
+        if i > 0 && !ramp.is_zero() {
+            tokio::time::sleep(ramp).await;
+        }
         let (sender, doc) = (sender.clone(), doc.clone());
         tasks.push(tokio::spawn(async move {
             let request = SendRequest {
@@ -414,6 +431,9 @@ async fn run_calls(
             Ok(other) => failures.push(format!("{other:?}")),
             Err(_) => failures.push("timeout".into()),
         }
+    }
+    if let Ok(mut d) = senders_done.lock() {
+        *d = Some(Instant::now());
     }
     let received = rx.await?;
     let wall = t0.elapsed().as_secs_f64();
