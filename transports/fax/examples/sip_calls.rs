@@ -145,7 +145,8 @@ impl tracing::field::Visit for Fields {
         if field.name() == "message" {
             self.message = format!("{value:?}");
         } else {
-            self.values.push((field.name().into(), format!("{value:?}")));
+            self.values
+                .push((field.name().into(), format!("{value:?}")));
         }
     }
 }
