@@ -54,9 +54,18 @@
 #   DELIVERY_WAIT=120 seconds to wait for each fax's success report
 #   BENCH_DIR         parent of the temp dir (default $TMPDIR or /tmp)
 #   KEEP=1            keep the temp dir (inputs, TIFFs, PostScript, logs)
+#   SIP=1             0 skips part 3 (the SIP engine, bench/fax-sip.sh)
+#   SIP_ONLY=1        runs only part 3 (its own environment: see its header)
+#
+# 3. The SIP engine (bench/fax-sip.sh, run after parts 1 and 2): pages per
+#    minute over T.38 and over G.711 next to V.17's line rate, CPU per
+#    concurrent call and how many concurrent calls the cores carry.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+if [[ ${SIP_ONLY:-0} == 1 ]]; then
+    exec bash "$REPO/bench/fax-sip.sh"
+fi
 RUNS=${RUNS:-5}
 TEXT_LINES=${TEXT_LINES:-3250}
 PAPER=${PAPER:-a4}
@@ -675,5 +684,11 @@ if [[ $LINE != 0 ]]; then
         w=$(grep -c ' WARN \| ERROR ' "$TMP/line-$res/faxmta.log" || true)
         [[ $w -gt 0 ]] && echo "faxmta log ($res): $w line(s) at WARN or ERROR (KEEP=1 keeps $TMP/line-$res/faxmta.log)"
     done
+fi
+
+# --- 3. the SIP engine ----------------------------------------------------------
+if [[ ${SIP:-1} != 0 ]]; then
+    echo
+    bash "$REPO/bench/fax-sip.sh" || die "the SIP part failed (bench/fax-sip.sh)"
 fi
 exit 0
