@@ -109,7 +109,9 @@ impl SipEngine {
     /// acknowledged before the last stop are handed out again first.
     pub async fn start(settings: SipSettings) -> Result<SipEngine, ua::UaError> {
         let settings = Arc::new(settings);
-        let (calls_tx, mut calls_rx) = mpsc::channel::<NewCall>(64);
+        // New calls waiting to be taken (each is taken at once by a task
+        // of its own): a burst of INVITEs beyond this is refused 503.
+        let (calls_tx, mut calls_rx) = mpsc::channel::<NewCall>(1024);
         let ua = Arc::new(Ua::start(&settings, calls_tx).await?);
         let trunks: Arc<Vec<TrunkStats>> = Arc::new(
             settings

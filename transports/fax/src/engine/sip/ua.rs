@@ -418,7 +418,11 @@ async fn serve_incoming(
                     stop: stop.child_token(),
                 };
                 if calls.try_send(call).is_err() {
-                    reply(&mut tx, StatusCode::BusyHere).await;
+                    // More new calls at once than the engine takes in:
+                    // overloaded (the caller may try elsewhere), not busy.
+                    tracing::warn!("INVITE refused (503): too many new calls at once");
+                    dialogs.remove_dialog(&dialog.id());
+                    reply(&mut tx, StatusCode::ServiceUnavailable).await;
                     continue;
                 }
                 let mut dialog = dialog;
