@@ -210,15 +210,15 @@ fn g711_through_kamailio_alone() {
     assert_contains(&receiver.server.log(), "incoming call answered: G.711");
 }
 
-#[test]
-fn a_call_cut_after_page_2_is_finished_by_a_second_call_with_pages_3_on() {
+/// A 4-page fax from the sender to the receiver through Kamailio, T.38
+/// offered, and the moment the sender has the confirmation of page 2
+/// (the call is in page 3).
+fn during_page_3() -> (Kamailio, FaxServer, FaxServer, String) {
     let port = sip_port(RECEIVER);
     let k = kamailio(port, None);
-    let mut receiver = receiver_behind(port, &k, "offer");
+    let receiver = receiver_behind(port, &k, "offer");
     let sender = sender_via(&k, "", "offer");
     let id = fax(&sender, 200);
-    // The receiver dies (kill -9) once the sender has its confirmation
-    // of page 2: the call is cut during page 3.
     assert!(
         wait_until(120, || sender
             .server
@@ -228,6 +228,13 @@ fn a_call_cut_after_page_2_is_finished_by_a_second_call_with_pages_3_on() {
         sender.server.log(),
         receiver.server.log()
     );
+    (k, receiver, sender, id)
+}
+
+#[test]
+fn a_call_cut_after_page_2_is_finished_by_a_second_call_with_pages_3_on() {
+    // The receiver dies (kill -9) during page 3: the call is cut.
+    let (_k, mut receiver, sender, id) = during_page_3();
     receiver.server.kill9();
     let rcpt = format!("{NUMBER}@fax.localhost");
     let line = wait_status(&sender.server, &id, &rcpt, "deferred", 120);
@@ -312,20 +319,7 @@ fn a_receiver_stopping_after_page_2_hangs_up_with_bye_and_keeps_both_parts() {
     // BYE; the sender counts the 2 pages confirmed and resends the rest
     // once the receiver is back, which hands out the partial fax it kept
     // and then receives pages 3…
-    let port = sip_port(RECEIVER);
-    let k = kamailio(port, None);
-    let mut receiver = receiver_behind(port, &k, "offer");
-    let sender = sender_via(&k, "", "offer");
-    let id = fax(&sender, 200);
-    assert!(
-        wait_until(120, || sender
-            .server
-            .log()
-            .contains("fax progress: page 2 confirmed")),
-        "{}\n{}",
-        sender.server.log(),
-        receiver.server.log()
-    );
+    let (_k, mut receiver, sender, id) = during_page_3();
     assert!(receiver.server.stop(), "{}", receiver.server.log());
     assert_contains(
         &receiver.server.log(),
