@@ -296,53 +296,68 @@ impl Sipp {
         let addr = ip_of(ip);
         let path = Sipp::scenario_path(scenario);
         assert!(path.exists(), "no scenario {}", path.display());
-        let dir = tempfile::tempdir().unwrap();
-        let media_port = sip_port(ip) & !1;
-        let control_port = sip_port(ip);
-        let d = dir.path();
-        let mut cmd = Command::new("sipp");
-        cmd.current_dir(d)
-            .arg("-sf")
-            .arg(&path)
-            .args(["-i", ip, "-p", &port.to_string(), "-m", "1"])
-            .args(["-mi", ip, "-mp", &media_port.to_string()])
-            .args(["-cp", &control_port.to_string()])
-            .args(["-nostdin", "-trace_msg", "-trace_err", "-trace_logs"])
-            .arg("-message_file")
-            .arg(d.join("messages.log"))
-            .arg("-error_file")
-            .arg(d.join("errors.log"))
-            .arg("-log_file")
-            .arg(d.join("logs.log"))
-            .args(args);
-        if !args.contains(&"-t") {
-            cmd.args(["-t", "u1"]);
-        }
-        if let Some(remote) = remote {
-            cmd.arg(remote);
-        }
-        let mut daemon = Daemon::spawn(cmd, &format!("sipp {scenario}"), &d.join("sipp.out"));
-        // Listening once the port is taken (UDP, or TCP with `-t t1`).
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while UdpSocket::bind((addr, port)).is_ok() && TcpListener::bind((addr, port)).is_ok() {
-            if daemon.exited().is_some() {
-                break; // a UAC may be done already; wait() reports it
+        // A port picked free can be taken by another test before SIPp
+        // binds it: SIPp then exits at once saying so, and is started
+        // again on other media and control ports.
+        for attempt in 1.. {
+            let dir = tempfile::tempdir().unwrap();
+            let media_port = sip_port(ip) & !1;
+            let control_port = sip_port(ip);
+            let d = dir.path();
+            let mut cmd = Command::new("sipp");
+            cmd.current_dir(d)
+                .arg("-sf")
+                .arg(&path)
+                .args(["-i", ip, "-p", &port.to_string(), "-m", "1"])
+                .args(["-mi", ip, "-mp", &media_port.to_string()])
+                // The control socket on our address, not 0.0.0.0 (where a
+                // port free on `ip` may be taken on another address).
+                .args(["-ci", ip, "-cp", &control_port.to_string()])
+                .args(["-nostdin", "-trace_msg", "-trace_err", "-trace_logs"])
+                .arg("-message_file")
+                .arg(d.join("messages.log"))
+                .arg("-error_file")
+                .arg(d.join("errors.log"))
+                .arg("-log_file")
+                .arg(d.join("logs.log"))
+                .args(args);
+            if !args.contains(&"-t") {
+                cmd.args(["-t", "u1"]);
             }
-            assert!(
-                Instant::now() < deadline,
-                "sipp {scenario} did not bind {ip}:{port}:\n{}",
-                daemon.output()
-            );
-            std::thread::sleep(Duration::from_millis(10));
+            if let Some(remote) = remote {
+                cmd.arg(remote);
+            }
+            let mut daemon = Daemon::spawn(cmd, &format!("sipp {scenario}"), &d.join("sipp.out"));
+            // Listening once the port is taken (UDP, or TCP with `-t t1`).
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while UdpSocket::bind((addr, port)).is_ok() && TcpListener::bind((addr, port)).is_ok() {
+                if daemon.exited().is_some() {
+                    break; // a UAC may be done already; wait() reports it
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "sipp {scenario} did not bind {ip}:{port}:\n{}",
+                    daemon.output()
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if attempt < 5
+                && daemon.exited().is_some()
+                && daemon.output().contains("Unable to bind")
+            {
+                daemon.log = d.join("none"); // no dump of a run retried
+                continue;
+            }
+            return Sipp {
+                ip: ip.to_string(),
+                port,
+                media_port,
+                scenario: scenario.to_string(),
+                daemon,
+                dir,
+            };
         }
-        Sipp {
-            ip: ip.to_string(),
-            port,
-            media_port,
-            scenario: scenario.to_string(),
-            daemon,
-            dir,
-        }
+        unreachable!("the loop returns")
     }
 
     /// Runs `scenario` to its end (at most `secs`).
