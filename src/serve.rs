@@ -120,11 +120,17 @@ async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
             router: router.clone(),
             store: store.clone(),
         });
+        let portal = Arc::new(crate::portal::Portal {
+            server: server_rx.clone(),
+            reloader: reloader.clone(),
+            sessions: Default::default(),
+        });
         tokio::spawn(http::serve(
             listener,
             metrics.clone(),
             store.clone(),
             fax_api,
+            Some(portal),
             admin_tls,
             stop_rx.clone(),
         ))
