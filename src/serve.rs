@@ -124,6 +124,10 @@ async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
             server: server_rx.clone(),
             reloader: reloader.clone(),
             sessions: Default::default(),
+            #[cfg(feature = "fax")]
+            drafts: Default::default(),
+            #[cfg(feature = "fax")]
+            preview: Some(fax.preview.clone()),
         });
         tokio::spawn(http::serve(
             listener,
@@ -297,6 +301,9 @@ struct FaxParts {
     simulated: Option<Arc<control::FaxSimulator>>,
     #[cfg(feature = "fax")]
     engine: Arc<dyn faxmta_fax::engine::FaxEngine>,
+    /// The portal's preview.
+    #[cfg(feature = "fax")]
+    preview: Arc<crate::fax::preview::Previewer>,
 }
 
 impl FaxParts {
@@ -308,6 +315,7 @@ impl FaxParts {
             first_page: fax.reports.first_page,
             simulated: fax.simulated,
             engine: fax.engine,
+            preview: fax.preview,
         })
     }
 

@@ -5,6 +5,7 @@
 
 pub mod inbound;
 pub mod pop3_gateway;
+pub mod preview;
 pub mod retention;
 mod sip;
 
@@ -33,6 +34,8 @@ pub struct Fax {
     /// The same engine when it is the simulated one (simulated incoming
     /// calls through the control socket).
     pub simulated: Option<Arc<SimulatedEngine>>,
+    /// The portal's preview (the same maker and workers).
+    pub preview: Arc<preview::Previewer>,
 }
 
 /// The rendering options of `[fax]`.
@@ -191,6 +194,11 @@ pub fn build(config: &Config, metrics: &Arc<Metrics>, store: &Store) -> Result<F
         });
         f
     });
+    let preview = Arc::new(preview::Previewer {
+        maker: maker.clone(),
+        worker: worker.clone(),
+        spool: fax.spool.clone(),
+    });
     let renderer = Arc::new(WorkerRenderer { maker, worker });
     let transport = Arc::new(FaxTransport::new(
         engine.clone(),
@@ -202,6 +210,7 @@ pub fn build(config: &Config, metrics: &Arc<Metrics>, store: &Store) -> Result<F
         engine: engine.clone(),
         simulated,
         transport,
+        preview,
         reports: FaxReports {
             success: fax.success_report,
             first_page,

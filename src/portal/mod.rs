@@ -19,6 +19,8 @@ pub mod audit;
 mod auth;
 mod guard;
 mod page;
+#[cfg(feature = "fax")]
+mod send;
 pub mod session;
 mod viewer;
 
@@ -40,6 +42,12 @@ pub struct Portal {
     /// Puts a changed configuration in force.
     pub reloader: Arc<Reloader>,
     pub sessions: session::Sessions,
+    /// Faxes previewed, not yet sent.
+    #[cfg(feature = "fax")]
+    pub drafts: send::Drafts,
+    /// Renders the preview (`None`: no fax transport).
+    #[cfg(feature = "fax")]
+    pub preview: Option<Arc<crate::fax::preview::Previewer>>,
 }
 
 impl Portal {
@@ -52,7 +60,12 @@ impl Portal {
 /// The portal's routes (under `/portal/`), and `/` leading to it.
 pub fn routes(portal: Arc<Portal>) -> axum::Router {
     let limit = usize::try_from(portal.context().config.admin.max_request.0).unwrap_or(usize::MAX);
-    axum::Router::new()
+    let router = axum::Router::new();
+    #[cfg(feature = "fax")]
+    let router = router
+        .route("/portal/send", get(send::form).post(send::preview))
+        .route("/portal/send/confirm", post(send::confirm));
+    router
         .route("/portal/", get(page::home))
         .route("/portal/login", get(auth::form).post(auth::login))
         .route("/portal/logout", post(auth::logout))

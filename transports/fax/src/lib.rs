@@ -40,6 +40,8 @@ pub mod pdf;
 #[cfg(feature = "line")]
 pub mod render;
 #[cfg(feature = "line")]
+pub mod thumbnail;
+#[cfg(feature = "line")]
 pub mod tiff;
 #[cfg(feature = "line")]
 pub mod transport;
