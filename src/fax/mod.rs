@@ -5,6 +5,7 @@
 
 pub mod inbound;
 pub mod pop3_gateway;
+pub mod received;
 pub mod retention;
 mod sip;
 
