@@ -34,10 +34,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::watch;
 
-/// Take received faxes until the engine stops or shutdown.
+/// Take received faxes until the engine stops or shutdown. Each fax is
+/// routed by the configuration in force when it is handled (`configs`
+/// follows `faxmta reload`): a changed rule or a user's `numbers` holds
+/// for the next fax.
 pub async fn run(
     engine: Arc<dyn FaxEngine>,
-    config: Arc<Config>,
+    configs: watch::Receiver<Arc<Config>>,
     store: Store,
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
@@ -60,6 +63,7 @@ pub async fn run(
             fax = engine.receive() => fax,
             _ = retry.tick(), if !pending.is_empty() => {
                 for mut fax in std::mem::take(&mut pending) {
+                    let config = configs.borrow().clone();
                     match handle(&config, &store, &mut fax).await {
                         Ok(()) => {
                             abort_at("fax-queued");
@@ -83,6 +87,7 @@ pub async fn run(
             Reception::Failed { .. } => "failed",
         };
         metrics.fax_received.with_label_values(&[status]).inc();
+        let config = configs.borrow().clone();
         match handle(&config, &store, &mut fax).await {
             Ok(()) => {
                 abort_at("fax-queued");
