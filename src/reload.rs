@@ -236,6 +236,19 @@ pub fn build(config: &Arc<Config>, shared: &Shared) -> Result<Parts, String> {
             first_page: shared.fax_first_page.clone(),
         },
         lease: std::time::Duration::from_secs(config.queue.lease_time.0),
+        fax_history: {
+            let directory = config.fax.policy().directory;
+            crate::scheduler::FaxHistory {
+                keep: u64::from(config.fax.history_days) * 86_400,
+                documents: u64::from(config.fax.documents_days) * 86_400,
+                groups: Arc::new(move |sender: &str| {
+                    directory
+                        .lookup(sender)
+                        .map(|u| u.groups)
+                        .unwrap_or_default()
+                }),
+            }
+        },
     };
     let transports = crate::transports::table(config, shared.fax.clone())?;
     Ok(Parts {

@@ -42,6 +42,8 @@ pub struct Settings {
     /// server).
     pub destination_concurrency: usize,
     pub fax_reports: FaxReports,
+    /// What is kept of finished faxes, and for how long.
+    pub fax_history: FaxHistory,
     /// How long a delivery leases its message (`[queue] lease_time`);
     /// the lease is renewed every third of that while the delivery runs
     /// (a fax call may last longer) and ended with it. On a shared queue,
@@ -59,6 +61,29 @@ pub struct FaxReports {
     pub first_page: Option<Arc<FirstPage>>,
 }
 
+/// What the scheduler keeps of a finished fax (its record, a usage row
+/// per recipient, its document), and for how long (`[fax]
+/// history_days`, `documents_days`).
+#[derive(Clone)]
+pub struct FaxHistory {
+    /// Seconds records and usage rows are kept.
+    pub keep: u64,
+    /// Seconds documents are kept.
+    pub documents: u64,
+    /// A sender's fax groups (from the directory), for the usage rows.
+    pub groups: Arc<dyn Fn(&str) -> Vec<String> + Send + Sync>,
+}
+
+impl Default for FaxHistory {
+    fn default() -> FaxHistory {
+        FaxHistory {
+            keep: 400 * 86_400,
+            documents: 90 * 86_400,
+            groups: Arc::new(|_| Vec::new()),
+        }
+    }
+}
+
 /// A message's octets → its first fax page as a PNG.
 pub type FirstPage = dyn Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync;
 
@@ -72,6 +97,7 @@ pub struct Plan {
     hostname: String,
     transports: TransportTable,
     fax_reports: FaxReports,
+    fax_history: FaxHistory,
 }
 
 impl Plan {
@@ -83,6 +109,7 @@ impl Plan {
             hostname: settings.hostname,
             transports,
             fax_reports: settings.fax_reports,
+            fax_history: settings.fax_history,
         }
     }
 }
@@ -419,6 +446,7 @@ impl Scheduler {
 }
 
 mod destinations;
+mod history;
 mod notify;
 #[cfg_attr(not(feature = "fax"), allow(unused_imports))] // used by src/fax/
 pub use notify::RECEIVED_FAX_PROTOCOL;

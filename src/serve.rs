@@ -169,7 +169,9 @@ async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
     #[cfg(feature = "fax")]
     let inbound_task = tokio::spawn(crate::fax::inbound::run(
         fax.engine.clone(),
-        config.clone(),
+        // Routing follows reloads: each fax takes the configuration in
+        // force when it arrives.
+        reloader.config(),
         store.clone(),
         metrics.clone(),
         stop_rx.clone(),

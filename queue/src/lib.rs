@@ -15,7 +15,7 @@
 //!
 //! Layers, bottom up (no file imports from a layer above its own; a unit
 //! test checks it): `error`, `lock`, `time`, `envelope`, `retry`; then
-//! `space`, `body`, `listing`, `history`, `broadcast`, `etrn`, `lines`, `accounts`;
+//! `space`, `body`, `listing`, `history`, `query`, `broadcast`, `etrn`, `lines`, `accounts`;
 //! then
 //! `store` (the trait); then `admin` (operations written over the trait);
 //! then the backends (`sled`, `postgres`).
@@ -34,6 +34,7 @@ mod lines;
 mod listing;
 mod lock;
 pub mod postgres;
+mod query;
 mod retry;
 pub mod sled;
 mod space;
@@ -53,9 +54,13 @@ pub use envelope::{
 };
 pub use error::{BoxError, QueueError};
 pub use etrn::{EtrnRelease, EtrnStart};
-pub use history::FaxRecord;
+pub use history::{
+    received_document_key, sent_document_key, FaxRecord, ReceivedRecord, UsageRecord,
+    USAGE_RECEIVED, USAGE_SENT,
+};
 pub use lines::{LineLease, LinePool};
 pub use listing::{RawEnvelope, RawEnvelopes};
+pub use query::{Cursor, FaxPage, FaxQuery, Page, ReceivedPage, ReceivedQuery};
 pub use retry::RetryPolicy;
 pub use space::available;
 pub use store::{Lease, QueueCounts, QueueStore, Store};

@@ -50,9 +50,10 @@ use crate::broadcast::BroadcastEntry;
 use crate::envelope::{Envelope, NewMessage, QueueId};
 use crate::error::QueueError;
 use crate::etrn::EtrnStart;
-use crate::history::FaxRecord;
+use crate::history::{FaxRecord, ReceivedRecord, UsageRecord};
 use crate::lines::LinePool;
 use crate::listing::RawEnvelopes;
+use crate::query::{FaxPage, FaxQuery, ReceivedPage, ReceivedQuery};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -298,6 +299,57 @@ pub trait QueueStore: Send + Sync + 'static {
     /// Forget faxes finished before `before` (Unix seconds); returns how
     /// many.
     fn prune_fax_history(&self, before: u64) -> Result<usize, QueueError>;
+
+    /// Finished faxes newest first, filtered and a page at a time
+    /// ([`FaxQuery`]): at most `query.limit`, and where the next page
+    /// starts if more may follow. Records that no longer parse are
+    /// skipped.
+    fn fax_history_query(&self, query: &FaxQuery) -> Result<FaxPage, QueueError>;
+
+    /// The finished fax `id` to `recipient` (exactly as recorded); the
+    /// latest if it was recorded twice.
+    fn fax_record(&self, id: &str, recipient: &str) -> Result<Option<FaxRecord>, QueueError>;
+
+    // ---- received faxes, usage, documents ----
+
+    /// Remember a received fax (a record with the same key is replaced).
+    fn record_received(&self, record: &ReceivedRecord) -> Result<(), QueueError>;
+
+    /// Received faxes newest first, filtered and a page at a time
+    /// ([`ReceivedQuery`]).
+    fn received_query(&self, query: &ReceivedQuery) -> Result<ReceivedPage, QueueError>;
+
+    /// The received fax with this key.
+    fn received_record(&self, key: &str) -> Result<Option<ReceivedRecord>, QueueError>;
+
+    /// Forget faxes received before `before` (Unix seconds); returns how
+    /// many.
+    fn prune_received(&self, before: u64) -> Result<usize, QueueError>;
+
+    /// Write a usage row (one with the same time, fax, user and
+    /// direction is replaced).
+    fn record_usage(&self, record: &UsageRecord) -> Result<(), QueueError>;
+
+    /// The usage rows at or after `since` and before `until` (Unix
+    /// seconds), oldest first. Rows that no longer parse are skipped.
+    fn usage(&self, since: u64, until: u64) -> Result<Vec<UsageRecord>, QueueError>;
+
+    /// Forget usage rows from before `before`; returns how many.
+    fn prune_usage(&self, before: u64) -> Result<usize, QueueError>;
+
+    /// Keep a fax document (TIFF-F) under `key`
+    /// ([`crate::sent_document_key`], [`crate::received_document_key`]),
+    /// stamped `at` (Unix seconds) for [`QueueStore::prune_documents`];
+    /// one under the same key is replaced.
+    fn put_document(&self, key: &str, at: u64, data: &[u8]) -> Result<(), QueueError>;
+
+    /// The document kept under `key`.
+    fn document(&self, key: &str) -> Result<Option<Vec<u8>>, QueueError>;
+
+    /// Forget documents stamped before `before`; returns how many.
+    fn prune_documents(&self, before: u64) -> Result<usize, QueueError>;
+
+    // ---- failures and broadcasts ----
 
     /// Remember that a recipient of message `id` failed for good at `now`.
     fn record_failure(&self, id: &str, now: u64) -> Result<(), QueueError>;

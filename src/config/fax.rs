@@ -83,6 +83,12 @@ pub struct FaxConfig {
     /// Render workers that crash on one message (a signal that is not
     /// one of the limits) before it is quarantined: held, reported.
     pub render_crash_limit: u32,
+    /// Days the records of faxes sent and received, and the usage rows
+    /// (billing), are kept in the queue's store.
+    pub history_days: u32,
+    /// Days the documents (TIFF-F) of faxes sent and received are kept in
+    /// the queue's store (the portal's download and resend).
+    pub documents_days: u32,
     /// The simulated engine: the phone network and the remote machines.
     pub simulated: SimulatedConfig,
     /// `[fax.incoming]`: received faxes — routing, mails, retention.
@@ -181,6 +187,8 @@ impl Default for FaxConfig {
             render_cpu: Duration(60),
             render_timeout: Duration(120),
             render_crash_limit: 3,
+            history_days: 400,
+            documents_days: 90,
             simulated: SimulatedConfig::default(),
             incoming: IncomingConfig::default(),
             spool_engine: SpoolEngineConfig::default(),

@@ -8,7 +8,9 @@
 //! default recipients).
 //!
 //! Each received image is recorded with the queue ids of the mails that
-//! carry it ([`crate::fax::retention::record`]) for zero retention.
+//! carry it ([`crate::fax::retention::record`]) for zero retention; its
+//! record, usage rows and document go into the queue's store
+//! ([`crate::fax::received`]).
 //!
 //! Hand-over is in two phases: only once every mail of a fax is queued
 //! (enqueue returned: synced to disk), and its folder files and its move
@@ -20,6 +22,7 @@
 //! mails were queued, before the acknowledgement.
 
 use crate::config::Config;
+use crate::fax::received;
 use crate::metrics::Metrics;
 use faxmta_fax::engine::spool::files;
 use faxmta_fax::engine::{FaxEngine, ReceivedFax, Reception};
@@ -31,10 +34,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::watch;
 
-/// Take received faxes until the engine stops or shutdown.
+/// Take received faxes until the engine stops or shutdown. Each fax is
+/// routed by the configuration in force when it is handled (`configs`
+/// follows `faxmta reload`): a changed rule or a user's `numbers` holds
+/// for the next fax.
 pub async fn run(
     engine: Arc<dyn FaxEngine>,
-    config: Arc<Config>,
+    configs: watch::Receiver<Arc<Config>>,
     store: Store,
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
@@ -57,6 +63,7 @@ pub async fn run(
             fax = engine.receive() => fax,
             _ = retry.tick(), if !pending.is_empty() => {
                 for mut fax in std::mem::take(&mut pending) {
+                    let config = configs.borrow().clone();
                     match handle(&config, &store, &mut fax).await {
                         Ok(()) => {
                             abort_at("fax-queued");
@@ -80,6 +87,7 @@ pub async fn run(
             Reception::Failed { .. } => "failed",
         };
         metrics.fax_received.with_label_values(&[status]).inc();
+        let config = configs.borrow().clone();
         match handle(&config, &store, &mut fax).await {
             Ok(()) => {
                 abort_at("fax-queued");
@@ -141,6 +149,7 @@ pub async fn handle(config: &Config, store: &Store, fax: &mut ReceivedFax) -> Re
         Reception::Complete => None,
         Reception::Partial { reason } | Reception::Failed { reason } => Some(reason.clone()),
     };
+    let mut notified = Vec::new();
     if let Some(reason) = &failure {
         tracing::warn!(
             "incoming fax from {label} to {}: failed after {} page(s): {reason}",
@@ -156,9 +165,12 @@ pub async fn handle(config: &Config, store: &Store, fax: &mut ReceivedFax) -> Re
         } else {
             let id = enqueue(config, store, &to, body).await?;
             tracing::info!("{id}: Incoming Failed notice to {}", to.join(", "));
+            notified = to;
         }
     }
     if fax.pages == 0 {
+        // No image: the record says who was told.
+        received::remember(config, store, fax, &notified, None, None);
         return Ok(());
     }
     if let Some(dir) = &config.fax.incoming.store {
@@ -176,6 +188,8 @@ pub async fn handle(config: &Config, store: &Store, fax: &mut ReceivedFax) -> Re
             "incoming fax {} from {label}: no destination (set [fax.incoming] default_to); kept",
             fax.document.display()
         );
+        let image = std::fs::read(&fax.document).ok();
+        received::remember(config, store, fax, &[], None, image.as_deref());
         return Ok(());
     }
     // The files: read the TIFF once, make the PDF only when wanted.
@@ -199,11 +213,7 @@ pub async fn handle(config: &Config, store: &Store, fax: &mut ReceivedFax) -> Re
         (ImageFormat::Pdf, Some(p)) => (ImageFormat::Pdf, p.as_slice()),
         _ => (ImageFormat::Tiff, tiff_bytes.as_slice()),
     };
-    let stem = fax
-        .document
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "fax".into());
+    let stem = received::key(fax);
     let mut by_format: BTreeMap<&'static str, (ImageFormat, Vec<String>)> = BTreeMap::new();
     for d in &routed.destinations {
         match d {
@@ -238,7 +248,20 @@ pub async fn handle(config: &Config, store: &Store, fax: &mut ReceivedFax) -> Re
         );
         ids.push(id);
     }
-    crate::fax::retention::record(&fax.document, &ids)
+    crate::fax::retention::record(&fax.document, &ids)?;
+    let routed_to: Vec<String> = by_format
+        .values()
+        .flat_map(|(_, to)| to.iter().cloned())
+        .collect();
+    received::remember(
+        config,
+        store,
+        fax,
+        &routed_to,
+        ids.first().cloned(),
+        Some(&tiff_bytes),
+    );
+    Ok(())
 }
 
 /// The TIFF as received and, when wanted, its PDF (`None` when the TIFF

@@ -6,6 +6,7 @@
 pub mod inbound;
 pub mod pop3_gateway;
 pub mod preview;
+pub mod received;
 pub mod retention;
 mod sip;
 

@@ -3,15 +3,12 @@
 
 use super::Scheduler;
 use crate::reports::{build_fax_report, build_report, Report, ReportItem, ReportKind};
-use faxmta_queue::{Envelope, FaxRecord, RcptState};
+use faxmta_queue::Envelope;
 
 /// The client protocol of the mails made from a received fax (the
 /// envelope's `client.protocol`): the scheduler remembers a failure of
 /// these, and only of these, for zero retention.
 pub const RECEIVED_FAX_PROTOCOL: &str = "fax";
-
-/// How long finished faxes stay in `faxmta fax status`.
-const FAX_HISTORY: u64 = 30 * 86_400;
 
 impl Scheduler {
     /// Build and enqueue a report; true when it is safely queued (or none
@@ -148,73 +145,6 @@ impl Scheduler {
                 tracing::error!("{}: cannot queue a report: {e}", env.id);
                 false
             }
-        }
-    }
-
-    /// Keep the fax recipients of `env` that just ended (sent or failed)
-    /// in the fax history, note a mail made from a received fax with a
-    /// recipient that just failed (fax images' zero retention), and
-    /// forget old records. Other mail's failures are not noted: a record
-    /// for every bounce would grow the queue database's resident memory
-    /// by ~250 bytes a bounce for 30 days.
-    pub(super) fn remember_faxes(&self, env: &Envelope, now: u64) {
-        if env.client.protocol == RECEIVED_FAX_PROTOCOL
-            && env
-                .recipients
-                .iter()
-                .any(|r| r.state == RcptState::Failed && r.last_attempt == now)
-        {
-            if let Err(e) = self.store.record_failure(&env.id, now) {
-                tracing::warn!("{}: cannot record the failure: {e}", env.id);
-            }
-        }
-        for r in &env.recipients {
-            let (Some(progress), true) = (&r.fax, r.last_attempt == now) else {
-                continue;
-            };
-            let outcome = match r.state {
-                RcptState::Delivered => "sent",
-                RcptState::Failed => "failed",
-                _ => continue,
-            };
-            let record = FaxRecord {
-                id: env.id.clone(),
-                recipient: r.address.clone(),
-                sender: env.sender.clone(),
-                outcome: outcome.into(),
-                arrival: env.arrival,
-                finished: now,
-                progress: progress.clone(),
-                reply: r.last_reply.clone(),
-            };
-            if let Err(e) = self.store.record_fax(&record) {
-                tracing::warn!("{}: cannot keep the fax in the history: {e}", env.id);
-            }
-        }
-        // Pruning scans the trees: at most once an hour, not after every
-        // delivery.
-        static PRUNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let last = PRUNED.load(std::sync::atomic::Ordering::Relaxed);
-        if now < last + 3600
-            || PRUNED
-                .compare_exchange(
-                    last,
-                    now,
-                    std::sync::atomic::Ordering::Relaxed,
-                    std::sync::atomic::Ordering::Relaxed,
-                )
-                .is_err()
-        {
-            return;
-        }
-        let before = now.saturating_sub(FAX_HISTORY);
-        if let Err(e) = self
-            .store
-            .prune_fax_history(before)
-            .and_then(|_| self.store.prune_failures(before))
-            .and_then(|_| self.store.prune_broadcasts(before))
-        {
-            tracing::warn!("cannot prune the fax history: {e}");
         }
     }
 }

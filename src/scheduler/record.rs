@@ -87,7 +87,13 @@ impl Scheduler {
         let mut failed = Vec::new();
         let mut delivered = Vec::new();
         let mut relayed = Vec::new();
+        // Fax documents handed back, kept with the records of the faxes
+        // that end now.
+        let mut documents = std::collections::HashMap::new();
         for mut o in outcomes {
+            if let Some(document) = o.document.take() {
+                documents.insert(o.index, document);
+            }
             let Some(r) = updated.recipients.get_mut(o.index) else {
                 continue;
             };
@@ -255,7 +261,7 @@ impl Scheduler {
                 }
             }
         });
-        self.remember_faxes(&updated, now);
+        self.remember_faxes(&updated, now, &documents);
         match saved {
             Ok(Some(e)) if e.is_done() => tracing::info!("{}: removed", env.id),
             Ok(_) => {}

@@ -79,6 +79,7 @@ fn scheduler(
         concurrency,
         destination_concurrency,
         fax_reports: Default::default(),
+        fax_history: Default::default(),
         lease: std::time::Duration::from_secs(300),
     };
     let mut transports = TransportTable::new();
@@ -420,6 +421,7 @@ async fn a_hop_without_a_transport_defers_with_the_reason() {
         concurrency: 2,
         destination_concurrency: 2,
         fax_reports: Default::default(),
+        fax_history: Default::default(),
         lease: std::time::Duration::from_secs(300),
     };
     // Local only: the remote recipient's MX hop has no transport.

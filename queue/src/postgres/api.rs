@@ -9,8 +9,9 @@ use crate::broadcast::BroadcastEntry;
 use crate::envelope::{Envelope, NewMessage, QueueId};
 use crate::error::QueueError;
 use crate::etrn::EtrnStart;
-use crate::history::FaxRecord;
+use crate::history::{FaxRecord, ReceivedRecord, UsageRecord};
 use crate::listing::RawEnvelopes;
+use crate::query::{FaxPage, FaxQuery, ReceivedPage, ReceivedQuery};
 use crate::space::check_room;
 use crate::store::{Lease, QueueCounts, QueueStore};
 use std::time::Duration;
@@ -160,6 +161,54 @@ impl QueueStore for PgStore {
 
     fn prune_fax_history(&self, before: u64) -> Result<usize, QueueError> {
         PgStore::prune_fax_history(self, before)
+    }
+
+    fn fax_history_query(&self, query: &FaxQuery) -> Result<FaxPage, QueueError> {
+        PgStore::fax_history_query(self, query)
+    }
+
+    fn fax_record(&self, id: &str, recipient: &str) -> Result<Option<FaxRecord>, QueueError> {
+        PgStore::fax_record(self, id, recipient)
+    }
+
+    fn record_received(&self, record: &ReceivedRecord) -> Result<(), QueueError> {
+        PgStore::record_received(self, record)
+    }
+
+    fn received_query(&self, query: &ReceivedQuery) -> Result<ReceivedPage, QueueError> {
+        PgStore::received_query(self, query)
+    }
+
+    fn received_record(&self, key: &str) -> Result<Option<ReceivedRecord>, QueueError> {
+        PgStore::received_record(self, key)
+    }
+
+    fn prune_received(&self, before: u64) -> Result<usize, QueueError> {
+        PgStore::prune_received(self, before)
+    }
+
+    fn record_usage(&self, record: &UsageRecord) -> Result<(), QueueError> {
+        PgStore::record_usage(self, record)
+    }
+
+    fn usage(&self, since: u64, until: u64) -> Result<Vec<UsageRecord>, QueueError> {
+        PgStore::usage(self, since, until)
+    }
+
+    fn prune_usage(&self, before: u64) -> Result<usize, QueueError> {
+        PgStore::prune_usage(self, before)
+    }
+
+    fn put_document(&self, key: &str, at: u64, data: &[u8]) -> Result<(), QueueError> {
+        PgStore::put_document(self, key, at, data)
+    }
+
+    fn document(&self, key: &str) -> Result<Option<Vec<u8>>, QueueError> {
+        PgStore::document(self, key)
+    }
+
+    fn prune_documents(&self, before: u64) -> Result<usize, QueueError> {
+        PgStore::prune_documents(self, before)
     }
 
     fn record_failure(&self, id: &str, now: u64) -> Result<(), QueueError> {

@@ -5,7 +5,8 @@
 //! JSON envelope, its recorded next attempt `due`, the schedule's
 //! `next_try`, the lease columns) with its body in `queue_body` (pieces of
 //! up to 1 MiB) and its ETRN marks in `queue_etrn`; fax history, failed
-//! messages and broadcasts have a table each. The schema is created and
+//! messages, broadcasts, received faxes, usage rows and fax documents
+//! have a table each. The schema is created and
 //! migrated by faxmta itself (`schema.rs`, `faxmta queue migrate`).
 //! Bodies live in the database, not on a shared path: one commit holds
 //! the whole message (the one durability promise), and a node needs no
@@ -40,7 +41,8 @@
 //! for synchronous callers), `schema.rs` (migrations), `commit.rs` (the
 //! group commit), `enqueue.rs` (enqueue, sync), `write.rs` (outcomes,
 //! removal), `read.rs` (reads, the schedule, leases, ETRN), `records.rs`
-//! (fax history, failures, broadcasts), `nodes.rs` (liveness),
+//! (fax history, failures, broadcasts), `faxlog.rs` (searching the
+//! history; received faxes, usage, documents), `nodes.rs` (liveness),
 //! `listen.rs` (notifications), `lines.rs` (the site's fax lines),
 //! `accounts.rs` (users and tokens), `api.rs` (the trait).
 
@@ -48,6 +50,7 @@ mod accounts;
 mod api;
 mod commit;
 mod enqueue;
+mod faxlog;
 mod lines;
 mod listen;
 mod nodes;

@@ -37,13 +37,17 @@ impl PgStore {
         let value = serde_json::to_vec(record).map_err(QueueError::Encode)?;
         self.change(
             "recording a fax",
-            "INSERT INTO fax_history (finished, id, recipient, record) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (finished, id, recipient) DO UPDATE SET record = EXCLUDED.record",
+            "INSERT INTO fax_history (finished, id, recipient, record, sender, search) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (finished, id, recipient) DO UPDATE SET record = EXCLUDED.record, \
+             sender = EXCLUDED.sender, search = EXCLUDED.search",
             vec![
                 Box::new(record.finished.min(i64::MAX as u64) as i64),
                 Box::new(record.id.clone()),
                 Box::new(record.recipient.clone()),
                 Box::new(value),
+                Box::new(record.sender.to_lowercase()),
+                Box::new(record.search_text()),
             ],
         )?;
         Ok(())

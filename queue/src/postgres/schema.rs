@@ -13,10 +13,11 @@ const LOCK: i64 = 0x6661_786d_7461;
 
 /// Every migration: version, name, SQL. Never edit one that was
 /// released; add the next.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "queue, bodies, ETRN marks, leases, nodes, fax lines, accounts, fax records",
-    r#"
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "queue, bodies, ETRN marks, leases, nodes, fax lines, accounts, fax records",
+        r#"
 CREATE TABLE queue_message (
     id           text COLLATE "C" PRIMARY KEY,
     envelope     bytea NOT NULL,      -- the envelope, compact JSON
@@ -98,7 +99,69 @@ CREATE TABLE broadcast (
     entries bytea NOT NULL
 );
 "#,
-)];
+    ),
+    (
+        2,
+        "fax history search, received faxes, usage, fax documents",
+        r#"
+-- Keys compare as bytes (as on sled): a page cursor means the same on
+-- every node whatever the database's locale.
+ALTER TABLE fax_history
+    ALTER COLUMN id TYPE text COLLATE "C",
+    ALTER COLUMN recipient TYPE text COLLATE "C",
+    ADD COLUMN sender text NOT NULL DEFAULT '',   -- lower case
+    ADD COLUMN search text NOT NULL DEFAULT '';   -- lower case: recipient, number, CSID, sender
+DO $$
+DECLARE
+    r record;
+    j jsonb;
+BEGIN
+    FOR r IN SELECT finished, id, recipient, record FROM fax_history LOOP
+        BEGIN
+            j := convert_from(r.record, 'UTF8')::jsonb;
+        EXCEPTION WHEN others THEN
+            CONTINUE;  -- a record that does not parse is skipped anyway
+        END;
+        UPDATE fax_history SET
+            sender = lower(coalesce(j->>'sender', '')),
+            search = lower(concat_ws(E'\n', r.recipient, coalesce(j->'progress'->>'number', ''),
+                           coalesce(j->'progress'->>'remote_csid', ''), coalesce(j->>'sender', '')))
+        WHERE finished = r.finished AND id = r.id AND recipient = r.recipient;
+    END LOOP;
+END
+$$;
+CREATE INDEX fax_history_sender ON fax_history (sender, finished);
+CREATE INDEX fax_history_id ON fax_history (id, recipient);
+
+CREATE TABLE fax_received (
+    key         text COLLATE "C" PRIMARY KEY,
+    received_at bigint NOT NULL,
+    recipients  text[] NOT NULL,   -- lower case
+    search      text NOT NULL,     -- lower case: numbers, TSI, recipients
+    record      bytea NOT NULL
+);
+CREATE INDEX fax_received_time ON fax_received (received_at, key);
+
+CREATE TABLE fax_usage (
+    at        bigint NOT NULL,
+    fax       text NOT NULL,
+    usr       text NOT NULL,
+    direction text NOT NULL,
+    record    bytea NOT NULL,
+    PRIMARY KEY (at, fax, usr, direction)
+);
+
+CREATE TABLE fax_document (
+    key  text PRIMARY KEY,
+    at   bigint NOT NULL,
+    data bytea NOT NULL
+);
+-- TIFF-F is compressed already: store it as it is.
+ALTER TABLE fax_document ALTER COLUMN data SET STORAGE EXTERNAL;
+CREATE INDEX fax_document_at ON fax_document (at);
+"#,
+    ),
+];
 
 /// Apply the migrations this database lacks. Returns every migration
 /// known with whether it was applied now.

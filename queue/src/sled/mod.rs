@@ -28,13 +28,15 @@
 //! Files: `db.rs` (the handles and their reopening), `commit.rs` (the sync
 //! thread), `index.rs` and `etrn_index.rs` (the in-memory indexes, built
 //! at open), `write.rs` (enqueue, update, remove), `read.rs` (reads, the
-//! schedule, leases), `trees.rs` (fax history and broadcasts), `api.rs`
+//! schedule, leases), `trees.rs` (fax history and broadcasts),
+//! `faxlog.rs` (searching it; received faxes, usage, documents), `api.rs`
 //! (the trait).
 
 mod api;
 mod commit;
 mod db;
 mod etrn_index;
+mod faxlog;
 mod index;
 mod read;
 #[cfg(test)]

@@ -3,24 +3,26 @@
 //! that failed for good (`failed_messages`), and the HTTP API's
 //! broadcasts (`broadcasts`) — each its own tree of the queue database.
 
+use super::faxlog::{HISTORY, HISTORY_IDS};
 use super::SledStore;
 use crate::broadcast::{decode, made_at, BroadcastEntry};
 use crate::error::QueueError;
 use crate::history::FaxRecord;
 
-const HISTORY: &str = "fax_history";
 const FAILED: &str = "failed_messages";
 const BROADCASTS: &str = "broadcasts";
 
 impl SledStore {
     pub(super) fn record_fax(&self, record: &FaxRecord) -> Result<(), QueueError> {
-        let tree = self.db()?.open_tree(HISTORY)?;
+        let db = self.db()?;
+        let tree = db.open_tree(HISTORY)?;
+        let name = format!("{}/{}", record.id, record.recipient);
         let mut key = record.finished.to_be_bytes().to_vec();
-        key.extend_from_slice(record.id.as_bytes());
-        key.push(b'/');
-        key.extend_from_slice(record.recipient.as_bytes());
+        key.extend_from_slice(name.as_bytes());
         let value = serde_json::to_vec(record).map_err(QueueError::Encode)?;
         tree.insert(key, value)?;
+        db.open_tree(HISTORY_IDS)?
+            .insert(name.as_bytes(), &record.finished.to_be_bytes())?;
         Ok(())
     }
 
@@ -63,11 +65,19 @@ impl SledStore {
     }
 
     pub(super) fn prune_fax_history(&self, before: u64) -> Result<usize, QueueError> {
-        let tree = self.db()?.open_tree(HISTORY)?;
+        let db = self.db()?;
+        let tree = db.open_tree(HISTORY)?;
+        let ids = db.open_tree(HISTORY_IDS)?;
         let mut n = 0;
         for item in tree.range(..before.to_be_bytes().to_vec()) {
             let (key, _) = item?;
-            tree.remove(key)?;
+            tree.remove(&key)?;
+            // The look-up entry, unless it names a later record.
+            if let Some(name) = key.get(8..) {
+                if ids.get(name)?.is_some_and(|at| at.as_ref() == &key[..8]) {
+                    ids.remove(name)?;
+                }
+            }
             n += 1;
         }
         Ok(n)

@@ -13,6 +13,7 @@
 mod admin;
 mod cycles;
 mod enqueue;
+mod faxlog;
 pub(crate) mod pg;
 mod records;
 mod schedule;
@@ -111,6 +112,10 @@ macro_rules! backend_tests {
                 enqueue::room_is_checked_against_the_reserve,
                 enqueue::envelopes_stream_in_id_order_and_raw_is_one_line,
                 enqueue::the_message_count_follows_the_queue_and_survives_reopen,
+                faxlog::fax_history_is_searched_newest_first_a_page_at_a_time,
+                faxlog::received_faxes_are_searched_by_recipient_and_pruned,
+                faxlog::usage_rows_are_read_by_period_once_each_and_pruned,
+                faxlog::documents_are_kept_replaced_and_pruned_by_age,
                 records::kept_in_order_limited_and_pruned,
                 records::failures_are_remembered_and_forgotten,
                 records::a_broadcast_names_its_transactions,

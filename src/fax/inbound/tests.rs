@@ -81,9 +81,10 @@ async fn a_fax_the_queue_cannot_take_yet_is_kept_and_tried_again() {
     let f = fax(work.path(), 1, Reception::Complete, "100");
     let engine = Arc::new(OneShot(tokio::sync::Mutex::new(vec![f])));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (_configs_tx, configs) = watch::channel(config);
     let task = tokio::spawn(run(
         engine,
-        config,
+        configs,
         store.clone(),
         Arc::new(Metrics::new()),
         stop_rx,

@@ -241,6 +241,21 @@ pub struct Outcome {
     /// a way that trying again would repeat (a fax renderer that keeps
     /// crashing on it). The recipient stays deferred.
     pub quarantine: bool,
+    /// The fax document of this attempt (TIFF-F, as it went on the line),
+    /// for the scheduler to keep with the fax's record: the transport
+    /// never touches the store.
+    pub document: Option<FaxDocument>,
+}
+
+/// A fax document's octets, cheap to clone; its `Debug` gives the size
+/// only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FaxDocument(pub std::sync::Arc<[u8]>);
+
+impl std::fmt::Debug for FaxDocument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FaxDocument({} octets)", self.0.len())
+    }
 }
 
 impl Outcome {
@@ -257,6 +272,7 @@ impl Outcome {
             retry_after: None,
             fax: None,
             quarantine: false,
+            document: None,
         }
     }
 }

@@ -5,11 +5,14 @@
 //! off resends the missing pages or all of them).
 //!
 //! Like every transport it never touches the queue: the recipient's
-//! [`FaxProgress`] comes in with the job and goes back in the outcome.
+//! [`FaxProgress`] comes in with the job and goes back in the outcome,
+//! and so does the document of each call (the scheduler keeps it).
 
 use super::engine::{FaxEngine, SendRequest, SendResult};
 use faxmta_queue::{Envelope, FaxProgress, Reply};
-use faxmta_transport::{FaxHop, Job, JobRecipient, NextHop, Outcome, Status, Transport};
+use faxmta_transport::{
+    FaxDocument, FaxHop, Job, JobRecipient, NextHop, Outcome, Status, Transport,
+};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -210,6 +213,15 @@ impl FaxTransport {
             extension: hop.extension.clone(),
         };
         let result = self.engine.send(request).await;
+        // The document as it went on the line, handed back with the
+        // outcome: the scheduler keeps it with the fax's record.
+        let document = match tokio::fs::read(&path).await {
+            Ok(data) => Some(FaxDocument(data.into())),
+            Err(e) => {
+                tracing::warn!("cannot read the fax document {}: {e}", path.display());
+                None
+            }
+        };
         self.done_with(&path, matches!(result, SendResult::Sent { .. }));
         progress.calls += 1;
         let (word, sent_now, line) = match &result {
@@ -233,7 +245,7 @@ impl FaxTransport {
         progress.line_ms += line.as_millis() as u64;
         progress.pages_sent = (progress.pages_sent + sent_now).min(pages);
         let interval = self.settings.retry_interval.as_secs();
-        match result {
+        let judged = match result {
             SendResult::Sent {
                 remote_csid,
                 bit_rate,
@@ -344,7 +356,8 @@ impl FaxTransport {
                     )
                 }
             }
-        }
+        };
+        Outcome { document, ..judged }
     }
 
     /// The document after its call: archived when it was sent and an

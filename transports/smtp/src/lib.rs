@@ -267,6 +267,7 @@ impl SmtpTransport {
             retry_after: None,
             fax: None,
             quarantine: false,
+            document: None,
         };
         match conn.send(job.envelope, job.body, job.recipients).await {
             Ok(results) => {

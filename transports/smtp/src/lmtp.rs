@@ -124,6 +124,7 @@ impl Transport for LmtpTransport {
                         retry_after: None,
                         fax: None,
                         quarantine: false,
+                        document: None,
                     })
                     .collect()
             }
