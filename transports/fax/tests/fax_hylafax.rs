@@ -61,6 +61,7 @@ fn request(doc: &Path) -> SendRequest {
         header: None,
         subaddress: None,
         extension: None,
+        progress: None,
     }
 }
 

@@ -69,6 +69,7 @@ async fn fax_between(sender_mode: T38Mode, receiver_mode: T38Mode) {
         header: None,
         subaddress: None,
         extension: None,
+        progress: None,
     };
     let result = tokio::time::timeout(Duration::from_secs(120), sender.send(request))
         .await

@@ -42,6 +42,7 @@ impl Fixture {
             header: None,
             subaddress: None,
             extension: None,
+            progress: None,
         }
     }
 }
