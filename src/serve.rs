@@ -119,6 +119,7 @@ async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
             config: config.clone(),
             router: router.clone(),
             store: store.clone(),
+            live: fax.live.clone(),
         });
         tokio::spawn(http::serve(
             listener,
@@ -138,6 +139,7 @@ async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
     let control_store = store.clone();
     let control_stop = stop_rx.clone();
     let control_fax = fax.simulated.clone();
+    let control_live = fax.live.clone();
     let control_reload: control::ReloadFn = {
         let reloader = reloader.clone();
         Arc::new(move || {
@@ -151,6 +153,7 @@ async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
             control_access,
             control_store,
             control_fax,
+            control_live,
             Some(control_reload),
             control_stop,
         )
@@ -291,6 +294,10 @@ struct FaxParts {
     simulated: Option<Arc<control::FaxSimulator>>,
     #[cfg(feature = "fax")]
     engine: Arc<dyn faxmta_fax::engine::FaxEngine>,
+    /// What each fax in flight is doing now: the control socket's `fax
+    /// status`, the HTTP API's status view (and the web portal) read it.
+    /// Empty for good in a mail-only build.
+    live: faxmta_fax::live::LiveBoard,
 }
 
 impl FaxParts {
@@ -302,6 +309,7 @@ impl FaxParts {
             first_page: fax.reports.first_page,
             simulated: fax.simulated,
             engine: fax.engine,
+            live: fax.live,
         })
     }
 
@@ -315,6 +323,7 @@ impl FaxParts {
             transport: None,
             first_page: None,
             simulated: None,
+            live: Default::default(),
         })
     }
 }
