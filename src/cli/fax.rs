@@ -429,7 +429,7 @@ pub fn status(config: &Config, id: Option<String>) -> ExitCode {
         .into_iter()
         .filter(|p| {
             id.as_deref()
-                .is_none_or(|id| p.job_id.split_once('/').map_or(false, |(q, _)| q == id))
+                .is_none_or(|id| p.job_id.split_once('/').is_some_and(|(q, _)| q == id))
         })
         .collect();
     if let Some(id) = &id {
