@@ -119,11 +119,13 @@ async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
             config: config.clone(),
             router: router.clone(),
             store: store.clone(),
+            live: fax.live.clone(),
         });
         let portal = Arc::new(crate::portal::Portal {
             server: server_rx.clone(),
             reloader: reloader.clone(),
             sessions: Default::default(),
+            live: fax.live.clone(),
             #[cfg(feature = "fax")]
             drafts: Default::default(),
             #[cfg(feature = "fax")]
@@ -148,6 +150,7 @@ async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
     let control_store = store.clone();
     let control_stop = stop_rx.clone();
     let control_fax = fax.simulated.clone();
+    let control_live = fax.live.clone();
     let control_reload: control::ReloadFn = {
         let reloader = reloader.clone();
         Arc::new(move || {
@@ -161,6 +164,7 @@ async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
             control_access,
             control_store,
             control_fax,
+            control_live,
             Some(control_reload),
             control_stop,
         )
@@ -306,6 +310,10 @@ struct FaxParts {
     /// The portal's preview.
     #[cfg(feature = "fax")]
     preview: Arc<crate::fax::preview::Previewer>,
+    /// What each fax in flight is doing now: the control socket's `fax
+    /// status`, the HTTP API's status view (and the web portal) read it.
+    /// Empty for good in a mail-only build.
+    live: faxmta_fax::live::LiveBoard,
 }
 
 impl FaxParts {
@@ -318,6 +326,7 @@ impl FaxParts {
             simulated: fax.simulated,
             engine: fax.engine,
             preview: fax.preview,
+            live: fax.live,
         })
     }
 
@@ -331,6 +340,7 @@ impl FaxParts {
             transport: None,
             first_page: None,
             simulated: None,
+            live: Default::default(),
         })
     }
 }

@@ -42,6 +42,8 @@ pub struct Portal {
     /// Puts a changed configuration in force.
     pub reloader: Arc<Reloader>,
     pub sessions: session::Sessions,
+    /// What each fax in flight is doing now.
+    pub live: faxmta_fax::live::LiveBoard,
     /// Faxes previewed, not yet sent.
     #[cfg(feature = "fax")]
     pub drafts: send::Drafts,

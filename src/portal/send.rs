@@ -246,11 +246,12 @@ fn job(viewer: &Viewer, f: &Filled) -> FaxJob {
     }
 }
 
-fn api(viewer: &Viewer) -> Api {
+fn api(portal: &Portal, viewer: &Viewer) -> Api {
     Api {
         config: viewer.ctx.config.clone(),
         router: viewer.ctx.router.clone(),
         store: viewer.ctx.store.clone(),
+        live: portal.live.clone(),
     }
 }
 
@@ -300,7 +301,7 @@ pub async fn preview(
     if filled.files.is_empty() && job.cover.note.is_empty() {
         return again("Nothing to send: attach a document or write a note.".into());
     }
-    let api = api(&viewer);
+    let api = api(&portal, &viewer);
     let addresses = match api.addresses(&job) {
         Ok(a) => a,
         Err(e) => return again(e.msg),
@@ -385,7 +386,7 @@ pub async fn confirm(
         name: &viewer.name,
         protocol: "portal",
     };
-    match api(&viewer).submit(&draft.job, &draft.files, &by).await {
+    match api(&portal, &viewer).submit(&draft.job, &draft.files, &by).await {
         Ok(submitted) => {
             let object = format!(
                 "{} to {}",

@@ -43,6 +43,8 @@ pub struct Api {
     pub config: Arc<Config>,
     pub router: Arc<Router>,
     pub store: Store,
+    /// What each fax in flight is doing now (the status view adds it).
+    pub live: faxmta_fax::live::LiveBoard,
 }
 
 /// The routes, with the request size limit of `[admin] max_request`.
@@ -541,11 +543,12 @@ async fn status(
         Ok(t) => t,
         Err(e) => return reply::error(format, &e),
     };
-    let (store, router) = (api.store.clone(), api.router.clone());
+    let (store, router, live) = (api.store.clone(), api.router.clone(), api.live.clone());
     let wanted = id.clone();
-    let found = tokio::task::spawn_blocking(move || status::lookup(&store, &router, &wanted))
-        .await
-        .unwrap_or_else(|e| Err(ApiError::new(Code::QueueUnavailable, e.to_string())));
+    let found =
+        tokio::task::spawn_blocking(move || status::lookup(&store, &router, &live, &wanted))
+            .await
+            .unwrap_or_else(|e| Err(ApiError::new(Code::QueueUnavailable, e.to_string())));
     // A token limited to senders sees only their faxes.
     let found = found.and_then(|mut s| {
         s.faxes
