@@ -17,8 +17,15 @@
 mod assets;
 pub mod audit;
 mod auth;
+#[cfg(feature = "fax")]
+mod documents;
+#[cfg(feature = "fax")]
+mod faxes;
 mod guard;
 mod page;
+#[cfg(feature = "fax")]
+mod received;
+mod scope;
 #[cfg(feature = "fax")]
 mod send;
 pub mod session;
@@ -66,7 +73,17 @@ pub fn routes(portal: Arc<Portal>) -> axum::Router {
     #[cfg(feature = "fax")]
     let router = router
         .route("/portal/send", get(send::form).post(send::preview))
-        .route("/portal/send/confirm", post(send::confirm));
+        .route("/portal/send/confirm", post(send::confirm))
+        .route("/portal/faxes", get(faxes::list))
+        .route("/portal/fax", get(faxes::show))
+        .route("/portal/fax/live", get(faxes::live))
+        .route("/portal/fax/resend", post(faxes::resend))
+        .route("/portal/fax/page.png", get(documents::sent_png))
+        .route("/portal/fax/fax.pdf", get(documents::sent_pdf))
+        .route("/portal/received", get(received::list))
+        .route("/portal/received/fax", get(received::show))
+        .route("/portal/received/page.png", get(documents::received_png))
+        .route("/portal/received/fax.pdf", get(documents::received_pdf));
     router
         .route("/portal/", get(page::home))
         .route("/portal/login", get(auth::form).post(auth::login))
