@@ -265,6 +265,17 @@ impl LiveBoard {
         self.inner.version.subscribe()
     }
 
+    /// Waits until the board has changed past `version` (at most
+    /// `timeout`), and returns the version then: for a long-polling page
+    /// (`?since=VERSION`), which reads the list again when it grew.
+    pub async fn changed_since(&self, version: u64, timeout: Duration) -> u64 {
+        let mut rx = self.subscribe();
+        // `wait_for` sees the current value first: no change is missed
+        // between the caller's read and this subscription.
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|v| *v > version)).await;
+        self.version()
+    }
+
     /// Every change from now on, in order: the entry as it became. A
     /// receiver that falls more than 1024 changes behind is told so
     /// (`RecvError::Lagged`) and should read the list again.
