@@ -152,8 +152,18 @@ struct Entry {
     ended: Option<Instant>,
 }
 
+/// The entries, and when those ended long enough ago were last dropped.
+struct Entries {
+    map: HashMap<String, Entry>,
+    pruned: Option<Instant>,
+}
+
+/// How often ended entries past `keep` are looked for (each access would
+/// cost a walk over every entry on a busy server).
+const PRUNE_EVERY: Duration = Duration::from_secs(1);
+
 struct Inner {
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<Entries>,
     version: watch::Sender<u64>,
     changes: broadcast::Sender<LiveProgress>,
     keep: Duration,
@@ -174,7 +184,7 @@ impl Default for LiveBoard {
 impl std::fmt::Debug for LiveBoard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LiveBoard")
-            .field("entries", &self.lock().len())
+            .field("entries", &self.lock().map.len())
             .field("version", &self.version())
             .finish()
     }
@@ -187,7 +197,10 @@ impl LiveBoard {
         let (changes, _) = broadcast::channel(CHANGES);
         LiveBoard {
             inner: Arc::new(Inner {
-                entries: Mutex::new(HashMap::new()),
+                entries: Mutex::new(Entries {
+                    map: HashMap::new(),
+                    pruned: None,
+                }),
                 version,
                 changes,
                 keep,
@@ -217,7 +230,12 @@ impl LiveBoard {
 
     /// Every entry (ended ones still kept included), by job id.
     pub fn list(&self) -> Vec<LiveProgress> {
-        let mut all: Vec<LiveProgress> = self.lock().values().map(|e| e.progress.clone()).collect();
+        let mut all: Vec<LiveProgress> = self
+            .lock()
+            .map
+            .values()
+            .map(|e| e.progress.clone())
+            .collect();
         all.sort_by(|a, b| a.job_id.cmp(&b.job_id));
         all
     }
@@ -233,7 +251,7 @@ impl LiveBoard {
 
     /// The entry of one job, if on the board.
     pub fn get(&self, job_id: &str) -> Option<LiveProgress> {
-        self.lock().get(job_id).map(|e| e.progress.clone())
+        self.lock().map.get(job_id).map(|e| e.progress.clone())
     }
 
     /// Counts every change; it only goes up.
@@ -247,6 +265,17 @@ impl LiveBoard {
         self.inner.version.subscribe()
     }
 
+    /// Waits until the board has changed past `version` (at most
+    /// `timeout`), and returns the version then: for a long-polling page
+    /// (`?since=VERSION`), which reads the list again when it grew.
+    pub async fn changed_since(&self, version: u64, timeout: Duration) -> u64 {
+        let mut rx = self.subscribe();
+        // `wait_for` sees the current value first: no change is missed
+        // between the caller's read and this subscription.
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|v| *v > version)).await;
+        self.version()
+    }
+
     /// Every change from now on, in order: the entry as it became. A
     /// receiver that falls more than 1024 changes behind is told so
     /// (`RecvError::Lagged`) and should read the list again.
@@ -254,8 +283,9 @@ impl LiveBoard {
         self.inner.changes.subscribe()
     }
 
-    /// The entries, with those ended longer ago than `keep` gone.
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+    /// The entries, with those ended longer ago than `keep` gone (looked
+    /// for at most once a second, and whenever `keep` is shorter).
+    fn lock(&self) -> MutexGuard<'_, Entries> {
         // A panic while the lock was held leaves the map as it was: go on.
         let mut entries = self
             .inner
@@ -263,7 +293,13 @@ impl LiveBoard {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let keep = self.inner.keep;
-        entries.retain(|_, e| e.ended.is_none_or(|at| at.elapsed() < keep));
+        let due = keep < PRUNE_EVERY || entries.pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY);
+        if due {
+            entries.pruned = Some(Instant::now());
+            entries
+                .map
+                .retain(|_, e| e.ended.is_none_or(|at| at.elapsed() < keep));
+        }
         entries
     }
 
@@ -275,7 +311,7 @@ impl LiveBoard {
         {
             let mut entries = self.lock();
             for id in ids {
-                let entry = entries.entry(id.clone()).or_insert_with(|| Entry {
+                let entry = entries.map.entry(id.clone()).or_insert_with(|| Entry {
                     progress: LiveProgress::queued(id.clone(), ""),
                     ended: None,
                 });

@@ -75,3 +75,27 @@ async fn live_subscribers_wake_on_a_change() {
     let v = other.await.unwrap().unwrap();
     assert!(v >= 1);
 }
+
+#[tokio::test]
+async fn live_a_long_poll_returns_at_the_next_change_or_its_timeout() {
+    let board = LiveBoard::default();
+    let sink = board.open(start("Q5/0"), &[]);
+    let now = board.version();
+    // Already past: at once.
+    assert_eq!(
+        board.changed_since(now - 1, Duration::from_secs(60)).await,
+        now
+    );
+    // Nothing changes: the timeout, the same version.
+    assert_eq!(
+        board.changed_since(now, Duration::from_millis(20)).await,
+        now
+    );
+    // A change while waiting ends the wait.
+    let waiter = tokio::spawn({
+        let board = board.clone();
+        async move { board.changed_since(now, Duration::from_secs(60)).await }
+    });
+    sink.state(LiveState::Dialling);
+    assert_eq!(waiter.await.unwrap(), now + 1);
+}
