@@ -8,6 +8,11 @@
 //! of docs/portal.md are made).
 
 mod common;
+#[path = "portal/fax.rs"]
+mod fax;
+#[path = "../transports/fax/tests/fixtures/fax/messages.rs"]
+#[allow(dead_code)]
+mod fixtures;
 mod peers;
 #[path = "portal/support.rs"]
 mod support;
@@ -49,7 +54,7 @@ fn a_user_logs_in_and_out_and_a_wrong_password_is_refused() {
     // The old session is worth nothing now.
     let (status, _) = get_with_session(&s, "/portal/", cookie.value());
     assert_eq!(status, 303, "an ended session is sent to the login");
-    let audit = std::fs::read_to_string(s.path("audit.log")).unwrap();
+    let audit = std::fs::read_to_string(s.file("audit.log")).unwrap();
     assert!(
         audit.contains(r#""action":"login""#) && audit.contains(r#""action":"logout""#),
         "{audit}"

@@ -186,6 +186,20 @@ fn reason(record: &FaxRecord) -> String {
     }
 }
 
+/// How a finished fax ended, in words: `sent 3 of 3 pages to +1555…`,
+/// `failed: the line was busy`.
+fn outcome_text(record: &FaxRecord) -> String {
+    match reason(record) {
+        w if w.is_empty() => format!(
+            "{} {} pages to {}",
+            record.outcome,
+            pages(record),
+            record.progress.number
+        ),
+        w => format!("{}: {w}", record.outcome),
+    }
+}
+
 #[derive(Deserialize, Default)]
 pub struct ListQuery {
     #[serde(flatten)]
@@ -357,10 +371,7 @@ pub async fn show(
             if p.bit_rate > 0 {
                 facts.push(("Speed".into(), format!("{} bit/s", p.bit_rate)));
             }
-            let text = match reason(r) {
-                w if w.is_empty() => r.outcome.clone(),
-                w => format!("{}: {w}", r.outcome),
-            };
+            let text = outcome_text(r);
             (
                 p.number.clone(),
                 r.sender.clone(),
@@ -426,10 +437,7 @@ pub async fn live(
         }
         (_, Some(r)) => LiveJson {
             state: r.outcome.clone(),
-            text: match reason(r) {
-                w if w.is_empty() => format!("{}: {} pages", r.outcome, pages(r)),
-                w => format!("{}: {w}", r.outcome),
-            },
+            text: outcome_text(r),
             done: true,
         },
         (Some((env, i)), None) => {

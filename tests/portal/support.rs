@@ -34,7 +34,7 @@ impl std::ops::DerefMut for Site {
 
 impl Site {
     /// A file in the work directory.
-    pub fn work(&self, name: &str) -> PathBuf {
+    pub fn file(&self, name: &str) -> PathBuf {
         self.work.path().join(name)
     }
 }
@@ -43,7 +43,12 @@ impl Site {
 /// `[auth] max_failures = 3`, the audit log in the work directory, and
 /// `extra` TOML at the end.
 pub fn portal_server(extra: &str) -> Site {
-    let work = tempfile::tempdir().unwrap();
+    portal_server_in(tempfile::tempdir().unwrap(), extra)
+}
+
+/// [`portal_server`] with `work` as the work directory (`extra` may name
+/// places in it).
+pub fn portal_server_in(work: tempfile::TempDir, extra: &str) -> Site {
     let w = work.path().display();
     let server = Server::start_with(
         "",
@@ -98,6 +103,21 @@ fn curl_session(s: &Server, path: &str, session: &str, args: &[&str]) -> (u16, S
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
     (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// GET `path` with the session cookie: the status and the body's bytes.
+pub fn get_bytes_with_session(s: &Server, path: &str, session: &str) -> (u16, Vec<u8>) {
+    let out = Command::new("curl")
+        .args(["-sS", "-o", "-", "-w", "%{http_code}"])
+        .arg("-H")
+        .arg(format!("Cookie: {SESSION}={session}"))
+        .arg(url(s, path))
+        .output()
+        .expect("curl is installed by scripts/test");
+    let body = out.stdout;
+    let split = body.len().saturating_sub(3);
+    let code = String::from_utf8_lossy(&body[split..]).parse().unwrap_or(0);
+    (code, body[..split].to_vec())
 }
 
 /// GET with the session cookie.
