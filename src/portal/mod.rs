@@ -14,6 +14,7 @@
 //! The portal reads the configuration in force at each request (it
 //! follows reloads), and writes changes back through the reloader.
 
+mod admin;
 mod assets;
 pub mod audit;
 mod auth;
@@ -47,6 +48,7 @@ pub struct Portal {
     /// limits…): they follow reloads.
     pub server: watch::Receiver<Arc<ServerContext>>,
     /// Puts a changed configuration in force.
+    #[allow(dead_code)] // the settings pages (users, numbers) use it
     pub reloader: Arc<Reloader>,
     pub sessions: session::Sessions,
     /// What each fax in flight is doing now.
@@ -85,6 +87,7 @@ pub fn routes(portal: Arc<Portal>) -> axum::Router {
         .route("/portal/received/page.png", get(documents::received_png))
         .route("/portal/received/fax.pdf", get(documents::received_pdf));
     router
+        .merge(admin::routes())
         .route("/portal/", get(page::home))
         .route("/portal/login", get(auth::form).post(auth::login))
         .route("/portal/logout", post(auth::logout))

@@ -27,13 +27,6 @@ pub fn when(unix: u64) -> String {
         .unwrap_or_default()
 }
 
-/// A day: `2026-12-06`.
-pub fn day(unix: u64) -> String {
-    chrono::DateTime::from_timestamp(i64::try_from(unix).unwrap_or(0), 0)
-        .map(|t| t.format("%Y-%m-%d").to_string())
-        .unwrap_or_default()
-}
-
 /// Unix seconds at the start of day `text` (`YYYY-MM-DD`, UTC).
 pub fn day_start(text: &str) -> Option<u64> {
     let date = chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok()?;
