@@ -7,7 +7,10 @@
 //! fax documents (`fax_documents`, the key to the time and the octets,
 //! and `fax_document_times`, `at ‖ key`, for pruning). Times are
 //! big-endian Unix seconds, so a key range is a time range. Each tree is
-//! written without a sync of its own: durable with the next sync.
+//! written without a sync of its own: durable with the next sync — but
+//! sled 0.34 keeps a large value (a document of more than a few pages) in
+//! a blob file it does not sync (`mod.rs`), so a crash soon after a fax
+//! may lose that fax's document (never its record, nor any mail).
 
 use super::SledStore;
 use crate::error::QueueError;
