@@ -19,6 +19,7 @@ mod etrn;
 mod fax;
 mod metrics;
 mod policy;
+mod portal;
 mod queue;
 mod reload;
 mod reports;

@@ -119,12 +119,24 @@ async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
             config: config.clone(),
             router: router.clone(),
             store: store.clone(),
+            live: fax.live.clone(),
+        });
+        let portal = Arc::new(crate::portal::Portal {
+            server: server_rx.clone(),
+            reloader: reloader.clone(),
+            sessions: Default::default(),
+            live: fax.live.clone(),
+            #[cfg(feature = "fax")]
+            drafts: Default::default(),
+            #[cfg(feature = "fax")]
+            preview: Some(fax.preview.clone()),
         });
         tokio::spawn(http::serve(
             listener,
             metrics.clone(),
             store.clone(),
             fax_api,
+            Some(portal),
             admin_tls,
             stop_rx.clone(),
         ))
@@ -138,6 +150,7 @@ async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
     let control_store = store.clone();
     let control_stop = stop_rx.clone();
     let control_fax = fax.simulated.clone();
+    let control_live = fax.live.clone();
     let control_reload: control::ReloadFn = {
         let reloader = reloader.clone();
         Arc::new(move || {
@@ -151,6 +164,7 @@ async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
             control_access,
             control_store,
             control_fax,
+            control_live,
             Some(control_reload),
             control_stop,
         )
@@ -293,6 +307,13 @@ struct FaxParts {
     simulated: Option<Arc<control::FaxSimulator>>,
     #[cfg(feature = "fax")]
     engine: Arc<dyn faxmta_fax::engine::FaxEngine>,
+    /// The portal's preview.
+    #[cfg(feature = "fax")]
+    preview: Arc<crate::fax::preview::Previewer>,
+    /// What each fax in flight is doing now: the control socket's `fax
+    /// status`, the HTTP API's status view (and the web portal) read it.
+    /// Empty for good in a mail-only build.
+    live: faxmta_fax::live::LiveBoard,
 }
 
 impl FaxParts {
@@ -304,6 +325,8 @@ impl FaxParts {
             first_page: fax.reports.first_page,
             simulated: fax.simulated,
             engine: fax.engine,
+            preview: fax.preview,
+            live: fax.live,
         })
     }
 
@@ -317,6 +340,7 @@ impl FaxParts {
             transport: None,
             first_page: None,
             simulated: None,
+            live: Default::default(),
         })
     }
 }

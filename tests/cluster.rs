@@ -254,6 +254,7 @@ fn two_nodes_never_dial_more_calls_than_the_sites_lines() {
                             header: None,
                             subaddress: None,
                             extension: None,
+                            progress: None,
                         })
                         .await
                 })

@@ -122,6 +122,11 @@ pub struct FaxQuery {
     /// Only faxes from these envelope senders (any case); `None`: all
     /// (an administrator). An empty list finds nothing.
     pub senders: Option<Vec<String>>,
+    /// Only faxes whose sender is in one of these domains (any case),
+    /// besides those of `senders`: a domain administrator's view. `None`
+    /// with `senders` `None`: every sender.
+    #[serde(default)]
+    pub domains: Option<Vec<String>>,
     /// Only faxes whose recipient, number, remote CSID or sender holds
     /// this (any case); `None` or empty: all.
     pub text: Option<String>,
@@ -141,6 +146,10 @@ pub struct ReceivedQuery {
     /// Only faxes routed to any of these addresses (any case); `None`:
     /// all. An empty list finds nothing.
     pub recipients: Option<Vec<String>>,
+    /// Only faxes routed to an address in one of these domains, besides
+    /// those of `recipients` (as [`FaxQuery::domains`]).
+    #[serde(default)]
+    pub domains: Option<Vec<String>>,
     /// Only faxes whose called or calling number, TSI or a recipient
     /// holds this (any case); `None` or empty: all.
     pub text: Option<String>,
@@ -160,6 +169,11 @@ pub(crate) fn lower_all(list: &Option<Vec<String>>) -> Option<Vec<String>> {
 }
 
 /// A search text in lower case; `None` when there is nothing to look for.
+/// The domain of an address (after its last `@`), or "".
+pub(crate) fn domain_of(address: &str) -> &str {
+    address.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
+}
+
 pub(crate) fn lower_text(text: &Option<String>) -> Option<String> {
     text.as_deref()
         .filter(|t| !t.is_empty())
@@ -171,7 +185,17 @@ impl FaxQuery {
     /// cursor, which the backends take from their keys).
     pub fn matches(&self, record: &FaxRecord) -> bool {
         let sender = record.sender.to_lowercase();
-        lower_all(&self.senders).is_none_or(|s| s.contains(&sender))
+        let (senders, domains) = (lower_all(&self.senders), lower_all(&self.domains));
+        let whose = match (&senders, &domains) {
+            (None, None) => true,
+            _ => {
+                senders.as_ref().is_some_and(|s| s.contains(&sender))
+                    || domains
+                        .as_ref()
+                        .is_some_and(|d| d.iter().any(|d| domain_of(&sender) == d))
+            }
+        };
+        whose
             && lower_text(&self.text).is_none_or(|t| record.search_text().contains(&t))
     }
 
@@ -189,7 +213,19 @@ impl ReceivedQuery {
     /// cursor).
     pub fn matches(&self, record: &ReceivedRecord) -> bool {
         let mine = record.recipients_lower();
-        lower_all(&self.recipients).is_none_or(|r| r.iter().any(|a| mine.contains(a)))
+        let (recipients, domains) = (lower_all(&self.recipients), lower_all(&self.domains));
+        let whose = match (&recipients, &domains) {
+            (None, None) => true,
+            _ => {
+                recipients
+                    .as_ref()
+                    .is_some_and(|r| r.iter().any(|a| mine.contains(a)))
+                    || domains.as_ref().is_some_and(|d| {
+                        mine.iter().any(|a| d.iter().any(|d| domain_of(a) == d))
+                    })
+            }
+        };
+        whose
             && lower_text(&self.text).is_none_or(|t| record.search_text().contains(&t))
     }
 

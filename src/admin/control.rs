@@ -7,6 +7,7 @@
 
 #[cfg(feature = "fax")]
 use faxmta_fax::engine::simulated::{IncomingCall, SimulatedError};
+use faxmta_fax::live::{LiveBoard, LiveProgress};
 use faxmta_queue::{now_unix, Envelope, FaxRecord, NewMessage, QueueCounts, Store};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
@@ -63,6 +64,10 @@ pub enum Request {
     FaxHistory {
         limit: usize,
     },
+    /// What each fax in flight is doing now (dialling, page N of M), and
+    /// how those that ended in the last minutes ended: the live board.
+    /// Without a running server, nothing is in flight.
+    FaxLive,
     /// A simulated fax machine calls the server's simulated engine and
     /// sends `document` (a TIFF-F file the server can read): tests and
     /// demos of received faxes. Only a running server can do this.
@@ -92,6 +97,8 @@ pub enum Response {
     /// The queue id of a submitted message.
     Queued(String),
     FaxHistory(Vec<FaxRecord>),
+    /// The live board's entries, by job id.
+    FaxLive(Vec<LiveProgress>),
     /// A simulated incoming call ended: pages received, and the failure
     /// if it broke off.
     FaxReceived {
@@ -184,6 +191,7 @@ pub fn execute(store: &Store, request: &Request) -> Response {
         },
         Request::Submit { message, body } => return submit(store, message, body),
         Request::FaxHistory { limit } => store.fax_history(*limit).map(Response::FaxHistory),
+        Request::FaxLive => Ok(Response::FaxLive(Vec::new())),
         Request::FaxSimulateIncoming { .. } => {
             return Response::Error("a simulated incoming fax needs the running server".into())
         }
@@ -199,7 +207,8 @@ pub fn execute(store: &Store, request: &Request) -> Response {
             | Request::ListStream
             | Request::Summary
             | Request::Show { .. }
-            | Request::FaxHistory { .. },
+            | Request::FaxHistory { .. }
+            | Request::FaxLive,
             r,
         ) => r,
         (_, Ok(r)) => store.sync_blocking().map(|_| r),
@@ -301,6 +310,7 @@ pub async fn serve(
     access: Access,
     store: Store,
     fax: Option<Arc<FaxSimulator>>,
+    live: LiveBoard,
     reload: Option<ReloadFn>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
@@ -325,6 +335,7 @@ pub async fn serve(
                 let store = store.clone();
                 let fax = fax.clone();
                 let reload = reload.clone();
+                let live = live.clone();
                 tokio::spawn(async move {
                     let (read, mut write) = stream.into_split();
                     let mut line = String::new();
@@ -348,6 +359,7 @@ pub async fn serve(
                         Ok(Request::FaxSimulateIncoming { document, tsi, did, ani }) => {
                             simulate_incoming(fax.as_deref(), document, tsi, did, ani).await
                         }
+                        Ok(Request::FaxLive) => Response::FaxLive(live.list()),
                         Ok(Request::Reload) => match &reload {
                             Some(reload) => match reload().await {
                                 Ok(warnings) => Response::Reloaded { warnings },

@@ -139,12 +139,18 @@ async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -
     }
 }
 
+/// The client of a request (a request extension: the portal counts
+/// failed logins per address).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
 /// Serve until shutdown.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
     store: Store,
     fax_api: Arc<fax_api::Api>,
+    portal: Option<Arc<crate::portal::Portal>>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -161,7 +167,12 @@ pub async fn serve(
             store,
             token_file: admin.metrics_token_file.clone(),
         })
-        .merge(fax_api::routes(fax_api))
+        .merge(fax_api::routes(fax_api));
+    let app = match portal {
+        Some(portal) => app.merge(crate::portal::routes(portal)),
+        None => app,
+    };
+    let app = app
         .fallback(fax_api::unknown)
         .layer(axum::middleware::from_fn_with_state(
             bounds.request,
@@ -193,7 +204,8 @@ pub async fn serve(
             }
             continue;
         };
-        let (app, tls, stop) = (app.clone(), tls.clone(), shutdown.clone());
+        let app = app.clone().layer(axum::Extension(ClientAddr(peer)));
+        let (tls, stop) = (tls.clone(), shutdown.clone());
         tokio::spawn(async move {
             let _slot = slot;
             match tls {

@@ -6,6 +6,7 @@
 use crate::admin::control::{Request, Response};
 use crate::cli::queue::{ask, local_time};
 use crate::config::{Config, DomainKind};
+use faxmta_fax::live::LiveProgress;
 use faxmta_fax::media::media_type;
 use faxmta_queue::{format_duration, now_unix, Envelope, FaxRecord, NewMessage, RcptState};
 use std::path::{Path, PathBuf};
@@ -417,11 +418,22 @@ pub fn status(config: &Config, id: Option<String>) -> ExitCode {
         Response::FaxHistory(list) => finished_rows(&list),
         _ => Vec::new(),
     };
+    let live = match ask(config, &Request::FaxLive) {
+        Response::FaxLive(list) => list,
+        _ => Vec::new(),
+    };
     let keep = |r: &Row| id.as_deref().is_none_or(|id| r.id == id);
     let queued: Vec<Row> = queued.into_iter().filter(keep).collect();
     let finished: Vec<Row> = finished.into_iter().filter(keep).collect();
+    let live: Vec<LiveProgress> = live
+        .into_iter()
+        .filter(|p| {
+            id.as_deref()
+                .is_none_or(|id| p.job_id.split_once('/').is_some_and(|(q, _)| q == id))
+        })
+        .collect();
     if let Some(id) = &id {
-        if queued.is_empty() && finished.is_empty() {
+        if queued.is_empty() && finished.is_empty() && live.is_empty() {
             eprintln!("faxmta: {id}: no fax with this queue id");
             return ExitCode::FAILURE;
         }
@@ -450,6 +462,25 @@ pub fn status(config: &Config, id: Option<String>) -> ExitCode {
             );
         }
     };
+    println!("Faxes on the line (and ended in the last minutes):");
+    if live.is_empty() {
+        println!("  (none)");
+    } else {
+        println!(
+            "  {:<18} {:<9} {:<10} {:>4}  STATE",
+            "JOB", "SINCE", "ENGINE", "CALL"
+        );
+        for p in &live {
+            println!(
+                "  {:<18} {:<9} {:<10} {:>4}  {}",
+                p.job_id,
+                local_time(p.since, "%H:%M:%S"),
+                p.engine,
+                p.attempt,
+                p.describe()
+            );
+        }
+    }
     table("Faxes in the queue:", &queued);
     table("Finished faxes:", &finished);
     ExitCode::SUCCESS

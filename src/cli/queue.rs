@@ -100,6 +100,10 @@ pub fn queue(config: &Config, action: QueueAction) -> ExitCode {
             println!("{} fax(es)", list.len());
             ExitCode::SUCCESS
         }
+        Response::FaxLive(list) => {
+            println!("{} fax(es) in flight", list.len());
+            ExitCode::SUCCESS
+        }
         Response::FaxReceived { pages, .. } => {
             println!("{pages} page(s) received");
             ExitCode::SUCCESS

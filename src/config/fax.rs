@@ -271,6 +271,9 @@ pub struct SimulatedConfig {
     pub no_fax_tone: Vec<String>,
     /// Numbers whose machine hangs up after this many pages.
     pub hang_up_after: std::collections::BTreeMap<String, u32>,
+    /// Line seconds per second of the clock (1: real time); unset: as
+    /// fast as the CPU goes.
+    pub pace: Option<f64>,
 }
 
 impl Default for SimulatedConfig {
@@ -283,6 +286,7 @@ impl Default for SimulatedConfig {
             no_answer: Vec::new(),
             no_fax_tone: Vec::new(),
             hang_up_after: Default::default(),
+            pace: None,
         }
     }
 }

@@ -15,6 +15,7 @@ mod etrn;
 pub mod fax;
 pub mod policy;
 pub mod pop3;
+pub mod portal;
 mod sections;
 pub mod users;
 mod values;
@@ -23,6 +24,7 @@ pub use domains::{DomainConfig, DomainKind, SmarthostConfig};
 pub use error::ConfigError;
 pub use etrn::{valid_node, EtrnClientConfig};
 pub use policy::{PolicyConfig, SmtpAuthConfig};
+pub use portal::PortalConfig;
 pub use sections::*;
 pub use values::{parse_host, secret_from_file, Deliver, Duration, HostSpec, OutboundTls, Size};
 
@@ -73,6 +75,9 @@ pub struct Config {
     pub dns: DnsConfig,
     #[serde(default)]
     pub admin: AdminConfig,
+    /// `[portal]`: the web portal on the admin listener.
+    #[serde(default)]
+    pub portal: PortalConfig,
     #[serde(default)]
     pub outbound: OutboundConfig,
     /// `[[etrn_client]]`: ETRN sent on a schedule.

@@ -5,6 +5,7 @@
 
 pub mod inbound;
 pub mod pop3_gateway;
+pub mod preview;
 pub mod received;
 pub mod retention;
 mod sip;
@@ -19,6 +20,7 @@ use faxmta_fax::engine::shared::SharedLines;
 use faxmta_fax::engine::simulated::{SimulatedEngine, SimulatedNetwork, SimulatedSettings};
 use faxmta_fax::engine::spool::{SpoolEngine, SpoolSettings};
 use faxmta_fax::engine::FaxEngine;
+use faxmta_fax::live::LiveBoard;
 use faxmta_fax::render::{self, CoverInfo, RenderOptions};
 use faxmta_fax::transport::{FaxSettings, FaxTransport, Resend};
 use faxmta_fax::worker::{Limits, RenderWorker, WorkerRenderer};
@@ -34,6 +36,11 @@ pub struct Fax {
     /// The same engine when it is the simulated one (simulated incoming
     /// calls through the control socket).
     pub simulated: Option<Arc<SimulatedEngine>>,
+    /// The portal's preview (the same maker and workers).
+    pub preview: Arc<preview::Previewer>,
+    /// What each fax in flight is doing now (the transport and the
+    /// engine report into it).
+    pub live: LiveBoard,
 }
 
 /// The rendering options of `[fax]`.
@@ -136,6 +143,7 @@ fn simulated(config: &Config) -> Result<SimulatedEngine, String> {
             no_answer: sim.no_answer.clone(),
             no_fax_tone: sim.no_fax_tone.clone(),
             hang_up_after: sim.hang_up_after.clone(),
+            pace: sim.pace,
         },
     };
     SimulatedEngine::new(settings).map_err(|e| format!("[fax] simulated engine: {e}"))
@@ -192,17 +200,23 @@ pub fn build(config: &Config, metrics: &Arc<Metrics>, store: &Store) -> Result<F
         });
         f
     });
+    let preview = Arc::new(preview::Previewer {
+        maker: maker.clone(),
+        worker: worker.clone(),
+        spool: fax.spool.clone(),
+    });
     let renderer = Arc::new(WorkerRenderer { maker, worker });
-    let transport = Arc::new(FaxTransport::new(
-        engine.clone(),
-        renderer,
-        Some(observer),
-        settings,
-    ));
+    let live = LiveBoard::default();
+    let transport = Arc::new(
+        FaxTransport::new(engine.clone(), renderer, Some(observer), settings)
+            .with_live(live.clone()),
+    );
     Ok(Fax {
         engine: engine.clone(),
         simulated,
+        live,
         transport,
+        preview,
         reports: FaxReports {
             success: fax.success_report,
             first_page,

@@ -53,6 +53,13 @@ fn dummy_hash() -> &'static str {
 }
 
 impl User {
+    /// Whether the account is disabled: its hash starts with `!` (as in
+    /// /etc/shadow; no password matches it, and `faxmta user` or the
+    /// portal can enable it again by taking the `!` away).
+    pub fn disabled(&self) -> bool {
+        self.hash.starts_with('!')
+    }
+
     /// Whether this user may use `sender` as the envelope sender.
     pub fn may_send_as(&self, sender: &str) -> bool {
         if sender.is_empty() {
@@ -129,7 +136,7 @@ impl UserDb {
     }
 
     /// The user `name` (any case), if there is one.
-    fn user(&self, name: &str) -> Option<User> {
+    pub fn find(&self, name: &str) -> Option<User> {
         match &self.source {
             Source::File { path, cache } => {
                 Self::users(path, cache).get(&name.to_lowercase()).cloned()
@@ -175,7 +182,7 @@ impl UserDb {
     /// Check a name and password (argon2, on a blocking thread): the user
     /// when they match. Names are matched without regard to case.
     pub async fn authenticate(&self, name: &str, password: &str) -> Option<User> {
-        let user = self.user(name);
+        let user = self.find(name);
         let hash = match &user {
             Some(u) => u.hash.clone(),
             None => dummy_hash().to_string(),

@@ -5,7 +5,8 @@
 //! requires AUTH, with a private Dovecot as its SASL back end — and a
 //! private Dovecot serving LMTP, and a private PostgreSQL; for SIP, a
 //! private Kamailio (registrar and proxy), rtpengine, SIPp scenarios
-//! (tests/peers/sipp/) and tshark captures on `lo`.
+//! (tests/peers/sipp/) and tshark captures on `lo`; for the portal, a
+//! headless chromium driven through chromedriver.
 //! Each is stopped when its handle is dropped; a failing test prints their
 //! logs.
 #![allow(dead_code)]
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod browser;
 mod dovecot;
 pub mod kamailio;
 mod postgres;
@@ -25,6 +27,8 @@ mod rtpengine;
 mod sipp;
 mod tshark;
 #[allow(unused_imports)] // not every test binary uses every peer
+pub use browser::{Browser, Screen};
+#[allow(unused_imports)]
 pub use dovecot::{Dovecot, DovecotAuth};
 #[allow(unused_imports)]
 pub use kamailio::{Kamailio, KamailioSetup};

@@ -16,10 +16,22 @@ use crate::{CALLER, ENGINE, PEER_A, STRANGER};
 use faxmta_fax::engine::sip::settings::T38Mode;
 use faxmta_fax::engine::sip::SipEngine;
 use faxmta_fax::engine::{FaxEngine, Reception, SendResult};
+use faxmta_fax::live::{LiveBoard, LiveProgress, LiveState};
 use std::time::{Duration, Instant};
 
 /// An engine whose one trunk is `proxy`, placing a one-page fax there.
 async fn call_to(proxy: &str, ring: Duration, job: &str) -> (SendResult, Duration) {
+    let (result, took, _) = call_to_watched(proxy, ring, job).await;
+    (result, took)
+}
+
+/// [`call_to`], the call watched on a live board: also every change the
+/// board saw, in order.
+async fn call_to_watched(
+    proxy: &str,
+    ring: Duration,
+    job: &str,
+) -> (SendResult, Duration, Vec<LiveProgress>) {
     let dir = tempfile::tempdir().unwrap();
     let doc = document(dir.path());
     let ports = PortBlock::take();
@@ -32,21 +44,38 @@ async fn call_to(proxy: &str, ring: Duration, job: &str) -> (SendResult, Duratio
     s.ring_timeout = ring;
     let engine = SipEngine::start(s).await.unwrap();
     let started = Instant::now();
-    let result = tokio::time::timeout(
-        Duration::from_secs(40),
-        engine.send(request(job, "4940123", &doc, "+49 30 999")),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("{job}: the call took too long:\n{}", logs()));
-    (result, started.elapsed())
+    let board = LiveBoard::default();
+    let mut changes = board.changes();
+    let mut watched = request(job, "4940123", &doc, "+49 30 999");
+    watched.progress = Some(board.open(LiveProgress::queued(job, "+494940123"), &[]));
+    let result = tokio::time::timeout(Duration::from_secs(40), engine.send(watched))
+        .await
+        .unwrap_or_else(|_| panic!("{job}: the call took too long:\n{}", logs()));
+    let took = started.elapsed();
+    let mut seen = Vec::new();
+    while let Ok(p) = changes.try_recv() {
+        seen.push(p);
+    }
+    (result, took, seen)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_ringing_past_our_ring_timeout_is_cancelled_and_unanswered() {
     capture_logs();
     let uas = blocking(|| Sipp::start("uas_ring.xml", PEER_A, None, &[]));
-    let (result, took) = call_to(&uas.addr(), Duration::from_secs(2), "ring-1").await;
+    let (result, took, seen) = call_to_watched(&uas.addr(), Duration::from_secs(2), "ring-1").await;
     let run = blocking(|| uas.wait(10));
+    // The live board showed it dialled, then ringing (the UAS's 180).
+    let states: Vec<(LiveState, String)> = seen.into_iter().map(|p| (p.state, p.detail)).collect();
+    assert_eq!(
+        states,
+        [
+            (LiveState::Queued, String::new()),
+            (LiveState::Dialling, String::new()),
+            (LiveState::Ringing, "SIP 180 Ringing".to_string()),
+        ],
+        "{run}"
+    );
     assert!(
         matches!(&result, SendResult::NoAnswer { detail: Some(d) } if d.contains("SIP 487")),
         "{result:?}"

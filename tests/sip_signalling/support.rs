@@ -162,6 +162,7 @@ pub fn request(job: &str, dial: &str, document: &Path, tsi: &str) -> SendRequest
         header: None,
         subaddress: None,
         extension: None,
+        progress: None,
     }
 }
 

@@ -54,7 +54,8 @@ impl PgStore {
         let rows = self.query(
             "searching the fax history",
             "SELECT record FROM fax_history \
-             WHERE ($1::text[] IS NULL OR sender = ANY($1)) \
+             WHERE (($1::text[] IS NULL AND $9::text[] IS NULL) OR sender = ANY($1) \
+                    OR substring(sender from '@([^@]*)$') = ANY($9)) \
              AND ($2::text IS NULL OR strpos(search, $2) > 0) \
              AND finished >= $3 AND ($4::bigint IS NULL OR finished < $4) \
              AND ($5::bigint IS NULL OR (finished, id, recipient) < ($5, $6::text, $7::text)) \
@@ -68,6 +69,7 @@ impl PgStore {
                 Box::new(id.map(str::to_string)),
                 Box::new(recipient.map(str::to_string)),
                 Box::new(fetch(query.limit)),
+                Box::new(lower_all(&query.domains)),
             ],
         )?;
         Ok(page_of(rows, query.limit, FaxQuery::cursor))
@@ -116,7 +118,9 @@ impl PgStore {
         let rows = self.query(
             "searching the received faxes",
             "SELECT record FROM fax_received \
-             WHERE ($1::text[] IS NULL OR recipients && $1) \
+             WHERE (($1::text[] IS NULL AND $8::text[] IS NULL) OR recipients && $1 \
+                    OR EXISTS (SELECT 1 FROM unnest(recipients) AS r \
+                               WHERE substring(r from '@([^@]*)$') = ANY($8))) \
              AND ($2::text IS NULL OR strpos(search, $2) > 0) \
              AND received_at >= $3 AND ($4::bigint IS NULL OR received_at < $4) \
              AND ($5::bigint IS NULL OR (received_at, key) < ($5, $6::text)) \
@@ -129,6 +133,7 @@ impl PgStore {
                 Box::new(after.map(|c| t(c.at))),
                 Box::new(after.map(|c| c.key.clone())),
                 Box::new(fetch(query.limit)),
+                Box::new(lower_all(&query.domains)),
             ],
         )?;
         Ok(page_of(rows, query.limit, ReceivedQuery::cursor))

@@ -123,6 +123,28 @@ pub(crate) async fn fax_history_is_searched_newest_first_a_page_at_a_time(b: Bac
         all_pages(&store, period),
         [vec!["A1/5552@fax.test", "A1/5551@fax.test"]]
     );
+    // A domain administrator's view: the senders of a domain, besides
+    // the ones named.
+    store
+        .record_fax(&fax("D1", "5559@fax.test", "dave@Other.test", 50))
+        .unwrap();
+    let domain = |senders: Option<Vec<String>>, domains: &[&str]| {
+        let page = store
+            .fax_history_query(&FaxQuery {
+                senders,
+                domains: Some(domains.iter().map(|d| d.to_string()).collect()),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        ids(&page.records)
+    };
+    assert_eq!(domain(None, &["OTHER.test"]), ["D1/5559@fax.test"]);
+    assert_eq!(
+        domain(Some(vec!["bob@example.test".into()]), &["other.test"]),
+        ["B1/5553@fax.test", "D1/5559@fax.test"]
+    );
+    assert!(domain(None, &["example"]).is_empty(), "whole domains only");
     // An empty list of senders finds nothing.
     let none = FaxQuery {
         senders: Some(vec![]),
@@ -154,7 +176,7 @@ pub(crate) async fn fax_history_is_searched_newest_first_a_page_at_a_time(b: Bac
     );
     assert_eq!(store.fax_record("A1", "5559@fax.test").unwrap(), None);
     // Pruned with the history: gone from the search and the look-up.
-    assert_eq!(store.prune_fax_history(150).unwrap(), 2);
+    assert_eq!(store.prune_fax_history(150).unwrap(), 3, "A1 twice and D1");
     assert_eq!(store.fax_record("A1", "5552@fax.test").unwrap(), None);
     assert!(store.fax_record("B1", "5553@fax.test").unwrap().is_some());
 }
@@ -210,6 +232,17 @@ pub(crate) async fn received_faxes_are_searched_by_recipient_and_pruned(b: Backe
         ..Default::default()
     };
     assert_eq!(keys(&all).0, ["r3", "r2", "r1"]);
+    // A domain administrator's view.
+    let domain = ReceivedQuery {
+        domains: Some(vec!["Example.TEST".into()]),
+        ..all.clone()
+    };
+    assert_eq!(keys(&domain).0, ["r3", "r2", "r1"]);
+    let other = ReceivedQuery {
+        domains: Some(vec!["other.test".into()]),
+        ..all.clone()
+    };
+    assert!(keys(&other).0.is_empty());
     let tsi = ReceivedQuery {
         text: Some("tsi R3".into()),
         ..all.clone()

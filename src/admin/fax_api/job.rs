@@ -65,6 +65,10 @@ pub struct Cover {
     pub subject: String,
     #[serde(rename = "@note", default)]
     pub note: String,
+    /// `yes` or `no`: a cover page or none for this fax, whatever the
+    /// sender's setting (absent: as configured).
+    #[serde(rename = "@page", default)]
+    pub page: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

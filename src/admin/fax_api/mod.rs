@@ -16,7 +16,7 @@
 //! `successInfo` or `errorInfo` with an `errorCode` from [`reply::Code`]);
 //! see docs/configuration.md, "HTTP fax API", and docs/openapi.yaml.
 
-mod job;
+pub mod job;
 pub mod reply;
 mod status;
 
@@ -43,6 +43,8 @@ pub struct Api {
     pub config: Arc<Config>,
     pub router: Arc<Router>,
     pub store: Store,
+    /// What each fax in flight is doing now (the status view adds it).
+    pub live: faxmta_fax::live::LiveBoard,
 }
 
 /// The routes, with the request size limit of `[admin] max_request`.
@@ -72,10 +74,18 @@ pub async fn unknown(
 }
 
 /// A document of the request.
-struct File {
-    name: String,
-    media_type: String,
-    data: axum::body::Bytes,
+pub struct File {
+    pub name: String,
+    pub media_type: String,
+    pub data: axum::body::Bytes,
+}
+
+/// Who queues a fax: for the log and the queue's client record.
+pub struct Submitter<'a> {
+    /// The API token's name, or the portal user.
+    pub name: &'a str,
+    /// `HTTP` (the API) or `portal`.
+    pub protocol: &'a str,
 }
 
 impl Api {
@@ -163,20 +173,37 @@ impl Api {
                 format!("the token {} may not send as <{sender}>", token.name),
             ));
         }
-        let addresses = self.addresses(&job)?;
+        let by = Submitter {
+            name: &token.name,
+            protocol: "HTTP",
+        };
+        self.submit(&job, &files, &by).await
+    }
+
+    /// Queue `job` with its `files` (checked against the control file):
+    /// one message, a recipient per number, each authorised for the
+    /// sender. The HTTP API and the portal both come here.
+    pub async fn submit(
+        &self,
+        job: &FaxJob,
+        files: &[File],
+        by: &Submitter<'_>,
+    ) -> Result<Submitted, ApiError> {
+        let (sender, _) = job.sender();
+        let addresses = self.addresses(job)?;
         let notify = job.notify()?;
         // One message for all recipients: the documents are stored once,
         // and it is queued in one durable write, so nothing ever has to
         // be taken back (a message taken back could already be on a
         // line). Each recipient keeps its own transaction id and state.
-        let body = build_message(&job, &addresses, &files)?;
+        let body = build_message(job, &addresses, files)?;
         let mut message = NewMessage::local(sender, &addresses, &self.config.hostname, &body);
         for r in &mut message.recipients {
             r.notify = notify;
         }
         message.client.addr = "http".into();
-        message.client.protocol = "HTTP".into();
-        message.client.auth_user = Some(token.name.clone());
+        message.client.protocol = by.protocol.into();
+        message.client.auth_user = Some(by.name.to_string());
         if let Err(e) = crate::server::path::check_message(&message) {
             return Err(ApiError::new(Code::BadNumber, e));
         }
@@ -220,11 +247,14 @@ impl Api {
             return Err(unavailable(e));
         }
         for (t, address) in transactions.iter().zip(&addresses) {
+            let via = match by.protocol {
+                "HTTP" => format!("HTTP fax API (token {}", by.name),
+                other => format!("{other} (user {}", by.name),
+            };
             tracing::info!(
                 "{id}: from=<{sender}>, to=<{address}>, transaction {}, queued by the \
-                 HTTP fax API (token {}, broadcast {broadcast})",
+                 {via}, broadcast {broadcast})",
                 t.transaction_id,
-                token.name
             );
         }
         Ok(Submitted {
@@ -235,7 +265,7 @@ impl Api {
 
     /// `NUMBER@` the first fax domain for each recipient, each one
     /// authorised for the sender (nothing is queued unless all are).
-    fn addresses(&self, job: &FaxJob) -> Result<Vec<String>, ApiError> {
+    pub fn addresses(&self, job: &FaxJob) -> Result<Vec<String>, ApiError> {
         let domain = self
             .config
             .domains
@@ -392,7 +422,11 @@ fn match_attachments(job: &FaxJob, mut files: Vec<File>) -> Result<Vec<File>, Ap
 /// The message of a request: the recipients (their names from the
 /// control file) in `To:`, the cover fields in its headers, the note as a
 /// text part, the documents as attachments.
-fn build_message(job: &FaxJob, addresses: &[String], files: &[File]) -> Result<Vec<u8>, ApiError> {
+pub fn build_message(
+    job: &FaxJob,
+    addresses: &[String],
+    files: &[File],
+) -> Result<Vec<u8>, ApiError> {
     use mail_builder::headers::address::Address;
     let (email, name) = job.sender();
     let from = match name.is_empty() {
@@ -437,6 +471,13 @@ fn build_message(job: &FaxJob, addresses: &[String], files: &[File]) -> Result<V
             "X-Mailer",
             mail_builder::headers::raw::Raw::new("faxmta HTTP fax API"),
         );
+    match job.cover.page.trim().to_ascii_lowercase().as_str() {
+        "yes" | "no" => {
+            let page = job.cover.page.trim().to_ascii_lowercase();
+            builder = builder.header("X-Fax-Cover", mail_builder::headers::raw::Raw::new(page));
+        }
+        _ => {}
+    }
     if !job.cover.note.trim().is_empty() {
         builder = builder.text_body(job.cover.note.clone());
     }
@@ -502,11 +543,12 @@ async fn status(
         Ok(t) => t,
         Err(e) => return reply::error(format, &e),
     };
-    let (store, router) = (api.store.clone(), api.router.clone());
+    let (store, router, live) = (api.store.clone(), api.router.clone(), api.live.clone());
     let wanted = id.clone();
-    let found = tokio::task::spawn_blocking(move || status::lookup(&store, &router, &wanted))
-        .await
-        .unwrap_or_else(|e| Err(ApiError::new(Code::QueueUnavailable, e.to_string())));
+    let found =
+        tokio::task::spawn_blocking(move || status::lookup(&store, &router, &live, &wanted))
+            .await
+            .unwrap_or_else(|e| Err(ApiError::new(Code::QueueUnavailable, e.to_string())));
     // A token limited to senders sees only their faxes.
     let found = found.and_then(|mut s| {
         s.faxes

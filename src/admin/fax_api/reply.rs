@@ -182,6 +182,28 @@ pub struct FaxState {
     pub pages_total: u32,
     pub calls: u32,
     pub reason: String,
+    /// What the fax is doing right now, while an attempt is under way
+    /// (or has just ended): from the live board; absent otherwise.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveFields>,
+}
+
+/// The live state of a fax in flight, added to its [`FaxState`] (JSON
+/// fields and XML attributes `liveState`, `livePage`, `liveSince`,
+/// `liveText`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveFields {
+    /// rendering, waiting_for_line, dialling, ringing, answered, sending,
+    /// sent, failed or deferred.
+    pub live_state: String,
+    /// While sending: the page on the line; after the end: the pages
+    /// confirmed.
+    pub live_page: u32,
+    /// Since when (Unix seconds) in this state.
+    pub live_since: u64,
+    /// In words: `sending page 2 of 3 to +4930…`.
+    pub live_text: String,
 }
 
 /// The answer to `GET /restservice/status/ID` (`/fax/status/ID`).
@@ -314,6 +336,17 @@ pub fn status(format: Format, s: &Status) -> Response {
             f.calls,
             escape(f.reason.as_str())
         ));
+        if let Some(live) = &f.live {
+            // Inside the element, before its `/>`.
+            xml.truncate(xml.len() - 2);
+            xml.push_str(&format!(
+                " liveState=\"{}\" livePage=\"{}\" liveSince=\"{}\" liveText=\"{}\"/>",
+                escape(live.live_state.as_str()),
+                live.live_page,
+                live.live_since,
+                escape(live.live_text.as_str())
+            ));
+        }
     }
     xml.push_str("</faxes></successInfo></response>");
     respond(format, StatusCode::OK, json, xml)

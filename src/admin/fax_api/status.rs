@@ -2,10 +2,13 @@
 //! state of the fax of a transaction (`QUEUEID-N`: recipient N of a
 //! message), of all faxes of a message (its queue id) or of a broadcast
 //! (all its transactions), from the queue while they are in it and from
-//! the fax history once they are done.
+//! the fax history once they are done. A fax of the queue with an attempt
+//! under way (or just ended) also has its live state (dialling, page N of
+//! M) from the live board.
 
-use super::reply::{ApiError, Code, FaxState, Status};
+use super::reply::{ApiError, Code, FaxState, LiveFields, Status};
 use crate::router::Router;
+use faxmta_fax::live::LiveBoard;
 use faxmta_queue::{split_transaction, Envelope, FaxProgress, FaxRecord, RcptState, Store};
 
 /// Finished faxes looked through for an id.
@@ -22,7 +25,7 @@ fn reason(fax: &FaxProgress, reply: Option<&faxmta_queue::Reply>) -> String {
 /// The fax recipients of a message in the queue (only recipient `only`,
 /// counted from 1, when given); each one's transaction id is
 /// `QUEUEID-N`.
-fn queued(router: &Router, env: &Envelope, only: Option<usize>) -> Vec<FaxState> {
+fn queued(router: &Router, live: &LiveBoard, env: &Envelope, only: Option<usize>) -> Vec<FaxState> {
     env.recipients
         .iter()
         .enumerate()
@@ -50,6 +53,15 @@ fn queued(router: &Router, env: &Envelope, only: Option<usize>) -> Vec<FaxState>
                 pages_total: fax.pages_total,
                 calls: fax.calls,
                 reason: reason(&fax, r.last_reply.as_ref()),
+                live: live.get(&format!("{}/{i}", env.id)).map(|p| LiveFields {
+                    live_state: serde_json::to_value(p.state)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    live_page: p.page,
+                    live_since: p.since,
+                    live_text: p.describe(),
+                }),
             })
         })
         .collect()
@@ -65,6 +77,7 @@ fn finished(record: &FaxRecord, transaction_id: String) -> FaxState {
         pages_total: record.progress.pages_total,
         calls: record.progress.calls,
         reason: reason(&record.progress, record.reply.as_ref()),
+        live: None,
     }
 }
 
@@ -81,6 +94,7 @@ fn unavailable(e: faxmta_queue::QueueError) -> ApiError {
 fn transaction(
     store: &Store,
     router: &Router,
+    live: &LiveBoard,
     history: &[FaxRecord],
     queue_id: &str,
     only: Option<usize>,
@@ -99,7 +113,7 @@ fn transaction(
             .collect(),
     };
     let mut out = match &env {
-        Some(env) => queued(router, env, only),
+        Some(env) => queued(router, live, env, only),
         None => Vec::new(),
     };
     // A recipient that is done in the queue may already be in the history.
@@ -131,13 +145,18 @@ fn transaction(
 /// The answer for `id`: a broadcast (`B…`), a transaction
 /// (`QUEUEID-N`) or a queue id (all its faxes). Runs on a blocking
 /// thread: it reads sled.
-pub fn lookup(store: &Store, router: &Router, id: &str) -> Result<Status, ApiError> {
+pub fn lookup(
+    store: &Store,
+    router: &Router,
+    live: &LiveBoard,
+    id: &str,
+) -> Result<Status, ApiError> {
     let history = store.fax_history(HISTORY).map_err(unavailable)?;
     if let Some(entries) = store.broadcast(id).map_err(unavailable)? {
         let mut faxes: Vec<FaxState> = Vec::new();
         for e in &entries {
             let (queue_id, n) = split_transaction(&e.transaction);
-            let found = transaction(store, router, &history, queue_id, n)?;
+            let found = transaction(store, router, live, &history, queue_id, n)?;
             if found.is_empty() {
                 // Neither queued nor in the history (pruned, or removed
                 // by the administrator).
@@ -150,6 +169,7 @@ pub fn lookup(store: &Store, router: &Router, id: &str) -> Result<Status, ApiErr
                     pages_total: 0,
                     calls: 0,
                     reason: "no longer in the queue or the fax history".into(),
+                    live: None,
                 });
             }
             for f in found {
@@ -164,7 +184,7 @@ pub fn lookup(store: &Store, router: &Router, id: &str) -> Result<Status, ApiErr
         });
     }
     let (queue_id, n) = split_transaction(id);
-    let faxes = transaction(store, router, &history, queue_id, n)?;
+    let faxes = transaction(store, router, live, &history, queue_id, n)?;
     if faxes.is_empty() {
         return Err(ApiError::new(
             Code::NotFound,

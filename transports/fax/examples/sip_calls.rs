@@ -415,6 +415,7 @@ async fn run_calls(
                 header: None,
                 subaddress: None,
                 extension: None,
+                progress: None,
             };
             let started = Instant::now();
             let result = tokio::time::timeout(timeout, sender.send(request)).await;

@@ -45,6 +45,7 @@ impl DocumentMaker {
         cover_page: Option<bool>,
     ) -> Result<Vec<Page>, RenderError> {
         let mut options = self.options.clone();
+        let cover_page = cover_header(message).or(cover_page);
         match cover_page {
             Some(false) => options.cover = None,
             Some(true) if options.cover.is_none() => options.cover = Some(Default::default()),
@@ -92,6 +93,22 @@ impl DocumentMaker {
         write_tiff_f(path, &pages, self.compression, &header)
             .map_err(|e| RenderFailure::Local(format!("cannot write the fax document: {e}")))?;
         u32::try_from(pages.len()).map_err(|_| RenderFailure::Message("too many pages".into()))
+    }
+}
+
+/// `X-Fax-Cover: yes` or `no` in the message's header: a cover page or
+/// none for this fax, whatever the sender's setting says (the web
+/// portal's "cover page" box sets it).
+pub fn cover_header(message: &[u8]) -> Option<bool> {
+    let parsed = mail_parser::MessageParser::new().parse_headers(message)?;
+    let value = parsed
+        .header_raw("X-Fax-Cover")?
+        .trim()
+        .to_ascii_lowercase();
+    match value.as_str() {
+        "yes" | "on" | "true" => Some(true),
+        "no" | "off" | "false" => Some(false),
+        _ => None,
     }
 }
 
@@ -188,6 +205,18 @@ mod tests {
         assert_eq!(with.len(), 2, "cover and one page of text");
         assert_ne!(with[0], other[0], "the cover shows the number");
         assert_eq!(with[1], other[1], "the text page does not");
+        // The message may say otherwise, either way.
+        let without =
+            b"From: a@example.test\r\nX-Fax-Cover: no\r\nSubject: Hello\r\n\r\nSome text.\r\n";
+        assert_eq!(maker.pages(without, "+15551234567").unwrap().len(), 1);
+        let plain = DocumentMaker {
+            options: RenderOptions::default(),
+            compression: Compression::Mh,
+        };
+        let with_cover =
+            b"From: a@example.test\r\nX-Fax-Cover: yes\r\nSubject: Hello\r\n\r\nSome text.\r\n";
+        assert_eq!(plain.pages(with_cover, "+15551234567").unwrap().len(), 2);
+        assert_eq!(plain.pages(message, "+15551234567").unwrap().len(), 1);
         let hop = FaxHop {
             number: "+15551234567".into(),
             dial: "15551234567".into(),

@@ -15,10 +15,12 @@
 //!   in;
 //! - [`transport`]: the [`faxmta_transport::Transport`] that ties them together, with
 //!   the fax retry rules;
+//! - [`live`]: what each fax in flight is doing now (the live board);
 //! - [`worker`]: rendering in a child process within memory, CPU and time
 //!   limits, so that a hostile document fails its fax, not the server.
 //!
-//! The last seven need the feature `line` (default): without it the crate
+//! Rendering, TIFF, the engines, the transport and the worker need the
+//! feature `line` (default; [`live`] does not): without it the crate
 //! links no C library (spandsp, libtiff) and is what a mail-only faxmta
 //! needs to read its configuration and route.
 
@@ -32,6 +34,7 @@ pub mod document;
 #[cfg(feature = "line")]
 pub mod engine;
 pub mod inbound;
+pub mod live;
 pub mod media;
 pub mod page;
 pub mod pattern;
@@ -39,6 +42,8 @@ pub mod pattern;
 pub mod pdf;
 #[cfg(feature = "line")]
 pub mod render;
+#[cfg(feature = "line")]
+pub mod thumbnail;
 #[cfg(feature = "line")]
 pub mod tiff;
 #[cfg(feature = "line")]

@@ -9,6 +9,7 @@
 //! and so does the document of each call (the scheduler keeps it).
 
 use super::engine::{FaxEngine, SendRequest, SendResult};
+use crate::live::{LiveBoard, LiveProgress, LiveState, ProgressSink};
 use faxmta_queue::{Envelope, FaxProgress, Reply};
 use faxmta_transport::{
     FaxDocument, FaxHop, Job, JobRecipient, NextHop, Outcome, Status, Transport,
@@ -93,6 +94,8 @@ pub struct FaxTransport {
     renderer: Arc<dyn Renderer>,
     observer: Option<Arc<dyn FaxObserver>>,
     settings: FaxSettings,
+    /// Where each attempt shows what it is doing, if anywhere.
+    live: Option<LiveBoard>,
 }
 
 impl FaxTransport {
@@ -107,11 +110,64 @@ impl FaxTransport {
             renderer,
             observer,
             settings,
+            live: None,
         }
     }
 
-    /// One recipient: render, call, judge.
+    /// Shows every attempt on `board`: rendering, waiting for a line, what
+    /// the engine reports (dialling, page N of M), and the end.
+    pub fn with_live(mut self, board: LiveBoard) -> Self {
+        self.live = Some(board);
+        self
+    }
+
+    /// One recipient (and those sharing its call), shown on the live
+    /// board from start to end.
     async fn send_one(&self, job: &Job<'_>, hop: &FaxHop, rcpt: &JobRecipient) -> Outcome {
+        let sink = self.live.as_ref().map(|board| {
+            let before = job
+                .envelope
+                .recipients
+                .get(rcpt.index)
+                .and_then(|r| r.fax.as_ref());
+            let id = |index: usize| format!("{}/{index}", job.envelope.id);
+            let also: Vec<String> = job
+                .recipients
+                .iter()
+                .filter(|r| r.index != rcpt.index)
+                .map(|r| id(r.index))
+                .collect();
+            let start = LiveProgress {
+                state: LiveState::Rendering,
+                pages_total: before.map_or(0, |p| p.pages_total),
+                attempt: before.map_or(0, |p| p.calls) + 1,
+                engine: self.engine.name().to_owned(),
+                ..LiveProgress::queued(id(rcpt.index), hop.number.clone())
+            };
+            board.open(start, &also)
+        });
+        let guard = LiveGuard(sink.clone());
+        let outcome = self.attempt(job, hop, rcpt, sink).await;
+        if let Some(sink) = &guard.0 {
+            let (state, detail) = match outcome.status {
+                Status::Delivered => (LiveState::Sent, String::new()),
+                Status::Failed => (LiveState::Failed, live_reason(&outcome)),
+                Status::Deferred => (LiveState::Deferred, live_reason(&outcome)),
+            };
+            let confirmed = outcome.fax.as_ref().map_or(0, |f| f.pages_sent);
+            sink.end(state, confirmed, &detail);
+        }
+        outcome
+    }
+
+    /// One recipient: render, call, judge.
+    async fn attempt(
+        &self,
+        job: &Job<'_>,
+        hop: &FaxHop,
+        rcpt: &JobRecipient,
+        sink: Option<ProgressSink>,
+    ) -> Outcome {
         let before = job
             .envelope
             .recipients
@@ -200,6 +256,13 @@ impl FaxTransport {
         if first_page == 1 {
             progress.pages_sent = 0;
         }
+        if let Some(sink) = &sink {
+            sink.update(|p| {
+                p.state = LiveState::WaitingForLine;
+                p.pages_total = pages;
+                p.page = first_page - 1;
+            });
+        }
         let request = SendRequest {
             job_id: format!("{}/{}", job.envelope.id, rcpt.index),
             dial: hop.dial.clone(),
@@ -211,6 +274,7 @@ impl FaxTransport {
             header: hop.header.clone().or_else(|| self.settings.header.clone()),
             subaddress: hop.subaddress.clone(),
             extension: hop.extension.clone(),
+            progress: sink,
         };
         let result = self.engine.send(request).await;
         // The document as it went on the line, handed back with the
@@ -435,6 +499,28 @@ impl Transport for FaxTransport {
         }
         out.insert(0, outcome);
         out
+    }
+}
+
+/// The reason shown at the end of an attempt that did not send: the
+/// fax's own reason, else the reply's text.
+fn live_reason(outcome: &Outcome) -> String {
+    match outcome.fax.as_ref().map(|f| f.reason.as_str()) {
+        Some(reason) if !reason.is_empty() => reason.to_owned(),
+        _ => outcome.reply.text.clone(),
+    }
+}
+
+/// Ends the live entry of an attempt whose future was dropped (the
+/// server stopping mid-call) so that it does not stay "on the line".
+struct LiveGuard(Option<ProgressSink>);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        if let Some(sink) = self.0.as_ref().filter(|s| !s.ended()) {
+            let confirmed = sink.current().map_or(0, |p| p.page.saturating_sub(1));
+            sink.end(LiveState::Deferred, confirmed, "interrupted");
+        }
     }
 }
 

@@ -61,6 +61,7 @@ fn request(doc: &Path) -> SendRequest {
         header: None,
         subaddress: None,
         extension: None,
+        progress: None,
     }
 }
 
@@ -145,7 +146,32 @@ async fn a_send_that_does_not_end_in_time_is_killed_and_retried() {
     document(&doc);
     let engine = HylafaxEngine::new(settings(&server)).unwrap();
     let started = Instant::now();
-    let result = engine.send(request(&doc)).await;
+    // Watched on a live board: the job at the server, then what its
+    // state says while it waits for a modem that never comes.
+    let board = faxmta_fax::live::LiveBoard::default();
+    let mut changes = board.changes();
+    let mut watched = request(&doc);
+    watched.progress = Some(board.open(
+        faxmta_fax::live::LiveProgress::queued("Q1/1", "+15551234567"),
+        &[],
+    ));
+    let result = engine.send(watched).await;
+    let mut details = Vec::new();
+    while let Ok(p) = changes.try_recv() {
+        details.push(format!("{:?} {}", p.state, p.detail));
+    }
+    assert!(
+        details
+            .iter()
+            .any(|d| d.starts_with("WaitingForLine HylaFAX job ")),
+        "{details:?}"
+    );
+    assert!(
+        details
+            .iter()
+            .any(|d| d.starts_with("WaitingForLine HylaFAX: ")),
+        "{details:?}"
+    );
     match &result {
         SendResult::Error { reason, retry } => {
             assert!(*retry);

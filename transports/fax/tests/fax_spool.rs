@@ -127,6 +127,7 @@ fn request(document: &Path, dial: &str, first_page: u32) -> SendRequest {
         header: Some("ACME Corp".into()),
         subaddress: None,
         extension: None,
+        progress: None,
     }
 }
 

@@ -8,6 +8,7 @@
 //! to spandsp 0.0.6 and a safe wrapper that other engines (a T.38 or a
 //! real-line one) can share.
 
+use crate::live::{LiveState, ProgressSink};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -50,9 +51,37 @@ pub struct SendRequest {
     /// starts (an extension behind a PBX or an auto-attendant): digits,
     /// `*`, `#`, and `,` for a pause of about two seconds.
     pub extension: Option<String>,
+    /// Where the engine reports how the call goes (dialling, ringing,
+    /// page N of M) for the live board ([`crate::live`]); `None`: nobody
+    /// watches. The end is reported by the transport, not the engine.
+    pub progress: Option<ProgressSink>,
 }
 
 impl SendRequest {
+    /// Reports a new state of the call, if anyone watches.
+    pub fn report(&self, state: LiveState) {
+        if let Some(sink) = &self.progress {
+            sink.state(state);
+        }
+    }
+
+    /// Reports a new state with words (the SIP status that rings, the
+    /// fax server's status text).
+    pub fn report_with(&self, state: LiveState, detail: &str) {
+        if let Some(sink) = &self.progress {
+            sink.state_with(state, detail);
+        }
+    }
+
+    /// Reports the page on the line from the pages the far end confirmed
+    /// so far in this call: page `first_page + confirmed`, at most the
+    /// last.
+    pub fn report_pages(&self, confirmed: u32) {
+        if let Some(sink) = &self.progress {
+            sink.sending(self.first_page.saturating_add(confirmed).min(self.pages));
+        }
+    }
+
     /// What every engine refuses before dialling: a dial string that is
     /// not digits (an optional leading `+`), and a page range outside the
     /// document. `dial` is the number as the engine will dial it (by

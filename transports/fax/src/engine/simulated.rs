@@ -23,12 +23,19 @@
 //! a typed page at 204×196 dpi (about 20 KB as MMR on the line) takes
 //! about 15 s of simulated line time at V.17 14400 bit/s with ECM, plus
 //! about 13.5 s per call for set-up and release — and about 10 ms of wall
-//! time per page.
+//! time per page. `pace` slows the line down to the clock (real time, or
+//! some times faster) for demos and tests that watch a fax on the line.
+//!
+//! Progress: once a line is taken the call is `dialling`, the remote
+//! answers at once (`answered`), and from T.30's phase B on the page on the
+//! line is reported (`sending page N of M`), looked at every half second
+//! of line time.
 
 use super::handover;
 use super::lines::{Line, Lines};
 use super::spandsp::modem;
 use super::{FaxEngine, ReceivedFax, Reception, SendRequest, SendResult};
+use crate::live::LiveState;
 use call::{answer_call, place_call, Remote};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -82,6 +89,11 @@ pub struct SimulatedNetwork {
     /// Numbers whose machine hangs up after this many pages (at least 1)
     /// of a call.
     pub hang_up_after: BTreeMap<String, u32>,
+    /// Line seconds per second of the clock: `Some(1.0)` is real time (a
+    /// page takes about 15 s, as on a real line), `Some(10.0)` ten times
+    /// faster; `None`: as fast as the CPU goes. For demos and tests that
+    /// watch a fax on the line.
+    pub pace: Option<f64>,
 }
 
 impl Default for SimulatedNetwork {
@@ -93,6 +105,7 @@ impl Default for SimulatedNetwork {
             no_answer: Vec::new(),
             no_fax_tone: Vec::new(),
             hang_up_after: BTreeMap::new(),
+            pace: None,
         }
     }
 }
@@ -117,6 +130,8 @@ pub enum SimulatedError {
     NoLines,
     #[error("[fax.simulated] hang_up_after {number:?}: must be at least 1 page")]
     HangUpAfterZero { number: String },
+    #[error("[fax.simulated] pace {0}: must be a number above 0")]
+    BadPace(f64),
     #[error("{what} {path:?}: {source}")]
     Io {
         what: &'static str,
@@ -164,6 +179,9 @@ impl SimulatedEngine {
                 });
             }
             hang_up_after.insert(normalise(number), pages);
+        }
+        if let Some(pace) = net.pace.filter(|p| !(p.is_finite() && *p > 0.0)) {
+            return Err(SimulatedError::BadPace(pace));
         }
         let (tx, rx) = mpsc::unbounded_channel();
         for fax in handover::pending(&settings.inbound) {
@@ -332,6 +350,7 @@ impl FaxEngine for SimulatedEngine {
                 }
             }
         };
+        request.report(LiveState::Dialling);
         let remote = match self.remote(&number, &request.job_id) {
             Ok(Remote::Busy) => return SendResult::BUSY,
             Ok(Remote::NoAnswer) => return SendResult::NO_ANSWER,
@@ -344,9 +363,10 @@ impl FaxEngine for SimulatedEngine {
             }
         };
         let span = tracing::info_span!("fax_call", job = %request.job_id, dial = %request.dial);
+        let pace = self.settings.network.pace;
         let task = tokio::task::spawn_blocking(move || {
             let _line = line;
-            span.in_scope(|| place_call(&request, remote))
+            span.in_scope(|| place_call(&request, remote, pace))
         });
         match task.await {
             Ok(result) => result,

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::engine::ReceivedFax;
+use crate::live::{LiveBoard, LiveState};
 use faxmta_queue::{ClientInfo, RcptState, Recipient};
 use std::sync::Mutex;
 
@@ -395,4 +396,136 @@ async fn a_renderer_that_keeps_crashing_quarantines_the_message() {
         second.reply
     );
     assert!(s.engine.requests.lock().unwrap().is_empty(), "dialled");
+}
+
+/// Each attempt is on the live board, with its end: the reason of a
+/// deferral, the pages confirmed in all, which call it was.
+#[tokio::test]
+async fn every_attempt_ends_on_the_live_board() {
+    let Setup {
+        transport,
+        engine,
+        _spool,
+    } = setup(
+        vec![
+            SendResult::BUSY,
+            SendResult::Partial {
+                pages_sent: 1,
+                duration: Duration::from_secs(20),
+                remote_csid: String::new(),
+                reason: "line dropped".into(),
+            },
+            SendResult::Sent {
+                pages: 1,
+                duration: Duration::from_secs(10),
+                remote_csid: String::new(),
+                bit_rate: 9600,
+            },
+        ],
+        Ok(2),
+        Resend::Missing,
+    );
+    let board = LiveBoard::default();
+    let s = Setup {
+        transport: transport.with_live(board.clone()),
+        engine,
+        _spool,
+    };
+    let mut env = envelope();
+    let live = || board.get("ABC123/0").expect("on the board");
+    attempt(&s, &mut env).await;
+    let p = live();
+    assert_eq!(
+        (p.state, p.attempt, p.page, p.pages_total),
+        (LiveState::Deferred, 1, 0, 2)
+    );
+    assert_eq!(p.describe(), "deferred: the line was busy");
+    assert_eq!(p.engine, "scripted");
+    attempt(&s, &mut env).await;
+    let p = live();
+    assert_eq!((p.state, p.attempt, p.page), (LiveState::Deferred, 2, 1));
+    assert_eq!(p.detail, "line dropped");
+    attempt(&s, &mut env).await;
+    let p = live();
+    assert_eq!(p.describe(), "sent 2 of 2 pages to +15551234567");
+    assert_eq!(p.attempt, 3);
+    // Every request carried the board's handle for this job.
+    let requests = s.engine.requests.lock().unwrap();
+    assert!(requests
+        .iter()
+        .all(|r| r.progress.as_ref().map(|p| p.job_id()) == Some("ABC123/0")));
+}
+
+/// An engine whose calls never end.
+struct Endless;
+
+#[async_trait::async_trait]
+impl FaxEngine for Endless {
+    fn name(&self) -> &'static str {
+        "endless"
+    }
+    fn lines(&self) -> usize {
+        1
+    }
+    fn lines_busy(&self) -> usize {
+        1
+    }
+    async fn send(&self, request: SendRequest) -> SendResult {
+        request.report_pages(0);
+        std::future::pending().await
+    }
+    async fn receive(&self) -> Option<ReceivedFax> {
+        None
+    }
+    async fn acknowledge(&self, _: &ReceivedFax) {}
+}
+
+/// An attempt given up mid-call (the server stopping) does not stay "on
+/// the line" on the board.
+#[tokio::test]
+async fn an_attempt_dropped_mid_call_is_ended_on_the_board() {
+    let spool = tempfile::tempdir().unwrap();
+    let settings = FaxSettings {
+        tsi: String::new(),
+        header: None,
+        retries: 0,
+        retry_interval: Duration::from_secs(1),
+        resend: Resend::Missing,
+        spool: spool.path().to_owned(),
+        archive: None,
+        render_crash_limit: 1,
+    };
+    let board = LiveBoard::default();
+    let transport = Arc::new(
+        FaxTransport::new(Arc::new(Endless), Arc::new(Pages(Ok(2))), None, settings)
+            .with_live(board.clone()),
+    );
+    let mut version = board.subscribe();
+    let task = tokio::spawn({
+        let transport = transport.clone();
+        async move {
+            let env = envelope();
+            let recipients = [JobRecipient {
+                index: 0,
+                address: env.recipients[0].address.clone(),
+                mailbox: None,
+            }];
+            let next_hop = hop();
+            let job = Job {
+                envelope: &env,
+                body: b"x",
+                recipients: &recipients,
+                next_hop: &next_hop,
+            };
+            transport.deliver(job).await
+        }
+    });
+    let state = || board.get("ABC123/0").map(|p| p.describe());
+    let sending = "sending page 1 of 2 to +15551234567";
+    while state().as_deref() != Some(sending) {
+        version.changed().await.unwrap();
+    }
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    assert_eq!(state().as_deref(), Some("deferred: interrupted"));
 }

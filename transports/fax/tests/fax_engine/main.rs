@@ -3,6 +3,7 @@
 //! pixels that went in. Run with `cargo test -p faxmta-fax engine`;
 //! `-- --nocapture` prints the line times.
 
+mod live;
 mod tiff_f;
 
 use faxmta_fax::engine::simulated::{
@@ -48,6 +49,7 @@ impl Fixture {
             no_answer: vec!["+1 555 0002".into()],
             no_fax_tone: vec![NO_FAX_TONE.into()],
             hang_up_after: [(HANGS_UP.to_owned(), 1)].into_iter().collect(),
+            pace: None,
         };
         SimulatedEngine::new(SimulatedSettings {
             lines,
@@ -70,6 +72,7 @@ impl Fixture {
             header: None,
             subaddress: None,
             extension: None,
+            progress: None,
         }
     }
 

@@ -9,7 +9,9 @@
 //!   redialling), DIALSTRING, TSI, PAGERANGE (when resending from a later
 //!   page), NOTIFY NONE, DOCUMENT, then `JSUBM`. Then the job is polled
 //!   every `poll_interval` (`JOB id` + `JPARM`, a new connection each
-//!   time) until its state is DONE or FAILED, and mapped ([`status`]).
+//!   time) until its state is DONE or FAILED, and mapped ([`status`]);
+//!   each look is shown on the live board (waiting for a modem, dialling
+//!   while ACTIVE with no page confirmed, then the page after `NPAGES`).
 //!   No end within `job_timeout` (or the send abandoned, as on shutdown):
 //!   the job is killed (`JKILL`) and the send is an error to retry.
 //! - **Receive.** Every `poll_interval`, `LIST recvq` (with our `RCVFMT`);
@@ -235,10 +237,15 @@ impl HylafaxEngine {
     /// kills it if the send is dropped meanwhile.
     async fn follow(&self, id: u32, request: &SendRequest, mut guard: KillOnDrop) -> SendResult {
         let started = Instant::now();
+        request.report_with(
+            crate::live::LiveState::WaitingForLine,
+            &format!("HylaFAX job {id}"),
+        );
         loop {
             tokio::time::sleep(self.settings.poll_interval).await;
             let last_error = match self.status(id).await {
                 Ok(job) => {
+                    job.report(request);
                     if let Some(result) = job.outcome(started.elapsed()) {
                         guard.id = None;
                         tracing::info!(job = %request.job_id, hylafax_job = id, status = %job.status, "HylaFAX job finished");

@@ -2,7 +2,8 @@
 //! `STATUS:`, `NPAGES:` … lines of the 217 reply), and how a finished
 //! job maps to a [`SendResult`].
 
-use crate::engine::SendResult;
+use crate::engine::{SendRequest, SendResult};
+use crate::live::LiveState;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -103,6 +104,45 @@ impl JobStatus {
     }
 }
 
+impl JobStatus {
+    /// What the job is doing, for the live board (state, pages confirmed,
+    /// words): waiting at the server
+    /// (for a modem, for its time), dialling (active, no page confirmed
+    /// yet), or sending the page after those confirmed; `None` once it
+    /// has finished (the transport reports the end). HylaFAX's `NPAGES`
+    /// counts from the first page of the job's range, as the request's
+    /// `first_page` does.
+    pub fn live(&self) -> Option<(LiveState, u32, String)> {
+        let waiting = |why: &str| {
+            let detail = match self.status.trim() {
+                "" => format!("HylaFAX: {why}"),
+                s => format!("HylaFAX: {why} ({s})"),
+            };
+            Some((LiveState::WaitingForLine, 0, detail))
+        };
+        match self.state {
+            JobState::Done | JobState::Failed => None,
+            JobState::Active if self.pages_sent == 0 => {
+                Some((LiveState::Dialling, 0, String::new()))
+            }
+            JobState::Active => Some((LiveState::Sending, self.pages_sent, String::new())),
+            JobState::Ready => waiting("waiting for a modem"),
+            JobState::Blocked => waiting("blocked behind other jobs to the number"),
+            JobState::Sleeping | JobState::Pending => waiting("scheduled for later"),
+            JobState::Suspended => waiting("suspended"),
+        }
+    }
+
+    /// Reports [`JobStatus::live`] through the request.
+    pub fn report(&self, request: &SendRequest) {
+        match self.live() {
+            Some((LiveState::Sending, confirmed, _)) => request.report_pages(confirmed),
+            Some((state, _, detail)) => request.report_with(state, &detail),
+            None => {}
+        }
+    }
+}
+
 /// Maps a failed job's status text (faxsend's and faxq's wording: "Busy
 /// signal detected", "No answer from remote", "No carrier detected",
 /// "REJECT: …", "Job aborted by request" …) to an outcome.
@@ -162,6 +202,32 @@ pub fn lasttime(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn live_state_follows_the_job() {
+        let job = |text: &str| JobStatus::parse(7, &lines(text)).unwrap().live();
+        assert_eq!(
+            job("STATE: READY\nSTATUS:\nNPAGES: 0\nTOTPAGES: 3"),
+            Some((
+                LiveState::WaitingForLine,
+                0,
+                "HylaFAX: waiting for a modem".into()
+            ))
+        );
+        assert_eq!(
+            job("STATE: ACTIVE\nNPAGES: 0\nTOTPAGES: 3"),
+            Some((LiveState::Dialling, 0, String::new()))
+        );
+        assert_eq!(
+            job("STATE: ACTIVE\nNPAGES: 2\nTOTPAGES: 3"),
+            Some((LiveState::Sending, 2, String::new()))
+        );
+        assert_eq!(
+            job("STATE: SLEEPING\nSTATUS: Busy signal detected").map(|l| l.2),
+            Some("HylaFAX: scheduled for later (Busy signal detected)".into())
+        );
+        assert_eq!(job("STATE: DONE\nNPAGES: 3\nTOTPAGES: 3"), None);
+    }
 
     fn lines(text: &str) -> Vec<String> {
         text.lines().map(str::to_owned).collect()

@@ -5,9 +5,11 @@
 use super::{IncomingCall, SimulatedError};
 use crate::engine::spandsp::dtmf;
 use crate::engine::spandsp::modem::{
-    self, FarEnd, Job, Limit, Setup, Terminal, T30_ERR_OK, T30_ERR_T0_EXPIRED, T30_ERR_T1_EXPIRED,
+    self, FarEnd, Job, Limit, Setup, Terminal, Watch, T30_ERR_OK, T30_ERR_T0_EXPIRED,
+    T30_ERR_T1_EXPIRED,
 };
 use crate::engine::{ReceivedFax, Reception, SendRequest, SendResult};
+use crate::live::LiveState;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -30,8 +32,10 @@ pub(super) enum Remote {
     },
 }
 
-/// Runs one outgoing call (blocking): our machine calls `remote`.
-pub(super) fn place_call(request: &SendRequest, remote: Remote) -> SendResult {
+/// Runs one outgoing call (blocking): our machine calls `remote`, the
+/// line paced as `pace` says ([`modem::Watch::pace`]); the progress is
+/// reported through the request.
+pub(super) fn place_call(request: &SendRequest, remote: Remote, pace: Option<f64>) -> SendResult {
     let started = Instant::now();
     let setup = Setup {
         calling: true,
@@ -53,8 +57,20 @@ pub(super) fn place_call(request: &SendRequest, remote: Remote) -> SendResult {
             }
         }
     };
+    let mut on_step = |caller: &Terminal| {
+        if caller.negotiated() {
+            request.report_pages(caller.stats().pages_tx);
+        }
+    };
+    let watch = Watch {
+        pace,
+        on_step: Some(&mut on_step),
+    };
+    if matches!(remote, Remote::Voice | Remote::Fax { .. }) {
+        request.report(LiveState::Answered);
+    }
     let report = match remote {
-        Remote::Voice => modem::run_call(&mut caller, FarEnd::Silence, LIMIT),
+        Remote::Voice => modem::run_call_watched(&mut caller, FarEnd::Silence, LIMIT, watch),
         Remote::Fax {
             csid,
             file,
@@ -100,7 +116,7 @@ pub(super) fn place_call(request: &SendRequest, remote: Remote) -> SendResult {
                 terminal: &mut remote,
                 hang_up_after,
             };
-            modem::run_call(&mut caller, far, LIMIT)
+            modem::run_call_watched(&mut caller, far, LIMIT, watch)
             // `remote` is freed here: its TIFF file is complete on return.
         }
         Remote::Busy => return SendResult::BUSY,

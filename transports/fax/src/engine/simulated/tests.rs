@@ -34,6 +34,7 @@ fn request(dir: &Path, dial: &str) -> SendRequest {
         header: None,
         subaddress: None,
         extension: None,
+        progress: None,
     }
 }
 

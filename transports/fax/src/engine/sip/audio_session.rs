@@ -350,9 +350,12 @@ impl Session {
         }
     }
 
-    /// After each page's post-page exchange (phase D), the pages so far
-    /// into the control block.
+    /// Phase B reached, and after each page's post-page exchange (phase
+    /// D) the pages so far, into the control block.
     fn progress(&mut self, control: &Control) {
+        if !control.negotiated() && self.terminal.negotiated() {
+            control.set_negotiated();
+        }
         let seen = self.terminal.phase_d_count();
         if seen != self.phase_d_seen {
             self.phase_d_seen = seen;

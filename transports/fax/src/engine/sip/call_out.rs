@@ -12,6 +12,7 @@ use super::settings::{SipSettings, T38Mode, Trunk};
 use super::ua::{self, Ua};
 use super::SendRequest;
 use super::SendResult;
+use crate::live::LiveState;
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TransactionHandle};
 use rsipstack::dialog::invitation::InviteOption;
 use rsipstack::dialog::invite_dialog::InviteDialog;
@@ -138,39 +139,70 @@ async fn attempt(
         ..Default::default()
     };
     let (sender, mut states) = ua.state_channel();
+    request.report(LiveState::Dialling);
     let started = Instant::now();
     let (dialog, handle) = match ua.dialogs.do_invite_async(option, sender) {
         Ok(d) => d,
         Err(e) => return Ok(trouble(format!("INVITE: {e}"))),
     };
     let mut handle = handle;
-    let response = tokio::select! {
-        r = &mut handle => r,
-        _ = ua.calls.cancelled() => {
-            tracing::info!(job = %request.job_id, trunk = %trunk.name, "shutting down: CANCEL");
-            if let Err(e) = dialog.cancel().await {
-                tracing::debug!("CANCEL: {e}");
+    let ring_timeout = tokio::time::sleep(settings.ring_timeout);
+    tokio::pin!(ring_timeout);
+    // Provisional responses while it rings: 180/183 shown as ringing. The
+    // dialog's states are read here only until one that is not
+    // provisional (it is kept for later).
+    let mut heard = false;
+    let mut early = true;
+    let mut kept = None;
+    let response = loop {
+        tokio::select! {
+            r = &mut handle => break r,
+            state = states.recv(), if early => match state {
+                Some(DialogState::Early(_, resp)) => {
+                    heard = true;
+                    let phrase = resp
+                        .wire_reason
+                        .clone()
+                        .unwrap_or_else(|| resp.status_code.text().to_string());
+                    let code = resp.status_code.code();
+                    request.report_with(LiveState::Ringing, &format!("SIP {code} {phrase}"));
+                }
+                Some(DialogState::Trying(_)) => heard = true,
+                Some(DialogState::Calling(_)) => {}
+                other => {
+                    early = false;
+                    kept = other;
+                }
+            },
+            _ = ua.calls.cancelled() => {
+                tracing::info!(job = %request.job_id, trunk = %trunk.name, "shutting down: CANCEL");
+                if let Err(e) = dialog.cancel().await {
+                    tracing::debug!("CANCEL: {e}");
+                }
+                // Whatever the answer, the call is not made now.
+                let _ = handle.await;
+                ua.dialogs.remove_dialog(&dialog.id());
+                return Ok(Placed {
+                    result: SendResult::Error {
+                        reason: "faxmta stopped before the call was answered".into(),
+                        retry: true,
+                    },
+                    failover: false,
+                    detail: "stopped while ringing".into(),
+                });
             }
-            // Whatever the answer, the call is not made now.
-            let _ = handle.await;
-            ua.dialogs.remove_dialog(&dialog.id());
-            return Ok(Placed {
-                result: SendResult::Error {
-                    reason: "faxmta stopped before the call was answered".into(),
-                    retry: true,
-                },
-                failover: false,
-                detail: "stopped while ringing".into(),
-            });
-        }
-        _ = tokio::time::sleep(settings.ring_timeout) => {
-            tracing::info!(job = %request.job_id, trunk = %trunk.name, "no answer in {}s: CANCEL", settings.ring_timeout.as_secs());
-            if let Err(e) = dialog.cancel().await {
-                tracing::debug!("CANCEL: {e}");
+            _ = &mut ring_timeout => {
+                tracing::info!(job = %request.job_id, trunk = %trunk.name, "no answer in {}s: CANCEL", settings.ring_timeout.as_secs());
+                if let Err(e) = dialog.cancel().await {
+                    tracing::debug!("CANCEL: {e}");
+                }
+                break handle.await
             }
-            handle.await
         }
     };
+    if let Some(state) = &kept {
+        tracing::debug!(job = %request.job_id, "dialog state before the final response: {state:?}");
+    }
     let response = match response {
         Ok(Ok((_, Some(resp)))) => resp,
         Ok(Ok((_, None))) => {
@@ -189,7 +221,11 @@ async fn attempt(
         // at all, not even 100 Trying: the trunk is down or unreachable,
         // which another trunk may not be (a 408 after ringing is the
         // number's no answer).
-        if response.status_code == StatusCode::RequestTimeout && !heard_from(&mut states) {
+        if response.status_code == StatusCode::RequestTimeout
+            && !heard
+            && kept.is_none()
+            && !heard_from(&mut states)
+        {
             return Ok(trouble(format!(
                 "no response from {} ({}s without even 100 Trying)",
                 trunk.proxy,
@@ -205,6 +241,7 @@ async fn attempt(
             return Ok(trouble(format!("the answer's SDP: {e}")));
         }
     };
+    request.report(LiveState::Answered);
     let call = Answered {
         dialog: &dialog,
         states: &mut states,
@@ -254,7 +291,8 @@ async fn converse(
     }
     let job = &request.job_id;
     let expected = (request.pages + 1).saturating_sub(request.first_page);
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    // Progress is looked at four times a second.
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
     let (end, hung_up) = loop {
         tokio::select! {
             end = media.finished() => break (end, false),
@@ -265,6 +303,9 @@ async fn converse(
             _ = tick.tick() => {
                 if let Some(pages) = media.progress() {
                     tracing::info!(job = %job, "fax progress: page {pages} confirmed");
+                }
+                if media.negotiated() {
+                    request.report_pages(media.pages());
                 }
             }
             state = states.recv() => match state {

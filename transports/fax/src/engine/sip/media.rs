@@ -131,6 +131,7 @@ pub enum Stream {
 pub struct Control {
     stop: AtomicBool,
     pages: AtomicU32,
+    negotiated: AtomicBool,
 }
 
 impl Control {
@@ -155,6 +156,17 @@ impl Control {
     /// Pages confirmed so far in this call.
     pub fn pages(&self) -> u32 {
         self.pages.load(Ordering::SeqCst)
+    }
+
+    /// The media thread records that T.30 reached phase B (the machines
+    /// found each other; pages follow), for progress.
+    pub fn set_negotiated(&self) {
+        self.negotiated.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether T.30 reached phase B in this session.
+    pub fn negotiated(&self) -> bool {
+        self.negotiated.load(Ordering::SeqCst)
     }
 }
 

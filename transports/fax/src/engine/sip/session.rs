@@ -219,6 +219,14 @@ impl MediaCall {
         }
     }
 
+    /// Whether the running session's T.30 reached phase B (pages are
+    /// under way).
+    pub fn negotiated(&self) -> bool {
+        self.running
+            .as_ref()
+            .is_some_and(|r| r.control.negotiated())
+    }
+
     /// Pages confirmed so far in this call (the running session's too).
     pub fn pages(&self) -> u32 {
         self.earlier_pages + self.running.as_ref().map_or(0, |r| r.control.pages())

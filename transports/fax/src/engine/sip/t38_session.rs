@@ -156,6 +156,9 @@ pub(crate) fn session(
                 }
             }
         }
+        if !control.negotiated() && terminal.negotiated() {
+            control.set_negotiated();
+        }
         if terminal.phase_d_count() != phase_d {
             phase_d = terminal.phase_d_count();
             let stats = terminal.stats();

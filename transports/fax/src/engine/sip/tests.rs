@@ -8,6 +8,7 @@ use super::settings::{SipSettings, T38Mode, Transport, Trunk};
 use super::SipEngine;
 use crate::engine::spandsp::t38::tests::{assert_received, document};
 use crate::engine::{FaxEngine, Reception, SendRequest, SendResult};
+use crate::live::{LiveBoard, LiveProgress, LiveState};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::time::Duration;
@@ -58,6 +59,17 @@ async fn fax_between(sender_mode: T38Mode, receiver_mode: T38Mode) {
     let receiver = SipEngine::start(settings(b, a, receiver_mode, &dir.path().join("b")))
         .await
         .unwrap();
+    // The call is watched on a live board, as the transport does it.
+    let board = LiveBoard::default();
+    let mut changes = board.changes();
+    let sink = board.open(
+        LiveProgress {
+            state: LiveState::WaitingForLine,
+            pages_total: 2,
+            ..LiveProgress::queued("Q1/1", "+4940555")
+        },
+        &[],
+    );
     let request = SendRequest {
         job_id: "Q1/1".into(),
         dial: "+4940555".into(),
@@ -69,6 +81,7 @@ async fn fax_between(sender_mode: T38Mode, receiver_mode: T38Mode) {
         header: None,
         subaddress: None,
         extension: None,
+        progress: Some(sink),
     };
     let result = tokio::time::timeout(Duration::from_secs(120), sender.send(request))
         .await
@@ -76,6 +89,24 @@ async fn fax_between(sender_mode: T38Mode, receiver_mode: T38Mode) {
     assert!(
         matches!(result, SendResult::Sent { pages: 2, ref remote_csid, .. } if remote_csid == "+49 30 1234"),
         "{result:?}"
+    );
+    let mut story: Vec<String> = Vec::new();
+    while let Ok(p) = changes.try_recv() {
+        let words = p.describe();
+        if story.last() != Some(&words) {
+            story.push(words);
+        }
+    }
+    assert_eq!(
+        story,
+        [
+            "waiting for a line to +4940555",
+            "dialling +4940555",
+            "+4940555 answered",
+            "sending page 1 of 2 to +4940555",
+            "sending page 2 of 2 to +4940555",
+        ],
+        "what the live board showed"
     );
     let fax = tokio::time::timeout(Duration::from_secs(30), receiver.receive())
         .await

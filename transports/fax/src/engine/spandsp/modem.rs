@@ -90,6 +90,9 @@ pub(super) struct Events {
     pub(super) completion: Cell<Option<c_int>>,
     /// Post-page exchanges seen (phase D), for the hang-up simulation.
     pub(super) phase_d: Cell<u32>,
+    /// Phase B seen: the machines have found each other (DIS) and are
+    /// negotiating; pages follow.
+    pub(super) phase_b: Cell<bool>,
 }
 
 /// One spandsp audio fax terminal.
@@ -195,6 +198,12 @@ impl Terminal {
         self.events().phase_d.get()
     }
 
+    /// Whether T.30 has reached phase B (the far machine's DIS or DCS
+    /// came): from then on the pages are under way.
+    pub fn negotiated(&self) -> bool {
+        self.events().phase_b.get()
+    }
+
     /// Transfer statistics so far.
     pub fn stats(&self) -> Stats {
         // SAFETY: `t30` is live as long as `self`.
@@ -231,6 +240,9 @@ impl Drop for Terminal {
     }
 }
 
+mod call;
+pub use call::{run_call, run_call_watched, CallReport, FarEnd, Limit, Watch};
+
 pub use super::ffi::{T30_ERR_CALLDROPPED, T30_ERR_OK, T30_ERR_T0_EXPIRED, T30_ERR_T1_EXPIRED};
 
 /// Whether a call that ended with this completion code may go better
@@ -253,129 +265,6 @@ pub fn completion_text(code: i32) -> String {
     }
     // SAFETY: non-NULL static string (see above).
     unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
-}
-
-/// Where the far end of a call is.
-pub enum FarEnd<'a> {
-    /// A fax machine (answering), which may hang up after some pages.
-    Machine {
-        terminal: &'a mut Terminal,
-        hang_up_after: Option<u32>,
-    },
-    /// Answered, but nothing but silence comes back (a voice line).
-    Silence,
-}
-
-/// How a simulated call went.
-#[derive(Debug, Clone)]
-pub struct CallReport {
-    /// The caller's phase E completion code; `None` if the call hit the
-    /// [`Limit`] first.
-    pub completion: Option<i32>,
-    /// Samples of line audio (8000 per second).
-    pub samples: u64,
-    /// The far end hung up on purpose (`hang_up_after`).
-    pub hung_up: bool,
-}
-
-impl CallReport {
-    /// Simulated time on the line.
-    pub fn duration(&self) -> std::time::Duration {
-        std::time::Duration::from_micros(self.samples * 1_000_000 / ffi::SAMPLE_RATE)
-    }
-}
-
-/// A guard against calls that never end: at most `setup_seconds` plus
-/// `page_seconds` for each page of the caller's file (one until the file
-/// is open) of simulated line time.
-#[derive(Debug, Clone, Copy)]
-pub struct Limit {
-    pub setup_seconds: u64,
-    pub page_seconds: u64,
-}
-
-impl Limit {
-    fn samples(&self, pages: u32) -> u64 {
-        let pages = u64::from(pages.max(1));
-        self.setup_seconds
-            .saturating_add(self.page_seconds.saturating_mul(pages))
-            .saturating_mul(ffi::SAMPLE_RATE)
-    }
-}
-
-/// Runs a call between `caller` and `far` until the caller's T.30 ends,
-/// or the `limit` is reached (then both are cut off).
-pub fn run_call(caller: &mut Terminal, mut far: FarEnd<'_>, limit: Limit) -> CallReport {
-    let mut max_samples = limit.samples(1);
-    let tail_samples = TAIL_SECONDS * ffi::SAMPLE_RATE;
-    let mut samples: u64 = 0;
-    let mut to_far = [0i16; BLOCK];
-    let mut to_caller = [0i16; BLOCK];
-    // The far end is off the line (hung up, or its call ended) since …
-    let mut far_gone_at: Option<u64> = None;
-    let mut hung_up = false;
-    // Set once the far machine has taken its last page: it hangs up as
-    // soon as the caller has the confirmation, or after 10 s regardless.
-    let mut hang_up_from: Option<u64> = None;
-
-    while caller.completion().is_none() && samples < max_samples {
-        let n = caller.tx(&mut to_far);
-        to_far[n..].fill(0);
-        match &mut far {
-            FarEnd::Machine {
-                terminal,
-                hang_up_after,
-            } if far_gone_at.is_none() => {
-                let m = terminal.tx(&mut to_caller);
-                to_caller[m..].fill(0);
-                terminal.rx(&mut to_far);
-                if let Some(limit) = *hang_up_after {
-                    // Pages arrive with phase D; count pages, not phase D
-                    // events (an ECM page may take several exchanges).
-                    if hang_up_from.is_none()
-                        && terminal.phase_d_count() > 0
-                        && terminal.stats().pages_rx >= limit
-                    {
-                        hang_up_from = Some(samples);
-                    }
-                    if let Some(from) = hang_up_from {
-                        let confirmed = caller.stats().pages_tx >= limit;
-                        if confirmed || samples - from > 10 * ffi::SAMPLE_RATE {
-                            terminal.terminate();
-                            hung_up = true;
-                        }
-                    }
-                }
-                if terminal.completion().is_some() {
-                    far_gone_at = Some(samples);
-                }
-            }
-            _ => to_caller.fill(0),
-        }
-        caller.rx(&mut to_caller);
-        samples += BLOCK as u64;
-        if samples.is_multiple_of(BLOCK as u64 * 500) {
-            // Every 10 s: the file is open by now, its pages known.
-            max_samples = limit.samples(caller.stats().pages_in_file.unwrap_or(1));
-        }
-        if far_gone_at.is_some_and(|at| samples - at > tail_samples) {
-            break;
-        }
-    }
-    let completion = caller.completion();
-    if completion.is_none() {
-        caller.terminate();
-    }
-    if let FarEnd::Machine { terminal, .. } = far {
-        if terminal.completion().is_none() {
-            terminal.terminate();
-        }
-    }
-    CallReport {
-        completion,
-        samples,
-        hung_up,
-    }
 }
 
 /// The NUL-terminated strings a [`Setup`] gives T.30, checked before any
@@ -411,7 +300,7 @@ impl T30Strings {
 
 /// Sets up the T.30 engine of a terminal (audio or T.38) for `setup`: log
 /// routing, identity, ECM on, MH/MR/MMR offered, received pages stored as
-/// MMR, the phase D/E handlers recording into `events`, the job's file.
+/// MMR, the phase B/D/E handlers recording into `events`, the job's file.
 ///
 /// # Safety
 /// `t` is a live T.30 state; `events` points to an [`Events`] that
@@ -441,6 +330,7 @@ pub(super) unsafe fn configure_t30(
                 | ffi::T30_SUPPORT_T4_2D_COMPRESSION
                 | ffi::T30_SUPPORT_T6_COMPRESSION,
         );
+        ffi::t30_set_phase_b_handler(t, Some(on_phase_b), events);
         ffi::t30_set_phase_d_handler(t, Some(on_phase_d), events);
         ffi::t30_set_phase_e_handler(t, Some(on_phase_e), events);
         match &setup.job {
@@ -510,6 +400,18 @@ unsafe extern "C" fn on_phase_e(_s: *mut ffi::t30_state_t, user_data: *mut c_voi
     if let Some(events) = unsafe { user_data.cast::<Events>().as_ref() } {
         events.completion.set(Some(code));
     }
+}
+
+unsafe extern "C" fn on_phase_b(
+    _s: *mut ffi::t30_state_t,
+    user_data: *mut c_void,
+    _result: c_int,
+) -> c_int {
+    // SAFETY: as in on_phase_e.
+    if let Some(events) = unsafe { user_data.cast::<Events>().as_ref() } {
+        events.phase_b.set(true);
+    }
+    ffi::T30_ERR_OK
 }
 
 unsafe extern "C" fn on_phase_d(

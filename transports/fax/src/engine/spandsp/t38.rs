@@ -209,6 +209,11 @@ impl T38Terminal {
         self.events().phase_d.get()
     }
 
+    /// Whether T.30 has reached phase B (pages are under way).
+    pub fn negotiated(&self) -> bool {
+        self.events().phase_b.get()
+    }
+
     /// Transfer statistics so far.
     pub fn stats(&self) -> Stats {
         // SAFETY: `t30` is live as long as `self`.

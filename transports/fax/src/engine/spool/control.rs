@@ -306,6 +306,7 @@ mod tests {
             header: Some("ACME\nInjected: yes".into()),
             subaddress: None,
             extension: None,
+            progress: None,
         };
         let t = UNIX_EPOCH + Duration::from_secs(1_763_768_415);
         let text = job_file("J1", &request, "J1.tif", t);

@@ -34,9 +34,13 @@
 //!   lose it).
 //! - `lines` bounds the jobs in `outgoing`/at the board at once: `send`
 //!   waits for a free one.
+//! - **Live state.** A job written is shown waiting (at the board); once
+//!   the board has taken it, dialling; the status file is the only other
+//!   word from the board, and it comes at the end.
 
 use super::lines::{Line, Lines};
 use super::{FaxEngine, ReceivedFax, SendRequest, SendResult};
+use crate::live::LiveState;
 use files::FileError;
 use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -214,7 +218,16 @@ impl SpoolEngine {
         tracing::info!(job = %request.job_id, id = %id, dial = %request.dial, "fax job written for the board");
         let to_send = request.pages + 1 - request.first_page;
         let deadline = Instant::now() + self.settings.job_timeout;
+        request.report_with(LiveState::WaitingForLine, "written for the fax board");
+        let mut taken = false;
         loop {
+            // The board took the job (its control file is gone): on the
+            // line as far as we can tell; the board says no more until
+            // the end.
+            if !taken && !job.control.exists() {
+                taken = true;
+                request.report_with(LiveState::Dialling, "taken by the fax board");
+            }
             match job.status(to_send).await {
                 Some(result) => return result,
                 None if Instant::now() >= deadline => {

@@ -3,6 +3,24 @@
 
 use super::*;
 use crate::engine::Reception;
+use crate::live::{LiveBoard, LiveProgress};
+
+/// Waits (on the board's version counter, at most 5 s) until the entry
+/// of `job` is in `state`.
+async fn wait_live(board: &LiveBoard, job: &str, state: LiveState) -> LiveProgress {
+    let mut version = board.subscribe();
+    let wait = async {
+        loop {
+            if let Some(p) = board.get(job).filter(|p| p.state == state) {
+                return p;
+            }
+            version.changed().await.unwrap();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), wait)
+        .await
+        .unwrap_or_else(|_| panic!("{job} never {state:?}: {:?}", board.get(job)))
+}
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -42,6 +60,7 @@ impl Fixture {
             header: None,
             subaddress: None,
             extension: None,
+            progress: None,
         }
     }
 }
@@ -74,12 +93,16 @@ async fn a_job_is_a_tif_and_a_control_file_and_its_status_is_read() {
     let f = Fixture::new();
     let s = f.settings();
     let engine = SpoolEngine::new(s.clone()).unwrap();
+    let board = LiveBoard::default();
+    let mut request = f.request();
+    request.progress = Some(board.open(LiveProgress::queued("Q1/1", "+15551234567"), &[]));
     let send = tokio::spawn({
         let engine = Arc::new(engine);
-        let request = f.request();
         async move { (engine.send(request).await, engine.lines_busy()) }
     });
     let id = next_job(&s.outgoing).await;
+    let live = wait_live(&board, "Q1/1", LiveState::WaitingForLine).await;
+    assert_eq!(live.detail, "written for the fax board");
     assert_eq!(
         names(&s.outgoing),
         [format!("{id}.job"), format!("{id}.tif")]
@@ -99,6 +122,8 @@ async fn a_job_is_a_tif_and_a_control_file_and_its_status_is_read() {
         s.outgoing.join(format!("{id}.job.taken")),
     )
     .unwrap();
+    let live = wait_live(&board, "Q1/1", LiveState::Dialling).await;
+    assert_eq!(live.describe(), "dialling +15551234567");
     // A status still being written (under its `.` name) is not read.
     let status = s.status.join(format!("{id}.status"));
     let writing = files::temp_name(&status);

@@ -77,6 +77,10 @@ pub struct t30_stats_t {
     pub current_status: c_int,
 }
 
+/// `t30_phase_b_handler_t`: when the far end's DIS/DCS arrives (phase B).
+pub type t30_phase_b_handler_t =
+    unsafe extern "C" fn(s: *mut t30_state_t, user_data: *mut c_void, result: c_int) -> c_int;
+
 /// `t30_phase_d_handler_t`: after each page's post-page message.
 pub type t30_phase_d_handler_t =
     unsafe extern "C" fn(s: *mut t30_state_t, user_data: *mut c_void, result: c_int) -> c_int;
@@ -190,6 +194,11 @@ extern "C" {
         s: *mut t30_state_t,
         supported_compressions: c_int,
     ) -> c_int;
+    pub fn t30_set_phase_b_handler(
+        s: *mut t30_state_t,
+        handler: Option<t30_phase_b_handler_t>,
+        user_data: *mut c_void,
+    );
     pub fn t30_set_phase_d_handler(
         s: *mut t30_state_t,
         handler: Option<t30_phase_d_handler_t>,

@@ -1,0 +1,144 @@
+//! The web portal in a real browser (headless chromium through
+//! chromedriver, tests/peers/browser.rs) against the real binary: logging
+//! in and out, login throttling, the session cookie's attributes, session
+//! fixation and cross-site requests refused.
+//!
+//! Screenshots of the pages go to target/portal-screenshots/, or to
+//! docs/portal/ with `FAXMTA_SCREENSHOTS=docs/portal` (how the pictures
+//! of docs/portal.md are made).
+
+mod common;
+mod peers;
+#[path = "portal/support.rs"]
+mod support;
+
+use common::*;
+use peers::{Browser, Screen};
+use support::*;
+
+#[test]
+fn a_user_logs_in_and_out_and_a_wrong_password_is_refused() {
+    let s = portal_server("");
+    let b = Browser::start(Screen::Desktop);
+    b.goto(&url(&s, "/portal/faxes"));
+    assert!(b.url().contains("/portal/login?next="), "{}", b.url());
+    shot(&b, "login");
+    log_in(&b, "alice@example.test", "not her password");
+    assert_contains(&b.text(), "Wrong name or password");
+    log_in(&b, "alice@example.test", ALICE_PW);
+    // Back where she wanted to go.
+    assert!(b.url().ends_with("/portal/faxes"), "{}", b.url());
+    b.goto(&url(&s, "/portal/"));
+    assert_contains(&b.text(), "alice@example.test");
+    shot(&b, "home");
+    let cookie = session_cookie(&b).expect("a session cookie");
+    assert!(cookie.http_only() == Some(true), "{cookie:?}");
+    assert!(cookie.secure() == Some(true), "{cookie:?}");
+    assert_eq!(
+        format!("{:?}", cookie.same_site()),
+        "Some(Strict)",
+        "{cookie:?}"
+    );
+    assert!(
+        cookie.domain().is_none_or(|d| !d.starts_with('.')),
+        "{cookie:?}"
+    );
+    b.click("form.logout button[type=submit]");
+    b.wait_text("Log in", 10).unwrap();
+    assert!(session_cookie(&b).is_none(), "the cookie is gone");
+    // The old session is worth nothing now.
+    let (status, _) = get_with_session(&s, "/portal/", cookie.value());
+    assert_eq!(status, 303, "an ended session is sent to the login");
+    let audit = std::fs::read_to_string(s.path("audit.log")).unwrap();
+    assert!(
+        audit.contains(r#""action":"login""#) && audit.contains(r#""action":"logout""#),
+        "{audit}"
+    );
+    assert!(!audit.contains(ALICE_PW), "no password in the audit log");
+}
+
+#[test]
+fn failed_logins_are_throttled_like_smtp_auth() {
+    // max_failures = 3 for the whole server: the portal and SMTP AUTH
+    // share the budget of an address.
+    let s = portal_server("");
+    let b = Browser::start(Screen::Desktop);
+    b.goto(&url(&s, "/portal/login"));
+    for _ in 0..3 {
+        log_in(&b, "alice@example.test", "wrong");
+        assert_contains(&b.text(), "Wrong name or password");
+    }
+    // Blocked now, even with the right password.
+    log_in(&b, "alice@example.test", ALICE_PW);
+    assert_contains(&b.text(), "Too many failed logins");
+    // And SMTP AUTH from the same address is blocked too.
+    let server = format!("127.0.0.1:{}", s.sub_port);
+    let (_, out) = swaks(&[
+        "--server",
+        &server,
+        "--tls",
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        "alice@example.test",
+        "--auth-password",
+        ALICE_PW,
+        "--quit-after",
+        "AUTH",
+    ]);
+    assert_contains(&out, "421 4.7.0");
+}
+
+#[test]
+fn a_session_id_planted_before_the_login_is_replaced() {
+    let s = portal_server("");
+    let b = Browser::start(Screen::Desktop);
+    b.goto(&url(&s, "/portal/login"));
+    b.set_cookie(SESSION, "planted-by-an-attacker");
+    log_in(&b, "alice@example.test", ALICE_PW);
+    b.wait_text("Send a fax", 10).unwrap();
+    let cookie = session_cookie(&b).unwrap();
+    assert_ne!(cookie.value(), "planted-by-an-attacker");
+    let (status, _) = get_with_session(&s, "/portal/", "planted-by-an-attacker");
+    assert_eq!(status, 303, "the planted id logs nobody in");
+    let (status, body) = get_with_session(&s, "/portal/", cookie.value());
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn a_form_posted_from_another_site_changes_nothing() {
+    let s = portal_server("");
+    let b = Browser::start(Screen::Desktop);
+    b.goto(&url(&s, "/portal/login"));
+    log_in(&b, "alice@example.test", ALICE_PW);
+    b.wait_text("Send a fax", 10).unwrap();
+    let cookie = session_cookie(&b).unwrap();
+    // Another site (another host: 127.0.0.2) whose page posts a logout
+    // form to the portal as soon as it loads.
+    let evil = EvilSite::start(&format!(
+        r#"<form id="f" method="post" action="{}"><input name="csrf" value="guess"></form>
+           <script>document.getElementById("f").submit()</script>"#,
+        url(&s, "/portal/logout")
+    ));
+    b.goto(&evil.url());
+    b.wait_text("refused", 10)
+        .or_else(|_| b.wait_text("not logged in", 1))
+        .unwrap();
+    // Still logged in.
+    let (status, _) = get_with_session(&s, "/portal/", cookie.value());
+    assert_eq!(status, 200, "the session survived the cross-site post");
+    // Without a browser: the right cookie but no token, or a token from
+    // another session, or a foreign Origin, is refused.
+    let (status, _) = post_with_session(&s, "/portal/logout", cookie.value(), "csrf=", None);
+    assert_eq!(status, 403);
+    let (status, _) = post_with_session(
+        &s,
+        "/portal/logout",
+        cookie.value(),
+        "csrf=x",
+        Some("http://127.0.0.2:8080"),
+    );
+    assert_eq!(status, 403);
+    let (status, _) = get_with_session(&s, "/portal/", cookie.value());
+    assert_eq!(status, 200, "still logged in");
+}

@@ -1,0 +1,176 @@
+//! Helpers of tests/portal.rs: a server with portal users, logging in
+//! through the browser, screenshots, requests with a session cookie
+//! (curl), and a page on another host that posts to the portal.
+
+use crate::common::*;
+use crate::peers::Browser;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// The session cookie's name.
+pub const SESSION: &str = "__Host-faxmta-session";
+pub const ALICE_PW: &str = "alice-Secret-1";
+pub const BOB_PW: &str = "bob-Secret-2";
+pub const BOSS_PW: &str = "boss-Secret-3";
+
+/// A server and the directory of its users file and audit log.
+pub struct Site {
+    pub server: Server,
+    pub work: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Site {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        &self.server
+    }
+}
+
+impl std::ops::DerefMut for Site {
+    fn deref_mut(&mut self) -> &mut Server {
+        &mut self.server
+    }
+}
+
+impl Site {
+    /// A file in the work directory.
+    pub fn work(&self, name: &str) -> PathBuf {
+        self.work.path().join(name)
+    }
+}
+
+/// faxmta with users alice and bob (fax users), boss (administrator),
+/// `[auth] max_failures = 3`, the audit log in the work directory, and
+/// `extra` TOML at the end.
+pub fn portal_server(extra: &str) -> Site {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path().display();
+    let server = Server::start_with(
+        "",
+        &format!(
+            "[auth]\nusers_file = \"{w}/users\"\nmax_failures = 3\n\
+             [portal]\nadmins = [\"boss@example.test\"]\naudit_log = \"{w}/audit.log\"\n{extra}\n"
+        ),
+    );
+    add_user(&server, "alice@example.test", ALICE_PW, &[]);
+    add_user(&server, "bob@example.test", BOB_PW, &[]);
+    add_user(&server, "boss@example.test", BOSS_PW, &[]);
+    Site { server, work }
+}
+
+/// `http://127.0.0.1:PORT{path}` on the admin listener.
+pub fn url(s: &Server, path: &str) -> String {
+    format!("http://127.0.0.1:{}{path}", s.admin_port)
+}
+
+/// Fill in the login form shown and send it.
+pub fn log_in(b: &Browser, user: &str, password: &str) {
+    b.fill("#user", user);
+    b.fill("#password", password);
+    b.click("main form button[type=submit]");
+}
+
+/// Save a screenshot named `name` (see the module doc of tests/portal.rs).
+pub fn shot(b: &Browser, name: &str) {
+    let dir = match std::env::var("FAXMTA_SCREENSHOTS") {
+        Ok(d) if !d.is_empty() => Path::new(env!("CARGO_MANIFEST_DIR")).join(d),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/portal-screenshots"),
+    };
+    b.screenshot(&dir.join(format!("{name}.png")));
+}
+
+/// The portal's session cookie in the browser.
+pub fn session_cookie(b: &Browser) -> Option<fantoccini::cookies::Cookie<'static>> {
+    b.cookies().into_iter().find(|c| c.name() == SESSION)
+}
+
+/// curl with the session cookie: the HTTP status and the body
+/// (redirects not followed).
+fn curl_session(s: &Server, path: &str, session: &str, args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "-o", "-", "-w", "\n%{http_code}"])
+        .arg("-H")
+        .arg(format!("Cookie: {SESSION}={session}"))
+        .args(args)
+        .arg(url(s, path))
+        .output()
+        .expect("curl is installed by scripts/test");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// GET with the session cookie.
+pub fn get_with_session(s: &Server, path: &str, session: &str) -> (u16, String) {
+    curl_session(s, path, session, &[])
+}
+
+/// POST a form (`body` URL-encoded) with the session cookie and, if
+/// given, an `Origin` header.
+pub fn post_with_session(
+    s: &Server,
+    path: &str,
+    session: &str,
+    body: &str,
+    origin: Option<&str>,
+) -> (u16, String) {
+    let origin = origin.map(|o| format!("Origin: {o}"));
+    let mut args = vec!["--data", body];
+    if let Some(o) = &origin {
+        args.extend(["-H", o.as_str()]);
+    }
+    curl_session(s, path, session, &args)
+}
+
+/// A web site on another host (127.0.0.2) serving one page.
+pub struct EvilSite {
+    port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl EvilSite {
+    pub fn start(html: &str) -> EvilSite {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("index.html"),
+            format!("<!doctype html><html><body>{html}</body></html>"),
+        )
+        .unwrap();
+        let port = free_port_on(&["127.0.0.2"]);
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.2",
+            ])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        assert!(
+            wait_until(10, || std::net::TcpStream::connect(("127.0.0.2", port))
+                .is_ok()),
+            "the other site did not start"
+        );
+        EvilSite {
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.2:{}/index.html", self.port)
+    }
+}
+
+impl Drop for EvilSite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
