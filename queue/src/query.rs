@@ -195,8 +195,7 @@ impl FaxQuery {
                         .is_some_and(|d| d.iter().any(|d| domain_of(&sender) == d))
             }
         };
-        whose
-            && lower_text(&self.text).is_none_or(|t| record.search_text().contains(&t))
+        whose && lower_text(&self.text).is_none_or(|t| record.search_text().contains(&t))
     }
 
     /// The cursor after `record`.
@@ -220,13 +219,12 @@ impl ReceivedQuery {
                 recipients
                     .as_ref()
                     .is_some_and(|r| r.iter().any(|a| mine.contains(a)))
-                    || domains.as_ref().is_some_and(|d| {
-                        mine.iter().any(|a| d.iter().any(|d| domain_of(a) == d))
-                    })
+                    || domains
+                        .as_ref()
+                        .is_some_and(|d| mine.iter().any(|a| d.iter().any(|d| domain_of(a) == d)))
             }
         };
-        whose
-            && lower_text(&self.text).is_none_or(|t| record.search_text().contains(&t))
+        whose && lower_text(&self.text).is_none_or(|t| record.search_text().contains(&t))
     }
 
     /// The cursor after `record`.

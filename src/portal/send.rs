@@ -386,7 +386,10 @@ pub async fn confirm(
         name: &viewer.name,
         protocol: "portal",
     };
-    match api(&portal, &viewer).submit(&draft.job, &draft.files, &by).await {
+    match api(&portal, &viewer)
+        .submit(&draft.job, &draft.files, &by)
+        .await
+    {
         Ok(submitted) => {
             let object = format!(
                 "{} to {}",
