@@ -71,8 +71,11 @@ pub struct FaxHistory {
     /// Seconds documents are kept.
     pub documents: u64,
     /// A sender's fax groups (from the directory), for the usage rows.
-    pub groups: Arc<dyn Fn(&str) -> Vec<String> + Send + Sync>,
+    pub groups: Arc<GroupsOf>,
 }
+
+/// A user's address → its fax groups.
+pub type GroupsOf = dyn Fn(&str) -> Vec<String> + Send + Sync;
 
 impl Default for FaxHistory {
     fn default() -> FaxHistory {

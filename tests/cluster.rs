@@ -333,6 +333,22 @@ print('ok')
         .psql("SELECT count(*) FROM fax_line")
         .trim()
         == "0"));
+    // Each fax left a usage row and its document in the database (so
+    // every node's portal shows them), whichever node dialled.
+    let usage = pg.psql("SELECT usr, direction FROM fax_usage ORDER BY at");
+    assert_eq!(
+        usage
+            .lines()
+            .filter(|l| l.contains("alice@example.test|sent"))
+            .count(),
+        3,
+        "{usage}"
+    );
+    let documents = pg.psql(
+        "SELECT count(*) FROM fax_document \
+         WHERE key LIKE 'sent/%@fax.localhost' AND substr(data, 1, 2) IN ('\\x4949'::bytea, '\\x4d4d'::bytea)",
+    );
+    assert_eq!(documents.trim(), "3");
 }
 
 #[test]

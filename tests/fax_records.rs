@@ -1,7 +1,7 @@
 //! What the portal reads of faxes, with the real binary: a fax sent over
 //! the simulated line leaves its record, a usage row (with the sender's
 //! fax groups) and its document (the TIFF-F that went on the line) in the
-//! queue's store; a received fax leaves its record (numbers, TSI, pages,
+//! queue's store, and so does one that failed (a busy line); a received fax leaves its record (numbers, TSI, pages,
 //! where it went, its mail), a usage row per address and its document.
 //! They are read from the store once the server stopped (sled is one
 //! process's). And a reload changes where received faxes go: a new
@@ -25,12 +25,14 @@ kind = "fax"
 [fax]
 senders = "any"
 tsi = "+1 555 0100"
+retries = 0
 cover_page = false
 spool = "{w}/spool"
 [fax.simulated]
 received = "{w}/remote"
 inbound = "{w}/inbound"
 csid = "REMOTE {{number}}"
+busy = ["+15550000001", "15550000001", "5550000001"]
 [fax.dialplan]
 country_code = "1"
 national_prefix = "1"
@@ -159,6 +161,37 @@ fn a_sent_fax_leaves_its_record_usage_row_and_document() {
         .document(&faxmta_queue::sent_document_key(&id, rcpt))
         .unwrap()
         .expect("the document of the fax sent");
+    assert_eq!(pages(&tiff), record.progress.pages_total as usize);
+}
+
+#[test]
+fn a_failed_fax_is_kept_too_with_its_document() {
+    let work = tempfile::tempdir().unwrap();
+    let mut s = Server::start_with("", &config(work.path()));
+    let rcpt = "+15550000001@fax.localhost";
+    let id = send(
+        &s,
+        "alice@example.test",
+        rcpt,
+        "Subject: busy\r\n\r\nHello, fax\r\n",
+    );
+    wait_status(&s, &id, rcpt, "bounced", 60);
+    assert!(s.stop());
+
+    let store = Store::open(&s.path("queue")).unwrap();
+    let record = store.fax_record(&id, rcpt).unwrap().expect("its record");
+    assert_eq!(
+        (record.outcome.as_str(), record.progress.last.as_str()),
+        ("failed", "busy")
+    );
+    let usage = store.usage(0, u64::MAX).unwrap();
+    assert_eq!(usage.len(), 1, "{usage:?}");
+    assert_eq!((usage[0].outcome.as_str(), usage[0].pages), ("failed", 0));
+    // What would have been sent: for a resend from the portal.
+    let tiff = store
+        .document(&faxmta_queue::sent_document_key(&id, rcpt))
+        .unwrap()
+        .expect("the document of the fax that failed");
     assert_eq!(pages(&tiff), record.progress.pages_total as usize);
 }
 

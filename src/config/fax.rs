@@ -24,6 +24,12 @@ pub(super) fn load(
 ) -> Result<(), super::error::ConfigError> {
     addressing::load(config, src)?;
     incoming::check(config, src)?;
+    if config.fax.history_days == 0 {
+        return Err(src.fail(
+            &["history_days", "[fax]"],
+            "fax: history_days = 0: at least 1 day (the usage rows are read by period)".into(),
+        ));
+    }
     if config.fax.engine == EngineKind::Sip {
         config
             .fax
@@ -87,7 +93,8 @@ pub struct FaxConfig {
     /// (billing), are kept in the queue's store.
     pub history_days: u32,
     /// Days the documents (TIFF-F) of faxes sent and received are kept in
-    /// the queue's store (the portal's download and resend).
+    /// the queue's store (the portal's download and resend); 0: none is
+    /// kept.
     pub documents_days: u32,
     /// The simulated engine: the phone network and the remote machines.
     pub simulated: SimulatedConfig,

@@ -192,3 +192,13 @@ fn the_sip_engine_needs_a_trunk_sound_ports_and_a_media_address() {
     // Other engines do not look at [fax.sip].
     parse("[fax.sip]\nmedia_ports = \"x\"\n").unwrap();
 }
+
+#[test]
+fn fax_history_and_documents_days_default_and_history_needs_a_day() {
+    let c = parse("").unwrap();
+    assert_eq!((c.fax.history_days, c.fax.documents_days), (400, 90));
+    let c = parse("[fax]\nhistory_days = 30\ndocuments_days = 0\n").unwrap();
+    assert_eq!((c.fax.history_days, c.fax.documents_days), (30, 0));
+    let e = parse("[fax]\nhistory_days = 0\n").unwrap_err();
+    assert!(e.message.contains("at least 1 day"), "{e}");
+}

@@ -82,7 +82,8 @@ pub fn remember(
             tracing::warn!("received fax {what}: cannot record its usage: {e}");
         }
     }
-    if let Some(image) = image {
+    // `documents_days = 0`: none is kept.
+    if let Some(image) = image.filter(|_| config.fax.documents_days > 0) {
         if let Err(e) = store.put_document(&record.document_key(), at, image) {
             tracing::warn!("received fax {what}: cannot keep its document: {e}");
         }

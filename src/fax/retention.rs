@@ -11,7 +11,7 @@
 //! without that record (nothing was routed) waits for the 7 days. A mail
 //! leaves the queue when each recipient was delivered or failed for good;
 //! an image whose mail had a failure is not "delivered" and waits for the
-//! 7 days (the queue remembers failed messages for 30 days). Only mails
+//! 7 days (the queue remembers failed messages for `[fax] history_days`). Only mails
 //! made from a received fax are remembered so — they are queued with the
 //! client protocol [`PROTOCOL`] —: one record for every bounced mail of
 //! an MTA would fill memory (sled keeps ~250 bytes a record resident;

@@ -292,13 +292,12 @@ struct FaxPage {
     pdf: Option<String>,
 }
 
-/// The fax `id`/`rcpt` if the viewer may see it: in the queue (the
-/// envelope and the recipient's index), or finished (its record).
-fn find(
-    viewer: &Viewer,
-    id: &str,
-    rcpt: &str,
-) -> Result<(Option<(Envelope, usize)>, Option<FaxRecord>), Response> {
+/// A fax recipient found: in the queue (the envelope and the
+/// recipient's index), and/or finished (its record).
+type Found = (Option<(Envelope, usize)>, Option<FaxRecord>);
+
+/// The fax `id`/`rcpt` if the viewer may see it; the error page if not.
+fn find(viewer: &Viewer, id: &str, rcpt: &str) -> Result<Found, Box<Response>> {
     let store = &viewer.ctx.store;
     let queued = store.get(id).ok().flatten().and_then(|env| {
         let i = env.recipients.iter().position(|r| r.address == rcpt)?;
@@ -311,11 +310,11 @@ fn find(
         (None, None) => String::new(),
     };
     if sender.is_empty() || !viewer.may_see(&sender) {
-        return Err(error(
+        return Err(Box::new(error(
             Some(viewer),
             StatusCode::NOT_FOUND,
             "There is no such fax (or it is not yours to see).",
-        ));
+        )));
     }
     Ok((queued, record))
 }
@@ -328,7 +327,7 @@ pub async fn show(
 ) -> Response {
     let (queued, record) = match find(&viewer, &which.id, &which.rcpt) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut facts = Vec::new();
     let (number, sender, state, text, live) = match (&queued, &record) {
@@ -484,7 +483,7 @@ pub async fn resend(
                 "This fax is still in the queue: it can be sent again once it has finished.",
             )
         }
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let key = record.document_key();
     let store = viewer.ctx.store.clone();

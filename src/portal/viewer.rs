@@ -61,7 +61,7 @@ impl Viewer {
                     .rsplit_once('@')
                     .map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase())
                     .unwrap_or_default();
-                domains.iter().any(|d| *d == domain)
+                domains.contains(&domain)
             }
         }
     }

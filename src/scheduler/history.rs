@@ -79,7 +79,9 @@ impl Scheduler {
             if let Err(e) = self.store.record_usage(&usage) {
                 tracing::warn!("{}: cannot record the fax usage: {e}", env.id);
             }
-            if let Some(document) = documents.get(&i) {
+            // `documents_days = 0`: none is kept.
+            let keep_document = plan.fax_history.documents > 0;
+            if let Some(document) = documents.get(&i).filter(|_| keep_document) {
                 if let Err(e) = self
                     .store
                     .put_document(&record.document_key(), now, &document.0)

@@ -1,7 +1,8 @@
 //! What the PostgreSQL backend does beyond the suite every backend runs
 //! (`crate::tests`): several nodes on one database, the group commit,
 //! durability across a crash of the database, the schema's version, and
-//! the password kept out of every printout.
+//! the password kept out of every printout, old fax records searchable
+//! after the migration that added the search.
 
 use super::{PgSettings, PgStore};
 use crate::envelope::{NewMessage, NewRecipient};
@@ -275,4 +276,67 @@ fn the_password_is_in_no_printout() {
         assert!(text.contains("db.example:5433/queue"), "{text}");
     }
     assert!(s.config().is_ok());
+}
+
+#[test]
+fn fax_history_kept_before_migration_2_is_searchable_after_it() {
+    use crate::envelope::FaxProgress;
+    use crate::history::FaxRecord;
+    use crate::query::FaxQuery;
+    let dir = tempfile::tempdir().unwrap();
+    let pg = Instance::start(&dir.path().join("pg"));
+    // A database at schema version 1 with two old records: one readable,
+    // one that no longer parses.
+    let (version, name, sql) = super::schema::MIGRATIONS[0];
+    psql(&pg, sql);
+    psql(
+        &pg,
+        &format!(
+            "CREATE TABLE faxmta_schema (version integer PRIMARY KEY, name text NOT NULL, \
+             applied timestamptz NOT NULL DEFAULT now()); \
+             INSERT INTO faxmta_schema (version, name) VALUES ({version}, '{name}')"
+        ),
+    );
+    let old = FaxRecord {
+        id: "0ABC".into(),
+        recipient: "+15551234567@fax.test".into(),
+        sender: "Alice@Example.test".into(),
+        outcome: "sent".into(),
+        arrival: 90,
+        finished: 100,
+        progress: FaxProgress {
+            number: "+15551234567".into(),
+            remote_csid: Some("Remote Co".into()),
+            ..Default::default()
+        },
+        reply: None,
+    };
+    let json = serde_json::to_string(&old).unwrap().replace('\'', "''");
+    psql(
+        &pg,
+        &format!(
+            "INSERT INTO fax_history (finished, id, recipient, record) VALUES \
+             (100, '0ABC', '+15551234567@fax.test', convert_to('{json}', 'UTF8')), \
+             (200, '0DEF', 'x@fax.test', '\\xff00'::bytea)"
+        ),
+    );
+    let store = PgStore::open(&settings(&pg, dir.path(), "a")).unwrap();
+    let find = |query: FaxQuery| {
+        store
+            .fax_history_query(&FaxQuery { limit: 10, ..query })
+            .unwrap()
+            .records
+    };
+    let alice = FaxQuery {
+        senders: Some(vec!["alice@example.test".into()]),
+        ..Default::default()
+    };
+    assert_eq!(find(alice), std::slice::from_ref(&old));
+    let csid = FaxQuery {
+        text: Some("remote co".into()),
+        ..Default::default()
+    };
+    assert_eq!(find(csid), std::slice::from_ref(&old));
+    // The unreadable one is skipped, not fatal.
+    assert_eq!(find(FaxQuery::default()), [old]);
 }

@@ -7,7 +7,10 @@
 //! fax documents (`fax_documents`, the key to the time and the octets,
 //! and `fax_document_times`, `at ‖ key`, for pruning). Times are
 //! big-endian Unix seconds, so a key range is a time range. Each tree is
-//! written without a sync of its own: durable with the next sync.
+//! written without a sync of its own: durable with the next sync — but
+//! sled 0.34 keeps a large value (a document of more than a few pages) in
+//! a blob file it does not sync (`mod.rs`), so a crash soon after a fax
+//! may lose that fax's document (never its record, nor any mail).
 
 use super::SledStore;
 use crate::error::QueueError;
@@ -18,6 +21,9 @@ use std::ops::Bound;
 
 pub(super) const HISTORY: &str = "fax_history";
 pub(super) const HISTORY_IDS: &str = "fax_history_ids";
+/// In `fax_history_ids` once the records kept before it are entered (no
+/// record's name starts with a NUL).
+const BACKFILLED: &[u8] = b"\0backfilled";
 const RECEIVED: &str = "fax_received";
 const RECEIVED_KEYS: &str = "fax_received_keys";
 const USAGE: &str = "fax_usage";
@@ -104,20 +110,24 @@ impl SledStore {
     ) -> Result<Option<FaxRecord>, QueueError> {
         let db = self.db()?;
         let tree = db.open_tree(HISTORY)?;
+        let ids = db.open_tree(HISTORY_IDS)?;
         let name = format!("{id}/{recipient}");
-        if let Some(at) = db.open_tree(HISTORY_IDS)?.get(name.as_bytes())? {
-            if let Some(value) = tree.get(timed_key(time_of(&at), name.as_bytes()))? {
-                return Ok(serde_json::from_slice(&value).ok());
+        if ids.get(name.as_bytes())?.is_none() && !ids.contains_key(BACKFILLED)? {
+            // Records kept before the look-up tree was: enter them all,
+            // once (a miss after that is an answer, not a search).
+            for item in tree.iter() {
+                let (key, _) = item?;
+                if let Some(rest) = key.get(8..) {
+                    ids.insert(rest, &key[..8])?;
+                }
             }
+            ids.insert(BACKFILLED, &[])?;
         }
-        // Recorded before the look-up tree was kept: search, newest first.
-        for item in tree.iter().rev() {
-            let (key, value) = item?;
-            if key.get(8..) == Some(name.as_bytes()) {
-                return Ok(serde_json::from_slice(&value).ok());
-            }
-        }
-        Ok(None)
+        let Some(at) = ids.get(name.as_bytes())? else {
+            return Ok(None);
+        };
+        let value = tree.get(timed_key(time_of(&at), name.as_bytes()))?;
+        Ok(value.and_then(|v| serde_json::from_slice(&v).ok()))
     }
 
     pub(super) fn record_received(&self, record: &ReceivedRecord) -> Result<(), QueueError> {

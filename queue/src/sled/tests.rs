@@ -272,3 +272,28 @@ fn opening_waits_for_a_lock_released_soon() {
     assert!(SledStore::open(dir.path()).is_err(), "a lock held for good");
     assert!(started.elapsed() >= std::time::Duration::from_secs(2));
 }
+
+#[test]
+fn a_fax_recorded_before_the_look_up_tree_is_found_by_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    let record = crate::history::FaxRecord {
+        id: "0ABC".into(),
+        recipient: "5551@fax.test".into(),
+        sender: "a@b.test".into(),
+        outcome: "sent".into(),
+        arrival: 90,
+        finished: 100,
+        progress: Default::default(),
+        reply: None,
+    };
+    store.record_fax(&record).unwrap();
+    // As an older faxmta wrote it: no entry in the look-up tree.
+    let ids = store.db().unwrap().open_tree("fax_history_ids").unwrap();
+    assert!(ids.remove("0ABC/5551@fax.test").unwrap().is_some());
+    assert_eq!(
+        store.fax_record("0ABC", "5551@fax.test").unwrap(),
+        Some(record)
+    );
+    assert_eq!(store.fax_record("0ABC", "5552@fax.test").unwrap(), None);
+}

@@ -210,8 +210,12 @@ async fn a_broken_call_resends_only_the_missing_pages() {
     );
     assert_eq!(o.retry_after, Some(120));
     assert!(o.reply.text.contains("after 1 of 3 pages"), "{o:?}");
+    // Each call's document comes back with its outcome (the scheduler
+    // keeps it; the transport never touches the store).
+    assert_eq!(o.document.as_ref().map(|d| &d.0[..]), Some(&b"II*\0"[..]));
     let o = attempt(&s, &mut env).await;
     assert_eq!(o.status, Status::Delivered, "{o:?}");
+    assert_eq!(o.document.as_ref().map(|d| &d.0[..]), Some(&b"II*\0"[..]));
     let fax = o.fax.unwrap();
     assert_eq!((fax.pages_sent, fax.pages_total, fax.calls), (3, 3, 2));
     assert_eq!(fax.line_ms, 50_000);
@@ -275,6 +279,7 @@ async fn a_message_that_cannot_be_rendered_fails_without_a_call() {
     assert_eq!((o.status, o.reply.code), (Status::Failed, 554));
     assert!(o.reply.text.contains("x.docx"), "{o:?}");
     assert_eq!(o.fax.unwrap().last, "render-failed");
+    assert_eq!(o.document, None, "nothing was rendered");
     assert!(s.engine.requests.lock().unwrap().is_empty());
 }
 
