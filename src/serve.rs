@@ -130,6 +130,8 @@ async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
             drafts: Default::default(),
             #[cfg(feature = "fax")]
             preview: Some(fax.preview.clone()),
+            #[cfg(feature = "fax")]
+            engine: Some(fax.engine.clone()),
         });
         tokio::spawn(http::serve(
             listener,

@@ -56,6 +56,9 @@ pub struct Portal {
     /// Faxes previewed, not yet sent.
     #[cfg(feature = "fax")]
     pub drafts: send::Drafts,
+    /// The fax engine (its lines and trunks).
+    #[cfg(feature = "fax")]
+    pub engine: Option<Arc<dyn faxmta_fax::engine::FaxEngine>>,
     /// Renders the preview (`None`: no fax transport).
     #[cfg(feature = "fax")]
     pub preview: Option<Arc<crate::fax::preview::Previewer>>,

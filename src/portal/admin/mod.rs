@@ -10,6 +10,11 @@
 //! a reload, the users file atomically, the queue through the same
 //! commands as `faxmta queue`), and written to the audit log.
 
+#[cfg(feature = "fax")]
+mod lines;
+mod queue;
+mod usage;
+
 use super::page::{error, html, Nav};
 use super::{Portal, Viewer};
 use askama::Template;
@@ -66,5 +71,13 @@ async fn index(Admin(viewer): Admin) -> Response {
 
 /// The administration routes.
 pub fn routes() -> axum::Router<Arc<Portal>> {
-    axum::Router::new().route("/portal/admin/", get(index))
+    let router = axum::Router::new();
+    #[cfg(feature = "fax")]
+    let router = router.route("/portal/admin/lines", get(lines::show));
+    router
+        .route("/portal/admin/", get(index))
+        .route("/portal/admin/queue", get(queue::list).post(queue::act))
+        .route("/portal/admin/queue/message", get(queue::show))
+        .route("/portal/admin/usage", get(usage::show))
+        .route("/portal/admin/usage.csv", get(usage::csv))
 }
