@@ -7,6 +7,8 @@
 //! docs/portal/ with `FAXMTA_SCREENSHOTS=docs/portal` (how the pictures
 //! of docs/portal.md are made).
 
+#[path = "portal/access.rs"]
+mod access;
 mod common;
 #[path = "portal/fax.rs"]
 mod fax;

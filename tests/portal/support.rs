@@ -194,3 +194,93 @@ impl Drop for EvilSite {
         let _ = self.child.wait();
     }
 }
+
+/// A login made with curl (a cookie jar): for requests a browser would
+/// not make, e.g. asking for another user's fax by its address.
+pub struct CurlSession {
+    _jar: tempfile::NamedTempFile,
+    pub session: String,
+    /// The session's CSRF token (from a form of the portal).
+    pub csrf: String,
+}
+
+fn hidden(html: &str, name: &str) -> String {
+    let needle = format!("name=\"{name}\" value=\"");
+    html.split(&needle)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+impl CurlSession {
+    /// Log in as `user`.
+    pub fn login(s: &Server, user: &str, password: &str) -> CurlSession {
+        let jar = tempfile::NamedTempFile::new().unwrap();
+        let j = jar.path().to_str().unwrap().to_string();
+        let run = |args: &[&str], path: &str| {
+            let out = Command::new("curl")
+                .args(["-sS", "-b", &j, "-c", &j])
+                .args(args)
+                .arg(url(s, path))
+                .output()
+                .expect("curl");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let form = run(&[], "/portal/login");
+        let token = hidden(&form, "token");
+        run(
+            &[
+                "--data-urlencode",
+                &format!("user={user}"),
+                "--data-urlencode",
+                &format!("password={password}"),
+                "--data-urlencode",
+                &format!("token={token}"),
+            ],
+            "/portal/login",
+        );
+        let home = run(&[], "/portal/");
+        let csrf = hidden(&home, "csrf");
+        assert!(!csrf.is_empty(), "{user} could not log in:\n{home}");
+        let cookies = std::fs::read_to_string(jar.path()).unwrap();
+        let session = cookies
+            .lines()
+            .find(|l| l.contains(SESSION))
+            .and_then(|l| l.split('\t').next_back())
+            .unwrap_or_default()
+            .to_string();
+        CurlSession {
+            _jar: jar,
+            session,
+            csrf,
+        }
+    }
+
+    /// GET `path`: the status and the body.
+    pub fn get(&self, s: &Server, path: &str) -> (u16, String) {
+        let (status, body) = get_bytes_with_session(s, path, &self.session);
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// POST a form (`fields` URL-encoded, the CSRF token added).
+    pub fn post(&self, s: &Server, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
+        let mut body = format!("csrf={}", self.csrf);
+        for (k, v) in fields {
+            body.push_str(&format!("&{k}={}", encode(v)));
+        }
+        post_with_session(s, path, &self.session, &body, None)
+    }
+}
+
+/// Percent-encoding of a form value.
+pub fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
