@@ -15,6 +15,8 @@ mod fax;
 #[path = "../transports/fax/tests/fixtures/fax/messages.rs"]
 #[allow(dead_code)]
 mod fixtures;
+#[path = "portal/operations.rs"]
+mod operations;
 mod peers;
 #[path = "portal/support.rs"]
 mod support;
