@@ -151,3 +151,32 @@ fn a_form_posted_from_another_site_changes_nothing() {
     let (status, _) = get_with_session(&s, "/portal/", cookie.value());
     assert_eq!(status, 200, "still logged in");
 }
+
+#[test]
+fn the_pages_fit_a_phone_and_every_field_has_a_label() {
+    let s = portal_server("");
+    let b = Browser::start(Screen::Phone);
+    b.goto(&url(&s, "/portal/login"));
+    log_in(&b, "boss@example.test", BOSS_PW);
+    b.wait_text("Log out", 10).unwrap();
+    for (path, name) in [
+        ("/portal/", "phone-home"),
+        ("/portal/send", "phone-send"),
+        ("/portal/faxes", "phone-faxes"),
+        ("/portal/admin/queue", "phone-queue"),
+    ] {
+        b.goto(&url(&s, path));
+        let width = b.script("return [document.documentElement.scrollWidth, window.innerWidth]");
+        let (page, window) = (width[0].as_u64().unwrap(), width[1].as_u64().unwrap());
+        assert!(window <= 400, "a phone's width: {window}");
+        assert!(page <= window, "{path}: {page} px wide on a {window} px screen");
+        // Every visible form field is named by a label (or an aria-label).
+        let unlabelled = b.script(
+            "return Array.from(document.querySelectorAll('input:not([type=hidden]), select, textarea'))\
+             .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))\
+             .map(e => e.name)",
+        );
+        assert_eq!(unlabelled, serde_json::json!([]), "{path}");
+        shot(&b, name);
+    }
+}
