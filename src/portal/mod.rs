@@ -26,6 +26,8 @@ mod guard;
 mod page;
 #[cfg(feature = "fax")]
 mod received;
+// The list pages' helpers serve the fax pages only.
+#[cfg_attr(not(feature = "fax"), allow(dead_code))]
 mod scope;
 #[cfg(feature = "fax")]
 mod send;
@@ -52,6 +54,7 @@ pub struct Portal {
     pub reloader: Arc<Reloader>,
     pub sessions: session::Sessions,
     /// What each fax in flight is doing now.
+    #[cfg_attr(not(feature = "fax"), allow(dead_code))]
     pub live: faxmta_fax::live::LiveBoard,
     /// Faxes previewed, not yet sent.
     #[cfg(feature = "fax")]
