@@ -169,7 +169,10 @@ fn the_pages_fit_a_phone_and_every_field_has_a_label() {
         let width = b.script("return [document.documentElement.scrollWidth, window.innerWidth]");
         let (page, window) = (width[0].as_u64().unwrap(), width[1].as_u64().unwrap());
         assert!(window <= 400, "a phone's width: {window}");
-        assert!(page <= window, "{path}: {page} px wide on a {window} px screen");
+        assert!(
+            page <= window,
+            "{path}: {page} px wide on a {window} px screen"
+        );
         // Every visible form field is named by a label (or an aria-label).
         let unlabelled = b.script(
             "return Array.from(document.querySelectorAll('input:not([type=hidden]), select, textarea'))\

@@ -45,6 +45,8 @@ pub struct InFlight {
 
 /// A finished fax.
 pub struct Row {
+    /// The first page's picture.
+    pub thumb: String,
     pub finished: String,
     pub number: String,
     pub sender: String,
@@ -249,6 +251,11 @@ pub async fn list(
         .records
         .iter()
         .map(|r| Row {
+            thumb: format!(
+                "/portal/fax/page.png?id={}&rcpt={}&n=1",
+                scope::escape(&r.id),
+                scope::escape(&r.recipient)
+            ),
             finished: when(r.finished),
             number: r.progress.number.clone(),
             sender: r.sender.clone(),

@@ -18,6 +18,8 @@ const PAGE_SIZE: usize = 25;
 
 /// A received fax in the list.
 pub struct Row {
+    /// The first page's picture.
+    pub thumb: String,
     pub received: String,
     pub from: String,
     pub called: String,
@@ -90,6 +92,10 @@ pub async fn list(viewer: Viewer, Query(q): Query<ListQuery>) -> Response {
         .records
         .iter()
         .map(|r| Row {
+            thumb: format!(
+                "/portal/received/page.png?key={}&n=1",
+                scope::escape(&r.key)
+            ),
             received: when(r.received_at),
             from: caller(&r.remote_tsi, &r.caller),
             called: r.called.clone(),

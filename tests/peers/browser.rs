@@ -193,18 +193,28 @@ impl Browser {
     }
 
     /// Click the element matching `css` (a button submits its form; the
-    /// next page has loaded when this returns, for a plain submit).
+    /// next page has loaded when this returns, for a plain submit). A
+    /// click that lands on something else while the page still moves
+    /// (pictures loading) is tried again, for up to 10 s.
     pub fn click(&self, css: &str) {
-        self.run(async {
-            let e = self
-                .client()
-                .find(Locator::Css(css))
-                .await
-                .unwrap_or_else(|e| panic!("nothing to click at {css}: {e}"));
-            e.click()
-                .await
-                .unwrap_or_else(|e| panic!("click {css}: {e}"));
-        })
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let clicked = self.run(async {
+                let e = self
+                    .client()
+                    .find(Locator::Css(css))
+                    .await
+                    .unwrap_or_else(|e| panic!("nothing to click at {css}: {e}"));
+                e.click().await
+            });
+            match clicked {
+                Ok(_) => return,
+                Err(e) if e.to_string().contains("intercepted") && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("click {css}: {e}"),
+            }
+        }
     }
 
     /// Wait up to `secs` for the page's text to contain `needle`; the

@@ -194,3 +194,57 @@ fn a_pdf_sent_through_the_portal_is_watched_on_the_line_and_found_in_the_history
         "{audit}"
     );
 }
+
+#[test]
+fn a_long_history_is_paged_and_searched() {
+    // As fast as the CPU goes: 30 faxes queued with `faxmta fax send`.
+    let work = tempfile::tempdir().unwrap();
+    let extra = fax_config(work.path()).replace("pace = 5\n", "");
+    let s = portal_server_in(work, &extra);
+    let doc = s.work.path().join("note.txt");
+    std::fs::write(&doc, "A short note.\n").unwrap();
+    let numbers: Vec<String> = (0..30).map(|i| format!("+1555123{i:04}")).collect();
+    for n in &numbers {
+        let out = s.cli(&[
+            "fax",
+            "send",
+            "--to",
+            n,
+            "--from",
+            "alice@example.test",
+            doc.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", output_text(&out));
+    }
+    let alice = CurlSession::login(&s, "alice@example.test", ALICE_PW);
+    assert!(
+        wait_until(120, || {
+            let (_, page) = alice.get(&s, "/portal/faxes");
+            page.contains("No fax of yours is waiting")
+                && numbers.iter().filter(|n| page.contains(n.as_str())).count() == 25
+        }),
+        "{}",
+        s.log()
+    );
+    let b = browser_as(&s, "alice@example.test", ALICE_PW, Screen::Desktop);
+    b.goto(&url(&s, "/portal/faxes"));
+    let first = b.text_of("#history").unwrap();
+    assert_eq!(b.count("#history tbody tr"), 25);
+    b.click("a[rel=next]");
+    b.wait_text("Sent and failed", 10).unwrap();
+    let second = b.text_of("#history").unwrap();
+    assert_eq!(b.count("#history tbody tr"), 5);
+    assert!(b.count("a[rel=next]") == 0, "the last page");
+    // Every fax once, on one page or the other.
+    for n in &numbers {
+        let on = [&first, &second]
+            .iter()
+            .filter(|t| t.contains(n.as_str()))
+            .count();
+        assert_eq!(on, 1, "{n}");
+    }
+    // Search: one number, then the paging of a search.
+    b.goto(&url(&s, "/portal/faxes?q=15551230007"));
+    assert_eq!(b.count("#history tbody tr"), 1);
+    assert!(b.text_of("#history").unwrap().contains("+15551230007"));
+}
