@@ -39,6 +39,16 @@ fn free_port() -> u16 {
 impl Browser {
     /// Start chromedriver and a browser session.
     pub fn start(screen: Screen) -> Browser {
+        Browser::start_with(screen, true)
+    }
+
+    /// A browser with JavaScript turned off (the pages must work
+    /// without it).
+    pub fn without_javascript(screen: Screen) -> Browser {
+        Browser::start_with(screen, false)
+    }
+
+    fn start_with(screen: Screen, javascript: bool) -> Browser {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("chromedriver.log")).unwrap();
@@ -84,6 +94,11 @@ impl Browser {
             }
         }
         options["args"] = serde_json::json!(args);
+        if !javascript {
+            options["prefs"] = serde_json::json!({
+                "profile.managed_default_content_settings.javascript": 2
+            });
+        }
         let mut caps = serde_json::Map::new();
         caps.insert("goog:chromeOptions".into(), options);
         let client = runtime.block_on(async {

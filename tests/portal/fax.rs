@@ -122,6 +122,10 @@ fn a_pdf_sent_through_the_portal_is_watched_on_the_line_and_found_in_the_history
     shot(&b, "preview");
     b.click("#send");
     b.wait_text("is queued", 10).unwrap();
+    assert!(
+        !b.text().contains("Reload the page to see"),
+        "JavaScript runs here"
+    );
     // The status changes in place (the page is not reloaded).
     b.script("document.body.setAttribute('data-marker', 'same page')");
     let seen = b
@@ -247,4 +251,28 @@ fn a_long_history_is_paged_and_searched() {
     b.goto(&url(&s, "/portal/faxes?q=15551230007"));
     assert_eq!(b.count("#history tbody tr"), 1);
     assert!(b.text_of("#history").unwrap().contains("+15551230007"));
+}
+
+#[test]
+fn sending_works_without_javascript() {
+    let s = fax_site();
+    let b = Browser::without_javascript(Screen::Desktop);
+    b.goto(&url(&s, "/portal/login"));
+    log_in(&b, "alice@example.test", ALICE_PW);
+    b.wait_text("Log out", 10).unwrap();
+    send_pdf(&s, &b, NUMBER);
+    b.click("#send");
+    b.wait_text("is queued", 10).unwrap();
+    // JavaScript is off indeed: the page says how to follow the status.
+    assert_contains(&b.text(), "Reload the page to see the status change.");
+    // The state as of each load; reloading shows it move on.
+    assert!(
+        wait_until(90, || {
+            b.goto(&url(&s, "/portal/faxes"));
+            b.text_of("#history").is_some_and(|t| t.contains(NUMBER))
+        }),
+        "{}",
+        b.text()
+    );
+    assert_contains(&b.text_of("#history").unwrap(), "sent");
 }
