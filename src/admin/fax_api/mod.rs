@@ -580,6 +580,24 @@ mod tests {
     }
 
     #[test]
+    fn the_cover_page_choice_travels_in_the_message() {
+        let xml = |page: &str| {
+            format!(
+                r#"<FaxJob><Sender email="a@b.test"/><Recipients><Recipient number="1"/></Recipients>
+                <Cover subject="S" note="N" {page}/></FaxJob>"#
+            )
+        };
+        let message = |page: &str| {
+            let job = FaxJob::parse(xml(page).as_bytes()).unwrap();
+            String::from_utf8(build_message(&job, &["1@fax.test".into()], &[]).unwrap()).unwrap()
+        };
+        assert!(message(r#"page="no""#).contains("X-Fax-Cover: no\r\n"));
+        assert!(message(r#"page="YES""#).contains("X-Fax-Cover: yes\r\n"));
+        assert!(!message("").contains("X-Fax-Cover"));
+        assert!(!message(r#"page="maybe""#).contains("X-Fax-Cover"));
+    }
+
+    #[test]
     fn attachments_must_match_the_metadata() {
         let job = FaxJob::parse(
             br#"<FaxJob><Sender email="a@b"/><Recipients><Recipient number="1"/></Recipients>
