@@ -82,12 +82,12 @@ mod tests {
             from: "2026-12-01".into(),
             to: "2026-12-01".into(),
         };
-        assert_eq!(p.since(), Some(1_764_547_200));
-        assert_eq!(p.until(), Some(1_764_547_200 + 86_400));
+        assert_eq!(p.since(), Some(1_796_083_200));
+        assert_eq!(p.until(), Some(1_796_083_200 + 86_400));
         assert_eq!(p.query(), "q=%2B1%20555&from=2026-12-01&to=2026-12-01&");
         assert_eq!(Period::default().since(), None);
         assert_eq!(day_start("yesterday"), None);
-        assert_eq!(when(1_764_547_200), "2026-12-01 00:00 UTC");
+        assert_eq!(when(1_796_083_200), "2026-12-01 00:00 UTC");
         assert_eq!(escape("a/b@c"), "a%2Fb%40c");
     }
 }
