@@ -135,6 +135,15 @@ impl UserDb {
         }
     }
 
+    /// The accounts in the queue's database, when the users are kept
+    /// there (`None`: the users file).
+    pub fn accounts(&self) -> Option<Arc<dyn Accounts>> {
+        match &self.source {
+            Source::File { .. } => None,
+            Source::Database(accounts) => Some(accounts.clone()),
+        }
+    }
+
     /// The user `name` (any case), if there is one.
     pub fn find(&self, name: &str) -> Option<User> {
         match &self.source {
