@@ -9,8 +9,8 @@
 //! backend = "database"` the users are kept in the queue's database
 //! instead (shared by every node; asked at each AUTH).
 
-use crate::config::Config;
 use crate::config::users::{find_line as find, write_atomically};
+use crate::config::Config;
 use crate::policy::users;
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;

@@ -15,7 +15,8 @@ use faxmta_fax::tiff::{write_tiff_f, TiffHeader};
 
 /// The session's CSRF token, from a form of the page shown.
 fn csrf(b: &Browser) -> String {
-    b.attr("input[name=csrf]", "value").expect("a form with a token")
+    b.attr("input[name=csrf]", "value")
+        .expect("a form with a token")
 }
 
 /// An administrator's browser on the page of user `name`.
@@ -78,7 +79,10 @@ fn an_administrator_adds_a_user_who_then_logs_in() {
     assert_contains(&carol.text(), "carol@example.test");
     // The fax entry went into the configuration.
     let config = std::fs::read_to_string(s.config()).unwrap();
-    assert!(config.contains("address = \"carol@example.test\""), "{config}");
+    assert!(
+        config.contains("address = \"carol@example.test\""),
+        "{config}"
+    );
     assert!(config.contains("numbers = [\"400\"]"), "{config}");
     let audit = std::fs::read_to_string(s.file("audit.log")).unwrap();
     assert!(
@@ -225,7 +229,11 @@ fn a_change_that_makes_the_configuration_invalid_is_refused_and_nothing_changes(
     assert_contains(&text, "at most 20 printable ASCII characters");
     assert_contains(&text, "faxmta.toml:");
     shot(&b, "admin-refused");
-    assert_eq!(std::fs::read(s.config()).unwrap(), before, "the file is unchanged");
+    assert_eq!(
+        std::fs::read(s.config()).unwrap(),
+        before,
+        "the file is unchanged"
+    );
     // By hand, a retention below the least: refused with its line.
     b.goto(&url(&s, "/portal/admin/retention"));
     let token = csrf(&b);
@@ -268,13 +276,31 @@ fn a_domain_administrator_sees_and_changes_only_their_domain() {
     assert_eq!(status, 404);
     let users_before = std::fs::read(s.file("users")).unwrap();
     for (path, body) in [
-        ("/portal/admin/user/password", "name=alice%40example.test&password=x"),
-        ("/portal/admin/user/disable", "name=alice%40example.test&disable=1"),
+        (
+            "/portal/admin/user/password",
+            "name=alice%40example.test&password=x",
+        ),
+        (
+            "/portal/admin/user/disable",
+            "name=alice%40example.test&disable=1",
+        ),
         ("/portal/admin/user/delete", "name=alice%40example.test"),
-        ("/portal/admin/users/add", "address=eve%40example.test&password=x"),
-        ("/portal/admin/user/fax", "name=alice%40example.test&numbers=999"),
-        ("/portal/admin/retention", "history_days=1&documents_days=0&retention_days=7"),
-        ("/portal/admin/numbers/default", "default_to=dora%40other.test"),
+        (
+            "/portal/admin/users/add",
+            "address=eve%40example.test&password=x",
+        ),
+        (
+            "/portal/admin/user/fax",
+            "name=alice%40example.test&numbers=999",
+        ),
+        (
+            "/portal/admin/retention",
+            "history_days=1&documents_days=0&retention_days=7",
+        ),
+        (
+            "/portal/admin/numbers/default",
+            "default_to=dora%40other.test",
+        ),
         ("/portal/admin/groups", "name=mine"),
         ("/portal/admin/rules", "name=x&match=*&action=allow"),
     ] {
@@ -352,10 +378,19 @@ fn administration_forms_without_the_token_change_nothing() {
     let users = std::fs::read(s.file("users")).unwrap();
     for csrf in ["", "csrf=&", "csrf=forged&"] {
         for (path, body) in [
-            ("/portal/admin/user/disable", "name=alice%40example.test&disable=1"),
+            (
+                "/portal/admin/user/disable",
+                "name=alice%40example.test&disable=1",
+            ),
             ("/portal/admin/user/delete", "name=alice%40example.test"),
-            ("/portal/admin/users/add", "address=eve%40example.test&password=x"),
-            ("/portal/admin/retention", "history_days=9&documents_days=9&retention_days=9"),
+            (
+                "/portal/admin/users/add",
+                "address=eve%40example.test&password=x",
+            ),
+            (
+                "/portal/admin/retention",
+                "history_days=9&documents_days=9&retention_days=9",
+            ),
         ] {
             let (status, _) =
                 post_with_session(&s, path, session.value(), &format!("{csrf}{body}"), None);
@@ -364,4 +399,93 @@ fn administration_forms_without_the_token_change_nothing() {
     }
     assert_eq!(std::fs::read(s.config()).unwrap(), config);
     assert_eq!(std::fs::read(s.file("users")).unwrap(), users);
+}
+
+#[test]
+fn groups_in_a_fax_users_file_and_the_rules_are_edited_in_place() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path().display().to_string();
+    let fax_users = work.path().join("fax-users.toml");
+    std::fs::write(
+        &fax_users,
+        "# fax users, kept by hand and by the portal\n[[user]]\naddress = \"alice@example.test\"\nnumbers = [\"100\"]\n",
+    )
+    .unwrap();
+    let s = portal_server_in(
+        work,
+        &format!(
+            "[fax]\nusers = \"{w}/fax-users.toml\"\nspool = \"{w}/spool\"\n\
+             [fax.simulated]\nreceived = \"{w}/remote\"\ninbound = \"{w}/inbound\"\n\
+             [fax.incoming]\nstore = \"{w}/faxes\"\n\
+             # the routing rules\n[[fax.incoming.rule]]\nname = \"first\"\ndid = \"500\"\nto = [\"bob@example.test\"]\n\
+             [[fax.incoming.rule]]\nname = \"second\"\ndid = \"600\"\nto = [\"alice@example.test\"]\n"
+        ),
+    );
+    let b = browser_as(&s, "boss@example.test", BOSS_PW, Screen::Desktop);
+    b.goto(&url(&s, "/portal/admin/groups"));
+    b.fill("#group-name", "sales");
+    b.fill("#group-numbers", "700");
+    b.click("#group-form button[type=submit]");
+    b.wait_text("The groups were saved.", 20)
+        .unwrap_or_else(|t| panic!("{t}\n{}", s.log()));
+    user_page(&s, &b, "alice@example.test");
+    b.fill("#groups", "sales");
+    b.click("#fax-form button[type=submit]");
+    b.wait_text("The fax entry was saved.", 20).unwrap();
+    let text = std::fs::read_to_string(&fax_users).unwrap();
+    assert!(
+        text.starts_with("# fax users, kept by hand and by the portal\n")
+            && text.contains("[[group]]\nname = \"sales\"\nnumbers = [\"700\"]")
+            && text.contains("groups = [\"sales\"]"),
+        "{text}"
+    );
+    // An outbound rule for the group, in the configuration file.
+    b.goto(&url(&s, "/portal/admin/rules"));
+    b.fill("#rule-name", "no-premium");
+    b.fill("#rule-match", "+1900");
+    b.fill("#rule-groups", "sales");
+    b.click("#rule-form button[type=submit]");
+    b.wait_text("The rule was saved.", 20)
+        .unwrap_or_else(|t| panic!("{t}\n{}", s.log()));
+    assert_contains(&b.text_of("#rules").unwrap_or_default(), "no-premium");
+    shot(&b, "admin-rules");
+    let config = std::fs::read_to_string(s.config()).unwrap();
+    assert!(
+        config.contains("[[fax.rule]]\nname = \"no-premium\"\nmatch = [\"+1900\"]\naction = \"deny\"\ngroups = [\"sales\"]"),
+        "{config}"
+    );
+    // Renaming the group would leave the rule naming nothing: refused,
+    // the fax users file as it was.
+    b.goto(&url(&s, "/portal/admin/groups?edit=sales"));
+    b.fill("#group-name", "sales-team");
+    b.click("#group-form button[type=submit]");
+    let refused = b.wait_text("Nothing was changed", 20).unwrap();
+    assert_contains(&refused, "group sales is not defined");
+    assert_eq!(std::fs::read_to_string(&fax_users).unwrap(), text);
+    // The routing rules change order; the comment above them stays.
+    b.goto(&url(&s, "/portal/admin/numbers"));
+    assert_contains(&b.text_of("#numbers").unwrap_or_default(), "group sales");
+    b.click("button[aria-label='up rule 2']");
+    b.wait_text("The rules were changed.", 20)
+        .unwrap_or_else(|t| panic!("{t}\n{}", s.log()));
+    let rules = b.text_of("#rules").unwrap_or_default();
+    assert!(rules.find("second") < rules.find("first"), "{rules}");
+    let config = std::fs::read_to_string(s.config()).unwrap();
+    let (second, first) = (
+        config.find("name = \"second\"").unwrap(),
+        config.find("name = \"first\"").unwrap(),
+    );
+    assert!(second < first, "{config}");
+    assert!(
+        config.contains("# the routing rules\n[[fax.incoming.rule]]"),
+        "{config}"
+    );
+    let audit = std::fs::read_to_string(s.file("audit.log")).unwrap();
+    for action in ["group.add", "fax.rule.save", "incoming.rule.up"] {
+        assert!(
+            audit.contains(&format!(r#""action":"{action}""#)),
+            "{audit}"
+        );
+    }
+    assert!(audit.contains(r#""action":"group.change""#) && audit.contains("refused"));
 }

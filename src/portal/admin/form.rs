@@ -24,7 +24,11 @@ pub fn check_csrf(viewer: &Viewer, csrf: &str) -> Result<(), Response> {
 
 /// The page asked for does not exist for this viewer.
 pub fn not_found(viewer: &Viewer) -> Response {
-    error(Some(viewer), StatusCode::NOT_FOUND, "There is no such page.")
+    error(
+        Some(viewer),
+        StatusCode::NOT_FOUND,
+        "There is no such page.",
+    )
 }
 
 /// The items of a list typed as text: separated by commas, spaces or

@@ -168,10 +168,18 @@ pub async fn save(
             None => return Err(format!("no group {original}")),
         };
         set(table, "name", Some(name.as_str().into()));
-        set(table, "description", optional(&form.description).map(Into::into));
+        set(
+            table,
+            "description",
+            optional(&form.description).map(Into::into),
+        );
         set(table, "tsi", optional(&form.tsi).map(Into::into));
         let numbers = list(&form.numbers);
-        set(table, "numbers", Some(strings(&numbers)).filter(|_| !numbers.is_empty()));
+        set(
+            table,
+            "numbers",
+            Some(strings(&numbers)).filter(|_| !numbers.is_empty()),
+        );
         let cover = match form.cover.as_str() {
             "yes" => Some(true),
             "no" => Some(false),
@@ -185,7 +193,9 @@ pub async fn save(
                     continue;
                 };
                 for g in list.iter_mut() {
-                    if g.as_str().is_some_and(|g| g.eq_ignore_ascii_case(&original)) {
+                    if g.as_str()
+                        .is_some_and(|g| g.eq_ignore_ascii_case(&original))
+                    {
                         let decor = g.decor().clone();
                         *g = name.as_str().into();
                         *g.decor_mut() = decor;

@@ -88,7 +88,10 @@ pub fn routes() -> axum::Router<Arc<Portal>> {
         .route("/portal/admin/rules/move", post(rules::rule_action))
         .route("/portal/admin/numbers", get(numbers::page))
         .route("/portal/admin/numbers/rule", post(numbers::save_rule))
-        .route("/portal/admin/numbers/rule/move", post(numbers::rule_action))
+        .route(
+            "/portal/admin/numbers/rule/move",
+            post(numbers::rule_action),
+        )
         .route("/portal/admin/numbers/default", post(numbers::default_to))
         .route(
             "/portal/admin/retention",

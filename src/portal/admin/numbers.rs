@@ -202,7 +202,9 @@ pub async fn save_rule(
     let result = writer::edit_config(&portal, |doc| {
         let rules = tables(incoming(doc)?, "rule")?;
         let table = match index {
-            Some(i) => rules.get_mut(i).ok_or(format!("there is no rule {}", i + 1))?,
+            Some(i) => rules
+                .get_mut(i)
+                .ok_or(format!("there is no rule {}", i + 1))?,
             None => {
                 rules.push(Table::new());
                 let last = rules.len() - 1;

@@ -149,7 +149,9 @@ pub async fn save(
     let result = writer::edit_config(&portal, |doc| {
         let rules = fax_rules(doc)?;
         let table = match index {
-            Some(i) => rules.get_mut(i).ok_or(format!("there is no rule {}", i + 1))?,
+            Some(i) => rules
+                .get_mut(i)
+                .ok_or(format!("there is no rule {}", i + 1))?,
             None => {
                 rules.push(Table::new());
                 let last = rules.len() - 1;
@@ -160,9 +162,17 @@ pub async fn save(
         set(table, "match", Some(strings(&list(&form.patterns))));
         set(table, "action", Some(form.action.trim().into()));
         let users = list(&form.users);
-        set(table, "users", Some(strings(&users)).filter(|_| !users.is_empty()));
+        set(
+            table,
+            "users",
+            Some(strings(&users)).filter(|_| !users.is_empty()),
+        );
         let groups = list(&form.groups);
-        set(table, "groups", Some(strings(&groups)).filter(|_| !groups.is_empty()));
+        set(
+            table,
+            "groups",
+            Some(strings(&groups)).filter(|_| !groups.is_empty()),
+        );
         set(table, "prefix", optional(&form.prefix).map(Into::into));
         Ok(())
     })

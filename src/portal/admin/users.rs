@@ -132,7 +132,12 @@ pub async fn show(Admin(viewer): Admin, Query(shown): Query<Shown>) -> Response 
     if !viewer.administers(&shown.name) {
         return not_found(&viewer);
     }
-    let user = match viewer.ctx.users.as_ref().and_then(|db| db.find(&shown.name)) {
+    let user = match viewer
+        .ctx
+        .users
+        .as_ref()
+        .and_then(|db| db.find(&shown.name))
+    {
         Some(u) => u,
         None => return not_found(&viewer),
     };
@@ -260,10 +265,18 @@ async fn write_fax(
         set(table, "name", optional(&fields.fax_name).map(Into::into));
         if global {
             let groups = list(&fields.groups);
-            set(table, "groups", Some(strings(&groups)).filter(|_| !groups.is_empty()));
+            set(
+                table,
+                "groups",
+                Some(strings(&groups)).filter(|_| !groups.is_empty()),
+            );
         }
         set(table, "tsi", optional(&fields.tsi).map(Into::into));
-        set(table, "numbers", Some(strings(&numbers)).filter(|_| !numbers.is_empty()));
+        set(
+            table,
+            "numbers",
+            Some(strings(&numbers)).filter(|_| !numbers.is_empty()),
+        );
         set(table, "cover_page", cover.map(Into::into));
         Ok(())
     })
@@ -421,7 +434,15 @@ pub async fn disable(
         true => ("user.disable", "The user is disabled and logged out."),
         false => ("user.enable", "The user is enabled."),
     };
-    done(&viewer, client.0.ip(), action, &name, result, &back(&name), notice)
+    done(
+        &viewer,
+        client.0.ip(),
+        action,
+        &name,
+        result,
+        &back(&name),
+        notice,
+    )
 }
 
 /// `POST /portal/admin/user/delete`: the user and their fax entry.

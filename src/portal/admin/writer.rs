@@ -107,8 +107,8 @@ pub async fn edit_directory(
     if new == old {
         return Ok(());
     }
-    let directory: faxmta_fax::directory::Directory = toml::from_str(&new)
-        .map_err(|e| format!("{}: {}", file.display(), e.message().trim()))?;
+    let directory: faxmta_fax::directory::Directory =
+        toml::from_str(&new).map_err(|e| format!("{}: {}", file.display(), e.message().trim()))?;
     directory
         .validate()
         .map_err(|e| format!("{}: {}", file.display(), e.message))?;
@@ -220,7 +220,11 @@ pub enum UserChange {
 }
 
 /// Change the user `name` in the users file or the database.
-pub async fn change_user(ctx: &ServerContext, name: &str, change: UserChange) -> Result<(), String> {
+pub async fn change_user(
+    ctx: &ServerContext,
+    name: &str,
+    change: UserChange,
+) -> Result<(), String> {
     let _one = ONE_AT_A_TIME.lock().await;
     if let Some(accounts) = ctx.users.as_ref().and_then(|u| u.accounts()) {
         let fail = |e: faxmta_queue::QueueError| e.to_string();
@@ -293,4 +297,59 @@ pub async fn hash(password: String) -> Result<String, String> {
     tokio::task::spawn_blocking(move || crate::policy::users::hash_password(&password))
         .await
         .map_err(|e| format!("cannot hash the password: {e}"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "# the rules\n[fax]\nlines = 2 # two\n\n# first\n[[fax.rule]]\nname = \"a\"\n\n\
+                        # second\n[[fax.rule]]\nname = \"b\"\n\n[fax.dialplan]\ncountry_code = \"1\"\n";
+
+    fn rules(doc: &mut DocumentMut) -> &mut ArrayOfTables {
+        let fax = doc["fax"].as_table_mut().unwrap();
+        tables(fax, "rule").unwrap()
+    }
+
+    #[test]
+    fn tables_move_with_their_comments_and_keep_their_places() {
+        let mut doc: DocumentMut = TEXT.parse().unwrap();
+        change_order(rules(&mut doc), 1, "up").unwrap();
+        let text = doc.to_string();
+        assert_eq!(
+            text,
+            "# the rules\n[fax]\nlines = 2 # two\n\n# second\n[[fax.rule]]\nname = \"b\"\n\n\
+             # first\n[[fax.rule]]\nname = \"a\"\n\n[fax.dialplan]\ncountry_code = \"1\"\n"
+        );
+        // Moving past the ends changes nothing; a bad index is refused.
+        change_order(rules(&mut doc), 0, "up").unwrap();
+        assert_eq!(doc.to_string(), text);
+        assert!(change_order(rules(&mut doc), 2, "down").is_err());
+        change_order(rules(&mut doc), 0, "delete").unwrap();
+        assert!(!doc.to_string().contains("name = \"b\""));
+        // A new table goes after the last of its array.
+        let mut t = Table::new();
+        t.insert("name", toml_edit::value("c"));
+        rules(&mut doc).push(t);
+        let text = doc.to_string();
+        assert!(
+            text.find("name = \"c\"") < text.find("[fax.dialplan]"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_value_set_keeps_its_comment() {
+        let mut doc: DocumentMut = TEXT.parse().unwrap();
+        let fax = doc["fax"].as_table_mut().unwrap();
+        set(fax, "lines", Some(4.into()));
+        set(fax, "tsi", Some("+1 555".into()));
+        let text = doc.to_string();
+        assert!(
+            text.contains("lines = 4 # two\ntsi = \"+1 555\"\n"),
+            "{text}"
+        );
+        set(doc["fax"].as_table_mut().unwrap(), "tsi", None);
+        assert!(!doc.to_string().contains("tsi"));
+    }
 }
