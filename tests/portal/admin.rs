@@ -50,7 +50,15 @@ fn try_log_in(s: &Site, user: &str, password: &str) -> String {
     let b = Browser::start(Screen::Desktop);
     b.goto(&url(s, "/portal/login"));
     log_in(&b, user, password);
-    b.text()
+    let mut text = String::new();
+    let answered = wait_until(20, || {
+        text = b.text();
+        ["Log out", "Wrong name or password", "Too many"]
+            .iter()
+            .any(|t| text.contains(t))
+    });
+    assert!(answered, "no answer to the login: {text:?}\n{}", b.source());
+    text
 }
 
 #[test]
@@ -91,6 +99,21 @@ fn an_administrator_adds_a_user_who_then_logs_in() {
         "{audit}"
     );
     assert!(!audit.contains("carol-Secret-4") && !audit.contains("$argon2"));
+    // Deleted: her session ends, her line and her fax entry are gone.
+    let session = session_cookie(&carol).unwrap();
+    user_page(&s, &b, "carol@example.test");
+    b.click("#delete button");
+    b.wait_text("User carol@example.test deleted.", 20)
+        .unwrap_or_else(|t| panic!("{t}\n{}", s.log()));
+    let (status, _) = get_with_session(&s, "/portal/", session.value());
+    assert_eq!(status, 303, "her session has ended");
+    let users = std::fs::read_to_string(s.file("users")).unwrap();
+    assert!(
+        !users.contains("carol@") && users.contains("alice@"),
+        "{users}"
+    );
+    let config = std::fs::read_to_string(s.config()).unwrap();
+    assert!(!config.contains("carol@example.test"), "{config}");
 }
 
 #[test]
@@ -258,7 +281,10 @@ fn a_change_that_makes_the_configuration_invalid_is_refused_and_nothing_changes(
 
 #[test]
 fn a_domain_administrator_sees_and_changes_only_their_domain() {
-    let s = portal_server("[portal.domain_admins]\n\"other.test\" = [\"dora@other.test\"]\n");
+    let s = portal_server(
+        "[portal.domain_admins]\n\"other.test\" = [\"dora@other.test\"]\n\
+         [[fax.user]]\naddress = \"alice@example.test\"\nnumbers = [\"100\"]\n",
+    );
     add_user(&s, "dora@other.test", "dora-Secret-6", &[]);
     add_user(&s, "carol@other.test", "carol-Secret-4", &[]);
     let b = browser_as(&s, "dora@other.test", "dora-Secret-6", Screen::Desktop);
@@ -314,6 +340,18 @@ fn a_domain_administrator_sees_and_changes_only_their_domain() {
         assert_eq!(status, 404, "{path}: {body}");
     }
     assert_eq!(std::fs::read(s.file("users")).unwrap(), users_before);
+    // Nor take a number of another domain's user.
+    let config = std::fs::read(s.config()).unwrap();
+    let (status, body) = post_with_session(
+        &s,
+        "/portal/admin/user/fax",
+        session.value(),
+        &format!("csrf={token}&name=carol%40other.test&numbers=100"),
+        None,
+    );
+    assert_eq!(status, 422, "{body}");
+    assert_contains(&body, "number 100 belongs to a group or another domain");
+    assert_eq!(std::fs::read(s.config()).unwrap(), config);
     assert_contains(&try_log_in(&s, "alice@example.test", ALICE_PW), "Log out");
     // Her own domain's user she changes.
     user_page(&s, &b, "carol@other.test");

@@ -11,14 +11,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 use std::net::IpAddr;
 
 /// Refused unless the form carries the session's CSRF token.
-pub fn check_csrf(viewer: &Viewer, csrf: &str) -> Result<(), Response> {
+pub fn check_csrf(viewer: &Viewer, csrf: &str) -> Result<(), Box<Response>> {
     match !csrf.is_empty() && same_secret(&viewer.csrf, csrf) {
         true => Ok(()),
-        false => Err(error(
+        false => Err(Box::new(error(
             Some(viewer),
             StatusCode::FORBIDDEN,
             "This form had expired or came from elsewhere: nothing was done.",
-        )),
+        ))),
     }
 }
 

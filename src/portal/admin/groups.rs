@@ -138,7 +138,7 @@ pub async fn save(
     Form(form): Form<GroupForm>,
 ) -> Response {
     if let Err(r) = check_csrf(&viewer, &form.csrf) {
-        return r;
+        return *r;
     }
     if !viewer.is_global_admin() {
         return not_found(&viewer);

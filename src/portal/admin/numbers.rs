@@ -193,7 +193,7 @@ pub async fn save_rule(
     Form(form): Form<RuleForm>,
 ) -> Response {
     if let Err(r) = check_csrf(&viewer, &form.csrf) {
-        return r;
+        return *r;
     }
     if !viewer.is_global_admin() {
         return not_found(&viewer);
@@ -262,7 +262,7 @@ pub async fn rule_action(
     Form(form): Form<RuleAction>,
 ) -> Response {
     if let Err(r) = check_csrf(&viewer, &form.csrf) {
-        return r;
+        return *r;
     }
     if !viewer.is_global_admin() {
         return not_found(&viewer);
@@ -300,7 +300,7 @@ pub async fn default_to(
     Form(form): Form<DefaultForm>,
 ) -> Response {
     if let Err(r) = check_csrf(&viewer, &form.csrf) {
-        return r;
+        return *r;
     }
     if !viewer.is_global_admin() {
         return not_found(&viewer);

@@ -78,7 +78,7 @@ pub async fn save(
     Form(form): Form<RetentionForm>,
 ) -> Response {
     if let Err(r) = check_csrf(&viewer, &form.csrf) {
-        return r;
+        return *r;
     }
     if !viewer.is_global_admin() {
         return not_found(&viewer);

@@ -140,7 +140,7 @@ pub async fn save(
     Form(form): Form<RuleForm>,
 ) -> Response {
     if let Err(r) = check_csrf(&viewer, &form.csrf) {
-        return r;
+        return *r;
     }
     if !viewer.is_global_admin() {
         return not_found(&viewer);
@@ -208,7 +208,7 @@ pub async fn rule_action(
     Form(form): Form<RuleAction>,
 ) -> Response {
     if let Err(r) = check_csrf(&viewer, &form.csrf) {
-        return r;
+        return *r;
     }
     if !viewer.is_global_admin() {
         return not_found(&viewer);

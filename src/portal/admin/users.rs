@@ -291,7 +291,7 @@ pub async fn add(
     Form(form): Form<AddForm>,
 ) -> Response {
     if let Err(r) = check_csrf(&viewer, &form.csrf) {
-        return r;
+        return *r;
     }
     let address = form.address.trim().to_string();
     if !viewer.administers(&address) {
@@ -337,12 +337,12 @@ pub struct UserForm {
 }
 
 /// The checks every change of one user starts with.
-fn one_user(viewer: &Viewer, form: &UserForm) -> Result<String, Response> {
+fn one_user(viewer: &Viewer, form: &UserForm) -> Result<String, Box<Response>> {
     check_csrf(viewer, &form.csrf)?;
     let name = form.name.trim().to_string();
     match viewer.administers(&name) {
         true => Ok(name),
-        false => Err(not_found(viewer)),
+        false => Err(Box::new(not_found(viewer))),
     }
 }
 
@@ -359,7 +359,7 @@ pub async fn password(
 ) -> Response {
     let name = match one_user(&viewer, &form) {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let result = async {
         let hash = writer::hash(form.password.clone()).await?;
@@ -405,7 +405,7 @@ pub async fn disable(
     Form(form): Form<Toggle>,
 ) -> Response {
     if let Err(r) = check_csrf(&viewer, &form.csrf) {
-        return r;
+        return *r;
     }
     let name = form.name.trim().to_string();
     if !viewer.administers(&name) {
@@ -454,7 +454,7 @@ pub async fn delete(
 ) -> Response {
     let name = match one_user(&viewer, &form) {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if name.eq_ignore_ascii_case(&viewer.name) {
         return error(
@@ -501,7 +501,7 @@ pub async fn fax(
 ) -> Response {
     let name = match one_user(&viewer, &form) {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let result = write_fax(&portal, &viewer, &name, &form.fax).await;
     done(
