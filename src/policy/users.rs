@@ -232,6 +232,11 @@ mod tests {
             let e = parse(&bad.replace("{h}", &hash)).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
         }
+        // A disabled account: `!` in front of its hash; no password matches.
+        let users = parse(&format!("off:!{hash}\n")).unwrap();
+        assert!(users[0].disabled());
+        assert!(!verify_password(&users[0].hash, "s3cret"));
+        assert!(parse("off:!plain\n").is_err());
         let e = parse(&format!("# c\nok:{hash}\nbad line\n")).unwrap_err();
         assert!(e.starts_with("line 3:"), "{e}");
     }
