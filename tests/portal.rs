@@ -8,6 +8,8 @@
 //! docs/portal/ with `FAXMTA_SCREENSHOTS=docs/portal` (how the pictures
 //! of docs/portal.md are made).
 
+#[path = "portal/accounts.rs"]
+mod accounts;
 #[path = "portal/admin.rs"]
 mod admin;
 mod common;
