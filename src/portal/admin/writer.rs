@@ -354,7 +354,11 @@ mod tests {
         // A key set in a table only implied by `[[fax.user]]` is written
         // under its own header.
         let mut doc: DocumentMut = "[[fax.user]]\naddress = \"a@b.test\"\n".parse().unwrap();
-        set(doc["fax"].as_table_mut().unwrap(), "history_days", Some(30.into()));
+        set(
+            doc["fax"].as_table_mut().unwrap(),
+            "history_days",
+            Some(30.into()),
+        );
         let back: toml::Table = toml::from_str(&doc.to_string()).unwrap();
         assert_eq!(back["fax"]["history_days"].as_integer(), Some(30), "{doc}");
     }
