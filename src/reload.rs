@@ -81,6 +81,11 @@ impl Reloader {
         })
     }
 
+    /// The configuration file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     /// The configuration in force, as it changes.
     pub fn config(&self) -> watch::Receiver<Arc<Config>> {
         self.config.subscribe()

@@ -1,7 +1,8 @@
 //! The web portal in a real browser (headless chromium through
 //! chromedriver, tests/peers/browser.rs) against the real binary: logging
 //! in and out, login throttling, the session cookie's attributes, session
-//! fixation and cross-site requests refused.
+//! fixation and cross-site requests refused. The fax user's pages are
+//! tests/portal/fax.rs, the administrators' settings tests/portal/admin.rs.
 //!
 //! Screenshots of the pages go to target/portal-screenshots/, or to
 //! docs/portal/ with `FAXMTA_SCREENSHOTS=docs/portal` (how the pictures
@@ -9,6 +10,10 @@
 
 #[path = "portal/access.rs"]
 mod access;
+#[path = "portal/accounts.rs"]
+mod accounts;
+#[path = "portal/admin.rs"]
+mod admin;
 mod common;
 #[path = "portal/fax.rs"]
 mod fax;

@@ -101,7 +101,7 @@ fn run(config: &Config, action: TokenAction) -> Result<String, String> {
     };
     let tokens = parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let write = |text: &str| {
-        crate::cli::user::write_atomically(path, text)
+        crate::config::users::write_atomically(path, text)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))
     };
     match action {

@@ -9,10 +9,10 @@
 //! backend = "database"` the users are kept in the queue's database
 //! instead (shared by every node; asked at each AUTH).
 
+use crate::config::users::{find_line as find, write_atomically};
 use crate::config::Config;
 use crate::policy::users;
-use std::io::{BufRead, IsTerminal, Write};
-use std::path::Path;
+use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 /// What to do.
@@ -21,17 +21,6 @@ pub enum Action {
     Passwd { user: String },
     Del { user: String },
     List,
-}
-
-/// Index of the line that holds `user`, if any.
-fn find(lines: &[String], user: &str) -> Option<usize> {
-    lines.iter().position(|l| {
-        let l = l.trim();
-        !l.starts_with('#')
-            && l.split(':')
-                .next()
-                .is_some_and(|name| name.eq_ignore_ascii_case(user))
-    })
 }
 
 fn read_password(user: &str) -> Result<String, String> {
@@ -56,37 +45,6 @@ fn read_password(user: &str) -> Result<String, String> {
         return Err("the password must not be empty".into());
     }
     Ok(password)
-}
-
-/// Write `text` to `path` atomically, mode 0600.
-pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}",
-        name.unwrap_or_default(),
-        std::process::id()
-    ));
-    std::fs::create_dir_all(dir)?;
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// A new user's name, checked.

@@ -62,7 +62,8 @@ pub fn parse(text: &str) -> Result<Vec<User>, String> {
         if !valid_name(name) {
             return Err(format!("line {at}: expected NAME:HASH[:SENDERS]"));
         }
-        if PasswordHash::new(hash).is_err() {
+        // `!` in front: the account is disabled (`User::disabled`).
+        if PasswordHash::new(hash.strip_prefix('!').unwrap_or(hash)).is_err() {
             return Err(format!(
                 "line {at}: user {name}: the password is not an argon2 hash (use faxmta user passwd)"
             ));
@@ -89,6 +90,52 @@ pub fn parse(text: &str) -> Result<Vec<User>, String> {
         });
     }
     Ok(users)
+}
+
+/// Index of the line of `lines` that holds `user` (any case), if any.
+pub fn find_line(lines: &[String], user: &str) -> Option<usize> {
+    lines.iter().position(|l| {
+        let l = l.trim();
+        !l.starts_with('#')
+            && l.split(':')
+                .next()
+                .is_some_and(|name| name.eq_ignore_ascii_case(user))
+    })
+}
+
+/// Write `text` to `path` atomically, mode 0600: a temporary file in the
+/// same directory, synced, renamed over it, the directory synced. Used
+/// for the users file (`faxmta user`, the portal) and the configuration
+/// files the portal edits.
+pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(
+        ".{}.tmp.{}",
+        name.unwrap_or_default(),
+        std::process::id()
+    ));
+    std::fs::create_dir_all(dir)?;
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// Read and parse the users file; a file that does not exist has no

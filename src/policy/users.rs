@@ -135,6 +135,15 @@ impl UserDb {
         }
     }
 
+    /// The accounts in the queue's database, when the users are kept
+    /// there (`None`: the users file).
+    pub fn accounts(&self) -> Option<Arc<dyn Accounts>> {
+        match &self.source {
+            Source::File { .. } => None,
+            Source::Database(accounts) => Some(accounts.clone()),
+        }
+    }
+
     /// The user `name` (any case), if there is one.
     pub fn find(&self, name: &str) -> Option<User> {
         match &self.source {
@@ -223,6 +232,11 @@ mod tests {
             let e = parse(&bad.replace("{h}", &hash)).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
         }
+        // A disabled account: `!` in front of its hash; no password matches.
+        let users = parse(&format!("off:!{hash}\n")).unwrap();
+        assert!(users[0].disabled());
+        assert!(!verify_password(&users[0].hash, "s3cret"));
+        assert!(parse("off:!plain\n").is_err());
         let e = parse(&format!("# c\nok:{hash}\nbad line\n")).unwrap_err();
         assert!(e.starts_with("line 3:"), "{e}");
     }

@@ -50,7 +50,6 @@ pub struct Portal {
     /// limits…): they follow reloads.
     pub server: watch::Receiver<Arc<ServerContext>>,
     /// Puts a changed configuration in force.
-    #[allow(dead_code)] // the settings pages (users, numbers) use it
     pub reloader: Arc<Reloader>,
     pub sessions: session::Sessions,
     /// What each fax in flight is doing now.

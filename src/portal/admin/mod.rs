@@ -10,10 +10,17 @@
 //! a reload, the users file atomically, the queue through the same
 //! commands as `faxmta queue`), and written to the audit log.
 
+mod form;
+mod groups;
 #[cfg(feature = "fax")]
 mod lines;
+mod numbers;
 mod queue;
+mod retention;
+mod rules;
 mod usage;
+mod users;
+mod writer;
 
 use super::page::{error, html, Nav};
 use super::{Portal, Viewer};
@@ -22,7 +29,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use std::sync::Arc;
 
 /// The viewer of an administration page: refused (404, as if the page
@@ -80,4 +87,25 @@ pub fn routes() -> axum::Router<Arc<Portal>> {
         .route("/portal/admin/queue/message", get(queue::show))
         .route("/portal/admin/usage", get(usage::show))
         .route("/portal/admin/usage.csv", get(usage::csv))
+        .route("/portal/admin/users", get(users::list_page))
+        .route("/portal/admin/users/add", post(users::add))
+        .route("/portal/admin/user", get(users::show))
+        .route("/portal/admin/user/fax", post(users::fax))
+        .route("/portal/admin/user/password", post(users::password))
+        .route("/portal/admin/user/disable", post(users::disable))
+        .route("/portal/admin/user/delete", post(users::delete))
+        .route("/portal/admin/groups", get(groups::page).post(groups::save))
+        .route("/portal/admin/rules", get(rules::page).post(rules::save))
+        .route("/portal/admin/rules/move", post(rules::rule_action))
+        .route("/portal/admin/numbers", get(numbers::page))
+        .route("/portal/admin/numbers/rule", post(numbers::save_rule))
+        .route(
+            "/portal/admin/numbers/rule/move",
+            post(numbers::rule_action),
+        )
+        .route("/portal/admin/numbers/default", post(numbers::default_to))
+        .route(
+            "/portal/admin/retention",
+            get(retention::page).post(retention::save),
+        )
 }
