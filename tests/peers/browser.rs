@@ -207,11 +207,17 @@ impl Browser {
         })
     }
 
-    /// Click the element matching `css` (a button submits its form; the
-    /// next page has loaded when this returns, for a plain submit). A
-    /// click that lands on something else while the page still moves
-    /// (pictures loading) is tried again, for up to 10 s.
+    /// Click the element matching `css` and wait for the page it leads
+    /// to (every click in the portal's tests follows a link or submits a
+    /// form): the old document is marked before the click, and the call
+    /// returns once a document without the mark has loaded (or after
+    /// 10 s if none comes). A click that lands on something else while
+    /// the page still moves (pictures loading) is tried again.
     pub fn click(&self, css: &str) {
+        let _ = self.run(
+            self.client()
+                .execute("window.__faxmtaOld = true; return true", vec![]),
+        );
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let clicked = self.run(async {
@@ -223,12 +229,20 @@ impl Browser {
                 e.click().await
             });
             match clicked {
-                Ok(_) => return,
+                Ok(_) => break,
                 Err(e) if e.to_string().contains("intercepted") && Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(100));
                 }
                 Err(e) => panic!("click {css}: {e}"),
             }
+        }
+        let loaded = "return window.__faxmtaOld !== true && document.readyState === 'complete'";
+        while Instant::now() < deadline {
+            let done = self.run(self.client().execute(loaded, vec![]));
+            if done.ok() == Some(serde_json::Value::Bool(true)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 

@@ -63,10 +63,12 @@ fn a_received_fax_shows_up_for_its_user_and_no_one_else() {
         b.text(),
         s.log()
     );
+    wait_pictures(&b);
     shot(&b, "received");
     b.click("#received a");
     b.wait_text("Download as PDF", 10).unwrap();
     assert_eq!(b.count(".pages img"), 2, "{}", b.text());
+    wait_pictures(&b);
     assert_contains(&b.text(), "+15559990000");
     let detail = b.url();
     let path = &detail[detail.find("/portal/").unwrap()..];

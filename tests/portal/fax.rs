@@ -147,6 +147,7 @@ fn a_pdf_sent_through_the_portal_is_watched_on_the_line_and_found_in_the_history
         history.contains(NUMBER) && history.contains("sent"),
         "{history}"
     );
+    wait_pictures(&b);
     shot(&b, "faxes");
     b.goto(&url(&s, "/portal/faxes?q=5550000000"));
     assert!(b.text_of("#history").is_none(), "{}", b.text());
@@ -155,6 +156,7 @@ fn a_pdf_sent_through_the_portal_is_watched_on_the_line_and_found_in_the_history
     b.click("#history a");
     b.wait_text("Download as PDF", 10).unwrap();
     assert_eq!(b.count(".pages img"), 4);
+    wait_pictures(&b);
     shot(&b, "fax");
     let remote = remote_faxes(&s);
     assert_eq!(remote.len(), 1, "{remote:?}");

@@ -75,6 +75,19 @@ pub fn log_in(b: &Browser, user: &str, password: &str) {
     b.click("main form button[type=submit]");
 }
 
+/// Wait until every picture of the page has loaded (and has pixels).
+pub fn wait_pictures(b: &Browser) {
+    let loaded = || {
+        b.script("return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+            == serde_json::json!(true)
+    };
+    assert!(
+        wait_until(20, loaded),
+        "pictures did not load: {}",
+        b.source()
+    );
+}
+
 /// Save a screenshot named `name` (see the module doc of tests/portal.rs).
 pub fn shot(b: &Browser, name: &str) {
     let dir = match std::env::var("FAXMTA_SCREENSHOTS") {
