@@ -28,6 +28,7 @@ mod support;
 
 use common::*;
 use peers::{Browser, Screen};
+use std::process::Command;
 use support::*;
 
 #[test]
@@ -155,6 +156,26 @@ fn a_form_posted_from_another_site_changes_nothing() {
     assert_eq!(status, 403);
     let (status, _) = get_with_session(&s, "/portal/", cookie.value());
     assert_eq!(status, 200, "still logged in");
+    // Every other form of a user is held to the token too.
+    for path in ["/portal/send/confirm", "/portal/fax/resend"] {
+        let (status, body) = post_with_session(
+            &s,
+            path,
+            cookie.value(),
+            "csrf=guess&draft=x&id=x&rcpt=x",
+            None,
+        );
+        assert_eq!(status, 403, "{path}: {body}");
+    }
+    let (status, body) = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
+        .arg(format!("Cookie: {SESSION}={}", cookie.value()))
+        .args(["-F", "csrf=guess", "-F", "numbers=+15551234567"])
+        .arg(url(&s, "/portal/send"))
+        .output()
+        .map(|o| (String::from_utf8_lossy(&o.stdout).into_owned(), o))
+        .unwrap();
+    assert_eq!(status, "403", "{body:?}");
 }
 
 #[test]
