@@ -228,24 +228,12 @@ pub async fn list(
         limit: PAGE_SIZE,
         after: q.after.parse().ok(),
     };
-    let store = viewer.ctx.store.clone();
-    let found = tokio::task::spawn_blocking(move || store.fax_history_query(&query)).await;
-    let page = match found {
-        Ok(Ok(page)) => page,
-        Ok(Err(e)) => {
-            return error(
-                Some(&viewer),
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("The fax history cannot be read now: {e}"),
-            )
-        }
-        Err(e) => {
-            return error(
-                Some(&viewer),
-                StatusCode::INTERNAL_SERVER_ERROR,
-                e.to_string(),
-            )
-        }
+    let found = scope::read(&viewer, "The fax history", move |store| {
+        store.fax_history_query(&query)
+    });
+    let page = match found.await {
+        Ok(page) => page,
+        Err(r) => return *r,
     };
     let rows = page
         .records

@@ -70,23 +70,12 @@ pub async fn list(viewer: Viewer, Query(q): Query<ListQuery>) -> Response {
         limit: PAGE_SIZE,
         after: q.after.parse().ok(),
     };
-    let store = viewer.ctx.store.clone();
-    let page = match tokio::task::spawn_blocking(move || store.received_query(&query)).await {
-        Ok(Ok(p)) => p,
-        Ok(Err(e)) => {
-            return error(
-                Some(&viewer),
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("The received faxes cannot be read now: {e}"),
-            )
-        }
-        Err(e) => {
-            return error(
-                Some(&viewer),
-                StatusCode::INTERNAL_SERVER_ERROR,
-                e.to_string(),
-            )
-        }
+    let found = scope::read(&viewer, "The received faxes", move |store| {
+        store.received_query(&query)
+    });
+    let page = match found.await {
+        Ok(page) => page,
+        Err(r) => return *r,
     };
     let rows = page
         .records

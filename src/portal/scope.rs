@@ -3,7 +3,32 @@
 //! links.
 
 use super::{Role, Viewer};
+use axum::http::StatusCode;
+use axum::response::Response;
+use faxmta_queue::{QueueError, Store};
 use serde::Deserialize;
+
+/// Run a read of the store on a blocking thread; when it fails, the
+/// error page saying `what` cannot be read now (503).
+pub async fn read<T: Send + 'static>(
+    viewer: &Viewer,
+    what: &str,
+    f: impl FnOnce(&Store) -> Result<T, QueueError> + Send + 'static,
+) -> Result<T, Box<Response>> {
+    let store = viewer.ctx.store.clone();
+    let failed = |why: String| {
+        Box::new(super::page::error(
+            Some(viewer),
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{what} cannot be read now: {why}"),
+        ))
+    };
+    match tokio::task::spawn_blocking(move || f(&store)).await {
+        Ok(Ok(found)) => Ok(found),
+        Ok(Err(e)) => Err(failed(e.to_string())),
+        Err(e) => Err(failed(e.to_string())),
+    }
+}
 
 /// The filters of the viewer's faxes: their own address, and the domains
 /// they administer; both `None` for an administrator (everything).

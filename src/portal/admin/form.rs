@@ -93,3 +93,52 @@ mod tests {
         assert_eq!(optional(" "), None);
     }
 }
+
+/// A rule list's row action: move rule `index` (0-based) `up` or `down`,
+/// or `delete` it.
+#[derive(serde::Deserialize)]
+pub struct RuleAction {
+    #[serde(default)]
+    pub csrf: String,
+    #[serde(default)]
+    pub index: usize,
+    /// `up`, `down` or `delete`.
+    #[serde(default)]
+    pub action: String,
+}
+
+/// Carry out `form` on the list of rules `locate` finds in the
+/// configuration (global administrators only), audited as
+/// `{audit}.{action}`, then back to `back`.
+pub async fn reorder(
+    portal: &super::super::Portal,
+    viewer: &Viewer,
+    ip: IpAddr,
+    form: &RuleAction,
+    locate: for<'a> fn(
+        &'a mut toml_edit::DocumentMut,
+    ) -> Result<&'a mut toml_edit::ArrayOfTables, String>,
+    audit: &str,
+    back: &str,
+) -> Response {
+    if let Err(r) = check_csrf(viewer, &form.csrf) {
+        return *r;
+    }
+    if !viewer.is_global_admin() {
+        return not_found(viewer);
+    }
+    let (i, action) = (form.index, form.action.clone());
+    let result = super::writer::edit_config(portal, |doc| {
+        super::writer::change_order(locate(doc)?, i, &action)
+    })
+    .await;
+    done(
+        viewer,
+        ip,
+        &format!("{audit}.{}", form.action),
+        &format!("rule {}", i + 1),
+        result,
+        back,
+        "The rules were changed.",
+    )
+}

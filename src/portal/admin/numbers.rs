@@ -8,7 +8,7 @@
 //! administrator sees the numbers of their users (and gives numbers on
 //! a user's page).
 
-use super::form::{check_csrf, done, list, not_found, optional};
+use super::form::{check_csrf, done, list, not_found, optional, reorder, RuleAction};
 use super::users::directory;
 use super::writer::{self, set, strings, tables};
 use super::Admin;
@@ -148,13 +148,8 @@ pub async fn page(Admin(viewer): Admin, Query(shown): Query<Shown>) -> Response 
 
 /// `[fax.incoming]` of the configuration file (made when absent).
 fn incoming(doc: &mut DocumentMut) -> Result<&mut Table, String> {
-    let fax = doc.as_table_mut().entry("fax").or_insert_with(|| {
-        let mut t = Table::new();
-        t.set_implicit(true);
-        Item::Table(t)
-    });
-    let fax = fax.as_table_mut().ok_or("[fax] is not a table")?;
-    fax.entry("incoming")
+    writer::fax_table(doc)?
+        .entry("incoming")
         .or_insert_with(|| Item::Table(Table::new()))
         .as_table_mut()
         .ok_or_else(|| "[fax.incoming] is not a table".to_string())
@@ -242,17 +237,6 @@ pub async fn save_rule(
     )
 }
 
-#[derive(Deserialize)]
-pub struct RuleAction {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    index: usize,
-    /// `up`, `down` or `delete`.
-    #[serde(default)]
-    action: String,
-}
-
 /// `POST /portal/admin/numbers/rule/move`: move a rule up or down, or
 /// delete it.
 pub async fn rule_action(
@@ -261,27 +245,21 @@ pub async fn rule_action(
     Extension(client): Extension<ClientAddr>,
     Form(form): Form<RuleAction>,
 ) -> Response {
-    if let Err(r) = check_csrf(&viewer, &form.csrf) {
-        return *r;
-    }
-    if !viewer.is_global_admin() {
-        return not_found(&viewer);
-    }
-    let i = form.index;
-    let action = form.action.clone();
-    let result = writer::edit_config(&portal, |doc| {
-        writer::change_order(tables(incoming(doc)?, "rule")?, i, &action)
-    })
-    .await;
-    done(
+    reorder(
+        &portal,
         &viewer,
         client.0.ip(),
-        &format!("incoming.rule.{}", form.action),
-        &format!("rule {}", i + 1),
-        result,
+        &form,
+        incoming_rules,
+        "incoming.rule",
         BACK,
-        "The rules were changed.",
     )
+    .await
+}
+
+/// `[[fax.incoming.rule]]` of the configuration file.
+fn incoming_rules(doc: &mut DocumentMut) -> Result<&mut toml_edit::ArrayOfTables, String> {
+    tables(incoming(doc)?, "rule")
 }
 
 #[derive(Deserialize)]

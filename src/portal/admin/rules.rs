@@ -4,7 +4,7 @@
 //! `+1900`, `international`, `national`), `action` (`allow`, `deny`),
 //! `users`, `groups`, `prefix`.
 
-use super::form::{check_csrf, done, list, not_found, optional};
+use super::form::{check_csrf, done, list, not_found, optional, reorder, RuleAction};
 use super::writer::{self, set, strings, tables};
 use super::Admin;
 use crate::admin::http::ClientAddr;
@@ -16,7 +16,7 @@ use axum::response::Response;
 use axum::Extension;
 use serde::Deserialize;
 use std::sync::Arc;
-use toml_edit::{DocumentMut, Item, Table};
+use toml_edit::{DocumentMut, Table};
 
 /// A rule as shown (and in the form).
 #[derive(Default)]
@@ -101,12 +101,7 @@ pub async fn page(Admin(viewer): Admin, Query(shown): Query<Shown>) -> Response 
 
 /// `[[fax.rule]]` of the configuration file.
 fn fax_rules(doc: &mut DocumentMut) -> Result<&mut toml_edit::ArrayOfTables, String> {
-    let fax = doc.as_table_mut().entry("fax").or_insert_with(|| {
-        let mut t = Table::new();
-        t.set_implicit(true);
-        Item::Table(t)
-    });
-    tables(fax.as_table_mut().ok_or("[fax] is not a table")?, "rule")
+    tables(writer::fax_table(doc)?, "rule")
 }
 
 const BACK: &str = "/portal/admin/rules";
@@ -188,17 +183,6 @@ pub async fn save(
     )
 }
 
-#[derive(Deserialize)]
-pub struct RuleAction {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    index: usize,
-    /// `up`, `down` or `delete`.
-    #[serde(default)]
-    action: String,
-}
-
 /// `POST /portal/admin/rules/move`: move a rule up or down, or delete
 /// it.
 pub async fn rule_action(
@@ -207,24 +191,14 @@ pub async fn rule_action(
     Extension(client): Extension<ClientAddr>,
     Form(form): Form<RuleAction>,
 ) -> Response {
-    if let Err(r) = check_csrf(&viewer, &form.csrf) {
-        return *r;
-    }
-    if !viewer.is_global_admin() {
-        return not_found(&viewer);
-    }
-    let (i, action) = (form.index, form.action.clone());
-    let result = writer::edit_config(&portal, |doc| {
-        writer::change_order(fax_rules(doc)?, i, &action)
-    })
-    .await;
-    done(
+    reorder(
+        &portal,
         &viewer,
         client.0.ip(),
-        &format!("fax.rule.{}", form.action),
-        &format!("rule {}", i + 1),
-        result,
+        &form,
+        fax_rules,
+        "fax.rule",
         BACK,
-        "The rules were changed.",
     )
+    .await
 }

@@ -86,18 +86,7 @@ pub async fn edit_directory(
 ) -> Result<(), String> {
     let file = portal.context().config.fax.users.clone();
     let Some(file) = file else {
-        return edit_config(portal, |doc| {
-            let fax = doc.as_table_mut().entry("fax").or_insert_with(|| {
-                let mut t = Table::new();
-                t.set_implicit(true);
-                Item::Table(t)
-            });
-            let fax = fax
-                .as_table_mut()
-                .ok_or("[fax] is not a table in the configuration file")?;
-            edit(fax)
-        })
-        .await;
+        return edit_config(portal, |doc| edit(fax_table(doc)?)).await;
     };
     let _one = ONE_AT_A_TIME.lock().await;
     let old = read(&file)?;
@@ -125,6 +114,18 @@ pub async fn edit_directory(
 }
 
 /// The array of tables `key` of `table` (made when absent).
+/// `[fax]` of the configuration file, made (implicit: no header line of
+/// its own) when absent.
+pub fn fax_table(doc: &mut DocumentMut) -> Result<&mut Table, String> {
+    let fax = doc.as_table_mut().entry("fax").or_insert_with(|| {
+        let mut t = Table::new();
+        t.set_implicit(true);
+        Item::Table(t)
+    });
+    fax.as_table_mut()
+        .ok_or_else(|| "[fax] is not a table in the configuration file".to_string())
+}
+
 pub fn tables<'a>(table: &'a mut Table, key: &str) -> Result<&'a mut ArrayOfTables, String> {
     let item = table
         .entry(key)
