@@ -28,6 +28,8 @@ mod backup;
 mod body;
 mod callout;
 mod client;
+pub mod dane;
+pub mod dnssec;
 mod etrn;
 pub mod interfaces;
 mod lmtp;

@@ -35,11 +35,15 @@ pub enum DnsError {
     /// SERVFAIL, timeout, refused …: try again later.
     #[error("{0}")]
     Temporary(String),
+    /// The answer failed DNSSEC validation (RFC 4035 "bogus"): an attack
+    /// or a broken zone; treated as temporary (RFC 7672 §2.1.1).
+    #[error("{0}")]
+    Bogus(String),
 }
 
 impl DnsError {
     pub fn is_permanent(&self) -> bool {
-        !matches!(self, DnsError::Temporary(_))
+        !matches!(self, DnsError::Temporary(_) | DnsError::Bogus(_))
     }
 }
 
@@ -47,16 +51,54 @@ impl DnsError {
 #[derive(Clone)]
 pub struct Dns {
     resolver: TokioResolver,
+    /// The DNSSEC-validating resolver over the same servers, for DANE
+    /// (`dnssec.rs`); none until [`Dns::with_dnssec`].
+    pub(crate) secure: Option<crate::dnssec::Validating>,
 }
 
 impl Dns {
     /// Use `nameservers` (each `IP:port`), or the system's resolver
     /// configuration (/etc/resolv.conf) when the list is empty.
     pub fn new(nameservers: &[SocketAddr], timeout: Duration) -> Result<Dns, String> {
-        let mut opts = ResolverOpts::default();
-        opts.timeout = timeout;
-        opts.attempts = 2;
-        opts.ndots = 0;
+        let resolver = builder(nameservers, timeout)?
+            .build()
+            .map_err(|e| format!("DNS resolver: {e}"))?;
+        Ok(Dns {
+            resolver,
+            secure: None,
+        })
+    }
+
+    /// The resolver itself, for other lookups over the same servers (SPF,
+    /// DKIM and DMARC records).
+    pub fn resolver(&self) -> &TokioResolver {
+        &self.resolver
+    }
+
+    /// The MX hosts of `domain`, most preferred first.
+    pub async fn mx(&self, domain: &str) -> Result<Vec<MxHost>, DnsError> {
+        mx_with(&self.resolver, domain).await.map(|(hosts, _)| hosts)
+    }
+
+    /// The IPv4 and IPv6 addresses of a host.
+    pub async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, DnsError> {
+        addresses_with(&self.resolver, host)
+            .await
+            .map(|(ips, _)| ips)
+    }
+}
+
+/// A resolver builder over `nameservers` (or the system's configuration)
+/// with our options.
+pub(crate) fn builder(
+    nameservers: &[SocketAddr],
+    timeout: Duration,
+) -> Result<hickory_resolver::ResolverBuilder<TokioRuntimeProvider>, String> {
+    let mut opts = ResolverOpts::default();
+    opts.timeout = timeout;
+    opts.attempts = 2;
+    opts.ndots = 0;
+    {
         let builder = if nameservers.is_empty() {
             TokioResolver::builder_tokio().map_err(|e| format!("system DNS configuration: {e}"))?
         } else {
@@ -75,24 +117,21 @@ impl Dns {
                 TokioRuntimeProvider::default(),
             )
         };
-        let resolver = builder
-            .with_options(opts)
-            .build()
-            .map_err(|e| format!("DNS resolver: {e}"))?;
-        Ok(Dns { resolver })
+        Ok(builder.with_options(opts))
     }
+}
 
-    /// The resolver itself, for other lookups over the same servers (SPF,
-    /// DKIM and DMARC records).
-    pub fn resolver(&self) -> &TokioResolver {
-        &self.resolver
-    }
-
-    /// The MX hosts of `domain`, most preferred first.
-    pub async fn mx(&self, domain: &str) -> Result<Vec<MxHost>, DnsError> {
+/// The MX hosts of `domain`, most preferred first, through `resolver`;
+/// with whether every record of the answer (or the denial) was proven by
+/// DNSSEC (always false without validation).
+pub(crate) async fn mx_with(
+    resolver: &TokioResolver,
+    domain: &str,
+) -> Result<(Vec<MxHost>, bool), DnsError> {
         let fqdn = fqdn(domain);
-        match self.resolver.lookup(fqdn.as_str(), RecordType::MX).await {
+        match resolver.lookup(fqdn.as_str(), RecordType::MX).await {
             Ok(lookup) => {
+                let secure = all_secure(lookup.answers());
                 let mut hosts: Vec<MxHost> = lookup
                     .answers()
                     .iter()
@@ -116,56 +155,97 @@ impl Dns {
                     return Err(DnsError::NullMx(domain.to_string()));
                 }
                 if hosts.is_empty() {
-                    return self.implicit(domain).await;
+                    return implicit(resolver, domain, secure).await;
                 }
                 order(&mut hosts);
-                Ok(hosts)
+                Ok((hosts, secure))
             }
             Err(e) if e.is_nx_domain() => Err(DnsError::NotFound(format!(
                 "domain {domain} not found (NXDOMAIN)"
             ))),
-            Err(e) if e.is_no_records_found() => self.implicit(domain).await,
+            Err(e) if e.is_no_records_found() => {
+                let secure = denial_secure(e);
+                implicit(resolver, domain, secure).await
+            }
+            Err(e) if is_bogus(&e) => Err(DnsError::Bogus(format!(
+                "MX lookup for {domain}: DNSSEC validation failed"
+            ))),
             Err(e) => Err(DnsError::Temporary(format!(
                 "MX lookup for {domain} failed: {e}"
             ))),
         }
-    }
+}
 
-    /// No MX: the domain itself, if it has an address (RFC 5321 §5.1).
-    async fn implicit(&self, domain: &str) -> Result<Vec<MxHost>, DnsError> {
-        self.addresses(domain).await?;
-        Ok(vec![MxHost {
+/// No MX: the domain itself, if it has an address (RFC 5321 §5.1);
+/// secure when the denial of the MX and the addresses both are.
+async fn implicit(
+    resolver: &TokioResolver,
+    domain: &str,
+    denial_secure: bool,
+) -> Result<(Vec<MxHost>, bool), DnsError> {
+    let (_, secure) = addresses_with(resolver, domain).await?;
+    Ok((
+        vec![MxHost {
             name: domain.to_ascii_lowercase(),
             preference: 0,
             implicit: true,
-        }])
-    }
+        }],
+        denial_secure && secure,
+    ))
+}
 
-    /// The IPv4 and IPv6 addresses of a host.
-    pub async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, DnsError> {
-        match self.resolver.lookup_ip(fqdn(host).as_str()).await {
-            Ok(ips) => {
-                let ips: Vec<IpAddr> = ips.iter().collect();
-                if ips.is_empty() {
-                    Err(DnsError::NotFound(format!("host {host} has no address")))
-                } else {
-                    Ok(ips)
-                }
-            }
-            Err(e) if e.is_nx_domain() => Err(DnsError::NotFound(format!(
-                "host {host} not found (NXDOMAIN)"
-            ))),
-            Err(e) if e.is_no_records_found() => {
+/// The IPv4 and IPv6 addresses of a host through `resolver`, and whether
+/// all of them were proven by DNSSEC.
+pub(crate) async fn addresses_with(
+    resolver: &TokioResolver,
+    host: &str,
+) -> Result<(Vec<IpAddr>, bool), DnsError> {
+    match resolver.lookup_ip(fqdn(host).as_str()).await {
+        Ok(ips) => {
+            let secure = all_secure(ips.as_lookup().answers());
+            let ips: Vec<IpAddr> = ips.iter().collect();
+            if ips.is_empty() {
                 Err(DnsError::NotFound(format!("host {host} has no address")))
+            } else {
+                Ok((ips, secure))
             }
-            Err(e) => Err(DnsError::Temporary(format!(
-                "address lookup for {host} failed: {e}"
-            ))),
         }
+        Err(e) if e.is_nx_domain() => Err(DnsError::NotFound(format!(
+            "host {host} not found (NXDOMAIN)"
+        ))),
+        Err(e) if e.is_no_records_found() => {
+            Err(DnsError::NotFound(format!("host {host} has no address")))
+        }
+        Err(e) if is_bogus(&e) => Err(DnsError::Bogus(format!(
+            "address lookup for {host}: DNSSEC validation failed"
+        ))),
+        Err(e) => Err(DnsError::Temporary(format!(
+            "address lookup for {host} failed: {e}"
+        ))),
     }
 }
 
-fn fqdn(name: &str) -> String {
+/// Whether every record was proven secure (false for none: nothing proven).
+pub(crate) fn all_secure(records: &[hickory_resolver::proto::rr::Record]) -> bool {
+    !records.is_empty() && records.iter().all(|r| r.proof.is_secure())
+}
+
+/// Whether a "no such record" answer was proven by DNSSEC (its SOA).
+pub(crate) fn denial_secure(e: hickory_resolver::net::NetError) -> bool {
+    e.into_soa().is_some_and(|soa| soa.proof.is_secure())
+}
+
+/// Whether the error is a DNSSEC validation failure (a bogus answer).
+pub(crate) fn is_bogus(e: &hickory_resolver::net::NetError) -> bool {
+    use hickory_resolver::net::{DnsError as Dns, NetError};
+    match e {
+        NetError::Dns(Dns::DnssecBogus) => true,
+        NetError::Dns(Dns::Nsec { proof, .. }) => proof.is_bogus(),
+        _ => false,
+    }
+}
+
+pub(crate) fn fqdn(name: &str) -> String {
     if name.ends_with('.') {
         name.to_string()
     } else {
