@@ -55,17 +55,27 @@ pub fn callout(config: &Config) -> Result<Callout, String> {
     ))
 }
 
+/// The resolver of outbound SMTP: `[dns]`, with DNSSEC validation for
+/// DANE (anchored at `[dns] dnssec_trust_anchor`, else the root keys).
+pub fn outbound_dns(config: &Config) -> Result<Dns, String> {
+    let (servers, timeout) = (&config.dns.nameservers, config.dns.timeout.std());
+    Dns::new(servers, timeout)?.with_dnssec(
+        servers,
+        timeout,
+        config.dns.dnssec_trust_anchor.as_deref(),
+    )
+}
+
 /// The outbound SMTP transport as `[dns]` and `[outbound]` describe it.
 pub fn smtp_transport(config: &Config) -> Result<SmtpTransport, String> {
-    let dns = Dns::new(&config.dns.nameservers, config.dns.timeout.std())?;
+    let dns = outbound_dns(config)?;
     let out = &config.outbound;
-    let tls = out.tls.policy();
     Ok(SmtpTransport::new(
         dns,
         SmtpSettings {
             client: client_settings(config, false)?,
             port: out.port,
-            tls,
+            security: out.security(),
             myself: config.myself(),
             max_received: out.max_received,
             idle_per_host: config.queue.destination_concurrency,

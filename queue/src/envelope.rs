@@ -248,6 +248,11 @@ pub struct Envelope {
     pub client: ClientInfo,
     pub body_type: BodyType,
     pub smtputf8: bool,
+    /// The client asked for REQUIRETLS (RFC 8689): onward only over TLS
+    /// that is verified (DANE, MTA-STS or PKIX) to a server that offers
+    /// REQUIRETLS itself, else a 5.7.30 report.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub requiretls: bool,
     pub ret: Option<Ret>,
     /// DSN `ENVID=` as given (xtext).
     pub envid: Option<String>,
@@ -334,6 +339,9 @@ pub struct NewMessage {
     pub client: ClientInfo,
     pub body_type: BodyType,
     pub smtputf8: bool,
+    /// MAIL FROM … REQUIRETLS (RFC 8689).
+    #[serde(default)]
+    pub requiretls: bool,
     pub ret: Option<Ret>,
     pub envid: Option<String>,
     /// Enqueue held (not delivered until released).
@@ -389,6 +397,7 @@ impl NewMessage {
             client: self.client,
             body_type: self.body_type,
             smtputf8: self.smtputf8,
+            requiretls: self.requiretls,
             ret: self.ret,
             envid: self.envid,
             held: self.held,

@@ -21,6 +21,9 @@ fn tls_words(policy: TlsPolicy) -> &'static str {
         TlsPolicy::Opportunistic => "opportunistic (STARTTLS when offered, any certificate)",
         TlsPolicy::Required => "required (STARTTLS must succeed, any certificate)",
         TlsPolicy::Verify => "verify (STARTTLS with a certificate valid for the host)",
+        TlsPolicy::Dane => {
+            "dane (signed TLSA records of the host, and a certificate that matches them)"
+        }
     }
 }
 

@@ -61,6 +61,9 @@ pub struct DnsConfig {
     pub nameservers: Vec<SocketAddr>,
     /// How long to wait for one answer.
     pub timeout: Duration,
+    /// DNSKEY records (zone-file form) to anchor DNSSEC validation at,
+    /// instead of the IANA root keys: every key of the anchored zone.
+    pub dnssec_trust_anchor: Option<std::path::PathBuf>,
 }
 
 impl Default for DnsConfig {
@@ -68,8 +71,20 @@ impl Default for DnsConfig {
         DnsConfig {
             nameservers: Vec::new(),
             timeout: Duration(5),
+            dnssec_trust_anchor: None,
         }
     }
+}
+
+/// `[outbound] dane`: DANE for MX domains (RFC 7672).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DaneSetting {
+    /// Use TLSA records where the MX and TLSA records are DNSSEC-signed.
+    #[default]
+    Opportunistic,
+    /// Never look (a domain with `tls = "dane"` still does).
+    Off,
 }
 
 /// `[outbound]`: the SMTP client.
@@ -99,6 +114,11 @@ pub struct OutboundConfig {
     pub suspend_time: Duration,
     /// More Received headers than this: a mail loop, the message fails.
     pub max_received: usize,
+    /// DANE for MX domains.
+    pub dane: DaneSetting,
+    /// The TLS policy per destination domain, over `tls`: `"dane"`
+    /// (DANE required) or any `tls` value.
+    pub tls_policy: std::collections::BTreeMap<String, OutboundTls>,
 }
 
 impl Default for OutboundConfig {
@@ -116,11 +136,26 @@ impl Default for OutboundConfig {
             data_done_timeout: Duration(600),
             suspend_time: Duration(60),
             max_received: 50,
+            dane: DaneSetting::Opportunistic,
+            tls_policy: std::collections::BTreeMap::new(),
         }
     }
 }
 
 impl OutboundConfig {
+    /// The transport's TLS settings.
+    pub fn security(&self) -> faxmta_smtp::SecuritySettings {
+        faxmta_smtp::SecuritySettings {
+            default: self.tls.policy(),
+            dane: self.dane == DaneSetting::Opportunistic,
+            domains: self
+                .tls_policy
+                .iter()
+                .map(|(d, t)| (d.trim_end_matches('.').to_ascii_lowercase(), t.policy()))
+                .collect(),
+        }
+    }
+
     /// The client's timeouts, each a deadline for a whole reply or write.
     pub fn timeouts(&self) -> faxmta_smtp::Timeouts {
         faxmta_smtp::Timeouts {

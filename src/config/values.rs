@@ -246,6 +246,8 @@ pub enum OutboundTls {
     Required,
     /// STARTTLS must succeed and the certificate must verify.
     Verify,
+    /// DANE required: signed MX and TLSA records, a matching certificate.
+    Dane,
 }
 
 impl OutboundTls {
@@ -257,6 +259,7 @@ impl OutboundTls {
             OutboundTls::Opportunistic => TlsPolicy::Opportunistic,
             OutboundTls::Required => TlsPolicy::Required,
             OutboundTls::Verify => TlsPolicy::Verify,
+            OutboundTls::Dane => TlsPolicy::Dane,
         }
     }
 }

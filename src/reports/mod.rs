@@ -112,11 +112,14 @@ pub fn build_report(
     let mta = Some(clean(reporting_mta)).filter(|m| !m.is_empty());
     let mta = mta.unwrap_or_else(|| "localhost".into());
 
-    let full = match env.ret {
-        Some(Ret::Full) => true,
-        Some(Ret::Hdrs) => false,
-        None => kind == ReportKind::Failure && original.len() <= MAX_RETURNED_FULL,
-    };
+    // A REQUIRETLS message's content must not travel in a report that
+    // is itself not sent under REQUIRETLS (RFC 8689 §5): headers only.
+    let full = !env.requiretls
+        && match env.ret {
+            Some(Ret::Full) => true,
+            Some(Ret::Hdrs) => false,
+            None => kind == ReportKind::Failure && original.len() <= MAX_RETURNED_FULL,
+        };
     let normalised = crlf_normalise(original);
     let returned: &[u8] = if full {
         &normalised

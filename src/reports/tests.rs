@@ -34,6 +34,7 @@ fn envelope(sender: &str, ret: Option<Ret>, recipients: Vec<Recipient>) -> Envel
         client: ClientInfo::default(),
         body_type: BodyType::SevenBit,
         smtputf8: false,
+        requiretls: false,
         ret,
         envid: Some("QQ314159".into()),
         held: false,
@@ -231,6 +232,21 @@ fn ret_hdrs_returns_only_the_header_section() {
     assert_eq!(parts[2].0, "text/rfc822-headers");
     assert!(parts[2].1.contains("Subject: hello\r\n"));
     assert!(!contains(&report.body, b"secret body line"));
+}
+
+#[test]
+fn a_requiretls_message_is_returned_as_headers_only_even_with_ret_full() {
+    // RFC 8689 §5: the report is not sent under REQUIRETLS, so the
+    // content it carries must not be the message's.
+    let mut env = to_bob(Some(Ret::Full), None);
+    env.requiretls = true;
+    let report = build(ReportKind::Failure, &env, "550 5.7.30 no", ORIGINAL).unwrap();
+    let parts = parts(&report.body);
+    assert_eq!(parts[2].0, "text/rfc822-headers");
+    assert!(!contains(&report.body, b"secret body line"));
+    env.requiretls = false;
+    let report = build(ReportKind::Failure, &env, "550 5.7.30 no", ORIGINAL).unwrap();
+    assert!(contains(&report.body, b"secret body line"));
 }
 
 #[test]

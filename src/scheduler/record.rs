@@ -158,8 +158,15 @@ impl Scheduler {
             }
             let delay = now.saturating_sub(env.arrival);
             let word = o.status.log_word();
+            // The TLS policy last, after Postfix's fields, so log tools
+            // that read those still do.
+            let tls = o
+                .tls_policy
+                .as_ref()
+                .map(|p| format!(", tls={p}"))
+                .unwrap_or_default();
             tracing::info!(
-                "{}: to=<{}>, relay={}, delay={delay}, dsn={}, status={word} ({})",
+                "{}: to=<{}>, relay={}, delay={delay}, dsn={}, status={word} ({}){tls}",
                 env.id,
                 r.address,
                 o.relay,

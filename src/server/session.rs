@@ -37,6 +37,8 @@ struct Transaction {
     sender: String,
     body_type: BodyType,
     smtputf8: bool,
+    /// MAIL FROM … REQUIRETLS (RFC 8689).
+    requiretls: bool,
     ret: Option<Ret>,
     envid: Option<String>,
     recipients: Vec<NewRecipient>,
@@ -398,6 +400,10 @@ impl Session {
         if self.offers_starttls() {
             lines.push("STARTTLS".into());
         }
+        if self.tls.is_some() {
+            // RFC 8689 §4: only over TLS.
+            lines.push("REQUIRETLS".into());
+        }
         if self.offers_auth() {
             lines.push("AUTH PLAIN LOGIN".into());
         }
@@ -453,6 +459,14 @@ impl Session {
         if !from.address.is_ascii() && !smtputf8 {
             return self.error(553, "5.6.7", "Sender address needs SMTPUTF8");
         }
+        let requiretls = from.flags & sp::MAIL_REQUIRETLS != 0;
+        if requiretls && self.tls.is_none() {
+            return self.error(
+                530,
+                "5.7.10",
+                "REQUIRETLS needs a TLS session (STARTTLS first)",
+            );
+        }
         let body_type = if from.flags & sp::MAIL_BODY_8BITMIME != 0 {
             BodyType::EightBitMime
         } else {
@@ -491,6 +505,7 @@ impl Session {
             sender: from.address,
             body_type,
             smtputf8,
+            requiretls,
             ret,
             envid: from.env_id,
             recipients: Vec::new(),

@@ -387,6 +387,7 @@ impl Session {
             },
             body_type: tx.body_type,
             smtputf8: tx.smtputf8,
+            requiretls: tx.requiretls,
             ret: tx.ret,
             envid: tx.envid,
             held: false,

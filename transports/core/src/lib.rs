@@ -112,6 +112,10 @@ pub enum TlsPolicy {
     Required,
     /// STARTTLS must succeed with a certificate that verifies for the name.
     Verify,
+    /// DANE required (RFC 7672, Postfix's `dane-only`): DNSSEC-signed MX
+    /// (or host) records, TLSA records for the host, and a certificate
+    /// chain that matches them; anything less defers.
+    Dane,
 }
 
 /// A host and port to relay to.
@@ -231,6 +235,9 @@ pub struct Outcome {
     pub relayed: bool,
     /// The TLS version used, if the hop was encrypted.
     pub tls: Option<String>,
+    /// The TLS policy the attempt ran under and why (`dane (…)`,
+    /// `mta-sts (…)`, `opportunistic (…)`), for the delivery log line.
+    pub tls_policy: Option<String>,
     /// For a deferral: try again after this many seconds instead of the
     /// queue's retry schedule (a busy fax line has its own interval).
     pub retry_after: Option<u64>,
@@ -269,6 +276,7 @@ impl Outcome {
             remote_mta: None,
             relayed: false,
             tls: None,
+            tls_policy: None,
             retry_after: None,
             fax: None,
             quarantine: false,

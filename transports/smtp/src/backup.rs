@@ -183,8 +183,25 @@ impl SmtpTransport {
                 return defer(reply);
             }
         };
+        let asked = crate::secure::Asked::of(job);
         let mut last: Option<Reply> = None;
         for host in primaries {
+            let plan = match self.planner.named_host(&host.mx.name, hop.tls, asked).await {
+                Ok(plan) => plan,
+                Err(e) => {
+                    last = Some(e.reply);
+                    continue;
+                }
+            };
+            let policy = plan.as_ref().map_or_else(
+                || {
+                    format!(
+                        "{} (configured for the backup MX domain)",
+                        crate::secure::policy_name(hop.tls)
+                    )
+                },
+                |p| p.describe(),
+            );
             let ips = match &host.addrs {
                 Ok(ips) => ips,
                 Err(e) => {
@@ -198,8 +215,17 @@ impl SmtpTransport {
             };
             for ip in ips {
                 let addr = SocketAddr::new(*ip, self.settings.port);
-                let security = Security::starttls(hop.tls);
-                match self.attempt(job, &host.mx.name, addr, security).await {
+                let security = Security {
+                    tls: plan.as_ref().map_or(hop.tls, |p| p.tls),
+                    implicit_tls: false,
+                    auth: None,
+                    dane: plan.as_ref().and_then(|p| p.dane.as_ref()),
+                    requiretls: asked.requiretls,
+                };
+                match self
+                    .attempt(job, &host.mx.name, addr, security, &policy)
+                    .await
+                {
                     Ok(outcomes) => return outcomes,
                     Err(e) => last = Some(e.reply),
                 }

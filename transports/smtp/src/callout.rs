@@ -134,6 +134,8 @@ impl Callout {
         // domain's policy demands it.
         let tls = match hop.tls {
             TlsPolicy::Required | TlsPolicy::Verify => hop.tls,
+            // A callout carries no message; encrypted is enough.
+            TlsPolicy::Dane => TlsPolicy::Required,
             TlsPolicy::Off | TlsPolicy::Opportunistic => TlsPolicy::Off,
         };
         let mut why = format!("no primary MX of {} could be reached", hop.domain);

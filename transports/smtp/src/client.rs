@@ -9,10 +9,11 @@
 //! cannot hold a connection (and the delivery worker behind it) longer
 //! than the step's timeout. Reply lines and replies are bounded in size.
 
+use super::dane::DaneCheck;
 use super::tls::{describe, Tls, TlsPolicy};
 use faxmta_queue::Reply;
 use faxmta_transport::Credentials;
-use smtp_proto::{EhloResponse, EXT_DSN, EXT_START_TLS};
+use smtp_proto::{EhloResponse, EXT_DSN, EXT_REQUIRE_TLS, EXT_START_TLS};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -91,6 +92,8 @@ pub struct TlsInfo {
     pub verified: bool,
     /// Why it did not, if it did not.
     pub verify_error: Option<String>,
+    /// The TLSA record that authenticated the server (DANE), if one did.
+    pub dane: Option<String>,
 }
 
 /// How one connection is secured and authenticated.
@@ -104,6 +107,12 @@ pub struct Security<'a> {
     /// TLS, unless `tls` is [`TlsPolicy::Off`] — which must then be what
     /// the administrator configured, never a fallback.
     pub auth: Option<&'a Credentials>,
+    /// The server's certificate chain must match these TLSA records
+    /// (DANE); STARTTLS is then mandatory.
+    pub dane: Option<&'a DaneCheck>,
+    /// The message carries REQUIRETLS (RFC 8689): the server must offer
+    /// REQUIRETLS after STARTTLS.
+    pub requiretls: bool,
 }
 
 impl Security<'_> {
@@ -113,6 +122,47 @@ impl Security<'_> {
             tls: policy,
             implicit_tls: false,
             auth: None,
+            dane: None,
+            requiretls: false,
+        }
+    }
+
+    /// Whether STARTTLS must succeed (no plaintext, ever).
+    pub fn needs_tls(&self) -> bool {
+        self.implicit_tls
+            || self.dane.is_some()
+            || self.requiretls
+            || matches!(
+                self.tls,
+                TlsPolicy::Required | TlsPolicy::Verify | TlsPolicy::Dane
+            )
+    }
+}
+
+/// Why TLS to a host failed, in RFC 8460's terms (for TLS reports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsFailure {
+    StarttlsNotSupported,
+    CertificateHostMismatch,
+    CertificateExpired,
+    CertificateNotTrusted,
+    /// A TLS handshake that did not complete, or DANE that did not match.
+    ValidationFailure,
+    TlsaInvalid,
+    DnssecInvalid,
+    DaneRequired,
+}
+
+impl TlsFailure {
+    /// A certificate error as rustls words it, sorted.
+    pub fn of_certificate(error: &str) -> TlsFailure {
+        let e = error.to_ascii_lowercase();
+        if e.contains("notvalidforname") || e.contains("not valid for name") {
+            TlsFailure::CertificateHostMismatch
+        } else if e.contains("expired") || e.contains("notvalidyet") {
+            TlsFailure::CertificateExpired
+        } else {
+            TlsFailure::CertificateNotTrusted
         }
     }
 }
@@ -123,6 +173,8 @@ pub struct HopError {
     pub reply: Reply,
     /// A TLS handshake failed (opportunistic TLS may retry in plaintext).
     pub tls_failed: bool,
+    /// What went wrong with TLS, if that is why (for TLS reports).
+    pub tls_failure: Option<TlsFailure>,
 }
 
 impl HopError {
@@ -130,6 +182,29 @@ impl HopError {
         HopError {
             reply: Reply::new(451, "4.4.1", text),
             tls_failed: false,
+            tls_failure: None,
+        }
+    }
+
+    /// A TLS policy that could not be met on this host (4.7.5, RFC 7672).
+    pub fn tls(text: String, failure: TlsFailure) -> Self {
+        HopError {
+            reply: Reply::new(451, "4.7.5", text),
+            tls_failed: false,
+            tls_failure: Some(failure),
+        }
+    }
+
+    /// A REQUIRETLS message this host cannot take (RFC 8689 §5: 5.7.30).
+    pub fn requiretls(text: String) -> Self {
+        HopError {
+            reply: Reply::new(
+                550,
+                "5.7.30",
+                format!("REQUIRETLS support required: {text}"),
+            ),
+            tls_failed: false,
+            tls_failure: None,
         }
     }
 }
@@ -248,10 +323,12 @@ impl Connection {
         };
         if security.implicit_tls {
             // SMTPS: a failed handshake is no reason to talk in plaintext.
-            conn.handshake(policy).await.map_err(|mut e| {
-                e.tls_failed = false;
-                e
-            })?;
+            conn.handshake(policy, security.dane)
+                .await
+                .map_err(|mut e| {
+                    e.tls_failed = false;
+                    e
+                })?;
         }
         let greeting = conn
             .read_reply(t.helo)
@@ -265,21 +342,31 @@ impl Connection {
                     format!("host {} refused to talk to me: {greeting}", conn.who()),
                 ),
                 tls_failed: false,
+                tls_failure: None,
             });
         }
         conn.hello().await?;
         let offers_tls = conn.has(EXT_START_TLS);
-        match policy {
-            _ if conn.tls.is_some() => {} // implicit TLS
-            TlsPolicy::Off => {}
-            TlsPolicy::Opportunistic if !offers_tls => {}
-            TlsPolicy::Required | TlsPolicy::Verify if !offers_tls => {
-                return Err(HopError::temp(format!(
-                    "TLS is required, but host {} did not offer STARTTLS",
-                    conn.who()
-                )))
+        if conn.tls.is_some() {
+            // Implicit TLS.
+        } else if security.needs_tls() && !offers_tls {
+            let who = conn.who();
+            return Err(if security.requiretls {
+                HopError::requiretls(format!("host {who} did not offer STARTTLS"))
+            } else {
+                HopError::tls(
+                    format!("TLS is required, but host {who} did not offer STARTTLS"),
+                    TlsFailure::StarttlsNotSupported,
+                )
+            });
+        } else if policy != TlsPolicy::Off && offers_tls {
+            conn.starttls(policy, security.dane).await?;
+        }
+        if security.requiretls {
+            if let Err(e) = conn.requiretls_ready() {
+                conn.quit().await;
+                return Err(e);
             }
-            _ => conn.starttls(policy).await?,
         }
         if let Some(credentials) = security.auth {
             if let Err(e) = conn.authenticate(credentials, policy).await {
@@ -302,6 +389,12 @@ impl Connection {
 
     pub(super) fn has(&self, ext: u32) -> bool {
         self.ehlo.as_ref().is_some_and(|e| e.has_capability(ext))
+    }
+
+    /// Whether the server offered REQUIRETLS (RFC 8689) over TLS that
+    /// verified (a connection ready for a REQUIRETLS message).
+    pub fn offers_requiretls(&self) -> bool {
+        self.requiretls_ready().is_ok()
     }
 
     /// Whether the server announced DSN (RFC 3461).
@@ -346,10 +439,32 @@ impl Connection {
                 format!("host {} said: {reply} (in reply to {after})", self.who()),
             ),
             tls_failed: false,
+            tls_failure: None,
         }
     }
 
-    async fn starttls(&mut self, policy: TlsPolicy) -> Result<(), HopError> {
+    /// A REQUIRETLS message may go over this connection: verified TLS
+    /// (DANE or PKIX) and the server's REQUIRETLS (RFC 8689 §4.2.1).
+    fn requiretls_ready(&self) -> Result<(), HopError> {
+        let who = self.who();
+        match &self.tls {
+            None => Err(HopError::requiretls(format!("no TLS with host {who}"))),
+            Some(t) if t.dane.is_none() && !t.verified => Err(HopError::requiretls(format!(
+                "the certificate of host {who} is not verified: {}",
+                t.verify_error.clone().unwrap_or_default()
+            ))),
+            Some(_) if !self.has(EXT_REQUIRE_TLS) => Err(HopError::requiretls(format!(
+                "host {who} does not offer REQUIRETLS"
+            ))),
+            Some(_) => Ok(()),
+        }
+    }
+
+    async fn starttls(
+        &mut self,
+        policy: TlsPolicy,
+        dane: Option<&DaneCheck>,
+    ) -> Result<(), HopError> {
         let t = self.settings.timeouts;
         let reply = self
             .command("STARTTLS\r\n", t.command)
@@ -363,14 +478,18 @@ impl Connection {
         // Anything the server sent after its 220 in plaintext is not to be
         // trusted (the client side of CVE-2011-0411).
         self.input.clear();
-        self.handshake(policy).await?;
+        self.handshake(policy, dane).await?;
         // RFC 3207 §4.2: forget what was learned before TLS.
         self.hello().await
     }
 
     /// The TLS handshake on the TCP stream, and the certificate judged as
-    /// `policy` says.
-    async fn handshake(&mut self, policy: TlsPolicy) -> Result<(), HopError> {
+    /// `policy` says (by its TLSA records when `dane` is given).
+    async fn handshake(
+        &mut self,
+        policy: TlsPolicy,
+        dane: Option<&DaneCheck>,
+    ) -> Result<(), HopError> {
         let t = self.settings.timeouts;
         let Peer::Tcp(addr) = self.peer.clone() else {
             self.usable = false;
@@ -393,6 +512,7 @@ impl Connection {
                         format!("TLS handshake with {} failed: {e}", self.who()),
                     ),
                     tls_failed: true,
+                    tls_failure: Some(TlsFailure::ValidationFailure),
                 });
             }
             Err(_) => {
@@ -404,32 +524,42 @@ impl Connection {
                         format!("TLS handshake with {} timed out", self.who()),
                     ),
                     tls_failed: true,
+                    tls_failure: Some(TlsFailure::ValidationFailure),
                 });
             }
         };
         let (version, cipher) = describe(tls.get_ref().1);
         let verified = self.settings.tls.verify(tls.get_ref().1, &self.host);
+        let matched = dane.map(|d| {
+            let chain = tls.get_ref().1.peer_certificates().unwrap_or_default();
+            d.verify(chain, rustls::pki_types::UnixTime::now())
+        });
         self.stream = Stream::Tls(Box::new(tls));
         let info = TlsInfo {
             version,
             cipher,
             verified: verified.is_ok(),
             verify_error: verified.err(),
+            dane: matched.as_ref().and_then(|m| m.as_ref().ok().cloned()),
         };
-        if policy == TlsPolicy::Verify && !info.verified {
+        if let Some(Err(why)) = matched {
             self.usable = false;
-            return Err(HopError {
-                reply: Reply::new(
-                    451,
-                    "4.7.5",
-                    format!(
-                        "certificate of {} did not verify: {}",
-                        self.who(),
-                        info.verify_error.clone().unwrap_or_default()
-                    ),
+            return Err(HopError::tls(
+                format!(
+                    "DANE: the certificate of {} does not match its TLSA records: {why}",
+                    self.who()
                 ),
-                tls_failed: false,
-            });
+                TlsFailure::ValidationFailure,
+            ));
+        }
+        if dane.is_none() && matches!(policy, TlsPolicy::Verify | TlsPolicy::Dane) && !info.verified
+        {
+            self.usable = false;
+            let error = info.verify_error.clone().unwrap_or_default();
+            return Err(HopError::tls(
+                format!("certificate of {} did not verify: {error}", self.who()),
+                TlsFailure::of_certificate(&error),
+            ));
         }
         self.tls = Some(info);
         Ok(())

@@ -77,9 +77,8 @@ impl Dns {
     ) -> Result<Dns, String> {
         let (anchors, zone) = match anchor {
             Some(path) => {
-                let anchors = TrustAnchors::from_file(path).map_err(|e| {
-                    format!("[dns] dnssec_trust_anchor {}: {e}", path.display())
-                })?;
+                let anchors = TrustAnchors::from_file(path)
+                    .map_err(|e| format!("[dns] dnssec_trust_anchor {}: {e}", path.display()))?;
                 (anchors, anchor_zone(path)?)
             }
             None => (TrustAnchors::default(), ".".to_string()),
@@ -207,7 +206,10 @@ fn anchor_zone(path: &Path) -> Result<String, String> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with(';'))
-        .find(|l| l.split_whitespace().any(|w| w.eq_ignore_ascii_case("DNSKEY")))
+        .find(|l| {
+            l.split_whitespace()
+                .any(|w| w.eq_ignore_ascii_case("DNSKEY"))
+        })
         .and_then(|l| l.split_whitespace().next())
         .map(|owner| owner.to_ascii_lowercase())
         .ok_or_else(|| {

@@ -30,11 +30,13 @@ mod callout;
 mod client;
 pub mod dane;
 pub mod dnssec;
+mod domain;
 mod etrn;
 pub mod interfaces;
 mod lmtp;
 pub mod mx;
 pub mod pop3;
+pub mod secure;
 pub mod tls;
 mod transaction;
 
@@ -44,12 +46,13 @@ pub use backup::{BackupPlan, Myself, PlannedHost};
 pub use body::{prepare_body, stuff, Prepared};
 pub use callout::{Callout, Verdict};
 pub use client::{
-    parse_reply, ClientSettings, Connection, HopError, Peer, Security, Signer, Timeouts, TlsInfo,
-    MAX_REPLY_LINE,
+    parse_reply, ClientSettings, Connection, HopError, Peer, Security, Signer, Timeouts,
+    TlsFailure, TlsInfo, MAX_REPLY_LINE,
 };
 pub use etrn::{etrn, EtrnAnswer};
 pub use lmtp::LmtpTransport;
 pub use mx::{Dns, DnsError, MxHost};
+pub use secure::{Asked, HostPlan, Planner, SecuritySettings};
 pub use tls::{Tls, TlsPolicy};
 
 use faxmta_queue::Reply;
@@ -71,7 +74,8 @@ pub struct SmtpSettings {
     pub client: ClientSettings,
     /// The port MX hosts are contacted on (25; tests use others).
     pub port: u16,
-    pub tls: TlsPolicy,
+    /// TLS: the configured policy, DANE, per-domain policies.
+    pub security: SecuritySettings,
     /// Our names and listeners: an MX host with one of the names, or
     /// whose address and `port` are one of the listeners, is us.
     pub myself: Myself,
@@ -92,6 +96,7 @@ type PoolKey = (SocketAddr, Option<Credentials>);
 /// The outbound SMTP transport.
 pub struct SmtpTransport {
     dns: Dns,
+    planner: Planner,
     settings: SmtpSettings,
     pool: Mutex<HashMap<PoolKey, Vec<(Instant, Connection)>>>,
     /// Hosts that timed out lately.
@@ -101,6 +106,11 @@ pub struct SmtpTransport {
 impl SmtpTransport {
     pub fn new(dns: Dns, settings: SmtpSettings) -> Self {
         SmtpTransport {
+            planner: Planner {
+                dns: dns.clone(),
+                settings: settings.security.clone(),
+                port: settings.port,
+            },
             dns,
             suspended: suspend::Suspended::new(settings.suspend),
             settings,
@@ -173,10 +183,7 @@ impl SmtpTransport {
     ) -> Result<Connection, HopError> {
         let policy = security.tls;
         if let Some(conn) = self.reuse(&(addr, security.auth.cloned())).await {
-            let needs_tls =
-                matches!(policy, TlsPolicy::Required | TlsPolicy::Verify) || security.implicit_tls;
-            let verified = conn.tls.as_ref().is_some_and(|t| t.verified);
-            if (!needs_tls || conn.tls.is_some()) && (policy != TlsPolicy::Verify || verified) {
+            if fits(&conn, host, &security) {
                 return Ok(conn);
             }
             conn.quit().await;
@@ -201,22 +208,24 @@ impl SmtpTransport {
 
     /// One host address: connect (or reuse), then the transaction. `Ok`
     /// holds the job's outcomes; `Err` says why the next host should be
-    /// tried.
+    /// tried. `policy` is the TLS policy's description for the log line.
     async fn attempt(
         &self,
         job: &Job<'_>,
         name: &str,
         addr: SocketAddr,
         security: Security<'_>,
+        policy: &str,
     ) -> Result<Vec<Outcome>, HopError> {
         if let Some(reply) = self.suspended.check(addr) {
             tracing::info!("{}: {}", job.envelope.id, reply.text);
             return Err(HopError {
                 reply,
                 tls_failed: false,
+                tls_failure: None,
             });
         }
-        let result = self.transaction(job, name, addr, security).await;
+        let result = self.transaction(job, name, addr, security, policy).await;
         let failure = match &result {
             Ok(_) => None,
             Err(e) => Some(&e.reply),
@@ -232,6 +241,7 @@ impl SmtpTransport {
         name: &str,
         addr: SocketAddr,
         security: Security<'_>,
+        policy: &str,
     ) -> Result<Vec<Outcome>, HopError> {
         let mut conn = match self.open(addr, name, security).await {
             Ok(c) => c,
@@ -245,16 +255,21 @@ impl SmtpTransport {
             tracing::info!(
                 "{}: {} TLS connection established to {}[{}]:{}: {} with cipher {}{}",
                 job.envelope.id,
-                if tls.verified { "Trusted" } else { "Untrusted" },
+                if tls.verified || tls.dane.is_some() {
+                    "Verified"
+                } else {
+                    "Untrusted"
+                },
                 name,
                 addr.ip(),
                 addr.port(),
                 tls.version,
                 tls.cipher,
-                tls.verify_error
-                    .as_ref()
-                    .map(|e| format!(" (certificate: {e})"))
-                    .unwrap_or_default()
+                match (&tls.dane, &tls.verify_error) {
+                    (Some(matched), _) => format!(" (DANE: {matched} matched)"),
+                    (None, Some(e)) => format!(" (certificate: {e})"),
+                    (None, None) => String::new(),
+                }
             );
         }
         let relay = format!("{}[{}]:{}", name, addr.ip(), addr.port());
@@ -266,6 +281,7 @@ impl SmtpTransport {
             remote_mta: Some(name.to_string()),
             relayed,
             tls,
+            tls_policy: Some(policy.to_string()),
             retry_after: None,
             fax: None,
             quarantine: false,
@@ -300,6 +316,7 @@ impl SmtpTransport {
                 Err(HopError {
                     reply,
                     tls_failed: false,
+                    tls_failure: None,
                 })
             }
         }
@@ -312,15 +329,40 @@ impl SmtpTransport {
         if let Some(failed) = self.loop_check(job) {
             return failed;
         }
+        let asked = Asked::of(job);
         let mut last: Option<HopError> = None;
         for host in &hop.hosts {
+            let plan = match self.planner.named_host(&host.name, hop.tls, asked).await {
+                Ok(plan) => plan,
+                Err(e) => {
+                    tracing::info!("{}: {}", job.envelope.id, e.reply.text);
+                    last = Some(e);
+                    continue;
+                }
+            };
+            let policy = plan.as_ref().map_or_else(
+                || {
+                    format!(
+                        "{} (configured for the relay host)",
+                        secure::policy_name(hop.tls)
+                    )
+                },
+                |p| p.describe(),
+            );
             let security = Security {
-                tls: hop.tls,
+                tls: plan.as_ref().map_or(hop.tls, |p| p.tls),
                 implicit_tls: hop.implicit_tls_for(host),
                 auth: hop.auth.as_ref(),
+                dane: plan.as_ref().and_then(|p| p.dane.as_ref()),
+                requiretls: asked.requiretls,
             };
+            let known = plan
+                .as_ref()
+                .map(|p| p.addrs.clone())
+                .filter(|a| !a.is_empty());
             let ips = match host.name.parse::<IpAddr>() {
                 Ok(ip) => vec![ip],
+                Err(_) if known.is_some() => known.unwrap_or_default(),
                 Err(_) => match self.dns.addresses(&host.name).await {
                     Ok(ips) => ips,
                     Err(e) => {
@@ -331,6 +373,7 @@ impl SmtpTransport {
                                 format!("relay host {}: {e}", host.name),
                             ),
                             tls_failed: false,
+                            tls_failure: None,
                         });
                         continue;
                     }
@@ -349,121 +392,21 @@ impl SmtpTransport {
                         ),
                     );
                 }
-                match self.attempt(job, &host.name, addr, security).await {
+                match self.attempt(job, &host.name, addr, security, &policy).await {
                     Ok(outcomes) => return outcomes,
                     Err(e) => last = Some(e),
                 }
             }
         }
-        // Relay hosts are ours to choose: their trouble is temporary.
+        // Relay hosts are ours to choose: their trouble is temporary —
+        // except a REQUIRETLS message none of them can take (RFC 8689).
+        if let Some(e) = last.as_ref().filter(|e| e.reply.status == "5.7.30") {
+            return all_outcomes(job, Status::Failed, e.reply.clone());
+        }
         let reply = last
             .map(|e| Reply::new(451, &temporary(&e.reply.status), e.reply.text))
             .unwrap_or_else(|| Reply::new(451, "4.4.1", "no relay host could be reached"));
         all_outcomes(job, Status::Deferred, reply)
-    }
-
-    async fn to_domain(&self, job: &Job<'_>, domain: &str) -> Vec<Outcome> {
-        let all = |status: Status, reply: Reply| -> Vec<Outcome> {
-            job.recipients
-                .iter()
-                .map(|r| Outcome::local(r.index, status, "none", reply.clone()))
-                .collect()
-        };
-        if let Some(failed) = self.loop_check(job) {
-            return failed;
-        }
-        let hosts = match self.dns.mx(domain).await {
-            Ok(hosts) => hosts,
-            Err(DnsError::NullMx(_)) => {
-                return all(
-                    Status::Failed,
-                    Reply::new(
-                        556,
-                        "5.1.10",
-                        format!("domain {domain} does not accept mail (null MX)"),
-                    ),
-                )
-            }
-            Err(e @ DnsError::NotFound(_)) => {
-                return all(
-                    Status::Failed,
-                    Reply::new(550, "5.1.2", format!("Host or domain name not found: {e}")),
-                )
-            }
-            Err(e) => {
-                return all(
-                    Status::Deferred,
-                    Reply::new(
-                        451,
-                        "4.4.3",
-                        format!("Host or domain name not found (temporary): {e}"),
-                    ),
-                )
-            }
-        };
-
-        let mut last: Option<HopError> = None;
-        let mut all_permanent = true;
-        'hosts: for (n, mx) in hosts.iter().enumerate() {
-            let looped = self.settings.myself.is_name(&mx.name);
-            let ips: Vec<IpAddr> = if looped {
-                Vec::new()
-            } else {
-                match self.dns.addresses(&mx.name).await {
-                    Ok(ips) => ips,
-                    Err(e) => {
-                        all_permanent &= e.is_permanent();
-                        last = Some(HopError {
-                            reply: Reply::new(451, "4.4.3", format!("MX host {}: {e}", mx.name)),
-                            tls_failed: false,
-                        });
-                        continue;
-                    }
-                }
-            };
-            let addrs: Vec<SocketAddr> = ips
-                .iter()
-                .map(|ip| SocketAddr::new(*ip, self.settings.port))
-                .collect();
-            if looped || addrs.iter().any(|a| self.is_self(*a)) {
-                // We are an MX of this domain: only more preferred hosts
-                // may take it (RFC 5321 §5.1).
-                if n == 0 || hosts[..n].iter().all(|h| h.preference >= mx.preference) {
-                    return all(
-                        Status::Failed,
-                        Reply::new(
-                            554,
-                            "5.4.6",
-                            format!("mail for {domain} loops back to myself"),
-                        ),
-                    );
-                }
-                break 'hosts;
-            }
-            for addr in addrs {
-                let security = Security::starttls(self.settings.tls);
-                match self.attempt(job, &mx.name, addr, security).await {
-                    Ok(outcomes) => return outcomes,
-                    Err(e) => {
-                        all_permanent &= e.reply.is_permanent();
-                        last = Some(e);
-                    }
-                }
-            }
-        }
-        let reply = last.map(|e| e.reply).unwrap_or_else(|| {
-            Reply::new(
-                451,
-                "4.4.1",
-                format!("no MX host of {domain} could be reached"),
-            )
-        });
-        let status = if all_permanent && reply.is_permanent() {
-            Status::Failed
-        } else {
-            Status::Deferred
-        };
-        all(status, reply)
     }
 }
 
@@ -496,6 +439,27 @@ impl Transport for SmtpTransport {
                 .collect(),
         }
     }
+}
+
+/// Whether a kept connection may carry a delivery with `security` to
+/// `host`: as much TLS as it needs, the certificate verified for the
+/// same name (or matched by DANE), REQUIRETLS offered if needed.
+fn fits(conn: &Connection, host: &str, security: &Security<'_>) -> bool {
+    let tls = conn.tls.as_ref();
+    if security.needs_tls() && tls.is_none() {
+        return false;
+    }
+    let same_host = conn.host.eq_ignore_ascii_case(host);
+    if security.dane.is_some() && !(same_host && tls.is_some_and(|t| t.dane.is_some())) {
+        return false;
+    }
+    if security.dane.is_none()
+        && matches!(security.tls, TlsPolicy::Verify | TlsPolicy::Dane)
+        && !(same_host && tls.is_some_and(|t| t.verified))
+    {
+        return false;
+    }
+    !security.requiretls || conn.offers_requiretls()
 }
 
 /// An enhanced status made temporary: `5.x.y` becomes `4.x.y`.

@@ -46,6 +46,7 @@ impl LmtpTransport {
             self.dns.addresses(&host.name).await.map_err(|e| HopError {
                 reply: Reply::new(451, "4.4.3", format!("LMTP host {}: {e}", host.name)),
                 tls_failed: false,
+                tls_failure: None,
             })?
         };
         let mut last = None;
@@ -60,6 +61,7 @@ impl LmtpTransport {
         Err(last.unwrap_or_else(|| HopError {
             reply: Reply::new(451, "4.4.3", format!("LMTP host {}: no address", host.name)),
             tls_failed: false,
+            tls_failure: None,
         }))
     }
 }
@@ -121,6 +123,7 @@ impl Transport for LmtpTransport {
                         remote_mta: remote_mta.clone(),
                         relayed: false,
                         tls: None,
+                        tls_policy: None,
                         retry_after: None,
                         fax: None,
                         quarantine: false,

@@ -77,7 +77,9 @@ impl Dns {
 
     /// The MX hosts of `domain`, most preferred first.
     pub async fn mx(&self, domain: &str) -> Result<Vec<MxHost>, DnsError> {
-        mx_with(&self.resolver, domain).await.map(|(hosts, _)| hosts)
+        mx_with(&self.resolver, domain)
+            .await
+            .map(|(hosts, _)| hosts)
     }
 
     /// The IPv4 and IPv6 addresses of a host.
@@ -128,52 +130,52 @@ pub(crate) async fn mx_with(
     resolver: &TokioResolver,
     domain: &str,
 ) -> Result<(Vec<MxHost>, bool), DnsError> {
-        let fqdn = fqdn(domain);
-        match resolver.lookup(fqdn.as_str(), RecordType::MX).await {
-            Ok(lookup) => {
-                let secure = all_secure(lookup.answers());
-                let mut hosts: Vec<MxHost> = lookup
-                    .answers()
-                    .iter()
-                    .filter_map(|r| match &r.data {
-                        RData::MX(mx) => Some(mx),
-                        _ => None,
-                    })
-                    .map(|mx| MxHost {
-                        name: mx
-                            .exchange
-                            .to_ascii()
-                            .trim_end_matches('.')
-                            .to_ascii_lowercase(),
-                        preference: mx.preference,
-                        implicit: false,
-                    })
-                    .collect();
-                if hosts.iter().any(|h| h.name.is_empty()) {
-                    // RFC 7505: a null MX is the only MX of its domain;
-                    // treat it as null even beside others.
-                    return Err(DnsError::NullMx(domain.to_string()));
-                }
-                if hosts.is_empty() {
-                    return implicit(resolver, domain, secure).await;
-                }
-                order(&mut hosts);
-                Ok((hosts, secure))
+    let fqdn = fqdn(domain);
+    match resolver.lookup(fqdn.as_str(), RecordType::MX).await {
+        Ok(lookup) => {
+            let secure = all_secure(lookup.answers());
+            let mut hosts: Vec<MxHost> = lookup
+                .answers()
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::MX(mx) => Some(mx),
+                    _ => None,
+                })
+                .map(|mx| MxHost {
+                    name: mx
+                        .exchange
+                        .to_ascii()
+                        .trim_end_matches('.')
+                        .to_ascii_lowercase(),
+                    preference: mx.preference,
+                    implicit: false,
+                })
+                .collect();
+            if hosts.iter().any(|h| h.name.is_empty()) {
+                // RFC 7505: a null MX is the only MX of its domain;
+                // treat it as null even beside others.
+                return Err(DnsError::NullMx(domain.to_string()));
             }
-            Err(e) if e.is_nx_domain() => Err(DnsError::NotFound(format!(
-                "domain {domain} not found (NXDOMAIN)"
-            ))),
-            Err(e) if e.is_no_records_found() => {
-                let secure = denial_secure(e);
-                implicit(resolver, domain, secure).await
+            if hosts.is_empty() {
+                return implicit(resolver, domain, secure).await;
             }
-            Err(e) if is_bogus(&e) => Err(DnsError::Bogus(format!(
-                "MX lookup for {domain}: DNSSEC validation failed"
-            ))),
-            Err(e) => Err(DnsError::Temporary(format!(
-                "MX lookup for {domain} failed: {e}"
-            ))),
+            order(&mut hosts);
+            Ok((hosts, secure))
         }
+        Err(e) if e.is_nx_domain() => Err(DnsError::NotFound(format!(
+            "domain {domain} not found (NXDOMAIN)"
+        ))),
+        Err(e) if e.is_no_records_found() => {
+            let secure = denial_secure(e);
+            implicit(resolver, domain, secure).await
+        }
+        Err(e) if is_bogus(&e) => Err(DnsError::Bogus(format!(
+            "MX lookup for {domain}: DNSSEC validation failed"
+        ))),
+        Err(e) => Err(DnsError::Temporary(format!(
+            "MX lookup for {domain} failed: {e}"
+        ))),
+    }
 }
 
 /// No MX: the domain itself, if it has an address (RFC 5321 §5.1);

@@ -165,6 +165,11 @@ impl Connection {
         if needs_utf8 {
             mail.push_str(" SMTPUTF8");
         }
+        if env.requiretls {
+            // Only reached on a connection that offered REQUIRETLS over
+            // verified TLS (client.rs checks it when the session opens).
+            mail.push_str(" REQUIRETLS");
+        }
         let dsn = self.has(EXT_DSN);
         if dsn {
             match env.ret {
