@@ -6,7 +6,9 @@
 //! private Dovecot serving LMTP, and a private PostgreSQL; for SIP, a
 //! private Kamailio (registrar and proxy), rtpengine, SIPp scenarios
 //! (tests/peers/sipp/) and tshark captures on `lo`; for the portal, a
-//! headless chromium driven through chromedriver.
+//! headless chromium driven through chromedriver; for DANE, a signed DNS
+//! tree served by a private nsd, a validating unbound (dnssec.rs) and a
+//! Postfix that sends over DANE (dane_postfix.rs).
 //! Each is stopped when its handle is dropped; a failing test prints their
 //! logs.
 #![allow(dead_code)]
@@ -20,6 +22,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod browser;
+mod dane_postfix;
+pub mod dnssec;
 mod dovecot;
 pub mod kamailio;
 mod postgres;
@@ -28,6 +32,10 @@ mod sipp;
 mod tshark;
 #[allow(unused_imports)] // not every test binary uses every peer
 pub use browser::{Browser, Screen};
+#[allow(unused_imports)]
+pub use dane_postfix::DaneSender;
+#[allow(unused_imports)]
+pub use dnssec::{tlsa_rdata, SignedDns, Signing, Unbound, Zone};
 #[allow(unused_imports)]
 pub use dovecot::{Dovecot, DovecotAuth};
 #[allow(unused_imports)]
