@@ -29,7 +29,7 @@ pub fn client_settings(config: &Config, lmtp: bool) -> Result<ClientSettings, St
     let out = &config.outbound;
     Ok(ClientSettings {
         helo: out.helo.clone().unwrap_or_else(|| config.hostname.clone()),
-        tls: Tls::new()?,
+        tls: Tls::with_roots(config.outbound.ca_file.as_deref())?,
         timeouts: out.timeouts(),
         lmtp,
         signer: (!lmtp && !config.dkim.is_empty())

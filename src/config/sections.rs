@@ -119,6 +119,9 @@ pub struct OutboundConfig {
     /// The TLS policy per destination domain, over `tls`: `"dane"`
     /// (DANE required) or any `tls` value.
     pub tls_policy: std::collections::BTreeMap<String, OutboundTls>,
+    /// CA certificates (PEM) trusted beside Mozilla's roots, for
+    /// `verify`, MTA-STS and REQUIRETLS.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for OutboundConfig {
@@ -138,6 +141,7 @@ impl Default for OutboundConfig {
             max_received: 50,
             dane: DaneSetting::Opportunistic,
             tls_policy: std::collections::BTreeMap::new(),
+            ca_file: None,
         }
     }
 }
