@@ -282,7 +282,10 @@ fn transport() -> SmtpTransport {
         SmtpSettings {
             client: settings(),
             port: 25,
-            tls: TlsPolicy::Opportunistic,
+            security: faxmta_smtp::SecuritySettings {
+                default: TlsPolicy::Opportunistic,
+                ..Default::default()
+            },
             myself: Default::default(),
             max_received: 50,
             idle_per_host: 4,
