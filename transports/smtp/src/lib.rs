@@ -33,7 +33,9 @@ pub mod interfaces;
 mod lmtp;
 pub mod mx;
 pub mod pop3;
+pub mod sts;
 pub mod tls;
+pub mod tlsrpt;
 mod transaction;
 
 mod suspend;
