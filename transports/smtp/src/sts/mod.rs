@@ -31,6 +31,8 @@ pub(crate) mod testutil;
 
 pub use policy::{Mode, Policy, MAX_AGE_LIMIT};
 
+pub(crate) use cache::write_atomically;
+
 use cache::Entry;
 use hickory_resolver::proto::rr::RData;
 use hickory_resolver::TokioResolver;
