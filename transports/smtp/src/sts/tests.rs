@@ -292,3 +292,58 @@ async fn sts_fetch_has_a_deadline() {
     assert_eq!(t, ResultType::StsPolicyFetchError);
     assert!(reason.contains("within"), "{reason}");
 }
+
+/// tests/peers/https_policy.py (the integration tests' policy host) serves
+/// a policy this client takes, and a refused Content-Type it does not.
+#[tokio::test]
+async fn sts_fetches_from_the_https_policy_peer() {
+    use std::io::{BufRead, BufReader};
+    let f = Fixture::new(&["v=STSv1; id=one;"]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = f.ca.issue_pem(&["mta-sts.example.test"]);
+    let file = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        p
+    };
+    let (cert, key, body) = (file("c.pem", &cert), file("k.pem", &key), file("p", POLICY));
+    for (ctype, ok) in [
+        ("text/plain; charset=utf-8", true),
+        ("application/octet-stream", false),
+    ] {
+        let mut child = std::process::Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../tests/peers/https_policy.py"
+            ))
+            .arg("--cert")
+            .arg(&cert)
+            .arg("--key")
+            .arg(&key)
+            .arg("--policy")
+            .arg(&body)
+            .args(["--content-type", ctype])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("https_policy.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("ready line");
+        let port: u16 = line
+            .trim()
+            .strip_prefix("ready ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("https_policy.py said {line:?}"));
+        let sts = Sts::new(f.dns.resolver(), f.ca.client_config(), port, None);
+        let l = sts.policy("example.test").await;
+        drop(child.stdin.take());
+        let _ = child.wait();
+        if ok {
+            assert_eq!(policy(l).mx, vec!["mx.example.test"]);
+        } else {
+            assert_eq!(failed(l).1, ResultType::StsPolicyInvalid);
+        }
+    }
+}

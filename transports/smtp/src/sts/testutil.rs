@@ -54,6 +54,18 @@ impl TestCa {
         )
     }
 
+    /// A server certificate for `names` and its key, as PEM.
+    pub fn issue_pem(&self, names: &[&str]) -> (String, String) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .expect("params");
+        let cert = params
+            .signed_by(&key, &self.cert, &self.key)
+            .expect("certificate");
+        (cert.pem(), key.serialize_pem())
+    }
+
     /// A verifying client configuration trusting this CA only.
     pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
         let mut roots = rustls::RootCertStore::empty();
