@@ -17,7 +17,8 @@
 //! - a failed fetch with nothing cached: [`Lookup::Failed`] (the caller
 //!   delivers as if the domain had no policy and reports it, RFC 8460).
 //!
-//! A failed fetch is not retried for the same id for five minutes (set with
+//! Lookups of one domain at the same time share one fetch. A failed fetch
+//! is not retried for the same id for five minutes (set with
 //! [`Sts::with_retry_after_failure`]), so a broken policy host does not
 //! cost every delivery a fetch.
 
@@ -80,6 +81,8 @@ pub struct Sts {
     timeout: Duration,
     retry_after_failure: Duration,
     state: Mutex<State>,
+    /// One lock per domain being fetched.
+    gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Seconds added to the clock (tests only move it forward).
     #[cfg(test)]
     skew: std::sync::atomic::AtomicU64,
@@ -139,6 +142,7 @@ impl Sts {
                 policies,
                 failures: HashMap::new(),
             }),
+            gates: Mutex::new(HashMap::new()),
             #[cfg(test)]
             skew: std::sync::atomic::AtomicU64::new(0),
         }
@@ -160,50 +164,85 @@ impl Sts {
     /// The policy that applies to mail for `domain` now.
     pub async fn policy(&self, domain: &str) -> Lookup {
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-        let txt = self.txt(&domain).await;
-        let now = self.now();
-        let (cached, failure) = {
-            let mut state = self.lock();
-            if state
-                .policies
-                .get(&domain)
-                .is_some_and(|e| e.expires() <= now)
-            {
-                state.policies.remove(&domain);
-            }
-            (
-                state.policies.get(&domain).cloned(),
-                state.failures.get(&domain).cloned(),
-            )
-        };
-        let id = match txt {
+        let id = match self.txt(&domain).await {
             Txt::Id(id) => id,
-            Txt::Absent | Txt::Failed(_) => {
-                if let Txt::Failed(e) = &txt {
+            other => {
+                if let Txt::Failed(e) = other {
                     tracing::debug!("MTA-STS TXT of {domain}: {e}");
                 }
-                return match cached {
-                    Some(e) => Lookup::Policy(e.policy),
-                    None => Lookup::None,
-                };
+                return self.cached(&domain).map_or(Lookup::None, Lookup::Policy);
             }
         };
-        if let Some(e) = &cached {
-            let refresh_after = (e.policy.max_age / 2).min(REFRESH_LIMIT);
-            if e.policy.id == id && now < e.fetched.saturating_add(refresh_after) {
-                return Lookup::Policy(e.policy.clone());
+        if let Some(answer) = self.from_cache(&domain, &id) {
+            return answer;
+        }
+        // One fetch per domain at a time: who waited for it finds its
+        // result in the cache.
+        let gate = {
+            let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+            gates.entry(domain.clone()).or_default().clone()
+        };
+        let answer = {
+            let _turn = gate.lock().await;
+            match self.from_cache(&domain, &id) {
+                Some(answer) => answer,
+                None => self.refresh(&domain, id).await,
+            }
+        };
+        let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+        if Arc::strong_count(&gate) <= 2 {
+            gates.remove(&domain); // nobody else waits on it
+        }
+        answer
+    }
+
+    /// The unexpired cached policy of `domain`.
+    fn cached(&self, domain: &str) -> Option<Arc<Policy>> {
+        let now = self.now();
+        let mut state = self.lock();
+        if state
+            .policies
+            .get(domain)
+            .is_some_and(|e| e.expires() <= now)
+        {
+            state.policies.remove(domain);
+        }
+        state.policies.get(domain).map(|e| e.policy.clone())
+    }
+
+    /// The answer without a fetch, if there is one for the TXT id `id`: the
+    /// cached policy of that id while it needs no refresh, or, within the
+    /// pause after a failed fetch of that id, the cached policy or the
+    /// failure.
+    fn from_cache(&self, domain: &str, id: &str) -> Option<Lookup> {
+        let cached = self.cached(domain);
+        let now = self.now();
+        let state = self.lock();
+        if let (Some(p), Some(e)) = (&cached, state.policies.get(domain)) {
+            let refresh_after = (p.max_age / 2).min(REFRESH_LIMIT);
+            if p.id == id && now < e.fetched.saturating_add(refresh_after) {
+                return Some(Lookup::Policy(p.clone()));
             }
         }
-        if let Some(f) = failure.filter(|f| f.id == id && now < f.until) {
-            return match cached {
-                Some(e) => Lookup::Policy(e.policy),
-                None => Lookup::Failed {
-                    reason: f.reason,
-                    result_type: f.result_type,
-                },
-            };
-        }
-        match self.fetch(&domain, &id).await {
+        let f = state
+            .failures
+            .get(domain)
+            .filter(|f| f.id == id && now < f.until)?;
+        Some(match cached {
+            Some(p) => Lookup::Policy(p),
+            None => Lookup::Failed {
+                reason: f.reason.clone(),
+                result_type: f.result_type,
+            },
+        })
+    }
+
+    /// Fetch the policy for `id`; keep it, or the failure.
+    async fn refresh(&self, domain: &str, id: String) -> Lookup {
+        let cached = self.cached(domain);
+        let result = self.fetch(domain, &id).await;
+        let now = self.now();
+        match result {
             Ok(policy) => {
                 let policy = Arc::new(policy);
                 tracing::info!(
@@ -212,9 +251,9 @@ impl Sts {
                     policy.max_age
                 );
                 let mut state = self.lock();
-                state.failures.remove(&domain);
+                state.failures.remove(domain);
                 state.policies.insert(
-                    domain.clone(),
+                    domain.to_string(),
                     Entry {
                         policy: policy.clone(),
                         fetched: now,
@@ -231,7 +270,7 @@ impl Sts {
             Err((reason, result_type)) => {
                 tracing::warn!("MTA-STS policy of {domain} (id {id}): {reason}");
                 self.lock().failures.insert(
-                    domain.clone(),
+                    domain.to_string(),
                     Failure {
                         id,
                         until: now.saturating_add(self.retry_after_failure.as_secs()),
@@ -240,7 +279,7 @@ impl Sts {
                     },
                 );
                 match cached {
-                    Some(e) => Lookup::Policy(e.policy),
+                    Some(p) => Lookup::Policy(p),
                     None => Lookup::Failed {
                         reason,
                         result_type,

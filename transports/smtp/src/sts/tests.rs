@@ -86,6 +86,22 @@ async fn sts_fetches_once_and_caches_for_the_same_id() {
 }
 
 #[tokio::test]
+async fn sts_lookups_at_the_same_time_share_one_fetch() {
+    let f = Fixture::new(&["v=STSv1; id=one;"]).await;
+    let sts = f.sts();
+    let d = "example.test";
+    let (a, b, c, e) = tokio::join!(sts.policy(d), sts.policy(d), sts.policy(d), sts.policy(d));
+    for l in [a, b, c, e] {
+        assert_eq!(policy(l).id, "one");
+    }
+    assert_eq!(f.web.get().hits, 1);
+    assert!(
+        sts.gates.lock().expect("lock").is_empty(),
+        "gates cleaned up"
+    );
+}
+
+#[tokio::test]
 async fn sts_new_id_fetches_the_new_policy() {
     let f = Fixture::new(&["v=STSv1; id=one;"]).await;
     let sts = f.sts();
