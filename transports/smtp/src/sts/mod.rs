@@ -173,7 +173,7 @@ impl Sts {
                 return self.cached(&domain).map_or(Lookup::None, Lookup::Policy);
             }
         };
-        if let Some(answer) = self.from_cache(&domain, &id) {
+        if let Some(answer) = self.answer_from_cache(&domain, &id) {
             return answer;
         }
         // One fetch per domain at a time: who waited for it finds its
@@ -184,7 +184,7 @@ impl Sts {
         };
         let answer = {
             let _turn = gate.lock().await;
-            match self.from_cache(&domain, &id) {
+            match self.answer_from_cache(&domain, &id) {
                 Some(answer) => answer,
                 None => self.refresh(&domain, id).await,
             }
@@ -194,6 +194,18 @@ impl Sts {
             gates.remove(&domain); // nobody else waits on it
         }
         answer
+    }
+
+    /// The domains with an unexpired cached policy (for a job that refreshes
+    /// them ahead of expiry by calling [`Sts::policy`], RFC 8461 §5.1
+    /// suggests daily).
+    pub fn cached_domains(&self) -> Vec<String> {
+        let now = self.now();
+        let mut state = self.lock();
+        state.policies.retain(|_, e| e.expires() > now);
+        let mut domains: Vec<String> = state.policies.keys().cloned().collect();
+        domains.sort();
+        domains
     }
 
     /// The unexpired cached policy of `domain`.
@@ -214,7 +226,7 @@ impl Sts {
     /// cached policy of that id while it needs no refresh, or, within the
     /// pause after a failed fetch of that id, the cached policy or the
     /// failure.
-    fn from_cache(&self, domain: &str, id: &str) -> Option<Lookup> {
+    fn answer_from_cache(&self, domain: &str, id: &str) -> Option<Lookup> {
         let cached = self.cached(domain);
         let now = self.now();
         let state = self.lock();

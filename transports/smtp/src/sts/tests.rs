@@ -123,8 +123,10 @@ async fn sts_cached_policy_outlives_the_txt_record_until_max_age() {
     assert_eq!(policy(sts.policy("example.test").await).id, "one");
     sts.advance(86400 - 10);
     assert_eq!(policy(sts.policy("example.test").await).id, "one");
+    assert_eq!(sts.cached_domains(), vec!["example.test"]);
     sts.advance(10);
     assert!(matches!(sts.policy("example.test").await, Lookup::None));
+    assert!(sts.cached_domains().is_empty());
     assert_eq!(f.web.get().hits, 1);
 }
 
@@ -362,4 +364,14 @@ async fn sts_fetches_from_the_https_policy_peer() {
             assert_eq!(failed(l).1, ResultType::StsPolicyInvalid);
         }
     }
+}
+
+/// The lead spawns lookups on tokio: the future must be Send, `Sts` shared.
+#[allow(dead_code)]
+fn lookup_future_is_send_and_sts_is_sync(
+    s: &Sts,
+) -> impl std::future::Future<Output = Lookup> + Send + '_ {
+    fn sync<T: Send + Sync>(_: &T) {}
+    sync(s);
+    s.policy("example.test")
 }

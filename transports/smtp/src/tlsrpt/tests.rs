@@ -374,3 +374,20 @@ async fn tlsrpt_report_is_posted_gzipped() {
     .expect_err("not https");
     assert!(e.contains("not https"), "{e}");
 }
+
+/// Shared by every delivery: Send + Sync; the POST runs on tokio.
+#[allow(dead_code)]
+fn recorder_is_sync_and_post_is_send<'a>(
+    r: &'a Recorder,
+    report: &'a TlsReport,
+    resolver: &'a TokioResolver,
+) -> impl std::future::Future<Output = Result<(), String>> + Send + 'a {
+    fn sync<T: Send + Sync>(_: &T) {}
+    sync(r);
+    post_report(
+        "https://x.example/",
+        report,
+        TestCa::new("x").client_config(),
+        resolver,
+    )
+}
