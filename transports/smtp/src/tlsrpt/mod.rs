@@ -6,7 +6,7 @@
 //! §5.4).
 //!
 //! The counters live in memory and in a JSON file (`store.rs`) rewritten
-//! atomically at most every few seconds while results come in, at once by
+//! atomically every few seconds while results come in, at once by
 //! [`Recorder::take_reports`] and [`Recorder::flush`], and when the recorder
 //! is dropped. Only the aggregate is written, never a line per session, so
 //! the file stays small on a busy server; a crash loses the last seconds of
@@ -57,8 +57,13 @@ pub struct SessionResult {
     pub failure: Option<(ResultType, String)>,
 }
 
-/// The counters of the sessions not reported yet.
+/// The counters of the sessions not reported yet. Within a tokio runtime
+/// a task writes them every [`SAVE_INTERVAL`] while they change.
 pub struct Recorder {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     path: PathBuf,
     state: Mutex<State>,
 }
@@ -72,6 +77,62 @@ struct State {
 impl Recorder {
     /// Open the store at `path` (created on the first write).
     pub fn open(path: PathBuf) -> Result<Recorder, String> {
+        let inner = Arc::new(Inner::open(path)?);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let weak = Arc::downgrade(&inner);
+            rt.spawn(async move {
+                let mut tick = tokio::time::interval(SAVE_INTERVAL);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let Some(inner) = weak.upgrade() else {
+                        return; // the recorder is gone
+                    };
+                    let flushed = tokio::task::spawn_blocking(move || inner.flush()).await;
+                    if let Ok(Err(e)) = flushed {
+                        tracing::warn!("{e}");
+                    }
+                }
+            });
+        }
+        Ok(Recorder { inner })
+    }
+
+    /// Count one session, now.
+    pub fn record(&self, r: SessionResult) {
+        self.inner.record_at(r, SystemTime::now());
+    }
+
+    /// Count one session at `at` (for tests and replays).
+    pub fn record_at(&self, r: SessionResult, at: SystemTime) {
+        self.inner.record_at(r, at);
+    }
+
+    /// Write the counters now, if anything changed.
+    pub fn flush(&self) -> Result<(), String> {
+        self.inner.flush()
+    }
+
+    /// Take the results of the hours that ended by `until` and make one
+    /// report per policy domain and UTC day (policies aggregated:
+    /// success/failure counts, failure details per result type, MX host
+    /// and address); later results stay. A whole past day gives the range
+    /// 00:00:00Z–23:59:59Z; a report of a day not yet over ends at the hour
+    /// `until` falls in, and the next report of that day starts there.
+    /// The counters are written at once.
+    pub fn take_reports(
+        &self,
+        organization: &str,
+        contact: &str,
+        until: SystemTime,
+    ) -> Vec<(String, TlsReport)> {
+        self.inner.take_reports(organization, contact, until)
+    }
+}
+
+impl Inner {
+    fn open(path: PathBuf) -> Result<Inner, String> {
         let counters = match std::fs::read(&path) {
             Ok(data) => {
                 let s: store::Store = serde_json::from_slice(&data)
@@ -89,7 +150,7 @@ impl Recorder {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Counters::default(),
             Err(e) => return Err(format!("TLS-RPT store {}: {e}", path.display())),
         };
-        Ok(Recorder {
+        Ok(Inner {
             path,
             state: Mutex::new(State {
                 counters,
@@ -99,13 +160,7 @@ impl Recorder {
         })
     }
 
-    /// Count one session, now.
-    pub fn record(&self, r: SessionResult) {
-        self.record_at(r, SystemTime::now());
-    }
-
-    /// Count one session at `at` (for tests and replays).
-    pub fn record_at(&self, r: SessionResult, at: SystemTime) {
+    fn record_at(&self, r: SessionResult, at: SystemTime) {
         let hour = unix(at).div_euclid(store::HOUR) * store::HOUR;
         let mx_host = r.mx_host.trim_end_matches('.').to_ascii_lowercase();
         let (kind, policy_string, mx_patterns) = match &r.policy {
@@ -135,8 +190,7 @@ impl Recorder {
         }
     }
 
-    /// Write the counters now, if anything changed.
-    pub fn flush(&self) -> Result<(), String> {
+    fn flush(&self) -> Result<(), String> {
         let mut state = self.lock();
         if !state.dirty {
             return Ok(());
@@ -144,13 +198,7 @@ impl Recorder {
         self.write(&mut state)
     }
 
-    /// Take the results of the hours that ended by `until` and make one
-    /// report per policy domain and UTC day (policies aggregated:
-    /// success/failure counts, failure details per result type, MX host
-    /// and address); later results stay. A whole past day gives the range
-    /// 00:00:00Z–23:59:59Z; a report of a day not yet over ends at the hour
-    /// `until` falls in, and the next report of that day starts there.
-    pub fn take_reports(
+    fn take_reports(
         &self,
         organization: &str,
         contact: &str,
@@ -185,7 +233,7 @@ impl Recorder {
     }
 }
 
-impl Drop for Recorder {
+impl Drop for Inner {
     fn drop(&mut self) {
         if let Err(e) = self.flush() {
             tracing::warn!("{e}");

@@ -244,6 +244,35 @@ fn tlsrpt_counts_survive_reopening() {
     assert_eq!((s.total_success, s.total_failure), (1, 1));
 }
 
+#[tokio::test]
+async fn tlsrpt_counts_are_written_in_the_background() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("tlsrpt.json");
+    let rec = Recorder::open(path.clone()).expect("open");
+    rec.record_at(
+        session("a.example", PolicyKind::NoPolicy, None),
+        at(DAY1 + 5),
+    );
+    // No flush, no drop: the recorder's task writes it.
+    let deadline = Instant::now() + SAVE_INTERVAL * 4;
+    loop {
+        let written = std::fs::read(&path).unwrap_or_default();
+        if String::from_utf8_lossy(&written).contains("a.example") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not written within {:?}",
+            SAVE_INTERVAL * 4
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let other = Recorder::open(path).expect("reopen");
+    let r = other.take_reports("o", "c", at(DAY1 + 86400));
+    assert_eq!(r[0].1.policies[0].summary.total_success, 1);
+    drop(rec);
+}
+
 fn sample_report() -> TlsReport {
     let (_dir, rec) = recorder();
     rec.record_at(
