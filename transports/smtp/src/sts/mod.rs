@@ -161,7 +161,11 @@ impl Sts {
         self
     }
 
-    /// The policy that applies to mail for `domain` now.
+    /// The policy that applies to mail for `domain` now. The TXT record is
+    /// looked up on every call (the resolver caches it), so calling this
+    /// again before failing a message permanently is the check for a new
+    /// policy RFC 8461 §5.1 asks for. A policy in mode `none` is returned
+    /// as such: the caller treats it as no policy.
     pub async fn policy(&self, domain: &str) -> Lookup {
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
         let id = match self.txt(&domain).await {

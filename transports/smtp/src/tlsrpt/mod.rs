@@ -36,9 +36,11 @@ pub const POST_TIMEOUT: Duration = Duration::from_secs(60);
 /// The policy a session was held to.
 #[derive(Debug, Clone)]
 pub enum PolicyKind {
-    /// DANE: the TLSA records (as presentation text) of the MX host.
+    /// DANE: the TLSA records (as presentation text) of the MX host; the
+    /// report's `mx-host` is that host (TLSA records are per host).
     Tlsa { records: Vec<String> },
-    /// MTA-STS.
+    /// MTA-STS: `policy-string` is the policy's lines, `mx-host` its MX
+    /// patterns.
     Sts { policy: Arc<sts::Policy> },
     /// Neither.
     NoPolicy,
