@@ -37,7 +37,9 @@ mod lmtp;
 pub mod mx;
 pub mod pop3;
 pub mod secure;
+pub mod sts;
 pub mod tls;
+pub mod tlsrpt;
 mod transaction;
 
 mod suspend;
