@@ -133,9 +133,8 @@ async fn listener() -> (TcpListener, std::net::SocketAddr) {
 
 fn security(policy: TlsPolicy, credentials: &Credentials) -> Security<'_> {
     Security {
-        tls: policy,
-        implicit_tls: false,
         auth: Some(credentials),
+        ..Security::starttls(policy)
     }
 }
 
