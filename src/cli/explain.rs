@@ -387,8 +387,10 @@ pub async fn explain(config: &Config, address: &str) -> Result<String, String> {
 /// delivery would use and why (DANE, MTA-STS, the configured one) — the
 /// transport's own planner, so what is printed is what happens.
 async fn remote_lines(out: &mut String, config: &Config, domain: &str) -> Result<(), String> {
+    let dns = crate::transports::outbound_dns(config)?;
     let planner = Planner {
-        dns: crate::transports::outbound_dns(config)?,
+        sts: crate::transports::mta_sts(config, &dns, false)?,
+        dns,
         settings: config.outbound.security(),
         port: config.outbound.port,
     };
