@@ -317,3 +317,92 @@ fn tls_required_no_sets_the_tlsa_records_aside() {
         t.sender.log()
     );
 }
+
+#[test]
+fn a_bogus_address_record_of_the_mx_defers() {
+    let ip = "127.0.21.12";
+    let cert = self_signed("mx.badaddr.test");
+    // No TLSA record: the tampered record is the MX host's address (its
+    // last octet changed, so a sender that did not validate would go
+    // elsewhere).
+    let t = Dane::start(
+        ip,
+        &["badaddr.test"],
+        ReceiverTls::Cert(&cert),
+        |_| {
+            vec![Zone::new(
+                "badaddr.test",
+                &["@ IN MX 10 mx", &format!("mx IN A {ip}")],
+                Signing::Bogus,
+            )]
+        },
+        "",
+    );
+
+    let id = t.send("carol@badaddr.test", &message("bad address", "", "Hello."));
+    let line = wait_status(&t.sender, &id, "carol@badaddr.test", "deferred", 30);
+    assert_contains(&line, "dsn=4.7.5");
+    assert_contains(&line, "MX host mx.badaddr.test: ");
+    assert_contains(&line, "DNSSEC validation failed");
+    wait_attempts(&t.sender, &id, 2);
+    nothing_received(&t.mx, "badaddr.test", "carol");
+}
+
+#[test]
+fn with_dane_off_the_tlsa_records_are_not_looked_at() {
+    let ip = "127.0.21.13";
+    let cert = self_signed("mx.wrong.test");
+    let tlsa = tlsa_rdata(3, 1, 1, &self_signed("mx.wrong.test").der);
+    let t = Dane::start(
+        ip,
+        &["wrong.test"],
+        ReceiverTls::Cert(&cert),
+        |port| vec![mail_zone("wrong.test", ip, port, &tlsa, Signing::Signed)],
+        "dane = \"off\"\n",
+    );
+
+    let id = t.send("carol@wrong.test", &message("dane off", "", "Hello."));
+    let line = wait_status(&t.sender, &id, "carol@wrong.test", "sent", 30);
+    assert_contains(
+        &line,
+        "tls=opportunistic (DANE is off ([outbound] dane); no MTA-STS policy)",
+    );
+    t.mx.wait_mail_with("wrong.test", "carol", &["Subject: dane off"], 10);
+}
+
+#[test]
+fn a_domain_without_mx_whose_bogus_address_defers_rather_than_bounces() {
+    let ip = "127.0.21.14";
+    let cert = self_signed("nomx.test");
+    // No MX (the domain is its own host, RFC 5321 §5.1), and its address
+    // record tampered with: bogus is a temporary failure, never "no such
+    // domain".
+    let t = Dane::start(
+        ip,
+        &["nomx.test"],
+        ReceiverTls::Cert(&cert),
+        |_| {
+            vec![Zone::new(
+                "nomx.test",
+                &[&format!("@ IN A {ip}")],
+                Signing::Bogus,
+            )]
+        },
+        "",
+    );
+
+    let id = t.send("carol@nomx.test", &message("no mx", "", "Hello."));
+    let line = wait_status(&t.sender, &id, "carol@nomx.test", "deferred", 30);
+    assert_contains(&line, "dsn=4.7.5");
+    assert_contains(
+        &line,
+        "address lookup for nomx.test: DNSSEC validation failed",
+    );
+    wait_attempts(&t.sender, &id, 2);
+    nothing_received(&t.mx, "nomx.test", "carol");
+    assert!(
+        t.sender.maildir("example.test", "alice").is_empty(),
+        "a report went to the sender:\n{}",
+        t.sender.log()
+    );
+}

@@ -187,3 +187,75 @@ fn a_requiretls_message_to_an_unsigned_domain_bounces_with_its_header_only() {
         t.mx.log()
     );
 }
+
+#[test]
+fn a_requiretls_message_bounces_when_the_dane_host_does_not_offer_requiretls() {
+    // Postfix as the MX: its certificate matches the TLSA record, but it
+    // does not know REQUIRETLS.
+    let ip = "127.0.21.11";
+    let port = shared_port(&[ip]);
+    let cert = self_signed("mx.norequire.test");
+    let tlsa = tlsa_rdata(3, 1, 1, &cert.der);
+    let certs = tempfile::tempdir().unwrap();
+    let (crt, key) = (certs.path().join("mx.crt"), certs.path().join("mx.key"));
+    std::fs::write(&crt, &cert.pem).unwrap();
+    std::fs::write(&key, &cert.key).unwrap();
+    let postfix = Postfix::start(
+        ip,
+        port,
+        "norequire.test",
+        &["carol"],
+        &format!(
+            "smtpd_tls_cert_file = {}\nsmtpd_tls_key_file = {}\n",
+            crt.display(),
+            key.display()
+        ),
+    );
+    let dns = SignedDns::start(
+        "127.0.0.1",
+        &[mail_zone(
+            "norequire.test",
+            ip,
+            port,
+            &tlsa,
+            Signing::Signed,
+        )],
+    );
+    let s = sender(&dns, port, "");
+
+    // Without REQUIRETLS: over DANE to Postfix.
+    let plain = relayed_id(&relay_over_tls(
+        &s,
+        "",
+        "carol@norequire.test",
+        &message("dane to postfix", "", "Hello."),
+    ));
+    let line = wait_status(&s, &plain, "carol@norequire.test", "sent", 30);
+    assert_contains(&line, "tls=dane (");
+    let got = postfix.wait_maildir("carol", 1, 10);
+    assert!(
+        got.iter().any(|m| m.contains("Subject: dane to postfix")),
+        "{got:#?}\n{}",
+        postfix.log()
+    );
+
+    // With it: Postfix does not offer REQUIRETLS, so 5.7.30 and a report.
+    let body = "Not for a server without REQUIRETLS.";
+    let id = relayed_id(&relay_over_tls(
+        &s,
+        " REQUIRETLS",
+        "carol@norequire.test",
+        &message("required", "", body),
+    ));
+    let line = wait_status(&s, &id, "carol@norequire.test", "bounced", 30);
+    assert_contains(&line, "dsn=5.7.30");
+    assert_contains(&line, "does not offer REQUIRETLS");
+    let report = s.wait_mail_with(
+        "example.test",
+        "alice",
+        &["5.7.30", "Subject: required"],
+        10,
+    );
+    assert!(!report.contains(body), "the body came back:\n{report}");
+    assert_eq!(postfix.maildir("carol").len(), 1, "{}", postfix.log());
+}
