@@ -9,7 +9,13 @@
 //! delivery line with its `tls=<policy> (<why>)`, the TLS line). A DANE
 //! host that fails is never sent to in plaintext: the failing cases wait
 //! for more than one attempt and then find no transaction at the receiver.
+//!
+//! Here: which policy DNSSEC and the configuration give a domain. The
+//! certificate checks are in dane/certificates.rs, REQUIRETLS in
+//! dane/requiretls.rs.
 
+#[path = "dane/certificates.rs"]
+mod certificates;
 mod common;
 mod peers;
 #[path = "dane/requiretls.rs"]
@@ -20,114 +26,6 @@ mod support;
 use common::*;
 use peers::*;
 use support::*;
-
-/// The line of the sender's log saying how the TLS connection of message
-/// `id` to `host` went (`Verified`/`Untrusted` …).
-fn tls_line(server: &Server, id: &str, host: &str) -> String {
-    let lines = log_lines(
-        server,
-        &[
-            &format!("{id}: "),
-            &format!("TLS connection established to {host}["),
-        ],
-    );
-    assert_eq!(lines.len(), 1, "{lines:#?}\n{}", server.log());
-    lines[0].clone()
-}
-
-/// The receiver took no message for `user@domain` (no plaintext retry, no
-/// transaction at all): nothing delivered, nothing queued, no delivery
-/// attempt logged.
-fn nothing_received(mx: &Server, domain: &str, user: &str) {
-    let rcpt = format!("{user}@{domain}");
-    assert!(
-        mx.maildir(domain, user).is_empty(),
-        "{rcpt} got mail:\n{}",
-        mx.log()
-    );
-    assert!(
-        log_lines(mx, &[&format!("to=<{rcpt}>")]).is_empty(),
-        "the receiver took a message for {rcpt}:\n{}",
-        mx.log()
-    );
-    assert!(
-        !queue_json(mx)
-            .iter()
-            .any(|m| m["recipients"][0]["address"] == rcpt.as_str()),
-        "the receiver queued a message for {rcpt}"
-    );
-}
-
-#[test]
-fn a_matching_dane_ee_record_delivers_over_verified_tls() {
-    let ip = "127.0.21.1";
-    let cert = self_signed("mx.dane.test");
-    let tlsa = tlsa_rdata(3, 1, 1, &cert.der);
-    let t = Dane::start(
-        ip,
-        &["dane.test"],
-        ReceiverTls::Cert(&cert),
-        |port| vec![mail_zone("dane.test", ip, port, &tlsa, Signing::Signed)],
-        "",
-    );
-
-    let id = t.send("carol@dane.test", &message("over dane", "", "Hello."));
-    let line = wait_status(&t.sender, &id, "carol@dane.test", "sent", 30);
-    assert_contains(&line, &format!("relay=mx.dane.test[{ip}]:{}", t.mx.mx_port));
-    assert_contains(
-        &line,
-        &format!("tls=dane (MX and TLSA records of mx.dane.test are DNSSEC-signed: {tlsa})"),
-    );
-    // Self-signed: only the TLSA match makes it "Verified".
-    let tls = tls_line(&t.sender, &id, "mx.dane.test");
-    assert_contains(&tls, ": Verified TLS connection established");
-    assert_contains(&tls, "(DANE: DANE-EE 3 1 1 matched)");
-    t.mx.wait_mail_with(
-        "dane.test",
-        "carol",
-        &["Subject: over dane", "(faxmta) with ESMTPS"],
-        10,
-    );
-}
-
-#[test]
-fn a_tlsa_record_that_does_not_match_defers_and_never_falls_back_to_plaintext() {
-    let ip = "127.0.21.2";
-    let cert = self_signed("mx.wrong.test");
-    let other = self_signed("mx.wrong.test");
-    let tlsa = tlsa_rdata(3, 1, 1, &other.der);
-    let t = Dane::start(
-        ip,
-        &["wrong.test"],
-        ReceiverTls::Cert(&cert),
-        |port| vec![mail_zone("wrong.test", ip, port, &tlsa, Signing::Signed)],
-        "",
-    );
-
-    let id = t.send("carol@wrong.test", &message("mismatch", "", "Hello."));
-    let line = wait_status(&t.sender, &id, "carol@wrong.test", "deferred", 30);
-    assert_contains(&line, "dsn=4.7.5");
-    assert_contains(&line, "DANE: the certificate of mx.wrong.test[");
-    assert_contains(&line, "does not match its TLSA records");
-    // Tried again (retry = 1s), and still the same, never in plaintext.
-    wait_attempts(&t.sender, &id, 3);
-    let env = find_queued(&t.sender, &id).unwrap();
-    assert_eq!(env["recipients"][0]["state"], "deferred", "{env}");
-    assert_eq!(env["recipients"][0]["last_reply"]["code"], 451, "{env}");
-    // The sender did reach the receiver and finish the handshake …
-    assert!(
-        log_lines(&t.mx, &["TLS established"]).len() >= 3,
-        "{}",
-        t.mx.log()
-    );
-    // … and sent nothing after it, or without it.
-    nothing_received(&t.mx, "wrong.test", "carol");
-    assert!(
-        log_lines(&t.sender, &["without TLS"]).is_empty(),
-        "{}",
-        t.sender.log()
-    );
-}
 
 #[test]
 fn a_bogus_tlsa_record_defers_without_connecting() {
@@ -192,36 +90,6 @@ fn an_unsigned_domain_gets_opportunistic_tls_and_its_tlsa_records_are_ignored() 
         &["Subject: insecure", "with ESMTPS"],
         10,
     );
-}
-
-#[test]
-fn a_dane_ta_record_of_the_issuing_ca_delivers() {
-    let ip = "127.0.21.5";
-    // faxmta's [tls] cert file holds the chain (leaf, then CA); the
-    // receiver sends it all, and the TLSA record is the CA's.
-    let (ca, leaf) = ca_and_leaf("mx.ta.test");
-    let tlsa = tlsa_rdata(2, 0, 1, &ca.der);
-    let t = Dane::start(
-        ip,
-        &["ta.test"],
-        ReceiverTls::Cert(&leaf),
-        |port| vec![mail_zone("ta.test", ip, port, &tlsa, Signing::Signed)],
-        "",
-    );
-
-    let id = t.send("carol@ta.test", &message("dane-ta", "", "Hello."));
-    let line = wait_status(&t.sender, &id, "carol@ta.test", "sent", 30);
-    assert_contains(
-        &line,
-        &format!("tls=dane (MX and TLSA records of mx.ta.test are DNSSEC-signed: {tlsa})"),
-    );
-    let tls = tls_line(&t.sender, &id, "mx.ta.test");
-    assert_contains(&tls, ": Verified TLS connection established");
-    assert_contains(
-        &tls,
-        "(DANE: DANE-TA 2 0 1 at depth 1 for mx.ta.test matched)",
-    );
-    t.mx.wait_mail_with("ta.test", "carol", &["Subject: dane-ta"], 10);
 }
 
 #[test]

@@ -220,3 +220,40 @@ impl Dane {
         send(&self.sender, ALICE, to, msg)
     }
 }
+
+/// The line of the sender's log saying how the TLS connection of message
+/// `id` to `host` went (`Verified`/`Untrusted` …).
+pub fn tls_line(server: &Server, id: &str, host: &str) -> String {
+    let lines = log_lines(
+        server,
+        &[
+            &format!("{id}: "),
+            &format!("TLS connection established to {host}["),
+        ],
+    );
+    assert_eq!(lines.len(), 1, "{lines:#?}\n{}", server.log());
+    lines[0].clone()
+}
+
+/// The receiver took no message for `user@domain` (no plaintext retry, no
+/// transaction at all): nothing delivered, nothing queued, no delivery
+/// attempt logged.
+pub fn nothing_received(mx: &Server, domain: &str, user: &str) {
+    let rcpt = format!("{user}@{domain}");
+    assert!(
+        mx.maildir(domain, user).is_empty(),
+        "{rcpt} got mail:\n{}",
+        mx.log()
+    );
+    assert!(
+        log_lines(mx, &[&format!("to=<{rcpt}>")]).is_empty(),
+        "the receiver took a message for {rcpt}:\n{}",
+        mx.log()
+    );
+    assert!(
+        !queue_json(mx)
+            .iter()
+            .any(|m| m["recipients"][0]["address"] == rcpt.as_str()),
+        "the receiver queued a message for {rcpt}"
+    );
+}
