@@ -274,3 +274,117 @@ fn a_domain_without_mx_whose_bogus_address_defers_rather_than_bounces() {
         t.sender.log()
     );
 }
+
+#[test]
+fn a_signed_domain_without_tlsa_records_gets_opportunistic_tls() {
+    let ip = "127.0.21.18";
+    let cert = self_signed("mx.notlsa.test");
+    // Signed throughout; the TLSA name does not exist (NXDOMAIN) for one
+    // MX host and exists without TLSA (NODATA) for the other: both are
+    // proven absent (NSEC3), so both hosts are not DANE hosts.
+    let t = Dane::start(
+        ip,
+        &["notlsa.test", "nodata.test"],
+        ReceiverTls::Cert(&cert),
+        |port| {
+            vec![
+                Zone::new(
+                    "notlsa.test",
+                    &["@ IN MX 10 mx", &format!("mx IN A {ip}")],
+                    Signing::Signed,
+                ),
+                Zone::new(
+                    "nodata.test",
+                    &[
+                        "@ IN MX 10 mx",
+                        &format!("mx IN A {ip}"),
+                        &format!("_{port}._tcp.mx IN TXT \"no TLSA here\""),
+                    ],
+                    Signing::Signed,
+                ),
+            ]
+        },
+        "",
+    );
+
+    for domain in ["notlsa.test", "nodata.test"] {
+        let rcpt = format!("carol@{domain}");
+        let id = t.send(&rcpt, &message(domain, "", "Hello."));
+        let line = wait_status(&t.sender, &id, &rcpt, "sent", 30);
+        assert_contains(
+            &line,
+            &format!("tls=opportunistic (mx.{domain} has no TLSA records; no MTA-STS policy)"),
+        );
+        t.mx.wait_mail_with(domain, "carol", &[&format!("Subject: {domain}")], 10);
+    }
+}
+
+#[test]
+fn a_signed_mx_pointing_into_an_unsigned_zone_is_not_a_dane_host() {
+    let ip = "127.0.21.19";
+    let cert = self_signed("mx.plainhost.test");
+    // The MX record is signed, the host's zone is not: its TLSA record
+    // (which would not match) must not count (RFC 7672 §2.2.2).
+    let wrong = tlsa_rdata(3, 1, 1, &self_signed("other").der);
+    let t = Dane::start(
+        ip,
+        &["signedmx.test"],
+        ReceiverTls::Cert(&cert),
+        |port| {
+            vec![
+                Zone::new(
+                    "signedmx.test",
+                    &["@ IN MX 10 mx.plainhost.test."],
+                    Signing::Signed,
+                ),
+                mail_zone("plainhost.test", ip, port, &wrong, Signing::Unsigned),
+            ]
+        },
+        "",
+    );
+
+    let id = t.send("carol@signedmx.test", &message("split", "", "Hello."));
+    let line = wait_status(&t.sender, &id, "carol@signedmx.test", "sent", 30);
+    assert_contains(
+        &line,
+        "tls=opportunistic (the addresses of mx.plainhost.test are not DNSSEC-signed; no MTA-STS policy)",
+    );
+    t.mx.wait_mail_with("signedmx.test", "carol", &["Subject: split"], 10);
+}
+
+#[test]
+fn unusable_tlsa_records_still_mean_tls() {
+    let ip = "127.0.21.20";
+    let cert = self_signed("mx.unusable.test");
+    // PKIX-EE (1): not for SMTP (RFC 7672 §3.1.3), but a secure TLSA
+    // RRset still says the server does TLS: mandatory, unauthenticated.
+    let unusable = tlsa_rdata(1, 1, 1, &cert.der);
+    let t = Dane::start(
+        ip,
+        &["unusable.test"],
+        ReceiverTls::Cert(&cert),
+        |port| {
+            vec![mail_zone(
+                "unusable.test",
+                ip,
+                port,
+                &unusable,
+                Signing::Signed,
+            )]
+        },
+        "",
+    );
+
+    let id = t.send("carol@unusable.test", &message("unusable", "", "Hello."));
+    let line = wait_status(&t.sender, &id, "carol@unusable.test", "sent", 30);
+    assert_contains(
+        &line,
+        "tls=dane (the TLSA records of mx.unusable.test are all unusable: TLS without authentication)",
+    );
+    t.mx.wait_mail_with(
+        "unusable.test",
+        "carol",
+        &["Subject: unusable", "with ESMTPS"],
+        10,
+    );
+}
