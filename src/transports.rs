@@ -5,6 +5,7 @@
 //! `register` line here.
 
 use crate::config::Config;
+use faxmta_smtp::sts::Sts;
 use faxmta_smtp::{Callout, ClientSettings, Dns, LmtpTransport, SmtpSettings, SmtpTransport, Tls};
 use faxmta_transport::{HopKind, Transport, TransportTable};
 use std::sync::Arc;
@@ -29,7 +30,7 @@ pub fn client_settings(config: &Config, lmtp: bool) -> Result<ClientSettings, St
     let out = &config.outbound;
     Ok(ClientSettings {
         helo: out.helo.clone().unwrap_or_else(|| config.hostname.clone()),
-        tls: Tls::new()?,
+        tls: Tls::with_roots(config.outbound.ca_file.as_deref())?,
         timeouts: out.timeouts(),
         lmtp,
         signer: (!lmtp && !config.dkim.is_empty())
@@ -66,16 +67,56 @@ pub fn outbound_dns(config: &Config) -> Result<Dns, String> {
     )
 }
 
+/// The MTA-STS policy cache: one per process, kept across reloads (its
+/// policies and its file outlive a transport); `None` when `[outbound]
+/// mta_sts = false`. `persist`: the server keeps policies in
+/// `mta_sts_cache`; a command-line tool fetches without writing it.
+pub fn mta_sts(config: &Config, dns: &Dns, persist: bool) -> Result<Option<Arc<Sts>>, String> {
+    static SHARED: std::sync::OnceLock<Arc<Sts>> = std::sync::OnceLock::new();
+    let out = &config.outbound;
+    if !out.mta_sts {
+        return Ok(None);
+    }
+    let make = || -> Result<Arc<Sts>, String> {
+        let tls = Tls::with_roots(out.ca_file.as_deref())?;
+        let file = persist.then(|| {
+            out.mta_sts_cache.clone().unwrap_or_else(|| {
+                let queue = &config.queue.path;
+                queue
+                    .parent()
+                    .map(|p| p.join("mta-sts.json"))
+                    .unwrap_or_else(|| queue.join("mta-sts.json"))
+            })
+        });
+        Ok(Arc::new(Sts::new(
+            dns.resolver().clone(),
+            tls.verifying,
+            out.mta_sts_port,
+            file,
+        )))
+    };
+    if !persist {
+        return make().map(Some);
+    }
+    if let Some(sts) = SHARED.get() {
+        return Ok(Some(sts.clone()));
+    }
+    let sts = make()?;
+    Ok(Some(SHARED.get_or_init(|| sts).clone()))
+}
+
 /// The outbound SMTP transport as `[dns]` and `[outbound]` describe it.
 pub fn smtp_transport(config: &Config) -> Result<SmtpTransport, String> {
     let dns = outbound_dns(config)?;
     let out = &config.outbound;
+    let sts = mta_sts(config, &dns, true)?;
     Ok(SmtpTransport::new(
         dns,
         SmtpSettings {
             client: client_settings(config, false)?,
             port: out.port,
             security: out.security(),
+            sts,
             myself: config.myself(),
             max_received: out.max_received,
             idle_per_host: config.queue.destination_concurrency,

@@ -9,7 +9,7 @@ use crate::router::{BackupRoute, EtrnRoute, Route, Router};
 use faxmta_fax::dialplan::Action;
 use faxmta_fax::directory::FaxTarget;
 use faxmta_queue::format_duration;
-use faxmta_smtp::{BackupPlan, Dns, TlsPolicy};
+use faxmta_smtp::{Asked, BackupPlan, Dns, Planner, TlsPolicy};
 use faxmta_transport::{BackupMxHop, LmtpTarget, NextHop, RelayHop};
 use std::fmt::Write;
 use std::net::IpAddr;
@@ -377,42 +377,83 @@ pub async fn explain(config: &Config, address: &str) -> Result<String, String> {
                 "route:   SMTP to the MX hosts of {domain} (port {}):",
                 config.outbound.port
             );
-            let dns = Dns::new(&config.dns.nameservers, config.dns.timeout.std())?;
-            match dns.mx(&domain).await {
-                Ok(hosts) => {
-                    for (n, h) in hosts.iter().enumerate() {
-                        let addrs = address_list(&dns.addresses(&h.name).await);
-                        let implicit = if h.implicit {
-                            " (no MX: the domain itself)"
-                        } else {
-                            ""
-                        };
-                        let _ = writeln!(
-                            out,
-                            "  {}. {} preference {}{implicit}: {addrs}",
-                            n + 1,
-                            h.name,
-                            h.preference
-                        );
-                    }
-                    let _ = writeln!(
-                        out,
-                        "  (hosts of equal preference are tried in random order)"
-                    );
-                }
-                Err(e) => {
-                    let what = if e.is_permanent() {
-                        "fails"
-                    } else {
-                        "is deferred"
-                    };
-                    let _ = writeln!(out, "  none: {e} — delivery {what}");
-                }
-            }
-            let _ = writeln!(out, "tls:     {}", tls_words(config.outbound.tls.policy()));
+            remote_lines(&mut out, config, &domain).await?;
         }
     }
     Ok(out)
+}
+
+/// The MX hosts of a remote domain in order, each with the TLS policy
+/// delivery would use and why (DANE, MTA-STS, the configured one) — the
+/// transport's own planner, so what is printed is what happens.
+async fn remote_lines(out: &mut String, config: &Config, domain: &str) -> Result<(), String> {
+    let dns = crate::transports::outbound_dns(config)?;
+    let planner = Planner {
+        sts: crate::transports::mta_sts(config, &dns, false)?,
+        dns,
+        settings: config.outbound.security(),
+        port: config.outbound.port,
+    };
+    let plan = match planner.domain(domain, Asked::default()).await {
+        Ok(plan) => plan,
+        Err((permanent, reply)) => {
+            let what = if permanent { "fails" } else { "is deferred" };
+            let _ = writeln!(out, "  none: {} — delivery {what}", reply.text);
+            return Ok(());
+        }
+    };
+    let mut policies = Vec::new();
+    for (n, h) in plan.hosts.iter().enumerate() {
+        let implicit = if h.implicit {
+            " (no MX: the domain itself)"
+        } else {
+            ""
+        };
+        let head = format!(
+            "  {}. {} preference {}{implicit}",
+            n + 1,
+            h.name,
+            h.preference
+        );
+        match planner.host(&plan, h).await {
+            Ok(host) => {
+                let addrs: Vec<String> = host.addrs.iter().map(|ip| ip.to_string()).collect();
+                let _ = writeln!(out, "{head}: {}", addrs.join(", "));
+                policies.push(format!("  {}: {}", h.name, host.describe()));
+            }
+            Err(e) => {
+                let _ = writeln!(out, "{head}: not used: {}", e.error.reply);
+                policies.push(format!("  {}: not used: {}", h.name, e.error.reply));
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  (hosts of equal preference are tried in random order)"
+    );
+    let mx = if plan.mx_secure {
+        "DNSSEC-signed".to_string()
+    } else {
+        plan.no_dane
+            .clone()
+            .unwrap_or_else(|| "not DNSSEC-signed".into())
+    };
+    let _ = writeln!(out, "mx:      {mx}");
+    let (policy, per_domain) = plan.configured;
+    let from = if per_domain {
+        format!("[outbound.tls_policy] for {domain}")
+    } else {
+        "[outbound] tls".to_string()
+    };
+    let _ = writeln!(
+        out,
+        "tls:     {} ({from}, where no DANE or MTA-STS policy applies); per host:",
+        tls_words(policy)
+    );
+    for line in policies {
+        let _ = writeln!(out, "{line}");
+    }
+    Ok(())
 }
 
 /// Run the command.

@@ -119,6 +119,16 @@ pub struct OutboundConfig {
     /// The TLS policy per destination domain, over `tls`: `"dane"`
     /// (DANE required) or any `tls` value.
     pub tls_policy: std::collections::BTreeMap<String, OutboundTls>,
+    /// CA certificates (PEM) trusted beside Mozilla's roots, for
+    /// `verify`, MTA-STS and REQUIRETLS.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Apply the MTA-STS policies of recipient domains (RFC 8461).
+    pub mta_sts: bool,
+    /// Where fetched MTA-STS policies are kept across restarts; default:
+    /// `mta-sts.json` beside the queue directory (`var/mta-sts.json`).
+    pub mta_sts_cache: Option<std::path::PathBuf>,
+    /// The HTTPS port policies are fetched from (443; tests use others).
+    pub mta_sts_port: u16,
 }
 
 impl Default for OutboundConfig {
@@ -138,6 +148,10 @@ impl Default for OutboundConfig {
             max_received: 50,
             dane: DaneSetting::Opportunistic,
             tls_policy: std::collections::BTreeMap::new(),
+            ca_file: None,
+            mta_sts: true,
+            mta_sts_cache: None,
+            mta_sts_port: 443,
         }
     }
 }

@@ -37,7 +37,9 @@ mod lmtp;
 pub mod mx;
 pub mod pop3;
 pub mod secure;
+pub mod sts;
 pub mod tls;
+pub mod tlsrpt;
 mod transaction;
 
 mod suspend;
@@ -76,6 +78,8 @@ pub struct SmtpSettings {
     pub port: u16,
     /// TLS: the configured policy, DANE, per-domain policies.
     pub security: SecuritySettings,
+    /// MTA-STS policies (none: MTA-STS is off).
+    pub sts: Option<std::sync::Arc<sts::Sts>>,
     /// Our names and listeners: an MX host with one of the names, or
     /// whose address and `port` are one of the listeners, is us.
     pub myself: Myself,
@@ -110,6 +114,7 @@ impl SmtpTransport {
                 dns: dns.clone(),
                 settings: settings.security.clone(),
                 port: settings.port,
+                sts: settings.sts.clone(),
             },
             dns,
             suspended: suspend::Suspended::new(settings.suspend),

@@ -27,11 +27,13 @@
 use crate::dane::DaneCheck;
 use crate::dnssec::TlsaAnswer;
 use crate::mx::{Dns, DnsError, MxHost};
+use crate::sts::{Lookup, Mode, Policy, Sts};
 use crate::{HopError, TlsFailure, TlsPolicy};
 use faxmta_queue::Reply;
 use faxmta_transport::Job;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// The outbound TLS settings (`[outbound] tls`, `dane`,
 /// `[outbound.tls_policy]`).
@@ -109,6 +111,11 @@ pub struct DomainPlan {
     pub asked: Asked,
     /// Why DANE is not looked at for this domain, if it is not.
     pub no_dane: Option<String>,
+    /// The domain's MTA-STS policy (mode enforce or testing).
+    pub sts: Option<Arc<Policy>>,
+    /// The domain publishes MTA-STS but its policy could not be had (and
+    /// none is cached): delivery goes on as without, and it is reported.
+    pub sts_failed: Option<(mail_auth::report::tlsrpt::ResultType, String)>,
 }
 
 /// How one host is approached.
@@ -149,6 +156,8 @@ pub struct Planner {
     pub settings: SecuritySettings,
     /// The port MX hosts are contacted on (TLSA at `_PORT._tcp.HOST`).
     pub port: u16,
+    /// MTA-STS policies (none: MTA-STS is off).
+    pub sts: Option<Arc<Sts>>,
 }
 
 impl Planner {
@@ -223,6 +232,20 @@ impl Planner {
                 ),
             ));
         }
+        let (mut sts, mut sts_failed) = (None, None);
+        if let (Some(cache), false) = (&self.sts, asked.ignore_policies) {
+            match cache.policy(domain).await {
+                Lookup::Policy(p) if p.mode != Mode::None => sts = Some(p),
+                Lookup::Policy(_) | Lookup::None => {}
+                Lookup::Failed {
+                    reason,
+                    result_type,
+                } => {
+                    tracing::warn!("MTA-STS policy of {domain}: {reason}");
+                    sts_failed = Some((result_type, reason));
+                }
+            }
+        }
         Ok(DomainPlan {
             domain: domain.to_ascii_lowercase(),
             hosts,
@@ -231,6 +254,8 @@ impl Planner {
             configured,
             asked,
             no_dane,
+            sts,
+            sts_failed,
         })
     }
 
@@ -317,22 +342,58 @@ impl Planner {
             )
             .into());
         }
+        // MTA-STS (RFC 8461 §4.2), for hosts DANE does not cover.
+        let listed = plan.sts.as_ref().is_some_and(|p| p.matches(&mx.name));
+        if let Some(policy) = plan.sts.as_ref().filter(|p| p.mode == Mode::Enforce) {
+            if !listed {
+                return Err(HopError::tls(
+                    format!(
+                        "MX host {} is not listed in the MTA-STS policy of {} (mx: {})",
+                        mx.name,
+                        plan.domain,
+                        policy.mx.join(", ")
+                    ),
+                    TlsFailure::CertificateHostMismatch,
+                )
+                .into());
+            }
+            let tls = if configured == TlsPolicy::Off {
+                TlsPolicy::Off
+            } else {
+                TlsPolicy::Verify
+            };
+            return Ok(HostPlan {
+                addrs,
+                tls,
+                dane: None,
+                name: "mta-sts",
+                why: format!(
+                    "{why_not_dane}; MTA-STS policy {} of {} in enforce mode lists {}",
+                    policy.id, plan.domain, mx.name
+                ),
+            });
+        }
         let mut host = HostPlan {
             addrs,
             tls: configured,
             dane: None,
             name: policy_name(configured),
-            why: if per_domain {
-                format!("{why_not_dane}; [outbound.tls_policy] for {}", plan.domain)
-            } else {
-                format!("{why_not_dane}; no MTA-STS policy")
+            why: match (&plan.sts, per_domain) {
+                (Some(p), _) => format!(
+                    "{why_not_dane}; MTA-STS policy {} of {} in testing mode: failures are reported, not enforced",
+                    p.id, plan.domain
+                ),
+                (None, true) => {
+                    format!("{why_not_dane}; [outbound.tls_policy] for {}", plan.domain)
+                }
+                (None, false) => format!("{why_not_dane}; no MTA-STS policy"),
             },
         };
         if plan.asked.ignore_policies {
             host.why = "the message says TLS-Required: No".into();
         }
         if plan.asked.requiretls {
-            if !plan.mx_secure {
+            if !plan.mx_secure && !listed {
                 return Err(HopError::requiretls(format!(
                     "the MX records of {} are neither DNSSEC-signed nor covered by MTA-STS",
                     plan.domain
@@ -341,7 +402,12 @@ impl Planner {
             }
             host.tls = TlsPolicy::Verify;
             host.name = "verify";
-            host.why = format!("REQUIRETLS, MX records DNSSEC-signed, {why_not_dane}");
+            let mx_by = if plan.mx_secure {
+                "MX records DNSSEC-signed"
+            } else {
+                "MX host listed by MTA-STS"
+            };
+            host.why = format!("REQUIRETLS, {mx_by}, {why_not_dane}");
         }
         Ok(host)
     }

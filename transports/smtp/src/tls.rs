@@ -6,6 +6,7 @@
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use std::sync::Arc;
@@ -58,18 +59,52 @@ impl ServerCertVerifier for AcceptAny {
 #[derive(Clone)]
 pub struct Tls {
     pub config: Arc<ClientConfig>,
+    /// A configuration that verifies during the handshake (same roots),
+    /// for HTTPS fetches such as MTA-STS policies and TLS reports.
+    pub verifying: Arc<ClientConfig>,
     verifier: Arc<WebPkiServerVerifier>,
 }
 
 impl Tls {
+    /// Mozilla's roots.
     pub fn new() -> Result<Tls, String> {
+        Tls::with_roots(None)
+    }
+
+    /// Mozilla's roots and the CA certificates in the PEM file `extra`
+    /// (`[outbound] ca_file`: a private CA).
+    pub fn with_roots(extra: Option<&std::path::Path>) -> Result<Tls, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        let verifier =
-            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .build()
-                .map_err(|e| format!("TLS verifier: {e}"))?;
+        if let Some(path) = extra {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("[outbound] ca_file {}: {e}", path.display()))?;
+            let mut added = 0;
+            for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+                let cert =
+                    cert.map_err(|e| format!("[outbound] ca_file {}: {e}", path.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("[outbound] ca_file {}: {e}", path.display()))?;
+                added += 1;
+            }
+            if added == 0 {
+                return Err(format!(
+                    "[outbound] ca_file {}: no certificate in it",
+                    path.display()
+                ));
+            }
+        }
+        let roots = Arc::new(roots);
+        let verifying = ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| format!("TLS client: {e}"))?
+            .with_root_certificates(roots.clone())
+            .with_no_client_auth();
+        let verifier = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+            .build()
+            .map_err(|e| format!("TLS verifier: {e}"))?;
         let config = ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| format!("TLS client: {e}"))?
@@ -80,6 +115,7 @@ impl Tls {
             .with_no_client_auth();
         Ok(Tls {
             config: Arc::new(config),
+            verifying: Arc::new(verifying),
             verifier,
         })
     }
@@ -113,4 +149,25 @@ pub fn describe(conn: &rustls::ClientConnection) -> (String, String) {
         .map(|s| format!("{:?}", s.suite()))
         .unwrap_or_else(|| "unknown".into());
     (version, cipher)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_file_adds_its_certificates_and_a_bad_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = rcgen::generate_simple_self_signed(vec!["ca.test".to_string()]).unwrap();
+        let good = dir.path().join("ca.pem");
+        std::fs::write(&good, ca.cert.pem()).unwrap();
+        assert!(Tls::with_roots(Some(&good)).is_ok());
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "no certificate here\n").unwrap();
+        let err = Tls::with_roots(Some(&empty)).err().unwrap();
+        assert!(err.contains("no certificate in it"), "{err}");
+        let missing = dir.path().join("missing.pem");
+        let err = Tls::with_roots(Some(&missing)).err().unwrap();
+        assert!(err.contains("[outbound] ca_file"), "{err}");
+    }
 }

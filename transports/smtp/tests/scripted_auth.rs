@@ -133,9 +133,8 @@ async fn listener() -> (TcpListener, std::net::SocketAddr) {
 
 fn security(policy: TlsPolicy, credentials: &Credentials) -> Security<'_> {
     Security {
-        tls: policy,
-        implicit_tls: false,
         auth: Some(credentials),
+        ..Security::starttls(policy)
     }
 }
 
@@ -282,7 +281,10 @@ fn transport() -> SmtpTransport {
         SmtpSettings {
             client: settings(),
             port: 25,
-            tls: TlsPolicy::Opportunistic,
+            security: faxmta_smtp::SecuritySettings {
+                default: TlsPolicy::Opportunistic,
+                ..Default::default()
+            },
             myself: Default::default(),
             max_received: 50,
             idle_per_host: 4,
