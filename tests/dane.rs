@@ -52,6 +52,8 @@ fn a_bogus_tlsa_record_defers_without_connecting() {
         "the sender connected to a host whose TLSA records are bogus:\n{}",
         t.mx.log()
     );
+    let route = cli_ok(&t.sender, &["route", "carol@bogus.test"]);
+    assert_contains(&route, "mx.bogus.test: not used: 451 4.7.5 ");
 }
 
 #[test]

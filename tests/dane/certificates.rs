@@ -37,6 +37,15 @@ fn a_matching_dane_ee_record_delivers_over_verified_tls() {
         &["Subject: over dane", "(faxmta) with ESMTPS"],
         10,
     );
+    // `faxmta route` asks the same planner.
+    let route = cli_ok(&t.sender, &["route", "carol@dane.test"]);
+    assert_contains(&route, "mx:      DNSSEC-signed");
+    assert_contains(
+        &route,
+        &format!(
+            "  mx.dane.test: dane (MX and TLSA records of mx.dane.test are DNSSEC-signed: {tlsa})"
+        ),
+    );
 }
 
 #[test]
