@@ -205,3 +205,73 @@ fn a_dane_ta_record_needs_the_ca_in_the_chain_the_server_sends() {
     wait_attempts(&t.sender, &id, 2);
     nothing_received(&t.mx, "leafonly.test", "carol");
 }
+
+#[test]
+fn a_host_whose_tlsa_does_not_match_makes_way_for_the_next_mx() {
+    let ip = "127.0.21.21";
+    let cert = self_signed("mx.two.test");
+    let good = tlsa_rdata(3, 1, 1, &cert.der);
+    let wrong = tlsa_rdata(3, 1, 1, &self_signed("mx.two.test").der);
+    // Two names for the same receiver; the preferred one publishes a key
+    // that is not the receiver's.
+    let t = Dane::start(
+        ip,
+        &["two.test"],
+        ReceiverTls::Cert(&cert),
+        |port| {
+            vec![Zone::new(
+                "two.test",
+                &[
+                    "@ IN MX 10 mx1",
+                    "@ IN MX 20 mx2",
+                    &format!("mx1 IN A {ip}"),
+                    &format!("mx2 IN A {ip}"),
+                    &format!("_{port}._tcp.mx1 IN TLSA {wrong}"),
+                    &format!("_{port}._tcp.mx2 IN TLSA {good}"),
+                ],
+                Signing::Signed,
+            )]
+        },
+        "",
+    );
+
+    let id = t.send("carol@two.test", &message("second mx", "", "Hello."));
+    let line = wait_status(&t.sender, &id, "carol@two.test", "sent", 30);
+    assert_contains(&line, &format!("relay=mx2.two.test[{ip}]:{}", t.mx.mx_port));
+    assert_contains(
+        &line,
+        &format!("tls=dane (MX and TLSA records of mx2.two.test are DNSSEC-signed: {good})"),
+    );
+    assert_eq!(
+        log_lines(
+            &t.sender,
+            &[
+                &format!("{id}: DANE: the certificate of mx1.two.test["),
+                "does not match"
+            ]
+        )
+        .len(),
+        1,
+        "{}",
+        t.sender.log()
+    );
+    t.mx.wait_mail_with("two.test", "carol", &["Subject: second mx"], 10);
+    // The connection kept from mx2 is not one to mx1, though the address
+    // is the same: the next message again goes to mx2, after mx1 failed.
+    let next = t.send("carol@two.test", &message("again", "", "Hello."));
+    let line = wait_status(&t.sender, &next, "carol@two.test", "sent", 30);
+    assert_contains(&line, &format!("relay=mx2.two.test[{ip}]:{}", t.mx.mx_port));
+    assert_eq!(
+        log_lines(
+            &t.sender,
+            &[
+                &format!("{next}: DANE: the certificate of mx1.two.test["),
+                "does not match"
+            ]
+        )
+        .len(),
+        1,
+        "{}",
+        t.sender.log()
+    );
+}
