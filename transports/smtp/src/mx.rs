@@ -207,7 +207,7 @@ pub(crate) async fn addresses_with(
             let secure = all_secure(ips.as_lookup().answers());
             let ips: Vec<IpAddr> = ips.iter().collect();
             if ips.is_empty() {
-                Err(DnsError::NotFound(format!("host {host} has no address")))
+                Err(no_address(resolver, host).await)
             } else {
                 Ok((ips, secure))
             }
@@ -215,15 +215,27 @@ pub(crate) async fn addresses_with(
         Err(e) if e.is_nx_domain() => Err(DnsError::NotFound(format!(
             "host {host} not found (NXDOMAIN)"
         ))),
-        Err(e) if e.is_no_records_found() => {
-            Err(DnsError::NotFound(format!("host {host} has no address")))
-        }
+        Err(e) if e.is_no_records_found() => Err(no_address(resolver, host).await),
         Err(e) if is_bogus(&e) => Err(DnsError::Bogus(format!(
             "address lookup for {host}: DNSSEC validation failed"
         ))),
         Err(e) => Err(DnsError::Temporary(format!(
             "address lookup for {host} failed: {e}"
         ))),
+    }
+}
+
+/// Why `host` has no address: none, or a bogus A RRset. `lookup_ip`
+/// (A, then AAAA if that fails, for any reason) answers with the AAAA
+/// lookup, so a bogus A set would read as "no address", a permanent
+/// failure (a domain without MX would bounce); asked for alone, it is a
+/// bogus answer, which defers.
+async fn no_address(resolver: &TokioResolver, host: &str) -> DnsError {
+    match resolver.lookup(fqdn(host).as_str(), RecordType::A).await {
+        Err(e) if is_bogus(&e) => DnsError::Bogus(format!(
+            "address lookup for {host}: DNSSEC validation failed"
+        )),
+        _ => DnsError::NotFound(format!("host {host} has no address")),
     }
 }
 
