@@ -70,7 +70,8 @@ pub fn outbound_dns(config: &Config) -> Result<Dns, String> {
 /// The MTA-STS policy cache: one per process, kept across reloads (its
 /// policies and its file outlive a transport); `None` when `[outbound]
 /// mta_sts = false`. `persist`: the server keeps policies in
-/// `mta_sts_cache`; a command-line tool fetches without writing it.
+/// `mta_sts_cache`; a command-line tool (`faxmta route`) reads that file,
+/// so it plans with the policies delivery uses, but does not write it.
 pub fn mta_sts(config: &Config, dns: &Dns, persist: bool) -> Result<Option<Arc<Sts>>, String> {
     static SHARED: std::sync::OnceLock<Arc<Sts>> = std::sync::OnceLock::new();
     let out = &config.outbound;
@@ -79,21 +80,20 @@ pub fn mta_sts(config: &Config, dns: &Dns, persist: bool) -> Result<Option<Arc<S
     }
     let make = || -> Result<Arc<Sts>, String> {
         let tls = Tls::with_roots(out.ca_file.as_deref())?;
-        let file = persist.then(|| {
-            out.mta_sts_cache.clone().unwrap_or_else(|| {
-                let queue = &config.queue.path;
-                queue
-                    .parent()
-                    .map(|p| p.join("mta-sts.json"))
-                    .unwrap_or_else(|| queue.join("mta-sts.json"))
-            })
+        let file = out.mta_sts_cache.clone().unwrap_or_else(|| {
+            let queue = &config.queue.path;
+            queue
+                .parent()
+                .map(|p| p.join("mta-sts.json"))
+                .unwrap_or_else(|| queue.join("mta-sts.json"))
         });
-        Ok(Arc::new(Sts::new(
+        let sts = Sts::new(
             dns.resolver().clone(),
             tls.verifying,
             out.mta_sts_port,
-            file,
-        )))
+            Some(file),
+        );
+        Ok(Arc::new(if persist { sts } else { sts.read_only() }))
     };
     if !persist {
         return make().map(Some);

@@ -220,6 +220,12 @@ fn the_policy_is_cached_in_memory_and_on_disk_when_its_host_is_gone() {
     w.policy.stop();
     let id = send(&sender, ALICE, RCPT, &message("third", "", "Hello."));
     assert_contains(&status(&sender, &id, "sent"), under_policy_one1);
+    // `faxmta route` says so too: it reads the server's cache file.
+    let route = cli_ok(&sender, &["route", "someone@sts.test"]);
+    assert_contains(
+        &route,
+        "  mx.sts.test: mta-sts (DNSSEC validation is not available; MTA-STS policy one1 of sts.test in enforce mode lists mx.sts.test)",
+    );
 
     // After a restart: from the cache file.
     restart_with(&mut sender, &[]);

@@ -78,6 +78,8 @@ pub struct Sts {
     tls: Arc<rustls::ClientConfig>,
     port: u16,
     cache_file: Option<PathBuf>,
+    /// Whether fetched policies are written to `cache_file`.
+    save: bool,
     timeout: Duration,
     retry_after_failure: Duration,
     state: Mutex<State>,
@@ -136,6 +138,7 @@ impl Sts {
             tls,
             port,
             cache_file,
+            save: true,
             timeout: FETCH_TIMEOUT,
             retry_after_failure: RETRY_AFTER_FAILURE,
             state: Mutex::new(State {
@@ -146,6 +149,13 @@ impl Sts {
             #[cfg(test)]
             skew: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Read the cache file but never write it: for a command-line tool
+    /// beside the running server, whose file it is.
+    pub fn read_only(mut self) -> Sts {
+        self.save = false;
+        self
     }
 
     /// The deadline of one policy fetch (default [`FETCH_TIMEOUT`]).
@@ -275,7 +285,7 @@ impl Sts {
                         fetched: now,
                     },
                 );
-                if let Some(path) = &self.cache_file {
+                if let (Some(path), true) = (&self.cache_file, self.save) {
                     state.policies.retain(|_, e| e.expires() > now);
                     if let Err(e) = cache::save(path, &state.policies) {
                         tracing::warn!("MTA-STS policy cache: {e}");

@@ -177,6 +177,24 @@ async fn sts_cache_file_survives_a_restart() {
 }
 
 #[tokio::test]
+async fn sts_read_only_reads_the_cache_file_and_never_writes_it() {
+    let f = Fixture::new(&["v=STSv1; id=one;"]).await;
+    policy(f.sts().policy("example.test").await);
+    let written = std::fs::read(&f.cache).expect("cache file");
+    // With the policy host gone, a read-only instance (`faxmta route`)
+    // has the policy from the file.
+    f.web.set(|s| s.status = 404);
+    let p = policy(f.sts().read_only().policy("example.test").await);
+    assert_eq!(p.id, "one");
+    // A policy it fetches is not written to the file.
+    f.web.set(|s| s.status = 200);
+    f.dns.set_zone(&zone(&["v=STSv1; id=two;"]));
+    let p = policy(f.sts().read_only().policy("example.test").await);
+    assert_eq!(p.id, "two");
+    assert_eq!(std::fs::read(&f.cache).expect("cache file"), written);
+}
+
+#[tokio::test]
 async fn sts_no_or_unusable_txt_record_is_no_policy() {
     for txt in [
         &[][..],
