@@ -11,11 +11,16 @@
 //! fails and only MTA-STS and the configured policy are left. Each case
 //! looks at both ends: the sender's delivery line with its
 //! `tls=<policy> (<why>)` and its TLS line, and what the receiver took.
+//!
+//! Here: the modes, certificates and the cache. Several MX hosts, an
+//! untrusted policy host and REQUIRETLS are in mta_sts/hosts.rs.
 
 mod common;
 #[allow(dead_code)] // the DANE tests' helpers; this binary uses a few
 #[path = "dane/support.rs"]
 mod dane_support;
+#[path = "mta_sts/hosts.rs"]
+mod hosts;
 mod peers;
 #[path = "mta_sts/support.rs"]
 mod support;
@@ -81,6 +86,20 @@ fn enforce_defers_when_the_certificate_is_self_signed() {
     // Tried again, never in plaintext: the receiver took nothing.
     wait_attempts(&sender, &id, 2);
     nothing_received(&mx, DOMAIN, "carol");
+
+    // `TLS-Required: No` (RFC 8689 §4.2.2) sets the policy aside.
+    let id = send(
+        &sender,
+        ALICE,
+        RCPT,
+        &message("anyway", "TLS-Required: No\r\n", "Hello."),
+    );
+    let line = status(&sender, &id, "sent");
+    assert_contains(
+        &line,
+        ", tls=opportunistic (the message says TLS-Required: No)",
+    );
+    mx.wait_mail_with(DOMAIN, "carol", &["Subject: anyway", "with ESMTPS"], 10);
 }
 
 #[test]
@@ -154,7 +173,7 @@ fn testing_mode_reports_but_delivers_despite_a_bad_certificate() {
 }
 
 #[test]
-fn without_a_txt_record_or_in_mode_none_delivery_is_opportunistic() {
+fn no_txt_or_mode_none_is_opportunistic_until_enforce_is_published() {
     let ip = "127.0.31.6";
     // The host serves an enforce policy the certificate would fail, but
     // without the TXT record it is not even asked for.
@@ -189,6 +208,24 @@ fn without_a_txt_record_or_in_mode_none_delivery_is_opportunistic() {
         )
         .len(),
         1,
+        "{}",
+        sender.log()
+    );
+
+    // Now enforce: the connection kept from the opportunistic delivery
+    // (its certificate never verified) is not reused, the mail waits.
+    w.policy.set_policy(&policy("enforce", &[MX]));
+    w.set_txt(Some("enf1"));
+    let id = send(&sender, ALICE, RCPT, &message("enforced", "", "Hello."));
+    let line = status(&sender, &id, "deferred");
+    assert_contains(&line, "dsn=4.7.5");
+    assert_contains(
+        &line,
+        "did not verify: invalid peer certificate: UnknownIssuer",
+    );
+    wait_attempts(&sender, &id, 2);
+    assert!(
+        !subjects(&mx, DOMAIN, "carol").contains(&"enforced".to_string()),
         "{}",
         sender.log()
     );

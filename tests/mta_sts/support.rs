@@ -187,24 +187,48 @@ pub struct World {
     pub ca: Ca,
     pub dns: Dns,
     pub policy: PolicyHost,
-    mx_ip: String,
+    records: Vec<String>,
     dir: tempfile::TempDir,
+}
+
+/// How a case's world differs from the plain one.
+#[derive(Default)]
+pub struct Options {
+    /// More zone records (another MX and its address …).
+    pub records: Vec<String>,
+    /// The policy host's certificate; default: one the CA issued for
+    /// `mta-sts.sts.test`.
+    pub policy_cert: Option<Cert>,
 }
 
 impl World {
     /// The MX at `mx_ip`; `txt_id`: the `id` of the TXT record (none: no
     /// record); `body`: the policy served.
     pub fn start(mx_ip: &str, txt_id: Option<&str>, body: &str) -> World {
+        World::start_with(mx_ip, txt_id, body, Options::default())
+    }
+
+    /// [`World::start`] with `options`.
+    pub fn start_with(mx_ip: &str, txt_id: Option<&str>, body: &str, options: Options) -> World {
         let ca = Ca::new();
-        let dns = Dns::start(&sts_zone(mx_ip, txt_id));
-        let policy = PolicyHost::start(&ca.issue(&format!("mta-sts.{DOMAIN}")), body);
+        let mut records = vec![
+            format!("{DOMAIN}. MX 10 {MX}."),
+            format!("{MX}. A {mx_ip}"),
+            format!("mta-sts.{DOMAIN}. A {POLICY_IP}"),
+        ];
+        records.extend(options.records);
+        let dns = Dns::start(&sts_zone(&records, txt_id));
+        let policy_cert = options
+            .policy_cert
+            .unwrap_or_else(|| ca.issue(&format!("mta-sts.{DOMAIN}")));
+        let policy = PolicyHost::start(&policy_cert, body);
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
         World {
             ca,
             dns,
             policy,
-            mx_ip: mx_ip.to_string(),
+            records,
             dir,
         }
     }
@@ -216,7 +240,7 @@ impl World {
 
     /// Publish `txt_id` as the TXT record's id (none: remove the record).
     pub fn set_txt(&self, txt_id: Option<&str>) {
-        self.dns.set_zone(&sts_zone(&self.mx_ip, txt_id));
+        self.dns.set_zone(&sts_zone(&self.records, txt_id));
     }
 
     /// The sending faxmta: relays for 127.0.0.1, asks only our DNS, sends
@@ -235,24 +259,19 @@ impl World {
     }
 }
 
-/// The zone: `sts.test` with its MX, the MX's and the policy host's
-/// addresses, and (with `txt_id`) the `_mta-sts` record, TTL 0 so the
-/// sender sees a change at once.
-fn sts_zone(mx_ip: &str, txt_id: Option<&str>) -> String {
-    let mut records = vec![
-        format!("{DOMAIN}. MX 10 {MX}."),
-        format!("{MX}. A {mx_ip}"),
-        format!("mta-sts.{DOMAIN}. A {POLICY_IP}"),
-    ];
-    if let Some(id) = txt_id {
-        records.push(format!("_mta-sts.{DOMAIN}. 0 TXT \"v=STSv1; id={id};\""));
-    }
+/// The zone: `records` (the domain's MX, the addresses of the MX and of
+/// the policy host …) and, with `txt_id`, the `_mta-sts` record, TTL 0 so
+/// the sender sees a change at once.
+fn sts_zone(records: &[String], txt_id: Option<&str>) -> String {
     // Negative answers are not cached either (SOA minimum 0): a TXT
     // record added later is seen at once.
     let mut zone = String::from("$TTL 60\ntest. 0 SOA ns.test. hostmaster.test. 1 60 60 60 0\n");
     for r in records {
-        zone.push_str(&r);
+        zone.push_str(r);
         zone.push('\n');
+    }
+    if let Some(id) = txt_id {
+        zone.push_str(&format!("_mta-sts.{DOMAIN}. 0 TXT \"v=STSv1; id={id};\"\n"));
     }
     zone
 }
