@@ -76,14 +76,31 @@ impl SmtpTransport {
             let Some(host) = host else { continue };
             let policy = host.describe();
             for addr in addrs {
-                let security = Security {
+                let mut security = Security {
                     tls: host.tls,
                     implicit_tls: false,
                     auth: None,
                     dane: host.dane.as_ref(),
                     requiretls: asked.requiretls,
                 };
-                match self.attempt(job, &mx.name, addr, security, &policy).await {
+                let mut result = self.attempt(job, &mx.name, addr, security, &policy).await;
+                if let (Err(e), Some(fallback)) = (&result, host.fallback) {
+                    if e.tls_failure.is_some() {
+                        // Report-only policy: counted, then as configured.
+                        self.count_tls(&plan, &mx.name, Some(&host), Some(addr.ip()), Err(e));
+                        tracing::info!(
+                            "{}: {} (MTA-STS testing mode: reported, delivering as configured)",
+                            job.envelope.id,
+                            e.reply.text
+                        );
+                        security.tls = fallback;
+                        result = self.attempt(job, &mx.name, addr, security, &policy).await;
+                        if let Ok(outcomes) = result {
+                            return outcomes;
+                        }
+                    }
+                }
+                match result {
                     Ok(outcomes) => {
                         self.count_tls(&plan, &mx.name, Some(&host), Some(addr.ip()), Ok(()));
                         return outcomes;
