@@ -117,6 +117,7 @@ pub fn smtp_transport(config: &Config) -> Result<SmtpTransport, String> {
             port: out.port,
             security: out.security(),
             sts,
+            tls_reports: None,
             myself: config.myself(),
             max_received: out.max_received,
             idle_per_host: config.queue.destination_concurrency,

@@ -4,10 +4,13 @@
 //! ourselves (RFC 5321 §5.1: "mail loops back to myself").
 
 use super::{all_outcomes, HopError, Security, SmtpTransport};
-use crate::secure::Asked;
+use crate::secure::{Asked, DomainPlan, HostPlan};
+use crate::tlsrpt::{PolicyKind, SessionResult};
+use crate::TlsFailure;
 use faxmta_queue::Reply;
 use faxmta_transport::{Job, Outcome, Status};
-use std::net::SocketAddr;
+use mail_auth::report::tlsrpt::ResultType;
+use std::net::{IpAddr, SocketAddr};
 
 impl SmtpTransport {
     pub(super) async fn to_domain(&self, job: &Job<'_>, domain: &str) -> Vec<Outcome> {
@@ -37,6 +40,7 @@ impl SmtpTransport {
                 match self.planner.host(&plan, mx).await {
                     Ok(host) => Some(host),
                     Err(e) => {
+                        self.count_tls(&plan, &mx.name, None, None, Err(&e.error));
                         all_permanent &= e.permanent || e.error.reply.is_permanent();
                         tracing::info!("{}: {}", job.envelope.id, e.error.reply.text);
                         last = Some(e.error);
@@ -80,8 +84,12 @@ impl SmtpTransport {
                     requiretls: asked.requiretls,
                 };
                 match self.attempt(job, &mx.name, addr, security, &policy).await {
-                    Ok(outcomes) => return outcomes,
+                    Ok(outcomes) => {
+                        self.count_tls(&plan, &mx.name, Some(&host), Some(addr.ip()), Ok(()));
+                        return outcomes;
+                    }
                     Err(e) => {
+                        self.count_tls(&plan, &mx.name, Some(&host), Some(addr.ip()), Err(&e));
                         all_permanent &= e.reply.is_permanent();
                         last = Some(e);
                     }
@@ -101,5 +109,58 @@ impl SmtpTransport {
             Status::Deferred
         };
         all_outcomes(job, status, reply)
+    }
+
+    /// Counts a TLS session (or a host that could not be used for a TLS
+    /// reason) for the domain's TLS report. Failures that are not about
+    /// TLS (a refused connection, a busy server) are not counted.
+    fn count_tls(
+        &self,
+        plan: &DomainPlan,
+        mx: &str,
+        host: Option<&HostPlan>,
+        ip: Option<IpAddr>,
+        result: Result<(), &HopError>,
+    ) {
+        let Some(recorder) = &self.settings.tls_reports else {
+            return;
+        };
+        let failure = match result {
+            Ok(()) => None,
+            Err(e) => match e.tls_failure {
+                Some(f) => Some((result_type(f), e.reply.text.clone())),
+                None => return,
+            },
+        };
+        let policy = match (host.and_then(|h| h.dane.as_ref()), &plan.sts) {
+            (Some(dane), _) => PolicyKind::Tlsa {
+                records: dane.describe(),
+            },
+            (None, Some(policy)) => PolicyKind::Sts {
+                policy: policy.clone(),
+            },
+            (None, None) => PolicyKind::NoPolicy,
+        };
+        recorder.record(SessionResult {
+            policy_domain: plan.domain.clone(),
+            policy,
+            mx_host: mx.to_string(),
+            receiving_ip: ip,
+            failure,
+        });
+    }
+}
+
+/// RFC 8460's name for a TLS failure.
+fn result_type(f: TlsFailure) -> ResultType {
+    match f {
+        TlsFailure::StarttlsNotSupported => ResultType::StartTlsNotSupported,
+        TlsFailure::CertificateHostMismatch => ResultType::CertificateHostMismatch,
+        TlsFailure::CertificateExpired => ResultType::CertificateExpired,
+        TlsFailure::CertificateNotTrusted => ResultType::CertificateNotTrusted,
+        TlsFailure::ValidationFailure => ResultType::ValidationFailure,
+        TlsFailure::TlsaInvalid => ResultType::TlsaInvalid,
+        TlsFailure::DnssecInvalid => ResultType::DnssecInvalid,
+        TlsFailure::DaneRequired => ResultType::DaneRequired,
     }
 }

@@ -80,6 +80,8 @@ pub struct SmtpSettings {
     pub security: SecuritySettings,
     /// MTA-STS policies (none: MTA-STS is off).
     pub sts: Option<std::sync::Arc<sts::Sts>>,
+    /// Where TLS sessions are counted for TLS reports (RFC 8460).
+    pub tls_reports: Option<std::sync::Arc<tlsrpt::Recorder>>,
     /// Our names and listeners: an MX host with one of the names, or
     /// whose address and `port` are one of the listeners, is us.
     pub myself: Myself,

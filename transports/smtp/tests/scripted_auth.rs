@@ -285,6 +285,8 @@ fn transport() -> SmtpTransport {
                 default: TlsPolicy::Opportunistic,
                 ..Default::default()
             },
+            sts: None,
+            tls_reports: None,
             myself: Default::default(),
             max_received: 50,
             idle_per_host: 4,
