@@ -476,3 +476,44 @@ fn an_mx_host_behind_a_signed_cname_uses_the_tlsa_records_of_its_target() {
         t.mx.wait_mail_with(domain, "carol", &[&format!("Subject: {domain}")], 10);
     }
 }
+
+#[test]
+fn tls_required_no_sets_a_configured_dane_requirement_aside() {
+    let ip = "127.0.21.24";
+    let cert = self_signed("mx.insecure.test");
+    let tlsa = tlsa_rdata(3, 1, 1, &cert.der);
+    let t = Dane::start(
+        ip,
+        &["insecure.test"],
+        ReceiverTls::Cert(&cert),
+        |port| {
+            vec![mail_zone(
+                "insecure.test",
+                ip,
+                port,
+                &tlsa,
+                Signing::Unsigned,
+            )]
+        },
+        "[outbound.tls_policy]\n\"insecure.test\" = \"dane\"\n",
+    );
+
+    // `tls = "dane"` cannot be met (the zone is unsigned) and the message
+    // asks for no policy: delivered over TLS as offered, not held to a
+    // certificate check nobody asked for.
+    let id = t.send(
+        "carol@insecure.test",
+        &message("set aside", "TLS-Required: No\r\n", "Hello."),
+    );
+    let line = wait_status(&t.sender, &id, "carol@insecure.test", "sent", 30);
+    assert_contains(
+        &line,
+        "tls=opportunistic (the message says TLS-Required: No)",
+    );
+    t.mx.wait_mail_with(
+        "insecure.test",
+        "carol",
+        &["Subject: set aside", "with ESMTPS"],
+        10,
+    );
+}
