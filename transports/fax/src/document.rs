@@ -234,6 +234,7 @@ mod tests {
             client: Default::default(),
             body_type: Default::default(),
             smtputf8: false,
+            requiretls: false,
             ret: None,
             envid: None,
             held: false,

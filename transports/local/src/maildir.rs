@@ -169,6 +169,7 @@ mod tests {
             client: ClientInfo::default(),
             body_type: Default::default(),
             smtputf8: false,
+            requiretls: false,
             ret: None,
             envid: None,
             held: false,

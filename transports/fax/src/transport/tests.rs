@@ -60,6 +60,7 @@ fn envelope() -> Envelope {
         client: ClientInfo::default(),
         body_type: Default::default(),
         smtputf8: false,
+        requiretls: false,
         ret: None,
         envid: None,
         held: false,
