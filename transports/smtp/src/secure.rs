@@ -404,6 +404,12 @@ impl Planner {
         };
         if plan.asked.ignore_policies {
             host.why = "the message says TLS-Required: No".into();
+            if configured == TlsPolicy::Dane {
+                // Only DANE meets `tls = "dane"`, and it is set aside:
+                // STARTTLS when offered (not a PKIX check it never asked).
+                host.tls = TlsPolicy::Opportunistic;
+                host.name = policy_name(host.tls);
+            }
         }
         if plan.asked.requiretls {
             host.fallback = None;
