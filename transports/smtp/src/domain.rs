@@ -31,6 +31,8 @@ impl SmtpTransport {
         };
         let hosts = &plan.hosts;
         let mut last: Option<HopError> = None;
+        // The policy of the last host tried, for the log line of a deferral.
+        let mut last_policy: Option<String> = None;
         let mut all_permanent = true;
         'hosts: for (n, mx) in hosts.iter().enumerate() {
             let looped = self.settings.myself.is_name(&mx.name);
@@ -75,6 +77,7 @@ impl SmtpTransport {
             }
             let Some(host) = host else { continue };
             let policy = host.describe();
+            last_policy = Some(policy.clone());
             for addr in addrs {
                 let mut security = Security {
                     tls: host.tls,
@@ -125,7 +128,11 @@ impl SmtpTransport {
         } else {
             Status::Deferred
         };
-        all_outcomes(job, status, reply)
+        let mut outcomes = all_outcomes(job, status, reply);
+        for o in &mut outcomes {
+            o.tls_policy = last_policy.clone();
+        }
+        outcomes
     }
 
     /// Counts a TLS session (or a host that could not be used for a TLS
