@@ -239,6 +239,23 @@ async fn serve(path: std::path::PathBuf, config: Config) -> Result<(), String> {
     Ok(())
 }
 
+/// The sender of TLS reports, if `[tls_report]` is on.
+fn tls_report_sender(
+    config: &Arc<Config>,
+    store: &Store,
+) -> Result<Option<crate::reports::tls::Sender>, String> {
+    let Some(recorder) = crate::transports::tls_recorder(config)? else {
+        return Ok(None);
+    };
+    Ok(Some(crate::reports::tls::Sender {
+        config: config.clone(),
+        store: store.clone(),
+        recorder,
+        dns: faxmta_smtp::Dns::new(&config.dns.nameservers, config.dns.timeout.std())?,
+        tls: faxmta_smtp::Tls::with_roots(config.outbound.ca_file.as_deref())?,
+    }))
+}
+
 /// The tasks a reload starts again on the new configuration: the
 /// scheduled ETRN clients, the POP3 fax gateway and the fax image purge.
 struct Restartable {
@@ -265,6 +282,13 @@ impl Restartable {
             let _ = forward.send(true);
         });
         tasks.spawn(etrn::client::scheduled(config.clone(), stopped.clone()));
+        match tls_report_sender(config, store) {
+            Ok(Some(sender)) => {
+                tasks.spawn(crate::reports::tls::run(sender, stopped.clone()));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("TLS reports are not sent: {e}"),
+        }
         #[cfg(feature = "fax")]
         tasks.spawn(crate::fax::pop3_gateway::run(
             config.clone(),

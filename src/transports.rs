@@ -6,6 +6,7 @@
 
 use crate::config::Config;
 use faxmta_smtp::sts::Sts;
+use faxmta_smtp::tlsrpt::Recorder;
 use faxmta_smtp::{Callout, ClientSettings, Dns, LmtpTransport, SmtpSettings, SmtpTransport, Tls};
 use faxmta_transport::{HopKind, Transport, TransportTable};
 use std::sync::Arc;
@@ -80,13 +81,10 @@ pub fn mta_sts(config: &Config, dns: &Dns, persist: bool) -> Result<Option<Arc<S
     }
     let make = || -> Result<Arc<Sts>, String> {
         let tls = Tls::with_roots(out.ca_file.as_deref())?;
-        let file = out.mta_sts_cache.clone().unwrap_or_else(|| {
-            let queue = &config.queue.path;
-            queue
-                .parent()
-                .map(|p| p.join("mta-sts.json"))
-                .unwrap_or_else(|| queue.join("mta-sts.json"))
-        });
+        let file = out
+            .mta_sts_cache
+            .clone()
+            .unwrap_or_else(|| beside_queue(config, "mta-sts.json"));
         let sts = Sts::new(
             dns.resolver().clone(),
             tls.verifying,
@@ -105,6 +103,34 @@ pub fn mta_sts(config: &Config, dns: &Dns, persist: bool) -> Result<Option<Arc<S
     Ok(Some(SHARED.get_or_init(|| sts).clone()))
 }
 
+/// Beside the queue directory: where the server keeps `name`.
+fn beside_queue(config: &Config, name: &str) -> std::path::PathBuf {
+    let queue = &config.queue.path;
+    queue
+        .parent()
+        .map(|p| p.join(name))
+        .unwrap_or_else(|| queue.join(name))
+}
+
+/// The counts of TLS sessions for TLS reports: one per process, kept
+/// across reloads; `None` when `[tls_report] enabled = false`.
+pub fn tls_recorder(config: &Config) -> Result<Option<Arc<Recorder>>, String> {
+    static SHARED: std::sync::OnceLock<Arc<Recorder>> = std::sync::OnceLock::new();
+    if !config.tls_report.enabled {
+        return Ok(None);
+    }
+    if let Some(r) = SHARED.get() {
+        return Ok(Some(r.clone()));
+    }
+    let file = config
+        .tls_report
+        .file
+        .clone()
+        .unwrap_or_else(|| beside_queue(config, "tls-report.json"));
+    let recorder = Arc::new(Recorder::open(file)?);
+    Ok(Some(SHARED.get_or_init(|| recorder).clone()))
+}
+
 /// The outbound SMTP transport as `[dns]` and `[outbound]` describe it.
 pub fn smtp_transport(config: &Config) -> Result<SmtpTransport, String> {
     let dns = outbound_dns(config)?;
@@ -117,7 +143,7 @@ pub fn smtp_transport(config: &Config) -> Result<SmtpTransport, String> {
             port: out.port,
             security: out.security(),
             sts,
-            tls_reports: None,
+            tls_reports: tls_recorder(config)?,
             myself: config.myself(),
             max_received: out.max_received,
             idle_per_host: config.queue.destination_concurrency,

@@ -390,3 +390,130 @@ fn unusable_tlsa_records_still_mean_tls() {
         10,
     );
 }
+
+#[test]
+fn a_domain_without_mx_is_a_dane_host_itself() {
+    let ip = "127.0.21.22";
+    let cert = self_signed("selfmx.test");
+    let tlsa = tlsa_rdata(3, 1, 1, &cert.der);
+    // No MX: the domain is its own host (RFC 5321 §5.1), its TLSA
+    // records at _PORT._tcp.DOMAIN; the denial of the MX set is signed.
+    let t = Dane::start(
+        ip,
+        &["selfmx.test"],
+        ReceiverTls::Cert(&cert),
+        |port| {
+            vec![Zone::new(
+                "selfmx.test",
+                &[
+                    &format!("@ IN A {ip}"),
+                    &format!("_{port}._tcp IN TLSA {tlsa}"),
+                ],
+                Signing::Signed,
+            )]
+        },
+        "",
+    );
+
+    let id = t.send("carol@selfmx.test", &message("self mx", "", "Hello."));
+    let line = wait_status(&t.sender, &id, "carol@selfmx.test", "sent", 30);
+    assert_contains(
+        &line,
+        &format!("tls=dane (MX and TLSA records of selfmx.test are DNSSEC-signed: {tlsa})"),
+    );
+    t.mx.wait_mail_with("selfmx.test", "carol", &["Subject: self mx"], 10);
+}
+
+#[test]
+fn an_mx_host_behind_a_signed_cname_uses_the_tlsa_records_of_its_target() {
+    let ip = "127.0.21.23";
+    let cert = self_signed("real.cname.test");
+    let tlsa = tlsa_rdata(3, 1, 1, &cert.der);
+    // RFC 7672 §2.2.2: the TLSA base domain is the target of the MX
+    // host's (secure) CNAME chain; without TLSA records there, the MX
+    // host name itself.
+    let t = Dane::start(
+        ip,
+        &["cname.test", "cname2.test"],
+        ReceiverTls::Cert(&cert),
+        |port| {
+            vec![
+                Zone::new(
+                    "cname.test",
+                    &[
+                        "@ IN MX 10 mx",
+                        "mx IN CNAME real",
+                        &format!("real IN A {ip}"),
+                        &format!("_{port}._tcp.real IN TLSA {tlsa}"),
+                    ],
+                    Signing::Signed,
+                ),
+                Zone::new(
+                    "cname2.test",
+                    &[
+                        "@ IN MX 10 mx",
+                        "mx IN CNAME real",
+                        &format!("real IN A {ip}"),
+                        &format!("_{port}._tcp.mx IN TLSA {tlsa}"),
+                    ],
+                    Signing::Signed,
+                ),
+            ]
+        },
+        "",
+    );
+
+    for domain in ["cname.test", "cname2.test"] {
+        let rcpt = format!("carol@{domain}");
+        let id = t.send(&rcpt, &message(domain, "", "Hello."));
+        let line = wait_status(&t.sender, &id, &rcpt, "sent", 30);
+        assert_contains(
+            &line,
+            &format!("tls=dane (MX and TLSA records of mx.{domain} are DNSSEC-signed: {tlsa})"),
+        );
+        let tls = tls_line(&t.sender, &id, &format!("mx.{domain}"));
+        assert_contains(&tls, "(DANE: DANE-EE 3 1 1 matched)");
+        t.mx.wait_mail_with(domain, "carol", &[&format!("Subject: {domain}")], 10);
+    }
+}
+
+#[test]
+fn tls_required_no_sets_a_configured_dane_requirement_aside() {
+    let ip = "127.0.21.24";
+    let cert = self_signed("mx.insecure.test");
+    let tlsa = tlsa_rdata(3, 1, 1, &cert.der);
+    let t = Dane::start(
+        ip,
+        &["insecure.test"],
+        ReceiverTls::Cert(&cert),
+        |port| {
+            vec![mail_zone(
+                "insecure.test",
+                ip,
+                port,
+                &tlsa,
+                Signing::Unsigned,
+            )]
+        },
+        "[outbound.tls_policy]\n\"insecure.test\" = \"dane\"\n",
+    );
+
+    // `tls = "dane"` cannot be met (the zone is unsigned) and the message
+    // asks for no policy: delivered over TLS as offered, not held to a
+    // certificate check nobody asked for.
+    let id = t.send(
+        "carol@insecure.test",
+        &message("set aside", "TLS-Required: No\r\n", "Hello."),
+    );
+    let line = wait_status(&t.sender, &id, "carol@insecure.test", "sent", 30);
+    assert_contains(
+        &line,
+        "tls=opportunistic (the message says TLS-Required: No)",
+    );
+    t.mx.wait_mail_with(
+        "insecure.test",
+        "carol",
+        &["Subject: set aside", "with ESMTPS"],
+        10,
+    );
+}

@@ -17,6 +17,7 @@ pub mod policy;
 pub mod pop3;
 pub mod portal;
 mod sections;
+pub mod tls_report;
 pub mod users;
 mod values;
 pub use dkim::DkimConfig;
@@ -26,6 +27,7 @@ pub use etrn::{valid_node, EtrnClientConfig};
 pub use policy::{PolicyConfig, SmtpAuthConfig};
 pub use portal::PortalConfig;
 pub use sections::*;
+pub use tls_report::TlsReportConfig;
 pub use values::{parse_host, secret_from_file, Deliver, Duration, HostSpec, OutboundTls, Size};
 
 /// The whole configuration.
@@ -80,6 +82,9 @@ pub struct Config {
     pub portal: PortalConfig,
     #[serde(default)]
     pub outbound: OutboundConfig,
+    /// `[tls_report]`: TLS reports (RFC 8460) to the domains we send to.
+    #[serde(default)]
+    pub tls_report: TlsReportConfig,
     /// `[[etrn_client]]`: ETRN sent on a schedule.
     #[serde(default, rename = "etrn_client")]
     pub etrn_clients: Vec<EtrnClientConfig>,

@@ -15,6 +15,7 @@ use faxmta_queue::{Envelope, NewMessage, Notify, Recipient, Reply, Ret};
 
 mod fax;
 mod parts;
+pub mod tls;
 pub use fax::build_fax_report;
 use parts::*;
 

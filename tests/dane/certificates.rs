@@ -64,6 +64,8 @@ fn a_tlsa_record_that_does_not_match_defers_and_never_falls_back_to_plaintext() 
 
     let id = t.send("carol@wrong.test", &message("mismatch", "", "Hello."));
     let line = wait_status(&t.sender, &id, "carol@wrong.test", "deferred", 30);
+    // The deferral names the policy it could not meet.
+    assert_contains(&line, "tls=dane (");
     assert_contains(&line, "dsn=4.7.5");
     assert_contains(&line, "DANE: the certificate of mx.wrong.test[");
     assert_contains(&line, "does not match its TLSA records");

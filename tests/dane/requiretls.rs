@@ -259,3 +259,40 @@ fn a_requiretls_message_bounces_when_the_dane_host_does_not_offer_requiretls() {
     assert!(!report.contains(body), "the body came back:\n{report}");
     assert_eq!(postfix.maildir("carol").len(), 1, "{}", postfix.log());
 }
+
+#[test]
+fn a_requiretls_message_to_a_signed_mx_whose_certificate_does_not_verify_bounces() {
+    // Signed MX records, no TLSA records, a self-signed certificate: the
+    // MX set is protected but the certificate verifies neither by DANE nor
+    // by PKIX, which is final for REQUIRETLS (RFC 8689 §5), not a delay.
+    let ip = "127.0.21.12";
+    let cert = self_signed("mx.notlsa.test");
+    let t = Dane::start(
+        ip,
+        &["notlsa.test"],
+        ReceiverTls::Cert(&cert),
+        |_port| {
+            vec![Zone::new(
+                "notlsa.test",
+                &["@ IN MX 10 mx", &format!("mx IN A {ip}")],
+                Signing::Signed,
+            )]
+        },
+        "",
+    );
+    let id = relayed_id(&relay_over_tls(
+        &t.sender,
+        " REQUIRETLS",
+        "carol@notlsa.test",
+        &message("unverified", "", "Hello."),
+    ));
+    let line = wait_status(&t.sender, &id, "carol@notlsa.test", "bounced", 30);
+    assert_contains(&line, "dsn=5.7.30");
+    assert_contains(&line, "did not verify");
+    assert_contains(&line, "tls=verify (REQUIRETLS, MX records DNSSEC-signed");
+    assert!(
+        t.mx.maildir("notlsa.test", "carol").is_empty(),
+        "{}",
+        t.mx.log()
+    );
+}

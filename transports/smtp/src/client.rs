@@ -360,7 +360,17 @@ impl Connection {
                 )
             });
         } else if policy != TlsPolicy::Off && offers_tls {
-            conn.starttls(policy, security.dane).await?;
+            conn.starttls(policy, security.dane)
+                .await
+                .map_err(|e| match e.tls_failure {
+                    // A certificate that does not verify is final for a
+                    // REQUIRETLS message (RFC 8689 §5); a broken
+                    // handshake may work next time.
+                    Some(_) if security.requiretls && !e.tls_failed => {
+                        HopError::requiretls(e.reply.text)
+                    }
+                    _ => e,
+                })?;
         }
         if security.requiretls {
             if let Err(e) = conn.requiretls_ready() {

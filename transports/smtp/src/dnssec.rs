@@ -147,9 +147,51 @@ impl Dns {
         addresses_with(self.validating()?, host).await
     }
 
-    /// The TLSA records of `_port._tcp.host` (RFC 7672 §2.2.2). A bogus
-    /// answer or a failed lookup is an error: the host must not be used.
+    /// The TLSA records of `host` (RFC 7672 §2.2.2): where its address is
+    /// reached through a DNSSEC-secure CNAME chain, those of the chain's
+    /// target first, and those of `host` itself if the target has none.
+    /// A bogus answer or a failed lookup is an error: the host must not
+    /// be used.
     pub async fn tlsa(&self, host: &str, port: u16) -> Result<TlsaAnswer, DnsError> {
+        if let Some(target) = self.secure_cname_target(host).await {
+            if let found @ TlsaAnswer::Secure(_) = self.tlsa_at(&target, port).await? {
+                return Ok(found);
+            }
+        }
+        self.tlsa_at(host, port).await
+    }
+
+    /// The name `host`'s CNAME chain ends at, when its address lookup
+    /// (answered from the cache: the addresses were just looked up)
+    /// follows one and every link of it is DNSSEC-secure.
+    async fn secure_cname_target(&self, host: &str) -> Option<String> {
+        let resolver = self.validating().ok()?;
+        for rtype in [RecordType::A, RecordType::AAAA] {
+            let Ok(lookup) = resolver.lookup(fqdn(host).as_str(), rtype).await else {
+                continue;
+            };
+            let answers = lookup.answers();
+            let chain: Vec<_> = answers
+                .iter()
+                .filter(|r| matches!(r.data, RData::CNAME(_)))
+                .collect();
+            if chain.is_empty() || !chain.iter().all(|r| r.proof.is_secure()) {
+                return None;
+            }
+            let target = answers.iter().find(|r| r.record_type() == rtype)?;
+            return Some(
+                target
+                    .name
+                    .to_string()
+                    .trim_end_matches('.')
+                    .to_ascii_lowercase(),
+            );
+        }
+        None
+    }
+
+    /// The TLSA records of `_port._tcp.host`.
+    async fn tlsa_at(&self, host: &str, port: u16) -> Result<TlsaAnswer, DnsError> {
         let name = format!("_{port}._tcp.{}", fqdn(host));
         match self
             .validating()?

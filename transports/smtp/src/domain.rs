@@ -31,6 +31,8 @@ impl SmtpTransport {
         };
         let hosts = &plan.hosts;
         let mut last: Option<HopError> = None;
+        // The policy of the last host tried, for the log line of a deferral.
+        let mut last_policy: Option<String> = None;
         let mut all_permanent = true;
         'hosts: for (n, mx) in hosts.iter().enumerate() {
             let looped = self.settings.myself.is_name(&mx.name);
@@ -75,15 +77,33 @@ impl SmtpTransport {
             }
             let Some(host) = host else { continue };
             let policy = host.describe();
+            last_policy = Some(policy.clone());
             for addr in addrs {
-                let security = Security {
+                let mut security = Security {
                     tls: host.tls,
                     implicit_tls: false,
                     auth: None,
                     dane: host.dane.as_ref(),
                     requiretls: asked.requiretls,
                 };
-                match self.attempt(job, &mx.name, addr, security, &policy).await {
+                let mut result = self.attempt(job, &mx.name, addr, security, &policy).await;
+                if let (Err(e), Some(fallback)) = (&result, host.fallback) {
+                    if e.tls_failure.is_some() {
+                        // Report-only policy: counted, then as configured.
+                        self.count_tls(&plan, &mx.name, Some(&host), Some(addr.ip()), Err(e));
+                        tracing::info!(
+                            "{}: {} (MTA-STS testing mode: reported, delivering as configured)",
+                            job.envelope.id,
+                            e.reply.text
+                        );
+                        security.tls = fallback;
+                        result = self.attempt(job, &mx.name, addr, security, &policy).await;
+                        if let Ok(outcomes) = result {
+                            return outcomes;
+                        }
+                    }
+                }
+                match result {
                     Ok(outcomes) => {
                         self.count_tls(&plan, &mx.name, Some(&host), Some(addr.ip()), Ok(()));
                         return outcomes;
@@ -108,7 +128,11 @@ impl SmtpTransport {
         } else {
             Status::Deferred
         };
-        all_outcomes(job, status, reply)
+        let mut outcomes = all_outcomes(job, status, reply);
+        for o in &mut outcomes {
+            o.tls_policy = last_policy.clone();
+        }
+        outcomes
     }
 
     /// Counts a TLS session (or a host that could not be used for a TLS

@@ -127,6 +127,10 @@ pub struct HostPlan {
     pub dane: Option<DaneCheck>,
     /// The policy's name (`dane`, `mta-sts`, `opportunistic` …).
     pub name: &'static str,
+    /// Report-only (MTA-STS testing): `tls` is tried first, and when it
+    /// fails for a TLS reason the failure is reported (RFC 8460) and the
+    /// host tried again with this policy.
+    pub fallback: Option<TlsPolicy>,
     /// Why this policy, for the log line and `faxmta route`.
     pub why: String,
 }
@@ -303,6 +307,7 @@ impl Planner {
                     return Ok(match DaneCheck::new(&records, names) {
                         Some(check) => HostPlan {
                             addrs,
+                            fallback: None,
                             tls: TlsPolicy::Dane,
                             why: format!(
                                 "MX and TLSA records of {} are DNSSEC-signed: {}",
@@ -316,6 +321,7 @@ impl Planner {
                         // that the server does TLS.
                         None => HostPlan {
                             addrs,
+                            fallback: None,
                             tls: TlsPolicy::Required,
                             dane: None,
                             name: "dane",
@@ -365,6 +371,7 @@ impl Planner {
             return Ok(HostPlan {
                 addrs,
                 tls,
+                fallback: None,
                 dane: None,
                 name: "mta-sts",
                 why: format!(
@@ -373,9 +380,15 @@ impl Planner {
                 ),
             });
         }
+        // Testing mode: verify as enforce would, report, then deliver as
+        // configured (RFC 8461 §5).
+        let testing = plan.sts.is_some()
+            && listed
+            && matches!(configured, TlsPolicy::Opportunistic | TlsPolicy::Required);
         let mut host = HostPlan {
             addrs,
-            tls: configured,
+            tls: if testing { TlsPolicy::Verify } else { configured },
+            fallback: testing.then_some(configured),
             dane: None,
             name: policy_name(configured),
             why: match (&plan.sts, per_domain) {
@@ -391,8 +404,15 @@ impl Planner {
         };
         if plan.asked.ignore_policies {
             host.why = "the message says TLS-Required: No".into();
+            if configured == TlsPolicy::Dane {
+                // Only DANE meets `tls = "dane"`, and it is set aside:
+                // STARTTLS when offered (not a PKIX check it never asked).
+                host.tls = TlsPolicy::Opportunistic;
+                host.name = policy_name(host.tls);
+            }
         }
         if plan.asked.requiretls {
+            host.fallback = None;
             if !plan.mx_secure && !listed {
                 return Err(HopError::requiretls(format!(
                     "the MX records of {} are neither DNSSEC-signed nor covered by MTA-STS",
@@ -425,6 +445,7 @@ impl Planner {
             if asked.requiretls && policy != TlsPolicy::Verify {
                 return Ok(Some(HostPlan {
                     addrs: Vec::new(),
+                    fallback: None,
                     tls: TlsPolicy::Verify,
                     dane: None,
                     name: "verify",
@@ -458,6 +479,7 @@ impl Planner {
                 match DaneCheck::new(&records, vec![name.to_string()]) {
                     Some(check) => Ok(Some(HostPlan {
                         addrs,
+                        fallback: None,
                         tls: TlsPolicy::Dane,
                         why: format!("TLSA records of {name}: {}", check.describe().join(", ")),
                         dane: Some(check),
