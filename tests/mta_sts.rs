@@ -81,6 +81,10 @@ fn enforce_defers_when_the_certificate_is_self_signed() {
     assert_contains(&line, "dsn=4.7.5");
     assert_contains(
         &line,
+        ", tls=mta-sts (DNSSEC validation is not available; MTA-STS policy",
+    );
+    assert_contains(
+        &line,
         "did not verify: invalid peer certificate: UnknownIssuer",
     );
     // Tried again, never in plaintext: the receiver took nothing.
@@ -117,6 +121,10 @@ fn enforce_defers_when_the_certificate_is_for_another_name() {
     let id = send(&sender, ALICE, RCPT, &message("other name", "", "Hello."));
     let line = status(&sender, &id, "deferred");
     assert_contains(&line, "dsn=4.7.5");
+    assert_contains(
+        &line,
+        ", tls=mta-sts (DNSSEC validation is not available; MTA-STS policy",
+    );
     assert_contains(
         &line,
         "did not verify: invalid peer certificate: certificate not valid for name \"mx.sts.test\"",
@@ -166,10 +174,27 @@ fn testing_mode_reports_but_delivers_despite_a_bad_certificate() {
         &line,
         ", tls=opportunistic (DNSSEC validation is not available; MTA-STS policy test1 of sts.test in testing mode: failures are reported, not enforced)",
     );
+    // Verified first, as enforce would; the failure is reported, then
+    // the host is used as configured.
+    let tried = log_lines(
+        &sender,
+        &[
+            &format!("{id}: certificate of mx.sts.test["),
+            "UnknownIssuer (MTA-STS testing mode: reported, delivering as configured)",
+        ],
+    );
+    assert_eq!(tried.len(), 1, "{}", sender.log());
     let tls = tls_line(&sender, &id, MX);
     assert_contains(&tls, ": Untrusted TLS connection established");
     mx.wait_mail_with(DOMAIN, "carol", &["Subject: testing", "with ESMTPS"], 10);
     assert_eq!(w.policy.fetches(), 1, "{:#?}", w.policy.requests());
+    // Counted for the TLS report (the counts are saved every few seconds).
+    let counts = || std::fs::read_to_string(sender.path("tls-report.json")).unwrap_or_default();
+    assert!(
+        wait_until(30, || counts().contains("certificate-not-trusted")),
+        "{}",
+        counts()
+    );
 }
 
 #[test]
@@ -219,6 +244,10 @@ fn no_txt_or_mode_none_is_opportunistic_until_enforce_is_published() {
     let id = send(&sender, ALICE, RCPT, &message("enforced", "", "Hello."));
     let line = status(&sender, &id, "deferred");
     assert_contains(&line, "dsn=4.7.5");
+    assert_contains(
+        &line,
+        ", tls=mta-sts (DNSSEC validation is not available; MTA-STS policy",
+    );
     assert_contains(
         &line,
         "did not verify: invalid peer certificate: UnknownIssuer",
@@ -297,6 +326,10 @@ fn the_policy_is_cached_in_memory_and_on_disk_when_its_host_is_gone() {
     let id = send(&sender, ALICE, RCPT, &message("sixth", "", "Hello."));
     let line = status(&sender, &id, "deferred");
     assert_contains(&line, "dsn=4.7.5");
+    assert_contains(
+        &line,
+        ", tls=mta-sts (DNSSEC validation is not available; MTA-STS policy",
+    );
     assert_contains(&line, "UnknownIssuer");
     wait_attempts(&sender, &id, 2);
     assert!(
