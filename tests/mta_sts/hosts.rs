@@ -145,3 +145,28 @@ fn requiretls_goes_only_to_an_mx_the_policy_lists() {
         sender.log()
     );
 }
+
+#[test]
+fn enforce_outranks_a_global_tls_off_but_not_a_domains_own_off() {
+    // `[outbound] tls = "off"` is the default for hosts no policy covers:
+    // an enforce policy still gets verified TLS. `tls_policy` "off" for
+    // the domain itself is the administrator's word for that domain.
+    let ip = "127.0.31.13";
+    let w = World::start(ip, Some("one1"), &policy("enforce", &[MX]));
+    let mx = receiver(ip, &[DOMAIN], ReceiverTls::Cert(&w.ca.issue(MX)));
+    let sender = w.sender(mx.mx_port, "tls = \"off\"\n");
+    let id = send(&sender, ALICE, RCPT, &message("global off", "", "Hello."));
+    let line = wait_status(&sender, &id, RCPT, "sent", 30);
+    assert_contains(&line, ", tls=mta-sts (");
+    mx.wait_mail_with(DOMAIN, "carol", &["Subject: global off", "with ESMTPS"], 10);
+
+    let own = w.sender(
+        mx.mx_port,
+        &format!("[outbound.tls_policy]\n\"{DOMAIN}\" = \"off\"\n"),
+    );
+    let id = send(&own, ALICE, RCPT, &message("domain off", "", "Hello."));
+    let line = wait_status(&own, &id, RCPT, "sent", 30);
+    assert_contains(&line, ", tls=off (");
+    let got = mx.wait_mail_with(DOMAIN, "carol", &["Subject: domain off"], 10);
+    assert!(!got.contains("with ESMTPS"), "{got}");
+}

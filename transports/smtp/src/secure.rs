@@ -348,9 +348,12 @@ impl Planner {
             )
             .into());
         }
-        // MTA-STS (RFC 8461 §4.2), for hosts DANE does not cover.
-        let listed = plan.sts.as_ref().is_some_and(|p| p.matches(&mx.name));
-        if let Some(policy) = plan.sts.as_ref().filter(|p| p.mode == Mode::Enforce) {
+        // MTA-STS (RFC 8461 §4.2), for hosts DANE does not cover — unless
+        // the administrator turned TLS off for this very domain.
+        let off_here = per_domain && configured == TlsPolicy::Off;
+        let sts = plan.sts.as_ref().filter(|_| !off_here);
+        let listed = sts.is_some_and(|p| p.matches(&mx.name));
+        if let Some(policy) = sts.filter(|p| p.mode == Mode::Enforce) {
             if !listed {
                 return Err(HopError::tls(
                     format!(
@@ -363,14 +366,9 @@ impl Planner {
                 )
                 .into());
             }
-            let tls = if configured == TlsPolicy::Off {
-                TlsPolicy::Off
-            } else {
-                TlsPolicy::Verify
-            };
             return Ok(HostPlan {
                 addrs,
-                tls,
+                tls: TlsPolicy::Verify,
                 fallback: None,
                 dane: None,
                 name: "mta-sts",
@@ -382,7 +380,7 @@ impl Planner {
         }
         // Testing mode: verify as enforce would, report, then deliver as
         // configured (RFC 8461 §5).
-        let testing = plan.sts.is_some()
+        let testing = sts.is_some()
             && listed
             && matches!(configured, TlsPolicy::Opportunistic | TlsPolicy::Required);
         let mut host = HostPlan {
@@ -391,7 +389,7 @@ impl Planner {
             fallback: testing.then_some(configured),
             dane: None,
             name: policy_name(configured),
-            why: match (&plan.sts, per_domain) {
+            why: match (sts, per_domain) {
                 (Some(p), _) => format!(
                     "{why_not_dane}; MTA-STS policy {} of {} in testing mode: failures are reported, not enforced",
                     p.id, plan.domain
