@@ -27,8 +27,7 @@ mod support;
 
 use common::*;
 use dane_support::{
-    log_lines, message, nothing_received, receiver, self_signed, tls_line, wait_attempts,
-    ReceiverTls, ALICE,
+    log_lines, message, nothing_received, receiver, tls_line, wait_attempts, ReceiverTls, ALICE,
 };
 use peers::*;
 use support::*;

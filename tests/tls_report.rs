@@ -11,7 +11,7 @@ mod peers;
 
 use common::*;
 use mail_auth::report::tlsrpt::{PolicyType, ResultType, TlsReport};
-use peers::{shared_port, zone, Dns, Sink};
+use peers::{shared_port, zone, Ca, Dns, HttpsHost, Sink};
 
 /// The message of a smtp-sink dump (its X- lines dropped).
 fn message_of(dump: &str) -> Vec<u8> {
@@ -108,5 +108,63 @@ fn reports_of_good_and_failed_sessions_arrive_as_rfc_8460_mail() {
     assert_contains(
         &server.log(),
         "TLS report for good.test queued to tlsrpt@reports.test",
+    );
+}
+
+#[test]
+fn a_report_for_an_https_rua_is_posted_gzipped() {
+    // RFC 8460 §5.4: an `https:` rua gets a POST of the gzipped JSON, over
+    // TLS verified against our test CA (`[outbound] ca_file`).
+    let port = shared_port(&["127.0.0.2"]);
+    let ca = Ca::new();
+    let host = HttpsHost::start("127.0.0.3", &ca.issue("reports.test"), "");
+    let dns = Dns::start(&zone(&[
+        "posted.test. MX 10 mx.sink.test.",
+        "mx.sink.test. A 127.0.0.2",
+        "reports.test. A 127.0.0.3",
+        &format!(
+            "_smtp._tls.posted.test. TXT \"v=TLSRPTv1; rua=https://reports.test:{}/tlsrpt\"",
+            host.port
+        ),
+    ]));
+    let sink = Sink::start("127.0.0.2", port, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let server = peers::faxmta(
+        &dns,
+        Some(port),
+        &format!(
+            "ca_file = \"{}\"\n[tls_report]\ninterval = \"2s\"\n",
+            ca_file.display()
+        ),
+    );
+    send(
+        &server,
+        "alice@example.test",
+        "one@posted.test",
+        "Subject: posted\r\n\r\nhello\r\n",
+    );
+    sink.wait_dumps(1, 15);
+
+    let mut posts = Vec::new();
+    wait_until(30, || {
+        posts = host.posts();
+        !posts.is_empty()
+    });
+    let (head, body) = posts
+        .first()
+        .unwrap_or_else(|| panic!("nothing posted:\n{}", server.log()));
+    assert_contains(head, "POST /tlsrpt");
+    assert_contains(head, "Content-Type: application/tlsrpt+gzip");
+    let mut json = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut json).unwrap();
+    let report = TlsReport::parse_json(&json).unwrap();
+    let p = &report.policies[0];
+    assert_eq!(p.policy.policy_domain, "posted.test");
+    assert_eq!(p.summary.total_success, 1, "{report:?}");
+    assert_contains(
+        &server.log(),
+        "TLS report for posted.test posted to https://reports.test:",
     );
 }

@@ -5,59 +5,8 @@
 
 use crate::common::*;
 use crate::peers::*;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
-};
 
 pub const ALICE: &str = "alice@example.test";
-
-/// A certificate and its key: DER of the certificate, PEM of the
-/// certificate (or of the chain, leaf first), PEM of the key.
-pub struct Cert {
-    pub der: Vec<u8>,
-    pub pem: String,
-    pub key: String,
-}
-
-/// A self-signed certificate for `name` (ECDSA P-256).
-pub fn self_signed(name: &str) -> Cert {
-    let cert = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
-    Cert {
-        der: cert.cert.der().to_vec(),
-        pem: cert.cert.pem(),
-        key: cert.key_pair.serialize_pem(),
-    }
-}
-
-/// A private CA and a server certificate for `name` it issued: (the CA,
-/// the server's, whose `pem` is the chain: its certificate, then the CA's).
-pub fn ca_and_leaf(name: &str) -> (Cert, Cert) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "faxmta DANE test CA");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = ca.self_signed(&ca_key).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::new(vec![name.to_string()]).unwrap();
-    leaf.distinguished_name.push(DnType::CommonName, name);
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let leaf = leaf.signed_by(&leaf_key, &ca, &ca_key).unwrap();
-    (
-        Cert {
-            der: ca.der().to_vec(),
-            pem: ca.pem(),
-            key: ca_key.serialize_pem(),
-        },
-        Cert {
-            der: leaf.der().to_vec(),
-            pem: format!("{}{}", leaf.pem(), ca.pem()),
-            key: leaf_key.serialize_pem(),
-        },
-    )
-}
 
 /// A mail domain `name` whose MX `mx.NAME` is at `ip`, with `tlsa` (TLSA
 /// data, e.g. from [`tlsa_rdata`]) at `_PORT._tcp.mx.NAME`.

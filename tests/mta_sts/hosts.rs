@@ -4,7 +4,7 @@
 //! policy lists, and only by one.
 
 use crate::common::*;
-use crate::dane_support::{log_lines, message, receiver, self_signed, ReceiverTls, ALICE};
+use crate::dane_support::{log_lines, message, receiver, ReceiverTls, ALICE};
 use crate::peers::*;
 use crate::support::*;
 use crate::RCPT;

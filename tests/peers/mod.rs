@@ -22,9 +22,11 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod browser;
+mod certs;
 mod dane_postfix;
 pub mod dnssec;
 mod dovecot;
+mod https_host;
 pub mod kamailio;
 mod postgres;
 mod rtpengine;
@@ -33,11 +35,15 @@ mod tshark;
 #[allow(unused_imports)] // not every test binary uses every peer
 pub use browser::{Browser, Screen};
 #[allow(unused_imports)]
+pub use certs::{ca_and_leaf, self_signed, Ca, Cert};
+#[allow(unused_imports)]
 pub use dane_postfix::DaneSender;
 #[allow(unused_imports)]
 pub use dnssec::{tlsa_rdata, SignedDns, Signing, Unbound, Zone};
 #[allow(unused_imports)]
 pub use dovecot::{Dovecot, DovecotAuth};
+#[allow(unused_imports)]
+pub use https_host::HttpsHost;
 #[allow(unused_imports)]
 pub use kamailio::{Kamailio, KamailioSetup};
 #[allow(unused_imports)]
