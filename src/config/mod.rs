@@ -206,6 +206,9 @@ impl Config {
                 return fail(key, format!("outbound.{key} must be more than 0"));
             }
         }
+        if self.tls_report.interval.0 == 0 {
+            return fail("interval", "tls_report.interval must be more than 0".into());
+        }
         if self.dns.timeout.0 == 0 {
             return fail("[dns]", "dns.timeout must be more than 0".into());
         }

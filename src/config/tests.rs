@@ -126,6 +126,29 @@ fn outbound_timeouts_default_to_postfixs_and_are_configurable() {
 }
 
 #[test]
+fn outbound_tls_keys_parse_and_a_zero_report_interval_is_refused() {
+    let c = parse(
+        "[outbound]\ndane = \"off\"\nmta_sts = false\n\
+         [outbound.tls_policy]\n\"Bank.Example.\" = \"dane\"\n\"p.example\" = \"verify\"\n",
+    )
+    .unwrap();
+    let s = c.outbound.security();
+    assert!(!s.dane && !c.outbound.mta_sts);
+    assert_eq!(
+        s.for_domain("bank.example"),
+        (faxmta_smtp::TlsPolicy::Dane, true)
+    );
+    assert!(parse("[outbound]\ndane = \"maybe\"\n").is_err());
+    let e = parse("[tls_report]\ninterval = 0\n").unwrap_err();
+    assert!(
+        e.message
+            .contains("tls_report.interval must be more than 0"),
+        "{e}"
+    );
+    assert!(parse("").unwrap().tls_report.enabled);
+}
+
+#[test]
 fn the_postgres_backend_needs_its_url_and_accounts_in_the_database_need_it() {
     let c = parse("[queue]\nbackend = \"postgres\"\nurl = \"postgres://faxmta@db.test/faxmta\"\n")
         .unwrap();
