@@ -7,40 +7,6 @@ use crate::common::*;
 use crate::peers::*;
 use crate::support::*;
 
-/// What a client says to relay one message for `to` through `server` over
-/// STARTTLS, `mail` being the MAIL FROM parameters; the transcript
-/// (greeting, EHLO before TLS, STARTTLS, EHLO after TLS, MAIL, RCPT,
-/// DATA, the message, QUIT).
-fn relay_over_tls(server: &Server, mail: &str, to: &str, msg: &str) -> Vec<Step> {
-    smtp_script(
-        server.mx_port,
-        "127.0.0.1",
-        false,
-        &[
-            "EHLO client.test",
-            "!starttls",
-            "EHLO client.test",
-            &format!("MAIL FROM:<{ALICE}>{mail}"),
-            &format!("RCPT TO:<{to}>"),
-            "DATA",
-            &format!("!data:{msg}"),
-            "QUIT",
-        ],
-    )
-}
-
-/// The queue id from a [`relay_over_tls`] transcript, every step having
-/// succeeded.
-fn relayed_id(steps: &[Step]) -> String {
-    for (step, reply, _) in &steps[1..steps.len() - 2] {
-        assert!(
-            reply.starts_with('2') || reply.starts_with('3'),
-            "{step}: {reply}\n{steps:#?}"
-        );
-    }
-    queued_id(&steps[steps.len() - 2].1)
-}
-
 /// Whether an EHLO reply lists `keyword` (as a line of its own).
 fn offers(ehlo: &str, keyword: &str) -> bool {
     ehlo.lines()

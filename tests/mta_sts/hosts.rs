@@ -4,7 +4,9 @@
 //! policy lists, and only by one.
 
 use crate::common::*;
-use crate::dane_support::{log_lines, message, receiver, ReceiverTls, ALICE};
+use crate::dane_support::{
+    log_lines, message, receiver, relay_over_tls, relayed_id, ReceiverTls, ALICE,
+};
 use crate::peers::*;
 use crate::support::*;
 use crate::RCPT;
@@ -79,33 +81,6 @@ fn a_policy_host_whose_certificate_does_not_verify_gives_no_policy() {
     );
 }
 
-/// Relay one message for `to` through `server` over STARTTLS with the
-/// MAIL FROM parameters `mail`; its queue id (every step must succeed).
-fn relay_over_tls(server: &Server, mail: &str, to: &str, msg: &str) -> String {
-    let steps = smtp_script(
-        server.mx_port,
-        "127.0.0.1",
-        false,
-        &[
-            "EHLO client.test",
-            "!starttls",
-            "EHLO client.test",
-            &format!("MAIL FROM:<{ALICE}>{mail}"),
-            &format!("RCPT TO:<{to}>"),
-            "DATA",
-            &format!("!data:{msg}"),
-            "QUIT",
-        ],
-    );
-    for (step, reply, _) in &steps[1..steps.len() - 2] {
-        assert!(
-            reply.starts_with('2') || reply.starts_with('3'),
-            "{step}: {reply}\n{steps:#?}"
-        );
-    }
-    queued_id(&steps[steps.len() - 2].1)
-}
-
 #[test]
 fn requiretls_goes_only_to_an_mx_the_policy_lists() {
     let ip = "127.0.31.12";
@@ -115,7 +90,12 @@ fn requiretls_goes_only_to_an_mx_the_policy_lists() {
     let mx = receiver(ip, &[DOMAIN], ReceiverTls::Cert(&w.ca.issue(MX)));
     let sender = w.sender(mx.mx_port, "");
 
-    let id = relay_over_tls(&sender, " REQUIRETLS", RCPT, &message("listed", "", "Hi."));
+    let id = relayed_id(&relay_over_tls(
+        &sender,
+        " REQUIRETLS",
+        RCPT,
+        &message("listed", "", "Hi."),
+    ));
     let line = wait_status(&sender, &id, RCPT, "sent", 30);
     assert_contains(
         &line,
@@ -127,12 +107,12 @@ fn requiretls_goes_only_to_an_mx_the_policy_lists() {
     // nor covered, the message comes back (5.7.30).
     w.policy.set_policy(&policy("testing", &["mx.other.test"]));
     w.set_txt(Some("two2"));
-    let id = relay_over_tls(
+    let id = relayed_id(&relay_over_tls(
         &sender,
         " REQUIRETLS",
         RCPT,
         &message("unlisted", "", "Hi."),
-    );
+    ));
     let line = wait_status(&sender, &id, RCPT, "bounced", 30);
     assert_contains(&line, "dsn=5.7.30");
     assert_contains(
