@@ -445,7 +445,20 @@ fn lost_content_is_reported_not_retried_forever() {
     );
     assert!(wait_until(10, || find_queued(&server, &id)
         .is_some_and(|m| m["recipients"][0]["state"] == "deferred")));
-    std::fs::remove_file(server.path(&format!("queue/bodies/{id}"))).unwrap();
+    // Its body is in a segment file of the queue: the one that holds it
+    // is damaged (cut short; the server keeps it open, so removing it
+    // would not do).
+    let segment = std::fs::read_dir(server.path("queue/bodies"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| String::from_utf8_lossy(&read(p)).contains("Subject: will lose its body"))
+        .unwrap_or_else(|| panic!("no file in queue/bodies holds the message"));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(segment)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
     unblock(&server, "bob");
     let reports = server.wait_maildir("example.test", "alice", 1, 15);
     assert_eq!(reports.len(), 1, "{}", server.log());

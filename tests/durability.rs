@@ -1,12 +1,13 @@
 //! What the server leaves on disk. Invariant 1 seen from the kernel's side: strace records every file the
 //! server creates and every fsync, and the `250 … queued as` reply must
 //! come after the fsync of everything the message is made of — its body
-//! file and the bodies directory, and, for an envelope large enough that
-//! sled 0.34 writes it to a blob file of its own (hundreds of
+//! (appended to a segment file, which is fdatasynced, and the bodies
+//! directory synced when the segment is new), and, for an envelope large
+//! enough that sled 0.34 writes it to a blob file of its own (hundreds of
 //! recipients), that blob file and the blobs directory, which sled itself
-//! never syncs. And the body's name is durable before sled writes
-//! anything after it: sled may write the envelope out at any time once it
-//! is inserted, so the bodies directory is synced before the insert.
+//! never syncs. And the body is durable before sled writes anything
+//! after it: sled may write the envelope out at any time once it is
+//! inserted, so the segment is synced before the insert.
 //! And who may read it: the queue, the Maildirs and the keys are for
 //! faxmta's user alone (`umask`).
 
@@ -72,10 +73,25 @@ fn a_message_with_500_recipients_is_synced_blobs_included_before_the_250() {
             Some((i, path.to_string()))
         })
         .collect();
-    let body = created
+    // The body: the last append to a segment before the 250 (a small
+    // body gets no file of its own). `pwrite64(7</q/bodies/seg-…>, …`.
+    let (appended, segment) = before
         .iter()
-        .find(|(_, p)| p.ends_with(&format!("/bodies/{id}")))
-        .unwrap_or_else(|| panic!("no body file created:\n{created:?}"));
+        .enumerate()
+        .rev()
+        .find_map(|(i, l)| {
+            let call = l.find(" pwrite64(").or_else(|| l.find(" pwritev("))?;
+            let fd = &l[call..];
+            let path = fd.get(fd.find('<')? + 1..fd.find('>')?)?;
+            path.contains("/bodies/seg-").then(|| (i, path.to_string()))
+        })
+        .unwrap_or_else(|| panic!("no body appended to a segment:\n{}", before.join("\n")));
+    assert!(
+        !created
+            .iter()
+            .any(|(_, p)| p.ends_with(&format!("/bodies/{id}"))),
+        "a small body got a file of its own: {created:?}"
+    );
     let blobs: Vec<&(usize, String)> = created
         .iter()
         .filter(|(_, p)| p.contains("/blobs/"))
@@ -84,32 +100,39 @@ fn a_message_with_500_recipients_is_synced_blobs_included_before_the_250() {
         !blobs.is_empty(),
         "the envelope was not written to a blob file: make it larger ({created:?})"
     );
-    let queue = body
-        .1
-        .trim_end_matches(&format!("/bodies/{id}"))
+    let queue = segment
+        .split("/bodies/")
+        .next()
+        .unwrap_or_default()
         .to_string();
-    assert!(synced_after(&body.1, body.0), "body file not synced");
-    assert!(
-        synced_after(&format!("{queue}/bodies"), body.0),
-        "bodies directory not synced"
-    );
-    // Nothing of sled's is written between the body's creation and the
-    // sync of its directory.
-    let dir_synced = before[body.0..]
+    assert!(synced_after(&segment, appended), "segment not synced");
+    // A segment made for this message: its name is durable too.
+    if let Some((made, _)) = created.iter().find(|(_, p)| *p == segment) {
+        assert!(
+            synced_after(&format!("{queue}/bodies"), *made),
+            "bodies directory not synced after the segment was made"
+        );
+    }
+    // Nothing of sled's is written between the body's append and the
+    // sync of its segment.
+    let segment_synced = before[appended..]
         .iter()
-        .position(|l| l.contains(" fsync(") && l.contains(&format!("<{queue}/bodies>)")))
-        .map(|n| body.0 + n)
+        .position(|l| {
+            (l.contains(" fsync(") || l.contains(" fdatasync("))
+                && l.contains(&format!("<{segment}>)"))
+        })
+        .map(|n| appended + n)
         .unwrap();
-    let sled_write = before[body.0..]
+    let sled_write = before[appended..]
         .iter()
         .position(|l| {
             (l.contains(" pwrite64(") || l.contains(" pwritev("))
                 && l.contains(&format!("<{queue}/db>"))
         })
-        .map(|n| body.0 + n);
+        .map(|n| appended + n);
     assert!(
-        sled_write.is_some_and(|w| w > dir_synced),
-        "sled wrote (line {sled_write:?}) before the bodies directory was synced (line {dir_synced})"
+        sled_write.is_some_and(|w| w > segment_synced),
+        "sled wrote (line {sled_write:?}) before the segment was synced (line {segment_synced})"
     );
     let last_blob = blobs.iter().map(|(i, _)| *i).max().unwrap();
     for (i, path) in &blobs {

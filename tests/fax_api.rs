@@ -338,13 +338,7 @@ fn one_request_is_one_message_with_its_documents_stored_once() {
         numbers.map(|n| format!("{n}@fax.localhost")),
         "{queue:?}"
     );
-    let bodies: Vec<_> = std::fs::read_dir(s.path("queue/bodies"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .collect();
-    assert_eq!(bodies.len(), 1, "{bodies:?}");
-    let stored = String::from_utf8_lossy(&read(&bodies[0])).into_owned();
+    let stored = cli_ok(&s, &["queue", "show", &queue_id]);
     assert_eq!(
         stored.matches("filename=\"memo.pdf\"").count(),
         1,

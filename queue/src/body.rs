@@ -9,6 +9,11 @@
 //! Backend-neutral: a backend that keeps bodies as files (sled's does)
 //! holds a [`BodyFiles`] and hands out its writers.
 //!
+//! The file is made only when the body outgrows the writer's buffer
+//! ([`PIECE`]): a store that keeps small bodies elsewhere (sled's
+//! segments, `sled/segments.rs`) takes a smaller one from memory with
+//! [`BodyWriter::in_memory`], and no file is ever made for it.
+//!
 //! A body being written is registered with the store: the orphan scan of
 //! a reopening (after a write error) leaves it alone. A writer that is
 //! dropped or aborted before its commit (the client timed out, the
@@ -43,6 +48,12 @@ pub(crate) struct BodyFiles {
     /// Whether a body file is fsynced at its end (it is the message's
     /// durable copy); not for a spool whose files go into a database.
     pub durable: bool,
+    /// Whether the store takes a body that never outgrew the buffer from
+    /// memory ([`BodyWriter::in_memory`]); otherwise the last flush writes
+    /// it to its file.
+    pub small_in_memory: bool,
+    /// Set when a file is made here: the directory needs a sync.
+    pub created: std::sync::atomic::AtomicBool,
 }
 
 /// A body file being written; see the module documentation.
@@ -50,9 +61,11 @@ pub struct BodyWriter {
     files: Arc<BodyFiles>,
     id: QueueId,
     path: PathBuf,
-    /// `None` only while a piece is being written on a blocking thread
-    /// (or after a failed one).
+    /// `None` before the file is made, while a piece is being written on
+    /// a blocking thread, or after a failed one.
     file: Option<std::fs::File>,
+    /// Whether the file was made.
+    made: bool,
     buf: Vec<u8>,
     /// Octets written to the file so far.
     written: u64,
@@ -68,6 +81,17 @@ impl BodyFiles {
             dir,
             receiving: Mutex::new(HashSet::new()),
             durable: true,
+            small_in_memory: false,
+            created: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Files of a store that keeps small bodies elsewhere (see
+    /// [`BodyWriter::in_memory`]).
+    pub fn with_small_in_memory(dir: PathBuf) -> BodyFiles {
+        BodyFiles {
+            small_in_memory: true,
+            ..BodyFiles::new(dir)
         }
     }
 
@@ -84,34 +108,26 @@ impl BodyFiles {
         self.dir.join(id)
     }
 
-    /// Start the body file of message `id`, keeping `reserve` octets
-    /// free while it is written (see [`crate::QueueStore::begin_body`]).
+    /// Start the body of message `id`, keeping `reserve` octets free
+    /// while it is written (see [`crate::QueueStore::begin_body`]). Its
+    /// file is made when the first piece is written out.
     pub fn begin(self: &Arc<Self>, id: &QueueId, reserve: u64) -> Result<BodyWriter, QueueError> {
         let files = self.clone();
         let path = files.path(id);
         // Registered before the file exists: a reopening's orphan scan
         // never sees the file unregistered before its envelope is in.
         lock(&files.receiving).insert(id.clone());
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path);
-        match file {
-            Ok(file) => Ok(BodyWriter {
-                files,
-                id: id.clone(),
-                path,
-                file: Some(file),
-                buf: Vec::new(),
-                written: 0,
-                reserve,
-                settled: false,
-            }),
-            Err(source) => {
-                lock(&files.receiving).remove(id);
-                Err(QueueError::File { path, source })
-            }
-        }
+        Ok(BodyWriter {
+            files,
+            id: id.clone(),
+            path,
+            file: None,
+            made: false,
+            buf: Vec::new(),
+            written: 0,
+            reserve,
+            settled: false,
+        })
     }
 }
 
@@ -121,9 +137,17 @@ impl BodyWriter {
         &self.id
     }
 
-    /// The file the body is written to.
+    /// The file the body is written to (made by the last flush at the
+    /// latest, unless the store takes it [`BodyWriter::in_memory`]).
     pub(crate) fn path(&self) -> &std::path::Path {
         &self.path
+    }
+
+    /// The whole body, when it never outgrew the buffer and the store
+    /// takes small bodies from memory: then no file was made, and after
+    /// the last flush (which keeps the reserve) this is the body.
+    pub(crate) fn in_memory(&self) -> Option<&[u8]> {
+        (!self.made && self.files.small_in_memory).then_some(&self.buf[..])
     }
 
     /// Octets taken so far (written or gathered).
@@ -158,6 +182,9 @@ impl BodyWriter {
     /// Write out what is gathered (and with `last`, fsync the file and
     /// check the room left for the envelope) on a blocking thread.
     pub(crate) async fn flush(&mut self, last: bool) -> Result<(), QueueError> {
+        if self.stays_in_memory(last)? {
+            return Ok(());
+        }
         let mut piece = Piece::take(self)?;
         let piece = tokio::task::spawn_blocking(move || {
             piece.run(last);
@@ -172,9 +199,48 @@ impl BodyWriter {
     }
 
     pub(crate) fn flush_blocking(&mut self, last: bool) -> Result<(), QueueError> {
+        if self.stays_in_memory(last)? {
+            return Ok(());
+        }
         let mut piece = Piece::take(self)?;
         piece.run(last);
         self.settle(piece)
+    }
+
+    /// At the last flush of a body the store takes from memory: keep the
+    /// reserve, and leave the body where it is (true). Otherwise make the
+    /// file if it is not made yet (false: write the piece out).
+    fn stays_in_memory(&mut self, last: bool) -> Result<bool, QueueError> {
+        if self.made {
+            return Ok(false);
+        }
+        if last && self.files.small_in_memory {
+            let n = self.buf.len() as u64;
+            let result = room(self.reserve, &self.files.dir, n, n);
+            if result.is_err() {
+                self.remove();
+            }
+            return result.map(|()| true);
+        }
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&self.path);
+        match file {
+            Ok(file) => {
+                self.file = Some(file);
+                self.made = true;
+                self.files
+                    .created
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(false)
+            }
+            Err(source) => {
+                let path = self.path.clone();
+                self.remove();
+                Err(QueueError::File { path, source })
+            }
+        }
     }
 
     fn settle(&mut self, piece: Piece) -> Result<(), QueueError> {
@@ -208,6 +274,10 @@ impl BodyWriter {
         self.settled = true;
         self.file = None;
         self.buf = Vec::new();
+        if !self.made {
+            lock(&self.files.receiving).remove(&self.id);
+            return;
+        }
         if let Err(e) = std::fs::remove_file(&self.path) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 // Left behind: an orphan, removed at the next open.
@@ -264,15 +334,9 @@ impl Piece {
     fn run(&mut self, last: bool) {
         let n = self.buf.len() as u64;
         let total = self.written + n;
-        // What this piece and the rest of the message's life need: the
-        // piece itself, and half the whole again (envelope, log, report).
-        if self.reserve > 0 {
-            let needed = self.reserve.saturating_add(n).saturating_add(total / 2);
-            let free = available(&self.dir).unwrap_or(0);
-            if free < needed {
-                self.result = Err(QueueError::NoRoom { free, needed });
-                return;
-            }
+        if let Err(e) = room(self.reserve, &self.dir, n, total) {
+            self.result = Err(e);
+            return;
         }
         let io = self.file.write_all(&self.buf).and_then(|()| {
             if last && self.durable {
@@ -291,4 +355,20 @@ impl Piece {
             }
         }
     }
+}
+
+/// Whether a piece of `n` octets of a body `total` octets long so far may
+/// be written while `reserve` octets must stay free on the filesystem of
+/// `dir`: the piece itself, and half the whole again for the rest of the
+/// message's life (envelope, log, report). No check with no reserve.
+fn room(reserve: u64, dir: &std::path::Path, n: u64, total: u64) -> Result<(), QueueError> {
+    if reserve == 0 {
+        return Ok(());
+    }
+    let needed = reserve.saturating_add(n).saturating_add(total / 2);
+    let free = available(dir).unwrap_or(0);
+    if free < needed {
+        return Err(QueueError::NoRoom { free, needed });
+    }
+    Ok(())
 }

@@ -276,15 +276,25 @@ fn every_documented_error_has_its_code() {
     assert_eq!(code, 200, "{body}");
 
     // 503 QUEUE_UNAVAILABLE: the queue cannot take the message (its
-    // bodies directory replaced by a file: every body write fails, even
-    // for root). Nothing is half queued, and the sender is told to retry.
+    // bodies directory replaced by a file: making a body file fails, even
+    // for root; a body over 256 KiB gets a file of its own, smaller ones
+    // go to a segment file the queue holds open). Nothing is half queued,
+    // and the sender is told to retry.
+    let mut padded = fixtures::pdf(&[(612, 792, fixtures::PDF_PAGE)]);
+    padded.extend(std::iter::repeat_n(b' ', 220 * 1024));
+    let big_pdf = write(w, "big.pdf", &padded);
+    let big = write(
+        w,
+        "big.xml",
+        job("alice@example.test", &["+15551234567"], &["big.pdf"]).as_bytes(),
+    );
     let before = queue_json(&s).len();
     let bodies = s.path("queue/bodies");
     let aside = s.path("queue/bodies.aside");
     std::fs::rename(&bodies, &aside).unwrap();
     std::fs::write(&bodies, b"not a directory").unwrap();
     refused(
-        post(&http(&s), &token, &good, &[&pdf], &[]),
+        post(&http(&s), &token, &big, &[&big_pdf], &[]),
         503,
         "QUEUE_UNAVAILABLE",
     );

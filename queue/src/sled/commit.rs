@@ -2,18 +2,19 @@
 //! enqueue registers a waiter after its writes; the thread takes every
 //! waiter queued so far, runs one flush and fsync, and answers them all.
 //!
-//! An enqueue waits twice: once after writing its body file, for the
-//! bodies directory to be synced (a light sync: the directory alone), and
-//! only then inserts its envelope and waits for the full sync. So an
-//! envelope never becomes durable before its body's name does — sled's
-//! own background flush may write an envelope out at any time.
+//! An enqueue waits twice: once after writing its body, for the body to
+//! be synced (a light sync: the segments written since the last one, and
+//! the bodies directory if a file was made there), and only then inserts
+//! its envelope and waits for the full sync. So an envelope never becomes
+//! durable before its body does — sled's own background flush may write
+//! an envelope out at any time.
 //!
 //! The full sync also fsyncs the blob files sled 0.34 writes for large
 //! items (an envelope over about 128 KiB: hundreds of recipients), which
 //! sled itself never syncs, and their directory — before the log that
 //! refers to them.
 
-use super::db::{is_sticky, Shared};
+use super::db::{is_sticky, Doomed, Shared};
 use crate::error::{io_disk_full, QueueError};
 use crate::lock::lock;
 use std::sync::atomic::Ordering;
@@ -27,15 +28,15 @@ pub(crate) type Waiter = (SyncKind, oneshot::Sender<SyncResult>);
 /// What a waiter needs synced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SyncKind {
-    /// The bodies directory: new body files' names are durable.
+    /// The bodies: segments appended to, new body files' names.
     Bodies,
-    /// Everything: sled's log and blobs, and the bodies directory.
+    /// Everything: the bodies, then sled's log and blobs.
     Full,
 }
 
-/// What one shared sync does: flush sled's log, then fsync the log file
-/// (sled only uses `sync_file_range`) and the directory of body files (so
-/// new body files' names are durable).
+/// What one shared sync does: sync the bodies (see [`SyncKind::Bodies`]),
+/// flush sled's log, then fsync the log file (sled only uses
+/// `sync_file_range`).
 pub(crate) struct Syncer {
     shared: Arc<Shared>,
     bodies_dir: std::fs::File,
@@ -62,11 +63,17 @@ impl Syncer {
         let doomed = std::mem::take(&mut *lock(&self.shared.doomed));
         let result = self.flush();
         if result.is_ok() {
-            for path in &doomed {
-                if let Err(e) = std::fs::remove_file(path) {
-                    if e.kind() != std::io::ErrorKind::NotFound {
-                        // Left behind; removed as an orphan at the next open.
-                        tracing::warn!("cannot remove {}: {e}", path.display());
+            for body in doomed {
+                match body {
+                    Doomed::InSegment(loc) => self.shared.segments.release(loc),
+                    Doomed::File(path) => {
+                        if let Err(e) = std::fs::remove_file(&path) {
+                            if e.kind() != std::io::ErrorKind::NotFound {
+                                // Left behind; removed as an orphan at the
+                                // next open.
+                                tracing::warn!("cannot remove {}: {e}", path.display());
+                            }
+                        }
                     }
                 }
             }
@@ -82,6 +89,7 @@ impl Syncer {
             .shared
             .current()
             .map_err(|e| (e.to_string(), e.is_disk_full()))?;
+        self.sync_bodies()?;
         db.db.flush().map_err(|e| {
             if is_sticky(&e) {
                 self.shared.broken.store(true, Ordering::SeqCst);
@@ -90,15 +98,23 @@ impl Syncer {
             (e.to_string(), full)
         })?;
         self.sync_blobs().map_err(io)?;
-        db.log.sync_all().map_err(io)?;
-        self.bodies_dir.sync_all().map_err(io)
+        db.log.sync_all().map_err(io)
     }
 
-    /// The light sync: the bodies directory alone.
+    /// The light sync: the segments written since the last sync, and the
+    /// bodies directory if a file (a segment or a large body's) was made
+    /// in it since.
     fn sync_bodies(&self) -> SyncResult {
-        self.bodies_dir
-            .sync_all()
-            .map_err(|e| (e.to_string(), io_disk_full(&e)))
+        let io = |e: std::io::Error| (e.to_string(), io_disk_full(&e));
+        let fresh_segment = self.shared.segments.sync().map_err(io)?;
+        let made = self.shared.files.created.swap(false, Ordering::SeqCst);
+        if fresh_segment || made {
+            if let Err(e) = self.bodies_dir.sync_all() {
+                self.shared.files.created.store(true, Ordering::SeqCst);
+                return Err(io(e));
+            }
+        }
+        Ok(())
     }
 
     /// fsync sled's blob files not synced yet, then their directory.

@@ -9,7 +9,8 @@
 //! schedule index from it. Writes that were not synced may be lost; that
 //! repeats a delivery, which the invariants allow, and never loses one.
 
-use super::index::{build, Index};
+use super::index::{build, Built, Index};
+use super::segments::{Loc, Segments};
 use crate::body::BodyFiles;
 use crate::error::{io_disk_full, QueueError};
 use crate::lock::lock;
@@ -38,6 +39,8 @@ impl From<sled::Error> for QueueError {
 pub(crate) struct Db {
     pub db: sled::Db,
     pub envelopes: sled::Tree,
+    /// Where each body kept in a segment lies ([`Loc`], by queue id).
+    pub body_at: sled::Tree,
     /// sled's log file, fsynced by the store (sled only calls
     /// `sync_file_range`).
     pub log: std::fs::File,
@@ -60,6 +63,8 @@ pub(crate) struct Shared {
     pub path: PathBuf,
     /// The body files, and those being written.
     pub files: Arc<BodyFiles>,
+    /// The segments small bodies are kept in.
+    pub segments: Segments,
     /// The bound of sled's page cache, in bytes.
     pub cache: u64,
     /// The open database (empty while it is reopened).
@@ -67,8 +72,8 @@ pub(crate) struct Shared {
     /// Set when sled failed to write: the database must be reopened.
     pub broken: AtomicBool,
     pub index: Mutex<Index>,
-    /// Body files of removed messages, deleted after the next sync.
-    pub doomed: Mutex<Vec<PathBuf>>,
+    /// Bodies of removed messages, deleted after the next sync.
+    pub doomed: Mutex<Vec<Doomed>>,
     /// Wakes the scheduler: a message arrived, was released, rescheduled,
     /// updated — or the whole queue was read again.
     pub changed: Notify,
@@ -81,10 +86,22 @@ pub(crate) struct Shared {
     pub writing: tokio::sync::RwLock<()>,
 }
 
+/// The body of a removed message, to go once the removal is synced.
+pub(crate) enum Doomed {
+    File(PathBuf),
+    InSegment(Loc),
+}
+
 impl Shared {
-    pub fn new(path: &Path, files: Arc<BodyFiles>, cache: u64, db: Db, index: Index) -> Shared {
+    pub fn new(path: &Path, files: Arc<BodyFiles>, cache: u64, db: Db, built: Built) -> Shared {
+        let Built {
+            index,
+            locs,
+            segments,
+        } = built;
         Shared {
             path: path.to_path_buf(),
+            segments: Segments::open(&files.dir, &segments, &locs),
             files,
             cache,
             slot: RwLock::new(Some(Arc::new(db))),
@@ -141,7 +158,7 @@ impl Shared {
         lock(&self.doomed).clear();
         // Handles still held elsewhere keep sled's lock a moment: `load`
         // waits for it.
-        let (db, index) = match load(
+        let (db, built) = match load(
             &self.path,
             &self.files.dir,
             self.cache,
@@ -154,8 +171,9 @@ impl Shared {
             }
         };
         let messages = db.envelopes.len();
+        self.segments.rebuild(&built.segments, &built.locs);
         *self.slot.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(db));
-        *lock(&self.index) = index;
+        *lock(&self.index) = built.index;
         self.broken.store(false, Ordering::SeqCst);
         self.changed.notify_one();
         tracing::warn!(
@@ -174,15 +192,24 @@ pub(crate) fn load(
     bodies: &Path,
     cache: u64,
     receiving: &Mutex<HashSet<String>>,
-) -> Result<(Db, Index), QueueError> {
+) -> Result<(Db, Built), QueueError> {
     let db = open_sled(path, cache)?;
     let envelopes = db.open_tree("envelopes")?;
+    let body_at = db.open_tree("body-at")?;
     let file =
         |p: PathBuf| std::fs::File::open(&p).map_err(|source| QueueError::File { path: p, source });
     let log = file(path.join("db"))?;
 
-    let index = build(&envelopes, bodies, receiving)?;
-    Ok((Db { db, envelopes, log }, index))
+    let built = build(&envelopes, &body_at, bodies, receiving)?;
+    Ok((
+        Db {
+            db,
+            envelopes,
+            body_at,
+            log,
+        },
+        built,
+    ))
 }
 
 /// Open sled at `path`. sled locks its `db` file, and a `Db` that was

@@ -6,9 +6,12 @@
 //! digits) is kept as a `u64`, not as two heap strings; any other id gets
 //! a stand-in number. At open, only the fields that decide when a message
 //! is due are read from each envelope ([`DueView`]), and the bodies
-//! directory is listed on a second thread meanwhile, for the orphan check.
+//! directory is listed on a second thread meanwhile, for the orphan check
+//! (body files, and entries of `body-at` pointing into segments, whose
+//! message never was committed).
 
 use super::etrn_index::{marks, EtrnIndex, Marks};
+use super::segments::{read_at, segment_number, Loc};
 use crate::envelope::{Etrn, QueueId, RcptState};
 use crate::error::QueueError;
 use crate::lock::lock;
@@ -225,9 +228,10 @@ impl Names {
 /// (`receiving`) are left alone.
 pub(crate) fn build(
     envelopes: &sled::Tree,
+    body_at: &sled::Tree,
     bodies: &Path,
     receiving: &std::sync::Mutex<HashSet<String>>,
-) -> Result<Index, QueueError> {
+) -> Result<Built, QueueError> {
     std::thread::scope(|scope| {
         let listing = scope.spawn(|| list_dir(bodies));
         let mut index = Index::default();
@@ -251,7 +255,25 @@ pub(crate) fn build(
         stored.seal();
         // Before the orphan scan, which would take their bodies.
         for (key, value, e) in corrupt {
-            quarantine(envelopes, bodies, &key, &value, &e)?;
+            quarantine(envelopes, body_at, bodies, &key, &value, &e)?;
+        }
+        // Where the bodies in segments lie; entries of messages never
+        // committed (or unreadable ones) go.
+        let mut locs = Vec::new();
+        let mut stale = 0;
+        for item in body_at.iter() {
+            let (key, value) = item?;
+            let id = String::from_utf8_lossy(&key);
+            match Loc::decode(&value) {
+                Some(loc) if stored.contains(&id) => locs.push(loc),
+                _ => {
+                    body_at.remove(&key)?;
+                    stale += 1;
+                }
+            }
+        }
+        if stale > 0 {
+            tracing::info!(stale, "removed body locations of messages never committed");
         }
         let files = listing.join().map_err(|_| QueueError::Sync {
             message: "listing the bodies directory panicked".into(),
@@ -261,7 +283,13 @@ pub(crate) fn build(
         // Bodies being written (a reopening while sessions receive) are
         // not orphans; the set is held so none is settled meanwhile.
         let receiving = lock(receiving);
+        let mut segments = Vec::new();
         for name in files {
+            if segment_number(&name).is_some() {
+                // Deleted by `Segments::open` when no body lies in it.
+                segments.push(name);
+                continue;
+            }
             if !name
                 .to_str()
                 .is_some_and(|id| stored.contains(id) || receiving.contains(id))
@@ -273,8 +301,20 @@ pub(crate) fn build(
         if orphans > 0 {
             tracing::info!(orphans, "removed bodies of messages never committed");
         }
-        Ok(index)
+        Ok(Built {
+            index,
+            locs,
+            segments,
+        })
     })
+}
+
+/// What [`build`] found: the index, where the bodies in segments lie,
+/// and the segment files present.
+pub(crate) struct Built {
+    pub index: Index,
+    pub locs: Vec<Loc>,
+    pub segments: Vec<std::ffi::OsString>,
 }
 
 /// Move an envelope that cannot be read, and its body, out of the queue
@@ -283,6 +323,7 @@ pub(crate) fn build(
 /// finds both there, and a log line says so.
 fn quarantine(
     envelopes: &sled::Tree,
+    body_at: &sled::Tree,
     bodies: &Path,
     key: &[u8],
     value: &[u8],
@@ -309,7 +350,18 @@ fn quarantine(
     std::fs::write(&saved, value).map_err(file_error(&saved))?;
     let body = bodies.join(id.as_ref());
     let moved = dir.join(format!("{name}.body"));
-    let had_body = match std::fs::rename(&body, &moved) {
+    let in_segment = body_at.get(key)?.and_then(|v| Loc::decode(&v));
+    let had_body = match in_segment {
+        // Copied out; the segment goes when no other body lies in it.
+        Some(loc) => {
+            let data = read_at(bodies, loc).map_err(file_error(&body))?;
+            std::fs::write(&moved, data).map_err(file_error(&moved))?;
+            body_at.remove(key)?;
+            Ok(())
+        }
+        None => std::fs::rename(&body, &moved),
+    };
+    let had_body = match had_body {
         Ok(()) => true,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(e) => {
@@ -407,7 +459,10 @@ mod tests {
         ] {
             std::fs::write(bodies.join(orphan), b"half").unwrap();
         }
-        let index = build(&tree, &bodies, &Default::default()).unwrap();
+        let body_at = db.open_tree("body-at").unwrap();
+        let index = build(&tree, &body_at, &bodies, &Default::default())
+            .unwrap()
+            .index;
         assert_eq!(index.messages(), 3);
         assert_eq!(index.due(100, 10).len(), 3);
         let mut left: Vec<String> = std::fs::read_dir(&bodies)

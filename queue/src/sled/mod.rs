@@ -4,16 +4,19 @@
 //! a sled type.
 //!
 //! Layout under the queue directory: `db` and friends are sled's, whose
-//! tree `envelopes` maps a queue id to the JSON envelope; `bodies/ID` holds
-//! the message octets. A message is committed by its envelope: the body
-//! file is written and fsynced first, then the envelope is inserted, and
-//! an enqueue returns only after sled's log is flushed and the log file
-//! and the `bodies` directory are fsynced. (sled 0.34 itself only calls
-//! `sync_file_range`, which neither flushes the disk's write cache nor
-//! file metadata, and writes large values to unsynced blob files; so
-//! bodies live outside sled and the store adds the fsyncs.) A body without
-//! an envelope (a crash before the commit) is removed when the store is
-//! opened.
+//! tree `envelopes` maps a queue id to the JSON envelope. The message
+//! octets live outside sled: a body under 256 KiB is appended to a shared
+//! segment file `bodies/seg-N` (`segments.rs`; the tree `body-at` says
+//! where), a larger one streams to `bodies/ID`. A message is committed by
+//! its envelope: the body is written and synced first (the segment
+//! fdatasynced, or the file fsynced, and the `bodies` directory when a
+//! file was made), then the envelope is inserted, and an enqueue returns
+//! only after sled's log is flushed and the log file fsynced. (sled 0.34
+//! itself only calls `sync_file_range`, which neither flushes the disk's
+//! write cache nor file metadata, and writes large values to unsynced
+//! blob files; so bodies live outside sled and the store adds the
+//! fsyncs.) A body without an envelope (a crash before the commit) is
+//! removed when the store is opened.
 //!
 //! Group commit: a dedicated thread performs the shared syncs
 //! (`commit.rs`). Each enqueue registers a waiter after its writes; the
@@ -27,7 +30,8 @@
 //!
 //! Files: `db.rs` (the handles and their reopening), `commit.rs` (the sync
 //! thread), `index.rs` and `etrn_index.rs` (the in-memory indexes, built
-//! at open), `write.rs` (enqueue, update, remove), `read.rs` (reads, the
+//! at open), `segments.rs` (the segment files of small bodies),
+//! `write.rs` (enqueue, update, remove), `read.rs` (reads, the
 //! schedule, leases), `trees.rs` (fax history and broadcasts),
 //! `faxlog.rs` (searching it; received faxes, usage, documents), `api.rs`
 //! (the trait).
@@ -39,6 +43,7 @@ mod etrn_index;
 mod faxlog;
 mod index;
 mod read;
+mod segments;
 #[cfg(test)]
 mod tests;
 mod trees;
@@ -105,9 +110,9 @@ impl SledStore {
             path: bodies.clone(),
             source,
         })?;
-        let files = Arc::new(BodyFiles::new(bodies));
-        let (db, index) = load(path, &files.dir, cache, &Default::default())?;
-        let shared = Arc::new(Shared::new(path, files, cache, db, index));
+        let files = Arc::new(BodyFiles::with_small_in_memory(bodies));
+        let (db, built) = load(path, &files.dir, cache, &Default::default())?;
+        let shared = Arc::new(Shared::new(path, files, cache, db, built));
         let (tx, rx) = mpsc::channel::<Waiter>();
         let syncer = Syncer::new(shared.clone())?;
         let committer = std::thread::Builder::new()

@@ -2,6 +2,7 @@
 //! stream, and what the in-memory index answers — the schedule, the
 //! counts, ETRN's first half — and the leases, kept beside it.
 
+use super::segments::Loc;
 use super::SledStore;
 use crate::envelope::{Envelope, QueueId};
 use crate::error::QueueError;
@@ -39,6 +40,44 @@ impl SledStore {
             Some(env) => env.head,
             None => String::new(),
         };
+        let at = self
+            .handles()?
+            .body_at
+            .get(id.as_bytes())
+            .map_err(|e| self.sled_error(e))?;
+        if let Some(loc) = at.as_deref().and_then(Loc::decode) {
+            let mut data = head.into_bytes();
+            let body = self
+                .inner
+                .shared
+                .segments
+                .read(loc)
+                .map_err(|source| QueueError::File {
+                    path: self.files().dir.clone(),
+                    source,
+                });
+            return match body {
+                Ok(body) => {
+                    data.extend_from_slice(&body);
+                    Ok(Some(data))
+                }
+                // Its segment is gone or cut short (removed or damaged
+                // behind the store's back): the body is lost.
+                Err(QueueError::File { source, path })
+                    if matches!(
+                        source.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::UnexpectedEof
+                    ) =>
+                {
+                    tracing::error!(
+                        "{id}: its body is missing from its segment in {}: {source}",
+                        path.display()
+                    );
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            };
+        }
         let path = self.files().path(id);
         let read = std::fs::File::open(&path).and_then(|mut f| {
             use std::io::Read;

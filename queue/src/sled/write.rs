@@ -2,7 +2,9 @@
 //! then the shared sync), changing and removing envelopes.
 
 use super::commit::{SyncKind, SyncResult};
+use super::db::Doomed;
 use super::etrn_index::envelope_marks;
+use super::segments::Loc;
 use super::SledStore;
 use crate::body::BodyWriter;
 use crate::envelope::{Envelope, NewMessage, QueueId};
@@ -12,10 +14,10 @@ use crate::time::now_unix;
 use tokio::sync::oneshot;
 
 impl SledStore {
-    /// Commit a message whose body was written with a [`BodyWriter`]: the
-    /// body file is fsynced, the bodies directory synced, then the
-    /// envelope inserted and synced (group commit). On an error the body
-    /// file is removed.
+    /// Commit a message whose body was written with a [`BodyWriter`]: a
+    /// small body is appended to a segment, a large one's file fsynced;
+    /// the body is synced, then the envelope inserted and synced (group
+    /// commit). On an error the body is given up.
     pub(super) async fn enqueue_body(
         &self,
         msg: NewMessage,
@@ -27,9 +29,20 @@ impl SledStore {
         }
         body.flush(true).await?;
         let writing = self.inner.shared.writing.read().await;
-        // The body's name is durable before its envelope can be.
-        sync_outcome(self.request_sync(SyncKind::Bodies)?.await)?;
-        let env = self.write_envelope(&body, msg, head)?;
+        let loc = self.append(&body)?;
+        // The body is durable before its envelope can be.
+        let synced = match self.request_sync(SyncKind::Bodies) {
+            Ok(answer) => sync_outcome(answer.await),
+            Err(e) => Err(e),
+        };
+        let env = synced.and_then(|()| self.write_envelope(&body, loc, msg, head));
+        let env = match env {
+            Ok(env) => env,
+            Err(e) => {
+                self.give_up(loc);
+                return Err(e);
+            }
+        };
         body.committed();
         drop(writing);
         if let Err(e) = self.sync().await {
@@ -57,8 +70,19 @@ impl SledStore {
         writer.write_blocking(body)?;
         writer.flush_blocking(true)?;
         let writing = self.inner.shared.writing.blocking_read();
-        sync_outcome(self.request_sync(SyncKind::Bodies)?.blocking_recv())?;
-        let env = self.write_envelope(&writer, msg, String::new())?;
+        let loc = self.append(&writer)?;
+        let synced = match self.request_sync(SyncKind::Bodies) {
+            Ok(answer) => sync_outcome(answer.blocking_recv()),
+            Err(e) => Err(e),
+        };
+        let env = synced.and_then(|()| self.write_envelope(&writer, loc, msg, String::new()));
+        let env = match env {
+            Ok(env) => env,
+            Err(e) => {
+                self.give_up(loc);
+                return Err(e);
+            }
+        };
         writer.committed();
         drop(writing);
         if let Err(e) = self.sync_blocking() {
@@ -69,11 +93,39 @@ impl SledStore {
         Ok(env)
     }
 
-    /// Insert the envelope: the commit record, written after the body.
-    /// On an error the body is left to its writer, which removes it.
+    /// A body the writer kept in memory goes to a segment; `None`: the
+    /// body is in its own file.
+    fn append(&self, body: &BodyWriter) -> Result<Option<Loc>, QueueError> {
+        let Some(data) = body.in_memory() else {
+            return Ok(None);
+        };
+        self.inner
+            .shared
+            .segments
+            .append(data)
+            .map(Some)
+            .map_err(|source| QueueError::File {
+                path: self.files().dir.clone(),
+                source,
+            })
+    }
+
+    /// An enqueue that failed after its body went to a segment: the body
+    /// no longer counts (a file is left to its writer, which removes it).
+    fn give_up(&self, loc: Option<Loc>) {
+        if let Some(loc) = loc {
+            self.inner.shared.segments.release(loc);
+        }
+    }
+
+    /// Insert the envelope: the commit record, written after the body
+    /// (and after where it lies, when in a segment: sled recovers a prefix
+    /// of its log, so an envelope never comes back without it). On an
+    /// error the body is left to the caller.
     fn write_envelope(
         &self,
         body: &BodyWriter,
+        loc: Option<Loc>,
         msg: NewMessage,
         head: String,
     ) -> Result<Envelope, QueueError> {
@@ -81,11 +133,26 @@ impl SledStore {
         let mut env = msg.into_envelope(body.id().clone(), size, now_unix());
         env.head = head;
         let encoded = serde_json::to_vec(&env).map_err(QueueError::Encode)?;
-        let inserted = self.handles().and_then(|h| {
-            h.envelopes
-                .insert(env.id.as_bytes(), encoded)
-                .map_err(|e| self.sled_error(e))
-        })?;
+        let handles = self.handles()?;
+        if let Some(loc) = loc {
+            handles
+                .body_at
+                .insert(env.id.as_bytes(), &loc.encode()[..])
+                .map_err(|e| self.sled_error(e))?;
+        }
+        let inserted = handles
+            .envelopes
+            .insert(env.id.as_bytes(), encoded)
+            .map_err(|e| self.sled_error(e));
+        let inserted = match inserted {
+            Ok(inserted) => inserted,
+            Err(e) => {
+                if loc.is_some() {
+                    let _ = handles.body_at.remove(env.id.as_bytes());
+                }
+                return Err(e);
+            }
+        };
         if inserted.is_none() {
             lock(&self.inner.shared.index).added();
         }
@@ -161,17 +228,28 @@ impl SledStore {
     }
 
     fn remove_locked(&self, id: &str) -> Result<bool, QueueError> {
-        let existed = self
-            .handles()?
+        let handles = self.handles()?;
+        let existed = handles
             .envelopes
             .remove(id.as_bytes())
             .map_err(|e| self.sled_error(e))?
             .is_some();
+        // Where its body lies goes after the envelope (a crash between
+        // leaves an entry without envelope, dropped at the next open).
+        let at = handles
+            .body_at
+            .remove(id.as_bytes())
+            .map_err(|e| self.sled_error(e))?
+            .and_then(|v| Loc::decode(&v));
         // The body goes only after the envelope's removal is durable: a
         // crash before that must find the message whole, not an envelope
         // without its body.
         if existed {
-            lock(&self.inner.shared.doomed).push(self.files().path(id));
+            let doomed = match at {
+                Some(loc) => Doomed::InSegment(loc),
+                None => Doomed::File(self.files().path(id)),
+            };
+            lock(&self.inner.shared.doomed).push(doomed);
         }
         let mut index = lock(&self.inner.shared.index);
         index.set(id, None);

@@ -386,6 +386,7 @@ impl Session {
             packets_sent: self.sender.sent() - self.send_errors,
             packets_received: self.counters.total(),
             packets_lost: jitter.lost,
+            packets_late: jitter.late,
         }
     }
 }

@@ -186,6 +186,9 @@ pub struct MediaEnd {
     pub packets_received: u64,
     /// Lost packets (RTP frames filled in, UDPTL IFPs not recovered).
     pub packets_lost: u64,
+    /// RTP frames that came after their turn to be played (a stall of
+    /// the network or of this machine); UDPTL has no such count (0).
+    pub packets_late: u64,
 }
 
 /// Binds a UDP socket for a call's media on `ip`, on the first free even

@@ -204,6 +204,7 @@ mod tests {
             packets_sent: 0,
             packets_received: 0,
             packets_lost: 0,
+            packets_late: 0,
         }
     }
 

@@ -200,6 +200,7 @@ pub(crate) fn session(
             packets_sent: sent,
             packets_received: received,
             packets_lost: rx.lost,
+            packets_late: 0,
         },
         rx,
     ))

@@ -1,0 +1,374 @@
+//! Small bodies in shared segment files. A body that fits in the
+//! writer's buffer (under 256 KiB: nearly all mail) is appended to the
+//! active segment, `bodies/seg-NNNNNNNNNNNNNNNN`, instead of getting a
+//! file of its own; the sled tree `body-at` maps its queue id to where
+//! it lies ([`Loc`]). One `fdatasync` of the segment then makes every
+//! body appended since durable at once (the group commit's first phase),
+//! and reading a body back is one `pread` on a file kept open: no file is
+//! created, fsynced, opened or unlinked per message.
+//!
+//! A segment takes appends until it passes [`SEGMENT_MAX`], and is
+//! deleted once the last body in it is gone (its message's removal
+//! synced). The number of live bodies per segment is kept in memory and
+//! counted again from `body-at` whenever the store opens: a segment no
+//! entry points into is deleted then, and an entry whose envelope is
+//! missing (a crash between the two inserts) is dropped. Bodies too large
+//! for the buffer stream to files of their own, as before.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// A segment takes no more appends once it is this long.
+pub(crate) const SEGMENT_MAX: u64 = 64 << 20;
+
+/// What names a segment file.
+const PREFIX: &str = "seg-";
+
+/// Where a body lies: segment number, offset and length, in octets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Loc {
+    pub seg: u64,
+    pub off: u64,
+    pub len: u64,
+}
+
+impl Loc {
+    /// The 24 octets kept in `body-at` (big-endian fields).
+    pub fn encode(&self) -> [u8; 24] {
+        let mut out = [0u8; 24];
+        out[..8].copy_from_slice(&self.seg.to_be_bytes());
+        out[8..16].copy_from_slice(&self.off.to_be_bytes());
+        out[16..].copy_from_slice(&self.len.to_be_bytes());
+        out
+    }
+
+    /// The location `encode` made, or `None` for anything else.
+    pub fn decode(bytes: &[u8]) -> Option<Loc> {
+        let field = |i: usize| {
+            bytes
+                .get(i * 8..i * 8 + 8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+        };
+        if bytes.len() != 24 {
+            return None;
+        }
+        Some(Loc {
+            seg: field(0)?,
+            off: field(1)?,
+            len: field(2)?,
+        })
+    }
+}
+
+/// The number of the segment named `name`, if it names one.
+pub(crate) fn segment_number(name: &std::ffi::OsStr) -> Option<u64> {
+    let hex = name.to_str()?.strip_prefix(PREFIX)?;
+    if hex.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// The file name of segment `seg`.
+fn segment_name(seg: u64) -> String {
+    format!("{PREFIX}{seg:016X}")
+}
+
+/// Read the body at `loc` from the segments in `dir`, without a
+/// [`Segments`] (the quarantine of a corrupt envelope, at open).
+pub(crate) fn read_at(dir: &Path, loc: Loc) -> std::io::Result<Vec<u8>> {
+    let file = File::open(dir.join(segment_name(loc.seg)))?;
+    read_loc(&file, loc)
+}
+
+fn read_loc(file: &File, loc: Loc) -> std::io::Result<Vec<u8>> {
+    let len = usize::try_from(loc.len).map_err(std::io::Error::other)?;
+    let mut data = vec![0u8; len];
+    file.read_exact_at(&mut data, loc.off)?;
+    Ok(data)
+}
+
+/// The segments of one queue directory; see the module documentation.
+pub(crate) struct Segments {
+    dir: PathBuf,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The number the next new segment gets.
+    next: u64,
+    /// The segment taking appends, and where its next body goes.
+    active: Option<(u64, u64)>,
+    /// Open segments (for appends, reads and syncs).
+    open: HashMap<u64, Arc<File>>,
+    /// Bodies per segment that are (or are being) committed.
+    live: HashMap<u64, u64>,
+    /// Segments written since the last sync.
+    unsynced: HashSet<u64>,
+    /// Whether a segment file was made since the last sync.
+    fresh: bool,
+}
+
+impl Segments {
+    /// The segments of `dir`, of which `files` (file names found there)
+    /// are the ones on disk and `locs` every body still queued. Deletes
+    /// the segments no body lies in.
+    pub fn open(dir: &Path, files: &[OsString], locs: &[Loc]) -> Segments {
+        let segments = Segments {
+            dir: dir.to_path_buf(),
+            state: Mutex::new(State::default()),
+        };
+        segments.rebuild(files, locs);
+        segments
+    }
+
+    /// Count the live bodies again (a reopening of the database): as
+    /// [`Segments::open`]. Appends go to a new segment afterwards.
+    pub fn rebuild(&self, files: &[OsString], locs: &[Loc]) {
+        let mut state = crate::lock::lock(&self.state);
+        let mut live: HashMap<u64, u64> = HashMap::new();
+        for loc in locs {
+            *live.entry(loc.seg).or_default() += 1;
+        }
+        let mut highest = state.next;
+        for name in files {
+            let Some(seg) = segment_number(name) else {
+                continue;
+            };
+            highest = highest.max(seg + 1);
+            if !live.contains_key(&seg) {
+                state.open.remove(&seg);
+                let path = self.dir.join(name);
+                if let Err(e) = std::fs::remove_file(&path) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        tracing::warn!("cannot remove {}: {e}", path.display());
+                    }
+                }
+            }
+        }
+        state.next = highest;
+        state.active = None;
+        state.live = live;
+    }
+
+    /// Append `data` to the active segment (a new one when there is none
+    /// or it is full) and count it live. Not durable until
+    /// [`Segments::sync`]; [`Segments::release`] undoes the count.
+    pub fn append(&self, data: &[u8]) -> std::io::Result<Loc> {
+        let len = data.len() as u64;
+        let (seg, off, file) = {
+            let mut state = crate::lock::lock(&self.state);
+            let (seg, end) = match state.active {
+                Some((seg, end)) if end < SEGMENT_MAX => (seg, end),
+                full => {
+                    if let Some((old, _)) = full {
+                        // Full: it only shrinks from now on.
+                        if state.live.get(&old).copied().unwrap_or(0) == 0 {
+                            self.delete(&mut state, old);
+                        }
+                    }
+                    let seg = state.next;
+                    let path = self.dir.join(segment_name(seg));
+                    let file = std::fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create_new(true)
+                        .open(&path)?;
+                    state.next = seg + 1;
+                    state.fresh = true;
+                    state.open.insert(seg, Arc::new(file));
+                    (seg, 0)
+                }
+            };
+            state.active = Some((seg, end + len));
+            *state.live.entry(seg).or_default() += 1;
+            state.unsynced.insert(seg);
+            let file = state
+                .open
+                .get(&seg)
+                .cloned()
+                .ok_or_else(|| std::io::Error::other("the active segment is not open"))?;
+            (seg, end, file)
+        };
+        let loc = Loc { seg, off, len };
+        // Outside the lock: appends to one segment write side by side.
+        if let Err(e) = file.write_all_at(data, off) {
+            self.release(loc);
+            return Err(e);
+        }
+        Ok(loc)
+    }
+
+    /// The body at `loc`.
+    pub fn read(&self, loc: Loc) -> std::io::Result<Vec<u8>> {
+        let file = {
+            let mut state = crate::lock::lock(&self.state);
+            match state.open.get(&loc.seg) {
+                Some(file) => file.clone(),
+                None => {
+                    let file = Arc::new(File::open(self.dir.join(segment_name(loc.seg)))?);
+                    state.open.insert(loc.seg, file.clone());
+                    file
+                }
+            }
+        };
+        read_loc(&file, loc)
+    }
+
+    /// One body fewer in its segment (its message is gone, or was never
+    /// committed); the segment goes with its last body unless it takes
+    /// appends.
+    pub fn release(&self, loc: Loc) {
+        let mut state = crate::lock::lock(&self.state);
+        let left = match state.live.get_mut(&loc.seg) {
+            Some(n) => {
+                *n = n.saturating_sub(1);
+                *n
+            }
+            None => return,
+        };
+        let active = state.active.is_some_and(|(seg, _)| seg == loc.seg);
+        if left == 0 && !active {
+            self.delete(&mut state, loc.seg);
+        }
+    }
+
+    fn delete(&self, state: &mut State, seg: u64) {
+        state.live.remove(&seg);
+        state.open.remove(&seg);
+        state.unsynced.remove(&seg);
+        let path = self.dir.join(segment_name(seg));
+        if let Err(e) = std::fs::remove_file(&path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                // Left behind; removed at the next open (no body in it).
+                tracing::warn!("cannot remove {}: {e}", path.display());
+            }
+        }
+    }
+
+    /// Make every append so far durable: `fdatasync` each segment written
+    /// since the last sync. Returns whether a segment file was made since
+    /// the last sync: then the caller syncs the bodies directory, for its
+    /// name. On an error the segments stay to be synced.
+    pub fn sync(&self) -> std::io::Result<bool> {
+        let (files, fresh) = {
+            let mut state = crate::lock::lock(&self.state);
+            let segs: Vec<u64> = state.unsynced.drain().collect();
+            let files: Vec<(u64, Arc<File>)> = segs
+                .into_iter()
+                .filter_map(|seg| state.open.get(&seg).map(|f| (seg, f.clone())))
+                .collect();
+            (files, std::mem::take(&mut state.fresh))
+        };
+        for (i, (_, file)) in files.iter().enumerate() {
+            if let Err(e) = file.sync_data() {
+                let mut state = crate::lock::lock(&self.state);
+                state
+                    .unsynced
+                    .extend(files[i..].iter().map(|(seg, _)| *seg));
+                state.fresh |= fresh;
+                return Err(e);
+            }
+        }
+        Ok(fresh)
+    }
+
+    /// Live bodies per segment (for tests).
+    #[cfg(test)]
+    pub fn live(&self) -> HashMap<u64, u64> {
+        crate::lock::lock(&self.state).live.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<OsString> {
+        let mut v: Vec<OsString> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn locations_round_trip_and_odd_values_are_refused() {
+        let loc = Loc {
+            seg: 7,
+            off: 1 << 40,
+            len: 12345,
+        };
+        assert_eq!(Loc::decode(&loc.encode()), Some(loc));
+        assert_eq!(Loc::decode(&loc.encode()[..23]), None);
+        assert_eq!(Loc::decode(b""), None);
+        assert_eq!(segment_number("seg-00000000000000FF".as_ref()), Some(255));
+        assert_eq!(segment_number("seg-FF".as_ref()), None);
+        assert_eq!(segment_number("4A0B3C2D1E0F1".as_ref()), None);
+    }
+
+    #[test]
+    fn bodies_are_read_back_and_a_segment_goes_with_its_last_body() {
+        let dir = tempfile::tempdir().unwrap();
+        let segs = Segments::open(dir.path(), &[], &[]);
+        let a = segs.append(b"first body").unwrap();
+        let b = segs.append(b"second").unwrap();
+        assert_eq!(a.seg, b.seg);
+        assert_eq!(b.off, a.len);
+        segs.sync().unwrap();
+        assert_eq!(segs.read(a).unwrap(), b"first body");
+        assert_eq!(segs.read(b).unwrap(), b"second");
+        // The active segment stays while it takes appends, even empty.
+        segs.release(a);
+        segs.release(b);
+        assert_eq!(names(dir.path()).len(), 1);
+        // Reopened: no body lies in it, so it goes.
+        let segs = Segments::open(dir.path(), &names(dir.path()), &[]);
+        assert!(names(dir.path()).is_empty());
+        // New segments are numbered after every one seen.
+        let c = segs.append(b"third").unwrap();
+        assert!(c.seg > a.seg, "{c:?} after {a:?}");
+    }
+
+    #[test]
+    fn a_full_segment_is_closed_and_deleted_once_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let segs = Segments::open(dir.path(), &[], &[]);
+        let big = vec![b'x'; (SEGMENT_MAX / 2) as usize];
+        let a = segs.append(&big).unwrap();
+        let b = segs.append(&big).unwrap();
+        let c = segs.append(b"next segment").unwrap();
+        assert_eq!((a.seg, b.seg), (a.seg, a.seg));
+        assert_eq!(c.seg, a.seg + 1);
+        assert_eq!(segs.live(), HashMap::from([(a.seg, 2), (c.seg, 1)]));
+        segs.release(a);
+        assert_eq!(names(dir.path()).len(), 2);
+        segs.release(b);
+        // The full one is gone with its last body; the active one stays.
+        assert_eq!(names(dir.path()), vec![OsString::from(segment_name(c.seg))]);
+        assert_eq!(segs.read(c).unwrap(), b"next segment");
+    }
+
+    #[test]
+    fn reopening_counts_the_bodies_left_and_keeps_their_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let segs = Segments::open(dir.path(), &[], &[]);
+        let a = segs.append(b"kept").unwrap();
+        let _b = segs.append(b"dropped").unwrap();
+        segs.sync().unwrap();
+        drop(segs);
+        let segs = Segments::open(dir.path(), &names(dir.path()), &[a]);
+        assert_eq!(segs.live(), HashMap::from([(a.seg, 1)]));
+        assert_eq!(segs.read(a).unwrap(), b"kept");
+        // Not the active one any more: its last body takes it along.
+        segs.release(a);
+        assert!(names(dir.path()).is_empty());
+    }
+}
