@@ -25,7 +25,8 @@ pub struct Prepared {
 }
 
 fn has_8bit(bytes: &[u8]) -> bool {
-    bytes.iter().any(|&b| b >= 0x80)
+    // (std's ASCII check goes a word at a time.)
+    !bytes.is_ascii()
 }
 
 /// Prepare `body` for a server that does (`peer_8bit`) or does not offer
@@ -83,30 +84,28 @@ pub fn stuff(body: &[u8]) -> Vec<u8> {
 fn line_ends(body: &[u8], dots: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + body.len() / 50 + 2);
     let mut at_line_start = true;
-    let mut i = 0;
-    while i < body.len() {
-        let b = body[i];
-        if dots && at_line_start && b == b'.' {
+    let mut rest = body;
+    // A line at a time: the text up to the next CR or LF is copied whole.
+    loop {
+        if dots && at_line_start && rest.first() == Some(&b'.') {
             out.push(b'.');
         }
-        match b {
-            b'\r' => {
+        match memchr::memchr2(b'\r', b'\n', rest) {
+            Some(i) => {
+                out.extend_from_slice(&rest[..i]);
                 out.extend_from_slice(b"\r\n");
-                if body.get(i + 1) == Some(&b'\n') {
-                    i += 1;
+                let crlf = rest[i] == b'\r' && rest.get(i + 1) == Some(&b'\n');
+                rest = &rest[i + if crlf { 2 } else { 1 }..];
+                at_line_start = true;
+            }
+            None => {
+                out.extend_from_slice(rest);
+                if !rest.is_empty() {
+                    at_line_start = false;
                 }
-                at_line_start = true;
-            }
-            b'\n' => {
-                out.extend_from_slice(b"\r\n");
-                at_line_start = true;
-            }
-            _ => {
-                out.push(b);
-                at_line_start = false;
+                break;
             }
         }
-        i += 1;
     }
     if !at_line_start {
         out.extend_from_slice(b"\r\n");
@@ -327,6 +326,59 @@ mod tests {
         expected.extend_from_slice(&stuff(&signed));
         assert_eq!(p.data, expected);
         assert!(String::from_utf8(p.data).unwrap().contains("\r\n..Gr=C3"));
+    }
+
+    /// The byte-at-a-time form of `line_ends`, which the line-at-a-time
+    /// one must agree with.
+    fn line_ends_bytewise(body: &[u8], dots: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut at_line_start = true;
+        let mut i = 0;
+        while i < body.len() {
+            let b = body[i];
+            if dots && at_line_start && b == b'.' {
+                out.push(b'.');
+            }
+            match b {
+                b'\r' | b'\n' => {
+                    out.extend_from_slice(b"\r\n");
+                    if b == b'\r' && body.get(i + 1) == Some(&b'\n') {
+                        i += 1;
+                    }
+                    at_line_start = true;
+                }
+                _ => {
+                    out.push(b);
+                    at_line_start = false;
+                }
+            }
+            i += 1;
+        }
+        if !at_line_start {
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+
+    #[test]
+    fn line_ends_agree_with_the_bytewise_form() {
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..20000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 48) as usize;
+            let input: Vec<u8> = (0..len)
+                .map(|k| [b'\r', b'\n', b'.', b'a', 0xC3][((seed >> (k % 60)) % 5) as usize])
+                .collect();
+            for dots in [false, true] {
+                assert_eq!(
+                    line_ends(&input, dots),
+                    line_ends_bytewise(&input, dots),
+                    "{input:?} dots={dots}"
+                );
+            }
+        }
     }
 
     #[test]
