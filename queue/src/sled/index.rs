@@ -260,12 +260,16 @@ pub(crate) fn build(
         // Where the bodies in segments lie; entries of messages never
         // committed (or unreadable ones) go.
         let mut locs = Vec::new();
+        let mut located = Names::default();
         let mut stale = 0;
         for item in body_at.iter() {
             let (key, value) = item?;
             let id = String::from_utf8_lossy(&key);
             match Loc::decode(&value) {
-                Some(loc) if stored.contains(&id) => locs.push(loc),
+                Some(loc) if stored.contains(&id) => {
+                    locs.push(loc);
+                    located.insert(&id);
+                }
                 _ => {
                     body_at.remove(&key)?;
                     stale += 1;
@@ -275,6 +279,7 @@ pub(crate) fn build(
         if stale > 0 {
             tracing::info!(stale, "removed body locations of messages never committed");
         }
+        located.seal();
         let files = listing.join().map_err(|_| QueueError::Sync {
             message: "listing the bodies directory panicked".into(),
             disk_full: false,
@@ -290,10 +295,12 @@ pub(crate) fn build(
                 segments.push(name);
                 continue;
             }
-            if !name
-                .to_str()
-                .is_some_and(|id| stored.contains(id) || receiving.contains(id))
-            {
+            // A file beside a body in a segment: a move out of the
+            // segment (`evict.rs`) that a crash cut short; the segment's
+            // copy is the body.
+            if !name.to_str().is_some_and(|id| {
+                (stored.contains(id) && !located.contains(id)) || receiving.contains(id)
+            }) {
                 let _ = std::fs::remove_file(bodies.join(&name));
                 orphans += 1;
             }

@@ -31,6 +31,7 @@
 //! Files: `db.rs` (the handles and their reopening), `commit.rs` (the sync
 //! thread), `index.rs` and `etrn_index.rs` (the in-memory indexes, built
 //! at open), `segments.rs` (the segment files of small bodies),
+//! `evict.rs` (the body of a message that waits moves to a file),
 //! `write.rs` (enqueue, update, remove), `read.rs` (reads, the
 //! schedule, leases), `trees.rs` (fax history and broadcasts),
 //! `faxlog.rs` (searching it; received faxes, usage, documents), `api.rs`
@@ -40,6 +41,7 @@ mod api;
 mod commit;
 mod db;
 mod etrn_index;
+mod evict;
 mod faxlog;
 mod index;
 mod read;
@@ -72,6 +74,9 @@ struct Inner {
     write: Mutex<()>,
     commit_tx: Mutex<Option<mpsc::Sender<Waiter>>>,
     committer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Messages whose body is to leave its segment (`evict.rs`).
+    evict_tx: Mutex<Option<mpsc::Sender<QueueId>>>,
+    evictor: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Leased messages: the lease's token and when it expires.
     leases: Mutex<HashMap<QueueId, (u64, std::time::Instant)>>,
     /// The last lease token handed out.
@@ -82,6 +87,10 @@ impl Drop for Inner {
     /// Stop the sync thread and wait for it, so that the database (and its
     /// lock) is closed when the last handle goes away.
     fn drop(&mut self) {
+        lock(&self.evict_tx).take();
+        if let Some(handle) = lock(&self.evictor).take() {
+            let _ = handle.join();
+        }
         lock(&self.commit_tx).take();
         if let Some(handle) = lock(&self.committer).take() {
             let _ = handle.join();
@@ -115,13 +124,20 @@ impl SledStore {
         let shared = Arc::new(Shared::new(path, files, cache, db, built));
         let (tx, rx) = mpsc::channel::<Waiter>();
         let syncer = Syncer::new(shared.clone())?;
+        let thread_error = |e: std::io::Error| QueueError::Sync {
+            message: e.to_string(),
+            disk_full: false,
+        };
         let committer = std::thread::Builder::new()
             .name("queue-sync".into())
             .spawn(move || commit_loop(syncer, rx))
-            .map_err(|e| QueueError::Sync {
-                message: e.to_string(),
-                disk_full: false,
-            })?;
+            .map_err(thread_error)?;
+        let (evict_tx, evict_rx) = mpsc::channel::<QueueId>();
+        let evicting = shared.clone();
+        let evictor = std::thread::Builder::new()
+            .name("queue-evict".into())
+            .spawn(move || evict::evict_loop(evicting, evict_rx))
+            .map_err(thread_error)?;
 
         Ok(SledStore {
             inner: Arc::new(Inner {
@@ -129,6 +145,8 @@ impl SledStore {
                 write: Mutex::new(()),
                 commit_tx: Mutex::new(Some(tx)),
                 committer: Mutex::new(Some(committer)),
+                evict_tx: Mutex::new(Some(evict_tx)),
+                evictor: Mutex::new(Some(evictor)),
                 leases: Mutex::new(HashMap::new()),
                 last_token: Default::default(),
             }),

@@ -36,9 +36,12 @@ impl SledStore {
     /// The stored octets of a message: the header fields the receiver
     /// put above it ([`Envelope::head`]), then its body file.
     pub(super) fn body(&self, id: &str) -> Result<Option<Vec<u8>>, QueueError> {
+        // A message no longer queued has no body, even while its file
+        // waits for its removal to be synced (or a move out of its
+        // segment, `evict.rs`, to see it gone).
         let head = match self.get(id)? {
             Some(env) => env.head,
-            None => String::new(),
+            None => return Ok(None),
         };
         let at = self
             .handles()?

@@ -402,3 +402,59 @@ fn a_location_without_its_envelope_is_dropped_on_open() {
         body_files(dir.path())
     );
 }
+
+/// A message that waits (saved undelivered) has its body moved to a file
+/// of its own, so its segment can go with the others' bodies; a move cut
+/// short by a crash (a file beside the body in the segment) is undone at
+/// the next open.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_waiting_message_takes_its_body_out_of_the_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let (waiting, delivered, half_moved);
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        let mut ids = Vec::new();
+        for body in [&b"waits"[..], b"delivered", b"half moved"] {
+            let id = store.new_id().unwrap();
+            store
+                .enqueue(id.clone(), message(&["a@x"]), body)
+                .await
+                .unwrap();
+            ids.push(id);
+        }
+        (waiting, delivered, half_moved) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
+        store
+            .update(&waiting, &mut |e| e.recipients[0].next_attempt += 600)
+            .unwrap();
+        let file = dir.path().join("bodies").join(&waiting);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while store
+            .handles()
+            .unwrap()
+            .body_at
+            .contains_key(waiting.as_bytes())
+            .unwrap()
+        {
+            assert!(std::time::Instant::now() < deadline, "never moved");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(std::fs::read(&file).unwrap(), b"waits");
+        assert_eq!(store.body(&waiting).unwrap().unwrap(), b"waits");
+        assert!(store.remove(&delivered).unwrap());
+        store.sync().await.unwrap();
+        // Only the half-moved one still lies in the segment.
+        assert_eq!(store.inner.shared.segments.live().values().sum::<u64>(), 1);
+    }
+    // A crash in the middle of a move: the file is there, the entry too.
+    std::fs::write(dir.path().join("bodies").join(&half_moved), b"half").unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    assert!(!dir.path().join("bodies").join(&half_moved).exists());
+    assert_eq!(store.body(&half_moved).unwrap().unwrap(), b"half moved");
+    assert_eq!(store.body(&waiting).unwrap().unwrap(), b"waits");
+    // With the last body in it gone, the segment goes at the next open.
+    assert!(store.remove(&half_moved).unwrap());
+    store.sync().await.unwrap();
+    drop(store);
+    let _store = SledStore::open(dir.path()).unwrap();
+    assert_eq!(body_files(dir.path()), vec![waiting.clone()]);
+}

@@ -208,10 +208,17 @@ impl SledStore {
             self.remove_locked(id)?;
         } else {
             let encoded = serde_json::to_vec(&env).map_err(QueueError::Encode)?;
-            self.handles()?
+            let handles = self.handles()?;
+            handles
                 .envelopes
                 .insert(id.as_bytes(), encoded)
                 .map_err(|e| self.sled_error(e))?;
+            // It waits: its body leaves the shared segment (`evict.rs`).
+            if handles.body_at.contains_key(id.as_bytes()).unwrap_or(false) {
+                if let Some(tx) = lock(&self.inner.evict_tx).as_ref() {
+                    let _ = tx.send(id.to_string());
+                }
+            }
             let mut index = lock(&self.inner.shared.index);
             index.set(id, env.due());
             index.etrn.set(id, envelope_marks(&env));
