@@ -183,7 +183,7 @@ stop_peer() {
 keep_logs() {
     if [[ ${KEEP:-0} == 1 ]]; then
         mkdir -p "$T/keep/$1"
-        find "$DIR" -maxdepth 3 -type f \( -name '*.log' -o -name '*.out' -o -name '*log' -o -name '*.conf' -o -name '*.toml' -o -name '*.cf' \) \
+        find "$DIR" -maxdepth 3 -type f \( -name '*.log' -o -name '*.out' -o -name '*.err' -o -name '*log' -o -name '*.conf' -o -name '*.toml' -o -name '*.cf' \) \
             -size -20M -exec cp {} "$T/keep/$1/" \; 2>/dev/null || true
     fi
     rm -rf "$DIR"

@@ -134,9 +134,14 @@ mta_private_run() {
     mta_run "$log" unshare -m --propagation private bash -c "$script exec \"\$@\"" mta "$@"
 }
 
-mta_start_faxmta() { # DIR ADDR PORT SINK_ADDR SINK_PORT
-    local admin
-    admin=$(free_port "$2")
+# mta_conf_faxmta DIR ADDR PORT SINK_PORT: DIR/faxmta.toml, relaying from
+# 127.0.0.0/8 through [dns] DNS_ADDR:DNS_PORT (sink.test's MX) to
+# SINK_PORT. Optional: FX_ADMIN (admin listener, default a free port on
+# ADDR), OUTBOUND_TLS (off), FAXMTA_LOG (info), FX_CONCURRENCY,
+# FX_DEST_CONCURRENCY. Shared with bench/relay.sh.
+mta_conf_faxmta() {
+    local admin=${FX_ADMIN:-}
+    [[ -n $admin ]] || admin=$2:$(free_port "$2")
     cat >"$1/faxmta.toml" <<EOF
 hostname = "relay.bench.test"
 [queue]
@@ -158,17 +163,24 @@ allow = ["127.0.0.0/8"]
 [dns]
 nameservers = ["$DNS_ADDR:$DNS_PORT"]
 [outbound]
-port = $5
-tls = "off"
+port = $4
+tls = "${OUTBOUND_TLS:-off}"
 [admin]
-listen = "$2:$admin"
+listen = "$admin"
 [log]
 level = "${FAXMTA_LOG:-info}"
 EOF
+}
+
+mta_start_faxmta() { # DIR ADDR PORT SINK_ADDR SINK_PORT
+    mta_conf_faxmta "$1" "$2" "$3" "$5"
     mta_run "$1/faxmta.log" "$BIN" serve --config "$1/faxmta.toml"
 }
 
-mta_start_postfix() { # DIR ADDR PORT SINK_ADDR SINK_PORT
+# mta_conf_postfix DIR ADDR PORT SINK_ADDR SINK_PORT: a private Postfix
+# instance's DIR/etc/{master.cf,main.cf}, queue in DIR/spool, log in
+# DIR/maillog. Shared with bench/relay.sh.
+mta_conf_postfix() {
     local d=$1
     mkdir -p "$d/etc" "$d/spool" "$d/data"
     chown postfix:postfix "$d/data"
@@ -194,10 +206,14 @@ anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
-    # As bench/relay.sh: relays from 127.0.0.0/8, sink.test by a transport
-    # map to the sink's IP literal, no DNS anywhere. inet_interfaces must
-    # name an interface address (lo has 127.0.0.1 only); master.cf binds
-    # the listener to ADDR itself.
+    # Only the services this path needs; nothing chrooted. Relays from
+    # 127.0.0.0/8 (mynetworks); sink.test goes by the transport map to the
+    # sink's IP literal (no MX or A lookup), everything else would fail at
+    # once (default_transport = error). No DNS anywhere:
+    # smtp_dns_support_level = disabled, native host lookups (the nexthop
+    # is an address anyway), no reverse lookup of SMTP clients.
+    # inet_interfaces must name an interface address (lo has 127.0.0.1
+    # only); master.cf binds the listener to ADDR itself.
     cat >"$d/etc/main.cf" <<EOF
 compatibility_level = 3.6
 queue_directory = $d/spool
@@ -225,6 +241,11 @@ smtp_tls_security_level = none
 maillog_file = $d/maillog
 maillog_file_prefixes = $d
 EOF
+}
+
+mta_start_postfix() { # DIR ADDR PORT SINK_ADDR SINK_PORT
+    local d=$1
+    mta_conf_postfix "$@"
     PF_CONF_DIR=$d/etc
     # `postfix start` daemonizes the master: the subreaper adopts it.
     if command -v script >/dev/null; then
