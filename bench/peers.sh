@@ -42,6 +42,7 @@
 #   FAXMTA_LOG=info     faxmta's [log] level
 #   PEERS_ROOT=/var/tmp/faxmta-peers  cache of the unpacked packages and Haraka
 #   RELAY_WAIT=300      seconds a round waits for every message at the sink
+#   STALL_WAIT=30       ... but gives up when none arrived for this long
 #   SOURCE_WAIT=900     seconds smtp-source may take
 #   BENCH_DIR           parent of the temp dir (default $TMPDIR or /tmp)
 #   KEEP=1              keep the temp dir (every round's logs) after the run
@@ -65,6 +66,7 @@ LAT_SIZE=${LAT_SIZE:-10240}
 LAT_SECONDS=${LAT_SECONDS:-10}
 PEERS_ROOT=${PEERS_ROOT:-/var/tmp/faxmta-peers}
 RELAY_WAIT=${RELAY_WAIT:-300}
+STALL_WAIT=${STALL_WAIT:-30}
 SOURCE_WAIT=${SOURCE_WAIT:-900}
 
 # Each peer's listening address and its sink's.
@@ -136,8 +138,15 @@ trap 'exit 130' INT TERM
 
 # --- DNS: faxmta's sink.test, chasquid's relay.test, all on 127.0.0.1:53 ----
 DNS_ADDR=127.0.0.1
+# SOA records, so that negative answers (no AAAA, no MTA-STS) are cached
+# as in bench/relay.sh.
 cat >"$T/zone" <<EOF
 \$TTL 3600
+sink.test.     IN SOA ns.sink.test. hostmaster.sink.test. 1 3600 600 86400 3600
+sink.test.     IN NS ns.sink.test.
+ns.sink.test.  IN A  127.0.0.1
+relay.test.    IN SOA ns.sink.test. hostmaster.sink.test. 1 3600 600 86400 3600
+relay.test.    IN NS ns.sink.test.
 sink.test.     IN MX 10 mx.sink.test.
 mx.sink.test.  IN A  $(sink_of faxmta)
 relay.test.    IN MX 10 mx.relay.test.
@@ -207,20 +216,20 @@ round() {
         ok=source-failed
     fi
     t1=$(now)
-    local acc_rate
-    acc_rate=$(calc "$MESSAGES / ($t1 - $t0)")
-    local t2
-    t2=$(wait_sink "$SINK_OUT" "$MESSAGES" "$RELAY_WAIT") || { [[ $ok == ok ]] && ok=incomplete; }
+    local acc_rate=- rel_rate=- t2
+    [[ $ok == ok ]] && acc_rate=$(calc "$MESSAGES / ($t1 - $t0)")
+    t2=$(wait_sink "$SINK_OUT" "$MESSAGES" "$RELAY_WAIT" "$STALL_WAIT") || { [[ $ok == ok ]] && ok=incomplete; }
     tk1=$(tree_ticks "$MTA_PID")
     n=$(sink_counts "$SINK_OUT" | cut -d' ' -f2)
     local cpu dns
     cpu=$(awk -v a="$tk0" -v b="$tk1" -v hz="$HZ" -v n="$MESSAGES" 'BEGIN {
         split(a, x, " "); split(b, y, " "); printf "%.2f", (y[1] + y[2] - x[1] - x[2]) * 1000 / hz / n }')
     dns=$(calc "($(dns_count) - $d0) / $MESSAGES" 2)
+    [[ $ok == ok ]] && rel_rate=$(calc "$n / ($t2 - $t0)")
     stop_peer
-    echo "$p $size $sess $r $acc_rate $(calc "$n / ($t2 - $t0)") $cpu $n $dns $ok" >>"$T/results"
+    echo "$p $size $sess $r $acc_rate $rel_rate $cpu $n $dns $ok" >>"$T/results"
     note "$(printf '%-9s size %5s sessions %3s round %s: accepted %7s/s relayed %7s/s cpu %6s ms/msg sink %s/%s dns/msg %s load %s %s' \
-        "$p" "$size" "$sess" "$r" "$acc_rate" "$(calc "$n / ($t2 - $t0)")" "$cpu" "$n" "$MESSAGES" "$dns" "$(cut -d' ' -f1 /proc/loadavg)" "$ok")"
+        "$p" "$size" "$sess" "$r" "$acc_rate" "$rel_rate" "$cpu" "$n" "$MESSAGES" "$dns" "$(cut -d' ' -f1 /proc/loadavg)" "$ok")"
     cut -d' ' -f1 /proc/loadavg >>"$T/loadavg"
     keep_logs "$p-$size-$sess-$r"
 }

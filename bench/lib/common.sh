@@ -130,15 +130,18 @@ print(user, system)
 PY
 }
 
-# wait_sink FILE N SECONDS: prints the time at which smtp-sink's output
-# FILE counted N messages (or the time of giving up); returns 1 if they
-# never all arrived within SECONDS.
+# wait_sink FILE N SECONDS [STALL]: prints the time at which smtp-sink's
+# output FILE counted N messages (or the time of giving up); returns 1 if
+# they did not all arrive within SECONDS, or (with STALL) if the count
+# did not grow for STALL seconds.
 wait_sink() {
-    local end=$((SECONDS + $3)) n
+    local end=$((SECONDS + $3)) n last=-1 moved=$SECONDS
     while :; do
         n=$(sink_counts "$1" | cut -d' ' -f2)
         if ((n >= $2)); then now; return 0; fi
+        if ((n != last)); then last=$n moved=$SECONDS; fi
         if ((SECONDS >= end)); then now; return 1; fi
+        if [[ -n ${4:-} ]] && ((SECONDS - moved >= $4)); then now; return 1; fi
         sleep 0.05
     done
 }

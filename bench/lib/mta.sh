@@ -59,9 +59,9 @@ mta_fetch() {
             id postfix >/dev/null 2>&1 || { echo "no user postfix"; return 1; }
             return 0 ;;
         exim) mta_unpack usr/sbin/exim4 exim4-daemon-heavy exim4-base || return 1
-            if ! ldconfig -p | grep -q 'libspf2\.so\.2'; then
-                # The one shared library of exim4-daemon-heavy missing here
-                # (a library, no MTA conflict).
+            if [[ $(ldd "$PEERS_ROOT/root/usr/sbin/exim4" 2>&1) == *"not found"* ]]; then
+                # libspf2-2: the one shared library of exim4-daemon-heavy
+                # that was missing here (a library, no MTA conflict).
                 DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libspf2-2 >&2 \
                     || { echo "libspf2-2 (needed by exim4) could not be installed"; return 1; }
             fi

@@ -55,9 +55,7 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         if name == "--help" || name == "-h" {
             return Err("help".into());
         }
-        let value = it
-            .next()
-            .ok_or_else(|| format!("{name} needs a value"))?;
+        let value = it.next().ok_or_else(|| format!("{name} needs a value"))?;
         let bad = |what: &str| format!("{name} {value}: {what}");
         match name.as_str() {
             "--server" => {
@@ -101,7 +99,8 @@ fn secs(v: &str) -> Option<Duration> {
 
 fn millis(v: &str) -> Option<Duration> {
     let ms: f64 = v.parse().ok()?;
-    (ms.is_finite() && (0.0..86_400_000.0).contains(&ms)).then(|| Duration::from_secs_f64(ms / 1000.0))
+    (ms.is_finite() && (0.0..86_400_000.0).contains(&ms))
+        .then(|| Duration::from_secs_f64(ms / 1000.0))
 }
 
 #[cfg(test)]

@@ -70,11 +70,15 @@ impl Session {
     /// Sends one message. An I/O error ends the session; a refusal does
     /// not (the transaction is reset).
     pub async fn send(&mut self, from: &str, to: &str, body: &[u8]) -> io::Result<Outcome> {
-        let mail = self.command(format!("MAIL FROM:<{from}>\r\n").as_bytes()).await?;
+        let mail = self
+            .command(format!("MAIL FROM:<{from}>\r\n").as_bytes())
+            .await?;
         if !(200..300).contains(&mail) {
             return self.refused().await;
         }
-        let rcpt = self.command(format!("RCPT TO:<{to}>\r\n").as_bytes()).await?;
+        let rcpt = self
+            .command(format!("RCPT TO:<{to}>\r\n").as_bytes())
+            .await?;
         if !(200..300).contains(&rcpt) {
             return self.refused().await;
         }
@@ -115,7 +119,9 @@ impl Session {
             self.line.clear();
             let n = tokio::time::timeout_at(self.reply_by, self.rd.read_line(&mut self.line))
                 .await
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no reply before the deadline"))??;
+                .map_err(|_| {
+                    io::Error::new(io::ErrorKind::TimedOut, "no reply before the deadline")
+                })??;
             if n == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,

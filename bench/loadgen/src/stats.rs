@@ -115,7 +115,11 @@ mod tests {
     fn lag_over_the_threshold_counts_as_late() {
         let mut s = Stats::default();
         let late = Duration::from_millis(2);
-        s.record(Outcome::Accepted(Duration::from_millis(1)), Duration::from_millis(1), late);
+        s.record(
+            Outcome::Accepted(Duration::from_millis(1)),
+            Duration::from_millis(1),
+            late,
+        );
         s.record(Outcome::Refused, Duration::from_millis(5), late);
         assert_eq!((s.accepted, s.non2xx, s.late), (1, 1, 1));
         assert_eq!(s.latency_us, vec![1000]);
