@@ -340,7 +340,10 @@ mta_exim_untrust() {
 mta_start_opensmtpd() { # DIR ADDR PORT SINK_ADDR SINK_PORT
     local d=$1
     mkdir -p "$d/var-spool" "$d/var-lib/opensmtpd/empty" "$d/run"
+    # max-mails: its default of 100 messages per session would refuse
+    # (452) the rest of a persistent loadgen session.
     cat >"$d/smtpd.conf" <<EOF
+smtp limit max-mails 1000000
 listen on $2 port $3 hostname opensmtpd.bench.test
 action "sink" relay host smtp://$4:$5 helo opensmtpd.bench.test
 match from src 127.0.0.0/8 for domain sink.test action "sink"

@@ -29,7 +29,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::args::Args;
-use crate::session::Session;
+use crate::session::{Outcome, Session};
 use crate::stats::Stats;
 
 /// How long after the deadline a reply is still waited for.
@@ -97,7 +97,10 @@ async fn run(args: Args) -> ExitCode {
     }
     let elapsed = Instant::now().saturating_duration_since(shared.t0);
     let stats = lock(&shared.stats).clone();
-    println!("{}", stats.report(&shared.args, elapsed));
+    println!("{}", stats.report(&shared.args, shared.t0, elapsed));
+    if let Some(r) = &stats.first_refusal {
+        eprintln!("loadgen: {} refused; the first: {r}", stats.non2xx);
+    }
     if stats.connected == 0 {
         eprintln!(
             "loadgen: could not open any session to {}",
@@ -141,7 +144,13 @@ async fn one_session(shared: &Shared) {
         tokio::time::sleep_until(due).await;
         let lag = Instant::now().saturating_duration_since(due);
         match s.send(&a.from, &a.to, &shared.body).await {
-            Ok(outcome) => lock(&shared.stats).record(outcome, lag, a.late),
+            Ok(outcome) => {
+                let mut st = lock(&shared.stats);
+                if matches!(outcome, Outcome::Accepted(_)) {
+                    st.last_accepted = Some(Instant::now());
+                }
+                st.record(outcome, lag, a.late);
+            }
             Err(e) => {
                 eprintln!("loadgen: session ended: {e}");
                 let mut st = lock(&shared.stats);

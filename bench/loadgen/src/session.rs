@@ -12,12 +12,13 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 /// What became of one message.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum Outcome {
     /// The reply to the final dot was 2xx, after this long.
     Accepted(Duration),
-    /// MAIL, RCPT, DATA or the final dot had a reply that was not 2xx/354.
-    Refused,
+    /// MAIL, RCPT, DATA or the final dot had a reply that was not
+    /// 2xx/354: that reply's last line.
+    Refused(String),
 }
 
 pub struct Session {
@@ -74,16 +75,16 @@ impl Session {
             .command(format!("MAIL FROM:<{from}>\r\n").as_bytes())
             .await?;
         if !(200..300).contains(&mail) {
-            return self.refused().await;
+            return self.refused("MAIL").await;
         }
         let rcpt = self
             .command(format!("RCPT TO:<{to}>\r\n").as_bytes())
             .await?;
         if !(200..300).contains(&rcpt) {
-            return self.refused().await;
+            return self.refused("RCPT").await;
         }
         if self.command(b"DATA\r\n").await? != 354 {
-            return self.refused().await;
+            return self.refused("DATA").await;
         }
         self.wr.write_all(body).await?;
         self.wr.write_all(b"\r\n.\r\n").await?;
@@ -93,7 +94,10 @@ impl Session {
         if (200..300).contains(&code) {
             Ok(Outcome::Accepted(took))
         } else {
-            Ok(Outcome::Refused)
+            Ok(Outcome::Refused(format!(
+                "end of data: {}",
+                self.line.trim_end()
+            )))
         }
     }
 
@@ -102,9 +106,10 @@ impl Session {
         let _ = self.command(b"QUIT\r\n").await;
     }
 
-    async fn refused(&mut self) -> io::Result<Outcome> {
+    async fn refused(&mut self, what: &str) -> io::Result<Outcome> {
+        let reply = format!("{what}: {}", self.line.trim_end());
         self.command(b"RSET\r\n").await?;
-        Ok(Outcome::Refused)
+        Ok(Outcome::Refused(reply))
     }
 
     async fn command(&mut self, line: &[u8]) -> io::Result<u16> {

@@ -24,6 +24,11 @@ pub struct Stats {
     pub connected: u64,
     /// Sessions still busy at the hard end.
     pub abandoned: u64,
+    /// When the last message was accepted (the achieved rate's end: not a
+    /// session that hangs until the deadline).
+    pub last_accepted: Option<tokio::time::Instant>,
+    /// The first reply that was not 2xx, for stderr.
+    pub first_refusal: Option<String>,
 }
 
 fn us(d: Duration) -> u32 {
@@ -41,19 +46,25 @@ impl Stats {
                 self.accepted += 1;
                 self.latency_us.push(us(t));
             }
-            Outcome::Refused => self.non2xx += 1,
+            Outcome::Refused(reply) => {
+                self.non2xx += 1;
+                self.first_refusal.get_or_insert(reply);
+            }
         }
     }
 
     /// `sent= accepted= non2xx= … p50_ms= …`, for a shell to read.
-    pub fn report(&self, a: &Args, elapsed: Duration) -> String {
+    pub fn report(&self, a: &Args, t0: tokio::time::Instant, elapsed: Duration) -> String {
         let mut lat = self.latency_us.clone();
         lat.sort_unstable();
         let mut lag = self.lag_us.clone();
         lag.sort_unstable();
         let secs = elapsed.as_secs_f64();
-        let achieved = if secs > 0.0 {
-            self.accepted as f64 / secs
+        let busy = self
+            .last_accepted
+            .map_or(0.0, |t| t.saturating_duration_since(t0).as_secs_f64());
+        let achieved = if busy > 0.0 {
+            self.accepted as f64 / busy
         } else {
             0.0
         };
@@ -120,8 +131,13 @@ mod tests {
             Duration::from_millis(1),
             late,
         );
-        s.record(Outcome::Refused, Duration::from_millis(5), late);
+        s.record(
+            Outcome::Refused("MAIL: 452 no".into()),
+            Duration::from_millis(5),
+            late,
+        );
         assert_eq!((s.accepted, s.non2xx, s.late), (1, 1, 1));
         assert_eq!(s.latency_us, vec![1000]);
+        assert_eq!(s.first_refusal.as_deref(), Some("MAIL: 452 no"));
     }
 }
