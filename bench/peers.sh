@@ -92,6 +92,7 @@ if [[ -z ${PEERS_SH_INSIDE:-} ]]; then
     command -v openssl >/dev/null || die "openssl is required (chasquid's certificate)"
     need_postfix_tools
     build_faxmta "$REPO"
+    BIN=$(realpath "$BIN")
     if [[ -z ${LOADGEN_BIN:-} && $LAT_SECONDS != 0 ]]; then
         note "building bench/loadgen (cargo build --release -p faxmta-loadgen)"
         (cd "$REPO" && cargo build --release --quiet -p faxmta-loadgen) >&2 \
