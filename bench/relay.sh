@@ -58,6 +58,9 @@ OUTBOUND_TLS=${OUTBOUND_TLS:-off}
 NETNS=${NETNS:-auto}
 RELAY_WAIT=${RELAY_WAIT:-120}
 export LC_ALL=C
+# The configurations of the private faxmta and Postfix (shared with peers.sh).
+# shellcheck source=bench/lib/mta.sh
+. "$REPO/bench/lib/mta.sh"
 
 die() { echo "relay.sh: $*" >&2; exit 1; }
 note() { echo "# $*" >&2; }
@@ -337,34 +340,7 @@ run_faxmta() {
     local admin_port
     admin_port=$(free_port 127.0.0.1)
     FX_ADMIN=127.0.0.1:$admin_port
-    cat >"$FX/faxmta.toml" <<EOF
-hostname = "relay.bench.test"
-[queue]
-path = "$FX/queue"
-${FX_CONCURRENCY:+concurrency = $FX_CONCURRENCY}
-${FX_DEST_CONCURRENCY:+destination_concurrency = $FX_DEST_CONCURRENCY}
-[control]
-socket = "$FX/faxmta.sock"
-[tls]
-generated_dir = "$FX/tls"
-[[listener]]
-addr = "127.0.0.1:$FX_PORT"
-role = "mx"
-tls = "none"
-[smtp]
-shutdown_grace = "2s"
-[relay]
-allow = ["127.0.0.0/8"]
-[dns]
-nameservers = ["127.0.0.1:$DNS_PORT"]
-[outbound]
-port = $SINK_PORT
-tls = "$OUTBOUND_TLS"
-[admin]
-listen = "$FX_ADMIN"
-[log]
-level = "$FAXMTA_LOG"
-EOF
+    DNS_ADDR=127.0.0.1 mta_conf_faxmta "$FX" 127.0.0.1 "$FX_PORT" "$SINK_PORT"
     note "faxmta: starting on 127.0.0.1:$FX_PORT, relaying sink.test to 127.0.0.5:$SINK_PORT (smtp-sink)"
     if [[ ${FX_STRACE:-0} == 1 ]]; then
         # Diagnostic: count the system calls that touch the disk or open
@@ -458,63 +434,11 @@ run_postfix() {
     PF_SINK_OUT=$SINK_OUT PF_SINK_PID=$SINK_PID
     PF_DIR=$TMP/postfix
     PF_PORT=$(free_port 127.0.0.2)
-    mkdir -p "$PF_DIR/etc" "$PF_DIR/spool" "$PF_DIR/data"
-    chown postfix:postfix "$PF_DIR/data"
-    # Only the services this path needs; nothing chrooted.
-    cat >"$PF_DIR/etc/master.cf" <<EOF
-127.0.0.2:$PF_PORT inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-EOF
-    # Relays from 127.0.0.0/8 (mynetworks); sink.test goes by the transport
-    # map to the sink's IP literal (no MX or A lookup), everything else
-    # would fail at once (default_transport = error). No DNS anywhere:
-    # smtp_dns_support_level = disabled, native host lookups (the nexthop
-    # is an address anyway), no reverse lookup of SMTP clients.
-    cat >"$PF_DIR/etc/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $PF_DIR/spool
-data_directory = $PF_DIR/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = postfix.bench.test
-mydomain = bench.test
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mydestination =
-relay_domains =
-mynetworks = 127.0.0.0/8
-local_recipient_maps =
-alias_maps =
-alias_database =
-smtpd_banner = \$myhostname ESMTP
-smtpd_peername_lookup = no
-transport_maps = inline:{ sink.test=smtp:[127.0.0.6]:$SINK_PORT }
-default_transport = error:this benchmark instance relays sink.test only
-smtp_dns_support_level = disabled
-smtp_host_lookup = native
-lmtp_host_lookup = native
-smtp_tls_security_level = none
-maillog_file = $PF_DIR/maillog
-maillog_file_prefixes = $PF_DIR
-EOF
+    # Only the services this path needs, nothing chrooted; relays from
+    # 127.0.0.0/8 (mynetworks); sink.test goes by the transport map to the
+    # sink's IP literal (no MX or A lookup), everything else would fail at
+    # once; no DNS anywhere (bench/lib/mta.sh).
+    mta_conf_postfix "$PF_DIR" 127.0.0.2 "$PF_PORT" 127.0.0.6 "$SINK_PORT"
     note "postfix: starting a private instance on 127.0.0.2:$PF_PORT ($PF_DIR/etc), relaying sink.test to [127.0.0.6]:$SINK_PORT (smtp-sink)"
     if command -v script >/dev/null; then
         script -qec "postfix -c '$PF_DIR/etc' start" /dev/null >"$PF_DIR/start.out" 2>&1 || true
@@ -556,7 +480,7 @@ EOF
     PF_WARN_FIRST=$(grep -m1 -E 'warning:|fatal:|panic:|error:' "$PF_DIR/maillog" 2>/dev/null | cut -d' ' -f5- || true)
     PF_ACK_RATE=$(calc "$MESSAGES / ($PF_ACKED - $PF_START)")
     PF_E2E_RATE=$(calc "$PF_SINK_MSGS / ($PF_DONE - $PF_START)")
-    PF_STATUS="ran ($(postconf -h mail_version 2>/dev/null || echo '?'))"
+    PF_STATUS="ran ($(postconf -c "$PF_DIR/etc" -h mail_version 2>/dev/null || echo '?'))"
 }
 
 for who in $ORDER; do

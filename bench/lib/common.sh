@@ -1,5 +1,6 @@
+# shellcheck shell=bash
 # bench/lib/common.sh: shell functions shared by the reliability scripts in
-# bench/ (crashloop.sh, soak.sh): messages, arithmetic, finding or
+# bench/ (crashloop.sh, soak.sh, peers.sh): messages, arithmetic, finding or
 # installing Postfix's smtp-source/smtp-sink, building faxmta, ports, and
 # reading a process's memory and descriptors from /proc. Source it after
 # setting NAME (the script's name, for messages).
@@ -74,4 +75,90 @@ sink_counts() {
     tail -c 256 "$1" 2>/dev/null | tr '\r' '\n' \
         | awk '/^sess=[0-9]+ quit=[0-9]+ mesg=[0-9]+$/ { s = $1; m = $3 }
                END { sub(/sess=/, "", s); sub(/mesg=/, "", m); print (s == "" ? 0 : s), (m == "" ? 0 : m) }'
+}
+
+# python_bin: the real python3 interpreter (not a pyenv or other shim
+# script), so that `$!` of a backgrounded python is the python process.
+python_bin() { python3 -c 'import sys; print(sys.executable)'; }
+
+# stop_pid PID: TERM, wait up to 10 s, then KILL; reaps it.
+stop_pid() {
+    kill -0 "$1" 2>/dev/null || { wait "$1" 2>/dev/null; return 0; }
+    kill -TERM "$1" 2>/dev/null
+    local _
+    for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$1" 2>/dev/null && kill -KILL "$1" 2>/dev/null
+    wait "$1" 2>/dev/null || true
+    return 0
+}
+
+# cpu_snap: "BUSY IDLE" jiffies of the whole machine (/proc/stat).
+cpu_snap() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }
+
+# tree_ticks PID: "USER SYSTEM" clock ticks used by PID and every live
+# descendant (threads included), plus what the children each of them has
+# reaped used. Run the server under bench/lib/subreaper.py and pass the
+# subreaper's PID: then processes that forked, daemonized or already
+# exited are counted too.
+tree_ticks() {
+    python3 - "$1" <<'PY'
+import os, sys
+root = int(sys.argv[1])
+stat = {}
+for p in os.listdir("/proc"):
+    if not p.isdigit():
+        continue
+    try:
+        with open("/proc/%s/stat" % p) as f:
+            s = f.read()
+    except OSError:
+        continue
+    f = s[s.rindex(")") + 2:].split()
+    # f[1] ppid, f[11] utime, f[12] stime, f[13] cutime, f[14] cstime
+    stat[int(p)] = (int(f[1]), int(f[11]) + int(f[13]), int(f[12]) + int(f[14]))
+kids = {}
+for p, (pp, _, _) in stat.items():
+    kids.setdefault(pp, []).append(p)
+user = system = 0
+todo = [root] if root in stat else []
+while todo:
+    p = todo.pop()
+    user += stat[p][1]
+    system += stat[p][2]
+    todo.extend(kids.get(p, []))
+print(user, system)
+PY
+}
+
+# wait_sink FILE N SECONDS [STALL]: prints the time at which smtp-sink's
+# output FILE counted N messages (or the time of giving up); returns 1 if
+# they did not all arrive within SECONDS, or (with STALL) if the count
+# did not grow for STALL seconds.
+wait_sink() {
+    local end=$((SECONDS + $3)) n last=-1 moved=$SECONDS
+    while :; do
+        n=$(sink_counts "$1" | cut -d' ' -f2)
+        if ((n >= $2)); then now; return 0; fi
+        if ((n != last)); then last=$n moved=$SECONDS; fi
+        if ((SECONDS >= end)); then now; return 1; fi
+        if [[ -n ${4:-} ]] && ((SECONDS - moved >= $4)); then now; return 1; fi
+        sleep 0.05
+    done
+}
+
+# start_sink OUTFILE ADDR: an smtp-sink counting messages (as nobody when
+# root); sets SINK_PORT and SINK_PID. Needs SMTP_SINK (need_postfix_tools).
+start_sink() {
+    SINK_PORT=$(free_port "$2")
+    local user=()
+    [[ $(id -u) -eq 0 ]] && user=(-u nobody)
+    "$SMTP_SINK" "${user[@]}" -c "$2:$SINK_PORT" 1024 >"$1" 2>&1 &
+    SINK_PID=$!
+    wait_port "$2" "$SINK_PORT" 10 "$SINK_PID" \
+        || { cat "$1" >&2; die "smtp-sink did not start on $2:$SINK_PORT"; }
+}
+
+# median: the median of the numbers on stdin, one a line ("-" if none).
+median() {
+    sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
