@@ -15,16 +15,28 @@
 
 use crate::page::{Compression, Page, Resolution};
 
-/// `(code, length)` for run lengths: index `n` for 0–63, `63 + n / 64`
-/// for the make-up codes 64–2560.
-type Codes = [(u16, u8); 104];
+/// Every run length up to the longest row (2624 > 2432) as one code: the
+/// make-up code (if any) and the terminating code joined, `(bits, length)`
+/// (at most 13 + 12 bits).
+type Codes = Vec<(u32, u32)>;
+
+/// The longest run [`Codes`] holds directly.
+const RUNS: usize = 2624;
 
 fn table(entries: &[(u16, fax::Bits); 104]) -> Codes {
-    let mut t = [(0u16, 0u8); 104];
-    for (slot, (_, bits)) in t.iter_mut().zip(entries) {
-        *slot = (bits.data, bits.len);
-    }
-    t
+    // Index n for 0–63, 63 + n / 64 for the make-up codes 64–2560.
+    let code = |i: usize| (u32::from(entries[i].1.data), u32::from(entries[i].1.len));
+    (0..RUNS)
+        .map(|n| {
+            let (tc, tl) = code(n & 63);
+            if n < 64 {
+                (tc, tl)
+            } else {
+                let (mc, ml) = code(63 + (n >> 6));
+                ((mc << tl) | tc, ml + tl)
+            }
+        })
+        .collect()
 }
 
 fn white() -> &'static Codes {
@@ -75,16 +87,15 @@ impl BitWriter {
     /// (libtiff's `putspan`).
     #[inline]
     fn span(&mut self, mut span: usize, tab: &Codes) {
-        let code = |i: usize| (u32::from(tab[i].0), u32::from(tab[i].1));
-        while span >= 2624 {
-            self.put(code(63 + (2560 >> 6)));
+        // Only past the widest T.4 row: 2560 make-up codes first.
+        while span >= RUNS {
+            let (mc, ml) = tab[2560];
+            // 2560 is a make-up code followed by a terminating 0.
+            let (_, tl) = tab[0];
+            self.put((mc >> tl, ml - tl));
             span -= 2560;
         }
-        if span >= 64 {
-            self.put(code(63 + (span >> 6)));
-            span &= 63;
-        }
-        self.put(code(span));
+        self.put(tab[span]);
     }
 
     /// Pads the last byte with 0s.
@@ -163,6 +174,11 @@ impl Row {
 
 fn encode_1d(w: &mut BitWriter, row: &Row) {
     let (white, black) = (white(), black());
+    if row.words.iter().all(|&x| x == 0) {
+        // A white row (most rows of a text page): one run.
+        w.span(row.bits, white);
+        return;
+    }
     let mut at = 0;
     loop {
         let end = row.diff(at, false);
