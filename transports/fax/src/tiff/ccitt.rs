@@ -172,6 +172,11 @@ impl Row {
     }
 }
 
+/// One row, 1-D: a white run (perhaps empty), then runs of alternating
+/// colours to the end (libtiff's `Fax3Encode1DRow`). The runs come from
+/// the row's transitions, found a word at a time: bit j of `w ^ (w >> 1)`
+/// (with the last pixel of the word before shifted in) is set where pixel
+/// j differs from the one before it.
 fn encode_1d(w: &mut BitWriter, row: &Row) {
     let (white, black) = (white(), black());
     if row.words.iter().all(|&x| x == 0) {
@@ -179,21 +184,27 @@ fn encode_1d(w: &mut BitWriter, row: &Row) {
         w.span(row.bits, white);
         return;
     }
-    let mut at = 0;
-    loop {
-        let end = row.diff(at, false);
-        w.span(end - at, white);
-        at = end;
-        if at >= row.bits {
-            break;
+    let mut last = 0usize;
+    let mut is_black = false;
+    let mut prev = 0u64;
+    for (i, &word) in row.words.iter().enumerate() {
+        let mut t = word ^ ((word >> 1) | (prev << 63));
+        prev = word & 1;
+        let base = i * 64;
+        if base + 64 > row.bits {
+            // Pixels past the row's end are not pixels.
+            t &= !(!0u64 >> (row.bits - base));
         }
-        let end = row.diff(at, true);
-        w.span(end - at, black);
-        at = end;
-        if at >= row.bits {
-            break;
+        while t != 0 {
+            let p = t.leading_zeros() as usize;
+            t &= !(1u64 << (63 - p));
+            let at = base + p;
+            w.span(at - last, if is_black { black } else { white });
+            is_black = !is_black;
+            last = at;
         }
     }
+    w.span(row.bits - last, if is_black { black } else { white });
 }
 
 /// libtiff's `Fax3Encode2DRow`, decision for decision.
