@@ -39,13 +39,14 @@ impl Face {
 
 /// The parsed face, loaded on first use (a text-only fax never parses
 /// the Sans faces of the cover page).
+static FONTS: [OnceLock<Result<fontdue::Font, String>>; 4] = [
+    OnceLock::new(),
+    OnceLock::new(),
+    OnceLock::new(),
+    OnceLock::new(),
+];
+
 fn font(face: Face) -> Result<&'static fontdue::Font, String> {
-    static FONTS: [OnceLock<Result<fontdue::Font, String>>; 4] = [
-        OnceLock::new(),
-        OnceLock::new(),
-        OnceLock::new(),
-        OnceLock::new(),
-    ];
     FONTS[face.index()]
         .get_or_init(|| {
             let data = match face {
@@ -130,6 +131,9 @@ impl Typesetter {
     /// needed (fontdue reads every glyph of a face when it loads it: some
     /// milliseconds each).
     pub fn preload(face: Face) {
+        if FONTS[face.index()].get().is_some() {
+            return;
+        }
         let _ = std::thread::Builder::new()
             .name("font".into())
             .spawn(move || font(face).is_ok());
