@@ -9,10 +9,14 @@
 #
 #   bash bench/fax.sh
 #
-# 1. Rendering. Two inputs made here: a text/plain mail of about 50
-#    pages, and a mail with a short text part and a 10-page PDF attachment
+# 1. Rendering. Four inputs made here: a text/plain mail of about 50
+#    pages; a mail with a short text part and a 10-page PDF attachment
 #    (made with ghostscript's pdfwrite from generated PostScript: text, a
-#    line chart, grey bars, a grey disc on every page). Each is rendered
+#    line chart, grey bars, a grey disc on every page); a mail with a
+#    short text part and six pictures (four 1600x1200 JPEG photos, two
+#    1500x1000 PNG charts, drawn by ghostscript); and a mail with a short
+#    text part and a 10-page TIFF as a scanner makes it (the PDF's pages
+#    at 300 dpi, G4, by ghostscript's tiffg4). Each is rendered
 #    RUNS times, at fine and at standard resolution, by
 #      - faxmta: `faxmta --config CFG fax render MSG -o OUT.tif` (what the
 #        fax transport sends; [fax] compression = "mh", cover_page = false);
@@ -22,7 +26,13 @@
 #        keeps the uploaded documents. They are then converted as HylaFAX's
 #        server would (ps2fax / pdf2fax: `gs -sDEVICE=tiffg3 -dSAFER=true
 #        -sPAPERSIZE=P -dFIXEDMEDIA -rHxV`, H and V from the job's page size
-#        and VRES, exactly as those scripts pick them).
+#        and VRES, exactly as those scripts pick them). Pictures: faxmail
+#        converts them itself before the upload, by HylaFAX's typerules
+#        (JPEG, PNG: netpbm's jpegtopnm/pngtopnm | ppmtopgm | pnmscale |
+#        pnmtops, to PostScript; timed within faxmail), then ps2fax. A TIFF
+#        goes up as it is; the server's tiff2fax asks tiffcheck, then
+#        copies it, recodes it (tiffcp) or, for another resolution or
+#        size, runs tiff2ps -a | ps2fax, as that script does.
 #    Runs alternate between the two tools; the figures are medians of the
 #    whole processes' wall time (faxmail's includes its upload to the
 #    stub), with each tool's own page count, and the size of each tool's
@@ -89,9 +99,11 @@ esac
 command -v python3 >/dev/null || die "python3 is required (inputs, timing, the hfaxd stub, SMTP)"
 # shellcheck source=../scripts/lib/packages.sh
 source "$REPO/scripts/lib/packages.sh"
-need_packages hylafax-client ghostscript libtiff-tools fonts-urw-base35 \
-    || die "could not install hylafax-client ghostscript libtiff-tools fonts-urw-base35 (apt-get); install them and run again"
-for t in faxmail gs tiffinfo tiffcp; do
+# netpbm: HylaFAX's typerules turn pictures into PostScript with it;
+# hylafax-server: tiffcheck, which its tiff2fax asks.
+need_packages hylafax-client hylafax-server ghostscript libtiff-tools fonts-urw-base35 netpbm \
+    || die "could not install hylafax-client hylafax-server ghostscript libtiff-tools fonts-urw-base35 netpbm (apt-get); install them and run again"
+for t in faxmail gs tiffinfo tiffcp tiff2ps tiffcheck jpegtopnm pngtopnm pnmtops; do
     command -v "$t" >/dev/null || die "$t is missing after installing its package"
 done
 URW=/usr/share/fonts/type1/urw-base35
@@ -264,6 +276,49 @@ for d in doc letter1 letter10; do
     gs -q -dSAFER -dBATCH -dNOPAUSE -sDEVICE=pdfwrite -sOutputFile="$IN/$d.pdf" "$IN/$d.ps" \
         || die "ghostscript could not make $d.pdf"
 done
+# The scanned document: the PDF's pages at 300 dpi, G4, as a scanner
+# (or a copier's "scan to mail") makes them.
+gs -q -dSAFER -dBATCH -dNOPAUSE -sDEVICE=tiffg4 -r300 -sOutputFile="$IN/scan.tif" "$IN/doc.ps" \
+    || die "ghostscript could not make scan.tif"
+# Pictures: four photos (gradients, a sun, a house, a caption; each in
+# other colours) as JPEG at 1600x1200, two charts (lines, bars, text on
+# white) as PNG at 1500x1000.
+for k in 1 2 3 4; do
+    cat >"$IN/photo$k.ps" <<PS
+%!PS
+<< /PageSize [576 432] >> setpagedevice
+<< /ShadingType 2 /ColorSpace /DeviceRGB /Coords [0 432 0 200] /Extend [true true]
+   /Function << /FunctionType 2 /Domain [0 1] /C0 [0.$((k + 2)) 0.5 0.9] /C1 [0.9 0.9 1.0] /N 1 >> >> shfill
+gsave 0 0 576 200 rectclip
+<< /ShadingType 2 /ColorSpace /DeviceRGB /Coords [0 200 0 0] /Extend [true true]
+   /Function << /FunctionType 2 /Domain [0 1] /C0 [0.3 0.$((k + 4)) 0.2] /C1 [0.1 0.3 0.05] /N 1 >> >> shfill
+grestore
+<< /ShadingType 3 /ColorSpace /DeviceRGB /Coords [$((300 + 40 * k)) 350 0 $((300 + 40 * k)) 350 60]
+   /Function << /FunctionType 2 /Domain [0 1] /C0 [1 1 0.6] /C1 [1 0.6 0.1] /N 1 >> >> shfill
+0.5 0.3 0.2 setrgbcolor $((60 + 30 * k)) 150 80 120 rectfill
+0.8 0.1 0.1 setrgbcolor newpath $((50 + 30 * k)) 270 moveto $((100 + 30 * k)) 330 lineto $((150 + 30 * k)) 270 lineto closepath fill
+0.2 0.2 0.2 setrgbcolor /Helvetica-Bold findfont 28 scalefont setfont 200 60 moveto (Holiday 2026, picture $k) show
+showpage
+PS
+    gs -q -dSAFER -dBATCH -dNOPAUSE -sDEVICE=jpeg -dJPEGQ=85 -r200 -sOutputFile="$IN/photo$k.jpg" "$IN/photo$k.ps" \
+        || die "ghostscript could not make photo$k.jpg"
+done
+for k in 1 2; do
+    cat >"$IN/chart$k.ps" <<PS
+%!PS
+<< /PageSize [540 360] >> setpagedevice
+1 setgray 0 0 540 360 rectfill 0 setgray
+/Helvetica-Bold findfont 18 scalefont setfont 40 330 moveto (Quarterly figures, chart $k) show
+0.5 setlinewidth 40 40 moveto 40 310 lineto 520 40 moveto 40 40 lineto stroke
+/Helvetica findfont 9 scalefont setfont
+0 1 11 { 40 mul 50 add 25 moveto (Q) show } for
+0 0.6 0.2 setrgbcolor 0 1 11 { dup 40 mul 55 add exch 7 mul $((k * 13)) add 37 mod 6 mul 10 add 45 exch 20 exch rectfill } for
+0.8 0 0 setrgbcolor 2 setlinewidth 45 100 moveto 0 1 11 { dup 40 mul 60 add exch 11 mul $((k * 7)) add 29 mod 7 mul 80 add lineto } for stroke
+showpage
+PS
+    gs -q -dSAFER -dBATCH -dNOPAUSE -sDEVICE=png16m -r200 -sOutputFile="$IN/chart$k.png" "$IN/chart$k.ps" \
+        || die "ghostscript could not make chart$k.png"
+done
 python3 - "$IN" <<'EOF'
 import base64, sys
 out = sys.argv[1]
@@ -285,6 +340,27 @@ def pdf_mail(name, subject, pdf, text):
 
 # For rendering (and the line): a short text part and the 10-page PDF.
 pdf_mail("pdf", "Benchmark PDF", "doc", "The document is attached.")
+
+def files_mail(name, subject, text, files):
+    head = ["From: Alice Example <alice@example.test>", "To: +15551234567@fax.test",
+            "Subject: " + subject, "Date: Sat, 21 Nov 2026 12:00:00 +0000",
+            "Message-ID: <bench-%s@example.test>" % name, "MIME-Version: 1.0",
+            'Content-Type: multipart/mixed; boundary="=-bench-="', "",
+            "--=-bench-=", "Content-Type: text/plain; charset=us-ascii", "", text, ""]
+    parts = []
+    for f, ctype in files:
+        data = base64.encodebytes(open("%s/%s" % (out, f), "rb").read()).decode()
+        parts += ["--=-bench-=", 'Content-Type: %s; name="%s"' % (ctype, f),
+                  'Content-Disposition: attachment; filename="%s"' % f,
+                  "Content-Transfer-Encoding: base64", "", data.rstrip("\n")]
+    with open("%s/%s.eml" % (out, name), "w") as fh:
+        fh.write("\n".join(head + parts + ["--=-bench-=--", ""]))
+
+# Rendering only: the pictures, and the scanned TIFF.
+files_mail("photo", "Benchmark pictures", "The pictures are attached.",
+           [("photo%d.jpg" % k, "image/jpeg") for k in range(1, 5)]
+           + [("chart%d.png" % k, "image/png") for k in range(1, 3)])
+files_mail("tiff", "Benchmark scan", "The scan is attached.", [("scan.tif", "image/tiff")])
 # For the line: the letters alone, 1 and 10 pages.
 pdf_mail("letter1", "Benchmark letter", "letter1", None)
 pdf_mail("letter10", "Benchmark letters", "letter10", None)
@@ -397,6 +473,7 @@ def faxmta(name, msg, res, k):
             "out": [out], "said": int(m.group(1)) if m else None}
 
 sessions_file = os.path.join(stub, "sessions")
+tiff_actions = set()
 
 def sessions():
     try:
@@ -441,6 +518,22 @@ def hylafax(name, msg, res, k):
         elif doc.endswith(".ps"):     # ps2fax.gs: cat FILE | gs ... -
             with open(doc, "rb") as d:
                 w, c, _ = run(cmd + ["-r%sx%s" % (hres, vres), "-sOutputFile=" + out, "-"], stdin=d)
+        elif doc.endswith(".tif"):    # tiff2fax: tiffcheck, then as it says
+            length = "297" if paper == "a4" else "279"
+            w, c, p2 = run(["tiffcheck", "-r", vres, "-w", "1728", "-l", length, "-1", doc])
+            action = (p2.stdout.decode(errors="replace").splitlines() or ["?"])[0].strip()
+            if action == "OK":
+                w2, c2, _ = run(["cp", "-f", doc, out])
+            elif action == "REFORMAT":
+                w2, c2, _ = run(["tiffcp", "-i", "-c", "g3:1d", "-f", "lsb2msb", "-r", "9999", doc, out])
+            elif action.endswith(("REVRES", "RESIZE", "REIMAGE")):
+                # tiff2ps -a FILE | ps2fax, one pipeline, timed whole.
+                w2, c2, _ = run(["sh", "-c", 'f=$1; shift; tiff2ps -a "$f" | "$@"', "tiff2fax", doc] + cmd
+                                + ["-r%sx%s" % (hres, vres), "-sOutputFile=" + out, "-"])
+            else:
+                sys.exit("tiffcheck said %r for %s" % (action, doc))
+            w, c = w + w2, c + c2
+            tiff_actions.add(action)
         else:
             sys.exit("faxmail uploaded a document HylaFAX would need another converter for: " + doc)
         gs_wall += w
@@ -472,13 +565,16 @@ for name, msg in inputs:
                 print("note\tfaxmta said %s page(s) for %s at %s, its TIFF has %d" % (rs[-1]["said"], name, res, pages), flush=True)
             if tool == "hylafax":
                 kinds = "+".join(os.path.splitext(d)[1][1:] for d in rs[-1]["docs"])
+                if tiff_actions:
+                    kinds += " (tiffcheck: %s)" % ", ".join(sorted(tiff_actions))
+                    tiff_actions.clear()
                 print("docs\t%s\t%s\t%s" % (name, res, kinds), flush=True)
                 if rs[-1]["said"]:
                     print("note\tfaxmail said: %s" % " / ".join(rs[-1]["said"].splitlines()[:3]), flush=True)
 EOF
 note "rendering: $RUNS runs per tool, input and resolution (faxmta, then HylaFAX, alternating)"
 python3 "$TMP/render.py" "$BIN" "$RUNS" "$TMP" "$HY/stub" "$HYLA_PAPER" \
-    "text=$IN/text.eml" "pdf=$IN/pdf.eml" >"$TMP/render.tsv" \
+    "text=$IN/text.eml" "pdf=$IN/pdf.eml" "photo=$IN/photo.eml" "tiff=$IN/tiff.eml" >"$TMP/render.tsv" \
     || die "rendering failed (see above)"
 
 # --- 2. the line ----------------------------------------------------------------

@@ -301,9 +301,15 @@ pub fn render(config: &Config, message: &Path, out: &Path, number: &str) -> Exit
         compression: config.fax.compression,
     };
     let written = maker.pages(&data, number).and_then(|pages| {
-        faxmta_fax::tiff::write_tiff_f(out, &pages, config.fax.compression, &Default::default())
-            .map(|_| pages.len())
-            .map_err(|e| e.to_string())
+        faxmta_fax::tiff::write_tiff_f_threads(
+            out,
+            &pages,
+            config.fax.compression,
+            &Default::default(),
+            maker.options.threads,
+        )
+        .map(|_| pages.len())
+        .map_err(|e| e.to_string())
     });
     match written {
         Ok(n) => {

@@ -86,6 +86,9 @@ pub struct FaxConfig {
     pub render_cpu: Duration,
     /// Wall-clock time of one render worker before it is killed.
     pub render_timeout: Duration,
+    /// Threads one render uses for its pages (PDF and TIFF pages side by
+    /// side, the coding of every page); 0: one per core (at most 8).
+    pub render_threads: usize,
     /// Render workers that crash on one message (a signal that is not
     /// one of the limits) before it is quarantined: held, reported.
     pub render_crash_limit: u32,
@@ -193,6 +196,7 @@ impl Default for FaxConfig {
             render_memory: Size(1 << 30),
             render_cpu: Duration(60),
             render_timeout: Duration(120),
+            render_threads: 0,
             render_crash_limit: 3,
             history_days: 400,
             documents_days: 90,

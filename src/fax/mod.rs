@@ -54,6 +54,7 @@ pub fn render_options(config: &Config) -> RenderOptions {
             Unsupported::Fail => render::Unsupported::Fail,
             Unsupported::Skip => render::Unsupported::Skip,
         },
+        threads: fax.render_threads,
         ..Default::default()
     }
 }

@@ -4,7 +4,7 @@
 
 use super::page::{Compression, Page};
 use super::render::{render, RenderError, RenderOptions};
-use super::tiff::{write_tiff_f, TiffHeader};
+use super::tiff::{write_tiff_f_threads, TiffHeader};
 use super::transport::{RenderFailure, Renderer};
 use faxmta_queue::Envelope;
 use faxmta_transport::FaxHop;
@@ -90,8 +90,14 @@ impl DocumentMaker {
             description,
             ..Default::default()
         };
-        write_tiff_f(path, &pages, self.compression, &header)
-            .map_err(|e| RenderFailure::Local(format!("cannot write the fax document: {e}")))?;
+        write_tiff_f_threads(
+            path,
+            &pages,
+            self.compression,
+            &header,
+            self.options.threads,
+        )
+        .map_err(|e| RenderFailure::Local(format!("cannot write the fax document: {e}")))?;
         u32::try_from(pages.len()).map_err(|_| RenderFailure::Message("too many pages".into()))
     }
 }

@@ -572,3 +572,98 @@ fn a_300_dpi_grey_scan_is_resampled_to_fax_geometry() {
         u64::from(across)
     );
 }
+
+/// Pages made on several threads (text pages drawn, PDF pages rasterised,
+/// every page coded side by side) are the pages made on one, in the same
+/// order: the same TIFF, byte for byte. Every page differs from the
+/// others, so pages out of order would change the file.
+#[test]
+fn pages_made_on_several_threads_are_the_pages_made_on_one() {
+    let text = |from: usize| -> Vec<u8> {
+        (from..from + 200)
+            .map(|i| format!("line {i}: {}\r\n", "x".repeat(i % 70)))
+            .collect::<String>()
+            .into_bytes()
+    };
+    // Page k of the PDF: a bar k × 40 points wide and its number.
+    let contents: Vec<String> = (1..=12)
+        .map(|k| {
+            format!(
+                "0 0 0 rg 72 600 {} 40 re f\nBT /F1 24 Tf 72 500 Td (Page {k}) Tj ET",
+                40 * k
+            )
+        })
+        .collect();
+    let doc = pdf(&contents
+        .iter()
+        .map(|c| (595, 842, c.as_str()))
+        .collect::<Vec<_>>());
+    let msg = message(
+        "threads",
+        &[
+            Part("text/plain", None, text(0)),
+            Part("application/pdf", Some("twelve.pdf"), doc),
+            Part("text/plain", Some("more.txt"), text(1000)),
+        ],
+    );
+    let header = TiffHeader {
+        date_time: Some("2026:12:06 12:00:00".into()),
+        ..TiffHeader::default()
+    };
+    for res in [Resolution::Fine, Resolution::Standard] {
+        let made = |threads: usize| {
+            let o = faxmta_fax::render::RenderOptions {
+                threads,
+                ..opts(res, Paper::A4)
+            };
+            render(&msg, &o).unwrap()
+        };
+        let r = made(1);
+        let at = r
+            .parts
+            .iter()
+            .find_map(|n| match n.outcome {
+                PartOutcome::Rendered { first_page, pages }
+                    if n.content_type == "application/pdf" =>
+                {
+                    Some((first_page - 1, pages))
+                }
+                _ => None,
+            })
+            .expect("the PDF was rendered");
+        assert_eq!(at.1, 12);
+        let one = r.into_pages();
+        assert!(
+            one.len() >= 18 && at.0 >= 3,
+            "{res:?}: {} pages, PDF at {at:?}",
+            one.len()
+        );
+        for (i, pair) in one.windows(2).enumerate() {
+            assert!(
+                pair[0] != pair[1],
+                "{res:?}: pages {} and {} are the same",
+                i + 1,
+                i + 2
+            );
+        }
+        // The PDF's bars grow page by page: its pages are in order.
+        let bars: Vec<u32> = one[at.0..at.0 + 12]
+            .iter()
+            .map(|p| bbox(p).map_or(0, |b| b.2))
+            .collect();
+        assert!(bars.windows(2).all(|w| w[0] < w[1]), "{res:?}: {bars:?}");
+        let tiff_one =
+            faxmta_fax::tiff::encode_tiff_f_threads(&one, Compression::Mh, &header, 1).unwrap();
+        for threads in [2, 3, 8] {
+            let many = made(threads).into_pages();
+            assert!(many == one, "{res:?}: {threads} threads made other pages");
+            let tiff_many =
+                faxmta_fax::tiff::encode_tiff_f_threads(&many, Compression::Mh, &header, threads)
+                    .unwrap();
+            assert!(
+                tiff_many == tiff_one,
+                "{res:?}: {threads} threads wrote another TIFF"
+            );
+        }
+    }
+}

@@ -2,6 +2,10 @@
 //! message text out in DejaVu Sans Mono — tabs to 8 columns, words
 //! wrapped at the right margin, over-long words broken, form feeds as
 //! page breaks, new pages at the bottom margin — under the page cap.
+//!
+//! Text is laid out as it comes and drawn at the end ([`Doc::finish`]):
+//! the pages of text are drawn side by side ([`super::parallel`]), each
+//! thread with its own glyph cache, and come out in document order.
 
 use super::font::{Face, Typesetter};
 use super::raster::Sheet;
@@ -18,16 +22,24 @@ pub(crate) struct Cell {
     pub bold: bool,
 }
 
-/// Text set so far on the page in progress.
+/// Text set so far on the page in progress: each line's baseline and
+/// cells, drawn by [`Doc::finish`].
 struct TextPage {
-    page: Page,
+    lines: Vec<(i64, Vec<Cell>)>,
     line: u32,
+}
+
+/// A page of the document: made, or text still to draw.
+enum Slot {
+    Page(Page),
+    Text(Vec<(i64, Vec<Cell>)>),
 }
 
 pub(crate) struct Doc {
     pub sheet: Sheet,
-    pub ts: Typesetter,
-    pub pages: Vec<Page>,
+    pages: Vec<Slot>,
+    /// Threads for drawing the text pages.
+    threads: usize,
     /// Pages this document may have at most.
     max_pages: u32,
     /// Text size in points.
@@ -41,7 +53,9 @@ pub(crate) struct Doc {
 }
 
 impl Doc {
-    pub fn new(sheet: Sheet, pt: f32, max_pages: u32) -> Result<Doc, RenderError> {
+    pub fn new(sheet: Sheet, pt: f32, max_pages: u32, threads: usize) -> Result<Doc, RenderError> {
+        // Message headers are in bold: that face loads beside the other.
+        Typesetter::preload(Face::MonoBold);
         let mut ts = Typesetter::new(sheet.res).map_err(RenderError::Internal)?;
         // Whole pixels per cell: box-drawing lines join without gaps.
         let cell_w = ts.advance(Face::Mono, pt, 'M').round().max(1.0);
@@ -53,8 +67,8 @@ impl Doc {
         let lines = ((height / line_h).floor() as u32).max(5);
         Ok(Doc {
             sheet,
-            ts,
             pages: Vec::new(),
+            threads,
             max_pages,
             pt,
             cell_w,
@@ -94,7 +108,7 @@ impl Doc {
     pub fn push_page(&mut self, page: Page) -> Result<(), RenderError> {
         self.flush_text();
         self.reserve_page()?;
-        self.pages.push(page);
+        self.pages.push(Slot::Page(page));
         Ok(())
     }
 
@@ -111,7 +125,7 @@ impl Doc {
     /// Ends the text page in progress; the next text starts a new page.
     pub fn flush_text(&mut self) {
         if let Some(t) = self.text.take() {
-            self.pages.push(t.page);
+            self.pages.push(Slot::Text(t.lines));
         }
     }
 
@@ -177,33 +191,73 @@ impl Doc {
         if self.text.is_none() {
             self.reserve_page()?;
             self.text = Some(TextPage {
-                page: self.sheet.blank(),
+                lines: Vec::new(),
                 line: 0,
             });
         }
-        let left = self.sheet.x_px(MARGIN);
         let top = self.sheet.y_px(MARGIN);
-        let (pt, cell_w) = (self.pt, self.cell_w);
         let Some(t) = self.text.as_mut() else {
             return Ok(());
         };
         let baseline = (top + t.line as f32 * self.line_h + self.ascent).round() as i64;
-        for (col, c) in cells.iter().enumerate() {
-            if c.ch == ' ' {
-                continue;
-            }
-            let face = if c.bold { Face::MonoBold } else { Face::Mono };
-            let x = left + col as f32 * cell_w;
-            self.ts.draw_char(&mut t.page, face, pt, x, baseline, c.ch);
+        if cells.iter().any(|c| c.ch != ' ') {
+            t.lines.push((baseline, cells.to_vec()));
         }
         t.line += 1;
         Ok(())
     }
 
-    /// The finished pages (text in progress included).
-    pub fn finish(mut self) -> Vec<Page> {
+    /// Draws one page of text.
+    fn draw(&self, ts: &mut Typesetter, lines: &[(i64, Vec<Cell>)]) -> Page {
+        let mut page = self.sheet.blank();
+        let left = self.sheet.x_px(MARGIN);
+        for (baseline, cells) in lines {
+            for (col, c) in cells.iter().enumerate() {
+                if c.ch == ' ' {
+                    continue;
+                }
+                let face = if c.bold { Face::MonoBold } else { Face::Mono };
+                let x = left + col as f32 * self.cell_w;
+                ts.draw_char(&mut page, face, self.pt, x, *baseline, c.ch);
+            }
+        }
+        page
+    }
+
+    /// The finished pages (text in progress included), in order; the text
+    /// pages drawn on up to `threads` threads.
+    pub fn finish(mut self) -> Result<Vec<Page>, RenderError> {
         self.flush_text();
-        self.pages
+        let slots = std::mem::take(&mut self.pages);
+        let texts: Vec<&[(i64, Vec<Cell>)]> = slots
+            .iter()
+            .filter_map(|s| match s {
+                Slot::Text(lines) => Some(lines.as_slice()),
+                Slot::Page(_) => None,
+            })
+            .collect();
+        let res = self.sheet.res;
+        let drawn = super::parallel::try_map_with(
+            texts.len(),
+            super::parallel::threads(self.threads),
+            || Typesetter::new(res),
+            |ts, i| match ts {
+                Ok(ts) => Ok(self.draw(ts, texts[i])),
+                Err(e) => Err(RenderError::Internal(e.clone())),
+            },
+        )?;
+        let mut drawn = drawn.into_iter();
+        let mut pages = Vec::with_capacity(slots.len());
+        for slot in slots {
+            match slot {
+                Slot::Page(p) => pages.push(p),
+                Slot::Text(_) => match drawn.next() {
+                    Some(p) => pages.push(p),
+                    None => return Err(RenderError::Internal("a text page was not drawn".into())),
+                },
+            }
+        }
+        Ok(pages)
     }
 }
 
@@ -280,7 +334,7 @@ mod tests {
             paper: Paper::A4,
             res,
         };
-        Doc::new(sheet, 10.0, max).unwrap()
+        Doc::new(sheet, 10.0, max, 2).unwrap()
     }
 
     #[test]
@@ -294,7 +348,7 @@ mod tests {
         assert_eq!(d.page_count(), 2);
         d.text("before\x0cafter", false).unwrap();
         assert_eq!(d.page_count(), 3);
-        let pages = d.finish();
+        let pages = d.finish().unwrap();
         assert_eq!(pages.len(), 3);
         for p in &pages {
             assert_eq!((p.width, p.height), (FAX_WIDTH, 2292));
@@ -303,7 +357,7 @@ mod tests {
         // A tab moves the next character to column 8.
         let mut d = doc(Resolution::Fine, 5);
         d.text("\tX", false).unwrap();
-        let page = d.finish().remove(0);
+        let page = d.finish().unwrap().remove(0);
         let left = (0..FAX_WIDTH)
             .find(|&x| (0..300).any(|y| page.get(x, y)))
             .unwrap();

@@ -9,6 +9,7 @@
 
 use super::raster::blit;
 use crate::page::{Page, Resolution, X_DPI};
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -38,13 +39,14 @@ impl Face {
 
 /// The parsed face, loaded on first use (a text-only fax never parses
 /// the Sans faces of the cover page).
+static FONTS: [OnceLock<Result<fontdue::Font, String>>; 4] = [
+    OnceLock::new(),
+    OnceLock::new(),
+    OnceLock::new(),
+    OnceLock::new(),
+];
+
 fn font(face: Face) -> Result<&'static fontdue::Font, String> {
-    static FONTS: [OnceLock<Result<fontdue::Font, String>>; 4] = [
-        OnceLock::new(),
-        OnceLock::new(),
-        OnceLock::new(),
-        OnceLock::new(),
-    ];
     FONTS[face.index()]
         .get_or_init(|| {
             let data = match face {
@@ -102,16 +104,39 @@ pub(crate) struct Typesetter {
     /// The face every other falls back to.
     mono: &'static fontdue::Font,
     squash: f32,
-    local: HashMap<Key, Arc<Glyph>>,
+    local: FxHashMap<Key, Arc<Glyph>>,
 }
+
+/// A glyph with no ink and no advance.
+static EMPTY: Glyph = Glyph {
+    w: 0,
+    h: 0,
+    stride: 0,
+    bits: Vec::new(),
+    left: 0,
+    top: 0,
+    advance: 0.0,
+};
 
 impl Typesetter {
     pub fn new(res: Resolution) -> Result<Typesetter, String> {
         Ok(Typesetter {
             mono: font(Face::Mono)?,
             squash: res.y_dpi() as f32 / X_DPI as f32,
-            local: HashMap::new(),
+            local: FxHashMap::default(),
         })
+    }
+
+    /// Parses `face` on another thread, now, so it is ready when first
+    /// needed (fontdue reads every glyph of a face when it loads it: some
+    /// milliseconds each).
+    pub fn preload(face: Face) {
+        if FONTS[face.index()].get().is_some() {
+            return;
+        }
+        let _ = std::thread::Builder::new()
+            .name("font".into())
+            .spawn(move || font(face).is_ok());
     }
 
     /// Pixels across per em at `pt` points.
@@ -167,13 +192,36 @@ impl Typesetter {
         baseline: i64,
         ch: char,
     ) -> f32 {
-        let g = self.glyph(face, pt, ch);
+        let g = self.glyph_ref(face, pt, ch);
         if g.w > 0 && g.h > 0 {
             let gx = x.round() as i64 + i64::from(g.left);
             let gy = baseline + i64::from(g.top);
             blit(page, &g.bits, g.stride, g.w, g.h, gx, gy);
         }
         g.advance
+    }
+
+    /// The glyph, borrowed (no reference count touched: the text loop
+    /// draws one per character).
+    fn glyph_ref(&mut self, face: Face, pt: f32, ch: char) -> &Glyph {
+        let key = self.key(face, pt, ch);
+        if !self.local.contains_key(&key) {
+            self.glyph(face, pt, ch);
+        }
+        match self.local.get(&key) {
+            Some(g) => g,
+            // glyph() has just put it there.
+            None => &EMPTY,
+        }
+    }
+
+    fn key(&self, face: Face, pt: f32, ch: char) -> Key {
+        Key {
+            face,
+            ch,
+            em: (Self::em(pt) * 64.0).round() as u32,
+            squash: (self.squash * 1024.0).round() as u32,
+        }
     }
 
     /// Draws `s` from (x, baseline); returns the pen position after it.
@@ -194,12 +242,7 @@ impl Typesetter {
     /// The glyph, from this typesetter's cache, the shared cache, or
     /// rasterised now.
     pub fn glyph(&mut self, face: Face, pt: f32, ch: char) -> Arc<Glyph> {
-        let key = Key {
-            face,
-            ch,
-            em: (Self::em(pt) * 64.0).round() as u32,
-            squash: (self.squash * 1024.0).round() as u32,
-        };
+        let key = self.key(face, pt, ch);
         if let Some(g) = self.local.get(&key) {
             return g.clone();
         }

@@ -48,6 +48,7 @@ mod doc;
 mod font;
 mod html;
 mod mime;
+pub mod parallel;
 mod pdf;
 mod picture;
 mod postscript;
@@ -106,6 +107,11 @@ pub struct RenderOptions {
     pub ghostscript: Option<PathBuf>,
     /// How long ghostscript may take for one part (default 60 s).
     pub ghostscript_timeout: Duration,
+    /// Threads one render uses for pages that can be made side by side
+    /// (PDF and TIFF pages, the coding of every page); 0: one per core
+    /// ([`parallel::threads`]). The output is the same for any number.
+    #[serde(default)]
+    pub threads: usize,
 }
 
 impl Default for RenderOptions {
@@ -120,6 +126,7 @@ impl Default for RenderOptions {
             font_size: 10.0,
             ghostscript: None,
             ghostscript_timeout: Duration::from_secs(60),
+            threads: 0,
         }
     }
 }
@@ -274,7 +281,7 @@ pub fn render(message: &[u8], opts: &RenderOptions) -> Result<Rendered, RenderEr
     } else {
         10.0
     };
-    let mut doc = Doc::new(sheet, font_size, opts.max_pages - cover_pages)?;
+    let mut doc = Doc::new(sheet, font_size, opts.max_pages - cover_pages, opts.threads)?;
     let blank = message.iter().all(|b| b.is_ascii_whitespace());
     let parsed = if blank {
         None
@@ -288,7 +295,7 @@ pub fn render(message: &[u8], opts: &RenderOptions) -> Result<Rendered, RenderEr
     if let Some(m) = &parsed {
         mime::Walker::new(&mut doc, opts, &mut parts).message(m)?;
     }
-    let pages = doc.finish();
+    let pages = doc.finish()?;
     let cover = match &opts.cover {
         Some(info) => {
             let info = mime::fill_cover(info, parsed.as_ref());

@@ -7,11 +7,95 @@
 use super::doc::Doc;
 use super::raster::Gray;
 use super::{RenderError, RenderOptions};
+use hayro::hayro_interpret::util::TransformExt;
 use hayro::hayro_interpret::InterpreterSettings;
+use hayro::hayro_syntax::page::Page as PdfPage;
 use hayro::hayro_syntax::{LoadPdfError, Pdf};
+use hayro::kurbo::Affine;
 use hayro::vello_cpu::color::palette::css::WHITE;
-use hayro::{PixmapSettings, RenderCache, RenderSettings};
+use hayro::vello_cpu::{Pixmap, RasterizerSettings, RenderContext, Resources, TargetInit};
+use hayro::{RenderCache, RenderSettings};
 use std::sync::Arc;
+
+/// What one thread keeps from page to page: hayro's cache, and the
+/// render context and pixmap of the last page, reused when the next page
+/// has the same size (a new 16 MB pixmap per page is mostly page faults
+/// and clearing).
+struct Canvas<'a> {
+    cache: RenderCache<'a>,
+    ctx: Option<RenderContext>,
+    pixmap: Option<Pixmap>,
+}
+
+/// Renders `page` at `x_scale × y_scale` onto white: hayro's own
+/// `hayro::render`, with the context and pixmap kept in `canvas`.
+fn rasterise<'a, 'c>(
+    canvas: &'c mut Canvas<'a>,
+    page: &'a PdfPage<'a>,
+    interpreter: &InterpreterSettings,
+    settings: &RenderSettings,
+    x_scale: f32,
+    y_scale: f32,
+) -> &'c Pixmap {
+    let (width, height) = page.render_dimensions();
+    let (w, h) = ((width * x_scale) as u16, (height * y_scale) as u16);
+    let ctx = match canvas.ctx.take() {
+        Some(mut c) => {
+            c.reset_and_resize(w, h);
+            c
+        }
+        None => RenderContext::new(w, h),
+    };
+    let ctx = canvas.ctx.insert(ctx);
+    let transform = Affine::scale_non_uniform(f64::from(x_scale), f64::from(y_scale))
+        * page.initial_transform(true).to_kurbo();
+    hayro::render_into(page, &canvas.cache, interpreter, settings, ctx, transform);
+    ctx.flush();
+    let pixmap = match canvas.pixmap.take() {
+        Some(p) if (p.width(), p.height()) == (ctx.width(), ctx.height()) => p,
+        _ => Pixmap::new(ctx.width(), ctx.height()),
+    };
+    let pixmap = canvas.pixmap.insert(pixmap);
+    ctx.render_with(
+        &mut *pixmap,
+        &mut Resources::default(),
+        RasterizerSettings {
+            target_init: TargetInit::Clear(WHITE),
+            ..Default::default()
+        },
+    );
+    pixmap
+}
+
+/// Luma of premultiplied RGBA over opaque white (every pixel is opaque):
+/// the BT.601 weights in 8-bit fixed point.
+fn luma(rgba: &[u8], out: &mut [u8]) {
+    let one = |d: &mut u8, p: &[u8]| {
+        let (r, g, b) = (u32::from(p[0]), u32::from(p[1]), u32::from(p[2]));
+        *d = ((r * 77 + g * 150 + b * 29) >> 8) as u8;
+    };
+    // Most of a page is white: four white pixels are one compare.
+    let mut quads = rgba.chunks_exact(16);
+    let mut outs = out.chunks_exact_mut(4);
+    for (d, q) in (&mut outs).zip(&mut quads) {
+        let mut b = [0u8; 16];
+        b.copy_from_slice(q);
+        if u128::from_ne_bytes(b) == u128::MAX {
+            d.fill(255);
+        } else {
+            for (d, p) in d.iter_mut().zip(q.chunks_exact(4)) {
+                one(d, p);
+            }
+        }
+    }
+    for (d, p) in outs
+        .into_remainder()
+        .iter_mut()
+        .zip(quads.remainder().chunks_exact(4))
+    {
+        one(d, p);
+    }
+}
 
 /// The largest page side accepted, in points (PDF's own limit is 14 400).
 const MAX_SIDE_PT: f32 = 14_400.0;
@@ -20,7 +104,7 @@ pub(super) fn render(
     doc: &mut Doc,
     data: &[u8],
     who: &str,
-    _opts: &RenderOptions,
+    opts: &RenderOptions,
 ) -> Result<(), RenderError> {
     let fail = |reason: String| RenderError::Part {
         part: who.to_string(),
@@ -41,7 +125,6 @@ pub(super) fn render(
         return Err(fail("the PDF has no pages".into()));
     }
     doc.check_room(pages.len())?;
-    let cache = RenderCache::new();
     let interpreter = InterpreterSettings::default();
     let settings = RenderSettings {
         // Paint a pixel when more than ~40 % covered: no grey edges on
@@ -49,43 +132,59 @@ pub(super) fn render(
         aliasing_threshold: Some(100),
         ..RenderSettings::default()
     };
-    for (i, page) in pages.iter().enumerate() {
-        let (w_pt, h_pt) = page.render_dimensions();
-        let sane = |v: f32| (1.0..=MAX_SIDE_PT).contains(&v);
-        if !sane(w_pt) || !sane(h_pt) {
-            return Err(fail(format!(
-                "page {} has an impossible size ({w_pt}×{h_pt} points)",
-                i + 1
-            )));
-        }
-        let (w_in, h_in) = (w_pt / 72.0, h_pt / 72.0);
-        let (x_ppi, y_ppi, turned) = doc.sheet.document_scale(w_in, h_in);
-        let pixmap_settings = PixmapSettings {
-            x_scale: x_ppi / 72.0,
-            y_scale: y_ppi / 72.0,
-            bg_color: WHITE,
-        };
-        // hayro panics on some malformed content; that must not take the
-        // process (or the whole queue runner) down.
-        let rendered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            hayro::render(page, &cache, &interpreter, &settings, &pixmap_settings)
-        }))
-        .map_err(|_| fail(format!("page {} cannot be rendered (damaged PDF)", i + 1)))?;
-        // Luma of the RGBA pixels; the background is opaque white, so
-        // every pixel is opaque (u16 arithmetic: the weights sum to 256).
-        let rgba = rendered.data_as_u8_slice();
-        let mut px = vec![0u8; rgba.len() / 4];
-        for (d, p) in px.iter_mut().zip(rgba.chunks_exact(4)) {
-            let l = u16::from(p[0]) * 77 + u16::from(p[1]) * 150 + u16::from(p[2]) * 29;
-            *d = (l >> 8) as u8;
-        }
-        let gray = Gray {
-            w: u32::from(rendered.width()),
-            h: u32::from(rendered.height()),
-            px,
-        };
-        drop(rendered);
-        let page = doc.sheet.place_rendered(gray, turned);
+    let sheet = doc.sheet;
+    // Pages side by side, each thread with its own cache (hayro's is not
+    // shared between threads), one page in flight per thread.
+    let threads = super::parallel::threads(opts.threads);
+    let made = super::parallel::try_map_with(
+        pages.len(),
+        threads,
+        || Canvas {
+            cache: RenderCache::new(),
+            ctx: None,
+            pixmap: None,
+        },
+        |canvas, i| {
+            let page = &pages[i];
+            let (w_pt, h_pt) = page.render_dimensions();
+            let sane = |v: f32| (1.0..=MAX_SIDE_PT).contains(&v);
+            if !sane(w_pt) || !sane(h_pt) {
+                return Err(fail(format!(
+                    "page {} has an impossible size ({w_pt}×{h_pt} points)",
+                    i + 1
+                )));
+            }
+            let (w_in, h_in) = (w_pt / 72.0, h_pt / 72.0);
+            let (x_ppi, y_ppi, turned) = sheet.document_scale(w_in, h_in);
+            // hayro panics on some malformed content; that must not take
+            // the process (or the whole queue runner) down. A context left
+            // in a panicked state is not used again.
+            let gray = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let pixmap = rasterise(
+                    canvas,
+                    page,
+                    &interpreter,
+                    &settings,
+                    x_ppi / 72.0,
+                    y_ppi / 72.0,
+                );
+                let mut px = vec![0u8; usize::from(pixmap.width()) * usize::from(pixmap.height())];
+                luma(pixmap.data_as_u8_slice(), &mut px);
+                Gray {
+                    w: u32::from(pixmap.width()),
+                    h: u32::from(pixmap.height()),
+                    px,
+                }
+            }))
+            .map_err(|_| {
+                canvas.ctx = None;
+                canvas.pixmap = None;
+                fail(format!("page {} cannot be rendered (damaged PDF)", i + 1))
+            })?;
+            Ok(sheet.place_rendered(gray, turned))
+        },
+    )?;
+    for page in made {
         doc.push_page(page)?;
     }
     Ok(())

@@ -1,8 +1,8 @@
 //! Pictures and TIFF attachments as fax pages: PNG, JPEG and GIF through
 //! the `image` crate (EXIF orientation applied, transparency over white),
 //! scaled to fit inside the margins; TIFF through libtiff, every page at
-//! its own resolution. Pixel counts are checked before anything large is
-//! allocated.
+//! its own resolution, the pages side by side ([`super::parallel`]).
+//! Pixel counts are checked before anything large is allocated.
 
 use super::doc::Doc;
 use super::raster::{Bits, DocImage, Gray};
@@ -125,12 +125,25 @@ pub(super) fn tiff(
         max_pages: u32::MAX,
         max_pixels: opts.max_image_pixels,
     };
-    let mut reader = TiffReader::open(data, &limits).map_err(|e| tiff_error(e, who))?;
-    doc.check_room(reader.page_count() as usize)?;
-    for i in 0..reader.page_count() {
-        let page = reader.read_page(i).map_err(|e| tiff_error(e, who))?;
-        let (img, w_in, h_in) = document_of(page);
-        let page = doc.sheet.document_page(img, w_in, h_in);
+    let reader = TiffReader::open(data, &limits).map_err(|e| tiff_error(e, who))?;
+    let count = reader.page_count();
+    drop(reader);
+    doc.check_room(count as usize)?;
+    // Pages side by side: each thread reads through its own libtiff
+    // handle on the same bytes, one page in flight per thread.
+    let sheet = doc.sheet;
+    let made = super::parallel::try_map_with(
+        count as usize,
+        super::parallel::threads(opts.threads),
+        || TiffReader::open(data, &limits).map_err(|e| tiff_error(e, who)),
+        |reader, i| {
+            let reader = reader.as_mut().map_err(|e| e.clone())?;
+            let page = reader.read_page(i as u32).map_err(|e| tiff_error(e, who))?;
+            let (img, w_in, h_in) = document_of(page);
+            Ok(sheet.document_page(img, w_in, h_in))
+        },
+    )?;
+    for page in made {
         doc.push_page(page)?;
     }
     Ok(())

@@ -196,14 +196,19 @@ impl Gray {
             .zip(out.data.chunks_exact_mut(out.stride))
             .enumerate()
         {
-            let row = &SCREEN[y % 4];
-            for (x, &v) in src.iter().enumerate() {
-                // Black when darker than the cell's threshold: rank k of 16
-                // turns black below (16 - k) / 16 of white.
-                let t = (16 - row[x % 4]) * 16 - 8;
-                if u16::from(v) < t {
-                    dst[x / 8] |= 0x80 >> (x % 8);
+            // Black when darker than the cell's threshold: rank k of 16
+            // turns black below (16 - k) / 16 of white. A byte holds 8
+            // pixels, two cells across (x % 8 is aligned with x % 4).
+            let mut t = [0u16; 8];
+            for (i, t) in t.iter_mut().enumerate() {
+                *t = (16 - SCREEN[y % 4][i % 4]) * 16 - 8;
+            }
+            for (d, px) in dst.iter_mut().zip(src.chunks(8)) {
+                let mut b = 0u8;
+                for (i, &v) in px.iter().enumerate() {
+                    b |= u8::from(u16::from(v) < t[i]) << (7 - i);
                 }
+                *d = b;
             }
         }
         out

@@ -4,7 +4,9 @@
 //! fill order, colour model) as bilevel or grey pixels, for TIFF
 //! attachments, ghostscript output and the faxes the engines receive.
 //!
-//! libtiff does the CCITT coding. Files are handled in memory ([`encode_tiff_f`],
+//! The CCITT coding of written pages is ours ([`ccitt`], bit for bit what
+//! libtiff's coder makes, several pages at once); libtiff writes the file
+//! around the coded strips and does all the reading. Files are handled in memory ([`encode_tiff_f`],
 //! [`decode_tiff`]); [`write_tiff_f`] and [`read_tiff`] add the file. The
 //! `unsafe` FFI is confined to [`ffi`]; libtiff's messages become the text
 //! of [`TiffError`], never stderr output.
@@ -12,6 +14,7 @@
 //! libtiff ≥ 4.5 is required (per-handle message handlers and allocation
 //! limits; Debian bookworm ships 4.5.0).
 
+mod ccitt;
 mod ffi;
 #[cfg(test)]
 mod tests;
@@ -82,7 +85,19 @@ pub fn write_tiff_f(
     compression: Compression,
     header: &TiffHeader,
 ) -> Result<(), TiffError> {
-    let bytes = encode_tiff_f(pages, compression, header)?;
+    write_tiff_f_threads(path, pages, compression, header, 0)
+}
+
+/// [`write_tiff_f`], the pages coded on `threads` threads (0: one per
+/// core; see [`crate::render::parallel::threads`]).
+pub fn write_tiff_f_threads(
+    path: &Path,
+    pages: &[Page],
+    compression: Compression,
+    header: &TiffHeader,
+    threads: usize,
+) -> Result<(), TiffError> {
+    let bytes = encode_tiff_f_threads(pages, compression, header, threads)?;
     let io = |source| TiffError::Io {
         path: path.to_path_buf(),
         source,
@@ -113,6 +128,17 @@ pub fn encode_tiff_f(
     compression: Compression,
     header: &TiffHeader,
 ) -> Result<Vec<u8>, TiffError> {
+    encode_tiff_f_threads(pages, compression, header, 0)
+}
+
+/// [`encode_tiff_f`], the pages coded on `threads` threads (0: one per
+/// core). The bytes are the same for any number of threads.
+pub fn encode_tiff_f_threads(
+    pages: &[Page],
+    compression: Compression,
+    header: &TiffHeader,
+    threads: usize,
+) -> Result<Vec<u8>, TiffError> {
     if pages.is_empty() {
         return Err(TiffError::NoPages);
     }
@@ -122,11 +148,58 @@ pub fn encode_tiff_f(
         check_page(p).map_err(|e| TiffError::InvalidPage(format!("page {}: {e}", i + 1)))?;
     }
     let date = header.date_time.clone().unwrap_or_else(now_tiff_date);
+    let threads = crate::render::parallel::threads(threads);
+    let mut t = Handle::open_write().map_err(lib("open for writing"))?;
+    // A few pages at a time: coded side by side, then written in order,
+    // so no more than a window of coded strips waits beside the file.
+    let window = threads * 2;
+    for (w, chunk) in pages.chunks(window).enumerate() {
+        let Ok(strips) = crate::render::parallel::try_map::<_, std::convert::Infallible>(
+            chunk.len(),
+            threads,
+            |i| Ok(ccitt::encode_page(&chunk[i], compression)),
+        );
+        for (k, (p, strip)) in chunk.iter().zip(&strips).enumerate() {
+            let i = w * window + k;
+            write_page(
+                &mut t,
+                p,
+                compression,
+                header,
+                &date,
+                i as u16,
+                total,
+                |t| t.write_raw_strip(strip),
+            )
+            .map_err(lib(format!("page {}", i + 1)))?;
+        }
+    }
+    t.finish().map_err(lib("close"))
+}
+
+/// [`encode_tiff_f`] with libtiff's own coder: the reference the tests
+/// hold [`ccitt`] to.
+#[cfg(test)]
+pub(crate) fn encode_tiff_f_libtiff(
+    pages: &[Page],
+    compression: Compression,
+    header: &TiffHeader,
+) -> Result<Vec<u8>, TiffError> {
+    let total = pages.len() as u16;
+    let date = header.date_time.clone().unwrap_or_else(now_tiff_date);
     let mut t = Handle::open_write().map_err(lib("open for writing"))?;
     for (i, p) in pages.iter().enumerate() {
-        let n = i as u16;
-        write_page(&mut t, p, compression, header, &date, n, total)
-            .map_err(lib(format!("page {}", i + 1)))?;
+        write_page(
+            &mut t,
+            p,
+            compression,
+            header,
+            &date,
+            i as u16,
+            total,
+            |t| t.write_strip(&p.bits),
+        )
+        .map_err(lib(format!("page {}", i + 1)))?;
     }
     t.finish().map_err(lib("close"))
 }
@@ -149,6 +222,7 @@ fn check_page(p: &Page) -> Result<(), String> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn write_page(
     t: &mut Handle,
     p: &Page,
@@ -157,6 +231,7 @@ fn write_page(
     date: &str,
     n: u16,
     total: u16,
+    strip: impl FnOnce(&mut Handle) -> Result<(), String>,
 ) -> Result<(), String> {
     t.set_u32(ffi::SUBFILE_TYPE, 2)?; // FILETYPE_PAGE
     t.set_u32(ffi::IMAGE_WIDTH, p.width)?;
@@ -190,7 +265,7 @@ fn write_page(
     if let Some(d) = &header.description {
         t.set_str(ffi::IMAGE_DESCRIPTION, d)?;
     }
-    t.write_strip(&p.bits)?;
+    strip(t)?;
     t.write_directory()
 }
 

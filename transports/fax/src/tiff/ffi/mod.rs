@@ -88,12 +88,14 @@ extern "C" {
     fn TIFFSetField(tif: *mut RawTiff, tag: u32, ...) -> c_int;
     fn TIFFGetField(tif: *mut RawTiff, tag: u32, ...) -> c_int;
     fn TIFFGetFieldDefaulted(tif: *mut RawTiff, tag: u32, ...) -> c_int;
+    #[cfg(test)]
     fn TIFFWriteEncodedStrip(
         tif: *mut RawTiff,
         strip: u32,
         data: *mut c_void,
         cc: Tmsize,
     ) -> Tmsize;
+    fn TIFFWriteRawStrip(tif: *mut RawTiff, strip: u32, data: *mut c_void, cc: Tmsize) -> Tmsize;
     fn TIFFWriteDirectory(tif: *mut RawTiff) -> c_int;
     fn TIFFNumberOfDirectories(tif: *mut RawTiff) -> u32;
     fn TIFFSetDirectory(tif: *mut RawTiff, dir: u32) -> c_int;
@@ -346,6 +348,23 @@ impl<'a> Handle<'a> {
 
     /// Writes `data` as strip 0 of the current directory; libtiff codes it
     /// with the directory's compression.
+    /// Strip 0 as already coded data (libtiff writes it as it is).
+    pub(super) fn write_raw_strip(&mut self, data: &[u8]) -> Result<(), String> {
+        let Ok(len) = Tmsize::try_from(data.len()) else {
+            return Err("strip too large".into());
+        };
+        // SAFETY: libtiff only reads `len` bytes from data (the pointer is
+        // non-const in its signature only).
+        let n = unsafe { TIFFWriteRawStrip(self.raw(), 0, data.as_ptr() as *mut c_void, len) };
+        if n < 0 {
+            Err(self.error("cannot write strip"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Strip 0 from pixels, coded by libtiff (the tests' reference coder).
+    #[cfg(test)]
     pub(super) fn write_strip(&mut self, data: &[u8]) -> Result<(), String> {
         let Ok(len) = Tmsize::try_from(data.len()) else {
             return Err("strip too large".into());

@@ -1,0 +1,308 @@
+//! CCITT coding of fax pages in Rust: Modified Huffman (T.4 1-D),
+//! Modified READ (T.4 2-D) and Modified Modified READ (T.6), bit for bit
+//! what libtiff's Group 3/Group 4 coder writes into a TIFF-F strip (an EOL
+//! before every T.4 row, a 1-D/2-D tag bit after it for MR with K = 4 at
+//! fine and 2 at standard resolution, EOFB after the last T.6 row; no
+//! RTC (libtiff writes none in a strip), no fill bits). The code tables are those of
+//! the `fax` crate.
+//!
+//! Why not libtiff's coder: it looks at the page a pixel at a time, and a
+//! libtiff handle is one file, so pages could not be coded side by side.
+//! Here runs are found 64 pixels at a time and a page is coded on its own
+//! (the writer in [`super`] codes pages on several threads and hands the
+//! strips to libtiff raw). The tests check the output against libtiff's
+//! own coder, byte for byte.
+
+use crate::page::{Compression, Page, Resolution};
+
+/// Every run length up to the longest row (2624 > 2432) as one code: the
+/// make-up code (if any) and the terminating code joined, `(bits, length)`
+/// (at most 13 + 12 bits).
+type Codes = Vec<(u32, u32)>;
+
+/// The longest run [`Codes`] holds directly.
+const RUNS: usize = 2624;
+
+fn table(entries: &[(u16, fax::Bits); 104]) -> Codes {
+    // Index n for 0–63, 63 + n / 64 for the make-up codes 64–2560.
+    let code = |i: usize| (u32::from(entries[i].1.data), u32::from(entries[i].1.len));
+    (0..RUNS)
+        .map(|n| {
+            let (tc, tl) = code(n & 63);
+            if n < 64 {
+                (tc, tl)
+            } else {
+                let (mc, ml) = code(63 + (n >> 6));
+                ((mc << tl) | tc, ml + tl)
+            }
+        })
+        .collect()
+}
+
+fn white() -> &'static Codes {
+    static T: std::sync::OnceLock<Codes> = std::sync::OnceLock::new();
+    T.get_or_init(|| table(&fax::maps::white::ENTRIES))
+}
+
+fn black() -> &'static Codes {
+    static T: std::sync::OnceLock<Codes> = std::sync::OnceLock::new();
+    T.get_or_init(|| table(&fax::maps::black::ENTRIES))
+}
+
+/// T.4 end of line: eleven 0s and a 1.
+const EOL: (u32, u32) = (1, 12);
+const HORIZONTAL: (u32, u32) = (1, 3);
+const PASS: (u32, u32) = (1, 4);
+/// Vertical mode codes for a1 − b1 = −3 … 3.
+const VERTICAL: [(u32, u32); 7] = [(3, 7), (3, 6), (3, 3), (1, 1), (2, 3), (2, 6), (2, 7)];
+
+/// Bits, most significant first, into bytes (FillOrder 1).
+struct BitWriter {
+    out: Vec<u8>,
+    acc: u64,
+    n: u32,
+}
+
+impl BitWriter {
+    fn with_capacity(n: usize) -> BitWriter {
+        BitWriter {
+            out: Vec::with_capacity(n),
+            acc: 0,
+            n: 0,
+        }
+    }
+
+    #[inline]
+    fn put(&mut self, (code, len): (u32, u32)) {
+        self.acc = (self.acc << len) | u64::from(code);
+        self.n += len;
+        if self.n >= 32 {
+            self.n -= 32;
+            self.out
+                .extend_from_slice(&((self.acc >> self.n) as u32).to_be_bytes());
+        }
+    }
+
+    /// A run of `span` pixels: make-up codes, then a terminating code
+    /// (libtiff's `putspan`).
+    #[inline]
+    fn span(&mut self, mut span: usize, tab: &Codes) {
+        // Only past the widest T.4 row: 2560 make-up codes first.
+        while span >= RUNS {
+            let (mc, ml) = tab[2560];
+            // 2560 is a make-up code followed by a terminating 0.
+            let (_, tl) = tab[0];
+            self.put((mc >> tl, ml - tl));
+            span -= 2560;
+        }
+        self.put(tab[span]);
+    }
+
+    /// Pads the last byte with 0s.
+    fn flush(&mut self) {
+        while self.n >= 8 {
+            self.n -= 8;
+            self.out.push((self.acc >> self.n) as u8);
+        }
+        if self.n > 0 {
+            self.out.push((self.acc << (8 - self.n)) as u8);
+            self.n = 0;
+        }
+    }
+}
+
+/// One row as 64-bit words, most significant bit first, 1 = black.
+struct Row {
+    words: Vec<u64>,
+    bits: usize,
+}
+
+impl Row {
+    fn new(bits: usize) -> Row {
+        Row {
+            words: vec![0; bits.div_ceil(64)],
+            bits,
+        }
+    }
+
+    fn load(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for (w, c) in self.words.iter_mut().zip(&mut chunks) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            *w = u64::from_be_bytes(b);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            if let Some(last) = self.words.last_mut() {
+                *last = u64::from_be_bytes(b);
+            }
+        }
+    }
+
+    /// Whether pixel `i` is black (past the end: white).
+    #[inline]
+    fn pixel(&self, i: usize) -> bool {
+        i < self.bits && (self.words[i / 64] >> (63 - i % 64)) & 1 == 1
+    }
+
+    /// The first pixel at or after `from` that is not `black`, or the
+    /// row's end (libtiff's `finddiff`).
+    #[inline]
+    fn diff(&self, from: usize, black: bool) -> usize {
+        let end = self.bits;
+        if from >= end {
+            return end;
+        }
+        let flip = if black { !0u64 } else { 0 };
+        let mut i = from / 64;
+        let mut word = (self.words[i] ^ flip) & (!0u64 >> (from % 64));
+        loop {
+            if word != 0 {
+                return (i * 64 + word.leading_zeros() as usize).min(end);
+            }
+            i += 1;
+            if i * 64 >= end {
+                return end;
+            }
+            word = self.words[i] ^ flip;
+        }
+    }
+}
+
+/// One row, 1-D: a white run (perhaps empty), then runs of alternating
+/// colours to the end (libtiff's `Fax3Encode1DRow`). The runs come from
+/// the row's transitions, found a word at a time: bit j of `w ^ (w >> 1)`
+/// (with the last pixel of the word before shifted in) is set where pixel
+/// j differs from the one before it.
+fn encode_1d(w: &mut BitWriter, row: &Row) {
+    let (white, black) = (white(), black());
+    if row.words.iter().all(|&x| x == 0) {
+        // A white row (most rows of a text page): one run.
+        w.span(row.bits, white);
+        return;
+    }
+    let mut last = 0usize;
+    let mut is_black = false;
+    let mut prev = 0u64;
+    for (i, &word) in row.words.iter().enumerate() {
+        let mut t = word ^ ((word >> 1) | (prev << 63));
+        prev = word & 1;
+        let base = i * 64;
+        if base + 64 > row.bits {
+            // Pixels past the row's end are not pixels.
+            t &= !(!0u64 >> (row.bits - base));
+        }
+        while t != 0 {
+            let p = t.leading_zeros() as usize;
+            t &= !(1u64 << (63 - p));
+            let at = base + p;
+            w.span(at - last, if is_black { black } else { white });
+            is_black = !is_black;
+            last = at;
+        }
+    }
+    w.span(row.bits - last, if is_black { black } else { white });
+}
+
+/// libtiff's `Fax3Encode2DRow`, decision for decision.
+fn encode_2d(w: &mut BitWriter, row: &Row, reference: &Row) {
+    let (white, black) = (white(), black());
+    let bits = row.bits;
+    let mut a0 = 0usize;
+    let mut a1 = if row.pixel(0) { 0 } else { row.diff(0, false) };
+    let mut b1 = if reference.pixel(0) {
+        0
+    } else {
+        reference.diff(0, false)
+    };
+    loop {
+        let b2 = reference.diff(b1, reference.pixel(b1));
+        if b2 >= a1 {
+            let d = b1 as isize - a1 as isize;
+            if !(-3..=3).contains(&d) {
+                let a2 = row.diff(a1, row.pixel(a1));
+                w.put(HORIZONTAL);
+                if a0 + a1 == 0 || !row.pixel(a0) {
+                    w.span(a1 - a0, white);
+                    w.span(a2 - a1, black);
+                } else {
+                    w.span(a1 - a0, black);
+                    w.span(a2 - a1, white);
+                }
+                a0 = a2;
+            } else {
+                w.put(VERTICAL[(d + 3) as usize]);
+                a0 = a1;
+            }
+        } else {
+            w.put(PASS);
+            a0 = b2;
+        }
+        if a0 >= bits {
+            break;
+        }
+        let c = row.pixel(a0);
+        a1 = row.diff(a0, c);
+        b1 = reference.diff(a0, !c);
+        b1 = reference.diff(b1, c);
+    }
+}
+
+/// The strip of one page coded as `compression`: what libtiff writes
+/// for the page's single strip in a TIFF-F file.
+pub(crate) fn encode_page(page: &Page, compression: Compression) -> Vec<u8> {
+    let bits = page.width as usize;
+    let stride = page.stride();
+    // Dense text at fine resolution codes to about 40 KB with MH.
+    let mut w = BitWriter::with_capacity(16 << 10);
+    let mut row = Row::new(bits);
+    let mut reference = Row::new(bits);
+    let maxk = match page.resolution {
+        Resolution::Fine => 4,
+        Resolution::Standard => 2,
+    };
+    let mut k = maxk - 1;
+    let mut one_d = true;
+    for bytes in page.bits.chunks_exact(stride).take(page.height as usize) {
+        row.load(bytes);
+        match compression {
+            Compression::Mh => {
+                w.put(EOL);
+                encode_1d(&mut w, &row);
+            }
+            Compression::Mr => {
+                w.put(((EOL.0 << 1) | u32::from(one_d), EOL.1 + 1));
+                if one_d {
+                    encode_1d(&mut w, &row);
+                    one_d = false;
+                } else {
+                    encode_2d(&mut w, &row, &reference);
+                    k -= 1;
+                }
+                if k == 0 {
+                    one_d = true;
+                    k = maxk - 1;
+                } else {
+                    std::mem::swap(&mut row, &mut reference);
+                }
+            }
+            Compression::Mmr => {
+                encode_2d(&mut w, &row, &reference);
+                std::mem::swap(&mut row, &mut reference);
+            }
+        }
+    }
+    if compression == Compression::Mmr {
+        // EOFB.
+        w.put(EOL);
+        w.put(EOL);
+    }
+    w.flush();
+    w.out
+}
+
+#[cfg(test)]
+mod tests;
