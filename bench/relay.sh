@@ -58,6 +58,8 @@ OUTBOUND_TLS=${OUTBOUND_TLS:-off}
 NETNS=${NETNS:-auto}
 RELAY_WAIT=${RELAY_WAIT:-120}
 export LC_ALL=C
+# shellcheck source=bench/lib/common.sh
+. "$REPO/bench/lib/common.sh"
 # The configurations of the private faxmta and Postfix (shared with peers.sh).
 # shellcheck source=bench/lib/mta.sh
 . "$REPO/bench/lib/mta.sh"
@@ -207,30 +209,6 @@ wait_relayed() {
         if ((SECONDS >= end)); then now; return 1; fi
         sleep 0.05
     done
-}
-# tree_ticks PID: "user system" clock ticks used by PID (threads included,
-# plus the children it has reaped) and by its live children. For Postfix's
-# master this is the whole instance: every daemon is its child.
-tree_ticks() {
-    python3 - "$1" <<'EOF'
-import os, sys
-root = sys.argv[1]
-user = system = 0
-for p in os.listdir("/proc"):
-    if not p.isdigit():
-        continue
-    try:
-        with open("/proc/%s/stat" % p) as f:
-            s = f.read()
-    except OSError:
-        continue
-    f = s[s.rindex(")") + 2:].split()
-    # f[1] ppid, f[11] utime, f[12] stime, f[13] cutime, f[14] cstime
-    if p == root or f[1] == root:
-        user += int(f[11]) + int(f[13])
-        system += int(f[12]) + int(f[14])
-print(user, system)
-EOF
 }
 # thread_ticks PID: "NAME TICKS" per thread name (user+sys) of PID.
 thread_ticks() {
