@@ -23,10 +23,12 @@ impl QueueStore for SledStore {
     }
 
     fn check_room(&self, reserve: u64, size: u64) -> Result<(), QueueError> {
+        self.keep_reserve(reserve);
         check_room(&self.files().dir, reserve, size)
     }
 
     fn begin_body(&self, id: &QueueId, reserve: u64) -> Result<BodyWriter, QueueError> {
+        self.keep_reserve(reserve);
         self.files().begin(id, reserve)
     }
 

@@ -17,7 +17,7 @@ use crate::lock::lock;
 use crate::space::available;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -84,6 +84,12 @@ pub(crate) struct Shared {
     /// whose envelope is about to be inserted (it would remove the body
     /// of a message about to be acknowledged).
     pub writing: tokio::sync::RwLock<()>,
+    /// The disk reserve (`[queue] min_free`) the last writer asked to keep:
+    /// moving a body out of its segment (`evict.rs`) keeps it too.
+    pub reserve: AtomicU64,
+    /// Bodies left in their segment because the move would have eaten
+    /// into the reserve.
+    pub kept_for_room: AtomicU64,
 }
 
 /// The body of a removed message, to go once the removal is synced.
@@ -111,6 +117,8 @@ impl Shared {
             changed: Notify::new(),
             last_reopen: Mutex::new(None),
             writing: tokio::sync::RwLock::new(()),
+            reserve: AtomicU64::new(0),
+            kept_for_room: AtomicU64::new(0),
         }
     }
 

@@ -8,6 +8,12 @@
 //! place is released once that removal is synced. The messages that wait
 //! are the few; the many that are delivered at once never pay for a file.
 //!
+//! A move keeps the disk reserve (`[queue] min_free`, as the last writer
+//! asked): while the disk is that short, the body stays where it is and
+//! is tried again at its message's next update. Once moved, its old place
+//! is given back to the filesystem (`Segments::release` punches a hole
+//! for a large body), so a waiting message does not take its room twice.
+//!
 //! A thread of its own does the copying, so neither the sync thread nor
 //! the scheduler waits for its fsyncs; it holds the store's `writing`
 //! lock across each move, so a reopening never counts a segment's bodies
@@ -19,7 +25,9 @@ use super::db::{Doomed, Shared};
 use super::segments::Loc;
 use crate::envelope::QueueId;
 use crate::lock::lock;
+use crate::space::check_room;
 use std::io::Write;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::Arc;
 
@@ -49,6 +57,12 @@ fn evict(shared: &Shared, id: &str) -> Result<(), String> {
     let Some(loc) = Loc::decode(&old) else {
         return Ok(());
     };
+    let reserve = shared.reserve.load(Ordering::Relaxed);
+    if let Err(e) = check_room(&shared.files.dir, reserve, loc.len) {
+        shared.kept_for_room.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!("{id}: its body stays in its segment: {e}");
+        return Ok(());
+    }
     let data = shared.segments.read(loc).map_err(|e| e.to_string())?;
     let path = shared.files.path(id);
     let written = std::fs::OpenOptions::new()

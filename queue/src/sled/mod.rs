@@ -171,6 +171,12 @@ impl SledStore {
         QueueError::from(e)
     }
 
+    /// Remember the disk reserve a writer keeps, for the moves out of
+    /// segments (`evict.rs`).
+    fn keep_reserve(&self, reserve: u64) {
+        self.inner.shared.reserve.store(reserve, Ordering::Relaxed);
+    }
+
     /// The body files.
     fn files(&self) -> &Arc<BodyFiles> {
         &self.inner.shared.files

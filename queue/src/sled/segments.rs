@@ -25,6 +25,12 @@ use std::sync::{Arc, Mutex};
 /// A segment takes no more appends once it is this long.
 pub(crate) const SEGMENT_MAX: u64 = 64 << 20;
 
+/// A released body this long or longer gives its whole pages back to the
+/// filesystem at once (a hole punched in its segment). A shorter one
+/// waits for its segment to go: most mail, which is released as soon as
+/// it is delivered, never pays for the call.
+pub(crate) const PUNCH_MIN: u64 = 64 << 10;
+
 /// What names a segment file.
 const PREFIX: &str = "seg-";
 
@@ -91,6 +97,43 @@ fn read_loc(file: &File, loc: Loc) -> std::io::Result<Vec<u8>> {
     let mut data = vec![0u8; len];
     file.read_exact_at(&mut data, loc.off)?;
     Ok(data)
+}
+
+/// Give the whole pages of `loc` back to the filesystem (the file keeps
+/// its length; the hole reads as zeros). Only ever for a body whose
+/// removal is synced. Best effort: a filesystem without holes keeps the
+/// room until the segment goes.
+fn punch(file: &File, loc: Loc) {
+    use std::os::fd::AsRawFd;
+    const PAGE: u64 = 4096;
+    let start = loc.off.div_ceil(PAGE) * PAGE;
+    let end = (loc.off + loc.len) / PAGE * PAGE;
+    if end <= start {
+        return;
+    }
+    let (Ok(off), Ok(len)) = (
+        libc::off_t::try_from(start),
+        libc::off_t::try_from(end - start),
+    ) else {
+        return;
+    };
+    // SAFETY: fallocate on an open descriptor with plain integer
+    // arguments; it touches no memory of ours.
+    let r = unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            off,
+            len,
+        )
+    };
+    if r != 0 {
+        tracing::debug!(
+            "cannot punch a hole in segment {:016X}: {}",
+            loc.seg,
+            std::io::Error::last_os_error()
+        );
+    }
 }
 
 /// The segments of one queue directory; see the module documentation.
@@ -224,18 +267,30 @@ impl Segments {
     /// One body fewer in its segment (its message is gone, or was never
     /// committed); the segment goes with its last body unless it takes
     /// appends.
+    /// A large body's place is punched out of a segment that stays
+    /// ([`PUNCH_MIN`]).
     pub fn release(&self, loc: Loc) {
-        let mut state = crate::lock::lock(&self.state);
-        let left = match state.live.get_mut(&loc.seg) {
-            Some(n) => {
-                *n = n.saturating_sub(1);
-                *n
+        let file = {
+            let mut state = crate::lock::lock(&self.state);
+            let left = match state.live.get_mut(&loc.seg) {
+                Some(n) => {
+                    *n = n.saturating_sub(1);
+                    *n
+                }
+                None => return,
+            };
+            let active = state.active.is_some_and(|(seg, _)| seg == loc.seg);
+            if left == 0 && !active {
+                self.delete(&mut state, loc.seg);
+                return;
             }
-            None => return,
+            if loc.len < PUNCH_MIN {
+                return;
+            }
+            state.open.get(&loc.seg).cloned()
         };
-        let active = state.active.is_some_and(|(seg, _)| seg == loc.seg);
-        if left == 0 && !active {
-            self.delete(&mut state, loc.seg);
+        if let Some(file) = file {
+            punch(&file, loc);
         }
     }
 

@@ -458,3 +458,67 @@ async fn a_waiting_message_takes_its_body_out_of_the_segment() {
     let _store = SledStore::open(dir.path()).unwrap();
     assert_eq!(body_files(dir.path()), vec![waiting.clone()]);
 }
+
+/// Wait (deadline 10 s) until `done` holds.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_move_out_of_a_segment_keeps_the_reserve_and_gives_the_old_place_back() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    let body = vec![b'x'; 200 * 1024];
+    let id = store.new_id().unwrap();
+    store
+        .enqueue(id.clone(), message(&["a@x"]), &body)
+        .await
+        .unwrap();
+    let in_segment = || {
+        store
+            .handles()
+            .unwrap()
+            .body_at
+            .contains_key(id.as_bytes())
+            .unwrap()
+    };
+    assert!(in_segment());
+    // A writer asked for a reserve the disk cannot keep: the body waits
+    // in its segment rather than take room twice.
+    assert!(store.check_room(u64::MAX / 4, 0).is_err());
+    store
+        .update(&id, &mut |e| e.recipients[0].next_attempt += 600)
+        .unwrap();
+    let kept = &store.inner.shared.kept_for_room;
+    wait_until("kept for room", || kept.load(Ordering::Relaxed) == 1);
+    assert!(in_segment());
+    assert!(!dir.path().join("bodies").join(&id).exists());
+    // With room again, the next update moves it; once that is synced its
+    // old place is punched out of the segment, which stays (it takes
+    // appends).
+    store.check_room(0, 0).unwrap();
+    store
+        .update(&id, &mut |e| e.recipients[0].next_attempt += 600)
+        .unwrap();
+    wait_until("moved", || !in_segment());
+    let segment = std::fs::read_dir(dir.path().join("bodies"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("seg-"))
+        .unwrap();
+    let allocated = || std::fs::metadata(&segment).unwrap().blocks() * 512;
+    assert!(allocated() >= 200 * 1024, "{}", allocated());
+    store.sync().await.unwrap();
+    assert!(
+        allocated() < 16 * 1024,
+        "{} octets still taken",
+        allocated()
+    );
+    assert_eq!(store.body(&id).unwrap().unwrap(), body);
+    assert_eq!(kept.load(Ordering::Relaxed), 1);
+}
