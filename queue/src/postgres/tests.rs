@@ -105,7 +105,12 @@ fn a_dead_nodes_parked_messages_come_back_after_its_lease_time() {
     let dir = tempfile::tempdir().unwrap();
     let pg = Instance::start(&dir.path().join("pg"));
     runtime().block_on(async {
-        let a = short_lived(&pg, dir.path(), "a");
+        // Node a says it is alive for 6 s at each renewal (every 2 s): at
+        // least 4 s after it dies, time enough for b to open under any
+        // load before the check that the message is still parked.
+        let mut s = settings(&pg, dir.path(), "a");
+        s.node_ttl = Duration::from_secs(6);
+        let a = PgStore::open(&s).unwrap();
         let id = QueueStore::new_id(&a).unwrap();
         QueueStore::enqueue(&a, id.clone(), message("r@x"), b"x")
             .await

@@ -2,12 +2,21 @@
 //! enqueue registers a waiter after its writes; the thread takes every
 //! waiter queued so far, runs one flush and fsync, and answers them all.
 //!
-//! An enqueue waits twice: once after writing its body, for the body to
-//! be synced (a light sync: the segments written since the last one, and
-//! the bodies directory if a file was made there), and only then inserts
-//! its envelope and waits for the full sync. So an envelope never becomes
-//! durable before its body does — sled's own background flush may write
-//! an envelope out at any time.
+//! One sync makes a message durable: its body's segment is
+//! `fdatasync`ed on a second thread while sled's log is flushed and
+//! fsynced, and the enqueue is answered once both are done. sled may
+//! write an envelope out before its body is on disk (its own background
+//! flush can, at any time); what keeps that safe is the checksum in the
+//! body's location and the mark each sync records before its flush,
+//! [`UNSYNCED_FROM`]: the lowest segment that may hold octets not yet
+//! synced. An open after a crash checks every body from that segment on
+//! and drops the messages whose body fails (`index.rs`): none of them was
+//! acknowledged, since the answer waits for the segment's sync.
+//!
+//! A body too large for a segment has a file of its own, fsynced by its
+//! writer; its enqueue waits for a light sync first (the bodies directory,
+//! for the file's name) and only then inserts its envelope, so that
+//! envelope never becomes durable before its body's name does.
 //!
 //! The full sync also fsyncs the blob files sled 0.34 writes for large
 //! items (an envelope over about 128 KiB: hundreds of recipients), which
@@ -15,6 +24,7 @@
 //! refers to them.
 
 use super::db::{is_sticky, Doomed, Shared};
+use super::segments::UNSYNCED_FROM;
 use crate::error::{io_disk_full, QueueError};
 use crate::lock::lock;
 use std::sync::atomic::Ordering;
@@ -30,13 +40,13 @@ pub(crate) type Waiter = (SyncKind, oneshot::Sender<SyncResult>);
 pub(crate) enum SyncKind {
     /// The bodies: segments appended to, new body files' names.
     Bodies,
-    /// Everything: the bodies, then sled's log and blobs.
+    /// Everything: the bodies beside sled's log and blobs.
     Full,
 }
 
-/// What one shared sync does: sync the bodies (see [`SyncKind::Bodies`]),
-/// flush sled's log, then fsync the log file (sled only uses
-/// `sync_file_range`).
+/// What one shared sync does: sync the bodies (see [`SyncKind::Bodies`])
+/// on a second thread while it flushes sled's log and fsyncs the log
+/// file (sled only uses `sync_file_range`).
 pub(crate) struct Syncer {
     shared: Arc<Shared>,
     bodies_dir: std::fs::File,
@@ -89,16 +99,35 @@ impl Syncer {
             .shared
             .current()
             .map_err(|e| (e.to_string(), e.is_disk_full()))?;
-        self.sync_bodies()?;
-        db.db.flush().map_err(|e| {
-            if is_sticky(&e) {
-                self.shared.broken.store(true, Ordering::SeqCst);
-            }
-            let full = matches!(&e, sled::Error::Io(io) if io_disk_full(io));
-            (e.to_string(), full)
-        })?;
-        self.sync_blobs().map_err(io)?;
-        db.log.sync_all().map_err(io)
+        // Before anything this flush writes: where an open after a crash
+        // starts checking bodies (see the module documentation).
+        let from = self.shared.segments.unsynced_from();
+        db.db
+            .insert(UNSYNCED_FROM, &from.to_be_bytes()[..])
+            .map_err(|e| self.sled_failed(e))?;
+        std::thread::scope(|scope| {
+            let bodies = scope.spawn(|| self.sync_bodies());
+            let log = db
+                .db
+                .flush()
+                .map(drop)
+                .map_err(|e| self.sled_failed(e))
+                .and_then(|()| self.sync_blobs().map_err(io))
+                .and_then(|()| db.log.sync_all().map_err(io));
+            let bodies = bodies
+                .join()
+                .unwrap_or_else(|_| Err(("syncing the bodies panicked".to_string(), false)));
+            bodies.and(log)
+        })
+    }
+
+    /// A sled error of the flush, noting whether it poisoned the database.
+    fn sled_failed(&self, e: sled::Error) -> (String, bool) {
+        if is_sticky(&e) {
+            self.shared.broken.store(true, Ordering::SeqCst);
+        }
+        let full = matches!(&e, sled::Error::Io(io) if io_disk_full(io));
+        (e.to_string(), full)
     }
 
     /// The light sync: the segments written since the last sync, and the

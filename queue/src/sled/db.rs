@@ -10,7 +10,7 @@
 //! repeats a delivery, which the invariants allow, and never loses one.
 
 use super::index::{build, Built, Index};
-use super::segments::{Loc, Segments};
+use super::segments::{Loc, Segments, UNSYNCED_FROM};
 use crate::body::BodyFiles;
 use crate::error::{io_disk_full, QueueError};
 use crate::lock::lock;
@@ -208,7 +208,11 @@ pub(crate) fn load(
         |p: PathBuf| std::fs::File::open(&p).map_err(|source| QueueError::File { path: p, source });
     let log = file(path.join("db"))?;
 
-    let built = build(&envelopes, &body_at, bodies, receiving)?;
+    let unsynced_from = db
+        .get(UNSYNCED_FROM)?
+        .and_then(|v| v.as_ref().try_into().ok())
+        .map_or(0, u64::from_be_bytes);
+    let built = build(&envelopes, &body_at, bodies, receiving, unsynced_from)?;
     Ok((
         Db {
             db,

@@ -11,7 +11,7 @@
 //! message never was committed).
 
 use super::etrn_index::{marks, EtrnIndex, Marks};
-use super::segments::{read_at, segment_number, Loc};
+use super::segments::{check_at, read_at, segment_number, Loc};
 use crate::envelope::{Etrn, QueueId, RcptState};
 use crate::error::QueueError;
 use crate::lock::lock;
@@ -226,12 +226,18 @@ impl Names {
 /// before the store is handed out, or under the store's `writing` lock
 /// (a reopening): no enqueue races the check; bodies still being written
 /// (`receiving`) are left alone.
+///
+/// First, the messages whose body never reached the disk go: those in a
+/// segment from `unsynced_from` on (the mark of the last sync that
+/// reached the log, `commit.rs`) whose octets fail their checksum.
 pub(crate) fn build(
     envelopes: &sled::Tree,
     body_at: &sled::Tree,
     bodies: &Path,
     receiving: &std::sync::Mutex<HashSet<String>>,
+    unsynced_from: u64,
 ) -> Result<Built, QueueError> {
+    drop_unwritten(envelopes, body_at, bodies, unsynced_from)?;
     std::thread::scope(|scope| {
         let listing = scope.spawn(|| list_dir(bodies));
         let mut index = Index::default();
@@ -314,6 +320,58 @@ pub(crate) fn build(
             segments,
         })
     })
+}
+
+/// Remove the messages whose body lies in a segment from `from` on and
+/// fails its checksum there (a crash before the sync that would have
+/// acknowledged them). Bodies in older segments were synced before the
+/// mark was recorded, and are not read.
+fn drop_unwritten(
+    envelopes: &sled::Tree,
+    body_at: &sled::Tree,
+    bodies: &Path,
+    from: u64,
+) -> Result<(), QueueError> {
+    let mut open = HashMap::new();
+    let mut dropped = Vec::new();
+    for item in body_at.iter() {
+        let (key, value) = item?;
+        let Some(loc) = Loc::decode(&value) else {
+            continue; // removed with the stale entries
+        };
+        if loc.seg < from {
+            continue;
+        }
+        match check_at(bodies, &mut open, loc) {
+            Ok(()) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound
+                        | std::io::ErrorKind::UnexpectedEof
+                        | std::io::ErrorKind::InvalidData
+                ) =>
+            {
+                dropped.push((key, e));
+            }
+            // Not a verdict on the body: its delivery reports it if it
+            // cannot be read then.
+            Err(e) => tracing::warn!(
+                "cannot check the body of {}: {e}",
+                String::from_utf8_lossy(&key)
+            ),
+        }
+    }
+    for (key, e) in dropped {
+        envelopes.remove(&key)?;
+        body_at.remove(&key)?;
+        tracing::warn!(
+            "{}: removed: its body never reached the disk before a crash \
+             (the message was not acknowledged): {e}",
+            String::from_utf8_lossy(&key)
+        );
+    }
+    Ok(())
 }
 
 /// What [`build`] found: the index, where the bodies in segments lie,
@@ -467,7 +525,7 @@ mod tests {
             std::fs::write(bodies.join(orphan), b"half").unwrap();
         }
         let body_at = db.open_tree("body-at").unwrap();
-        let index = build(&tree, &body_at, &bodies, &Default::default())
+        let index = build(&tree, &body_at, &bodies, &Default::default(), 0)
             .unwrap()
             .index;
         assert_eq!(index.messages(), 3);

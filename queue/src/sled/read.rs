@@ -64,12 +64,15 @@ impl SledStore {
                     data.extend_from_slice(&body);
                     Ok(Some(data))
                 }
-                // Its segment is gone or cut short (removed or damaged
-                // behind the store's back): the body is lost.
+                // Its segment is gone, cut short or its octets changed
+                // (removed or damaged behind the store's back): the body
+                // is lost.
                 Err(QueueError::File { source, path })
                     if matches!(
                         source.kind(),
-                        std::io::ErrorKind::NotFound | std::io::ErrorKind::UnexpectedEof
+                        std::io::ErrorKind::NotFound
+                            | std::io::ErrorKind::UnexpectedEof
+                            | std::io::ErrorKind::InvalidData
                     ) =>
                 {
                     tracing::error!(

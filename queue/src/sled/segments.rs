@@ -31,24 +31,36 @@ pub(crate) const SEGMENT_MAX: u64 = 64 << 20;
 /// it is delivered, never pays for the call.
 pub(crate) const PUNCH_MIN: u64 = 64 << 10;
 
+/// The key in sled's default tree of the lowest segment that may hold
+/// octets not synced ([`Segments::unsynced_from`]), recorded before each
+/// flush (`commit.rs`).
+pub(crate) const UNSYNCED_FROM: &[u8] = b"segments-unsynced-from";
+
 /// What names a segment file.
 const PREFIX: &str = "seg-";
 
-/// Where a body lies: segment number, offset and length, in octets.
+/// Where a body lies: segment number, offset and length, in octets, and
+/// the CRC-32 of its octets (`None` in a location written before
+/// checksums were kept).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Loc {
     pub seg: u64,
     pub off: u64,
     pub len: u64,
+    pub crc: Option<u32>,
 }
 
 impl Loc {
-    /// The 24 octets kept in `body-at` (big-endian fields).
-    pub fn encode(&self) -> [u8; 24] {
-        let mut out = [0u8; 24];
-        out[..8].copy_from_slice(&self.seg.to_be_bytes());
-        out[8..16].copy_from_slice(&self.off.to_be_bytes());
-        out[16..].copy_from_slice(&self.len.to_be_bytes());
+    /// The 28 octets kept in `body-at` (big-endian fields; 24 without a
+    /// checksum).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(28);
+        out.extend_from_slice(&self.seg.to_be_bytes());
+        out.extend_from_slice(&self.off.to_be_bytes());
+        out.extend_from_slice(&self.len.to_be_bytes());
+        if let Some(crc) = self.crc {
+            out.extend_from_slice(&crc.to_be_bytes());
+        }
         out
     }
 
@@ -60,14 +72,23 @@ impl Loc {
                 .and_then(|b| b.try_into().ok())
                 .map(u64::from_be_bytes)
         };
-        if bytes.len() != 24 {
-            return None;
-        }
+        let crc = match bytes.len() {
+            24 => None,
+            28 => Some(u32::from_be_bytes(bytes[24..28].try_into().ok()?)),
+            _ => return None,
+        };
         Some(Loc {
             seg: field(0)?,
             off: field(1)?,
             len: field(2)?,
+            crc,
         })
+    }
+
+    /// Whether `data`, read from here, is what was appended (always, for a
+    /// location without a checksum).
+    pub fn matches(&self, data: &[u8]) -> bool {
+        data.len() as u64 == self.len && self.crc.is_none_or(|crc| crc32fast::hash(data) == crc)
     }
 }
 
@@ -92,10 +113,35 @@ pub(crate) fn read_at(dir: &Path, loc: Loc) -> std::io::Result<Vec<u8>> {
     read_loc(&file, loc)
 }
 
+/// Check the body at `loc` in the segments of `dir` against its
+/// checksum (at open, `index.rs`); `open` keeps the segments opened so
+/// far. An error says why it fails: `NotFound` (no segment),
+/// `UnexpectedEof` (cut short), `InvalidData` (other octets).
+pub(crate) fn check_at(dir: &Path, open: &mut HashMap<u64, File>, loc: Loc) -> std::io::Result<()> {
+    let file = match open.entry(loc.seg) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            e.insert(File::open(dir.join(segment_name(loc.seg)))?)
+        }
+    };
+    read_loc(file, loc).map(drop)
+}
+
+/// The body at `loc` in `file`, checked against its checksum: a
+/// mismatch is `InvalidData`.
 fn read_loc(file: &File, loc: Loc) -> std::io::Result<Vec<u8>> {
     let len = usize::try_from(loc.len).map_err(std::io::Error::other)?;
     let mut data = vec![0u8; len];
     file.read_exact_at(&mut data, loc.off)?;
+    if !loc.matches(&data) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "the body at {} in segment {:016X} fails its checksum",
+                loc.off, loc.seg
+            ),
+        ));
+    }
     Ok(data)
 }
 
@@ -154,6 +200,10 @@ struct State {
     live: HashMap<u64, u64>,
     /// Segments written since the last sync.
     unsynced: HashSet<u64>,
+    /// Appends under way per segment (their place taken, their octets
+    /// not all written yet): marked unsynced once written, since a sync
+    /// that ran meanwhile may have missed them.
+    writing: HashMap<u64, u64>,
     /// Whether a segment file was made since the last sync.
     fresh: bool,
 }
@@ -231,7 +281,7 @@ impl Segments {
             };
             state.active = Some((seg, end + len));
             *state.live.entry(seg).or_default() += 1;
-            state.unsynced.insert(seg);
+            *state.writing.entry(seg).or_default() += 1;
             let file = state
                 .open
                 .get(&seg)
@@ -239,9 +289,25 @@ impl Segments {
                 .ok_or_else(|| std::io::Error::other("the active segment is not open"))?;
             (seg, end, file)
         };
-        let loc = Loc { seg, off, len };
+        let loc = Loc {
+            seg,
+            off,
+            len,
+            crc: Some(crc32fast::hash(data)),
+        };
         // Outside the lock: appends to one segment write side by side.
-        if let Err(e) = file.write_all_at(data, off) {
+        let written = file.write_all_at(data, off);
+        {
+            let mut state = crate::lock::lock(&self.state);
+            if let Some(n) = state.writing.get_mut(&seg) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    state.writing.remove(&seg);
+                }
+            }
+            state.unsynced.insert(seg);
+        }
+        if let Err(e) = written {
             self.release(loc);
             return Err(e);
         }
@@ -334,6 +400,26 @@ impl Segments {
         Ok(fresh)
     }
 
+    /// The lowest segment that may hold octets not yet synced: one
+    /// written since the last sync, one an append is under way in, or the
+    /// active one (it takes the next appends). Every body in a segment
+    /// below it is on disk. The sync thread records it in the database
+    /// before each flush, so that an open after a crash checks the bodies
+    /// of the segments from there on against their checksums
+    /// (`index.rs`): a body that never reached the disk belongs to a
+    /// message never acknowledged.
+    pub fn unsynced_from(&self) -> u64 {
+        let state = crate::lock::lock(&self.state);
+        state
+            .unsynced
+            .iter()
+            .chain(state.writing.keys())
+            .chain(state.active.as_ref().map(|(seg, _)| seg))
+            .copied()
+            .min()
+            .unwrap_or(state.next)
+    }
+
     /// Live bodies per segment (for tests).
     #[cfg(test)]
     pub fn live(&self) -> HashMap<u64, u64> {
@@ -356,13 +442,18 @@ mod tests {
 
     #[test]
     fn locations_round_trip_and_odd_values_are_refused() {
-        let loc = Loc {
+        let mut loc = Loc {
             seg: 7,
             off: 1 << 40,
             len: 12345,
+            crc: Some(0xDEAD_BEEF),
         };
         assert_eq!(Loc::decode(&loc.encode()), Some(loc));
+        assert_eq!(Loc::decode(&loc.encode()[..27]), None);
         assert_eq!(Loc::decode(&loc.encode()[..23]), None);
+        loc.crc = None;
+        assert_eq!(loc.encode().len(), 24);
+        assert_eq!(Loc::decode(&loc.encode()), Some(loc));
         assert_eq!(Loc::decode(b""), None);
         assert_eq!(segment_number("seg-00000000000000FF".as_ref()), Some(255));
         assert_eq!(segment_number("seg-FF".as_ref()), None);

@@ -1,5 +1,6 @@
-//! The sled store's writes: committing a message (body, then envelope,
-//! then the shared sync), changing and removing envelopes.
+//! The sled store's writes: committing a message (body, envelope, then
+//! the shared sync that makes both durable), changing and removing
+//! envelopes.
 
 use super::commit::{SyncKind, SyncResult};
 use super::db::Doomed;
@@ -15,9 +16,10 @@ use tokio::sync::oneshot;
 
 impl SledStore {
     /// Commit a message whose body was written with a [`BodyWriter`]: a
-    /// small body is appended to a segment, a large one's file fsynced;
-    /// the body is synced, then the envelope inserted and synced (group
-    /// commit). On an error the body is given up.
+    /// small body is appended to a segment and synced with its envelope
+    /// in one shared sync (group commit); a large one's file is fsynced
+    /// and its name synced before the envelope is inserted. On an error
+    /// the body is given up.
     pub(super) async fn enqueue_body(
         &self,
         msg: NewMessage,
@@ -30,10 +32,15 @@ impl SledStore {
         body.flush(true).await?;
         let writing = self.inner.shared.writing.read().await;
         let loc = self.append(&body)?;
-        // The body is durable before its envelope can be.
-        let synced = match self.request_sync(SyncKind::Bodies) {
-            Ok(answer) => sync_outcome(answer.await),
-            Err(e) => Err(e),
+        // A body in a file of its own: its name is durable before its
+        // envelope can be. One in a segment is synced with the envelope
+        // (`commit.rs`).
+        let synced = match loc {
+            Some(_) => Ok(()),
+            None => match self.request_sync(SyncKind::Bodies) {
+                Ok(answer) => sync_outcome(answer.await),
+                Err(e) => Err(e),
+            },
         };
         let env = synced.and_then(|()| self.write_envelope(&body, loc, msg, head));
         let env = match env {
@@ -71,9 +78,12 @@ impl SledStore {
         writer.flush_blocking(true)?;
         let writing = self.inner.shared.writing.blocking_read();
         let loc = self.append(&writer)?;
-        let synced = match self.request_sync(SyncKind::Bodies) {
-            Ok(answer) => sync_outcome(answer.blocking_recv()),
-            Err(e) => Err(e),
+        let synced = match loc {
+            Some(_) => Ok(()),
+            None => match self.request_sync(SyncKind::Bodies) {
+                Ok(answer) => sync_outcome(answer.blocking_recv()),
+                Err(e) => Err(e),
+            },
         };
         let env = synced.and_then(|()| self.write_envelope(&writer, loc, msg, String::new()));
         let env = match env {
