@@ -344,6 +344,20 @@ fn weights(src: u32, dst: u32) -> Vec<Contrib> {
 /// outside the page is clipped.
 pub(crate) fn blit(page: &mut Page, src: &[u8], stride: usize, w: u32, h: u32, x: i64, y: i64) {
     let pw = i64::from(page.width);
+    if w > 0
+        && stride == w.div_ceil(8) as usize
+        && stride <= 7
+        && x >= 0
+        && x + 8 * stride as i64 <= pw
+    {
+        return blit_narrow(page, src, stride, h, x as usize, y);
+    }
+    blit_any(page, src, stride, w, h, x, y);
+}
+
+/// [`blit`] of any image, anywhere, a byte at a time.
+fn blit_any(page: &mut Page, src: &[u8], stride: usize, w: u32, h: u32, x: i64, y: i64) {
+    let pw = i64::from(page.width);
     let ps = page.stride();
     for sy in 0..h as i64 {
         let py = y + sy;
@@ -381,6 +395,40 @@ pub(crate) fn blit(page: &mut Page, src: &[u8], stride: usize, w: u32, h: u32, x
             if let Some(last) = drow.last_mut() {
                 *last &= 0xffu8 << (8 - page.width % 8);
             }
+        }
+    }
+}
+
+/// [`blit`] of an image of at most 7 bytes a row (a glyph) whose bytes
+/// all lie within the page across: each row shifted into place as one
+/// 64-bit word. Like [`blit_any`], whole source bytes are ORed.
+fn blit_narrow(page: &mut Page, src: &[u8], stride: usize, h: u32, x: usize, y: i64) {
+    let ps = page.stride();
+    let (byte, shift) = (x / 8, x % 8);
+    // Bytes of the page row the image touches (x + 8 stride <= width).
+    let n = (shift + 8 * stride).div_ceil(8);
+    for sy in 0..h as i64 {
+        let py = y + sy;
+        if py < 0 {
+            continue;
+        }
+        if py >= i64::from(page.height) {
+            break;
+        }
+        let at = sy as usize * stride;
+        let Some(srow) = src.get(at..at + stride) else {
+            break;
+        };
+        let mut b = [0u8; 8];
+        b[..stride].copy_from_slice(srow);
+        let v = u64::from_be_bytes(b) >> shift;
+        if v == 0 {
+            continue;
+        }
+        let at = py as usize * ps + byte;
+        let drow = &mut page.bits[at..at + n];
+        for (d, s) in drow.iter_mut().zip(v.to_be_bytes()) {
+            *d |= s;
         }
     }
 }

@@ -56,9 +56,16 @@ const PASS: (u32, u32) = (1, 4);
 /// Vertical mode codes for a1 − b1 = −3 … 3.
 const VERTICAL: [(u32, u32); 7] = [(3, 7), (3, 6), (3, 3), (1, 1), (2, 3), (2, 6), (2, 7)];
 
-/// Bits, most significant first, into bytes (FillOrder 1).
+/// Bits, most significant first, into bytes (FillOrder 1). Each code
+/// is written at once: the pending bits (fewer than 8) and the code are
+/// stored as one 64-bit word at the current byte and the whole bytes
+/// among them kept, so no branch depends on where the bytes end.
 struct BitWriter {
+    /// Bytes `..pos` are written; the rest is room (at least 8 bytes
+    /// after `pos` before a store).
     out: Vec<u8>,
+    pos: usize,
+    /// The pending bits are the low `n`.
     acc: u64,
     n: u32,
 }
@@ -66,21 +73,33 @@ struct BitWriter {
 impl BitWriter {
     fn with_capacity(n: usize) -> BitWriter {
         BitWriter {
-            out: Vec::with_capacity(n),
+            out: vec![0; n.max(64)],
+            pos: 0,
             acc: 0,
             n: 0,
         }
     }
 
+    /// Puts one code of at most 32 bits.
     #[inline]
     fn put(&mut self, (code, len): (u32, u32)) {
         self.acc = (self.acc << len) | u64::from(code);
         self.n += len;
-        if self.n >= 32 {
-            self.n -= 32;
-            self.out
-                .extend_from_slice(&((self.acc >> self.n) as u32).to_be_bytes());
+        if self.pos + 8 > self.out.len() {
+            self.grow();
         }
+        // The pending bits left-aligned (n <= 39: shifting by 63 - n
+        // then 1 never shifts by 64).
+        let word = (self.acc << (63 - self.n)) << 1;
+        self.out[self.pos..self.pos + 8].copy_from_slice(&word.to_be_bytes());
+        self.pos += (self.n / 8) as usize;
+        self.n &= 7;
+    }
+
+    #[cold]
+    fn grow(&mut self) {
+        let len = (self.out.len() * 2).max(self.pos + 64);
+        self.out.resize(len, 0);
     }
 
     /// A run of `span` pixels: make-up codes, then a terminating code
@@ -98,16 +117,15 @@ impl BitWriter {
         self.put(tab[span]);
     }
 
-    /// Pads the last byte with 0s.
-    fn flush(&mut self) {
-        while self.n >= 8 {
-            self.n -= 8;
-            self.out.push((self.acc >> self.n) as u8);
-        }
+    /// Pads the last byte with 0s; the bytes written.
+    fn finish(mut self) -> Vec<u8> {
         if self.n > 0 {
-            self.out.push((self.acc << (8 - self.n)) as u8);
+            // put() has already stored the pending bits, left-aligned.
+            self.pos += 1;
             self.n = 0;
         }
+        self.out.truncate(self.pos);
+        self.out
     }
 }
 
@@ -300,8 +318,7 @@ pub(crate) fn encode_page(page: &Page, compression: Compression) -> Vec<u8> {
         w.put(EOL);
         w.put(EOL);
     }
-    w.flush();
-    w.out
+    w.finish()
 }
 
 #[cfg(test)]
