@@ -12,6 +12,7 @@
 
 #[cfg(feature = "line")]
 #[path = "src/render/glyph_bits.rs"]
+#[allow(dead_code)]
 mod glyph_bits;
 
 fn main() {

@@ -12,7 +12,7 @@
 
 use super::baked::{self, BakedSet};
 use super::glyph_bits;
-use super::raster::blit;
+use super::raster::{blit, blit_words};
 use crate::page::{Page, Resolution, X_DPI};
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
@@ -74,6 +74,9 @@ pub(crate) struct Glyph {
     h: u32,
     stride: usize,
     bits: Cow<'static, [u8]>,
+    /// The rows as left-aligned 64-bit words when at most 7 bytes wide
+    /// (else empty): how they are drawn.
+    words: Vec<u64>,
     /// Pixels from the pen position to the bitmap's left edge.
     left: i32,
     /// Rows from the baseline to the bitmap's top row (negative: above).
@@ -113,6 +116,7 @@ static EMPTY: Glyph = Glyph {
     h: 0,
     stride: 0,
     bits: Cow::Borrowed(&[]),
+    words: Vec::new(),
     left: 0,
     top: 0,
     advance: 0.0,
@@ -208,7 +212,9 @@ impl Typesetter {
         if g.w > 0 && g.h > 0 {
             let gx = x.round() as i64 + i64::from(g.left);
             let gy = baseline + i64::from(g.top);
-            blit(page, &g.bits, g.stride, g.w, g.h, gx, gy);
+            if g.words.is_empty() || !blit_words(page, &g.words, g.stride, gx, gy) {
+                blit(page, &g.bits, g.stride, g.w, g.h, gx, gy);
+            }
         }
         g.advance
     }
@@ -276,8 +282,24 @@ impl Typesetter {
         g
     }
 
-    /// The glyph: baked, or rasterised now.
+    /// The glyph: baked, or rasterised now; with its rows as words.
     fn make(&self, face: Face, pt: f32, ch: char) -> Glyph {
+        let mut g = self.bits_of(face, pt, ch);
+        if (1..=7).contains(&g.stride) {
+            g.words = g
+                .bits
+                .chunks_exact(g.stride)
+                .map(|r| {
+                    let mut b = [0u8; 8];
+                    b[..r.len()].copy_from_slice(r);
+                    u64::from_be_bytes(b)
+                })
+                .collect();
+        }
+        g
+    }
+
+    fn bits_of(&self, face: Face, pt: f32, ch: char) -> Glyph {
         let baked = self.baked(face, pt).and_then(|b| b.glyph(ch));
         match baked {
             Some((g, bits)) => Glyph {
@@ -285,6 +307,7 @@ impl Typesetter {
                 h: g.h,
                 stride: g.w.div_ceil(8) as usize,
                 bits: Cow::Borrowed(bits),
+                words: Vec::new(),
                 left: g.left,
                 top: g.top,
                 advance: g.advance,
@@ -301,6 +324,7 @@ impl Typesetter {
                 h: 0,
                 stride: 0,
                 bits: Cow::Borrowed(&[]),
+                words: Vec::new(),
                 left: 0,
                 top: 0,
                 advance: 0.0,
@@ -321,6 +345,7 @@ impl Typesetter {
                 h: 0,
                 stride: 0,
                 bits: Cow::Borrowed(&[]),
+                words: Vec::new(),
                 left: m.xmin,
                 top: 0,
                 advance,
@@ -332,6 +357,7 @@ impl Typesetter {
             h: s.h,
             stride: s.stride,
             bits: Cow::Owned(s.bits),
+            words: Vec::new(),
             left: m.xmin,
             top: s.top,
             advance,

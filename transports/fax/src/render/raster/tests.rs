@@ -172,6 +172,19 @@ fn narrow_blit_is_the_general_blit() {
                 blit(&mut a, &src, stride, w, h, x, y);
                 blit_any(&mut b, &src, stride, w, h, x, y);
                 assert!(a == b, "w {w} x {x} y {y}");
+                let words: Vec<u64> = src
+                    .chunks(stride)
+                    .map(|r| {
+                        let mut b = [0u8; 8];
+                        b[..stride].copy_from_slice(r);
+                        u64::from_be_bytes(b)
+                    })
+                    .collect();
+                let mut c = Page::blank(FAX_WIDTH, 100, Resolution::Fine);
+                if !blit_words(&mut c, &words, stride, x, y) {
+                    blit(&mut c, &src, stride, w, h, x, y);
+                }
+                assert!(a == c, "words: w {w} x {x} y {y}");
             }
         }
     }
