@@ -238,7 +238,7 @@ impl Row {
 /// (with the last pixel of the word before shifted in) is set where pixel
 /// j differs from the one before it.
 fn encode_1d(strip: &mut Strip, lead: (u32, u32), row: &Row) {
-    let (white, black) = (white(), black());
+    let white = white();
     let mut w = strip.writer(row_bound(row.bits));
     w.put(lead);
     if row.words.iter().all(|&x| x == 0) {
@@ -248,9 +248,11 @@ fn encode_1d(strip: &mut Strip, lead: (u32, u32), row: &Row) {
         strip.keep(state);
         return;
     }
-    let tabs = [white, black];
+    let pairs = pairs();
     let mut last = 0usize;
     let mut is_black = false;
+    // The white run before the black run in progress.
+    let mut white_run = 0usize;
     let mut prev = 0u64;
     for (i, &word) in row.words.iter().enumerate() {
         let mut t = word ^ ((word >> 1) | (prev << 63));
@@ -264,14 +266,54 @@ fn encode_1d(strip: &mut Strip, lead: (u32, u32), row: &Row) {
             let p = t.leading_zeros() as usize;
             t &= !(1u64 << (63 - p));
             let at = base + p;
-            w.span(at - last, tabs[usize::from(is_black)]);
+            let run = at - last;
+            if is_black {
+                put_pair(&mut w, pairs, white_run, run);
+            } else {
+                white_run = run;
+            }
             is_black = !is_black;
             last = at;
         }
     }
-    w.span(row.bits - last, tabs[usize::from(is_black)]);
+    let run = row.bits - last;
+    if is_black {
+        put_pair(&mut w, pairs, white_run, run);
+    } else {
+        w.span(run, white);
+    }
     let state = w.state();
     strip.keep(state);
+}
+
+/// A white run and the black run after it: one code from [`pairs`] when
+/// both are shorter than 64 pixels (most runs of text), else two spans.
+#[inline(always)]
+fn put_pair(w: &mut BitWriter<'_>, pairs: &[u32], white_run: usize, black_run: usize) {
+    match pairs.get((white_run << 6) | black_run) {
+        Some(&e) if (white_run | black_run) < 64 => w.put((e >> 5, e & 31)),
+        _ => {
+            w.span(white_run, white());
+            w.span(black_run, black());
+        }
+    }
+}
+
+/// The terminating codes of a white run of w and a black run of b pixels
+/// (both under 64) joined, at index `w × 64 + b`: `code << 5 | length`
+/// (at most 8 + 13 bits).
+fn pairs() -> &'static [u32] {
+    static T: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        let (white, black) = (white(), black());
+        (0..64 * 64)
+            .map(|i| {
+                let (wc, wl) = white[i >> 6];
+                let (bc, bl) = black[i & 63];
+                (((wc << bl) | bc) << 5) | (wl + bl)
+            })
+            .collect()
+    })
 }
 
 /// libtiff's `Fax3Encode2DRow`, decision for decision.
