@@ -76,8 +76,12 @@ fn bake_text_glyphs() {
     let em = BAKED_PT * X_DPI as f32 / 72.0;
     let mut bin: Vec<u8> = Vec::new();
     let mut src = String::new();
-    let _ = writeln!(src, "/// em × 64 of the baked size.");
-    let _ = writeln!(src, "pub const EM64: u32 = {};", (em * 64.0).round() as u32);
+    let _ = writeln!(src, "/// The baked size: pixels across per em.");
+    let _ = writeln!(
+        src,
+        "pub const EM: f32 = f32::from_bits({:#x});",
+        em.to_bits()
+    );
     let _ = writeln!(src, "pub static SETS: &[BakedSet] = &[");
     let faces: [(&str, &[u8]); 2] = [
         ("Mono", dejavu::sans_mono::regular()),

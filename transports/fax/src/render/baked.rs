@@ -34,9 +34,10 @@ include!(concat!(env!("OUT_DIR"), "/text_glyphs.rs"));
 /// Every baked glyph's rows, one after another.
 static BITS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/text_glyphs.bin"));
 
-/// The baked set for `face` at `em64` (em × 64) and `squash1024`, if any.
-pub(crate) fn set(face: Face, em64: u32, squash1024: u32) -> Option<&'static BakedSet> {
-    if em64 != EM64 {
+/// The baked set for `face` at exactly `em` pixels per em and
+/// `squash1024`, if any.
+pub(crate) fn set(face: Face, em: f32, squash1024: u32) -> Option<&'static BakedSet> {
+    if em.to_bits() != EM.to_bits() {
         return None;
     }
     SETS.iter()

@@ -157,7 +157,7 @@ impl Typesetter {
     /// The baked glyphs of `face` at `pt` for this resolution, if any.
     fn baked(&self, face: Face, pt: f32) -> Option<&'static BakedSet> {
         let key = self.key(face, pt, ' ');
-        baked::set(face, key.em, key.squash)
+        baked::set(face, Self::em(pt), key.squash)
     }
 
     /// Distance between baselines in rows.
@@ -429,6 +429,7 @@ mod tests {
             }
             // Other sizes and faces are rasterised at run time.
             assert!(t.baked(Face::Mono, 12.0).is_none());
+            assert!(t.baked(Face::Mono, 10.001).is_none());
             assert!(t.baked(Face::Sans, 10.0).is_none());
             assert!(t.baked(Face::Mono, 10.0).unwrap().glyph('é').is_some());
             assert!(t.baked(Face::Mono, 10.0).unwrap().glyph('Ж').is_none());
