@@ -54,9 +54,10 @@ pub(crate) struct Doc {
 
 impl Doc {
     pub fn new(sheet: Sheet, pt: f32, max_pages: u32, threads: usize) -> Result<Doc, RenderError> {
-        // Message headers are in bold: that face loads beside the other.
-        Typesetter::preload(Face::MonoBold);
         let mut ts = Typesetter::new(sheet.res).map_err(RenderError::Internal)?;
+        // Message headers are in bold: unless baked, that face loads
+        // beside the other.
+        ts.preload(Face::MonoBold, pt);
         // Whole pixels per cell: box-drawing lines join without gaps.
         let cell_w = ts.advance(Face::Mono, pt, 'M').round().max(1.0);
         let line_h = ts.line_height(Face::Mono, pt);

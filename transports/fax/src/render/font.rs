@@ -5,11 +5,17 @@
 //!
 //! Fax pixels are not square (204 dpi across, 98 or 196 lines per inch
 //! down): a glyph is rasterised at its size across and its coverage is
-//! box-filtered down the rows before the threshold.
+//! box-filtered down the rows before the threshold
+//! ([`super::glyph_bits`]). The message-text faces' common glyphs at the
+//! default size come baked ([`super::baked`]); a face is parsed only when
+//! a glyph or size is not baked.
 
-use super::raster::blit;
+use super::baked::{self, BakedSet};
+use super::glyph_bits;
+use super::raster::{blit, blit_words};
 use crate::page::{Page, Resolution, X_DPI};
 use rustc_hash::FxHashMap;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -67,7 +73,10 @@ pub(crate) struct Glyph {
     w: u32,
     h: u32,
     stride: usize,
-    bits: Vec<u8>,
+    bits: Cow<'static, [u8]>,
+    /// The rows as left-aligned 64-bit words when at most 7 bytes wide
+    /// (else empty): how they are drawn.
+    words: Vec<u64>,
     /// Pixels from the pen position to the bitmap's left edge.
     left: i32,
     /// Rows from the baseline to the bitmap's top row (negative: above).
@@ -95,14 +104,8 @@ fn shared() -> &'static Mutex<HashMap<Key, Arc<Glyph>>> {
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// Coverage (0–255) at or above which a pixel is black; a little under
-/// half, so strokes stay whole at 98 lines per inch.
-const INK: u32 = 112;
-
 /// Draws text on pages of one resolution.
 pub(crate) struct Typesetter {
-    /// The face every other falls back to.
-    mono: &'static fontdue::Font,
     squash: f32,
     local: FxHashMap<Key, Arc<Glyph>>,
 }
@@ -112,7 +115,8 @@ static EMPTY: Glyph = Glyph {
     w: 0,
     h: 0,
     stride: 0,
-    bits: Vec::new(),
+    bits: Cow::Borrowed(&[]),
+    words: Vec::new(),
     left: 0,
     top: 0,
     advance: 0.0,
@@ -121,7 +125,6 @@ static EMPTY: Glyph = Glyph {
 impl Typesetter {
     pub fn new(res: Resolution) -> Result<Typesetter, String> {
         Ok(Typesetter {
-            mono: font(Face::Mono)?,
             squash: res.y_dpi() as f32 / X_DPI as f32,
             local: FxHashMap::default(),
         })
@@ -129,9 +132,10 @@ impl Typesetter {
 
     /// Parses `face` on another thread, now, so it is ready when first
     /// needed (fontdue reads every glyph of a face when it loads it: some
-    /// milliseconds each).
-    pub fn preload(face: Face) {
-        if FONTS[face.index()].get().is_some() {
+    /// milliseconds each) — unless it is baked at `pt` for this
+    /// resolution: then it is parsed only if a character is missing.
+    pub fn preload(&self, face: Face, pt: f32) {
+        if FONTS[face.index()].get().is_some() || self.baked(face, pt).is_some() {
             return;
         }
         let _ = std::thread::Builder::new()
@@ -146,29 +150,41 @@ impl Typesetter {
 
     /// The face, or (never expected: the fonts are built in) the
     /// monospaced one.
-    fn font(&self, face: Face) -> &'static fontdue::Font {
-        font(face).unwrap_or(self.mono)
+    fn font(&self, face: Face) -> Option<&'static fontdue::Font> {
+        font(face).or_else(|_| font(Face::Mono)).ok()
+    }
+
+    /// The baked glyphs of `face` at `pt` for this resolution, if any.
+    fn baked(&self, face: Face, pt: f32) -> Option<&'static BakedSet> {
+        let key = self.key(face, pt, ' ');
+        baked::set(face, Self::em(pt), key.squash)
     }
 
     /// Distance between baselines in rows.
     pub fn line_height(&self, face: Face, pt: f32) -> f32 {
         let em = Self::em(pt);
-        let size = self
-            .font(face)
-            .horizontal_line_metrics(em)
-            .map(|m| m.new_line_size)
-            .unwrap_or(em * 1.17);
+        let size = match self.baked(face, pt) {
+            Some(b) => b.new_line_size,
+            None => self
+                .font(face)
+                .and_then(|f| f.horizontal_line_metrics(em))
+                .map(|m| m.new_line_size)
+                .unwrap_or(em * 1.17),
+        };
         size * self.squash
     }
 
     /// Rows from the top of a line to its baseline.
     pub fn ascent(&self, face: Face, pt: f32) -> f32 {
         let em = Self::em(pt);
-        let a = self
-            .font(face)
-            .horizontal_line_metrics(em)
-            .map(|m| m.ascent)
-            .unwrap_or(em * 0.93);
+        let a = match self.baked(face, pt) {
+            Some(b) => b.ascent,
+            None => self
+                .font(face)
+                .and_then(|f| f.horizontal_line_metrics(em))
+                .map(|m| m.ascent)
+                .unwrap_or(em * 0.93),
+        };
         a * self.squash
     }
 
@@ -196,7 +212,9 @@ impl Typesetter {
         if g.w > 0 && g.h > 0 {
             let gx = x.round() as i64 + i64::from(g.left);
             let gy = baseline + i64::from(g.top);
-            blit(page, &g.bits, g.stride, g.w, g.h, gx, gy);
+            if g.words.is_empty() || !blit_words(page, &g.words, g.stride, gx, gy) {
+                blit(page, &g.bits, g.stride, g.w, g.h, gx, gy);
+            }
         }
         g.advance
     }
@@ -250,7 +268,7 @@ impl Typesetter {
         let g = match cached {
             Some(g) => g,
             None => {
-                let g = Arc::new(self.rasterize(face, Self::em(pt), ch));
+                let g = Arc::new(self.make(face, pt, ch));
                 if let Ok(mut m) = shared().lock() {
                     if m.len() >= SHARED_CAP {
                         m.clear();
@@ -264,10 +282,56 @@ impl Typesetter {
         g
     }
 
+    /// The glyph: baked, or rasterised now; with its rows as words.
+    fn make(&self, face: Face, pt: f32, ch: char) -> Glyph {
+        let mut g = self.bits_of(face, pt, ch);
+        if (1..=7).contains(&g.stride) {
+            g.words = g
+                .bits
+                .chunks_exact(g.stride)
+                .map(|r| {
+                    let mut b = [0u8; 8];
+                    b[..r.len()].copy_from_slice(r);
+                    u64::from_be_bytes(b)
+                })
+                .collect();
+        }
+        g
+    }
+
+    fn bits_of(&self, face: Face, pt: f32, ch: char) -> Glyph {
+        let baked = self.baked(face, pt).and_then(|b| b.glyph(ch));
+        match baked {
+            Some((g, bits)) => Glyph {
+                w: g.w,
+                h: g.h,
+                stride: g.w.div_ceil(8) as usize,
+                bits: Cow::Borrowed(bits),
+                words: Vec::new(),
+                left: g.left,
+                top: g.top,
+                advance: g.advance,
+            },
+            None => self.rasterize(face, Self::em(pt), ch),
+        }
+    }
+
+    /// The glyph rasterised by fontdue, in `face` or its fallback.
     fn rasterize(&self, face: Face, em: f32, ch: char) -> Glyph {
-        let mut font = self.font(face);
+        let Some(mut font) = self.font(face) else {
+            return Glyph {
+                w: 0,
+                h: 0,
+                stride: 0,
+                bits: Cow::Borrowed(&[]),
+                words: Vec::new(),
+                left: 0,
+                top: 0,
+                advance: 0.0,
+            };
+        };
         if !font.has_glyph(ch) {
-            if let Some(fb) = face.fallback().map(|f| self.font(f)) {
+            if let Some(fb) = face.fallback().and_then(|f| self.font(f)) {
                 if fb.has_glyph(ch) {
                     font = fb;
                 }
@@ -280,54 +344,22 @@ impl Typesetter {
                 w: 0,
                 h: 0,
                 stride: 0,
-                bits: Vec::new(),
+                bits: Cow::Borrowed(&[]),
+                words: Vec::new(),
                 left: m.xmin,
                 top: 0,
                 advance,
             };
         }
-        // Source rows span [top_in, bottom_in) below the baseline (y down).
-        let sq = self.squash;
-        let top_in = -(m.ymin + m.height as i32) as f32;
-        let out_top = (top_in * sq).floor() as i32;
-        let out_bottom = ((top_in + m.height as f32) * sq).ceil() as i32;
-        let h = (out_bottom - out_top).max(1) as u32;
-        let w = m.width as u32;
-        let stride = w.div_ceil(8) as usize;
-        let mut bits = vec![0u8; stride * h as usize];
-        let mut acc = vec![0f32; m.width];
-        for r in 0..h {
-            // Output row r covers source y in [a, b).
-            let a = (out_top + r as i32) as f32 / sq - top_in;
-            let b = (out_top + r as i32 + 1) as f32 / sq - top_in;
-            acc.iter_mut().for_each(|v| *v = 0.0);
-            let first = a.floor().max(0.0) as usize;
-            let last = (b.ceil().max(0.0) as usize).min(m.height);
-            for sy in first..last {
-                let overlap = b.min(sy as f32 + 1.0) - a.max(sy as f32);
-                if overlap <= 0.0 {
-                    continue;
-                }
-                let row = &cov[sy * m.width..(sy + 1) * m.width];
-                for (v, &c) in acc.iter_mut().zip(row) {
-                    *v += f32::from(c) * overlap;
-                }
-            }
-            let span = b - a;
-            let dst = &mut bits[r as usize * stride..(r as usize + 1) * stride];
-            for (x, &v) in acc.iter().enumerate() {
-                if v / span >= INK as f32 {
-                    dst[x / 8] |= 0x80 >> (x % 8);
-                }
-            }
-        }
+        let s = glyph_bits::squash(m.width, m.height, m.ymin, &cov, self.squash);
         Glyph {
-            w,
-            h,
-            stride,
-            bits,
+            w: m.width as u32,
+            h: s.h,
+            stride: s.stride,
+            bits: Cow::Owned(s.bits),
+            words: Vec::new(),
             left: m.xmin,
-            top: out_top,
+            top: s.top,
             advance,
         }
     }
@@ -366,6 +398,42 @@ mod tests {
         // A Cyrillic letter and a box-drawing line are in the face.
         assert!(ink(Resolution::Fine, 'Ж').0 > 40);
         assert!(ink(Resolution::Fine, '─').0 > 10);
+    }
+
+    #[test]
+    fn baked_glyphs_are_what_fontdue_makes_at_run_time() {
+        let em = Typesetter::em(10.0);
+        for res in [Resolution::Fine, Resolution::Standard] {
+            let t = Typesetter::new(res).unwrap();
+            for face in [Face::Mono, Face::MonoBold] {
+                let set = t.baked(face, 10.0).expect("baked at 10 pt");
+                assert!(set.glyphs.len() > 300, "{}", set.glyphs.len());
+                for g in set.glyphs {
+                    let b = t.make(face, 10.0, g.ch);
+                    let r = t.rasterize(face, em, g.ch);
+                    let key = |g: &Glyph| {
+                        (
+                            g.w,
+                            g.h,
+                            g.left,
+                            g.top,
+                            g.advance.to_bits(),
+                            g.bits.to_vec(),
+                        )
+                    };
+                    assert_eq!(key(&b), key(&r), "{face:?} {:?} {res:?}", g.ch);
+                }
+                let lm = font(face).unwrap().horizontal_line_metrics(em).unwrap();
+                assert_eq!(set.new_line_size.to_bits(), lm.new_line_size.to_bits());
+                assert_eq!(set.ascent.to_bits(), lm.ascent.to_bits());
+            }
+            // Other sizes and faces are rasterised at run time.
+            assert!(t.baked(Face::Mono, 12.0).is_none());
+            assert!(t.baked(Face::Mono, 10.001).is_none());
+            assert!(t.baked(Face::Sans, 10.0).is_none());
+            assert!(t.baked(Face::Mono, 10.0).unwrap().glyph('é').is_some());
+            assert!(t.baked(Face::Mono, 10.0).unwrap().glyph('Ж').is_none());
+        }
     }
 
     #[test]

@@ -43,9 +43,11 @@
 //!
 //! Rendering is CPU-bound and synchronous: call it from a blocking task.
 
+mod baked;
 mod cover;
 mod doc;
 mod font;
+mod glyph_bits;
 mod html;
 mod mime;
 pub mod parallel;

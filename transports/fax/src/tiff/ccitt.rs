@@ -56,36 +56,93 @@ const PASS: (u32, u32) = (1, 4);
 /// Vertical mode codes for a1 − b1 = −3 … 3.
 const VERTICAL: [(u32, u32); 7] = [(3, 7), (3, 6), (3, 3), (1, 1), (2, 3), (2, 6), (2, 7)];
 
-/// Bits, most significant first, into bytes (FillOrder 1).
-struct BitWriter {
+/// A page's coded bits, most significant first, into bytes (FillOrder
+/// 1): bytes `..pos` are written, the low `n` bits of `acc` (fewer than
+/// 8) are pending. Rows are coded through a [`BitWriter`] holding this
+/// state in locals.
+struct Strip {
     out: Vec<u8>,
+    pos: usize,
     acc: u64,
     n: u32,
 }
 
-impl BitWriter {
-    fn with_capacity(n: usize) -> BitWriter {
-        BitWriter {
-            out: Vec::with_capacity(n),
+impl Strip {
+    fn with_capacity(n: usize) -> Strip {
+        Strip {
+            out: vec![0; n.max(64)],
+            pos: 0,
             acc: 0,
             n: 0,
         }
     }
 
+    /// A writer with room for `bits` more bits; [`Strip::keep`] takes its
+    /// state back.
     #[inline]
+    fn writer(&mut self, bits: usize) -> BitWriter<'_> {
+        // A store is 8 bytes at the last byte written.
+        let need = self.pos + bits.div_ceil(8) + 16;
+        if need > self.out.len() {
+            let len = need.max(self.out.len() * 2);
+            self.out.resize(len, 0);
+        }
+        BitWriter {
+            out: &mut self.out,
+            pos: self.pos,
+            acc: self.acc,
+            n: self.n,
+        }
+    }
+
+    #[inline]
+    fn keep(&mut self, (pos, acc, n): (usize, u64, u32)) {
+        (self.pos, self.acc, self.n) = (pos, acc, n);
+    }
+
+    /// Pads the last byte with 0s; the bytes written.
+    fn finish(mut self) -> Vec<u8> {
+        if self.n > 0 {
+            // Every put has stored the pending bits, left-aligned.
+            self.pos += 1;
+        }
+        self.out.truncate(self.pos);
+        self.out
+    }
+}
+
+/// The bits of a row or two as they are written, in locals (a [`Strip`]'s
+/// fields would be reloaded after every store into its bytes). Each code
+/// is written at once: the pending bits and the code, left-aligned, are
+/// stored as one 64-bit word at the current byte and the whole bytes
+/// among them kept, so no branch depends on where the bytes end.
+struct BitWriter<'a> {
+    out: &'a mut [u8],
+    pos: usize,
+    acc: u64,
+    n: u32,
+}
+
+impl BitWriter<'_> {
+    /// Puts one code of at most 32 bits. [`Strip::writer`] has made the
+    /// room: a store that would not fit (never expected) is dropped
+    /// rather than panic.
+    #[inline(always)]
     fn put(&mut self, (code, len): (u32, u32)) {
         self.acc = (self.acc << len) | u64::from(code);
         self.n += len;
-        if self.n >= 32 {
-            self.n -= 32;
-            self.out
-                .extend_from_slice(&((self.acc >> self.n) as u32).to_be_bytes());
+        // n <= 39: shifting by 63 - n then 1 never shifts by 64.
+        let word = (self.acc << (63 - self.n)) << 1;
+        if let Some(dst) = self.out.get_mut(self.pos..self.pos + 8) {
+            dst.copy_from_slice(&word.to_be_bytes());
         }
+        self.pos += (self.n / 8) as usize;
+        self.n &= 7;
     }
 
     /// A run of `span` pixels: make-up codes, then a terminating code
     /// (libtiff's `putspan`).
-    #[inline]
+    #[inline(always)]
     fn span(&mut self, mut span: usize, tab: &Codes) {
         // Only past the widest T.4 row: 2560 make-up codes first.
         while span >= RUNS {
@@ -98,17 +155,20 @@ impl BitWriter {
         self.put(tab[span]);
     }
 
-    /// Pads the last byte with 0s.
-    fn flush(&mut self) {
-        while self.n >= 8 {
-            self.n -= 8;
-            self.out.push((self.acc >> self.n) as u8);
-        }
-        if self.n > 0 {
-            self.out.push((self.acc << (8 - self.n)) as u8);
-            self.n = 0;
-        }
+    /// The state for [`Strip::keep`].
+    #[inline(always)]
+    fn state(self) -> (usize, u64, u32) {
+        (self.pos, self.acc, self.n)
     }
+}
+
+/// Bits a row of `bits` pixels codes to at most, with its EOL: each
+/// code step (at most a mode code and two runs of make-up and
+/// terminating codes, 56 bits) moves past at least one pixel, but for
+/// one at the start.
+fn row_bound(bits: usize) -> usize {
+    // Runs past 2624 pixels add a 2560 make-up code per 2560.
+    16 + (bits + 2) * 56 + (bits / 2560 + 1) * 2 * 13
 }
 
 /// One row as 64-bit words, most significant bit first, 1 = black.
@@ -177,15 +237,22 @@ impl Row {
 /// the row's transitions, found a word at a time: bit j of `w ^ (w >> 1)`
 /// (with the last pixel of the word before shifted in) is set where pixel
 /// j differs from the one before it.
-fn encode_1d(w: &mut BitWriter, row: &Row) {
-    let (white, black) = (white(), black());
+fn encode_1d(strip: &mut Strip, lead: (u32, u32), row: &Row) {
+    let white = white();
+    let mut w = strip.writer(row_bound(row.bits));
+    w.put(lead);
     if row.words.iter().all(|&x| x == 0) {
         // A white row (most rows of a text page): one run.
         w.span(row.bits, white);
+        let state = w.state();
+        strip.keep(state);
         return;
     }
+    let pairs = pairs();
     let mut last = 0usize;
     let mut is_black = false;
+    // The white run before the black run in progress.
+    let mut white_run = 0usize;
     let mut prev = 0u64;
     for (i, &word) in row.words.iter().enumerate() {
         let mut t = word ^ ((word >> 1) | (prev << 63));
@@ -199,18 +266,62 @@ fn encode_1d(w: &mut BitWriter, row: &Row) {
             let p = t.leading_zeros() as usize;
             t &= !(1u64 << (63 - p));
             let at = base + p;
-            w.span(at - last, if is_black { black } else { white });
+            let run = at - last;
+            if is_black {
+                put_pair(&mut w, pairs, white_run, run);
+            } else {
+                white_run = run;
+            }
             is_black = !is_black;
             last = at;
         }
     }
-    w.span(row.bits - last, if is_black { black } else { white });
+    let run = row.bits - last;
+    if is_black {
+        put_pair(&mut w, pairs, white_run, run);
+    } else {
+        w.span(run, white);
+    }
+    let state = w.state();
+    strip.keep(state);
+}
+
+/// A white run and the black run after it: one code from [`pairs`] when
+/// both are shorter than 64 pixels (most runs of text), else two spans.
+#[inline(always)]
+fn put_pair(w: &mut BitWriter<'_>, pairs: &[u32], white_run: usize, black_run: usize) {
+    match pairs.get((white_run << 6) | black_run) {
+        Some(&e) if (white_run | black_run) < 64 => w.put((e >> 5, e & 31)),
+        _ => {
+            w.span(white_run, white());
+            w.span(black_run, black());
+        }
+    }
+}
+
+/// The terminating codes of a white run of w and a black run of b pixels
+/// (both under 64) joined, at index `w × 64 + b`: `code << 5 | length`
+/// (at most 8 + 13 bits).
+fn pairs() -> &'static [u32] {
+    static T: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        let (white, black) = (white(), black());
+        (0..64 * 64)
+            .map(|i| {
+                let (wc, wl) = white[i >> 6];
+                let (bc, bl) = black[i & 63];
+                (((wc << bl) | bc) << 5) | (wl + bl)
+            })
+            .collect()
+    })
 }
 
 /// libtiff's `Fax3Encode2DRow`, decision for decision.
-fn encode_2d(w: &mut BitWriter, row: &Row, reference: &Row) {
+fn encode_2d(strip: &mut Strip, lead: (u32, u32), row: &Row, reference: &Row) {
     let (white, black) = (white(), black());
     let bits = row.bits;
+    let mut w = strip.writer(row_bound(bits));
+    w.put(lead);
     let mut a0 = 0usize;
     let mut a1 = if row.pixel(0) { 0 } else { row.diff(0, false) };
     let mut b1 = if reference.pixel(0) {
@@ -249,6 +360,8 @@ fn encode_2d(w: &mut BitWriter, row: &Row, reference: &Row) {
         b1 = reference.diff(a0, !c);
         b1 = reference.diff(b1, c);
     }
+    let state = w.state();
+    strip.keep(state);
 }
 
 /// The strip of one page coded as `compression`: what libtiff writes
@@ -257,7 +370,7 @@ pub(crate) fn encode_page(page: &Page, compression: Compression) -> Vec<u8> {
     let bits = page.width as usize;
     let stride = page.stride();
     // Dense text at fine resolution codes to about 40 KB with MH.
-    let mut w = BitWriter::with_capacity(16 << 10);
+    let mut w = Strip::with_capacity(16 << 10);
     let mut row = Row::new(bits);
     let mut reference = Row::new(bits);
     let maxk = match page.resolution {
@@ -269,17 +382,14 @@ pub(crate) fn encode_page(page: &Page, compression: Compression) -> Vec<u8> {
     for bytes in page.bits.chunks_exact(stride).take(page.height as usize) {
         row.load(bytes);
         match compression {
-            Compression::Mh => {
-                w.put(EOL);
-                encode_1d(&mut w, &row);
-            }
+            Compression::Mh => encode_1d(&mut w, EOL, &row),
             Compression::Mr => {
-                w.put(((EOL.0 << 1) | u32::from(one_d), EOL.1 + 1));
+                let eol = ((EOL.0 << 1) | u32::from(one_d), EOL.1 + 1);
                 if one_d {
-                    encode_1d(&mut w, &row);
+                    encode_1d(&mut w, eol, &row);
                     one_d = false;
                 } else {
-                    encode_2d(&mut w, &row, &reference);
+                    encode_2d(&mut w, eol, &row, &reference);
                     k -= 1;
                 }
                 if k == 0 {
@@ -290,18 +400,20 @@ pub(crate) fn encode_page(page: &Page, compression: Compression) -> Vec<u8> {
                 }
             }
             Compression::Mmr => {
-                encode_2d(&mut w, &row, &reference);
+                encode_2d(&mut w, (0, 0), &row, &reference);
                 std::mem::swap(&mut row, &mut reference);
             }
         }
     }
     if compression == Compression::Mmr {
         // EOFB.
-        w.put(EOL);
-        w.put(EOL);
+        let mut eofb = w.writer(64);
+        eofb.put(EOL);
+        eofb.put(EOL);
+        let state = eofb.state();
+        w.keep(state);
     }
-    w.flush();
-    w.out
+    w.finish()
 }
 
 #[cfg(test)]

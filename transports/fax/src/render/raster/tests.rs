@@ -149,3 +149,43 @@ fn document_pages_fit_the_sheet() {
     assert!(page.get(7, 198) && page.get(7, 199) && !page.get(7, 200));
     assert_eq!(page.black_pixels(), 4);
 }
+
+#[test]
+fn narrow_blit_is_the_general_blit() {
+    // Glyph-sized images with stray bits past their width, at every
+    // offset within a byte, near both edges and clipped at top and bottom.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for w in [1u32, 7, 8, 9, 17, 24, 31, 49, 56] {
+        let stride = w.div_ceil(8) as usize;
+        let h = 9u32;
+        let src: Vec<u8> = (0..stride * h as usize).map(|_| next() as u8).collect();
+        for x in (0..40).chain(1680..=(1728 - w as i64)) {
+            for y in [-4i64, 0, 5, 96] {
+                let mut a = Page::blank(FAX_WIDTH, 100, Resolution::Fine);
+                let mut b = a.clone();
+                blit(&mut a, &src, stride, w, h, x, y);
+                blit_any(&mut b, &src, stride, w, h, x, y);
+                assert!(a == b, "w {w} x {x} y {y}");
+                let words: Vec<u64> = src
+                    .chunks(stride)
+                    .map(|r| {
+                        let mut b = [0u8; 8];
+                        b[..stride].copy_from_slice(r);
+                        u64::from_be_bytes(b)
+                    })
+                    .collect();
+                let mut c = Page::blank(FAX_WIDTH, 100, Resolution::Fine);
+                if !blit_words(&mut c, &words, stride, x, y) {
+                    blit(&mut c, &src, stride, w, h, x, y);
+                }
+                assert!(a == c, "words: w {w} x {x} y {y}");
+            }
+        }
+    }
+}

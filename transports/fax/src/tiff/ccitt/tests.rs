@@ -67,6 +67,21 @@ fn pages(width: u32) -> Vec<Page> {
             }
         }
         out.push(q);
+        // Runs of random lengths up to 100 pixels of both colours, as in
+        // text: white and black runs under and over 64 side by side.
+        let mut t = Page::blank(width, 40, res);
+        for y in 0..t.height {
+            let (mut x, mut black) = (rnd() % 130, true);
+            while x < width {
+                let len = 1 + rnd() % 100;
+                for i in x..(x + len).min(width) {
+                    t.set(i, y, black);
+                }
+                x += len;
+                black = !black;
+            }
+        }
+        out.push(t);
     }
     out
 }
