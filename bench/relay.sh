@@ -58,17 +58,13 @@ OUTBOUND_TLS=${OUTBOUND_TLS:-off}
 NETNS=${NETNS:-auto}
 RELAY_WAIT=${RELAY_WAIT:-120}
 export LC_ALL=C
+NAME=relay.sh
 # shellcheck source=bench/lib/common.sh
 . "$REPO/bench/lib/common.sh"
 # The configurations of the private faxmta and Postfix (shared with peers.sh).
 # shellcheck source=bench/lib/mta.sh
 . "$REPO/bench/lib/mta.sh"
 
-die() { echo "relay.sh: $*" >&2; exit 1; }
-note() { echo "# $*" >&2; }
-now() { date +%s.%N; }
-calc() { awk "BEGIN { printf \"%.${2:-1}f\", $1 }"; }
-cpu_snap() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }
 cpu_busy() { echo "$1 $2" | awk '{ b = $3 - $1; i = $4 - $2; printf "%.0f%%", (b + i) ? 100 * b / (b + i) : 0 }'; }
 
 # ============================================================================
@@ -83,26 +79,7 @@ if [[ -z ${RELAY_SH_INSIDE:-} ]]; then
             || die "dnslib is missing and could not be installed: pip install dnslib"
     fi
 
-    find_tool() { # find_tool NAME
-        command -v "$1" 2>/dev/null && return 0
-        [[ -x /usr/sbin/$1 ]] && { echo "/usr/sbin/$1"; return 0; }
-        return 1
-    }
-    if ! find_tool smtp-source >/dev/null || ! find_tool smtp-sink >/dev/null; then
-        note "smtp-source/smtp-sink not found; installing Debian package postfix"
-        if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-            echo "postfix postfix/main_mailer_type select No configuration" \
-                | debconf-set-selections 2>/dev/null || true
-            export DEBIAN_FRONTEND=noninteractive
-            apt-get install -y -q postfix >&2 \
-                || { apt-get update -q >&2 && apt-get install -y -q postfix >&2; } \
-                || true
-        fi
-        find_tool smtp-source >/dev/null && find_tool smtp-sink >/dev/null \
-            || die "smtp-source/smtp-sink are missing and could not be installed; install them with: apt-get install postfix (Debian/Ubuntu) and run again"
-    fi
-    SMTP_SOURCE=$(find_tool smtp-source)
-    SMTP_SINK=$(find_tool smtp-sink)
+    need_postfix_tools
 
     if [[ -n ${FAXMTA_BIN:-} ]]; then
         [[ -x $FAXMTA_BIN ]] || die "FAXMTA_BIN=$FAXMTA_BIN is not an executable file"
@@ -145,14 +122,6 @@ STRACE_PID=
 PF_DIR=
 SINK_PIDS=()
 DNS_PID=
-stop_pid() { # stop_pid PID: TERM, wait up to 5 s, then KILL
-    kill -0 "$1" 2>/dev/null || return 0
-    kill -TERM "$1" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$1" 2>/dev/null && kill -KILL "$1" 2>/dev/null
-    wait "$1" 2>/dev/null || true
-    return 0
-}
 cleanup() {
     set +e
     [[ -n $FAXMTA_PID ]] && stop_pid "$FAXMTA_PID"
@@ -179,26 +148,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { # free_port ADDR
-    python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "$1"
-}
-wait_port() { # wait_port ADDR PORT SECONDS PID-or-empty
-    local end=$((SECONDS + $3))
-    while ((SECONDS < end)); do
-        if [[ -n $4 ]] && ! kill -0 "$4" 2>/dev/null; then return 1; fi
-        (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-# sink_counts FILE: "SESSIONS MESSAGES" from smtp-sink -c output, whose
-# counters ("sess=N quit=N mesg=N") are rewritten after a \r at every
-# message end and every session end.
-sink_counts() {
-    tail -c 256 "$1" 2>/dev/null | tr '\r' '\n' \
-        | awk '/^sess=[0-9]+ quit=[0-9]+ mesg=[0-9]+$/ { s = $1; m = $3 }
-               END { sub(/sess=/, "", s); sub(/mesg=/, "", m); print (s == "" ? 0 : s), (m == "" ? 0 : m) }'
-}
 # wait_relayed FILE N: prints the time at which the sink had N messages
 # (or the time of giving up); returns 1 if they never all arrived.
 wait_relayed() {
