@@ -5,6 +5,9 @@
 //! (`next_try` later than `due`, marked with its name); if it dies, its
 //! leases expire by themselves, and this is what frees its parked
 //! messages — after the same lease time, not after the park limit.
+//! The row of a node not alive for [`FORGET_AFTER`] goes (nodes come and
+//! go by name: containers, renamed hosts); a node that comes back later
+//! simply makes a new one.
 
 use super::util::{db_error, CHANNEL};
 use crate::error::QueueError;
@@ -12,6 +15,9 @@ use deadpool_postgres::Pool;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
+
+/// How long the row of a node that stopped renewing is kept.
+pub(super) const FORGET_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// Say this node is alive for `ttl`, and give the postponed messages of
 /// nodes that are not back to the schedule. Returns how many were given
@@ -41,6 +47,16 @@ pub(super) async fn beat(pool: &Pool, node: &str, ttl: Duration) -> Result<u64, 
         )
         .await
         .map_err(|e| db_error("taking back a dead node's postponements", e))?;
+    // After the postponements above were given back (a node without a
+    // row counts as dead there too).
+    client
+        .execute(
+            "DELETE FROM faxmta_node WHERE name <> $1 \
+               AND alive_until < clock_timestamp() - $2::float8 * interval '1 second'",
+            &[&node, &FORGET_AFTER.as_secs_f64()],
+        )
+        .await
+        .map_err(|e| db_error("forgetting nodes gone for a day", e))?;
     if freed > 0 {
         client
             .execute("SELECT pg_notify($1, '')", &[&CHANNEL])

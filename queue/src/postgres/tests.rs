@@ -132,6 +132,36 @@ fn a_dead_nodes_parked_messages_come_back_after_its_lease_time() {
 }
 
 #[test]
+fn the_rows_of_nodes_gone_for_a_day_are_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = Instance::start(&dir.path().join("pg"));
+    // The schema first (an open makes it), then two nodes that stopped:
+    // one a day and an hour ago, one an hour ago.
+    drop(short_lived(&pg, dir.path(), "first"));
+    psql(
+        &pg,
+        "INSERT INTO faxmta_node (name, started, alive_until) VALUES \
+         ('gone', now() - interval '2 days', now() - interval '25 hours'), \
+         ('recent', now() - interval '2 hours', now() - interval '1 hour')",
+    );
+    let _b = short_lived(&pg, dir.path(), "b");
+    let names = || {
+        psql(
+            &pg,
+            "SELECT string_agg(name, ',' ORDER BY name) FROM faxmta_node",
+        )
+    };
+    assert!(
+        wait_until(15, || !names().split(',').any(|n| n == "gone")),
+        "{}",
+        names()
+    );
+    let left = names();
+    assert!(left.split(',').any(|n| n == "recent"), "{left}");
+    assert!(left.split(',').any(|n| n == "b"), "{left}");
+}
+
+#[test]
 fn a_live_nodes_parked_messages_stay_parked() {
     let dir = tempfile::tempdir().unwrap();
     let pg = Instance::start(&dir.path().join("pg"));
