@@ -11,7 +11,7 @@
 //! message never was committed).
 
 use super::etrn_index::{marks, EtrnIndex, Marks};
-use super::segments::{check_at, read_at, segment_number, Loc};
+use super::segments::{check_at, is_lost, read_at, segment_number, Loc};
 use crate::envelope::{Etrn, QueueId, RcptState};
 use crate::error::QueueError;
 use crate::lock::lock;
@@ -344,16 +344,7 @@ fn drop_unwritten(
         }
         match check_at(bodies, &mut open, loc) {
             Ok(()) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::NotFound
-                        | std::io::ErrorKind::UnexpectedEof
-                        | std::io::ErrorKind::InvalidData
-                ) =>
-            {
-                dropped.push((key, e));
-            }
+            Err(e) if is_lost(&e) => dropped.push((key, e)),
             // Not a verdict on the body: its delivery reports it if it
             // cannot be read then.
             Err(e) => tracing::warn!(

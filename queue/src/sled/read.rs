@@ -2,7 +2,7 @@
 //! stream, and what the in-memory index answers — the schedule, the
 //! counts, ETRN's first half — and the leases, kept beside it.
 
-use super::segments::Loc;
+use super::segments::{is_lost, Loc};
 use super::SledStore;
 use crate::envelope::{Envelope, QueueId};
 use crate::error::QueueError;
@@ -67,14 +67,7 @@ impl SledStore {
                 // Its segment is gone, cut short or its octets changed
                 // (removed or damaged behind the store's back): the body
                 // is lost.
-                Err(QueueError::File { source, path })
-                    if matches!(
-                        source.kind(),
-                        std::io::ErrorKind::NotFound
-                            | std::io::ErrorKind::UnexpectedEof
-                            | std::io::ErrorKind::InvalidData
-                    ) =>
-                {
+                Err(QueueError::File { source, path }) if is_lost(&source) => {
                     tracing::error!(
                         "{id}: its body is missing from its segment in {}: {source}",
                         path.display()

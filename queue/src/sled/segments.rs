@@ -127,6 +127,18 @@ pub(crate) fn check_at(dir: &Path, open: &mut HashMap<u64, File>, loc: Loc) -> s
     read_loc(file, loc).map(drop)
 }
 
+/// Whether a read error of [`check_at`] or [`Segments::read`] says the
+/// body is not there (no segment, cut short, other octets), rather than
+/// that it could not be read now.
+pub(crate) fn is_lost(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::NotFound
+            | std::io::ErrorKind::UnexpectedEof
+            | std::io::ErrorKind::InvalidData
+    )
+}
+
 /// The body at `loc` in `file`, checked against its checksum: a
 /// mismatch is `InvalidData`.
 fn read_loc(file: &File, loc: Loc) -> std::io::Result<Vec<u8>> {

@@ -404,6 +404,20 @@ fn a_location_without_its_envelope_is_dropped_on_open() {
     );
 }
 
+/// Enqueue one message to a@x per body; their ids, in order.
+async fn enqueue_bodies(store: &SledStore, bodies: &[&[u8]]) -> Vec<QueueId> {
+    let mut ids = Vec::new();
+    for body in bodies {
+        let id = store.new_id().unwrap();
+        store
+            .enqueue(id.clone(), message(&["a@x"]), body)
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    ids
+}
+
 /// A message that waits (saved undelivered) has its body moved to a file
 /// of its own, so its segment can go with the others' bodies; a move cut
 /// short by a crash (a file beside the body in the segment) is undone at
@@ -414,31 +428,20 @@ async fn a_waiting_message_takes_its_body_out_of_the_segment() {
     let (waiting, delivered, half_moved);
     {
         let store = SledStore::open(dir.path()).unwrap();
-        let mut ids = Vec::new();
-        for body in [&b"waits"[..], b"delivered", b"half moved"] {
-            let id = store.new_id().unwrap();
-            store
-                .enqueue(id.clone(), message(&["a@x"]), body)
-                .await
-                .unwrap();
-            ids.push(id);
-        }
+        let ids = enqueue_bodies(&store, &[b"waits", b"delivered", b"half moved"]).await;
         (waiting, delivered, half_moved) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
         store
             .update(&waiting, &mut |e| e.recipients[0].next_attempt += 600)
             .unwrap();
         let file = dir.path().join("bodies").join(&waiting);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while store
-            .handles()
-            .unwrap()
-            .body_at
-            .contains_key(waiting.as_bytes())
-            .unwrap()
-        {
-            assert!(std::time::Instant::now() < deadline, "never moved");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        wait_until("moved", || {
+            !store
+                .handles()
+                .unwrap()
+                .body_at
+                .contains_key(waiting.as_bytes())
+                .unwrap()
+        });
         assert_eq!(std::fs::read(&file).unwrap(), b"waits");
         assert_eq!(store.body(&waiting).unwrap().unwrap(), b"waits");
         assert!(store.remove(&delivered).unwrap());
@@ -531,15 +534,7 @@ async fn a_body_that_never_reached_the_disk_takes_its_unacknowledged_message_alo
     let (acked, unsynced, loc_a, loc_b);
     {
         let store = SledStore::open(dir.path()).unwrap();
-        let mut ids = Vec::new();
-        for body in [&b"acknowledged"[..], b"never synced"] {
-            let id = store.new_id().unwrap();
-            store
-                .enqueue(id.clone(), message(&["a@x"]), body)
-                .await
-                .unwrap();
-            ids.push(id);
-        }
+        let ids = enqueue_bodies(&store, &[b"acknowledged", b"never synced"]).await;
         (acked, unsynced) = (ids[0].clone(), ids[1].clone());
         let at = |id: &str| {
             let v = store.handles().unwrap().body_at.get(id).unwrap().unwrap();

@@ -69,6 +69,7 @@ fn font(face: Face) -> Result<&'static fontdue::Font, String> {
 }
 
 /// One rasterised glyph: packed rows, 1 = black.
+#[derive(Clone)]
 pub(crate) struct Glyph {
     w: u32,
     h: u32,
@@ -319,16 +320,7 @@ impl Typesetter {
     /// The glyph rasterised by fontdue, in `face` or its fallback.
     fn rasterize(&self, face: Face, em: f32, ch: char) -> Glyph {
         let Some(mut font) = self.font(face) else {
-            return Glyph {
-                w: 0,
-                h: 0,
-                stride: 0,
-                bits: Cow::Borrowed(&[]),
-                words: Vec::new(),
-                left: 0,
-                top: 0,
-                advance: 0.0,
-            };
+            return EMPTY.clone();
         };
         if !font.has_glyph(ch) {
             if let Some(fb) = face.fallback().and_then(|f| self.font(f)) {
