@@ -52,6 +52,7 @@ mod html;
 mod mime;
 pub mod parallel;
 mod pdf;
+mod pdf_grey;
 mod picture;
 mod postscript;
 mod raster;

@@ -3,12 +3,17 @@
 //! smaller only when the page does not fit the paper; landscape pages
 //! turned), fills without anti-aliasing so text stays crisp, pictures in
 //! the PDF dithered.
+//!
+//! A page is drawn straight to grey by `pdf_grey::GreyDevice`; a page
+//! using what that device does not draw (images, soft masks, blend modes,
+//! patterns) is drawn by hayro's own RGBA renderer and turned into grey.
 
 use super::doc::Doc;
+use super::pdf_grey::{GreyDevice, THRESHOLD};
 use super::raster::Gray;
 use super::{RenderError, RenderOptions};
 use hayro::hayro_interpret::util::TransformExt;
-use hayro::hayro_interpret::InterpreterSettings;
+use hayro::hayro_interpret::{InterpreterCache, InterpreterSettings};
 use hayro::hayro_syntax::page::Page as PdfPage;
 use hayro::hayro_syntax::{LoadPdfError, Pdf};
 use hayro::kurbo::Affine;
@@ -17,14 +22,76 @@ use hayro::vello_cpu::{Pixmap, RasterizerSettings, RenderContext, Resources, Tar
 use hayro::{RenderCache, RenderSettings};
 use std::sync::Arc;
 
-/// What one thread keeps from page to page: hayro's cache, and the
-/// render context and pixmap of the last page, reused when the next page
-/// has the same size (a new 16 MB pixmap per page is mostly page faults
-/// and clearing).
-struct Canvas<'a> {
+/// What one thread keeps from page to page: the grey device (with its
+/// glyph cache) and the interpreter's cache for it; for pages only hayro
+/// draws, hayro's cache and the render context and pixmap of the last
+/// such page, reused when the next has the same size (a new 16 MB pixmap
+/// per page is mostly page faults and clearing).
+pub(super) struct Canvas<'a> {
+    grey: GreyDevice,
+    interpreter_cache: InterpreterCache<'a>,
     cache: RenderCache<'a>,
     ctx: Option<RenderContext>,
     pixmap: Option<Pixmap>,
+}
+
+impl Canvas<'_> {
+    pub(super) fn new() -> Self {
+        Canvas {
+            grey: GreyDevice::new(),
+            interpreter_cache: InterpreterCache::new(),
+            cache: RenderCache::new(),
+            ctx: None,
+            pixmap: None,
+        }
+    }
+}
+
+/// The page's size in pixels at `x_scale × y_scale`, and the transform
+/// from PDF space to those pixels (as `hayro::render`).
+pub(super) fn geometry(page: &PdfPage<'_>, x_scale: f32, y_scale: f32) -> ((u16, u16), Affine) {
+    let (width, height) = page.render_dimensions();
+    let size = ((width * x_scale) as u16, (height * y_scale) as u16);
+    let transform = Affine::scale_non_uniform(f64::from(x_scale), f64::from(y_scale))
+        * page.initial_transform(true).to_kurbo();
+    (size, transform)
+}
+
+/// `page` in grey at `x_scale × y_scale`: drawn by the grey device, or
+/// by hayro's renderer when the page needs what the device does not draw.
+pub(super) fn grey_page<'a>(
+    canvas: &mut Canvas<'a>,
+    page: &'a PdfPage<'a>,
+    interpreter: &InterpreterSettings,
+    settings: &RenderSettings,
+    x_scale: f32,
+    y_scale: f32,
+) -> Gray {
+    let ((w, h), transform) = geometry(page, x_scale, y_scale);
+    match canvas.grey.draw(
+        page,
+        &canvas.interpreter_cache,
+        interpreter,
+        (w, h),
+        transform,
+    ) {
+        Ok(px) => Gray {
+            w: u32::from(w),
+            h: u32::from(h),
+            px: px.to_vec(),
+        },
+        Err(why) => {
+            tracing::debug!(why, "PDF page drawn through hayro's RGBA renderer");
+            let pixmap = rasterise(canvas, page, interpreter, settings, x_scale, y_scale);
+            let mut px = vec![0u8; usize::from(pixmap.width()) * usize::from(pixmap.height())];
+            luma(pixmap.data_as_u8_slice(), &mut px);
+            Gray {
+                w: u32::from(pixmap.width()),
+                h: u32::from(pixmap.height()),
+                px,
+            }
+        }
+    }
 }
 
 /// Renders `page` at `x_scale × y_scale` onto white: hayro's own
@@ -37,8 +104,7 @@ fn rasterise<'a, 'c>(
     x_scale: f32,
     y_scale: f32,
 ) -> &'c Pixmap {
-    let (width, height) = page.render_dimensions();
-    let (w, h) = ((width * x_scale) as u16, (height * y_scale) as u16);
+    let ((w, h), transform) = geometry(page, x_scale, y_scale);
     let ctx = match canvas.ctx.take() {
         Some(mut c) => {
             c.reset_and_resize(w, h);
@@ -47,8 +113,6 @@ fn rasterise<'a, 'c>(
         None => RenderContext::new(w, h),
     };
     let ctx = canvas.ctx.insert(ctx);
-    let transform = Affine::scale_non_uniform(f64::from(x_scale), f64::from(y_scale))
-        * page.initial_transform(true).to_kurbo();
     hayro::render_into(page, &canvas.cache, interpreter, settings, ctx, transform);
     ctx.flush();
     let pixmap = match canvas.pixmap.take() {
@@ -97,6 +161,33 @@ fn luma(rgba: &[u8], out: &mut [u8]) {
     }
 }
 
+/// hayro's settings for the pages it draws.
+pub(super) fn render_settings() -> RenderSettings {
+    RenderSettings {
+        // Paint a pixel when more than ~40 % covered: no grey edges on
+        // text and lines, thin rules kept.
+        aliasing_threshold: Some(THRESHOLD),
+        ..RenderSettings::default()
+    }
+}
+
+/// Test helper: `page` in grey through hayro's RGBA renderer alone.
+#[cfg(test)]
+pub(super) fn through_hayro<'a>(page: &'a PdfPage<'a>, x_scale: f32, y_scale: f32) -> Vec<u8> {
+    let mut canvas = Canvas::new();
+    let pixmap = rasterise(
+        &mut canvas,
+        page,
+        &InterpreterSettings::default(),
+        &render_settings(),
+        x_scale,
+        y_scale,
+    );
+    let mut px = vec![0u8; usize::from(pixmap.width()) * usize::from(pixmap.height())];
+    luma(pixmap.data_as_u8_slice(), &mut px);
+    px
+}
+
 /// The largest page side accepted, in points (PDF's own limit is 14 400).
 const MAX_SIDE_PT: f32 = 14_400.0;
 
@@ -126,64 +217,44 @@ pub(super) fn render(
     }
     doc.check_room(pages.len())?;
     let interpreter = InterpreterSettings::default();
-    let settings = RenderSettings {
-        // Paint a pixel when more than ~40 % covered: no grey edges on
-        // text and lines, thin rules kept.
-        aliasing_threshold: Some(100),
-        ..RenderSettings::default()
-    };
+    let settings = render_settings();
     let sheet = doc.sheet;
     // Pages side by side, each thread with its own cache (hayro's is not
     // shared between threads), one page in flight per thread.
     let threads = super::parallel::threads(opts.threads);
-    let made = super::parallel::try_map_with(
-        pages.len(),
-        threads,
-        || Canvas {
-            cache: RenderCache::new(),
-            ctx: None,
-            pixmap: None,
-        },
-        |canvas, i| {
-            let page = &pages[i];
-            let (w_pt, h_pt) = page.render_dimensions();
-            let sane = |v: f32| (1.0..=MAX_SIDE_PT).contains(&v);
-            if !sane(w_pt) || !sane(h_pt) {
-                return Err(fail(format!(
-                    "page {} has an impossible size ({w_pt}×{h_pt} points)",
-                    i + 1
-                )));
-            }
-            let (w_in, h_in) = (w_pt / 72.0, h_pt / 72.0);
-            let (x_ppi, y_ppi, turned) = sheet.document_scale(w_in, h_in);
-            // hayro panics on some malformed content; that must not take
-            // the process (or the whole queue runner) down. A context left
-            // in a panicked state is not used again.
-            let gray = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let pixmap = rasterise(
-                    canvas,
-                    page,
-                    &interpreter,
-                    &settings,
-                    x_ppi / 72.0,
-                    y_ppi / 72.0,
-                );
-                let mut px = vec![0u8; usize::from(pixmap.width()) * usize::from(pixmap.height())];
-                luma(pixmap.data_as_u8_slice(), &mut px);
-                Gray {
-                    w: u32::from(pixmap.width()),
-                    h: u32::from(pixmap.height()),
-                    px,
-                }
-            }))
-            .map_err(|_| {
-                canvas.ctx = None;
-                canvas.pixmap = None;
-                fail(format!("page {} cannot be rendered (damaged PDF)", i + 1))
-            })?;
-            Ok(sheet.place_rendered(gray, turned))
-        },
-    )?;
+    let made = super::parallel::try_map_with(pages.len(), threads, Canvas::new, |canvas, i| {
+        let page = &pages[i];
+        let (w_pt, h_pt) = page.render_dimensions();
+        let sane = |v: f32| (1.0..=MAX_SIDE_PT).contains(&v);
+        if !sane(w_pt) || !sane(h_pt) {
+            return Err(fail(format!(
+                "page {} has an impossible size ({w_pt}×{h_pt} points)",
+                i + 1
+            )));
+        }
+        let (w_in, h_in) = (w_pt / 72.0, h_pt / 72.0);
+        let (x_ppi, y_ppi, turned) = sheet.document_scale(w_in, h_in);
+        // hayro panics on some malformed content; that must not take
+        // the process (or the whole queue runner) down. A context left
+        // in a panicked state is not used again.
+        let gray = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            grey_page(
+                canvas,
+                page,
+                &interpreter,
+                &settings,
+                x_ppi / 72.0,
+                y_ppi / 72.0,
+            )
+        }))
+        .map_err(|_| {
+            canvas.grey = GreyDevice::new();
+            canvas.ctx = None;
+            canvas.pixmap = None;
+            fail(format!("page {} cannot be rendered (damaged PDF)", i + 1))
+        })?;
+        Ok(sheet.place_rendered(gray, turned))
+    })?;
     for page in made {
         doc.push_page(page)?;
     }
