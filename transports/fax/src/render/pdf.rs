@@ -10,8 +10,9 @@
 
 use super::doc::Doc;
 use super::pdf_grey::{GreyDevice, THRESHOLD};
-use super::raster::Gray;
+use super::raster::{Gray, Sheet};
 use super::{RenderError, RenderOptions};
+use crate::page::Page;
 use hayro::hayro_interpret::util::TransformExt;
 use hayro::hayro_interpret::{InterpreterCache, InterpreterSettings};
 use hayro::hayro_syntax::page::Page as PdfPage;
@@ -27,7 +28,7 @@ use std::sync::Arc;
 /// draws, hayro's cache and the render context and pixmap of the last
 /// such page, reused when the next has the same size (a new 16 MB pixmap
 /// per page is mostly page faults and clearing).
-pub(super) struct Canvas<'a> {
+struct Canvas<'a> {
     grey: GreyDevice,
     interpreter_cache: InterpreterCache<'a>,
     cache: RenderCache<'a>,
@@ -36,7 +37,7 @@ pub(super) struct Canvas<'a> {
 }
 
 impl Canvas<'_> {
-    pub(super) fn new() -> Self {
+    fn new() -> Self {
         Canvas {
             grey: GreyDevice::new(),
             interpreter_cache: InterpreterCache::new(),
@@ -57,16 +58,18 @@ pub(super) fn geometry(page: &PdfPage<'_>, x_scale: f32, y_scale: f32) -> ((u16,
     (size, transform)
 }
 
-/// `page` in grey at `x_scale × y_scale`: drawn by the grey device, or
-/// by hayro's renderer when the page needs what the device does not draw.
-pub(super) fn grey_page<'a>(
+/// `page` at `x_scale × y_scale` as a fax page, `turned` or not: drawn in
+/// grey by the grey device (into its own buffer, kept for the next page),
+/// or by hayro's renderer when the page needs what the device does not
+/// draw.
+fn fax_page<'a>(
     canvas: &mut Canvas<'a>,
     page: &'a PdfPage<'a>,
-    interpreter: &InterpreterSettings,
-    settings: &RenderSettings,
-    x_scale: f32,
-    y_scale: f32,
-) -> Gray {
+    (interpreter, settings): (&InterpreterSettings, &RenderSettings),
+    (x_scale, y_scale): (f32, f32),
+    sheet: &Sheet,
+    turned: bool,
+) -> Page {
     let ((w, h), transform) = geometry(page, x_scale, y_scale);
     match canvas.grey.draw(
         page,
@@ -75,22 +78,40 @@ pub(super) fn grey_page<'a>(
         (w, h),
         transform,
     ) {
-        Ok(px) => Gray {
-            w: u32::from(w),
-            h: u32::from(h),
-            px: px.to_vec(),
-        },
+        Ok(()) => {
+            let gray = Gray {
+                w: u32::from(w),
+                h: u32::from(h),
+                px: canvas.grey.take_page(),
+            };
+            let made = sheet.place_rendered(&gray, turned);
+            canvas.grey.give_back(gray.px);
+            made
+        }
         Err(why) => {
             tracing::debug!(why, "PDF page drawn through hayro's RGBA renderer");
-            let pixmap = rasterise(canvas, page, interpreter, settings, x_scale, y_scale);
-            let mut px = vec![0u8; usize::from(pixmap.width()) * usize::from(pixmap.height())];
-            luma(pixmap.data_as_u8_slice(), &mut px);
-            Gray {
-                w: u32::from(pixmap.width()),
-                h: u32::from(pixmap.height()),
-                px,
-            }
+            let gray = through_rgba(canvas, page, interpreter, settings, x_scale, y_scale);
+            sheet.place_rendered(&gray, turned)
         }
+    }
+}
+
+/// `page` in grey through hayro's RGBA renderer and [`luma`].
+fn through_rgba<'a>(
+    canvas: &mut Canvas<'a>,
+    page: &'a PdfPage<'a>,
+    interpreter: &InterpreterSettings,
+    settings: &RenderSettings,
+    x_scale: f32,
+    y_scale: f32,
+) -> Gray {
+    let pixmap = rasterise(canvas, page, interpreter, settings, x_scale, y_scale);
+    let mut px = vec![0u8; usize::from(pixmap.width()) * usize::from(pixmap.height())];
+    luma(pixmap.data_as_u8_slice(), &mut px);
+    Gray {
+        w: u32::from(pixmap.width()),
+        h: u32::from(pixmap.height()),
+        px,
     }
 }
 
@@ -162,7 +183,7 @@ fn luma(rgba: &[u8], out: &mut [u8]) {
 }
 
 /// hayro's settings for the pages it draws.
-pub(super) fn render_settings() -> RenderSettings {
+fn render_settings() -> RenderSettings {
     RenderSettings {
         // Paint a pixel when more than ~40 % covered: no grey edges on
         // text and lines, thin rules kept.
@@ -174,18 +195,17 @@ pub(super) fn render_settings() -> RenderSettings {
 /// Test helper: `page` in grey through hayro's RGBA renderer alone.
 #[cfg(test)]
 pub(super) fn through_hayro<'a>(page: &'a PdfPage<'a>, x_scale: f32, y_scale: f32) -> Vec<u8> {
+    let interpreter = InterpreterSettings::default();
     let mut canvas = Canvas::new();
-    let pixmap = rasterise(
+    through_rgba(
         &mut canvas,
         page,
-        &InterpreterSettings::default(),
+        &interpreter,
         &render_settings(),
         x_scale,
         y_scale,
-    );
-    let mut px = vec![0u8; usize::from(pixmap.width()) * usize::from(pixmap.height())];
-    luma(pixmap.data_as_u8_slice(), &mut px);
-    px
+    )
+    .px
 }
 
 /// The largest page side accepted, in points (PDF's own limit is 14 400).
@@ -237,14 +257,14 @@ pub(super) fn render(
         // hayro panics on some malformed content; that must not take
         // the process (or the whole queue runner) down. A context left
         // in a panicked state is not used again.
-        let gray = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            grey_page(
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            fax_page(
                 canvas,
                 page,
-                &interpreter,
-                &settings,
-                x_ppi / 72.0,
-                y_ppi / 72.0,
+                (&interpreter, &settings),
+                (x_ppi / 72.0, y_ppi / 72.0),
+                &sheet,
+                turned,
             )
         }))
         .map_err(|_| {
@@ -252,8 +272,7 @@ pub(super) fn render(
             canvas.ctx = None;
             canvas.pixmap = None;
             fail(format!("page {} cannot be rendered (damaged PDF)", i + 1))
-        })?;
-        Ok(sheet.place_rendered(gray, turned))
+        })
     })?;
     for page in made {
         doc.push_page(page)?;

@@ -199,17 +199,18 @@ impl Gray {
             // Black when darker than the cell's threshold: rank k of 16
             // turns black below (16 - k) / 16 of white. A byte holds 8
             // pixels, two cells across (x % 8 is aligned with x % 4).
-            let mut t = [0u16; 8];
+            let mut t = [0u8; 8];
             for (i, t) in t.iter_mut().enumerate() {
-                *t = (16 - SCREEN[y % 4][i % 4]) * 16 - 8;
+                // 8..=248: white (255) never turns black, black (0) always.
+                *t = ((16 - SCREEN[y % 4][i % 4]) * 16 - 8) as u8;
             }
-            for (d, px) in dst.iter_mut().zip(src.chunks(8)) {
+            pack_row(src, dst, |px| {
                 let mut b = 0u8;
-                for (i, &v) in px.iter().enumerate() {
-                    b |= u8::from(u16::from(v) < t[i]) << (7 - i);
+                for (i, (&v, &t)) in px.iter().zip(&t).enumerate() {
+                    b |= u8::from(v < t) << (7 - i);
                 }
-                *d = b;
-            }
+                b
+            });
         }
         out
     }
@@ -218,7 +219,8 @@ impl Gray {
     pub fn threshold(&self, t: u8) -> Bits {
         let mut out = Bits::new(self.w, self.h);
         let w = self.w as usize;
-        if w == 0 {
+        if w == 0 || t == 0 {
+            // Nothing is darker than 0.
             return out;
         }
         for (src, dst) in self
@@ -226,14 +228,13 @@ impl Gray {
             .chunks_exact(w)
             .zip(out.data.chunks_exact_mut(out.stride))
         {
-            // Eight pixels to a byte, most significant first.
-            for (d, px) in dst.iter_mut().zip(src.chunks(8)) {
+            pack_row(src, dst, |px| {
                 let mut b = 0u8;
                 for (i, &v) in px.iter().enumerate() {
                     b |= u8::from(v < t) << (7 - i);
                 }
-                *d = b;
-            }
+                b
+            });
         }
         out
     }
@@ -571,9 +572,12 @@ impl Sheet {
     /// A page rasterised at its final scale (see [`Sheet::document_scale`]):
     /// turned if it was rendered upright for a turn, made 1 bit, centred
     /// across and cropped or padded to the sheet, without resampling.
-    pub fn place_rendered(&self, g: Gray, turned: bool) -> Page {
-        let g = if turned { g.rotate_ccw() } else { g };
-        let bits = g.binarize_document();
+    pub fn place_rendered(&self, g: &Gray, turned: bool) -> Page {
+        let bits = if turned {
+            g.rotate_ccw().binarize_document()
+        } else {
+            g.binarize_document()
+        };
         let mut page = self.blank();
         let x = (i64::from(self.width()) - i64::from(bits.w)) / 2;
         blit(&mut page, &bits.data, bits.stride, bits.w, bits.h, x, 0);
@@ -599,6 +603,30 @@ impl Sheet {
 pub(crate) enum DocImage {
     Bits(Bits),
     Gray(Gray),
+}
+
+/// One row of grey `src` into bits `dst`, eight pixels to a byte (most
+/// significant first) by `byte`, which must make white pixels (255) white
+/// and black ones (0) black: eight of either (most of a page) skip it.
+#[inline(always)]
+fn pack_row(src: &[u8], dst: &mut [u8], byte: impl Fn(&[u8; 8]) -> u8) {
+    let mut eights = src.chunks_exact(8);
+    for (d, px) in dst.iter_mut().zip(&mut eights) {
+        let px: &[u8; 8] = px.try_into().unwrap_or(&[255; 8]);
+        *d = match u64::from_ne_bytes(*px) {
+            u64::MAX => 0,
+            0 => 0xff,
+            _ => byte(px),
+        };
+    }
+    let rest = eights.remainder();
+    if !rest.is_empty() {
+        if let Some(d) = dst.get_mut(src.len() / 8) {
+            let mut px = [255u8; 8];
+            px[..rest.len()].copy_from_slice(rest);
+            *d = byte(&px);
+        }
+    }
 }
 
 /// A bilevel page to `tw × th`: copied when the size already matches,

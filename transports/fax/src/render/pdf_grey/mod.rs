@@ -113,7 +113,7 @@ impl GreyDevice {
         settings: &InterpreterSettings,
         (w, h): (u16, u16),
         transform: Affine,
-    ) -> Result<&[u8], &'static str> {
+    ) -> Result<(), &'static str> {
         self.page.reset(w, h);
         self.viewport.reset(w, h);
         self.strips.clear();
@@ -142,8 +142,24 @@ impl GreyDevice {
         }
         match self.unsupported {
             Some(what) => Err(what),
-            None => Ok(&self.page.px),
+            None => Ok(()),
         }
+    }
+
+    /// The page last drawn, one byte per pixel (255 white), row by row.
+    #[cfg(test)]
+    pub fn grey(&self) -> &[u8] {
+        &self.page.px
+    }
+
+    /// Takes the page last drawn; [`Self::give_back`] returns the buffer
+    /// for the next page.
+    pub fn take_page(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.page.px)
+    }
+
+    pub fn give_back(&mut self, px: Vec<u8>) {
+        self.page.px = px;
     }
 
     /// The ink of a colour paint; `None` (and the page given up) for what

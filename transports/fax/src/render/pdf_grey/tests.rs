@@ -83,7 +83,7 @@ fn both(data: &[u8], device: &mut GreyDevice, (sx, sy): (f32, f32)) -> Vec<Drawn
             let (size, transform) = geometry(page, sx, sy);
             let ours = device
                 .draw(page, &cache, &settings, size, transform)
-                .map(<[u8]>::to_vec);
+                .map(|()| device.grey().to_vec());
             Drawn {
                 ours,
                 theirs: through_hayro(page, sx, sy),
@@ -330,33 +330,47 @@ fn what_the_device_does_not_draw_gives_the_page_to_hayro() {
 }
 
 #[test]
-fn the_render_of_a_page_hayro_draws_is_its_grey_exactly() {
-    // Through `pdf::render`: a page with an image and one without, each
-    // against hayro alone.
-    let with_image = pdf(
+fn a_page_hayro_draws_and_one_the_device_draws_both_come_out_whole() {
+    // Through `pdf::render`: a page with an image (hayro), one without
+    // (the device), each on the sheet exactly as hayro's grey would be.
+    let data = pdf(
         &[
             (
                 595,
                 842,
                 "q 200 0 0 200 100 400 cm /Im1 Do Q 0 g 50 50 100 100 re f",
             ),
-            (595, 842, "0.5 g 50 50 400 100 re f"),
+            (
+                842,
+                595,
+                "0.5 g 50 50 400 100 re f 0 g 300 400 100 100 re f",
+            ),
         ],
         "/XObject << /Im1 7 0 R >>",
         &[&image()],
     );
-    let pdf_doc = Pdf::new(Arc::new(with_image.clone())).expect("parses");
-    let mut canvas = super::super::pdf::Canvas::new();
-    for page in pdf_doc.pages().iter() {
-        let (sx, sy) = SCALES[1];
-        let got = super::super::pdf::grey_page(
-            &mut canvas,
-            page,
-            &InterpreterSettings::default(),
-            &super::super::pdf::render_settings(),
-            sx,
-            sy,
+    let opts = super::super::RenderOptions::default();
+    let sheet = super::super::raster::Sheet {
+        paper: opts.paper,
+        res: opts.resolution,
+    };
+    let mut doc = super::super::doc::Doc::new(sheet, 10.0, 10, 2).expect("a document");
+    super::super::pdf::render(&mut doc, &data, "test.pdf", &opts).expect("renders");
+    let pages = doc.finish().expect("pages");
+    assert_eq!(pages.len(), 2);
+    let pdf_doc = Pdf::new(Arc::new(data)).expect("parses");
+    for (page, made) in pdf_doc.pages().iter().zip(&pages) {
+        let (w_pt, h_pt) = page.render_dimensions();
+        let (x, y, turned) = sheet.document_scale(w_pt / 72.0, h_pt / 72.0);
+        let ((w, h), _) = geometry(page, x / 72.0, y / 72.0);
+        let gray = super::super::raster::Gray {
+            w: u32::from(w),
+            h: u32::from(h),
+            px: through_hayro(page, x / 72.0, y / 72.0),
+        };
+        assert!(
+            sheet.place_rendered(&gray, turned) == *made,
+            "the same page"
         );
-        assert_eq!(got.px, through_hayro(page, sx, sy));
     }
 }

@@ -189,3 +189,48 @@ fn narrow_blit_is_the_general_blit() {
         }
     }
 }
+
+#[test]
+fn threshold_and_halftone_skip_white_and_black_without_changing_a_bit() {
+    use rand::{Rng, SeedableRng};
+    // Pages of long white and black runs with grey between them, widths
+    // that are and are not a whole number of bytes.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+    for w in [1u32, 7, 8, 61, 64, 1687, 1728] {
+        let h = 9;
+        let mut px = Vec::with_capacity((w * h) as usize);
+        while px.len() < (w * h) as usize {
+            let v = match rng.gen_range(0..4) {
+                0 => 255,
+                1 => 0,
+                _ => rng.gen(),
+            };
+            let run = rng.gen_range(1..40);
+            px.extend(std::iter::repeat_n(v, run));
+        }
+        px.truncate((w * h) as usize);
+        let g = Gray { w, h, px };
+        // Pixel by pixel, as the screen and the threshold are defined.
+        const SCREEN: [[u16; 4]; 4] =
+            [[12, 5, 6, 13], [4, 0, 1, 7], [11, 3, 2, 8], [15, 10, 9, 14]];
+        let reference = |black: &dyn Fn(u32, u32, u8) -> bool| {
+            let mut out = Bits::new(w, h);
+            for y in 0..h {
+                for x in 0..w {
+                    if black(x, y, g.px[(y * w + x) as usize]) {
+                        out.data[y as usize * out.stride + x as usize / 8] |= 0x80 >> (x % 8);
+                    }
+                }
+            }
+            out
+        };
+        let screen = |x: u32, y: u32, v: u8| {
+            u16::from(v) < (16 - SCREEN[y as usize % 4][x as usize % 4]) * 16 - 8
+        };
+        assert_eq!(g.halftone(), reference(&screen), "halftone, {w} wide");
+        for t in [0u8, 1, 128, 255] {
+            let want = reference(&|_, _, v| v < t);
+            assert_eq!(g.threshold(t), want, "threshold {t}, {w} wide");
+        }
+    }
+}
