@@ -30,6 +30,9 @@ const MAX_CACHED: f64 = 128.0;
 const MASK_SIDE: u16 = 132;
 /// Cached positions per pixel, across and down.
 const STEPS: f64 = 4.0;
+/// Masks kept at most (a hostile PDF can ask for a glyph at any number
+/// of sizes); past it the cache starts again.
+const MAX_MASKS: usize = 20_000;
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct MaskKey {
@@ -132,6 +135,9 @@ impl Glyphs {
             sub_y,
         };
         if !self.masks.contains_key(&key) {
+            if self.masks.len() >= MAX_MASKS {
+                self.masks.clear();
+            }
             let at = Affine::new([
                 a,
                 b,
