@@ -29,9 +29,10 @@ use hayro::hayro_interpret::{
 use hayro::kurbo::{Affine, BezPath, PathEl, Point, Rect, Shape};
 use page::{Ink, Page};
 use std::f64::consts::SQRT_2;
+use vello_common::clip::PathDataRef;
 use vello_common::fearless_simd::Level;
 use vello_common::peniko::Fill;
-use vello_common::strip_generator::StripStorage;
+use vello_common::strip_generator::{StripGenerator, StripStorage};
 use vello_common::viewport::ViewportState;
 
 /// Coverage above which a pixel is painted (of 255): the fax's crisp
@@ -188,24 +189,9 @@ impl GreyDevice {
 
     /// Fills `path` (user space, drawn at `transform`).
     fn fill(&mut self, path: &BezPath, rule: Fill, transform: Affine, ink: Ink) {
-        let Self {
-            viewport,
-            strips,
-            page,
-            ..
-        } = &mut *self;
-        strips.clear();
-        viewport.with_generator_and_clip(|generator, clip| {
-            generator.generate_filled_path(
-                path,
-                rule,
-                transform,
-                Some(THRESHOLD),
-                strips,
-                clip.map(|c| c.path),
-            );
+        self.lay(ink, |generator, clip, strips| {
+            generator.generate_filled_path(path, rule, transform, Some(THRESHOLD), strips, clip);
         });
-        page.fill_strips(&strips.strips, &strips.alphas, ink);
     }
 
     /// Strokes `path` with a ready kurbo stroke.
@@ -216,6 +202,18 @@ impl GreyDevice {
         transform: Affine,
         ink: Ink,
     ) {
+        self.lay(ink, |generator, clip, strips| {
+            generator.generate_stroked_path(path, stroke, transform, Some(THRESHOLD), strips, clip);
+        });
+    }
+
+    /// Lays `ink` where the strips `generate` makes (under the current
+    /// clip) cover.
+    fn lay(
+        &mut self,
+        ink: Ink,
+        generate: impl FnOnce(&mut StripGenerator, Option<PathDataRef<'_>>, &mut StripStorage),
+    ) {
         let Self {
             viewport,
             strips,
@@ -224,14 +222,7 @@ impl GreyDevice {
         } = &mut *self;
         strips.clear();
         viewport.with_generator_and_clip(|generator, clip| {
-            generator.generate_stroked_path(
-                path,
-                stroke,
-                transform,
-                Some(THRESHOLD),
-                strips,
-                clip.map(|c| c.path),
-            );
+            generate(generator, clip.map(|c| c.path), strips);
         });
         page.fill_strips(&strips.strips, &strips.alphas, ink);
     }

@@ -17,48 +17,10 @@ const BENCH_DOC: &[u8] = include_bytes!("../../../tests/fixtures/fax/bench-doc.p
 /// bench/fax.sh's business letters (10 pages of Helvetica and rules).
 const BENCH_LETTERS: &[u8] = include_bytes!("../../../tests/fixtures/fax/bench-letters.pdf");
 
-/// A small PDF: each page (width, height, content) in points, sharing
-/// `resources` (a dictionary body) and numbered `extra` objects after
-/// the pages (`N 0 R` with N = 3 + 2 × pages + index).
-fn pdf(pages: &[(u32, u32, &str)], resources: &str, extra: &[&str]) -> Vec<u8> {
-    let n = pages.len();
-    let kids: Vec<String> = (0..n).map(|i| format!("{} 0 R", 3 + 2 * i)).collect();
-    let mut objs: Vec<String> = vec![
-        "<< /Type /Catalog /Pages 2 0 R >>".into(),
-        format!("<< /Type /Pages /Count {n} /Kids [{}] >>", kids.join(" ")),
-    ];
-    for (i, (w, h, content)) in pages.iter().enumerate() {
-        objs.push(format!(
-            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {w} {h}] \
-             /Resources << {resources} >> /Contents {} 0 R >>",
-            4 + 2 * i
-        ));
-        objs.push(format!(
-            "<< /Length {} >>\nstream\n{content}\nendstream",
-            content.len()
-        ));
-    }
-    objs.extend(extra.iter().map(|s| s.to_string()));
-    let mut out = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, o) in objs.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
-    }
-    let xref = out.len();
-    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes());
-    for off in offsets {
-        out.extend_from_slice(format!("{off:010} 00000 n \n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!(
-            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-            objs.len() + 1
-        )
-        .as_bytes(),
-    );
-    out
-}
+#[path = "../../../tests/fixtures/fax/messages.rs"]
+#[allow(dead_code)]
+mod fixtures;
+use fixtures::pdf_with as pdf;
 
 /// Pages of the bench documents compared (each takes seconds unoptimised).
 const PAGES: usize = 3;
@@ -268,7 +230,7 @@ fn what_the_device_does_not_draw_gives_the_page_to_hayro() {
         (
             "an image",
             "q 200 0 0 200 100 400 cm /Im1 Do Q",
-            "/XObject << /Im1 5 0 R >>",
+            "/XObject << /Im1 3 0 R >>",
             vec![image()],
         ),
         (
@@ -286,7 +248,7 @@ fn what_the_device_does_not_draw_gives_the_page_to_hayro() {
         (
             "a soft mask",
             "/S gs 0 0 1 rg 100 100 300 300 re f",
-            "/ExtGState << /S << /SMask << /Type /Mask /S /Luminosity /G 5 0 R >> >> >>",
+            "/ExtGState << /S << /SMask << /Type /Mask /S /Luminosity /G 3 0 R >> >> >>",
             vec![form(
                 "/S /Transparency /CS /DeviceGray",
                 "0.5 g 0 0 595 842 re f",
@@ -302,7 +264,7 @@ fn what_the_device_does_not_draw_gives_the_page_to_hayro() {
         (
             "a pattern or shading",
             "/Pattern cs /P1 scn 100 100 300 300 re f",
-            "/Pattern << /P1 5 0 R >>",
+            "/Pattern << /P1 3 0 R >>",
             vec![stream(
                 "/PatternType 1 /PaintType 1 /TilingType 1 /BBox [0 0 20 20] /XStep 20 \
                  /YStep 20 /Resources << >>",
@@ -312,7 +274,7 @@ fn what_the_device_does_not_draw_gives_the_page_to_hayro() {
         (
             "a transparency group",
             "/H gs /F1 Do",
-            "/ExtGState << /H << /ca 0.5 /CA 0.5 >> >> /XObject << /F1 5 0 R >>",
+            "/ExtGState << /H << /ca 0.5 /CA 0.5 >> >> /XObject << /F1 3 0 R >>",
             vec![form("/S /Transparency", "0 g 100 100 300 300 re f")],
         ),
     ];
@@ -346,7 +308,7 @@ fn a_page_hayro_draws_and_one_the_device_draws_both_come_out_whole() {
                 "0.5 g 50 50 400 100 re f 0 g 300 400 100 100 re f",
             ),
         ],
-        "/XObject << /Im1 7 0 R >>",
+        "/XObject << /Im1 3 0 R >>",
         &[&image()],
     );
     let opts = super::super::RenderOptions::default();
