@@ -7,14 +7,16 @@
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod ports;
 mod script;
 mod server;
 mod system;
+pub use ports::*;
 #[allow(unused_imports)] // not every test binary uses the scripted client
 pub use script::*;
 pub use server::*;

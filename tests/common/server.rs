@@ -1,35 +1,8 @@
-//! The server under test: free ports, `Server` (the real binary with a
-//! configuration made for the test, its log, restarts) and `Smtp`, a
-//! line-by-line SMTP client for it.
+//! The server under test: `Server` (the real binary with a configuration
+//! made for the test, its log, restarts) and `Smtp`, a line-by-line SMTP
+//! client for it.
 
 use super::*;
-
-/// Ports tests listen on: below the kernel's ephemeral range (32768 and
-/// up), so that the many client connections of tests running in parallel
-/// never take a port between the moment it is picked and the moment the
-/// server binds it.
-pub const TEST_PORTS: std::ops::Range<u16> = 10_000..32_000;
-
-/// A free TCP port on 127.0.0.1 in [`TEST_PORTS`], picked at random
-/// (so parallel test processes rarely pick the same) and checked free.
-pub fn free_port() -> u16 {
-    free_port_on(&["127.0.0.1"])
-}
-
-/// A port in [`TEST_PORTS`] free on every one of `ips`.
-pub fn free_port_on(ips: &[&str]) -> u16 {
-    for _ in 0..1000 {
-        let span = TEST_PORTS.end - TEST_PORTS.start;
-        let port = TEST_PORTS.start + rand::random::<u16>() % span;
-        if ips
-            .iter()
-            .all(|ip| TcpListener::bind((ip.parse::<std::net::IpAddr>().unwrap(), port)).is_ok())
-        {
-            return port;
-        }
-    }
-    panic!("no free port on {ips:?}");
-}
 
 /// A running faxmta with its own directory.
 pub struct Server {

@@ -29,13 +29,6 @@ pub struct Browser {
     _dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 impl Browser {
     /// Start chromedriver and a browser session.
     pub fn start(screen: Screen) -> Browser {
@@ -50,7 +43,7 @@ impl Browser {
 
     fn start_with(screen: Screen, javascript: bool) -> Browser {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
+        let port = crate::common::free_port();
         let log = std::fs::File::create(dir.path().join("chromedriver.log")).unwrap();
         let mut cmd = Command::new("chromedriver");
         cmd.arg(format!("--port={port}"))

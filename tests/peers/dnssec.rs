@@ -13,7 +13,7 @@
 //! client to check either, and [`tlsa_rdata`] computes TLSA data for a
 //! certificate.
 
-use crate::common::{wait_until, TEST_PORTS};
+use crate::common::{pick_port, wait_until, TEST_PORTS};
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -98,14 +98,7 @@ fn run(cmd: &mut Command, what: &str) -> String {
 /// A port in [`TEST_PORTS`] free for both UDP and TCP on `ip`.
 pub fn free_dns_port(ip: &str) -> u16 {
     let addr: IpAddr = ip.parse().expect("an IP address");
-    for _ in 0..1000 {
-        let span = TEST_PORTS.end - TEST_PORTS.start;
-        let port = TEST_PORTS.start + rand::random::<u16>() % span;
-        if dns_port_free(addr, port) {
-            return port;
-        }
-    }
-    panic!("no port free for UDP and TCP on {ip}");
+    pick_port(TEST_PORTS, |port| dns_port_free(addr, port))
 }
 
 /// Whether nothing listens on `addr:port`, UDP or TCP.

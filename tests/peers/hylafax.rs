@@ -71,12 +71,9 @@ impl HylafaxServer {
         run("chmod", &["1777", spool.join("tmp").to_str().unwrap()]);
         run("mkfifo", &[spool.join("FIFO").to_str().unwrap()]);
         run("chown", &["-R", "uucp:uucp", dir.path().to_str().unwrap()]);
-        // Below the ephemeral range (like tests/common's free_port): no
-        // client connection takes it before hfaxd binds it.
-        let port = (0..1000)
-            .map(|_| 10_000 + rand::random::<u16>() % 22_000)
-            .find(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
-            .expect("a free port");
+        // Below the ephemeral range, held for this test
+        // (tests/common/ports.rs): nothing takes it before hfaxd binds it.
+        let port = crate::common::free_port();
         let log = |name: &str| std::fs::File::create(dir.path().join(name)).unwrap();
         let q = spool.to_str().unwrap().to_owned();
         let faxq = Command::new(FAXQ)

@@ -70,13 +70,9 @@ fn ip_of(ip: &str) -> IpAddr {
 /// 10000–19999, picked at random.
 pub fn sip_port(ip: &str) -> u16 {
     let addr = ip_of(ip);
-    for _ in 0..1000 {
-        let port = SIP_PORTS.start + rand::random::<u16>() % (SIP_PORTS.end - SIP_PORTS.start);
-        if UdpSocket::bind((addr, port)).is_ok() && TcpListener::bind((addr, port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free SIP port on {ip}");
+    crate::common::pick_port(SIP_PORTS, |port| {
+        UdpSocket::bind((addr, port)).is_ok() && TcpListener::bind((addr, port)).is_ok()
+    })
 }
 
 /// A block of 200 UDP ports (in 20000–31999) for media, held for this
