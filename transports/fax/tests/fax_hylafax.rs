@@ -13,6 +13,10 @@ use faxmta_fax::tiff::{write_tiff_f, TiffHeader};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+// The workspace tests' port picker (each port held by a lock file), which
+// hylafax.rs takes hfaxd's port from.
+#[path = "../../../tests/common/ports.rs"]
+mod common;
 #[path = "../../../tests/peers/hylafax.rs"]
 mod hylafax;
 use hylafax::{qfile, run, HylafaxServer};
