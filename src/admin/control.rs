@@ -453,6 +453,21 @@ async fn simulate_incoming(
 /// Send a request to a running server. `Ok(None)` when no server listens
 /// on the socket (the caller may then open the queue itself).
 pub fn call(path: &Path, request: &Request) -> Result<Option<Response>, String> {
+    let Some(stream) = send(path, request)? else {
+        return Ok(None);
+    };
+    let mut line = String::new();
+    BufReader::new(&stream)
+        .read_line(&mut line)
+        .map_err(|e| format!("control socket {}: {e}", path.display()))?;
+    serde_json::from_str(&line)
+        .map(Some)
+        .map_err(|e| format!("control socket {}: bad answer: {e}", path.display()))
+}
+
+/// Connect to a running server and send it `request` (one JSON line);
+/// the stream its answer comes on. `Ok(None)` when no server listens.
+fn send(path: &Path, request: &Request) -> Result<Option<std::os::unix::net::UnixStream>, String> {
     let stream = match std::os::unix::net::UnixStream::connect(path) {
         Ok(s) => s,
         Err(e)
@@ -470,11 +485,5 @@ pub fn call(path: &Path, request: &Request) -> Result<Option<Response>, String> 
     (&stream)
         .write_all(&out)
         .map_err(|e| format!("control socket {}: {e}", path.display()))?;
-    let mut line = String::new();
-    BufReader::new(&stream)
-        .read_line(&mut line)
-        .map_err(|e| format!("control socket {}: {e}", path.display()))?;
-    serde_json::from_str(&line)
-        .map(Some)
-        .map_err(|e| format!("control socket {}: bad answer: {e}", path.display()))
+    Ok(Some(stream))
 }

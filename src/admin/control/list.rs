@@ -113,23 +113,9 @@ impl<R: BufRead> Iterator for ListReader<R> {
 pub fn list(
     path: &Path,
 ) -> Result<Option<ListReader<BufReader<std::os::unix::net::UnixStream>>>, String> {
-    let stream = match std::os::unix::net::UnixStream::connect(path) {
-        Ok(s) => s,
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            return Ok(None)
-        }
-        Err(e) => return Err(format!("control socket {}: {e}", path.display())),
+    let Some(stream) = super::send(path, &Request::ListStream)? else {
+        return Ok(None);
     };
-    let mut out = serde_json::to_vec(&Request::ListStream).map_err(|e| e.to_string())?;
-    out.push(b'\n');
-    (&stream)
-        .write_all(&out)
-        .map_err(|e| format!("control socket {}: {e}", path.display()))?;
     Ok(Some(ListReader::new(BufReader::with_capacity(
         256 * 1024,
         stream,
