@@ -17,8 +17,10 @@
 //! see docs/configuration.md, "HTTP fax API", and docs/openapi.yaml.
 
 pub mod job;
+mod message;
 pub mod reply;
 mod status;
+mod upload;
 
 use crate::admin::tokens::{self, Token};
 use crate::config::{Config, DomainKind};
@@ -26,14 +28,16 @@ use crate::policy::fax::{may_fax_address, Asker};
 use crate::router::Router;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use faxmta_fax::media::media_type;
 use faxmta_queue::{BroadcastEntry, NewMessage, Store};
 use job::FaxJob;
+pub use message::build_message;
 use reply::{ApiError, Code, Format, Submitted, Transaction};
 use std::sync::Arc;
+pub use upload::File;
+use upload::{match_attachments, read_parts, too_large};
 
 /// The header that carries the token.
 pub const TOKEN_HEADER: &str = "XM-Token-Authorization";
@@ -71,13 +75,6 @@ pub async fn unknown(
         format!("{method} {}: no such request here", uri.path()),
     );
     reply::error(Format::from_headers(&headers), &e)
-}
-
-/// A document of the request.
-pub struct File {
-    pub name: String,
-    pub media_type: String,
-    pub data: axum::body::Bytes,
 }
 
 /// Who queues a fax: for the log and the queue's client record.
@@ -324,174 +321,6 @@ fn unavailable(e: faxmta_queue::QueueError) -> ApiError {
     ApiError::new(Code::QueueUnavailable, format!("cannot queue the fax: {e}"))
 }
 
-fn too_large(limit: u64) -> ApiError {
-    ApiError::new(
-        Code::TooLarge,
-        format!("the request is larger than {limit} octets ([admin] max_request)"),
-    )
-}
-
-fn multipart_error(e: axum::extract::multipart::MultipartError, limit: u64) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return too_large(limit);
-    }
-    ApiError::new(
-        Code::InvalidMultipart,
-        format!("bad multipart request: {}", e.body_text()),
-    )
-}
-
-/// The `metadata` part and the `attachments` parts.
-async fn read_parts(
-    mut multipart: Multipart,
-    limit: u64,
-) -> Result<(axum::body::Bytes, Vec<File>), ApiError> {
-    let bad = |msg: String| ApiError::new(Code::InvalidMultipart, msg);
-    let mut metadata = None;
-    let mut files: Vec<File> = Vec::new();
-    while let Some(field) = multipart
-        .next_field()
-        .await
-        .map_err(|e| multipart_error(e, limit))?
-    {
-        let name = field.name().unwrap_or("").to_string();
-        match name.as_str() {
-            "metadata" => {
-                if metadata.is_some() {
-                    return Err(bad("more than one metadata part".into()));
-                }
-                metadata = Some(field.bytes().await.map_err(|e| multipart_error(e, limit))?);
-            }
-            "attachments" | "attachment" => {
-                let file_name = field
-                    .file_name()
-                    .map(|f| f.rsplit(['/', '\\']).next().unwrap_or(f).to_string())
-                    .filter(|f| !f.is_empty())
-                    .ok_or_else(|| bad("an attachments part has no filename".into()))?;
-                if files.iter().any(|f| f.name == file_name) {
-                    return Err(bad(format!("two attachments are named {file_name:?}")));
-                }
-                let media_type = match field.content_type() {
-                    Some(t) if !t.eq_ignore_ascii_case("application/octet-stream") => t.to_string(),
-                    _ => media_type(&file_name).to_string(),
-                };
-                let data = field.bytes().await.map_err(|e| multipart_error(e, limit))?;
-                files.push(File {
-                    name: file_name,
-                    media_type,
-                    data,
-                });
-            }
-            other => {
-                return Err(bad(format!(
-                    "unexpected part {other:?}: send metadata and attachments"
-                )))
-            }
-        }
-    }
-    let metadata = metadata.ok_or_else(|| bad("no metadata part (the XML control file)".into()))?;
-    Ok((metadata, files))
-}
-
-/// The files in the order the control file lists them; each listed
-/// one must be there, and none that is not listed.
-fn match_attachments(job: &FaxJob, mut files: Vec<File>) -> Result<Vec<File>, ApiError> {
-    let mut out = Vec::new();
-    for a in &job.attachments.list {
-        let name = a.name.trim();
-        let Some(i) = files.iter().position(|f| f.name == name) else {
-            return Err(ApiError::new(
-                Code::MissingAttachment,
-                format!("the metadata names {name:?} but the request has no such attachment"),
-            ));
-        };
-        out.push(files.remove(i));
-    }
-    if let Some(extra) = files.first() {
-        return Err(ApiError::new(
-            Code::UnlistedAttachment,
-            format!(
-                "the attachment {:?} is not named in <Attachments>",
-                extra.name
-            ),
-        ));
-    }
-    Ok(out)
-}
-
-/// The message of a request: the recipients (their names from the
-/// control file) in `To:`, the cover fields in its headers, the note as a
-/// text part, the documents as attachments.
-pub fn build_message(
-    job: &FaxJob,
-    addresses: &[String],
-    files: &[File],
-) -> Result<Vec<u8>, ApiError> {
-    use mail_builder::headers::address::Address;
-    let (email, name) = job.sender();
-    let from = match name.is_empty() {
-        true => Address::new_address(None::<String>, email.to_string()),
-        false => Address::new_address(Some(name.to_string()), email.to_string()),
-    };
-    let to: Vec<Address> = job
-        .recipients
-        .list
-        .iter()
-        .zip(addresses)
-        .map(|(recipient, address)| {
-            let display = [recipient.name.trim(), recipient.company.trim()]
-                .into_iter()
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-                .join(", ");
-            match display.is_empty() {
-                true => Address::new_address(None::<String>, address.to_string()),
-                false => Address::new_address(Some(display), address.to_string()),
-            }
-        })
-        .collect();
-    let mut to = to;
-    let to = match to.len() {
-        1 => to.swap_remove(0),
-        _ => Address::new_list(to),
-    };
-    let subject = match job.cover.subject.trim() {
-        "" => files
-            .iter()
-            .map(|f| f.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-        s => s.to_string(),
-    };
-    let mut builder = mail_builder::MessageBuilder::new()
-        .from(from)
-        .to(to)
-        .subject(subject)
-        .header(
-            "X-Mailer",
-            mail_builder::headers::raw::Raw::new("faxmta HTTP fax API"),
-        );
-    match job.cover.page.trim().to_ascii_lowercase().as_str() {
-        "yes" | "no" => {
-            let page = job.cover.page.trim().to_ascii_lowercase();
-            builder = builder.header("X-Fax-Cover", mail_builder::headers::raw::Raw::new(page));
-        }
-        _ => {}
-    }
-    if !job.cover.note.trim().is_empty() {
-        builder = builder.text_body(job.cover.note.clone());
-    }
-    for f in files {
-        builder = builder.attachment(f.media_type.clone(), f.name.clone(), f.data.to_vec());
-    }
-    builder.write_to_vec().map_err(|e| {
-        ApiError::new(
-            Code::QueueUnavailable,
-            format!("cannot build the message: {e}"),
-        )
-    })
-}
-
 async fn send(
     State(api): State<Arc<Api>>,
     headers: HeaderMap,
@@ -564,54 +393,5 @@ async fn status(
     match found {
         Ok(s) => reply::status(format, &s),
         Err(e) => reply::error(format, &e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn file(name: &str) -> File {
-        File {
-            name: name.into(),
-            media_type: media_type(name).into(),
-            data: axum::body::Bytes::from_static(b"x"),
-        }
-    }
-
-    #[test]
-    fn the_cover_page_choice_travels_in_the_message() {
-        let xml = |page: &str| {
-            format!(
-                r#"<FaxJob><Sender email="a@b.test"/><Recipients><Recipient number="1"/></Recipients>
-                <Cover subject="S" note="N" {page}/></FaxJob>"#
-            )
-        };
-        let message = |page: &str| {
-            let job = FaxJob::parse(xml(page).as_bytes()).unwrap();
-            String::from_utf8(build_message(&job, &["1@fax.test".into()], &[]).unwrap()).unwrap()
-        };
-        assert!(message(r#"page="no""#).contains("X-Fax-Cover: no\r\n"));
-        assert!(message(r#"page="YES""#).contains("X-Fax-Cover: yes\r\n"));
-        assert!(!message("").contains("X-Fax-Cover"));
-        assert!(!message(r#"page="maybe""#).contains("X-Fax-Cover"));
-    }
-
-    #[test]
-    fn attachments_must_match_the_metadata() {
-        let job = FaxJob::parse(
-            br#"<FaxJob><Sender email="a@b"/><Recipients><Recipient number="1"/></Recipients>
-            <Attachments><Attachment name="b.pdf"/><Attachment name="a.txt"/></Attachments></FaxJob>"#,
-        )
-        .unwrap();
-        let got = match_attachments(&job, vec![file("a.txt"), file("b.pdf")]).unwrap();
-        assert_eq!(got[0].name, "b.pdf");
-        assert_eq!(got[1].media_type, "text/plain");
-        let e = match_attachments(&job, vec![file("a.txt")]).err().unwrap();
-        assert_eq!(e.code, Code::MissingAttachment);
-        let e = match_attachments(&job, vec![file("a.txt"), file("b.pdf"), file("c.png")])
-            .err()
-            .unwrap();
-        assert_eq!(e.code, Code::UnlistedAttachment);
     }
 }
