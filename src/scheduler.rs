@@ -17,7 +17,8 @@ use crate::policy::fax::{may_fax, Asker};
 use crate::reports::ReportKind;
 use crate::router::{Route, Router};
 use faxmta_queue::{
-    format_duration, now_unix, Envelope, Etrn, Lease, Notify, RcptState, Reply, RetryPolicy, Store,
+    format_duration, now_unix, Envelope, Etrn, Lease, Notify, QueueError, RcptState, Reply,
+    RetryPolicy, Store,
 };
 use faxmta_transport::{Job, JobRecipient, NextHop, Outcome, Status, TransportTable};
 use std::sync::Arc;
@@ -245,29 +246,21 @@ impl Scheduler {
         self.store.end_lease(lease);
     }
 
+    /// The store could not be read for message `id`: not again at once
+    /// (the store may be reopening).
+    fn unreadable(&self, id: &str, e: &QueueError) {
+        tracing::error!("{id}: cannot read from the queue: {e}");
+        self.store.postpone(id, now_unix() + STORE_TROUBLE_PAUSE);
+    }
+
     /// One delivery attempt for the due recipients of one message.
     async fn process(&self, id: &str) {
         let plan = self.plan();
-        let (env, body) = match (self.store.get(id), self.store.body(id)) {
-            (Ok(Some(env)), Ok(Some(body))) => (env, body),
-            (Ok(None), _) => return, // deleted meanwhile
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::error!("{id}: cannot read from the queue: {e}");
-                // Not again at once (the store may be reopening).
-                self.store.postpone(id, now_unix() + STORE_TROUBLE_PAUSE);
-                return;
-            }
-            (Ok(Some(env)), Ok(None)) => {
-                // The content is gone (storage trouble or outside
-                // interference): say so to the sender rather than retry
-                // forever or drop the recipients silently.
-                tracing::error!("{id}: the message content is missing from the queue");
-                let lost = Reply::new(554, "5.3.0", "the message content was lost from the queue");
-                let outcomes = env
-                    .active()
-                    .map(|(i, _)| Outcome::local(i, Status::Failed, "none", lost.clone()))
-                    .collect();
-                self.record(env, &[], outcomes, &[], now_unix()).await;
+        let env = match self.store.get(id) {
+            Ok(Some(env)) => env,
+            Ok(None) => return, // deleted meanwhile
+            Err(e) => {
+                self.unreadable(id, &e);
                 return;
             }
         };
@@ -358,6 +351,37 @@ impl Scheduler {
                 None => jobs.push((hop, vec![rcpt])),
             }
         }
+        // The content is read only now, and only when a delivery or a
+        // report needs it: a message whose due recipients are all held
+        // for ETRN is not read at all (a 30 MiB one would cost 30 MiB of
+        // memory at each look).
+        let body = if jobs.is_empty() && outcomes.is_empty() && self.late(&env, now).is_empty() {
+            Vec::new()
+        } else {
+            match self.store.body(id) {
+                Ok(Some(body)) => body,
+                // Deleted since its envelope was read.
+                Ok(None) if matches!(self.store.get(id), Ok(None)) => return,
+                Ok(None) => {
+                    // The content is gone (storage trouble or outside
+                    // interference): say so to the sender rather than
+                    // retry forever or drop the recipients silently.
+                    tracing::error!("{id}: the message content is missing from the queue");
+                    let lost =
+                        Reply::new(554, "5.3.0", "the message content was lost from the queue");
+                    let outcomes = env
+                        .active()
+                        .map(|(i, _)| Outcome::local(i, Status::Failed, "none", lost.clone()))
+                        .collect();
+                    self.record(env, &[], outcomes, &[], now_unix()).await;
+                    return;
+                }
+                Err(e) => {
+                    self.unreadable(id, &e);
+                    return;
+                }
+            }
+        };
         // A destination whose slots are all in use: its recipients wait,
         // parked, without holding this worker (see destinations.rs).
         let mut busy = None;

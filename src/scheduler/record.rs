@@ -6,6 +6,25 @@
 use super::*;
 
 impl Scheduler {
+    /// The recipients of `env` owed a delay warning at `now`: the message
+    /// waited `delay_warning` or longer, and each was attempted, is not
+    /// warned yet, has no report pending and wants one (NOTIFY).
+    pub(super) fn late(&self, env: &Envelope, now: u64) -> Vec<usize> {
+        let after = self.plan().delay_warning;
+        if after == 0 || now.saturating_sub(env.arrival) < after {
+            return Vec::new();
+        }
+        env.active()
+            .filter(|(_, r)| {
+                !r.delay_warned
+                    && !r.report_pending
+                    && r.attempts > 0
+                    && Notify::wants_delay(r.notify)
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
     /// Hold message `id` (its recipients `indexes` made a transport ask
     /// for it: a fax renderer that keeps crashing on it) so that it stops
     /// being tried, and tell the sender (a delay report with the reason).
@@ -215,19 +234,8 @@ impl Scheduler {
             }
         }
         // One delay warning per recipient, once the message waited long enough.
-        if self.plan().delay_warning > 0
-            && now.saturating_sub(env.arrival) >= self.plan().delay_warning
         {
-            let late: Vec<usize> = updated
-                .active()
-                .filter(|(_, r)| {
-                    !r.delay_warned
-                        && !r.report_pending
-                        && r.attempts > 0
-                        && Notify::wants_delay(r.notify)
-                })
-                .map(|(i, _)| i)
-                .collect();
+            let late = self.late(&updated, now);
             if !late.is_empty()
                 && self
                     .send_report(ReportKind::Delay, &updated, body, &late, now)
