@@ -37,11 +37,12 @@ fn reset_peak(pid: u32) -> u64 {
 /// read for that, and the peak counts whatever the look cost.
 fn peak_once_held(server: &Server, reply: &str) -> u64 {
     let id = queued_id(reply);
+    let held = format!("{id}: to=<u@hold.test>");
     assert!(
         wait_until(30, || server
             .log()
             .lines()
-            .any(|l| l.contains(&format!("{id}: to=<u@hold.test>")) && l.contains("status=held"))),
+            .any(|l| l.contains(&held) && l.contains("status=held"))),
         "{id} was not held:\n{}",
         server.log()
     );
