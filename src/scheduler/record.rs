@@ -234,16 +234,14 @@ impl Scheduler {
             }
         }
         // One delay warning per recipient, once the message waited long enough.
+        let late = self.late(&updated, now);
+        if !late.is_empty()
+            && self
+                .send_report(ReportKind::Delay, &updated, body, &late, now)
+                .await
         {
-            let late = self.late(&updated, now);
-            if !late.is_empty()
-                && self
-                    .send_report(ReportKind::Delay, &updated, body, &late, now)
-                    .await
-            {
-                for i in late {
-                    updated.recipients[i].delay_warned = true;
-                }
+            for i in late {
+                updated.recipients[i].delay_warned = true;
             }
         }
         // Success notices (NOTIFY=SUCCESS): "delivered" when the final

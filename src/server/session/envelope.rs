@@ -5,10 +5,21 @@
 use super::{Next, Session, Transaction, NO_ROOM, TOO_BIG};
 use crate::config::fax::FaxSenders;
 use crate::router::Route;
-use faxmta_queue::{BodyType, Etrn, NewRecipient, Notify, Ret};
+use faxmta_queue::{BodyType, Etrn, NewRecipient, Notify, Reply, Ret};
 use smtp_proto as sp;
 
 impl Session {
+    /// A recipient refused by policy or routing: logged the way Postfix
+    /// logs it (`NOQUEUE: reject: RCPT`), and answered.
+    fn refuse_rcpt(&mut self, rcpt: &str, reply: &Reply) -> Next {
+        tracing::info!(
+            client = %self.peer, rcpt = %rcpt,
+            "NOQUEUE: reject: RCPT from [{}]: {reply}",
+            self.peer.ip()
+        );
+        self.error(reply.code, &reply.status, &reply.text)
+    }
+
     pub(super) fn hello(&mut self, host: String, esmtp: bool) -> Next {
         self.tx = None;
         self.helo = Some(host.clone());
@@ -178,13 +189,7 @@ impl Session {
             });
         let flag = match allowed {
             Ok(flag) => flag,
-            Err(reply) => {
-                tracing::info!(
-                    client = %self.peer, rcpt = %to.address,
-                    "NOQUEUE: reject: RCPT from [{ip}]: {reply}"
-                );
-                return self.error(reply.code, &reply.status, &reply.text);
-            }
+            Err(reply) => return self.refuse_rcpt(&to.address, &reply),
         };
         let may_relay = self.may_relay();
         let checked =
@@ -208,13 +213,7 @@ impl Session {
             };
         let (lifetime, etrn) = match checked {
             Ok(kept) => kept,
-            Err(reply) => {
-                tracing::info!(
-                    client = %self.peer, rcpt = %to.address,
-                    "NOQUEUE: reject: RCPT from [{ip}]: {reply}"
-                );
-                return self.error(reply.code, &reply.status, &reply.text);
-            }
+            Err(reply) => return self.refuse_rcpt(&to.address, &reply),
         };
         let notify = (to.flags
             & (sp::RCPT_NOTIFY_NEVER
